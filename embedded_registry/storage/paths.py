@@ -1,0 +1,98 @@
+"""Paths of CNCF Distribution's filesystem storage layout.
+
+Every module that touches the disk builds its paths here, so the layout is written down once.
+The layout (under ``<root>/docker/registry/v2/``) is the one of Distribution's
+``registry/storage/paths.go``::
+
+    blobs/sha256/<first two hex>/<hex>/data
+    repositories/<name>/_layers/sha256/<hex>/link
+    repositories/<name>/_manifests/revisions/sha256/<hex>/link
+    repositories/<name>/_manifests/tags/<tag>/current/link
+    repositories/<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
+    repositories/<name>/_uploads/<uuid>/{data,startedat,hashstates/...}
+
+Callers must validate repository names, tags and digests (``embedded_registry.names``) before
+building a path: these functions join what they are given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+V2_PREFIX = Path("docker") / "registry" / "v2"
+
+
+def split_digest(digest: str) -> tuple[str, str]:
+    """Split ``sha256:<hex>`` into ``("sha256", "<hex>")``."""
+    algorithm, _, hex_part = digest.partition(":")
+    return algorithm, hex_part
+
+
+class Layout:
+    """Paths of one storage root in Distribution's layout."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.v2 = self.root / V2_PREFIX
+
+    # blobs -------------------------------------------------------------------------------
+    @property
+    def blobs_dir(self) -> Path:
+        return self.v2 / "blobs"
+
+    def blob_dir(self, digest: str) -> Path:
+        algorithm, hex_part = split_digest(digest)
+        return self.blobs_dir / algorithm / hex_part[:2] / hex_part
+
+    def blob_data(self, digest: str) -> Path:
+        return self.blob_dir(digest) / "data"
+
+    # repositories ------------------------------------------------------------------------
+    @property
+    def repositories_dir(self) -> Path:
+        return self.v2 / "repositories"
+
+    def repo_dir(self, name: str) -> Path:
+        return self.repositories_dir / name
+
+    def layers_dir(self, name: str) -> Path:
+        return self.repo_dir(name) / "_layers"
+
+    def layer_link(self, name: str, digest: str) -> Path:
+        algorithm, hex_part = split_digest(digest)
+        return self.layers_dir(name) / algorithm / hex_part / "link"
+
+    def manifests_dir(self, name: str) -> Path:
+        return self.repo_dir(name) / "_manifests"
+
+    def revisions_dir(self, name: str) -> Path:
+        return self.manifests_dir(name) / "revisions"
+
+    def revision_link(self, name: str, digest: str) -> Path:
+        algorithm, hex_part = split_digest(digest)
+        return self.revisions_dir(name) / algorithm / hex_part / "link"
+
+    def tags_dir(self, name: str) -> Path:
+        return self.manifests_dir(name) / "tags"
+
+    def tag_dir(self, name: str, tag: str) -> Path:
+        return self.tags_dir(name) / tag
+
+    def tag_current_link(self, name: str, tag: str) -> Path:
+        return self.tag_dir(name, tag) / "current" / "link"
+
+    def tag_index_link(self, name: str, tag: str, digest: str) -> Path:
+        algorithm, hex_part = split_digest(digest)
+        return self.tag_dir(name, tag) / "index" / algorithm / hex_part / "link"
+
+    def uploads_dir(self, name: str) -> Path:
+        return self.repo_dir(name) / "_uploads"
+
+    def upload_dir(self, name: str, upload_id: str) -> Path:
+        return self.uploads_dir(name) / upload_id
+
+    def upload_data(self, name: str, upload_id: str) -> Path:
+        return self.upload_dir(name, upload_id) / "data"
+
+    def upload_startedat(self, name: str, upload_id: str) -> Path:
+        return self.upload_dir(name, upload_id) / "startedat"
