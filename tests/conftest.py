@@ -1,0 +1,24 @@
+"""Fixtures shared by every test: real registries on loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.servers import RunningRegistry, bundled_registry, distribution_registry
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """The bundled registry, running on an empty storage root."""
+    with bundled_registry(tmp_path / "registry") as running:
+        yield running
+
+
+@pytest.fixture
+def distribution(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """Debian's docker-registry (CNCF Distribution 2.8) with delete enabled, on an empty root."""
+    with distribution_registry(tmp_path / "distribution") as running:
+        yield running
