@@ -1,0 +1,423 @@
+"""Read the files inside a layer blob while it streams: gzip, zstd or plain tar.
+
+A layer is fed chunk by chunk (``LayerReader.feed``), so a caller can show progress and stop at
+any point; nothing is written to disk and file contents are skipped, never kept. The result is a
+``FileNode`` tree with the size of every directory (the sum of the regular files below it).
+
+Whiteouts (the OCI/AUFS convention for deletions in a layer) are kept as nodes of kind
+``WHITEOUT`` named after the path they delete; an opaque directory marker (``.wh..wh..opq``)
+sets ``opaque`` on its directory: everything the lower layers had there is hidden.
+
+No Textual, no network: ``read_layer`` takes any async iterable of chunks.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from collections.abc import AsyncIterable, Callable, Iterator
+from dataclasses import dataclass, field
+
+import zstandard
+
+__all__ = [
+    "BLOCK",
+    "Compression",
+    "FileNode",
+    "LayerFormatError",
+    "LayerReader",
+    "NodeKind",
+    "detect_compression",
+    "read_layer",
+]
+
+BLOCK = 512
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+class LayerFormatError(ValueError):
+    """The blob is not a tar archive (compressed or not) that can be listed."""
+
+
+class Compression(enum.StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
+class NodeKind(enum.StrEnum):
+    FILE = "file"
+    DIRECTORY = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    DEVICE = "device"
+    FIFO = "fifo"
+    WHITEOUT = "whiteout"
+
+
+def detect_compression(head: bytes) -> Compression:
+    """The compression of a blob from its first bytes (magic numbers); plain tar otherwise."""
+    if head.startswith(_GZIP_MAGIC):
+        return Compression.GZIP
+    if head.startswith(_ZSTD_MAGIC):
+        return Compression.ZSTD
+    return Compression.NONE
+
+
+@dataclass(eq=False)
+class FileNode:
+    """One entry of a layer. Directories hold ``children`` and know the size below them."""
+
+    name: str
+    kind: NodeKind = NodeKind.DIRECTORY
+    size: int = 0
+    mode: int = 0
+    link_target: str = ""
+    opaque: bool = False
+    children: dict[str, FileNode] = field(default_factory=dict)
+    total_size: int = 0
+    """Regular-file bytes in this directory and below (equal to ``size`` for a file)."""
+    file_count: int = 0
+    """Regular files in this directory and below."""
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind is NodeKind.DIRECTORY
+
+    @property
+    def is_deletion(self) -> bool:
+        return self.kind is NodeKind.WHITEOUT
+
+    def sorted_children(self) -> list[FileNode]:
+        """Directories first, then by name."""
+        return sorted(self.children.values(), key=lambda node: (not node.is_dir, node.name))
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, FileNode]]:
+        """Every node below this one with its path (depth first, sorted)."""
+        for child in self.sorted_children():
+            path = f"{prefix}/{child.name}" if prefix else child.name
+            yield path, child
+            if child.is_dir:
+                yield from child.walk(path)
+
+    def find(self, path: str) -> FileNode | None:
+        node: FileNode | None = self
+        for part in _split(path):
+            if node is None:
+                return None
+            node = node.children.get(part)
+        return node
+
+    def deletions(self) -> list[str]:
+        """Paths this layer deletes (whiteouts) and directories it makes opaque (``dir/*``)."""
+        found: list[str] = []
+        if self.opaque:
+            found.append("*")
+        for path, node in self.walk():
+            if node.is_deletion:
+                found.append(path)
+            elif node.opaque:
+                found.append(f"{path}/*")
+        return found
+
+
+def _split(path: str) -> list[str]:
+    return [part for part in path.split("/") if part and part != "."]
+
+
+class _Decompressor:
+    """Feeds compressed chunks, returns plain tar bytes; picks the codec from the first bytes."""
+
+    def __init__(self) -> None:
+        self.compression: Compression | None = None
+        self._pending = b""
+        self._gzip: zlib._Decompress | None = None
+        self._zstd: zstandard.ZstdDecompressionObj | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.compression is None:
+            self._pending += chunk
+            if len(self._pending) < len(_ZSTD_MAGIC):
+                return b""
+            self.compression = detect_compression(self._pending)
+            chunk, self._pending = self._pending, b""
+        try:
+            if self.compression is Compression.GZIP:
+                return self._feed_gzip(chunk)
+            if self.compression is Compression.ZSTD:
+                if self._zstd is None:
+                    self._zstd = zstandard.ZstdDecompressor().decompressobj()
+                return self._zstd.decompress(chunk)
+        except (zlib.error, zstandard.ZstdError) as error:
+            raise LayerFormatError(f"corrupt {self.compression} stream: {error}") from error
+        return chunk
+
+    def _feed_gzip(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        while chunk:
+            if self._gzip is None:
+                self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += self._gzip.decompress(chunk)
+            if not self._gzip.eof:
+                break
+            # A gzip stream may hold several members: start over on what follows.
+            chunk = self._gzip.unused_data
+            self._gzip = None
+        return bytes(out)
+
+    def finish(self) -> bytes:
+        if self.compression is None and self._pending:
+            pending, self._pending = self._pending, b""
+            self.compression = detect_compression(pending)
+            return self.feed(pending)
+        return b""
+
+
+def _octal(field_bytes: bytes) -> int:
+    if field_bytes and field_bytes[0] & 0x80:
+        # GNU base-256 for sizes over 8 GiB
+        value = field_bytes[0] & 0x7F
+        for byte in field_bytes[1:]:
+            value = (value << 8) | byte
+        return value
+    text = field_bytes.split(b"\0", 1)[0].strip(b" \0")
+    try:
+        return int(text, 8) if text else 0
+    except ValueError as error:
+        raise LayerFormatError(f"not a tar header (bad number {text!r})") from error
+
+
+def _text(field_bytes: bytes) -> str:
+    return field_bytes.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _parse_pax(data: bytes) -> dict[str, str]:
+    records: dict[str, str] = {}
+    position = 0
+    while position < len(data):
+        space = data.find(b" ", position)
+        if space < 0:
+            break
+        try:
+            length = int(data[position:space])
+        except ValueError:
+            break
+        if length <= 0:
+            break
+        record = data[space + 1 : position + length - 1]
+        key, _, value = record.partition(b"=")
+        records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        position += length
+    return records
+
+
+_TYPES: dict[bytes, NodeKind] = {
+    b"0": NodeKind.FILE,
+    b"\0": NodeKind.FILE,
+    b"7": NodeKind.FILE,
+    b"1": NodeKind.HARDLINK,
+    b"2": NodeKind.SYMLINK,
+    b"3": NodeKind.DEVICE,
+    b"4": NodeKind.DEVICE,
+    b"5": NodeKind.DIRECTORY,
+    b"6": NodeKind.FIFO,
+}
+
+
+class LayerReader:
+    """Incremental tar reader: ``feed`` chunks of the blob, then ``finish`` for the tree.
+
+    Keeps only the current header in memory; file contents are counted and skipped.
+    """
+
+    def __init__(self) -> None:
+        self.root = FileNode("")
+        self.bytes_in = 0
+        """Compressed bytes fed so far (for a progress bar against the blob size)."""
+        self.bytes_out = 0
+        self.entries = 0
+        self._decompressor = _Decompressor()
+        self._buffer = bytearray()
+        self._skip = 0
+        self._collect: tuple[str, int, int] | None = None  # (kind, size, padded size)
+        self._long_name: str | None = None
+        self._long_link: str | None = None
+        self._pax: dict[str, str] = {}
+        self._global_pax: dict[str, str] = {}
+        self._ended = False
+
+    @property
+    def compression(self) -> Compression | None:
+        return self._decompressor.compression
+
+    def feed(self, chunk: bytes) -> None:
+        self.bytes_in += len(chunk)
+        self._consume(self._decompressor.feed(chunk))
+
+    def finish(self) -> FileNode:
+        """Close the stream, compute directory sizes and return the root of the tree."""
+        self._consume(self._decompressor.finish())
+        if not self._ended and (self._buffer.strip(b"\0") or self._skip or self._collect):
+            raise LayerFormatError("the archive ends in the middle of an entry")
+        if self.entries == 0 and not self._ended:
+            raise LayerFormatError("empty blob: not a tar archive")
+        _total(self.root)
+        return self.root
+
+    # -- tar state machine --------------------------------------------------------------------
+    def _consume(self, data: bytes) -> None:
+        if not data:
+            return
+        self.bytes_out += len(data)
+        view = memoryview(data)
+        while view:
+            if self._ended:
+                return
+            if self._skip:
+                step = min(self._skip, len(view))
+                self._skip -= step
+                view = view[step:]
+                continue
+            need = self._collect[2] if self._collect else BLOCK
+            take = min(need - len(self._buffer), len(view))
+            self._buffer += view[:take]
+            view = view[take:]
+            if len(self._buffer) < need:
+                return
+            block = bytes(self._buffer)
+            self._buffer.clear()
+            if self._collect:
+                kind, size, _ = self._collect
+                self._collect = None
+                self._extended(kind, block[:size])
+            else:
+                self._header(block)
+
+    def _extended(self, kind: str, data: bytes) -> None:
+        if kind == "L":
+            self._long_name = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif kind == "K":
+            self._long_link = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif kind == "x":
+            self._pax.update(_parse_pax(data))
+        elif kind == "g":
+            self._global_pax.update(_parse_pax(data))
+
+    def _header(self, block: bytes) -> None:
+        if block == b"\0" * BLOCK:
+            self._ended = True  # end-of-archive marker; trailing padding is ignored
+            return
+        stored = _octal(block[148:156])
+        computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
+        if stored != computed:
+            raise LayerFormatError("not a tar archive (header checksum mismatch)")
+        typeflag = block[156:157]
+        size = _octal(block[124:136])
+        padded = (size + BLOCK - 1) // BLOCK * BLOCK
+        if typeflag in (b"L", b"K", b"x", b"g"):
+            if size > 16 * 1024 * 1024:
+                raise LayerFormatError("extended header too large")
+            self._collect = (typeflag.decode(), size, padded)
+            if padded == 0:
+                self._collect = None
+            return
+        name = _text(block[0:100])
+        if block[257:262] == b"ustar":
+            prefix = _text(block[345:500])
+            if prefix:
+                name = f"{prefix}/{name}"
+        link = _text(block[157:257])
+        pax = {**self._global_pax, **self._pax}
+        name = self._long_name or pax.get("path", name)
+        link = self._long_link or pax.get("linkpath", link)
+        if "size" in pax:
+            try:
+                size = int(pax["size"])
+            except ValueError as error:
+                raise LayerFormatError("bad PAX size") from error
+            padded = (size + BLOCK - 1) // BLOCK * BLOCK
+        self._long_name = self._long_link = None
+        self._pax = {}
+        kind = _TYPES.get(typeflag, NodeKind.FILE)
+        mode = _octal(block[100:108])
+        self._add(name, kind, size if kind is NodeKind.FILE else 0, mode, link)
+        # Only regular files (and unknown types) carry data in the archive.
+        if kind in (NodeKind.FILE,) or typeflag not in _TYPES:
+            self._skip = padded
+        self.entries += 1
+
+    def _add(self, path: str, kind: NodeKind, size: int, mode: int, link: str) -> None:
+        parts = _split(path)
+        if not parts:
+            return
+        directory = self.root
+        for part in parts[:-1]:
+            child = directory.children.get(part)
+            if child is None or not child.is_dir:
+                child = FileNode(part)
+                directory.children[part] = child
+            directory = child
+        leaf = parts[-1]
+        if leaf == OPAQUE_MARKER:
+            directory.opaque = True
+            return
+        if leaf.startswith(WHITEOUT_PREFIX):
+            deleted = leaf[len(WHITEOUT_PREFIX) :]
+            directory.children[deleted] = FileNode(deleted, kind=NodeKind.WHITEOUT)
+            return
+        existing = directory.children.get(leaf)
+        if kind is NodeKind.DIRECTORY and existing is not None and existing.is_dir:
+            existing.mode = mode
+            return
+        directory.children[leaf] = FileNode(leaf, kind=kind, size=size, mode=mode, link_target=link)
+
+
+def _total(node: FileNode) -> tuple[int, int]:
+    """Fill ``total_size`` and ``file_count`` bottom-up (iteratively: trees can be deep)."""
+    order: list[FileNode] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        order.append(current)
+        stack.extend(child for child in current.children.values() if child.is_dir)
+    for current in reversed(order):
+        total = files = 0
+        for child in current.children.values():
+            if child.is_dir:
+                total += child.total_size
+                files += child.file_count
+            elif child.kind is NodeKind.FILE:
+                child.total_size = child.size
+                child.file_count = 1
+                total += child.size
+                files += 1
+        current.total_size = total
+        current.file_count = files
+    return node.total_size, node.file_count
+
+
+ProgressCallback = Callable[[LayerReader], None]
+
+
+async def read_layer(
+    chunks: AsyncIterable[bytes],
+    *,
+    on_progress: ProgressCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FileNode | None:
+    """Read a whole layer from ``chunks``; ``None`` when ``should_stop()`` turned true first.
+
+    ``on_progress`` is called after every chunk with the reader (``bytes_in``, ``entries``).
+    """
+    reader = LayerReader()
+    async for chunk in chunks:
+        if should_stop is not None and should_stop():
+            return None
+        reader.feed(chunk)
+        if on_progress is not None:
+            on_progress(reader)
+    return reader.finish()
