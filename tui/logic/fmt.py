@@ -1,0 +1,55 @@
+"""Human-readable values for the screens: sizes, digests, dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def human_size(size: int | None) -> str:
+    """``1234567`` -> ``"1.2 MB"`` (decimal units, like ``docker images``); ``None`` -> ``"…"``."""
+    if size is None:
+        return "…"
+    value = float(size)
+    for unit in _UNITS:
+        if abs(value) < 1000 or unit == _UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def signed_size(delta: int) -> str:
+    """A change in bytes with its sign: ``+1.2 MB``, ``-300 B``, ``0 B``."""
+    if delta == 0:
+        return "0 B"
+    return ("+" if delta > 0 else "-") + human_size(abs(delta))
+
+
+def short_digest(digest: str | None, length: int = 12) -> str:
+    """``sha256:abcdef…`` -> ``abcdef012345`` (the hex part, cut)."""
+    if not digest:
+        return ""
+    return digest.split(":", 1)[-1][:length]
+
+
+def parse_created(value: str | None) -> datetime | None:
+    """An image config's ``created`` (RFC 3339, maybe with nanoseconds) as an aware datetime."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    # Python's parser takes at most 6 fractional digits; Go writes up to 9.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_created(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""

@@ -1,0 +1,104 @@
+"""Rows of the tag table and the orders they can be sorted in."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+
+class TagSort(enum.StrEnum):
+    NAME = "name"
+    VERSION = "version"
+    DATE = "date"
+    SIZE = "size"
+
+    def next(self) -> TagSort:
+        members = list(TagSort)
+        return members[(members.index(self) + 1) % len(members)]
+
+
+@dataclass(frozen=True)
+class TagRow:
+    """One tag as the repository screen shows it; details arrive later (``loaded``)."""
+
+    tag: str
+    digest: str | None = None
+    media_type: str | None = None
+    size: int | None = None
+    """Compressed size: config plus layers (for an index: the largest platform)."""
+    created: datetime | None = None
+    platforms: tuple[str, ...] = ()
+    loaded: bool = False
+    error: str | None = None
+
+    def with_details(self, **changes: Any) -> TagRow:
+        return replace(self, loaded=True, **changes)
+
+
+_TOKEN = re.compile(r"\d+|[^\d]+")
+_VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """``"build10"`` after ``"build9"``: digits compare as numbers, the rest as lowercase text."""
+    return tuple(
+        (1, int(token), "") if token.isdigit() else (0, 0, token.lower())
+        for token in _TOKEN.findall(text)
+    )
+
+
+def version_key(tag: str) -> tuple[Any, ...]:
+    """Semver-like order: ``1.2.10`` > ``1.2.9`` > ``1.2.9-rc1``; non-version tags sort first.
+
+    ``v1.2`` equals ``1.2`` apart from a final tie-break on the text itself.
+    """
+    match = _VERSION.match(tag)
+    if not match:
+        return (0, natural_key(tag), tag)
+    numbers = tuple(int(part) for part in match.group(1).split("."))
+    suffix = match.group(2)
+    # A bare release sorts after its pre-releases (1.0.0-rc1 < 1.0.0); a build-style suffix
+    # like "-alpine" is treated the same way, which keeps variants next to their release.
+    is_release = 1 if not suffix else 0
+    return (1, numbers, is_release, natural_key(suffix), tag)
+
+
+def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False) -> list[TagRow]:
+    """Rows in ``key`` order. Rows whose value is still unknown always go last."""
+    items = list(rows)
+    if key is TagSort.NAME:
+        return sorted(items, key=lambda row: natural_key(row.tag), reverse=descending)
+    if key is TagSort.VERSION:
+        return sorted(items, key=lambda row: version_key(row.tag), reverse=descending)
+    if key is TagSort.DATE:
+        known = [row for row in items if row.created is not None]
+        unknown = [row for row in items if row.created is None]
+        known.sort(key=lambda row: (row.created, row.tag), reverse=descending)
+        return known + sorted(unknown, key=lambda row: natural_key(row.tag))
+    known = [row for row in items if row.size is not None]
+    unknown = [row for row in items if row.size is None]
+    known.sort(key=lambda row: (row.size, row.tag), reverse=descending)
+    return known + sorted(unknown, key=lambda row: natural_key(row.tag))
+
+
+def filter_tags(rows: Sequence[TagRow], query: str) -> list[TagRow]:
+    """Rows whose tag, digest or platform contains ``query`` (case-insensitive)."""
+    needle = query.strip().lower()
+    if not needle:
+        return list(rows)
+    return [
+        row
+        for row in rows
+        if needle in row.tag.lower()
+        or (row.digest and needle in row.digest.lower())
+        or any(needle in platform for platform in row.platforms)
+    ]
+
+
+def tags_sharing_digest(rows: Iterable[TagRow], digest: str) -> list[str]:
+    """Every tag of ``rows`` that points at ``digest`` (deleting the digest removes them all)."""
+    return sorted((row.tag for row in rows if row.digest == digest), key=natural_key)
