@@ -1,0 +1,87 @@
+"""regtui's registry client: a typed async library on httpx (no Textual, no server code).
+
+::
+
+    from tui.client import RegistryClient
+
+    async with RegistryClient("127.0.0.1:5000") as client:
+        repos = await client.catalog()
+        result = await client.get_manifest(repos[0], "latest")
+
+Every failure is a :class:`RegistryClientError` whose ``str()`` is one readable sentence.
+"""
+
+from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
+from tui.client.errors import (
+    AuthError,
+    CatalogUnsupportedError,
+    ConnectError,
+    DeleteDisabledError,
+    DigestMismatchError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryClientError,
+    TLSError,
+    UnsupportedError,
+)
+from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
+from tui.client.models import (
+    DeletePlan,
+    Descriptor,
+    HistoryEntry,
+    HistoryStep,
+    ImageConfig,
+    ImageIndex,
+    ImageManifest,
+    Manifest,
+    ManifestResult,
+    PingResult,
+    Platform,
+    Schema1Manifest,
+    UntagResult,
+    match_history,
+)
+from tui.client.reference import InvalidReferenceError, Reference, parse_reference
+from tui.client.registry import BlobStream, RegistryClient
+
+__all__ = [
+    "AuthError",
+    "BlobStream",
+    "CatalogUnsupportedError",
+    "Challenge",
+    "ConnectError",
+    "Credentials",
+    "DeleteDisabledError",
+    "DeletePlan",
+    "Descriptor",
+    "DigestMismatchError",
+    "HistoryEntry",
+    "HistoryStep",
+    "ImageConfig",
+    "ImageIndex",
+    "ImageManifest",
+    "InvalidReferenceError",
+    "MalformedResponseError",
+    "Manifest",
+    "ManifestResult",
+    "NotFoundError",
+    "PingResult",
+    "Platform",
+    "RateLimitedError",
+    "Reference",
+    "RegistryAuth",
+    "RegistryClient",
+    "RegistryClientError",
+    "RepoContent",
+    "RepoUsage",
+    "Schema1Manifest",
+    "TLSError",
+    "UnsupportedError",
+    "UntagResult",
+    "UsageEstimate",
+    "estimate_usage",
+    "match_history",
+    "parse_reference",
+    "parse_www_authenticate",
+]

@@ -1,0 +1,372 @@
+"""Registry authentication: challenges, credentials, and one ``httpx.Auth`` for Basic and Bearer.
+
+The Bearer flow is the one of Docker Hub, Distribution and Harbor: a request answered ``401`` with
+``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` is retried once with a token fetched
+from the realm for that scope (anonymously, or with the credentials as Basic). Tokens are cached
+per scope, and the scope a request needs is remembered so later requests send the token at once.
+
+Credentials come from, in order: explicit arguments, the environment (``REGTUI_USERNAME`` /
+``REGTUI_PASSWORD``), and Docker's ``config.json`` (``credHelpers``, ``credsStore``, ``auths``).
+A password never appears in a ``repr`` or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncGenerator, Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from tui.client.reference import DOCKER_HUB, api_host
+
+__all__ = [
+    "Challenge",
+    "Credentials",
+    "RegistryAuth",
+    "credentials_from_docker_config",
+    "parse_www_authenticate",
+    "resolve_credentials",
+    "scope_for_request",
+]
+
+ENV_USERNAME = "REGTUI_USERNAME"
+ENV_PASSWORD = "REGTUI_PASSWORD"
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+_HELPER_TIMEOUT = 20.0
+
+_PARAM_RE = re.compile(r'\s*([a-zA-Z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(,|$)')
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str
+    """Lower case: ``basic`` or ``bearer`` (or whatever the server said)."""
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str | None:
+        return self.params.get("realm")
+
+    @property
+    def service(self) -> str | None:
+        return self.params.get("service")
+
+    @property
+    def scope(self) -> str | None:
+        return self.params.get("scope")
+
+
+def parse_www_authenticate(header: str) -> list[Challenge]:
+    """Parse a ``WWW-Authenticate`` value into its challenges (RFC 7235, quoted strings too)."""
+    challenges: list[Challenge] = []
+    rest = header.strip()
+    while rest:
+        match = re.match(r"([A-Za-z][A-Za-z0-9_-]*)\s*", rest)
+        if not match:
+            break
+        scheme = match.group(1).lower()
+        rest = rest[match.end() :]
+        params: dict[str, str] = {}
+        while rest:
+            param = _PARAM_RE.match(rest)
+            if not param:
+                break
+            value = param.group(2)
+            value = re.sub(r"\\(.)", r"\1", value) if value is not None else param.group(3)
+            params[param.group(1).lower()] = value
+            rest = rest[param.end() :]
+        challenges.append(Challenge(scheme, params))
+        rest = rest.lstrip(", ")
+    return challenges
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    identity_token: str | None = field(default=None, repr=False)
+    """A refresh token from ``docker login`` (username ``<token>``): used with OAuth2 POST."""
+    source: str = "arguments"
+    """Where they came from, for messages: arguments, environment, config.json, a helper."""
+
+    def basic_header(self) -> str:
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+
+def _config_keys(registry: str) -> list[str]:
+    if registry == DOCKER_HUB or api_host(registry) != registry:
+        return [DOCKER_HUB_CONFIG_KEY, "index.docker.io", "docker.io", "registry-1.docker.io"]
+    return [registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v2/"]
+
+
+def _run_helper(helper: str, server: str) -> Credentials | None:
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        return None
+    try:
+        done = subprocess.run(
+            [program, "get"],
+            input=server.encode(),
+            capture_output=True,
+            timeout=_HELPER_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None  # "credentials not found in native keychain" and the like
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        return None
+    username, secret = str(data.get("Username", "")), str(data.get("Secret", ""))
+    if not secret:
+        return None
+    source = f"docker-credential-{helper}"
+    if username == "<token>":
+        return Credentials("", "", identity_token=secret, source=source)
+    return Credentials(username, secret, source=source)
+
+
+def credentials_from_docker_config(registry: str, config_path: Path) -> Credentials | None:
+    """Look ``registry`` up in a Docker ``config.json``: helpers first, then ``auths``."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    keys = _config_keys(registry)
+    helpers = config.get("credHelpers") or {}
+    for key in keys:
+        if isinstance(helpers, dict) and key in helpers:
+            return _run_helper(str(helpers[key]), key)
+    auths = config.get("auths") or {}
+    entry: Mapping[str, object] | None = None
+    for key in keys:
+        if isinstance(auths, dict) and isinstance(auths.get(key), dict):
+            entry = auths[key]
+            break
+    store = config.get("credsStore")
+    if store:
+        found = _run_helper(str(store), keys[0])
+        if found is not None:
+            return found
+    if entry is None:
+        return None
+    identity = entry.get("identitytoken")
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if identity:
+            return Credentials(
+                username, password, identity_token=str(identity), source=str(config_path)
+            )
+        return Credentials(username, password, source=str(config_path))
+    if identity:
+        return Credentials("", "", identity_token=str(identity), source=str(config_path))
+    return None
+
+
+def default_docker_config() -> Path:
+    base = os.environ.get("DOCKER_CONFIG")
+    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+
+
+def resolve_credentials(
+    registry: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    docker_config: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Credentials | None:
+    """Credentials for ``registry``: arguments, then environment, then Docker's config."""
+    if username is not None and password is not None:
+        return Credentials(username, password, source="arguments")
+    env = os.environ if environ is None else environ
+    env_user, env_password = env.get(ENV_USERNAME), env.get(ENV_PASSWORD)
+    if username is None and env_user is not None and env_password is not None:
+        return Credentials(env_user, env_password, source="environment")
+    if username is not None and env_password is not None:
+        return Credentials(username, env_password, source="environment")
+    return credentials_from_docker_config(registry, docker_config or default_docker_config())
+
+
+_REPO_PATH_RE = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags|referrers)(/|$)")
+
+
+def scope_for_request(request: httpx.Request) -> str | None:
+    """The token scope that a request needs, guessed from its path and method."""
+    path = request.url.path
+    if path.rstrip("/") == "/v2/_catalog":
+        return "registry:catalog:*"
+    match = _REPO_PATH_RE.match(path)
+    if not match:
+        return None
+    name = match.group(1)
+    if request.method in ("GET", "HEAD"):
+        return f"repository:{name}:pull"
+    if request.method == "DELETE":
+        return f"repository:{name}:delete"
+    return f"repository:{name}:pull,push"
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class RegistryAuth(httpx.Auth):
+    """Basic or Bearer, decided by the registry's challenge; one retry after a 401."""
+
+    def __init__(self, credentials: Credentials | None = None) -> None:
+        self.credentials = credentials
+        self.scheme: str | None = None
+        """The scheme the registry asked for (``basic``/``bearer``), once known."""
+        self._bearer: Challenge | None = None
+        self._tokens: dict[str, _Token] = {}
+        self._scope_of: dict[str, str] = {}
+        self.token_requests = 0
+        """How many tokens were fetched (tests check the cache with it)."""
+
+    # -- the flow as a plain generator: it yields requests and receives responses
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        guessed = scope_for_request(request)
+        self._apply_known(request, guessed)
+        response = yield request
+        if response.status_code != 401:
+            return
+        challenges = parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))
+        bearer = next((c for c in challenges if c.scheme == "bearer" and c.realm), None)
+        basic = next((c for c in challenges if c.scheme == "basic"), None)
+        if bearer is not None:
+            self.scheme, self._bearer = "bearer", bearer
+            scope = bearer.scope or guessed or ""
+            token_response = yield self._token_request(bearer, scope)
+            token = self._read_token(token_response)
+            if token is None:
+                return  # the 401 stands: the caller reports it with the registry's message
+            self._tokens[scope] = token
+            if guessed is not None:
+                self._scope_of[guessed] = scope
+            request.headers["Authorization"] = f"Bearer {token.value}"
+            yield request
+        elif basic is not None:
+            self.scheme = "basic"
+            if self.credentials is None or "Authorization" in request.headers:
+                return
+            request.headers["Authorization"] = self.credentials.basic_header()
+            yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # Read bodies only where the flow needs them (token answers, 401s): never a blob stream.
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if response.status_code == 401 or outgoing.extensions.get("regtui_token"):
+                await response.aread()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                break
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if response.status_code == 401 or outgoing.extensions.get("regtui_token"):
+                response.read()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                break
+
+    def _apply_known(self, request: httpx.Request, guessed: str | None) -> None:
+        if "Authorization" in request.headers:
+            return
+        if self.scheme == "basic" and self.credentials is not None:
+            request.headers["Authorization"] = self.credentials.basic_header()
+        elif self.scheme == "bearer":
+            scope = self._scope_of.get(guessed or "", guessed or "")
+            token = self._tokens.get(scope)
+            if token is not None and token.expires_at > time.monotonic():
+                request.headers["Authorization"] = f"Bearer {token.value}"
+
+    def _token_request(self, challenge: Challenge, scope: str) -> httpx.Request:
+        assert challenge.realm is not None
+        creds = self.credentials
+        params: list[tuple[str, str]] = []
+        if challenge.service:
+            params.append(("service", challenge.service))
+        scopes = [s for s in scope.split(" ") if s]
+        if creds is not None and creds.identity_token:
+            form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.identity_token),
+                ("client_id", "regtui"),
+                *params,
+                *(("scope", s) for s in scopes),
+            ]
+            request = httpx.Request(
+                "POST",
+                challenge.realm,
+                content=urlencode(form).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        else:
+            params.extend(("scope", s) for s in scopes)
+            url = httpx.URL(challenge.realm)
+            query = urlencode(params)
+            if query:
+                joined = f"{url.query.decode()}&{query}" if url.query else query
+                url = url.copy_with(query=joined.encode())
+            headers = {}
+            if creds is not None and creds.username:
+                headers["Authorization"] = creds.basic_header()
+            request = httpx.Request("GET", url, headers=headers)
+        request.extensions["regtui_token"] = True
+        self.token_requests += 1
+        return request
+
+    @staticmethod
+    def _read_token(response: httpx.Response) -> _Token | None:
+        if response.status_code != 200:
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        value = data.get("token") or data.get("access_token")
+        if not isinstance(value, str) or not value:
+            return None
+        expires_in = data.get("expires_in")
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
+        # Renew a little early so that a token never expires in flight.
+        return _Token(value, time.monotonic() + max(lifetime - 10.0, lifetime / 2))
+
+
+def realm_host(challenge: Challenge) -> str:
+    return urlsplit(challenge.realm or "").netloc

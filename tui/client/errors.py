@@ -1,0 +1,130 @@
+"""One exception tree for everything the registry client can fail with.
+
+::
+
+    RegistryClientError(title, message)      # base: catch this to catch them all
+     ├── ConnectError                          # host unreachable, DNS, refused, timeout
+     ├── TLSError                              # certificate or handshake failure
+     ├── AuthError                             # 401 / 403, with the registry's own message
+     ├── NotFoundError                         # 404: NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN
+     ├── DeleteDisabledError                   # 405 on DELETE: deletion disabled on the registry
+     ├── RateLimitedError                      # 429, with ``retry_after`` seconds when given
+     ├── MalformedResponseError                # a body or header that is not what the spec says
+     │    └── DigestMismatchError              # content does not hash to the announced digest
+     ├── CatalogUnsupportedError               # no ``/v2/_catalog`` (Docker Hub, GHCR, ...)
+     └── UnsupportedError                      # the registry refused an operation (400/405/...)
+
+Every error has a short ``title`` (for a dialog) and a ``message``; ``str(error)`` is one
+readable sentence. ``response`` carries the ``httpx.Response`` when there was one.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+__all__ = [
+    "AuthError",
+    "CatalogUnsupportedError",
+    "ConnectError",
+    "DeleteDisabledError",
+    "DigestMismatchError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RegistryClientError",
+    "TLSError",
+    "UnsupportedError",
+]
+
+
+class RegistryClientError(Exception):
+    """Base of every error the client raises."""
+
+    default_title = "Registry error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        title: str | None = None,
+        response: httpx.Response | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.title = title or self.default_title
+        self.message = message
+        self.response = response
+        self.code = code
+        """The OCI error code (``MANIFEST_UNKNOWN``...) when the registry gave one."""
+
+    @property
+    def status_code(self) -> int | None:
+        return self.response.status_code if self.response is not None else None
+
+    def __str__(self) -> str:
+        text = self.message.strip()
+        return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+class ConnectError(RegistryClientError):
+    default_title = "Cannot reach the registry"
+
+
+class TLSError(RegistryClientError):
+    default_title = "TLS failure"
+
+
+class AuthError(RegistryClientError):
+    default_title = "Not authorized"
+
+
+class NotFoundError(RegistryClientError):
+    default_title = "Not found"
+
+
+class DeleteDisabledError(RegistryClientError):
+    default_title = "Deletion disabled"
+
+
+class RateLimitedError(RegistryClientError):
+    default_title = "Rate limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        title: str | None = None,
+        response: httpx.Response | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, title=title, response=response, code=code)
+        self.retry_after = retry_after
+
+
+class MalformedResponseError(RegistryClientError):
+    default_title = "Unexpected answer"
+
+
+class DigestMismatchError(MalformedResponseError):
+    default_title = "Digest mismatch"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str,
+        actual: str,
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message, response=response)
+        self.expected = expected
+        self.actual = actual
+
+
+class CatalogUnsupportedError(RegistryClientError):
+    default_title = "No catalog"
+
+
+class UnsupportedError(RegistryClientError):
+    default_title = "Not supported"
