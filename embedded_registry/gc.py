@@ -436,6 +436,31 @@ def _tag_index_entries(snapshot: Snapshot, repo: RepoSnapshot) -> Iterator[tuple
             yield tag, digest, entry_dir
 
 
+def sweepable_blobs(snapshot: Snapshot, marked: set[str], young: float) -> tuple[set[str], int]:
+    """Blobs nothing marked whose data and links are all older than ``young`` (a timestamp);
+    and how many unmarked blobs were too young to go."""
+    linked_by: dict[str, list[str]] = {}
+    for repo in snapshot.repos:
+        for digest in repo.layer_links:
+            if digest not in marked:
+                linked_by.setdefault(digest, []).append(repo.name)
+    swept: set[str] = set()
+    too_young = 0
+    for digest, st in snapshot.blobs.items():
+        if digest in marked:
+            continue
+        newest = st.st_mtime
+        for name in linked_by.get(digest, ()):
+            link_st = _stat_or_none(str(snapshot.layout.layer_link(name, digest)))
+            if link_st is not None:
+                newest = max(newest, link_st.st_mtime)
+        if newest > young:
+            too_young += 1
+        else:
+            swept.add(digest)
+    return swept, too_young
+
+
 def plan(
     snapshot: Snapshot,
     marks: MarkResult,
@@ -464,26 +489,9 @@ def plan(
                 size = repo.revisions[digest].st_size
                 removals.append(Removal("manifest", path, size, digest, repo.name))
 
-    # Blobs: unmarked, and neither the blob nor any link to it written within the grace period.
-    linked_by: dict[str, list[str]] = {}
-    for repo in snapshot.repos:
-        for digest in repo.layer_links:
-            if digest not in marks.marked:
-                linked_by.setdefault(digest, []).append(repo.name)
-    swept: set[str] = set()
-    too_young = 0
-    for digest, st in snapshot.blobs.items():
-        if digest in marks.marked:
-            continue
-        newest = st.st_mtime
-        for name in linked_by.get(digest, ()):
-            link_st = _stat_or_none(str(layout.layer_link(name, digest)))
-            if link_st is not None:
-                newest = max(newest, link_st.st_mtime)
-        if newest > young:
-            too_young += 1
-            continue
-        swept.add(digest)
+    swept, too_young = sweepable_blobs(snapshot, marks.marked, young)
+    for digest in sorted(swept):
+        st = snapshot.blobs[digest]
         removals.append(Removal("blob", str(layout.blob_dir(digest)), st.st_size, digest))
 
     def gone_after(digest: str) -> bool:

@@ -1,0 +1,157 @@
+"""Storage usage of a data directory in Distribution's layout: the numbers behind ``regtui du``.
+
+Sizes come from the files themselves (``data`` of each blob, files of each upload), and each blob
+is counted once however many repositories or manifests reference it. What garbage collection
+would reclaim is computed with the same mark as :mod:`embedded_registry.gc`, so the report and a
+GC dry run always agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from embedded_registry.gc import (
+    DEFAULT_GRACE_PERIOD,
+    ROLE_CONFIG,
+    ROLE_LAYER,
+    ROLE_MANIFEST,
+    MarkResult,
+    Snapshot,
+    mark,
+    sweepable_blobs,
+)
+
+UNREFERENCED = "unreferenced"
+
+
+@dataclass(slots=True)
+class RepoUsage:
+    """One repository: what its manifests reference, and the part no other repository shares."""
+
+    name: str
+    manifests: int
+    tags: int
+    referenced_bytes: int
+    exclusive_bytes: int
+    blobs: int
+
+
+@dataclass(slots=True)
+class UploadUsage:
+    """An upload session; ``stale`` when idle for longer than the grace period."""
+
+    repo: str
+    upload_id: str
+    bytes: int
+    idle_seconds: float
+    stale: bool
+
+
+@dataclass(slots=True)
+class UsageReport:
+    """Storage usage of one root; ``to_json()`` gives plain JSON types."""
+
+    root: str
+    total_bytes: int
+    blob_count: int
+    bytes_by_kind: dict[str, int]
+    blobs_by_kind: dict[str, int]
+    repositories: list[RepoUsage]
+    uploads: list[UploadUsage]
+    upload_bytes: int
+    stale_upload_bytes: int
+    reclaimable_bytes: int
+    reclaimable_blobs: int
+    reclaimable_bytes_untagged: int
+    reclaimable_blobs_untagged: int
+    grace_period: float
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _reclaimable(snapshot: Snapshot, marks: MarkResult, young: float) -> tuple[int, int]:
+    """Bytes and count of the blobs a sweep after this mark would remove."""
+    swept, _too_young = sweepable_blobs(snapshot, marks.marked, young)
+    return sum(snapshot.blobs[d].st_size for d in swept), len(swept)
+
+
+def storage_usage(
+    root: Path | str, *, grace_period: float = DEFAULT_GRACE_PERIOD, now: float | None = None
+) -> UsageReport:
+    """Scan ``root`` once and account for every byte in it."""
+    started = time.monotonic()
+    now = time.time() if now is None else now
+    young = now - grace_period
+    snapshot = Snapshot(root)
+    every = mark(snapshot, delete_untagged=False, now=now, grace=grace_period)
+    tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period)
+
+    blobs = snapshot.blobs
+    total = sum(st.st_size for st in blobs.values())
+    bytes_by_kind = dict.fromkeys((ROLE_LAYER, ROLE_CONFIG, ROLE_MANIFEST, UNREFERENCED), 0)
+    blobs_by_kind = dict.fromkeys(bytes_by_kind, 0)
+    for digest, st in blobs.items():
+        kind = every.roles.get(digest, UNREFERENCED) if digest in every.marked else UNREFERENCED
+        bytes_by_kind[kind] += st.st_size
+        blobs_by_kind[kind] += 1
+
+    owners: dict[str, int] = {}
+    for repo_mark in every.repos.values():
+        for digest in repo_mark.blobs:
+            if digest in blobs:
+                owners[digest] = owners.get(digest, 0) + 1
+    repositories = []
+    for repo in snapshot.repos:
+        present = [d for d in every.repos[repo.name].blobs if d in blobs]
+        repositories.append(
+            RepoUsage(
+                name=repo.name,
+                manifests=len(repo.revisions),
+                tags=len(repo.tags),
+                referenced_bytes=sum(blobs[d].st_size for d in present),
+                exclusive_bytes=sum(blobs[d].st_size for d in present if owners[d] == 1),
+                blobs=len(present),
+            )
+        )
+
+    uploads = [
+        UploadUsage(
+            repo=u.repo,
+            upload_id=u.upload_id,
+            bytes=u.size,
+            idle_seconds=max(0.0, now - u.last_activity),
+            stale=u.last_activity <= young,
+        )
+        for repo in snapshot.repos
+        for u in repo.uploads
+    ]
+    reclaimable, reclaimable_count = _reclaimable(snapshot, every, young)
+    untagged, untagged_count = _reclaimable(snapshot, tagged, young)
+    problems = {(p.repo, p.digest, p.message) for p in every.problems + tagged.problems}
+    return UsageReport(
+        root=str(root),
+        total_bytes=total,
+        blob_count=len(blobs),
+        bytes_by_kind=bytes_by_kind,
+        blobs_by_kind=blobs_by_kind,
+        repositories=repositories,
+        uploads=uploads,
+        upload_bytes=sum(u.bytes for u in uploads),
+        stale_upload_bytes=sum(u.bytes for u in uploads if u.stale),
+        reclaimable_bytes=reclaimable,
+        reclaimable_blobs=reclaimable_count,
+        reclaimable_bytes_untagged=untagged,
+        reclaimable_blobs_untagged=untagged_count,
+        grace_period=grace_period,
+        problems=[
+            {"repo": repo, "digest": digest, "message": message}
+            for repo, digest, message in sorted(problems, key=str)
+        ],
+        seconds=time.monotonic() - started,
+    )
