@@ -607,6 +607,73 @@ def _remove_repository(path: str) -> None:
         os.rmdir(path)
 
 
+class RegistryActive(RuntimeError):
+    """A registry seems to be writing to the storage root: GC offline would be unsafe."""
+
+
+# -- offline safety ---------------------------------------------------------------------------
+
+SERVING_MARKER = ".regtui-serving"
+"""A file at the storage root that a running bundled registry holds: ``{"pid": N, "addr": ...}``.
+Distribution writes no such file; for it, only recent writes can be seen."""
+
+ACTIVITY_WINDOW = 60.0
+"""Seconds: a write this recent means a registry is probably writing to the root right now."""
+
+
+def write_serving_marker(root: Path | str, addr: str) -> Path:
+    """Mark ``root`` as served by this process (the bundled registry calls this at start)."""
+    path = Path(root) / SERVING_MARKER
+    path.write_text(json.dumps({"pid": os.getpid(), "addr": addr}))
+    return path
+
+
+def remove_serving_marker(root: Path | str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (Path(root) / SERVING_MARKER).unlink()
+
+
+def _marker_owner(root: Path) -> str | None:
+    try:
+        doc = json.loads((root / SERVING_MARKER).read_text())
+        pid = int(doc["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # a stale marker of a registry that has gone
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return f"a bundled registry (pid {pid}, {doc.get('addr', '?')}) is serving it"
+
+
+def writer_activity(
+    snapshot: Snapshot, *, now: float | None = None, window: float = ACTIVITY_WINDOW
+) -> str | None:
+    """Why a registry seems to be writing to this root, or None when nothing suggests it.
+
+    Detectable: the bundled registry's serving marker, and writes within ``window`` seconds
+    (uploads, blobs, manifest revisions). Not detectable: a registry that runs but is idle.
+    """
+    owner = _marker_owner(snapshot.layout.root)
+    if owner is not None:
+        return owner
+    now = time.time() if now is None else now
+    newest: tuple[float, str] = (0.0, "")
+    for repo in snapshot.repos:
+        for upload in repo.uploads:
+            newest = max(newest, (upload.last_activity, f"an upload in {repo.name}"))
+        for digest, st in repo.revisions.items():
+            newest = max(newest, (st.st_mtime, f"manifest {digest[:19]} in {repo.name}"))
+    for digest, st in snapshot.blobs.items():
+        newest = max(newest, (st.st_mtime, f"blob {digest[:19]}"))
+    age = now - newest[0]
+    if age < window:
+        return f"{newest[1]} was written {max(age, 0.0):.0f} s ago"
+    return None
+
+
 def collect_garbage(
     root: Path | str,
     *,
@@ -615,11 +682,20 @@ def collect_garbage(
     remove_empty_repos: bool = False,
     grace_period: float = DEFAULT_GRACE_PERIOD,
     now: float | None = None,
+    refuse_if_active: bool = False,
 ) -> GcReport:
-    """Mark and sweep one storage root; a dry run plans and removes nothing."""
+    """Mark and sweep one storage root; a dry run plans and removes nothing.
+
+    With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems
+    to be writing to the root.
+    """
     started = time.monotonic()
     now = time.time() if now is None else now
     snapshot = Snapshot(root)
+    if refuse_if_active:
+        reason = writer_activity(snapshot, now=now)
+        if reason is not None:
+            raise RegistryActive(reason)
     marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace_period)
     removals, too_young = plan(
         snapshot,

@@ -1,11 +1,200 @@
-"""Placeholder until the module's owner writes it."""
+"""Offline storage commands: ``regtui gc --root DIR`` and ``regtui du --root DIR``.
+
+They run the bundled registry's own GC and usage code directly on a storage directory in
+Distribution's layout (the bundled registry's, or a registry:2 volume), so they work on a stopped
+or read-only registry. ``du`` is registered by :mod:`tui.commands.registry`, which hands
+``--root`` over to :func:`du_root`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+from pathlib import Path
 from typing import Any
+
+import humanize
+
+from embedded_registry.gc import (
+    DEFAULT_GRACE_PERIOD,
+    GcReport,
+    RegistryActive,
+    collect_garbage,
+)
+from embedded_registry.storage.paths import V2_PREFIX
+from embedded_registry.usage import UsageReport, storage_usage
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+READ_ONLY_HINT = (
+    "stop the registry, or make it read-only (storage.maintenance.readonly.enabled: true in "
+    "its config.yml) and restart it; then run gc again, or pass --force to run anyway"
+)
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``2d`` -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (like 0, 90s, 30m, 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def register(subparsers: Any) -> None:
-    del subparsers
-    _ = argparse
+    gc = subparsers.add_parser(
+        "gc",
+        help="garbage-collect a storage directory (offline, like registry garbage-collect)",
+        description=(
+            "Remove blobs that no manifest references, in a storage directory in Distribution's "
+            "layout. Run it on a stopped or read-only registry; a dry run changes nothing."
+        ),
+    )
+    gc.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
+    gc.add_argument(
+        "--dry-run", "-d", action="store_true", help="list what would go, remove nothing"
+    )
+    gc.add_argument(
+        "--delete-untagged",
+        "-m",
+        action="store_true",
+        help="also remove manifests no tag reaches (children of tagged indexes and referrers of "
+        "kept manifests stay)",
+    )
+    gc.add_argument(
+        "--remove-empty-repos",
+        action="store_true",
+        help="remove repositories left without manifests, tags or uploads",
+    )
+    gc.add_argument(
+        "--grace-period",
+        type=parse_duration,
+        default=DEFAULT_GRACE_PERIOD,
+        metavar="DURATION",
+        help="never remove anything written more recently than this (default 1h; 0 for none)",
+    )
+    gc.add_argument(
+        "--force", action="store_true", help="run even though a registry seems to be writing"
+    )
+    gc.add_argument("--json", action="store_true", help="machine-readable output")
+    gc.set_defaults(handler=gc_root)
+
+
+def _fail(message: str) -> None:
+    print(f"regtui: error: {message}", file=sys.stderr)
+
+
+def _check_root(root: str) -> Path | None:
+    path = Path(root)
+    if not (path / V2_PREFIX).is_dir():
+        _fail(f"{root} is not a registry storage root (no {V2_PREFIX.as_posix()} in it)")
+        return None
+    return path
+
+
+def _size(n: int) -> str:
+    return humanize.naturalsize(n, binary=True)
+
+
+def gc_root(args: argparse.Namespace) -> int:
+    """``regtui gc --root DIR``: plan or run a garbage collection and report it."""
+    root = _check_root(args.root)
+    if root is None:
+        return EXIT_ERROR
+    try:
+        report = collect_garbage(
+            root,
+            dry_run=args.dry_run,
+            delete_untagged=args.delete_untagged,
+            remove_empty_repos=args.remove_empty_repos,
+            grace_period=args.grace_period,
+            refuse_if_active=not args.force and not args.dry_run,
+        )
+    except RegistryActive as exc:
+        _fail(f"a registry seems to be writing to {args.root}: {exc}; {READ_ONLY_HINT}")
+        return EXIT_ERROR
+    except OSError as exc:
+        _fail(f"{args.root}: {exc}")
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_gc(report)
+    for problem in report.problems:
+        where = f"{problem.repo} {problem.digest or ''}".strip()
+        print(f"regtui: warning: {where}: {problem.message} (kept)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_gc(report: GcReport) -> None:
+    verb = "would remove" if report.dry_run else "removed"
+    for removal in report.removals:
+        if not report.dry_run and not removal.removed:
+            continue
+        what = removal.digest or removal.tag or ""
+        where = f"{removal.repo}: " if removal.repo else ""
+        print(f"{verb} {removal.kind} {where}{what} ({_size(removal.size)})")
+    blobs = len(report.eligible_blobs)
+    manifests = sum(1 for r in report.removals if r.kind == "manifest")
+    total = report.bytes_planned if report.dry_run else report.bytes_freed
+    print(
+        f"{report.marked_blobs} blobs marked, {blobs} blobs and {manifests} manifests "
+        f"{'eligible for deletion' if report.dry_run else 'deleted'}; "
+        f"{_size(report.blob_bytes)} of blobs, {_size(total)} in all"
+        f"{' (dry run: nothing removed)' if report.dry_run else ''}"
+    )
+    if report.kept_young_blobs:
+        print(
+            f"{report.kept_young_blobs} unreferenced blobs are younger than the grace period "
+            f"({report.grace_period:.0f} s) and were kept"
+        )
+
+
+def du_root(args: argparse.Namespace) -> int:
+    """``regtui du --root DIR``: the exact storage report of a storage directory."""
+    root = _check_root(args.root)
+    if root is None:
+        return EXIT_ERROR
+    try:
+        report = storage_usage(root)
+    except OSError as exc:
+        _fail(f"{args.root}: {exc}")
+        return EXIT_ERROR
+    only = set(getattr(args, "repo", None) or ())
+    if only:
+        report.repositories = [r for r in report.repositories if r.name in only]
+    if getattr(args, "json", False):
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_du(report)
+    return EXIT_OK
+
+
+def _print_du(report: UsageReport) -> None:
+    rows = sorted(report.repositories, key=lambda r: (-r.referenced_bytes, r.name))
+    width = max([len("REPOSITORY"), *(len(r.name) for r in rows)])
+    print(f"{'REPOSITORY':<{width}}  {'MANIFESTS':>9}  {'TAGS':>5}  {'REFERENCED':>11}  ONLY HERE")
+    for r in rows:
+        print(
+            f"{r.name:<{width}}  {r.manifests:>9}  {r.tags:>5}  "
+            f"{_size(r.referenced_bytes):>11}  {_size(r.exclusive_bytes)}"
+        )
+    kinds = ", ".join(
+        f"{kind} {_size(size)} ({report.blobs_by_kind[kind]})"
+        for kind, size in report.bytes_by_kind.items()
+    )
+    print(f"\ntotal: {_size(report.total_bytes)} in {report.blob_count} blobs: {kinds}")
+    stale = sum(1 for u in report.uploads if u.stale)
+    print(
+        f"uploads: {len(report.uploads)} ({_size(report.upload_bytes)}), "
+        f"{stale} stale ({_size(report.stale_upload_bytes)})"
+    )
+    print(
+        f"gc would reclaim {_size(report.reclaimable_bytes)} "
+        f"({report.reclaimable_blobs} blobs); with --delete-untagged "
+        f"{_size(report.reclaimable_bytes_untagged)} ({report.reclaimable_blobs_untagged} blobs)"
+    )
+    for problem in report.problems:
+        print(f"regtui: warning: {problem['repo']} {problem['digest']}: {problem['message']}")
