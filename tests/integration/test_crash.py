@@ -1,0 +1,130 @@
+"""A registry killed with SIGKILL mid-upload shows nothing partial and loses nothing committed."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.servers import RunningRegistry, bundled_registry
+from tui.imagegen import make_image, push_image
+
+ACCEPT = "application/vnd.oci.image.manifest.v1+json"
+CHUNK = bytes(range(256)) * 4096  # 1 MiB
+CHUNKS_BEFORE_KILL = 8
+
+
+def _blob_store_is_consistent(root: Path) -> None:
+    """Every file in the blob store is a ``data`` file whose bytes match its digest."""
+    blobs = root / "docker" / "registry" / "v2" / "blobs"
+    for path in blobs.rglob("*"):
+        if path.is_dir():
+            continue
+        assert path.name == "data", f"stray file in the blob store: {path}"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.parent.name, path
+
+
+def _upload_bytes_on_disk(root: Path) -> int:
+    uploads = root / "docker" / "registry" / "v2" / "repositories"
+    return sum(
+        path.stat().st_size
+        for path in uploads.rglob("*")
+        if path.is_file() and "/_uploads/" in str(path) and path.name == "data"
+    )
+
+
+def _kill_mid_request(registry: RunningRegistry, method: str, url: str) -> None:
+    """Stream a body into ``url``; SIGKILL the server once 8 MiB are on disk."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(4096):  # bounded: 4 GiB at most, never reached
+            if stop.is_set():
+                return
+            yield CHUNK
+
+    def send() -> None:
+        try:
+            with httpx.Client(base_url=registry.url, timeout=30) as client:
+                client.request(
+                    method,
+                    url,
+                    content=body(),
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+        except httpx.TransportError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while _upload_bytes_on_disk(registry.root) < CHUNKS_BEFORE_KILL * len(CHUNK):
+        assert time.monotonic() < deadline, "the upload never reached the disk"
+        assert thread.is_alive(), "the request ended before the kill"
+        time.sleep(0.02)
+    registry.process.send_signal(signal.SIGKILL)
+    registry.process.wait(timeout=10)
+    stop.set()
+    thread.join(timeout=30)
+    assert errors, "the client should have seen the connection die"
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_kill_9_mid_upload(tmp_path: Path, method: str) -> None:
+    root = tmp_path / "root"
+    committed = make_image([{"safe/file": b"committed before the crash" * 1000}])
+    with bundled_registry(root) as first:
+        push_image(first.url, "crash/app", "v1", committed)
+        with httpx.Client(base_url=first.url) as client:
+            started = client.post("/v2/crash/app/blobs/uploads/")
+            assert started.status_code == 202
+            location = started.headers["Location"]
+        # a digest the stream would never match: a PUT must not commit whatever arrived
+        target = location + ("&" if "?" in location else "?") + "digest=sha256:" + "a" * 64
+        _kill_mid_request(first, method, location if method == "PATCH" else target)
+
+    _blob_store_is_consistent(root)
+    with bundled_registry(root) as second, httpx.Client(base_url=second.url) as client:
+        served = client.get("/v2/crash/app/manifests/v1", headers={"Accept": ACCEPT})
+        assert served.status_code == 200
+        assert served.content == committed.manifest.data
+        for blob in committed.blobs():
+            assert client.get(f"/v2/crash/app/blobs/{blob.digest}").content == blob.data
+        partial = "sha256:" + hashlib.sha256(CHUNK * CHUNKS_BEFORE_KILL).hexdigest()
+        assert client.head(f"/v2/crash/app/blobs/{partial}").status_code == 404
+        status = client.get(location)
+        # the session may survive (resumable) or be gone; it must never claim more than arrived
+        assert status.status_code in (204, 404), status.text
+        if status.status_code == 204:
+            end = int(status.headers["Range"].removeprefix("bytes=").split("-")[1])
+            assert end < 4096 * len(CHUNK)
+            cancelled = client.delete(location)
+            assert cancelled.status_code == 204
+        # the same repository takes new pushes
+        after = make_image([{"after": b"the crash"}])
+        push_image(client, "crash/app", "v2", after)
+        assert client.get("/v2/crash/app/tags/list").json()["tags"] == ["v1", "v2"]
+    _blob_store_is_consistent(root)
+
+
+def test_kill_9_between_pushes_keeps_every_committed_manifest(tmp_path: Path) -> None:
+    """Kill right after a burst of pushes: every 201 that was answered survives the crash."""
+    root = tmp_path / "root"
+    images = [make_image([{f"file-{n}": f"content {n}".encode() * 100}]) for n in range(20)]
+    with bundled_registry(root) as first:
+        for n, image in enumerate(images):
+            push_image(first.url, f"burst/r{n % 3}", f"t{n}", image)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+    _blob_store_is_consistent(root)
+    with bundled_registry(root) as second, httpx.Client(base_url=second.url) as client:
+        for n, image in enumerate(images):
+            response = client.get(f"/v2/burst/r{n % 3}/manifests/t{n}", headers={"Accept": ACCEPT})
+            assert response.content == image.manifest.data
