@@ -1,0 +1,147 @@
+"""The aiohttp application: routes, error handling, auth, read-only mode, common headers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from embedded_registry import errors
+from embedded_registry.auth import Htpasswd, htpasswd_middleware
+from embedded_registry.config import Config
+from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
+from embedded_registry.routes import (
+    base,
+    blobs,
+    catalog,
+    manifests,
+    referrers,
+    tags,
+    uploads,
+)
+from embedded_registry.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+API_VERSION_HEADER = "Docker-Distribution-API-Version"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+EXTENSION_PREFIX = "/v2/_regtui/"
+
+
+def error_response(error: errors.RegistryError) -> web.Response:
+    response = web.Response(
+        status=error.status,
+        body=error.body(),
+        headers={"Content-Type": "application/json; charset=utf-8", **error.headers},
+    )
+    if error.close_connection:
+        response.force_close()
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """RegistryError -> OCI JSON; unknown routes -> Distribution's plain 404; bugs -> UNKNOWN."""
+    try:
+        return await handler(request)
+    except errors.RegistryError as error:
+        return error_response(error)
+    except web.HTTPNotFound:
+        return web.Response(status=404, text="404 page not found\n")
+    except web.HTTPMethodNotAllowed:
+        return error_response(errors.unsupported())
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, asyncio.IncompleteReadError) as exc:
+        log.info("%s %s: client went away: %s", request.method, request.path, exc)
+        return error_response(errors.blob_upload_invalid("client disconnected"))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(errors.unknown())
+
+
+@web.middleware
+async def read_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Distribution's read-only mode: every write under ``/v2/`` answers 405 UNSUPPORTED."""
+    if (
+        request.method in WRITE_METHODS
+        and request.path.startswith("/v2/")
+        and not request.path.startswith(EXTENSION_PREFIX)
+    ):
+        raise errors.unsupported()
+    return await handler(request)
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[API_VERSION_HEADER] = "registry/2.0"
+    if isinstance(response, blobs.BlobFileResponse):
+        # FileResponse sets an mtime-based ETag; a blob's ETag is its digest.
+        response.headers["ETag"] = f'"{response.digest}"'
+        response.headers.popall("Last-Modified", None)
+    for name, values in request.app[CONFIG_KEY].http.headers.items():
+        for value in values:
+            response.headers.add(name, value)
+
+
+def _setup_extensions(app: web.Application) -> None:
+    if importlib.util.find_spec("embedded_registry.routes.ext") is not None:
+        from embedded_registry.routes import ext
+
+        ext.setup_routes(app)
+
+
+async def _upload_purger(app: web.Application) -> AsyncIterator[None]:
+    """Remove stale uploads on ``storage.maintenance.uploadpurging``'s schedule."""
+    settings = app[CONFIG_KEY].storage
+    purging = settings.upload_purging
+    task = None
+    if purging.enabled and not settings.read_only and purging.interval > 0:
+        task = asyncio.create_task(
+            _purge_loop(app[STORAGE_KEY], purging.age, purging.interval, purging.dryrun)
+        )
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+FIRST_PURGE_DELAY = 5.0
+
+
+async def _purge_loop(storage: Storage, age: float, interval: float, dry_run: bool) -> None:
+    await asyncio.sleep(min(FIRST_PURGE_DELAY, interval))
+    while True:
+        try:
+            purged = await asyncio.to_thread(storage.uploads.purge, age, dry_run=dry_run)
+        except OSError as exc:
+            log.warning("upload purging failed: %s", exc)
+        else:
+            if purged:
+                verb = "would purge" if dry_run else "purged"
+                log.info("%s %d stale upload(s)", verb, len(purged))
+        await asyncio.sleep(interval)
+
+
+def create_app(config: Config, storage: Storage | None = None) -> web.Application:
+    """The registry for ``config``; ``storage`` defaults to the configured root."""
+    middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [error_middleware]
+    if config.auth is not None:
+        middlewares.append(htpasswd_middleware(Htpasswd(config.auth.path, config.auth.realm)))
+    if config.storage.read_only:
+        middlewares.append(read_only_middleware)
+    app = web.Application(middlewares=middlewares)
+    app[CONFIG_KEY] = config
+    app[STORAGE_KEY] = storage if storage is not None else Storage(config.storage.root)
+    app[COMMIT_LOCK_KEY] = asyncio.Lock()
+    app.on_response_prepare.append(_add_headers)
+    app.cleanup_ctx.append(_upload_purger)
+    _setup_extensions(app)
+    for module in (base, catalog, uploads, blobs, manifests, tags, referrers):
+        module.setup_routes(app)
+    return app

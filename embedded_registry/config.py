@@ -1,0 +1,373 @@
+"""The registry's configuration: a subset of CNCF Distribution's ``config.yml``.
+
+Sources, later ones winning: built-in defaults, the YAML file, ``REGISTRY_<SECTION>_<KEY>``
+environment variables (as Distribution: ``REGISTRY_HTTP_ADDR``,
+``REGISTRY_STORAGE_DELETE_ENABLED``...), then command-line flags. Keys outside the subset are
+reported in ``Config.warnings`` and otherwise ignored; a value of the wrong shape is a
+``ConfigError`` whose message is one line naming the key.
+
+Defaults differ from Distribution's in two places, on purpose: the registry listens on
+``127.0.0.1:5000`` (loopback, not every interface) and ``storage.delete.enabled`` is true
+(Distribution's default is false; regtui exists to delete). ``storage.maintenance.gc.graceperiod``
+is regtui's own key: blobs and uploads younger than it are never swept by online GC.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "REGISTRY_"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+LOG_LEVELS = ("error", "warn", "info", "debug")
+
+
+class ConfigError(Exception):
+    """A configuration the registry cannot start with; the message is one line."""
+
+
+@dataclass
+class UploadPurging:
+    enabled: bool = True
+    age: float = 168 * 3600.0
+    interval: float = 24 * 3600.0
+    dryrun: bool = False
+
+
+@dataclass
+class StorageConfig:
+    root: Path
+    delete_enabled: bool = True
+    read_only: bool = False
+    upload_purging: UploadPurging = field(default_factory=UploadPurging)
+    gc_grace_period: float = 3600.0
+
+
+@dataclass
+class TLSConfig:
+    certificate: Path
+    key: Path
+
+
+@dataclass
+class HttpConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    tls: TLSConfig | None = None
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class HtpasswdConfig:
+    realm: str
+    path: Path
+
+
+@dataclass
+class HealthConfig:
+    storagedriver_enabled: bool = True
+    storagedriver_interval: float = 10.0
+    storagedriver_threshold: int = 1
+
+
+@dataclass
+class LogConfig:
+    level: str = "info"
+    accesslog_disabled: bool = False
+
+
+@dataclass
+class Config:
+    storage: StorageConfig
+    http: HttpConfig = field(default_factory=HttpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    auth: HtpasswdConfig | None = None
+    health: HealthConfig = field(default_factory=HealthConfig)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.http.tls is not None else "http"
+
+
+def default_root(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/regtui/registry``, or ``~/.local/share/regtui/registry``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "regtui" / "registry"
+
+
+# --- value parsers ----------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(value: Any) -> float:
+    """A Go duration (``168h``, ``1h30m``, ``500ms``) or a number of seconds, in seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 24h")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if text in ("0", ""):
+        return 0.0
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text) or position == 0:
+        raise ValueError(f"{text!r} is not a duration like 24h or 30m")
+    return total
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def parse_addr(value: Any) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[v6]:PORT``."""
+    text = str(value).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    host = host.strip("[]")
+    return (host or "0.0.0.0"), port
+
+
+def _parse_str(value: Any) -> str:
+    if isinstance(value, dict | list):
+        raise ValueError("expected a string")
+    return str(value)
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _parse_level(value: Any) -> str:
+    level = str(value).strip().lower()
+    if level == "warning":
+        level = "warn"
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _parse_headers(value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of header names to lists of values")
+    result: dict[str, list[str]] = {}
+    for name, values in value.items():
+        if isinstance(values, list):
+            result[str(name)] = [str(item) for item in values]
+        else:
+            result[str(name)] = [str(values)]
+    return result
+
+
+# The subset of Distribution's configuration regtui reads: dotted key -> parser.
+KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
+    "version": _parse_str,
+    "log.level": _parse_level,
+    "log.accesslog.disabled": parse_bool,
+    "loglevel": _parse_level,
+    "storage.filesystem.rootdirectory": _parse_str,
+    "storage.delete.enabled": parse_bool,
+    "storage.maintenance.uploadpurging.enabled": parse_bool,
+    "storage.maintenance.uploadpurging.age": parse_duration,
+    "storage.maintenance.uploadpurging.interval": parse_duration,
+    "storage.maintenance.uploadpurging.dryrun": parse_bool,
+    "storage.maintenance.readonly.enabled": parse_bool,
+    "storage.maintenance.gc.graceperiod": parse_duration,
+    "http.addr": parse_addr,
+    "http.tls.certificate": _parse_str,
+    "http.tls.key": _parse_str,
+    "http.headers": _parse_headers,
+    "auth.htpasswd.realm": _parse_str,
+    "auth.htpasswd.path": _parse_str,
+    "health.storagedriver.enabled": parse_bool,
+    "health.storagedriver.interval": parse_duration,
+    "health.storagedriver.threshold": _parse_int,
+}
+# Mappings whose children are data, not keys.
+_LEAF_MAPPINGS = {"http.headers"}
+_OTHER_STORAGE_DRIVERS = {"s3", "gcs", "azure", "swift", "oss", "inmemory"}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{str(key).lower()}"
+        if isinstance(value, dict) and dotted not in _LEAF_MAPPINGS:
+            if not value:
+                out.setdefault(dotted, {})
+            _flatten(value, f"{dotted}.", out)
+        else:
+            out[dotted] = value
+
+
+def _env_values(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    by_env_name = {
+        ENV_PREFIX + key.upper().replace(".", "_"): key
+        for key in KNOWN_KEYS
+        if key not in _LEAF_MAPPINGS
+    }
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = by_env_name.get(name)
+        if key is None:
+            unknown.append(name)
+        else:
+            values[key] = value
+    return values, sorted(unknown)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping at the top level")
+    return data
+
+
+@dataclass
+class Overrides:
+    """Command-line flags; ``None`` leaves the value of the file or environment."""
+
+    addr: str | None = None
+    root: str | None = None
+    read_only: bool | None = None
+    log_level: str | None = None
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Overrides | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from a file (or ``data``), the environment and the flags."""
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, Any] = {}
+    if data is not None:
+        _flatten(data, "", raw)
+    elif path is not None:
+        _flatten(_read_file(Path(path)), "", raw)
+    warnings: list[str] = []
+    storage_drivers = {key.split(".")[1] for key in raw if key.startswith("storage.")}
+    others = storage_drivers & _OTHER_STORAGE_DRIVERS
+    if others:
+        raise ConfigError(
+            f"storage.{sorted(others)[0]}: only the filesystem storage driver is supported"
+        )
+    env_values, unknown_env = _env_values(env)
+    raw.update(env_values)
+    warnings += [f"ignoring unknown environment variable {name}" for name in unknown_env]
+    overrides = overrides or Overrides()
+    if overrides.addr is not None:
+        raw["http.addr"] = overrides.addr
+    if overrides.root is not None:
+        raw["storage.filesystem.rootdirectory"] = overrides.root
+    if overrides.read_only:
+        raw["storage.maintenance.readonly.enabled"] = True
+    if overrides.log_level is not None:
+        raw["log.level"] = overrides.log_level
+
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        parser = KNOWN_KEYS.get(key)
+        if parser is None:
+            warnings.append(f"ignoring unsupported config key {key}")
+            continue
+        try:
+            values[key] = parser(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"bad value for {key}: {exc}") from None
+    return _build(values, env, warnings)
+
+
+def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) -> Config:
+    get = values.get
+    root = get("storage.filesystem.rootdirectory")
+    storage = StorageConfig(
+        root=Path(root).expanduser() if root else default_root(env),
+        delete_enabled=get("storage.delete.enabled", True),
+        read_only=get("storage.maintenance.readonly.enabled", False),
+        upload_purging=UploadPurging(
+            enabled=get("storage.maintenance.uploadpurging.enabled", True),
+            age=get("storage.maintenance.uploadpurging.age", 168 * 3600.0),
+            interval=get("storage.maintenance.uploadpurging.interval", 24 * 3600.0),
+            dryrun=get("storage.maintenance.uploadpurging.dryrun", False),
+        ),
+        gc_grace_period=get("storage.maintenance.gc.graceperiod", 3600.0),
+    )
+    host, port = get("http.addr", (DEFAULT_HOST, DEFAULT_PORT))
+    tls = None
+    certificate, key = get("http.tls.certificate"), get("http.tls.key")
+    if certificate or key:
+        if not (certificate and key):
+            raise ConfigError("http.tls needs both certificate and key")
+        tls = TLSConfig(Path(certificate).expanduser(), Path(key).expanduser())
+    http = HttpConfig(host=host, port=port, tls=tls, headers=get("http.headers", {}))
+    auth = None
+    realm, htpasswd = get("auth.htpasswd.realm"), get("auth.htpasswd.path")
+    if realm is not None or htpasswd is not None:
+        if not htpasswd:
+            raise ConfigError("auth.htpasswd needs a path")
+        auth = HtpasswdConfig(realm=realm or "Registry Realm", path=Path(htpasswd).expanduser())
+    level = get("log.level", get("loglevel", "info"))
+    return Config(
+        storage=storage,
+        http=http,
+        log=LogConfig(level=level, accesslog_disabled=get("log.accesslog.disabled", False)),
+        auth=auth,
+        health=HealthConfig(
+            storagedriver_enabled=get("health.storagedriver.enabled", True),
+            storagedriver_interval=get("health.storagedriver.interval", 10.0),
+            storagedriver_threshold=get("health.storagedriver.threshold", 1),
+        ),
+        warnings=warnings,
+    )

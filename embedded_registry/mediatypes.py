@@ -1,0 +1,162 @@
+"""Manifest media types and the parsing that manifest PUT and GET need.
+
+``parse_manifest`` checks a manifest body against its declared media type and lists what it
+references: blobs (config and layers) that must be linked in the repository, child manifests (of
+an index) that must exist in it, and the ``subject`` that makes it a referrer. ``describe_stored``
+names the media type of a manifest already on disk (schema1 included) for GET.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from embedded_registry import errors, names
+
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+DOCKER_SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+IMAGE_MANIFESTS = frozenset({DOCKER_SCHEMA2, OCI_MANIFEST})
+INDEXES = frozenset({DOCKER_LIST, OCI_INDEX})
+PUSHABLE = IMAGE_MANIFESTS | INDEXES
+SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+
+# Distribution's limit on a manifest body (registry/handlers/manifests.go, maxManifestBodySize).
+MAX_MANIFEST_SIZE = 4 << 20
+
+
+@dataclass(frozen=True)
+class ManifestInfo:
+    """What the registry needs to know about one manifest."""
+
+    media_type: str
+    size: int
+    blobs: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    subject: str | None = None
+    artifact_type: str | None = None
+    annotations: dict[str, str] | None = field(default=None, hash=False, compare=False)
+
+    def referrer_descriptor(self, digest: str) -> dict[str, Any]:
+        descriptor: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": digest,
+            "size": self.size,
+        }
+        if self.artifact_type:
+            descriptor["artifactType"] = self.artifact_type
+        if self.annotations:
+            descriptor["annotations"] = self.annotations
+        return descriptor
+
+
+def _descriptor_digest(descriptor: Any, where: str) -> str:
+    if not isinstance(descriptor, dict):
+        raise errors.manifest_invalid(f"{where}: descriptor must be an object")
+    digest = descriptor.get("digest")
+    if not isinstance(digest, str) or not names.is_valid_digest(digest):
+        raise errors.manifest_invalid(f"{where}: invalid digest {digest!r}")
+    size = descriptor.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise errors.manifest_invalid(f"{where}: invalid size {size!r}")
+    return digest
+
+
+def _annotations(document: dict[str, Any]) -> dict[str, str] | None:
+    annotations = document.get("annotations")
+    if isinstance(annotations, dict) and annotations:
+        return {str(key): str(value) for key, value in annotations.items()}
+    return None
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.manifest_invalid(f"invalid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise errors.manifest_invalid("manifest must be a JSON object")
+    return document
+
+
+def parse_manifest(body: bytes, content_type: str) -> ManifestInfo:
+    """Validate a pushed manifest of ``content_type`` (parameters already stripped)."""
+    document = load_json(body)
+    schema_version = document.get("schemaVersion")
+    if schema_version == 1 or content_type in SCHEMA1:
+        raise errors.manifest_invalid("schema1 manifests are not supported")
+    if content_type not in PUSHABLE:
+        raise errors.manifest_invalid(f"unsupported manifest media type {content_type!r}")
+    if schema_version != 2:
+        raise errors.manifest_invalid(f"unsupported schemaVersion {schema_version!r}")
+    declared = document.get("mediaType")
+    if declared is not None and declared != content_type:
+        raise errors.manifest_invalid(
+            f"mediaType in manifest should be {content_type!r} not {declared!r}"
+        )
+    if content_type in (DOCKER_SCHEMA2, DOCKER_LIST) and declared is None:
+        raise errors.manifest_invalid("mediaType is required in Docker manifests")
+
+    blobs: list[str] = []
+    children: list[str] = []
+    artifact_type = document.get("artifactType")
+    if artifact_type is not None and not isinstance(artifact_type, str):
+        raise errors.manifest_invalid("artifactType must be a string")
+    if content_type in IMAGE_MANIFESTS:
+        config = document.get("config")
+        blobs.append(_descriptor_digest(config, "config"))
+        layers = document.get("layers", [])
+        if not isinstance(layers, list):
+            raise errors.manifest_invalid("layers must be a list")
+        for position, layer in enumerate(layers):
+            digest = _descriptor_digest(layer, f"layers[{position}]")
+            # Foreign (non-distributable) layers live elsewhere: their blobs are not required.
+            if not layer.get("urls"):
+                blobs.append(digest)
+        if artifact_type is None and content_type == OCI_MANIFEST:
+            artifact_type = config.get("mediaType")
+    else:
+        manifests = document.get("manifests")
+        if not isinstance(manifests, list):
+            raise errors.manifest_invalid("manifests must be a list")
+        for position, child in enumerate(manifests):
+            children.append(_descriptor_digest(child, f"manifests[{position}]"))
+    subject = None
+    if "subject" in document and document["subject"] is not None:
+        subject = _descriptor_digest(document["subject"], "subject")
+    return ManifestInfo(
+        media_type=content_type,
+        size=len(body),
+        blobs=tuple(dict.fromkeys(blobs)),
+        children=tuple(dict.fromkeys(children)),
+        subject=subject,
+        artifact_type=artifact_type,
+        annotations=_annotations(document),
+    )
+
+
+def describe_stored(body: bytes) -> ManifestInfo:
+    """The media type (and references) of a manifest already stored, whatever its schema."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ManifestInfo(media_type=DOCKER_SCHEMA1_SIGNED, size=len(body))
+    if not isinstance(document, dict):
+        return ManifestInfo(media_type=OCI_MANIFEST, size=len(body))
+    media_type = document.get("mediaType")
+    if document.get("schemaVersion") == 1:
+        signed = "signatures" in document
+        return ManifestInfo(
+            media_type=DOCKER_SCHEMA1_SIGNED if signed else DOCKER_SCHEMA1, size=len(body)
+        )
+    if not isinstance(media_type, str) or not media_type:
+        media_type = OCI_INDEX if "manifests" in document else OCI_MANIFEST
+    try:
+        return parse_manifest(body, media_type)
+    except errors.RegistryError:
+        return ManifestInfo(media_type=media_type, size=len(body))

@@ -1,0 +1,38 @@
+"""``/v2/_catalog``: repositories in Distribution's order, ``n``/``last``, ``Link``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from embedded_registry.routes.common import json_response, next_link, storage
+from embedded_registry.storage.catalog import page
+
+# Distribution 2.8 returns 100 repositories when ``n`` is absent or not a number.
+DEFAULT_PAGE = 100
+
+
+def _count(request: web.Request) -> int:
+    raw = request.query.get("n", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return DEFAULT_PAGE
+    return value if value >= 0 else DEFAULT_PAGE
+
+
+async def catalog(request: web.Request) -> web.Response:
+    count = _count(request)
+    repositories = await asyncio.to_thread(storage(request).repositories)
+    selected, more = page(repositories, request.query.get("last"), count)
+    headers = {}
+    if more and selected:
+        headers["Link"] = next_link(request, selected[-1], count)
+    body = json.dumps({"repositories": selected}, separators=(",", ":")) + "\n"
+    return json_response(body.encode(), **headers)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v2/_catalog", catalog)

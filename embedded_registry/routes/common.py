@@ -1,0 +1,87 @@
+"""Helpers shared by the handlers: typed access to app state, URLs, parameters, bodies."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from embedded_registry import errors, names
+from embedded_registry.config import Config
+from embedded_registry.keys import CONFIG_KEY, STORAGE_KEY
+from embedded_registry.storage import Storage
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def storage(request: web.Request) -> Storage:
+    return request.app[STORAGE_KEY]
+
+
+def config(request: web.Request) -> Config:
+    return request.app[CONFIG_KEY]
+
+
+def repo_name(request: web.Request) -> str:
+    return names.check_name(request.match_info["name"])
+
+
+def absolute_url(request: web.Request, path: str) -> str:
+    """``path`` on this registry as the client reached it (Distribution sends absolute URLs)."""
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    return f"{scheme}://{host}{path}"
+
+
+def require_delete(request: web.Request) -> None:
+    """DELETE answers 405 UNSUPPORTED unless ``storage.delete.enabled`` (as Distribution)."""
+    if not config(request).storage.delete_enabled:
+        raise errors.unsupported()
+
+
+def json_response(body: bytes, status: int = 200, **headers: str) -> web.Response:
+    response = web.Response(body=body, status=status, headers=headers)
+    response.headers["Content-Type"] = JSON_CONTENT_TYPE
+    return response
+
+
+def media_type(header: str | None) -> str:
+    """The media type of a Content-Type header, without parameters."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, or MANIFEST_INVALID (connection closed) when it exceeds ``limit``."""
+    too_large = errors.manifest_invalid("http: request body too large")
+    too_large.close_connection = True
+    length = request.content_length
+    if length is not None and length > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def page_size(request: web.Request, *, default: int | None) -> int | None:
+    """The ``n`` query parameter: PAGINATION_NUMBER_INVALID unless a non-negative integer."""
+    raw = request.query.get("n")
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.pagination_number_invalid(raw) from None
+    if value < 0:
+        raise errors.pagination_number_invalid(raw)
+    return value
+
+
+def next_link(request: web.Request, last: str, count: int) -> str:
+    """Distribution's ``Link`` header: ``<path?last=X&n=N>; rel="next"`` (query keys sorted)."""
+    query = dict(request.query)
+    query["last"] = last
+    query["n"] = str(count)
+    return f'<{request.path}?{urlencode(sorted(query.items()))}>; rel="next"'

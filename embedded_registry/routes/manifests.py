@@ -1,0 +1,88 @@
+"""``/v2/<name>/manifests/<reference>``: GET, HEAD, PUT, DELETE (by digest, or a tag)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from embedded_registry import names
+from embedded_registry.keys import COMMIT_LOCK_KEY
+from embedded_registry.mediatypes import MAX_MANIFEST_SIZE
+from embedded_registry.routes.common import (
+    absolute_url,
+    media_type,
+    read_limited,
+    repo_name,
+    require_delete,
+    storage,
+)
+
+
+def _reference(request: web.Request) -> str:
+    return names.check_reference(request.match_info["reference"])
+
+
+async def get_manifest(request: web.Request) -> web.Response:
+    """The stored bytes with their media type, whatever the Accept header lists.
+
+    Distribution 2.8 answers 404 to a GET of an OCI manifest whose Accept lacks the OCI type;
+    every current client sends it, and the spec asks registries to serve the content, so the
+    bundled registry always does.
+    """
+    name = repo_name(request)
+    reference = _reference(request)
+    # A manifest and its links are a few small files: read inline, cached by digest.
+    digest, body, info = storage(request).manifests.get(name, reference)
+    headers = {
+        "Content-Type": info.media_type,
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+    }
+    if_none_match = request.headers.get("If-None-Match", "")
+    if digest in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
+        return web.Response(status=304, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(body))
+        return web.Response(status=200, headers=headers)
+    return web.Response(body=body, headers=headers)
+
+
+async def put_manifest(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    reference = request.match_info["reference"]
+    names.check_reference(reference)
+    body = await read_limited(request, MAX_MANIFEST_SIZE)
+    content_type = media_type(request.headers.get("Content-Type"))
+    manifests = storage(request).manifests
+    async with request.app[COMMIT_LOCK_KEY]:
+        digest, info = await asyncio.to_thread(manifests.put, name, reference, body, content_type)
+    headers = {
+        "Location": absolute_url(request, f"/v2/{name}/manifests/{digest}"),
+        "Docker-Content-Digest": digest,
+        "Content-Length": "0",
+    }
+    if info.subject:
+        headers["OCI-Subject"] = info.subject
+    return web.Response(status=201, headers=headers)
+
+
+async def delete_manifest(request: web.Request) -> web.Response:
+    """By digest: the revision and the tags pointing at it. By tag: that tag only."""
+    require_delete(request)
+    name = repo_name(request)
+    reference = _reference(request)
+    manifests = storage(request).manifests
+    async with request.app[COMMIT_LOCK_KEY]:
+        if names.looks_like_digest(reference):
+            await asyncio.to_thread(manifests.delete, name, reference)
+        else:
+            await asyncio.to_thread(manifests.delete_tag, name, reference)
+    return web.Response(status=202, headers={"Content-Length": "0"})
+
+
+def setup_routes(app: web.Application) -> None:
+    path = "/v2/{name:.+}/manifests/{reference}"
+    app.router.add_get(path, get_manifest)
+    app.router.add_put(path, put_manifest)
+    app.router.add_delete(path, delete_manifest)

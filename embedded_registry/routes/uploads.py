@@ -1,0 +1,195 @@
+"""``/v2/<name>/blobs/uploads/``: POST (start, monolithic, mount), PATCH, PUT, GET, DELETE."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from aiohttp import web
+
+from embedded_registry import errors, names
+from embedded_registry.routes.common import absolute_url, repo_name, storage
+from embedded_registry.storage import Storage
+
+# Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
+CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+READ_CHUNK = 1 << 20
+
+
+def _upload_path(name: str, upload_id: str, size: int = 0) -> str:
+    """The upload's URL. Like Distribution's, it carries a ``_state`` query parameter (which the
+    bundled registry ignores), so clients that append ``&digest=`` to it keep working."""
+    state = base64.urlsafe_b64encode(
+        json.dumps({"Name": name, "UUID": upload_id, "Offset": size}).encode()
+    ).decode()
+    return f"/v2/{name}/blobs/uploads/{upload_id}?_state={quote(state)}"
+
+
+def _range_header(size: int) -> str:
+    # Distribution answers "0-0" for an empty upload (there is no inclusive empty range).
+    return f"0-{max(size - 1, 0)}"
+
+
+def _upload_response(
+    request: web.Request, name: str, upload_id: str, size: int, status: int
+) -> web.Response:
+    return web.Response(
+        status=status,
+        headers={
+            "Location": absolute_url(request, _upload_path(name, upload_id, size)),
+            "Range": _range_header(size),
+            "Docker-Upload-UUID": upload_id,
+            "Content-Length": "0",
+        },
+    )
+
+
+def _blob_created(request: web.Request, name: str, digest: str) -> web.Response:
+    return web.Response(
+        status=201,
+        headers={
+            "Location": absolute_url(request, f"/v2/{name}/blobs/{digest}"),
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    return request.content.iter_chunked(READ_CHUNK)
+
+
+def _content_range(request: web.Request) -> tuple[int | None, int | None]:
+    """``(start, length)`` from Content-Range; RANGE_INVALID (416) when malformed."""
+    header = request.headers.get("Content-Range")
+    if not header:
+        return None, None
+    match = CONTENT_RANGE_RE.fullmatch(header.strip())
+    if match is None:
+        raise errors.range_invalid(f"malformed Content-Range {header!r}")
+    start, end = int(match.group(1)), int(match.group(2))
+    if end < start:
+        raise errors.range_invalid(f"Content-Range {header!r} ends before it starts")
+    length = end - start + 1
+    if request.content_length is not None and request.content_length != length:
+        raise errors.size_invalid(
+            f"Content-Range covers {length} bytes, Content-Length is {request.content_length}"
+        )
+    return start, length
+
+
+def _upload_id(request: web.Request) -> str:
+    upload_id = request.match_info["upload_id"]
+    if not names.is_valid_upload_id(upload_id):
+        raise errors.blob_upload_unknown()
+    return upload_id
+
+
+def _digest_param(request: web.Request) -> str:
+    digest = request.query.get("digest")
+    if not digest:
+        raise errors.digest_invalid("digest missing")
+    return names.check_digest(digest)
+
+
+async def start_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    store = storage(request)
+    mount, source = request.query.get("mount"), request.query.get("from")
+    mountable = mount and source and names.is_valid_digest(mount) and names.is_valid_name(source)
+    if mountable and await asyncio.to_thread(_mount, store, source, name, mount):
+        return _blob_created(request, name, mount)
+    upload_id = await asyncio.to_thread(store.uploads.create, name)
+    if "digest" in request.query:
+        digest = _digest_param(request)
+        async with store.uploads.lock(upload_id):
+            try:
+                await store.uploads.append(name, upload_id, _chunks(request))
+                await store.uploads.finish(name, upload_id, digest)
+            except BaseException:
+                await asyncio.to_thread(store.uploads.cancel, name, upload_id)
+                raise
+        return _blob_created(request, name, digest)
+    return _upload_response(request, name, upload_id, 0, 202)
+
+
+def _mount(store: Storage, source: str, name: str, digest: str) -> bool:
+    if store.blobs.linked_size(source, digest) is None:
+        return False
+    store.blobs.link(name, digest)
+    store.blobs.touch(digest)
+    return True
+
+
+async def upload_status(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id = _upload_id(request)
+    size = storage(request).uploads.size(name, upload_id)
+    return _upload_response(request, name, upload_id, size, 204)
+
+
+async def patch_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id = _upload_id(request)
+    uploads = storage(request).uploads
+    uploads.size(name, upload_id)  # BLOB_UPLOAD_UNKNOWN before reading anything
+    start, length = _content_range(request)
+    if length is None and request.content_length is not None:
+        length = request.content_length
+    async with uploads.lock(upload_id):
+        try:
+            size = await uploads.append(
+                name, upload_id, _chunks(request), start=start, length=length
+            )
+        except errors.RegistryError as error:
+            if error.code == "RANGE_INVALID":
+                current = uploads.size(name, upload_id)
+                error.headers.update(
+                    {
+                        "Location": absolute_url(request, _upload_path(name, upload_id, current)),
+                        "Range": _range_header(current),
+                        "Docker-Upload-UUID": upload_id,
+                    }
+                )
+            raise
+    return _upload_response(request, name, upload_id, size, 202)
+
+
+async def finish_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id = _upload_id(request)
+    uploads = storage(request).uploads
+    uploads.size(name, upload_id)
+    digest = _digest_param(request)
+    start, length = _content_range(request)
+    async with uploads.lock(upload_id):
+        if request.body_exists:
+            await uploads.append(name, upload_id, _chunks(request), start=start, length=length)
+        await uploads.finish(name, upload_id, digest)
+    return _blob_created(request, name, digest)
+
+
+async def cancel_upload(request: web.Request) -> web.Response:
+    name = repo_name(request)
+    upload_id = _upload_id(request)
+    uploads = storage(request).uploads
+    async with uploads.lock(upload_id):
+        existed = await asyncio.to_thread(uploads.cancel, name, upload_id)
+    if not existed:
+        raise errors.blob_upload_unknown()
+    return web.Response(status=204, headers={"Docker-Upload-UUID": upload_id})
+
+
+def setup_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_post("/v2/{name:.+}/blobs/uploads/", start_upload)
+    router.add_post("/v2/{name:.+}/blobs/uploads", start_upload)
+    uploads = "/v2/{name:.+}/blobs/uploads/{upload_id}"
+    router.add_get(uploads, upload_status)
+    router.add_patch(uploads, patch_upload)
+    router.add_put(uploads, finish_upload)
+    router.add_delete(uploads, cancel_upload)

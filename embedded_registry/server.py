@@ -1,0 +1,141 @@
+"""Run the registry: bind, announce ``listening on URL`` on stdout, serve until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import ssl
+import sys
+from typing import TextIO
+
+from aiohttp import web
+
+from embedded_registry.app import create_app
+from embedded_registry.auth import HtpasswdError
+from embedded_registry.config import Config
+from embedded_registry.gc import remove_serving_marker, write_serving_marker
+from embedded_registry.storage import Storage
+
+log = logging.getLogger(__name__)
+
+_LEVELS = {
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+class StartupError(Exception):
+    """The registry cannot start; the message is one line for the user."""
+
+
+def configure_logging(level: str, stream: TextIO | None = None) -> None:
+    logging.basicConfig(
+        level=_LEVELS.get(level, logging.INFO),
+        stream=stream or sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def check_root(config: Config) -> Storage:
+    """Create (unless read-only) and check the storage root; StartupError when unusable."""
+    storage = Storage(config.storage.root)
+    root = config.storage.root
+    if config.storage.read_only:
+        if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+            raise StartupError(f"storage root {root} is not a readable directory")
+        return storage
+    try:
+        storage.ensure_layout()
+    except OSError as exc:
+        raise StartupError(f"cannot create storage root {root}: {exc.strerror or exc}") from None
+    for directory in (root, storage.layout.blobs_dir, storage.layout.repositories_dir):
+        if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+            raise StartupError(f"storage root {root} is not writable ({directory})")
+    return storage
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    tls = config.http.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(tls.certificate), str(tls.key))
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot load TLS certificate/key: {exc}") from None
+    return context
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve(config: Config, announce: TextIO | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; raise StartupError when the server cannot start."""
+    storage = check_root(config)
+    context = ssl_context(config)
+    try:
+        app = create_app(config, storage)
+    except HtpasswdError as exc:
+        raise StartupError(str(exc)) from None
+    runner = web.AppRunner(
+        app,
+        access_log=None if config.log.accesslog_disabled else logging.getLogger("registry.access"),
+        handle_signals=False,
+    )
+    await runner.setup()
+    host = config.http.host
+    site = web.TCPSite(runner, host, config.http.port, ssl_context=context, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"address {host}:{config.http.port} is already in use") from None
+        raise StartupError(f"cannot listen on {host}:{config.http.port}: {exc.strerror}") from None
+    port = config.http.port
+    server = site._server  # the bound socket(s) give the real port when port 0 was asked for
+    if server is not None and getattr(server, "sockets", None):
+        port = server.sockets[0].getsockname()[1]
+    url = f"{config.scheme}://{_display_host(host)}:{port}"
+    out = announce or sys.stdout
+    print(f"listening on {url}", file=out, flush=True)
+    marker = None
+    if not config.storage.read_only:
+        with contextlib.suppress(OSError):
+            marker = write_serving_marker(config.storage.root, url)
+    for warning in config.warnings:
+        log.warning("config: %s", warning)
+    log.info("serving %s from %s", url, config.storage.root)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("shutting down")
+        if marker is not None:
+            remove_serving_marker(config.storage.root)
+        await runner.cleanup()
+
+
+def run(config: Config) -> int:
+    """Serve ``config``; print a one-line error and return 1 when the server cannot start."""
+    configure_logging(config.log.level)
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        print(f"registry: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
