@@ -1,11 +1,265 @@
-"""Placeholder until the module's owner writes it."""
+"""``regtui connect HOST[:PORT]`` and the app side of ``regtui serve --local [--demo]``.
+
+This module is the allowed bridge into ``embedded_registry`` for the app: with ``--storage DIR``
+it wraps the server's own usage and GC code in a storage backend the app can call; the app's
+screens never import the server.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from tui.client import RegistryClientError
+from tui.data.storage import CallableBackend, GcView, StorageBackend, UsageView
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+STARTUP_TIMEOUT = 30.0
+LISTENING_PREFIX = "listening on http://"
+
+
+class CommandError(Exception):
+    """A one-line error for the user (exit code in ``code``)."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def register(subparsers: Any) -> None:
-    del subparsers
-    _ = argparse
+    parser = subparsers.add_parser(
+        "connect",
+        help="explore a registry in the terminal app",
+        description="Open the explorer on a registry (any OCI / Docker v2 registry).",
+    )
+    parser.add_argument("host", metavar="HOST[:PORT]", help="registry, e.g. 127.0.0.1:5000")
+    group = parser.add_argument_group("registry access")
+    group.add_argument("--username", "-u", help="user name (or REGTUI_USERNAME)")
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from stdin (or REGTUI_PASSWORD, or Docker's config.json)",
+    )
+    group.add_argument(
+        "--insecure", action="store_true", help="allow plain HTTP and unverified TLS"
+    )
+    group.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for TLS")
+    group.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument(
+        "--read-only", action="store_true", help="hide every deletion and garbage collection"
+    )
+    parser.add_argument(
+        "--storage",
+        metavar="DIR",
+        help="the registry's storage directory (registry:2 layout): exact usage and GC offline",
+    )
+    parser.set_defaults(handler=run_connect)
+
+
+def _fail(message: str) -> None:
+    print(f"regtui: error: {message}", file=sys.stderr)
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if not getattr(args, "password_stdin", False):
+        return None
+    if not args.username:
+        raise CommandError("--password-stdin needs --username", EXIT_USAGE)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise CommandError("--password-stdin: nothing on stdin", EXIT_USAGE)
+    _reattach_terminal()
+    return password
+
+
+def _reattach_terminal() -> None:
+    """After reading a piped password, give the app the terminal as its input."""
+    if sys.stdin.isatty():
+        return
+    try:
+        tty = os.open("/dev/tty", os.O_RDONLY)
+    except OSError as error:
+        raise CommandError(f"no terminal for the app after reading stdin: {error}") from error
+    os.dup2(tty, 0)
+    os.close(tty)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - replaces the process's stdin
+
+
+def directory_backend(root: Path) -> StorageBackend:
+    """Usage and GC run in-process on a storage directory, off the event loop."""
+    from embedded_registry import gc as server_gc
+    from embedded_registry import usage as server_usage
+    from tui.data.backends import gc_view_from_report, usage_view_from_report
+
+    label = f"storage directory {root}"
+
+    async def usage() -> UsageView:
+        report = await asyncio.to_thread(server_usage.storage_usage, root)
+        return usage_view_from_report(report, source=label)
+
+    async def collect(dry_run: bool, delete_untagged: bool) -> GcView:
+        report = await asyncio.to_thread(
+            server_gc.collect_garbage, root, dry_run=dry_run, delete_untagged=delete_untagged
+        )
+        return gc_view_from_report(report)
+
+    return CallableBackend(label, usage, collect)
+
+
+def _check_storage(path: str) -> Path:
+    root = Path(path)
+    if not (root / "docker" / "registry" / "v2").is_dir():
+        raise CommandError(
+            f"{path} is not a registry storage directory (no docker/registry/v2 inside)",
+            EXIT_USAGE,
+        )
+    return root
+
+
+def run_connect(args: argparse.Namespace) -> int:
+    from tui.app import AppSettings, make_app
+
+    try:
+        password = _read_password(args)
+        storage = _check_storage(args.storage) if args.storage else None
+        settings = AppSettings(
+            registry=args.host,
+            username=args.username,
+            password=password,
+            insecure=args.insecure,
+            ca_cert=args.ca_cert,
+            read_only=args.read_only,
+            timeout=args.timeout,
+        )
+        app = make_app(settings, storage=directory_backend(storage) if storage else None)
+        app.run()
+    except CommandError as error:
+        _fail(str(error))
+        return error.code
+    except RegistryClientError as error:
+        _fail(str(error))
+        return EXIT_ERROR
+    return EXIT_OK if app.return_code in (None, 0) else EXIT_ERROR
+
+
+# -- serve --local ----------------------------------------------------------------------------
+
+
+class LocalRegistry:
+    """The bundled registry as a child process on a free loopback port."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int, root: Path) -> None:
+        self.process = process
+        self.port = port
+        self.root = root
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+def _read_port(stdout: IO[str], process: subprocess.Popen[str]) -> int:
+    line = stdout.readline()
+    if not line.startswith(LISTENING_PREFIX):
+        process.kill()
+        process.wait()
+        raise CommandError(f"the bundled registry did not start (it said: {line.strip()!r})")
+    return int(line.strip().rsplit(":", 1)[1].rstrip("/"))
+
+
+@contextmanager
+def local_registry(root: Path, *, log: IO[str] | None = None) -> Iterator[LocalRegistry]:
+    """Start ``python -m embedded_registry`` on 127.0.0.1:0; terminate it on exit."""
+    command = [
+        sys.executable,
+        "-m",
+        "embedded_registry",
+        "--addr",
+        "127.0.0.1:0",
+        "--root",
+        str(root),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=log if log is not None else subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = _read_port(process.stdout, process)
+        yield LocalRegistry(process, port, root)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _registry_is_empty(url: str) -> bool:
+    import httpx
+
+    response = httpx.get(f"{url}/v2/_catalog", params={"n": 1}, timeout=10)
+    response.raise_for_status()
+    return not response.json().get("repositories")
+
+
+def run_local(args: argparse.Namespace) -> int:
+    """``regtui serve --local [--demo] [--root DIR]``: a private registry with the app on it."""
+    from tui.app import AppSettings, make_app
+
+    root_arg = getattr(args, "root", None)
+    temporary: tempfile.TemporaryDirectory[str] | None = None
+    if root_arg:
+        root = Path(root_arg)
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        temporary = tempfile.TemporaryDirectory(prefix="regtui-local-")
+        root = Path(temporary.name)
+    log_path = root.parent / f".{root.name}-regtui-serve.log" if root_arg else None
+    try:
+        with (
+            open(log_path or os.devnull, "a", encoding="utf-8") as log,
+            local_registry(root, log=log) as registry,
+        ):
+            if getattr(args, "demo", False) and _registry_is_empty(registry.url):
+                from tui.demo import populate
+
+                print(f"Filling {registry.host} with demo images…", file=sys.stderr)
+                populate(registry.url)
+            settings = AppSettings(
+                registry=registry.host,
+                insecure=True,
+                read_only=bool(getattr(args, "read_only", False)),
+                title=f"local registry {registry.host}",
+            )
+            app = make_app(settings)
+            app.run()
+    except CommandError as error:
+        _fail(str(error))
+        return error.code
+    except RegistryClientError as error:
+        _fail(str(error))
+        return EXIT_ERROR
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+    return EXIT_OK

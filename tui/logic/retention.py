@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from tui.logic.tags import TagRow, natural_key
@@ -96,3 +96,25 @@ def plan_bulk_delete(marked: Collection[str], rows: Iterable[TagRow]) -> list[Bu
             actions.append(BulkAction(ActionKind.DELETE_MANIFEST, digest, tuple(chosen)))
     actions.sort(key=lambda action: natural_key(action.tags[0]))
     return actions
+
+
+def describe_bulk(repository: str, actions: Sequence[BulkAction]) -> str:
+    """The confirmation text: every digest and every tag, grouped by what happens to them."""
+    deletes = [a for a in actions if a.kind is ActionKind.DELETE_MANIFEST]
+    untags = [a for a in actions if a.kind is ActionKind.UNTAG]
+    lines = [f"Repository: {repository}", ""]
+    if deletes:
+        lines.append(f"Delete {len(deletes)} manifest(s) (every tag on them goes):")
+        for action in deletes:
+            lines.append(f"  • {action.digest}")
+            lines.append(f"      tags: {', '.join(action.tags)}")
+    if untags:
+        if deletes:
+            lines.append("")
+        lines.append(f"Remove tags only, {len(untags)} image(s) stay (other tags point at them):")
+        for action in untags:
+            lines.append(f"  • {action.digest}")
+            lines.append(f"      remove: {', '.join(action.tags)}")
+            lines.append(f"      keep:   {', '.join(action.kept_siblings)}")
+    lines += ["", "Blobs are freed only by garbage collection (g on the registry screen)."]
+    return "\n".join(lines)

@@ -46,7 +46,7 @@ _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
 def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     """``"build10"`` after ``"build9"``: digits compare as numbers, the rest as lowercase text."""
     return tuple(
-        (1, int(token), "") if token.isdigit() else (0, 0, token.lower())
+        (0, int(token), "") if token.isdigit() else (1, 0, token.lower())
         for token in _TOKEN.findall(text)
     )
 

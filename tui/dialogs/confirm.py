@@ -1,0 +1,52 @@
+"""A yes/no dialog that states exactly what will happen (digests and tags, never vague)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Returns ``True`` only when the user confirms; escape and ``n`` cancel."""
+
+    BINDINGS = [
+        Binding("escape,n", "cancel", "Cancel", id="confirm-cancel"),
+        Binding("y", "confirm", "Confirm", id="confirm-yes"),
+    ]
+
+    def __init__(
+        self, title: str, body: str, *, confirm_label: str = "Delete", danger: bool = True
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.confirm_label = confirm_label
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(self.body, id="confirm-body", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(
+                    f"{self.confirm_label} (y)",
+                    id="confirm",
+                    variant="error" if self.danger else "primary",
+                )
+                yield Button("Cancel (n)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)

@@ -1,0 +1,1 @@
+"""One screen per module: registry, repository, image, layer files, storage."""

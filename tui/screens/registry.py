@@ -1,0 +1,182 @@
+"""The first screen: every repository of the registry, grouped by namespace, with tag counts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Header, Static
+
+from tui.client.errors import CatalogUnsupportedError, RegistryClientError
+from tui.dialogs.prompt import PromptDialog
+from tui.logic.repotree import build_repo_tree, filter_names
+from tui.screens.base import RegtuiScreen
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.repo_tree import RepoTree
+
+CATALOG_PAGE_SIZE = 1000
+COUNT_BATCH = 200
+"""At most this many tag counts are requested per opened namespace (the rest on demand)."""
+
+
+def validate_repository_name(value: str) -> str | None:
+    if not value:
+        return "Enter a repository name, such as library/alpine."
+    if value != value.lower() or " " in value:
+        return "Repository names are lowercase, without spaces."
+    return None
+
+
+class RegistryScreen(RegtuiScreen):
+    """Repositories by namespace. enter opens one; o opens one by name."""
+
+    BINDINGS = [
+        Binding("o", "open_by_name", "Open by name", id="open-by-name"),
+        Binding("g", "storage", "Storage & GC", id="storage"),
+        Binding("r", "reload", "Reload", id="reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+        self.catalog_complete = False
+        self.first_paint_seconds: float | None = None
+        self._query = ""
+        self._pending_counts: list[str] = []
+        self._requested_counts: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield FilterBar("Filter repositories…")
+        yield RepoTree(id="repos")
+        yield Static("Connecting…", id="status", classes="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Registry"
+        self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
+        self.focus_main()
+        self._started = time.perf_counter()
+        self.load_catalog()
+
+    def focus_main(self) -> None:
+        self.query_one(RepoTree).focus()
+
+    @property
+    def repo_tree(self) -> RepoTree:
+        return self.query_one(RepoTree)
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    # -- catalog ------------------------------------------------------------------------------
+    @work(exclusive=True, group="catalog", exit_on_error=False)
+    async def load_catalog(self) -> None:
+        self.names = []
+        self.catalog_complete = False
+        self.set_status("Loading the catalog…")
+        names: list[str] = []
+        try:
+            async for page in self.regtui.client.iter_catalog(page_size=CATALOG_PAGE_SIZE):
+                names.extend(page)
+                self.names = sorted(names)
+                self._render_tree()
+                self.set_status(f"Loading the catalog… {len(names):,} repositories so far")
+        except CatalogUnsupportedError:
+            self.set_status("This registry does not list its repositories: press o to open one.")
+            self.ask_repository()
+            return
+        except RegistryClientError as error:
+            self.set_status(f"Cannot list repositories: {error}  (r to retry, o to open by name)")
+            raise
+        self.catalog_complete = True
+        if not names:
+            self._render_tree()
+        self.set_status(self._summary())
+
+    def _summary(self) -> str:
+        shown = len(filter_names(self.names, self._query)) if self._query else len(self.names)
+        if self._query:
+            return f"{shown:,} of {len(self.names):,} repositories match “{self._query}”"
+        if not self.names:
+            return "The registry has no repositories yet."
+        return f"{len(self.names):,} repositories · enter opens · / filters · g storage & GC"
+
+    def _render_tree(self) -> None:
+        tree = self.repo_tree
+        names = filter_names(self.names, self._query) if self._query else self.names
+        tree.show(build_repo_tree(names), expanded=tree.expanded_paths())
+        if self.first_paint_seconds is None and names:
+            self.first_paint_seconds = time.perf_counter() - self._started
+
+    def apply_filter(self, query: str) -> None:
+        self._query = query.strip()
+        self._render_tree()
+        if self.catalog_complete:
+            self.set_status(self._summary())
+
+    # -- tag counts ---------------------------------------------------------------------------
+    def on_repo_tree_repositories_shown(self, event: RepoTree.RepositoriesShown) -> None:
+        fresh = [name for name in event.repositories if name not in self._requested_counts]
+        fresh = fresh[:COUNT_BATCH]
+        if not fresh:
+            return
+        self._requested_counts.update(fresh)
+        self._pending_counts.extend(fresh)
+        self.count_tags()
+
+    @work(exclusive=True, group="counts", exit_on_error=False)
+    async def count_tags(self) -> None:
+        client = self.regtui.client
+        limit = asyncio.Semaphore(self.regtui.settings.max_concurrency)
+
+        async def count(name: str) -> None:
+            async with limit:
+                try:
+                    tags = await client.list_tags(name)
+                except RegistryClientError as error:
+                    self.repo_tree.set_count(name, error.title.lower())
+                    return
+            self.repo_tree.set_count(name, len(tags))
+
+        while self._pending_counts:
+            batch, self._pending_counts = self._pending_counts, []
+            await asyncio.gather(*(count(name) for name in batch))
+
+    # -- navigation ---------------------------------------------------------------------------
+    def on_repo_tree_repository_selected(self, event: RepoTree.RepositorySelected) -> None:
+        self.open_repository(event.repository)
+
+    def open_repository(self, name: str) -> None:
+        from tui.screens.repository import RepositoryScreen
+
+        self.app.push_screen(RepositoryScreen(name))
+
+    @work(exclusive=True, group="ask", exit_on_error=False)
+    async def ask_repository(self) -> None:
+        name = await self.app.push_screen_wait(
+            PromptDialog(
+                "Open a repository",
+                "Repository name (this registry has no catalog, or you know the name):",
+                placeholder="library/alpine",
+                validate=validate_repository_name,
+            )
+        )
+        if name:
+            self.open_repository(name)
+
+    def action_open_by_name(self) -> None:
+        self.ask_repository()
+
+    def action_reload(self) -> None:
+        self._requested_counts.clear()
+        self.repo_tree.counts.clear()
+        self.load_catalog()
+
+    def action_storage(self) -> None:
+        from tui.screens.storage import StorageScreen
+
+        self.app.push_screen(StorageScreen())

@@ -1,0 +1,1 @@
+"""Reusable widgets of the explorer; they render models, never call the registry."""
