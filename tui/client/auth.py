@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 
@@ -242,6 +242,8 @@ class RegistryAuth(httpx.Auth):
         self._tokens: dict[str, _Token] = {}
         self._scope_of: dict[str, str] = {}
         self.token_requests = 0
+        self.token_error: str | None = None
+        """Why the last token request failed (for the error message), else ``None``."""
         """How many tokens were fetched (tests check the cache with it)."""
 
     # -- the flow as a plain generator: it yields requests and receives responses
@@ -260,7 +262,12 @@ class RegistryAuth(httpx.Auth):
             token_response = yield self._token_request(bearer, scope)
             token = self._read_token(token_response)
             if token is None:
-                return  # the 401 stands: the caller reports it with the registry's message
+                # Send the request once more without a token, so that the caller gets the
+                # registry's own 401 (not the token service's answer) to report.
+                self.token_error = _describe_token_failure(token_response)
+                yield request
+                return
+            self.token_error = None
             self._tokens[scope] = token
             if guessed is not None:
                 self._scope_of[guessed] = scope
@@ -368,5 +375,16 @@ class RegistryAuth(httpx.Auth):
         return _Token(value, time.monotonic() + max(lifetime - 10.0, lifetime / 2))
 
 
-def realm_host(challenge: Challenge) -> str:
-    return urlsplit(challenge.realm or "").netloc
+def _describe_token_failure(response: httpx.Response) -> str:
+    host = response.request.url.host
+    detail = ""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("details", "error_description", "message", "error"):
+            if isinstance(data.get(key), str):
+                detail = f": {data[key]}"
+                break
+    return f"the token service {host} answered {response.status_code}{detail}"

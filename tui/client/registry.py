@@ -186,6 +186,7 @@ class RegistryClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_retries: int = 3,
         max_retry_wait: float = 60.0,
+        backoff: float = 0.2,
     ) -> None:
         try:
             scheme, host = parse_registry(registry)
@@ -208,6 +209,8 @@ class RegistryClient:
         self.auth = RegistryAuth(self.credentials)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
+        self.backoff = backoff
+        """First retry delay in seconds; it doubles per retry (with jitter), capped at 8 s."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
         verify: ssl.SSLContext | bool
         if insecure:
@@ -318,9 +321,8 @@ class RegistryClient:
                 raise self._status_error(response, "request")
             return response
 
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        return min(8.0, 0.2 * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
+    def _backoff(self, attempt: int) -> float:
+        return min(8.0, self.backoff * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
 
     def raise_for_status(self, response: httpx.Response, what: str) -> None:
         if response.status_code < 400:
@@ -334,8 +336,9 @@ class RegistryClient:
         method = response.request.method
         if status == 401:
             who = "anonymously" if self.credentials is None else "with the given credentials"
+            token = f" ({self.auth.token_error})" if self.auth.token_error else ""
             return AuthError(
-                f"Not authorized {who} for {what} on {self.host}{said}",
+                f"Not authorized {who} for {what} on {self.host}{said}{token}",
                 response=response,
                 code=code,
             )
@@ -402,7 +405,8 @@ class RegistryClient:
     async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
         seen_urls: set[str] = set()
         seen_items: set[str] = set()
-        url: str | None = path
+        await self._ensure_base_url()
+        url: str | None = self._url(path)
         while url is not None:
             if url in seen_urls:
                 raise MalformedResponseError(
