@@ -163,7 +163,8 @@ def test_put_without_digest_is_refused(client: httpx.Client, registry: RunningRe
 
 def test_malformed_content_range_is_416(client: httpx.Client, registry: RunningRegistry) -> None:
     location = start_upload(client, "ranges")
-    for value in ("bytes 0-9/10", "abc", "5-2", "0-100"):
+    # ("bytes 0-9/10", HTTP's own syntax with the right numbers, may be accepted leniently)
+    for value in ("abc", "5-2", "0-100", "1-10", "bytes 5-14/10"):
         response = client.patch(
             location, content=b"0123456789", headers={**OCTETS, "Content-Range": value}
         )
