@@ -34,6 +34,9 @@ class AppSettings:
     timeout: float = 30.0
     max_concurrency: int = 8
     title: str | None = None
+    """Shown in the header instead of the registry address."""
+    pull_host: str | None = None
+    """The registry name for ``docker pull`` when it differs (a proxy, a DNS name)."""
 
 
 class RegtuiApp(App[None]):
@@ -74,7 +77,7 @@ class RegtuiApp(App[None]):
 
     def pull_host(self) -> str:
         """The registry as ``docker pull`` wants it: no scheme, no trailing slash."""
-        host = self.settings.registry
+        host = self.settings.pull_host or self.settings.registry
         for scheme in ("https://", "http://"):
             host = host.removeprefix(scheme)
         return host.rstrip("/")

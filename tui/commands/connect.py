@@ -93,21 +93,30 @@ def _reattach_terminal() -> None:
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - replaces the process's stdin
 
 
-def directory_backend(root: Path) -> StorageBackend:
-    """Usage and GC run in-process on a storage directory, off the event loop."""
+def directory_backend(root: Path, *, grace_period: float | None = None) -> StorageBackend:
+    """Usage and GC run in-process on a storage directory, off the event loop.
+
+    ``grace_period`` (seconds) protects recent blobs and uploads; the server's default when
+    ``None``.
+    """
     from embedded_registry import gc as server_gc
     from embedded_registry import usage as server_usage
     from tui.data.backends import gc_view_from_report, usage_view_from_report
 
     label = f"storage directory {root}"
+    grace: dict[str, float] = {} if grace_period is None else {"grace_period": grace_period}
 
     async def usage() -> UsageView:
-        report = await asyncio.to_thread(server_usage.storage_usage, root)
+        report = await asyncio.to_thread(server_usage.storage_usage, root, **grace)
         return usage_view_from_report(report, source=label)
 
     async def collect(dry_run: bool, delete_untagged: bool) -> GcView:
         report = await asyncio.to_thread(
-            server_gc.collect_garbage, root, dry_run=dry_run, delete_untagged=delete_untagged
+            server_gc.collect_garbage,
+            root,
+            dry_run=dry_run,
+            delete_untagged=delete_untagged,
+            **grace,
         )
         return gc_view_from_report(report)
 

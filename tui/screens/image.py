@@ -52,6 +52,8 @@ class ImageScreen(RegtuiScreen):
         self.config: ImageConfig | None = None
         self.layer_list: list[Descriptor] = []
         self.referrers: list[Descriptor] = []
+        self.raw_manifest = ""
+        self.raw_config = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -199,12 +201,14 @@ class ImageScreen(RegtuiScreen):
             table.add_row("", "An index has no layers: open a platform.", "", "")
 
     def _show_raw(self, manifest_raw: bytes, config_raw: bytes | None) -> None:
+        self.raw_manifest = raw_json(manifest_raw)
         self.query_one("#raw-manifest", Static).update(
-            Syntax(raw_json(manifest_raw), "json", theme="ansi_dark", word_wrap=True)
+            Syntax(self.raw_manifest, "json", theme="ansi_dark", word_wrap=True)
         )
         if config_raw is not None:
+            self.raw_config = raw_json(config_raw)
             self.query_one("#raw-config", Static).update(
-                Syntax(raw_json(config_raw), "json", theme="ansi_dark", word_wrap=True)
+                Syntax(self.raw_config, "json", theme="ansi_dark", word_wrap=True)
             )
 
     # -- actions ------------------------------------------------------------------------------

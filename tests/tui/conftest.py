@@ -1,0 +1,71 @@
+"""Fixtures for the explorer's Pilot tests: real bundled registries with real demo images."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.helpers.servers import RunningRegistry, bundled_registry
+from tui.app import AppSettings, RegtuiApp, make_app
+from tui.data.storage import StorageBackend
+from tui.demo import populate
+
+
+@pytest.fixture(scope="module")
+def demo_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    """A bundled registry filled with the demo images; shared by read-only tests of a module."""
+    root = tmp_path_factory.mktemp("demo") / "registry"
+    with bundled_registry(root) as running:
+        populate(running.url)
+        yield running
+
+
+@pytest.fixture
+def fresh_demo(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """A bundled registry with the demo images, private to one test (for deletions and GC)."""
+    with bundled_registry(tmp_path / "registry") as running:
+        populate(running.url)
+        yield running
+
+
+AppFactory = Callable[..., RegtuiApp]
+
+
+@pytest.fixture
+def app_for() -> AppFactory:
+    def build(
+        registry: RunningRegistry | str,
+        *,
+        read_only: bool = False,
+        storage: StorageBackend | None = None,
+        timeout: float = 10.0,
+    ) -> RegtuiApp:
+        host = registry if isinstance(registry, str) else registry.host
+        settings = AppSettings(
+            registry=host,
+            insecure=True,
+            read_only=read_only,
+            timeout=timeout,
+            title="demo registry",
+            pull_host="registry.example",
+        )
+        return make_app(settings, storage=storage)
+
+    return build
+
+
+async def wait_for(
+    pilot: Pilot[None], predicate: Callable[[], object], *, seconds: float = 15.0
+) -> None:
+    """Let the app run until ``predicate()`` is true (fails the test after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', '?')}")
+        await pilot.pause(0.05)
+    await asyncio.sleep(0)
