@@ -41,7 +41,7 @@ def run_from_args(args: argparse.Namespace, *, prog: str = "registry") -> int:
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    return run(config)
+    return run(config, prog=prog)
 
 
 def build_parser() -> argparse.ArgumentParser:

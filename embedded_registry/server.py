@@ -130,12 +130,12 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
         await runner.cleanup()
 
 
-def run(config: Config) -> int:
+def run(config: Config, *, prog: str = "registry") -> int:
     """Serve ``config``; print a one-line error and return 1 when the server cannot start."""
     configure_logging(config.log.level)
     try:
         asyncio.run(serve(config))
     except StartupError as exc:
-        print(f"registry: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     return 0
