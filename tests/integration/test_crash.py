@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -129,3 +130,54 @@ def test_kill_9_between_pushes_keeps_every_committed_manifest(tmp_path: Path) ->
         for n, image in enumerate(images):
             response = client.get(f"/v2/burst/r{n % 3}/manifests/t{n}", headers={"Accept": ACCEPT})
             assert response.content == image.manifest.data
+
+
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+def test_client_cut_off_mid_body(tmp_path: Path, method: str) -> None:
+    """A client that dies mid-request: no blob appears, the session keeps its last good offset."""
+    data = CHUNK * 2
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with (
+        bundled_registry(tmp_path / "root") as running,
+        httpx.Client(base_url=running.url) as client,
+    ):
+        started = client.post("/v2/cut/off/blobs/uploads/")
+        first = client.patch(
+            started.headers["Location"],
+            content=data[:1000],
+            headers={"Content-Range": "0-999", "Content-Type": "application/octet-stream"},
+        )
+        assert first.status_code == 202
+        path = httpx.URL(first.headers["Location"]).raw_path.decode()
+        if method == "PUT":
+            path += ("&" if "?" in path else "?") + f"digest={digest}"
+        host, port = running.host.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as raw:
+            head = (
+                f"{method} {path} HTTP/1.1\r\nHost: {running.host}\r\n"
+                f"Content-Length: {len(data) - 1000}\r\n"
+                f"Content-Range: 1000-{len(data) - 1}\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n"
+            )
+            raw.sendall(head.encode() + data[1000 : 1000 + 300_000])
+        location = httpx.URL(first.headers["Location"]).raw_path.decode()
+        deadline = time.monotonic() + 10
+        while True:  # the server notices the lost connection asynchronously
+            status = client.get(location)
+            assert status.status_code == 204, status.text
+            if status.headers["Range"].endswith("-999") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert status.headers["Range"].removeprefix("bytes=") == "0-999"
+        assert client.head(f"/v2/cut/off/blobs/{digest}").status_code == 404
+        _blob_store_is_consistent(running.root)
+        resumed = client.patch(
+            location,
+            content=data[1000:],
+            headers={"Content-Range": f"1000-{len(data) - 1}"},
+        )
+        assert resumed.status_code == 202, resumed.text
+        final = httpx.URL(resumed.headers["Location"]).raw_path.decode()
+        done = client.put(final + ("&" if "?" in final else "?") + f"digest={digest}")
+        assert done.status_code == 201, done.text
+        assert client.get(f"/v2/cut/off/blobs/{digest}").content == data
