@@ -99,15 +99,21 @@ IMAGES = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(IMAGES))
-@pytest.mark.parametrize("transport", ["oci", "dir"])
+# skopeo's oci: transport does not read Docker media types, so schema2 comes in by dir: only.
+COPY_CASES = [
+    (kind, transport)
+    for kind in sorted(IMAGES)
+    for transport in ("oci", "dir")
+    if not (kind == "docker-schema2" and transport == "oci")
+]
+
+
+@pytest.mark.parametrize(("kind", "transport"), COPY_CASES)
 def test_copy_image_in_and_back_byte_identical(
     served: RunningRegistry, tmp_path: Path, kind: str, transport: str
 ) -> None:
     image = IMAGES[kind]()
     if transport == "oci":
-        if kind == "docker-schema2":
-            pytest.skip("skopeo's oci: transport does not read Docker media types")
         source = f"oci:{write_oci_layout(tmp_path / 'layout', image, tag='v1')}:v1"
     else:
         source = f"dir:{write_dir_layout(tmp_path / 'layout', image)}"
