@@ -26,7 +26,7 @@ from embedded_registry.storage.blobs import BlobStore
 from embedded_registry.storage.paths import Layout, split_digest
 
 # Bytes gathered from the socket before one write+hash step runs in a worker thread.
-WRITE_CHUNK = 1 << 20
+WRITE_CHUNK = 2 << 20
 HASH_READ_CHUNK = 4 << 20
 
 
@@ -61,11 +61,6 @@ def _hash_file(path: Path, algorithm: str) -> Any:
         while block := handle.read(HASH_READ_CHUNK):
             hasher.update(block)
     return hasher
-
-
-def _write_and_hash(handle: BinaryIO, hasher: Any, data: bytes) -> None:
-    handle.write(data)
-    hasher.update(data)
 
 
 class UploadStore:
@@ -153,7 +148,11 @@ class UploadStore:
 
     @staticmethod
     async def _pump(handle: BinaryIO, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
-        """Write and hash in a worker thread while the loop reads the next chunk."""
+        """Write and hash while the loop reads the next chunk.
+
+        Each gathered chunk is written and hashed in two worker threads at once (both release
+        the GIL): hashing is the slowest step, so it overlaps with the write and the socket.
+        """
         pending: Awaitable[None] | None = None
         buffer: list[bytes] = []
         buffered = 0
@@ -168,8 +167,9 @@ class UploadStore:
                     buffered = 0
                     if pending is not None:
                         await pending
-                    pending = asyncio.ensure_future(
-                        asyncio.to_thread(_write_and_hash, handle, hasher, data)
+                    pending = asyncio.gather(
+                        asyncio.to_thread(handle.write, data),
+                        asyncio.to_thread(hasher.update, data),
                     )
                     written += len(data)
             if pending is not None:
@@ -177,7 +177,8 @@ class UploadStore:
                 pending = None
             if buffered:
                 data = b"".join(buffer)
-                await asyncio.to_thread(_write_and_hash, handle, hasher, data)
+                await asyncio.to_thread(handle.write, data)
+                hasher.update(data)
                 written += len(data)
         finally:
             if pending is not None:
