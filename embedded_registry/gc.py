@@ -69,12 +69,15 @@ class Upload:
 
 @dataclass(slots=True)
 class RepoSnapshot:
-    """One repository as found on disk."""
+    """One repository as found on disk; ``revisions`` maps each manifest whose revision link
+    exists to the link's stat; ``unlinked_revisions`` are revision directories whose link is gone
+    (Distribution's API delete leaves them)."""
 
     name: str
     path: str
     revisions: dict[str, os.stat_result] = field(default_factory=dict)
-    tags: dict[str, str | None] = field(default_factory=dict)
+    unlinked_revisions: set[str] = field(default_factory=set)
+    tags: list[str] = field(default_factory=list)
     layer_links: set[str] = field(default_factory=set)
     uploads: list[Upload] = field(default_factory=list)
 
@@ -99,6 +102,13 @@ def _scandir(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def _read_link(path: str) -> str | None:
     """The digest a link file holds, or None when it is missing or not a digest."""
     try:
@@ -112,30 +122,27 @@ def _read_link(path: str) -> str | None:
     return text
 
 
-def scan_blobs(layout: Layout) -> dict[str, os.stat_result]:
-    """Every blob with a ``data`` file: digest -> stat of the data file."""
-    blobs: dict[str, os.stat_result] = {}
-    for algorithm in _scandir(str(layout.blobs_dir)):
-        if not algorithm.is_dir():
-            continue
-        for prefix in _scandir(algorithm.path):
-            if not prefix.is_dir():
-                continue
-            for blob_dir in _scandir(prefix.path):
-                try:
-                    st = os.stat(blob_dir.path + "/data")
-                except (FileNotFoundError, NotADirectoryError):
-                    continue
-                blobs[f"{algorithm.name}:{blob_dir.name}"] = st
-    return blobs
-
-
 def _digest_dirs(path: str) -> Iterator[tuple[str, str]]:
     """``<algorithm>/<hex>`` directories under ``path`` as (digest, directory path)."""
     for algorithm in _scandir(path):
         if algorithm.is_dir():
             for entry in _scandir(algorithm.path):
                 yield f"{algorithm.name}:{entry.name}", entry.path
+
+
+def scan_blob_dirs(layout: Layout) -> dict[str, str]:
+    """Every blob directory ``<algorithm>/<xx>/<hex>``: digest -> its path. Names only: whether
+    ``data`` is there is checked when it matters (:meth:`Snapshot.blob_stat`)."""
+    blobs: dict[str, str] = {}
+    for algorithm in _scandir(str(layout.blobs_dir)):
+        if not algorithm.is_dir():
+            continue
+        prefix_name = algorithm.name + ":"
+        for prefix in _scandir(algorithm.path):
+            if prefix.is_dir():
+                for blob_dir in _scandir(prefix.path):
+                    blobs[prefix_name + blob_dir.name] = blob_dir.path
+    return blobs
 
 
 def _scan_uploads(repo: str, path: str) -> list[Upload]:
@@ -148,12 +155,10 @@ def _scan_uploads(repo: str, path: str) -> list[Upload]:
         for dirpath, _dirs, files in os.walk(entry.path):
             last = max(last, os.stat(dirpath).st_mtime)
             for name in files:
-                try:
-                    st = os.stat(os.path.join(dirpath, name))
-                except FileNotFoundError:
-                    continue
-                size += st.st_size
-                last = max(last, st.st_mtime)
+                st = _stat_or_none(os.path.join(dirpath, name))
+                if st is not None:
+                    size += st.st_size
+                    last = max(last, st.st_mtime)
         uploads.append(Upload(repo, entry.name, entry.path, size, last))
     return uploads
 
@@ -163,13 +168,12 @@ def _scan_repo(name: str, path: str, entries: dict[str, os.DirEntry[str]]) -> Re
     if "_manifests" in entries:
         manifests = entries["_manifests"].path
         for digest, rev_dir in _digest_dirs(manifests + "/revisions"):
-            try:
-                repo.revisions[digest] = os.stat(rev_dir + "/link")
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-        for tag in _scandir(manifests + "/tags"):
-            if tag.is_dir():
-                repo.tags[tag.name] = _read_link(tag.path + "/current/link")
+            st = _stat_or_none(rev_dir + "/link")
+            if st is None:
+                repo.unlinked_revisions.add(digest)
+            else:
+                repo.revisions[digest] = st
+        repo.tags = [t.name for t in _scandir(manifests + "/tags") if t.is_dir()]
     if "_layers" in entries:
         repo.layer_links = {digest for digest, _ in _digest_dirs(entries["_layers"].path)}
     if "_uploads" in entries:
@@ -184,7 +188,6 @@ def scan_repositories(layout: Layout) -> list[RepoSnapshot]:
     that only has manifests, so its blobs are never swept for want of being seen.
     """
     repos: list[RepoSnapshot] = []
-    root = str(layout.repositories_dir)
 
     def visit(path: str, name: str) -> None:
         entries = {e.name: e for e in _scandir(path) if e.is_dir()}
@@ -194,7 +197,7 @@ def scan_repositories(layout: Layout) -> list[RepoSnapshot]:
             if not child.startswith("_"):
                 visit(entry.path, f"{name}/{child}" if name else child)
 
-    visit(root, "")
+    visit(str(layout.repositories_dir), "")
     return repos
 
 
@@ -226,13 +229,49 @@ def parse_manifest(digest: str, data: bytes) -> Manifest:
 
 
 class Snapshot:
-    """A consistent view of one storage root: blobs, repositories, and parsed manifests."""
+    """A view of one storage root: blob and repository names from one scan; blob stats, tag
+    targets and parsed manifests read on demand, once each.
+
+    Paths are only ever built from names found on disk (a digest named inside a manifest is looked
+    up in :attr:`blob_dirs`, never joined into a path).
+    """
 
     def __init__(self, root: Path | str) -> None:
         self.layout = Layout(root)
-        self.blobs = scan_blobs(self.layout)
+        self.blob_dirs = scan_blob_dirs(self.layout)
         self.repos = scan_repositories(self.layout)
+        self._stats: dict[str, os.stat_result | None] = {}
         self._manifests: dict[str, Manifest | None] = {}
+        self._tag_targets: dict[str, dict[str, str | None]] = {}
+
+    def blob_stat(self, digest: str) -> os.stat_result | None:
+        """The stat of a blob's ``data`` file; None when there is no such blob."""
+        try:
+            return self._stats[digest]
+        except KeyError:
+            pass
+        path = self.blob_dirs.get(digest)
+        st = _stat_or_none(path + "/data") if path is not None else None
+        self._stats[digest] = st
+        return st
+
+    def blob_stats(self) -> dict[str, os.stat_result]:
+        """Every blob that has a ``data`` file: digest -> its stat."""
+        result = {}
+        for digest in self.blob_dirs:
+            st = self.blob_stat(digest)
+            if st is not None:
+                result[digest] = st
+        return result
+
+    def tag_targets(self, repo: RepoSnapshot) -> dict[str, str | None]:
+        """What each tag of ``repo`` points at now (None: an unreadable ``current/link``)."""
+        targets = self._tag_targets.get(repo.name)
+        if targets is None:
+            tags_dir = repo.path + "/_manifests/tags/"
+            targets = {tag: _read_link(tags_dir + tag + "/current/link") for tag in repo.tags}
+            self._tag_targets[repo.name] = targets
+        return targets
 
     def manifest(self, digest: str) -> Manifest | None:
         """The parsed manifest, None when its blob is missing; parsed once per digest."""
@@ -240,19 +279,21 @@ class Snapshot:
             return self._manifests[digest]
         except KeyError:
             pass
-        manifest: Manifest | None
-        st = self.blobs.get(digest)
-        if st is None:
-            manifest = None
-        elif st.st_size > MAX_MANIFEST_BYTES:
-            manifest = Manifest(digest, error=f"{st.st_size} bytes: too big for a manifest")
-        else:
+        manifest: Manifest | None = None
+        path = self.blob_dirs.get(digest)
+        if path is not None:
             try:
-                data = self.layout.blob_data(digest).read_bytes()
+                with open(path + "/data", "rb") as f:
+                    st = os.fstat(f.fileno())
+                    self._stats[digest] = st
+                    if st.st_size > MAX_MANIFEST_BYTES:
+                        manifest = Manifest(digest, error=f"{st.st_size} bytes: not a manifest")
+                    else:
+                        manifest = parse_manifest(digest, f.read())
+            except FileNotFoundError:
+                self._stats[digest] = None
             except OSError as exc:
                 manifest = Manifest(digest, error=f"unreadable: {exc.strerror}")
-            else:
-                manifest = parse_manifest(digest, data)
         self._manifests[digest] = manifest
         return manifest
 
@@ -290,7 +331,8 @@ class MarkResult:
 def _roots(snapshot: Snapshot, repo: RepoSnapshot, delete_untagged: bool, young: float) -> set[str]:
     if not delete_untagged:
         return set(repo.revisions)
-    roots = {d for d in repo.tags.values() if d is not None and d in repo.revisions}
+    targets = snapshot.tag_targets(repo).values()
+    roots = {d for d in targets if d is not None and d in repo.revisions}
     # A manifest pushed moments ago may be a child whose index is not pushed yet.
     roots.update(d for d, st in repo.revisions.items() if st.st_mtime > young)
     return roots
@@ -337,7 +379,7 @@ def _mark_repo(
             roles.setdefault(layer, ROLE_LAYER)
         for child in m.children:
             mark.blobs.add(child)
-            if child in snapshot.blobs:
+            if child in snapshot.blob_dirs:
                 stack.append(child)
     if unreadable:
         # What an unreadable manifest references is unknown: keep everything the repo links.
@@ -422,36 +464,35 @@ class GcReport:
         return doc
 
 
-def _stat_or_none(path: str) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _tag_index_entries(snapshot: Snapshot, repo: RepoSnapshot) -> Iterator[tuple[str, str, str]]:
-    tags_dir = str(snapshot.layout.tags_dir(repo.name))
+def _tag_index_entries(repo: RepoSnapshot) -> Iterator[tuple[str, str, str]]:
+    tags_dir = repo.path + "/_manifests/tags/"
     for tag in repo.tags:
-        for digest, entry_dir in _digest_dirs(f"{tags_dir}/{tag}/index"):
+        for digest, entry_dir in _digest_dirs(tags_dir + tag + "/index"):
             yield tag, digest, entry_dir
+
+
+def _link_path(repo: RepoSnapshot, digest: str) -> str:
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{repo.path}/_layers/{algorithm}/{hex_part}/link"
 
 
 def sweepable_blobs(snapshot: Snapshot, marked: set[str], young: float) -> tuple[set[str], int]:
     """Blobs nothing marked whose data and links are all older than ``young`` (a timestamp);
     and how many unmarked blobs were too young to go."""
-    linked_by: dict[str, list[str]] = {}
+    candidates = {d for d in snapshot.blob_dirs if d not in marked}
+    linked_by: dict[str, list[RepoSnapshot]] = {}
     for repo in snapshot.repos:
-        for digest in repo.layer_links:
-            if digest not in marked:
-                linked_by.setdefault(digest, []).append(repo.name)
+        for digest in repo.layer_links & candidates:
+            linked_by.setdefault(digest, []).append(repo)
     swept: set[str] = set()
     too_young = 0
-    for digest, st in snapshot.blobs.items():
-        if digest in marked:
-            continue
+    for digest in candidates:
+        st = snapshot.blob_stat(digest)
+        if st is None:
+            continue  # a directory without data: not a blob (Distribution ignores it too)
         newest = st.st_mtime
-        for name in linked_by.get(digest, ()):
-            link_st = _stat_or_none(str(snapshot.layout.layer_link(name, digest)))
+        for repo in linked_by.get(digest, ()):
+            link_st = _stat_or_none(_link_path(repo, digest))
             if link_st is not None:
                 newest = max(newest, link_st.st_mtime)
         if newest > young:
@@ -459,6 +500,19 @@ def sweepable_blobs(snapshot: Snapshot, marked: set[str], young: float) -> tuple
         else:
             swept.add(digest)
     return swept, too_young
+
+
+def _removed_manifests(
+    snapshot: Snapshot, repo: RepoSnapshot, kept: set[str], young: float
+) -> list[Removal]:
+    removals = []
+    for digest in sorted(repo.revisions.keys() - kept):
+        st = repo.revisions[digest]
+        if st.st_mtime <= young and snapshot.blob_stat(digest) is not None:
+            algorithm, _, hex_part = digest.partition(":")
+            path = f"{repo.path}/_manifests/revisions/{algorithm}/{hex_part}"
+            removals.append(Removal("manifest", path, st.st_size, digest, repo.name))
+    return removals
 
 
 def plan(
@@ -472,50 +526,46 @@ def plan(
 ) -> tuple[list[Removal], int]:
     """Everything a sweep removes, in the order it must go; and how many blobs were too young."""
     young = now - grace
-    layout = snapshot.layout
     removals: list[Removal] = []
     removed_manifests: dict[str, set[str]] = {}
     if delete_untagged:
         for repo in snapshot.repos:
-            kept = marks.repos[repo.name].kept_manifests
-            gone = {
-                d
-                for d, st in repo.revisions.items()
-                if d not in kept and d in snapshot.blobs and st.st_mtime <= young
-            }
-            removed_manifests[repo.name] = gone
-            for digest in sorted(gone):
-                path = str(layout.revision_link(repo.name, digest).parent)
-                size = repo.revisions[digest].st_size
-                removals.append(Removal("manifest", path, size, digest, repo.name))
+            gone = _removed_manifests(snapshot, repo, marks.repos[repo.name].kept_manifests, young)
+            removed_manifests[repo.name] = {r.digest for r in gone if r.digest}
+            removals += gone
 
     swept, too_young = sweepable_blobs(snapshot, marks.marked, young)
     for digest in sorted(swept):
-        st = snapshot.blobs[digest]
-        removals.append(Removal("blob", str(layout.blob_dir(digest)), st.st_size, digest))
+        st = snapshot.blob_stat(digest)
+        assert st is not None
+        removals.append(Removal("blob", snapshot.blob_dirs[digest], st.st_size, digest))
 
     def gone_after(digest: str) -> bool:
-        return digest in swept or digest not in snapshot.blobs
+        if digest in swept or digest not in snapshot.blob_dirs:
+            return True
+        # A marked blob whose directory is there is taken as present without a stat.
+        return digest not in marks.marked and snapshot.blob_stat(digest) is None
 
     emptied: list[RepoSnapshot] = []
     for repo in snapshot.repos:
         gone = removed_manifests.get(repo.name, set())
         links_left = False
         for digest in sorted(repo.layer_links):
-            link = layout.layer_link(repo.name, digest)
-            link_st = _stat_or_none(str(link)) if gone_after(digest) else None
+            link_st = _stat_or_none(_link_path(repo, digest)) if gone_after(digest) else None
             if link_st is not None and link_st.st_mtime <= young:
-                removals.append(
-                    Removal("layer_link", str(link.parent), link_st.st_size, digest, repo.name)
-                )
+                path = os.path.dirname(_link_path(repo, digest))
+                removals.append(Removal("layer_link", path, link_st.st_size, digest, repo.name))
             else:
                 links_left = True
-        live = set(repo.revisions) - gone
-        for tag, digest, entry_dir in _tag_index_entries(snapshot, repo):
-            if digest in gone or (digest not in live and gone_after(digest)):
-                entry_st = _stat_or_none(entry_dir + "/link")
-                size = entry_st.st_size if entry_st is not None else 0
-                removals.append(Removal("tag_index", entry_dir, size, digest, repo.name, tag))
+        live = repo.revisions.keys() - gone
+        # Tag history can only name a manifest removed now or one deleted earlier through the
+        # API (a revision directory without its link): look into the tags only then.
+        if gone or any(gone_after(d) for d in repo.unlinked_revisions):
+            for tag, digest, entry_dir in _tag_index_entries(repo):
+                if digest in gone or (digest not in live and gone_after(digest)):
+                    entry_st = _stat_or_none(entry_dir + "/link")
+                    size = entry_st.st_size if entry_st is not None else 0
+                    removals.append(Removal("tag_index", entry_dir, size, digest, repo.name, tag))
         uploads_left = False
         for upload in repo.uploads:
             if upload.last_activity <= young:
@@ -531,7 +581,7 @@ def plan(
             and not live
             and not repo.tags
             and not uploads_left
-            and not (links_left and _has_young_links(layout, repo, young))
+            and not (links_left and _has_young_links(repo, young))
         ):
             emptied.append(repo)
     for repo in emptied:
@@ -542,9 +592,9 @@ def plan(
     return removals, too_young
 
 
-def _has_young_links(layout: Layout, repo: RepoSnapshot, young: float) -> bool:
+def _has_young_links(repo: RepoSnapshot, young: float) -> bool:
     for digest in repo.layer_links:
-        st = _stat_or_none(str(layout.layer_link(repo.name, digest)))
+        st = _stat_or_none(_link_path(repo, digest))
         if st is not None and st.st_mtime > young:
             return True
     return False
@@ -577,7 +627,7 @@ def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Prob
             if (
                 removal.kind == "layer_link"
                 and removal.digest is not None
-                and snapshot.layout.blob_data(removal.digest).exists()
+                and os.path.exists(snapshot.blob_dirs.get(removal.digest, "") + "/data")
             ):
                 continue
             if removal.kind == "upload":
@@ -666,8 +716,11 @@ def writer_activity(
             newest = max(newest, (upload.last_activity, f"an upload in {repo.name}"))
         for digest, st in repo.revisions.items():
             newest = max(newest, (st.st_mtime, f"manifest {digest[:19]} in {repo.name}"))
-    for digest, st in snapshot.blobs.items():
-        newest = max(newest, (st.st_mtime, f"blob {digest[:19]}"))
+    # A new blob creates its directory: the mtime of the <xx> prefix directories tells.
+    for prefix in {os.path.dirname(p) for p in snapshot.blob_dirs.values()}:
+        st = _stat_or_none(prefix)
+        if st is not None:
+            newest = max(newest, (st.st_mtime, f"a blob under {os.path.basename(prefix)}/"))
     age = now - newest[0]
     if age < window:
         return f"{newest[1]} was written {max(age, 0.0):.0f} s ago"
@@ -714,8 +767,8 @@ def collect_garbage(
         delete_untagged=delete_untagged,
         remove_empty_repos=remove_empty_repos,
         grace_period=grace_period,
-        marked_blobs=len(marks.marked & snapshot.blobs.keys()),
-        blobs_total=len(snapshot.blobs),
+        marked_blobs=len(marks.marked & snapshot.blob_dirs.keys()),
+        blobs_total=len(snapshot.blob_dirs),
         removals=removals,
         problems=problems,
         kept_young_blobs=too_young,

@@ -75,10 +75,15 @@ class UsageReport:
         return asdict(self)
 
 
+def _size(snapshot: Snapshot, digest: str) -> int:
+    st = snapshot.blob_stat(digest)
+    return st.st_size if st is not None else 0
+
+
 def _reclaimable(snapshot: Snapshot, marks: MarkResult, young: float) -> tuple[int, int]:
     """Bytes and count of the blobs a sweep after this mark would remove."""
     swept, _too_young = sweepable_blobs(snapshot, marks.marked, young)
-    return sum(snapshot.blobs[d].st_size for d in swept), len(swept)
+    return sum(_size(snapshot, d) for d in swept), len(swept)
 
 
 def storage_usage(
@@ -92,7 +97,7 @@ def storage_usage(
     every = mark(snapshot, delete_untagged=False, now=now, grace=grace_period)
     tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period)
 
-    blobs = snapshot.blobs
+    blobs = snapshot.blob_stats()
     total = sum(st.st_size for st in blobs.values())
     bytes_by_kind = dict.fromkeys((ROLE_LAYER, ROLE_CONFIG, ROLE_MANIFEST, UNREFERENCED), 0)
     blobs_by_kind = dict.fromkeys(bytes_by_kind, 0)
