@@ -33,43 +33,43 @@ def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "Library/Alpine",
-        "UPPER",
-        "a/%2E%2E/b",
-        "a/%2e%2e/%2e%2e/%2e%2e/escape",
-        "..",
-        "a..b",
-        "-leading-dash",
-        "trailing_",
-        "x" * 256,
-    ],
-)
+INVALID_NAMES = [
+    "Library/Alpine",
+    "UPPER",
+    "a/%2E%2E/b",
+    "a/%2e%2e/%2e%2e/%2e%2e/escape",
+    "..",
+    "a..b",
+    "-leading-dash",
+    "trailing_",
+    "x" * 256,
+]
+
+
 def test_invalid_repository_names_are_refused(
-    client: httpx.Client, registry: RunningRegistry, name: str
+    client: httpx.Client, registry: RunningRegistry
 ) -> None:
     before = files_under(registry.root.parent)
     data = b"payload"
     digest = digest_of(data)
     image = make_image([{"n": b"n"}])
-    attempts = [
-        ("POST", f"/v2/{name}/blobs/uploads/", b""),
-        ("POST", f"/v2/{name}/blobs/uploads/?digest={digest}", data),
-        ("PUT", f"/v2/{name}/manifests/latest", image.manifest.data),
-        ("GET", f"/v2/{name}/manifests/latest", b""),
-        ("GET", f"/v2/{name}/tags/list", b""),
-        ("GET", f"/v2/{name}/blobs/{digest}", b""),
-    ]
-    for method, path, body in attempts:
-        status, payload = raw_request(
-            registry, method, path, body, **{"Content-Type": OCI_MANIFEST}
-        )
-        assert status in (400, 404), f"{method} {path} -> {status} {payload[:200]!r}"
-        if status == 400 or name != "..":
-            codes = [error["code"] for error in json.loads(payload)["errors"]]
-            assert codes[0] == "NAME_INVALID", f"{method} {path} -> {status} {codes}"
+    for name in INVALID_NAMES:
+        attempts = [
+            ("POST", f"/v2/{name}/blobs/uploads/", b""),
+            ("POST", f"/v2/{name}/blobs/uploads/?digest={digest}", data),
+            ("PUT", f"/v2/{name}/manifests/latest", image.manifest.data),
+            ("GET", f"/v2/{name}/manifests/latest", b""),
+            ("GET", f"/v2/{name}/tags/list", b""),
+            ("GET", f"/v2/{name}/blobs/{digest}", b""),
+        ]
+        for method, path, body in attempts:
+            status, payload = raw_request(
+                registry, method, path, body, **{"Content-Type": OCI_MANIFEST}
+            )
+            assert status in (400, 404), f"{method} {path} -> {status} {payload[:200]!r}"
+            if status == 400 or name != "..":
+                codes = [error["code"] for error in json.loads(payload)["errors"]]
+                assert codes[0] == "NAME_INVALID", f"{method} {path} -> {status} {codes}"
     assert files_under(registry.root.parent) == before
 
 
@@ -91,20 +91,19 @@ def test_dot_dot_path_segments_never_escape_the_root(
     assert files_under(registry.root.parent) == before
 
 
-@pytest.mark.parametrize("tag", ["-bad", ".bad", "x" * 129, "with%20space", "b@d"])
-def test_invalid_tags_are_refused(
-    client: httpx.Client, registry: RunningRegistry, tag: str
-) -> None:
+def test_invalid_tags_are_refused(client: httpx.Client, registry: RunningRegistry) -> None:
     image = make_image([{"t": b"t"}])
     push_image(client, "tagrepo", "good", image)
     before = files_under(registry.root)
-    response = client.put(
-        f"/v2/tagrepo/manifests/{tag}",
-        content=image.manifest.data,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
-    assert_oci_error(response, (400, 404), "TAG_INVALID", "MANIFEST_INVALID", "DIGEST_INVALID")
+    for tag in ("-bad", ".bad", "x" * 129, "with%20space", "b@d"):
+        response = client.put(
+            f"/v2/tagrepo/manifests/{tag}",
+            content=image.manifest.data,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        assert_oci_error(response, (400, 404), "TAG_INVALID", "MANIFEST_INVALID", "DIGEST_INVALID")
     assert files_under(registry.root) == before
+    assert client.get("/v2/tagrepo/tags/list").json()["tags"] == ["good"]
 
 
 def test_wrong_digest_on_monolithic_put(client: httpx.Client, registry: RunningRegistry) -> None:
