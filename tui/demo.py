@@ -8,6 +8,8 @@ so screenshots and snapshot tests stay the same from run to run.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from tui.imagegen import (
+    Blob,
     Image,
     make_artifact,
     make_image,
@@ -25,16 +28,34 @@ from tui.imagegen import (
 
 ProgressCallback = Callable[[str], None]
 
-# A small "base OS" layer shared by most images, so storage panels show shared bytes.
+
+def _binary(seed: str, size: int) -> bytes:
+    """Incompressible but deterministic bytes, so layers have realistic compressed sizes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}/{counter}".encode()).digest()
+        counter += 1
+    return b"\x7fELF" + bytes(out[: size - 4])
+
+
+# A "base OS" layer shared by most images, so storage panels show shared bytes.
 _BASE_FILES = {
     "etc/os-release": b'NAME="Demo Linux"\nVERSION_ID="1.0"\n',
     "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
-    "bin/sh": b"\x7fELF demo shell " * 2048,
-    "lib/libc.so.6": b"\x7fELF demo libc " * 8192,
+    "bin/sh": _binary("sh", 96 * 1024),
+    "lib/libc.so.6": _binary("libc", 1536 * 1024),
     "usr/share/doc/README": b"Demo base image for regtui.\n" * 64,
 }
+
+
+@functools.cache
+def _base_layer(*, oci: bool = True) -> Blob:
+    return make_layer(_BASE_FILES, oci=oci)
+
+
 _PYTHON_FILES = {
-    "usr/local/bin/python3": b"\x7fELF demo python " * 16384,
+    "usr/local/bin/python3": _binary("python3", 3 * 1024 * 1024),
     "usr/local/lib/python3.12/os.py": b"# demo\n" * 4096,
     "usr/local/lib/python3.12/json/__init__.py": b"# demo json\n" * 1024,
 }
@@ -52,11 +73,11 @@ def _created(day: int) -> str:
 
 
 def _app_image(name: str, version: str, day: int, *, extra: bytes = b"") -> Image:
-    base = make_layer(_BASE_FILES)
+    base = _base_layer()
     app = make_layer(
         {
             f"srv/{name}/VERSION": version.encode() + b"\n",
-            f"srv/{name}/app.bin": f"{name} {version} ".encode() * 512 + extra,
+            f"srv/{name}/app.bin": _binary(f"{name}-{version}", 200 * 1024) + extra,
             f"srv/{name}/static/index.html": b"<html>demo</html>\n" * (16 + day),
         }
     )
@@ -97,7 +118,7 @@ def populate(base_url: str, *, progress: ProgressCallback | None = None) -> Demo
 
         say("pushing library/alpine-demo")
         base_only = make_image(
-            [make_layer(_BASE_FILES)],
+            [_base_layer()],
             created=_created(0),
             commands=["ADD rootfs.tar.gz / # buildkit"],
         )
@@ -109,7 +130,7 @@ def populate(base_url: str, *, progress: ProgressCallback | None = None) -> Demo
         for architecture, variant in (("amd64", None), ("arm64", "v8")):
             platforms.append(
                 make_image(
-                    [make_layer(_BASE_FILES), make_layer(_PYTHON_FILES)],
+                    [_base_layer(), make_layer(_PYTHON_FILES)],
                     architecture=architecture,
                     variant=variant,
                     created=_created(40),
@@ -148,7 +169,7 @@ def populate(base_url: str, *, progress: ProgressCallback | None = None) -> Demo
 
         say("pushing acme/tools/cli (zstd layers) and acme/tools/debug (Docker schema2)")
         zstd_image = make_image(
-            [{"usr/bin/acme": b"\x7fELF acme cli " * 4096}],
+            [{"usr/bin/acme": _binary("acme", 512 * 1024)}],
             compression="zstd",
             created=_created(20),
             commands=["COPY acme /usr/bin/acme # buildkit"],
@@ -159,8 +180,8 @@ def populate(base_url: str, *, progress: ProgressCallback | None = None) -> Demo
         push("acme/tools/cli", "latest", zstd_image)
         docker_image = make_image(
             [
-                make_layer(_BASE_FILES, oci=False),
-                make_layer({"opt/debug/gdb": b"gdb " * 2048}, oci=False),
+                _base_layer(oci=False),
+                make_layer({"opt/debug/gdb": _binary("gdb", 700 * 1024)}, oci=False),
             ],
             oci=False,
             created=_created(30),
