@@ -110,6 +110,7 @@ def parse_manifest(body: bytes, content_type: str) -> ManifestInfo:
     if content_type in IMAGE_MANIFESTS:
         config = document.get("config")
         blobs.append(_descriptor_digest(config, "config"))
+        assert isinstance(config, dict)  # _descriptor_digest refused anything else
         layers = document.get("layers", [])
         if not isinstance(layers, list):
             raise errors.manifest_invalid("layers must be a list")

@@ -100,10 +100,9 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(f"address {host}:{config.http.port} is already in use") from None
         raise StartupError(f"cannot listen on {host}:{config.http.port}: {exc.strerror}") from None
-    port = config.http.port
-    server = site._server  # the bound socket(s) give the real port when port 0 was asked for
-    if server is not None and getattr(server, "sockets", None):
-        port = server.sockets[0].getsockname()[1]
+    # The bound address gives the real port when port 0 was asked for.
+    addresses = runner.addresses
+    port = int(addresses[0][1]) if addresses else config.http.port
     url = f"{config.scheme}://{_display_host(host)}:{port}"
     out = announce or sys.stdout
     print(f"listening on {url}", file=out, flush=True)

@@ -27,11 +27,11 @@ async def catalog(request: web.Request) -> web.Response:
     count = _count(request)
     repositories = await asyncio.to_thread(storage(request).repositories)
     selected, more = page(repositories, request.query.get("last"), count)
-    headers = {}
+    headers: dict[str, str] = {}
     if more and selected:
         headers["Link"] = next_link(request, selected[-1], count)
     body = json.dumps({"repositories": selected}, separators=(",", ":")) + "\n"
-    return json_response(body.encode(), **headers)
+    return json_response(body.encode(), headers=headers)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -39,8 +39,10 @@ def require_delete(request: web.Request) -> None:
         raise errors.unsupported()
 
 
-def json_response(body: bytes, status: int = 200, **headers: str) -> web.Response:
-    response = web.Response(body=body, status=status, headers=headers)
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    response = web.Response(body=body, status=status, headers=headers or {})
     response.headers["Content-Type"] = JSON_CONTENT_TYPE
     return response
 

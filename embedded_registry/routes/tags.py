@@ -21,7 +21,7 @@ async def list_tags(request: web.Request) -> web.Response:
     last = request.query.get("last")
     if last:
         tags = tags[bisect.bisect_right(tags, last) :]
-    headers = {}
+    headers: dict[str, str] = {}
     if count is not None:
         if len(tags) > count:
             tags = tags[:count]
@@ -30,7 +30,7 @@ async def list_tags(request: web.Request) -> web.Response:
         else:
             tags = tags[:count]
     body = json.dumps({"name": name, "tags": tags}, separators=(",", ":")) + "\n"
-    return json_response(body.encode(), **headers)
+    return json_response(body.encode(), headers=headers)
 
 
 def setup_routes(app: web.Application) -> None:

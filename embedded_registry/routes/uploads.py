@@ -100,8 +100,13 @@ async def start_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
     store = storage(request)
     mount, source = request.query.get("mount"), request.query.get("from")
-    mountable = mount and source and names.is_valid_digest(mount) and names.is_valid_name(source)
-    if mountable and await asyncio.to_thread(_mount, store, source, name, mount):
+    if (
+        mount is not None
+        and source is not None
+        and names.is_valid_digest(mount)
+        and names.is_valid_name(source)
+        and await asyncio.to_thread(_mount, store, source, name, mount)
+    ):
         return _blob_created(request, name, mount)
     upload_id = await asyncio.to_thread(store.uploads.create, name)
     if "digest" in request.query:

@@ -153,7 +153,7 @@ class UploadStore:
         Each gathered chunk is written and hashed in two worker threads at once (both release
         the GIL): hashing is the slowest step, so it overlaps with the write and the socket.
         """
-        pending: Awaitable[None] | None = None
+        pending: Awaitable[object] | None = None
         buffer: list[bytes] = []
         buffered = 0
         written = 0
