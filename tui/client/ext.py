@@ -1,0 +1,283 @@
+"""Client calls for the bundled registry's extension endpoints, with typed reports.
+
+``GET /v2/_regtui/ext/storage`` answers a :class:`StorageReport`; ``POST /v2/_regtui/ext/gc``
+answers a :class:`GcResult` (the GC report with ``before`` and ``after`` storage reports). Other
+registries answer 404 there: :func:`supports_extension` tells them apart.
+
+The models mirror the server's JSON (``embedded_registry.usage.UsageReport`` and
+``embedded_registry.gc.GcReport``) without importing the server: ``from_json`` takes what is
+known and ignores the rest, so a newer server does not break an older client.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tui.client.errors import MalformedResponseError
+from tui.client.registry import RegistryClient
+
+STORAGE_PATH = "/v2/_regtui/ext/storage"
+GC_PATH = "/v2/_regtui/ext/gc"
+
+__all__ = [
+    "GcProblem",
+    "GcRemoval",
+    "GcResult",
+    "RepoStorage",
+    "StorageReport",
+    "UploadStorage",
+    "collect_garbage",
+    "storage_usage",
+    "supports_extension",
+]
+
+
+def _int(doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key, 0)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _float(doc: dict[str, Any], key: str) -> float:
+    value = doc.get(key, 0.0)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _str(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _objects(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = doc.get(key)
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _counts(doc: dict[str, Any], key: str) -> dict[str, int]:
+    value = doc.get(key)
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int | float)}
+
+
+@dataclass(frozen=True)
+class RepoStorage:
+    """One repository: bytes its manifests reference, and the bytes no other repository shares."""
+
+    name: str
+    manifests: int
+    tags: int
+    referenced_bytes: int
+    exclusive_bytes: int
+    blobs: int
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.referenced_bytes - self.exclusive_bytes
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RepoStorage:
+        return cls(
+            name=_str(doc, "name") or "",
+            manifests=_int(doc, "manifests"),
+            tags=_int(doc, "tags"),
+            referenced_bytes=_int(doc, "referenced_bytes"),
+            exclusive_bytes=_int(doc, "exclusive_bytes"),
+            blobs=_int(doc, "blobs"),
+        )
+
+
+@dataclass(frozen=True)
+class UploadStorage:
+    """An upload session on the server; ``stale`` once idle longer than the grace period."""
+
+    repo: str
+    upload_id: str
+    bytes: int
+    idle_seconds: float
+    stale: bool
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> UploadStorage:
+        return cls(
+            repo=_str(doc, "repo") or "",
+            upload_id=_str(doc, "upload_id") or "",
+            bytes=_int(doc, "bytes"),
+            idle_seconds=_float(doc, "idle_seconds"),
+            stale=doc.get("stale") is True,
+        )
+
+
+@dataclass(frozen=True)
+class StorageReport:
+    """Storage usage of the bundled registry: every blob counted once, sizes from the files."""
+
+    total_bytes: int
+    blob_count: int
+    bytes_by_kind: dict[str, int]
+    blobs_by_kind: dict[str, int]
+    repositories: tuple[RepoStorage, ...]
+    uploads: tuple[UploadStorage, ...]
+    upload_bytes: int
+    stale_upload_bytes: int
+    reclaimable_bytes: int
+    reclaimable_blobs: int
+    reclaimable_bytes_untagged: int
+    reclaimable_blobs_untagged: int
+    grace_period: float
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, doc: Any) -> StorageReport:
+        if not isinstance(doc, dict):
+            raise MalformedResponseError("the storage report is not a JSON object")
+        problems = tuple(
+            " ".join(str(p.get(k) or "") for k in ("repo", "digest", "message")).strip()
+            for p in _objects(doc, "problems")
+        )
+        return cls(
+            total_bytes=_int(doc, "total_bytes"),
+            blob_count=_int(doc, "blob_count"),
+            bytes_by_kind=_counts(doc, "bytes_by_kind"),
+            blobs_by_kind=_counts(doc, "blobs_by_kind"),
+            repositories=tuple(RepoStorage.from_json(r) for r in _objects(doc, "repositories")),
+            uploads=tuple(UploadStorage.from_json(u) for u in _objects(doc, "uploads")),
+            upload_bytes=_int(doc, "upload_bytes"),
+            stale_upload_bytes=_int(doc, "stale_upload_bytes"),
+            reclaimable_bytes=_int(doc, "reclaimable_bytes"),
+            reclaimable_blobs=_int(doc, "reclaimable_blobs"),
+            reclaimable_bytes_untagged=_int(doc, "reclaimable_bytes_untagged"),
+            reclaimable_blobs_untagged=_int(doc, "reclaimable_blobs_untagged"),
+            grace_period=_float(doc, "grace_period"),
+            problems=problems,
+        )
+
+
+@dataclass(frozen=True)
+class GcRemoval:
+    """One thing GC removed or would remove: ``kind`` is blob, manifest, layer_link, tag_index,
+    upload or repository."""
+
+    kind: str
+    size: int
+    digest: str | None = None
+    repo: str | None = None
+    tag: str | None = None
+    path: str | None = None
+    removed: bool = False
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> GcRemoval:
+        return cls(
+            kind=_str(doc, "kind") or "",
+            size=_int(doc, "size"),
+            digest=_str(doc, "digest"),
+            repo=_str(doc, "repo"),
+            tag=_str(doc, "tag"),
+            path=_str(doc, "path"),
+            removed=doc.get("removed") is True,
+        )
+
+
+@dataclass(frozen=True)
+class GcProblem:
+    """Something GC could not read: reported and kept, never fatal."""
+
+    repo: str
+    digest: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """A garbage collection on the bundled registry, with the storage before and after."""
+
+    dry_run: bool
+    delete_untagged: bool
+    grace_period: float
+    marked_blobs: int
+    removals: tuple[GcRemoval, ...]
+    problems: tuple[GcProblem, ...]
+    blob_bytes: int
+    bytes_planned: int
+    bytes_freed: int
+    before: StorageReport
+    after: StorageReport
+    kept_young_blobs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def eligible_blobs(self) -> list[str]:
+        return sorted(r.digest for r in self.removals if r.kind == "blob" and r.digest)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> GcResult:
+        if not isinstance(doc, dict):
+            raise MalformedResponseError("the GC report is not a JSON object")
+        return cls(
+            dry_run=doc.get("dry_run") is not False,
+            delete_untagged=doc.get("delete_untagged") is True,
+            grace_period=_float(doc, "grace_period"),
+            marked_blobs=_int(doc, "marked_blobs"),
+            removals=tuple(GcRemoval.from_json(r) for r in _objects(doc, "removals")),
+            problems=tuple(
+                GcProblem(_str(p, "repo") or "", _str(p, "digest"), _str(p, "message") or "")
+                for p in _objects(doc, "problems")
+            ),
+            blob_bytes=_int(doc, "blob_bytes"),
+            bytes_planned=_int(doc, "bytes_planned"),
+            bytes_freed=_int(doc, "bytes_freed"),
+            before=StorageReport.from_json(doc.get("before", {})),
+            after=StorageReport.from_json(doc.get("after", {})),
+            kept_young_blobs=_int(doc, "kept_young_blobs"),
+            seconds=_float(doc, "seconds"),
+        )
+
+
+def _json_body(response: Any, what: str) -> Any:
+    try:
+        return response.json()
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise MalformedResponseError(f"{what}: the answer is not JSON ({exc})") from None
+
+
+async def supports_extension(client: RegistryClient) -> bool:
+    """Whether the registry is regtui's bundled one (it answers the storage endpoint)."""
+    response = await client.request("GET", STORAGE_PATH)
+    if response.status_code in (401, 403):
+        client.raise_for_status(response, "the storage report")
+    return response.status_code == 200 and response.headers.get("content-type", "").startswith(
+        "application/json"
+    )
+
+
+async def storage_usage(client: RegistryClient) -> StorageReport:
+    """The bundled registry's storage report."""
+    response = await client.request("GET", STORAGE_PATH)
+    client.raise_for_status(response, "the storage report")
+    return StorageReport.from_json(_json_body(response, "the storage report"))
+
+
+async def collect_garbage(
+    client: RegistryClient,
+    *,
+    dry_run: bool = True,
+    delete_untagged: bool = False,
+    remove_empty_repos: bool = False,
+    grace_period: float | None = None,
+) -> GcResult:
+    """Run (or, by default, plan) a garbage collection on the bundled registry.
+
+    ``grace_period`` (seconds) overrides the server's; nothing younger is ever removed.
+    """
+    body: dict[str, Any] = {
+        "dry_run": dry_run,
+        "delete_untagged": delete_untagged,
+        "remove_empty_repos": remove_empty_repos,
+    }
+    if grace_period is not None:
+        body["grace_period"] = grace_period
+    response = await client.request("POST", GC_PATH, json=body)
+    client.raise_for_status(response, "garbage collection")
+    return GcResult.from_json(_json_body(response, "garbage collection"))
