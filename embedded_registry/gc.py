@@ -530,9 +530,10 @@ def plan(
     removed_manifests: dict[str, set[str]] = {}
     if delete_untagged:
         for repo in snapshot.repos:
-            gone = _removed_manifests(snapshot, repo, marks.repos[repo.name].kept_manifests, young)
-            removed_manifests[repo.name] = {r.digest for r in gone if r.digest}
-            removals += gone
+            kept = marks.repos[repo.name].kept_manifests
+            untagged = _removed_manifests(snapshot, repo, kept, young)
+            removed_manifests[repo.name] = {r.digest for r in untagged if r.digest}
+            removals += untagged
 
     swept, too_young = sweepable_blobs(snapshot, marks.marked, young)
     for digest in sorted(swept):
@@ -718,9 +719,9 @@ def writer_activity(
             newest = max(newest, (st.st_mtime, f"manifest {digest[:19]} in {repo.name}"))
     # A new blob creates its directory: the mtime of the <xx> prefix directories tells.
     for prefix in {os.path.dirname(p) for p in snapshot.blob_dirs.values()}:
-        st = _stat_or_none(prefix)
-        if st is not None:
-            newest = max(newest, (st.st_mtime, f"a blob under {os.path.basename(prefix)}/"))
+        prefix_st = _stat_or_none(prefix)
+        if prefix_st is not None:
+            newest = max(newest, (prefix_st.st_mtime, f"a blob under {os.path.basename(prefix)}/"))
     age = now - newest[0]
     if age < window:
         return f"{newest[1]} was written {max(age, 0.0):.0f} s ago"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,8 +26,17 @@ def _blobs(*images: Image) -> dict[str, int]:
     return {b.digest: b.size for image in images for b in (image.manifest, *image.blobs())}
 
 
+@dataclass
+class Scenario:
+    root: Path
+    web1: Image
+    web2: Image
+    db: Image
+    gone: Image
+
+
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     root = tmp_path_factory.mktemp("usage") / "root"
     base = make_layer({"base/file": b"shared" * 1000})
     web1 = make_image([base, {"web": b"1" * 300}])
@@ -49,14 +59,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             headers={"Content-Type": "application/octet-stream"},
         )
         assert patched.status_code == 202
-    return {"root": root, "web1": web1, "web2": web2, "db": db, "gone": gone}
+    return Scenario(root, web1, web2, db, gone)
 
 
-def test_every_byte_is_counted_once(scenario: dict[str, object]) -> None:
-    root = scenario["root"]
-    web1, web2, db, gone = (scenario[k] for k in ("web1", "web2", "db", "gone"))
-    assert isinstance(root, Path)
-    every = _blobs(web1, web2, db, gone)  # type: ignore[arg-type]
+def test_every_byte_is_counted_once(scenario: Scenario) -> None:
+    root = scenario.root
+    web1, web2, db, gone = scenario.web1, scenario.web2, scenario.db, scenario.gone
+    every = _blobs(web1, web2, db, gone)
 
     report = storage_usage(root, grace_period=0)
 
@@ -64,16 +73,16 @@ def test_every_byte_is_counted_once(scenario: dict[str, object]) -> None:
     assert report.total_bytes == sum(every.values())
     assert sum(report.bytes_by_kind.values()) == report.total_bytes
     assert sum(report.blobs_by_kind.values()) == report.blob_count
-    manifests = [i.manifest for i in (web1, web2, db)]  # type: ignore[union-attr]
+    manifests = [i.manifest for i in (web1, web2, db)]
     assert report.bytes_by_kind["manifests"] == sum(m.size for m in manifests)
-    configs = [i.config for i in (web1, web2, db)]  # type: ignore[union-attr]
+    configs = [i.config for i in (web1, web2, db)]
     assert report.bytes_by_kind["configs"] == sum(c.size for c in configs)
-    assert report.bytes_by_kind["unreferenced"] == sum(_blobs(gone).values())  # type: ignore[arg-type]
+    assert report.bytes_by_kind["unreferenced"] == sum(_blobs(gone).values())
 
     repos = {r.name: r for r in report.repositories}
     assert sorted(repos) == ["db", "web"]
-    web_blobs = _blobs(web1, web2)  # type: ignore[arg-type]
-    db_blobs = _blobs(db)  # type: ignore[arg-type]
+    web_blobs = _blobs(web1, web2)
+    db_blobs = _blobs(db)
     assert repos["web"].referenced_bytes == sum(web_blobs.values())
     assert repos["db"].referenced_bytes == sum(db_blobs.values())
     shared = set(web_blobs) & set(db_blobs)
@@ -83,9 +92,8 @@ def test_every_byte_is_counted_once(scenario: dict[str, object]) -> None:
     assert (repos["web"].manifests, repos["web"].tags) == (2, 2)
 
 
-def test_reclaimable_bytes_agree_with_a_gc_dry_run(scenario: dict[str, object]) -> None:
-    root = scenario["root"]
-    assert isinstance(root, Path)
+def test_reclaimable_bytes_agree_with_a_gc_dry_run(scenario: Scenario) -> None:
+    root = scenario.root
     report = storage_usage(root, grace_period=0)
     plain = collect_garbage(root, dry_run=True, grace_period=0)
     untagged = collect_garbage(root, dry_run=True, delete_untagged=True, grace_period=0)
@@ -93,15 +101,13 @@ def test_reclaimable_bytes_agree_with_a_gc_dry_run(scenario: dict[str, object]) 
     assert report.reclaimable_bytes == plain.blob_bytes > 0
     assert report.reclaimable_blobs == len(plain.eligible_blobs)
     assert report.reclaimable_bytes_untagged == untagged.blob_bytes > plain.blob_bytes
-    web2 = scenario["web2"]
-    assert isinstance(web2, Image)
+    web2 = scenario.web2
     only_web2 = {web2.manifest.digest, web2.config.digest, web2.layers[1].digest}
     assert set(untagged.eligible_blobs) - set(plain.eligible_blobs) == only_web2
 
 
-def test_uploads_are_in_progress_then_stale(scenario: dict[str, object]) -> None:
-    root = scenario["root"]
-    assert isinstance(root, Path)
+def test_uploads_are_in_progress_then_stale(scenario: Scenario) -> None:
+    root = scenario.root
     uploads = root / "docker/registry/v2/repositories/db/_uploads"
     (upload_dir,) = uploads.iterdir()
     on_disk = sum(f.stat().st_size for f in upload_dir.rglob("*") if f.is_file())
