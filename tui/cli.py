@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.commands import COMMAND_MODULES
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -27,14 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regtui {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
+    from tui.commands import COMMAND_MODULES
+
     for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from tui.commands.storage import offline_parser
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = offline_parser(arguments) or build_parser()
+    args = parser.parse_args(arguments)
     handler = args.handler
     try:
         return int(handler(args) or EXIT_OK)

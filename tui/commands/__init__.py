@@ -6,8 +6,14 @@ returning an exit code) with ``set_defaults``.
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
-from tui.commands import connect, registry, serve, storage
+COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage")
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (connect, serve, registry, storage)
+
+def __getattr__(name: str) -> tuple[ModuleType, ...]:
+    # ``COMMAND_MODULES`` is imported on first use, so ``regtui gc`` need not load the others.
+    if name == "COMMAND_MODULES":
+        return tuple(importlib.import_module(f"tui.commands.{n}") for n in COMMAND_MODULE_NAMES)
+    raise AttributeError(name)

@@ -44,6 +44,56 @@ def parse_duration(text: str) -> float:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``gc`` (``du`` is :mod:`tui.commands.registry`'s; it calls :func:`du_root`)."""
+    _add_gc(subparsers)
+
+
+def _add_du_root(subparsers: Any) -> None:
+    du = subparsers.add_parser("du", help="exact storage report of a storage directory")
+    du.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
+    du.add_argument("--repo", action="append", help="only these repositories (repeatable)")
+    du.add_argument("--json", action="store_true", help="machine-readable output")
+    du.set_defaults(handler=du_root)
+
+
+_DU_ROOT_OPTIONS = {"--root": True, "--repo": True, "--json": False}
+
+
+def _only_du_root_options(args: list[str]) -> bool:
+    if "--root" not in args and not any(a.startswith("--root=") for a in args):
+        return False
+    rest = iter(args)
+    for arg in rest:
+        name = arg.split("=", 1)[0]
+        if name not in _DU_ROOT_OPTIONS:
+            return False
+        if _DU_ROOT_OPTIONS[name] and "=" not in arg and next(rest, None) is None:
+            return False
+    return True
+
+
+def offline_parser(argv: list[str], prog: str = "regtui") -> argparse.ArgumentParser | None:
+    """A parser of just ``gc`` or ``du --root`` when ``argv`` is one of them, else None.
+
+    Offline GC and du often run from cron on big directories: they skip importing the client
+    library, the app and the server (a few hundred milliseconds of a run of a second).
+    """
+    if not argv:
+        return None
+    if argv[0] == "gc":
+        add = _add_gc
+    elif argv[0] == "du" and _only_du_root_options(argv[1:]):
+        add = _add_du_root
+    else:
+        return None
+    parser = argparse.ArgumentParser(prog=prog)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    add(subparsers)
+    return parser
+
+
+def _add_gc(subparsers: Any) -> None:
     gc = subparsers.add_parser(
         "gc",
         help="garbage-collect a storage directory (offline, like registry garbage-collect)",
