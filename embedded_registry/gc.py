@@ -638,13 +638,26 @@ def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Prob
             if removal.kind == "repository":
                 _remove_repository(removal.path)
             else:
-                shutil.rmtree(removal.path)
+                _remove_dir(removal.path)
             removal.removed = True
         except FileNotFoundError:
             removal.size = 0
             removal.removed = True
         except OSError as exc:
             problems.append(Problem(removal.repo or "", removal.digest, f"{removal.path}: {exc}"))
+
+
+def _remove_dir(path: str) -> None:
+    """Remove a directory of plain files (a blob's, a link's) with the fewest system calls; a
+    deeper tree goes through ``shutil.rmtree``."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.rmtree(path)
 
 
 def _remove_repository(path: str) -> None:
