@@ -730,6 +730,11 @@ def writer_activity(
             newest = max(newest, (upload.last_activity, f"an upload in {repo.name}"))
         for digest, st in repo.revisions.items():
             newest = max(newest, (st.st_mtime, f"manifest {digest[:19]} in {repo.name}"))
+        # Distribution removes an upload's directory once committed: _uploads itself changes.
+        for sub, what in (("_uploads", "an upload"), ("_manifests/tags", "a tag")):
+            dir_st = _stat_or_none(f"{repo.path}/{sub}")
+            if dir_st is not None:
+                newest = max(newest, (dir_st.st_mtime, f"{what} in {repo.name}"))
     # A new blob creates its directory: the mtime of the <xx> prefix directories tells.
     for prefix in {os.path.dirname(p) for p in snapshot.blob_dirs.values()}:
         prefix_st = _stat_or_none(prefix)

@@ -52,6 +52,11 @@ async def test_storage_report_is_the_server_side_report(registry: RunningRegistr
     assert report.repositories[0].referenced_bytes == local.total_bytes
 
 
+async def test_other_registries_have_no_extension(distribution: RunningRegistry) -> None:
+    async with RegistryClient(distribution.url) as client:
+        assert not await ext.supports_extension(client)
+
+
 async def test_gc_dry_run_then_real_run(registry: RunningRegistry) -> None:
     kept = make_image([{"kept": b"k" * 700}])
     gone = make_image([{"gone": b"g" * 900}])

@@ -126,7 +126,9 @@ def _add_gc(subparsers: Any) -> None:
         help="never remove anything written more recently than this (default 1h; 0 for none)",
     )
     gc.add_argument(
-        "--force", action="store_true", help="run even though a registry seems to be writing"
+        "--force",
+        action="store_true",
+        help="run even though a registry seems to be writing (a dry run never refuses)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=gc_root)
