@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
+
 import httpx
+import zstandard
 from textual.widgets import DataTable, Static, TabbedContent
 
 from tests.helpers.servers import RunningRegistry
@@ -173,7 +177,14 @@ async def test_layer_files_with_sizes(demo_registry: RunningRegistry, app_for: A
         await wait_for(pilot, lambda: files.state == "done")
         assert files.root_node is not None
         binary = files.root_node.find("usr/bin/acme")
-        assert binary is not None and binary.size == len(b"\x7fELF acme cli " * 4096)
+        async with httpx.AsyncClient() as http:
+            blob = await http.get(
+                f"{demo_registry.url}/v2/acme/tools/cli/blobs/{files.blob.digest}"
+            )
+        plain = zstandard.ZstdDecompressor().decompressobj().decompress(blob.content)
+        with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+            expected = tar.getmember("usr/bin/acme").size
+        assert binary is not None and binary.size == expected
         status = str(files.query_one("#status", Static).render())
         assert "zstd" in status and "1 files" in status
         await pilot.press("e")

@@ -138,8 +138,7 @@ class RepositoryScreen(RegtuiScreen):
             if done % 10 == 0 or done == len(pending):
                 self.set_status(f"{len(self.rows)} tags · details {done}/{len(pending)}")
         self.details_done = True
-        if self.sort_key in (TagSort.DATE, TagSort.SIZE):
-            self.render_rows()
+        self.render_rows()  # re-sorts by the new values and fits the columns to them
         summary = f"{len(self.rows)} tags · enter opens · s sorts · / filters"
         if failed:
             summary += f" · {failed} could not be read"

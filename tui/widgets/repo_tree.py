@@ -58,8 +58,8 @@ class RepoTree(Tree[RepoNode]):
         open_all = model.repo_count <= self.EXPAND_ALL_LIMIT
         wanted = set(expanded)
         shown = self._populate(self.root, model, open_all=open_all, wanted=wanted)
-        if cursor:
-            self._restore_cursor(cursor)
+        # Lines are laid out on the next refresh: place the cursor then.
+        self.call_after_refresh(self._place_cursor, cursor)
         if shown:
             self.post_message(self.RepositoriesShown(self, shown))
 
@@ -116,12 +116,18 @@ class RepoTree(Tree[RepoNode]):
             )
             node.set_label(self._repo_label(repository, own=own))
 
-    def _restore_cursor(self, path: str) -> None:
+    def _place_cursor(self, path: str | None) -> None:
+        """Back on the same repository after a rebuild, else on the first repository."""
+        first: TreeNode[RepoNode] | None = None
         for nodes in self._leaves.values():
             for node in nodes:
-                if node.data is not None and node.data.path == path:
-                    self.move_cursor(node)
+                if first is None and node.line >= 0:
+                    first = node
+                if path and node.data is not None and node.data.path == path and node.line >= 0:
+                    self.move_cursor(node, animate=False)
                     return
+        if first is not None:
+            self.move_cursor(first, animate=False)
 
     # -- state --------------------------------------------------------------------------------
     def expanded_paths(self) -> set[str]:
