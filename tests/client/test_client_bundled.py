@@ -55,10 +55,22 @@ def test_du_estimate_equals_exact_storage_report(
 ) -> None:
     populate(registry.url)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
-    assert main(["du", registry.host, "--json"]) == 0
+    assert main(["du", registry.host, "--estimate", "--json"]) == 0
     estimate = json.loads(capsys.readouterr().out)
+    assert estimate["is_estimate"] is True
     assert main(["du", "--root", str(registry.root), "--json"]) == 0
     exact = json.loads(capsys.readouterr().out)
     # Nothing is garbage here: every blob is reachable from a tag, so the two must agree.
     assert estimate["total_bytes"] == exact["total_bytes"]
     assert estimate["blob_count"] == exact["blob_count"]
+    # Without --estimate, the bundled registry reports its storage itself (one request).
+    assert main(["du", registry.host, "--json"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    assert reported["is_estimate"] is False
+    assert reported["total_bytes"] == exact["total_bytes"]
+    by_name = {repo["name"]: repo for repo in reported["repos"]}
+    assert by_name["team/app"] == {
+        key: value
+        for key, value in {r["name"]: r for r in estimate["repos"]}["team/app"].items()
+        if key in by_name["team/app"]
+    }

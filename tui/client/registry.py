@@ -223,7 +223,7 @@ class RegistryClient:
                 except (OSError, ssl.SSLError) as exc:
                     raise TLSError(f"Cannot load the CA certificate {ca_cert}: {exc}") from exc
         limits = httpx.Limits(
-            max_connections=max_concurrency * 2, max_keepalive_connections=max_concurrency * 2
+            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
         self._http = httpx.AsyncClient(
             auth=self.auth,
@@ -254,19 +254,35 @@ class RegistryClient:
         await self._http.aclose()
 
     async def _ensure_base_url(self) -> None:
-        """Without an explicit scheme, try HTTPS; fall back to HTTP where Docker would."""
+        """Decide the scheme when the user did not: HTTPS, or plain HTTP where Docker allows it.
+
+        Loopback hosts are probed with plain HTTP first (the common case for a local registry:
+        no TLS handshake to fail first); a TLS-only server on loopback is then detected and
+        HTTPS used. With ``--insecure`` on other hosts, HTTPS is tried first, as Docker does, and
+        plain HTTP only when HTTPS cannot be spoken. Probes never carry credentials.
+        """
         if self._probed:
             return
         async with self._probe_lock:
             if self._probed:
                 return
-            may_fall_back = self.insecure or is_loopback_host(self.host)
-            if may_fall_back:
+            if is_loopback_host(self.host):
+                if await self._speaks_plain_http():
+                    self.base_url = f"http://{self.host}"
+            elif self.insecure:
                 try:
-                    await self._http.get(f"https://{self.host}/v2/", timeout=5.0)
+                    await self._http.get(f"https://{self.host}/v2/", timeout=5.0, auth=None)
                 except (httpx.TransportError, ssl.SSLError):
                     self.base_url = f"http://{self.host}"
             self._probed = True
+
+    async def _speaks_plain_http(self) -> bool:
+        try:
+            response = await self._http.get(f"http://{self.host}/v2/", timeout=5.0, auth=None)
+        except httpx.TransportError:
+            return False  # a TLS server drops a plain request, or nothing listens: use HTTPS
+        # Go's TLS servers answer a plain request with this 400 instead of dropping it.
+        return not (response.status_code == 400 and b"HTTPS server" in response.content)
 
     # ------------------------------------------------------------------ requests
     def _url(self, path: str) -> str:

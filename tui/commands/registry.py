@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from tui.client import (
+    AuthError,
     ImageConfig,
     ImageIndex,
     ImageManifest,
@@ -28,13 +29,14 @@ from tui.client import (
     match_history,
     parse_reference,
 )
+from tui.client.ext import StorageReport, storage_usage, supports_extension
 from tui.client.models import (
     DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED,
     INDEX_MEDIA_TYPES,
     ManifestResult,
 )
-from tui.client.reference import parse_registry
+from tui.client.reference import is_loopback_host, parse_registry
 from tui.client.survey import estimate_registry
 from tui.logic.fmt import human_size, short_digest
 
@@ -100,12 +102,19 @@ def register(subparsers: Any) -> None:
     du = subparsers.add_parser(
         "du",
         parents=[common],
-        help="storage per repository: estimated from manifests (HOST) or exact (--root DIR)",
+        help="storage per repository: over the API (HOST) or offline from a directory (--root DIR)",
     )
     du.add_argument("host", metavar="HOST", nargs="?", help="registry to estimate")
     du.add_argument("--root", metavar="DIR", help="measure a storage directory directly (offline)")
     du.add_argument("--repo", action="append", help="only these repositories (repeatable)")
-    du.add_argument("--concurrency", type=int, default=16, help="parallel requests (default 16)")
+    du.add_argument(
+        "--estimate",
+        action="store_true",
+        help="always estimate from manifests, even where the registry can report its storage",
+    )
+    du.add_argument(
+        "--concurrency", type=int, help="parallel requests (default: 4 on loopback, else 16)"
+    )
     du.set_defaults(handler=_du_dispatch)
 
 
@@ -514,27 +523,75 @@ def _du_dispatch(args: argparse.Namespace) -> int:
 async def _du(args: argparse.Namespace) -> int:
     scheme, host = parse_registry(args.host)
     registry = f"{scheme}://{host}" if scheme else host
-    async with _client(args, registry, max_concurrency=max(1, args.concurrency)) as client:
-        estimate = await estimate_registry(client, args.repo)
+    # On loopback the CPU, not the round trip, limits: the registry shares it with us.
+    concurrency = args.concurrency or (4 if is_loopback_host(host) else 16)
+    async with _client(args, registry, max_concurrency=max(1, concurrency)) as client:
+        exact = None if args.estimate else await _storage_report(client)
+        if exact is not None:
+            data = _exact_json(exact, args.repo)
+        else:
+            data = asdict(await estimate_registry(client, args.repo))
     if args.json:
-        _print_json({"Registry": host, **asdict(estimate)})
+        _print_json({"Registry": host, **data})
         return EXIT_OK
     rows = [
         [
-            usage.name,
-            str(usage.tags),
-            str(usage.manifests),
-            human_size(usage.bytes),
-            human_size(usage.exclusive_bytes),
+            usage["name"],
+            str(usage["tags"]),
+            str(usage["manifests"]),
+            human_size(usage["bytes"]),
+            human_size(usage["exclusive_bytes"]),
         ]
-        for usage in estimate.repos
+        for usage in data["repos"]
     ]
     _table(rows, ["REPOSITORY", "TAGS", "MANIFESTS", "SIZE", "ONLY HERE"])
+    shared = human_size(data["sum_of_repos"] - data["total_bytes"])
+    kind = "estimate" if data["is_estimate"] else "exact"
     print(
-        f"\nTotal (estimate): {human_size(estimate.total_bytes)} in {estimate.blob_count} blobs; "
-        f"sharing saves {human_size(estimate.shared_savings)}"
+        f"\nTotal ({kind}): {human_size(data['total_bytes'])} in {data['blob_count']} blobs; "
+        f"sharing saves {shared}"
     )
-    if estimate.unknown_sizes:
-        print(f"{estimate.unknown_sizes} schema1 layers have no size in their manifest.")
-    print(estimate.note)
+    if data.get("unknown_sizes"):
+        print(f"{data['unknown_sizes']} schema1 layers have no size in their manifest.")
+    print(data["note"])
     return EXIT_OK
+
+
+async def _storage_report(client: RegistryClient) -> StorageReport | None:
+    """The bundled registry's exact report, or ``None`` from any other registry."""
+    try:
+        if not await supports_extension(client):
+            return None
+    except AuthError:
+        return None  # a registry that guards unknown paths: the estimate says what is wrong
+    return await storage_usage(client)
+
+
+def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]:
+    """The storage report in the estimate's shape, so that scripts read both alike."""
+    repos = [
+        {
+            "name": r.name,
+            "tags": r.tags,
+            "manifests": r.manifests,
+            "blobs": r.blobs,
+            "bytes": r.referenced_bytes,
+            "exclusive_bytes": r.exclusive_bytes,
+            "unknown_sizes": 0,
+        }
+        for r in sorted(report.repositories, key=lambda r: (-r.referenced_bytes, r.name))
+        if not only or r.name in only
+    ]
+    return {
+        "repos": repos,
+        "total_bytes": report.total_bytes,
+        "blob_count": report.blob_count,
+        "sum_of_repos": sum(r.referenced_bytes for r in report.repositories),
+        "unknown_sizes": 0,
+        "note": (
+            "Exact, from the registry's storage (every blob on disk, garbage included); "
+            f"GC would reclaim {human_size(report.reclaimable_bytes)}."
+        ),
+        "is_estimate": False,
+        "reclaimable_bytes": report.reclaimable_bytes,
+    }

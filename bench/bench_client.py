@@ -1,0 +1,232 @@
+"""Benchmark: ``regtui tags`` and ``regtui du HOST`` against ``skopeo list-tags`` per repository.
+
+Writes a storage directory in Distribution's layout directly (fast): ``--repos`` repositories
+with ``--tags`` tags each, every tag its own image (manifest, config, one layer) over a base
+layer shared by all repositories. Serves it with the bundled registry (``--server bundled``) or
+Debian's docker-registry (``--server distribution``) on 127.0.0.1, then measures, in one run:
+
+* ``skopeo list-tags`` once per repository (a sample of ``--sample`` repositories, extrapolated
+  to all of them; ``--sample 0`` runs them all),
+* ``regtui tags HOST/REPO`` per repository (the same sample, extrapolated),
+* ``regtui tags`` over every repository in one process (the library: one client, concurrent),
+* ``regtui du HOST --estimate``: catalog, every tag, every manifest over the API,
+* ``regtui du HOST``: the same, or the bundled registry's own storage report when it offers one.
+
+The target is ``du`` of the whole registry in under 10 s.
+
+Every figure is a command-line process, so it includes starting Python. Prints times and
+ratios (regtui / skopeo: below 1 means regtui is faster).
+
+    python bench/bench_client.py                     # 1,000 repositories x 20 tags
+    python bench/bench_client.py --repos 100 --tags 5 --sample 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+V2 = Path("docker") / "registry" / "v2"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data)
+    else:
+        path.write_bytes(data)
+
+
+def _blob(v2: Path, data: bytes) -> str:
+    hex_part = hashlib.sha256(data).hexdigest()
+    path = v2 / "blobs" / "sha256" / hex_part[:2] / hex_part / "data"
+    if not path.exists():
+        _write(path, data)
+    return f"sha256:{hex_part}"
+
+
+def synthesize(root: Path, repos: int, tags: int) -> int:
+    """Write the registry; return the number of blobs."""
+    v2 = root / V2
+    base = b"shared base layer " * 512
+    base_digest = _blob(v2, base)
+    blobs = 1
+    for r in range(repos):
+        repo = f"team{r % 20}/service{r}"
+        repo_dir = v2 / "repositories" / repo
+        _write(repo_dir / "_layers" / "sha256" / base_digest[7:] / "link", base_digest)
+        for t in range(tags):
+            layer = f"layer of {repo} build {t}".encode() * 64
+            config = json.dumps(
+                {
+                    "architecture": "amd64",
+                    "os": "linux",
+                    "created": "2024-01-01T00:00:00Z",
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "build": [r, t],
+                }
+            ).encode()
+            layer_digest, config_digest = _blob(v2, layer), _blob(v2, config)
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": {
+                        "mediaType": OCI_CONFIG,
+                        "digest": config_digest,
+                        "size": len(config),
+                    },
+                    "layers": [
+                        {"mediaType": OCI_LAYER, "digest": base_digest, "size": len(base)},
+                        {"mediaType": OCI_LAYER, "digest": layer_digest, "size": len(layer)},
+                    ],
+                }
+            ).encode()
+            manifest_digest = _blob(v2, manifest)
+            blobs += 3
+            for digest in (layer_digest, config_digest):
+                _write(repo_dir / "_layers" / "sha256" / digest[7:] / "link", digest)
+            hex_part = manifest_digest[7:]
+            _write(
+                repo_dir / "_manifests" / "revisions" / "sha256" / hex_part / "link",
+                manifest_digest,
+            )
+            tag_dir = repo_dir / "_manifests" / "tags" / f"1.{t}.0"
+            _write(tag_dir / "current" / "link", manifest_digest)
+            _write(tag_dir / "index" / "sha256" / hex_part / "link", manifest_digest)
+    return blobs
+
+
+@contextlib.contextmanager
+def serve(kind: str, root: Path) -> Iterator[str]:
+    """Start a registry on ``root``; yield its ``host:port``."""
+    from tests.helpers.servers import bundled_registry, distribution_registry
+
+    context = bundled_registry(root) if kind == "bundled" else distribution_registry(root)
+    with context as running:
+        yield running.host
+
+
+def timed(command: Sequence[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip() or done.stdout}")
+    return elapsed, done.stdout
+
+
+async def _all_tags(host: str, repos: list[str]) -> int:
+    from tui.client import RegistryClient
+
+    async with RegistryClient(host, max_concurrency=16) as client:
+        lists = await asyncio.gather(*(client.list_tags(repo) for repo in repos))
+    return sum(len(tags) for tags in lists)
+
+
+def regtui() -> list[str]:
+    return [sys.executable, "-m", "tui"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repos", type=int, default=1000)
+    parser.add_argument("--tags", type=int, default=20)
+    parser.add_argument("--sample", type=int, default=100, help="0: run skopeo on every repo")
+    parser.add_argument("--server", choices=("bundled", "distribution"), default="bundled")
+    parser.add_argument("--concurrency", type=int, help="for du --estimate (default: regtui's)")
+    args = parser.parse_args(argv)
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise SystemExit("skopeo is needed for the comparison")
+    env_note = f"{os.cpu_count()} CPUs"
+    with tempfile.TemporaryDirectory(prefix="regtui-bench-client-") as tmp:
+        root = Path(tmp) / "registry"
+        started = time.perf_counter()
+        blobs = synthesize(root, args.repos, args.tags)
+        print(
+            f"wrote {args.repos} repos x {args.tags} tags ({blobs} blobs) "
+            f"in {time.perf_counter() - started:.1f} s; {env_note}; server: {args.server}"
+        )
+        with serve(args.server, root) as host:
+            repos_time, out = timed([*regtui(), "ls", host])
+            repos = out.split()
+            assert len(repos) == args.repos, f"catalog has {len(repos)} repositories"
+            sample = repos if args.sample <= 0 else repos[:: max(1, len(repos) // args.sample)]
+            sample = sample[: args.sample] if args.sample > 0 else sample
+            scale = len(repos) / len(sample)
+
+            skopeo_time = 0.0
+            for repo in sample:
+                elapsed, out = timed(
+                    [skopeo, "list-tags", "--tls-verify=false", f"docker://{host}/{repo}"]
+                )
+                skopeo_time += elapsed
+                expected = json.loads(out)["Tags"]
+            regtui_time = 0.0
+            for repo in sample:
+                elapsed, out = timed([*regtui(), "tags", f"{host}/{repo}"])
+                regtui_time += elapsed
+            assert out.split() == expected, "regtui tags differs from skopeo list-tags"
+
+            started = time.perf_counter()
+            total_tags = asyncio.run(_all_tags(host, repos))
+            library_time = time.perf_counter() - started + repos_time
+            assert total_tags == args.repos * args.tags
+
+            concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+            estimate_time, out = timed(
+                [*regtui(), "du", host, "--json", "--estimate", *concurrency]
+            )
+            report = json.loads(out)
+            assert report["blob_count"] == blobs, (report["blob_count"], blobs)
+            du_time, out = timed([*regtui(), "du", host, "--json"])
+            report = json.loads(out)
+            assert report["blob_count"] == blobs, (report["blob_count"], blobs)
+            du_source = "estimate" if report["is_estimate"] else "the registry's own report"
+
+    skopeo_all = skopeo_time * scale
+    rows = [
+        (f"skopeo list-tags, per repo (x{len(repos)})", skopeo_all),
+        (f"regtui tags, per repo (x{len(repos)})", regtui_time * scale),
+        ("regtui ls + all tags in one client", library_time),
+        ("regtui du HOST --estimate (every manifest)", estimate_time),
+        (f"regtui du HOST ({du_source})", du_time),
+    ]
+    sampled = "" if scale == 1 else f" (sampled {len(sample)} repos, extrapolated)"
+    print(f"\n{'what':<44} {'seconds':>9} {'vs skopeo':>10}{sampled}")
+    for label, seconds in rows:
+        print(f"{label:<44} {seconds:>9.2f} {seconds / skopeo_all:>10.3f}")
+    print(
+        f"\nper repository: skopeo {1000 * skopeo_time / len(sample):.0f} ms, "
+        f"regtui tags {1000 * regtui_time / len(sample):.0f} ms (process start included)"
+    )
+    for label, seconds in (("du", du_time), ("du --estimate", estimate_time)):
+        verdict = "meets" if seconds < 10 else "MISSES"
+        print(
+            f"{label} of {args.repos * args.tags} tags: {seconds:.2f} s ({verdict} the 10 s target)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())
