@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
 
@@ -237,3 +238,39 @@ def test_list_tags_inspect_and_delete(served: RunningRegistry, tmp_path: Path) -
     # skopeo deletes the manifest by digest: every tag of it goes, the other image stays
     assert left == ["other"]
     _assert_served(served, "inspect/me", "other", other)
+
+
+def test_copy_with_htpasswd_credentials(tmp_path: Path) -> None:
+    """skopeo answers the Basic challenge with --creds; a wrong password is refused."""
+    require_tool("skopeo")
+    htpasswd = tmp_path / "htpasswd"
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=5)).decode()
+    htpasswd.write_text(f"robot:{hashed}\n")
+    config = {
+        "version": "0.1",
+        "auth": {"htpasswd": {"realm": "skopeo-test", "path": str(htpasswd)}},
+    }
+    image = make_image([{"private": b"bytes"}])
+    layout = write_oci_layout(tmp_path / "layout", image, tag="v1")
+    with bundled_registry(tmp_path / "root", config=config) as secured:
+        destination = f"docker://{secured.host}/private/app:v1"
+        binary = require_tool("skopeo")
+        refused = subprocess.run(
+            [
+                binary,
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds=robot:wrong",
+                f"oci:{layout}:v1",
+                destination,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert refused.returncode != 0
+        assert "unauthorized" in refused.stderr.lower() or "401" in refused.stderr
+        copy_in(f"oci:{layout}:v1", destination, "--dest-creds=robot:s3cret")
+        copy_out(destination, f"dir:{tmp_path / 'out'}", "--src-creds=robot:s3cret")
+        _assert_dir_holds_image(tmp_path / "out", image)
