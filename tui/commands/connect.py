@@ -93,7 +93,9 @@ def _reattach_terminal() -> None:
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - replaces the process's stdin
 
 
-def directory_backend(root: Path, *, grace_period: float | None = None) -> StorageBackend:
+def directory_backend(
+    root: Path, *, grace_period: float | None = None, label: str | None = None
+) -> StorageBackend:
     """Usage and GC run in-process on a storage directory, off the event loop.
 
     ``grace_period`` (seconds) protects recent blobs and uploads; the server's default when
@@ -103,7 +105,7 @@ def directory_backend(root: Path, *, grace_period: float | None = None) -> Stora
     from embedded_registry import usage as server_usage
     from tui.data.backends import gc_view_from_report, usage_view_from_report
 
-    label = f"storage directory {root}"
+    label = label or f"storage directory {root}"
     grace: dict[str, float] = {} if grace_period is None else {"grace_period": grace_period}
 
     async def usage() -> UsageView:

@@ -1,0 +1,169 @@
+"""Screenshots of every screen, from the real app on the demo registry.
+
+    python scripts/screenshots.py [--out screenshots]
+
+Starts the bundled registry on a free loopback port, fills it with the demo images, drives the
+app with Textual's ``run_test()`` and writes ``<out>/<screen>.svg``; a PNG beside each when
+``cairosvg`` is installed (optional, not a dependency of regtui).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from tui.app import AppSettings, RegtuiApp, make_app
+from tui.commands.connect import directory_backend, local_registry
+from tui.demo import populate
+from tui.screens.image import ImageScreen
+from tui.screens.layer_files import LayerFilesScreen
+from tui.screens.registry import RegistryScreen
+from tui.screens.repository import RepositoryScreen
+from tui.screens.storage import StorageScreen
+
+SIZE = (120, 36)
+
+
+async def until(pilot: Pilot[None], predicate: Callable[[], object], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not reach the expected state")
+        await pilot.pause(0.05)
+    await pilot.pause(0.2)
+
+
+async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
+    saved: list[Path] = []
+
+    def save(name: str) -> None:
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+        saved.append(path)
+
+    steps: list[tuple[str, Callable[[Pilot[None]], Awaitable[None]]]] = []
+
+    async def registry(pilot: Pilot[None]) -> None:
+        screen = app.screen
+        assert isinstance(screen, RegistryScreen)
+        await until(pilot, lambda: screen.catalog_complete and len(screen.repo_tree.counts) == 7)
+
+    async def repository(pilot: Pilot[None]) -> None:
+        await app.push_screen(RepositoryScreen("acme/web"))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await until(pilot, lambda: screen.details_done)
+        await pilot.press("k")
+        await pilot.pause(0.2)
+        await pilot.press("enter")  # keep the 5 newest: the rest is marked for review
+        await until(pilot, lambda: app.screen is screen and screen.marked)
+
+    async def delete_dialog(pilot: Pilot[None]) -> None:
+        await pilot.press("D")
+        await pilot.pause(0.5)
+
+    async def image(pilot: Pilot[None]) -> None:
+        await pilot.press("escape")
+        await app.push_screen(ImageScreen("library/python-demo", "latest"))
+        screen = app.screen
+        assert isinstance(screen, ImageScreen)
+        await until(pilot, lambda: screen.result is not None and screen.referrers)
+
+    async def layers(pilot: Pilot[None]) -> None:
+        await app.push_screen(ImageScreen("acme/web", "latest"))
+        screen = app.screen
+        assert isinstance(screen, ImageScreen)
+        await until(pilot, lambda: screen.raw_config)
+        await pilot.press("3")
+
+    async def config(pilot: Pilot[None]) -> None:
+        await pilot.press("2")
+
+    async def files(pilot: Pilot[None]) -> None:
+        screen = app.screen
+        assert isinstance(screen, ImageScreen)
+        await app.push_screen(LayerFilesScreen("acme/web", screen.layer_list[1]))
+        files_screen = app.screen
+        assert isinstance(files_screen, LayerFilesScreen)
+        await until(pilot, lambda: files_screen.state == "done")
+        await pilot.press("e")
+
+    async def storage(pilot: Pilot[None]) -> None:
+        await app.push_screen(StorageScreen())
+        screen = app.screen
+        assert isinstance(screen, StorageScreen)
+        await until(pilot, lambda: screen.before is not None)
+        await pilot.press("t", "n")
+        await until(pilot, lambda: screen.preview is not None)
+
+    async def help_screen(pilot: Pilot[None]) -> None:
+        await pilot.press("question_mark")
+
+    steps = [
+        ("registry", registry),
+        ("repository", repository),
+        ("delete-marked", delete_dialog),
+        ("image-index", image),
+        ("image-layers", layers),
+        ("image-config", config),
+        ("layer-files", files),
+        ("storage-gc", storage),
+        ("help", help_screen),
+    ]
+    async with app.run_test(size=SIZE) as pilot:
+        for name, step in steps:
+            await step(pilot)
+            await pilot.pause(0.2)
+            save(name)
+    return saved
+
+
+def to_png(paths: list[Path]) -> int:
+    try:
+        import cairosvg  # type: ignore[import-not-found]
+    except ImportError:
+        print("cairosvg is not installed: SVG only", file=sys.stderr)
+        return 0
+    for path in paths:
+        cairosvg.svg2png(url=str(path), write_to=str(path.with_suffix(".png")), output_width=1400)
+    return len(paths)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("screenshots"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="regtui-shots-") as tmp:
+        root = Path(tmp) / "registry"
+        root.mkdir()
+        with local_registry(root) as registry:
+            populate(registry.url)
+            settings = AppSettings(
+                registry=registry.host,
+                insecure=True,
+                title="demo registry",
+                pull_host="localhost:5000",
+            )
+            # GC on the storage directory (grace 0: the demo was just pushed).
+            app = make_app(
+                settings,
+                storage=directory_backend(
+                    root, grace_period=0, label="the demo's storage directory"
+                ),
+            )
+            saved = asyncio.run(shoot(app, args.out))
+    pngs = to_png(saved)
+    print(f"wrote {len(saved)} SVG and {pngs} PNG screenshots to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
