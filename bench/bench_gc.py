@@ -149,6 +149,11 @@ def _config(root: Path, path: Path) -> Path:
     return path
 
 
+def _blob_names(root: Path) -> set[str]:
+    blobs = root / V2 / "blobs" / "sha256"
+    return {d.name for prefix in blobs.iterdir() for d in prefix.iterdir() if (d / "data").exists()}
+
+
 def _warm(*roots: Path) -> None:
     for root in roots:
         subprocess.run(["du", "-sb", str(root)], capture_output=True, check=True)
@@ -196,6 +201,13 @@ def bench(images: int, repos: int, workdir: Path, runs: int) -> None:
         theirs_real = None
     ours_real, _ = _timed([*gc, "--root", str(copies["regtui-real"])])
     rows.append(("gc (real run)", ours_real, theirs_real))
+    if registry:
+        left_theirs, left_ours = (
+            _blob_names(copies["dist-real"]),
+            _blob_names(copies["regtui-real"]),
+        )
+        same = "the same" if left_theirs == left_ours else "DIFFERENT"
+        print(f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies")
 
     _warm(base)
     du_theirs, _ = _best(runs, ["du", "-sb", str(base)])
