@@ -109,11 +109,20 @@ def _stat_or_none(path: str) -> os.stat_result | None:
         return None
 
 
+def _read_small(path: str, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a file: ``os.open``/``os.read``, without a Python file object
+    (GC reads tens of thousands of tiny link files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def _read_link(path: str) -> str | None:
     """The digest a link file holds, or None when it is missing or not a digest."""
     try:
-        with open(path, "rb") as f:
-            text = f.read(1024).decode("ascii", "replace").strip()
+        text = _read_small(path, 1024).decode("ascii", "replace").strip()
     except OSError:
         return None
     algorithm, sep, hex_part = text.partition(":")
@@ -273,6 +282,21 @@ class Snapshot:
             self._tag_targets[repo.name] = targets
         return targets
 
+    def _read_manifest(self, digest: str, fd: int) -> Manifest:
+        st = os.fstat(fd)
+        self._stats[digest] = st
+        if st.st_size > MAX_MANIFEST_BYTES:
+            return Manifest(digest, error=f"{st.st_size} bytes: too big for a manifest")
+        chunks = []
+        left = st.st_size
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return parse_manifest(digest, b"".join(chunks))
+
     def manifest(self, digest: str) -> Manifest | None:
         """The parsed manifest, None when its blob is missing; parsed once per digest."""
         try:
@@ -283,17 +307,18 @@ class Snapshot:
         path = self.blob_dirs.get(digest)
         if path is not None:
             try:
-                with open(path + "/data", "rb") as f:
-                    st = os.fstat(f.fileno())
-                    self._stats[digest] = st
-                    if st.st_size > MAX_MANIFEST_BYTES:
-                        manifest = Manifest(digest, error=f"{st.st_size} bytes: not a manifest")
-                    else:
-                        manifest = parse_manifest(digest, f.read())
+                fd = os.open(path + "/data", os.O_RDONLY)
             except FileNotFoundError:
                 self._stats[digest] = None
             except OSError as exc:
                 manifest = Manifest(digest, error=f"unreadable: {exc.strerror}")
+            else:
+                try:
+                    manifest = self._read_manifest(digest, fd)
+                except OSError as exc:
+                    manifest = Manifest(digest, error=f"unreadable: {exc.strerror}")
+                finally:
+                    os.close(fd)
         self._manifests[digest] = manifest
         return manifest
 
