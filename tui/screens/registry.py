@@ -8,6 +8,7 @@ import time
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
 from tui.client.errors import CatalogUnsupportedError, RegistryClientError
@@ -18,6 +19,8 @@ from tui.widgets.filter_bar import FilterBar
 from tui.widgets.repo_tree import RepoTree
 
 CATALOG_PAGE_SIZE = 1000
+COUNT_DELAY = 0.3
+"""Seconds of quiet (no filter change) before tag counts are fetched."""
 COUNT_BATCH = 200
 """At most this many tag counts are requested per opened namespace (the rest on demand)."""
 
@@ -47,6 +50,7 @@ class RegistryScreen(RegtuiScreen):
         self._query = ""
         self._pending_counts: list[str] = []
         self._requested_counts: set[str] = set()
+        self._count_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,7 +130,10 @@ class RegistryScreen(RegtuiScreen):
             return
         self._requested_counts.update(fresh)
         self._pending_counts.extend(fresh)
-        self.count_tags()
+        # Wait until the user stops typing: counting competes with repainting the tree.
+        if self._count_timer is not None:
+            self._count_timer.stop()
+        self._count_timer = self.set_timer(COUNT_DELAY, self.count_tags)
 
     @work(exclusive=True, group="counts", exit_on_error=False)
     async def count_tags(self) -> None:
