@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -106,21 +107,23 @@ def directory_backend(
     from tui.data.backends import gc_view_from_report, usage_view_from_report
 
     label = label or f"storage directory {root}"
-    grace: dict[str, float] = {} if grace_period is None else {"grace_period": grace_period}
+    grace = server_gc.DEFAULT_GRACE_PERIOD if grace_period is None else grace_period
 
     async def usage() -> UsageView:
-        report = await asyncio.to_thread(server_usage.storage_usage, root, **grace)
+        report = await asyncio.to_thread(
+            functools.partial(server_usage.storage_usage, root, grace_period=grace)
+        )
         return usage_view_from_report(report, source=label)
 
     async def collect(dry_run: bool, delete_untagged: bool) -> GcView:
-        report = await asyncio.to_thread(
+        run = functools.partial(
             server_gc.collect_garbage,
             root,
             dry_run=dry_run,
             delete_untagged=delete_untagged,
-            **grace,
+            grace_period=grace,
         )
-        return gc_view_from_report(report)
+        return gc_view_from_report(await asyncio.to_thread(run))
 
     return CallableBackend(label, usage, collect)
 
