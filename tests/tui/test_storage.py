@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from pathlib import Path
 
 from textual.widgets import Static
@@ -10,7 +13,8 @@ from tests.helpers.servers import RunningRegistry
 from tests.tui.conftest import AppFactory, wait_for
 from tests.tui.helpers import notifications
 from tui.commands.connect import directory_backend
-from tui.demo import _app_image
+from tui.data.backends import ExtensionBackend
+from tui.demo import _app_image, populate
 from tui.dialogs.confirm import ConfirmDialog
 from tui.screens.storage import StorageScreen
 
@@ -68,18 +72,16 @@ async def test_gc_on_a_storage_directory_frees_the_untagged_image(
 
 
 async def test_other_registries_get_an_estimate_and_gc_explained(
-    demo_registry: RunningRegistry, app_for: AppFactory
+    distribution: RunningRegistry, app_for: AppFactory
 ) -> None:
-    app = app_for(demo_registry)
+    await asyncio.to_thread(populate, distribution.url)
+    app = app_for(distribution)
     async with app.run_test(size=(120, 50)) as pilot:
         await app.push_screen(StorageScreen())
         screen = app.screen
         assert isinstance(screen, StorageScreen)
         await wait_for(pilot, lambda: screen.before is not None)
         assert screen.before is not None and screen.backend is not None
-        if screen.backend.gc_available:  # the bundled registry's extension answered
-            assert not screen.before.estimate
-            return
         assert screen.before.estimate
         assert len(screen.before.repos) == 7
         explain = str(screen.query_one("#gc-explain", Static).render())
@@ -87,3 +89,37 @@ async def test_other_registries_get_an_estimate_and_gc_explained(
         await pilot.press("g", "n")
         await pilot.pause(0.1)
         assert screen.preview is None and app.screen is screen
+
+
+def age_storage(root: Path, seconds: float) -> None:
+    """Make every file and directory look ``seconds`` old (past GC's grace period)."""
+    past = time.time() - seconds
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (past, past))
+
+
+async def test_gc_through_the_bundled_registrys_extension(
+    fresh_demo: RunningRegistry, app_for: AppFactory
+) -> None:
+    overwritten = _app_image("api", "2.1.0-rc1", 11)
+    gone_layer = blob_path(fresh_demo.root, overwritten.layers[1].digest)
+    shared_base = blob_path(fresh_demo.root, overwritten.layers[0].digest)
+    age_storage(fresh_demo.root, 3 * 3600)
+    app = app_for(fresh_demo)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await app.push_screen(StorageScreen())
+        screen = app.screen
+        assert isinstance(screen, StorageScreen)
+        await wait_for(pilot, lambda: screen.before is not None)
+        assert isinstance(screen.backend, ExtensionBackend)
+        assert screen.before is not None and not screen.before.estimate
+        await pilot.press("t", "g")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert overwritten.layers[1].digest in str(
+            app.screen.query_one("#confirm-body", Static).render()
+        )
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.after is not None, seconds=30)
+        assert not gone_layer.exists() and shared_base.exists()
+        after_panel = screen.query_one("#usage-after")
+        assert after_panel is not None
