@@ -663,7 +663,7 @@ def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Prob
             if removal.kind == "repository":
                 _remove_repository(removal.path)
             else:
-                _remove_dir(removal.path)
+                _remove_dir(removal.path, _ONLY_FILE.get(removal.kind))
             removal.removed = True
         except FileNotFoundError:
             removal.size = 0
@@ -672,17 +672,23 @@ def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Prob
             problems.append(Problem(removal.repo or "", removal.digest, f"{removal.path}: {exc}"))
 
 
-def _remove_dir(path: str) -> None:
-    """Remove a directory of plain files (a blob's, a link's) with the fewest system calls; a
-    deeper tree goes through ``shutil.rmtree``."""
-    try:
-        for name in os.listdir(path):
-            os.unlink(os.path.join(path, name))
-        os.rmdir(path)
-    except FileNotFoundError:
-        raise
-    except OSError:
-        shutil.rmtree(path)
+_ONLY_FILE = {"blob": "data", "manifest": "link", "layer_link": "link", "tag_index": "link"}
+
+
+def _remove_dir(path: str, only_file: str | None) -> None:
+    """Remove a blob's or a link's directory: its one file and itself (two system calls);
+    anything more in it goes through ``shutil.rmtree``."""
+    if only_file is not None:
+        try:
+            os.unlink(os.path.join(path, only_file))
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            if not os.path.isdir(path):
+                raise
+        except OSError:
+            pass
+    shutil.rmtree(path)
 
 
 def _remove_repository(path: str) -> None:
