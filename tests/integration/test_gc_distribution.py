@@ -75,6 +75,14 @@ def _populate(root: Path, tmp_path: Path) -> Populated:
         push_image(dist.url, "tools", "stable", tool_new)
         tagged[("tools", "stable")] = tool_new
 
+        # A tag moved, then its old manifest deleted: the tag's history still names it.
+        first = make_image([{"moved": b"first" * 100}])
+        second = make_image([{"moved": b"second" * 100}])
+        push_image(dist.url, "moved", "t", first)
+        push_image(dist.url, "moved", "t", second)
+        _delete(dist.url, "moved", first.digest)
+        tagged[("moved", "t")] = second
+
         # A repository whose only image was deleted; a layer shared with another repo stays.
         gone = make_image([base, {"tmp/x": b"gone" * 300}], oci=False)
         push_image(dist.url, "scratch/gone", "v1", gone)
@@ -174,6 +182,15 @@ def test_real_run_keeps_every_tagged_image_and_frees_what_it_reports(
     # No dangling layer links remain: every _layers link names a blob that exists.
     for link in repos.rglob("_layers/sha256/*/link"):
         assert (copy / _blob_rel(link.read_text().strip())).exists(), link
+
+    # Tag history names no manifest that is gone (Distribution keeps such entries).
+    entries = list(repos.rglob("_manifests/tags/*/index/sha256/*/link"))
+    assert entries
+    for link in entries:
+        assert (copy / _blob_rel(link.read_text().strip())).exists(), link
+    if delete_untagged:  # the moved tag's old manifest went, with its tag history entry
+        assert len(list(repos.glob("tools/_manifests/tags/stable/index/sha256/*"))) == 1
+    assert len(list(repos.glob("moved/_manifests/tags/t/index/sha256/*"))) == 1
 
     # A second run finds nothing more to do.
     again = collect_garbage(copy, delete_untagged=delete_untagged, grace_period=0)
