@@ -35,6 +35,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,13 +163,18 @@ def _scan_uploads(repo: str, path: str) -> list[Upload]:
         size = 0
         last = 0.0
         for dirpath, _dirs, files in os.walk(entry.path):
-            last = max(last, os.stat(dirpath).st_mtime)
+            # The registry may finish (and remove) the upload while we look at it.
+            dir_st = _stat_or_none(dirpath)
+            if dir_st is None:
+                continue
+            last = max(last, dir_st.st_mtime)
             for name in files:
                 st = _stat_or_none(os.path.join(dirpath, name))
                 if st is not None:
                     size += st.st_size
                     last = max(last, st.st_mtime)
-        uploads.append(Upload(repo, entry.name, entry.path, size, last))
+        if last:  # 0: the upload was finished and removed while we looked
+            uploads.append(Upload(repo, entry.name, entry.path, size, last))
     return uploads
 
 
@@ -640,6 +646,14 @@ def _tree_file_bytes(path: str, *, skip_nested: bool = False) -> int:
     return size
 
 
+SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
+"""Manifests go before their blobs (as Distribution does), links after the blobs they name."""
+
+SWEEP_THREADS = 4
+"""Removals of one kind run in this many threads: unlink and rmdir are kernel time that
+threads overlap, and on overlay or network filesystems they dominate a sweep."""
+
+
 def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Problem]) -> None:
     """Carry out a plan; a failure is recorded as a problem and the sweep goes on.
 
@@ -647,29 +661,54 @@ def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Prob
     left in place, as Distribution does, so a concurrent writer never loses a directory it has
     just created.
     """
+    by_kind: dict[str, list[Removal]] = {}
     for removal in removals:
-        try:
-            # Re-check a link now: its blob may have been pushed again since the scan.
-            if (
-                removal.kind == "layer_link"
-                and removal.digest is not None
-                and os.path.exists(snapshot.blob_dirs.get(removal.digest, "") + "/data")
-            ):
+        by_kind.setdefault(removal.kind, []).append(removal)
+
+    def run(batch: list[Removal]) -> None:
+        for removal in batch:
+            _execute_one(snapshot, removal, problems)
+
+    with ThreadPoolExecutor(SWEEP_THREADS) as pool:
+        for kind in SWEEP_ORDER:
+            batch = by_kind.get(kind, [])
+            if len(batch) < 2 * SWEEP_THREADS or kind == "repository":
+                run(batch)
                 continue
-            if removal.kind == "upload":
-                removal.size = _tree_file_bytes(removal.path)
-            elif removal.kind == "repository":
-                removal.size = _tree_file_bytes(removal.path, skip_nested=True)
-            if removal.kind == "repository":
-                _remove_repository(removal.path)
-            else:
-                _remove_dir(removal.path, _ONLY_FILE.get(removal.kind))
-            removal.removed = True
-        except FileNotFoundError:
-            removal.size = 0
-            removal.removed = True
-        except OSError as exc:
-            problems.append(Problem(removal.repo or "", removal.digest, f"{removal.path}: {exc}"))
+            step = -(-len(batch) // SWEEP_THREADS)
+            futures = [pool.submit(run, batch[i : i + step]) for i in range(0, len(batch), step)]
+            for future in futures:
+                future.result()
+
+
+def _blob_data_path(snapshot: Snapshot, digest: str) -> str:
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{snapshot.layout.blobs_dir}/{algorithm}/{hex_part[:2]}/{hex_part}/data"
+
+
+def _execute_one(snapshot: Snapshot, removal: Removal, problems: list[Problem]) -> None:
+    try:
+        # Re-check a link now: its blob may have been pushed again since the scan.
+        if (
+            removal.kind == "layer_link"
+            and removal.digest is not None
+            and os.path.exists(_blob_data_path(snapshot, removal.digest))
+        ):
+            return
+        if removal.kind == "upload":
+            removal.size = _tree_file_bytes(removal.path)
+        elif removal.kind == "repository":
+            removal.size = _tree_file_bytes(removal.path, skip_nested=True)
+        if removal.kind == "repository":
+            _remove_repository(removal.path)
+        else:
+            _remove_dir(removal.path, _ONLY_FILE.get(removal.kind))
+        removal.removed = True
+    except FileNotFoundError:
+        removal.size = 0
+        removal.removed = True
+    except OSError as exc:
+        problems.append(Problem(removal.repo or "", removal.digest, f"{removal.path}: {exc}"))
 
 
 _ONLY_FILE = {"blob": "data", "manifest": "link", "layer_link": "link", "tag_index": "link"}
