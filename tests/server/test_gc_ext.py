@@ -114,8 +114,12 @@ def test_without_auth_only_loopback_clients_are_served() -> None:
 
     ext_routes._check_access(remote("127.0.0.1"))
     ext_routes._check_access(remote("::1"))
+    ext_routes._check_access(remote("::ffff:127.0.0.1"))
     with pytest.raises(Exception) as denied:
         ext_routes._check_access(remote("192.0.2.7"))
+    for outside in ("::ffff:192.0.2.7", "2001:db8::1", ""):
+        with pytest.raises(Exception, match="DENIED"):
+            ext_routes._check_access(remote(outside))
     assert getattr(denied.value, "code", None) == "DENIED"
     assert getattr(denied.value, "status", None) == 403
 
