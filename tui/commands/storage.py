@@ -99,7 +99,10 @@ def _add_gc(subparsers: Any) -> None:
         help="garbage-collect a storage directory (offline, like registry garbage-collect)",
         description=(
             "Remove blobs that no manifest references, in a storage directory in Distribution's "
-            "layout. Run it on a stopped or read-only registry; a dry run changes nothing."
+            "layout. Run it on a stopped or read-only registry "
+            "(storage.maintenance.readonly.enabled: true): gc refuses when it sees recent writes "
+            "or a running bundled registry, but a registry:2 that runs idle leaves no trace it "
+            "could see. A dry run changes nothing."
         ),
     )
     gc.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
