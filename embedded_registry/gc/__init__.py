@@ -1,0 +1,146 @@
+"""Garbage collection of a storage directory in CNCF Distribution's layout.
+
+The algorithm is the one of Distribution's ``registry garbage-collect``
+(``registry/storage/garbagecollect.go``), explained the way an operator needs it:
+
+* **Mark.** In every repository, every manifest revision (with ``delete_untagged``: only the
+  revisions a tag currently points at) marks itself, its config and its layers. An index marks its
+  child manifests and they mark their own blobs, so a tagged multi-platform image keeps every
+  platform (Distribution 2.8 drops the children under ``--delete-untagged``: distribution#3004).
+  With ``delete_untagged`` a manifest whose ``subject`` is kept (a signature, an SBOM) is kept too.
+* **Sweep.** Blobs nothing marked are deleted. With ``delete_untagged`` the revisions nobody keeps
+  are deleted, with their tag-history entries.
+
+Where Distribution is unsafe or untidy, regtui differs and says so in the report:
+
+* a manifest that cannot be read (truncated, not JSON) is reported and kept, and every blob its
+  repository links is kept with it (Distribution aborts the whole run);
+* ``_layers`` links to blobs that are gone and tag-history entries of removed manifests are removed
+  (Distribution leaves them behind: distribution#3851); with ``remove_empty_repos`` repositories
+  left with nothing go too (distribution#1585);
+* nothing younger than the grace period is removed: blobs, blob links, manifest revisions and
+  uploads. This is what makes GC safe while a registry keeps accepting pushes (distribution#3045):
+  a blob uploaded just before GC whose manifest is not pushed yet survives. The bundled registry
+  also holds its commit lock from the start of the mark to the end of the sweep.
+
+Every removal is planned first: a dry run and a real run build the same plan, so a dry run lists
+exactly what a real run would remove, with sizes and totals.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from embedded_registry.gc.mark import (
+    ROLE_CONFIG,
+    ROLE_LAYER,
+    ROLE_MANIFEST,
+    MarkResult,
+    Problem,
+    RepoMark,
+    mark,
+)
+from embedded_registry.gc.offline import (
+    ACTIVITY_WINDOW,
+    SERVING_MARKER,
+    RegistryActive,
+    remove_serving_marker,
+    write_serving_marker,
+    writer_activity,
+)
+from embedded_registry.gc.plan import GcReport, Removal, plan, sweepable_blobs
+from embedded_registry.gc.scan import (
+    DEFAULT_GRACE_PERIOD,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    RepoSnapshot,
+    Snapshot,
+    Upload,
+    parse_manifest,
+    scan_blob_dirs,
+    scan_repositories,
+)
+from embedded_registry.gc.sweep import SWEEP_ORDER, SWEEP_THREADS, execute
+
+__all__ = [
+    "ACTIVITY_WINDOW",
+    "DEFAULT_GRACE_PERIOD",
+    "MAX_MANIFEST_BYTES",
+    "ROLE_CONFIG",
+    "ROLE_LAYER",
+    "ROLE_MANIFEST",
+    "SERVING_MARKER",
+    "SWEEP_ORDER",
+    "SWEEP_THREADS",
+    "GcReport",
+    "Manifest",
+    "MarkResult",
+    "Problem",
+    "RegistryActive",
+    "Removal",
+    "RepoMark",
+    "RepoSnapshot",
+    "Snapshot",
+    "Upload",
+    "collect_garbage",
+    "execute",
+    "mark",
+    "parse_manifest",
+    "plan",
+    "remove_serving_marker",
+    "scan_blob_dirs",
+    "scan_repositories",
+    "sweepable_blobs",
+    "write_serving_marker",
+    "writer_activity",
+]
+
+
+def collect_garbage(
+    root: Path | str,
+    *,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    remove_empty_repos: bool = False,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    now: float | None = None,
+    refuse_if_active: bool = False,
+) -> GcReport:
+    """Mark and sweep one storage root; a dry run plans and removes nothing.
+
+    With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems
+    to be writing to the root.
+    """
+    started = time.monotonic()
+    now = time.time() if now is None else now
+    snapshot = Snapshot(root)
+    if refuse_if_active:
+        reason = writer_activity(snapshot, now=now)
+        if reason is not None:
+            raise RegistryActive(reason)
+    marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace_period)
+    removals, too_young = plan(
+        snapshot,
+        marks,
+        delete_untagged=delete_untagged,
+        remove_empty_repos=remove_empty_repos,
+        now=now,
+        grace=grace_period,
+    )
+    problems = list(marks.problems)
+    if not dry_run:
+        execute(snapshot, removals, problems)
+    return GcReport(
+        root=str(root),
+        dry_run=dry_run,
+        delete_untagged=delete_untagged,
+        remove_empty_repos=remove_empty_repos,
+        grace_period=grace_period,
+        marked_blobs=len(marks.marked & snapshot.blob_dirs.keys()),
+        blobs_total=len(snapshot.blob_dirs),
+        removals=removals,
+        problems=problems,
+        kept_young_blobs=too_young,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,222 @@
+"""The plan: every removal a sweep makes, with sizes, and the report built from it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from embedded_registry.gc.mark import MarkResult, Problem
+from embedded_registry.gc.scan import RepoSnapshot, Snapshot, digest_dirs, stat_or_none
+
+
+@dataclass(slots=True)
+class Removal:
+    """One thing GC removes (or would remove): kind is blob, manifest, layer_link, tag_index,
+    upload or repository."""
+
+    kind: str
+    path: str
+    size: int
+    digest: str | None = None
+    repo: str | None = None
+    tag: str | None = None
+    removed: bool = False
+
+
+@dataclass(slots=True)
+class GcReport:
+    """The outcome of a GC run or dry run; ``to_json()`` gives plain JSON types."""
+
+    root: str
+    dry_run: bool
+    delete_untagged: bool
+    remove_empty_repos: bool
+    grace_period: float
+    marked_blobs: int
+    blobs_total: int
+    removals: list[Removal]
+    problems: list[Problem]
+    kept_young_blobs: int = 0
+    seconds: float = 0.0
+
+    @property
+    def eligible_blobs(self) -> list[str]:
+        return sorted(r.digest for r in self.removals if r.kind == "blob" and r.digest)
+
+    @property
+    def blob_bytes(self) -> int:
+        """Bytes of blob data the plan removes."""
+        return sum(r.size for r in self.removals if r.kind == "blob")
+
+    @property
+    def bytes_planned(self) -> int:
+        """Bytes of every file the plan removes (blob data, links, uploads)."""
+        return sum(r.size for r in self.removals)
+
+    @property
+    def bytes_freed(self) -> int:
+        """Bytes of every file actually removed (0 for a dry run)."""
+        return sum(r.size for r in self.removals if r.removed)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.update(
+            eligible_blobs=len(self.eligible_blobs),
+            blob_bytes=self.blob_bytes,
+            bytes_planned=self.bytes_planned,
+            bytes_freed=self.bytes_freed,
+        )
+        return doc
+
+
+def _tag_index_entries(repo: RepoSnapshot) -> Iterator[tuple[str, str, str]]:
+    tags_dir = repo.path + "/_manifests/tags/"
+    for tag in repo.tags:
+        for digest, entry_dir in digest_dirs(tags_dir + tag + "/index"):
+            yield tag, digest, entry_dir
+
+
+def layer_link_path(repo: RepoSnapshot, digest: str) -> str:
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{repo.path}/_layers/{algorithm}/{hex_part}/link"
+
+
+def sweepable_blobs(snapshot: Snapshot, marked: set[str], young: float) -> tuple[set[str], int]:
+    """Blobs nothing marked whose data and links are all older than ``young`` (a timestamp);
+    and how many unmarked blobs were too young to go."""
+    candidates = {d for d in snapshot.blob_dirs if d not in marked}
+    linked_by: dict[str, list[RepoSnapshot]] = {}
+    for repo in snapshot.repos:
+        for digest in repo.layer_links & candidates:
+            linked_by.setdefault(digest, []).append(repo)
+    swept: set[str] = set()
+    too_young = 0
+    for digest in candidates:
+        st = snapshot.blob_stat(digest)
+        if st is None:
+            continue  # a directory without data: not a blob (Distribution ignores it too)
+        newest = st.st_mtime
+        for repo in linked_by.get(digest, ()):
+            link_st = stat_or_none(layer_link_path(repo, digest))
+            if link_st is not None:
+                newest = max(newest, link_st.st_mtime)
+        if newest > young:
+            too_young += 1
+        else:
+            swept.add(digest)
+    return swept, too_young
+
+
+def _removed_manifests(
+    snapshot: Snapshot, repo: RepoSnapshot, kept: set[str], young: float
+) -> list[Removal]:
+    removals = []
+    for digest in sorted(repo.revisions.keys() - kept):
+        st = repo.revisions[digest]
+        if st.st_mtime <= young and snapshot.blob_stat(digest) is not None:
+            algorithm, _, hex_part = digest.partition(":")
+            path = f"{repo.path}/_manifests/revisions/{algorithm}/{hex_part}"
+            removals.append(Removal("manifest", path, st.st_size, digest, repo.name))
+    return removals
+
+
+def plan(
+    snapshot: Snapshot,
+    marks: MarkResult,
+    *,
+    delete_untagged: bool,
+    remove_empty_repos: bool,
+    now: float,
+    grace: float,
+) -> tuple[list[Removal], int]:
+    """Everything a sweep removes, in the order it must go; and how many blobs were too young."""
+    young = now - grace
+    removals: list[Removal] = []
+    removed_manifests: dict[str, set[str]] = {}
+    if delete_untagged:
+        for repo in snapshot.repos:
+            kept = marks.repos[repo.name].kept_manifests
+            untagged = _removed_manifests(snapshot, repo, kept, young)
+            removed_manifests[repo.name] = {r.digest for r in untagged if r.digest}
+            removals += untagged
+
+    swept, too_young = sweepable_blobs(snapshot, marks.marked, young)
+    for digest in sorted(swept):
+        st = snapshot.blob_stat(digest)
+        assert st is not None
+        removals.append(Removal("blob", snapshot.blob_dirs[digest], st.st_size, digest))
+
+    def gone_after(digest: str) -> bool:
+        if digest in swept or digest not in snapshot.blob_dirs:
+            return True
+        # A marked blob whose directory is there is taken as present without a stat.
+        return digest not in marks.marked and snapshot.blob_stat(digest) is None
+
+    emptied: list[RepoSnapshot] = []
+    for repo in snapshot.repos:
+        gone = removed_manifests.get(repo.name, set())
+        links_left = False
+        for digest in sorted(repo.layer_links):
+            link_st = stat_or_none(layer_link_path(repo, digest)) if gone_after(digest) else None
+            if link_st is not None and link_st.st_mtime <= young:
+                path = os.path.dirname(layer_link_path(repo, digest))
+                removals.append(Removal("layer_link", path, link_st.st_size, digest, repo.name))
+            else:
+                links_left = True
+        live = repo.revisions.keys() - gone
+        # Tag history can only name a manifest removed now or one deleted earlier through the
+        # API (a revision directory without its link): look into the tags only then.
+        if gone or any(gone_after(d) for d in repo.unlinked_revisions):
+            for tag, digest, entry_dir in _tag_index_entries(repo):
+                if digest in gone or (digest not in live and gone_after(digest)):
+                    entry_st = stat_or_none(entry_dir + "/link")
+                    size = entry_st.st_size if entry_st is not None else 0
+                    removals.append(Removal("tag_index", entry_dir, size, digest, repo.name, tag))
+        uploads_left = False
+        for upload in repo.uploads:
+            if upload.last_activity <= young:
+                removals.append(
+                    Removal("upload", upload.path, upload.size, None, repo.name, upload.upload_id)
+                )
+            else:
+                uploads_left = True
+        # Links to blobs that stay are no reason to keep a repository without manifests,
+        # unless one was written within the grace period (a push in progress).
+        if (
+            remove_empty_repos
+            and not live
+            and not repo.tags
+            and not uploads_left
+            and not (links_left and _has_young_links(repo, young))
+        ):
+            emptied.append(repo)
+    for repo in emptied:
+        # What the repository still holds once its own planned removals are done.
+        planned = sum(r.size for r in removals if r.repo == repo.name)
+        left = tree_file_bytes(repo.path, skip_nested=True) - planned
+        removals.append(Removal("repository", repo.path, max(left, 0), None, repo.name))
+    return removals, too_young
+
+
+def _has_young_links(repo: RepoSnapshot, young: float) -> bool:
+    for digest in repo.layer_links:
+        st = stat_or_none(layer_link_path(repo, digest))
+        if st is not None and st.st_mtime > young:
+            return True
+    return False
+
+
+def tree_file_bytes(path: str, *, skip_nested: bool = False) -> int:
+    """The bytes of the regular files under ``path`` (of a repository's own ``_`` directories
+    only, with ``skip_nested``)."""
+    size = 0
+    for dirpath, dirs, files in os.walk(path):
+        if skip_nested and dirpath == path:
+            dirs[:] = [d for d in dirs if d.startswith("_")]
+        for name in files:
+            st = stat_or_none(os.path.join(dirpath, name))
+            if st is not None:
+                size += st.st_size
+    return size
