@@ -22,6 +22,11 @@ Where Distribution is unsafe or untidy, regtui differs and says so in the report
   uploads. This is what makes GC safe while a registry keeps accepting pushes (distribution#3045):
   a blob uploaded just before GC whose manifest is not pushed yet survives. The bundled registry
   also holds its commit lock from the start of the mark to the end of the sweep.
+* a blob a client has just been told about survives too: the bundled registry refreshes a blob's
+  mtime when it answers a HEAD or GET, a mount or a re-push (at most once per tenth of the grace
+  period), and the sweep checks each blob's mtime again right before removing it; a blob used
+  since the scan is kept and reported (``refreshed_blobs``). With a grace period of 0 nothing is
+  protected, on purpose.
 
 Every removal is planned first: a dry run and a real run build the same plan, so a dry run lists
 exactly what a real run would remove, with sizes and totals.
@@ -130,7 +135,7 @@ def collect_garbage(
     )
     problems = list(marks.problems)
     if not dry_run:
-        execute(snapshot, removals, problems)
+        execute(snapshot, removals, problems, young=now - grace_period)
     return GcReport(
         root=str(root),
         dry_run=dry_run,

@@ -23,6 +23,8 @@ class Removal:
     repo: str | None = None
     tag: str | None = None
     removed: bool = False
+    skipped: str | None = None
+    """Why a real run left it in place after all (a blob used since the scan)."""
 
 
 @dataclass(slots=True)
@@ -60,6 +62,13 @@ class GcReport:
         """Bytes of every file actually removed (0 for a dry run)."""
         return sum(r.size for r in self.removals if r.removed)
 
+    @property
+    def refreshed_blobs(self) -> list[str]:
+        """Blobs planned for removal that a client used before the sweep reached them: kept."""
+        return sorted(
+            r.digest for r in self.removals if r.kind == "blob" and r.skipped and r.digest
+        )
+
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc.update(
@@ -67,6 +76,7 @@ class GcReport:
             blob_bytes=self.blob_bytes,
             bytes_planned=self.bytes_planned,
             bytes_freed=self.bytes_freed,
+            refreshed_blobs=self.refreshed_blobs,
         )
         return doc
 

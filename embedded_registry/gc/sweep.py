@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal, tree_file_bytes
-from embedded_registry.gc.scan import Snapshot
+from embedded_registry.gc.scan import Snapshot, digest_dirs
 
 SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
 """Manifests go before their blobs (as Distribution does), links after the blobs they name."""
@@ -20,12 +20,29 @@ SWEEP_THREADS = 4
 threads overlap, and on overlay or network filesystems they dominate a sweep."""
 
 
-def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Problem]) -> None:
+REFRESHED = "used since the scan"
+"""Why a planned blob was kept: its data was touched (a HEAD, GET, mount or re-push) after the
+plan was made, so a client may be about to reference it."""
+
+SWEEPING_SUFFIX = ".sweeping"
+"""A blob's ``data`` is renamed to ``data.sweeping`` for the last check before it goes."""
+
+
+def execute(
+    snapshot: Snapshot,
+    removals: Iterable[Removal],
+    problems: list[Problem],
+    *,
+    young: float | None = None,
+) -> None:
     """Carry out a plan; a failure is recorded as a problem and the sweep goes on.
 
     Only the directory of each item goes (``<hex>/`` of a blob or link, the upload): parents are
     left in place, as Distribution does, so a concurrent writer never loses a directory it has
     just created.
+
+    With ``young`` (the grace cutoff, a timestamp), each blob's data is checked again right
+    before it goes: one modified after ``young`` is kept and its removal marked ``skipped``.
     """
     by_kind: dict[str, list[Removal]] = {}
     for removal in removals:
@@ -33,11 +50,19 @@ def execute(snapshot: Snapshot, removals: Iterable[Removal], problems: list[Prob
 
     def run(batch: list[Removal]) -> None:
         for removal in batch:
-            _execute_one(snapshot, removal, problems)
+            _execute_one(snapshot, removal, problems, young)
 
     with ThreadPoolExecutor(SWEEP_THREADS) as pool:
         for kind in SWEEP_ORDER:
             batch = by_kind.get(kind, [])
+            if kind == "repository":
+                # A repository that links a blob kept after all is kept too (a client found
+                # the blob through it and may be about to push a manifest there).
+                refreshed = {r.digest for r in by_kind.get("blob", []) if r.skipped and r.digest}
+                for removal in batch:
+                    if refreshed and _links_any(removal.path, refreshed):
+                        removal.skipped = REFRESHED
+                batch = [r for r in batch if not r.skipped]
             if len(batch) < 2 * SWEEP_THREADS or kind == "repository":
                 run(batch)
                 continue
@@ -52,8 +77,13 @@ def _blob_data_path(snapshot: Snapshot, digest: str) -> str:
     return f"{snapshot.layout.blobs_dir}/{algorithm}/{hex_part[:2]}/{hex_part}/data"
 
 
-def _execute_one(snapshot: Snapshot, removal: Removal, problems: list[Problem]) -> None:
+def _execute_one(
+    snapshot: Snapshot, removal: Removal, problems: list[Problem], young: float | None
+) -> None:
     try:
+        if removal.kind == "blob" and young is not None and not _still_unused(removal, young):
+            removal.skipped = REFRESHED
+            return
         # Re-check a link now: its blob may have been pushed again since the scan.
         if (
             removal.kind == "layer_link"
@@ -68,13 +98,43 @@ def _execute_one(snapshot: Snapshot, removal: Removal, problems: list[Problem]) 
         if removal.kind == "repository":
             _remove_repository(removal.path)
         else:
-            _remove_dir(removal.path, _ONLY_FILE.get(removal.kind))
+            only_file = _ONLY_FILE.get(removal.kind)
+            if removal.kind == "blob" and young is not None:
+                only_file = "data" + SWEEPING_SUFFIX  # renamed aside by _still_unused
+            _remove_dir(removal.path, only_file)
         removal.removed = True
     except FileNotFoundError:
         removal.size = 0
         removal.removed = True
     except OSError as exc:
         problems.append(Problem(removal.repo or "", removal.digest, f"{removal.path}: {exc}"))
+
+
+def _links_any(repo_path: str, digests: set[str]) -> bool:
+    """Whether a ``_layers`` link of the repository names one of ``digests``."""
+    return any(digest in digests for digest, _ in digest_dirs(repo_path + "/_layers"))
+
+
+def _still_unused(removal: Removal, young: float) -> bool:
+    """The last check of a blob before its removal: is its data still older than ``young``?
+
+    The registry refreshes a blob's mtime when a client HEADs, GETs, mounts or pushes it again
+    (``BlobStore.refresh``), so a client told "the blob exists" a moment ago keeps it. The data
+    is first renamed aside and then checked: a refresh that comes after the rename fails (the
+    client sees 404 and uploads the blob), one that came before it is seen here and the data is
+    put back. On ``True`` the data is left under its ``.sweeping`` name for the removal.
+    """
+    data = os.path.join(removal.path, "data")
+    if os.stat(data).st_mtime > young:
+        return False
+    aside = data + SWEEPING_SUFFIX
+    os.rename(data, aside)
+    if os.stat(aside).st_mtime > young:
+        # Refreshed between the two checks: put it back (a copy pushed meanwhile has the same
+        # bytes, so replacing it is harmless).
+        os.replace(aside, data)
+        return False
+    return True
 
 
 _ONLY_FILE = {"blob": "data", "manifest": "link", "layer_link": "link", "tag_index": "link"}

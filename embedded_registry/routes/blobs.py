@@ -8,7 +8,7 @@ from aiohttp import web
 
 from embedded_registry import errors, names
 from embedded_registry.keys import COMMIT_LOCK_KEY
-from embedded_registry.routes.common import repo_name, require_delete, storage
+from embedded_registry.routes.common import config, repo_name, require_delete, storage
 
 BLOB_CONTENT_TYPE = "application/octet-stream"
 
@@ -43,10 +43,12 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     name = repo_name(request)
     digest = names.check_digest(request.match_info["digest"])
     store = storage(request).blobs
-    # Two stats of hot metadata: cheaper inline than a round trip through a worker thread.
-    size = store.linked_size(name, digest)
-    if size is None:
+    # A read and a stat of hot metadata (and rarely a utime): cheaper inline than a round trip
+    # through a worker thread.
+    st = store.linked_stat(name, digest)
+    if st is None or not store.refresh(digest, st, config(request).storage.gc_grace_period):
         raise errors.blob_unknown(digest)
+    size = st.st_size
     headers = _blob_headers(digest)
     headers["ETag"] = f'"{digest}"'
     if _etag_matches(request, digest):

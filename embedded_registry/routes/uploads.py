@@ -123,10 +123,10 @@ async def start_upload(request: web.Request) -> web.Response:
 
 
 def _mount(store: Storage, source: str, name: str, digest: str) -> bool:
-    if store.blobs.linked_size(source, digest) is None:
+    # Touched before linking: a blob GC takes away meanwhile is not mounted (the client uploads).
+    if store.blobs.linked_size(source, digest) is None or not store.blobs.touch(digest):
         return False
     store.blobs.link(name, digest)
-    store.blobs.touch(digest)
     return True
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 from embedded_registry.storage.fsutil import atomic_write, fsync_dir, read_link, write_link
 from embedded_registry.storage.paths import Layout
+
+REFRESH_FRACTION = 0.1
+"""A blob served or mounted is refreshed (its mtime set to now) once its mtime is older than
+this fraction of GC's grace period: GC then keeps it for a whole grace period, and a hot blob
+costs one ``utime`` per tenth of a grace period, not one per request."""
 
 
 class BlobStore:
@@ -28,9 +34,31 @@ class BlobStore:
 
     def linked_size(self, name: str, digest: str) -> int | None:
         """The size of a blob ``name`` may serve, or ``None`` (not linked, or data gone)."""
+        st = self.linked_stat(name, digest)
+        return None if st is None else st.st_size
+
+    def linked_stat(self, name: str, digest: str) -> os.stat_result | None:
+        """The stat of the data of a blob ``name`` may serve, or ``None``."""
         if not self.is_linked(name, digest):
             return None
-        return self.size(digest)
+        try:
+            return os.stat(self.layout.blob_data(digest))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def refresh(self, digest: str, st: os.stat_result, grace_period: float) -> bool:
+        """Keep a blob a client has just been told about out of GC's reach; whether it is
+        still there.
+
+        A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
+        GC must not sweep the blob in between. Its mtime is set to now when older than
+        ``REFRESH_FRACTION`` of ``grace_period`` (never with a grace period of 0: then nothing
+        is protected). GC checks the mtime again right before removing a blob
+        (``embedded_registry.gc.sweep``).
+        """
+        if grace_period <= 0 or time.time() - st.st_mtime < grace_period * REFRESH_FRACTION:
+            return True
+        return self.touch(digest)
 
     def link(self, name: str, digest: str) -> None:
         path = self.layout.layer_link(name, digest)
@@ -46,10 +74,16 @@ class BlobStore:
             path.unlink()
         return True
 
-    def touch(self, digest: str) -> None:
-        """Mark a blob as just pushed, so GC's grace period protects it like a new one."""
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    def touch(self, digest: str) -> bool:
+        """Mark a blob as just pushed, so GC's grace period protects it like a new one;
+        whether its data is there (a read-only filesystem counts as there)."""
+        try:
             os.utime(self.layout.blob_data(digest))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError:
+            pass  # read-only storage: no GC can run on it either
+        return True
 
     def read(self, digest: str) -> bytes | None:
         try:
@@ -70,9 +104,9 @@ class BlobStore:
         removed and the existing copy kept: both pushes succeed and one copy remains.
         """
         target = self.layout.blob_data(digest)
-        if target.exists():
+        # The touch fails when GC has just taken the blob away: then this copy takes its place.
+        if target.exists() and self.touch(digest):
             source.unlink(missing_ok=True)
-            self.touch(digest)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)

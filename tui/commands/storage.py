@@ -191,7 +191,7 @@ def _print_gc(report: GcReport) -> None:
         what = removal.digest or removal.tag or ""
         where = f"{removal.repo}: " if removal.repo else ""
         print(f"{verb} {removal.kind} {where}{what} ({_size(removal.size)})")
-    blobs = len(report.eligible_blobs)
+    blobs = len(report.eligible_blobs) - len(report.refreshed_blobs)
     manifests = sum(1 for r in report.removals if r.kind == "manifest")
     total = report.bytes_planned if report.dry_run else report.bytes_freed
     print(
@@ -204,6 +204,11 @@ def _print_gc(report: GcReport) -> None:
         print(
             f"{report.kept_young_blobs} unreferenced blobs are younger than the grace period "
             f"({report.grace_period:.0f} s) and were kept"
+        )
+    if report.refreshed_blobs:
+        print(
+            f"{len(report.refreshed_blobs)} blobs were used by a client during the sweep "
+            "and were kept"
         )
 
 

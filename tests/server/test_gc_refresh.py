@@ -1,0 +1,161 @@
+"""GC's online safety gap closed: a blob a client was just told about is not swept.
+
+A client HEADs a blob that nothing references, sees 200 and skips its upload; the manifest it
+pushes next names that blob. The registry refreshes a served blob's mtime (throttled to once per
+tenth of the grace period) and the sweep checks each blob's mtime again right before removing it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from embedded_registry.gc import Snapshot, execute, mark, plan
+from embedded_registry.gc.sweep import REFRESHED, SWEEPING_SUFFIX
+from embedded_registry.storage.paths import Layout
+from tests.helpers.images import Image, make_image, push_image
+from tests.helpers.servers import RunningRegistry, bundled_registry
+
+pytestmark = pytest.mark.timeout(120)
+
+HOURS = 3600.0
+
+
+def _age(root: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    for dirpath, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            os.utime(os.path.join(dirpath, name), (then, then))
+
+
+def _orphan(registry: RunningRegistry, repo: str, image: Image) -> None:
+    """Push ``image`` and delete its manifest: its blobs stay linked, referenced by nothing."""
+    push_image(registry.url, repo, "t", image)
+    with httpx.Client(base_url=registry.url) as c:
+        assert c.delete(f"/v2/{repo}/manifests/{image.digest}").status_code == 202
+
+
+def _gc(registry: RunningRegistry, **options: object) -> dict[str, object]:
+    with httpx.Client(base_url=registry.url, timeout=60) as c:
+        response = c.post("/v2/_regtui/ext/gc", json=options)
+    assert response.status_code == 200, response.text
+    document: dict[str, object] = response.json()
+    return document
+
+
+def _blob_removals(report: dict[str, object]) -> set[str]:
+    removed = report["removed"]
+    assert isinstance(removed, list)
+    return {r["digest"] for r in removed if r["kind"] == "blob"}
+
+
+def test_a_head_between_dry_run_and_real_run_saves_the_blob(registry: RunningRegistry) -> None:
+    image = make_image([{"layer": b"L" * 4000}])
+    _orphan(registry, "app", image)
+    _age(registry.root / "docker", 2 * HOURS)
+    layer = image.layers[0].digest
+
+    dry = _gc(registry, dry_run=True)  # the server's grace period: 1 h
+    assert layer in _blob_removals(dry)
+
+    with httpx.Client(base_url=registry.url) as c:
+        assert c.head(f"/v2/app/blobs/{layer}").status_code == 200
+    real = _gc(registry, dry_run=False)
+
+    assert layer not in _blob_removals(real)
+    assert image.config.digest in _blob_removals(real)  # not asked for: swept
+    assert real["kept_young_blobs"] == 1
+    with httpx.Client(base_url=registry.url) as c:
+        got = c.get(f"/v2/app/blobs/{layer}")
+        assert got.status_code == 200
+        assert got.content == image.layers[0].data
+        # The client's next step, the manifest PUT naming the blob, now succeeds.
+        push_image(registry.url, "app", "again", image)
+        assert c.get("/v2/app/manifests/again").status_code == 200
+
+
+def test_with_grace_zero_a_head_deliberately_protects_nothing(registry: RunningRegistry) -> None:
+    image = make_image([{"layer": b"Z" * 3000}])
+    _orphan(registry, "app", image)
+    _age(registry.root / "docker", 2 * HOURS)
+    layer = image.layers[0].digest
+    with httpx.Client(base_url=registry.url) as c:
+        assert c.head(f"/v2/app/blobs/{layer}").status_code == 200
+
+    real = _gc(registry, dry_run=False, grace_period=0)
+
+    assert layer in _blob_removals(real)
+    with httpx.Client(base_url=registry.url) as c:
+        assert c.head(f"/v2/app/blobs/{layer}").status_code == 404
+
+
+def test_refresh_is_throttled_to_a_tenth_of_the_grace_period(registry: RunningRegistry) -> None:
+    image = make_image([{"layer": b"T" * 2000}])
+    push_image(registry.url, "app", "v1", image)
+    layer = image.layers[0].digest
+    data = Layout(registry.root).blob_data(layer)
+    with httpx.Client(base_url=registry.url) as c:
+        recent = time.time() - 100  # < 360 s, a tenth of the default hour: left alone
+        os.utime(data, (recent, recent))
+        assert c.head(f"/v2/app/blobs/{layer}").status_code == 200
+        assert c.get(f"/v2/app/blobs/{layer}").status_code == 200
+        assert data.stat().st_mtime == pytest.approx(recent, abs=1e-3)
+
+        stale = time.time() - 400
+        os.utime(data, (stale, stale))
+        assert c.get(f"/v2/app/blobs/{layer}").content == image.layers[0].data
+        assert data.stat().st_mtime > time.time() - 60
+
+
+def test_a_mount_refreshes_the_blob(registry: RunningRegistry) -> None:
+    image = make_image([{"layer": b"M" * 2000}])
+    push_image(registry.url, "src", "v1", image)
+    layer = image.layers[0].digest
+    data = Layout(registry.root).blob_data(layer)
+    stale = time.time() - 2 * HOURS
+    os.utime(data, (stale, stale))
+    with httpx.Client(base_url=registry.url) as c:
+        response = c.post(f"/v2/dst/blobs/uploads/?mount={layer}&from=src")
+    assert response.status_code == 201
+    assert data.stat().st_mtime > time.time() - 60
+
+
+def test_sweep_rechecks_each_blob_right_before_removing_it(tmp_path: Path) -> None:
+    """A blob refreshed after the plan was made (between scan and sweep) is kept and reported,
+    and so is the repository that links it; the rest of the plan is carried out."""
+    root = tmp_path / "root"
+    kept = make_image([{"kept": b"k" * 1500}])
+    gone = make_image([{"gone": b"g" * 1500}])
+    with bundled_registry(root) as registry:
+        _orphan(registry, "only", kept)
+        _orphan(registry, "other", gone)
+    _age(root / "docker", 2 * HOURS)
+    now = time.time()
+    snapshot = Snapshot(root)
+    marks = mark(snapshot, delete_untagged=False, now=now, grace=HOURS)
+    removals, _ = plan(
+        snapshot, marks, delete_untagged=False, remove_empty_repos=True, now=now, grace=HOURS
+    )
+    layer = kept.layers[0].digest
+    planned = {r.digest: r for r in removals if r.kind == "blob"}
+    assert layer in planned and gone.layers[0].digest in planned
+
+    os.utime(Layout(root).blob_data(layer))  # what a HEAD does meanwhile
+    problems: list = []
+    execute(snapshot, removals, problems, young=now - HOURS)
+
+    assert not problems
+    assert planned[layer].skipped == REFRESHED and not planned[layer].removed
+    assert planned[gone.layers[0].digest].removed
+    layout = Layout(root)
+    assert layout.blob_data(layer).read_bytes() == kept.layers[0].data
+    assert not list(layout.blob_data(layer).parent.glob("*" + SWEEPING_SUFFIX))
+    assert not layout.blob_data(gone.layers[0].digest).parent.exists()
+    repositories = {r.repo: r for r in removals if r.kind == "repository"}
+    assert repositories["only"].skipped == REFRESHED
+    assert layout.layer_link("only", layer).exists()
+    assert repositories["other"].removed
