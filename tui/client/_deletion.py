@@ -1,0 +1,109 @@
+"""Deletion: plans, manifest DELETE by digest, and untag (tag DELETE or a placeholder)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from tui.client._base import oci_errors
+from tui.client._content import Content
+from tui.client._digests import compute_digest, is_digest
+from tui.client.errors import (
+    NotFoundError,
+    RegistryClientError,
+)
+from tui.client.models import (
+    OCI_EMPTY,
+    OCI_MANIFEST,
+    DeletePlan,
+    ImageIndex,
+    UntagResult,
+)
+
+__all__ = ["Deletion"]
+
+EMPTY_JSON = b"{}"
+
+
+class Deletion(Content):
+    """Deletion by digest and untagging, never removing more than asked."""
+
+    async def tags_for_digest(self, repo: str, digest: str) -> list[str]:
+        """Every tag of ``repo`` that points at ``digest`` (HEAD per tag, concurrently)."""
+        tags = await self.list_tags(repo)
+
+        async def points_here(tag: str) -> bool:
+            try:
+                return (await self.head_manifest(repo, tag)).digest == digest
+            except NotFoundError:
+                return False  # deleted meanwhile
+
+        found = await asyncio.gather(*(points_here(tag) for tag in tags))
+        return sorted(tag for tag, hit in zip(tags, found, strict=True) if hit)
+
+    # ------------------------------------------------------------------ deletion
+    async def plan_delete(self, repo: str, digest: str) -> DeletePlan:
+        """What deleting ``repo@digest`` removes: itself and every tag on it (nothing yet)."""
+        result = await self.get_manifest(repo, digest)
+        tags, referrers = await asyncio.gather(
+            self.tags_for_digest(repo, digest), self.get_referrers(repo, digest)
+        )
+        children = result.manifest.manifests if isinstance(result.manifest, ImageIndex) else ()
+        return DeletePlan(
+            repo=repo,
+            digest=digest,
+            media_type=result.media_type,
+            size=result.size,
+            tags=tuple(tags),
+            children=tuple(children),
+            referrers=tuple(referrers),
+        )
+
+    async def delete_manifest(self, repo: str, digest: str) -> None:
+        if not is_digest(digest):
+            raise RegistryClientError(
+                f"Refusing to delete by tag {digest!r}: deletion is by digest",
+                title="Invalid digest",
+            )
+        response = await self.request("DELETE", f"/v2/{repo}/manifests/{digest}")
+        self.raise_for_status(response, f"manifest {repo}@{digest}")
+
+    async def untag(self, repo: str, tag: str, *, dry_run: bool = False) -> UntagResult:
+        """Remove ``tag`` only; other tags on the same manifest survive.
+
+        The OCI tag DELETE first; where the registry refuses it (Distribution 2.8 answers
+        ``UNSUPPORTED``), move the tag onto a tiny manifest of our own and delete that one.
+        """
+        if is_digest(tag):
+            raise RegistryClientError(f"{tag!r} is a digest, not a tag", title="Invalid tag")
+        head = await self.head_manifest(repo, tag)
+        siblings = tuple(t for t in await self.tags_for_digest(repo, head.digest) if t != tag)
+        if dry_run:
+            return UntagResult(repo, tag, head.digest, "dry-run", siblings)
+        response = await self.request("DELETE", f"/v2/{repo}/manifests/{tag}")
+        if response.status_code in (200, 202, 204):
+            return UntagResult(repo, tag, head.digest, "tag-delete", siblings)
+        code, _ = oci_errors(response)
+        if response.status_code not in (400, 405, 501) and code != "UNSUPPORTED":
+            self.raise_for_status(response, f"tag {repo}:{tag}")
+        placeholder = await self._put_placeholder(repo, tag)
+        await self.delete_manifest(repo, placeholder)
+        return UntagResult(repo, tag, head.digest, "placeholder", siblings, placeholder)
+
+    async def _put_placeholder(self, repo: str, tag: str) -> str:
+        """Point ``tag`` at a fresh, unique, empty OCI manifest; return its digest."""
+        empty_digest = compute_digest(EMPTY_JSON)
+        await self.upload_blob(repo, EMPTY_JSON, empty_digest)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_EMPTY, "digest": empty_digest, "size": len(EMPTY_JSON)},
+            "layers": [],
+            "annotations": {
+                "io.github.regtui.placeholder": f"untag {tag} {uuid.uuid4()}",
+            },
+        }
+        raw = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+        await self.put_manifest(repo, tag, raw, OCI_MANIFEST)
+        return compute_digest(raw)

@@ -1,0 +1,113 @@
+"""Discovery: ping, catalog and tags lists, paginated as real registries do it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from tui.client._base import ClientBase
+from tui.client.errors import (
+    CatalogUnsupportedError,
+    MalformedResponseError,
+)
+from tui.client.models import (
+    PingResult,
+)
+
+__all__ = ["Discovery"]
+
+
+class Discovery(ClientBase):
+    """``/v2/``, the catalog and tag lists, with ``n``/``last`` pagination and ``Link``."""
+
+    async def ping(self) -> PingResult:
+        """``GET /v2/``: is this a registry, and do our credentials (if any) work?"""
+        response = await self.request("GET", "/v2/")
+        if response.status_code not in (200, 401):
+            if response.status_code == 404:
+                raise MalformedResponseError(
+                    f"{self.host} does not serve the registry API (/v2/ answered 404)",
+                    response=response,
+                )
+            self.raise_for_status(response, "/v2/")
+            raise MalformedResponseError(f"{self.host} answered {response.status_code} to /v2/")
+        return PingResult(
+            base_url=self.base_url,
+            status_code=response.status_code,
+            api_version=response.headers.get("Docker-Distribution-API-Version"),
+            auth_scheme=self.auth.scheme,
+            authenticated=response.status_code == 200,
+        )
+
+    async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
+        seen_urls: set[str] = set()
+        seen_items: set[str] = set()
+        await self._ensure_base_url()
+        url: str | None = self._url(path)
+        while url is not None:
+            if url in seen_urls:
+                raise MalformedResponseError(
+                    f"The registry's pagination of {what} loops back to {url}"
+                )
+            seen_urls.add(url)
+            response = await self.request("GET", url)
+            if what == "the catalog":
+                self._raise_catalog(response)
+            self.raise_for_status(response, what)
+            try:
+                data = response.json()
+                items = data.get(key) or []
+            except (ValueError, AttributeError) as exc:
+                raise MalformedResponseError(f"The list of {what} is not JSON") from exc
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise MalformedResponseError(f"The list of {what} is not a list of names")
+            fresh = [item for item in items if item not in seen_items]
+            seen_items.update(fresh)
+            next_url = _next_link(response)
+            if next_url is not None and not fresh and items:
+                raise MalformedResponseError(
+                    f"The registry's pagination of {what} repeats the same page"
+                )
+            if fresh:
+                yield fresh
+            url = str(response.url.join(next_url)) if next_url else None
+
+    def _raise_catalog(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 404 or (status in (401, 403) and self.auth.scheme == "bearer"):
+            raise CatalogUnsupportedError(
+                f"{self.host} does not list its repositories (no catalog for this account); "
+                "name a repository instead",
+                response=response,
+            )
+
+    def iter_catalog(self, page_size: int = 1000) -> AsyncIterator[list[str]]:
+        """Pages of repository names, following ``Link``; registries that ignore ``n`` work."""
+        return self._paginate(f"/v2/_catalog?n={page_size}", "repositories", "the catalog")
+
+    async def catalog(self) -> list[str]:
+        return [name async for page in self.iter_catalog() for name in page]
+
+    def iter_tags(self, repo: str, page_size: int = 1000) -> AsyncIterator[list[str]]:
+        return self._paginate(f"/v2/{repo}/tags/list?n={page_size}", "tags", f"tags of {repo}")
+
+    async def list_tags(self, repo: str) -> list[str]:
+        return [tag async for page in self.iter_tags(repo) for tag in page]
+
+
+def _next_link(response: httpx.Response) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header (RFC 8288), if any."""
+    for header in response.headers.get_list("Link"):
+        for part in header.split(","):
+            target, _, params = part.partition(";")
+            target = target.strip()
+            if target.startswith("<") and target.endswith(">") and "next" in params:
+                rels = [
+                    p.split("=", 1)[1].strip().strip('"')
+                    for p in params.split(";")
+                    if p.strip().startswith("rel=")
+                ]
+                if any("next" in rel.split() for rel in rels):
+                    return target[1:-1]
+    return None
