@@ -8,7 +8,9 @@ Errors reach the user as one line on stderr, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from tui import __version__
@@ -33,18 +35,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
+EXIT_INTERRUPTED = 128 + 2  # ... and by SIGINT
+DEBUG_ENV = "REGTUI_DEBUG"
+"""Set to 1 to see the traceback of an unexpected error instead of its one-line summary."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every outcome is an exit code, never a traceback (unless debugging).
+
+    ``regtui du | head``: the reader goes away and writing raises BrokenPipeError; the rest of
+    the output is thrown away (stdout pointed at /dev/null so the final flush at exit cannot
+    fail again) and the exit code is a shell's for SIGPIPE. Ctrl-C exits with 130.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        try:
+            return _run(arguments)
+        finally:
+            # A closed pipe is found here (also after --help), not at interpreter exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the last line of defence: one line, exit 1
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+        else:
+            print(f"regtui: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run(arguments: list[str]) -> int:
     from tui.commands.storage import offline_parser
 
-    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = offline_parser(arguments) or build_parser()
     args = parser.parse_args(arguments)
-    handler = args.handler
+    return int(args.handler(args) or EXIT_OK)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line about an unexpected exception: its message, or its type when it has none."""
+    message = " ".join(str(exc).split())
+    return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
+
+
+def _discard_stdout() -> None:
     try:
-        return int(handler(args) or EXIT_OK)
-    except KeyboardInterrupt:
-        print("regtui: interrupted", file=sys.stderr)
-        return 130
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        return  # no real stdout (already closed or replaced): nothing left to flush
 
 
 if __name__ == "__main__":
