@@ -77,8 +77,14 @@ async def read_only_middleware(request: web.Request, handler: Handler) -> web.St
     return await handler(request)
 
 
+SERVER_HEADER = "regtui"
+"""Replaces aiohttp's ``Server: Python/3.x aiohttp/3.y``: no versions advertised
+(Distribution sends no Server header at all)."""
+
+
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[API_VERSION_HEADER] = "registry/2.0"
+    response.headers["Server"] = SERVER_HEADER
     if isinstance(response, blobs.BlobFileResponse):
         # FileResponse sets an mtime-based ETag; a blob's ETag is its digest.
         response.headers["ETag"] = f'"{response.digest}"'

@@ -97,8 +97,8 @@ def blob_upload_unknown(detail: Any = _UNSET) -> RegistryError:
     return _error("BLOB_UPLOAD_UNKNOWN", detail)
 
 
-def digest_invalid(detail: Any = _UNSET) -> RegistryError:
-    return _error("DIGEST_INVALID", detail)
+def digest_invalid(detail: Any = _UNSET, message: str | None = None) -> RegistryError:
+    return _error("DIGEST_INVALID", detail, message)
 
 
 def manifest_blob_unknown(digest: str) -> RegistryError:

@@ -75,13 +75,41 @@ def _annotations(document: dict[str, Any]) -> dict[str, str] | None:
 
 
 def load_json(body: bytes) -> dict[str, Any]:
+    """The manifest as a JSON object, or MANIFEST_INVALID with the detail Distribution gives:
+    Go's ``json.SyntaxError`` (``{"Offset": N}``, the bytes read when the error was found) or
+    ``json.UnmarshalTypeError`` (``{"Value": "array", ..., "Offset": N}``) rendered as JSON."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.manifest_invalid(f"invalid JSON: {exc}") from None
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.manifest_invalid({"Offset": exc.start + 1}) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        read = len(text[: exc.pos].encode()) + 1  # Go counts the offending byte as read
+        raise errors.manifest_invalid({"Offset": min(read, len(body))}) from None
     if not isinstance(document, dict):
-        raise errors.manifest_invalid("manifest must be a JSON object")
+        raise errors.manifest_invalid(_type_error(text, document))
     return document
+
+
+def _type_error(text: str, document: object) -> dict[str, Any]:
+    """Go's UnmarshalTypeError for a top-level value that is not an object."""
+    stripped = text.strip()
+    start = len(text) - len(text.lstrip())
+    if isinstance(document, list):
+        value, end = "array", start + 1  # Go stops after the opening bracket...
+    else:
+        if isinstance(document, bool):
+            value = "bool"
+        elif isinstance(document, str):
+            value = "string"
+        elif document is None:
+            value = "null"
+        else:
+            value = "number"
+        end = start + len(stripped)  # ... and after a literal
+    offset = len(text[:end].encode())
+    return {"Value": value, "Type": {}, "Offset": offset, "Struct": "", "Field": ""}
 
 
 def parse_manifest(body: bytes, content_type: str) -> ManifestInfo:

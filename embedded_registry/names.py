@@ -59,7 +59,10 @@ def check_name(name: str) -> str:
 def check_digest(digest: str) -> str:
     """Return ``digest`` or raise DIGEST_INVALID."""
     if not is_valid_digest(digest):
-        raise errors.digest_invalid(f"invalid digest {digest!r}")
+        # Distribution answers with DIGEST_INVALID's own message, "provided digest did not
+        # match uploaded content", which misleads when nothing was uploaded: same code and
+        # status, a message that says what is wrong.
+        raise errors.digest_invalid({"digest": digest}, message="invalid digest")
     return digest
 
 

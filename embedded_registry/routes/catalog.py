@@ -7,24 +7,16 @@ import json
 
 from aiohttp import web
 
-from embedded_registry.routes.common import json_response, next_link, storage
+from embedded_registry.routes.common import json_response, next_link, page_size, storage
 from embedded_registry.storage.catalog import page
 
-# Distribution 2.8 returns 100 repositories when ``n`` is absent or not a number.
+# Distribution 2.8 returns 100 repositories when ``n`` is absent, not a number or negative.
 DEFAULT_PAGE = 100
 
 
-def _count(request: web.Request) -> int:
-    raw = request.query.get("n", "")
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_PAGE
-    return value if value >= 0 else DEFAULT_PAGE
-
-
 async def catalog(request: web.Request) -> web.Response:
-    count = _count(request)
+    requested = page_size(request, default=None)
+    count = DEFAULT_PAGE if requested is None else requested
     repositories = await asyncio.to_thread(storage(request).repositories)
     selected, more = page(repositories, request.query.get("last"), count)
     headers: dict[str, str] = {}

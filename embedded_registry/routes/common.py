@@ -68,17 +68,20 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 
 
 def page_size(request: web.Request, *, default: int | None) -> int | None:
-    """The ``n`` query parameter: PAGINATION_NUMBER_INVALID unless a non-negative integer."""
+    """The ``n`` query parameter; ``default`` when it is absent, not a number or negative.
+
+    As Distribution 2.8 (checked against Debian's docker-registry 2.8.2): it ignores a
+    malformed ``n`` of ``_catalog`` (100 repositories) and of ``tags/list`` (every tag),
+    where Distribution 3 answers 400 PAGINATION_NUMBER_INVALID.
+    """
     raw = request.query.get("n")
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise errors.pagination_number_invalid(raw) from None
-    if value < 0:
-        raise errors.pagination_number_invalid(raw)
-    return value
+        return default
+    return value if value >= 0 else default
 
 
 def next_link(request: web.Request, last: str, count: int) -> str:
