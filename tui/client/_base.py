@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import json
 import random
 import ssl
@@ -14,6 +15,7 @@ from typing import Any, Self
 
 import httpx
 
+from tui.client._transport import AiohttpTransport
 from tui.client.auth import RegistryAuth, resolve_credentials
 from tui.client.errors import (
     AuthError,
@@ -64,6 +66,13 @@ def _retry_after(response: httpx.Response) -> float | None:
         if parsed is None:
             return None
         return max(0.0, parsed.timestamp() - time.time())
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """Registries need no cookies (Docker keeps none); storing them costs ~0.1 ms a request."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 class ClientBase:
@@ -123,6 +132,8 @@ class ClientBase:
         limits = httpx.Limits(
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
         )
+        if transport is None:
+            transport = AiohttpTransport(verify=verify, max_connections=max_concurrency)
         self._http = httpx.AsyncClient(
             auth=self.auth,
             verify=verify,
@@ -131,6 +142,7 @@ class ClientBase:
             transport=transport,
             follow_redirects=True,
             headers={"User-Agent": "regtui"},
+            cookies=_NoCookies(),
         )
         self._probed = scheme is not None
         self._probe_lock = asyncio.Lock()
