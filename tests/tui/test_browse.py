@@ -21,13 +21,7 @@ from tui.widgets.file_tree import FileTree
 
 
 def labels(screen: RegistryScreen) -> list[str]:
-    out: list[str] = []
-    stack = list(reversed(screen.repo_tree.root.children))
-    while stack:
-        node = stack.pop()
-        out.append(str(node.label))
-        stack.extend(reversed(node.children))
-    return out
+    return screen.repo_tree.labels()
 
 
 async def test_registry_tree_by_namespace_with_counts_and_filter(
@@ -55,6 +49,23 @@ async def test_registry_tree_by_namespace_with_counts_and_filter(
         await pilot.pause(0.1)
         assert len([x for x in labels(screen) if " tag" in x]) == 7
         assert screen.focused is screen.repo_tree
+
+        # The keyboard: the cursor stayed on the filtered row; left goes to a repository's
+        # namespace and closes it; space opens it again; enter on a repository opens it.
+        tree = screen.repo_tree
+        assert tree.cursor_row is not None and tree.cursor_row.repository == "library/python-demo"
+        await pilot.press("home", "down", "down")
+        assert tree.cursor_row is not None and tree.cursor_row.repository == "acme/tools/cli"
+        await pilot.press("left")
+        assert tree.cursor_row is not None and tree.cursor_row.node.path == "acme/tools"
+        await pilot.press("left")
+        assert "cli  2 tags" not in labels(screen)
+        await pilot.press("space", "down")
+        assert "cli  2 tags" in labels(screen)
+        assert tree.cursor_row is not None and tree.cursor_row.repository == "acme/tools/cli"
+        await pilot.press("end", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RepositoryScreen))
+        assert app.screen.repository == "staging/web"  # type: ignore[attr-defined]
 
 
 async def test_repository_table_sorts_and_filters(

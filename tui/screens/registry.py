@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 from textual import work
@@ -13,7 +14,7 @@ from textual.widgets import Footer, Header, Static
 
 from tui.client.errors import CatalogUnsupportedError, RegistryClientError
 from tui.dialogs.prompt import PromptDialog
-from tui.logic.repotree import build_repo_tree, filter_names
+from tui.logic.repotree import RepoIndex
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.repo_tree import RepoTree
@@ -22,7 +23,7 @@ CATALOG_PAGE_SIZE = 1000
 COUNT_DELAY = 0.3
 """Seconds of quiet (no filter change) before tag counts are fetched."""
 COUNT_BATCH = 200
-"""At most this many tag counts are requested per opened namespace (the rest on demand)."""
+"""At most this many tag counts are requested at once (the tree asks for the rows in view)."""
 
 
 def validate_repository_name(value: str) -> str | None:
@@ -45,9 +46,11 @@ class RegistryScreen(RegtuiScreen):
     def __init__(self) -> None:
         super().__init__()
         self.names: list[str] = []
+        self._index = RepoIndex([])
         self.catalog_complete = False
         self.first_paint_seconds: float | None = None
         self._query = ""
+        self._shown_count = 0
         self._pending_counts: list[str] = []
         self._requested_counts: set[str] = set()
         self._count_timer: Timer | None = None
@@ -73,20 +76,25 @@ class RegistryScreen(RegtuiScreen):
     def repo_tree(self) -> RepoTree:
         return self.query_one(RepoTree)
 
+    @property
+    def shown_query(self) -> str:
+        """The filter the list currently shows (tests and the benchmark wait on it)."""
+        return self._query
+
     def set_status(self, text: str) -> None:
         self.query_one("#status", Static).update(text)
 
     # -- catalog ------------------------------------------------------------------------------
     @work(exclusive=True, group="catalog", exit_on_error=False)
     async def load_catalog(self) -> None:
-        self.names = []
+        self._set_names([])
         self.catalog_complete = False
         self.set_status("Loading the catalog…")
         names: list[str] = []
         try:
             async for page in self.regtui.client.iter_catalog(page_size=CATALOG_PAGE_SIZE):
                 names.extend(page)
-                self.names = sorted(names)
+                self._set_names(sorted(names))
                 self._render_tree()
                 self.set_status(f"Loading the catalog… {len(names):,} repositories so far")
         except CatalogUnsupportedError:
@@ -97,12 +105,21 @@ class RegistryScreen(RegtuiScreen):
             self.set_status(f"Cannot list repositories: {error}  (r to retry, o to open by name)")
             raise
         self.catalog_complete = True
+        # The catalog's index lives as long as the screen: moving it (and everything else that
+        # exists now) out of the collector's reach keeps full collections, which would otherwise
+        # walk every node of a 10,000-repository tree, out of the filter's keystrokes.
+        gc.freeze()
         if not names:
             self._render_tree()
         self.set_status(self._summary())
 
+    def _set_names(self, names: list[str]) -> None:
+        self.names = names
+        self._index = RepoIndex(names)
+        self._shown_count = len(names)
+
     def _summary(self) -> str:
-        shown = len(filter_names(self.names, self._query)) if self._query else len(self.names)
+        shown = self._shown_count
         if self._query:
             return f"{shown:,} of {len(self.names):,} repositories match “{self._query}”"
         if not self.names:
@@ -110,10 +127,10 @@ class RegistryScreen(RegtuiScreen):
         return f"{len(self.names):,} repositories · enter opens · / filters · g storage & GC"
 
     def _render_tree(self) -> None:
-        tree = self.repo_tree
-        names = filter_names(self.names, self._query) if self._query else self.names
-        tree.show(build_repo_tree(names), expanded=tree.expanded_paths())
-        if self.first_paint_seconds is None and names:
+        match = self._index.match(self._query)
+        self._shown_count = match.total if match is not None else len(self.names)
+        self.repo_tree.show(self._index.model, match)
+        if self.first_paint_seconds is None and self.names:
             self.first_paint_seconds = time.perf_counter() - self._started
 
     def apply_filter(self, query: str) -> None:
@@ -133,9 +150,19 @@ class RegistryScreen(RegtuiScreen):
         # Wait until the user stops typing: counting competes with repainting the tree.
         if self._count_timer is not None:
             self._count_timer.stop()
-        self._count_timer = self.set_timer(COUNT_DELAY, self.count_tags)
+        self._count_timer = self.set_timer(COUNT_DELAY, self._start_counting)
 
-    @work(exclusive=True, group="counts", exit_on_error=False)
+    def _start_counting(self) -> None:
+        # A running counter picks the new names up in its loop; cancelling it would lose the
+        # batch it is waiting on.
+        running = any(
+            worker.node is self and worker.group == "counts" and not worker.is_finished
+            for worker in self.workers
+        )
+        if not running:
+            self.count_tags()
+
+    @work(group="counts", exit_on_error=False)
     async def count_tags(self) -> None:
         client = self.regtui.client
         limit = asyncio.Semaphore(self.regtui.settings.max_concurrency)

@@ -1,19 +1,31 @@
-"""Repositories as a tree by namespace, populated lazily (a namespace fills in when opened)."""
+"""Repositories as a tree by namespace, drawn virtually: only the rows on screen are rendered.
+
+The widget holds a ``RepoNode`` model and a flat list of ``TreeRow`` (``visible_rows``); a
+rebuild after a filter keystroke costs one pass over the open rows, and painting costs the height
+of the widget, whatever the size of the registry (10,000 repositories stay under a few ms).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
 from textual.message import Message
-from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from tui.logic.repotree import RepoNode
+from tui.logic.repotree import Match, RepoNode, RowKind, TreeRow, namespace_paths, visible_rows
+
+INDENT = "   "
 
 
-class RepoTree(Tree[RepoNode]):
-    """Shows a ``RepoNode`` model. Leaves are repositories; ``counts`` add "N tags"."""
+class RepoTree(ScrollView, can_focus=True):
+    """Shows a ``RepoNode`` model, narrowed by a filter ``Match``. ``counts`` add "N tags"."""
 
     class RepositorySelected(Message):
         def __init__(self, tree: RepoTree, repository: str) -> None:
@@ -26,7 +38,7 @@ class RepoTree(Tree[RepoNode]):
             return self.tree
 
     class RepositoriesShown(Message):
-        """Repositories became visible (a namespace opened): their tag counts are wanted."""
+        """Repositories came into view: their tag counts are wanted."""
 
         def __init__(self, tree: RepoTree, repositories: list[str]) -> None:
             super().__init__()
@@ -37,130 +49,272 @@ class RepoTree(Tree[RepoNode]):
         def control(self) -> RepoTree:
             return self.tree
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open", show=False),
+        Binding("space", "toggle_namespace", "Open or close", show=False),
+        Binding("right", "expand", "Expand", show=False),
+        Binding("left", "collapse", "Collapse", show=False),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"repo-tree--cursor", "repo-tree--dim"}
+
+    DEFAULT_CSS = """
+    RepoTree {
+        background: $surface;
+        color: $foreground;
+        & > .repo-tree--cursor {
+            background: $block-cursor-blurred-background;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .repo-tree--dim { color: $text-muted; }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .repo-tree--cursor {
+                color: $block-cursor-foreground;
+                background: $block-cursor-background;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
+
     EXPAND_ALL_LIMIT = 300
-    """When a filtered tree has at most this many repositories, every namespace opens."""
+    """When a (filtered) tree has at most this many repositories, every namespace opens."""
+    COUNT_MARGIN = 20
+    """Rows beyond the visible ones whose tag counts are asked for with them."""
+
+    cursor_line: reactive[int] = reactive(0, always_update=True)
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__("repositories", id=id)
-        self.show_root = False
-        self.guide_depth = 3
+        super().__init__(id=id)
         self.counts: dict[str, int | str] = {}
-        self._leaves: dict[str, list[TreeNode[RepoNode]]] = {}
         self._model = RepoNode("", "")
+        self._match: Match | None = None
+        self._rows: list[TreeRow] = []
+        self._user_opened: set[str] = set()
+        """Namespaces the user opened (they stay open across filter keystrokes)."""
+        self._user_closed: set[str] = set()
+        """Namespaces the user closed in a small tree where every namespace opens by itself."""
+        self._expanded: set[str] = set()
+        self._open_all = False
+        self.generation = 0
+        """Bumped by every rebuild of the rows."""
+        self.painted_generation = -1
+        """The generation the last rendered line came from (benchmarks wait for the paint)."""
 
     # -- building -----------------------------------------------------------------------------
-    def show(self, model: RepoNode, *, expanded: Iterable[str] = ()) -> None:
-        """Replace the tree with ``model``; namespaces in ``expanded`` (paths) open again."""
-        cursor = self.cursor_node.data.path if self.cursor_node and self.cursor_node.data else None
+    def show(self, model: RepoNode, match: Match | None = None) -> None:
+        """Show ``model`` (only what ``match`` holds, when given); the cursor stays on the same
+        row when it is still there, else it goes to the first repository."""
+        current = self.cursor_row
+        cursor_key = (current.node.path, current.kind) if current else None
         self._model = model
-        self.clear()
-        self._leaves = {}
-        open_all = model.repo_count <= self.EXPAND_ALL_LIMIT
-        wanted = set(expanded)
-        shown = self._populate(self.root, model, open_all=open_all, wanted=wanted)
-        # Lines are laid out on the next refresh: place the cursor then.
-        self.call_after_refresh(self._place_cursor, cursor)
-        if shown:
-            self.post_message(self.RepositoriesShown(self, shown))
+        self._match = match
+        total = match.total if match is not None else model.repo_count
+        self._open_all = total <= self.EXPAND_ALL_LIMIT
+        self._relayout(cursor_key)
 
-    def _populate(
-        self, parent: TreeNode[RepoNode], model: RepoNode, *, open_all: bool, wanted: set[str]
-    ) -> list[str]:
-        shown: list[str] = []
-        for child in model.sorted_children():
-            if child.children:
-                node = parent.add(self._namespace_label(child), data=child)
-                if child.repository:
-                    self._add_leaf(node, child, own=True)
-                    shown.append(child.repository)
-                if open_all or child.path in wanted:
-                    shown += self._populate(node, child, open_all=open_all, wanted=wanted)
-                    node.expand()
-                else:
-                    # A placeholder keeps the expand arrow until the namespace is opened.
-                    node.allow_expand = True
-            else:
-                self._add_leaf(parent, child)
-                if child.repository:
-                    shown.append(child.repository)
-        return shown
+    def _relayout(self, cursor_key: tuple[str, RowKind] | None) -> None:
+        if self._open_all:
+            self._expanded = namespace_paths(self._model, self._match) - self._user_closed
+        else:
+            self._expanded = self._user_opened
+        self._rows = visible_rows(self._model, self._expanded, self._match)
+        self.generation += 1
+        self.virtual_size = Size(0, len(self._rows))
+        line = self._find(cursor_key) if cursor_key else None
+        if line is None:
+            line = self._first_repository_line()
+        self.cursor_line = line
+        self._scroll_to_cursor()
+        self.refresh()
+        self._announce_visible()
 
-    def _add_leaf(self, parent: TreeNode[RepoNode], model: RepoNode, *, own: bool = False) -> None:
-        repository = model.repository or model.path
-        leaf_model = RepoNode(model.name, model.path, repository)
-        node = parent.add_leaf(self._repo_label(repository, own=own), data=leaf_model)
-        self._leaves.setdefault(repository, []).append(node)
+    def _find(self, key: tuple[str, RowKind]) -> int | None:
+        path, kind = key
+        for index, row in enumerate(self._rows):
+            if row.node.path == path and row.kind is kind:
+                return index
+        return None
 
-    def _namespace_label(self, model: RepoNode) -> Text:
-        label = Text(f"{model.name}/", style="bold")
-        label.append(f"  {model.repo_count} repositories", style="dim")
-        return label
-
-    def _repo_label(self, repository: str, *, own: bool = False) -> Text:
-        name = repository.rsplit("/", 1)[-1]
-        label = Text(f"{name} (this repository)" if own else name)
-        count = self.counts.get(repository)
-        if isinstance(count, int):
-            label.append(f"  {count} tag{'s' if count != 1 else ''}", style="dim")
-        elif count:
-            label.append(f"  {count}", style="dim red")
-        return label
+    def _first_repository_line(self) -> int:
+        for index, row in enumerate(self._rows):
+            if row.kind is not RowKind.NAMESPACE:
+                return index
+        return 0
 
     def set_count(self, repository: str, count: int | str) -> None:
         self.counts[repository] = count
-        for node in self._leaves.get(repository, []):
-            own = (
-                node.parent is not None
-                and node.parent.data is not None
-                and (node.parent.data.path == repository)
-            )
-            node.set_label(self._repo_label(repository, own=own))
-
-    def _place_cursor(self, path: str | None) -> None:
-        """Back on the same repository after a rebuild, else on the first repository."""
-        first: TreeNode[RepoNode] | None = None
-        for nodes in self._leaves.values():
-            for node in nodes:
-                if first is None and node.line >= 0:
-                    first = node
-                if path and node.data is not None and node.data.path == path and node.line >= 0:
-                    self.move_cursor(node, animate=False)
-                    return
-        if first is not None:
-            self.move_cursor(first, animate=False)
+        self.refresh()
 
     # -- state --------------------------------------------------------------------------------
-    def expanded_paths(self) -> set[str]:
-        paths: set[str] = set()
-        stack = list(self.root.children)
-        while stack:
-            node = stack.pop()
-            if node.is_expanded and node.data is not None:
-                paths.add(node.data.path)
-                stack.extend(node.children)
-        return paths
+    @property
+    def rows(self) -> list[TreeRow]:
+        return self._rows
 
     @property
-    def repositories_shown(self) -> list[str]:
-        return list(self._leaves)
+    def cursor_row(self) -> TreeRow | None:
+        if 0 <= self.cursor_line < len(self._rows):
+            return self._rows[self.cursor_line]
+        return None
 
-    # -- events -------------------------------------------------------------------------------
-    def _on_tree_node_expanded(self, event: Tree.NodeExpanded[RepoNode]) -> None:
-        node = event.node
-        model = node.data
-        if model is None or not model.children:
-            return
-        already = any(
-            child.data is not None and child.data.path != model.path for child in node.children
-        )
-        if already:
-            return
-        shown = self._populate(node, model, open_all=False, wanted=set())
-        if shown:
-            self.post_message(self.RepositoriesShown(self, shown))
+    def labels(self) -> list[str]:
+        """Every row's text, without indentation or icons (what tests read)."""
+        return [self.row_label(row).plain for row in self._rows]
 
-    def _on_tree_node_selected(self, event: Tree.NodeSelected[RepoNode]) -> None:
-        model = event.node.data
-        if model is not None and model.repository and not event.node.allow_expand:
-            event.stop()
-            self.post_message(self.RepositorySelected(self, model.repository))
+    def expanded_paths(self) -> set[str]:
+        return set(self._expanded)
+
+    # -- drawing ------------------------------------------------------------------------------
+    def row_label(self, row: TreeRow) -> Text:
+        dim = self.get_component_rich_style("repo-tree--dim", partial=True)
+        node = row.node
+        if row.kind is RowKind.NAMESPACE:
+            label = Text(f"{node.name}/", style="bold")
+            total = self._match.count(node) if self._match is not None else node.repo_count
+            label.append(f"  {total} repositor{'ies' if total != 1 else 'y'}", style=dim)
+            return label
+        repository = node.repository or node.path
+        label = Text(f"{node.name} (this repository)" if row.kind is RowKind.OWN else node.name)
+        count = self.counts.get(repository)
+        if isinstance(count, int):
+            label.append(f"  {count} tag{'s' if count != 1 else ''}", style=dim)
+        elif count:
+            label.append(f"  {count}", style="red")
+        return label
+
+    def render_line(self, y: int) -> Strip:
+        self.painted_generation = self.generation
+        width = self.size.width
+        base = self.rich_style
+        line = self.scroll_offset.y + y
+        if line >= len(self._rows):
+            return Strip.blank(width, base)
+        row = self._rows[line]
+        icon = "  "
+        if row.kind is RowKind.NAMESPACE:
+            icon = "▼ " if row.expanded else "▶ "
+        text = Text(INDENT * row.depth + icon, style=base, end="")
+        label = self.row_label(row)
+        if line == self.cursor_line:
+            label.stylize(self.get_component_rich_style("repo-tree--cursor"))
+        text.append_text(label)
+        text.stylize(Style(meta={"line": line}))
+        strip = Strip(text.render(self.app.console), text.cell_len)
+        return strip.crop_extend(0, width, base)
+
+    # -- cursor and scrolling -----------------------------------------------------------------
+    def watch_cursor_line(self, previous: int, line: int) -> None:
+        self.refresh_line(previous)
+        self.refresh_line(line)
+
+    def refresh_line(self, line: int) -> None:
+        y = line - self.scroll_offset.y
+        if 0 <= y < self.size.height:
+            self.refresh(Region(0, y, self.size.width, 1))
+
+    def _scroll_to_cursor(self) -> None:
+        height = max(1, self.scrollable_content_region.height)
+        top = self.scroll_offset.y
+        if self.cursor_line < top:
+            self.scroll_to(y=self.cursor_line, animate=False, immediate=True)
+        elif self.cursor_line >= top + height:
+            self.scroll_to(y=self.cursor_line - height + 1, animate=False, immediate=True)
+
+    def _move(self, line: int) -> None:
+        if not self._rows:
+            return
+        self.cursor_line = max(0, min(line, len(self._rows) - 1))
+        self._scroll_to_cursor()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._announce_visible()
+
+    def _on_resize(self, event: events.Resize) -> None:
+        self._announce_visible()
+
+    def _announce_visible(self) -> None:
+        top = int(self.scroll_offset.y)
+        bottom = top + max(self.size.height, 40) + self.COUNT_MARGIN
+        wanted = [
+            row.repository
+            for row in self._rows[top:bottom]
+            if row.repository and row.repository not in self.counts
+        ]
+        if wanted:
+            self.post_message(self.RepositoriesShown(self, wanted))
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_cursor_up(self) -> None:
+        self._move(self.cursor_line - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move(self.cursor_line + 1)
+
+    def action_page_up(self) -> None:
+        self._move(self.cursor_line - max(1, self.size.height - 1))
+
+    def action_page_down(self) -> None:
+        self._move(self.cursor_line + max(1, self.size.height - 1))
+
+    def action_first(self) -> None:
+        self._move(0)
+
+    def action_last(self) -> None:
+        self._move(len(self._rows) - 1)
+
+    def _set_open(self, path: str, is_open: bool) -> None:
+        if is_open:
+            self._user_opened.add(path)
+            self._user_closed.discard(path)
+        else:
+            self._user_opened.discard(path)
+            self._user_closed.add(path)
+        row = self.cursor_row
+        self._relayout((row.node.path, row.kind) if row else None)
+
+    def action_toggle_namespace(self) -> None:
+        row = self.cursor_row
+        if row is not None and row.kind is RowKind.NAMESPACE:
+            self._set_open(row.node.path, not row.expanded)
+
+    def action_expand(self) -> None:
+        row = self.cursor_row
+        if row is not None and row.kind is RowKind.NAMESPACE and not row.expanded:
+            self._set_open(row.node.path, True)
+
+    def action_collapse(self) -> None:
+        row = self.cursor_row
+        if row is None:
+            return
+        if row.kind is RowKind.NAMESPACE and row.expanded:
+            self._set_open(row.node.path, False)
+            return
+        # On a repository (or a closed namespace): go to the namespace that holds it.
+        for line in range(self.cursor_line - 1, -1, -1):
+            candidate = self._rows[line]
+            if candidate.depth < row.depth and candidate.kind is RowKind.NAMESPACE:
+                self._move(line)
+                return
+
+    def action_select_cursor(self) -> None:
+        row = self.cursor_row
+        if row is None:
+            return
+        if row.kind is RowKind.NAMESPACE:
+            self.action_toggle_namespace()
+        elif row.repository:
+            self.post_message(self.RepositorySelected(self, row.repository))
+
+    async def _on_click(self, event: events.Click) -> None:
+        line = event.style.meta.get("line")
+        if isinstance(line, int) and 0 <= line < len(self._rows):
+            self._move(line)
+            self.action_select_cursor()
