@@ -22,6 +22,7 @@ from tui.client.errors import (
     NotFoundError,
     RateLimitedError,
     RegistryClientError,
+    SiblingTagsLostError,
     TLSError,
     UnsupportedError,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "RepoContent",
     "RepoUsage",
     "Schema1Manifest",
+    "SiblingTagsLostError",
     "TLSError",
     "UnsupportedError",
     "UntagResult",

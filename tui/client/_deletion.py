@@ -12,6 +12,7 @@ from tui.client._digests import compute_digest, is_digest
 from tui.client.errors import (
     NotFoundError,
     RegistryClientError,
+    SiblingTagsLostError,
 )
 from tui.client.models import (
     OCI_EMPTY,
@@ -83,13 +84,46 @@ class Deletion(Content):
             return UntagResult(repo, tag, head.digest, "dry-run", siblings)
         response = await self.request("DELETE", f"/v2/{repo}/manifests/{tag}")
         if response.status_code in (200, 202, 204):
+            await self._check_siblings(repo, tag, head.digest, siblings)
             return UntagResult(repo, tag, head.digest, "tag-delete", siblings)
         code, _ = oci_errors(response)
         if response.status_code not in (400, 405, 501) and code != "UNSUPPORTED":
             self.raise_for_status(response, f"tag {repo}:{tag}")
         placeholder = await self._put_placeholder(repo, tag)
         await self.delete_manifest(repo, placeholder)
+        await self._check_siblings(repo, tag, head.digest, siblings)
         return UntagResult(repo, tag, head.digest, "placeholder", siblings, placeholder)
+
+    async def _check_siblings(
+        self, repo: str, tag: str, digest: str, siblings: tuple[str, ...]
+    ) -> None:
+        """Raise :class:`SiblingTagsLostError` if a sibling of ``tag`` stopped resolving.
+
+        A registry that implements the tag DELETE as a DELETE of the manifest it points at
+        takes every other tag of that manifest with it. Nothing can undo that from here, but
+        the operator must hear of it at once, with the names to push again. A sibling that
+        now points elsewhere was moved by someone else: that is not our doing.
+        """
+
+        async def vanished(sibling: str) -> bool:
+            try:
+                await self.head_manifest(repo, sibling)
+            except NotFoundError:
+                return True
+            return False
+
+        gone = await asyncio.gather(*(vanished(sibling) for sibling in siblings))
+        lost = tuple(sibling for sibling, is_gone in zip(siblings, gone, strict=True) if is_gone)
+        if lost:
+            raise SiblingTagsLostError(
+                f"Untagging {repo}:{tag} also removed {', '.join(lost)} on {self.host}: the "
+                f"registry deleted the manifest {digest} instead of only the tag; push that "
+                f"image again to restore {'them' if len(lost) > 1 else 'it'}",
+                repo=repo,
+                tag=tag,
+                digest=digest,
+                lost=lost,
+            )
 
     async def _put_placeholder(self, repo: str, tag: str) -> str:
         """Point ``tag`` at a fresh, unique, empty OCI manifest; return its digest."""

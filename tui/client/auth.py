@@ -12,6 +12,7 @@ A password never appears in a ``repr`` or an error message.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -241,10 +242,12 @@ class RegistryAuth(httpx.Auth):
         self._bearer: Challenge | None = None
         self._tokens: dict[str, _Token] = {}
         self._scope_of: dict[str, str] = {}
+        self._inflight: dict[str, asyncio.Future[_Token | None]] = {}
+        """Scope -> the answer of the token request under way for it (single flight)."""
         self.token_requests = 0
+        """How many tokens were fetched (tests check the cache with it)."""
         self.token_error: str | None = None
         """Why the last token request failed (for the error message), else ``None``."""
-        """How many tokens were fetched (tests check the cache with it)."""
 
     # -- the flow as a plain generator: it yields requests and receives responses
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -253,9 +256,7 @@ class RegistryAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
-        challenges = parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))
-        bearer = next((c for c in challenges if c.scheme == "bearer" and c.realm), None)
-        basic = next((c for c in challenges if c.scheme == "basic"), None)
+        bearer, basic = self._challenges(response)
         if bearer is not None:
             self.scheme, self._bearer = "bearer", bearer
             scope = bearer.scope or guessed or ""
@@ -283,17 +284,56 @@ class RegistryAuth(httpx.Auth):
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        # Read bodies only where the flow needs them (token answers, 401s): never a blob stream.
-        flow = self.auth_flow(request)
-        outgoing = next(flow)
-        while True:
-            response = yield outgoing
-            if response.status_code == 401 or outgoing.extensions.get("regtui_token"):
-                await response.aread()
+        """The same flow as :meth:`auth_flow`, with one token request per scope in flight.
+
+        When many requests for one scope meet a cold cache (a concurrent walk of a repository),
+        the first one to be challenged fetches the token and the others wait for its answer
+        instead of each asking the token service. Bodies are read only where the flow needs
+        them (token answers, 401s): never a blob stream.
+        """
+        guessed = scope_for_request(request)
+        self._apply_known(request, guessed)
+        response = yield request
+        if response.status_code != 401:
+            return
+        await response.aread()
+        bearer, basic = self._challenges(response)
+        if bearer is None:
+            if basic is not None:
+                self.scheme = "basic"
+                if self.credentials is not None and "Authorization" not in request.headers:
+                    request.headers["Authorization"] = self.credentials.basic_header()
+                    yield request
+            return
+        self.scheme, self._bearer = "bearer", bearer
+        scope = bearer.scope or guessed or ""
+        must_fetch, token = await self._shared_token(scope, request.headers.get("Authorization"))
+        if must_fetch:
+            future: asyncio.Future[_Token | None] = asyncio.get_running_loop().create_future()
+            self._inflight[scope] = future
             try:
-                outgoing = flow.send(response)
-            except StopIteration:
-                break
+                token_response = yield self._token_request(bearer, scope)
+                await token_response.aread()
+                token = self._read_token(token_response)
+                if token is None:
+                    self.token_error = _describe_token_failure(token_response)
+                else:
+                    self.token_error = None
+                    self._tokens[scope] = token
+                future.set_result(token)
+            finally:
+                if not future.done():
+                    future.cancel()  # the sender went away: the waiters ask for themselves
+                del self._inflight[scope]
+        if token is None:
+            # Send the request once more without a token, so that the caller gets the
+            # registry's own 401 (not the token service's answer) to report.
+            yield request
+            return
+        if guessed is not None:
+            self._scope_of[guessed] = scope
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        yield request
 
     def sync_auth_flow(
         self, request: httpx.Request
@@ -308,6 +348,33 @@ class RegistryAuth(httpx.Auth):
                 outgoing = flow.send(response)
             except StopIteration:
                 break
+
+    async def _shared_token(self, scope: str, rejected: str | None) -> tuple[bool, _Token | None]:
+        """``(True, None)``: fetch a token for ``scope``; else ``(False, token)`` where another
+        request fetched one (``None``: the token service refused it). ``rejected`` is the
+        Authorization the registry just refused: that token is not reused."""
+        while True:
+            token = self._tokens.get(scope)
+            fresh = token is not None and token.expires_at > time.monotonic()
+            if token is not None and fresh and f"Bearer {token.value}" != rejected:
+                return False, token
+            pending = self._inflight.get(scope)
+            if pending is None:
+                return True, None
+            try:
+                return False, await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we are cancelled ourselves
+                # the fetching request was abandoned: look again (and maybe fetch)
+
+    @staticmethod
+    def _challenges(response: httpx.Response) -> tuple[Challenge | None, Challenge | None]:
+        """The Bearer (with a realm) and the Basic challenge of a 401, where given."""
+        challenges = parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))
+        bearer = next((c for c in challenges if c.scheme == "bearer" and c.realm), None)
+        basic = next((c for c in challenges if c.scheme == "basic"), None)
+        return bearer, basic
 
     def _apply_known(self, request: httpx.Request, guessed: str | None) -> None:
         if "Authorization" in request.headers:

@@ -12,7 +12,8 @@
      ├── MalformedResponseError                # a body or header that is not what the spec says
      │    └── DigestMismatchError              # content does not hash to the announced digest
      ├── CatalogUnsupportedError               # no ``/v2/_catalog`` (Docker Hub, GHCR, ...)
-     └── UnsupportedError                      # the registry refused an operation (400/405/...)
+     ├── UnsupportedError                      # the registry refused an operation (400/405/...)
+     └── SiblingTagsLostError                  # an untag took other tags with it (``lost``)
 
 Every error has a short ``title`` (for a dialog) and a ``message``; ``str(error)`` is one
 readable sentence. ``response`` carries the ``httpx.Response`` when there was one.
@@ -32,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "RateLimitedError",
     "RegistryClientError",
+    "SiblingTagsLostError",
     "TLSError",
     "UnsupportedError",
 ]
@@ -128,3 +130,29 @@ class CatalogUnsupportedError(RegistryClientError):
 
 class UnsupportedError(RegistryClientError):
     default_title = "Not supported"
+
+
+class SiblingTagsLostError(RegistryClientError):
+    """After a tag DELETE, other tags of the same manifest no longer resolve.
+
+    The registry deleted the manifest rather than the tag. ``lost`` names the tags to push again
+    (with the image whose manifest was ``digest``).
+    """
+
+    default_title = "Other tags were removed too"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        repo: str,
+        tag: str,
+        digest: str,
+        lost: tuple[str, ...],
+        response: httpx.Response | None = None,
+    ) -> None:
+        super().__init__(message, response=response)
+        self.repo = repo
+        self.tag = tag
+        self.digest = digest
+        self.lost = lost
