@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import App
 
 
-def notifications(app: App[object]) -> list[str]:
+def notifications(app: App[Any]) -> list[str]:
     return [f"{n.title}: {n.message}" for n in app._notifications]

@@ -61,15 +61,25 @@ def usage_view_from_report(report: Any, *, source: str) -> UsageView:
         reclaimable_bytes=int(_get(report, "reclaimable_bytes", default=0)),
         upload_count=len(uploads),
         upload_bytes=int(_get(report, "upload_bytes", default=0)),
+        reclaimable_blobs=_optional_int(_get(report, "reclaimable_blobs")),
+        reclaimable_untagged_bytes=_optional_int(_get(report, "reclaimable_bytes_untagged")),
+        reclaimable_untagged_blobs=_optional_int(_get(report, "reclaimable_blobs_untagged")),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def gc_view_from_report(report: Any) -> GcView:
     """A server GC report (``embedded_registry.gc.GcReport`` or its JSON) as a view."""
     dry_run = bool(_get(report, "dry_run", default=True))
     items: list[GcItem] = []
+    blob_bytes = 0
     for removal in _get(report, "removals", default=[]) or []:
         kind = str(_get(removal, "kind"))
+        if kind == "blob" and (dry_run or _get(removal, "removed", default=False)):
+            blob_bytes += int(_get(removal, "size", default=0))
         if kind not in GC_ITEM_KINDS:
             continue  # links and tag index entries: bookkeeping, not what operators look at
         name = _get(removal, "digest") or _get(removal, "path") or ""
@@ -86,7 +96,13 @@ def gc_view_from_report(report: Any) -> GcView:
     if freed is None:
         freed = sum(item.size for item in items)
     notes = tuple(str(_get(p, "message", default=p)) for p in _get(report, "problems", default=[]))
-    return GcView(dry_run=dry_run, items=tuple(items), freed_bytes=int(freed), notes=notes)
+    return GcView(
+        dry_run=dry_run,
+        items=tuple(items),
+        freed_bytes=int(freed),
+        notes=notes,
+        blob_bytes=blob_bytes,
+    )
 
 
 class EstimateBackend:
@@ -94,6 +110,7 @@ class EstimateBackend:
 
     gc_available = False
     gc_unavailable_reason = ESTIMATE_GC_REASON
+    gc_activity = ""
 
     def __init__(self, client: RegistryClient, *, max_repositories: int = 2000) -> None:
         self.client = client
@@ -128,6 +145,10 @@ class ExtensionBackend:
 
     gc_available = True
     gc_unavailable_reason = ""
+    gc_activity = (
+        "collecting on the registry: marking what every manifest references, then sweeping "
+        "(the registry holds new manifest commits while it marks; pushes of blobs go on)"
+    )
 
     def __init__(self, client: RegistryClient, ext: Any) -> None:
         self.client = client

@@ -39,10 +39,15 @@ class UsageView:
     blob_count: int
     repos: tuple[RepoUsage, ...]
     reclaimable_bytes: int | None
-    """What a GC would free now; ``None`` when it cannot be known (estimates)."""
+    """What a GC keeping every manifest would free now: blobs no manifest references (past the
+    grace period). ``None`` when it cannot be known (estimates)."""
     upload_count: int = 0
     upload_bytes: int = 0
     notes: tuple[str, ...] = ()
+    reclaimable_blobs: int | None = None
+    reclaimable_untagged_bytes: int | None = None
+    """What a GC that also removes untagged manifests would free (``t`` on the screen)."""
+    reclaimable_untagged_blobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,10 @@ class GcView:
     dry_run: bool
     items: tuple[GcItem, ...]
     freed_bytes: int
+    """Every file removed (or to remove): blob data, links, uploads."""
     notes: tuple[str, ...] = ()
+    blob_bytes: int | None = None
+    """Blob data alone: what the panel's "Reclaimable" lines count."""
 
     def count(self, kind: str) -> int:
         return sum(1 for item in self.items if item.kind == kind)
@@ -69,6 +77,8 @@ class StorageBackend(Protocol):
     label: str
     gc_available: bool
     gc_unavailable_reason: str
+    gc_activity: str
+    """What the screen says while a collection runs (it cannot report progress)."""
 
     async def usage(self) -> UsageView: ...
 
@@ -86,6 +96,7 @@ class CallableBackend:
     gc_fn: Callable[[bool, bool], Awaitable[GcView]] | None = None
     """Called as ``gc_fn(dry_run, delete_untagged)``."""
     gc_unavailable_reason: str = ""
+    gc_activity: str = "collecting on the storage directory (marking manifests, then sweeping)"
     gc_available: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,22 +116,49 @@ class UsageChange:
     name: str
     before: int
     after: int
+    unit: str = "bytes"
+    """``bytes`` or ``count``."""
+    repository: bool = False
+    """A repository's line (the others are the totals)."""
 
     @property
     def delta(self) -> int:
         return self.after - self.before
 
 
+TOTAL_LINE = "Total on disk"
+BLOBS_LINE = "Blobs"
+RECLAIMABLE_LINE = "Reclaimable: unreferenced blobs"
+RECLAIMABLE_UNTAGGED_LINE = "Reclaimable: with untagged manifests"
+UPLOADS_LINE = "Uploads in progress"
+
+
 def compare_usage(before: UsageView, after: UsageView) -> list[UsageChange]:
-    """Totals first (``total``, ``reclaimable``, ``uploads``), then every repository."""
+    """Every line of the panel, before and after: totals first, then every repository (by
+    name; one that is gone has ``after`` 0). Unknown reclaimable numbers (estimates) are left
+    out rather than shown as 0."""
     changes = [
-        UsageChange("total", before.total_bytes, after.total_bytes),
-        UsageChange("blobs (count)", before.blob_count, after.blob_count),
-        UsageChange("reclaimable", before.reclaimable_bytes or 0, after.reclaimable_bytes or 0),
-        UsageChange("uploads", before.upload_bytes, after.upload_bytes),
+        UsageChange(TOTAL_LINE, before.total_bytes, after.total_bytes),
+        UsageChange(BLOBS_LINE, before.blob_count, after.blob_count, unit="count"),
     ]
+    if before.reclaimable_bytes is not None and after.reclaimable_bytes is not None:
+        changes.append(
+            UsageChange(RECLAIMABLE_LINE, before.reclaimable_bytes, after.reclaimable_bytes)
+        )
+    if (
+        before.reclaimable_untagged_bytes is not None
+        and after.reclaimable_untagged_bytes is not None
+    ):
+        changes.append(
+            UsageChange(
+                RECLAIMABLE_UNTAGGED_LINE,
+                before.reclaimable_untagged_bytes,
+                after.reclaimable_untagged_bytes,
+            )
+        )
+    changes.append(UsageChange(UPLOADS_LINE, before.upload_bytes, after.upload_bytes))
     old = {repo.name: repo.total_bytes for repo in before.repos}
     new = {repo.name: repo.total_bytes for repo in after.repos}
     for name in sorted(old.keys() | new.keys()):
-        changes.append(UsageChange(name, old.get(name, 0), new.get(name, 0)))
+        changes.append(UsageChange(name, old.get(name, 0), new.get(name, 0), repository=True))
     return changes

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, ProgressBar, Static
 
-from tui.data.storage import GcView, StorageBackend, UsageView, compare_usage
+from tui.data.storage import GcView, StorageBackend, UsageView
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.fmt import human_size
 from tui.screens.base import RegtuiScreen
-from tui.widgets.usage_panel import UsagePanel, changes_table, gc_table, usage_table
+from tui.widgets.usage_panel import UsagePanel, gc_table, usage_table
 
 
 class StorageScreen(RegtuiScreen):
@@ -41,7 +43,8 @@ class StorageScreen(RegtuiScreen):
             yield UsagePanel("", id="usage-before")
             yield Static("", id="gc-explain", classes="explain")
             yield UsagePanel("", id="gc-preview")
-            yield ProgressBar(id="gc-progress", show_eta=False)
+            yield Static("", id="gc-activity", classes="dim")
+            yield ProgressBar(id="gc-progress", total=None, show_eta=False, show_percentage=False)
             yield UsagePanel("", id="usage-after")
         yield Footer()
 
@@ -149,23 +152,42 @@ class StorageScreen(RegtuiScreen):
         if not confirmed:
             self.notify("Nothing was removed.")
             return
+        # Neither GC path reports progress while it runs: an indeterminate bar and a sentence
+        # of what is happening, rather than a percentage that would be invented.
         progress = self.query_one(ProgressBar)
+        activity = self.query_one("#gc-activity", Static)
+        progress.update(total=None, progress=0)
         progress.display = True
-        progress.update(total=None)
+        activity.update(f"{backend.gc_activity[:1].upper()}{backend.gc_activity[1:]}…")
         self.running = True
         self.refresh_bindings()
+        started = time.perf_counter()
+        before = self.before
         try:
             result = await backend.collect_garbage(
                 dry_run=False, delete_untagged=self.delete_untagged
             )
+            activity.update("Reading the storage usage after the collection…")
             self.after = await backend.usage()
+        except BaseException:
+            activity.update(
+                "The collection failed (see the notification); nothing is shown as done."
+            )
+            raise
         finally:
             self.running = False
-            progress.update(total=1, progress=1)
+            progress.display = False
             self.refresh_bindings()
+        seconds = time.perf_counter() - started
+        blob_data = human_size(result.blob_bytes if result.blob_bytes is not None else None)
+        activity.update(
+            f"Done in {seconds:.1f} s: removed {result.count('blob')} blob(s) "
+            f"({blob_data} of blob data) and {result.count('manifest')} manifest revision(s); "
+            f"{human_size(result.freed_bytes)} with links."
+        )
         self.query_one("#gc-preview", UsagePanel).update(gc_table(result))
         self.query_one("#usage-after", UsagePanel).update(
-            changes_table(compare_usage(self.before, self.after))
+            usage_table(self.after, "After GC", before=before)
         )
         self.notify(f"Freed {human_size(result.freed_bytes)}.", title="GC done")
         self.before = self.after

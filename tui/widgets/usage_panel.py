@@ -2,51 +2,125 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.data.storage import GcView, UsageChange, UsageView
+from tui.data.storage import (
+    BLOBS_LINE,
+    RECLAIMABLE_LINE,
+    RECLAIMABLE_UNTAGGED_LINE,
+    TOTAL_LINE,
+    UPLOADS_LINE,
+    GcView,
+    UsageChange,
+    UsageView,
+    compare_usage,
+)
 from tui.logic.fmt import human_size, signed_size
 
 MAX_REPO_ROWS = 200
 
 
-def usage_table(view: UsageView, title: str) -> Table:
+def _count_text(count: int | None, noun: str) -> str:
+    if count is None:
+        return ""
+    return f"{count:,} {noun}{'s' if count != 1 else ''}"
+
+
+def _reclaimable(size: int | None, blobs: int | None) -> str:
+    if size is None:
+        return "unknown"
+    text = human_size(size)
+    return f"{text} · {_count_text(blobs, 'blob')}" if blobs is not None else text
+
+
+def _delta_text(change: UsageChange | None) -> Text:
+    if change is None:
+        return Text("")
+    if change.unit == "count":
+        text = f"{change.delta:+,}" if change.delta else "0"
+    else:
+        text = signed_size(change.delta)
+    if change.repository and change.after == 0 and change.before:
+        text += " (gone)"
+    style = "green" if change.delta < 0 else ("red" if change.delta > 0 else "dim")
+    return Text(text, style=style)
+
+
+def usage_table(view: UsageView, title: str, *, before: UsageView | None = None) -> Table:
+    """The du-style panel. With ``before``, a Change column shows each line's delta, and
+    repositories that are gone stay listed with their loss."""
     heading = f"{title} — {view.source}"
     if view.estimate:
         heading += " (ESTIMATE from manifests)"
+    changes = {
+        (change.repository, change.name): change
+        for change in (compare_usage(before, view) if before is not None else [])
+    }
+
+    def delta(name: str, *, repository: bool = False) -> list[Text]:
+        return [_delta_text(changes.get((repository, name)))] if before is not None else []
+
     table = Table(title=heading, title_justify="left", expand=True, show_edge=False)
     table.add_column("Repository")
     table.add_column("Total", justify="right")
     table.add_column("Exclusive", justify="right")
     table.add_column("Shared", justify="right")
-    for repo in view.repos[:MAX_REPO_ROWS]:
-        table.add_row(
-            repo.name,
-            human_size(repo.total_bytes),
-            human_size(repo.exclusive_bytes),
-            human_size(repo.shared_bytes),
-        )
-    if len(view.repos) > MAX_REPO_ROWS:
-        table.add_row(Text(f"… {len(view.repos) - MAX_REPO_ROWS} more", style="dim"), "", "", "")
+    if before is not None:
+        table.add_column("Change", justify="right")
+    names = [repo.name for repo in view.repos]
+    if before is not None:
+        present = set(names)
+        names += sorted(repo.name for repo in before.repos if repo.name not in present)
+    by_name = {repo.name: repo for repo in view.repos}
+    for name in names[:MAX_REPO_ROWS]:
+        repo = by_name.get(name)
+        sizes = ["—", "—", "—"]
+        if repo is not None:
+            sizes = [human_size(repo.total_bytes), human_size(repo.exclusive_bytes)]
+            sizes.append(human_size(repo.shared_bytes))
+        table.add_row(name, *sizes, *delta(name, repository=True))
+    if len(names) > MAX_REPO_ROWS:
+        more = Text(f"… {len(names) - MAX_REPO_ROWS} more", style="dim")
+        table.add_row(more, "", "", "", *([""] if before is not None else []))
     table.add_section()
-    table.add_row(Text("Total on disk", style="bold"), human_size(view.total_bytes), "", "")
-    table.add_row("Blobs", f"{view.blob_count:,}", "", "")
-    reclaimable = (
-        human_size(view.reclaimable_bytes) if view.reclaimable_bytes is not None else "unknown"
-    )
-    table.add_row(Text("Reclaimable by GC", style="bold yellow"), reclaimable, "", "")
+    pad = ["", ""]
     table.add_row(
-        "Uploads in progress", f"{view.upload_count} · {human_size(view.upload_bytes)}", "", ""
+        Text(TOTAL_LINE, style="bold"), human_size(view.total_bytes), *pad, *delta(TOTAL_LINE)
+    )
+    table.add_row(BLOBS_LINE, f"{view.blob_count:,}", *pad, *delta(BLOBS_LINE))
+    table.add_row(
+        Text(RECLAIMABLE_LINE, style="bold yellow"),
+        _reclaimable(view.reclaimable_bytes, view.reclaimable_blobs),
+        *pad,
+        *delta(RECLAIMABLE_LINE),
+    )
+    if not view.estimate:
+        table.add_row(
+            Text(RECLAIMABLE_UNTAGGED_LINE, style="bold yellow"),
+            _reclaimable(view.reclaimable_untagged_bytes, view.reclaimable_untagged_blobs),
+            *pad,
+            *delta(RECLAIMABLE_UNTAGGED_LINE),
+        )
+    table.add_row(
+        UPLOADS_LINE,
+        f"{view.upload_count} · {human_size(view.upload_bytes)}",
+        *pad,
+        *delta(UPLOADS_LINE),
     )
     return table
 
 
 def gc_table(view: GcView) -> Table:
     verb = "Would remove" if view.dry_run else "Removed"
+    title = f"{verb}: {len(view.items)} item(s), {human_size(view.freed_bytes)}"
+    if view.blob_bytes is not None and view.blob_bytes != view.freed_bytes:
+        title += f" ({human_size(view.blob_bytes)} of blob data, the rest links)"
     table = Table(
-        title=f"{verb}: {len(view.items)} item(s), {human_size(view.freed_bytes)}",
+        title=title,
         title_justify="left",
         expand=True,
         show_edge=False,
@@ -62,23 +136,11 @@ def gc_table(view: GcView) -> Table:
     return table
 
 
-def changes_table(changes: list[UsageChange]) -> Table:
-    table = Table(
-        title="After GC — what changed", title_justify="left", expand=True, show_edge=False
-    )
-    table.add_column("")
-    table.add_column("Before", justify="right")
-    table.add_column("After", justify="right")
-    table.add_column("Change", justify="right")
-    for change in changes:
-        if change.name == "blobs (count)":
-            cells = (f"{change.before:,}", f"{change.after:,}", f"{change.delta:+,}")
-        else:
-            cells = (human_size(change.before), human_size(change.after), signed_size(change.delta))
-        style = "green" if change.delta < 0 else ("red" if change.delta > 0 else "dim")
-        table.add_row(change.name, cells[0], cells[1], Text(cells[2], style=style))
-    return table
-
-
 class UsagePanel(Static):
-    """A ``Static`` holding one of the tables above."""
+    """A ``Static`` holding one of the tables above (``table`` keeps it for reading back)."""
+
+    table: Table | None = None
+
+    def update(self, content: Any = "", *, layout: bool = True) -> None:
+        self.table = content if isinstance(content, Table) else None
+        super().update(content, layout=layout)
