@@ -209,6 +209,10 @@ class UploadStore:
         return size
 
     def _publish(self, name: str, upload_id: str, path: Path, digest: str) -> None:
+        # The one fsync of the data, before it becomes visible (~0.15 s for 512 MiB on ext4
+        # here; Distribution does none). Background fdatasyncs every 16-128 MiB during the
+        # upload shortened it to ~0.03 s but made chunked pushes slower overall (median 370
+        # against 506 MiB/s): the writes then wait on pages under writeback.
         with path.open("rb+") as handle:
             os.fsync(handle.fileno())
         self.blobs.commit_file(path, digest)
