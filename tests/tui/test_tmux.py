@@ -24,10 +24,19 @@ class Tmux:
         self.session = "regtui"
 
     def run(self, *args: str) -> str:
+        # -f /dev/null: the user's tmux.conf must not change the size or the keys.
         result = subprocess.run(
-            [self.binary, "-L", self.socket, *args], check=True, capture_output=True, text=True
+            [self.binary, "-L", self.socket, "-f", os.devnull, *args],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return result.stdout
+
+    def size(self) -> tuple[int, int]:
+        text = self.run("display-message", "-p", "-t", self.session, "#{pane_width}x#{pane_height}")
+        width, height = text.strip().split("x")
+        return int(width), int(height)
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.session)
@@ -57,6 +66,8 @@ def tmux() -> Iterator[Tmux]:
 
 def test_serve_local_demo_in_a_terminal(tmux: Tmux) -> None:
     command = f"{shlex.quote(sys.executable)} -m tui serve --local --demo; echo EXITED=$?"
+    # A detached session has no client to take its size from: with window-size manual, the
+    # -x/-y given here are the size, and nothing shrinks the window to tmux's 80x24 default.
     tmux.run(
         "new-session",
         "-d",
@@ -71,7 +82,14 @@ def test_serve_local_demo_in_a_terminal(tmux: Tmux) -> None:
         "-e",
         f"PYTHONPATH={os.getcwd()}",
         f"{command}; sleep 60",
+        ";",
+        "set-option",
+        "-g",
+        "window-size",
+        "manual",
     )
+    tmux.run("resize-window", "-t", tmux.session, "-x", "120", "-y", "40")
+    assert tmux.size() == (120, 40)
     screen = tmux.wait_for(lambda text: "web  18 tags" in text)
     assert "acme/" in screen and "library/" in screen and "staging/" in screen
     assert "local registry 127.0.0.1:" in screen
@@ -81,10 +99,13 @@ def test_serve_local_demo_in_a_terminal(tmux: Tmux) -> None:
     tmux.keys("-l", "python")
     screen = tmux.wait_for(lambda text: "python-demo" in text and "acme/" not in text)
     tmux.keys("Enter")  # leave the filter: the cursor is on the first match
-    time.sleep(0.3)
+    tmux.wait_for(lambda text: "Clear filter" not in text)  # the footer of the tree again
     tmux.keys("Enter")  # open library/python-demo
-    screen = tmux.wait_for(lambda text: "linux/amd64, linux/arm64" in text)
-    assert "3.12-slim" in screen
+    screen = tmux.wait_for(lambda text: "3.12-slim" in text and "linux/arm64" in text)
+    assert tmux.size() == (120, 40)
+    # 120 columns: the platforms column is wide enough for the whole text, not cut.
+    rows = [line for line in screen.splitlines() if "3.12-slim" in line]
+    assert rows and "linux/amd64, linux/arm64" in rows[0], screen
     tmux.keys("q")
     screen = tmux.wait_for(lambda text: "EXITED=" in text, seconds=30)
     assert "EXITED=0" in screen
