@@ -17,8 +17,13 @@ from aiohttp import web
 from embedded_registry.app import create_app
 from embedded_registry.auth import HtpasswdError
 from embedded_registry.config import Config
-from embedded_registry.gc import remove_serving_marker, write_serving_marker
+from embedded_registry.gc import (
+    recover_interrupted_sweep,
+    remove_serving_marker,
+    write_serving_marker,
+)
 from embedded_registry.storage import Storage
+from embedded_registry.storage.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,8 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
     if not config.storage.read_only:
         with contextlib.suppress(OSError):
             marker = write_serving_marker(config.storage.root, url)
+        for restored in recover_interrupted_sweep(Layout(config.storage.root)):
+            log.warning("restored %s, left aside by an interrupted garbage collection", restored)
     for warning in config.warnings:
         log.warning("config: %s", warning)
     log.info("serving %s from %s", url, config.storage.root)

@@ -66,7 +66,13 @@ from embedded_registry.gc.scan import (
     scan_blob_dirs,
     scan_repositories,
 )
-from embedded_registry.gc.sweep import SWEEP_ORDER, SWEEP_THREADS, execute
+from embedded_registry.gc.sweep import (
+    SWEEP_ORDER,
+    SWEEP_THREADS,
+    execute,
+    recover_interrupted_sweep,
+)
+from embedded_registry.storage.paths import Layout
 
 __all__ = [
     "ACTIVITY_WINDOW",
@@ -93,6 +99,7 @@ __all__ = [
     "mark",
     "parse_manifest",
     "plan",
+    "recover_interrupted_sweep",
     "remove_serving_marker",
     "scan_blob_dirs",
     "scan_repositories",
@@ -119,6 +126,8 @@ def collect_garbage(
     """
     started = time.monotonic()
     now = time.time() if now is None else now
+    if not dry_run:
+        recover_interrupted_sweep(Layout(root))
     snapshot = Snapshot(root)
     if refuse_if_active:
         reason = writer_activity(snapshot, now=now)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal, tree_file_bytes
 from embedded_registry.gc.scan import Snapshot, digest_dirs
+from embedded_registry.storage.paths import Layout
 
 SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
 """Manifests go before their blobs (as Distribution does), links after the blobs they name."""
@@ -26,6 +27,40 @@ plan was made, so a client may be about to reference it."""
 
 SWEEPING_SUFFIX = ".sweeping"
 """A blob's ``data`` is renamed to ``data.sweeping`` for the last check before it goes."""
+
+SWEEP_JOURNAL = ".regtui-gc-sweeping"
+"""Present under ``docker/registry/v2/`` while a sweep runs. Found at the start of the next GC
+or server start, it means a sweep was killed: a blob may be left renamed aside, and
+:func:`recover_interrupted_sweep` puts such blobs back."""
+
+
+def _journal_path(snapshot_or_root: Snapshot | Layout) -> str:
+    layout = snapshot_or_root.layout if isinstance(snapshot_or_root, Snapshot) else snapshot_or_root
+    return os.path.join(layout.v2, SWEEP_JOURNAL)
+
+
+def recover_interrupted_sweep(layout: Layout) -> list[str]:
+    """Put back blobs a killed sweep left renamed aside; return their paths.
+
+    Cheap when no sweep was interrupted (one ``stat``); otherwise one walk of the blobs.
+    """
+    journal = _journal_path(layout)
+    if not os.path.exists(journal):
+        return []
+    restored = []
+    for directory, _subdirs, files in os.walk(layout.blobs_dir):
+        for name in files:
+            if name != "data" + SWEEPING_SUFFIX:
+                continue
+            aside = os.path.join(directory, name)
+            data = os.path.join(directory, "data")
+            if os.path.exists(data):
+                os.unlink(aside)  # a fresh push of the same bytes replaced it
+            else:
+                os.rename(aside, data)
+                restored.append(data)
+    os.unlink(journal)
+    return restored
 
 
 def execute(
@@ -47,6 +82,23 @@ def execute(
     by_kind: dict[str, list[Removal]] = {}
     for removal in removals:
         by_kind.setdefault(removal.kind, []).append(removal)
+    journal = _journal_path(snapshot)
+    if by_kind.get("blob") and young is not None:
+        with open(journal, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    try:
+        _execute_kinds(snapshot, by_kind, problems, young)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(journal)
+
+
+def _execute_kinds(
+    snapshot: Snapshot,
+    by_kind: dict[str, list[Removal]],
+    problems: list[Problem],
+    young: float | None,
+) -> None:
 
     def run(batch: list[Removal]) -> None:
         for removal in batch:

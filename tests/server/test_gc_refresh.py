@@ -159,3 +159,40 @@ def test_sweep_rechecks_each_blob_right_before_removing_it(tmp_path: Path) -> No
     assert repositories["only"].skipped == REFRESHED
     assert layout.layer_link("only", layer).exists()
     assert repositories["other"].removed
+
+
+def test_an_interrupted_sweep_is_repaired_by_the_next_gc_and_by_a_server_start(
+    tmp_path: Path,
+) -> None:
+    """A sweep killed between renaming a blob aside and putting it back leaves a journal; the
+    next real GC, and a server start, put the blob back."""
+    from embedded_registry.gc import collect_garbage
+    from embedded_registry.gc.sweep import SWEEP_JOURNAL
+
+    root = tmp_path / "registry"
+    image = make_image([{"kept": b"K" * 3000}])
+    with bundled_registry(root) as registry:
+        push_image(registry.url, "app", "v1", image)
+    layout = Layout(root)
+
+    def interrupt() -> Path:
+        data = layout.blob_data(image.layers[0].digest)
+        data.rename(data.with_name("data" + SWEEPING_SUFFIX))
+        (layout.v2 / SWEEP_JOURNAL).write_text("4242\n")
+        return data
+
+    data = interrupt()
+    collect_garbage(root, grace_period=0)
+    assert data.read_bytes() == image.layers[0].data
+    assert not (layout.v2 / SWEEP_JOURNAL).exists()
+
+    data = interrupt()
+    with bundled_registry(root) as registry:
+        pulled = httpx.get(f"{registry.url}/v2/app/blobs/{image.layers[0].digest}")
+        assert pulled.content == image.layers[0].data
+    assert not (layout.v2 / SWEEP_JOURNAL).exists()
+
+    # A dry run writes nothing, repairs included.
+    data = interrupt()
+    collect_garbage(root, grace_period=0, dry_run=True)
+    assert not data.exists()
