@@ -102,6 +102,9 @@ async def run_gc(request: web.Request) -> web.Response:
     """``POST /v2/_regtui/ext/gc``: a dry run (the default) or a real garbage collection."""
     _check_access(request)
     options = await _gc_options(request)
+    if not options["dry_run"] and config(request).storage.read_only:
+        # Read-only storage may well be mounted read-only; a dry run is still useful.
+        raise errors.unsupported("the registry is read-only: only a dry run is possible")
     root = storage(request).layout.root
     grace = options["grace_period"]
     async with request.app[GC_RUN_LOCK_KEY]:

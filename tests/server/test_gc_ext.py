@@ -197,3 +197,17 @@ def test_gc_during_concurrent_pushes_loses_nothing(registry: RunningRegistry) ->
     with httpx.Client(base_url=registry.url, timeout=60) as client:
         for repo, tag, image in pushed:
             _pulls_back(client, repo, tag, image)
+
+
+def test_a_read_only_registry_allows_only_a_dry_run(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    with bundled_registry(root) as running:
+        push_image(running.url, "app", "v1", make_image([{"f": b"read-only"}]))
+    before = sorted(p for p in root.rglob("*"))
+    with bundled_registry(root, args=("--read-only",)) as running:
+        dry = httpx.post(f"{running.url}/v2/_regtui/ext/gc", json={"dry_run": True})
+        assert dry.status_code == 200, dry.text
+        real = httpx.post(f"{running.url}/v2/_regtui/ext/gc", json={"dry_run": False})
+        assert real.status_code == 405
+        assert real.json()["errors"][0]["code"] == "UNSUPPORTED"
+    assert sorted(p for p in root.rglob("*")) == before
