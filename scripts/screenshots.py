@@ -63,7 +63,8 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         await pilot.press("k")
         await pilot.pause(0.2)
         await pilot.press("enter")  # keep the 5 newest: the rest is marked for review
-        await until(pilot, lambda: app.screen is screen and screen.marked)
+        repository_screen: RepositoryScreen = screen
+        await until(pilot, lambda: app.screen is screen and bool(repository_screen.marked))
 
     async def delete_dialog(pilot: Pilot[None]) -> None:
         await pilot.press("D")
@@ -103,6 +104,15 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         await pilot.press("t", "n")
         await until(pilot, lambda: screen.preview is not None)
 
+    async def storage_after(pilot: Pilot[None]) -> None:
+        screen = app.screen
+        assert isinstance(screen, StorageScreen)
+        await pilot.press("g")
+        await until(pilot, lambda: app.screen is not screen)  # the confirmation
+        await pilot.press("y")
+        await until(pilot, lambda: screen.after is not None)
+        screen.query_one("#storage-scroll").scroll_end(animate=False)
+
     async def help_screen(pilot: Pilot[None]) -> None:
         await pilot.press("question_mark")
 
@@ -115,6 +125,7 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         ("image-config", config),
         ("layer-files", files),
         ("storage-gc", storage),
+        ("storage-gc-after", storage_after),
         ("help", help_screen),
     ]
     async with app.run_test(size=SIZE) as pilot:

@@ -50,6 +50,16 @@ def test_visible_rows_open_only_expanded_namespaces() -> None:
         "repository:alpine",
     ]
     assert rows[1].expanded and not rows[0].expanded
+    assert [row.guides for row in rows] == [
+        "",
+        "",
+        "├─ ",
+        "│  ├─ ",
+        "│  ├─ ",
+        "│  └─ ",
+        "└─ ",
+        "",
+    ]
     assert [row.repository for row in rows if row.kind is not RowKind.NAMESPACE] == [
         "team/app",
         "team/app/api",

@@ -135,6 +135,8 @@ class TreeRow:
     node: RepoNode
     kind: RowKind
     expanded: bool = False
+    guides: str = ""
+    """Tree guides before the row (``│  ├─ ``); empty at the top level."""
 
     @property
     def repository(self) -> str | None:
@@ -149,21 +151,28 @@ def visible_rows(model: RepoNode, expanded: set[str], match: Match | None = None
     counts = match.counts if match is not None else None
     matched = match.repositories if match is not None else None
 
-    def walk(parent: RepoNode, depth: int) -> None:
-        for child in parent.sorted_children():
-            if counts is not None and child.path not in counts:
-                continue
+    def walk(parent: RepoNode, depth: int, prefix: str) -> None:
+        children = parent.sorted_children()
+        if counts is not None:
+            children = [child for child in children if child.path in counts]
+        own = bool(
+            depth and parent.repository and (matched is None or parent.repository in matched)
+        )
+        if own:
+            last = not children
+            append(TreeRow(depth, parent, RowKind.OWN, guides=prefix + ("└─ " if last else "├─ ")))
+        for position, child in enumerate(children):
+            last = position == len(children) - 1
+            guides = prefix + ("└─ " if last else "├─ ") if depth else ""
             if not child.children:
-                append(TreeRow(depth, child, RowKind.REPOSITORY))
+                append(TreeRow(depth, child, RowKind.REPOSITORY, guides=guides))
                 continue
             is_open = child.path in expanded
-            append(TreeRow(depth, child, RowKind.NAMESPACE, is_open))
+            append(TreeRow(depth, child, RowKind.NAMESPACE, is_open, guides))
             if is_open:
-                if child.repository and (matched is None or child.repository in matched):
-                    append(TreeRow(depth + 1, child, RowKind.OWN))
-                walk(child, depth + 1)
+                walk(child, depth + 1, prefix + ("   " if last else "│  ") if depth else "")
 
-    walk(model, 0)
+    walk(model, 0, "")
     return rows
 
 

@@ -159,6 +159,7 @@ class StorageScreen(RegtuiScreen):
         progress.update(total=None, progress=0)
         progress.display = True
         activity.update(f"{backend.gc_activity[:1].upper()}{backend.gc_activity[1:]}…")
+        self.query_one("#usage-after", UsagePanel).update("")
         self.running = True
         self.refresh_bindings()
         started = time.perf_counter()
@@ -181,11 +182,12 @@ class StorageScreen(RegtuiScreen):
         seconds = time.perf_counter() - started
         blob_data = human_size(result.blob_bytes if result.blob_bytes is not None else None)
         activity.update(
-            f"Done in {seconds:.1f} s: removed {result.count('blob')} blob(s) "
+            f"Done in {seconds:.2f} s: removed {result.count('blob')} blob(s) "
             f"({blob_data} of blob data) and {result.count('manifest')} manifest revision(s); "
             f"{human_size(result.freed_bytes)} with links."
         )
         self.query_one("#gc-preview", UsagePanel).update(gc_table(result))
+        self.query_one("#usage-before", UsagePanel).update(usage_table(before, "Before GC"))
         self.query_one("#usage-after", UsagePanel).update(
             usage_table(self.after, "After GC", before=before)
         )

@@ -21,8 +21,6 @@ from textual.strip import Strip
 
 from tui.logic.repotree import Match, RepoNode, RowKind, TreeRow, namespace_paths, visible_rows
 
-INDENT = "   "
-
 
 class RepoTree(ScrollView, can_focus=True):
     """Shows a ``RepoNode`` model, narrowed by a filter ``Match``. ``counts`` add "N tags"."""
@@ -62,7 +60,7 @@ class RepoTree(ScrollView, can_focus=True):
         Binding("end", "last", "Last", show=False),
     ]
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"repo-tree--cursor", "repo-tree--dim"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"repo-tree--cursor", "repo-tree--guides"}
 
     DEFAULT_CSS = """
     RepoTree {
@@ -72,9 +70,10 @@ class RepoTree(ScrollView, can_focus=True):
             background: $block-cursor-blurred-background;
             text-style: $block-cursor-blurred-text-style;
         }
-        & > .repo-tree--dim { color: $text-muted; }
+        & > .repo-tree--guides { color: $surface-lighten-2; }
         &:focus {
             background-tint: $foreground 5%;
+            & > .repo-tree--guides { color: $surface-lighten-3; }
             & > .repo-tree--cursor {
                 color: $block-cursor-foreground;
                 background: $block-cursor-background;
@@ -173,7 +172,7 @@ class RepoTree(ScrollView, can_focus=True):
 
     # -- drawing ------------------------------------------------------------------------------
     def row_label(self, row: TreeRow) -> Text:
-        dim = self.get_component_rich_style("repo-tree--dim", partial=True)
+        dim = "dim"
         node = row.node
         if row.kind is RowKind.NAMESPACE:
             label = Text(f"{node.name}/", style="bold")
@@ -197,10 +196,10 @@ class RepoTree(ScrollView, can_focus=True):
         if line >= len(self._rows):
             return Strip.blank(width, base)
         row = self._rows[line]
-        icon = "  "
+        text = Text(style=base, end="")
+        text.append(row.guides, style=self.get_component_rich_style("repo-tree--guides"))
         if row.kind is RowKind.NAMESPACE:
-            icon = "▼ " if row.expanded else "▶ "
-        text = Text(INDENT * row.depth + icon, style=base, end="")
+            text.append("▼ " if row.expanded else "▶ ", style=base)
         label = self.row_label(row)
         if line == self.cursor_line:
             label.stylize(self.get_component_rich_style("repo-tree--cursor"))
