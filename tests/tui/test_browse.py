@@ -66,6 +66,11 @@ async def test_registry_tree_by_namespace_with_counts_and_filter(
         await pilot.press("end", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RepositoryScreen))
         assert app.screen.repository == "staging/web"  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        await pilot.click("#repos", offset=(6, 4))  # the fifth row: acme/api
+        await wait_for(pilot, lambda: isinstance(app.screen, RepositoryScreen))
+        assert app.screen.repository == "acme/api"  # type: ignore[attr-defined]
 
 
 async def test_repository_table_sorts_and_filters(
