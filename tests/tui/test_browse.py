@@ -63,6 +63,14 @@ async def test_registry_tree_by_namespace_with_counts_and_filter(
         await pilot.press("space", "down")
         assert "cli  2 tags" in labels(screen)
         assert tree.cursor_row is not None and tree.cursor_row.repository == "acme/tools/cli"
+        await pilot.press("shift+space")  # everything was open: close every namespace
+        assert labels(screen) == [
+            "acme/  4 repositories",
+            "library/  2 repositories",
+            "staging/  1 repository",
+        ]
+        await pilot.press("shift+space")
+        assert len(labels(screen)) == 11
         await pilot.press("end", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RepositoryScreen))
         assert app.screen.repository == "staging/web"  # type: ignore[attr-defined]

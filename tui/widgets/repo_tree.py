@@ -50,6 +50,7 @@ class RepoTree(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open", show=False),
         Binding("space", "toggle_namespace", "Open or close", show=False),
+        Binding("shift+space", "toggle_all", "Open or close all", show=False),
         Binding("right", "expand", "Expand", show=False),
         Binding("left", "collapse", "Collapse", show=False),
         Binding("up", "cursor_up", "Up", show=False),
@@ -283,6 +284,19 @@ class RepoTree(ScrollView, can_focus=True):
         row = self.cursor_row
         if row is not None and row.kind is RowKind.NAMESPACE:
             self._set_open(row.node.path, not row.expanded)
+
+    def action_toggle_all(self) -> None:
+        """Open every namespace in view (a filter narrows what "every" is), or close them all
+        when they are all open already."""
+        paths = namespace_paths(self._model, self._match)
+        if paths <= self._expanded:
+            self._user_opened -= paths
+            self._user_closed |= paths
+        else:
+            self._user_opened |= paths
+            self._user_closed -= paths
+        row = self.cursor_row
+        self._relayout((row.node.path, row.kind) if row else None)
 
     def action_expand(self) -> None:
         row = self.cursor_row
