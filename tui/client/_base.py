@@ -119,26 +119,21 @@ class ClientBase:
         self.backoff = backoff
         """First retry delay in seconds; it doubles per retry (with jitter), capped at 8 s."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        verify: ssl.SSLContext | bool
-        if insecure:
-            verify = False
-        else:
-            verify = ssl.create_default_context()  # the system trust store (and SSL_CERT_FILE)
-            if ca_cert:
-                try:
-                    verify.load_verify_locations(cafile=ca_cert)
-                except (OSError, ssl.SSLError) as exc:
-                    raise TLSError(f"Cannot load the CA certificate {ca_cert}: {exc}") from exc
-        limits = httpx.Limits(
-            max_connections=max_concurrency, max_keepalive_connections=max_concurrency
-        )
+        verify: ssl.SSLContext | bool = not insecure
+        """``True``: the system trust store (and ``SSL_CERT_FILE``), in aiohttp's own context."""
+        if ca_cert and not insecure:
+            verify = ssl.create_default_context()
+            try:
+                verify.load_verify_locations(cafile=ca_cert)
+            except (OSError, ssl.SSLError) as exc:
+                raise TLSError(f"Cannot load the CA certificate {ca_cert}: {exc}") from exc
         if transport is None:
+            # TLS, the pool (one connection per request in flight) and proxies are the
+            # transport's business: httpx ignores its own settings for them beside a transport.
             transport = AiohttpTransport(verify=verify, max_connections=max_concurrency)
         self._http = httpx.AsyncClient(
             auth=self.auth,
-            verify=verify,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=limits,
             transport=transport,
             follow_redirects=True,
             headers={"User-Agent": "regtui"},

@@ -31,9 +31,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 with keep-alive over aiohttp; the session is opened on the first request."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_connections: int = 8) -> None:
-        self._ssl: ssl.SSLContext | bool = verify if isinstance(verify, ssl.SSLContext) else False
-        if verify is True:
-            self._ssl = ssl.create_default_context()
+        # True: aiohttp's default context (the system trust store), made once at its import.
+        self._ssl: ssl.SSLContext | bool = verify
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
