@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,8 +65,9 @@ def tmux() -> Iterator[Tmux]:
         subprocess.run([instance.binary, "-L", instance.socket, "kill-server"], capture_output=True)
 
 
-def test_serve_local_demo_in_a_terminal(tmux: Tmux) -> None:
+def test_serve_local_demo_in_a_terminal(tmux: Tmux, tmp_path: Path) -> None:
     command = f"{shlex.quote(sys.executable)} -m tui serve --local --demo; echo EXITED=$?"
+    data_home = tmp_path / "data"  # the default root of serve --local lives under it
     # A detached session has no client to take its size from: with window-size manual, the
     # -x/-y given here are the size, and nothing shrinks the window to tmux's 80x24 default.
     tmux.run(
@@ -81,6 +83,8 @@ def test_serve_local_demo_in_a_terminal(tmux: Tmux) -> None:
         "TERM=xterm-256color",
         "-e",
         f"PYTHONPATH={os.getcwd()}",
+        "-e",
+        f"XDG_DATA_HOME={data_home}",
         f"{command}; sleep 60",
         ";",
         "set-option",
@@ -110,3 +114,7 @@ def test_serve_local_demo_in_a_terminal(tmux: Tmux) -> None:
     screen = tmux.wait_for(lambda text: "EXITED=" in text, seconds=30)
     assert "EXITED=0" in screen
     assert "Traceback" not in screen
+    # The registry stopped with the app and its storage stays for next time, under the
+    # same default root as `regtui serve`.
+    blobs = data_home / "regtui" / "registry" / "docker" / "registry" / "v2" / "blobs"
+    assert any(blobs.rglob("data"))

@@ -13,8 +13,7 @@ import functools
 import os
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -194,12 +193,18 @@ def _read_port(stdout: IO[str], process: subprocess.Popen[str]) -> int:
 
 
 @contextmanager
-def local_registry(root: Path, *, log: IO[str] | None = None) -> Iterator[LocalRegistry]:
-    """Start ``python -m embedded_registry`` on 127.0.0.1:0; terminate it on exit."""
+def local_registry(
+    root: Path, *, log: IO[str] | None = None, extra_args: Sequence[str] = ()
+) -> Iterator[LocalRegistry]:
+    """Start ``python -m embedded_registry`` on 127.0.0.1:0; terminate it on exit.
+
+    ``extra_args`` go to the server as they are (``--config FILE``, ``--read-only``).
+    """
     command = [
         sys.executable,
         "-m",
         "embedded_registry",
+        *extra_args,
         "--addr",
         "127.0.0.1:0",
         "--root",
@@ -236,23 +241,49 @@ def _registry_is_empty(url: str) -> bool:
     return not response.json().get("repositories")
 
 
+def _local_root(args: argparse.Namespace) -> Path:
+    """The storage root of ``serve --local``: the same as ``regtui serve`` would use.
+
+    ``--root``, else the config file's ``storage.filesystem.rootdirectory`` (and ``REGISTRY_``
+    overrides), else the default under ``$XDG_DATA_HOME``: what was pushed to the local
+    registry is still there next time.
+    """
+    from embedded_registry.config import ConfigError, load_config
+
+    if getattr(args, "root", None):
+        return Path(args.root)
+    config_path = getattr(args, "config", None)
+    try:
+        return load_config(Path(config_path) if config_path else None).storage.root
+    except ConfigError as error:
+        raise CommandError(str(error)) from None
+
+
 def run_local(args: argparse.Namespace) -> int:
     """``regtui serve --local [--demo] [--root DIR]``: a private registry with the app on it."""
     from tui.app import AppSettings, make_app
 
-    root_arg = getattr(args, "root", None)
-    temporary: tempfile.TemporaryDirectory[str] | None = None
-    if root_arg:
-        root = Path(root_arg)
+    read_only = bool(getattr(args, "read_only", False))
+    try:
+        root = _local_root(args)
+    except CommandError as error:
+        _fail(str(error))
+        return error.code
+    try:
         root.mkdir(parents=True, exist_ok=True)
-    else:
-        temporary = tempfile.TemporaryDirectory(prefix="regtui-local-")
-        root = Path(temporary.name)
-    log_path = root.parent / f".{root.name}-regtui-serve.log" if root_arg else None
+    except OSError as error:
+        _fail(f"cannot use {root} as the registry's storage: {error.strerror}")
+        return EXIT_ERROR
+    extra_args: list[str] = []
+    if getattr(args, "config", None):
+        extra_args += ["--config", str(args.config)]
+    if read_only:
+        extra_args.append("--read-only")
+    log_path = root.parent / f"{root.name}-serve-local.log"
     try:
         with (
-            open(log_path or os.devnull, "a", encoding="utf-8") as log,
-            local_registry(root, log=log) as registry,
+            open(log_path, "a", encoding="utf-8") as log,
+            local_registry(root, log=log, extra_args=extra_args) as registry,
         ):
             if getattr(args, "demo", False) and _registry_is_empty(registry.url):
                 from tui.demo import populate
@@ -262,18 +293,15 @@ def run_local(args: argparse.Namespace) -> int:
             settings = AppSettings(
                 registry=registry.host,
                 insecure=True,
-                read_only=bool(getattr(args, "read_only", False)),
+                read_only=read_only,
                 title=f"local registry {registry.host}",
             )
             app = make_app(settings)
             app.run()
     except CommandError as error:
-        _fail(str(error))
+        _fail(f"{error} (server log: {log_path})")
         return error.code
     except RegistryClientError as error:
         _fail(str(error))
         return EXIT_ERROR
-    finally:
-        if temporary is not None:
-            temporary.cleanup()
     return EXIT_OK
