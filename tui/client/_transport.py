@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import httpx
+import yarl
 
 __all__ = ["AiohttpTransport"]
 
@@ -49,7 +50,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 # HTTP(S)_PROXY / NO_PROXY as httpx honours them; only when set, since aiohttp
                 # then looks them up in a worker thread on every request.
                 trust_env=bool(urllib.request.getproxies()),
-                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+                cookie_jar=aiohttp.DummyCookieJar(),  # none, as Docker keeps none
             )
         return self._session
 
@@ -72,7 +73,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await session.request(
                 request.method,
-                str(request.url),
+                yarl.URL(str(request.url), encoded=True),  # httpx has encoded it already
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
