@@ -7,6 +7,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ def run(
     return code, out, err
 
 
-def skopeo_tags(registry: RunningRegistry, repo: str) -> dict[str, object]:
+def skopeo_tags(registry: RunningRegistry, repo: str) -> dict[str, Any]:
     skopeo = require_tool("skopeo")
     done = subprocess.run(
         [skopeo, "list-tags", "--tls-verify=false", f"docker://{registry.host}/{repo}"],
