@@ -157,6 +157,11 @@ async def test_delete_disabled(tmp_path: Path) -> None:
         async with RegistryClient(running.host) as client:
             with pytest.raises(DeleteDisabledError) as caught:
                 await client.delete_manifest("app", digest)
+            # Untag must not fall back to the placeholder here: it could be pushed over the
+            # tag but never deleted. The tag stays where it was.
+            with pytest.raises(DeleteDisabledError):
+                await client.untag("app", "v1")
+            assert (await client.head_manifest("app", "v1")).digest == digest
     assert "deletion" in str(caught.value)
 
 

@@ -10,7 +10,13 @@ import json
 import httpx
 import pytest
 
-from tui.client import AuthError, RegistryClient, SiblingTagsLostError
+from tui.client import (
+    AuthError,
+    DeleteDisabledError,
+    RegistryClient,
+    RegistryClientError,
+    SiblingTagsLostError,
+)
 from tui.client.models import OCI_MANIFEST
 from tui.imagegen import make_image
 
@@ -82,6 +88,68 @@ async def test_untag_dry_run_deletes_nothing_and_checks_nothing() -> None:
         result = await client.untag("app", "v1", dry_run=True)
     assert result.method == "dry-run" and result.sibling_tags == ("latest", "stable")
     assert len(registry.tags) == 4
+
+
+class RefusingRegistry(TagRegistry):
+    """A registry that cannot delete tags and, with ``deletes_disabled``, refuses every DELETE
+    (405, as Distribution with delete disabled, or Docker Hub); otherwise it answers a tag
+    DELETE with 400 (as Distribution 2.8) and refuses only the manifest DELETE with
+    ``manifest_delete_status``, as a registry behind a policy might."""
+
+    def __init__(self, *, deletes_disabled: bool, manifest_delete_status: int = 405) -> None:
+        super().__init__(tag_delete_removes_manifest=False)
+        self.deletes_disabled = deletes_disabled
+        self.manifest_delete_status = manifest_delete_status
+        self.puts: list[str] = []
+        self.blobs: set[str] = set()
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        refused = {"errors": [{"code": "UNSUPPORTED", "message": "The operation is unsupported."}]}
+        if request.method == "DELETE":
+            ref = path.removeprefix("/v2/app/manifests/")
+            if self.deletes_disabled:
+                return httpx.Response(405, json=refused)
+            if not ref.startswith("sha256:"):
+                return httpx.Response(400, json={"errors": [{"code": "DIGEST_INVALID"}]})
+            return httpx.Response(self.manifest_delete_status, json=refused)
+        if path.startswith("/v2/app/blobs/uploads/"):
+            if request.method == "POST":
+                return httpx.Response(202, headers={"Location": "/v2/app/blobs/uploads/u1"})
+            self.blobs.add(request.url.params["digest"])
+            return httpx.Response(201)
+        if path.startswith("/v2/app/blobs/"):
+            status = 200 if path.removeprefix("/v2/app/blobs/") in self.blobs else 404
+            return httpx.Response(status)
+        if request.method == "PUT":
+            ref = path.removeprefix("/v2/app/manifests/")
+            digest = "sha256:" + hashlib.sha256(request.content).hexdigest()
+            self.manifests[digest] = request.content
+            self.tags[ref] = digest
+            self.puts.append(ref)
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+        return super().handler(request)
+
+
+async def test_untag_on_a_registry_that_refuses_deletes_touches_nothing() -> None:
+    registry = RefusingRegistry(deletes_disabled=True)
+    before = dict(registry.tags)
+    async with RegistryClient(BASE, transport=httpx.MockTransport(registry.handler)) as client:
+        with pytest.raises(DeleteDisabledError):
+            await client.untag("app", "v1")
+    assert registry.puts == []  # no placeholder was pushed over the tag
+    assert registry.tags == before
+
+
+async def test_untag_puts_the_tag_back_when_the_placeholder_cannot_be_deleted() -> None:
+    registry = RefusingRegistry(deletes_disabled=False, manifest_delete_status=403)
+    before = dict(registry.tags)
+    async with RegistryClient(BASE, transport=httpx.MockTransport(registry.handler)) as client:
+        with pytest.raises(RegistryClientError) as caught:
+            await client.untag("app", "v1")
+    assert "put back" in str(caught.value)
+    assert registry.puts == ["v1", "v1"]  # the placeholder, then the original again
+    assert registry.tags == before
 
 
 class TokenRegistry:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 
-from tui.client._base import oci_errors
 from tui.client._content import Content
 from tui.client._digests import compute_digest, is_digest
 from tui.client.errors import (
@@ -86,13 +85,42 @@ class Deletion(Content):
         if response.status_code in (200, 202, 204):
             await self._check_siblings(repo, tag, head.digest, siblings)
             return UntagResult(repo, tag, head.digest, "tag-delete", siblings)
-        code, _ = oci_errors(response)
-        if response.status_code not in (400, 405, 501) and code != "UNSUPPORTED":
+        if response.status_code == 405 or response.status_code not in (400, 501):
+            # 405: the registry refuses deletes altogether (Distribution with delete disabled,
+            # Docker Hub). The placeholder could be pushed but never deleted, so nothing is
+            # touched. Anything but 400/501 is a real error, reported as it is.
             self.raise_for_status(response, f"tag {repo}:{tag}")
-        placeholder = await self._put_placeholder(repo, tag)
-        await self.delete_manifest(repo, placeholder)
+        placeholder = await self._untag_with_placeholder(repo, tag, head.digest)
         await self._check_siblings(repo, tag, head.digest, siblings)
         return UntagResult(repo, tag, head.digest, "placeholder", siblings, placeholder)
+
+    async def _untag_with_placeholder(self, repo: str, tag: str, digest: str) -> str:
+        """Move ``tag`` onto a placeholder and delete that; put ``tag`` back if the delete fails.
+
+        A registry that cannot delete tags (Distribution 2.8 answers a tag DELETE with 400)
+        deletes manifests by digest, and with them only the tags that point at them: ours.
+        Should the registry refuse that delete after all, ``tag`` is restored to ``digest`` so
+        the operator never ends up with a tag on an empty manifest.
+        """
+        original = await self.get_manifest(repo, digest)
+        placeholder = await self._put_placeholder(repo, tag)
+        try:
+            await self.delete_manifest(repo, placeholder)
+        except RegistryClientError as error:
+            try:
+                await self.put_manifest(repo, tag, original.raw, original.media_type)
+            except RegistryClientError as restore_error:
+                raise RegistryClientError(
+                    f"Could not untag {repo}:{tag} ({error}) and could not put it back on "
+                    f"{digest} ({restore_error}): it now points at the empty placeholder "
+                    f"{placeholder}; tag {digest} as {tag} again",
+                    title="Untag failed",
+                ) from error
+            raise RegistryClientError(
+                f"Could not untag {repo}:{tag}: {error}; the tag was put back on {digest}",
+                title="Untag failed",
+            ) from error
+        return placeholder
 
     async def _check_siblings(
         self, repo: str, tag: str, digest: str, siblings: tuple[str, ...]
