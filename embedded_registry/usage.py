@@ -70,6 +70,10 @@ class UsageReport:
     grace_period: float
     problems: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    protected_young_bytes: int = 0
+    """Unreferenced bytes that only the grace period keeps (written within it): what a GC that
+    also removes untagged manifests would free with grace 0 on top of its reclaimable bytes."""
+    protected_young_blobs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,10 +84,14 @@ def _size(snapshot: Snapshot, digest: str) -> int:
     return st.st_size if st is not None else 0
 
 
-def _reclaimable(snapshot: Snapshot, marks: MarkResult, young: float) -> tuple[int, int]:
-    """Bytes and count of the blobs a sweep after this mark would remove."""
+def _reclaimable(snapshot: Snapshot, marks: MarkResult, young: float) -> set[str]:
+    """The blobs a sweep after this mark would remove."""
     swept, _too_young = sweepable_blobs(snapshot, marks.marked, young)
-    return sum(_size(snapshot, d) for d in swept), len(swept)
+    return swept
+
+
+def _bytes(snapshot: Snapshot, digests: set[str]) -> int:
+    return sum(_size(snapshot, d) for d in digests)
 
 
 def storage_usage(
@@ -136,8 +144,16 @@ def storage_usage(
         for repo in snapshot.repos
         for u in repo.uploads
     ]
-    reclaimable, reclaimable_count = _reclaimable(snapshot, every, young)
-    untagged, untagged_count = _reclaimable(snapshot, tagged, young)
+    reclaimable = _reclaimable(snapshot, every, young)
+    untagged = _reclaimable(snapshot, tagged, young)
+    # What the grace period alone protects, for the larger (delete-untagged) mark: a young
+    # untagged manifest is a root of that mark (it may be a child of an index still being
+    # pushed), so its blobs only become unreferenced in a mark without grace.
+    if grace_period > 0:
+        bare = mark(snapshot, delete_untagged=True, now=now, grace=0.0)
+        protected = _reclaimable(snapshot, bare, now) - untagged
+    else:
+        protected = set()
     problems = {(p.repo, p.digest, p.message) for p in every.problems + tagged.problems}
     return UsageReport(
         root=str(root),
@@ -149,14 +165,16 @@ def storage_usage(
         uploads=uploads,
         upload_bytes=sum(u.bytes for u in uploads),
         stale_upload_bytes=sum(u.bytes for u in uploads if u.stale),
-        reclaimable_bytes=reclaimable,
-        reclaimable_blobs=reclaimable_count,
-        reclaimable_bytes_untagged=untagged,
-        reclaimable_blobs_untagged=untagged_count,
+        reclaimable_bytes=_bytes(snapshot, reclaimable),
+        reclaimable_blobs=len(reclaimable),
+        reclaimable_bytes_untagged=_bytes(snapshot, untagged),
+        reclaimable_blobs_untagged=len(untagged),
         grace_period=grace_period,
         problems=[
             {"repo": repo, "digest": digest, "message": message}
             for repo, digest, message in sorted(problems, key=str)
         ],
         seconds=time.monotonic() - started,
+        protected_young_bytes=_bytes(snapshot, protected),
+        protected_young_blobs=len(protected),
     )
