@@ -127,6 +127,9 @@ class StorageReport:
     reclaimable_blobs_untagged: int
     grace_period: float
     problems: tuple[str, ...] = ()
+    protected_young_bytes: int = 0
+    """Unreferenced bytes only the grace period keeps (0 from a server that does not say)."""
+    protected_young_blobs: int = 0
 
     @classmethod
     def from_json(cls, doc: Any) -> StorageReport:
@@ -151,6 +154,8 @@ class StorageReport:
             reclaimable_blobs_untagged=_int(doc, "reclaimable_blobs_untagged"),
             grace_period=_float(doc, "grace_period"),
             problems=problems,
+            protected_young_bytes=_int(doc, "protected_young_bytes"),
+            protected_young_blobs=_int(doc, "protected_young_blobs"),
         )
 
 

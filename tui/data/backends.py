@@ -64,7 +64,14 @@ def usage_view_from_report(report: Any, *, source: str) -> UsageView:
         reclaimable_blobs=_optional_int(_get(report, "reclaimable_blobs")),
         reclaimable_untagged_bytes=_optional_int(_get(report, "reclaimable_bytes_untagged")),
         reclaimable_untagged_blobs=_optional_int(_get(report, "reclaimable_blobs_untagged")),
+        grace_period=_optional_float(_get(report, "grace_period")),
+        protected_young_bytes=_optional_int(_get(report, "protected_young_bytes")) or 0,
+        protected_young_blobs=_optional_int(_get(report, "protected_young_blobs")) or 0,
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _optional_int(value: Any) -> int | None:
@@ -111,6 +118,7 @@ class EstimateBackend:
     gc_available = False
     gc_unavailable_reason = ESTIMATE_GC_REASON
     gc_activity = ""
+    grace_selectable = False
 
     def __init__(self, client: RegistryClient, *, max_repositories: int = 2000) -> None:
         self.client = client
@@ -136,7 +144,9 @@ class EstimateBackend:
             notes=tuple(notes),
         )
 
-    async def collect_garbage(self, *, dry_run: bool, delete_untagged: bool = False) -> GcView:
+    async def collect_garbage(
+        self, *, dry_run: bool, delete_untagged: bool = False, grace_period: float | None = None
+    ) -> GcView:
         raise RegistryClientError(ESTIMATE_GC_REASON, title="GC unavailable")
 
 
@@ -145,6 +155,7 @@ class ExtensionBackend:
 
     gc_available = True
     gc_unavailable_reason = ""
+    grace_selectable = True
     gc_activity = (
         "collecting on the registry: marking what every manifest references, then sweeping "
         "(the registry holds new manifest commits while it marks; pushes of blobs go on)"
@@ -159,9 +170,14 @@ class ExtensionBackend:
         report = await self.ext.storage_usage(self.client)
         return usage_view_from_report(report, source=self.label)
 
-    async def collect_garbage(self, *, dry_run: bool, delete_untagged: bool = False) -> GcView:
+    async def collect_garbage(
+        self, *, dry_run: bool, delete_untagged: bool = False, grace_period: float | None = None
+    ) -> GcView:
         report = await self.ext.collect_garbage(
-            self.client, dry_run=dry_run, delete_untagged=delete_untagged
+            self.client,
+            dry_run=dry_run,
+            delete_untagged=delete_untagged,
+            grace_period=grace_period,
         )
         return gc_view_from_report(report)
 

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tui.logic.fmt import human_size
+
 
 @dataclass(frozen=True)
 class RepoUsage:
@@ -48,6 +50,11 @@ class UsageView:
     reclaimable_untagged_bytes: int | None = None
     """What a GC that also removes untagged manifests would free (``t`` on the screen)."""
     reclaimable_untagged_blobs: int | None = None
+    grace_period: float | None = None
+    """The GC grace period of the source, in seconds (``None`` when unknown)."""
+    protected_young_bytes: int = 0
+    """Unreferenced bytes that only the grace period keeps (written within it)."""
+    protected_young_blobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,16 @@ class StorageBackend(Protocol):
     gc_unavailable_reason: str
     gc_activity: str
     """What the screen says while a collection runs (it cannot report progress)."""
+    grace_selectable: bool
+    """Whether ``collect_garbage`` takes a ``grace_period`` of the operator's choosing."""
 
     async def usage(self) -> UsageView: ...
 
-    async def collect_garbage(self, *, dry_run: bool, delete_untagged: bool = False) -> GcView:
-        """A dry run lists what would go; otherwise it goes."""
+    async def collect_garbage(
+        self, *, dry_run: bool, delete_untagged: bool = False, grace_period: float | None = None
+    ) -> GcView:
+        """A dry run lists what would go; otherwise it goes. ``grace_period`` (seconds)
+        overrides the source's where ``grace_selectable``."""
         ...
 
 
@@ -97,17 +109,28 @@ class CallableBackend:
     """Called as ``gc_fn(dry_run, delete_untagged)``."""
     gc_unavailable_reason: str = ""
     gc_activity: str = "collecting on the storage directory (marking manifests, then sweeping)"
+    gc_grace_fn: Callable[[bool, bool, float | None], Awaitable[GcView]] | None = None
+    """Instead of ``gc_fn``: called as ``gc_grace_fn(dry_run, delete_untagged, grace_period)``
+    (the grace period is then the operator's to choose)."""
     gc_available: bool = field(init=False)
+    grace_selectable: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gc_available = self.gc_fn is not None
+        self.gc_available = self.gc_fn is not None or self.gc_grace_fn is not None
+        self.grace_selectable = self.gc_grace_fn is not None
 
     async def usage(self) -> UsageView:
         return await self.usage_fn()
 
-    async def collect_garbage(self, *, dry_run: bool, delete_untagged: bool = False) -> GcView:
+    async def collect_garbage(
+        self, *, dry_run: bool, delete_untagged: bool = False, grace_period: float | None = None
+    ) -> GcView:
+        if self.gc_grace_fn is not None:
+            return await self.gc_grace_fn(dry_run, delete_untagged, grace_period)
         if self.gc_fn is None:
             raise RuntimeError(self.gc_unavailable_reason or "garbage collection is unavailable")
+        if grace_period is not None:
+            raise RuntimeError("this storage source does not take a grace period")
         return await self.gc_fn(dry_run, delete_untagged)
 
 
@@ -131,6 +154,53 @@ BLOBS_LINE = "Blobs"
 RECLAIMABLE_LINE = "Reclaimable: unreferenced blobs"
 RECLAIMABLE_UNTAGGED_LINE = "Reclaimable: with untagged manifests"
 UPLOADS_LINE = "Uploads in progress"
+GRACE_LINE = "Kept by the grace period"
+"""The key of the grace-period line in ``compare_usage`` (the panel shows the duration too)."""
+
+
+def human_duration(seconds: float) -> str:
+    """A grace period as an operator writes it: ``0 s``, ``90 s``, ``10 min``, ``1 h``,
+    ``1 h 30 min``, ``2 d``."""
+    whole = max(0, round(seconds))
+    if whole == 0 or whole % 60:
+        return f"{whole} s"
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [f"{days} d"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{rest // 60} min"] if rest else []
+    return " ".join(parts)
+
+
+def grace_label(grace_period: float | None) -> str:
+    """``Kept by the 1 h grace period`` (or without the duration when it is unknown)."""
+    if grace_period is None:
+        return "Kept by the grace period"
+    return f"Kept by the {human_duration(grace_period)} grace period"
+
+
+def grace_note(grace_period: float | None) -> str:
+    """Why those bytes stay: ``written in the last hour; GC sweeps them later``."""
+    if grace_period is None:
+        recent = "recently"
+    elif round(grace_period) == 3600:
+        recent = "in the last hour"
+    else:
+        recent = f"in the last {human_duration(grace_period)}"
+    return f"written {recent}; GC sweeps them later"
+
+
+def grace_line(view: UsageView) -> str | None:
+    """The whole sentence about what the grace period keeps, or ``None`` when it keeps
+    nothing: ``Kept by the 1 h grace period: 207 kB · 4 blobs (written in the last hour; GC
+    sweeps them later)``."""
+    if not view.protected_young_bytes and not view.protected_young_blobs:
+        return None
+    count = view.protected_young_blobs
+    return (
+        f"{grace_label(view.grace_period)}: {human_size(view.protected_young_bytes)} · "
+        f"{count:,} blob{'s' if count != 1 else ''} ({grace_note(view.grace_period)})"
+    )
 
 
 def compare_usage(before: UsageView, after: UsageView) -> list[UsageChange]:
@@ -155,6 +225,10 @@ def compare_usage(before: UsageView, after: UsageView) -> list[UsageChange]:
                 before.reclaimable_untagged_bytes,
                 after.reclaimable_untagged_bytes,
             )
+        )
+    if before.protected_young_bytes or after.protected_young_bytes:
+        changes.append(
+            UsageChange(GRACE_LINE, before.protected_young_bytes, after.protected_young_bytes)
         )
     changes.append(UsageChange(UPLOADS_LINE, before.upload_bytes, after.upload_bytes))
     old = {repo.name: repo.total_bytes for repo in before.repos}

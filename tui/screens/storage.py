@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, ProgressBar, Static
 
-from tui.data.storage import GcView, StorageBackend, UsageView
+from tui.data.storage import GcView, StorageBackend, UsageView, grace_line, human_duration
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.fmt import human_size
 from tui.screens.base import RegtuiScreen
@@ -18,12 +18,14 @@ from tui.widgets.usage_panel import UsagePanel, gc_table, usage_table
 
 
 class StorageScreen(RegtuiScreen):
-    """Disk usage per repository; n previews a GC (dry run), g runs it after a confirmation."""
+    """Disk usage per repository; n previews a GC (dry run), g runs it after a confirmation;
+    p switches the grace period between the registry's and 0 (nothing is being pushed)."""
 
     BINDINGS = [
         Binding("n", "dry_run", "Dry run", id="gc-dry-run"),
         Binding("g", "collect", "Collect garbage", id="gc-run"),
         Binding("t", "toggle_untagged", "Untagged too", id="gc-untagged"),
+        Binding("p", "toggle_grace", "Grace period", id="gc-grace"),
         Binding("r", "refresh_usage", "Refresh", id="refresh-usage"),
     ]
 
@@ -34,6 +36,8 @@ class StorageScreen(RegtuiScreen):
         self.after: UsageView | None = None
         self.preview: GcView | None = None
         self.delete_untagged = False
+        self.grace_period: float | None = None
+        """The grace period GC runs with: ``None`` for the registry's own, or 0."""
         self.running = False
 
     def compose(self) -> ComposeResult:
@@ -61,7 +65,9 @@ class StorageScreen(RegtuiScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter":
             return False
-        if action in ("dry_run", "collect", "toggle_untagged"):
+        if action == "toggle_grace" and (self.backend is None or not self.backend.grace_selectable):
+            return False
+        if action in ("dry_run", "collect", "toggle_untagged", "toggle_grace"):
             backend = self.backend
             if backend is None or not backend.gc_available or self.running:
                 return None  # shown dimmed; the panel explains why
@@ -92,9 +98,32 @@ class StorageScreen(RegtuiScreen):
             else ("every manifest kept (t: also remove untagged manifests)")
         )
         text = f"GC keeps {mode}. n shows what would go; g collects after a confirmation."
+        if backend.grace_selectable:
+            text += f" {self._grace_text()}."
+            kept = grace_line(self.before) if self.before is not None else None
+            if kept is not None and self.grace_period is None:
+                text += f"\n{kept}: p collects them now."
         if self.is_read_only():
             text += " Read-only mode: only the dry run is available."
         return text
+
+    def _grace_text(self) -> str:
+        server = self.before.grace_period if self.before is not None else None
+        server_text = (
+            f"the registry's {human_duration(server)}" if server is not None else ("the registry's")
+        )
+        if self.grace_period is None:
+            return f"Grace period: {server_text} (p: 0, when nothing is being pushed right now)"
+        return (
+            f"Grace period: {human_duration(self.grace_period)} — only safe while nothing is "
+            f"being pushed right now (p: back to {server_text})"
+        )
+
+    def action_toggle_grace(self) -> None:
+        self.grace_period = 0.0 if self.grace_period is None else None
+        self.preview = None
+        self.query_one("#gc-preview", UsagePanel).update("")
+        self._explain(self._gc_explanation())
 
     def action_toggle_untagged(self) -> None:
         self.delete_untagged = not self.delete_untagged
@@ -114,7 +143,7 @@ class StorageScreen(RegtuiScreen):
             return None
         self._explain("Dry run…")
         self.preview = await self.backend.collect_garbage(
-            dry_run=True, delete_untagged=self.delete_untagged
+            dry_run=True, delete_untagged=self.delete_untagged, grace_period=self.grace_period
         )
         self.query_one("#gc-preview", UsagePanel).update(gc_table(self.preview))
         self._explain(self._gc_explanation())
@@ -135,6 +164,7 @@ class StorageScreen(RegtuiScreen):
             "",
             f"Remove {blobs} blob(s) and {manifests} manifest(s): "
             f"{human_size(preview.freed_bytes)}.",
+            f"{self._grace_text().split(' (p:')[0]}.",
             "",
             *[
                 f"  • {item.kind} {item.name} {human_size(item.size)}"
@@ -144,7 +174,9 @@ class StorageScreen(RegtuiScreen):
         if len(preview.items) > 40:
             lines.append(f"  … and {len(preview.items) - 40} more (listed on the screen)")
         if not preview.items:
-            self.notify("Nothing to collect.", title="GC")
+            kept = grace_line(self.before) if self.grace_period is None else None
+            hint = f" {kept}: p sets the grace period to 0." if kept else ""
+            self.notify(f"Nothing to collect.{hint}", title="GC")
             return
         confirmed = await self.app.push_screen_wait(
             ConfirmDialog("Collect garbage now?", "\n".join(lines), confirm_label="Collect")
@@ -166,7 +198,7 @@ class StorageScreen(RegtuiScreen):
         before = self.before
         try:
             result = await backend.collect_garbage(
-                dry_run=False, delete_untagged=self.delete_untagged
+                dry_run=False, delete_untagged=self.delete_untagged, grace_period=self.grace_period
             )
             activity.update("Reading the storage usage after the collection…")
             self.after = await backend.usage()
@@ -193,3 +225,4 @@ class StorageScreen(RegtuiScreen):
         )
         self.notify(f"Freed {human_size(result.freed_bytes)}.", title="GC done")
         self.before = self.after
+        self._explain(self._gc_explanation())

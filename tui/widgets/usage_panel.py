@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from tui.data.storage import (
     BLOBS_LINE,
+    GRACE_LINE,
     RECLAIMABLE_LINE,
     RECLAIMABLE_UNTAGGED_LINE,
     TOTAL_LINE,
@@ -18,6 +19,8 @@ from tui.data.storage import (
     UsageChange,
     UsageView,
     compare_usage,
+    grace_label,
+    grace_note,
 )
 from tui.logic.fmt import human_size, signed_size
 
@@ -104,6 +107,19 @@ def usage_table(view: UsageView, title: str, *, before: UsageView | None = None)
             _reclaimable(view.reclaimable_untagged_bytes, view.reclaimable_untagged_blobs),
             *pad,
             *delta(RECLAIMABLE_UNTAGGED_LINE),
+        )
+    if (
+        view.protected_young_bytes
+        or view.protected_young_blobs
+        or GRACE_LINE in {name for repository, name in changes if not repository}
+    ):
+        label = Text(grace_label(view.grace_period), style="cyan")
+        label.append(f"\n({grace_note(view.grace_period)})", style="dim")
+        table.add_row(
+            label,
+            _reclaimable(view.protected_young_bytes, view.protected_young_blobs),
+            *pad,
+            *delta(GRACE_LINE),
         )
     table.add_row(
         UPLOADS_LINE,
