@@ -71,3 +71,39 @@ def test_reports_become_views_with_both_reclaimable_numbers_and_blob_bytes() -> 
     )
     assert gc.blob_bytes == 200  # a blob used again during the sweep was kept
     assert gc.freed_bytes == 342 and gc.count("blob") == 2
+
+
+def test_grace_periods_read_as_an_operator_writes_them() -> None:
+    from tui.data.storage import human_duration
+
+    cases = {0: "0 s", 45: "45 s", 60: "1 min", 90: "90 s", 600: "10 min", 3600: "1 h"}
+    cases.update({5400: "1 h 30 min", 86400: "1 d", 90000: "1 d 1 h"})
+    assert {seconds: human_duration(seconds) for seconds in cases} == cases
+
+
+def test_the_grace_line_says_what_the_grace_period_keeps() -> None:
+    from tui.client.ext import StorageReport
+    from tui.data.storage import compare_usage, grace_line, grace_sentence
+
+    assert grace_sentence(0, 0, 3600.0) is None
+    assert grace_sentence(207_000, 4, 3600.0) == (
+        "Kept by the 1 h grace period: 207.0 kB · 4 blobs "
+        "(written in the last hour; GC sweeps them later)"
+    )
+    assert grace_sentence(10, 1, 600.0) == (
+        "Kept by the 10 min grace period: 10 B · 1 blob "
+        "(written in the last 10 min; GC sweeps them later)"
+    )
+    doc = {"total_bytes": 5, "grace_period": 3600, "protected_young_bytes": 207_000}
+    doc["protected_young_blobs"] = 4
+    view = usage_view_from_report(StorageReport.from_json(doc), source="bundled")
+    assert (view.protected_young_bytes, view.protected_young_blobs) == (207_000, 4)
+    assert view.grace_period == 3600.0
+    assert grace_line(view) == grace_sentence(207_000, 4, 3600.0)
+    # An older server does not send the fields: nothing is said about the grace period.
+    older = usage_view_from_report(StorageReport.from_json({"total_bytes": 5}), source="x")
+    assert (older.protected_young_bytes, older.protected_young_blobs) == (0, 0)
+    assert grace_line(older) is None
+    changes = {c.name: c for c in compare_usage(view, older)}
+    assert changes["Kept by the grace period"].delta == -207_000
+    assert "Kept by the grace period" not in {c.name for c in compare_usage(older, older)}

@@ -38,6 +38,7 @@ from tui.client.models import (
 )
 from tui.client.reference import parse_registry
 from tui.client.survey import estimate_registry
+from tui.data.storage import grace_sentence
 from tui.logic.fmt import human_size, short_digest
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -581,6 +582,9 @@ def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]
         for r in sorted(report.repositories, key=lambda r: (-r.referenced_bytes, r.name))
         if not only or r.name in only
     ]
+    kept = grace_sentence(
+        report.protected_young_bytes, report.protected_young_blobs, report.grace_period
+    )
     return {
         "repos": repos,
         "total_bytes": report.total_bytes,
@@ -590,7 +594,8 @@ def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]
         "note": (
             "Exact, from the registry's storage (every blob on disk, garbage included); "
             f"GC would reclaim {human_size(report.reclaimable_bytes)}."
-        ),
+        )
+        + (f"\n{kept}" if kept else ""),
         "is_estimate": False,
         "reclaimable_bytes": report.reclaimable_bytes,
     }

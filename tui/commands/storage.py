@@ -25,6 +25,7 @@ from embedded_registry.gc import (
 )
 from embedded_registry.storage.paths import V2_PREFIX
 from embedded_registry.usage import UsageReport, storage_usage
+from tui.data.storage import grace_sentence
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -256,5 +257,10 @@ def _print_du(report: UsageReport) -> None:
         f"({report.reclaimable_blobs} blobs); with --delete-untagged "
         f"{_size(report.reclaimable_bytes_untagged)} ({report.reclaimable_blobs_untagged} blobs)"
     )
+    kept = grace_sentence(
+        report.protected_young_bytes, report.protected_young_blobs, report.grace_period
+    )
+    if kept is not None:
+        print(kept)
     for problem in report.problems:
         print(f"regtui: warning: {problem['repo']} {problem['digest']}: {problem['message']}")

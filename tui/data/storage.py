@@ -190,17 +190,24 @@ def grace_note(grace_period: float | None) -> str:
     return f"written {recent}; GC sweeps them later"
 
 
-def grace_line(view: UsageView) -> str | None:
+def grace_sentence(
+    protected_bytes: int, protected_blobs: int, grace_period: float | None
+) -> str | None:
     """The whole sentence about what the grace period keeps, or ``None`` when it keeps
     nothing: ``Kept by the 1 h grace period: 207 kB · 4 blobs (written in the last hour; GC
     sweeps them later)``."""
-    if not view.protected_young_bytes and not view.protected_young_blobs:
+    if not protected_bytes and not protected_blobs:
         return None
-    count = view.protected_young_blobs
     return (
-        f"{grace_label(view.grace_period)}: {human_size(view.protected_young_bytes)} · "
-        f"{count:,} blob{'s' if count != 1 else ''} ({grace_note(view.grace_period)})"
+        f"{grace_label(grace_period)}: {human_size(protected_bytes)} · "
+        f"{protected_blobs:,} blob{'s' if protected_blobs != 1 else ''} "
+        f"({grace_note(grace_period)})"
     )
+
+
+def grace_line(view: UsageView) -> str | None:
+    """:func:`grace_sentence` of a usage view."""
+    return grace_sentence(view.protected_young_bytes, view.protected_young_blobs, view.grace_period)
 
 
 def compare_usage(before: UsageView, after: UsageView) -> list[UsageChange]:
