@@ -277,7 +277,7 @@ async def test_a_fresh_demo_is_kept_by_the_grace_period_until_p_sets_it_to_0(
         assert screen.preview is not None and not screen.preview.items
         await pilot.press("g")
         await wait_for(pilot, lambda: any("Nothing to collect" in n for n in notifications(app)))
-        assert app.screen is screen and all(path.exists() for path in doomed)
+        assert isinstance(app.screen, StorageScreen) and all(path.exists() for path in doomed)
         assert any("p sets the grace period to 0" in n for n in notifications(app))
 
         await pilot.press("p")
