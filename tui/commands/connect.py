@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tui.client import RegistryClientError
+from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.storage import CallableBackend, GcView, StorageBackend, UsageView
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -41,18 +42,7 @@ def register(subparsers: Any) -> None:
         description="Open the explorer on a registry (any OCI / Docker v2 registry).",
     )
     parser.add_argument("host", metavar="HOST[:PORT]", help="registry, e.g. 127.0.0.1:5000")
-    group = parser.add_argument_group("registry access")
-    group.add_argument("--username", "-u", help="user name (or REGTUI_USERNAME)")
-    group.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from stdin (or REGTUI_PASSWORD, or Docker's config.json)",
-    )
-    group.add_argument(
-        "--insecure", action="store_true", help="allow plain HTTP and unverified TLS"
-    )
-    group.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for TLS")
-    group.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    add_access_arguments(parser)
     parser.add_argument(
         "--read-only", action="store_true", help="hide every deletion and garbage collection"
     )
@@ -69,14 +59,12 @@ def _fail(message: str) -> None:
 
 
 def _read_password(args: argparse.Namespace) -> str | None:
-    if not getattr(args, "password_stdin", False):
-        return None
-    if not args.username:
-        raise CommandError("--password-stdin needs --username", EXIT_USAGE)
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise CommandError("--password-stdin: nothing on stdin", EXIT_USAGE)
-    _reattach_terminal()
+    try:
+        password = read_password(args)
+    except PasswordError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    if password is not None:
+        _reattach_terminal()
     return password
 
 

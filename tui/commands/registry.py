@@ -38,6 +38,7 @@ from tui.client.models import (
 )
 from tui.client.reference import parse_registry
 from tui.client.survey import estimate_registry
+from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.storage import grace_sentence
 from tui.logic.fmt import human_size, short_digest
 
@@ -50,18 +51,7 @@ class UsageError(Exception):
 
 def register(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("registry access")
-    group.add_argument("--username", "-u", help="user name (or REGTUI_USERNAME)")
-    group.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from stdin (or REGTUI_PASSWORD, or Docker's config.json)",
-    )
-    group.add_argument(
-        "--insecure", action="store_true", help="allow plain HTTP and unverified TLS"
-    )
-    group.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for TLS")
-    group.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    group = add_access_arguments(common)
     group.add_argument("--json", action="store_true", help="machine-readable output")
 
     ls = subparsers.add_parser(
@@ -138,14 +128,10 @@ def _run(args: argparse.Namespace, command: Callable[[argparse.Namespace], Await
 
 
 def _password(args: argparse.Namespace) -> str | None:
-    if not args.password_stdin:
-        return None
-    if args.username is None:
-        raise UsageError("--password-stdin needs --username")
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise UsageError("--password-stdin: nothing on stdin")
-    return password
+    try:
+        return read_password(args)
+    except PasswordError as error:
+        raise UsageError(str(error)) from None
 
 
 def _client(args: argparse.Namespace, registry: str, **kw: Any) -> RegistryClient:
