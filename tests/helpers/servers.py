@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -74,6 +75,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, **kw: Any) -> None:
+    if isinstance(kw.get("verify"), str):  # a CA file: httpx wants an SSL context for it
+        kw["verify"] = ssl.create_default_context(cafile=kw["verify"])
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
