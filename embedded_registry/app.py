@@ -31,6 +31,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXTENSION_PREFIX = "/v2/_regtui/"
+READ_BUFSIZE = 2 << 20
+"""aiohttp's per-connection read buffer (default 256 KiB): the socket is paused once twice
+this is buffered. Blob bodies are read in 2 MiB pieces; a small buffer pauses and resumes the
+socket several times per piece."""
 
 
 def error_response(error: errors.RegistryError) -> web.Response:
@@ -141,7 +145,7 @@ def create_app(config: Config, storage: Storage | None = None) -> web.Applicatio
         middlewares.append(htpasswd_middleware(Htpasswd(config.auth.path, config.auth.realm)))
     if config.storage.read_only:
         middlewares.append(read_only_middleware)
-    app = web.Application(middlewares=middlewares)
+    app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
     app[CONFIG_KEY] = config
     app[STORAGE_KEY] = storage if storage is not None else Storage(config.storage.root)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()

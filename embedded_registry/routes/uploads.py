@@ -17,7 +17,8 @@ from embedded_registry.storage import Storage
 
 # Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
 CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
-READ_CHUNK = 1 << 20
+# One piece of the body as UploadStore writes and hashes it (its WRITE_CHUNK): read in one go.
+READ_CHUNK = 2 << 20
 
 
 def _upload_path(name: str, upload_id: str, size: int = 0) -> str:

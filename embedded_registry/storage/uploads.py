@@ -25,7 +25,8 @@ from embedded_registry import errors
 from embedded_registry.storage.blobs import BlobStore
 from embedded_registry.storage.paths import Layout, split_digest
 
-# Bytes gathered from the socket before one write+hash step runs in a worker thread.
+# Bytes gathered from the socket before one write+hash step runs in a worker thread (the
+# routes read the body in pieces of this size, so a block is usually one piece: no copy).
 WRITE_CHUNK = 2 << 20
 HASH_READ_CHUNK = 4 << 20
 
@@ -35,6 +36,97 @@ class _Upload:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     size: int = -1
     hasher: Any = None
+    # The hash of the previous request's last bytes, still running after its response.
+    hashing: asyncio.Future[None] | None = None
+
+
+async def _settle(state: _Upload) -> None:
+    """Wait for the hash still running from the previous request; forget it if it failed."""
+    hashing, state.hashing = state.hashing, None
+    if hashing is None:
+        return
+    try:
+        await hashing
+    except Exception:
+        state.hasher, state.size = None, -1
+
+
+class _Sink:
+    """The upload's data file, opened and closed inside the worker threads that write it
+    (no thread hand-off of its own per request)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: BinaryIO | None = None
+
+    def write(self, data: bytes, *, close: bool = False) -> None:
+        if self.handle is None:
+            self.handle = self.path.open("ab")
+        self.handle.write(data)
+        if close:
+            self.close()
+
+    def close(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            handle.close()
+
+
+async def _hash_after(previous: Awaitable[object] | None, hasher: Any, data: bytes) -> None:
+    if previous is not None:
+        await previous
+    await asyncio.to_thread(hasher.update, data)
+
+
+async def _pump(
+    sink: _Sink, hasher: Any, chunks: AsyncIterator[bytes]
+) -> tuple[int, asyncio.Future[None] | None]:
+    """Write and hash while the loop reads the next chunk; ``(bytes written, last hash)``.
+
+    Each gathered block is written and hashed in two worker threads at once (both release
+    the GIL): hashing is the slowest step, so it overlaps with the write and the socket.
+    The last block's write is awaited (its bytes are in the file when this returns); its hash
+    is returned still running, so it overlaps with the response and the client's next request.
+    """
+    writing: asyncio.Future[None] | None = None
+    hashing: asyncio.Future[None] | None = None
+    buffer: list[bytes] = []
+    buffered = 0
+    written = 0
+    try:
+        async for piece in chunks:
+            buffer.append(piece)
+            buffered += len(piece)
+            if buffered >= WRITE_CHUNK:
+                data = b"".join(buffer)
+                buffer.clear()
+                buffered = 0
+                if writing is not None:
+                    await writing
+                if hashing is not None:
+                    await hashing
+                writing = asyncio.ensure_future(asyncio.to_thread(sink.write, data))
+                hashing = asyncio.ensure_future(asyncio.to_thread(hasher.update, data))
+                written += len(data)
+        if writing is not None:
+            await writing
+        if buffered:
+            data = b"".join(buffer)
+            hashing = asyncio.ensure_future(_hash_after(hashing, hasher, data))
+            writing = asyncio.ensure_future(asyncio.to_thread(sink.write, data, close=True))
+            written += len(data)
+            await writing
+        else:
+            sink.close()  # close(2) of a file just written, no fsync: no worker thread needed
+    except BaseException:
+        # Let in-flight work finish before the file is closed; the caller drops the hasher.
+        for future in (writing, hashing):
+            if future is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(future)
+        await asyncio.to_thread(sink.close)
+        raise
+    return written, hashing
 
 
 def _startedat_text() -> str:
@@ -122,70 +214,28 @@ class UploadStore:
 
         ``start`` (from Content-Range) must equal the current size, else RANGE_INVALID (416);
         ``length`` is the size the client announced for this chunk, checked after writing.
+        Every byte is written when this returns; the hash of the last block may still be
+        running (``_settle`` waits for it before the hash is used again).
         """
         path = self.layout.upload_data(name, upload_id)
         current = self.size(name, upload_id)
         if start is not None and start != current:
             raise errors.range_invalid(f"upload is at offset {current}, chunk starts at {start}")
         state = self._state(upload_id)
+        await _settle(state)
         if state.hasher is None or state.size != current:
             state.hasher = await asyncio.to_thread(_hash_file, path, "sha256")
             state.size = current
-        handle = await asyncio.to_thread(path.open, "ab")
-        written = 0
         try:
-            written = await self._pump(handle, state.hasher, chunks)
+            written, state.hashing = await _pump(_Sink(path), state.hasher, chunks)
         except BaseException:
             # The hasher may hold bytes the file lacks (or the reverse): recompute next time.
             state.hasher, state.size = None, -1
             raise
-        finally:
-            await asyncio.to_thread(handle.close)
         state.size = current + written
         if length is not None and written != length:
             raise errors.size_invalid(f"expected {length} bytes, received {written}")
         return state.size
-
-    @staticmethod
-    async def _pump(handle: BinaryIO, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
-        """Write and hash while the loop reads the next chunk.
-
-        Each gathered chunk is written and hashed in two worker threads at once (both release
-        the GIL): hashing is the slowest step, so it overlaps with the write and the socket.
-        """
-        pending: Awaitable[object] | None = None
-        buffer: list[bytes] = []
-        buffered = 0
-        written = 0
-        try:
-            async for piece in chunks:
-                buffer.append(piece)
-                buffered += len(piece)
-                if buffered >= WRITE_CHUNK:
-                    data = b"".join(buffer)
-                    buffer.clear()
-                    buffered = 0
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.gather(
-                        asyncio.to_thread(handle.write, data),
-                        asyncio.to_thread(hasher.update, data),
-                    )
-                    written += len(data)
-            if pending is not None:
-                await pending
-                pending = None
-            if buffered:
-                data = b"".join(buffer)
-                await asyncio.to_thread(handle.write, data)
-                hasher.update(data)
-                written += len(data)
-        finally:
-            if pending is not None:
-                # Let the in-flight write finish before the file is closed.
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(pending)
-        return written
 
     async def finish(self, name: str, upload_id: str, digest: str) -> int:
         """Verify the upload against ``digest``, publish it as a blob linked into ``name``.
@@ -197,6 +247,7 @@ class UploadStore:
         size = self.size(name, upload_id)
         algorithm, hex_digest = split_digest(digest)
         state = self._state(upload_id)
+        await _settle(state)
         if algorithm == "sha256" and state.hasher is not None and state.size == size:
             actual = state.hasher.hexdigest()
         else:
