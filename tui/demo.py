@@ -19,6 +19,7 @@ import httpx
 from tui.imagegen import (
     Blob,
     Image,
+    Pushable,
     make_artifact,
     make_image,
     make_index,
@@ -108,9 +109,9 @@ def populate(base_url: str, *, progress: ProgressCallback | None = None) -> Demo
 
     with httpx.Client(base_url=base_url, timeout=60.0) as client:
 
-        def push(repo: str, tag: str | None, item: Image | object) -> str:
+        def push(repo: str, tag: str | None, item: Pushable) -> str:
             nonlocal tags, manifests
-            digest = push_image(client, repo, tag, item)  # type: ignore[arg-type]
+            digest = push_image(client, repo, tag, item)
             repositories.add(repo)
             manifests += 1
             tags += tag is not None
