@@ -30,6 +30,9 @@ V2 = Path("docker") / "registry" / "v2"
 UPLOAD_RANGE = re.compile(r"^(?:bytes=)?0-(\d+)$")
 
 
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

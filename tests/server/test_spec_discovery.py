@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from tests.helpers.servers import RunningRegistry
 from tests.server.spec_support import (
     assert_oci_error,
-    client_for,
     push_blob_bytes,
     push_manifest_blob,
 )
@@ -27,12 +22,6 @@ from tui.imagegen import (
 TAGS = ["1.0", "1.1", "10", "2", "a_b", "latest", "v1", "v1.2.3-rc.1"]
 SBOM = "application/spdx+json"
 SIGNATURE = "application/vnd.dev.cosign.simplesigning.v1+json"
-
-
-@pytest.fixture
-def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
-    with client_for(registry) as client:
-        yield client
 
 
 def _walk(client: httpx.Client, first: str, key: str) -> list[list[str]]:

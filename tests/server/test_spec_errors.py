@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.helpers.servers import RunningRegistry
 from tests.server.spec_support import (
+    OCTETS,
     assert_oci_error,
     blob_files,
-    client_for,
     digest_of,
     error_codes,
     files_under,
@@ -23,15 +22,6 @@ from tests.server.spec_support import (
     with_query,
 )
 from tui.imagegen import OCI_MANIFEST, Blob, canonical_json, make_image, push_image
-
-OCTETS = {"Content-Type": "application/octet-stream"}
-
-
-@pytest.fixture
-def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
-    with client_for(registry) as client:
-        yield client
-
 
 INVALID_NAMES = [
     "Library/Alpine",

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.helpers.servers import RunningRegistry
 from tests.server.spec_support import (
     ACCEPT_ALL,
     assert_oci_error,
-    client_for,
     push_blob_bytes,
 )
 from tui.imagegen import (
@@ -26,12 +23,6 @@ from tui.imagegen import (
     make_index,
     push_image,
 )
-
-
-@pytest.fixture
-def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
-    with client_for(registry) as client:
-        yield client
 
 
 def _image(tag: str, *, oci: bool = True, architecture: str = "amd64") -> Image:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from tests.helpers.servers import RunningRegistry
 from tests.server.spec_support import (
     ACCEPT_ALL,
+    OCTETS,
     assert_oci_error,
     blob_files,
     blob_on_disk,
-    client_for,
     digest_of,
     push_blob_bytes,
     start_upload,
@@ -23,14 +21,6 @@ from tests.server.spec_support import (
     with_query,
 )
 from tui.imagegen import OCI_MANIFEST, make_artifact, make_image, push_image
-
-OCTETS = {"Content-Type": "application/octet-stream"}
-
-
-@pytest.fixture
-def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
-    with client_for(registry) as client:
-        yield client
 
 
 def test_post_then_put_monolithic(client: httpx.Client, registry: RunningRegistry) -> None:
