@@ -7,7 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.servers import RunningRegistry, bundled_registry, distribution_registry
+from tests.helpers.servers import (
+    ADMIN_DIR_ENV,
+    RunningRegistry,
+    bundled_registry,
+    distribution_registry,
+)
+
+
+@pytest.fixture(autouse=True)
+def admin_secret_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A per-test directory for the bundled registry's local admin secrets (servers started by
+    the test write there, the client library reads there): never the user's own."""
+    directory = tmp_path_factory.mktemp("admin-secrets")
+    monkeypatch.setenv(ADMIN_DIR_ENV, str(directory))
+    return directory
 
 
 @pytest.fixture
