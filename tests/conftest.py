@@ -15,15 +15,17 @@ from tests.helpers.servers import (
 )
 
 
-@pytest.fixture(autouse=True)
-def admin_secret_dir(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
-    """A per-test directory for the bundled registry's local admin secrets (servers started by
-    the test write there, the client library reads there): never the user's own."""
+@pytest.fixture(scope="session", autouse=True)
+def admin_secret_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the bundled registries of this test session write their local admin secrets, and
+    where the client library looks for them: never the user's own directory. Session-wide so
+    that module-scoped registries use it too; the files are per port, so registries never
+    collide (each xdist worker has its own session directory). A test that wants a directory
+    of its own sets ``REGTUI_ADMIN_DIR`` itself (``monkeypatch``)."""
     directory = tmp_path_factory.mktemp("admin-secrets")
-    monkeypatch.setenv(ADMIN_DIR_ENV, str(directory))
-    return directory
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ADMIN_DIR_ENV, str(directory))
+        yield directory
 
 
 @pytest.fixture

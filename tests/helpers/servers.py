@@ -6,9 +6,11 @@ are missing skip the test with a reason, except under CI (``CI=true``), where th
 installs them, so a missing one is a broken setup, not a reason to pass.
 
 The bundled registry writes its local admin secret under ``$REGTUI_ADMIN_DIR``, which an autouse
-fixture (``tests/conftest.py``) points into the test's own temporary directory: the server gets
-it explicitly, the client library in the test process reads the same variable, and
-:meth:`RunningRegistry.admin_headers` gives the header for raw ``httpx`` calls.
+fixture (``tests/conftest.py``) points into the session's temporary directory (a test may point
+it at its own): the server gets it explicitly (next to its root when the variable is unset, so
+that no test ever writes into the user's directories), the client library in the test process
+reads the same variable, and :meth:`RunningRegistry.admin_headers` gives the header for raw
+``httpx`` calls.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class RunningRegistry:
     root: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    admin_dir: Path | None = None
+    """Where this (bundled) registry writes its local admin secret."""
 
     @property
     def host(self) -> str:
@@ -77,9 +81,8 @@ class RunningRegistry:
 
     def admin_secret(self) -> str:
         """The local admin secret this (bundled) registry wrote for its port."""
-        directory = os.environ.get(ADMIN_DIR_ENV)
-        assert directory, f"{ADMIN_DIR_ENV} is not set (tests/conftest.py sets it per test)"
-        return (Path(directory) / str(self.port)).read_text().strip()
+        assert self.admin_dir is not None, "only the bundled registry has an admin secret"
+        return (self.admin_dir / str(self.port)).read_text().strip()
 
     def admin_headers(self) -> dict[str, str]:
         """The header a local administrator sends (what ``tui.client.ext`` does for itself)."""
@@ -137,8 +140,8 @@ def bundled_registry(
     log_path = root.parent / f"{root.name}-server.log"
     log = log_path.open("wb")
     server_env = {**os.environ, **(env or {})}
-    if ADMIN_DIR_ENV in os.environ and not (env and ADMIN_DIR_ENV in env):
-        server_env[ADMIN_DIR_ENV] = os.environ[ADMIN_DIR_ENV]  # the test's own secret dir
+    admin_dir = Path(server_env.get(ADMIN_DIR_ENV) or root.parent / f"{root.name}-admin-secrets")
+    server_env[ADMIN_DIR_ENV] = str(admin_dir)  # explicit: never the user's own directory
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -155,7 +158,9 @@ def bundled_registry(
             )
         url = line.removeprefix("listening on ").strip()
         _wait_ready(url, process, log_path, verify=verify)
-        yield RunningRegistry(url=url, root=root, process=process, log_path=log_path)
+        yield RunningRegistry(
+            url=url, root=root, process=process, log_path=log_path, admin_dir=admin_dir
+        )
     finally:
         _stop(process)
         if process.stdout is not None:
