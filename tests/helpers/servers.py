@@ -15,7 +15,9 @@ reads the same variable, and :meth:`RunningRegistry.admin_headers` gives the hea
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -245,7 +247,12 @@ def nginx_config(
         if htpasswd
         else ""
     )
+    # Run as root (CI containers), nginx's workers would switch to "nobody", who cannot read the
+    # test's private files; unprivileged, this directive is ignored with a notice.
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
     return f"""\
+user {user} {group};
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
