@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -134,6 +135,28 @@ async def test_the_client_library_finds_the_secret_by_itself(registry: RunningRe
         report = await ext.storage_usage(client)
         result = await ext.collect_garbage(client, dry_run=True, grace_period=0)
     assert report.reclaimable_blobs == 3 and len(result.eligible_blobs) == 3
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+async def test_ipv6_loopback_finds_the_secret(tmp_path: Path) -> None:
+    with bundled_registry(tmp_path / "root", args=("--addr", "[::1]:0")) as running:
+        assert running.url.startswith("http://[::1]:")
+        async with RegistryClient(running.host) as client:
+            assert (await ext.storage_usage(client)).blob_count == 0
+
+
+async def test_localhost_finds_the_secret(registry: RunningRegistry) -> None:
+    async with RegistryClient(f"localhost:{registry.port}") as client:
+        assert (await ext.storage_usage(client)).blob_count == 0
 
 
 def test_the_secret_file_goes_with_a_clean_shutdown(tmp_path: Path) -> None:

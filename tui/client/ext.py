@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 
 from tui.client._admin import send_as_local_admin
-from tui.client.errors import ConnectError, MalformedResponseError
+from tui.client._base import transport_error
+from tui.client.errors import MalformedResponseError
 from tui.client.registry import RegistryClient
 
 STORAGE_PATH = "/v2/_regtui/ext/storage"
@@ -270,8 +271,10 @@ async def _admin_request(
             request_timeout=client.timeout,
             json=json,
         )
-    except httpx.TransportError as exc:
-        raise ConnectError(f"Cannot reach {client.host}: {exc or type(exc).__name__}") from exc
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        response = None  # not sent: the ordinary path says what is wrong, in its own terms
+    except httpx.TransportError as exc:  # sent, perhaps acted on: never sent twice
+        raise transport_error(exc, client.host) from exc
     if response is not None and response.status_code not in (401, 403) and not response.is_redirect:
         return response
     return await client.request(method, path, json=json)
