@@ -409,9 +409,11 @@ async def test_the_secret_never_goes_through_a_proxy(
             monkeypatch.setenv(name, f"http://{proxy}")
         for name in ("NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
-        async with RegistryClient(f"http://{registry.host}") as client:
+        async with RegistryClient(f"http://{registry.host}", max_retries=0) as client:
             report = await ext.storage_usage(client)
+            ordinary = await client.request("GET", "/v2/_catalog")
     assert report.blob_count == 0
+    assert ordinary.status_code == 502 and proxy_seen  # ordinary requests go through the proxy
     assert not any(ADMIN_SECRET_HEADER in h for h in proxy_seen)
     assert registry.admin_secret() not in json.dumps(proxy_seen)
 
