@@ -7,7 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.servers import RunningRegistry, bundled_registry, distribution_registry
+from tests.helpers.servers import (
+    ADMIN_DIR_ENV,
+    RunningRegistry,
+    bundled_registry,
+    distribution_registry,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def admin_secret_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the bundled registries of this test session write their local admin secrets, and
+    where the client library looks for them: never the user's own directory. Session-wide so
+    that module-scoped registries use it too; the files are per port, so registries never
+    collide (each xdist worker has its own session directory). A test that wants a directory
+    of its own sets ``REGTUI_ADMIN_DIR`` itself (``monkeypatch``)."""
+    directory = tmp_path_factory.mktemp("admin-secrets")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ADMIN_DIR_ENV, str(directory))
+        yield directory
 
 
 @pytest.fixture

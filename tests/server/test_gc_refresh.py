@@ -40,7 +40,7 @@ def _orphan(registry: RunningRegistry, repo: str, image: Image) -> None:
 
 
 def _gc(registry: RunningRegistry, **options: object) -> dict[str, object]:
-    with httpx.Client(base_url=registry.url, timeout=60) as c:
+    with httpx.Client(base_url=registry.url, timeout=60, headers=registry.admin_headers()) as c:
         response = c.post("/v2/_regtui/ext/gc", json=options)
     assert response.status_code == 200, response.text
     document: dict[str, object] = response.json()
