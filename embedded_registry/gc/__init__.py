@@ -54,7 +54,8 @@ from embedded_registry.gc.offline import (
     write_serving_marker,
     writer_activity,
 )
-from embedded_registry.gc.plan import GcReport, Removal, plan, sweepable_blobs
+from embedded_registry.gc.activity import PushActivity
+from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, plan, sweepable_blobs
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
@@ -72,6 +73,7 @@ from embedded_registry.gc.sweep import (
     execute,
     recover_interrupted_sweep,
 )
+from embedded_registry.storage.fsutil import STALE_TEMP_AGE, remove_stale_temp_files
 from embedded_registry.storage.paths import Layout
 
 __all__ = [
@@ -83,11 +85,14 @@ __all__ = [
     "ROLE_MANIFEST",
     "SERVING_MARKER",
     "SWEEP_ORDER",
+    "STALE_TEMP_AGE",
     "SWEEP_THREADS",
+    "UPLOAD_MAX_IDLE",
     "GcReport",
     "Manifest",
     "MarkResult",
     "Problem",
+    "PushActivity",
     "RegistryActive",
     "Removal",
     "RepoMark",
@@ -118,16 +123,21 @@ def collect_garbage(
     grace_period: float = DEFAULT_GRACE_PERIOD,
     now: float | None = None,
     refuse_if_active: bool = False,
+    upload_max_idle: float = UPLOAD_MAX_IDLE,
 ) -> GcReport:
     """Mark and sweep one storage root; a dry run plans and removes nothing.
 
     With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems
-    to be writing to the root.
+    to be writing to the root. A real run also removes temporary files of atomic writes that a
+    killed writer left (older than ``STALE_TEMP_AGE``), and upload sessions idle for longer than
+    ``upload_max_idle``.
     """
     started = time.monotonic()
     now = time.time() if now is None else now
     if not dry_run:
-        recover_interrupted_sweep(Layout(root))
+        layout = Layout(root)
+        recover_interrupted_sweep(layout)
+        remove_stale_temp_files(layout.v2)
     snapshot = Snapshot(root)
     if refuse_if_active:
         reason = writer_activity(snapshot, now=now)
@@ -141,6 +151,7 @@ def collect_garbage(
         remove_empty_repos=remove_empty_repos,
         now=now,
         grace=grace_period,
+        upload_max_idle=upload_max_idle,
     )
     problems = list(marks.problems)
     if not dry_run:

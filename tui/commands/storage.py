@@ -101,9 +101,13 @@ def _add_gc(subparsers: Any) -> None:
         description=(
             "Remove blobs that no manifest references, in a storage directory in Distribution's "
             "layout. Run it on a stopped or read-only registry "
-            "(storage.maintenance.readonly.enabled: true): gc refuses when it sees recent writes "
-            "or a running bundled registry, but a registry:2 that runs idle leaves no trace it "
-            "could see. A dry run changes nothing."
+            "(storage.maintenance.readonly.enabled: true): gc refuses while a bundled registry "
+            "serves the directory or an upload session was written in the last minute, but a "
+            "registry:2 that runs idle leaves no trace it could see. Blobs younger than the "
+            "grace period are kept only where a push may be in flight (an open upload session, "
+            "or blobs written since their repository's last manifest commit or delete): an "
+            "image deleted before the registry stopped is freed at once. A dry run changes "
+            "nothing."
         ),
     )
     gc.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
@@ -127,12 +131,14 @@ def _add_gc(subparsers: Any) -> None:
         type=parse_duration,
         default=DEFAULT_GRACE_PERIOD,
         metavar="DURATION",
-        help="never remove anything written more recently than this (default 1h; 0 for none)",
+        help="keep what a push in flight may need if written more recently than this "
+        "(default 1h; 0 for none)",
     )
     gc.add_argument(
         "--force",
         action="store_true",
-        help="run even though a registry seems to be writing (a dry run never refuses)",
+        help="run even though a registry seems to serve the directory (a dry run never "
+        "refuses)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=gc_root)
