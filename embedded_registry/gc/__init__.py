@@ -18,15 +18,36 @@ Where Distribution is unsafe or untidy, regtui differs and says so in the report
 * ``_layers`` links to blobs that are gone and tag-history entries of removed manifests are removed
   (Distribution leaves them behind: distribution#3851); with ``remove_empty_repos`` repositories
   left with nothing go too (distribution#1585);
-* nothing younger than the grace period is removed: blobs, blob links, manifest revisions and
-  uploads. This is what makes GC safe while a registry keeps accepting pushes (distribution#3045):
-  a blob uploaded just before GC whose manifest is not pushed yet survives. The bundled registry
-  also holds its commit lock from the start of the mark to the end of the sweep.
+* **pushes in flight are safe, and a deleted image is freed at once.** GC removes nothing a push
+  in flight may need, and keeps nothing else for longer than it must:
+
+  - an upload session (``_uploads/<uuid>``) is never removed, whatever the grace period (0
+    included), until it has been idle for upload purging's age (168 h, as Distribution's
+    purger); the sweep never removes a blob's directory in which an upload has just put a
+    fresh ``data``, and a blob upload that meets GC re-creates what GC removed (never a 500);
+  - the grace period (``storage.maintenance.gc.graceperiod``, 1 h) protects a young
+    unreferenced blob, link or untagged manifest **only where a push is in flight**: its
+    repository has an upload session written within the grace period, or the blob was written,
+    linked or refreshed at or after the repository's last manifest commit or delete (its
+    manifest may still come). Everything else goes at once: after an operator deletes an image
+    and nothing is being pushed there, a GC with the default configuration frees its blobs.
+    :mod:`embedded_registry.gc.activity` says exactly how activity is read from the disk (the
+    bundled registry and Distribution leave the same traces, so ``regtui gc --root`` on a
+    stopped registry:2 frees a just-deleted image too);
+  - the bundled registry holds its commit lock from the start of the mark to the end of the
+    sweep: a manifest PUT naming a blob GC is about to remove either commits before GC marks
+    (and the blob is kept) or waits and then fails with MANIFEST_BLOB_UNKNOWN; an acknowledged
+    manifest never names a swept blob. A push whose blobs were all uploaded before another
+    push's commit in the same repository, and that pauses with no upload session open, may
+    lose them to a GC run in that pause: its manifest PUT then fails cleanly and the client
+    pushes again (nothing acknowledged is lost).
 * a blob a client has just been told about survives too: the bundled registry refreshes a blob's
-  mtime when it answers a HEAD or GET, a mount or a re-push (at most once per tenth of the grace
-  period), and the sweep checks each blob's mtime again right before removing it; a blob used
-  since the scan is kept and reported (``refreshed_blobs``). With a grace period of 0 nothing is
-  protected, on purpose.
+  mtime when it answers a HEAD or GET, a mount or a re-push (at most once a second, or once per
+  tenth of a shorter grace period), and the sweep checks each blob's mtime again right before
+  removing it; a blob used since the scan is kept and reported (``refreshed_blobs``). With a
+  grace period of 0 nothing but upload sessions is protected, on purpose.
+* a real run removes the temporary files of atomic writes left by a killed writer (older than
+  an hour: a write in flight is never touched).
 
 Every removal is planned first: a dry run and a real run build the same plan, so a dry run lists
 exactly what a real run would remove, with sizes and totals.
