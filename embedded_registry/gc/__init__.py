@@ -58,6 +58,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.mark import (
     ROLE_CONFIG,
     ROLE_LAYER,
@@ -75,7 +76,6 @@ from embedded_registry.gc.offline import (
     write_serving_marker,
     writer_activity,
 )
-from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, plan, sweepable_blobs
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
@@ -105,8 +105,8 @@ __all__ = [
     "ROLE_LAYER",
     "ROLE_MANIFEST",
     "SERVING_MARKER",
-    "SWEEP_ORDER",
     "STALE_TEMP_AGE",
+    "SWEEP_ORDER",
     "SWEEP_THREADS",
     "UPLOAD_MAX_IDLE",
     "GcReport",

@@ -11,7 +11,6 @@ from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.mark import MarkResult, Problem
 from embedded_registry.gc.scan import RepoSnapshot, Snapshot, digest_dirs, stat_or_none
 
-
 UPLOAD_MAX_IDLE = 7 * 86400.0
 """Seconds an upload session must be idle before GC removes it: Distribution's default upload
 purging age (168 h). A session younger than that may still be resumed; GC never breaks it."""

@@ -6,9 +6,9 @@ import contextlib
 import errno
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal, tree_file_bytes
@@ -73,8 +73,10 @@ def recover_interrupted_sweep(layout: Layout) -> list[str]:
         aside = os.path.join(directory, "link" + SWEEPING_SUFFIX)
         digest = read_link(aside)
         link = os.path.join(directory, "link")
-        if digest is not None and not os.path.exists(link) and os.path.exists(
-            _data_path(layout, digest)
+        if (
+            digest is not None
+            and not os.path.exists(link)
+            and os.path.exists(_data_path(layout, digest))
         ):
             os.rename(aside, link)
             restored.append(link)

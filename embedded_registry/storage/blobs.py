@@ -61,9 +61,9 @@ class BlobStore:
 
         A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
         GC must not sweep the blob in between. Its mtime is set to now when older than
-        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` (never with a grace
-        period of 0: then nothing is protected). GC checks the mtime again right before removing a blob
-        (``embedded_registry.gc.sweep``).
+        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` (never with a
+        grace period of 0: then nothing is protected). GC checks the mtime again right before
+        removing a blob (``embedded_registry.gc.sweep``).
         """
         interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
         if grace_period <= 0 or time.time() - st.st_mtime < interval:

@@ -67,7 +67,9 @@ def _start_chunked(client: httpx.Client, repo: str, first: bytes) -> str:
     return str(patched.headers["Location"])
 
 
-def _finish_chunked(client: httpx.Client, location: str, offset: int, rest: bytes, digest: str) -> None:
+def _finish_chunked(
+    client: httpx.Client, location: str, offset: int, rest: bytes, digest: str
+) -> None:
     patched = client.patch(
         location,
         content=rest,
@@ -105,7 +107,7 @@ def test_delete_then_gc_frees_at_once_while_a_chunked_push_goes_on(
     with httpx.Client(base_url=registry.url, timeout=30) as client:
         assert client.delete(f"/v2/seeds/manifests/{deleted.digest}").status_code == 202
         # The push in flight: its config is uploaded, its layer is half way.
-        location = start = client.post(
+        start = client.post(
             f"/v2/incoming/blobs/uploads/?digest={incoming.config.digest}",
             content=incoming.config.data,
             headers=OCTETS,

@@ -34,7 +34,9 @@ def test_get_and_head_of_an_invalid_reference_answer_404(
     head = client.head(f"/v2/pulled/manifests/{reference}", headers={"Accept": OCI_MANIFEST})
     assert head.status_code == 404 and head.content == b""
     # The repository is fine: a valid reference still resolves.
-    assert client.head("/v2/pulled/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 200
+    assert (
+        client.head("/v2/pulled/manifests/v1", headers={"Accept": OCI_MANIFEST}).status_code == 200
+    )
 
 
 def test_distribution_answers_404_to_the_conformance_reference_too(
@@ -66,9 +68,8 @@ def test_a_deeply_nested_manifest_is_invalid_and_the_server_stays_up(
     push_image(client, "deep", "v1", image)
     before = files_under(registry.root)
     nested = "[" * depth + "]" * depth if shape == "arrays" else '{"a":' * depth + "1" + "}" * depth
-    body = (
-        '{"schemaVersion":2,"mediaType":"%s","config":%s,"layers":[]}' % (OCI_MANIFEST, nested)
-    ).encode()
+    head = f'{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":'
+    body = (head + nested + ',"layers":[]}').encode()
     response = client.put(
         "/v2/deep/manifests/nested", content=body, headers={"Content-Type": OCI_MANIFEST}
     )

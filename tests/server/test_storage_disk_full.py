@@ -47,7 +47,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         else None
     )
     if result is None or result.returncode != 0:
-        reason = f"cannot mount a small tmpfs here: {result.stderr.strip() if result else 'no mount'}"
+        reason = (
+            f"cannot mount a small tmpfs here: {result.stderr.strip() if result else 'no mount'}"
+        )
         if in_ci():
             pytest.fail(reason)
         pytest.skip(reason)

@@ -137,8 +137,7 @@ def _add_gc(subparsers: Any) -> None:
     gc.add_argument(
         "--force",
         action="store_true",
-        help="run even though a registry seems to serve the directory (a dry run never "
-        "refuses)",
+        help="run even though a registry seems to serve the directory (a dry run never refuses)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=gc_root)
