@@ -254,3 +254,52 @@ def test_gc_with_grace_zero_leaves_the_upload_and_cleans_stale_temp_files(tmp_pa
     collect_garbage(root, grace_period=0)
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``_layers`` link whose blob is gone is planned for removal; an upload of that blob
+    commits and links it right after the sweep's last look for the blob. The link must
+    survive (the blob is served in its repository afterwards)."""
+    root = tmp_path / "root"
+    image = make_image([{"layer": b"linked again" * 300}])
+    with bundled_registry(root) as registry:
+        push_image(registry.url, "app", "v1", image)
+        assert httpx.delete(f"{registry.url}/v2/app/manifests/{image.digest}").status_code == 202
+    layer = image.layers[0]
+    layout = Layout(root)
+    for blob in image.blobs():  # the blobs went in an earlier GC; their links stayed
+        data = layout.blob_data(blob.digest)
+        data.unlink()
+        data.parent.rmdir()
+    _age(root / "docker", 2 * HOURS)
+    now = time.time()
+    snapshot = Snapshot(root)
+    marks = mark(snapshot, delete_untagged=False, now=now, grace=HOURS)
+    removals, _ = plan(
+        snapshot, marks, delete_untagged=False, remove_empty_repos=False, now=now, grace=HOURS
+    )
+    assert layer.digest in {r.digest for r in removals if r.kind == "layer_link"}
+    storage = Storage(root)
+    real_exists = os.path.exists
+    data = str(layout.blob_data(layer.digest))
+
+    def upload_right_after_the_check(path: Any) -> bool:
+        found = real_exists(path)
+        if str(path) == data and not found:
+            # The sweep has just seen no blob: the upload commits and links it now.
+            upload = tmp_path / "upload"
+            upload.write_bytes(layer.data)
+            storage.blobs.commit_file(upload, layer.digest)
+            storage.blobs.link("app", layer.digest)
+        return found
+
+    monkeypatch.setattr(sweep_module.os.path, "exists", upload_right_after_the_check)
+    problems: list[Any] = []
+    execute(snapshot, removals, problems, young=now - HOURS)
+    monkeypatch.undo()
+
+    assert not problems
+    assert storage.blobs.linked_size("app", layer.digest) == len(layer.data)
+    assert not layout.layer_link("app", image.config.digest).exists()
