@@ -270,9 +270,9 @@ def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
     layer = image.layers[0]
     layout = Layout(root)
     for blob in image.blobs():  # the blobs went in an earlier GC; their links stayed
-        data = layout.blob_data(blob.digest)
-        data.unlink()
-        data.parent.rmdir()
+        gone = layout.blob_data(blob.digest)
+        gone.unlink()
+        gone.parent.rmdir()
     _age(root / "docker", 2 * HOURS)
     now = time.time()
     snapshot = Snapshot(root)
@@ -283,11 +283,11 @@ def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
     assert layer.digest in {r.digest for r in removals if r.kind == "layer_link"}
     storage = Storage(root)
     real_exists = os.path.exists
-    data = str(layout.blob_data(layer.digest))
+    layer_data = str(layout.blob_data(layer.digest))
 
     def upload_right_after_the_check(path: Any) -> bool:
         found = real_exists(path)
-        if str(path) == data and not found:
+        if str(path) == layer_data and not found:
             # The sweep has just seen no blob: the upload commits and links it now.
             upload = tmp_path / "upload"
             upload.write_bytes(layer.data)
