@@ -208,8 +208,8 @@ def _print_gc(report: GcReport) -> None:
     )
     if report.kept_young_blobs:
         print(
-            f"{report.kept_young_blobs} unreferenced blobs are younger than the grace period "
-            f"({report.grace_period:.0f} s) and were kept"
+            f"{report.kept_young_blobs} unreferenced blobs were kept: younger than the grace "
+            f"period ({report.grace_period:.0f} s) where a push may be in flight"
         )
     if report.refreshed_blobs:
         print(
