@@ -26,29 +26,67 @@ def _age(root: Path, seconds: float) -> None:
             os.utime(os.path.join(dirpath, name), (then, then))
 
 
+DELETED = make_image([{"deleted": b"d" * 3000}])
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
+    """A registry:2 directory right after a push, a second push and a delete: the registry
+    stopped at once, as the how-tos say to stop it before a GC."""
     root = tmp_path / "root"
     kept = make_image([{"kept": b"k" * 100}])
-    deleted = make_image([{"deleted": b"d" * 3000}])
     with distribution_registry(root) as dist:
         push_image(dist.url, "app", "v1", kept)
-        push_image(dist.url, "app", "v2", deleted)
-        assert httpx.delete(f"{dist.url}/v2/app/manifests/{deleted.digest}").status_code == 202
+        push_image(dist.url, "app", "v2", DELETED)
+        assert httpx.delete(f"{dist.url}/v2/app/manifests/{DELETED.digest}").status_code == 202
     return root
 
 
-def test_gc_refuses_while_a_registry_just_wrote_and_says_how_to_stop_it(
+def test_gc_right_after_a_stopped_registry_wrote_frees_the_deleted_image(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["gc", "--root", str(root), "--grace-period", "0"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("regtui: error: a registry seems to be writing")
-    assert "storage.maintenance.readonly.enabled: true" in err
-    assert "--force" in err
-    # Nothing was removed: a dry run still finds the garbage.
-    assert main(["gc", "--root", str(root), "--dry-run", "--grace-period", "0", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["eligible_blobs"] == 3
+    """No refusal for recent writes of a stopped registry, and the default grace period keeps
+    nothing of an image deleted after its push: no push is in flight."""
+    assert main(["gc", "--root", str(root), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["eligible_blobs"] == 3
+    removed = {r["digest"] for r in doc["removals"] if r["kind"] == "blob" and r["removed"]}
+    assert removed == {b.digest for b in DELETED.blobs()} | {DELETED.digest}
+    blobs = root / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    for digest in removed:
+        hex_part = digest.split(":", 1)[1]
+        assert not (blobs / hex_part[:2] / hex_part).exists()
+    assert doc["grace_period"] == 3600.0 and doc["kept_young_blobs"] == 0
+
+
+def test_gc_refuses_while_a_push_is_going_on_and_names_force(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An upload session written a moment ago is a sign of a live server: refused, in one line
+    that says what to do; ``--force`` runs anyway and keeps the session."""
+    with distribution_registry(root) as dist:
+        opened = httpx.post(f"{dist.url}/v2/app/blobs/uploads/")
+        assert opened.status_code == 202
+        patched = httpx.patch(
+            httpx.URL(dist.url).join(opened.headers["Location"]),
+            content=b"half a layer",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert patched.status_code == 202
+        assert main(["gc", "--root", str(root), "--grace-period", "0"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("regtui: error: a registry seems to be")
+        assert "an upload session in app was written" in err
+        assert "storage.maintenance.readonly.enabled: true" in err
+        assert "--force" in err
+        # Nothing was removed: a dry run still finds the garbage.
+        assert main(["gc", "--root", str(root), "--dry-run", "--grace-period", "0", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["eligible_blobs"] == 3
+    assert main(["gc", "--root", str(root), "--grace-period", "0", "--force", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["eligible_blobs"] == 3 and not [r for r in doc["removals"] if r["kind"] == "upload"]
+    uploads = root / "docker" / "registry" / "v2" / "repositories" / "app" / "_uploads"
+    assert len(list(uploads.iterdir())) == 1
 
 
 def test_gc_refuses_while_the_bundled_registry_serves_the_root(
@@ -91,7 +129,10 @@ def test_du_root(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["blob_count"] == 6
     assert [r["name"] for r in doc["repositories"]] == ["app"]
-    assert doc["reclaimable_bytes"] == 0  # everything is younger than the default grace period
+    # The deleted image is young, but no push is in flight: reclaimable at once.
+    assert doc["reclaimable_bytes"] == sum(b.size for b in DELETED.blobs()) + len(
+        DELETED.manifest.data
+    )
 
     assert main(["du", "--root", str(root)]) == 0
     out = capsys.readouterr().out

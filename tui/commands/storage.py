@@ -101,9 +101,13 @@ def _add_gc(subparsers: Any) -> None:
         description=(
             "Remove blobs that no manifest references, in a storage directory in Distribution's "
             "layout. Run it on a stopped or read-only registry "
-            "(storage.maintenance.readonly.enabled: true): gc refuses when it sees recent writes "
-            "or a running bundled registry, but a registry:2 that runs idle leaves no trace it "
-            "could see. A dry run changes nothing."
+            "(storage.maintenance.readonly.enabled: true): gc refuses while a bundled registry "
+            "serves the directory or an upload session was written in the last minute, but a "
+            "registry:2 that runs idle leaves no trace it could see. Blobs younger than the "
+            "grace period are kept only where a push may be in flight (an open upload session, "
+            "or blobs written since their repository's last manifest commit or delete): an "
+            "image deleted before the registry stopped is freed at once. A dry run changes "
+            "nothing."
         ),
     )
     gc.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
@@ -127,12 +131,13 @@ def _add_gc(subparsers: Any) -> None:
         type=parse_duration,
         default=DEFAULT_GRACE_PERIOD,
         metavar="DURATION",
-        help="never remove anything written more recently than this (default 1h; 0 for none)",
+        help="keep what a push in flight may need if written more recently than this "
+        "(default 1h; 0 for none)",
     )
     gc.add_argument(
         "--force",
         action="store_true",
-        help="run even though a registry seems to be writing (a dry run never refuses)",
+        help="run even though a registry seems to serve the directory (a dry run never refuses)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
     gc.set_defaults(handler=gc_root)
@@ -203,8 +208,8 @@ def _print_gc(report: GcReport) -> None:
     )
     if report.kept_young_blobs:
         print(
-            f"{report.kept_young_blobs} unreferenced blobs are younger than the grace period "
-            f"({report.grace_period:.0f} s) and were kept"
+            f"{report.kept_young_blobs} unreferenced blobs were kept: younger than the grace "
+            f"period ({report.grace_period:.0f} s) where a push may be in flight"
         )
     if report.refreshed_blobs:
         print(
