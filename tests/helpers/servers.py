@@ -26,6 +26,16 @@ import pytest
 import yaml
 
 START_TIMEOUT = 20.0
+SCRUBBED_ENV_PREFIXES = ("REGTUI_", "REGISTRY_")
+"""Variables a server started by a test never inherits: the developer's settings would change it."""
+
+
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server process: ours without ``REGTUI_*``/``REGISTRY_*``, plus
+    ``extra`` (what the test itself asks for)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_ENV_PREFIXES)}
+    env.update(extra or {})
+    return env
 
 
 def in_ci() -> bool:
@@ -118,7 +128,7 @@ def bundled_registry(
         command,
         stdout=subprocess.PIPE,
         stderr=log,
-        env={**os.environ, **(env or {})},
+        env=server_env(env),
     )
     try:
         assert process.stdout is not None
@@ -171,7 +181,10 @@ def distribution_registry(
     log_path = root.parent / f"{root.name}-distribution.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT
+        [binary, "serve", str(config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=server_env(),
     )
     url = f"http://127.0.0.1:{port}"
     try:
