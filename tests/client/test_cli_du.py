@@ -41,7 +41,7 @@ def test_du_host_and_du_root_print_the_same_table(
     # Nothing here is garbage, so the numbers agree too: the very same lines.
     assert exact == offline == estimate
     for line in exact[1:]:
-        name, manifests, tags, rest = line.split(maxsplit=3)
+        _name, manifests, tags, rest = line.split(maxsplit=3)
         assert manifests.isdigit() and tags.isdigit()
         referenced, only_here = re.split(r"(?<=B)\s+", rest.strip())
         assert BINARY_SIZE.match(referenced) and BINARY_SIZE.match(only_here), line
