@@ -210,3 +210,28 @@ def test_password_stdin_never_printed(
         assert code == 1 and "Not authorized" in err and "not-the-pass" not in out + err
         code, out, err = run(capsys, monkeypatch, "ls", running.host)
         assert code == 1 and "anonymously" in err
+
+
+def test_dry_runs_change_nothing_on_disk(
+    scratch: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rm --dry-run`` and ``untag --dry-run`` reach the code: not one file of the registry's
+    storage changes, however the command is asked; without --dry-run the same commands do."""
+    from tests.server.test_gc_cli import files
+
+    before = files(scratch.root)
+    for argv in (
+        ("rm", f"{scratch.host}/team/app:stable", "--dry-run"),
+        ("rm", f"{scratch.host}/team/app:stable", "--dry-run", "--yes", "--json"),
+        ("untag", f"{scratch.host}/team/app:v2", "--dry-run"),
+        ("untag", f"{scratch.host}/team/app:v2", "--dry-run", "--json"),
+    ):
+        code, _, err = run(capsys, monkeypatch, *argv)
+        assert (code, err) == (0, ""), argv
+        assert files(scratch.root) == before, argv
+    code, _, _ = run(capsys, monkeypatch, "untag", f"{scratch.host}/team/app:v2")
+    assert code == 0 and files(scratch.root) != before
+    after_untag = files(scratch.root)
+    code, _, _ = run(capsys, monkeypatch, "rm", f"{scratch.host}/team/app:stable", "--yes")
+    assert code == 0 and files(scratch.root) != after_untag
+    assert skopeo_tags(scratch, "team/app")["Tags"] == ["multi"]
