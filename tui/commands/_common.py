@@ -9,11 +9,8 @@ RFC 3339 UTC strings, platforms as ``{"os", "architecture", "variant"}`` objects
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from tui.commands.access import PasswordError, add_access_arguments, read_password
@@ -45,6 +42,8 @@ def fail(message: str) -> None:
 
 def run(args: argparse.Namespace, command: Command) -> int:
     """Run an async command; usage mistakes exit 2, registry errors 1, each as one line."""
+    import asyncio
+
     from tui.client import InvalidReferenceError, RegistryClientError
 
     try:
@@ -109,6 +108,8 @@ def repo_ref(text: str) -> Reference:
 
 
 def print_json(data: Any) -> None:
+    import json
+
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
@@ -123,6 +124,8 @@ def platform_json(platform: Platform | None) -> dict[str, str | None] | None:
 def rfc3339(value: str | None) -> str | None:
     """An image config's time (any offset, up to nanoseconds) as RFC 3339 UTC, ``...Z``;
     ``None`` when absent or unreadable."""
+    from datetime import UTC
+
     from tui.logic.fmt import parse_created
 
     parsed = parse_created(value)

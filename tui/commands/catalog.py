@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import fnmatch
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +87,8 @@ async def _ls(args: argparse.Namespace) -> int:
 
 
 async def _tags(args: argparse.Namespace) -> int:
+    import asyncio
+
     ref = c.repo_ref(args.repo)
     async with c.client(args, c.registry_of(ref)) as client:
         tags = await client.list_tags(ref.repository)
@@ -122,6 +122,8 @@ async def _tags(args: argparse.Namespace) -> int:
 
 
 async def _refs(args: argparse.Namespace) -> int:
+    import fnmatch
+
     host, registry = c.host_registry(args.host)
     patterns: list[str] = args.repo_filter or []
     found: list[dict[str, str]] = []
@@ -149,6 +151,8 @@ async def all_tags(
     """``(repo, tags)`` for each of ``repos``, in their order, with up to ``concurrency``
     repositories read at once (at most about twice that many read ahead); a repository that
     is gone by the time its tags are read is skipped."""
+    import asyncio
+
     from tui.client import NotFoundError
 
     async def tags_of(repo: str) -> tuple[str, list[str]] | None:

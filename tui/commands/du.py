@@ -8,7 +8,6 @@ repository objects in JSON.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
@@ -75,6 +74,8 @@ async def _du(args: argparse.Namespace) -> int:
         if exact is not None:
             data = _exact_json(exact, args.repo)
         else:
+            from dataclasses import asdict
+
             from tui.client.survey import estimate_registry
 
             data = _estimate_json(asdict(await estimate_registry(client, args.repo)))

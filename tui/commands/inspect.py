@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -151,6 +150,8 @@ def _platform_text(platform: dict[str, str | None] | None) -> str:
 
 
 def _print_inspect(report: dict[str, Any]) -> None:
+    import json
+
     print(f"Name:       {report['registry']}/{report['repository']}")
     print(f"Digest:     {report['digest']}")
     print(f"Media type: {report['media_type']}")

@@ -9,23 +9,19 @@ or read-only registry. ``du`` is registered by :mod:`tui.commands.registry`, whi
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from embedded_registry.gc import (
-    DEFAULT_GRACE_PERIOD,
-    GcReport,
-    RegistryActive,
-    collect_garbage,
-)
-from embedded_registry.storage.paths import V2_PREFIX
-from embedded_registry.usage import UsageReport, storage_usage
-from tui.commands._common import repo_usage_table
+from tui.commands._common import print_json, repo_usage_table
 from tui.commands._common import size as _size
-from tui.data.storage import grace_sentence
+
+if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --root runs
+    from embedded_registry.gc import GcReport
+    from embedded_registry.usage import UsageReport
+
+V2_PREFIX = Path("docker") / "registry" / "v2"  # embedded_registry.storage.paths's
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -125,7 +121,7 @@ def _add_gc(subparsers: Any) -> None:
     gc.add_argument(
         "--grace-period",
         type=parse_duration,
-        default=DEFAULT_GRACE_PERIOD,
+        default=None,  # embedded_registry.gc's DEFAULT_GRACE_PERIOD, filled in by _gc_handler
         metavar="DURATION",
         help="never remove anything written more recently than this (default 1h; 0 for none)",
     )
@@ -135,7 +131,15 @@ def _add_gc(subparsers: Any) -> None:
         help="run even though a registry seems to be writing (a dry run never refuses)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
-    gc.set_defaults(handler=gc_root)
+    gc.set_defaults(handler=_gc_handler)
+
+
+def _gc_handler(args: argparse.Namespace) -> int:
+    from embedded_registry.gc import DEFAULT_GRACE_PERIOD
+
+    if args.grace_period is None:
+        args.grace_period = DEFAULT_GRACE_PERIOD
+    return gc_root(args)
 
 
 def _fail(message: str) -> None:
@@ -152,6 +156,8 @@ def _check_root(root: str) -> Path | None:
 
 def gc_root(args: argparse.Namespace) -> int:
     """``regtui gc --root DIR``: plan or run a garbage collection and report it."""
+    from embedded_registry.gc import RegistryActive, collect_garbage
+
     root = _check_root(args.root)
     if root is None:
         return EXIT_ERROR
@@ -171,7 +177,7 @@ def gc_root(args: argparse.Namespace) -> int:
         _fail(f"{args.root}: {exc}")
         return EXIT_ERROR
     if args.json:
-        print(json.dumps(gc_json(report), indent=2))
+        print_json(gc_json(report))
     else:
         _print_gc(report)
     for problem in report.problems:
@@ -300,6 +306,8 @@ def _print_gc(report: GcReport) -> None:
 
 def du_root(args: argparse.Namespace) -> int:
     """``regtui du --root DIR``: the exact storage report of a storage directory."""
+    from embedded_registry.usage import storage_usage
+
     root = _check_root(args.root)
     if root is None:
         return EXIT_ERROR
@@ -312,7 +320,7 @@ def du_root(args: argparse.Namespace) -> int:
     if only:
         report.repositories = [r for r in report.repositories if r.name in only]
     if getattr(args, "json", False):
-        print(json.dumps(du_root_json(report), indent=2))
+        print_json(du_root_json(report))
     else:
         _print_du(report)
     return EXIT_OK
@@ -338,6 +346,8 @@ def _print_du(report: UsageReport) -> None:
         f"({report.reclaimable_blobs} blobs); with --delete-untagged "
         f"{_size(report.reclaimable_bytes_untagged)} ({report.reclaimable_blobs_untagged} blobs)"
     )
+    from tui.data.storage import grace_sentence
+
     kept = grace_sentence(
         report.protected_young_bytes, report.protected_young_blobs, report.grace_period
     )
