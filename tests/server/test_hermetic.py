@@ -21,7 +21,7 @@ from tests.helpers.servers import bundled_registry, distribution_registry
 
 pytestmark = pytest.mark.timeout(120)
 PYTEST = (sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider")
-PYTEST = (*PYTEST, "-p", "tests.conftest")  # the fixture under test, as a plugin
+FIXTURE_AS_PLUGIN = ("-p", "tests.conftest")  # the fixture under test
 WORKTREE = Path(__file__).resolve().parents[2]
 
 INNER_TEST = """
@@ -62,7 +62,7 @@ def test_the_autouse_fixture_hides_the_developers_settings(tmp_path: Path) -> No
         "PYTHONPATH": str(WORKTREE),
     }
     done = subprocess.run(
-        [*PYTEST, "--rootdir", str(tmp_path), str(inner)],
+        [*PYTEST, *FIXTURE_AS_PLUGIN, "--rootdir", str(tmp_path), str(inner)],
         cwd=WORKTREE,
         env=env,
         capture_output=True,
