@@ -38,6 +38,16 @@ import yaml
 START_TIMEOUT = 20.0
 ADMIN_DIR_ENV = "REGTUI_ADMIN_DIR"
 ADMIN_SECRET_HEADER = "Regtui-Admin-Secret"
+SCRUBBED_ENV_PREFIXES = ("REGTUI_", "REGISTRY_")
+"""Variables a server started by a test never inherits: the developer's settings would change it."""
+
+
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server process: ours without ``REGTUI_*``/``REGISTRY_*``, plus
+    ``extra`` (what the test itself asks for)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_ENV_PREFIXES)}
+    env.update(extra or {})
+    return env
 
 
 def in_ci() -> bool:
@@ -141,14 +151,18 @@ def bundled_registry(
     command += list(args)
     log_path = root.parent / f"{root.name}-server.log"
     log = log_path.open("wb")
-    server_env = {**os.environ, **(env or {})}
-    admin_dir = Path(server_env.get(ADMIN_DIR_ENV) or root.parent / f"{root.name}-admin-secrets")
-    server_env[ADMIN_DIR_ENV] = str(admin_dir)  # explicit: never the user's own directory
+    admin_dir = Path(
+        (env or {}).get(ADMIN_DIR_ENV)
+        or os.environ.get(ADMIN_DIR_ENV)
+        or root.parent / f"{root.name}-admin-secrets"
+    )
+    # Explicit: never the user's own directory (and server_env drops REGTUI_* otherwise).
+    environment = server_env({**(env or {}), ADMIN_DIR_ENV: str(admin_dir)})
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=log,
-        env=server_env,
+        env=environment,
     )
     try:
         assert process.stdout is not None
@@ -203,7 +217,10 @@ def distribution_registry(
     log_path = root.parent / f"{root.name}-distribution.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT
+        [binary, "serve", str(config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=server_env(),
     )
     url = f"http://127.0.0.1:{port}"
     try:

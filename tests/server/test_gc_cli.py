@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from embedded_registry.gc import remove_serving_marker, write_serving_marker
-from tests.helpers.images import make_image, push_image
+from embedded_registry.storage.paths import Layout
+from tests.helpers.images import Image, make_image, push_image
 from tests.helpers.servers import distribution_registry
 from tui.cli import main
 
@@ -56,7 +57,7 @@ def test_gc_right_after_a_stopped_registry_wrote_frees_the_deleted_image(
     for digest in removed:
         hex_part = digest.split(":", 1)[1]
         assert not (blobs / hex_part[:2] / hex_part).exists()
-    assert doc["grace_period"] == 3600.0 and doc["kept_young_blobs"] == 0
+    assert doc["grace_period_seconds"] == 3600.0 and doc["kept_young_blobs"] == 0
 
 
 def test_gc_refuses_while_a_push_is_going_on_and_names_force(
@@ -159,3 +160,72 @@ def test_grace_period_parsing(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         main(["gc", "--root", str(tmp_path), "--grace-period", "soon"])
     assert exited.value.code == 2
     assert "not a duration" in capsys.readouterr().err
+
+
+def files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root``: relative path -> (size, mtime in ns)."""
+    found = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            st = os.stat(path)
+            found[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.fixture
+def untagged_root(tmp_path: Path) -> tuple[Path, Image, Image]:
+    """A Distribution root with ``app:v1`` and an image pushed to ``app`` by digest only."""
+    root = tmp_path / "untagged"
+    tagged = make_image([{"tagged": b"t" * 500}])
+    untagged = make_image([{"untagged": b"u" * 7000}], labels={"which": "untagged"})
+    with distribution_registry(root) as dist:
+        push_image(dist.url, "app", "v1", tagged)
+        push_image(dist.url, "app", None, untagged)
+    _age(root, 3600)
+    return root, tagged, untagged
+
+
+def _present(root: Path, repo: str, image: Image) -> dict[str, bool]:
+    layout = Layout(root)
+    state = {"revision": layout.revision_link(repo, image.digest).exists()}
+    for blob in [image.manifest, image.config, *image.layers]:
+        state[blob.digest] = layout.blob_data(blob.digest).exists()
+    return state
+
+
+def test_gc_delete_untagged_removes_the_untagged_manifest_on_disk(
+    untagged_root: tuple[Path, Image, Image], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, tagged, untagged = untagged_root
+    every = dict.fromkeys(_present(root, "app", untagged), True)
+    assert _present(root, "app", untagged) == every == dict.fromkeys(every, True)
+    before = files(root)
+
+    # A dry run, however asked, removes nothing.
+    args = ["gc", "--root", str(root), "--grace-period", "0", "--delete-untagged"]
+    assert main([*args, "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert {r["digest"] for r in plan["removals"] if r["kind"] == "manifest"} == {untagged.digest}
+    assert main([*args, "-d"]) == 0
+    assert f"would remove manifest app: {untagged.digest}" in capsys.readouterr().out
+    assert files(root) == before
+
+    # Without --delete-untagged, an untagged manifest is kept with everything it references.
+    assert main(["gc", "--root", str(root), "--grace-period", "0"]) == 0
+    assert "0 blobs and 0 manifests deleted" in capsys.readouterr().out
+    assert files(root) == before
+
+    assert main([*args, "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["dry_run"] is False and done["delete_untagged"] is True
+    assert _present(root, "app", untagged) == dict.fromkeys(every, False)
+    assert _present(root, "app", tagged) == dict.fromkeys(_present(root, "app", tagged), True)
+    assert done["bytes_freed"] == sum(before[p][0] for p in before if p not in files(root))
+
+    # Distribution serves what is left as before.
+    accept = {"Accept": tagged.manifest.media_type}
+    with distribution_registry(root) as dist:
+        manifests = f"{dist.url}/v2/app/manifests"
+        assert httpx.head(f"{manifests}/v1", headers=accept).status_code == 200
+        assert httpx.head(f"{manifests}/{untagged.digest}", headers=accept).status_code == 404

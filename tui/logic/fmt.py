@@ -41,7 +41,7 @@ def parse_created(value: str | None) -> datetime | None:
     # Python's parser takes at most 6 fractional digits; Go writes up to 9.
     if "." in text:
         head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]  # not the zone's digits
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     try:
