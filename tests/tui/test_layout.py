@@ -11,9 +11,9 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from textual.geometry import Offset
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
@@ -43,7 +43,7 @@ MAX_COLUMN_WIDTH = 40
 
 
 # -- reading the screen ----------------------------------------------------------------------
-def drawn_at(screen: Screen[object], x: int, y: int) -> Widget | None:
+def drawn_at(screen: Screen[Any], x: int, y: int) -> Widget | None:
     try:
         widget, _ = screen.get_widget_at(x, y)
     except Exception:  # NoWidget: nothing is drawn there
@@ -75,12 +75,12 @@ def assert_in_view(widget: Widget) -> None:
         assert is_self_or_inside(found, widget), f"{widget!r}: {found!r} is drawn at {x},{y}"
 
 
-def footer_keys(screen: Screen[object]) -> dict[str, FooterKey]:
+def footer_keys(screen: Screen[Any]) -> dict[str, FooterKey]:
     footer = screen.query_one(Footer)
     return {key.key: key for key in footer.query(FooterKey)}
 
 
-async def assert_help_and_quit_in_footer(pilot: Pilot[None], screen: Screen[object]) -> None:
+async def assert_help_and_quit_in_footer(pilot: Pilot[None], screen: Screen[Any]) -> None:
     # The footer recomposes when the bindings change (focus, a worker's refresh_bindings):
     # wait until the keys it shows now are laid out.
     await wait_for(pilot, lambda: all(k.region.area for k in footer_keys(screen).values()))
@@ -90,7 +90,7 @@ async def assert_help_and_quit_in_footer(pilot: Pilot[None], screen: Screen[obje
         assert_in_view(keys[key])
 
 
-def column_widths(table: DataTable[object]) -> list[int]:
+def column_widths(table: DataTable[Any]) -> list[int]:
     return [column.get_render_width(table) for column in table.columns.values()]
 
 
@@ -113,7 +113,7 @@ async def open_repository(pilot: Pilot[None], repository: str) -> RepositoryScre
     return screen
 
 
-def status_of(screen: Screen[object]) -> str:
+def status_of(screen: Screen[Any]) -> str:
     return str(screen.query_one("#status", Static).render())
 
 
@@ -288,7 +288,7 @@ async def test_a_long_confirmation_scrolls_and_keeps_its_buttons(
     async with app.run_test(size=size) as pilot:
         await registry_ready(pilot)
         body = "\n".join(f"  • tag-{number}" for number in range(120))
-        results: list[bool] = []
+        results: list[bool | None] = []
         app.push_screen(ConfirmDialog("Delete 120 tags?", body), results.append)
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.pause(0.1)
