@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.errors import NoWidget
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
@@ -46,7 +47,7 @@ MAX_COLUMN_WIDTH = 40
 def drawn_at(screen: Screen[Any], x: int, y: int) -> Widget | None:
     try:
         widget, _ = screen.get_widget_at(x, y)
-    except Exception:  # NoWidget: nothing is drawn there
+    except NoWidget:  # nothing is drawn there
         return None
     return widget
 

@@ -307,13 +307,13 @@ class RepositoryScreen(RegtuiScreen):
                 "",
                 f"Its {children} {'stays' if len(plan.children) == 1 else 'stay'}, untagged:",
             ]
-            lines += [f"  • {child.digest} {child.platform or ''}" for child in plan.children]
+            for child in plan.children:  # two lines each: a digest alone fits in 80 columns
+                lines += [f"  • {child.platform or 'unknown platform'}", f"    {child.digest}"]
         if plan.referrers:
             referrers = count_of(len(plan.referrers), "referrer")
             lines += ["", f"{referrers} (signatures, SBOMs…) will point at nothing:"]
-            lines += [
-                f"  • {ref.digest} {ref.artifact_type or ref.media_type}" for ref in plan.referrers
-            ]
+            for ref in plan.referrers:
+                lines += [f"  • {ref.artifact_type or ref.media_type}", f"    {ref.digest}"]
         lines += ["", "Blobs are freed only by garbage collection (g on the registry screen)."]
         confirmed = await self.app.push_screen_wait(
             ConfirmDialog(f"Delete manifest {short_digest(plan.digest)}?", "\n".join(lines))

@@ -14,7 +14,7 @@ from tui.data.storage import GcView, StorageBackend, UsageView, grace_line, huma
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.fmt import count_of, human_size
 from tui.screens.base import RegtuiScreen, guarded
-from tui.widgets.usage_panel import UsagePanel, gc_table, usage_table
+from tui.widgets.usage_panel import UsagePanel, gc_table, short_name, usage_table
 
 
 class StorageScreen(RegtuiScreen):
@@ -200,7 +200,12 @@ class StorageScreen(RegtuiScreen):
             f"{self._grace_text().split(' (p:')[0]}.",
             "",
             *[
-                f"  • {item.kind} {item.name} {human_size(item.size)}"
+                "  • "
+                + " ".join(
+                    part
+                    for part in (item.kind, short_name(item.name), item.repo, human_size(item.size))
+                    if part
+                )
                 for item in preview.items[:40]
             ],
         ]
