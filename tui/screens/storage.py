@@ -14,7 +14,7 @@ from tui.data.storage import GcView, StorageBackend, UsageView, grace_line, huma
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.fmt import count_of, human_size
 from tui.screens.base import RegtuiScreen, guarded
-from tui.widgets.usage_panel import UsagePanel, gc_table, short_name, usage_table
+from tui.widgets.usage_panel import UsagePanel, gc_table, usage_table
 
 
 class StorageScreen(RegtuiScreen):
@@ -199,16 +199,11 @@ class StorageScreen(RegtuiScreen):
             f"Remove {blobs} and {manifests}: {human_size(preview.freed_bytes)}.",
             f"{self._grace_text().split(' (p:')[0]}.",
             "",
-            *[
-                "  • "
-                + " ".join(
-                    part
-                    for part in (item.kind, short_name(item.name), item.repo, human_size(item.size))
-                    if part
-                )
-                for item in preview.items[:40]
-            ],
         ]
+        for item in preview.items[:40]:
+            # Two lines each: the whole digest (what is removed, exactly) fits in 80 columns.
+            where = f" in {item.repo}" if item.repo else ""
+            lines += [f"  • {item.kind}{where}, {human_size(item.size)}", f"    {item.name}"]
         if len(preview.items) > 40:
             lines.append(f"  … and {len(preview.items) - 40} more (listed on the screen)")
         if not preview.items:
