@@ -29,6 +29,8 @@ from tui.screens.repository import RepositoryScreen
 from tui.screens.storage import StorageScreen
 
 SIZE = (120, 36)
+SMALL = (80, 24)
+"""The smallest terminal regtui promises to be usable in: a few screens are shot at it too."""
 
 
 async def until(pilot: Pilot[None], predicate: Callable[[], object], seconds: float = 30) -> None:
@@ -136,6 +138,32 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
     return saved
 
 
+async def shoot_small(app: RegtuiApp, out: Path) -> list[Path]:
+    """The registry screen and a delete dialog in 80x24: keys and buttons stay in view."""
+    saved: list[Path] = []
+
+    def save(name: str) -> None:
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+        saved.append(out / f"{name}.svg")
+
+    async with app.run_test(size=SMALL) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        screen = app.screen
+        assert isinstance(screen, RegistryScreen)
+        await until(pilot, lambda: screen.catalog_complete and len(screen.repo_tree.counts) == 7)
+        save("registry-80x24")
+        await app.push_screen(RepositoryScreen("acme/web"))
+        repository = app.screen
+        assert isinstance(repository, RepositoryScreen)
+        await until(pilot, lambda: repository.details_done)
+        repository.table.move_cursor(row=repository.table.get_row_index("latest"))
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen is not repository)
+        save("delete-80x24")
+        await pilot.press("n")
+    return saved
+
+
 def to_png(paths: list[Path]) -> int:
     try:
         import cairosvg  # type: ignore[import-not-found]
@@ -171,6 +199,7 @@ def main() -> int:
                 ),
             )
             saved = asyncio.run(shoot(app, args.out))
+            saved += asyncio.run(shoot_small(make_app(settings), args.out))
     pngs = to_png(saved)
     print(f"wrote {len(saved)} SVG and {pngs} PNG screenshots to {args.out}")
     return 0

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Static
 
 from tui.client.errors import CatalogUnsupportedError, RegistryClientError
 from tui.dialogs.prompt import PromptDialog
+from tui.logic.fmt import count_of
 from tui.logic.repotree import RepoIndex
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
@@ -96,7 +97,7 @@ class RegistryScreen(RegtuiScreen):
                 names.extend(page)
                 self._set_names(sorted(names))
                 self._render_tree()
-                self.set_status(f"Loading the catalog… {len(names):,} repositories so far")
+                self.set_status(f"Loading the catalog… {count_of(len(names), 'repository')} so far")
         except CatalogUnsupportedError:
             self.set_status("This registry does not list its repositories: press o to open one.")
             self.ask_repository()
@@ -121,10 +122,11 @@ class RegistryScreen(RegtuiScreen):
     def _summary(self) -> str:
         shown = self._shown_count
         if self._query:
-            return f"{shown:,} of {len(self.names):,} repositories match “{self._query}”"
+            total = count_of(len(self.names), "repository")
+            return f"{shown:,} of {total} match “{self._query}”"
         if not self.names:
             return "The registry has no repositories yet."
-        return f"{len(self.names):,} repositories · enter opens · / filters · g storage & GC"
+        return f"{count_of(len(self.names), 'repository')} · enter opens · / filters · ? help"
 
     def _render_tree(self) -> None:
         match = self._index.match(self._query)
