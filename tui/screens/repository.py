@@ -14,6 +14,7 @@ from tui.data.details import tag_details
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
+from tui.logic.deletion import DeleteContext, describe_delete
 from tui.logic.fmt import short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -229,26 +230,8 @@ class RepositoryScreen(RegtuiScreen):
         client = self.regtui.client
         self.set_status(f"Finding every tag on {short_digest(row.digest)}…")
         plan = await client.plan_delete(self.repository, row.digest)
-        lines = [
-            f"Repository: {self.repository}",
-            f"Manifest:   {plan.digest}",
-            f"Type:       {plan.media_type}",
-            "",
-            f"These {len(plan.tags)} tag(s) point at it and will ALL disappear:",
-            *[f"  • {tag}" for tag in plan.tags],
-        ]
-        if plan.children:
-            lines += ["", f"Its {len(plan.children)} platform manifest(s) stay, untagged:"]
-            lines += [f"  • {child.digest} {child.platform or ''}" for child in plan.children]
-        if plan.referrers:
-            lines += ["", f"{len(plan.referrers)} referrer(s) will point at nothing:"]
-            lines += [
-                f"  • {ref.digest} {ref.artifact_type or ref.media_type}" for ref in plan.referrers
-            ]
-        lines += ["", "Blobs are freed only by garbage collection (g on the registry screen)."]
-        confirmed = await self.app.push_screen_wait(
-            ConfirmDialog(f"Delete manifest {short_digest(plan.digest)}?", "\n".join(lines))
-        )
+        title, body = describe_delete(DeleteContext(plan))
+        confirmed = await self.app.push_screen_wait(ConfirmDialog(title, body))
         self.set_status("")
         if not confirmed:
             self.notify("Nothing was deleted.")
