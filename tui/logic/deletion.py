@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tui.client import DeletePlan, Platform
+from tui.client.models import INDEX_MEDIA_TYPES
 from tui.logic.fmt import short_digest
 from tui.logic.image_view import plural
 
@@ -104,9 +105,14 @@ def describe_delete(context: DeleteContext) -> tuple[str, str]:
             f"{'it' if count == 1 else 'them'} will fail (manifest unknown):",
         ]
         for parent in context.parents:
-            where = f" as {parent.platform}" if parent.platform else ""
-            lines.append(f"  • index {parent.digest} ({tags_phrase(parent.tags)}){where}")
-    elif context.indexes_checked and context.subject is None:
+            where = f", lists it as {parent.platform}" if parent.platform else ""
+            lines.append(f"  • index {parent.digest}")
+            lines.append(f"    ({tags_phrase(parent.tags)}{where})")
+    elif (
+        context.indexes_checked
+        and context.subject is None
+        and plan.media_type not in INDEX_MEDIA_TYPES
+    ):
         lines += ["", "No index of this repository lists it (indexes found through tags)."]
     if context.indexes_truncated:
         lines.append("  (Too many indexes to read them all: others may list it too.)")

@@ -201,15 +201,13 @@ def index_size_text(total: IndexTotal | None) -> str:
     if total is None:
         return "… (reading the platform manifests)"
     text = (
-        f"{human_size(total.unique_bytes)} for {plural(total.platforms, 'platform')} "
-        f"({total.unique_bytes:,} bytes: config + layers of each platform, "
-        "layers shared between platforms counted once"
+        f"{human_size(total.unique_bytes)} for {plural(total.platforms, 'platform')}: "
+        "config + layers of each, shared layers counted once"
     )
     if total.shared_bytes:
-        text += f"; {human_size(total.shared_bytes)} shared"
-    text += ")"
+        text += f" ({human_size(total.summed_bytes)} if counted per platform)"
     if total.unreadable:
-        text += f"; {plural(total.unreadable, 'platform manifest')} could not be read, not counted"
+        text += f"; {plural(total.unreadable, 'platform manifest')} unreadable, not counted"
     if total.others:
         text += f"; {plural(total.others, 'other entry', 'other entries')} not counted"
     return text
@@ -336,14 +334,12 @@ def config_title(platform: Platform | None) -> str:
 
 
 def document_heading(title: str, digest: str, media_type: str, size: int) -> Text:
-    """The lines above one raw document: what it is, its digest and media type, its size."""
+    """The lines above one raw document: what it is and its size, its digest, its media type."""
     text = Text()
-    text.append(title, style="bold reverse")
+    text.append(f" {title} ", style="bold reverse")
     text.append(f"  {plural(size, 'byte')}\n", style="dim")
-    text.append("  digest      ", style="bold")
-    text.append(f"{digest}\n", style="cyan")
-    text.append("  media type  ", style="bold")
-    text.append(media_type or "(not declared)")
+    text.append(f"  {digest}\n", style="cyan")
+    text.append(f"  {media_type or '(media type not declared)'}")
     return text
 
 
