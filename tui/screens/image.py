@@ -204,17 +204,15 @@ class ImageScreen(RegtuiScreen):
         self._show_raw(None)
         self._show_layers()
         self.refresh_bindings()
-        self.load_referrers()
         if isinstance(manifest, ImageIndex):
-            self.load_children()
+            await self._load_children(manifest)
         if isinstance(manifest, ImageManifest) and not manifest.is_artifact:
             self._show_raw(await client.get_blob(self.repository, manifest.config.digest))
+        self.load_referrers()
 
-    @work(exclusive=True, group="children", exit_on_error=False)
-    async def load_children(self) -> None:
-        if self.result is None or not isinstance(self.result.manifest, ImageIndex):
-            return
-        children = await index_children(self.regtui.client, self.repository, self.result.manifest)
+    async def _load_children(self, index: ImageIndex) -> None:
+        """Read every platform manifest of the index: their image sizes and the total."""
+        children = await index_children(self.regtui.client, self.repository, index)
         self.child_manifests = {child.descriptor.digest: child for child in children}
         self.index_total = index_total(children)
         table = self.query_one("#platforms", DataTable)
