@@ -239,6 +239,13 @@ async def test_an_artifact_offers_no_docker_pull(
         await pilot.press("c")
         await pilot.pause(0.1)
         assert app.clipboard == "" and not any("Pull" in n for n in notifications(app))
+        blobs = chart.query_one("#layer-table", DataTable)
+        assert [str(column.label) for column in blobs.columns.values()] == [
+            "#",
+            "Blob",
+            "Size",
+            "Media type",
+        ]
 
         # The chart's referrer (an SBOM), opened from the Referrers tab: no pull either.
         await pilot.press("5")

@@ -35,6 +35,7 @@ from tui.logic.image_view import (
     copy_notice,
     document_heading,
     index_total,
+    is_artifact,
     manifest_title,
     overview_text,
     platform_size_cell,
@@ -127,7 +128,6 @@ class ImageScreen(RegtuiScreen):
         platforms.add_column("Media type")
         platforms.add_column("Image size", key="size")
         platforms.display = False
-        self.query_one("#layer-table", DataTable).add_columns("#", "Layer", "Size", "Created by")
         self.query_one("#referrer-table", DataTable).add_columns(
             "Digest", "Artifact type", "Size", "Annotations"
         )
@@ -290,7 +290,13 @@ class ImageScreen(RegtuiScreen):
         assert self.result is not None
         manifest = self.result.manifest
         table = self.query_one("#layer-table", DataTable)
-        table.clear()
+        # An image's layers come with the history step that made them; an artifact's blobs
+        # have no history, only a media type.
+        table.clear(columns=True)
+        if is_artifact(manifest):
+            table.add_columns("#", "Blob", "Size", "Media type")
+        else:
+            table.add_columns("#", "Layer", "Size", "Created by")
         if isinstance(manifest, ImageManifest):
             self.layer_list = list(manifest.layers)
             if self.config is not None:
