@@ -19,6 +19,7 @@ from tui.client.models import (
 from tui.logic.image_view import (
     NO_REFERRERS,
     ChildManifest,
+    artifact_kind,
     copy_notice,
     document_heading,
     index_size_text,
@@ -33,6 +34,7 @@ from tui.logic.image_view import (
 )
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 
 
 def digest_of(seed: str) -> str:
@@ -107,6 +109,14 @@ def test_index_total_leaves_out_attestations_and_missing_platforms() -> None:
     assert "if counted per platform" not in text  # nothing shared
 
 
+def test_index_total_says_when_entries_were_not_read() -> None:
+    amd64 = child("amd64", image("cfg", 10, ("layer", 90)))
+    total = index_total([amd64], listed=300)
+    assert total.unread == 299
+    assert "299 entries past the first ones not read" in index_size_text(total)
+    assert index_total([amd64]).unread == 0
+
+
 def test_platform_row_shows_the_image_size_not_the_manifest_size() -> None:
     amd64 = child("amd64", image("cfg", 1_000, ("a", 2_000_000), ("b", 500_000)))
     assert amd64.descriptor.size == 100  # the manifest document
@@ -126,8 +136,11 @@ def test_artifacts_offer_no_pull_command() -> None:
     assert pull_command_for("reg.example", "r", digest_of("x"), result_of(signature)) is None
 
     helm = image("chart-cfg", 2, ("chart", 40))
-    helm["config"]["mediaType"] = "application/vnd.cncf.helm.config.v1+json"  # no artifactType
+    helm["config"]["mediaType"] = HELM_CONFIG  # and no artifactType
     assert is_artifact(result_of(helm).manifest)
+    assert artifact_kind(result_of(helm).manifest) == HELM_CONFIG
+    assert artifact_kind(result_of(signature).manifest) == signature["artifactType"]
+    assert artifact_kind(picture.manifest) is None
     assert pull_command_for("reg.example", "r", "v1", result_of(helm)) is None
 
     artifact_index = {

@@ -19,7 +19,7 @@ from tui.client import (
 )
 from tui.client.models import INDEX_MEDIA_TYPES
 from tui.logic.deletion import DeleteContext, ParentIndex, SubjectRef
-from tui.logic.image_view import is_artifact
+from tui.logic.image_view import artifact_kind
 
 MAX_INDEXES_READ = 200
 """At most this many distinct indexes are read to find the ones listing a manifest."""
@@ -98,12 +98,6 @@ async def plan_manifest_delete(
             manifest.subject.media_type,
             tags_on(heads, manifest.subject.digest),
         )
-    artifact_type = None
-    if is_artifact(manifest):
-        assert isinstance(manifest, ImageManifest | ImageIndex)
-        artifact_type = manifest.artifact_type or (
-            manifest.config.media_type if isinstance(manifest, ImageManifest) else None
-        )
     plan = DeletePlan(
         repo=repo,
         digest=digest,
@@ -117,7 +111,7 @@ async def plan_manifest_delete(
         plan,
         parents=tuple(parents),
         subject=subject,
-        artifact_type=artifact_type,
+        artifact_type=artifact_kind(manifest),
         indexes_checked=True,
         indexes_truncated=truncated,
     )

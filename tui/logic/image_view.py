@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -45,6 +45,17 @@ def is_artifact(manifest: Manifest) -> bool:
     if isinstance(manifest, ImageIndex):
         return manifest.artifact_type is not None
     return False
+
+
+def artifact_kind(manifest: Manifest) -> str | None:
+    """What kind of artifact this is (its artifact type, else its config media type)."""
+    if not is_artifact(manifest):
+        return None
+    if isinstance(manifest, ImageManifest):
+        return manifest.artifact_type or manifest.config.media_type
+    if isinstance(manifest, ImageIndex):
+        return manifest.artifact_type
+    return None
 
 
 def pull_command_for(
@@ -165,14 +176,19 @@ class IndexTotal:
     """Platform manifests that could not be read (missing or refused): not counted."""
     others: int = 0
     """Entries that are not platform images (attestations, nested indexes): not counted."""
+    unread: int = 0
+    """Entries past the number the screen reads (a huge index): not counted."""
 
     @property
     def shared_bytes(self) -> int:
         return self.summed_bytes - self.unique_bytes
 
 
-def index_total(children: Iterable[ChildManifest]) -> IndexTotal:
-    """Add up the platform images of an index; a blob shared by platforms counts once."""
+def index_total(children: Sequence[ChildManifest], *, listed: int | None = None) -> IndexTotal:
+    """Add up the platform images of an index; a blob shared by platforms counts once.
+
+    ``listed`` is how many entries the index has, when only the first ones were read.
+    """
     blobs: dict[str, int] = {}
     summed = platforms = unreadable = others = 0
     for child in children:
@@ -193,6 +209,7 @@ def index_total(children: Iterable[ChildManifest]) -> IndexTotal:
         platforms=platforms,
         unreadable=unreadable,
         others=others,
+        unread=max(0, (listed or 0) - len(children)),
     )
 
 
@@ -210,6 +227,8 @@ def index_size_text(total: IndexTotal | None) -> str:
         text += f"; {plural(total.unreadable, 'platform manifest')} unreadable, not counted"
     if total.others:
         text += f"; {plural(total.others, 'other entry', 'other entries')} not counted"
+    if total.unread:
+        text += f"; {plural(total.unread, 'entry', 'entries')} past the first ones not read"
     return text
 
 

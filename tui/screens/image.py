@@ -214,11 +214,12 @@ class ImageScreen(RegtuiScreen):
         """Read every platform manifest of the index: their image sizes and the total."""
         children = await index_children(self.regtui.client, self.repository, index)
         self.child_manifests = {child.descriptor.digest: child for child in children}
-        self.index_total = index_total(children)
+        self.index_total = index_total(children, listed=len(index.manifests))
         table = self.query_one("#platforms", DataTable)
-        for digest, child in self.child_manifests.items():
-            if digest in table.rows:
-                table.update_cell(digest, "size", platform_size_cell(child), update_width=True)
+        for row_key in table.rows:
+            child = self.child_manifests.get(str(row_key.value))
+            cell = platform_size_cell(child) if child is not None else "not read"
+            table.update_cell(row_key, "size", cell, update_width=True)
         self._show_overview_text()
         missing = [child for child in children if child.missing]
         if missing:
@@ -399,6 +400,10 @@ class ImageScreen(RegtuiScreen):
     async def action_delete_platform(self) -> None:
         digest = self.selected_platform()
         if digest is None or self.result is None:
+            return
+        child = self.child_manifests.get(digest)
+        if child is not None and child.missing:
+            self.notify(f"{short_digest(digest)} is already gone from the registry.")
             return
         if await self._confirm_and_delete(digest, parent_hint=self.result.digest):
             self.load_image()
