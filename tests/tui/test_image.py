@@ -17,8 +17,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import ColumnKey
 
-from tests.helpers.images import Blob, Image, make_artifact, push_image
-from tests.helpers.servers import RunningRegistry, bundled_registry
+from tests.helpers.images import Blob, Image, make_artifact, make_image, push_image
+from tests.helpers.servers import RunningRegistry, bundled_registry, distribution_registry
 from tests.tui.conftest import AppFactory, wait_for
 from tests.tui.helpers import notifications
 from tui.app import RegtuiApp
@@ -422,4 +422,34 @@ async def test_a_405_gives_one_notification_and_hides_the_delete_keys(
         ]
         assert app.screen is screen
         assert await still_there(no_delete_registry, repo, digest)
+        assert "delete" not in shown_actions(screen)
+
+
+@pytest.fixture
+def distribution_no_delete(tmp_path: Path) -> Iterator[RunningRegistry]:
+    """Debian's docker-registry (Distribution 2.8) as it ships: deletes disabled (405)."""
+    with distribution_registry(
+        tmp_path / "distribution", config={"storage": {"delete": {"enabled": False}}}
+    ) as running:
+        push_image(running.url, "library/small", "latest", make_image([{"etc/hostname": b"x"}]))
+        yield running
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_distribution_with_deletes_disabled_gives_one_notification(
+    distribution_no_delete: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
+) -> None:
+    digest = await head_digest(distribution_no_delete, "library/small", "latest")
+    app = app_for(distribution_no_delete)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_image(pilot, app, "library/small", "latest")
+        await pilot.press("d")
+        body = await dialog_body(pilot, app)
+        assert "This tag points at it and will disappear:\n  • latest" in body
+        await pilot.press("y")
+        await wait_for(pilot, lambda: notifications(app))
+        await pilot.pause(0.2)
+        [notice] = notifications(app)
+        assert notice.startswith("Deletes disabled: Deletes are disabled on this registry")
+        assert await still_there(distribution_no_delete, "library/small", digest)
         assert "delete" not in shown_actions(screen)
