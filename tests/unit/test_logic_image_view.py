@@ -152,7 +152,7 @@ def test_artifacts_offer_no_pull_command() -> None:
     assert pull_command_for("reg.example", "r", "v1", result_of(artifact_index)) is None
 
     overview = overview_text("reg.example", "r", "v1", result_of(signature), None).plain
-    assert "docker pull" not in overview and "c copies" not in overview
+    assert "docker pull" not in overview and "clipboard" not in overview
     assert "not an image" in overview
 
 

@@ -278,7 +278,7 @@ def overview_text(
     command = pull_command_for(host, repository, reference, result)
     if command is not None:
         field("Pull", command, "green")
-        text.append("            (c copies it)", style="dim")
+        text.append("            (c sends it to the clipboard)", style="dim")
     else:
         field(
             "Pull",
