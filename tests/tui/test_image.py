@@ -354,6 +354,33 @@ async def test_delete_a_platform_manifest_names_the_index_it_breaks(
 
 
 @pytest.mark.parametrize("size", SIZES)
+async def test_delete_an_opened_platform_returns_to_its_broken_index(
+    fresh_demo: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
+) -> None:
+    repo = "library/python-demo"
+    index_digest = await head_digest(fresh_demo, repo, "latest")
+    app = app_for(fresh_demo)
+    async with app.run_test(size=size) as pilot:
+        index = await open_image(pilot, app, repo, "latest")
+        await wait_for(pilot, lambda: index.index_total is not None)
+        index.query_one("#platforms", DataTable).focus()
+        await pilot.press("enter")  # linux/amd64
+        await wait_for(pilot, lambda: app.screen is not index)
+        platform = app.screen
+        assert isinstance(platform, ImageScreen) and platform.parent_index == index_digest
+        await wait_for(pilot, lambda: platform.result is not None)
+        assert f"In index    {index_digest}" in text_of(platform, "#overview-text")
+        await pilot.press("d")
+        body = await dialog_body(pilot, app)
+        assert f"• index {index_digest}" in body and "BREAKS that index" in body
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is index)
+        assert not await still_there(fresh_demo, repo, platform.reference)
+        table = index.query_one("#platforms", DataTable)
+        await wait_for(pilot, lambda: table.get_cell(platform.reference, "size") == "missing")
+
+
+@pytest.mark.parametrize("size", SIZES)
 async def test_delete_a_referrer_names_its_subject(
     fresh_demo: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
 ) -> None:
