@@ -193,6 +193,8 @@ class ImageScreen(RegtuiScreen):
         try:
             result = await client.get_manifest(self.repository, self.reference)
         except RegistryClientError as error:
+            self.result = None  # nothing on screen to copy or delete any more
+            self.refresh_bindings()
             self.query_one("#overview-text", Static).update(f"Cannot load this image: {error}")
             raise
         self.result = result
