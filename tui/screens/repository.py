@@ -14,6 +14,7 @@ from tui.data.details import tag_details
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
+from tui.logic.deletion import DeleteContext, describe_delete
 from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -288,36 +289,8 @@ class RepositoryScreen(RegtuiScreen):
             plan = await client.plan_delete(self.repository, row.digest)
         finally:
             self.show_summary()
-        lines = [
-            f"Repository: {self.repository}",
-            f"Manifest:   {plan.digest}",
-            f"Type:       {plan.media_type}",
-            "",
-        ]
-        if not plan.tags:
-            lines.append("No tag points at it.")
-        elif len(plan.tags) == 1:
-            lines.append("This tag points at it and will disappear:")
-        else:
-            lines.append(f"These {len(plan.tags)} tags point at it and will ALL disappear:")
-        lines += [f"  • {tag}" for tag in plan.tags]
-        if plan.children:
-            children = count_of(len(plan.children), "platform manifest")
-            lines += [
-                "",
-                f"Its {children} {'stays' if len(plan.children) == 1 else 'stay'}, untagged:",
-            ]
-            for child in plan.children:  # two lines each: a digest alone fits in 80 columns
-                lines += [f"  • {child.platform or 'unknown platform'}", f"    {child.digest}"]
-        if plan.referrers:
-            referrers = count_of(len(plan.referrers), "referrer")
-            lines += ["", f"{referrers} (signatures, SBOMs…) will point at nothing:"]
-            for ref in plan.referrers:
-                lines += [f"  • {ref.artifact_type or ref.media_type}", f"    {ref.digest}"]
-        lines += ["", "Blobs are freed only by garbage collection (g on the registry screen)."]
-        confirmed = await self.app.push_screen_wait(
-            ConfirmDialog(f"Delete manifest {short_digest(plan.digest)}?", "\n".join(lines))
-        )
+        title, body = describe_delete(DeleteContext(plan))
+        confirmed = await self.app.push_screen_wait(ConfirmDialog(title, body))
         if not confirmed:
             self.notify("Nothing was deleted.")
             return
