@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,3 +248,44 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "not a registry storage root" in capsys.readouterr().err
     assert main(["prune", "127.0.0.1:1", "--keep-newest", "1", "--json"]) == 2
     assert "needs --yes" in capsys.readouterr().err
+
+
+def test_a_policy_file_by_push_time(
+    registry: RunningRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Cron's way: a YAML policy, push times from storage, the human plan, then for real."""
+    fixture = push_all(registry.url)
+    link = "docker/registry/v2/repositories/team/app/_manifests/tags/{}/current/link"
+    long_ago = time.time() - 90 * 86400
+    for tag in ("v1.0", "old", "v1.1", "v2.0"):  # pushed 90 days ago; the rest just now
+        os.utime(registry.root / link.format(tag), (long_ago, long_ago))
+    policy = tmp_path / "retention.yml"
+    policy.write_text(
+        "by: pushed\ndelete_older_than: 30d\nkeep_tags: ['v1\\.1']\ninclude: ['team/*']\n"
+    )
+    code, text = run("prune", registry.host, "--policy", str(policy), "--dry-run", capsys=capsys)
+    assert code == 0
+    lines = text["text"].splitlines()
+    assert any(
+        line.startswith("  go   old ") and "older than 30d (by pushed)" in line and "v1.0" in line
+        for line in lines
+    )
+    assert any(line.startswith("  stay v1.1 ") and "keep_tags v1\\.1" in line for line in lines)
+    assert any(line.startswith("  stay dev ") and "younger than 30d" in line for line in lines)
+    assert "(exact, from storage)" in lines[-1]
+    # a flag overrides the file: keep v2.0 as well
+    code, done = run(
+        "prune",
+        registry.host,
+        "--policy",
+        str(policy),
+        "--keep-tag",
+        "v2\\.0",
+        "--yes",
+        "--json",
+        capsys=capsys,
+    )
+    assert code == 0, done
+    with httpx.Client(base_url=registry.url) as client:
+        listed = set(client.get("/v2/team/app/tags/list").json()["tags"])
+    assert listed == set(fixture.tags["team/app"]) - {"v1.0", "old", "v1.1"}

@@ -265,11 +265,12 @@ async def _online_gc(
     result = await ext.collect_garbage(
         client, dry_run=False, grace_period=_duration(args.gc_grace, "--gc-grace")
     )
-    return gc_summary(result.before.total_bytes, result.after.total_bytes, result.bytes_freed)
+    return gc_summary(result.before.total_bytes, result.after.total_bytes)
 
 
-def gc_summary(before: int, after: int, freed: int) -> dict[str, Any]:
-    return {"before_bytes": before, "after_bytes": after, "bytes_freed": freed}
+def gc_summary(before: int, after: int) -> dict[str, Any]:
+    """Storage before and after GC; ``bytes_freed`` is their difference (blob bytes)."""
+    return {"before_bytes": before, "after_bytes": after, "bytes_freed": before - after}
 
 
 def finish(
@@ -320,6 +321,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
             f"{_size(repo.bytes_freed)}"
         )
         actions = {tag: a for a in repo.actions for tag in a.tags}
+        width = max((len(d.tag) for d in repo.decisions), default=0)
         for d in repo.decisions:
             verb = "go  " if d.goes else "stay"
             what = ""
@@ -331,7 +333,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
                 what = f"  [untag only: {kept} stays]"
             siblings = f" (same image: {', '.join(d.siblings)})" if d.siblings else ""
             print(
-                f"  {verb} {d.tag}  {short_digest(d.digest)}  {'; '.join(d.reasons)}"
+                f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {'; '.join(d.reasons)}"
                 f"{siblings}{what}"
             )
         for u in repo.untagged:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from embedded_registry import errors as registry_errors
-from embedded_registry.gc import DEFAULT_GRACE_PERIOD, RegistryActive, collect_garbage
+from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage
 from embedded_registry.gc.offline import writer_activity
 from embedded_registry.gc.scan import Snapshot
 from embedded_registry.routes.ext_tags import describe_repository
@@ -68,6 +68,10 @@ def apply_to_directory(root: Path, plan: PrunePlan) -> list[ApplyOutcome]:
             here = {t for t, d in current.items() if d == action.digest}
             tags = tuple(t for t in action.tags if t in here)
             newcomers = here - set(action.tags) - set(action.kept_siblings)
+            if not tags:
+                note = "every tag moved since the plan: left alone"
+                outcomes.append(ApplyOutcome(repo.name, action.digest, "skip", (), note=note))
+                continue
             try:
                 if action.kind is ActionKind.DELETE_MANIFEST and tags and not newcomers:
                     manifests.delete(repo.name, action.digest)
@@ -141,12 +145,8 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     gc = None
     if args.gc:
         before = storage_usage(root, grace_period=grace).total_bytes
-        try:
-            # Our own deletions just now look like a writer: the check above already ran.
-            result = collect_garbage(root, grace_period=grace, refuse_if_active=False)
-        except RegistryActive as exc:  # pragma: no cover - refuse_if_active is off
-            print(f"regtui: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+        # Our own deletions just now look like a writer: the check above already ran.
+        collect_garbage(root, grace_period=grace, refuse_if_active=False)
         after = storage_usage(root, grace_period=grace).total_bytes
-        gc = gc_summary(before, after, result.bytes_freed)
+        gc = gc_summary(before, after)
     return finish(args, plan, report, outcomes, gc)

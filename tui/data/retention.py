@@ -222,6 +222,9 @@ async def _apply_repo(client: RegistryClient, plan: RepoPlan) -> list[ApplyOutco
         tags = tuple(t for t in action.tags if t in here)
         newcomers = here - planned - set(action.kept_siblings)
         note = f"moved since the plan, left alone: {', '.join(moved)}" if moved else None
+        if not tags:
+            outcomes.append(ApplyOutcome(plan.name, action.digest, "skip", (), note=note))
+            continue
         try:
             if action.kind is ActionKind.DELETE_MANIFEST and tags and not newcomers:
                 await client.delete_manifest(plan.name, action.digest)
