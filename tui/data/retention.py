@@ -45,6 +45,7 @@ __all__ = [
     "ApplyOutcome",
     "apply_plan",
     "load_policy",
+    "read_policy_file",
     "read_state",
     "state_from_storage",
 ]
@@ -53,23 +54,29 @@ Progress = Callable[[str, int, int], None]
 MAX_POLICY_BYTES = 1 << 20
 
 
-def load_policy(path: Path | str) -> Policy:
-    """A policy from a YAML file (:func:`policy_from_mapping` says which keys)."""
+def read_policy_file(path: Path | str) -> tuple[str, Policy]:
+    """The text of a YAML policy file and the policy it describes (PolicyError otherwise)."""
     try:
         with open(path, "rb") as file:
-            text = file.read(MAX_POLICY_BYTES + 1)
+            data = file.read(MAX_POLICY_BYTES + 1)
     except OSError as exc:
         raise PolicyError(f"{path}: {exc.strerror or exc}") from None
-    if len(text) > MAX_POLICY_BYTES:
+    if len(data) > MAX_POLICY_BYTES:
         raise PolicyError(f"{path}: larger than {MAX_POLICY_BYTES} bytes")
+    text = data.decode("utf-8", errors="replace")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not YAML: {' '.join(str(exc).split())}") from None
     try:
-        return policy_from_mapping(doc)
+        return text, policy_from_mapping(doc)
     except PolicyError as exc:
         raise PolicyError(f"{path}: {exc}") from None
+
+
+def load_policy(path: Path | str) -> Policy:
+    """A policy from a YAML file (:func:`policy_from_mapping` says which keys)."""
+    return read_policy_file(path)[1]
 
 
 # ---------------------------------------------------------------------- reading
