@@ -46,9 +46,11 @@ async def test_write_rules_see_the_plan_apply_and_see_the_storage_after(
         rules.load_text(RULES)
         await wait_for(
             pilot,
-            lambda: screen.policy_error is None
-            and screen.plan is not None
-            and screen.plan.policy.keep_newest == 2,
+            lambda: (
+                screen.policy_error is None
+                and screen.plan is not None
+                and screen.plan.policy.keep_newest == 2
+            ),
         )
         plan = screen.plan
         assert plan is not None and plan.exact
