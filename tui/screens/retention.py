@@ -128,7 +128,7 @@ class RetentionScreen(RegtuiScreen):
                 yield Static("", id="retention-rules-error", classes="error-text")
             with Vertical(id="retention-plan-pane"):
                 yield DataTable(id="retention-plan", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="retention-summary", classes="status")
+                yield Static("", id="retention-summary")
         with VerticalScroll(id="retention-storage"):
             yield UsagePanel("", id="retention-before")
             yield UsagePanel("", id="retention-after")
@@ -141,8 +141,9 @@ class RetentionScreen(RegtuiScreen):
     #retention-plan-pane { width: 3fr; }
     #retention-rules { height: 1fr; }
     #retention-rules-error { height: auto; color: $error; }
-    #retention-summary { height: auto; }
-    #retention-storage { height: auto; max-height: 40%; }
+    #retention-plan { height: 1fr; }
+    #retention-summary { height: auto; max-height: 5; }
+    #retention-storage { height: auto; max-height: 45%; display: none; }
     """
 
     def on_mount(self) -> None:
@@ -352,6 +353,7 @@ class RetentionScreen(RegtuiScreen):
             self.query_one("#retention-after", UsagePanel).update(
                 usage_table(self.after, "After retention and GC", before=self.before)
             )
+            self.query_one("#retention-storage").display = True
             freed = self.before.total_bytes - self.after.total_bytes
             self._status(
                 f"Applied {done} action(s), {len(failed)} failed; GC freed {human_size(freed)} "
