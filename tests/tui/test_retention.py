@@ -6,13 +6,17 @@ the result is checked through the registry's API and against its storage report.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
-from textual.widgets import DataTable, Static, TextArea
+from textual.widgets import DataTable, Input, Static, TextArea
 
 from tests.client.test_prune import GOING, STAYING, expected_freed, push_all
 from tests.helpers.servers import RunningRegistry
 from tests.tui.conftest import AppFactory, wait_for
+from tests.tui.helpers import notifications
 from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.prompt import PromptDialog
 from tui.screens.registry import RegistryScreen
 from tui.screens.retention import RetentionScreen
 from tui.widgets.usage_panel import UsagePanel
@@ -57,8 +61,8 @@ async def test_write_rules_see_the_plan_apply_and_see_the_storage_after(
         assert plan.bytes_freed == expected_freed(fixture)
         table = screen.query_one(DataTable)
         rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-        going = {row[1] for row in rows if row[0] == "team/app" and row[3].startswith("✗")}
-        kept = {row[1] for row in rows if row[0] == "team/app" and row[3] == "keep"}
+        going = {row[2] for row in rows if row[1] == "team/app" and row[0].startswith("✗")}
+        kept = {row[2] for row in rows if row[1] == "team/app" and row[0] == "keep"}
         assert (going, kept) == (GOING, STAYING)
         summary = rendered(screen.query_one("#retention-summary", Static))
         assert "exact" in summary and "team/app" in summary
@@ -91,3 +95,42 @@ async def test_write_rules_see_the_plan_apply_and_see_the_storage_after(
         assert set(tags) == STAYING
         # the registry is read again: the plan is now empty
         await wait_for(pilot, lambda: screen.plan is not None and screen.plan.is_empty)
+
+
+async def test_load_a_policy_file_and_read_only_never_applies(
+    registry: RunningRegistry, app_for: AppFactory, tmp_path: Path
+) -> None:
+    push_all(registry.url)
+    policy = tmp_path / "retention.yml"
+    policy.write_text("keep_tags: ['v2\\..*', 'dev']\nexclude: ['team/other']\n")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("keep_newst: 3\n")
+    app = app_for(registry, read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, RetentionScreen))
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        await wait_for(pilot, lambda: screen.plan is not None)
+        for path in (broken, policy):
+            await pilot.press("l")
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog))
+            app.screen.query_one(Input).value = str(path)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen is screen)
+        await wait_for(pilot, lambda: any("keep_newst" in n for n in notifications(app)))
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.skipped != ())
+        plan = screen.plan
+        assert plan is not None and plan.skipped == ("team/other",)
+        (app_plan,) = plan.repos
+        assert {d.tag for d in app_plan.staying} == {"v2.0", "v2.1", "dev"}
+        assert screen.query_one(TextArea).text == policy.read_text()
+        # read-only: apply is not offered, and the key does nothing
+        assert screen.check_action("apply", ()) is False
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmDialog)
+    async with httpx.AsyncClient(base_url=registry.url) as http:
+        tags = (await http.get("/v2/team/app/tags/list")).json()["tags"]
+    assert set(tags) == GOING | STAYING

@@ -38,15 +38,15 @@ from tui.screens.base import RegtuiScreen
 from tui.widgets.usage_panel import UsagePanel, usage_table
 
 DEFAULT_RULES = """\
-# Retention rules (YAML). A tag any keep rule matches is never deleted.
-keep_newest: 5          # per repository, by `by` date
+# A tag a keep rule matches stays.
+keep_newest: 5
 keep_tags: ['latest', 'stable']
-keep_semver: []         # e.g. '>=1.2 <2'
+keep_semver: []  # '>=1.2 <2'
 # delete_older_than: 30d
 # delete_untagged_older_than: 7d
 # include: ['team/*']
 # exclude: []
-by: created             # or pushed (bundled registry)
+by: created  # or pushed
 """
 REEVALUATE_DELAY = 0.3
 MAX_CONFIRM_LINES = 60
@@ -101,10 +101,10 @@ class RetentionScreen(RegtuiScreen):
         Binding("ctrl+s", "plan", "Plan", id="retention-plan", priority=True),
         Binding("p", "plan", "Plan", id="retention-plan-key", show=False),
         Binding("a", "apply", "Apply", id="retention-apply"),
-        Binding("e", "edit", "Edit rules", id="retention-edit"),
         Binding("l", "load", "Load file", id="retention-load"),
-        Binding("c", "cycle_gc", "GC mode", id="retention-gc"),
-        Binding("r", "reload", "Re-read", id="retention-reload"),
+        Binding("e", "edit", "Edit rules", id="retention-edit", show=False),
+        Binding("c", "cycle_gc", "GC mode", id="retention-gc", show=False),
+        Binding("r", "reload", "Re-read", id="retention-reload", show=False),
     ]
 
     def __init__(self, rules: str = DEFAULT_RULES) -> None:
@@ -150,7 +150,7 @@ class RetentionScreen(RegtuiScreen):
         self.title = "Retention"
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
         table = self.query_one(DataTable)
-        table.add_columns("Repository", "Tag", "Digest", "", "Why")
+        table.add_columns("", "Repository", "Tag", "Digest", "Why")
         self.focus_main()
         self.read_registry()
 
@@ -240,7 +240,7 @@ class RetentionScreen(RegtuiScreen):
             summary += f": {per_repo}"
         if plan.skipped:
             summary += f". Out of scope: {len(plan.skipped)} repositories"
-        summary += f". a applies ({GC_MODE_TEXT[self.gc_mode]}; c changes it)."
+        summary += f". a applies ({GC_MODE_TEXT[self.gc_mode]}; c changes it); e edits the rules."
         if plan.is_empty:
             summary = "Nothing to do: no rule deletes anything here."
         self.query_one("#retention-summary", Static).update(summary)
@@ -259,13 +259,13 @@ class RetentionScreen(RegtuiScreen):
             why = "; ".join(d.reasons)
             if d.siblings:
                 why += f" (same image: {', '.join(d.siblings)})"
-            table.add_row(repo.name, tag, short_digest(d.digest), mark, why)
+            table.add_row(mark, repo.name, tag, short_digest(d.digest), why)
         for u in repo.untagged:
             table.add_row(
+                Text("✗ delete", style="bold red"),
                 repo.name,
                 Text("(untagged)", style="red"),
                 short_digest(u.digest),
-                Text("✗ delete", style="bold red"),
                 "untagged, older than the limit",
             )
 
