@@ -208,6 +208,20 @@ def test_offline_prune_of_a_registry2_directory(
     assert [u["digest"] for u in app["untagged_deleted"]] == [loose.digest]
     loose_bytes = loose.manifest.size + loose.config.size + loose.layers[1].size
     assert dry["plan"]["bytes_freed"] == expected_freed(fixture) + loose_bytes
+    config = tmp_path / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\n")
+    code, by_config = run(
+        "prune",
+        "--config",
+        str(config),
+        *POLICY,
+        "--untagged-older-than",
+        "0",
+        "--dry-run",
+        "--json",
+        capsys=capsys,
+    )
+    assert code == 0 and by_config["plan"] == dry["plan"]
     code, done = run(
         "prune",
         "--root",

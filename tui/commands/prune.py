@@ -59,10 +59,11 @@ def register(subparsers: Any) -> None:
         "prune",
         help="delete tags and manifests by retention rules (see the plan with --dry-run)",
         description=(
-            "Apply retention rules to a registry (HOST, over the API) or to a storage directory "
-            "(--root DIR or --config FILE, offline, exact bytes). Rules come from --policy FILE "
-            "(YAML) and the flags (a flag overrides the file). A tag that any keep rule matches "
-            "is never deleted; a digest is deleted only when every tag on it goes."
+            "Apply retention rules to a registry (HOST, over the API) or to a storage\n"
+            "directory (--root DIR or --config FILE, offline, exact bytes). Rules come from\n"
+            "--policy FILE (YAML) and the flags (a flag replaces the file's value). A tag that\n"
+            "any keep rule matches is never deleted; a digest is deleted only when every tag\n"
+            "on it goes, otherwise only the going tags are removed."
         ),
         epilog="Evaluation order:\n" + EVALUATION_ORDER + "\n\nExit codes: 0 done or nothing "
         "to do, 1 error, 2 usage, 3 (--check) the plan is not empty.",
@@ -77,7 +78,9 @@ def register(subparsers: Any) -> None:
     )
     rules = prune.add_argument_group("rules (override the policy file)")
     rules.add_argument("--policy", metavar="FILE", help="a YAML policy file (see the README)")
-    rules.add_argument("--keep-newest", type=int, metavar="N", help="keep the N newest tags")
+    rules.add_argument(
+        "--keep-newest", type=int, metavar="N", help="keep the N newest tags of each repository"
+    )
     rules.add_argument(
         "--keep-tag", action="append", metavar="REGEX", help="keep tags matching (repeatable)"
     )
@@ -235,6 +238,13 @@ async def _online(args: argparse.Namespace, policy: Policy) -> int:
     async with _client(args) as client:
         state = await read_state(client, parallel=args.concurrency)
         plan = evaluate(policy, state, datetime.now(UTC))
+        if policy.by is DateSource.PUSHED and state.source != "storage":
+            print(
+                "regtui: warning: this registry does not tell when tags were pushed: no tag has "
+                "a push date, so none is old enough to go and keep_newest keeps them all "
+                "(use --by created)",
+                file=sys.stderr,
+            )
         report: dict[str, Any] = {"registry": args.host, "dry_run": args.dry_run}
         if not args.json:
             print_plan(plan, state)
