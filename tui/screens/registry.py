@@ -40,7 +40,7 @@ class RegistryScreen(RegtuiScreen):
     BINDINGS = [
         Binding("o", "open_by_name", "Open by name", id="open-by-name"),
         Binding("g", "storage", "Storage & GC", id="storage"),
-        Binding("p", "retention", "Retention", id="retention"),
+        Binding("p", "retention", "Retention", id="retention", show=False),
         Binding("r", "reload", "Reload", id="reload"),
     ]
 
