@@ -223,3 +223,33 @@ def test_plan_json_follows_the_convention() -> None:
     assert going["stable"]["siblings"] == ["v1.1"]
     assert going["stable"]["pushed"] == "2025-05-27T00:00:00Z"
     assert {d["digest"]: d["action"] for d in app["digests"]}["sha256:b"] == "untag"
+
+
+def test_untagged_rule_spares_what_a_staying_untagged_manifest_needs() -> None:
+    repo = RepoState(
+        "loose",
+        (),
+        {
+            # a young untagged index whose platform is old: the platform stays with it
+            "sha256:young-idx": manifest(
+                "sha256:young-idx", children=("sha256:old-amd",), pushed=days_ago(1)
+            ),
+            "sha256:old-amd": manifest("sha256:old-amd", pushed=days_ago(90)),
+            # a young manifest with an old signature: the signature stays with it
+            "sha256:young": manifest("sha256:young", pushed=days_ago(1)),
+            "sha256:old-sig": manifest(
+                "sha256:old-sig", subject="sha256:young", pushed=days_ago(90)
+            ),
+            # an old index and its old platform: both go
+            "sha256:old-idx": manifest(
+                "sha256:old-idx", children=("sha256:old-arm",), pushed=days_ago(90)
+            ),
+            "sha256:old-arm": manifest("sha256:old-arm", pushed=days_ago(90)),
+            # an unknown push time: never guessed, it stays
+            "sha256:undated": manifest("sha256:undated"),
+        },
+        complete=True,
+    )
+    state = RegistryState((repo,), exact=True)
+    (plan,) = evaluate(Policy(delete_untagged_older_than=30 * 86400), state, NOW).repos
+    assert [u.digest for u in plan.untagged] == ["sha256:old-arm", "sha256:old-idx"]

@@ -111,6 +111,14 @@ def test_no_kept_tag_is_ever_deleted(policy: Policy, first: RepoState, second: R
         tagged = {t.digest for t in repo.tags}
         for untagged in repo_plan.untagged:
             assert repo.complete and untagged.digest not in tagged
+        # nothing that stays loses a platform, and no staying manifest loses its referrers
+        # to the untagged rule
+        deleted = set(repo_plan.deleted_digests)
+        remaining = (set(repo.manifests) | tagged) - deleted
+        for digest in remaining & set(repo.manifests):
+            assert not set(repo.manifests[digest].children) & deleted, (digest, repo_plan)
+        for untagged in repo_plan.untagged:
+            assert repo.manifests[untagged.digest].subject not in remaining
     assert plan.bytes_freed <= sum(
         size or 0
         for repo in state.repos

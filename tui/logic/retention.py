@@ -471,8 +471,9 @@ EVALUATION_ORDER = """\
    staying index names it as a platform, only the going tags are removed (untag) and the
    manifest stays;
 6. delete_untagged_older_than: manifests that no tag reached before this run (not an index's
-   child, not a referrer of a reached manifest), pushed longer ago than the limit, are deleted;
-   only where storage lists them (bundled registry, a directory);
+   child, not a referrer of a reached manifest), pushed longer ago than the limit, are deleted,
+   except the platforms and referrers of manifests that stay; only where storage lists them
+   (bundled registry, a directory);
 7. bytes freed: blobs referenced only by manifests that go, every other manifest of the whole
    registry (other repositories and scopes included) counting as a keeper."""
 
@@ -533,9 +534,12 @@ def _decide(
     going = {d.tag for d in decisions if d.goes}
     rows = [TagRow(t.tag, t.digest) for t in repo.tags]
     actions = plan_bulk_delete(going, rows)
-    # A platform manifest that a staying index names must stay even when its own tags go:
-    # deleting it would break the index. Only its tags are removed.
-    needed = _children_of(repo, {d.digest for d in decisions if not d.goes})
+    # A platform manifest that an index which stays names (tagged or not: untagged manifests
+    # are only deleted later, by their own rule) must stay even when its own tags go: deleting
+    # it would break the index. Only its tags are removed.
+    deleting = {a.digest for a in actions if a.kind is ActionKind.DELETE_MANIFEST}
+    staying = ({d.digest for d in decisions} | set(repo.manifests)) - deleting
+    needed = _children_of(repo, staying)
     return decisions, [
         BulkAction(ActionKind.UNTAG, a.digest, a.tags, a.kept_siblings)
         if a.kind is ActionKind.DELETE_MANIFEST and a.digest in needed
@@ -589,14 +593,26 @@ def _untagged(policy: Policy, repo: RepoState, now: datetime) -> list[UntaggedDe
     if limit is None or not repo.complete:
         return []
     reached = _reached(repo, (t.digest for t in repo.tags))
-    found = [
-        UntaggedDeletion(m.digest, m.pushed)
+    doomed = {
+        m.digest
         for m in repo.manifests.values()
         if m.digest not in reached
         and m.pushed is not None
         and (now - m.pushed).total_seconds() > limit
-    ]
-    return sorted(found, key=lambda u: u.digest)
+    }
+    # What stays keeps what it needs: the platforms of a staying index, and the referrers of a
+    # staying manifest (as GC's delete-untagged keeps them). Repeat until nothing changes.
+    changed = True
+    while changed:
+        staying = set(repo.manifests) - doomed
+        spared = _children_of(repo, staying) | {
+            d for d in doomed if (s := repo.manifests[d].subject) and s in staying
+        }
+        changed = bool(spared & doomed)
+        doomed -= spared
+    return sorted(
+        (UntaggedDeletion(d, repo.manifests[d].pushed) for d in doomed), key=lambda u: u.digest
+    )
 
 
 def freed_bytes(
