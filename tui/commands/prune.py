@@ -322,7 +322,12 @@ def _label(plan: PrunePlan, state: RegistryState) -> str:
     return "estimate from manifests: untagged manifests and other garbage are not seen"
 
 
+def _day(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value is not None else "-" * 10
+
+
 def print_plan(plan: PrunePlan, state: RegistryState) -> None:
+    """Per repository, a line per tag: go/stay, tag, digest, created, pushed, why."""
     for repo in plan.repos:
         if not repo.decisions and not repo.untagged:
             continue
@@ -343,8 +348,8 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
                 what = f"  [untag only: {kept} stays]"
             siblings = f" (same image: {', '.join(d.siblings)})" if d.siblings else ""
             print(
-                f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {'; '.join(d.reasons)}"
-                f"{siblings}{what}"
+                f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {_day(d.created)}  "
+                f"{_day(d.pushed)}  {'; '.join(d.reasons)}{siblings}{what}"
             )
         for u in repo.untagged:
             print(

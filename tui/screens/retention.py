@@ -58,6 +58,10 @@ GC_MODE_TEXT = {
 }
 
 
+def _day(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value is not None else "-"
+
+
 def parse_rules(text: str) -> Policy:
     """The policy a YAML text describes (:class:`PolicyError` with one line otherwise)."""
     import yaml
@@ -137,7 +141,7 @@ class RetentionScreen(RegtuiScreen):
 
     DEFAULT_CSS = """
     #retention-main { height: 1fr; }
-    #retention-rules-pane { width: 2fr; }
+    #retention-rules-pane { width: 1fr; min-width: 24; max-width: 44; }
     #retention-plan-pane { width: 3fr; }
     #retention-rules { height: 1fr; }
     #retention-rules-error { height: auto; color: $error; }
@@ -150,7 +154,7 @@ class RetentionScreen(RegtuiScreen):
         self.title = "Retention"
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
         table = self.query_one(DataTable)
-        table.add_columns("", "Repository", "Tag", "Digest", "Why")
+        table.add_columns("", "Repository", "Tag", "Digest", "Created", "Pushed", "Why")
         self.focus_main()
         self.read_registry()
 
@@ -259,13 +263,17 @@ class RetentionScreen(RegtuiScreen):
             why = "; ".join(d.reasons)
             if d.siblings:
                 why += f" (same image: {', '.join(d.siblings)})"
-            table.add_row(mark, repo.name, tag, short_digest(d.digest), why)
+            table.add_row(
+                mark, repo.name, tag, short_digest(d.digest), _day(d.created), _day(d.pushed), why
+            )
         for u in repo.untagged:
             table.add_row(
                 Text("✗ delete", style="bold red"),
                 repo.name,
                 Text("(untagged)", style="red"),
                 short_digest(u.digest),
+                "",
+                _day(u.pushed),
                 "untagged, older than the limit",
             )
 
