@@ -23,7 +23,7 @@ from tests.helpers.images import Image, make_image, make_index, push_image
 from tests.helpers.servers import RunningRegistry, distribution_registry
 from tui.cli import main
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.interop]
+pytestmark = pytest.mark.timeout(240)
 
 BASE = {"base/lib.so": os.urandom(40_000)}
 POLICY = ["--keep-newest", "2", "--keep-semver", ">=1.2 <2"]
@@ -160,6 +160,7 @@ def distribution_root(tmp_path: Path) -> Iterator[tuple[RunningRegistry, Path]]:
         yield running, root
 
 
+@pytest.mark.interop
 def test_prune_on_distribution_untags_through_the_api(
     distribution_root: tuple[RunningRegistry, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -176,6 +177,7 @@ def test_prune_on_distribution_untags_through_the_api(
     check_through_api(running.url, fixture)
 
 
+@pytest.mark.interop
 def test_offline_prune_of_a_registry2_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

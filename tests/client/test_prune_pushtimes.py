@@ -88,6 +88,7 @@ async def test_access_is_that_of_tags_list(tmp_path: Path) -> None:
             assert report is not None and [t.tag for t in report.tags] == ["v1"]
 
 
+@pytest.mark.interop
 async def test_other_registries_have_no_push_times(distribution: RunningRegistry) -> None:
     push_image(distribution.url, "app", "v1", make_image([{"a": b"1"}]))
     async with RegistryClient(distribution.url) as client:
