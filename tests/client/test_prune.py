@@ -305,3 +305,23 @@ def test_a_policy_file_by_push_time(
     with httpx.Client(base_url=registry.url) as client:
         listed = set(client.get("/v2/team/app/tags/list").json()["tags"])
     assert listed == set(fixture.tags["team/app"]) - {"v1.0", "old", "v1.1"}
+
+
+def test_a_registry_that_refuses_deletes_gets_one_line_each_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.helpers.servers import bundled_registry
+
+    config = {"version": 0.1, "storage": {"delete": {"enabled": False}}}
+    with bundled_registry(tmp_path / "root", config=config) as locked:
+        push_all(locked.url)
+        code, done = run("prune", locked.host, *POLICY, "--yes", "--json", capsys=capsys)
+        assert code == 1
+        failed = [a for a in done["applied"] if a["error"]]
+        assert failed and all(not a["error"].count("\n") for a in failed)
+        errors = done["stderr"].strip().splitlines()
+        assert len(errors) == len(failed)
+        assert all(line.startswith("regtui: error: team/app@") for line in errors)
+        with httpx.Client(base_url=locked.url) as client:
+            listed = set(client.get("/v2/team/app/tags/list").json()["tags"])
+        assert listed == GOING | STAYING  # nothing was removed
