@@ -127,6 +127,9 @@ def _setup_extensions(app: web.Application) -> None:
         from embedded_registry.routes import ext
 
         ext.setup_routes(app)
+    from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
+
+    ext_tags.setup_routes(app)
 
 
 async def _upload_purger(app: web.Application) -> AsyncIterator[None]:

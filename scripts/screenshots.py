@@ -26,6 +26,7 @@ from tui.screens.image import ImageScreen
 from tui.screens.layer_files import LayerFilesScreen
 from tui.screens.registry import RegistryScreen
 from tui.screens.repository import RepositoryScreen
+from tui.screens.retention import RetentionScreen
 from tui.screens.storage import StorageScreen
 
 SIZE = (120, 36)
@@ -118,6 +119,13 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
     async def help_screen(pilot: Pilot[None]) -> None:
         await pilot.press("question_mark")
 
+    async def retention(pilot: Pilot[None]) -> None:
+        await pilot.press("escape")  # close the help
+        await app.push_screen(RetentionScreen("keep_newest: 2\nkeep_tags: ['latest']\n"))
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        await until(pilot, lambda: screen.plan is not None)
+
     steps = [
         ("registry", registry),
         ("repository", repository),
@@ -129,6 +137,7 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         ("storage-gc", storage),
         ("storage-gc-after", storage_after),
         ("help", help_screen),
+        ("retention", retention),
     ]
     async with app.run_test(size=SIZE) as pilot:
         for name, step in steps:

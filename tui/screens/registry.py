@@ -41,6 +41,7 @@ class RegistryScreen(RegtuiScreen):
     BINDINGS = [
         Binding("o", "open_by_name", "Open by name", id="open-by-name"),
         Binding("g", "storage", "Storage & GC", id="storage"),
+        Binding("p", "retention", "Retention", id="retention", show=False),
         Binding("r", "reload", "Reload", id="reload"),
     ]
 
@@ -216,3 +217,8 @@ class RegistryScreen(RegtuiScreen):
         from tui.screens.storage import StorageScreen
 
         self.app.push_screen(StorageScreen())
+
+    def action_retention(self) -> None:
+        from tui.screens.retention import RetentionScreen
+
+        self.app.push_screen(RetentionScreen())
