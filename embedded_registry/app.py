@@ -127,9 +127,10 @@ def _setup_extensions(app: web.Application) -> None:
         from embedded_registry.routes import ext
 
         ext.setup_routes(app)
-    from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
+    if app[CONFIG_KEY].extensions.enabled:  # regtui.extensions.enabled: false turns all off
+        from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
 
-    ext_tags.setup_routes(app)
+        ext_tags.setup_routes(app)
 
 
 async def _upload_purger(app: web.Application) -> AsyncIterator[None]:

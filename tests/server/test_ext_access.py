@@ -98,7 +98,7 @@ def test_an_anonymous_loopback_client_is_denied(registry: RunningRegistry) -> No
     for response in (report, gc, wrong, empty):
         assert response.status_code == 403, response.text
         assert _error_code(response) == "DENIED"
-        assert "total_bytes" not in response.text
+        assert "total_bytes" not in response.text and "v1" not in response.text
     assert _files(registry.root) == before  # no GC ran
 
 
@@ -242,11 +242,13 @@ def test_extensions_can_be_turned_off(tmp_path: Path, how: str) -> None:
     ) as running:
         assert running.admin_dir is not None
         assert not (running.admin_dir / str(running.port)).exists()  # no secret is written
+        push_image(running.url, "library/app", "v1", make_image([{"a": b"a"}]))
         with httpx.Client(base_url=running.url) as c:
             storage = c.get(ext.STORAGE_PATH)
             gc = c.post(ext.GC_PATH, json={"dry_run": True})
+            push_times = c.get("/v2/_regtui/ext/tags/library/app")
             assert c.get("/v2/").status_code == 200  # the registry itself still serves
-    for response in (storage, gc):
+    for response in (storage, gc, push_times):
         assert response.status_code == 404  # as any unknown route
         assert "total_bytes" not in response.text
 
