@@ -11,6 +11,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.helpers.servers import RunningRegistry, bundled_registry
+from tests.helpers.tmux import Tmux, running_tmux
 from tui.app import AppSettings, RegtuiApp, make_app
 from tui.data.storage import StorageBackend
 from tui.demo import populate
@@ -69,3 +70,10 @@ async def wait_for(
             raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', '?')}")
         await pilot.pause(0.05)
     await asyncio.sleep(0)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    """A private tmux server: the app in a real terminal (tests/helpers/tmux.py)."""
+    with running_tmux() as instance:
+        yield instance

@@ -11,27 +11,15 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.servers import require_tool
-from tests.tui.test_tmux import Tmux
+from tests.helpers.tmux import Tmux
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    instance = Tmux(require_tool("tmux"))
-    try:
-        yield instance
-    finally:
-        subprocess.run([instance.binary, "-L", instance.socket, "kill-server"], capture_output=True)
 
 
 def _children(pid: int) -> list[int]:
