@@ -1,4 +1,12 @@
-"""Discovery: ping, catalog and tags lists, paginated as real registries do it."""
+"""Discovery: ping, catalog and tags lists, paginated as real registries do it.
+
+Pagination (``n``/``last`` and ``Link: <...>; rel="next"``) is bounded against any registry:
+it stops with a :class:`~tui.client.errors.MalformedResponseError` on a ``Link`` that comes back
+to a page already read (a looping ``last``), on a page that brings no new name, and after
+``max_pages`` pages (10,000 by default). Each page is at most 16 MiB of JSON, parsed in a worker
+thread when large. A ``Link`` to another origin is followed without credentials (see
+:mod:`tui.client.auth`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from tui.client._base import ClientBase
+from tui.client._limits import MAX_JSON_BYTES, loads_json, off_loop
 from tui.client.errors import (
     CatalogUnsupportedError,
     MalformedResponseError,
@@ -45,21 +54,32 @@ class Discovery(ClientBase):
         seen_items: set[str] = set()
         await self._ensure_base_url()
         url: str | None = self._url(path)
+        pages = 0
         while url is not None:
             if url in seen_urls:
                 raise MalformedResponseError(
-                    f"The registry's pagination of {what} loops back to {url}"
+                    f"The registry's pagination of {what} loops back to a page already read "
+                    f"({url}); regtui stopped there"
+                )
+            if pages >= self.max_pages:
+                raise MalformedResponseError(
+                    f"The registry's pagination of {what} goes on past {self.max_pages:,} pages; "
+                    "regtui stopped there"
                 )
             seen_urls.add(url)
-            response = await self.request("GET", url)
+            pages += 1
+            response = await self._send(
+                "GET", url, stream=False, max_bytes=MAX_JSON_BYTES, what=f"a page of {what}"
+            )
             if what == "the catalog":
                 self._raise_catalog(response)
             self.raise_for_status(response, what)
-            try:
-                data = response.json()
-                items = data.get(key) or []
-            except (ValueError, AttributeError) as exc:
-                raise MalformedResponseError(f"The list of {what} is not JSON") from exc
+            data = await off_loop(
+                len(response.content), loads_json, response.content, f"list of {what}"
+            )
+            if not isinstance(data, dict):
+                raise MalformedResponseError(f"The list of {what} is not a JSON object")
+            items = data.get(key) or []
             if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
                 raise MalformedResponseError(f"The list of {what} is not a list of names")
             fresh = [item for item in items if item not in seen_items]
@@ -67,7 +87,8 @@ class Discovery(ClientBase):
             next_url = _next_link(response)
             if next_url is not None and not fresh and items:
                 raise MalformedResponseError(
-                    f"The registry's pagination of {what} repeats the same page"
+                    f"The registry's pagination of {what} repeats the same page; regtui "
+                    "stopped there"
                 )
             if fresh:
                 yield fresh
