@@ -20,9 +20,8 @@ import httpx
 
 from tui.client._base import transport_error
 from tui.client._digests import compute_digest, digest_algorithm, is_digest, manifest_digest
-from tui.client._discovery import Discovery
+from tui.client._discovery import Discovery, _next_link
 from tui.client._limits import (
-    MAX_JSON_BYTES,
     MAX_MANIFEST_BYTES,
     MAX_SMALL_BLOB_BYTES,
     MIN_STREAM_RATE,
@@ -251,17 +250,29 @@ class Content(Discovery):
     async def get_referrers(
         self, repo: str, digest: str, artifact_type: str | None = None
     ) -> list[Descriptor]:
-        """Manifests whose ``subject`` is ``digest``: the referrers API, else the tag schema."""
-        params = {"artifactType": artifact_type} if artifact_type else None
-        response = await self.request(
-            "GET", f"/v2/{repo}/referrers/{digest}", params=params, max_bytes=MAX_JSON_BYTES
-        )
-        if response.status_code == 200:
+        """Manifests whose ``subject`` is ``digest``: the referrers API (every page, following
+        ``Link`` as the catalog does), else the tag schema."""
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        what = f"referrers of {repo}@{digest}"
+        found: list[Descriptor] = []
+        seen: set[str] = set()
+        response: httpx.Response | None = None
+        async for response in self._pages(f"/v2/{repo}/referrers/{digest}{query}", what):
+            if response.status_code != 200:
+                break
             _, index = await off_loop(
                 len(response.content), _parse_index, response.content, "referrers"
             )
-            found = list(index.manifests)
-        elif response.status_code in (404, 405, 400):
+            fresh = [d for d in index.manifests if d.digest not in seen]
+            if index.manifests and not fresh and _next_link(response) is not None:
+                raise MalformedResponseError(
+                    f"The registry's pagination of {what} repeats the same page; regtui "
+                    "stopped there"
+                )
+            seen.update(d.digest for d in fresh)
+            found.extend(fresh)
+        assert response is not None
+        if response.status_code in (404, 405, 400):
             fallback_tag = digest.replace(":", "-")
             try:
                 result = await self.get_manifest(repo, fallback_tag)
@@ -271,8 +282,7 @@ class Content(Discovery):
                 return []
             found = list(result.manifest.manifests)
         else:
-            self.raise_for_status(response, f"referrers of {repo}@{digest}")
-            return []
+            self.raise_for_status(response, what)
         if artifact_type:
             found = [d for d in found if d.artifact_type == artifact_type]
         return found

@@ -49,28 +49,38 @@ class Discovery(ClientBase):
             authenticated=response.status_code == 200,
         )
 
-    async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
+    async def _pages(self, path: str, what: str) -> AsyncIterator[httpx.Response]:
+        """Every page of a paginated answer, following ``Link: <...>; rel="next"``, bounded:
+        a ``Link`` back to a page already read, or past ``max_pages`` pages, is an error.
+        Pages answered with an error status are given to the caller as they are (the walk ends
+        there)."""
         seen_urls: set[str] = set()
-        seen_items: set[str] = set()
         await self._ensure_base_url()
         url: str | None = self._url(path)
-        pages = 0
         while url is not None:
             if url in seen_urls:
                 raise MalformedResponseError(
                     f"The registry's pagination of {what} loops back to a page already read "
                     f"({url}); regtui stopped there"
                 )
-            if pages >= self.max_pages:
+            if len(seen_urls) >= self.max_pages:
                 raise MalformedResponseError(
                     f"The registry's pagination of {what} goes on past {self.max_pages:,} pages; "
                     "regtui stopped there"
                 )
             seen_urls.add(url)
-            pages += 1
             response = await self._send(
                 "GET", url, stream=False, max_bytes=MAX_JSON_BYTES, what=f"a page of {what}"
             )
+            yield response
+            if response.status_code >= 400:
+                return
+            next_url = _next_link(response)
+            url = str(response.url.join(next_url)) if next_url else None
+
+    async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
+        seen_items: set[str] = set()
+        async for response in self._pages(path, what):
             if what == "the catalog":
                 self._raise_catalog(response)
             self.raise_for_status(response, what)
@@ -84,15 +94,13 @@ class Discovery(ClientBase):
                 raise MalformedResponseError(f"The list of {what} is not a list of names")
             fresh = [item for item in items if item not in seen_items]
             seen_items.update(fresh)
-            next_url = _next_link(response)
-            if next_url is not None and not fresh and items:
+            if _next_link(response) is not None and not fresh and items:
                 raise MalformedResponseError(
                     f"The registry's pagination of {what} repeats the same page; regtui "
                     "stopped there"
                 )
             if fresh:
                 yield fresh
-            url = str(response.url.join(next_url)) if next_url else None
 
     def _raise_catalog(self, response: httpx.Response) -> None:
         status = response.status_code
