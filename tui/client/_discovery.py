@@ -104,7 +104,9 @@ class Discovery(ClientBase):
 
     def _raise_catalog(self, response: httpx.Response) -> None:
         status = response.status_code
-        if status == 404 or (status in (401, 403) and self.auth.scheme == "bearer"):
+        refused = status in (401, 403) and self.auth.scheme == "bearer"
+        if status == 404 or (refused and not self.auth.token_error):
+            # (a failed token request is reported as what it is, by raise_for_status)
             raise CatalogUnsupportedError(
                 f"{self.host} does not list its repositories (no catalog for this account); "
                 "name a repository instead",

@@ -526,13 +526,15 @@ async def read_layer(
     *,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    reader: LayerReader | None = None,
 ) -> FileNode | None:
     """Read a whole layer from ``chunks``; ``None`` when ``should_stop()`` turned true first.
 
     ``on_progress`` is called after every chunk with the reader (``bytes_in``, ``entries``).
     Decompression and the tar walk run in a worker thread: the caller's event loop stays free.
+    ``reader``: one with other limits than the defaults.
     """
-    reader = LayerReader()
+    reader = reader or LayerReader()
     async for chunk in chunks:
         if should_stop is not None and should_stop():
             return None
