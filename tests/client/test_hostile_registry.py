@@ -135,6 +135,26 @@ async def test_tags_and_referrers_links_to_another_origin_carry_no_credentials()
     assert other_seen.authorizations == []
 
 
+async def test_a_challenge_from_another_origin_is_not_answered() -> None:
+    other_seen = Recorder()
+    other = registry_app(
+        [web.get("/v2/_catalog", names_page("repositories", ["b"]))],
+        recorder=other_seen,
+        guard=basic_guard(),
+    )
+    async with serve(other) as other_host:
+        link = f"http://{other_host}/v2/_catalog?last=a"
+        home = registry_app(
+            [web.get("/v2/_catalog", names_page("repositories", ["a"], link))],
+            guard=basic_guard(),
+        )
+        async with serve(home) as home_host, client(home_host) as registry:
+            with pytest.raises(AuthError):
+                await registry.catalog()
+    assert len(other_seen.seen) == 1  # asked once, anonymously; its 401 not answered
+    assert other_seen.authorizations == []
+
+
 async def test_an_upload_location_on_another_origin_carries_no_credentials() -> None:
     data = b"config bytes"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -471,7 +491,8 @@ async def test_a_trickling_registry_ends_with_a_timeout_error(what: str) -> None
         web.get(f"/v2/app/blobs/{digest}", trickle(b"", sent)),  # type: ignore[arg-type]
     ]
     async with serve(registry_app(routes)) as host, client(host, timeout=1.5) as registry:
-        with pytest.raises(RegistryTimeoutError) as caught:
+
+        async def read_it() -> None:
             if what == "tags":
                 await registry.list_tags("app")
             elif what == "manifest":
@@ -480,6 +501,11 @@ async def test_a_trickling_registry_ends_with_a_timeout_error(what: str) -> None
                 async with registry.stream_blob("app", digest) as blob:
                     async for _ in blob:
                         pass
+
+        with pytest.raises(RegistryTimeoutError) as caught:
+            # The outer wait only keeps a regression from hanging the suite: without the
+            # client's deadline this ends in the builtin TimeoutError and the test fails.
+            await asyncio.wait_for(read_it(), timeout=60)
         await asyncio.wait_for(sent.done.wait(), timeout=30)
     error = caught.value
     assert sent.bytes >= 2  # it did trickle: a per-read timeout alone would never fire
