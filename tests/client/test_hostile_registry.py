@@ -149,10 +149,11 @@ async def test_a_challenge_from_another_origin_is_not_answered() -> None:
             guard=basic_guard(),
         )
         async with serve(home) as home_host, client(home_host) as registry:
-            with pytest.raises(AuthError):
+            with pytest.raises(AuthError) as caught:
                 await registry.catalog()
     assert len(other_seen.seen) == 1  # asked once, anonymously; its 401 not answered
     assert other_seen.authorizations == []
+    assert str(caught.value).startswith(f"{other_host}, another origin that {home_host} sent")
 
 
 async def test_an_upload_location_on_another_origin_carries_no_credentials() -> None:
@@ -512,6 +513,30 @@ async def test_a_trickling_registry_ends_with_a_timeout_error(what: str) -> None
     assert error.host == host and error.timeout == 1.5
     assert f"{host} did not answer in time" in str(error) and "1.5 s" in str(error)
     assert str(error).count("\n") == 0
+
+
+async def test_a_slow_but_steady_blob_is_no_timeout() -> None:
+    """Pauses that straddle the stall window are fine while the rate holds (64 KiB a pause)."""
+    data = bytes(range(256)) * 1024
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    async def blob(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        for start in range(0, len(data), 65536):
+            await asyncio.sleep(0.3)
+            await response.write(data[start : start + 65536])
+        return response
+
+    app = registry_app([web.get(f"/v2/app/blobs/{digest}", blob)])
+    async with (
+        serve(app) as host,
+        client(host, timeout=1.0) as registry,
+        registry.stream_blob("app", digest, chunk_size=65536) as stream,
+    ):
+        received = b"".join([chunk async for chunk in stream])
+    assert received == data
 
 
 @pytest.fixture

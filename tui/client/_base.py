@@ -65,6 +65,8 @@ from tui.client.reference import (
 __all__ = ["IDEMPOTENT", "RETRY_STATUSES", "ClientBase", "oci_errors", "transport_error"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+UPLOAD_RATE = 1024 * 1024
+"""Bytes a second a request body is given on top of the deadline (a PUT of 8 MiB: 8 s more)."""
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
@@ -282,10 +284,14 @@ class ClientBase:
         url = self._url(path)
         what = what or f"{method.upper()} {httpx.URL(url).path}"
         retriable = method.upper() in IDEMPOTENT
+        content = kw.get("content")
+        deadline = self.timeout
+        if isinstance(content, bytes | bytearray):
+            deadline += len(content) / UPLOAD_RATE  # a body to send gets time for it too
         attempt = 0
         while True:
             try:
-                async with self._semaphore, asyncio.timeout(self.timeout):
+                async with self._semaphore, asyncio.timeout(deadline):
                     request = self._http.build_request(method, url, **kw)
                     response = await self._http.send(request, stream=True)
                     if not stream:
@@ -293,10 +299,10 @@ class ClientBase:
                         if body[:1] in (b"{", b"["):
                             check_json_depth(body, f"answer to {what}")
             except TimeoutError as exc:
-                raise self._timeout_error(what) from exc
+                raise self._timeout_error(what, deadline) from exc
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.TimeoutException):
-                    raise self._timeout_error(what) from exc
+                    raise self._timeout_error(what, deadline) from exc
                 if retriable and attempt < self.max_retries and not _is_tls(exc):
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt))
@@ -327,17 +333,22 @@ class ClientBase:
             await response.aclose()
             response._content = b""  # the status alone says what went wrong
 
-    def _timeout_error(self, what: str) -> RegistryTimeoutError:
+    def _timeout_error(self, what: str, seconds: float | None = None) -> RegistryTimeoutError:
+        seconds = self.timeout if seconds is None else seconds
         return RegistryTimeoutError(
             f"{self.host} did not answer in time: {what} took longer than "
-            f"{self.timeout:g} s (raise --timeout for a slow registry)",
+            f"{seconds:g} s (raise --timeout for a slow registry)",
             host=self.host,
-            timeout=self.timeout,
+            timeout=seconds,
         )
 
     def _transport_error(self, exc: httpx.TransportError) -> RegistryClientError:
         return transport_error(
-            exc, self.host, scheme=httpx.URL(self.base_url).scheme, insecure=self.insecure
+            exc,
+            self.host,
+            scheme=httpx.URL(self.base_url).scheme,
+            insecure=self.insecure,
+            timeout=self.timeout,
         )
 
     def _backoff(self, attempt: int) -> float:
@@ -363,6 +374,14 @@ class ClientBase:
                 "(or without a scheme), not http://",
                 title="HTTPS expected",
                 response=response,
+            )
+        if status in (401, 403) and not self.auth.same_origin(response.request.url):
+            elsewhere = response.request.url.netloc.decode()
+            return AuthError(
+                f"{elsewhere}, another origin that {self.host} sent regtui to for {what}, "
+                f"answered {status}; regtui sends no credentials there",
+                response=response,
+                code=code,
             )
         if status == 401:
             who = "anonymously" if self.credentials is None else "with the given credentials"
@@ -460,7 +479,12 @@ def _tls_reason(exc: BaseException) -> str:
 
 
 def transport_error(
-    exc: httpx.TransportError, host: str, *, scheme: str = "https", insecure: bool = False
+    exc: httpx.TransportError,
+    host: str,
+    *,
+    scheme: str = "https",
+    insecure: bool = False,
+    timeout: float | None = None,
 ) -> RegistryClientError:
     """The client error for a transport failure: one sentence with the advice that fixes it,
     never the ``ssl`` library's own text."""
@@ -494,8 +518,12 @@ def transport_error(
             "(--ca-cert FILE for a private CA, --insecure to skip verification)"
         )
     if isinstance(exc, httpx.TimeoutException):
+        within = f" within {timeout:g} s" if timeout else ""
         return RegistryTimeoutError(
-            f"{host} did not answer in time ({type(exc).__name__})", host=host, timeout=0.0
+            f"{host} did not answer in time: nothing came{within} (raise --timeout for a slow "
+            "registry)",
+            host=host,
+            timeout=timeout or 0.0,
         )
     if isinstance(exc, httpx.RemoteProtocolError):
         if scheme == "http" and "disconnect" in str(exc).lower():

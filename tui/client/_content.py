@@ -85,28 +85,39 @@ class BlobStream:
         window_start, window_bytes = time.monotonic(), 0
         window = self._stall_timeout
         chunks = self.response.aiter_bytes(self._chunk_size)
-        while True:
-            try:
-                if window is None:
-                    chunk = await anext(chunks)
-                else:
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(chunks))
+                if window is not None:
                     left = window_start + window - time.monotonic()
-                    async with asyncio.timeout(max(left, 0.001)):
-                        chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                raise self._stalled(window_bytes) from None
-            except httpx.TransportError as exc:
-                raise transport_error(exc, self._host) from exc
-            hasher.update(chunk)
-            self.bytes_read += len(chunk)
-            window_bytes += len(chunk)
-            if window is not None and time.monotonic() - window_start >= window:
-                if window_bytes < MIN_STREAM_RATE * window:
-                    raise self._stalled(window_bytes)
-                window_start, window_bytes = time.monotonic(), 0
-            yield chunk
+                    await asyncio.wait({pending}, timeout=max(left, 0.0))
+                    if not pending.done():
+                        if window_bytes < MIN_STREAM_RATE * window:
+                            raise self._stalled(window_bytes)
+                        window_start, window_bytes = time.monotonic(), 0
+                        continue  # a fair rate so far: keep waiting for the same chunk
+                try:
+                    chunk = await pending
+                except StopAsyncIteration:
+                    break
+                except httpx.TransportError as exc:
+                    raise transport_error(exc, self._host, timeout=window) from exc
+                finally:
+                    if pending.done():
+                        pending = None
+                hasher.update(chunk)
+                self.bytes_read += len(chunk)
+                window_bytes += len(chunk)
+                if window is not None and time.monotonic() - window_start >= window:
+                    if window_bytes < MIN_STREAM_RATE * window:
+                        raise self._stalled(window_bytes)
+                    window_start, window_bytes = time.monotonic(), 0
+                yield chunk
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
         actual = f"{digest_algorithm(self.digest)}:{hasher.hexdigest()}"
         if self.size is not None and self.bytes_read != self.size:
             raise MalformedResponseError(
