@@ -188,7 +188,11 @@ class ClientBase:
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Self:
-        await self._ensure_base_url()
+        try:
+            await self._ensure_base_url()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows a failed __aenter__
+            raise
         return self
 
     async def __aexit__(
@@ -209,7 +213,8 @@ class ClientBase:
         no TLS handshake to fail first); a TLS server on loopback (the registry itself, or nginx
         in front of it) is then detected and HTTPS used. With ``--insecure`` on other hosts,
         HTTPS is tried first, as Docker does, and plain HTTP only when HTTPS cannot be spoken.
-        Probes never carry credentials, read at most 1 MiB and last at most 5 s each.
+        Probes never carry credentials and read at most 1 MiB; a probe that gets no answer
+        within ``timeout`` raises :class:`RegistryTimeoutError` at once.
         """
         if self._probed:
             return
@@ -234,12 +239,15 @@ class ClientBase:
         (an HTTP answer, not a registry's) or ``failed`` (no HTTP spoken at all)."""
         url = f"{scheme}://{self.host}/v2/"
         try:
-            async with asyncio.timeout(min(self.timeout, 5.0)):
+            async with asyncio.timeout(self.timeout):
                 request = self._http.build_request("GET", url)
                 response = await self._http.send(request, stream=True, auth=None)
                 body = await read_bounded(response, MAX_SMALL_BODY_BYTES, "/v2/")
-        except (TimeoutError, httpx.TransportError, RegistryClientError):
-            return "failed"  # a TLS server drops a plain request; nothing listens; silence
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            # Silence is no answer about the scheme either: say it now, not after a 2nd wait.
+            raise self._timeout_error(f"GET {url}") from exc
+        except (httpx.TransportError, RegistryClientError):
+            return "failed"  # a TLS server drops a plain request; nothing listens
         if response.status_code == 400 and _HTTPS_HINT.search(body[:4096]):
             return "tls"
         if response.status_code in (200, 401) or "Docker-Distribution-API-Version" in (

@@ -194,7 +194,7 @@ class Content(Discovery):
             f"/v2/{repo}/manifests/{ref}",
             stream=False,
             max_bytes=MAX_MANIFEST_BYTES,
-            what=f"the {what} (the limit Distribution sets too)",
+            what=f"the {what} (manifests are limited to 4 MiB, as in Distribution)",
             headers={"Accept": MANIFEST_ACCEPT},
         )
         self.raise_for_status(response, what)

@@ -107,8 +107,7 @@ async def read_bounded(response: httpx.Response, limit: int, what: str) -> bytes
 def _too_large(response: httpx.Response, limit: int, what: str) -> ResponseTooLargeError:
     host = response.request.url.netloc.decode() if response.request is not None else "the server"
     return ResponseTooLargeError(
-        f"{host} sent more than {human_limit(limit)} for {what}, more than regtui accepts; "
-        "it stopped reading",
+        f"{host} sent more than {human_limit(limit)} for {what}; regtui stopped reading there",
         limit=limit,
         response=response,
     )
