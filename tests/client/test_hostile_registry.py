@@ -246,6 +246,30 @@ async def test_basic_credentials_go_to_a_plain_http_realm_only_on_loopback_or_in
     assert realm_seen.authorizations == ["Basic YWxpY2U6czNjcmV0"]  # only with --insecure
 
 
+async def test_a_link_down_to_plain_http_on_a_remote_host_needs_insecure() -> None:
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to run a server on")
+    other_seen = Recorder()
+    other = registry_app(
+        [web.get("/v2/_catalog", names_page("repositories", ["b"]))], recorder=other_seen
+    )
+    async with serve(other, host=address) as other_host:
+        link = f"http://{other_host}/v2/_catalog?last=a"
+        home = registry_app(
+            [web.get("/v2/_catalog", names_page("repositories", ["a"], link))],
+            guard=basic_guard(),
+        )
+        async with serve(home) as home_host:
+            async with client(home_host) as registry:
+                with pytest.raises(TLSError, match="does not follow it without --insecure"):
+                    await registry.catalog()
+            assert other_seen.seen == []
+            async with client(home_host, insecure=True) as registry:
+                assert await registry.catalog() == ["a", "b"]
+    assert len(other_seen.seen) == 1 and other_seen.authorizations == []
+
+
 # ------------------------------------------------------------------ pagination
 
 

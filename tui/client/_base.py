@@ -304,7 +304,7 @@ class ClientBase:
                     response = await self._http.send(request, stream=True)
                     if not stream:
                         body = await read_bounded(response, max_bytes, what)
-                        if body[:1] in (b"{", b"["):
+                        if _LOOKS_JSON.match(body):
                             check_json_depth(body, f"answer to {what}")
             except TimeoutError as exc:
                 raise self._timeout_error(what, deadline) from exc
@@ -434,11 +434,26 @@ class ClientBase:
             code=code,
         )
 
+    def check_followable(self, url: httpx.URL, what: str) -> None:
+        """Refuse a URL the registry points to (``Link``, ``Location``) that would downgrade to
+        plain HTTP on a remote host without ``--insecure``; other origins are followed without
+        credentials (see :mod:`tui.client.auth`)."""
+        if url.scheme == "http" and not self.insecure and not is_loopback_host(url.host):
+            raise TLSError(
+                f"{self.host} sent regtui to plain HTTP at {url.netloc.decode()} for {what}; "
+                "regtui does not follow it without --insecure",
+                title="Plain HTTP refused",
+            )
+        if url.scheme not in ("http", "https"):
+            raise MalformedResponseError(f"{self.host} sent regtui to {url} for {what}")
+
     async def _get_ok(self, path: str, what: str, **kw: Any) -> httpx.Response:
         response = await self.request("GET", path, **kw)
         self.raise_for_status(response, what)
         return response
 
+
+_LOOKS_JSON = re.compile(rb"\s*[\[{]")
 
 _HTTPS_HINT = re.compile(rb"https|\btls\b|\bssl\b", re.IGNORECASE)
 """In a 400 to a plain request: nginx's "The plain HTTP request was sent to HTTPS port", Go's

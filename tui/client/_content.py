@@ -320,6 +320,7 @@ class Content(Discovery):
         if not location:
             raise MalformedResponseError("The upload answer has no Location", response=start)
         url = start.url.join(location)
+        self.check_followable(url, f"the blob upload to {repo}")
         joiner = "&" if url.query else "?"
         done = await self.request(
             "PUT",

@@ -76,7 +76,11 @@ class Discovery(ClientBase):
             if response.status_code >= 400:
                 return
             next_url = _next_link(response)
-            url = str(response.url.join(next_url)) if next_url else None
+            url = None
+            if next_url:
+                joined = response.url.join(next_url)
+                self.check_followable(joined, what)
+                url = str(joined)
 
     async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
         seen_items: set[str] = set()
