@@ -33,6 +33,14 @@ NGINX = "/usr/sbin/nginx"
 WORKTREE = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def no_docker_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer's credentials or settings reach these servers."""
+    monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-regtui-test")
+    for name in ("REGTUI_USERNAME", "REGTUI_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def require_nginx() -> str:
     """Debian's nginx (in /usr/sbin, off a user's PATH); skip without it, fail under CI."""
     if os.access(NGINX, os.X_OK):

@@ -17,10 +17,14 @@ JSON nesting              256 levels (``MAX_JSON_DEPTH``), checked before parsin
 pagination                10,000 pages (``MAX_PAGES``; ``RegistryClient(max_pages=...)``), and
                           a repeated ``Link``/``last`` or a page with nothing new stops at once
 request deadline          ``timeout`` seconds (default 30) for the whole request: connecting,
-                          the auth round trips, the headers and the body; a timeout is not
-                          retried
-blob streams              a stream that delivers fewer than 1 KiB/s (``MIN_STREAM_RATE``) over
-                          a ``timeout``-second window is abandoned as timed out
+                          the auth round trips, the headers and the body (plus a second per
+                          MiB of a request body to send); a timeout is not retried
+blob streams              the headers within the deadline; then a stream that delivers fewer
+                          than 1 KiB/s (``MIN_STREAM_RATE``) over a ``timeout``-second window
+                          is abandoned as timed out (a layer of any size may take as long as
+                          it needs while it keeps moving)
+layers                    see :mod:`tui.client.layers`: 1 MiB decompressed at a time, 32 GiB
+                          expanded, 1,000,000 entries, 64 MiB of names
 ========================  ===================================================================
 
 Parsing a body over ``OFF_LOOP_BYTES`` (256 KiB) runs in a worker thread, so that a caller's
