@@ -33,6 +33,7 @@ from typing import Any, Self
 
 import httpx
 
+from tui.client._failures import HTTPS_HINT, is_tls, transport_error
 from tui.client._limits import (
     MAX_JSON_BYTES,
     MAX_PAGES,
@@ -45,7 +46,6 @@ from tui.client._transport import AiohttpTransport
 from tui.client.auth import RegistryAuth, resolve_credentials
 from tui.client.errors import (
     AuthError,
-    ConnectError,
     DeleteDisabledError,
     MalformedResponseError,
     NotFoundError,
@@ -248,7 +248,7 @@ class ClientBase:
             raise self._timeout_error(f"GET {url}") from exc
         except (httpx.TransportError, RegistryClientError):
             return "failed"  # a TLS server drops a plain request; nothing listens
-        if response.status_code == 400 and _HTTPS_HINT.search(body[:4096]):
+        if response.status_code == 400 and HTTPS_HINT.search(body[:4096]):
             return "tls"
         if response.status_code in (200, 401) or "Docker-Distribution-API-Version" in (
             response.headers
@@ -311,7 +311,7 @@ class ClientBase:
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.TimeoutException):
                     raise self._timeout_error(what, deadline) from exc
-                if retriable and attempt < self.max_retries and not _is_tls(exc):
+                if retriable and attempt < self.max_retries and not is_tls(exc):
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt))
                     continue
@@ -375,7 +375,7 @@ class ClientBase:
         if (
             status == 400
             and response.request.url.scheme == "http"
-            and _HTTPS_HINT.search(_peek(response))
+            and HTTPS_HINT.search(_peek(response))
         ):
             return TLSError(
                 f"{self.host} speaks HTTPS, not plain HTTP: name it https://{self.host} "
@@ -455,10 +455,6 @@ class ClientBase:
 
 _LOOKS_JSON = re.compile(rb"\s*[\[{]")
 
-_HTTPS_HINT = re.compile(rb"https|\btls\b|\bssl\b", re.IGNORECASE)
-"""In a 400 to a plain request: nginx's "The plain HTTP request was sent to HTTPS port", Go's
-"Client sent an HTTP request to an HTTPS server"."""
-
 
 def _peek(response: httpx.Response) -> bytes:
     try:
@@ -477,82 +473,3 @@ async def _bound_redirect_body(response: httpx.Response) -> None:
     """httpx reads a redirect's body whole before following it: read it here, bounded."""
     if response.has_redirect_location:
         await read_bounded(response, MAX_SMALL_BODY_BYTES, "a redirect")
-
-
-def _is_tls(exc: httpx.TransportError) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc).lower()
-    return "certificate" in text or "ssl" in text or "tls" in text
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """The ``ssl`` library's reason (``WRONG_VERSION_NUMBER``...) of a TLS failure, if any."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"CERTIFICATE:{cause.verify_message or ''}".upper()
-        if isinstance(cause, ssl.SSLError) and cause.reason:
-            return str(cause.reason).upper()
-        cause = cause.__cause__ or cause.__context__
-    return str(exc).upper()
-
-
-def transport_error(
-    exc: httpx.TransportError,
-    host: str,
-    *,
-    scheme: str = "https",
-    insecure: bool = False,
-    timeout: float | None = None,
-) -> RegistryClientError:
-    """The client error for a transport failure: one sentence with the advice that fixes it,
-    never the ``ssl`` library's own text."""
-    if _is_tls(exc):
-        reason = _tls_reason(exc)
-        if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason or "HTTP_REQUEST" in reason:
-            advice = "name it http://" + host if is_loopback_host(host) else "pass --insecure"
-            return TLSError(
-                f"{host} speaks plain HTTP, not HTTPS: {advice} to use plain HTTP",
-                title="Plain HTTP server",
-            )
-        if "HOSTNAME" in reason or "IP ADDRESS MISMATCH" in reason or "MISMATCH" in reason:
-            return TLSError(
-                f"The TLS certificate of {host} is not made out for that name; connect by a "
-                "name the certificate lists, or pass --insecure to skip verification",
-                title="Certificate name mismatch",
-            )
-        if "EXPIRED" in reason:
-            return TLSError(
-                f"The TLS certificate of {host} has expired; pass --insecure to skip verification",
-                title="Certificate expired",
-            )
-        if "CERTIFICATE" in reason or "VERIFY" in reason:
-            return TLSError(
-                f"The TLS certificate of {host} is not trusted (self-signed or a private CA): "
-                "pass --ca-cert FILE with the CA's certificate, or --insecure to skip verification",
-                title="Untrusted certificate",
-            )
-        return TLSError(
-            f"The TLS handshake with {host} failed; check that it serves HTTPS on this port "
-            "(--ca-cert FILE for a private CA, --insecure to skip verification)"
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        within = f" within {timeout:g} s" if timeout else ""
-        return RegistryTimeoutError(
-            f"{host} did not answer in time: nothing came{within} (raise --timeout for a slow "
-            "registry)",
-            host=host,
-            timeout=timeout or 0.0,
-        )
-    if isinstance(exc, httpx.RemoteProtocolError):
-        if scheme == "http" and "disconnect" in str(exc).lower():
-            return MalformedResponseError(
-                f"{host} closed the connection without answering; if it speaks HTTPS, name it "
-                f"https://{host}"
-            )
-        return MalformedResponseError(f"{host} broke the connection mid-answer ({exc})")
-    return ConnectError(f"Cannot reach {host}: {exc or type(exc).__name__}")
