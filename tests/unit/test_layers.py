@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
+import zstandard
 
 from tui.client.layers import (
+    MAX_ENTRIES,
+    MAX_EXPANDED_BYTES,
+    MAX_NAME_BYTES,
     Compression,
     LayerFormatError,
     LayerReader,
+    LayerTooLargeError,
     NodeKind,
     detect_compression,
     read_layer,
@@ -161,3 +167,105 @@ async def test_read_layer_reports_progress_and_can_stop() -> None:
         return len(calls) > stop_after
 
     assert await read_layer(_chunks(blob, 1024), should_stop=should_stop) is None
+
+
+# ------------------------------------------------------------------ bounds (issue 9, item 5)
+
+
+class PieceRecorder(LayerReader):
+    """Records the size of every decompressed piece the tar walk is handed, and its thread."""
+
+    def __init__(self, **kw: int) -> None:
+        super().__init__(**kw)
+        self.largest_piece = 0
+        self.threads: set[int] = set()
+
+    def _consume(self, data: bytes) -> None:
+        self.largest_piece = max(self.largest_piece, len(data))
+        super()._consume(data)
+
+    def feed(self, chunk: bytes) -> None:
+        self.threads.add(threading.get_ident())
+        super().feed(chunk)
+
+
+ZEROS = 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "none"])
+def test_a_chunk_that_expands_hugely_is_walked_in_1_mib_pieces(compression: str) -> None:
+    size = ZEROS if compression != "none" else 8 * 1024 * 1024
+    blob = compress(tar_bytes({"zeros": bytes(size)}), compression)  # type: ignore[arg-type]
+    reader = PieceRecorder()
+    reader.feed(blob)  # one chunk: up to 64 MiB of tar from it
+    root = reader.finish()
+    assert root.find("zeros").size == size  # type: ignore[union-attr]
+    assert reader.bytes_out > size
+    assert 0 < reader.largest_piece <= 1024 * 1024
+
+
+def test_several_gzip_members_are_one_stream() -> None:
+    tar = tar_bytes(FILES)
+    half = len(tar) // 2
+    blob = compress(tar[:half], "gzip") + compress(tar[half:], "gzip")
+    assert read_all(blob, chunk_size=333).root.total_size == 1000 + 5 + 2048 + 10
+
+
+def test_expansion_past_the_limit_stops_with_a_clear_error() -> None:
+    blob = compress(tar_bytes({"zeros": bytes(ZEROS)}), "zstd")
+    reader = LayerReader(max_expanded_bytes=16 * 1024 * 1024)
+    with pytest.raises(LayerTooLargeError, match="expands past 16 MiB") as caught:
+        reader.feed(blob)
+    assert "stopped reading" in str(caught.value)
+    assert reader.bytes_out <= 17 * 1024 * 1024  # stopped within a piece of the limit
+    assert LayerReader().max_expanded_bytes == MAX_EXPANDED_BYTES == 32 * 1024**3
+
+
+def test_too_many_entries_or_names_stop_with_a_clear_error() -> None:
+    blob = tar_bytes({f"dir/f{n}": b"" for n in range(50)})
+    assert read_all(blob, chunk_size=4096 * 4).root.find("dir").file_count == 50  # type: ignore[union-attr]
+    with pytest.raises(LayerTooLargeError, match="more than 20 entries"):
+        LayerReader(max_entries=20).feed(blob)
+    with pytest.raises(LayerTooLargeError, match="names take more than 100 bytes"):
+        LayerReader(max_name_bytes=100).feed(blob)
+    assert LayerReader().max_entries == MAX_ENTRIES == 1_000_000
+    assert LayerReader().max_name_bytes == MAX_NAME_BYTES == 64 * 1024 * 1024
+
+
+def test_an_extended_header_over_1_mib_is_refused() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.pax_headers = {"comment": "x" * (2 * 1024 * 1024)}
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(LayerFormatError, match="more than 1 MiB"):
+        LayerReader().feed(buffer.getvalue())
+
+
+def test_a_zstd_window_over_128_mib_is_refused() -> None:
+    params = zstandard.ZstdCompressionParameters.from_level(3, window_log=28)
+    frame = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    blob = frame.compress(tar_bytes({"a": b"1"})) + frame.flush()
+    with pytest.raises(LayerFormatError, match="corrupt zstd"):
+        read_all(blob, chunk_size=len(blob))
+
+
+def test_a_path_of_1200_components_needs_no_recursion() -> None:
+    path = "/".join(f"d{i}" for i in range(1199)) + "/.wh.gone"
+    root = read_all(tar_bytes({path: b""}), chunk_size=65536).root
+    walked = [p for p, _ in root.walk()]
+    assert len(walked) == 1200 and walked[-1].endswith("/gone")
+    assert root.deletions() == [walked[-1]]
+    repr(root)  # no RecursionError: children are left out of the repr
+
+
+async def test_read_layer_decompresses_off_the_event_loop() -> None:
+    blob = compress(tar_bytes({"zeros": bytes(8 * 1024 * 1024)}), "gzip")
+    reader = PieceRecorder()
+    root = await read_layer(_chunks(blob, 4096), reader=reader)
+    assert root is not None and root.file_count == 1
+    assert reader.threads and threading.get_ident() not in reader.threads
+    other = PieceRecorder()
+    await other.feed_async(blob)
+    assert (await other.finish_async()).file_count == 1
+    assert threading.get_ident() not in other.threads

@@ -9,6 +9,11 @@
         result = await client.get_manifest(repos[0], "latest")
 
 Every failure is a :class:`RegistryClientError` whose ``str()`` is one readable sentence.
+
+Against any registry the client's work is bounded (manifests 4 MiB, JSON answers 16 MiB and 256
+levels deep, 10,000 pages per list, one deadline of ``timeout`` seconds per request, layers read
+in bounded memory): see :mod:`tui.client._limits` and :mod:`tui.client.layers`. Credentials never
+leave the registry's origin: see :mod:`tui.client.auth`.
 """
 
 from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
@@ -22,6 +27,8 @@ from tui.client.errors import (
     NotFoundError,
     RateLimitedError,
     RegistryClientError,
+    RegistryTimeoutError,
+    ResponseTooLargeError,
     SiblingTagsLostError,
     TLSError,
     UnsupportedError,
@@ -74,8 +81,10 @@ __all__ = [
     "RegistryAuth",
     "RegistryClient",
     "RegistryClientError",
+    "RegistryTimeoutError",
     "RepoContent",
     "RepoUsage",
+    "ResponseTooLargeError",
     "Schema1Manifest",
     "SiblingTagsLostError",
     "TLSError",

@@ -1,12 +1,30 @@
-"""The transport layer of the registry client: connections, retries, and errors."""
+"""The transport layer of the registry client: connections, retries, and errors.
+
+Scheme: a registry named with ``http://`` or ``https://`` is spoken to that way. Without a
+scheme, HTTPS, except on loopback where plain HTTP is tried first and HTTPS is used as soon as the
+server shows it speaks TLS (a dropped connection or a TLS handshake, nginx's 400 "The plain HTTP
+request was sent to HTTPS port", Go's "Client sent an HTTP request to an HTTPS server", or any
+non-registry answer that HTTPS then improves on); the result is kept for the client's life.
+``ca_cert`` implies HTTPS. A mismatch (HTTPS spoken to a plain server, plain HTTP to a TLS one,
+an unknown CA) is reported in one sentence with the option that fixes it.
+
+Deadlines and bounds: see :mod:`tui.client._limits`. Every request has one deadline of
+``timeout`` seconds for its whole exchange (auth round trips and body included); a timeout is
+reported as :class:`~tui.client.errors.RegistryTimeoutError` and not retried, so a registry that
+trickles bytes cannot hold a command past it.
+
+Credentials never leave the registry's origin (scheme, host and port), see
+:mod:`tui.client.auth`; redirects drop ``Authorization`` (httpx does: a blob GET redirected to a
+CDN or S3 is followed without it).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
 import http.cookiejar
-import json
 import random
+import re
 import ssl
 import time
 from pathlib import Path
@@ -15,16 +33,25 @@ from typing import Any, Self
 
 import httpx
 
+from tui.client._failures import HTTPS_HINT, is_tls, transport_error
+from tui.client._limits import (
+    MAX_JSON_BYTES,
+    MAX_PAGES,
+    MAX_SMALL_BODY_BYTES,
+    check_json_depth,
+    loads_json,
+    read_bounded,
+)
 from tui.client._transport import AiohttpTransport
 from tui.client.auth import RegistryAuth, resolve_credentials
 from tui.client.errors import (
     AuthError,
-    ConnectError,
     DeleteDisabledError,
     MalformedResponseError,
     NotFoundError,
     RateLimitedError,
     RegistryClientError,
+    RegistryTimeoutError,
     TLSError,
     UnsupportedError,
 )
@@ -38,14 +65,16 @@ from tui.client.reference import (
 __all__ = ["IDEMPOTENT", "RETRY_STATUSES", "ClientBase", "oci_errors", "transport_error"]
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+UPLOAD_RATE = 1024 * 1024
+"""Bytes a second a request body is given on top of the deadline (a PUT of 8 MiB: 8 s more)."""
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def oci_errors(response: httpx.Response) -> tuple[str | None, str | None]:
     """The first OCI error ``(code, message)`` of a response body, if it has one."""
     try:
-        data = json.loads(response.content)
-    except (ValueError, httpx.ResponseNotRead):
+        data = loads_json(response.content, "error answer")
+    except (MalformedResponseError, httpx.ResponseNotRead):
         return None, None
     errors = data.get("errors") if isinstance(data, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -94,6 +123,7 @@ class ClientBase:
         max_retries: int = 3,
         max_retry_wait: float = 60.0,
         backoff: float = 0.2,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         try:
             scheme, host = parse_registry(registry)
@@ -102,6 +132,18 @@ class ClientBase:
         self.registry = "docker.io" if api_host(host) != host else host
         self.host = api_host(host)
         self.insecure = insecure
+        self.timeout = timeout
+        """Seconds for a whole request (see :mod:`tui.client._limits`)."""
+        self.max_pages = max_pages
+        """Pagination stops with an error after this many pages of one list."""
+        if ca_cert and scheme == "http":
+            raise TLSError(
+                f"--ca-cert is for HTTPS, but the registry was named http://{self.host}: "
+                f"name it https://{self.host} or without a scheme",
+                title="Conflicting options",
+            )
+        if ca_cert and not insecure:
+            scheme = "https"  # a CA file means TLS: no plain-HTTP probe
         self._explicit_scheme = scheme
         if scheme == "http" and not insecure and not is_loopback_host(self.host):
             raise TLSError(
@@ -113,7 +155,8 @@ class ClientBase:
         self.credentials = resolve_credentials(
             self.registry, username=username, password=password, docker_config=docker_config
         )
-        self.auth = RegistryAuth(self.credentials)
+        self.auth = RegistryAuth(self.credentials, insecure=insecure)
+        self.auth.origin = _origin(self.base_url)
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self.backoff = backoff
@@ -141,13 +184,18 @@ class ClientBase:
             follow_redirects=True,
             headers={"User-Agent": "regtui"},
             cookies=_NoCookies(),
+            event_hooks={"response": [_bound_redirect_body]},
         )
         self._probed = scheme is not None
         self._probe_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Self:
-        await self._ensure_base_url()
+        try:
+            await self._ensure_base_url()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows a failed __aenter__
+            raise
         return self
 
     async def __aexit__(
@@ -165,9 +213,11 @@ class ClientBase:
         """Decide the scheme when the user did not: HTTPS, or plain HTTP where Docker allows it.
 
         Loopback hosts are probed with plain HTTP first (the common case for a local registry:
-        no TLS handshake to fail first); a TLS-only server on loopback is then detected and
-        HTTPS used. With ``--insecure`` on other hosts, HTTPS is tried first, as Docker does, and
-        plain HTTP only when HTTPS cannot be spoken. Probes never carry credentials.
+        no TLS handshake to fail first); a TLS server on loopback (the registry itself, or nginx
+        in front of it) is then detected and HTTPS used. With ``--insecure`` on other hosts,
+        HTTPS is tried first, as Docker does, and plain HTTP only when HTTPS cannot be spoken.
+        Probes never carry credentials and read at most 1 MiB; a probe that gets no answer
+        within ``timeout`` raises :class:`RegistryTimeoutError` at once.
         """
         if self._probed:
             return
@@ -175,22 +225,39 @@ class ClientBase:
             if self._probed:
                 return
             if is_loopback_host(self.host):
-                if await self._speaks_plain_http():
+                plain = await self._probe("http")
+                if plain == "registry" or (
+                    plain == "other" and await self._probe("https") != "registry"
+                ):
                     self.base_url = f"http://{self.host}"
-            elif self.insecure:
-                try:
-                    await self._http.get(f"https://{self.host}/v2/", timeout=5.0, auth=None)
-                except (httpx.TransportError, ssl.SSLError):
-                    self.base_url = f"http://{self.host}"
+                # else HTTPS: a TLS server answered the plain probe (or dropped it, or nothing
+                # answered: the error of the first request then says why)
+            elif self.insecure and await self._probe("https") == "failed":
+                self.base_url = f"http://{self.host}"
+            self.auth.origin = _origin(self.base_url)
             self._probed = True
 
-    async def _speaks_plain_http(self) -> bool:
+    async def _probe(self, scheme: str) -> str:
+        """``registry`` (a v2 answer), ``tls`` (a plain request met a TLS server), ``other``
+        (an HTTP answer, not a registry's) or ``failed`` (no HTTP spoken at all)."""
+        url = f"{scheme}://{self.host}/v2/"
         try:
-            response = await self._http.get(f"http://{self.host}/v2/", timeout=5.0, auth=None)
-        except httpx.TransportError:
-            return False  # a TLS server drops a plain request, or nothing listens: use HTTPS
-        # Go's TLS servers answer a plain request with this 400 instead of dropping it.
-        return not (response.status_code == 400 and b"HTTPS server" in response.content)
+            async with asyncio.timeout(self.timeout):
+                request = self._http.build_request("GET", url)
+                response = await self._http.send(request, stream=True, auth=None)
+                body = await read_bounded(response, MAX_SMALL_BODY_BYTES, "/v2/")
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            # Silence is no answer about the scheme either: say it now, not after a 2nd wait.
+            raise self._timeout_error(f"GET {url}") from exc
+        except (httpx.TransportError, RegistryClientError):
+            return "failed"  # a TLS server drops a plain request; nothing listens
+        if response.status_code == 400 and HTTPS_HINT.search(body[:4096]):
+            return "tls"
+        if response.status_code in (200, 401) or "Docker-Distribution-API-Version" in (
+            response.headers
+        ):
+            return "registry"
+        return "other"
 
     # ------------------------------------------------------------------ requests
     def _url(self, path: str) -> str:
@@ -198,36 +265,60 @@ class ClientBase:
             return path
         return f"{self.base_url}{path}"
 
-    async def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, *, max_bytes: int = MAX_JSON_BYTES, **kw: Any
+    ) -> httpx.Response:
         """Send an authenticated request; idempotent ones are retried with back-off.
 
-        Transport failures become :class:`ConnectError`/:class:`TLSError`; HTTP statuses are
+        Transport failures become :class:`ConnectError`/:class:`TLSError`, a request not done
+        within ``timeout`` seconds :class:`RegistryTimeoutError`, a body over ``max_bytes``
+        :class:`~tui.client.errors.ResponseTooLargeError` (reading stops there), a JSON body
+        nested deeper than 256 levels :class:`MalformedResponseError`. HTTP statuses are
         returned as they are (use :meth:`raise_for_status`), except that a 429 still there after
         the retries raises :class:`RateLimitedError`. The body is read.
         """
-        return await self._send(method, path, stream=False, **kw)
+        return await self._send(method, path, stream=False, max_bytes=max_bytes, **kw)
 
-    async def _send(self, method: str, path: str, *, stream: bool, **kw: Any) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        stream: bool,
+        max_bytes: int = MAX_JSON_BYTES,
+        what: str | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """One request with retries. The deadline covers the exchange up to the end of the body,
+        or up to the headers for a ``stream`` (the stream's reader then watches for stalls)."""
         await self._ensure_base_url()
         url = self._url(path)
+        what = what or f"{method.upper()} {_path_of(url)}"
         retriable = method.upper() in IDEMPOTENT
+        content = kw.get("content")
+        deadline = self.timeout
+        if isinstance(content, bytes | bytearray):
+            deadline += len(content) / UPLOAD_RATE  # a body to send gets time for it too
         attempt = 0
         while True:
             try:
-                async with self._semaphore:
+                async with self._semaphore, asyncio.timeout(deadline):
                     request = self._http.build_request(method, url, **kw)
                     response = await self._http.send(request, stream=True)
                     if not stream:
-                        try:
-                            await response.aread()
-                        finally:
-                            await response.aclose()
+                        body = await read_bounded(response, max_bytes, what)
+                        if _LOOKS_JSON.match(body):
+                            check_json_depth(body, f"answer to {what}")
+            except TimeoutError as exc:
+                raise self._timeout_error(what, deadline) from exc
             except httpx.TransportError as exc:
-                if retriable and attempt < self.max_retries and not _is_tls(exc):
+                if isinstance(exc, httpx.TimeoutException):
+                    raise self._timeout_error(what, deadline) from exc
+                if retriable and attempt < self.max_retries and not is_tls(exc):
                     attempt += 1
                     await asyncio.sleep(self._backoff(attempt))
                     continue
-                raise transport_error(exc, self.host) from exc
+                raise self._transport_error(exc) from exc
             if retriable and response.status_code in RETRY_STATUSES:
                 wait = self._backoff(attempt + 1)
                 if response.status_code == 429:
@@ -240,10 +331,36 @@ class ClientBase:
                     continue
             if response.status_code == 429:
                 if stream:
-                    await response.aread()
-                    await response.aclose()
+                    await self.read_error_body(response)
                 raise self._status_error(response, "request")
             return response
+
+    async def read_error_body(self, response: httpx.Response) -> None:
+        """Read (at most 1 MiB of) a streamed error answer, for its OCI error message."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await read_bounded(response, MAX_SMALL_BODY_BYTES, "an error answer")
+        except (TimeoutError, httpx.TransportError, RegistryClientError):
+            await response.aclose()
+            response._content = b""  # the status alone says what went wrong
+
+    def _timeout_error(self, what: str, seconds: float | None = None) -> RegistryTimeoutError:
+        seconds = self.timeout if seconds is None else seconds
+        return RegistryTimeoutError(
+            f"{self.host} did not answer in time: {what} took longer than "
+            f"{seconds:g} s (raise --timeout for a slow registry)",
+            host=self.host,
+            timeout=seconds,
+        )
+
+    def _transport_error(self, exc: httpx.TransportError) -> RegistryClientError:
+        return transport_error(
+            exc,
+            self.host,
+            scheme=httpx.URL(self.base_url).scheme,
+            insecure=self.insecure,
+            timeout=self.timeout,
+        )
 
     def _backoff(self, attempt: int) -> float:
         return min(8.0, self.backoff * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
@@ -258,6 +375,25 @@ class ClientBase:
         said = f": the registry says {message!r}" if message else ""
         status = response.status_code
         method = response.request.method
+        if (
+            status == 400
+            and response.request.url.scheme == "http"
+            and HTTPS_HINT.search(_peek(response))
+        ):
+            return TLSError(
+                f"{self.host} speaks HTTPS, not plain HTTP: name it https://{self.host} "
+                "(or without a scheme), not http://",
+                title="HTTPS expected",
+                response=response,
+            )
+        if status in (401, 403) and not self.auth.same_origin(response.request.url):
+            elsewhere = response.request.url.netloc.decode()
+            return AuthError(
+                f"{elsewhere}, another origin that {self.host} sent regtui to for {what}, "
+                f"answered {status}; regtui sends no credentials there",
+                response=response,
+                code=code,
+            )
         if status == 401:
             who = "anonymously" if self.credentials is None else "with the given credentials"
             token = f" ({self.auth.token_error})" if self.auth.token_error else ""
@@ -301,29 +437,49 @@ class ClientBase:
             code=code,
         )
 
+    def check_followable(self, url: httpx.URL, what: str) -> None:
+        """Refuse a URL the registry points to (``Link``, ``Location``) that would downgrade to
+        plain HTTP on a remote host without ``--insecure``; other origins are followed without
+        credentials (see :mod:`tui.client.auth`)."""
+        if url.scheme == "http" and not self.insecure and not is_loopback_host(url.host):
+            raise TLSError(
+                f"{self.host} sent regtui to plain HTTP at {url.netloc.decode()} for {what}; "
+                "regtui does not follow it without --insecure",
+                title="Plain HTTP refused",
+            )
+        if url.scheme not in ("http", "https"):
+            raise MalformedResponseError(f"{self.host} sent regtui to {url} for {what}")
+
     async def _get_ok(self, path: str, what: str, **kw: Any) -> httpx.Response:
         response = await self.request("GET", path, **kw)
         self.raise_for_status(response, what)
         return response
 
 
-def _is_tls(exc: httpx.TransportError) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc).lower()
-    return "certificate" in text or "ssl" in text or "tls" in text
+_LOOKS_JSON = re.compile(rb"\s*[\[{]")
 
 
-def transport_error(exc: httpx.TransportError, host: str) -> RegistryClientError:
-    if _is_tls(exc):
-        return TLSError(
-            f"TLS with {host} failed ({exc}); use --ca-cert for a private CA or --insecure"
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return ConnectError(f"{host} did not answer in time ({type(exc).__name__})")
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return MalformedResponseError(f"{host} broke the connection mid-answer ({exc})")
-    return ConnectError(f"Cannot reach {host}: {exc or type(exc).__name__}")
+def _peek(response: httpx.Response) -> bytes:
+    try:
+        return response.content[:4096]
+    except httpx.ResponseNotRead:
+        return b""
+
+
+def _path_of(url: str) -> str:
+    """The path of an absolute URL, cheaply (no URL parsing on every request)."""
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    return rest[slash:].split("?", 1)[0] if slash >= 0 else "/"
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed.scheme, parsed.host, port
+
+
+async def _bound_redirect_body(response: httpx.Response) -> None:
+    """httpx reads a redirect's body whole before following it: read it here, bounded."""
+    if response.has_redirect_location:
+        await read_bounded(response, MAX_SMALL_BODY_BYTES, "a redirect")

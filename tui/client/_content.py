@@ -1,8 +1,17 @@
-"""Manifests and blobs: HEAD/GET with every Accept type, digests checked, small uploads."""
+"""Manifests and blobs: HEAD/GET with every Accept type, digests checked, small uploads.
+
+Bounds (see :mod:`tui.client._limits`): a manifest is refused past 4 MiB while it streams (with
+or without ``Content-Length``), and parsed with bounded nesting, in a worker thread when large;
+a blob read whole (``get_blob``: configs) is refused past 16 MiB; a streamed blob
+(``stream_blob``) that delivers fewer than 1 KiB/s over any ``timeout``-second window ends with
+:class:`~tui.client.errors.RegistryTimeoutError`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -11,12 +20,21 @@ import httpx
 
 from tui.client._base import transport_error
 from tui.client._digests import compute_digest, digest_algorithm, is_digest, manifest_digest
-from tui.client._discovery import Discovery
+from tui.client._discovery import Discovery, _next_link
+from tui.client._limits import (
+    MAX_MANIFEST_BYTES,
+    MAX_SMALL_BLOB_BYTES,
+    MIN_STREAM_RATE,
+    human_limit,
+    off_loop,
+)
 from tui.client.errors import (
     DigestMismatchError,
     MalformedResponseError,
     NotFoundError,
     RegistryClientError,
+    RegistryTimeoutError,
+    ResponseTooLargeError,
 )
 from tui.client.models import (
     INDEX_MEDIA_TYPES,
@@ -26,6 +44,7 @@ from tui.client.models import (
     ImageConfig,
     ImageIndex,
     ImageManifest,
+    Manifest,
     ManifestResult,
     parse_config,
     parse_manifest,
@@ -33,26 +52,72 @@ from tui.client.models import (
 
 __all__ = ["MAX_MANIFEST_BYTES", "BlobStream", "Content"]
 
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-
 
 class BlobStream:
-    """A blob being downloaded: ``size`` and an async iterator of chunks, checked at the end."""
+    """A blob being downloaded: ``size`` and an async iterator of chunks, checked at the end.
 
-    def __init__(self, response: httpx.Response, digest: str, chunk_size: int) -> None:
+    With ``stall_timeout``, a stream that delivers fewer than ``MIN_STREAM_RATE`` bytes a second
+    over any window of that many seconds ends with :class:`RegistryTimeoutError` (a registry
+    that trickles a byte a second cannot hold the reader); transport failures are turned into
+    the client's errors.
+    """
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        digest: str,
+        chunk_size: int,
+        *,
+        stall_timeout: float | None = None,
+        host: str = "",
+    ) -> None:
         self.response = response
         self.digest = digest
         length = response.headers.get("Content-Length")
         self.size: int | None = int(length) if length and length.isdigit() else None
         self._chunk_size = chunk_size
         self.bytes_read = 0
+        self._stall_timeout = stall_timeout
+        self._host = host or response.request.url.netloc.decode()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         hasher = hashlib.new(digest_algorithm(self.digest))
-        async for chunk in self.response.aiter_bytes(self._chunk_size):
-            hasher.update(chunk)
-            self.bytes_read += len(chunk)
-            yield chunk
+        window_start, window_bytes = time.monotonic(), 0
+        window = self._stall_timeout
+        chunks = self.response.aiter_bytes(self._chunk_size)
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(anext(chunks))
+                if window is not None:
+                    left = window_start + window - time.monotonic()
+                    await asyncio.wait({pending}, timeout=max(left, 0.0))
+                    if not pending.done():
+                        if window_bytes < MIN_STREAM_RATE * window:
+                            raise self._stalled(window_bytes)
+                        window_start, window_bytes = time.monotonic(), 0
+                        continue  # a fair rate so far: keep waiting for the same chunk
+                try:
+                    chunk = await pending
+                except StopAsyncIteration:
+                    break
+                except httpx.TransportError as exc:
+                    raise transport_error(exc, self._host, timeout=window) from exc
+                finally:
+                    if pending.done():
+                        pending = None
+                hasher.update(chunk)
+                self.bytes_read += len(chunk)
+                window_bytes += len(chunk)
+                if window is not None and time.monotonic() - window_start >= window:
+                    if window_bytes < MIN_STREAM_RATE * window:
+                        raise self._stalled(window_bytes)
+                    window_start, window_bytes = time.monotonic(), 0
+                yield chunk
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
         actual = f"{digest_algorithm(self.digest)}:{hasher.hexdigest()}"
         if self.size is not None and self.bytes_read != self.size:
             raise MalformedResponseError(
@@ -67,8 +132,34 @@ class BlobStream:
                 response=self.response,
             )
 
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self])
+    def _stalled(self, received: int) -> RegistryTimeoutError:
+        assert self._stall_timeout is not None
+        return RegistryTimeoutError(
+            f"{self._host} did not answer in time: blob {self.digest} delivered {received:,} "
+            f"bytes in {self._stall_timeout:g} s (under 1 KiB/s; raise --timeout for a slow "
+            "registry)",
+            host=self._host,
+            timeout=self._stall_timeout,
+        )
+
+    async def read(self, max_bytes: int | None = None) -> bytes:
+        """The whole blob; over ``max_bytes``: :class:`ResponseTooLargeError`, reading stops."""
+        if max_bytes is not None and self.size is not None and self.size > max_bytes:
+            raise self._too_large(max_bytes)
+        buffer = bytearray()
+        async for chunk in self:
+            buffer += chunk
+            if max_bytes is not None and len(buffer) > max_bytes:
+                raise self._too_large(max_bytes)
+        return bytes(buffer)
+
+    def _too_large(self, limit: int) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"Blob {self.digest} is larger than {human_limit(limit)}, more than regtui reads "
+            "whole; it stopped reading",
+            limit=limit,
+            response=self.response,
+        )
 
 
 class Content(Discovery):
@@ -98,8 +189,13 @@ class Content(Discovery):
     async def get_manifest(self, repo: str, ref: str) -> ManifestResult:
         """Fetch, verify (digest computed here) and parse a manifest of any supported type."""
         what = f"manifest {repo}:{ref}" if not is_digest(ref) else f"manifest {repo}@{ref}"
-        response = await self.request(
-            "GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}
+        response = await self._send(
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            stream=False,
+            max_bytes=MAX_MANIFEST_BYTES,
+            what=f"the {what} (manifests are limited to 4 MiB, as in Distribution)",
+            headers={"Accept": MANIFEST_ACCEPT},
         )
         self.raise_for_status(response, what)
         raw = response.content
@@ -113,7 +209,9 @@ class Content(Discovery):
         header_digest = response.headers.get("Docker-Content-Digest")
         expected = ref if is_digest(ref) else header_digest
         algorithm = digest_algorithm(expected) if expected else "sha256"
-        digest = manifest_digest(raw, algorithm)
+        digest, (media_type, manifest) = await off_loop(
+            len(raw), _digest_and_parse, raw, algorithm, response.headers.get("Content-Type")
+        )
         if expected and digest != expected:
             raise DigestMismatchError(
                 f"The {what} hashes to {digest}, not {expected}",
@@ -121,16 +219,24 @@ class Content(Discovery):
                 actual=digest,
                 response=response,
             )
-        media_type, manifest = parse_manifest(raw, response.headers.get("Content-Type"))
         return ManifestResult(digest=digest, media_type=media_type, raw=raw, manifest=manifest)
 
-    async def get_blob(self, repo: str, digest: str) -> bytes:
-        """A small blob (a config), read whole and verified."""
-        async with self.stream_blob(repo, digest) as blob:
-            return await blob.read()
+    async def get_blob(
+        self, repo: str, digest: str, *, max_bytes: int = MAX_SMALL_BLOB_BYTES
+    ) -> bytes:
+        """A small blob (a config), read whole and verified; refused past ``max_bytes``
+        (16 MiB) and within one request deadline."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self.stream_blob(repo, digest) as blob:
+                    return await blob.read(max_bytes)
+        except TimeoutError as exc:
+            raise self._timeout_error(f"blob {repo}@{digest}") from exc
 
     async def get_config(self, repo: str, manifest: ImageManifest) -> ImageConfig:
-        return parse_config(await self.get_blob(repo, manifest.config.digest))
+        """The image configuration (parsed in a worker thread when large)."""
+        raw = await self.get_blob(repo, manifest.config.digest)
+        return await off_loop(len(raw), parse_config, raw)
 
     @asynccontextmanager
     async def stream_blob(
@@ -142,24 +248,42 @@ class Content(Discovery):
         response = await self._send("GET", f"/v2/{repo}/blobs/{digest}", stream=True)
         try:
             if response.status_code >= 400:
-                await response.aread()
+                await self.read_error_body(response)
                 self.raise_for_status(response, f"blob {repo}@{digest}")
-            yield BlobStream(response, digest, chunk_size)
+            yield BlobStream(
+                response, digest, chunk_size, stall_timeout=self.timeout, host=self.host
+            )
         except httpx.TransportError as exc:
-            raise transport_error(exc, self.host) from exc
+            raise self._transport_error(exc) from exc
         finally:
             await response.aclose()
 
     async def get_referrers(
         self, repo: str, digest: str, artifact_type: str | None = None
     ) -> list[Descriptor]:
-        """Manifests whose ``subject`` is ``digest``: the referrers API, else the tag schema."""
-        params = {"artifactType": artifact_type} if artifact_type else None
-        response = await self.request("GET", f"/v2/{repo}/referrers/{digest}", params=params)
-        if response.status_code == 200:
-            _, index = _parse_index(response.content, "referrers")
-            found = list(index.manifests)
-        elif response.status_code in (404, 405, 400):
+        """Manifests whose ``subject`` is ``digest``: the referrers API (every page, following
+        ``Link`` as the catalog does), else the tag schema."""
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        what = f"referrers of {repo}@{digest}"
+        found: list[Descriptor] = []
+        seen: set[str] = set()
+        response: httpx.Response | None = None
+        async for response in self._pages(f"/v2/{repo}/referrers/{digest}{query}", what):
+            if response.status_code != 200:
+                break
+            _, index = await off_loop(
+                len(response.content), _parse_index, response.content, "referrers"
+            )
+            fresh = [d for d in index.manifests if d.digest not in seen]
+            if index.manifests and not fresh and _next_link(response) is not None:
+                raise MalformedResponseError(
+                    f"The registry's pagination of {what} repeats the same page; regtui "
+                    "stopped there"
+                )
+            seen.update(d.digest for d in fresh)
+            found.extend(fresh)
+        assert response is not None
+        if response.status_code in (404, 405, 400):
             fallback_tag = digest.replace(":", "-")
             try:
                 result = await self.get_manifest(repo, fallback_tag)
@@ -169,8 +293,7 @@ class Content(Discovery):
                 return []
             found = list(result.manifest.manifests)
         else:
-            self.raise_for_status(response, f"referrers of {repo}@{digest}")
-            return []
+            self.raise_for_status(response, what)
         if artifact_type:
             found = [d for d in found if d.artifact_type == artifact_type]
         return found
@@ -197,6 +320,7 @@ class Content(Discovery):
         if not location:
             raise MalformedResponseError("The upload answer has no Location", response=start)
         url = start.url.join(location)
+        self.check_followable(url, f"the blob upload to {repo}")
         joiner = "&" if url.query else "?"
         done = await self.request(
             "PUT",
@@ -206,6 +330,12 @@ class Content(Discovery):
         )
         self.raise_for_status(done, f"blob upload to {repo}")
         return digest
+
+
+def _digest_and_parse(
+    raw: bytes, algorithm: str, content_type: str | None
+) -> tuple[str, tuple[str, Manifest]]:
+    return manifest_digest(raw, algorithm), parse_manifest(raw, content_type)
 
 
 def _parse_index(raw: bytes, what: str) -> tuple[str, ImageIndex]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 
+from tui.client._limits import loads_json
 from tui.client.errors import (
     MalformedResponseError,
 )
@@ -30,11 +30,11 @@ def manifest_digest(raw: bytes, algorithm: str = "sha256") -> str:
     """The digest a registry gives ``raw``: for signed schema1, of the unsigned payload."""
     if b'"signatures"' in raw:
         try:
-            data = json.loads(raw)
-            protected = json.loads(_b64url(data["signatures"][0]["protected"]))
+            data = loads_json(raw, "manifest")
+            protected = loads_json(_b64url(data["signatures"][0]["protected"]), "signature")
             length, tail = int(protected["formatLength"]), _b64url(protected["formatTail"])
             return compute_digest(raw[:length] + tail, algorithm)
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, MalformedResponseError):
             pass  # not a JWS-signed schema1 manifest after all: hash the bytes as they are
     return compute_digest(raw, algorithm)
 

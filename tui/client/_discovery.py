@@ -1,4 +1,12 @@
-"""Discovery: ping, catalog and tags lists, paginated as real registries do it."""
+"""Discovery: ping, catalog and tags lists, paginated as real registries do it.
+
+Pagination (``n``/``last`` and ``Link: <...>; rel="next"``) is bounded against any registry:
+it stops with a :class:`~tui.client.errors.MalformedResponseError` on a ``Link`` that comes back
+to a page already read (a looping ``last``), on a page that brings no new name, and after
+``max_pages`` pages (10,000 by default). Each page is at most 16 MiB of JSON, parsed in a worker
+thread when large. A ``Link`` to another origin is followed without credentials (see
+:mod:`tui.client.auth`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from tui.client._base import ClientBase
+from tui.client._limits import MAX_JSON_BYTES, loads_json, off_loop
 from tui.client.errors import (
     CatalogUnsupportedError,
     MalformedResponseError,
@@ -40,42 +49,68 @@ class Discovery(ClientBase):
             authenticated=response.status_code == 200,
         )
 
-    async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
+    async def _pages(self, path: str, what: str) -> AsyncIterator[httpx.Response]:
+        """Every page of a paginated answer, following ``Link: <...>; rel="next"``, bounded:
+        a ``Link`` back to a page already read, or past ``max_pages`` pages, is an error.
+        Pages answered with an error status are given to the caller as they are (the walk ends
+        there)."""
         seen_urls: set[str] = set()
-        seen_items: set[str] = set()
         await self._ensure_base_url()
         url: str | None = self._url(path)
         while url is not None:
             if url in seen_urls:
                 raise MalformedResponseError(
-                    f"The registry's pagination of {what} loops back to {url}"
+                    f"The registry's pagination of {what} loops back to a page already read "
+                    f"({url}); regtui stopped there"
+                )
+            if len(seen_urls) >= self.max_pages:
+                raise MalformedResponseError(
+                    f"The registry's pagination of {what} goes on past {self.max_pages:,} pages; "
+                    "regtui stopped there"
                 )
             seen_urls.add(url)
-            response = await self.request("GET", url)
+            response = await self._send(
+                "GET", url, stream=False, max_bytes=MAX_JSON_BYTES, what=f"a page of {what}"
+            )
+            yield response
+            if response.status_code >= 400:
+                return
+            next_url = _next_link(response)
+            url = None
+            if next_url:
+                joined = response.url.join(next_url)
+                self.check_followable(joined, what)
+                url = str(joined)
+
+    async def _paginate(self, path: str, key: str, what: str) -> AsyncIterator[list[str]]:
+        seen_items: set[str] = set()
+        async for response in self._pages(path, what):
             if what == "the catalog":
                 self._raise_catalog(response)
             self.raise_for_status(response, what)
-            try:
-                data = response.json()
-                items = data.get(key) or []
-            except (ValueError, AttributeError) as exc:
-                raise MalformedResponseError(f"The list of {what} is not JSON") from exc
+            data = await off_loop(
+                len(response.content), loads_json, response.content, f"list of {what}"
+            )
+            if not isinstance(data, dict):
+                raise MalformedResponseError(f"The list of {what} is not a JSON object")
+            items = data.get(key) or []
             if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
                 raise MalformedResponseError(f"The list of {what} is not a list of names")
             fresh = [item for item in items if item not in seen_items]
             seen_items.update(fresh)
-            next_url = _next_link(response)
-            if next_url is not None and not fresh and items:
+            if _next_link(response) is not None and not fresh and items:
                 raise MalformedResponseError(
-                    f"The registry's pagination of {what} repeats the same page"
+                    f"The registry's pagination of {what} repeats the same page; regtui "
+                    "stopped there"
                 )
             if fresh:
                 yield fresh
-            url = str(response.url.join(next_url)) if next_url else None
 
     def _raise_catalog(self, response: httpx.Response) -> None:
         status = response.status_code
-        if status == 404 or (status in (401, 403) and self.auth.scheme == "bearer"):
+        refused = status in (401, 403) and self.auth.scheme == "bearer"
+        if status == 404 or (refused and not self.auth.token_error):
+            # (a failed token request is reported as what it is, by raise_for_status)
             raise CatalogUnsupportedError(
                 f"{self.host} does not list its repositories (no catalog for this account); "
                 "name a repository instead",

@@ -5,6 +5,20 @@ The Bearer flow is the one of Docker Hub, Distribution and Harbor: a request ans
 from the realm for that scope (anonymously, or with the credentials as Basic). Tokens are cached
 per scope, and the scope a request needs is remembered so later requests send the token at once.
 
+Where credentials go (never anywhere else):
+
+- Basic credentials and Bearer tokens are sent only to the registry's own origin (its scheme,
+  host and port, as decided when the client connects). A request to another origin (a ``Link``
+  of the catalog, tags or referrers, an upload ``Location``) is sent *without* them, and a 401
+  from there is not answered: regtui follows such links, anonymously.
+- Basic credentials (or a refresh token) go to a token service (the challenge's ``realm``) only
+  over HTTPS, over plain HTTP on loopback, or with ``--insecure``; otherwise the token is asked
+  for anonymously and ``token_error`` says why the credentials were withheld.
+- Redirects drop ``Authorization`` when they leave the origin (httpx does; a blob GET redirected
+  to S3 or a CDN is followed without it).
+
+Token answers and 401 bodies are read up to 1 MiB, parsed with bounded nesting.
+
 Credentials come from, in order: explicit arguments, the environment (``REGTUI_USERNAME`` /
 ``REGTUI_PASSWORD``), and Docker's ``config.json`` (``credHelpers``, ``credsStore``, ``auths``).
 A password never appears in a ``repr`` or an error message.
@@ -27,7 +41,9 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tui.client.reference import DOCKER_HUB, api_host
+from tui.client._limits import MAX_SMALL_BODY_BYTES, loads_json, read_bounded
+from tui.client.errors import MalformedResponseError
+from tui.client.reference import DOCKER_HUB, api_host, is_loopback_host
 
 __all__ = [
     "Challenge",
@@ -235,8 +251,13 @@ class _Token:
 class RegistryAuth(httpx.Auth):
     """Basic or Bearer, decided by the registry's challenge; one retry after a 401."""
 
-    def __init__(self, credentials: Credentials | None = None) -> None:
+    def __init__(self, credentials: Credentials | None = None, *, insecure: bool = False) -> None:
         self.credentials = credentials
+        self.insecure = insecure
+        """With ``--insecure``, credentials may go to a token service over plain HTTP."""
+        self.origin: tuple[str, str, int] | None = None
+        """``(scheme, host, port)`` of the registry: credentials and tokens go there only
+        (``None``: anywhere, for a bare ``RegistryAuth`` outside a client)."""
         self.scheme: str | None = None
         """The scheme the registry asked for (``basic``/``bearer``), once known."""
         self._bearer: Challenge | None = None
@@ -248,13 +269,15 @@ class RegistryAuth(httpx.Auth):
         """How many tokens were fetched (tests check the cache with it)."""
         self.token_error: str | None = None
         """Why the last token request failed (for the error message), else ``None``."""
+        self.withheld_from: str | None = None
+        """The token service host the last token request withheld the credentials from."""
 
     # -- the flow as a plain generator: it yields requests and receives responses
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         guessed = scope_for_request(request)
         self._apply_known(request, guessed)
         response = yield request
-        if response.status_code != 401:
+        if response.status_code != 401 or not self.same_origin(request.url):
             return
         bearer, basic = self._challenges(response)
         if bearer is not None:
@@ -294,9 +317,9 @@ class RegistryAuth(httpx.Auth):
         guessed = scope_for_request(request)
         self._apply_known(request, guessed)
         response = yield request
-        if response.status_code != 401:
+        if response.status_code != 401 or not self.same_origin(request.url):
             return
-        await response.aread()
+        await read_bounded(response, MAX_SMALL_BODY_BYTES, "a 401 answer")
         bearer, basic = self._challenges(response)
         if bearer is None:
             if basic is not None:
@@ -313,10 +336,15 @@ class RegistryAuth(httpx.Auth):
             self._inflight[scope] = future
             try:
                 token_response = yield self._token_request(bearer, scope)
-                await token_response.aread()
+                await read_bounded(token_response, MAX_SMALL_BODY_BYTES, "a token answer")
                 token = self._read_token(token_response)
                 if token is None:
                     self.token_error = _describe_token_failure(token_response)
+                    if self.withheld_from is not None:
+                        self.token_error += (
+                            f"; regtui did not send your credentials to {self.withheld_from} "
+                            "over plain HTTP (pass --insecure to allow it)"
+                        )
                 else:
                     self.token_error = None
                     self._tokens[scope] = token
@@ -376,8 +404,21 @@ class RegistryAuth(httpx.Auth):
         basic = next((c for c in challenges if c.scheme == "basic"), None)
         return bearer, basic
 
+    def same_origin(self, url: httpx.URL) -> bool:
+        """Whether ``url`` is the registry's origin (where credentials may go)."""
+        if self.origin is None:
+            return True
+        port = url.port or (443 if url.scheme == "https" else 80)
+        return (url.scheme, url.host, port) == self.origin
+
+    def realm_may_get_credentials(self, realm: httpx.URL) -> bool:
+        """HTTPS, plain HTTP on loopback, or anything with ``--insecure``."""
+        if realm.scheme == "https" or self.insecure:
+            return True
+        return realm.scheme == "http" and is_loopback_host(realm.host)
+
     def _apply_known(self, request: httpx.Request, guessed: str | None) -> None:
-        if "Authorization" in request.headers:
+        if "Authorization" in request.headers or not self.same_origin(request.url):
             return
         if self.scheme == "basic" and self.credentials is not None:
             request.headers["Authorization"] = self.credentials.basic_header()
@@ -390,6 +431,10 @@ class RegistryAuth(httpx.Auth):
     def _token_request(self, challenge: Challenge, scope: str) -> httpx.Request:
         assert challenge.realm is not None
         creds = self.credentials
+        self.withheld_from = None
+        if creds is not None and not self.realm_may_get_credentials(httpx.URL(challenge.realm)):
+            self.withheld_from = httpx.URL(challenge.realm).host
+            creds = None  # ask anonymously: the credentials stay home
         params: list[tuple[str, str]] = []
         if challenge.service:
             params.append(("service", challenge.service))
@@ -428,8 +473,8 @@ class RegistryAuth(httpx.Auth):
         if response.status_code != 200:
             return None
         try:
-            data = response.json()
-        except ValueError:
+            data = loads_json(response.content, "token answer")
+        except (MalformedResponseError, httpx.ResponseNotRead):
             return None
         if not isinstance(data, dict):
             return None
@@ -446,8 +491,8 @@ def _describe_token_failure(response: httpx.Response) -> str:
     host = response.request.url.host
     detail = ""
     try:
-        data = response.json()
-    except ValueError:
+        data = loads_json(response.content, "token answer")
+    except (MalformedResponseError, httpx.ResponseNotRead):
         data = None
     if isinstance(data, dict):
         for key in ("details", "error_description", "message", "error"):

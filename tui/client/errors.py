@@ -3,14 +3,16 @@
 ::
 
     RegistryClientError(title, message)      # base: catch this to catch them all
-     ├── ConnectError                          # host unreachable, DNS, refused, timeout
+     ├── ConnectError                          # host unreachable, DNS, refused
+     │    └── RegistryTimeoutError             # no answer (or a trickle) within the timeout
      ├── TLSError                              # certificate or handshake failure
      ├── AuthError                             # 401 / 403, with the registry's own message
      ├── NotFoundError                         # 404: NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN
      ├── DeleteDisabledError                   # 405 on DELETE: deletion disabled on the registry
      ├── RateLimitedError                      # 429, with ``retry_after`` seconds when given
      ├── MalformedResponseError                # a body or header that is not what the spec says
-     │    └── DigestMismatchError              # content does not hash to the announced digest
+     │    ├── DigestMismatchError              # content does not hash to the announced digest
+     │    └── ResponseTooLargeError            # a body over its limit (manifest 4 MiB, ...)
      ├── CatalogUnsupportedError               # no ``/v2/_catalog`` (Docker Hub, GHCR, ...)
      ├── UnsupportedError                      # the registry refused an operation (400/405/...)
      └── SiblingTagsLostError                  # an untag took other tags with it (``lost``)
@@ -33,6 +35,8 @@ __all__ = [
     "NotFoundError",
     "RateLimitedError",
     "RegistryClientError",
+    "RegistryTimeoutError",
+    "ResponseTooLargeError",
     "SiblingTagsLostError",
     "TLSError",
     "UnsupportedError",
@@ -70,6 +74,20 @@ class RegistryClientError(Exception):
 
 class ConnectError(RegistryClientError):
     default_title = "Cannot reach the registry"
+
+
+class RegistryTimeoutError(ConnectError):
+    """The registry did not answer (or finish answering) within ``timeout`` seconds.
+
+    ``str()`` names the host and the timeout; ``host`` and ``timeout`` carry them.
+    """
+
+    default_title = "Timed out"
+
+    def __init__(self, message: str, *, host: str, timeout: float) -> None:
+        super().__init__(message)
+        self.host = host
+        self.timeout = timeout
 
 
 class TLSError(RegistryClientError):
@@ -122,6 +140,16 @@ class DigestMismatchError(MalformedResponseError):
         super().__init__(message, response=response)
         self.expected = expected
         self.actual = actual
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """A body longer than regtui accepts for it; reading stopped at ``limit`` bytes."""
+
+    default_title = "Answer too large"
+
+    def __init__(self, message: str, *, limit: int, response: httpx.Response | None = None) -> None:
+        super().__init__(message, response=response)
+        self.limit = limit
 
 
 class CatalogUnsupportedError(RegistryClientError):

@@ -9,23 +9,41 @@ Whiteouts (the OCI/AUFS convention for deletions in a layer) are kept as nodes o
 sets ``opaque`` on its directory: everything the lower layers had there is hidden.
 
 No Textual, no network: ``read_layer`` takes any async iterable of chunks.
+
+Bounded whatever the blob holds (a gzip or zstd bomb, a tar of a million tiny entries):
+
+- memory: decompressed bytes are produced and walked at most 1 MiB at a time (zlib with
+  ``max_length``, zstandard's streaming decompressor with a window of at most 128 MiB, the
+  default limit of ``zstd -d``), never the whole layer;
+- expansion: a layer whose tar stream grows past ``max_expanded_bytes`` (32 GiB by default)
+  stops with :class:`LayerTooLargeError`; so does one with more than ``max_entries`` (1,000,000)
+  entries, or more than 64 MiB of names; an extended (PAX/GNU) header is at most 1 MiB;
+- depth: nothing recurses over the tree (a path of 1,200 components is fine);
+- the event loop: ``read_layer``, ``LayerReader.feed_async`` and ``finish_async`` do the
+  decompression and the tar walk in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import zlib
 from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import IO, cast
 
 import zstandard
 
 __all__ = [
     "BLOCK",
+    "MAX_ENTRIES",
+    "MAX_EXPANDED_BYTES",
+    "MAX_NAME_BYTES",
     "Compression",
     "FileNode",
     "LayerFormatError",
     "LayerReader",
+    "LayerTooLargeError",
     "NodeKind",
     "detect_compression",
     "read_layer",
@@ -38,9 +56,24 @@ OPAQUE_MARKER = ".wh..wh..opq"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
+MAX_EXPANDED_BYTES = 32 * 1024**3
+"""Decompressed (tar) bytes a layer may expand to before reading stops."""
+MAX_ENTRIES = 1_000_000
+"""Tar entries (and directories they imply) a layer may hold before reading stops."""
+MAX_NAME_BYTES = 64 * 1024**2
+"""Bytes of names kept in the tree before reading stops."""
+MAX_EXTENDED_HEADER = 1024**2
+ZSTD_MAX_WINDOW = 1 << 27
+_OUT_PIECE = 1024**2
+"""Decompressed bytes produced (and walked) at a time."""
+
 
 class LayerFormatError(ValueError):
     """The blob is not a tar archive (compressed or not) that can be listed."""
+
+
+class LayerTooLargeError(LayerFormatError):
+    """The layer expands past a limit (bytes, entries or names); reading stopped there."""
 
 
 class Compression(enum.StrEnum):
@@ -78,7 +111,7 @@ class FileNode:
     mode: int = 0
     link_target: str = ""
     opaque: bool = False
-    children: dict[str, FileNode] = field(default_factory=dict)
+    children: dict[str, FileNode] = field(default_factory=dict, repr=False)
     total_size: int = 0
     """Regular-file bytes in this directory and below (equal to ``size`` for a file)."""
     file_count: int = 0
@@ -97,12 +130,17 @@ class FileNode:
         return sorted(self.children.values(), key=lambda node: (not node.is_dir, node.name))
 
     def walk(self, prefix: str = "") -> Iterator[tuple[str, FileNode]]:
-        """Every node below this one with its path (depth first, sorted)."""
-        for child in self.sorted_children():
-            path = f"{prefix}/{child.name}" if prefix else child.name
-            yield path, child
-            if child.is_dir:
-                yield from child.walk(path)
+        """Every node below this one with its path (depth first, sorted; iterative, so any
+        depth works)."""
+        stack: list[tuple[str, FileNode]] = [
+            (f"{prefix}/{child.name}" if prefix else child.name, child)
+            for child in reversed(self.sorted_children())
+        ]
+        while stack:
+            path, node = stack.pop()
+            yield path, node
+            if node.is_dir:
+                stack.extend((f"{path}/{c.name}", c) for c in reversed(node.sorted_children()))
 
     def find(self, path: str) -> FileNode | None:
         node: FileNode | None = self
@@ -130,51 +168,78 @@ def _split(path: str) -> list[str]:
 
 
 class _Decompressor:
-    """Feeds compressed chunks, returns plain tar bytes; picks the codec from the first bytes."""
+    """Feeds compressed chunks and hands plain tar bytes to ``sink``, at most 1 MiB at a time
+    (whatever the compression ratio); picks the codec from the first bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
         self.compression: Compression | None = None
+        self._sink = sink
         self._pending = b""
         self._gzip: zlib._Decompress | None = None
-        self._zstd: zstandard.ZstdDecompressionObj | None = None
+        self._zstd: zstandard.ZstdDecompressionWriter | None = None
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> None:
         if self.compression is None:
             self._pending += chunk
             if len(self._pending) < len(_ZSTD_MAGIC):
-                return b""
+                return
             self.compression = detect_compression(self._pending)
             chunk, self._pending = self._pending, b""
         try:
             if self.compression is Compression.GZIP:
-                return self._feed_gzip(chunk)
-            if self.compression is Compression.ZSTD:
-                if self._zstd is None:
-                    self._zstd = zstandard.ZstdDecompressor().decompressobj()
-                return self._zstd.decompress(chunk)
+                self._feed_gzip(chunk)
+            elif self.compression is Compression.ZSTD:
+                self._feed_zstd(chunk)
+            else:
+                view = memoryview(chunk)
+                for start in range(0, len(view), _OUT_PIECE):
+                    self._sink(view[start : start + _OUT_PIECE].tobytes())
         except (zlib.error, zstandard.ZstdError) as error:
             raise LayerFormatError(f"corrupt {self.compression} stream: {error}") from error
-        return chunk
 
-    def _feed_gzip(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        while chunk:
+    def _feed_zstd(self, chunk: bytes) -> None:
+        if self._zstd is None:
+            decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+            self._zstd = decompressor.stream_writer(
+                cast("IO[bytes]", _Sink(self._sink)), write_size=_OUT_PIECE, closefd=False
+            )
+        self._zstd.write(chunk)
+
+    def _feed_gzip(self, chunk: bytes) -> None:
+        data = chunk
+        while True:
             if self._gzip is None:
+                if not data:
+                    return
                 self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out += self._gzip.decompress(chunk)
-            if not self._gzip.eof:
-                break
-            # A gzip stream may hold several members: start over on what follows.
-            chunk = self._gzip.unused_data
-            self._gzip = None
-        return bytes(out)
+            out = self._gzip.decompress(data, _OUT_PIECE)
+            if out:
+                self._sink(out)
+            if self._gzip.eof:
+                # A gzip stream may hold several members: start over on what follows.
+                data = self._gzip.unused_data
+                self._gzip = None
+                continue
+            data = self._gzip.unconsumed_tail
+            if not data and len(out) < _OUT_PIECE:
+                return  # all input used and no output held back: wait for the next chunk
 
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         if self.compression is None and self._pending:
             pending, self._pending = self._pending, b""
             self.compression = detect_compression(pending)
-            return self.feed(pending)
-        return b""
+            self.feed(pending)
+
+
+class _Sink:
+    """The file-like object zstandard's stream writer writes decompressed pieces to."""
+
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self._sink = sink
+
+    def write(self, data: bytes) -> int:
+        self._sink(bytes(data))
+        return len(data)
 
 
 def _octal(field_bytes: bytes) -> int:
@@ -231,16 +296,30 @@ _TYPES: dict[bytes, NodeKind] = {
 class LayerReader:
     """Incremental tar reader: ``feed`` chunks of the blob, then ``finish`` for the tree.
 
-    Keeps only the current header in memory; file contents are counted and skipped.
+    Keeps only the current header in memory; file contents are counted and skipped. ``feed``
+    and ``finish`` run on the caller's thread; ``feed_async``/``finish_async`` run them in a
+    worker thread (use those from an event loop: a chunk of a bomb can expand for a while).
+    Limits: see the module docstring; passing one raises :class:`LayerTooLargeError`.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        max_expanded_bytes: int = MAX_EXPANDED_BYTES,
+        max_entries: int = MAX_ENTRIES,
+        max_name_bytes: int = MAX_NAME_BYTES,
+    ) -> None:
         self.root = FileNode("")
         self.bytes_in = 0
         """Compressed bytes fed so far (for a progress bar against the blob size)."""
         self.bytes_out = 0
         self.entries = 0
-        self._decompressor = _Decompressor()
+        self.max_expanded_bytes = max_expanded_bytes
+        self.max_entries = max_entries
+        self.max_name_bytes = max_name_bytes
+        self._nodes = 0
+        self._name_bytes = 0
+        self._decompressor = _Decompressor(self._consume)
         self._buffer = bytearray()
         self._skip = 0
         self._collect: tuple[str, int, int] | None = None  # (kind, size, padded size)
@@ -256,11 +335,19 @@ class LayerReader:
 
     def feed(self, chunk: bytes) -> None:
         self.bytes_in += len(chunk)
-        self._consume(self._decompressor.feed(chunk))
+        self._decompressor.feed(chunk)
+
+    async def feed_async(self, chunk: bytes) -> None:
+        """:meth:`feed` in a worker thread: the event loop stays free."""
+        await asyncio.to_thread(self.feed, chunk)
+
+    async def finish_async(self) -> FileNode:
+        """:meth:`finish` in a worker thread."""
+        return await asyncio.to_thread(self.finish)
 
     def finish(self) -> FileNode:
         """Close the stream, compute directory sizes and return the root of the tree."""
-        self._consume(self._decompressor.finish())
+        self._decompressor.finish()
         if not self._ended and (self._buffer.strip(b"\0") or self._skip or self._collect):
             raise LayerFormatError("the archive ends in the middle of an entry")
         if self.entries == 0 and not self._ended:
@@ -273,6 +360,11 @@ class LayerReader:
         if not data:
             return
         self.bytes_out += len(data)
+        if self.bytes_out > self.max_expanded_bytes:
+            raise LayerTooLargeError(
+                f"the layer expands past {_size(self.max_expanded_bytes)} "
+                f"(from {_size(self.bytes_in)} read); regtui stopped reading it"
+            )
         view = memoryview(data)
         while view:
             if self._ended:
@@ -319,8 +411,11 @@ class LayerReader:
         size = _octal(block[124:136])
         padded = (size + BLOCK - 1) // BLOCK * BLOCK
         if typeflag in (b"L", b"K", b"x", b"g"):
-            if size > 16 * 1024 * 1024:
-                raise LayerFormatError("extended header too large")
+            if size > MAX_EXTENDED_HEADER:
+                raise LayerFormatError(
+                    f"an extended tar header of {_size(size)} (more than 1 MiB): not a layer "
+                    "regtui lists"
+                )
             self._collect = (typeflag.decode(), size, padded)
             if padded == 0:
                 self._collect = None
@@ -350,6 +445,20 @@ class LayerReader:
             self._skip = padded
         self.entries += 1
 
+    def _count(self, name: str) -> None:
+        """Account for one new node; over a limit: :class:`LayerTooLargeError`."""
+        self._nodes += 1
+        self._name_bytes += len(name)
+        if self._nodes > self.max_entries:
+            raise LayerTooLargeError(
+                f"the layer holds more than {self.max_entries:,} entries; regtui stopped reading it"
+            )
+        if self._name_bytes > self.max_name_bytes:
+            raise LayerTooLargeError(
+                f"the layer's names take more than {_size(self.max_name_bytes)}; regtui "
+                "stopped reading it"
+            )
+
     def _add(self, path: str, kind: NodeKind, size: int, mode: int, link: str) -> None:
         parts = _split(path)
         if not parts:
@@ -358,9 +467,11 @@ class LayerReader:
         for part in parts[:-1]:
             child = directory.children.get(part)
             if child is None or not child.is_dir:
+                self._count(part)
                 child = FileNode(part)
                 directory.children[part] = child
             directory = child
+        self._count(parts[-1] + link)
         leaf = parts[-1]
         if leaf == OPAQUE_MARKER:
             directory.opaque = True
@@ -400,6 +511,13 @@ def _total(node: FileNode) -> tuple[int, int]:
     return node.total_size, node.file_count
 
 
+def _size(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} bytes"
+
+
 ProgressCallback = Callable[[LayerReader], None]
 
 
@@ -408,16 +526,19 @@ async def read_layer(
     *,
     on_progress: ProgressCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    reader: LayerReader | None = None,
 ) -> FileNode | None:
     """Read a whole layer from ``chunks``; ``None`` when ``should_stop()`` turned true first.
 
     ``on_progress`` is called after every chunk with the reader (``bytes_in``, ``entries``).
+    Decompression and the tar walk run in a worker thread: the caller's event loop stays free.
+    ``reader``: one with other limits than the defaults.
     """
-    reader = LayerReader()
+    reader = reader or LayerReader()
     async for chunk in chunks:
         if should_stop is not None and should_stop():
             return None
-        reader.feed(chunk)
+        await reader.feed_async(chunk)
         if on_progress is not None:
             on_progress(reader)
-    return reader.finish()
+    return await reader.finish_async()

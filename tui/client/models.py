@@ -1,16 +1,17 @@
 """Typed, immutable models of what a registry returns, and pure parsers that build them.
 
 Nothing here does I/O: the parsers take bytes or decoded JSON and either return a model or raise
-:class:`~tui.client.errors.MalformedResponseError`.
+:class:`~tui.client.errors.MalformedResponseError` (JSON nested over 256 levels too: checked
+before parsing, never a RecursionError).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tui.client._limits import loads_json
 from tui.client.errors import MalformedResponseError
 
 __all__ = [
@@ -327,11 +328,7 @@ def _detect_media_type(data: Mapping[str, Any], declared: str | None) -> str:
 
 def parse_manifest(raw: bytes, content_type: str | None = None) -> tuple[str, Manifest]:
     """Parse manifest bytes into ``(media_type, model)``; ``content_type`` is the header's hint."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedResponseError(f"The manifest is not valid JSON ({exc})") from exc
-    data = _obj(data, "manifest")
+    data = _obj(loads_json(raw, "manifest"), "manifest")
     declared = (content_type or "").split(";")[0].strip() or None
     media_type = _detect_media_type(data, declared)
     subject = parse_descriptor(data["subject"], "manifest subject") if data.get("subject") else None
@@ -373,10 +370,11 @@ def _parse_schema1(data: Mapping[str, Any], media_type: str) -> Schema1Manifest:
     decoded: list[Mapping[str, Any]] = []
     for item in history:
         compat = item.get("v1Compatibility") if isinstance(item, Mapping) else None
-        try:
-            decoded.append(_obj(json.loads(compat), "v1Compatibility") if compat else {})
-        except ValueError as exc:
-            raise MalformedResponseError("A schema1 v1Compatibility is not JSON") from exc
+        if compat and not isinstance(compat, str):
+            raise MalformedResponseError("A schema1 v1Compatibility is not a string")
+        decoded.append(
+            _obj(loads_json(compat, "schema1 v1Compatibility"), "v1Compatibility") if compat else {}
+        )
     return Schema1Manifest(
         media_type=media_type,
         name=str(data.get("name", "")),
@@ -390,10 +388,7 @@ def _parse_schema1(data: Mapping[str, Any], media_type: str) -> Schema1Manifest:
 
 def parse_config(raw: bytes) -> ImageConfig:
     """Parse an image configuration blob (Docker or OCI)."""
-    try:
-        data = _obj(json.loads(raw), "image config")
-    except ValueError as exc:
-        raise MalformedResponseError(f"The image config is not valid JSON ({exc})") from exc
+    data = _obj(loads_json(raw, "image config"), "image config")
     runtime = data.get("config") or {}
     if not isinstance(runtime, Mapping):
         runtime = {}

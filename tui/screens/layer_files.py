@@ -77,7 +77,7 @@ class LayerFilesScreen(RegtuiScreen):
                 async for chunk in blob:
                     if worker.is_cancelled:
                         return
-                    reader.feed(chunk)
+                    await reader.feed_async(chunk)  # decompression off the event loop
                     now = time.monotonic()
                     if now - last >= PROGRESS_INTERVAL:
                         last = now
@@ -86,7 +86,7 @@ class LayerFilesScreen(RegtuiScreen):
                             f"Reading… {human_size(reader.bytes_in)} of "
                             f"{human_size(self.blob.size)} · {reader.entries:,} entries"
                         )
-            root = reader.finish()
+            root = await reader.finish_async()
         except Exception:
             self.state = "failed"
             self.set_status("Could not read this layer.")
