@@ -13,6 +13,13 @@ registry "more like Distribution" cannot quietly break conformance:
 - A mount without ``from`` is an ordinary upload session (202), as in Distribution: the bundled
   registry does no "automatic content discovery" (run the suite with
   ``OCI_AUTOMATIC_CROSSMOUNT=0``).
+
+The suite's next version (distribution-spec main, after v1.1.1) has an opt-in "sparse" data case
+(``OCI_DATA_SPARSE=true``, off by default): an image whose layers, and an index whose child
+manifest, were never pushed. The spec lets a registry refuse those ("A registry MAY reject a
+manifest ... that reference[s] a manifest or blob that does not exist in the registry"), provided
+it answers ``MANIFEST_BLOB_UNKNOWN``; the bundled registry refuses, as Distribution does, so that
+no tag ever names something that cannot be pulled.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from tests.server.spec_support import (
     assert_oci_error,
     blob_files,
     digest_of,
+    files_under,
     push_blob_bytes,
     start_upload,
     upload_files,
     with_query,
 )
+from tui.imagegen import make_image, make_index, push_blob, push_image
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -143,6 +152,39 @@ def test_cross_mounting_of_a_blob_without_the_from_argument_should_yield_session
     assert client.get(f"/v2/conformance/other/blobs/{digest}").content == data
     assert blob_files(registry.root) == stored
     assert upload_files(registry.root) == set()
+
+
+def test_sparse_manifests_are_refused_with_manifest_blob_unknown(
+    client: httpx.Client, registry: RunningRegistry
+) -> None:
+    repo = "conformance/sparse"
+    image = make_image([{"present": b"pushed"}, {"absent": b"never pushed"}])
+    for blob in (image.config, image.layers[0]):
+        push_blob(client, repo, blob)
+    pushed_child = make_image([{"arm": b"arm64 layer"}], architecture="arm64")
+    push_image(client, repo, None, pushed_child)
+    absent_child = make_image([{"amd": b"amd64 layer"}], architecture="amd64")
+    index = make_index([absent_child, pushed_child])
+    before = files_under(registry.root)
+
+    for tag, manifest, missing in (
+        ("sparse-image", image.manifest, image.layers[1].digest),
+        ("sparse-index", index.manifest, absent_child.digest),
+    ):
+        for reference in (tag, manifest.digest):
+            response = client.put(
+                f"/v2/{repo}/manifests/{reference}",
+                content=manifest.data,
+                headers={"Content-Type": manifest.media_type},
+            )
+            body = assert_oci_error(response, 400, "MANIFEST_BLOB_UNKNOWN")
+            assert {error["code"] for error in body["errors"]} == {"MANIFEST_BLOB_UNKNOWN"}
+            assert missing in str([error.get("detail") for error in body["errors"]])
+        assert client.head(f"/v2/{repo}/manifests/{tag}").status_code == 404
+        assert client.head(f"/v2/{repo}/manifests/{manifest.digest}").status_code == 404
+
+    assert files_under(registry.root) == before  # nothing half-visible
+    assert client.get(f"/v2/{repo}/tags/list").json().get("tags") in (None, [])
 
 
 def test_distribution_2_8_appends_an_out_of_order_chunk_where_the_spec_says_416(
