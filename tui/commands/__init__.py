@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage")
+COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage", "diff", "find")
 
 
 def __getattr__(name: str) -> tuple[ModuleType, ...]:
