@@ -1,4 +1,4 @@
-"""``regtui find`` against the bundled registry and Debian's docker-registry, hits checked exactly."""
+"""``regtui find`` on the bundled registry and Debian's docker-registry, hits checked exactly."""
 
 from __future__ import annotations
 
