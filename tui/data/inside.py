@@ -7,6 +7,7 @@ diff is read once. Cancelling the calling task (Ctrl-C, a worker cancelled) stop
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -188,8 +189,8 @@ async def diff_images(
         merger = FilesystemMerger()
         read = await read_layers(image, on_progress, cache=cache, label=f"{name}: {side.reference}")
         for changes, _ in read:
-            merger.apply(changes)
+            await asyncio.to_thread(merger.apply, changes)  # big layers: off the event loop
         side.uncompressed_bytes = sum(size for _, size in read)
         merged.append(merger.nodes)
-    result.files = diff_filesystems(merged[0], merged[1])
+    result.files = await asyncio.to_thread(diff_filesystems, merged[0], merged[1])
     return result
