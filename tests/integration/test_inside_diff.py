@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import humanize
 import pytest
 
-from tests.helpers.images import make_artifact, make_index, push_image
+from tests.helpers.images import Blob, make_artifact, make_image, make_index, push_image
 from tests.helpers.inside_images import (
     APP,
     BASE,
@@ -18,13 +20,16 @@ from tests.helpers.inside_images import (
     EXPECTED_V2_EFFICIENCY,
     EXPECTED_V2_TOP,
     EXPECTED_V2_WASTED,
+    T,
+    tar_of,
     v1,
     v2,
 )
 from tests.helpers.servers import RunningRegistry, bundled_registry
 from tui.cli import main
 from tui.client import RegistryClient
-from tui.data.inside import ImageSource, read_layers, resolve_image
+from tui.data.inside import ImageSource, LoadProgress, diff_images, read_layers, resolve_image
+from tui.imagegen import OCI_LAYER_TAR
 from tui.logic.fsmerge import Change, merge_layers
 
 REPO = "inside/app"
@@ -250,3 +255,37 @@ def test_diff_on_distribution(
     assert [(f["path"], f["change"], f["fields"], f["size_change_bytes"]) for f in files] == (
         EXPECTED_FILES
     )
+
+
+async def test_a_diff_stops_when_its_task_is_cancelled(pushed: RunningRegistry) -> None:
+    """Cancelled after the first chunk of a 6 MiB layer: no more chunks are read."""
+    big = make_image([Blob(tar_of([T("blob", size=0)]), OCI_LAYER_TAR), _noise_layer()])
+    push_image(pushed.url, "inside/big", "1", big)
+    seen: list[int] = []
+    async with RegistryClient(pushed.host, insecure=True) as client:
+        source = ImageSource(client, "inside/big", "1", "inside/big:1")
+        task: asyncio.Task[object] | None = None
+
+        def progress(p: LoadProgress) -> None:
+            seen.append(p.bytes_read)
+            if p.bytes_read and task is not None:
+                task.cancel()
+
+        task = asyncio.create_task(diff_images(source, source, on_progress=progress))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    read = [n for n in seen if n]
+    assert len(read) == 1 and read[0] < 6 * 1024 * 1024
+
+
+def _noise_layer() -> Blob:
+    """An incompressible 6 MiB file: many chunks on the wire."""
+    import random
+
+    noise = random.Random(14).randbytes(6 * 1024 * 1024)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("noise")
+        info.size = len(noise)
+        tar.addfile(info, io.BytesIO(noise))
+    return Blob(buffer.getvalue(), OCI_LAYER_TAR)
