@@ -169,9 +169,10 @@ class MergedFsScreen(RegtuiScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "merged-layers" or self.state != "done":
             return
-        key = event.row_key.value
-        if key is not None and int(key) != self.selected:
-            self.select_layer(int(key))
+        # The cursor, not the event, says which layer: a stale event must not win.
+        index = event.data_table.cursor_row
+        if 0 <= index < len(self.stack) and index != self.selected:
+            self.select_layer(index)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "merged-layers":
@@ -184,9 +185,12 @@ class MergedFsScreen(RegtuiScreen):
         self.query_one("#merged-layers", DataTable).move_cursor(row=target)
         self.select_layer(target)
 
-    @work(exclusive=True, group="merge", exit_on_error=False)
-    async def select_layer(self, index: int) -> None:
+    def select_layer(self, index: int) -> None:
         self.selected = index
+        self._stack_upto(index)
+
+    @work(exclusive=True, group="merge", exit_on_error=False)
+    async def _stack_upto(self, index: int) -> None:
         self.set_status(f"Stacking layers 0-{index}…")
         view = await asyncio.to_thread(merge_layers, self.stack, index)
         sizes = await asyncio.to_thread(directory_sizes, view.nodes)
