@@ -20,6 +20,7 @@ from tests.helpers.inside_images import (
     EXPECTED_V2_EFFICIENCY,
     EXPECTED_V2_TOP,
     EXPECTED_V2_WASTED,
+    UPDATE,
     T,
     tar_of,
     v1,
@@ -289,3 +290,74 @@ def _noise_layer() -> Blob:
         info.size = len(noise)
         tar.addfile(info, io.BytesIO(noise))
     return Blob(buffer.getvalue(), OCI_LAYER_TAR)
+
+
+def test_layers_per_platform_with_sizes_and_sharing(
+    pushed: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    amd, arm = v1(), v2("arm64")
+    push_image(pushed.url, "inside/mixed", "1", make_index([amd, arm]))
+    ref = f"{pushed.host}/inside/mixed:1"
+    code, out, err = run(
+        capsys, monkeypatch, "layers", ref, "--insecure", "--json", "--uncompressed"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {
+        "reference",
+        "digest",
+        "platforms",
+        "layers",
+        "compressed_bytes_total",
+        "stored_bytes",
+        "shared_bytes",
+    }
+    base, app, update = amd.layers[0], amd.layers[1], arm.layers[1]
+    tars = {
+        base.digest: len(tar_of(BASE)),
+        app.digest: len(tar_of(APP)),
+        update.digest: len(tar_of(UPDATE)),
+    }
+    assert data["platforms"] == [
+        {
+            "platform": {"os": "linux", "architecture": "amd64"},
+            "digest": amd.digest,
+            "layer_count": 2,
+            "compressed_bytes": amd.config.size + base.size + app.size,
+            "uncompressed_bytes": tars[base.digest] + tars[app.digest],
+            "shared_layer_bytes": base.size,
+            "own_layer_bytes": app.size,
+        },
+        {
+            "platform": {"os": "linux", "architecture": "arm64"},
+            "digest": arm.digest,
+            "layer_count": 2,
+            "compressed_bytes": arm.config.size + base.size + update.size,
+            "uncompressed_bytes": tars[base.digest] + tars[update.digest],
+            "shared_layer_bytes": base.size,
+            "own_layer_bytes": update.size,
+        },
+    ]
+    assert [(item["digest"], len(item["platforms"])) for item in data["layers"]] == [
+        (base.digest, 2),
+        (app.digest, 1),
+        (update.digest, 1),
+    ]
+    assert all(item["uncompressed_bytes"] == tars[item["digest"]] for item in data["layers"])
+    assert data["shared_bytes"] == base.size
+    assert data["stored_bytes"] == data["compressed_bytes_total"] - base.size
+    # without --uncompressed no layer is read, and the human table says the same
+    code, out, err = run(capsys, monkeypatch, "layers", ref, "--insecure")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[2].split() == [
+        "PLATFORM",
+        "DIGEST",
+        "LAYERS",
+        "COMPRESSED",
+        "UNCOMPRESSED",
+        "SHARED",
+        "LAYERS",
+    ]
+    assert lines[3].split()[:3] == ["linux/amd64", amd.digest[7:19], "2"]
+    assert lines[3].split()[-3:] == ["-", *humanize.naturalsize(base.size, binary=True).split()]

@@ -1,8 +1,12 @@
-"""``regtui diff REF1 REF2``: what changed between two images (config, layers, sizes, files).
+"""``regtui diff REF1 REF2`` (what changed between two images) and ``regtui layers REF``.
 
 ``REF2`` may be just ``:TAG`` or ``@DIGEST`` for another version of ``REF1``'s repository. The
 file-level diff streams every layer once (a layer both images share is read once) and keeps only
 entries' metadata; ``--no-files`` skips it. ``--json`` prints one document (keys in the README).
+
+``regtui layers REF`` shows, per platform of an index, the compressed size (and with
+``--uncompressed`` the layers' tar sizes, each distinct layer streamed once) and which layers
+the platforms share.
 """
 
 from __future__ import annotations
@@ -21,9 +25,16 @@ from tui.client import InvalidReferenceError, Reference, RegistryClient, Registr
 from tui.client.layers import LayerFormatError
 from tui.client.reference import parse_reference
 from tui.commands.access import PasswordError, add_access_arguments, read_password
-from tui.data.inside import ImageSource, LoadProgress, diff_images
+from tui.data.inside import (
+    ImageSource,
+    LoadProgress,
+    diff_images,
+    platform_images,
+    uncompressed_sizes,
+)
 from tui.logic.fsmerge import Change
 from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
+from tui.logic.platforms import platform_report
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -34,7 +45,11 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "diff",
         help="compare two images: config, layers, sizes and files",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=(
+            "REF2 may be just :TAG or @DIGEST for another version of REF1's repository. The "
+            "file-level diff streams every layer once (a layer both images share is read once) "
+            "and keeps only metadata, never file contents; --no-files skips it."
+        ),
     )
     parser.add_argument("before", metavar="REF1", help="HOST/REPO[:TAG][@DIGEST]")
     parser.add_argument("after", metavar="REF2", help="HOST/REPO[:TAG][@DIGEST], or :TAG, @DIGEST")
@@ -45,6 +60,25 @@ def register(subparsers: Any) -> None:
     group = add_access_arguments(parser)
     group.add_argument("--json", action="store_true", help="one JSON document")
     parser.set_defaults(handler=run)
+
+    layers = subparsers.add_parser(
+        "layers",
+        help="per platform: compressed and uncompressed sizes, and the layers platforms share",
+        description=(
+            "For an index: each platform's compressed size (config + layers), with "
+            "--uncompressed the layers' tar sizes (each distinct layer streamed once), and "
+            "which layers the platforms share."
+        ),
+    )
+    layers.add_argument("ref", metavar="REF", help="HOST/REPO[:TAG][@DIGEST] (an index or image)")
+    layers.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="also stream every distinct layer once to measure its tar size",
+    )
+    group = add_access_arguments(layers)
+    group.add_argument("--json", action="store_true", help="one JSON document")
+    layers.set_defaults(handler=run_layers)
 
 
 def size(value: int) -> str:
@@ -70,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_diff(args))
     except (InvalidReferenceError, PlatformPickError, PasswordError) as error:
+        print(f"regtui: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RegistryClientError, LayerFormatError) as error:
+        print(f"regtui: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_layers(args))
+    except (InvalidReferenceError, PasswordError) as error:
         print(f"regtui: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (RegistryClientError, LayerFormatError) as error:
@@ -143,6 +188,79 @@ async def _diff(args: argparse.Namespace) -> int:
     else:
         print_diff(result)
     return EXIT_OK
+
+
+async def _layers(args: argparse.Namespace) -> int:
+    ref = parse_reference(args.ref)
+    progress = _ProgressLine()
+    async with RegistryClient(
+        _registry(ref),
+        username=args.username,
+        password=read_password(args),
+        insecure=args.insecure,
+        ca_cert=args.ca_cert,
+        timeout=args.timeout,
+    ) as client:
+        digest, images = await platform_images(client, ref.repository, ref.ref)
+        raw = None
+        if args.uncompressed:
+            try:
+                raw = await uncompressed_sizes(client, ref.repository, images, progress)
+            finally:
+                progress.clear()
+    report = platform_report(str(ref), digest, images, raw)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_layers(report)
+    return EXIT_OK
+
+
+def _platform_name(platform: dict[str, Any] | None) -> str:
+    if platform is None:
+        return "?"
+    parts = [platform["os"], platform["architecture"], platform.get("variant")]
+    return "/".join(part for part in parts if part)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def print_layers(report: dict[str, Any]) -> None:
+    print(f"{report['reference']}  {report['digest']}\n")
+    rows = [
+        [
+            _platform_name(p["platform"]),
+            p["digest"].split(":", 1)[-1][:12],
+            str(p["layer_count"]),
+            size(p["compressed_bytes"]),
+            size(p["uncompressed_bytes"]) if p["uncompressed_bytes"] is not None else "-",
+            size(p["shared_layer_bytes"]),
+        ]
+        for p in report["platforms"]
+    ]
+    _table(rows, ["PLATFORM", "DIGEST", "LAYERS", "COMPRESSED", "UNCOMPRESSED", "SHARED LAYERS"])
+    print()
+    rows = [
+        [
+            layer["digest"].split(":", 1)[-1][:12],
+            size(layer["size_bytes"]),
+            size(layer["uncompressed_bytes"]) if layer["uncompressed_bytes"] is not None else "-",
+            ", ".join(_platform_name(p) for p in layer["platforms"]),
+        ]
+        for layer in report["layers"]
+    ]
+    _table(rows, ["LAYER", "SIZE", "UNCOMPRESSED", "PLATFORMS"])
+    print(
+        f"\nEvery platform pulled: {size(report['compressed_bytes_total'])}; stored once: "
+        f"{size(report['stored_bytes'])} (sharing saves {size(report['shared_bytes'])})"
+    )
 
 
 def print_diff(result: ImageDiff) -> None:

@@ -34,7 +34,13 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "find",
         help="find tags by pattern, and where a digest is used, across repositories",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=(
+            "--tag PATTERN lists the matching tags of every repository (a glob, or a regular "
+            "expression with --regex; both match the whole tag). --digest DIGEST finds the tags "
+            "that point at that manifest, the indexes that have it as a platform, and the "
+            "images that use it as config or layer. Hits are printed as found; --json prints "
+            "JSON Lines, one object per hit."
+        ),
     )
     parser.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
     parser.add_argument("--tag", metavar="PATTERN", help="tags matching this glob (whole tag)")

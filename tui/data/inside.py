@@ -28,6 +28,7 @@ from tui.logic.imagediff import (
     compare_layers,
     pick_platform,
 )
+from tui.logic.platforms import PlatformImage
 
 __all__ = [
     "ImageSource",
@@ -35,8 +36,10 @@ __all__ = [
     "NotAnImageError",
     "ResolvedImage",
     "diff_images",
+    "platform_images",
     "read_layers",
     "resolve_image",
+    "uncompressed_sizes",
 ]
 
 
@@ -194,3 +197,69 @@ async def diff_images(
         merged.append(merger.nodes)
     result.files = await asyncio.to_thread(diff_filesystems, merged[0], merged[1])
     return result
+
+
+async def platform_images(
+    client: RegistryClient, repository: str, reference: str
+) -> tuple[str, list[PlatformImage]]:
+    """The digest of ``reference`` and each of its platform images (one for a plain image).
+
+    Attestation manifests of an index (platform ``unknown/unknown``) are left out.
+    """
+    result = await client.get_manifest(repository, reference)
+    manifest = result.manifest
+    if isinstance(manifest, ImageIndex):
+        children = [
+            child
+            for child in manifest.manifests
+            if child.platform is None or child.platform.os not in ("unknown", "")
+        ]
+        fetched = await asyncio.gather(
+            *(client.get_manifest(repository, child.digest) for child in children)
+        )
+        images = []
+        for child, found in zip(children, fetched, strict=True):
+            if isinstance(found.manifest, ImageManifest):
+                images.append(
+                    PlatformImage(
+                        child.platform, found.digest, found.manifest.config, found.manifest.layers
+                    )
+                )
+        return result.digest, images
+    if not isinstance(manifest, ImageManifest) or manifest.is_artifact:
+        raise NotAnImageError(
+            f"{repository}:{reference} is a {result.media_type}, not an image",
+            title="Not an image",
+        )
+    config = await client.get_config(repository, manifest)
+    return result.digest, [
+        PlatformImage(config.platform, result.digest, manifest.config, manifest.layers)
+    ]
+
+
+async def uncompressed_sizes(
+    client: RegistryClient,
+    repository: str,
+    images: Sequence[PlatformImage],
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, int]:
+    """The tar size of every distinct layer of ``images`` (each layer streamed once)."""
+    unique: dict[str, Descriptor] = {}
+    for image in images:
+        for layer in image.layers:
+            unique.setdefault(layer.digest, layer)
+    sizes: dict[str, int] = {}
+    for step, layer in enumerate(unique.values(), 1):
+
+        def progress(
+            bytes_read: int, entries: int, step: int = step, layer: Descriptor = layer
+        ) -> None:
+            if on_progress is not None:
+                on_progress(
+                    LoadProgress(repository, step, len(unique), bytes_read, layer.size, entries)
+                )
+
+        _, sizes[layer.digest] = await read_layer_changes(
+            client, repository, layer, on_progress=progress
+        )
+    return sizes
