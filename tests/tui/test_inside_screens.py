@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from tests.helpers.images import make_index, push_image
 from tests.helpers.inside_images import (
@@ -23,6 +23,7 @@ from tests.tui.helpers import notifications
 from tui.logic.fmt import human_size
 from tui.logic.inside_view import efficiency_text
 from tui.screens.diff import DiffScreen
+from tui.screens.find import FindScreen
 from tui.screens.image import ImageScreen
 from tui.screens.merged_fs import MergedFsScreen
 from tui.screens.repository import RepositoryScreen
@@ -151,3 +152,40 @@ async def test_merged_filesystem_of_an_index_says_to_pick_a_platform(
         await pilot.press("m")
         assert app.screen is image
         assert any("open one of its platforms" in n for n in notifications(app))
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_find_from_the_command_palette(
+    inside: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
+) -> None:
+    app = app_for(inside)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Find tags")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        screen = app.screen
+        await wait_for(pilot, lambda: isinstance(app.screen, FindScreen))
+        screen = app.screen
+        assert isinstance(screen, FindScreen)
+        await pilot.press(*v1().layers[0].digest, "enter")
+        await wait_for(pilot, lambda: screen.state == "done")
+        table = screen.query_one("#find-results", DataTable)
+        found = sorted(tuple(row) for row in rows_of(table))
+        assert found == [
+            ("inside/app", "1", "layer", v1().digest[7:19], ""),
+            ("inside/app", "2", "layer", v2().digest[7:19], ""),
+            ("inside/multi", "2", "layer", v2("amd64").digest[7:19], "linux/amd64"),
+            ("inside/multi", "2", "layer", v2("arm64").digest[7:19], "linux/arm64"),
+        ]
+        assert str(screen.query_one("#status", Static).render()).startswith("4 found")
+        # a glob, then open a hit
+        screen.query_one("#find-query", Input).value = ""
+        screen.query_one("#find-query", Input).focus()
+        await pilot.press("1", "enter")
+        await wait_for(pilot, lambda: screen.state == "done" and table.row_count == 1)
+        assert rows_of(table) == [["inside/app", "1", "tag", "", ""]]
+        table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ImageScreen))
+        assert (app.screen.repository, app.screen.reference) == ("inside/app", "1")  # type: ignore[attr-defined]

@@ -108,3 +108,16 @@ def test_merged_rows_filter_sort_and_removed_paths() -> None:
     assert [c.path for c in diff_rows(changes, by_size=True)] == ["e", "d/small"]
     assert mode_string(Entry("d", EntryType.DIRECTORY, 0o755)) == "drwxr-xr-x"
     assert mode_string(Entry("l", EntryType.SYMLINK, 0o777)) == "lrwxrwxrwx"
+
+
+def test_the_find_screen_reads_its_query() -> None:
+    from tui.screens.find import parse_query
+
+    pattern, digest = parse_query("sha256:" + "a" * 64)
+    assert pattern is None and digest == "sha256:" + "a" * 64
+    pattern, digest = parse_query("re:v\\d+")
+    assert digest is None and pattern is not None and pattern.regex and pattern.matches("v3")
+    pattern, digest = parse_query("1.*")
+    assert digest is None and pattern is not None and pattern.matches("1.2")
+    with pytest.raises(InvalidPatternError):
+        parse_query("re:(")

@@ -20,6 +20,7 @@ class RegtuiCommands(Provider):
         commands: list[tuple[str, str, object]] = [
             ("Storage & GC", "Disk usage and garbage collection", app.open_storage),
             ("Open repository…", "Open a repository by name", app.open_by_name),
+            ("Find tags or digest…", "Search every repository", partial(_open_find, app)),
             ("Help", "Keys of this screen", app.action_help),
         ]
         for active in screen.active_bindings.values():
@@ -48,3 +49,9 @@ class RegtuiCommands(Provider):
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]
+
+
+def _open_find(app: RegtuiApp) -> None:
+    from tui.screens.find import open_find
+
+    open_find(app)
