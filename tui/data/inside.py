@@ -187,13 +187,23 @@ async def diff_images(
     cache: dict[str, tuple[LayerChanges, int]] = {}
     merged = []
     for image, side, name in ((old, result.before, "before"), (new, result.after, "after")):
-        # Keep only what the second image will use again: metadata of shared layers.
-        cache = {d: kept for d, kept in cache.items() if same_registry and d in shared}
+        if not same_registry:
+            cache = {}
         merger = FilesystemMerger()
-        read = await read_layers(image, on_progress, cache=cache, label=f"{name}: {side.reference}")
-        for changes, _ in read:
-            await asyncio.to_thread(merger.apply, changes)  # big layers: off the event loop
-        side.uncompressed_bytes = sum(size for _, size in read)
+        label = f"{name}: {side.reference}"
+        layers = image.manifest.layers
+        uncompressed = 0
+        for step, layer in enumerate(layers, 1):
+            # Layer by layer: each one's entries are stacked, then dropped, unless the other
+            # image uses the same layer.
+            read = cache.get(layer.digest)
+            if read is None:
+                read = await _read_one(image, layer, step, len(layers), on_progress, label)
+                if layer.digest in shared:
+                    cache[layer.digest] = read
+            await asyncio.to_thread(merger.apply, read[0])  # big layers: off the event loop
+            uncompressed += read[1]
+        side.uncompressed_bytes = uncompressed
         merged.append(merger.nodes)
     result.files = await asyncio.to_thread(diff_filesystems, merged[0], merged[1])
     return result
