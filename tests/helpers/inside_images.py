@@ -164,7 +164,7 @@ EXPECTED_FILES = [
     ("app/config.json", "modified", ["owner"], 0),
     ("app/data.bin", "removed", [], -4000),
     ("etc/motd", "removed", [], -50),
-    ("etc/passwd", "modified", ["size"], 20),
+    ("etc/passwd", "modified", ["size", "content"], 20),
     ("opt", "added", [], 0),
     ("opt/new", "added", [], 10),
     ("usr/bin/tool", "modified", ["mode"], 0),

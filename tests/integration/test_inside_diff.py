@@ -154,7 +154,7 @@ def test_diff_human_output(
     assert f"  + {v2().layers[1].digest}  " in out
     assert "Files: 3 added, 4 removed, 4 modified (-6.8 KiB)" in lines
     assert "  D app/data.bin  -3.9 KiB" in lines
-    assert "  M etc/passwd  +20 Bytes  (size)" in lines
+    assert "  M etc/passwd  +20 Bytes  (size, content)" in lines
     assert "  A opt/  ±0 Bytes" in lines
 
 

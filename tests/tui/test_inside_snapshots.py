@@ -23,6 +23,13 @@ from tui.screens.merged_fs import MergedFsScreen
 SIZES = [(80, 24), (200, 60)]
 
 
+async def settle(pilot: Pilot[None]) -> None:
+    """Let pending layout and refreshes land (the machine may be busy)."""
+    for _ in range(3):
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.2)
+
+
 @pytest.fixture(scope="module")
 def inside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     with bundled_registry(tmp_path_factory.mktemp("inside-snap") / "registry") as running:
@@ -40,7 +47,7 @@ def test_diff_screen(
         screen = pilot.app.screen
         assert isinstance(screen, DiffScreen)
         await wait_for(pilot, lambda: screen.state == "done")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app_for(inside), terminal_size=size, run_before=run_before)
 
@@ -57,6 +64,6 @@ def test_merged_filesystem_screen(
         await wait_for(pilot, lambda: screen.view is not None and table.row_count == 19)
         await pilot.press("s")  # by size
         await wait_for(pilot, lambda: str(table.get_row_at(0)[4]) == "usr/")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app_for(inside), terminal_size=size, run_before=run_before)

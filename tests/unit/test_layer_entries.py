@@ -71,3 +71,42 @@ def test_a_path_of_1200_components_through_a_real_tar() -> None:
 def test_too_many_entries_is_refused() -> None:
     with pytest.raises(LayerFormatError, match="more than 3 entries"):
         read(tar_of(BASE), max_entries=3)
+
+
+@pytest.mark.parametrize("chunk", [1, 511, 512, 513, 65536])
+def test_contents_are_hashed_whatever_the_chunking(chunk: int) -> None:
+    import hashlib
+    import io
+    import tarfile
+
+    contents = {"a": b"hello", "b": b"y" * 1500, "empty": b"", "c": b"z" * 512}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        tar.addfile(tarfile.TarInfo("dir"))  # a zero-size file after them
+    reader = read(compress(buffer.getvalue(), "gzip"), chunk=chunk)
+    digests = {entry.path: entry.digest for entry in reader.collected}
+    expected = {
+        name: "sha256:" + hashlib.sha256(data).hexdigest() for name, data in contents.items()
+    }
+    assert digests == {**expected, "dir": "sha256:" + hashlib.sha256(b"").hexdigest()}
+
+
+def test_same_size_other_bytes_is_a_content_change() -> None:
+    first = read(tar_of([T("v", size=3)])).collected
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("v")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    second = read(buffer.getvalue()).collected
+    view = merge_layers([LayerChanges.from_entries(first), LayerChanges.from_entries(second)])
+    assert [c.fields for c in view.layer_changes()] == [("content",)]
+    same = merge_layers([LayerChanges.from_entries(first), LayerChanges.from_entries(first)])
+    assert same.layer_changes() == []

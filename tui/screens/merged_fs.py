@@ -44,7 +44,7 @@ class MergedFsScreen(RegtuiScreen):
     """The merged filesystem of an image, layer by layer."""
 
     DEFAULT_CSS = """
-    MergedFsScreen #merged-layers { height: auto; max-height: 30%; }
+    MergedFsScreen #merged-layers { height: auto; max-height: 8; }
     MergedFsScreen #merged-files { height: 1fr; }
     MergedFsScreen #merged-progress { padding: 0 1; height: 1; }
     """
@@ -87,7 +87,10 @@ class MergedFsScreen(RegtuiScreen):
     def on_mount(self) -> None:
         label = short_digest(self.reference) if ":" in self.reference else self.reference
         self.title = f"{self.repository} · files · {label}"
-        self.query_one("#merged-layers", DataTable).add_columns("#", "Layer", "Size", "Created by")
+        layers = self.query_one("#merged-layers", DataTable)
+        for label, width in (("#", 3), ("Layer", 12), ("Size", 9)):
+            layers.add_column(label, width=width)
+        layers.add_column("Created by")
         self.query_one("#merged-files", DataTable).add_columns("", "Mode", "Owner", "Size", "Path")
         self.query_one("#merged-layers", DataTable).focus()
         self.load()
