@@ -42,7 +42,7 @@ class ImageScreen(RegtuiScreen):
         Binding("3", "tab('layers')", "Layers", id="tab-layers", show=False),
         Binding("4", "tab('raw')", "Raw", id="tab-raw", show=False),
         Binding("5", "tab('referrers')", "Referrers", id="tab-referrers", show=False),
-        Binding("m", "merged_fs", "Merged files", id="merged-fs"),
+        Binding("m", "merged_fs", "Merged files", id="merged-fs", show=False),
     ]
 
     def __init__(self, repository: str, reference: str) -> None:

@@ -41,6 +41,7 @@ class RegistryScreen(RegtuiScreen):
         Binding("o", "open_by_name", "Open by name", id="open-by-name"),
         Binding("g", "storage", "Storage & GC", id="storage"),
         Binding("r", "reload", "Reload", id="reload"),
+        Binding("f", "find", "Find", id="find", show=False),
     ]
 
     def __init__(self) -> None:
@@ -204,6 +205,11 @@ class RegistryScreen(RegtuiScreen):
 
     def action_open_by_name(self) -> None:
         self.ask_repository()
+
+    def action_find(self) -> None:
+        from tui.screens.find import open_find
+
+        open_find(self.app)
 
     def action_reload(self) -> None:
         self._requested_counts.clear()

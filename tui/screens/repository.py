@@ -48,7 +48,7 @@ class RepositoryScreen(RegtuiScreen):
         Binding("D", "delete_marked", "Delete marked", id="delete-marked"),
         Binding("k", "keep_newest", "Keep newest N", id="keep-newest"),
         Binding("r", "reload", "Reload", id="reload", show=False),
-        Binding("equals_sign", "diff", "Diff", id="diff"),
+        Binding("equals_sign", "diff", "Diff", id="diff", show=False),
     ]
 
     def __init__(self, repository: str) -> None:
