@@ -189,3 +189,21 @@ async def test_find_from_the_command_palette(
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ImageScreen))
         assert (app.screen.repository, app.screen.reference) == ("inside/app", "1")  # type: ignore[attr-defined]
+
+
+async def test_find_from_the_registry_screen(inside: RunningRegistry, app_for: AppFactory) -> None:
+    app = app_for(inside)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, FindScreen))
+        screen = app.screen
+        assert isinstance(screen, FindScreen)
+        await pilot.press(*"re:[0-9]", "enter")
+        await wait_for(pilot, lambda: screen.state == "done")
+        table = screen.query_one("#find-results", DataTable)
+        assert sorted(tuple(row[:2]) for row in rows_of(table)) == [
+            ("inside/app", "1"),
+            ("inside/app", "2"),
+            ("inside/multi", "2"),
+        ]
