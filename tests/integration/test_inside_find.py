@@ -160,3 +160,43 @@ async def test_hits_arrive_before_the_search_ends(filled: RunningRegistry) -> No
     assert len(rest) == 6
     assert done_at_first < 4  # one worker, four repositories: not all scanned yet
     assert seen[-1].repositories_done == 4 and seen[-1].catalog_complete
+
+
+def test_progress_line_on_a_terminal_only(registry: RunningRegistry) -> None:
+    """stderr a terminal: a progress line and a count; stdout stays one hit per line."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    fill(registry)
+    command = [sys.executable, "-m", "tui", "find", registry.host, "--insecure", "--tag", "2*"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REGTUI_", "REGISTRY_"))}
+    main_fd, child_fd = pty.openpty()
+    try:
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=child_fd, timeout=120, env=env, check=False
+        )
+        os.close(child_fd)
+        chunks = []
+        while True:
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(main_fd)
+    err = b"".join(chunks).decode()
+    assert done.returncode == 0, err
+    assert sorted(done.stdout.decode().splitlines()) == [
+        "inside/app:2",
+        "inside/multi:2",
+        "other/app:2.0",
+        "other/app:2.1",
+    ]
+    assert "repositories " in err and "4 found." in err
+    piped = subprocess.run(command, capture_output=True, timeout=120, env=env, check=False)
+    assert piped.returncode == 0 and piped.stderr == b""
