@@ -13,8 +13,8 @@ from tui.imagegen import compress
 from tui.logic.fsmerge import EntryType, LayerChanges, merge_layers
 
 
-def read(blob: bytes, chunk: int = 4096, **kw: int) -> EntryReader:
-    reader = EntryReader(**kw)
+def read(blob: bytes, chunk: int = 4096, max_entries: int = 1000) -> EntryReader:
+    reader = EntryReader(max_entries)
     for start in range(0, len(blob), chunk):
         reader.feed(blob[start : start + chunk])
     reader.finish()
