@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,17 @@ class T:
     uid: int = 0
     gid: int = 0
     link: str = ""
+
+
+def log_after(registry: Any, start: int, line: str, seconds: float = 10.0) -> str:
+    """The registry's log from ``start`` once ``line`` is in it (access lines land after the
+    response, so a test waits for its last request's line before reading what came before)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        log: str = registry.log()[start:]
+        if line in log or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
 
 
 def tar_of(entries: Sequence[T]) -> bytes:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers.images import make_image, make_index, push_image
-from tests.helpers.inside_images import v1, v2
+from tests.helpers.inside_images import log_after, v1, v2
 from tests.helpers.servers import RunningRegistry
 from tui.cli import main
 from tui.client import RegistryClient
@@ -122,10 +122,14 @@ def test_a_digest_search_reads_only_repositories_that_hold_it(
     before = len(filled.log())
     code, hits, err = find(capsys, monkeypatch, filled.host, "--digest", v2().config.digest)
     assert code == 0 and len(hits) == 4, err
-    log = filled.log()[before:]
+    # Access lines land just after their response: wait for the ones that must come, and a
+    # moment for the one that must not.
+    for line in ("HEAD /v2/unrelated/x/blobs/", "GET /v2/inside/multi/manifests/sha256:"):
+        assert line in log_after(filled, before, line)
+    log = log_after(filled, before, "/v2/unrelated/x/manifests/1.0", seconds=1.0)
     assert "GET /v2/inside/app/manifests/" in log
     assert "/v2/unrelated/x/manifests/1.0" not in log
-    assert "HEAD /v2/unrelated/x/blobs/" in log
+    assert "/v2/unrelated/x/tags/list" not in log
 
 
 def test_usage_errors_are_one_line(
