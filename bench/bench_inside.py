@@ -72,28 +72,45 @@ def measure(command: list[str]) -> tuple[float, float, int]:
     return seconds, usage.ru_maxrss / 1024, lines
 
 
+def push(url: str, files: int, big_mib: int) -> str:
+    """Build and push both images; the base layer's digest."""
+    base = many_files(files, "a")
+    push_image(url, "bench/app", "a", make_image([base, big_file(big_mib, 1)]))
+    second = make_image([base, many_files(files, "bb"), big_file(big_mib, 2)])
+    push_image(url, "bench/app", "b", second)
+    return base.digest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--big-mib", type=int, default=200)
+    parser.add_argument("--push-to", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    base = many_files(args.files, "a")
-    first = make_image([base, big_file(args.big_mib, 1)])
-    second = make_image([base, many_files(args.files, "bb"), big_file(args.big_mib, 2)])
+    if args.push_to:
+        print(push(args.push_to, args.files, args.big_mib))
+        return 0
     regtui = [sys.executable, "-m", "tui"]
     with (
         tempfile.TemporaryDirectory(prefix="regtui-bench-inside-") as tmp,
         bundled_registry(Path(tmp) / "registry") as registry,
     ):
-        push_image(registry.url, "bench/app", "a", first)
-        push_image(registry.url, "bench/app", "b", second)
+        # Built in another process: a child forked from a big parent would report its RSS.
+        builder = [sys.executable, __file__, f"--files={args.files}", f"--big-mib={args.big_mib}"]
+        pushed = subprocess.run(
+            [*builder, "--push-to", registry.url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        base_digest = pushed.stdout.strip()
         a, b = f"{registry.host}/bench/app:a", ":b"
         rows = [
             ("diff --no-files", [*regtui, "diff", a, b, "--insecure", "--no-files"]),
             ("diff (every file)", [*regtui, "diff", a, b, "--insecure"]),
             (
                 "find --digest (base layer)",
-                [*regtui, "find", registry.host, "--insecure", "--digest", base.digest],
+                [*regtui, "find", registry.host, "--insecure", "--digest", base_digest],
             ),
         ]
         print(f"{args.files:,} files per layer, {args.big_mib} MiB big files")
