@@ -68,6 +68,7 @@ class MergedFsScreen(RegtuiScreen):
         self.sizes: dict[str, int] = {}
         self.rows: list[MergedRow] = []
         self.selected = -1
+        self.layer_counts: dict[Change, int] = {}
         self.state = "loading"
         self.by_size = False
         self.only_changes = False
@@ -200,6 +201,7 @@ class MergedFsScreen(RegtuiScreen):
         if self.selected != index:
             return  # another layer was chosen meanwhile
         self.view, self.sizes = view, sizes
+        self.layer_counts = await asyncio.to_thread(_count_changes, view)
         await self.render_rows()
 
     async def render_rows(self) -> None:
@@ -235,9 +237,7 @@ class MergedFsScreen(RegtuiScreen):
 
     def _update_heading(self, view: MergedView, shown: int) -> None:
         assert self.image is not None
-        counts = {Change.ADDED: 0, Change.MODIFIED: 0, Change.REMOVED: 0}
-        for change in view.layer_changes():
-            counts[change.change] += 1
+        counts = self.layer_counts
         self.query_one("#merged-heading", Static).update(
             f"{self.repository}@{short_digest(self.image.digest)} · layer {view.layer} of "
             f"{len(self.stack)} · {counts[Change.ADDED]} added, "
@@ -280,6 +280,13 @@ class MergedFsScreen(RegtuiScreen):
         if self.state == "loading":
             self.workers.cancel_group(self, "load")
         super().action_back()
+
+
+def _count_changes(view: MergedView) -> dict[Change, int]:
+    counts = {Change.ADDED: 0, Change.MODIFIED: 0, Change.REMOVED: 0}
+    for change in view.layer_changes():
+        counts[change.change] += 1
+    return counts
 
 
 def open_merged_fs(screen: ImageScreen) -> None:
