@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from embedded_registry import errors
+from embedded_registry.admin import APP_KEY as ADMIN_KEY
+from embedded_registry.admin import AdminAccess, local_admin_middleware
 from embedded_registry.auth import Htpasswd, htpasswd_middleware
 from embedded_registry.config import Config
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
@@ -37,10 +41,25 @@ this is buffered. Blob bodies are read in 2 MiB pieces; a small buffer pauses an
 socket several times per piece."""
 
 
-def error_response(error: errors.RegistryError) -> web.Response:
+def _root_spellings(request: web.Request) -> list[bytes]:
+    """The storage root as it could appear in a JSON body (longest spelling first)."""
+    config = request.app.get(CONFIG_KEY)
+    if config is None:
+        return []
+    root = str(config.storage.root)
+    spellings = {root, os.path.abspath(root), os.path.realpath(root)}
+    encoded = {json.dumps(s.rstrip(os.sep))[1:-1].encode() for s in spellings if s.strip(os.sep)}
+    return sorted(encoded, key=len, reverse=True)
+
+
+def error_response(error: errors.RegistryError, request: web.Request | None = None) -> web.Response:
+    """The OCI error JSON of ``error``; the storage root, should a detail name it, redacted."""
+    body = error.body()
+    for root in _root_spellings(request) if request is not None else ():
+        body = body.replace(root, b"<root>")
     response = web.Response(
         status=error.status,
-        body=error.body(),
+        body=body,
         headers={"Content-Type": "application/json; charset=utf-8", **error.headers},
     )
     if error.close_connection:
@@ -50,11 +69,16 @@ def error_response(error: errors.RegistryError) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """RegistryError -> OCI JSON; unknown routes -> Distribution's plain 404; bugs -> UNKNOWN."""
+    """RegistryError -> OCI JSON; unknown routes -> Distribution's plain 404; bugs -> UNKNOWN.
+
+    No answer names a path of the server's machine: an unexpected exception is logged here, and
+    the client gets UNKNOWN without its text; a detail that mentions the storage root has it
+    replaced by ``<root>``.
+    """
     try:
         return await handler(request)
     except errors.RegistryError as error:
-        return error_response(error)
+        return error_response(error, request)
     except web.HTTPNotFound:
         return web.Response(status=404, text="404 page not found\n")
     except web.HTTPMethodNotAllowed:
@@ -103,6 +127,10 @@ def _setup_extensions(app: web.Application) -> None:
         from embedded_registry.routes import ext
 
         ext.setup_routes(app)
+    if app[CONFIG_KEY].extensions.enabled:  # regtui.extensions.enabled: false turns all off
+        from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
+
+        ext_tags.setup_routes(app)
 
 
 async def _upload_purger(app: web.Application) -> AsyncIterator[None]:
@@ -140,13 +168,18 @@ async def _purge_loop(storage: Storage, age: float, interval: float, dry_run: bo
 
 def create_app(config: Config, storage: Storage | None = None) -> web.Application:
     """The registry for ``config``; ``storage`` defaults to the configured root."""
-    middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [error_middleware]
+    admin = AdminAccess()
+    middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [
+        error_middleware,
+        local_admin_middleware(admin),
+    ]
     if config.auth is not None:
         middlewares.append(htpasswd_middleware(Htpasswd(config.auth.path, config.auth.realm)))
     if config.storage.read_only:
         middlewares.append(read_only_middleware)
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
     app[CONFIG_KEY] = config
+    app[ADMIN_KEY] = admin  # server.py writes its secret where local clients find it
     app[STORAGE_KEY] = storage if storage is not None else Storage(config.storage.root)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)

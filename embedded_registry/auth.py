@@ -5,6 +5,11 @@ answer is 401 UNAUTHORIZED with ``WWW-Authenticate: Basic realm="<realm>"``. Onl
 are accepted (as Distribution). The file is re-read when its modification time changes, and a
 verified password is remembered (as a SHA-256 of it, in memory) until then, so bcrypt's cost is
 paid once per user and file version, in a worker thread.
+
+The verified user name is left on the request (``request[AUTH_USER]``) for the extension
+endpoints, which serve administrators only (``regtui.extensions.admins``). An extension request
+that carries the server's local admin secret (:mod:`embedded_registry.admin`, checked by the
+middleware before this one) needs no credentials.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import bcrypt
 from aiohttp import web
 
 from embedded_registry import errors
+from embedded_registry.admin import AUTH_USER, LOCAL_ADMIN
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +124,13 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
 def htpasswd_middleware(htpasswd: Htpasswd) -> Callable[[web.Request, Handler], Awaitable]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v2"):
+        if request.path.startswith("/v2") and not request.get(LOCAL_ADMIN):
             credentials = basic_credentials(request.headers.get("Authorization"))
             if credentials is None or not await htpasswd.check(*credentials):
                 error = errors.unauthorized(htpasswd.realm)
                 error.close_connection = request.body_exists
                 raise error
+            request[AUTH_USER] = credentials[0]
         return await handler(request)
 
     return middleware

@@ -10,6 +10,18 @@ Defaults differ from Distribution's in two places, on purpose: the registry list
 ``127.0.0.1:5000`` (loopback, not every interface) and ``storage.delete.enabled`` is true
 (Distribution's default is false; regtui exists to delete). ``storage.maintenance.gc.graceperiod``
 is regtui's own key: blobs and uploads younger than it are never swept by online GC.
+
+The top-level ``regtui`` section is regtui's own (Distribution ignores it, so one config.yml
+serves both). It governs the administrative extension endpoints (storage report, online GC)::
+
+    regtui:
+      extensions:
+        enabled: true      # false: the endpoints are not served at all (404, as unknown routes)
+        admins: [alice]    # htpasswd users who may call them (nobody else with credentials may)
+
+or ``REGISTRY_REGTUI_EXTENSIONS_ENABLED=false`` and ``REGISTRY_REGTUI_EXTENSIONS_ADMINS=alice,bob``.
+The local admin secret (:mod:`embedded_registry.admin`) opens them on the same machine whatever
+the admins list says.
 """
 
 from __future__ import annotations
@@ -84,12 +96,22 @@ class LogConfig:
 
 
 @dataclass
+class ExtensionsConfig:
+    """regtui's own ``regtui.extensions`` section: the administrative endpoints."""
+
+    enabled: bool = True
+    admins: tuple[str, ...] = ()
+    """htpasswd users who may call the endpoints (storage report, GC)."""
+
+
+@dataclass
 class Config:
     storage: StorageConfig
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     auth: HtpasswdConfig | None = None
     health: HealthConfig = field(default_factory=HealthConfig)
+    extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -195,6 +217,26 @@ def _parse_headers(value: Any) -> dict[str, list[str]]:
     return result
 
 
+def _parse_names(value: Any) -> tuple[str, ...]:
+    """A YAML list of user names, or one comma-separated string (as an environment variable)."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    elif value is None:
+        items = []
+    else:
+        raise ValueError("expected a list of user names")
+    names = []
+    for item in items:
+        if isinstance(item, dict | list | bool) or item is None:
+            raise ValueError("expected a list of user names")
+        name = str(item).strip()
+        if name:
+            names.append(name)
+    return tuple(names)
+
+
 # The subset of Distribution's configuration regtui reads: dotted key -> parser.
 KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "version": _parse_str,
@@ -218,6 +260,9 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "health.storagedriver.enabled": parse_bool,
     "health.storagedriver.interval": parse_duration,
     "health.storagedriver.threshold": _parse_int,
+    # regtui's own section (Distribution ignores unknown top-level keys).
+    "regtui.extensions.enabled": parse_bool,
+    "regtui.extensions.admins": _parse_names,
 }
 # Mappings whose children are data, not keys.
 _LEAF_MAPPINGS = {"http.headers"}
@@ -358,6 +403,15 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         if not htpasswd:
             raise ConfigError("auth.htpasswd needs a path")
         auth = HtpasswdConfig(realm=realm or "Registry Realm", path=Path(htpasswd).expanduser())
+    extensions = ExtensionsConfig(
+        enabled=get("regtui.extensions.enabled", True),
+        admins=get("regtui.extensions.admins", ()),
+    )
+    if extensions.admins and auth is None:
+        warnings.append(
+            "regtui.extensions.admins has no effect without auth.htpasswd "
+            "(only the local admin secret opens the extension endpoints)"
+        )
     level = get("log.level", get("loglevel", "info"))
     return Config(
         storage=storage,
@@ -369,5 +423,6 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
             storagedriver_interval=get("health.storagedriver.interval", 10.0),
             storagedriver_threshold=get("health.storagedriver.threshold", 1),
         ),
+        extensions=extensions,
         warnings=warnings,
     )

@@ -155,5 +155,16 @@ def too_many_requests(detail: Any = _UNSET) -> RegistryError:
     return _error("TOOMANYREQUESTS", detail)
 
 
+STORAGE_FULL_DETAIL = (
+    "the registry's storage is full: free space on it (or raise its quota) and retry"
+)
+
+
+def storage_full() -> RegistryError:
+    """A write failed with ENOSPC or EDQUOT: 507 Insufficient Storage (no OCI code exists for
+    it; UNKNOWN with a message and detail that say what happened, and no path)."""
+    return RegistryError("UNKNOWN", message="storage full", detail=STORAGE_FULL_DETAIL, status=507)
+
+
 def unknown(detail: Any = _UNSET) -> RegistryError:
     return _error("UNKNOWN", detail)

@@ -9,6 +9,7 @@ names the media type of a manifest already on disk (schema1 included) for GET.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,27 @@ SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 
 # Distribution's limit on a manifest body (registry/handlers/manifests.go, maxManifestBodySize).
 MAX_MANIFEST_SIZE = 4 << 20
+
+MAX_JSON_DEPTH = 64
+"""Arrays and objects nested deeper than this are refused before parsing: a manifest needs 4
+levels (an index's annotations), and Python's parser recurses once per level."""
+
+_BRACKETS_AND_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped), without
+    recursion; malformed text gets some number, and the parser then says what is wrong."""
+    depth = deepest = 0
+    for match in _BRACKETS_AND_STRINGS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -82,11 +104,15 @@ def load_json(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise errors.manifest_invalid({"Offset": exc.start + 1}) from None
+    if nesting_depth(text) > MAX_JSON_DEPTH:
+        raise errors.manifest_invalid(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         read = len(text[: exc.pos].encode()) + 1  # Go counts the offending byte as read
         raise errors.manifest_invalid({"Offset": min(read, len(body))}) from None
+    except RecursionError:  # a last guard: nesting_depth already refused what recurses
+        raise errors.manifest_invalid("JSON nested too deeply") from None
     if not isinstance(document, dict):
         raise errors.manifest_invalid(_type_error(text, document))
     return document
@@ -173,7 +199,7 @@ def describe_stored(body: bytes) -> ManifestInfo:
     """The media type (and references) of a manifest already stored, whatever its schema."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return ManifestInfo(media_type=DOCKER_SCHEMA1_SIGNED, size=len(body))
     if not isinstance(document, dict):
         return ManifestInfo(media_type=OCI_MANIFEST, size=len(body))

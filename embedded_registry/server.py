@@ -1,4 +1,9 @@
-"""Run the registry: bind, announce ``listening on URL`` on stdout, serve until a signal."""
+"""Run the registry: bind, announce ``listening on URL`` on stdout, serve until a signal.
+
+Once the port is known, the server writes its fresh local admin secret where clients on the same
+machine find it (:mod:`embedded_registry.admin`) and removes it on a clean shutdown. The secret
+itself is never logged; where it lives is.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from embedded_registry import admin
 from embedded_registry.app import create_app
 from embedded_registry.auth import HtpasswdError
 from embedded_registry.config import Config
@@ -117,6 +123,18 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
             marker = write_serving_marker(config.storage.root, url)
         for restored in recover_interrupted_sweep(Layout(config.storage.root)):
             log.warning("restored %s, left aside by an interrupted garbage collection", restored)
+    access = app[admin.APP_KEY]
+    if config.extensions.enabled:
+        try:
+            secret_file = admin.write_secret(access, port)
+        except OSError as exc:
+            log.warning(
+                "cannot write the local admin secret (%s): the extension endpoints answer "
+                "administrators with credentials only",
+                exc.strerror or exc,
+            )
+        else:
+            log.info("local admin secret for port %d in %s", port, secret_file)
     for warning in config.warnings:
         log.warning("config: %s", warning)
     log.info("serving %s from %s", url, config.storage.root)
@@ -131,6 +149,7 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         log.info("shutting down")
+        admin.remove_secret(access)
         if marker is not None:
             remove_serving_marker(config.storage.root)
         await runner.cleanup()

@@ -75,8 +75,13 @@ class UsageReport:
     also removes untagged manifests would free with grace 0 on top of its reclaimable bytes."""
     protected_young_blobs: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self, *, include_root: bool = False) -> dict[str, Any]:
+        """Plain JSON types; without ``root`` (an absolute path of the server's machine) unless
+        asked for: this is what the storage extension endpoint sends to remote clients."""
+        document = asdict(self)
+        if not include_root:
+            del document["root"]
+        return document
 
 
 def _size(snapshot: Snapshot, digest: str) -> int:

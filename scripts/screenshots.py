@@ -26,9 +26,12 @@ from tui.screens.image import ImageScreen
 from tui.screens.layer_files import LayerFilesScreen
 from tui.screens.registry import RegistryScreen
 from tui.screens.repository import RepositoryScreen
+from tui.screens.retention import RetentionScreen
 from tui.screens.storage import StorageScreen
 
 SIZE = (120, 36)
+SMALL = (80, 24)
+"""The smallest terminal regtui promises to be usable in: a few screens are shot at it too."""
 
 
 async def until(pilot: Pilot[None], predicate: Callable[[], object], seconds: float = 30) -> None:
@@ -116,6 +119,13 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
     async def help_screen(pilot: Pilot[None]) -> None:
         await pilot.press("question_mark")
 
+    async def retention(pilot: Pilot[None]) -> None:
+        await pilot.press("escape")  # close the help
+        await app.push_screen(RetentionScreen("keep_newest: 2\nkeep_tags: ['latest']\n"))
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        await until(pilot, lambda: screen.plan is not None)
+
     steps = [
         ("registry", registry),
         ("repository", repository),
@@ -127,12 +137,39 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         ("storage-gc", storage),
         ("storage-gc-after", storage_after),
         ("help", help_screen),
+        ("retention", retention),
     ]
     async with app.run_test(size=SIZE) as pilot:
         for name, step in steps:
             await step(pilot)
             await pilot.pause(0.2)
             save(name)
+    return saved
+
+
+async def shoot_small(app: RegtuiApp, out: Path) -> list[Path]:
+    """The registry screen and a delete dialog in 80x24: keys and buttons stay in view."""
+    saved: list[Path] = []
+
+    def save(name: str) -> None:
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+        saved.append(out / f"{name}.svg")
+
+    async with app.run_test(size=SMALL) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        screen = app.screen
+        assert isinstance(screen, RegistryScreen)
+        await until(pilot, lambda: screen.catalog_complete and len(screen.repo_tree.counts) == 7)
+        save("registry-80x24")
+        await app.push_screen(RepositoryScreen("acme/web"))
+        repository = app.screen
+        assert isinstance(repository, RepositoryScreen)
+        await until(pilot, lambda: repository.details_done)
+        repository.table.move_cursor(row=repository.table.get_row_index("latest"))
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen is not repository)
+        save("delete-80x24")
+        await pilot.press("n")
     return saved
 
 
@@ -171,6 +208,7 @@ def main() -> int:
                 ),
             )
             saved = asyncio.run(shoot(app, args.out))
+            saved += asyncio.run(shoot_small(make_app(settings), args.out))
     pngs = to_png(saved)
     print(f"wrote {len(saved)} SVG and {pngs} PNG screenshots to {args.out}")
     return 0

@@ -7,7 +7,6 @@ storage backend, and the single path that turns a failed worker into a notificat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from textual.app import App
@@ -16,27 +15,12 @@ from textual.worker import Worker, WorkerState
 
 from tui.client import RegistryClient
 from tui.data.storage import StorageBackend
+from tui.host import RegtuiHost
 from tui.logic.errors import describe_error
+from tui.settings import AppSettings
 from tui.widgets.palette import RegtuiCommands
 
-
-@dataclass(frozen=True)
-class AppSettings:
-    """What ``regtui connect`` and ``regtui serve --local`` tell the app."""
-
-    registry: str
-    """``host[:port]`` (or a URL) of the registry."""
-    username: str | None = None
-    password: str | None = None
-    insecure: bool = False
-    ca_cert: str | None = None
-    read_only: bool = False
-    timeout: float = 30.0
-    max_concurrency: int = 8
-    title: str | None = None
-    """Shown in the header instead of the registry address."""
-    pull_host: str | None = None
-    """The registry name for ``docker pull`` when it differs (a proxy, a DNS name)."""
+__all__ = ["AppSettings", "RegtuiApp", "make_app"]
 
 
 class RegtuiApp(App[None]):
@@ -62,6 +46,7 @@ class RegtuiApp(App[None]):
         self._storage: StorageBackend | None = storage
         self._client = client
         self._owns_client = client is None
+        self.deletion_refused: str | None = None
         self.sub_title = settings.title or settings.registry
 
     # -- the registry client ------------------------------------------------------------------
@@ -160,3 +145,8 @@ def make_app(
 ) -> RegtuiApp:
     """The app, as the CLI and the tests build it."""
     return RegtuiApp(settings, storage=storage, client=client)
+
+
+def _as_host(app: RegtuiApp) -> RegtuiHost:
+    """Never called: mypy checks here that the app gives screens all that ``RegtuiHost`` says."""
+    return app

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from tui import __version__
@@ -20,7 +19,9 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The whole parser; with ``argv``, only the command it runs is built in full (the others
+    are named with their summary: ``regtui tags`` never imports the app or the server)."""
     parser = argparse.ArgumentParser(
         prog="regtui",
         description="Explore, clean and serve container registries from the terminal.",
@@ -28,10 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regtui {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    from tui.commands import COMMAND_MODULES
+    from tui.commands import register_commands
 
-    for module in COMMAND_MODULES:
-        module.register(subparsers)
+    register_commands(subparsers, argv)
     return parser
 
 
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: one line, exit 1
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            import traceback
+
             traceback.print_exc()
         else:
             print(f"regtui: error: {_describe(exc)}", file=sys.stderr)
@@ -69,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(arguments: list[str]) -> int:
-    from tui.commands.storage import offline_parser
+    parser = None
+    if arguments[:1] in (["gc"], ["du"]):
+        from tui.commands.storage import offline_parser
 
-    parser = offline_parser(arguments) or build_parser()
+        parser = offline_parser(arguments)
+    parser = parser or build_parser(arguments)
     args = parser.parse_args(arguments)
     return int(args.handler(args) or EXIT_OK)
 

@@ -18,15 +18,36 @@ Where Distribution is unsafe or untidy, regtui differs and says so in the report
 * ``_layers`` links to blobs that are gone and tag-history entries of removed manifests are removed
   (Distribution leaves them behind: distribution#3851); with ``remove_empty_repos`` repositories
   left with nothing go too (distribution#1585);
-* nothing younger than the grace period is removed: blobs, blob links, manifest revisions and
-  uploads. This is what makes GC safe while a registry keeps accepting pushes (distribution#3045):
-  a blob uploaded just before GC whose manifest is not pushed yet survives. The bundled registry
-  also holds its commit lock from the start of the mark to the end of the sweep.
+* **pushes in flight are safe, and a deleted image is freed at once.** GC removes nothing a push
+  in flight may need, and keeps nothing else for longer than it must:
+
+  - an upload session (``_uploads/<uuid>``) is never removed, whatever the grace period (0
+    included), until it has been idle for upload purging's age (168 h, as Distribution's
+    purger); the sweep never removes a blob's directory in which an upload has just put a
+    fresh ``data``, and a blob upload that meets GC re-creates what GC removed (never a 500);
+  - the grace period (``storage.maintenance.gc.graceperiod``, 1 h) protects a young
+    unreferenced blob, link or untagged manifest **only where a push is in flight**: its
+    repository has an upload session written within the grace period, or the blob was written,
+    linked or refreshed at or after the repository's last manifest commit or delete (its
+    manifest may still come). Everything else goes at once: after an operator deletes an image
+    and nothing is being pushed there, a GC with the default configuration frees its blobs.
+    :mod:`embedded_registry.gc.activity` says exactly how activity is read from the disk (the
+    bundled registry and Distribution leave the same traces, so ``regtui gc --root`` on a
+    stopped registry:2 frees a just-deleted image too);
+  - the bundled registry holds its commit lock from the start of the mark to the end of the
+    sweep: a manifest PUT naming a blob GC is about to remove either commits before GC marks
+    (and the blob is kept) or waits and then fails with MANIFEST_BLOB_UNKNOWN; an acknowledged
+    manifest never names a swept blob. A push whose blobs were all uploaded before another
+    push's commit in the same repository, and that pauses with no upload session open, may
+    lose them to a GC run in that pause: its manifest PUT then fails cleanly and the client
+    pushes again (nothing acknowledged is lost).
 * a blob a client has just been told about survives too: the bundled registry refreshes a blob's
-  mtime when it answers a HEAD or GET, a mount or a re-push (at most once per tenth of the grace
-  period), and the sweep checks each blob's mtime again right before removing it; a blob used
-  since the scan is kept and reported (``refreshed_blobs``). With a grace period of 0 nothing is
-  protected, on purpose.
+  mtime when it answers a HEAD or GET, a mount or a re-push (at most once a second, or once per
+  tenth of a shorter grace period), and the sweep checks each blob's mtime again right before
+  removing it; a blob used since the scan is kept and reported (``refreshed_blobs``). With a
+  grace period of 0 nothing but upload sessions is protected, on purpose.
+* a real run removes the temporary files of atomic writes left by a killed writer (older than
+  an hour: a write in flight is never touched).
 
 Every removal is planned first: a dry run and a real run build the same plan, so a dry run lists
 exactly what a real run would remove, with sizes and totals.
@@ -37,6 +58,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.mark import (
     ROLE_CONFIG,
     ROLE_LAYER,
@@ -54,7 +76,7 @@ from embedded_registry.gc.offline import (
     write_serving_marker,
     writer_activity,
 )
-from embedded_registry.gc.plan import GcReport, Removal, plan, sweepable_blobs
+from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, plan, sweepable_blobs
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
@@ -72,6 +94,7 @@ from embedded_registry.gc.sweep import (
     execute,
     recover_interrupted_sweep,
 )
+from embedded_registry.storage.fsutil import STALE_TEMP_AGE, remove_stale_temp_files
 from embedded_registry.storage.paths import Layout
 
 __all__ = [
@@ -82,12 +105,15 @@ __all__ = [
     "ROLE_LAYER",
     "ROLE_MANIFEST",
     "SERVING_MARKER",
+    "STALE_TEMP_AGE",
     "SWEEP_ORDER",
     "SWEEP_THREADS",
+    "UPLOAD_MAX_IDLE",
     "GcReport",
     "Manifest",
     "MarkResult",
     "Problem",
+    "PushActivity",
     "RegistryActive",
     "Removal",
     "RepoMark",
@@ -118,16 +144,21 @@ def collect_garbage(
     grace_period: float = DEFAULT_GRACE_PERIOD,
     now: float | None = None,
     refuse_if_active: bool = False,
+    upload_max_idle: float = UPLOAD_MAX_IDLE,
 ) -> GcReport:
     """Mark and sweep one storage root; a dry run plans and removes nothing.
 
     With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems
-    to be writing to the root.
+    to be writing to the root. A real run also removes temporary files of atomic writes that a
+    killed writer left (older than ``STALE_TEMP_AGE``), and upload sessions idle for longer than
+    ``upload_max_idle``.
     """
     started = time.monotonic()
     now = time.time() if now is None else now
     if not dry_run:
-        recover_interrupted_sweep(Layout(root))
+        layout = Layout(root)
+        recover_interrupted_sweep(layout)
+        remove_stale_temp_files(layout.v2)
     snapshot = Snapshot(root)
     if refuse_if_active:
         reason = writer_activity(snapshot, now=now)
@@ -141,6 +172,7 @@ def collect_garbage(
         remove_empty_repos=remove_empty_repos,
         now=now,
         grace=grace_period,
+        upload_max_idle=upload_max_idle,
     )
     problems = list(marks.problems)
     if not dry_run:

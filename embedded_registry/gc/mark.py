@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.scan import RepoSnapshot, Snapshot
 
 ROLE_MANIFEST, ROLE_CONFIG, ROLE_LAYER = "manifests", "configs", "layers"
@@ -34,13 +35,20 @@ class MarkResult:
     problems: list[Problem]
 
 
-def _roots(snapshot: Snapshot, repo: RepoSnapshot, delete_untagged: bool, young: float) -> set[str]:
+def _roots(
+    snapshot: Snapshot, repo: RepoSnapshot, delete_untagged: bool, activity: PushActivity
+) -> set[str]:
     if not delete_untagged:
         return set(repo.revisions)
     targets = snapshot.tag_targets(repo).values()
     roots = {d for d in targets if d is not None and d in repo.revisions}
-    # A manifest pushed moments ago may be a child whose index is not pushed yet.
-    roots.update(d for d, st in repo.revisions.items() if st.st_mtime > young)
+    # A manifest pushed moments ago may be a child whose index is not pushed yet: kept while
+    # a push is in flight in its repository (embedded_registry.gc.activity).
+    young = activity.young
+    if any(st.st_mtime > young for st in repo.revisions.values()) and (
+        activity.untagged_push_in_flight(repo)
+    ):
+        roots.update(d for d, st in repo.revisions.items() if st.st_mtime > young)
     return roots
 
 
@@ -99,8 +107,9 @@ def mark(snapshot: Snapshot, *, delete_untagged: bool, now: float, grace: float)
     marked: set[str] = set()
     roles: dict[str, str] = {}
     problems: list[Problem] = []
+    activity = PushActivity(snapshot, now - grace)
     for repo in snapshot.repos:
-        roots = _roots(snapshot, repo, delete_untagged, now - grace)
+        roots = _roots(snapshot, repo, delete_untagged, activity)
         repo_mark = _mark_repo(snapshot, repo, roots, delete_untagged, roles, problems)
         repos[repo.name] = repo_mark
         marked |= repo_mark.blobs

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from embedded_registry.gc.scan import Snapshot, stat_or_none
+from embedded_registry.gc.scan import Snapshot
 
 
 class RegistryActive(RuntimeError):
@@ -22,7 +22,7 @@ SERVING_MARKER = ".regtui-serving"
 Distribution writes no such file; for it, only recent writes can be seen."""
 
 ACTIVITY_WINDOW = 60.0
-"""Seconds: a write this recent means a registry is probably writing to the root right now."""
+"""Seconds: an upload session written this recently means a push is going on right now."""
 
 
 def write_serving_marker(root: Path | str, addr: str) -> Path:
@@ -55,10 +55,14 @@ def _marker_owner(root: Path) -> str | None:
 def writer_activity(
     snapshot: Snapshot, *, now: float | None = None, window: float = ACTIVITY_WINDOW
 ) -> str | None:
-    """Why a registry seems to be writing to this root, or None when nothing suggests it.
+    """Why a registry seems to be serving this root right now, or None when nothing says so.
 
-    Detectable: the bundled registry's serving marker, and writes within ``window`` seconds
-    (uploads, blobs, manifest revisions). Not detectable: a registry that runs but is idle.
+    Signs of a live server: the bundled registry's serving marker naming a live process, and an
+    upload session written within ``window`` seconds (a push going on). Blobs, manifests and tags
+    written a moment ago are no such sign: an operator who stops a registry right after a push or
+    a delete (as the how-tos say) must be able to collect at once, and GC's grace rule keeps what
+    a push in flight needs (:mod:`embedded_registry.gc.activity`). Not detectable: a registry
+    that runs but is idle.
     """
     owner = _marker_owner(snapshot.layout.root)
     if owner is not None:
@@ -67,19 +71,7 @@ def writer_activity(
     newest: tuple[float, str] = (0.0, "")
     for repo in snapshot.repos:
         for upload in repo.uploads:
-            newest = max(newest, (upload.last_activity, f"an upload in {repo.name}"))
-        for digest, st in repo.revisions.items():
-            newest = max(newest, (st.st_mtime, f"manifest {digest[:19]} in {repo.name}"))
-        # Distribution removes an upload's directory once committed: _uploads itself changes.
-        for sub, what in (("_uploads", "an upload"), ("_manifests/tags", "a tag")):
-            dir_st = stat_or_none(f"{repo.path}/{sub}")
-            if dir_st is not None:
-                newest = max(newest, (dir_st.st_mtime, f"{what} in {repo.name}"))
-    # A new blob creates its directory: the mtime of the <xx> prefix directories tells.
-    for prefix in {os.path.dirname(p) for p in snapshot.blob_dirs.values()}:
-        prefix_st = stat_or_none(prefix)
-        if prefix_st is not None:
-            newest = max(newest, (prefix_st.st_mtime, f"a blob under {os.path.basename(prefix)}/"))
+            newest = max(newest, (upload.last_activity, f"an upload session in {repo.name}"))
     age = now - newest[0]
     if age < window:
         return f"{newest[1]} was written {max(age, 0.0):.0f} s ago"

@@ -7,8 +7,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.mark import MarkResult, Problem
 from embedded_registry.gc.scan import RepoSnapshot, Snapshot, digest_dirs, stat_or_none
+
+UPLOAD_MAX_IDLE = 7 * 86400.0
+"""Seconds an upload session must be idle before GC removes it: Distribution's default upload
+purging age (168 h). A session younger than that may still be resumed; GC never breaks it."""
 
 
 @dataclass(slots=True)
@@ -93,9 +98,14 @@ def layer_link_path(repo: RepoSnapshot, digest: str) -> str:
     return f"{repo.path}/_layers/{algorithm}/{hex_part}/link"
 
 
-def sweepable_blobs(snapshot: Snapshot, marked: set[str], young: float) -> tuple[set[str], int]:
-    """Blobs nothing marked whose data and links are all older than ``young`` (a timestamp);
-    and how many unmarked blobs were too young to go."""
+def sweepable_blobs(
+    snapshot: Snapshot, marked: set[str], young: float, activity: PushActivity | None = None
+) -> tuple[set[str], int]:
+    """Blobs nothing marked that no push in flight may need: older than ``young`` (the grace
+    cutoff, a timestamp) in their data and links, or younger with no push activity where they
+    belong (:mod:`embedded_registry.gc.activity`); and how many unmarked blobs were kept."""
+    if activity is None:
+        activity = PushActivity(snapshot, young)
     candidates = {d for d in snapshot.blob_dirs if d not in marked}
     linked_by: dict[str, list[RepoSnapshot]] = {}
     for repo in snapshot.repos:
@@ -112,20 +122,20 @@ def sweepable_blobs(snapshot: Snapshot, marked: set[str], young: float) -> tuple
             link_st = stat_or_none(layer_link_path(repo, digest))
             if link_st is not None:
                 newest = max(newest, link_st.st_mtime)
-        if newest > young:
+        if activity.protects_blob(digest, newest):
             too_young += 1
         else:
             swept.add(digest)
     return swept, too_young
 
 
-def _removed_manifests(
-    snapshot: Snapshot, repo: RepoSnapshot, kept: set[str], young: float
-) -> list[Removal]:
+def _removed_manifests(snapshot: Snapshot, repo: RepoSnapshot, kept: set[str]) -> list[Removal]:
+    """The revisions of ``repo`` the mark did not keep (it keeps the young ones of a push in
+    flight)."""
     removals = []
     for digest in sorted(repo.revisions.keys() - kept):
         st = repo.revisions[digest]
-        if st.st_mtime <= young and snapshot.blob_stat(digest) is not None:
+        if snapshot.blob_stat(digest) is not None:
             algorithm, _, hex_part = digest.partition(":")
             path = f"{repo.path}/_manifests/revisions/{algorithm}/{hex_part}"
             removals.append(Removal("manifest", path, st.st_size, digest, repo.name))
@@ -140,19 +150,24 @@ def plan(
     remove_empty_repos: bool,
     now: float,
     grace: float,
+    upload_max_idle: float = UPLOAD_MAX_IDLE,
 ) -> tuple[list[Removal], int]:
-    """Everything a sweep removes, in the order it must go; and how many blobs were too young."""
+    """Everything a sweep removes, in the order it must go; and how many blobs were too young.
+
+    Upload sessions go only once idle for ``upload_max_idle`` seconds (and the grace period).
+    """
     young = now - grace
+    activity = PushActivity(snapshot, young)
     removals: list[Removal] = []
     removed_manifests: dict[str, set[str]] = {}
     if delete_untagged:
         for repo in snapshot.repos:
             kept = marks.repos[repo.name].kept_manifests
-            untagged = _removed_manifests(snapshot, repo, kept, young)
+            untagged = _removed_manifests(snapshot, repo, kept)
             removed_manifests[repo.name] = {r.digest for r in untagged if r.digest}
             removals += untagged
 
-    swept, too_young = sweepable_blobs(snapshot, marks.marked, young)
+    swept, too_young = sweepable_blobs(snapshot, marks.marked, young, activity)
     for digest in sorted(swept):
         st = snapshot.blob_stat(digest)
         assert st is not None
@@ -170,7 +185,7 @@ def plan(
         links_left = False
         for digest in sorted(repo.layer_links):
             link_st = stat_or_none(layer_link_path(repo, digest)) if gone_after(digest) else None
-            if link_st is not None and link_st.st_mtime <= young:
+            if link_st is not None and not activity.protects_repo_link(repo, link_st.st_mtime):
                 path = os.path.dirname(layer_link_path(repo, digest))
                 removals.append(Removal("layer_link", path, link_st.st_size, digest, repo.name))
             else:
@@ -186,20 +201,22 @@ def plan(
                     removals.append(Removal("tag_index", entry_dir, size, digest, repo.name, tag))
         uploads_left = False
         for upload in repo.uploads:
-            if upload.last_activity <= young:
+            # An upload session is a push in flight whatever the grace period: only one
+            # abandoned for longer than upload purging's age goes (as the purger would).
+            if upload.last_activity <= now - max(upload_max_idle, grace):
                 removals.append(
                     Removal("upload", upload.path, upload.size, None, repo.name, upload.upload_id)
                 )
             else:
                 uploads_left = True
         # Links to blobs that stay are no reason to keep a repository without manifests,
-        # unless one was written within the grace period (a push in progress).
+        # unless a push is in flight there.
         if (
             remove_empty_repos
             and not live
             and not repo.tags
             and not uploads_left
-            and not (links_left and _has_young_links(repo, young))
+            and not (links_left and _has_protected_links(repo, activity))
         ):
             emptied.append(repo)
     for repo in emptied:
@@ -210,10 +227,10 @@ def plan(
     return removals, too_young
 
 
-def _has_young_links(repo: RepoSnapshot, young: float) -> bool:
+def _has_protected_links(repo: RepoSnapshot, activity: PushActivity) -> bool:
     for digest in repo.layer_links:
         st = stat_or_none(layer_link_path(repo, digest))
-        if st is not None and st.st_mtime > young:
+        if st is not None and activity.protects_repo_link(repo, st.st_mtime):
             return True
     return False
 

@@ -190,6 +190,8 @@ def parse_manifest(digest: str, data: bytes) -> Manifest:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         return Manifest(digest, error=f"not JSON ({exc.__class__.__name__}: {exc})")
+    except RecursionError:
+        return Manifest(digest, error="not a manifest: JSON nested too deeply")
     if not isinstance(doc, dict):
         return Manifest(digest, error="not a JSON object")
     try:

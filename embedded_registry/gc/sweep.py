@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal, tree_file_bytes
-from embedded_registry.gc.scan import Snapshot, digest_dirs
+from embedded_registry.gc.scan import Snapshot, digest_dirs, read_link
+from embedded_registry.storage.fsutil import remove_stale_temp_files
 from embedded_registry.storage.paths import Layout
 
 SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
@@ -20,6 +23,9 @@ SWEEP_THREADS = 4
 """Removals of one kind run in this many threads: unlink and rmdir are kernel time that
 threads overlap, and on overlay or network filesystems they dominate a sweep."""
 
+
+PUSHED_AGAIN = "pushed again during the sweep"
+"""Why a planned blob or link stayed: an upload committed it again while the sweep ran."""
 
 REFRESHED = "used since the scan"
 """Why a planned blob was kept: its data was touched (a HEAD, GET, mount or re-push) after the
@@ -59,6 +65,23 @@ def recover_interrupted_sweep(layout: Layout) -> list[str]:
             else:
                 os.rename(aside, data)
                 restored.append(data)
+    # A ``_layers`` link renamed aside: back when its blob is there, else it goes.
+    for directory, subdirs, files in os.walk(layout.repositories_dir):
+        subdirs[:] = [d for d in subdirs if d != "_manifests" and d != "_uploads"]
+        if "link" + SWEEPING_SUFFIX not in files:
+            continue
+        aside = os.path.join(directory, "link" + SWEEPING_SUFFIX)
+        digest = read_link(aside)
+        link = os.path.join(directory, "link")
+        if (
+            digest is not None
+            and not os.path.exists(link)
+            and os.path.exists(_data_path(layout, digest))
+        ):
+            os.rename(aside, link)
+            restored.append(link)
+        else:
+            os.unlink(aside)
     os.unlink(journal)
     return restored
 
@@ -77,13 +100,14 @@ def execute(
     just created.
 
     With ``young`` (the grace cutoff, a timestamp), each blob's data is checked again right
-    before it goes: one modified after ``young`` is kept and its removal marked ``skipped``.
+    before it goes: one modified after ``young`` (or, for a blob planned younger than that,
+    after the scan) is kept and its removal marked ``skipped``.
     """
     by_kind: dict[str, list[Removal]] = {}
     for removal in removals:
         by_kind.setdefault(removal.kind, []).append(removal)
     journal = _journal_path(snapshot)
-    if by_kind.get("blob") and young is not None:
+    if (by_kind.get("blob") and young is not None) or by_kind.get("layer_link"):
         with open(journal, "w") as handle:
             handle.write(f"{os.getpid()}\n")
     try:
@@ -124,23 +148,31 @@ def _execute_kinds(
                 future.result()
 
 
-def _blob_data_path(snapshot: Snapshot, digest: str) -> str:
+def _data_path(layout: Layout, digest: str) -> str:
     algorithm, _, hex_part = digest.partition(":")
-    return f"{snapshot.layout.blobs_dir}/{algorithm}/{hex_part[:2]}/{hex_part}/data"
+    return f"{layout.blobs_dir}/{algorithm}/{hex_part[:2]}/{hex_part}/data"
+
+
+def _blob_data_path(snapshot: Snapshot, digest: str) -> str:
+    return _data_path(snapshot.layout, digest)
 
 
 def _execute_one(
     snapshot: Snapshot, removal: Removal, problems: list[Problem], young: float | None
 ) -> None:
     try:
-        if removal.kind == "blob" and young is not None and not _still_unused(removal, young):
+        if (
+            removal.kind == "blob"
+            and young is not None
+            and not _still_unused(removal, _blob_cutoff(snapshot, removal, young))
+        ):
             removal.skipped = REFRESHED
             return
         # Re-check a link now: its blob may have been pushed again since the scan.
         if (
             removal.kind == "layer_link"
             and removal.digest is not None
-            and os.path.exists(_blob_data_path(snapshot, removal.digest))
+            and not _link_still_unused(removal, _blob_data_path(snapshot, removal.digest))
         ):
             return
         if removal.kind == "upload":
@@ -153,7 +185,15 @@ def _execute_one(
             only_file = _ONLY_FILE.get(removal.kind)
             if removal.kind == "blob" and young is not None:
                 only_file = "data" + SWEEPING_SUFFIX  # renamed aside by _still_unused
-            _remove_dir(removal.path, only_file)
+            elif removal.kind == "layer_link":
+                only_file = "link" + SWEEPING_SUFFIX  # renamed aside by _link_still_unused
+            if removal.kind in ("blob", "layer_link"):
+                live = "data" if removal.kind == "blob" else "link"
+                if not _remove_only(removal.path, only_file or live, live):
+                    removal.skipped = PUSHED_AGAIN
+                    return
+            else:
+                _remove_dir(removal.path, only_file)
         removal.removed = True
     except FileNotFoundError:
         removal.size = 0
@@ -162,9 +202,57 @@ def _execute_one(
         problems.append(Problem(removal.repo or "", removal.digest, f"{removal.path}: {exc}"))
 
 
+def _link_still_unused(removal: Removal, blob_data: str) -> bool:
+    """The last check of a ``_layers`` link whose blob was gone at the scan: rename the link
+    aside, then look for the blob. An upload that commits the blob again links it after its
+    data is in place, so either this check sees the data (the link is put back), or the
+    upload comes later, finds no link and writes it again."""
+    link = os.path.join(removal.path, "link")
+    aside = link + SWEEPING_SUFFIX
+    os.rename(link, aside)
+    if os.path.exists(blob_data):
+        os.replace(aside, link)
+        return False
+    return True
+
+
+def _remove_only(path: str, name: str, live: str) -> bool:
+    """Remove the file ``name`` of a blob or link directory, then the directory if it is
+    empty; whether ``live`` (``data`` or ``link``) is absent afterwards.
+
+    Never ``rmtree``: an upload may have put a fresh ``live`` file in the directory since the
+    check, and it stays (the directory with it). Stale temporary files of killed writes are
+    removed so that the directory can go.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(path, name))
+    for attempt in range(2):
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if os.path.exists(os.path.join(path, live)):
+            return False
+        if attempt == 0:
+            remove_stale_temp_files(Path(path))
+    return True
+
+
 def _links_any(repo_path: str, digests: set[str]) -> bool:
     """Whether a ``_layers`` link of the repository names one of ``digests``."""
     return any(digest in digests for digest, _ in digest_dirs(repo_path + "/_layers"))
+
+
+def _blob_cutoff(snapshot: Snapshot, removal: Removal, young: float) -> float:
+    """The mtime a planned blob's data may have and still go: the grace cutoff, or the mtime
+    the scan saw when the blob was planned younger than that (no push activity around it).
+    Any refresh after the scan moves the mtime past it."""
+    st = snapshot.blob_stat(removal.digest) if removal.digest else None
+    return max(young, st.st_mtime) if st is not None else young
 
 
 def _still_unused(removal: Removal, young: float) -> bool:

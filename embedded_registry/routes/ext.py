@@ -6,9 +6,24 @@
   registry keeps serving. The answer is the GC report plus ``before`` and ``after`` storage
   reports, ``removed`` (what went, or would go) and ``bytes_freed``.
 
-Access: when auth is configured, the auth middleware has already checked the credentials (it
-covers ``/v2/``); without auth, only loopback clients may call them (403 DENIED otherwise): a
-registry opened to the network without auth must not let anyone sweep it.
+Access (:mod:`embedded_registry.admin`): administrators only, never anonymous, whatever the
+client's address (nginx on the same host makes every request come from 127.0.0.1):
+
+* a request carrying the server's local admin secret (same machine, zero setup);
+* with ``auth.htpasswd``: a user named in ``regtui.extensions.admins``; any other user gets 403
+  DENIED;
+* anyone else: 403 DENIED (401 first when auth is on and no credentials came).
+
+``regtui.extensions.enabled: false`` does not register the routes: 404, as any unknown route.
+Only an administrator may ask for a ``grace_period`` below the configured one (checked here too,
+though only administrators get in today). A real GC with ``delete_untagged`` deletes manifests, so
+it answers 405 UNSUPPORTED where ``storage.delete.enabled`` is false, like every other delete; a
+dry run, and a GC of unreferenced blobs only, are still allowed (as Distribution's offline
+``garbage-collect``).
+
+No answer names a path of the server's machine: the storage root is left out of the reports, the
+paths of GC removals are relative to it (``docker/registry/v2/...``), and any message that
+mentions the root (a problem GC met) has it replaced by ``<root>``.
 
 Online safety: GC holds ``COMMIT_LOCK_KEY`` from the start of its mark to the end of its sweep,
 so no manifest is committed (or deleted) meanwhile; blob uploads go on, and whatever they write
@@ -18,15 +33,17 @@ is younger than the grace period, which GC never sweeps. The file work runs in a
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from embedded_registry import errors
+from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport, collect_garbage
-from embedded_registry.keys import COMMIT_LOCK_KEY
+from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
 from embedded_registry.routes.common import config, json_response, storage
 from embedded_registry.usage import storage_usage
 
@@ -35,22 +52,42 @@ GC_RUN_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("gc_run_lock", asyncio.Lo
 """One GC at a time (a second request waits for the first to finish)."""
 
 
-def _is_loopback(remote: str | None) -> bool:
-    if not remote:
-        return False
-    try:
-        address = ipaddress.ip_address(remote.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+DENIED_DETAIL = (
+    "the regtui extension endpoints are administrative: call them on the registry's own machine "
+    "over loopback (the client sends the local admin secret), or as a user named in "
+    "regtui.extensions.admins"
+)
 
 
-def _check_access(request: web.Request) -> None:
-    if config(request).auth is None and not _is_loopback(request.remote):
-        raise errors.denied(
-            "the regtui extension endpoints answer loopback clients only when auth is off"
-        )
+def _check_access(request: web.Request) -> Caller:
+    """The caller, when an administrator; 403 DENIED otherwise."""
+    who = caller(request, config(request).extensions.admins)
+    if not who.admin:
+        raise errors.denied(DENIED_DETAIL)
+    return who
+
+
+def _scrub(value: Any, roots: tuple[str, ...]) -> Any:
+    """``value`` with every mention of the storage root replaced (no machine path goes out)."""
+    if isinstance(value, str):
+        for root in roots:
+            if root in value:
+                value = value.replace(root + os.sep, "").replace(root, "<root>")
+        return value
+    if isinstance(value, dict):
+        return {key: _scrub(item, roots) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item, roots) for item in value]
+    return value
+
+
+def _public(document: dict[str, Any], root: Path) -> dict[str, Any]:
+    """A report as a remote client may see it: no ``root``, paths relative to the root."""
+    document = {key: value for key, value in document.items() if key != "root"}
+    spellings = {str(root), os.path.abspath(root), os.path.realpath(root)}
+    # The longest first, so that a spelling that contains another one is replaced whole.
+    roots = tuple(sorted((s.rstrip(os.sep) for s in spellings if s.rstrip(os.sep)), key=len))
+    return _scrub(document, roots[::-1])
 
 
 def _json(document: Any) -> web.Response:
@@ -63,7 +100,7 @@ async def storage_report(request: web.Request) -> web.Response:
     root = storage(request).layout.root
     grace = config(request).storage.gc_grace_period
     report = await asyncio.to_thread(storage_usage, root, grace_period=grace)
-    return _json(report.to_json())
+    return _json(_public(report.to_json(), root))
 
 
 def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
@@ -79,7 +116,8 @@ def _bad_request(detail: str) -> errors.RegistryError:
     )
 
 
-async def _gc_options(request: web.Request) -> dict[str, Any]:
+async def _gc_options(request: web.Request, who: Caller) -> dict[str, Any]:
+    # Bounded by aiohttp's client_max_size (1 MiB): 413 beyond it.
     raw = await request.read() if request.body_exists else b""
     try:
         body = json.loads(raw) if raw.strip() else {}
@@ -87,9 +125,15 @@ async def _gc_options(request: web.Request) -> dict[str, Any]:
         raise _bad_request(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise _bad_request("the body must be a JSON object")
-    grace = body.get("grace_period", config(request).storage.gc_grace_period)
+    configured = config(request).storage.gc_grace_period
+    grace = body.get("grace_period", configured)
     if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
         raise _bad_request("grace_period must be a number of seconds >= 0")
+    if grace < configured and not who.admin:
+        raise errors.denied(
+            f"only an administrator may ask for a grace period below the configured "
+            f"{configured:g} s"
+        )
     return {
         "dry_run": _flag(body, "dry_run", True),
         "delete_untagged": _flag(body, "delete_untagged", False),
@@ -100,11 +144,17 @@ async def _gc_options(request: web.Request) -> dict[str, Any]:
 
 async def run_gc(request: web.Request) -> web.Response:
     """``POST /v2/_regtui/ext/gc``: a dry run (the default) or a real garbage collection."""
-    _check_access(request)
-    options = await _gc_options(request)
-    if not options["dry_run"] and config(request).storage.read_only:
+    who = _check_access(request)
+    options = await _gc_options(request, who)
+    settings = config(request).storage
+    if not options["dry_run"] and settings.read_only:
         # Read-only storage may well be mounted read-only; a dry run is still useful.
         raise errors.unsupported("the registry is read-only: only a dry run is possible")
+    if not options["dry_run"] and options["delete_untagged"] and not settings.delete_enabled:
+        raise errors.unsupported(
+            "storage.delete.enabled is false: a GC that deletes untagged manifests is refused "
+            "like every other delete (a dry run, or a GC of unreferenced blobs only, is allowed)"
+        )
     root = storage(request).layout.root
     grace = options["grace_period"]
     async with request.app[GC_RUN_LOCK_KEY]:
@@ -123,11 +173,13 @@ async def run_gc(request: web.Request) -> web.Response:
         removed=[r for r in document["removals"] if r["removed"] or options["dry_run"]],
         bytes_freed=report.bytes_freed,
     )
-    return _json(document)
+    return _json(_public(document, root))
 
 
 def setup_routes(app: web.Application) -> None:
-    """Register the extension routes on ``app`` (``server.py`` writes the serving marker)."""
+    """Register the extension routes on ``app`` unless ``regtui.extensions.enabled`` is false."""
     app[GC_RUN_LOCK_KEY] = asyncio.Lock()
+    if not app[CONFIG_KEY].extensions.enabled:
+        return
     app.router.add_get(f"{PREFIX}/storage", storage_report)
     app.router.add_post(f"{PREFIX}/gc", run_gc)

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from embedded_registry import names
+from embedded_registry import errors, names
 from embedded_registry.keys import COMMIT_LOCK_KEY
 from embedded_registry.mediatypes import MAX_MANIFEST_SIZE
 from embedded_registry.routes.common import (
@@ -23,6 +23,19 @@ def _reference(request: web.Request) -> str:
     return names.check_reference(request.match_info["reference"])
 
 
+def _reference_to_read(request: web.Request) -> str:
+    """The reference of a GET or HEAD: one that is neither a tag nor a valid digest names no
+    manifest, so it answers 404 MANIFEST_UNKNOWN (Distribution's router answers 404 too, and the
+    OCI conformance suite asks for it); a PUT or DELETE still says what is wrong with it."""
+    reference = request.match_info["reference"]
+    if names.looks_like_digest(reference):
+        if not names.is_valid_digest(reference):
+            raise errors.manifest_unknown({"Revision": reference[:256]})
+    elif not names.is_valid_tag(reference):
+        raise errors.manifest_unknown({"Tag": reference[:256]})
+    return reference
+
+
 async def get_manifest(request: web.Request) -> web.Response:
     """The stored bytes with their media type, whatever the Accept header lists.
 
@@ -31,7 +44,7 @@ async def get_manifest(request: web.Request) -> web.Response:
     bundled registry always does.
     """
     name = repo_name(request)
-    reference = _reference(request)
+    reference = _reference_to_read(request)
     # A manifest and its links are a few small files: read inline, cached by digest.
     digest, body, info = storage(request).manifests.get(name, reference)
     headers = {

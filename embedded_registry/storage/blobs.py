@@ -7,13 +7,22 @@ import os
 import time
 from pathlib import Path
 
-from embedded_registry.storage.fsutil import atomic_write, fsync_dir, read_link, write_link
+from embedded_registry.storage.fsutil import (
+    MAKE_DIR_ATTEMPTS,
+    atomic_write,
+    fsync_dir,
+    read_link,
+    write_link,
+)
 from embedded_registry.storage.paths import Layout
 
 REFRESH_FRACTION = 0.1
+REFRESH_MAX_INTERVAL = 1.0
 """A blob served or mounted is refreshed (its mtime set to now) once its mtime is older than
-this fraction of GC's grace period: GC then keeps it for a whole grace period, and a hot blob
-costs one ``utime`` per tenth of a grace period, not one per request."""
+this fraction of GC's grace period, or than ``REFRESH_MAX_INTERVAL`` seconds, whichever is
+less: GC then keeps it for a whole grace period, and tells it from the blobs of a deleted image
+(GC frees a young blob at once unless it was written or refreshed since the last commit of its
+repository, :mod:`embedded_registry.gc.activity`). A hot blob costs one ``utime`` a second."""
 
 
 class BlobStore:
@@ -52,11 +61,12 @@ class BlobStore:
 
         A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
         GC must not sweep the blob in between. Its mtime is set to now when older than
-        ``REFRESH_FRACTION`` of ``grace_period`` (never with a grace period of 0: then nothing
-        is protected). GC checks the mtime again right before removing a blob
-        (``embedded_registry.gc.sweep``).
+        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` (never with a
+        grace period of 0: then nothing is protected). GC checks the mtime again right before
+        removing a blob (``embedded_registry.gc.sweep``).
         """
-        if grace_period <= 0 or time.time() - st.st_mtime < grace_period * REFRESH_FRACTION:
+        interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
+        if grace_period <= 0 or time.time() - st.st_mtime < interval:
             return True
         return self.touch(digest)
 
@@ -108,6 +118,14 @@ class BlobStore:
         if target.exists() and self.touch(digest):
             source.unlink(missing_ok=True)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+        for attempt in range(MAKE_DIR_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+                break
+            except FileNotFoundError:
+                # GC removed the blob's (then empty) directory between the mkdir and the
+                # rename: make it again. A missing source is a real error and stays one.
+                if not source.exists() or attempt == MAKE_DIR_ATTEMPTS - 1:
+                    raise
         fsync_dir(target.parent)

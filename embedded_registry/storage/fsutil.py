@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from embedded_registry import names
+from embedded_registry import errors, names
 
 TEMP_PREFIX = ".tmp-"
+
+STALE_TEMP_AGE = 3600.0
+"""Seconds after which a temporary file of an atomic write is taken as left by a killed
+writer (a write in flight lasts milliseconds: a manifest or a link is a few KiB)."""
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the filesystem (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+@contextlib.contextmanager
+def disk_full_as_registry_error() -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT raised inside into :func:`errors.storage_full` (507, no path)."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise errors.storage_full() from None
+        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -27,20 +52,57 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
+    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place.
+
+    A full disk raises :func:`errors.storage_full` and leaves no temporary file behind.
+    """
+    with disk_full_as_registry_error():
+        for attempt in range(MAKE_DIR_ATTEMPTS):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+                break
+            except FileNotFoundError:
+                # GC removed the (empty) directory between the mkdir and here: make it again.
+                if attempt == MAKE_DIR_ATTEMPTS - 1:
+                    raise
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
     fsync_dir(path.parent)
+
+
+MAKE_DIR_ATTEMPTS = 5
+"""How often a write re-creates a directory that a concurrent GC removed as empty under it."""
+
+
+def remove_stale_temp_files(top: Path, *, older_than: float = STALE_TEMP_AGE) -> list[str]:
+    """Remove the temporary files of atomic writes under ``top`` that are older than
+    ``older_than`` seconds (left by a writer that was killed); return their paths.
+
+    A write in flight is never touched: its temporary file is seconds old at most.
+    """
+    cutoff = time.time() - older_than
+    removed: list[str] = []
+    for directory, _subdirs, files in os.walk(top):
+        for name in files:
+            if not name.startswith(TEMP_PREFIX):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                if os.lstat(path).st_mtime < cutoff:
+                    os.unlink(path)
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def write_link(path: Path, digest: str) -> None:

@@ -98,11 +98,26 @@ class ManifestStore:
             raise errors.RegistryError.combine(missing)
         self.blobs.put_bytes(digest, body)
         revision = self.layout.revision_link(name, digest)
-        if read_link(revision) != digest:
+        new_revision = read_link(revision) != digest
+        if new_revision:
             write_link(revision, digest)
+        else:
+            # A re-push is a manifest commit too: GC tells finished pushes from pushes in
+            # flight by the time of each repository's last commit (embedded_registry.gc).
+            with contextlib.suppress(OSError):
+                os.utime(revision)
         self._remember(digest, info)
         if not names.looks_like_digest(reference):
-            self.tag(name, reference, digest)
+            try:
+                self.tag(name, reference, digest)
+            except errors.RegistryError:
+                # The disk filled up while tagging: the PUT fails, so leave no new revision
+                # a client could find by digest (a tag directory without its current link is
+                # never listed).
+                if new_revision:
+                    with contextlib.suppress(OSError):
+                        revision.unlink()
+                raise
         return digest, info
 
     def tag(self, name: str, tag: str, digest: str) -> None:
@@ -138,12 +153,20 @@ class ManifestStore:
 
     # --- listing ---------------------------------------------------------------------------
     def tags(self, name: str) -> list[str] | None:
-        """Sorted tags of ``name``; ``None`` when the repository has no tags directory."""
+        """Sorted tags of ``name``; ``None`` when the repository has no tags directory.
+
+        Only tags whose ``current/link`` holds a digest are listed: a registry killed while it
+        wrote a tag leaves its directory without one, and a listed tag must resolve.
+        """
         try:
             entries = os.listdir(self.layout.tags_dir(name))
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return sorted(entry for entry in entries if names.is_valid_tag(entry))
+        return sorted(
+            entry
+            for entry in entries
+            if names.is_valid_tag(entry) and self.tag_digest(name, entry) is not None
+        )
 
     def revisions(self, name: str) -> list[str]:
         """Digests of the repository's manifest revisions (those whose link file exists)."""

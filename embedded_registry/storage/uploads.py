@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 from embedded_registry import errors
 from embedded_registry.storage.blobs import BlobStore
+from embedded_registry.storage.fsutil import disk_full_as_registry_error, is_disk_full
 from embedded_registry.storage.paths import Layout, split_digest
 
 # Bytes gathered from the socket before one write+hash step runs in a worker thread (the
@@ -163,11 +164,17 @@ class UploadStore:
 
     # --- lifecycle -------------------------------------------------------------------------
     def create(self, name: str) -> str:
+        """A new upload session; a full disk raises ``errors.storage_full`` and leaves none."""
         upload_id = str(uuid.uuid4())
         directory = self.layout.upload_dir(name, upload_id)
-        directory.mkdir(parents=True)
-        self.layout.upload_data(name, upload_id).touch()
-        self.layout.upload_startedat(name, upload_id).write_text(_startedat_text())
+        try:
+            with disk_full_as_registry_error():
+                directory.mkdir(parents=True)
+                self.layout.upload_data(name, upload_id).touch()
+                self.layout.upload_startedat(name, upload_id).write_text(_startedat_text())
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         self._uploads[upload_id] = _Upload(size=0, hasher=hashlib.sha256())
         return upload_id
 
@@ -228,9 +235,14 @@ class UploadStore:
             state.size = current
         try:
             written, state.hashing = await _pump(_Sink(path), state.hasher, chunks)
-        except BaseException:
+        except BaseException as exc:
             # The hasher may hold bytes the file lacks (or the reverse): recompute next time.
             state.hasher, state.size = None, -1
+            if is_disk_full(exc):
+                # Give the space of this request's part back: the session stays where it was.
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(os.truncate, path, current)
+                raise errors.storage_full() from None
             raise
         state.size = current + written
         if length is not None and written != length:
@@ -255,7 +267,8 @@ class UploadStore:
         if actual != hex_digest:
             await asyncio.to_thread(self.cancel, name, upload_id)
             raise errors.digest_invalid(f"{algorithm}:{actual} != {digest}")
-        await asyncio.to_thread(self._publish, name, upload_id, path, digest)
+        with disk_full_as_registry_error():
+            await asyncio.to_thread(self._publish, name, upload_id, path, digest)
         self._uploads.pop(upload_id, None)
         return size
 

@@ -66,12 +66,14 @@ def test_ls_and_tags_match_skopeo(
     repos = out.split()
     assert repos == ["team/app", "tools"]
     code, out, _ = run(capsys, monkeypatch, "ls", readonly.host, "--json")
-    assert json.loads(out)["Repositories"] == repos
+    assert json.loads(out)["repositories"] == repos
     for repo in repos:
         expected = skopeo_tags(readonly, repo)
         code, out, _ = run(capsys, monkeypatch, "tags", f"{readonly.host}/{repo}", "--json")
         assert code == 0
-        assert json.loads(out) == expected  # same shape, same names, same order
+        doc = json.loads(out)  # skopeo's names, in its order, under regtui's snake_case keys
+        assert f"{doc['registry']}/{doc['repository']}" == expected["Repository"]
+        assert doc["tags"] == expected["Tags"]
         code, out, _ = run(capsys, monkeypatch, "tags", f"{readonly.host}/{repo}")
         assert out.split() == expected["Tags"]
 
@@ -103,15 +105,18 @@ def test_inspect_matches_skopeo(
             timeout=60,
         ).stdout
     )
-    assert report["Digest"] == theirs["Digest"]
-    assert [layer["Digest"] for layer in report["Layers"]] == theirs["Layers"]
-    assert report["Config"]["Labels"] == theirs["Labels"]
-    assert [h["CreatedBy"] for h in report["History"]][:2] == ["ADD rootfs /", "COPY app2 /app"]
+    assert report["digest"] == theirs["Digest"]
+    assert [layer["digest"] for layer in report["layers"]] == theirs["Layers"]
+    assert report["config"]["labels"] == theirs["Labels"]
+    assert [h["created_by"] for h in report["history"]][:2] == ["ADD rootfs /", "COPY app2 /app"]
     code, out, _ = run(capsys, monkeypatch, "inspect", ref)
     assert 'Entrypoint: ["/app/run"]' in out and "COPY app2 /app" in out
     code, out, _ = run(capsys, monkeypatch, "inspect", f"{readonly.host}/team/app:multi", "--json")
-    platforms = [p["Platform"] for p in json.loads(out)["Platforms"]]
-    assert platforms == ["linux/amd64", "linux/arm64/v8"]
+    platforms = [p["platform"] for p in json.loads(out)["platforms"]]
+    assert platforms == [
+        {"os": "linux", "architecture": "amd64", "variant": None},
+        {"os": "linux", "architecture": "arm64", "variant": "v8"},
+    ]
     code, out, _ = run(
         capsys,
         monkeypatch,
@@ -121,7 +126,8 @@ def test_inspect_matches_skopeo(
         "linux/arm64",
         "--json",
     )
-    assert json.loads(out)["Config"]["Platform"] == "linux/arm64/v8"
+    platform = json.loads(out)["config"]["platform"]
+    assert platform == {"os": "linux", "architecture": "arm64", "variant": "v8"}
 
 
 def test_du_estimate(
@@ -132,7 +138,7 @@ def test_du_estimate(
     report = json.loads(out)
     assert report["is_estimate"] is True
     one, two = app_image(1), app_image(2)
-    by_name = {repo["name"]: repo for repo in report["repos"]}
+    by_name = {repo["name"]: repo for repo in report["repositories"]}
     app = by_name["team/app"]
     assert app["tags"] == 5 and app["manifests"] == 5  # v1=stable=latest, v2, multi + 2 children
     # The base layer is shared by v1 and v2: counted once.
@@ -141,9 +147,9 @@ def test_du_estimate(
     blob_sum = sum(
         b.size for image in (one, two) for b in [image.manifest, image.config, *image.layers]
     )
-    assert app["bytes"] > blob_sum - base.size
+    assert app["referenced_bytes"] > blob_sum - base.size
     code, out, _ = run(capsys, monkeypatch, "du", readonly.host)
-    assert "Total (estimate)" in out and "team/app" in out
+    assert "total (estimate)" in out and "team/app" in out
 
 
 def test_rm_refuses_without_yes_when_not_a_tty(
@@ -158,7 +164,7 @@ def test_rm_refuses_without_yes_when_not_a_tty(
     code, out, _ = run(capsys, monkeypatch, "tags", f"{scratch.host}/team/app")
     assert "stable" in out.split()  # nothing deleted so far
     code, out, _ = run(capsys, monkeypatch, "rm", ref, "--yes", "--json")
-    assert code == 0 and json.loads(out)["Tags"] == ["latest", "stable", "v1"]
+    assert code == 0 and json.loads(out)["tags"] == ["latest", "stable", "v1"]
     code, out, _ = run(capsys, monkeypatch, "tags", f"{scratch.host}/team/app")
     assert sorted(out.split()) == ["multi", "v2"]
 
@@ -204,3 +210,28 @@ def test_password_stdin_never_printed(
         assert code == 1 and "Not authorized" in err and "not-the-pass" not in out + err
         code, out, err = run(capsys, monkeypatch, "ls", running.host)
         assert code == 1 and "anonymously" in err
+
+
+def test_dry_runs_change_nothing_on_disk(
+    scratch: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rm --dry-run`` and ``untag --dry-run`` reach the code: not one file of the registry's
+    storage changes, however the command is asked; without --dry-run the same commands do."""
+    from tests.server.test_gc_cli import files
+
+    before = files(scratch.root)
+    for argv in (
+        ("rm", f"{scratch.host}/team/app:stable", "--dry-run"),
+        ("rm", f"{scratch.host}/team/app:stable", "--dry-run", "--yes", "--json"),
+        ("untag", f"{scratch.host}/team/app:v2", "--dry-run"),
+        ("untag", f"{scratch.host}/team/app:v2", "--dry-run", "--json"),
+    ):
+        code, _, err = run(capsys, monkeypatch, *argv)
+        assert (code, err) == (0, ""), argv
+        assert files(scratch.root) == before, argv
+    code, _, _ = run(capsys, monkeypatch, "untag", f"{scratch.host}/team/app:v2")
+    assert code == 0 and files(scratch.root) != before
+    after_untag = files(scratch.root)
+    code, _, _ = run(capsys, monkeypatch, "rm", f"{scratch.host}/team/app:stable", "--yes")
+    assert code == 0 and files(scratch.root) != after_untag
+    assert skopeo_tags(scratch, "team/app")["Tags"] == ["multi"]

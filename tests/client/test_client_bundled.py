@@ -68,9 +68,9 @@ def test_du_estimate_equals_exact_storage_report(
     reported = json.loads(capsys.readouterr().out)
     assert reported["is_estimate"] is False
     assert reported["total_bytes"] == exact["total_bytes"]
-    by_name = {repo["name"]: repo for repo in reported["repos"]}
+    by_name = {repo["name"]: repo for repo in reported["repositories"]}
     assert by_name["team/app"] == {
         key: value
-        for key, value in {r["name"]: r for r in estimate["repos"]}["team/app"].items()
+        for key, value in {r["name"]: r for r in estimate["repositories"]}["team/app"].items()
         if key in by_name["team/app"]
     }

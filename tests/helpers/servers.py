@@ -1,13 +1,23 @@
-"""Start real registries on loopback for the tests: the bundled one and Debian's docker-registry.
+"""Start real registries on loopback for the tests: the bundled one and Debian's docker-registry,
+and Debian's nginx in front of a registry as the how-tos configure it.
 
-Both run as child processes on ephemeral ports and are stopped when the context ends. Tools that
+All run as child processes on ephemeral ports and are stopped when the context ends. Tools that
 are missing skip the test with a reason, except under CI (``CI=true``), where they fail it: CI
 installs them, so a missing one is a broken setup, not a reason to pass.
+
+The bundled registry writes its local admin secret under ``$REGTUI_ADMIN_DIR``, which an autouse
+fixture (``tests/conftest.py``) points into the session's temporary directory (a test may point
+it at its own): the server gets it explicitly (next to its root when the variable is unset, so
+that no test ever writes into the user's directories), the client library in the test process
+reads the same variable, and :meth:`RunningRegistry.admin_headers` gives the header for raw
+``httpx`` calls.
 """
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -26,6 +36,18 @@ import pytest
 import yaml
 
 START_TIMEOUT = 20.0
+ADMIN_DIR_ENV = "REGTUI_ADMIN_DIR"
+ADMIN_SECRET_HEADER = "Regtui-Admin-Secret"
+SCRUBBED_ENV_PREFIXES = ("REGTUI_", "REGISTRY_")
+"""Variables a server started by a test never inherits: the developer's settings would change it."""
+
+
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server process: ours without ``REGTUI_*``/``REGISTRY_*``, plus
+    ``extra`` (what the test itself asks for)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_ENV_PREFIXES)}
+    env.update(extra or {})
+    return env
 
 
 def in_ci() -> bool:
@@ -55,6 +77,8 @@ class RunningRegistry:
     root: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    admin_dir: Path | None = None
+    """Where this (bundled) registry writes its local admin secret."""
 
     @property
     def host(self) -> str:
@@ -62,6 +86,19 @@ class RunningRegistry:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
+
+    def admin_secret(self) -> str:
+        """The local admin secret this (bundled) registry wrote for its port."""
+        assert self.admin_dir is not None, "only the bundled registry has an admin secret"
+        return (self.admin_dir / str(self.port)).read_text().strip()
+
+    def admin_headers(self) -> dict[str, str]:
+        """The header a local administrator sends (what ``tui.client.ext`` does for itself)."""
+        return {ADMIN_SECRET_HEADER: self.admin_secret()}
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -114,11 +151,18 @@ def bundled_registry(
     command += list(args)
     log_path = root.parent / f"{root.name}-server.log"
     log = log_path.open("wb")
+    admin_dir = Path(
+        (env or {}).get(ADMIN_DIR_ENV)
+        or os.environ.get(ADMIN_DIR_ENV)
+        or root.parent / f"{root.name}-admin-secrets"
+    )
+    # Explicit: never the user's own directory (and server_env drops REGTUI_* otherwise).
+    environment = server_env({**(env or {}), ADMIN_DIR_ENV: str(admin_dir)})
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=log,
-        env={**os.environ, **(env or {})},
+        env=environment,
     )
     try:
         assert process.stdout is not None
@@ -130,7 +174,9 @@ def bundled_registry(
             )
         url = line.removeprefix("listening on ").strip()
         _wait_ready(url, process, log_path, verify=verify)
-        yield RunningRegistry(url=url, root=root, process=process, log_path=log_path)
+        yield RunningRegistry(
+            url=url, root=root, process=process, log_path=log_path, admin_dir=admin_dir
+        )
     finally:
         _stop(process)
         if process.stdout is not None:
@@ -171,7 +217,10 @@ def distribution_registry(
     log_path = root.parent / f"{root.name}-distribution.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [binary, "serve", str(config_path)], stdout=log, stderr=subprocess.STDOUT
+        [binary, "serve", str(config_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=server_env(),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -180,3 +229,126 @@ def distribution_registry(
     finally:
         _stop(process)
         log.close()
+
+
+@dataclass
+class RunningNginx:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def nginx_config(
+    prefix: Path,
+    port: int,
+    upstream: str,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    htpasswd: Path | None = None,
+) -> str:
+    """An nginx.conf as Distribution's "authenticate proxy with nginx" recipe writes it: nginx
+    on the same host, ``proxy_pass`` to the registry with the forwarding headers, optional TLS
+    and ``auth_basic``; every path kept under ``prefix`` so that nginx runs unprivileged."""
+    listen = f"127.0.0.1:{port} ssl" if tls else f"127.0.0.1:{port}"
+    tls_lines = (
+        f"ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
+        "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+        if tls
+        else ""
+    )
+    auth_lines = (
+        f'auth_basic "Registry realm";\n            auth_basic_user_file {htpasswd};\n'
+        if htpasswd
+        else ""
+    )
+    # Run as root (CI containers), nginx's workers would switch to "nobody", who cannot read the
+    # test's private files; unprivileged, this directive is ignored with a notice.
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    return f"""\
+user {user} {group};
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream docker-registry {{ server {upstream}; }}
+    map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
+        '' 'registry/2.0';
+    }}
+    server {{
+        listen {listen};
+        server_name localhost;
+        {tls_lines}
+        client_max_body_size 0;
+        chunked_transfer_encoding on;
+        location /v2/ {{
+            {auth_lines}
+            add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;
+            proxy_pass http://docker-registry;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout 900;
+        }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def nginx_proxy(
+    prefix: Path,
+    upstream: RunningRegistry,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    htpasswd: Path | None = None,
+    verify: bool | str = True,
+) -> Iterator[RunningNginx]:
+    """Run Debian's nginx (``/usr/sbin/nginx``, in the foreground) in front of ``upstream`` on
+    an ephemeral loopback port; ``tls`` is a (certificate, key) pair for ``listen ... ssl``."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    binary = shutil.which("nginx", path=search) or require_tool("nginx")
+    prefix.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config_path = prefix / "nginx.conf"
+    config_path.write_text(nginx_config(prefix, port, upstream.host, tls=tls, htpasswd=htpasswd))
+    log_path = prefix / "error.log"
+    stderr_path = prefix / "stderr.log"
+    stderr = stderr_path.open("wb")
+    process = subprocess.Popen(
+        [
+            binary,
+            "-e",
+            str(log_path),
+            "-c",
+            str(config_path),
+            "-p",
+            str(prefix),
+            "-g",
+            "daemon off;",
+        ],
+        stdout=stderr,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    try:
+        try:
+            _wait_ready(url, process, stderr_path, verify=verify)
+        except RuntimeError as exc:
+            log = log_path.read_text(errors="replace") if log_path.exists() else ""
+            raise RuntimeError(f"{exc}\n{log}") from None
+        yield RunningNginx(url=url, process=process, log_path=log_path)
+    finally:
+        _stop(process)
+        stderr.close()

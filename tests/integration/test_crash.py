@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import socket
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from embedded_registry.gc import STALE_TEMP_AGE, collect_garbage
+from embedded_registry.storage.paths import Layout
 from tests.helpers.servers import RunningRegistry, bundled_registry
 from tui.imagegen import make_image, push_image
 
@@ -190,3 +193,73 @@ def test_client_cut_off_mid_body(tmp_path: Path, method: str, sent: int) -> None
         done = client.put(final + ("&" if "?" in final else "?") + f"digest={digest}")
         assert done.status_code == 201, done.text
         assert client.get(f"/v2/cut/off/blobs/{digest}").content == data
+
+
+def test_a_tag_left_half_written_by_a_crash_is_not_listed(tmp_path: Path) -> None:
+    """kill -9 while a tag is written leaves ``tags/<tag>/`` with its index link and a
+    temporary file, but no ``current/link`` (the rename never happened). That tag must not be
+    listed (it would answer 404), and GC removes the temporary file once it is old."""
+    root = tmp_path / "root"
+    image = make_image([{"crash/tag": b"committed"}])
+    with bundled_registry(root) as first:
+        push_image(first.url, "crash/app", "v1", image)
+    layout = Layout(root)
+    current = layout.tag_current_link("crash/app", "half").parent
+    index = layout.tag_index_link("crash/app", "half", image.digest)
+    index.parent.mkdir(parents=True)
+    index.write_text(image.digest)
+    current.mkdir(parents=True)
+    temp = current / ".tmp-killed"
+    temp.write_text(image.digest[:20])  # the write was cut short, and never renamed
+    with bundled_registry(root) as second, httpx.Client(base_url=second.url) as client:
+        assert client.get("/v2/crash/app/tags/list").json()["tags"] == ["v1"]
+        assert client.get("/v2/crash/app/manifests/half").status_code == 404
+        assert client.get("/v2/_catalog").json()["repositories"] == ["crash/app"]
+        for tag in client.get("/v2/crash/app/tags/list").json()["tags"]:
+            assert (
+                client.get(f"/v2/crash/app/manifests/{tag}", headers={"Accept": ACCEPT}).status_code
+                == 200
+            )
+    collect_garbage(root, grace_period=0)
+    assert temp.exists()  # young: it may be a write in flight
+    old = time.time() - 2 * STALE_TEMP_AGE
+    os.utime(temp, (old, old))
+    collect_garbage(root, grace_period=0)
+    assert not temp.exists()
+    assert layout.tag_current_link("crash/app", "v1").exists()
+
+
+def test_kill_9_during_manifest_pushes_lists_only_tags_that_resolve(tmp_path: Path) -> None:
+    """Pushes of many tags, the registry killed with SIGKILL among them: after a restart every
+    listed tag answers 200 with its manifest (a tag caught mid-write is not listed)."""
+    root = tmp_path / "root"
+    images = [make_image([{f"k{n}": f"kill {n}".encode()}]) for n in range(40)]
+    with bundled_registry(root) as first:
+        for image in images[:5]:
+            push_image(first.url, "killed/app", f"pre-{image.digest[7:15]}", image)
+        failures: list[BaseException] = []
+
+        def push_many() -> None:
+            with httpx.Client(base_url=first.url, timeout=10) as client:
+                for n, image in enumerate(images):
+                    try:
+                        push_image(client, "killed/app", f"t{n}", image)
+                    except (httpx.TransportError, AssertionError, RuntimeError) as error:
+                        failures.append(error)
+                        return
+
+        thread = threading.Thread(target=push_many)
+        thread.start()
+        deadline = time.monotonic() + 30
+        tags_dir = Layout(root).tags_dir("killed/app")
+        while len(list(tags_dir.iterdir())) < 15 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+        thread.join(timeout=30)
+    with bundled_registry(root) as second, httpx.Client(base_url=second.url) as client:
+        tags = client.get("/v2/killed/app/tags/list").json()["tags"]
+        assert len(tags) >= 5
+        for tag in tags:
+            response = client.get(f"/v2/killed/app/manifests/{tag}", headers={"Accept": ACCEPT})
+            assert response.status_code == 200, tag

@@ -168,3 +168,35 @@ def test_go_durations() -> None:
     for bad in ("h", "10", "1d", "-1h", "1h 30m"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_regtuis_own_section_governs_the_extensions(tmp_path: Path) -> None:
+    default = load_config(env={})
+    assert default.extensions.enabled is True and default.extensions.admins == ()
+    path = write(
+        tmp_path,
+        {
+            "auth": {"htpasswd": {"realm": "r", "path": str(tmp_path / "htpasswd")}},
+            "regtui": {"extensions": {"enabled": False, "admins": ["alice", "bob"]}},
+        },
+    )
+    config = load_config(path, env={})
+    assert config.extensions.enabled is False
+    assert config.extensions.admins == ("alice", "bob")
+    assert config.warnings == []
+    env = {
+        "REGISTRY_REGTUI_EXTENSIONS_ENABLED": "true",
+        "REGISTRY_REGTUI_EXTENSIONS_ADMINS": "carol, dave",
+    }
+    overridden = load_config(path, env=env)
+    assert overridden.extensions.enabled is True
+    assert overridden.extensions.admins == ("carol", "dave")
+
+
+def test_admins_without_auth_are_a_warning_and_bad_admins_an_error(tmp_path: Path) -> None:
+    config = load_config(data={"regtui": {"extensions": {"admins": ["alice"]}}}, env={})
+    assert any("regtui.extensions.admins" in w and "auth" in w for w in config.warnings)
+    with pytest.raises(ConfigError, match=r"regtui\.extensions\.admins"):
+        load_config(data={"regtui": {"extensions": {"admins": 5}}}, env={})
+    with pytest.raises(ConfigError, match=r"regtui\.extensions\.enabled"):
+        load_config(data={"regtui": {"extensions": {"enabled": "maybe"}}}, env={})

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from embedded_registry.storage import Storage
-from tests.helpers.servers import bundled_registry
+from tests.helpers.servers import bundled_registry, distribution_registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
@@ -250,3 +250,12 @@ def test_regtui_serve_is_the_same_server(tmp_path: Path) -> None:
         assert process.wait(timeout=10) == 0
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_distribution_starts_with_regtuis_section_in_its_config(tmp_path: Path) -> None:
+    """Operators share one config.yml between regtui and Debian's docker-registry."""
+    section = {"regtui": {"extensions": {"enabled": True, "admins": ["alice"]}}}
+    with distribution_registry(tmp_path / "root", config=section) as running:
+        assert httpx.get(f"{running.url}/v2/").status_code == 200
+        config_text = (tmp_path / "root-distribution.yml").read_text()
+        assert "regtui" in config_text and "admins" in config_text

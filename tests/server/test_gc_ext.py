@@ -1,7 +1,9 @@
 """The bundled registry's ``/v2/_regtui/ext/storage`` and ``/gc`` endpoints, through the client.
 
 Real servers on loopback; images built in memory and pushed over HTTP; the client calls of
-``tui.client.ext`` on the other side.
+``tui.client.ext`` on the other side, as the local administrator (the server's admin secret, in
+the per-test directory ``tests/conftest.py`` sets up). Who else may call them:
+``tests/server/test_ext_access.py``.
 """
 
 from __future__ import annotations
@@ -11,16 +13,11 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import bcrypt
 import httpx
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
-from embedded_registry.keys import CONFIG_KEY
-from embedded_registry.routes import ext as ext_routes
 from embedded_registry.usage import storage_usage
 from tests.helpers.images import Image, make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
@@ -80,7 +77,8 @@ async def test_gc_dry_run_then_real_run(registry: RunningRegistry) -> None:
         real = await ext.collect_garbage(client, dry_run=False, grace_period=0)
         again = await ext.collect_garbage(client, dry_run=False, grace_period=0)
 
-    assert young.removals == () and young.kept_young_blobs == 3
+    # No push in flight: the grace period keeps nothing of the deleted image.
+    assert set(young.eligible_blobs) == garbage and young.kept_young_blobs == 0
     assert set(dry.eligible_blobs) == garbage and dry.bytes_freed == 0
     assert dry.after == dry.before and dry.before.reclaimable_bytes == dry.blob_bytes
     assert set(real.eligible_blobs) == garbage
@@ -95,7 +93,7 @@ async def test_gc_dry_run_then_real_run(registry: RunningRegistry) -> None:
 
 
 def test_gc_request_is_checked(registry: RunningRegistry) -> None:
-    with httpx.Client(base_url=registry.url) as c:
+    with httpx.Client(base_url=registry.url, headers=registry.admin_headers()) as c:
         for body in (b"[1]", b"{not json", b'{"dry_run": "yes"}', b'{"grace_period": -1}'):
             response = c.post("/v2/_regtui/ext/gc", content=body)
             assert response.status_code == 400, body
@@ -103,43 +101,32 @@ def test_gc_request_is_checked(registry: RunningRegistry) -> None:
         assert c.post("/v2/_regtui/ext/gc").json()["dry_run"] is True  # no body: a dry run
 
 
-def test_without_auth_only_loopback_clients_are_served() -> None:
-    """No non-loopback address exists in the test network: check the guard on a request."""
-
-    def remote(address: str) -> web.Request:
-        transport: Any = type("T", (), {"get_extra_info": lambda self, k, d=None: (address, 1)})()
-        app = web.Application()
-        app[CONFIG_KEY] = type("C", (), {"auth": None})()  # type: ignore[misc]
-        return make_mocked_request("GET", ext.STORAGE_PATH, app=app, transport=transport)
-
-    ext_routes._check_access(remote("127.0.0.1"))
-    ext_routes._check_access(remote("::1"))
-    ext_routes._check_access(remote("::ffff:127.0.0.1"))
-    with pytest.raises(Exception) as denied:
-        ext_routes._check_access(remote("192.0.2.7"))
-    for outside in ("::ffff:192.0.2.7", "2001:db8::1", ""):
-        with pytest.raises(Exception, match="DENIED"):
-            ext_routes._check_access(remote(outside))
-    assert getattr(denied.value, "code", None) == "DENIED"
-    assert getattr(denied.value, "status", None) == 403
-
-
-async def test_with_auth_the_endpoints_need_credentials(tmp_path: Path) -> None:
+async def test_with_auth_the_endpoints_need_an_admin_or_the_local_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     htpasswd = tmp_path / "htpasswd"
     hashed = bcrypt.hashpw(b"wonderland", bcrypt.gensalt(rounds=5)).decode()
     htpasswd.write_text(f"alice:{hashed}\n")
-    config = {"auth": {"htpasswd": {"realm": "regtui", "path": str(htpasswd)}}}
+    config = {
+        "auth": {"htpasswd": {"realm": "regtui", "path": str(htpasswd)}},
+        "regtui": {"extensions": {"admins": ["alice"]}},
+    }
     with bundled_registry(tmp_path / "root", config=config) as secured:
         async with httpx.AsyncClient(base_url=secured.url) as anonymous:
             assert (await anonymous.get(ext.STORAGE_PATH)).status_code == 401
             assert (await anonymous.post(ext.GC_PATH)).status_code == 401
-        async with RegistryClient(secured.url) as client:
-            with pytest.raises(AuthError):
-                await ext.supports_extension(client)
+        async with RegistryClient(secured.url) as client:  # the local secret: zero setup
+            assert await ext.supports_extension(client)
         async with RegistryClient(secured.url, username="alice", password="wonderland") as client:
             assert await ext.supports_extension(client)
             result = await ext.collect_garbage(client, dry_run=True)
             assert result.dry_run and result.removals == ()
+        monkeypatch.setenv("REGTUI_ADMIN_DIR", str(tmp_path / "elsewhere"))  # no secret here
+        async with RegistryClient(secured.url) as client:
+            with pytest.raises(AuthError):
+                await ext.supports_extension(client)
+        async with RegistryClient(secured.url, username="alice", password="wonderland") as client:
+            assert (await ext.storage_usage(client)).blob_count == 0
 
 
 @pytest.mark.slow
@@ -177,7 +164,9 @@ def test_gc_during_concurrent_pushes_loses_nothing(registry: RunningRegistry) ->
         thread.start()
     removed: set[str] = set()
     runs = 0
-    with httpx.Client(base_url=registry.url, timeout=60) as client:
+    with httpx.Client(
+        base_url=registry.url, timeout=60, headers=registry.admin_headers()
+    ) as client:
         while time.monotonic() < deadline:
             response = client.post(
                 ext.GC_PATH,
@@ -205,9 +194,12 @@ def test_a_read_only_registry_allows_only_a_dry_run(tmp_path: Path) -> None:
         push_image(running.url, "app", "v1", make_image([{"f": b"read-only"}]))
     before = sorted(p for p in root.rglob("*"))
     with bundled_registry(root, args=("--read-only",)) as running:
-        dry = httpx.post(f"{running.url}/v2/_regtui/ext/gc", json={"dry_run": True})
+        admin = running.admin_headers()
+        dry = httpx.post(f"{running.url}/v2/_regtui/ext/gc", json={"dry_run": True}, headers=admin)
         assert dry.status_code == 200, dry.text
-        real = httpx.post(f"{running.url}/v2/_regtui/ext/gc", json={"dry_run": False})
+        real = httpx.post(
+            f"{running.url}/v2/_regtui/ext/gc", json={"dry_run": False}, headers=admin
+        )
         assert real.status_code == 405
         assert real.json()["errors"][0]["code"] == "UNSUPPORTED"
     assert sorted(p for p in root.rglob("*")) == before

@@ -40,7 +40,7 @@ def _orphan(registry: RunningRegistry, repo: str, image: Image) -> None:
 
 
 def _gc(registry: RunningRegistry, **options: object) -> dict[str, object]:
-    with httpx.Client(base_url=registry.url, timeout=60) as c:
+    with httpx.Client(base_url=registry.url, timeout=60, headers=registry.admin_headers()) as c:
         response = c.post("/v2/_regtui/ext/gc", json=options)
     assert response.status_code == 200, response.text
     document: dict[str, object] = response.json()
@@ -93,22 +93,33 @@ def test_with_grace_zero_a_head_deliberately_protects_nothing(registry: RunningR
         assert c.head(f"/v2/app/blobs/{layer}").status_code == 404
 
 
-def test_refresh_is_throttled_to_a_tenth_of_the_grace_period(registry: RunningRegistry) -> None:
-    image = make_image([{"layer": b"T" * 2000}])
-    push_image(registry.url, "app", "v1", image)
-    layer = image.layers[0].digest
-    data = Layout(registry.root).blob_data(layer)
-    with httpx.Client(base_url=registry.url) as c:
-        recent = time.time() - 100  # < 360 s, a tenth of the default hour: left alone
-        os.utime(data, (recent, recent))
-        assert c.head(f"/v2/app/blobs/{layer}").status_code == 200
-        assert c.get(f"/v2/app/blobs/{layer}").status_code == 200
-        assert data.stat().st_mtime == pytest.approx(recent, abs=1e-3)
+def test_refresh_is_throttled_to_once_a_second(tmp_path: Path) -> None:
+    """A tenth of the grace period, at most one second: a HEAD a moment after a delete must
+    move the blob's mtime past the repository's last commit (GC's push-activity rule)."""
+    config = {"storage": {"maintenance": {"gc": {"graceperiod": "5s"}}}}
+    with bundled_registry(tmp_path / "r", config=config) as registry:
+        image = make_image([{"layer": b"T" * 2000}])
+        push_image(registry.url, "app", "v1", image)
+        layer = image.layers[0].digest
+        data = Layout(registry.root).blob_data(layer)
+        with httpx.Client(base_url=registry.url) as c:
+            recent = time.time() - 0.3  # < 0.5 s, a tenth of the grace period: left alone
+            os.utime(data, (recent, recent))
+            assert c.head(f"/v2/app/blobs/{layer}").status_code == 200
+            assert c.get(f"/v2/app/blobs/{layer}").status_code == 200
+            assert data.stat().st_mtime == pytest.approx(recent, abs=1e-3)
 
-        stale = time.time() - 400
+            stale = time.time() - 2
+            os.utime(data, (stale, stale))
+            assert c.get(f"/v2/app/blobs/{layer}").content == image.layers[0].data
+            assert data.stat().st_mtime > time.time() - 1.5
+    with bundled_registry(tmp_path / "hour") as registry:  # default grace: one hour
+        push_image(registry.url, "app", "v1", image)
+        data = Layout(registry.root).blob_data(layer)
+        stale = time.time() - 2  # older than one second: refreshed although 2 s << 360 s
         os.utime(data, (stale, stale))
-        assert c.get(f"/v2/app/blobs/{layer}").content == image.layers[0].data
-        assert data.stat().st_mtime > time.time() - 60
+        assert httpx.head(f"{registry.url}/v2/app/blobs/{layer}").status_code == 200
+        assert data.stat().st_mtime > stale + 1
 
 
 def test_a_mount_refreshes_the_blob(registry: RunningRegistry) -> None:

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from tests.helpers.servers import RunningRegistry
 from tests.tui.conftest import AppFactory, wait_for
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.help import HelpScreen
 from tui.screens.image import ImageScreen
 from tui.screens.layer_files import LayerFilesScreen
 from tui.screens.registry import RegistryScreen
 from tui.screens.repository import RepositoryScreen
 
 SIZE = (120, 36)
+SMALL = (80, 24)
+LARGE = (200, 60)
+MAIN_SIZES = [pytest.param(SMALL, id="80x24"), pytest.param(LARGE, id="200x60")]
 
 
 async def registry_loaded(pilot: Pilot[None]) -> None:
@@ -27,23 +33,58 @@ async def registry_loaded(pilot: Pilot[None]) -> None:
     await pilot.pause(0.2)
 
 
-def test_registry_screen(snap_compare: Any, demo_registry: RunningRegistry, app_for: AppFactory):
-    assert snap_compare(app_for(demo_registry), terminal_size=SIZE, run_before=registry_loaded)
+@pytest.mark.parametrize("size", MAIN_SIZES)
+def test_registry_screen(
+    snap_compare: Any, demo_registry: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
+) -> None:
+    assert snap_compare(app_for(demo_registry), terminal_size=size, run_before=registry_loaded)
 
 
+async def open_acme_web(pilot: Pilot[None]) -> RepositoryScreen:
+    await registry_loaded(pilot)
+    await pilot.app.push_screen(RepositoryScreen("acme/web"))
+    screen = pilot.app.screen
+    assert isinstance(screen, RepositoryScreen)
+    await wait_for(pilot, lambda: screen.details_done)
+    return screen
+
+
+@pytest.mark.parametrize("size", MAIN_SIZES)
 def test_repository_screen(
-    snap_compare: Any, demo_registry: RunningRegistry, app_for: AppFactory
+    snap_compare: Any, demo_registry: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
 ) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
-        await registry_loaded(pilot)
-        await pilot.app.push_screen(RepositoryScreen("acme/web"))
-        screen = pilot.app.screen
-        assert isinstance(screen, RepositoryScreen)
-        await wait_for(pilot, lambda: screen.details_done)
+        await open_acme_web(pilot)
         await pilot.press("s", "s")  # by date, newest first
         await pilot.pause(0.1)
 
-    assert snap_compare(app_for(demo_registry), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app_for(demo_registry), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", MAIN_SIZES)
+def test_delete_dialog(
+    snap_compare: Any, demo_registry: RunningRegistry, app_for: AppFactory, size: tuple[int, int]
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        screen = await open_acme_web(pilot)
+        screen.table.move_cursor(row=screen.table.get_row_index("latest"))
+        await pilot.press("d")  # three tags on one digest
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmDialog))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(demo_registry), terminal_size=size, run_before=run_before)
+
+
+def test_help_at_80x24(
+    snap_compare: Any, demo_registry: RunningRegistry, app_for: AppFactory
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await open_acme_web(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(app_for(demo_registry), terminal_size=SMALL, run_before=run_before)
 
 
 def test_image_screen_of_an_index(

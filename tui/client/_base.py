@@ -127,6 +127,9 @@ class ClientBase:
                 verify.load_verify_locations(cafile=ca_cert)
             except (OSError, ssl.SSLError) as exc:
                 raise TLSError(f"Cannot load the CA certificate {ca_cert}: {exc}") from exc
+        self.verify = verify
+        """How TLS peers are verified (for side connections, e.g. ``tui.client.ext``'s)."""
+        self.timeout = timeout
         if transport is None:
             # TLS, the pool (one connection per request in flight) and proxies are the
             # transport's business: httpx ignores its own settings for them beside a transport.

@@ -7,6 +7,12 @@ registries answer 404 there: :func:`supports_extension` tells them apart.
 The models mirror the server's JSON (``embedded_registry.usage.UsageReport`` and
 ``embedded_registry.gc.GcReport``) without importing the server: ``from_json`` takes what is
 known and ignores the rest, so a newer server does not break an older client.
+
+The endpoints are administrative. On the registry's own machine the calls need no setup: to a
+loopback address, they first go with the server's local admin secret (:mod:`tui.client._admin`:
+on a connection of their own, no proxy, no redirect followed); without a secret, or when the
+server does not take it (401/403), they go as every other request, with the client's credentials
+(a user named in the server's ``regtui.extensions.admins``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from tui.client._admin import send_as_local_admin
+from tui.client._base import transport_error
 from tui.client.errors import MalformedResponseError
 from tui.client.registry import RegistryClient
 
@@ -247,9 +257,32 @@ def _json_body(response: Any, what: str) -> Any:
         raise MalformedResponseError(f"{what}: the answer is not JSON ({exc})") from None
 
 
+async def _admin_request(
+    client: RegistryClient, method: str, path: str, *, json: Any = None
+) -> httpx.Response:
+    """``method path`` with the local admin secret where there is one, else as any request."""
+    await client._ensure_base_url()  # the scheme of a loopback registry is probed first
+    try:
+        response = await send_as_local_admin(
+            client.base_url,
+            method,
+            path,
+            verify=client.verify,
+            request_timeout=client.timeout,
+            json=json,
+        )
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        response = None  # not sent: the ordinary path says what is wrong, in its own terms
+    except httpx.TransportError as exc:  # sent, perhaps acted on: never sent twice
+        raise transport_error(exc, client.host) from exc
+    if response is not None and response.status_code not in (401, 403) and not response.is_redirect:
+        return response
+    return await client.request(method, path, json=json)
+
+
 async def supports_extension(client: RegistryClient) -> bool:
     """Whether the registry is regtui's bundled one (it answers the storage endpoint)."""
-    response = await client.request("GET", STORAGE_PATH)
+    response = await _admin_request(client, "GET", STORAGE_PATH)
     if response.status_code in (401, 403):
         client.raise_for_status(response, "the storage report")
     return response.status_code == 200 and response.headers.get("content-type", "").startswith(
@@ -259,7 +292,7 @@ async def supports_extension(client: RegistryClient) -> bool:
 
 async def storage_usage(client: RegistryClient) -> StorageReport:
     """The bundled registry's storage report."""
-    response = await client.request("GET", STORAGE_PATH)
+    response = await _admin_request(client, "GET", STORAGE_PATH)
     client.raise_for_status(response, "the storage report")
     return StorageReport.from_json(_json_body(response, "the storage report"))
 
@@ -283,6 +316,6 @@ async def collect_garbage(
     }
     if grace_period is not None:
         body["grace_period"] = grace_period
-    response = await client.request("POST", GC_PATH, json=body)
+    response = await _admin_request(client, "POST", GC_PATH, json=body)
     client.raise_for_status(response, "garbage collection")
     return GcResult.from_json(_json_body(response, "garbage collection"))

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import functools
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 from tui.client import RegistryClientError
 from tui.commands.access import PasswordError, add_access_arguments, read_password
@@ -141,17 +147,67 @@ def run_connect(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
         app = make_app(settings, storage=directory_backend(storage) if storage else None)
-        app.run()
+        run_app(app)
     except CommandError as error:
         _fail(str(error))
         return error.code
     except RegistryClientError as error:
         _fail(str(error))
         return EXIT_ERROR
-    return EXIT_OK if app.return_code in (None, 0) else EXIT_ERROR
+    return exit_code(app)
+
+
+# -- the app's lifecycle ----------------------------------------------------------------------
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+"""Signals that end the app the way ``q`` does: the terminal is restored, children stopped."""
+
+
+def run_app(app: App[Any]) -> None:
+    """Run ``app`` until it quits or one of ``STOP_SIGNALS`` arrives.
+
+    Python's default for SIGTERM and SIGHUP ends the process at once: the terminal stays in
+    the alternate screen with raw input and ``serve --local``'s registry keeps running. Here
+    each of them asks the app to exit, so Textual restores the terminal and the callers'
+    ``with`` blocks stop what they started. The exit code becomes 128 + the signal number,
+    as a shell reports a process ended by it.
+    """
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def stop(signum: int) -> None:
+            app.exit(return_code=128 + signum)
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            await app.run_async()
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    asyncio.run(main())
+
+
+def exit_code(app: App[Any]) -> int:
+    """0 after ``q``, 128 + N after signal N, 1 after an error the app ended on."""
+    code = app.return_code
+    if code in (None, 0):
+        return EXIT_OK
+    return code if code is not None and code > 128 else EXIT_ERROR
 
 
 # -- serve --local ----------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends the child SIGTERM when the app's process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LocalRegistry:
@@ -161,6 +217,8 @@ class LocalRegistry:
         self.process = process
         self.port = port
         self.root = root
+        self.stopping = threading.Event()
+        """Set when the parent stops the child on purpose (its exit is then no news)."""
 
     @property
     def host(self) -> str:
@@ -204,12 +262,17 @@ def local_registry(
         stderr=log if log is not None else subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=_die_with_parent,  # before the app starts its threads
     )
+    registry: LocalRegistry | None = None
     try:
         assert process.stdout is not None
         port = _read_port(process.stdout, process)
-        yield LocalRegistry(process, port, root)
+        registry = LocalRegistry(process, port, root)
+        yield registry
     finally:
+        if registry is not None:
+            registry.stopping.set()
         if process.poll() is None:
             process.terminate()
             try:
@@ -219,6 +282,63 @@ def local_registry(
                 process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def _log_warnings(log_path: Path, offset: int) -> list[str]:
+    """The WARNING lines the child logged since ``offset`` (its config warnings among them)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            log.seek(offset)
+            lines = log.read().splitlines()
+    except OSError:
+        return []
+    return [line.split(": ", 1)[-1] for line in lines if " WARNING " in line]
+
+
+def watch_child(
+    app: App[Any],
+    registry: LocalRegistry,
+    log_path: Path,
+    log_offset: int,
+    *,
+    poll: float = 0.05,
+) -> threading.Thread:
+    """Tell the running app what the child registry says: its warnings, and its death.
+
+    A daemon thread: once the app runs, every warning the child logged at start (an unknown
+    config key, a recovered GC) becomes a notification; if the child then exits while the app
+    still runs, the app says so with the exit status and where the log is.
+    """
+
+    def notify(message: str, severity: str, timeout: float) -> None:
+        if app.is_running:
+            app.call_from_thread(app.notify, message, severity=severity, timeout=timeout)  # type: ignore[arg-type]
+
+    def shows_a_screen() -> bool:
+        # A notification sent before the app's first screen is mounted (its toast rack
+        # composed) is never drawn.
+        return app.is_running and len(app.screen_stack) > 1 and app.screen.is_mounted
+
+    def run() -> None:
+        while not shows_a_screen():
+            if registry.stopping.wait(poll):
+                return
+        for warning in _log_warnings(log_path, log_offset):
+            notify(f"Registry: {warning}  (log: {log_path})", "warning", 15)
+        code = registry.process.wait()
+        if registry.stopping.is_set():
+            return
+        how = f"signal {-code}" if code < 0 else f"exit status {code}"
+        notify(
+            f"The bundled registry stopped ({how}); nothing more can be read or deleted. "
+            f"Its log: {log_path}",
+            "error",
+            3600,
+        )
+
+    thread = threading.Thread(target=run, name="regtui-child-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def _registry_is_empty(url: str) -> bool:
@@ -247,6 +367,11 @@ def _local_root(args: argparse.Namespace) -> Path:
         raise CommandError(str(error)) from None
 
 
+def local_log_path(root: Path) -> Path:
+    """Where ``serve --local`` keeps its registry's log: beside the storage root."""
+    return root.parent / f"{root.name}-serve-local.log"
+
+
 def run_local(args: argparse.Namespace) -> int:
     """``regtui serve --local [--demo] [--root DIR]``: a private registry with the app on it."""
     from tui.app import AppSettings, make_app
@@ -267,12 +392,13 @@ def run_local(args: argparse.Namespace) -> int:
         extra_args += ["--config", str(args.config)]
     if read_only:
         extra_args.append("--read-only")
-    log_path = root.parent / f"{root.name}-serve-local.log"
+    log_path = local_log_path(root)
     try:
         with (
             open(log_path, "a", encoding="utf-8") as log,
             local_registry(root, log=log, extra_args=extra_args) as registry,
         ):
+            log_offset = log.tell()
             if getattr(args, "demo", False) and _registry_is_empty(registry.url):
                 from tui.demo import populate
 
@@ -285,11 +411,12 @@ def run_local(args: argparse.Namespace) -> int:
                 title=f"local registry {registry.host}",
             )
             app = make_app(settings)
-            app.run()
+            watch_child(app, registry, log_path, log_offset)
+            run_app(app)
     except CommandError as error:
         _fail(f"{error} (server log: {log_path})")
         return error.code
     except RegistryClientError as error:
         _fail(str(error))
         return EXIT_ERROR
-    return EXIT_OK
+    return exit_code(app)

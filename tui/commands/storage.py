@@ -9,23 +9,19 @@ or read-only registry. ``du`` is registered by :mod:`tui.commands.registry`, whi
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import humanize
+from tui.commands._common import print_json, repo_usage_table
+from tui.commands._common import size as _size
 
-from embedded_registry.gc import (
-    DEFAULT_GRACE_PERIOD,
-    GcReport,
-    RegistryActive,
-    collect_garbage,
-)
-from embedded_registry.storage.paths import V2_PREFIX
-from embedded_registry.usage import UsageReport, storage_usage
-from tui.data.storage import grace_sentence
+if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --root runs
+    from embedded_registry.gc import GcReport
+    from embedded_registry.usage import UsageReport
+
+V2_PREFIX = Path("docker") / "registry" / "v2"  # embedded_registry.storage.paths's
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -101,9 +97,13 @@ def _add_gc(subparsers: Any) -> None:
         description=(
             "Remove blobs that no manifest references, in a storage directory in Distribution's "
             "layout. Run it on a stopped or read-only registry "
-            "(storage.maintenance.readonly.enabled: true): gc refuses when it sees recent writes "
-            "or a running bundled registry, but a registry:2 that runs idle leaves no trace it "
-            "could see. A dry run changes nothing."
+            "(storage.maintenance.readonly.enabled: true): gc refuses while a bundled registry "
+            "serves the directory or an upload session was written in the last minute, but a "
+            "registry:2 that runs idle leaves no trace it could see. Blobs younger than the "
+            "grace period are kept only where a push may be in flight (an open upload session, "
+            "or blobs written since their repository's last manifest commit or delete): an "
+            "image deleted before the registry stopped is freed at once. A dry run changes "
+            "nothing."
         ),
     )
     gc.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
@@ -125,17 +125,26 @@ def _add_gc(subparsers: Any) -> None:
     gc.add_argument(
         "--grace-period",
         type=parse_duration,
-        default=DEFAULT_GRACE_PERIOD,
+        default=None,  # embedded_registry.gc's DEFAULT_GRACE_PERIOD, filled in by _gc_handler
         metavar="DURATION",
-        help="never remove anything written more recently than this (default 1h; 0 for none)",
+        help="keep what a push in flight may need if written more recently than this "
+        "(default 1h; 0 for none)",
     )
     gc.add_argument(
         "--force",
         action="store_true",
-        help="run even though a registry seems to be writing (a dry run never refuses)",
+        help="run even though a registry seems to serve the directory (a dry run never refuses)",
     )
     gc.add_argument("--json", action="store_true", help="machine-readable output")
-    gc.set_defaults(handler=gc_root)
+    gc.set_defaults(handler=_gc_handler)
+
+
+def _gc_handler(args: argparse.Namespace) -> int:
+    from embedded_registry.gc import DEFAULT_GRACE_PERIOD
+
+    if args.grace_period is None:
+        args.grace_period = DEFAULT_GRACE_PERIOD
+    return gc_root(args)
 
 
 def _fail(message: str) -> None:
@@ -150,12 +159,10 @@ def _check_root(root: str) -> Path | None:
     return path
 
 
-def _size(n: int) -> str:
-    return humanize.naturalsize(n, binary=True)
-
-
 def gc_root(args: argparse.Namespace) -> int:
     """``regtui gc --root DIR``: plan or run a garbage collection and report it."""
+    from embedded_registry.gc import RegistryActive, collect_garbage
+
     root = _check_root(args.root)
     if root is None:
         return EXIT_ERROR
@@ -175,13 +182,102 @@ def gc_root(args: argparse.Namespace) -> int:
         _fail(f"{args.root}: {exc}")
         return EXIT_ERROR
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print_json(gc_json(report))
     else:
         _print_gc(report)
     for problem in report.problems:
         where = f"{problem.repo} {problem.digest or ''}".strip()
         print(f"regtui: warning: {where}: {problem.message} (kept)", file=sys.stderr)
     return EXIT_OK
+
+
+def _problem_json(repo: str, digest: str | None, message: str) -> dict[str, Any]:
+    return {"repository": repo, "digest": digest, "message": message}
+
+
+def gc_json(report: GcReport) -> dict[str, Any]:
+    """``gc --json``: the report with the CLI's JSON convention (docs/json.md)."""
+    return {
+        "root": report.root,
+        "dry_run": report.dry_run,
+        "delete_untagged": report.delete_untagged,
+        "remove_empty_repos": report.remove_empty_repos,
+        "grace_period_seconds": report.grace_period,
+        "marked_blobs": report.marked_blobs,
+        "blobs_total": report.blobs_total,
+        "eligible_blobs": len(report.eligible_blobs),
+        "kept_young_blobs": report.kept_young_blobs,
+        "refreshed_blobs": report.refreshed_blobs,
+        "blob_bytes": report.blob_bytes,
+        "bytes_planned": report.bytes_planned,
+        "bytes_freed": report.bytes_freed,
+        "elapsed_seconds": report.seconds,
+        "removals": [
+            {
+                "kind": r.kind,
+                "path": r.path,
+                "size": r.size,
+                "digest": r.digest,
+                "repository": r.repo,
+                "tag": r.tag,
+                "removed": r.removed,
+                "skipped": r.skipped,
+            }
+            for r in report.removals
+        ],
+        "problems": [_problem_json(p.repo, p.digest, p.message) for p in report.problems],
+    }
+
+
+def du_root_json(report: UsageReport) -> dict[str, Any]:
+    """``du --root --json``: repositories as ``du HOST --json`` has them, with the offline
+    extras (kinds of blobs, uploads, what GC would reclaim)."""
+    rows = sorted(report.repositories, key=lambda r: (-r.referenced_bytes, r.name))
+    return {
+        "root": report.root,
+        "is_estimate": False,
+        "total_bytes": report.total_bytes,
+        "blob_count": report.blob_count,
+        "sum_of_repositories_bytes": sum(r.referenced_bytes for r in report.repositories),
+        "unknown_sizes": 0,
+        "reclaimable_bytes": report.reclaimable_bytes,
+        "reclaimable_blobs": report.reclaimable_blobs,
+        "reclaimable_bytes_untagged": report.reclaimable_bytes_untagged,
+        "reclaimable_blobs_untagged": report.reclaimable_blobs_untagged,
+        "protected_young_bytes": report.protected_young_bytes,
+        "protected_young_blobs": report.protected_young_blobs,
+        "grace_period_seconds": report.grace_period,
+        "bytes_by_kind": dict(report.bytes_by_kind),
+        "blobs_by_kind": dict(report.blobs_by_kind),
+        "repositories": [
+            {
+                "name": r.name,
+                "manifests": r.manifests,
+                "tags": r.tags,
+                "blobs": r.blobs,
+                "referenced_bytes": r.referenced_bytes,
+                "exclusive_bytes": r.exclusive_bytes,
+                "unknown_sizes": 0,
+            }
+            for r in rows
+        ],
+        "upload_bytes": report.upload_bytes,
+        "stale_upload_bytes": report.stale_upload_bytes,
+        "uploads": [
+            {
+                "repository": u.repo,
+                "upload_id": u.upload_id,
+                "bytes": u.bytes,
+                "idle_seconds": u.idle_seconds,
+                "stale": u.stale,
+            }
+            for u in report.uploads
+        ],
+        "problems": [
+            _problem_json(p["repo"], p.get("digest"), p["message"]) for p in report.problems
+        ],
+        "elapsed_seconds": report.seconds,
+    }
 
 
 def _print_gc(report: GcReport) -> None:
@@ -203,8 +299,8 @@ def _print_gc(report: GcReport) -> None:
     )
     if report.kept_young_blobs:
         print(
-            f"{report.kept_young_blobs} unreferenced blobs are younger than the grace period "
-            f"({report.grace_period:.0f} s) and were kept"
+            f"{report.kept_young_blobs} unreferenced blobs were kept: younger than the grace "
+            f"period ({report.grace_period:.0f} s) where a push may be in flight"
         )
     if report.refreshed_blobs:
         print(
@@ -215,6 +311,8 @@ def _print_gc(report: GcReport) -> None:
 
 def du_root(args: argparse.Namespace) -> int:
     """``regtui du --root DIR``: the exact storage report of a storage directory."""
+    from embedded_registry.usage import storage_usage
+
     root = _check_root(args.root)
     if root is None:
         return EXIT_ERROR
@@ -227,7 +325,7 @@ def du_root(args: argparse.Namespace) -> int:
     if only:
         report.repositories = [r for r in report.repositories if r.name in only]
     if getattr(args, "json", False):
-        print(json.dumps(report.to_json(), indent=2))
+        print_json(du_root_json(report))
     else:
         _print_du(report)
     return EXIT_OK
@@ -235,13 +333,9 @@ def du_root(args: argparse.Namespace) -> int:
 
 def _print_du(report: UsageReport) -> None:
     rows = sorted(report.repositories, key=lambda r: (-r.referenced_bytes, r.name))
-    width = max([len("REPOSITORY"), *(len(r.name) for r in rows)])
-    print(f"{'REPOSITORY':<{width}}  {'MANIFESTS':>9}  {'TAGS':>5}  {'REFERENCED':>11}  ONLY HERE")
-    for r in rows:
-        print(
-            f"{r.name:<{width}}  {r.manifests:>9}  {r.tags:>5}  "
-            f"{_size(r.referenced_bytes):>11}  {_size(r.exclusive_bytes)}"
-        )
+    repo_usage_table(
+        [(r.name, r.manifests, r.tags, r.referenced_bytes, r.exclusive_bytes) for r in rows]
+    )
     kinds = ", ".join(
         f"{kind} {_size(size)} ({report.blobs_by_kind[kind]})"
         for kind, size in report.bytes_by_kind.items()
@@ -257,6 +351,8 @@ def _print_du(report: UsageReport) -> None:
         f"({report.reclaimable_blobs} blobs); with --delete-untagged "
         f"{_size(report.reclaimable_bytes_untagged)} ({report.reclaimable_blobs_untagged} blobs)"
     )
+    from tui.data.storage import grace_sentence
+
     kept = grace_sentence(
         report.protected_young_bytes, report.protected_young_blobs, report.grace_period
     )

@@ -1,17 +1,20 @@
-"""Fetch what the tag table shows for one tag: digest, size, created, platforms (no Textual)."""
+"""Fetch what the tag table and the image screen show: tag details, an index's manifests."""
 
 from __future__ import annotations
 
 import asyncio
 
 from tui.client import (
+    Descriptor,
     ImageIndex,
     ImageManifest,
+    NotFoundError,
     RegistryClient,
     RegistryClientError,
     Schema1Manifest,
 )
 from tui.logic.fmt import parse_created
+from tui.logic.image_view import ChildManifest
 from tui.logic.tags import TagRow
 
 
@@ -82,3 +85,28 @@ async def _index_details(
         created=max(known_dates) if known_dates else None,
         platforms=platforms,
     )
+
+
+MAX_INDEX_CHILDREN = 256
+"""An index lists at most this many manifests that the image screen reads (the rest: unread)."""
+
+
+async def index_children(
+    client: RegistryClient, repo: str, index: ImageIndex, *, limit: int = MAX_INDEX_CHILDREN
+) -> list[ChildManifest]:
+    """Every manifest ``index`` lists (the first ``limit``), read; a failure is kept per child.
+
+    The client bounds how many requests run at once. A child the registry no longer has is
+    ``missing``: the index is broken (someone deleted a platform manifest).
+    """
+
+    async def read(descriptor: Descriptor) -> ChildManifest:
+        try:
+            result = await client.get_manifest(repo, descriptor.digest)
+        except NotFoundError as error:
+            return ChildManifest(descriptor, error=str(error), missing=True)
+        except RegistryClientError as error:
+            return ChildManifest(descriptor, error=str(error))
+        return ChildManifest(descriptor, result.manifest)
+
+    return list(await asyncio.gather(*(read(child) for child in index.manifests[:limit])))

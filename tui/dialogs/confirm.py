@@ -10,11 +10,19 @@ from textual.widgets import Button, Static
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """Returns ``True`` only when the user confirms; escape and ``n`` cancel."""
+    """Returns ``True`` only when the user confirms; escape and ``n`` cancel.
+
+    However long the body, the buttons stay in view: the body scrolls (up/down, page up/down)
+    and the buttons are docked at the dialog's bottom edge (see ``app.tcss``).
+    """
 
     BINDINGS = [
         Binding("escape,n", "cancel", "Cancel", id="confirm-cancel"),
         Binding("y", "confirm", "Confirm", id="confirm-yes"),
+        Binding("up", "scroll_body('up')", "Scroll up", show=False),
+        Binding("down", "scroll_body('down')", "Scroll down", show=False),
+        Binding("pageup", "scroll_body('page_up')", "Page up", show=False),
+        Binding("pagedown", "scroll_body('page_down')", "Page down", show=False),
     ]
 
     def __init__(
@@ -29,7 +37,7 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Static(self.title_text, classes="dialog-title")
-            with VerticalScroll(classes="dialog-body"):
+            with VerticalScroll(id="confirm-scroll", classes="dialog-body"):
                 yield Static(self.body, id="confirm-body", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
@@ -47,6 +55,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+    def action_scroll_body(self, direction: str) -> None:
+        body = self.query_one("#confirm-scroll", VerticalScroll)
+        getattr(body, f"scroll_{direction}")(animate=False)
 
     def action_confirm(self) -> None:
         self.dismiss(True)

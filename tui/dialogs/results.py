@@ -35,9 +35,9 @@ class ResultsDialog(ModalScreen[None]):
                 f"{self.title_text}: {ok} done, {len(self.results) - ok} failed",
                 classes="dialog-title",
             )
-            with VerticalScroll(classes="dialog-body"):
+            with VerticalScroll(id="results-scroll", classes="dialog-body"):
                 yield Static(self._body(), id="results-body")
-            yield Static("enter / escape to close", classes="dim")
+            yield Static("enter or escape closes", classes="dim dialog-footer")
 
     def _body(self) -> Text:
         text = Text()

@@ -1,10 +1,38 @@
-"""Human-readable values for the screens: sizes, digests, dates."""
+"""Human-readable values for the screens: counts of things, sizes, digests, dates."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+_IRREGULAR_PLURALS = {
+    "repository": "repositories",
+    "entry": "entries",
+    "child": "children",
+    "this": "these",
+}
+
+
+def plural(noun: str, count: int | None = None) -> str:
+    """The plural of an English ``noun`` (``tag`` -> ``tags``, ``repository`` ->
+    ``repositories``); with ``count``, the form that count takes (``1`` keeps it singular)."""
+    if count == 1 or count == -1:
+        return noun
+    head, _, last = noun.rpartition(" ")
+    prefix = f"{head} " if head else ""
+    if last in _IRREGULAR_PLURALS:
+        return prefix + _IRREGULAR_PLURALS[last]
+    if last.endswith("y") and last[-2:-1] not in tuple("aeiou"):
+        return f"{prefix}{last[:-1]}ies"
+    if last.endswith(("s", "x", "z", "ch", "sh")):
+        return f"{prefix}{last}es"
+    return f"{prefix}{last}s"
+
+
+def count_of(count: int, noun: str) -> str:
+    """``count_of(1, "tag")`` -> ``"1 tag"``, ``count_of(1200, "file")`` -> ``"1,200 files"``."""
+    return f"{count:,} {plural(noun, count)}"
 
 
 def human_size(size: int | None) -> str:
@@ -41,7 +69,7 @@ def parse_created(value: str | None) -> datetime | None:
     # Python's parser takes at most 6 fractional digits; Go writes up to 9.
     if "." in text:
         head, _, tail = text.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]  # not the zone's digits
         zone = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rich.text import Text
 
@@ -11,16 +13,73 @@ from tui.client import (
     ImageConfig,
     ImageIndex,
     ImageManifest,
+    Manifest,
     ManifestResult,
+    Platform,
     Schema1Manifest,
 )
-from tui.logic.fmt import human_size
+from tui.logic.fmt import human_size, short_digest
+
+NO_REFERRERS = "No referrers: nothing (signatures, SBOMs, attestations) refers to this manifest."
+"""What the Referrers tab says when the registry lists none."""
+
+ATTESTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 layer``, ``2 layers``, ``0 layers`` (``many`` for irregular plurals)."""
+    word = singular if count == 1 else (many or f"{singular}s")
+    return f"{count:,} {word}"
 
 
 def pull_command(host: str, repository: str, reference: str) -> str:
     """``docker pull host/repo:tag``, or ``host/repo@sha256:…`` for a digest."""
     separator = "@" if reference.startswith(("sha256:", "sha512:")) else ":"
     return f"docker pull {host}/{repository}{separator}{reference}"
+
+
+def is_artifact(manifest: Manifest) -> bool:
+    """True for what ``docker pull`` cannot run: an artifact type, or a non-image config."""
+    if isinstance(manifest, ImageManifest):
+        return manifest.is_artifact
+    if isinstance(manifest, ImageIndex):
+        return manifest.artifact_type is not None
+    return False
+
+
+def artifact_kind(manifest: Manifest) -> str | None:
+    """What kind of artifact this is (its artifact type, else its config media type)."""
+    if not is_artifact(manifest):
+        return None
+    if isinstance(manifest, ImageManifest):
+        return manifest.artifact_type or manifest.config.media_type
+    if isinstance(manifest, ImageIndex):
+        return manifest.artifact_type
+    return None
+
+
+def pull_command_for(
+    host: str, repository: str, reference: str, result: ManifestResult | None
+) -> str | None:
+    """The pull command to offer, or ``None``: not loaded yet, or an artifact (not pullable)."""
+    if result is None or is_artifact(result.manifest):
+        return None
+    return pull_command(host, repository, reference)
+
+
+def copy_notice(command: str) -> str:
+    """The ``c`` notification: a copy by OSC 52 may be dropped silently, so show the text."""
+    return (
+        "Sent to the terminal's clipboard (some terminals ignore that request). "
+        f"To copy it by hand:\n{command}"
+    )
+
+
+def is_attestation(descriptor: Descriptor) -> bool:
+    """A build attestation listed in an index (BuildKit's ``unknown/unknown`` entries)."""
+    if descriptor.annotations.get(ATTESTATION_REFERENCE_TYPE) == "attestation-manifest":
+        return True
+    return descriptor.platform is not None and descriptor.platform.os == "unknown"
 
 
 def manifest_size(result: ManifestResult) -> int | None:
@@ -33,16 +92,159 @@ def manifest_size(result: ManifestResult) -> int | None:
 def kind_of(result: ManifestResult) -> str:
     manifest = result.manifest
     if isinstance(manifest, ImageIndex):
-        return f"index of {len(manifest.manifests)} manifests"
+        platforms = [child for child in manifest.manifests if not is_attestation(child)]
+        text = f"index of {plural(len(platforms), 'platform manifest')}"
+        others = len(manifest.manifests) - len(platforms)
+        if others:
+            text += f" and {plural(others, 'attestation')}"
+        if manifest.artifact_type:
+            text = f"artifact index ({manifest.artifact_type}), {text}"
+        return text
     if isinstance(manifest, Schema1Manifest):
         return "Docker schema 1 manifest (legacy)"
     if manifest.is_artifact:
         return f"artifact ({manifest.artifact_type or manifest.config.media_type})"
-    return f"image, {len(manifest.layers)} layers"
+    return f"image, {plural(len(manifest.layers), 'layer')}"
+
+
+# --------------------------------------------------------------------------- index sizes
+
+
+@dataclass(frozen=True)
+class ChildManifest:
+    """One entry of an index with the manifest it points at, once read."""
+
+    descriptor: Descriptor
+    manifest: Manifest | None = None
+    error: str | None = None
+    """Why it could not be read (a deleted platform manifest leaves the index broken)."""
+    missing: bool = False
+    """The registry answered 404: the index lists a manifest that is not there."""
+
+    @property
+    def image(self) -> ImageManifest | None:
+        """The platform image (config + layers), or ``None`` for anything else."""
+        manifest = self.manifest
+        if isinstance(manifest, ImageManifest) and not manifest.is_artifact:
+            return manifest
+        return None
+
+    @property
+    def counts_as_platform(self) -> bool:
+        """A platform image of the index (not an attestation, a nested index, an artifact)."""
+        if is_attestation(self.descriptor):
+            return False
+        if self.manifest is None:
+            return not self.descriptor.is_index
+        return self.image is not None
+
+
+def image_size(manifest: ImageManifest) -> int:
+    """What pulling one platform downloads: its config plus its layers (compressed)."""
+    return manifest.total_size
+
+
+def platform_size_cell(child: ChildManifest | None) -> str:
+    """The Size cell of a platform row: the image's size, never the manifest document's."""
+    if child is None:
+        return "…"
+    if child.missing:
+        return "missing"
+    if child.error is not None:
+        return "unreadable"
+    image = child.image
+    if image is not None:
+        return human_size(image_size(image))
+    if isinstance(child.manifest, ImageIndex):
+        return "index"
+    if isinstance(child.manifest, Schema1Manifest):
+        return "unknown"
+    return "artifact"
+
+
+@dataclass(frozen=True)
+class IndexTotal:
+    """The size of an index: its platform images, with what was and was not counted."""
+
+    unique_bytes: int
+    """Configs and layers of every platform image, each blob counted once."""
+    summed_bytes: int
+    """The platform images' sizes added up (a layer shared by two platforms counted twice)."""
+    platforms: int
+    """Platform images counted."""
+    unreadable: int = 0
+    """Platform manifests that could not be read (missing or refused): not counted."""
+    others: int = 0
+    """Entries that are not platform images (attestations, nested indexes): not counted."""
+    unread: int = 0
+    """Entries past the number the screen reads (a huge index): not counted."""
+
+    @property
+    def shared_bytes(self) -> int:
+        return self.summed_bytes - self.unique_bytes
+
+
+def index_total(children: Sequence[ChildManifest], *, listed: int | None = None) -> IndexTotal:
+    """Add up the platform images of an index; a blob shared by platforms counts once.
+
+    ``listed`` is how many entries the index has, when only the first ones were read.
+    """
+    blobs: dict[str, int] = {}
+    summed = platforms = unreadable = others = 0
+    for child in children:
+        if not child.counts_as_platform:
+            others += 1
+            continue
+        image = child.image
+        if image is None:
+            unreadable += 1
+            continue
+        platforms += 1
+        summed += image_size(image)
+        for blob in (image.config, *image.layers):
+            blobs[blob.digest] = blob.size
+    return IndexTotal(
+        unique_bytes=sum(blobs.values()),
+        summed_bytes=summed,
+        platforms=platforms,
+        unreadable=unreadable,
+        others=others,
+        unread=max(0, (listed or 0) - len(children)),
+    )
+
+
+def index_size_text(total: IndexTotal | None) -> str:
+    """The Size line of an index, saying exactly what was added up."""
+    if total is None:
+        return "… (reading the platform manifests)"
+    text = (
+        f"{human_size(total.unique_bytes)} for {plural(total.platforms, 'platform')}: "
+        "config + layers of each, shared layers counted once"
+    )
+    if total.shared_bytes:
+        text += f" ({human_size(total.summed_bytes)} if counted per platform)"
+    if total.unreadable:
+        text += f"; {plural(total.unreadable, 'platform manifest')} unreadable, not counted"
+    if total.others:
+        text += f"; {plural(total.others, 'other entry', 'other entries')} not counted"
+    if total.unread:
+        text += f"; {plural(total.unread, 'entry', 'entries')} past the first ones not read"
+    return text
+
+
+# --------------------------------------------------------------------------- overview
 
 
 def overview_text(
-    host: str, repository: str, reference: str, result: ManifestResult, config: ImageConfig | None
+    host: str,
+    repository: str,
+    reference: str,
+    result: ManifestResult,
+    config: ImageConfig | None,
+    *,
+    index_total: IndexTotal | None = None,
+    platform: Platform | None = None,
+    parent_index: str | None = None,
 ) -> Text:
     text = Text()
 
@@ -54,19 +256,36 @@ def overview_text(
     field("Digest", result.digest, "cyan")
     field("Media type", result.media_type)
     field("Kind", kind_of(result))
-    size = manifest_size(result)
-    field("Size", f"{human_size(size)} compressed ({size:,} bytes)" if size is not None else "—")
-    if config is not None:
-        if config.platform:
-            field("Platform", str(config.platform))
-        if config.created:
-            field("Created", config.created)
     manifest = result.manifest
+    size = manifest_size(result)
+    if isinstance(manifest, ImageIndex):
+        field("Size", index_size_text(index_total))
+    elif size is not None:
+        what = "config + layers" if not is_artifact(manifest) else "config + blobs"
+        field("Size", f"{human_size(size)} compressed ({size:,} bytes: {what})")
+    else:
+        field("Size", "unknown (schema 1 manifests do not record layer sizes)")
+    shown_platform = (config.platform if config is not None else None) or platform
+    if shown_platform is not None:
+        field("Platform", str(shown_platform))
+    if config is not None and config.created:
+        field("Created", config.created)
+    if parent_index is not None:
+        field("In index", parent_index, "cyan")
     if isinstance(manifest, ImageManifest | ImageIndex) and manifest.subject is not None:
         field("Subject", manifest.subject.digest, "magenta")
     text.append("\n")
-    field("Pull", pull_command(host, repository, reference), "green")
-    text.append("            (c copies it)", style="dim")
+    command = pull_command_for(host, repository, reference, result)
+    if command is not None:
+        field("Pull", command, "green")
+        text.append("            (c sends it to the clipboard)", style="dim")
+    else:
+        field(
+            "Pull",
+            "not an image: docker cannot pull this artifact "
+            "(tools such as oras or cosign read it).",
+            "dim",
+        )
     return text
 
 
@@ -75,8 +294,10 @@ def config_text(config: ImageConfig | None, result: ManifestResult) -> Text:
     if config is None:
         if isinstance(result.manifest, ImageIndex):
             text.append("An index has no configuration: open a platform (Overview tab).")
+        elif isinstance(result.manifest, Schema1Manifest):
+            text.append("A schema 1 manifest carries no image configuration.")
         else:
-            text.append("No image configuration (an artifact, or schema 1).")
+            text.append("An artifact has no image configuration.")
         return text
 
     def section(title: str) -> None:
@@ -92,17 +313,20 @@ def config_text(config: ImageConfig | None, result: ManifestResult) -> Text:
     if config.exposed_ports:
         text.append(f"  ports       {', '.join(config.exposed_ports)}\n")
     text.append("\n")
-    section(f"Environment ({len(config.env)})")
+    section(f"Environment ({plural(len(config.env), 'variable')})")
     for entry in config.env:
         name, _, value = entry.partition("=")
         text.append(f"  {name}", style="cyan")
         text.append(f"={value}\n")
     text.append("\n")
-    section(f"Labels ({len(config.labels)})")
+    section(f"Labels ({plural(len(config.labels), 'label')})")
     for name, value in sorted(config.labels.items()):
         text.append(f"  {name}", style="cyan")
         text.append(f" = {value}\n")
     return text
+
+
+# --------------------------------------------------------------------------- raw documents
 
 
 def raw_json(data: bytes) -> str:
@@ -113,5 +337,43 @@ def raw_json(data: bytes) -> str:
         return data.decode("utf-8", "replace")
 
 
+def manifest_title(manifest: Manifest, platform: Platform | None) -> str:
+    """Which document this is: ``Index``, ``Manifest for linux/amd64``, ``Artifact manifest``…"""
+    if isinstance(manifest, ImageIndex):
+        return "Artifact index" if manifest.artifact_type else "Index"
+    if isinstance(manifest, Schema1Manifest):
+        return f"Schema 1 manifest for linux/{manifest.architecture}"
+    if manifest.is_artifact:
+        return f"Artifact manifest ({manifest.artifact_type or manifest.config.media_type})"
+    return f"Manifest for {platform}" if platform is not None else "Image manifest"
+
+
+def config_title(platform: Platform | None) -> str:
+    return f"Config of {platform}" if platform is not None else "Config"
+
+
+def document_heading(title: str, digest: str, media_type: str, size: int) -> Text:
+    """The lines above one raw document: what it is and its size, its digest, its media type."""
+    text = Text()
+    text.append(f" {title} ", style="bold reverse")
+    text.append(f"  {plural(size, 'byte')}\n", style="dim")
+    text.append(f"  {digest}\n", style="cyan")
+    text.append(f"  {media_type or '(media type not declared)'}")
+    return text
+
+
 def referrer_label(descriptor: Descriptor) -> str:
     return descriptor.artifact_type or descriptor.media_type
+
+
+def referrer_rows(referrers: Sequence[Descriptor]) -> list[tuple[str, str, str, str]]:
+    """Cells of the Referrers table: digest, artifact type, size, annotations."""
+    return [
+        (
+            short_digest(ref.digest),
+            referrer_label(ref),
+            human_size(ref.size),
+            ", ".join(f"{k}={v}" for k, v in sorted(ref.annotations.items())),
+        )
+        for ref in referrers
+    ]

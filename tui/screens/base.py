@@ -1,31 +1,62 @@
-"""What every screen shares: the app's typed handle, the filter bar, worker error routing."""
+"""What every screen shares: the app's typed handle, the keys every screen has (``?``, ``q``,
+``/``, esc, Home/End), the filter bar, keys that cannot work here, worker error routing."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker
 
+from tui.host import RegtuiHost
 from tui.widgets.filter_bar import FilterBar
 
-if TYPE_CHECKING:
-    from tui.app import RegtuiApp
+
+def guarded(key: str, action: str, description: str, *, id: str) -> list[Binding]:
+    """A key that may not work on every registry: ``key`` runs ``action`` where it can, and is
+    hidden from the footer where it cannot; pressed there, it says why (never silently nothing).
+
+    The screen names the reason in :meth:`RegtuiScreen.unavailable_reason`.
+    """
+    return [
+        Binding(key, action, description, id=id),
+        Binding(
+            key,
+            f"why_unavailable('{action}')",
+            f"{description} (unavailable here)",
+            id=f"{id}-why",
+            show=False,
+        ),
+    ]
 
 
 class RegtuiScreen(Screen[None]):
     """Base screen. Subclasses implement ``apply_filter`` and ``focus_main``."""
 
+    # ``?`` and ``q`` come first: the footer shows keys in this order, so they stay in view in
+    # an 80-column terminal whatever the screen adds after them.
     BINDINGS = [
+        Binding("question_mark", "app.help", "Help", id="help"),
+        Binding("q", "app.quit", "Quit", id="quit"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("escape", "back", "Back", id="back"),
+        # Priority: a DataTable with a row cursor binds Home/End to a sideways scroll; these
+        # move the cursor to the first/last row instead, in every table of every screen.
+        Binding("home", "cursor_first", "First row", id="first-row", show=False, priority=True),
+        Binding("end", "cursor_last", "Last row", id="last-row", show=False, priority=True),
     ]
 
     @property
-    def regtui(self) -> RegtuiApp:
-        return cast("RegtuiApp", self.app)
+    def regtui(self) -> RegtuiHost:
+        return cast("RegtuiHost", self.app)
+
+    def on_mount(self) -> None:
+        # A compact footer: one space between keys, so more of them fit in 80 columns.
+        for footer in self.query(Footer):
+            footer.compact = True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: every screen forwards it to the one error path.
@@ -51,6 +82,7 @@ class RegtuiScreen(Screen[None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         if isinstance(event.input, FilterBar):
             self.apply_filter(event.value)
+            self.refresh_bindings()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if isinstance(event.input, FilterBar):
@@ -59,17 +91,62 @@ class RegtuiScreen(Screen[None]):
     def on_filter_bar_closed(self, event: FilterBar.Closed) -> None:
         self.apply_filter("")
         self.focus_main()
+        self.refresh_bindings()
 
     def action_back(self) -> None:
         bar = self.filter_bar
         if bar is not None and bar.value:
             bar.clear_and_close()
             return
-        if len(self.app.screen_stack) > 2:
+        if self._can_go_back():
             self.app.pop_screen()
+
+    def _can_go_back(self) -> bool:
+        # The first screen sits on Textual's default screen: there is nothing to go back to.
+        stack = self.app.screen_stack
+        below = stack[: stack.index(self)] if self in stack else stack
+        return any(isinstance(screen, RegtuiScreen) for screen in below)
+
+    # -- Home/End in tables -------------------------------------------------------------------
+    def _focused_row_table(self) -> DataTable[object]:
+        focused = self.focused
+        if isinstance(focused, DataTable) and focused.cursor_type == "row":
+            return focused
+        raise SkipAction()  # the focused widget's own Home/End (a tree, an input) runs instead
+
+    def action_cursor_first(self) -> None:
+        table = self._focused_row_table()
+        if table.row_count:
+            table.move_cursor(row=0, animate=False)
+
+    def action_cursor_last(self) -> None:
+        table = self._focused_row_table()
+        if table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+
+    # -- keys that cannot work here -----------------------------------------------------------
+    def unavailable_reason(self, action: str) -> str | None:
+        """Why ``action`` cannot work now (a sentence), or ``None`` when it can.
+
+        Screens override this for the actions they bind with :func:`guarded`.
+        """
+        return None
+
+    def action_why_unavailable(self, action: str) -> None:
+        reason = self.unavailable_reason(action)
+        if reason:
+            self.notify(reason, title="Not available", severity="warning")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter" and self.filter_bar is None:
+            return False
+        if action == "back":
+            bar = self.filter_bar
+            return self._can_go_back() or (bar is not None and bool(bar.value)) or False
+        if action == "why_unavailable":
+            wanted = str(parameters[0]) if parameters else ""
+            return self.unavailable_reason(wanted) is not None
+        if self.unavailable_reason(action) is not None:
             return False
         return super().check_action(action, parameters)
 

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Static
 
 from tui.client.errors import CatalogUnsupportedError, RegistryClientError
 from tui.dialogs.prompt import PromptDialog
+from tui.logic.fmt import count_of
 from tui.logic.repotree import RepoIndex
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
@@ -40,6 +41,7 @@ class RegistryScreen(RegtuiScreen):
     BINDINGS = [
         Binding("o", "open_by_name", "Open by name", id="open-by-name"),
         Binding("g", "storage", "Storage & GC", id="storage"),
+        Binding("p", "retention", "Retention", id="retention", show=False),
         Binding("r", "reload", "Reload", id="reload"),
         Binding("f", "find", "Find", id="find", show=False),
     ]
@@ -97,7 +99,7 @@ class RegistryScreen(RegtuiScreen):
                 names.extend(page)
                 self._set_names(sorted(names))
                 self._render_tree()
-                self.set_status(f"Loading the catalog… {len(names):,} repositories so far")
+                self.set_status(f"Loading the catalog… {count_of(len(names), 'repository')} so far")
         except CatalogUnsupportedError:
             self.set_status("This registry does not list its repositories: press o to open one.")
             self.ask_repository()
@@ -122,10 +124,11 @@ class RegistryScreen(RegtuiScreen):
     def _summary(self) -> str:
         shown = self._shown_count
         if self._query:
-            return f"{shown:,} of {len(self.names):,} repositories match “{self._query}”"
+            total = count_of(len(self.names), "repository")
+            return f"{shown:,} of {total} match “{self._query}”"
         if not self.names:
             return "The registry has no repositories yet."
-        return f"{len(self.names):,} repositories · enter opens · / filters · g storage & GC"
+        return f"{count_of(len(self.names), 'repository')} · enter opens · / filters · ? help"
 
     def _render_tree(self) -> None:
         match = self._index.match(self._query)
@@ -220,3 +223,8 @@ class RegistryScreen(RegtuiScreen):
         from tui.screens.storage import StorageScreen
 
         self.app.push_screen(StorageScreen())
+
+    def action_retention(self) -> None:
+        from tui.screens.retention import RetentionScreen
+
+        self.app.push_screen(RetentionScreen())

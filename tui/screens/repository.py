@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui.client import RegistryClientError
+from tui.client import DeleteDisabledError, RegistryClientError
 from tui.data.details import tag_details
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
-from tui.logic.fmt import short_digest
+from tui.logic.deletion import DeleteContext, describe_delete
+from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     ActionKind,
     BulkAction,
@@ -23,11 +24,23 @@ from tui.logic.retention import (
     plan_bulk_delete,
 )
 from tui.logic.tags import TagRow, TagSort, filter_tags, sort_tags
-from tui.screens.base import RegtuiScreen
+from tui.screens.base import RegtuiScreen, guarded
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.tag_table import TagTable
 
 DELETE_ACTIONS = frozenset({"delete", "untag", "mark", "delete_marked", "keep_newest"})
+
+UNTAG_FALLBACK = (
+    "If the registry cannot delete a tag on its own (Distribution 2.8 cannot), regtui moves "
+    "the tag onto a tiny empty manifest of its own and deletes that manifest by digest: the "
+    "image and its other tags are not touched."
+)
+"""What the untag fallback does, in words (the client calls it a "placeholder")."""
+
+UNTAG_METHODS = {
+    "tag-delete": "the registry deleted the tag",
+    "placeholder": "moved onto an empty manifest of regtui's, which was then deleted",
+}
 
 
 def validate_keep(value: str) -> str | None:
@@ -42,11 +55,11 @@ class RepositoryScreen(RegtuiScreen):
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort", id="sort"),
         Binding("S", "reverse_sort", "Reverse", id="reverse-sort", show=False),
-        Binding("space", "mark", "Mark", id="mark"),
-        Binding("d", "delete", "Delete digest", id="delete"),
-        Binding("u", "untag", "Untag", id="untag"),
-        Binding("D", "delete_marked", "Delete marked", id="delete-marked"),
-        Binding("k", "keep_newest", "Keep newest N", id="keep-newest"),
+        *guarded("d", "delete", "Delete digest", id="delete"),
+        *guarded("u", "untag", "Untag", id="untag"),
+        *guarded("space", "mark", "Mark", id="mark"),
+        *guarded("D", "delete_marked", "Delete marked", id="delete-marked"),
+        *guarded("k", "keep_newest", "Keep newest N", id="keep-newest"),
         Binding("r", "reload", "Reload", id="reload", show=False),
         Binding("equals_sign", "diff", "Diff", id="diff", show=False),
     ]
@@ -60,6 +73,9 @@ class RepositoryScreen(RegtuiScreen):
         self.descending = False
         self._query = ""
         self.details_done = False
+        self._loaded = False
+        self._details_progress: tuple[int, int] | None = None
+        self._failed = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -84,27 +100,64 @@ class RepositoryScreen(RegtuiScreen):
         self.table.focus()
 
     def set_status(self, text: str) -> None:
+        """Say what is happening now; :meth:`show_summary` replaces it when that is over."""
         self.query_one("#status", Static).update(text)
+
+    def show_summary(self) -> None:
+        """The status line for the current state (tags, filter, details, failures)."""
+        self.set_status(self._summary())
+
+    def _summary(self) -> str:
+        if not self._loaded:
+            return "Loading tags…"
+        if not self.rows:
+            return "No tags: this repository is empty."
+        total = len(self.rows)
+        if self._query:
+            shown = self.table.row_count
+            text = f"{shown:,} of {count_of(total, 'tag')} match “{self._query}”"
+        else:
+            text = count_of(total, "tag")
+        if not self.details_done:
+            done, of = self._details_progress or (0, total)
+            return f"{text} · reading details {done}/{of}…"
+        text += " · enter opens · s sorts · / filters"
+        if self._failed:
+            text += f" · {self._failed} could not be read"
+        return text
 
     def _update_heading(self) -> None:
         direction = "↓" if self.descending else "↑"
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         read_only = " · read-only" if self.is_read_only() else ""
         self.query_one("#repo-heading", Static).update(
-            f"{self.repository} · {len(self.rows)} tags · sorted by {self.sort_key} "
+            f"{self.repository} · {count_of(len(self.rows), 'tag')} · sorted by {self.sort_key} "
             f"{direction}{marked}{read_only}"
         )
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in DELETE_ACTIONS and self.is_read_only():
-            return False
-        return super().check_action(action, parameters)
+    def unavailable_reason(self, action: str) -> str | None:
+        if action not in DELETE_ACTIONS:
+            return None
+        if self.is_read_only():
+            return "Read-only mode (regtui was started with --read-only): nothing is deleted."
+        return self.regtui.deletion_refused
+
+    def _deletion_refused(self, error: DeleteDisabledError) -> None:
+        """The registry answered 405: hide the deletion keys from now on, and say why."""
+        self.regtui.deletion_refused = (
+            f"{error} For Distribution (registry:2), set storage.delete.enabled: true "
+            "(REGISTRY_STORAGE_DELETE_ENABLED=true) and restart it."
+        )
+        self.refresh_bindings()
 
     # -- loading ------------------------------------------------------------------------------
     @work(exclusive=True, group="tags", exit_on_error=False)
     async def load_tags(self) -> None:
-        self.set_status("Loading tags…")
+        self._loaded = False
         self.details_done = False
+        self._details_progress = None
+        self._failed = 0
+        self.show_summary()
         try:
             tags = await self.regtui.client.list_tags(self.repository)
         except RegistryClientError:
@@ -112,8 +165,10 @@ class RepositoryScreen(RegtuiScreen):
             raise
         self.rows = {tag: TagRow(tag) for tag in tags}
         self.marked &= set(self.rows)
+        self._loaded = True
+        self.details_done = not tags
         self.render_rows()
-        self.set_status(f"{len(tags)} tags · loading details…" if tags else "No tags.")
+        self.show_summary()
         if tags:
             self.load_details()
 
@@ -137,16 +192,17 @@ class RepositoryScreen(RegtuiScreen):
             done += 1
             failed += 1 if row.error else 0
             if done % 10 == 0 or done == len(pending):
-                self.set_status(f"{len(self.rows)} tags · details {done}/{len(pending)}")
+                self._details_progress = (done, len(pending))
+                self.show_summary()
         self.details_done = True
+        self._failed = failed
         self.render_rows()  # re-sorts by the new values and fits the columns to them
-        summary = f"{len(self.rows)} tags · enter opens · s sorts · / filters"
         if failed:
-            summary += f" · {failed} could not be read"
             self.notify(
-                f"{failed} tag(s) of {self.repository} could not be read.", severity="warning"
+                f"{count_of(failed, 'tag')} of {self.repository} could not be read.",
+                severity="warning",
             )
-        self.set_status(summary)
+        self.show_summary()
 
     def render_rows(self) -> None:
         rows = sort_tags(self.rows.values(), self.sort_key, descending=self.descending)
@@ -158,6 +214,7 @@ class RepositoryScreen(RegtuiScreen):
     def apply_filter(self, query: str) -> None:
         self._query = query.strip()
         self.render_rows()
+        self.show_summary()
 
     # -- navigation and sorting ---------------------------------------------------------------
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -218,7 +275,7 @@ class RepositoryScreen(RegtuiScreen):
         plan = keep_newest(self.rows.values(), int(value))
         self.marked = set(plan.mark)
         self.render_rows()
-        message = f"Marked {len(plan.mark)} tag(s); keeping {len(plan.keep)}."
+        message = f"Marked {count_of(len(plan.mark), 'tag')}; keeping {len(plan.keep)}."
         if plan.protected:
             message += f" Not marked (same image as a kept tag): {', '.join(plan.protected)}."
         self.notify(message, title="Keep newest")
@@ -234,32 +291,23 @@ class RepositoryScreen(RegtuiScreen):
             return
         client = self.regtui.client
         self.set_status(f"Finding every tag on {short_digest(row.digest)}…")
-        plan = await client.plan_delete(self.repository, row.digest)
-        lines = [
-            f"Repository: {self.repository}",
-            f"Manifest:   {plan.digest}",
-            f"Type:       {plan.media_type}",
-            "",
-            f"These {len(plan.tags)} tag(s) point at it and will ALL disappear:",
-            *[f"  • {tag}" for tag in plan.tags],
-        ]
-        if plan.children:
-            lines += ["", f"Its {len(plan.children)} platform manifest(s) stay, untagged:"]
-            lines += [f"  • {child.digest} {child.platform or ''}" for child in plan.children]
-        if plan.referrers:
-            lines += ["", f"{len(plan.referrers)} referrer(s) will point at nothing:"]
-            lines += [
-                f"  • {ref.digest} {ref.artifact_type or ref.media_type}" for ref in plan.referrers
-            ]
-        lines += ["", "Blobs are freed only by garbage collection (g on the registry screen)."]
-        confirmed = await self.app.push_screen_wait(
-            ConfirmDialog(f"Delete manifest {short_digest(plan.digest)}?", "\n".join(lines))
-        )
-        self.set_status("")
+        try:
+            plan = await client.plan_delete(self.repository, row.digest)
+        finally:
+            self.show_summary()
+        title, body = describe_delete(DeleteContext(plan))
+        confirmed = await self.app.push_screen_wait(ConfirmDialog(title, body))
         if not confirmed:
             self.notify("Nothing was deleted.")
             return
-        await client.delete_manifest(self.repository, plan.digest)
+        self.set_status(f"Deleting {short_digest(plan.digest)}…")
+        try:
+            await client.delete_manifest(self.repository, plan.digest)
+        except DeleteDisabledError as error:
+            self._deletion_refused(error)
+            raise
+        finally:
+            self.show_summary()
         self.notify(
             f"Deleted {short_digest(plan.digest)} and its tags: {', '.join(plan.tags) or '—'}",
             title="Deleted",
@@ -285,17 +333,27 @@ class RepositoryScreen(RegtuiScreen):
             "Only this tag is removed.",
         ]
         if siblings:
-            body.append(f"These tags stay on the same image: {', '.join(siblings)}")
+            these = "This tag stays" if len(siblings) == 1 else "These tags stay"
+            body.append(f"{these} on the same image: {', '.join(siblings)}")
         else:
             body.append("No other tag points at this image: it stays, untagged, until deleted.")
+        body += ["", UNTAG_FALLBACK]
         confirmed = await self.app.push_screen_wait(
             ConfirmDialog(f"Remove tag {row.tag}?", "\n".join(body), confirm_label="Untag")
         )
         if not confirmed:
             self.notify("Nothing was changed.")
             return
-        result = await self.regtui.client.untag(self.repository, row.tag)
-        self.notify(f"Removed tag {row.tag} ({result.method}).", title="Untagged")
+        self.set_status(f"Removing tag {row.tag}…")
+        try:
+            result = await self.regtui.client.untag(self.repository, row.tag)
+        except DeleteDisabledError as error:
+            self._deletion_refused(error)
+            raise
+        finally:
+            self.show_summary()
+        how = UNTAG_METHODS.get(result.method, result.method)
+        self.notify(f"Removed tag {row.tag} ({how}).", title="Untagged")
         self.marked.discard(row.tag)
         self.load_tags()
 
@@ -309,16 +367,19 @@ class RepositoryScreen(RegtuiScreen):
         except ValueError as error:
             self.notify(f"Wait for the details: {error}.", severity="warning")
             return
+        body = describe_bulk(self.repository, actions)
+        if any(action.kind is ActionKind.UNTAG for action in actions):
+            body += f"\n\n{UNTAG_FALLBACK}"
         confirmed = await self.app.push_screen_wait(
-            ConfirmDialog(
-                f"Delete {len(self.marked)} marked tag(s)?",
-                describe_bulk(self.repository, actions),
-            )
+            ConfirmDialog(f"Delete {count_of(len(self.marked), 'marked tag')}?", body)
         )
         if not confirmed:
             self.notify("Nothing was deleted.")
             return
-        results = await self._run_bulk(actions)
+        try:
+            results = await self._run_bulk(actions)
+        finally:
+            self.show_summary()
         self.marked.clear()
         await self.app.push_screen_wait(ResultsDialog("Delete marked", results))
         self.load_tags()
@@ -327,7 +388,7 @@ class RepositoryScreen(RegtuiScreen):
         client = self.regtui.client
         results: list[ItemResult] = []
         for number, action in enumerate(actions, 1):
-            self.set_status(f"Deleting {number}/{len(actions)}…")
+            self.set_status(f"Deleting {number} of {len(actions)}…")
             label = f"{action.kind} {short_digest(action.digest)} ({', '.join(action.tags)})"
             try:
                 if action.kind is ActionKind.DELETE_MANIFEST:
@@ -339,7 +400,10 @@ class RepositoryScreen(RegtuiScreen):
                     results.append(
                         ItemResult(label, True, f"kept {', '.join(action.kept_siblings)}")
                     )
+            except DeleteDisabledError as error:
+                self._deletion_refused(error)
+                results.append(ItemResult(label, False, str(error)))
+                break  # every other deletion would be refused the same way
             except RegistryClientError as error:
                 results.append(ItemResult(label, False, str(error)))
-        self.set_status("")
         return results

@@ -12,8 +12,8 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 
 from tui.data.storage import GcView, StorageBackend, UsageView, grace_line, human_duration
 from tui.dialogs.confirm import ConfirmDialog
-from tui.logic.fmt import human_size
-from tui.screens.base import RegtuiScreen
+from tui.logic.fmt import count_of, human_size
+from tui.screens.base import RegtuiScreen, guarded
 from tui.widgets.usage_panel import UsagePanel, gc_table, usage_table
 
 
@@ -22,10 +22,10 @@ class StorageScreen(RegtuiScreen):
     p switches the grace period between the registry's and 0 (nothing is being pushed)."""
 
     BINDINGS = [
-        Binding("n", "dry_run", "Dry run", id="gc-dry-run"),
-        Binding("g", "collect", "Collect garbage", id="gc-run"),
-        Binding("t", "toggle_untagged", "Untagged too", id="gc-untagged"),
-        Binding("p", "toggle_grace", "Grace period", id="gc-grace"),
+        *guarded("n", "dry_run", "Dry run", id="gc-dry-run"),
+        *guarded("g", "collect", "Collect garbage", id="gc-run"),
+        *guarded("t", "toggle_untagged", "Untagged too", id="gc-untagged"),
+        *guarded("p", "toggle_grace", "Grace period", id="gc-grace"),
         Binding("r", "refresh_usage", "Refresh", id="refresh-usage"),
     ]
 
@@ -65,25 +65,44 @@ class StorageScreen(RegtuiScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter":
             return False
-        if action == "toggle_grace" and (self.backend is None or not self.backend.grace_selectable):
-            return False
-        if action in ("dry_run", "collect", "toggle_untagged", "toggle_grace"):
-            backend = self.backend
-            if backend is None or not backend.gc_available or self.running:
-                return None  # shown dimmed; the panel explains why
-            if action == "collect" and self.is_read_only():
-                return False
         return super().check_action(action, parameters)
+
+    def unavailable_reason(self, action: str) -> str | None:
+        if action not in ("dry_run", "collect", "toggle_untagged", "toggle_grace"):
+            return None
+        backend = self.backend
+        if backend is None:
+            return "Still finding out what this registry offers: wait a moment."
+        if not backend.gc_available:
+            return f"Garbage collection is unavailable here: {backend.gc_unavailable_reason}"
+        if self.running:
+            return "A garbage collection is running: wait for it to finish."
+        if action == "collect" and self.is_read_only():
+            return "Read-only mode (regtui was started with --read-only): only the dry run (n)."
+        if action == "toggle_grace" and not backend.grace_selectable:
+            return "This storage source has no grace period to change."
+        return None
 
     def _explain(self, text: str) -> None:
         self.query_one("#gc-explain", Static).update(text)
 
+    def _set_activity(self, text: str) -> None:
+        self.query_one("#gc-activity", Static).update(text)
+
     @work(exclusive=True, group="usage", exit_on_error=False)
     async def load_usage(self) -> None:
-        self.backend = await self.regtui.storage_backend()
-        self.refresh_bindings()
-        self.query_one("#storage-source", Static).update(f"Source: {self.backend.label}")
-        self.before = await self.backend.usage()
+        source = self.query_one("#storage-source", Static)
+        source.update("Reading storage usage…")
+        try:
+            self.backend = await self.regtui.storage_backend()
+            self.refresh_bindings()
+            source.update(f"Source: {self.backend.label} · reading usage…")
+            self.before = await self.backend.usage()
+        except Exception:
+            where = f"Source: {self.backend.label} · " if self.backend is not None else ""
+            source.update(f"{where}cannot read the storage usage (r to retry)")
+            raise
+        source.update(f"Source: {self.backend.label}")
         self.query_one("#usage-before", UsagePanel).update(usage_table(self.before, "Now"))
         self._explain(self._gc_explanation())
 
@@ -93,9 +112,9 @@ class StorageScreen(RegtuiScreen):
         if not backend.gc_available:
             return f"Garbage collection is unavailable here: {backend.gc_unavailable_reason}"
         mode = (
-            "tagged images only (untagged manifests go too)"
+            "tagged images only: untagged manifests go too (t: keep them)"
             if self.delete_untagged
-            else ("every manifest kept (t: also remove untagged manifests)")
+            else "every manifest (t: also remove untagged manifests)"
         )
         text = f"GC keeps {mode}. n shows what would go; g collects after a confirmation."
         if backend.grace_selectable:
@@ -119,17 +138,20 @@ class StorageScreen(RegtuiScreen):
             f"being pushed right now (p: back to {server_text})"
         )
 
-    def action_toggle_grace(self) -> None:
-        self.grace_period = 0.0 if self.grace_period is None else None
+    def _forget_preview(self) -> None:
+        """The settings changed: the last preview (or result) no longer says what GC would do."""
         self.preview = None
         self.query_one("#gc-preview", UsagePanel).update("")
+        self._set_activity("")
         self._explain(self._gc_explanation())
+
+    def action_toggle_grace(self) -> None:
+        self.grace_period = 0.0 if self.grace_period is None else None
+        self._forget_preview()
 
     def action_toggle_untagged(self) -> None:
         self.delete_untagged = not self.delete_untagged
-        self.preview = None
-        self.query_one("#gc-preview", UsagePanel).update("")
-        self._explain(self._gc_explanation())
+        self._forget_preview()
 
     def action_refresh_usage(self) -> None:
         self.load_usage()
@@ -141,13 +163,25 @@ class StorageScreen(RegtuiScreen):
     async def _preview(self) -> GcView | None:
         if self.backend is None or not self.backend.gc_available:
             return None
-        self._explain("Dry run…")
-        self.preview = await self.backend.collect_garbage(
-            dry_run=True, delete_untagged=self.delete_untagged, grace_period=self.grace_period
-        )
-        self.query_one("#gc-preview", UsagePanel).update(gc_table(self.preview))
-        self._explain(self._gc_explanation())
+        self._set_activity("")
+        self._explain("Dry run: finding what garbage collection would remove…")
+        try:
+            self.preview = await self.backend.collect_garbage(
+                dry_run=True, delete_untagged=self.delete_untagged, grace_period=self.grace_period
+            )
+        finally:
+            self._explain(self._gc_explanation())
+        preview = self.query_one("#gc-preview", UsagePanel)
+        preview.update(gc_table(self.preview))
+        # In 80x24 the preview sits below the usage panel: bring the explanation and the
+        # preview (what would go) into view.
+        self.call_after_refresh(self._show_widget, "#gc-explain")
         return self.preview
+
+    def _show_widget(self, selector: str) -> None:
+        self.query_one("#storage-scroll", VerticalScroll).scroll_to_widget(
+            self.query_one(selector), top=True, animate=False
+        )
 
     @work(exclusive=True, group="gc", exit_on_error=False)
     async def action_collect(self) -> None:
@@ -157,20 +191,19 @@ class StorageScreen(RegtuiScreen):
         preview = await self._preview()
         if preview is None:
             return
-        blobs = preview.count("blob")
-        manifests = preview.count("manifest")
+        blobs = count_of(preview.count("blob"), "blob")
+        manifests = count_of(preview.count("manifest"), "manifest")
         lines = [
             f"{backend.label}",
             "",
-            f"Remove {blobs} blob(s) and {manifests} manifest(s): "
-            f"{human_size(preview.freed_bytes)}.",
+            f"Remove {blobs} and {manifests}: {human_size(preview.freed_bytes)}.",
             f"{self._grace_text().split(' (p:')[0]}.",
             "",
-            *[
-                f"  • {item.kind} {item.name} {human_size(item.size)}"
-                for item in preview.items[:40]
-            ],
         ]
+        for item in preview.items[:40]:
+            # Two lines each: the whole digest (what is removed, exactly) fits in 80 columns.
+            where = f" in {item.repo}" if item.repo else ""
+            lines += [f"  • {item.kind}{where}, {human_size(item.size)}", f"    {item.name}"]
         if len(preview.items) > 40:
             lines.append(f"  … and {len(preview.items) - 40} more (listed on the screen)")
         if not preview.items:
@@ -188,6 +221,7 @@ class StorageScreen(RegtuiScreen):
         # of what is happening, rather than a percentage that would be invented.
         progress = self.query_one(ProgressBar)
         activity = self.query_one("#gc-activity", Static)
+        self.call_after_refresh(self._show_widget, "#gc-activity")
         progress.update(total=None, progress=0)
         progress.display = True
         activity.update(f"{backend.gc_activity[:1].upper()}{backend.gc_activity[1:]}…")
@@ -214,8 +248,9 @@ class StorageScreen(RegtuiScreen):
         seconds = time.perf_counter() - started
         blob_data = human_size(result.blob_bytes if result.blob_bytes is not None else None)
         activity.update(
-            f"Done in {seconds:.2f} s: removed {result.count('blob')} blob(s) "
-            f"({blob_data} of blob data) and {result.count('manifest')} manifest revision(s); "
+            f"Done in {seconds:.2f} s: removed {count_of(result.count('blob'), 'blob')} "
+            f"({blob_data} of blob data) and "
+            f"{count_of(result.count('manifest'), 'manifest revision')}; "
             f"{human_size(result.freed_bytes)} with links."
         )
         self.query_one("#gc-preview", UsagePanel).update(gc_table(result))

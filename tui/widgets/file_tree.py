@@ -7,7 +7,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tui.client.layers import FileNode, NodeKind
-from tui.logic.fmt import human_size
+from tui.logic.fmt import count_of, human_size
 
 
 def file_label(node: FileNode) -> Text:
@@ -15,7 +15,8 @@ def file_label(node: FileNode) -> Text:
         return Text(f"✗ {node.name}  (deleted by this layer)", style="bold red")
     if node.is_dir:
         label = Text(f"{node.name}/", style="bold")
-        label.append(f"  {human_size(node.total_size)} · {node.file_count} files", style="dim")
+        files = count_of(node.file_count, "file")
+        label.append(f"  {human_size(node.total_size)} · {files}", style="dim")
         if node.opaque:
             label.append("  (opaque: hides lower layers' contents)", style="red")
         return label

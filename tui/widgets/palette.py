@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from tui.app import RegtuiApp
+from tui.host import RegtuiHost
 
 
 class RegtuiCommands(Provider):
     """Open the storage screen, open a repository by name, show help, and every active key."""
 
     def _commands(self) -> list[tuple[str, str, object]]:
-        app = cast("RegtuiApp", self.app)
+        app = cast("RegtuiHost", self.app)
         screen = self.screen
         commands: list[tuple[str, str, object]] = [
             ("Storage & GC", "Disk usage and garbage collection", app.open_storage),
@@ -29,7 +28,11 @@ class RegtuiCommands(Provider):
                 continue
             action = binding.action
             commands.append(
-                (binding.description, f"key {binding.key}", partial(app.run_action, action, screen))
+                (
+                    binding.description,
+                    f"key {binding.key}",
+                    partial(self.app.run_action, action, screen),
+                )
             )
         seen: set[str] = set()
         unique = []

@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.logic.fmt import count_of
 from tui.logic.repotree import Match, RepoNode, RowKind, TreeRow, namespace_paths, visible_rows
 
 
@@ -178,13 +179,13 @@ class RepoTree(ScrollView, can_focus=True):
         if row.kind is RowKind.NAMESPACE:
             label = Text(f"{node.name}/", style="bold")
             total = self._match.count(node) if self._match is not None else node.repo_count
-            label.append(f"  {total} repositor{'ies' if total != 1 else 'y'}", style=dim)
+            label.append(f"  {count_of(total, 'repository')}", style=dim)
             return label
         repository = node.repository or node.path
         label = Text(f"{node.name} (this repository)" if row.kind is RowKind.OWN else node.name)
         count = self.counts.get(repository)
         if isinstance(count, int):
-            label.append(f"  {count} tag{'s' if count != 1 else ''}", style=dim)
+            label.append(f"  {count_of(count, 'tag')}", style=dim)
         elif count:
             label.append(f"  {count}", style="red")
         return label

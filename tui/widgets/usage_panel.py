@@ -22,15 +22,25 @@ from tui.data.storage import (
     grace_label,
     grace_note,
 )
-from tui.logic.fmt import human_size, signed_size
+from tui.logic.fmt import count_of, human_size, signed_size
 
 MAX_REPO_ROWS = 200
+NAME_WIDTH = 64
+"""Repository names wrap past this many cells; wide terminals leave the rest empty rather
+than stretching the columns apart."""
+DIGEST_WIDTH = 19
+"""``sha256:`` and the first 12 hex digits, as ``docker images`` shows them."""
+
+
+def short_name(name: str) -> str:
+    """A GC item's name: digests cut to :data:`DIGEST_WIDTH` cells, paths kept."""
+    if ":" in name and len(name) > DIGEST_WIDTH and "/" not in name:
+        return name[:DIGEST_WIDTH] + "…"
+    return name
 
 
 def _count_text(count: int | None, noun: str) -> str:
-    if count is None:
-        return ""
-    return f"{count:,} {noun}{'s' if count != 1 else ''}"
+    return "" if count is None else count_of(count, noun)
 
 
 def _reclaimable(size: int | None, blobs: int | None) -> str:
@@ -67,8 +77,8 @@ def usage_table(view: UsageView, title: str, *, before: UsageView | None = None)
     def delta(name: str, *, repository: bool = False) -> list[Text]:
         return [_delta_text(changes.get((repository, name)))] if before is not None else []
 
-    table = Table(title=heading, title_justify="left", expand=True, show_edge=False)
-    table.add_column("Repository")
+    table = Table(title=heading, title_justify="left", show_edge=False)
+    table.add_column("Repository", max_width=NAME_WIDTH)
     table.add_column("Total", justify="right")
     table.add_column("Exclusive", justify="right")
     table.add_column("Shared", justify="right")
@@ -132,23 +142,20 @@ def usage_table(view: UsageView, title: str, *, before: UsageView | None = None)
 
 def gc_table(view: GcView) -> Table:
     verb = "Would remove" if view.dry_run else "Removed"
-    title = f"{verb}: {len(view.items)} item(s), {human_size(view.freed_bytes)}"
+    title = f"{verb}: {count_of(len(view.items), 'item')}, {human_size(view.freed_bytes)}"
     if view.blob_bytes is not None and view.blob_bytes != view.freed_bytes:
         title += f" ({human_size(view.blob_bytes)} of blob data, the rest links)"
-    table = Table(
-        title=title,
-        title_justify="left",
-        expand=True,
-        show_edge=False,
-    )
-    table.add_column("Kind")
-    table.add_column("What")
-    table.add_column("Repository")
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("Kind", no_wrap=True)
+    table.add_column("What", no_wrap=True)
+    table.add_column("Repository", max_width=NAME_WIDTH)
     table.add_column("Size", justify="right")
     for item in view.items[:MAX_REPO_ROWS]:
-        table.add_row(item.kind, item.name, item.repo or "", human_size(item.size))
+        table.add_row(item.kind, short_name(item.name), item.repo or "", human_size(item.size))
     if len(view.items) > MAX_REPO_ROWS:
         table.add_row("…", f"{len(view.items) - MAX_REPO_ROWS} more", "", "")
+    if not view.items:
+        table.add_row(Text("—", style="dim"), Text("nothing to remove", style="dim"), "", "")
     return table
 
 

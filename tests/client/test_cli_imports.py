@@ -1,0 +1,96 @@
+"""Each command imports only what it uses: the guard of ``regtui``'s start-up time.
+
+``--help`` and the scripting commands must not load the app (textual) nor the server
+(embedded_registry); ``--help`` loads no HTTP stack either; the offline commands load no client.
+The set is read from ``sys.modules`` of a real ``regtui`` process after it ran.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.client.test_client_registries import populate
+from tests.helpers.servers import RunningRegistry
+
+pytestmark = pytest.mark.timeout(120)
+WORKTREE = Path(__file__).resolve().parents[2]
+RUN_AND_LIST = """
+import sys
+from tui.cli import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as exit:
+    code = exit.code
+with open(sys.argv[1], "w") as out:
+    out.write("\\n".join(sorted(sys.modules)))
+sys.exit(code)
+"""
+APP = ("textual", "tui.app", "tui.screens", "tui.widgets", "tui.dialogs")
+# rich is no part of APP: httpx imports it (for its own command line) where it is installed.
+SERVER = ("embedded_registry",)
+NETWORK = ("httpx", "aiohttp", "ssl", "tui.client", "asyncio")
+
+
+def modules_of(tmp_path: Path, *argv: str) -> set[str]:
+    listing = tmp_path / "modules.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST, str(listing), *argv],
+        cwd=WORKTREE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return set(listing.read_text().split())
+
+
+def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages or m.startswith(packages))
+
+
+def test_the_guard_sees_a_heavy_import(tmp_path: Path) -> None:
+    """``serve --help`` does load the server: the listing would show a forbidden import."""
+    assert loaded(modules_of(tmp_path, "serve", "--help"), SERVER)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["tags", "--help"], ["gc", "--help"]])
+def test_help_loads_no_app_server_or_network(tmp_path: Path, argv: list[str]) -> None:
+    modules = modules_of(tmp_path, *argv)
+    assert loaded(modules, (*APP, *SERVER, *NETWORK, "rich")) == []
+
+
+def test_scripting_commands_load_no_app_nor_server(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    populate(registry.url)
+    for argv in (
+        ["ls", registry.host],
+        ["tags", f"{registry.host}/team/app"],
+        ["refs", registry.host],
+        ["inspect", f"{registry.host}/team/app:v1"],
+    ):
+        modules = modules_of(tmp_path, *argv)
+        assert "tui.client" in modules, argv  # the command did run
+        assert loaded(modules, APP + SERVER) == [], argv
+
+
+def test_offline_commands_load_no_client_nor_app(registry: RunningRegistry, tmp_path: Path) -> None:
+    for argv in (["du", "--root", str(registry.root)], ["gc", "--root", str(registry.root), "-d"]):
+        modules = modules_of(tmp_path, *argv)
+        assert "embedded_registry.gc" in modules, argv
+        assert loaded(modules, (*APP, "tui.client", "httpx")) == [], argv
+
+
+def test_the_summaries_of_heavy_commands_match_their_parsers() -> None:
+    """``regtui --help`` names connect and serve by ``SUMMARIES``: what they register."""
+    from tui.cli import build_parser
+    from tui.commands import SUMMARIES
+
+    light = build_parser([]).format_help()
+    for summaries in SUMMARIES.values():
+        for command in summaries:
+            assert build_parser([command]).format_help() == light, command

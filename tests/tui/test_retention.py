@@ -1,0 +1,136 @@
+"""The Retention screen (Pilot): rules typed live, the plan highlighted, confirm, apply, GC.
+
+A bundled registry with many tags and shared digests (the fixture of ``regtui prune``'s tests);
+the result is checked through the registry's API and against its storage report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from textual.widgets import DataTable, Input, Static, TextArea
+
+from tests.client.test_prune import GOING, STAYING, expected_freed, push_all
+from tests.helpers.servers import RunningRegistry
+from tests.tui.conftest import AppFactory, wait_for
+from tests.tui.helpers import notifications
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.prompt import PromptDialog
+from tui.screens.registry import RegistryScreen
+from tui.screens.retention import RetentionScreen
+from tui.widgets.usage_panel import UsagePanel
+
+RULES = "keep_newest: 2\nkeep_semver: '>=1.2 <2'\n"
+
+
+def rendered(widget: Static) -> str:
+    return str(widget.render())
+
+
+async def test_write_rules_see_the_plan_apply_and_see_the_storage_after(
+    registry: RunningRegistry, app_for: AppFactory
+) -> None:
+    fixture = push_all(registry.url)
+    app = app_for(registry)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, RetentionScreen))
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        await wait_for(pilot, lambda: screen.plan is not None)
+
+        # a broken rule says so and leaves the last good plan in place
+        rules = screen.query_one(TextArea)
+        rules.load_text("keep_newest: [")
+        await wait_for(pilot, lambda: screen.policy_error is not None)
+        assert "not YAML" in rendered(screen.query_one("#retention-rules-error", Static))
+
+        rules.load_text(RULES)
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.policy_error is None
+                and screen.plan is not None
+                and screen.plan.policy.keep_newest == 2
+            ),
+        )
+        plan = screen.plan
+        assert plan is not None and plan.exact
+        assert plan.bytes_freed == expected_freed(fixture)
+        table = screen.query_one(DataTable)
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+        going = {row[2] for row in rows if row[1] == "team/app" and row[0].startswith("✗")}
+        kept = {row[2] for row in rows if row[1] == "team/app" and row[0] == "keep"}
+        assert (going, kept) == (GOING, STAYING)
+        summary = rendered(screen.query_one("#retention-summary", Static))
+        assert "exact" in summary and "team/app" in summary
+
+        screen.focus_main()
+        await pilot.press("c")  # GC mode: registry's grace -> now (grace 0)
+        assert screen.gc_mode == "now"
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        body = rendered(app.screen.query_one("#confirm-body", Static))
+        assert fixture.digest("team/app", "old") in body
+        assert "untag  latest (stays: v2.1)" in body
+        await pilot.press("n")  # cancelled: nothing changes
+        await wait_for(pilot, lambda: app.screen is screen)
+        async with httpx.AsyncClient(base_url=registry.url) as http:
+            tags = (await http.get("/v2/team/app/tags/list")).json()["tags"]
+        assert set(tags) == GOING | STAYING
+
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.after is not None, seconds=30)
+        assert screen.before is not None and screen.after is not None
+        assert screen.before.total_bytes - screen.after.total_bytes == expected_freed(fixture)
+        assert not [o for o in screen.outcomes if o.error]
+        after_panel = str(screen.query_one("#retention-after", UsagePanel).render())
+        assert after_panel  # the before/after panels are shown
+        async with httpx.AsyncClient(base_url=registry.url) as http:
+            tags = (await http.get("/v2/team/app/tags/list")).json()["tags"]
+        assert set(tags) == STAYING
+        # the registry is read again: the plan is now empty
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.is_empty)
+
+
+async def test_load_a_policy_file_and_read_only_never_applies(
+    registry: RunningRegistry, app_for: AppFactory, tmp_path: Path
+) -> None:
+    push_all(registry.url)
+    policy = tmp_path / "retention.yml"
+    policy.write_text("keep_tags: ['v2\\..*', 'dev']\nexclude: ['team/other']\n")
+    broken = tmp_path / "broken.yml"
+    broken.write_text("keep_newst: 3\n")
+    app = app_for(registry, read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, RetentionScreen))
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        await wait_for(pilot, lambda: screen.plan is not None)
+        for path in (broken, policy):
+            await pilot.press("l")
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptDialog))
+            app.screen.query_one(Input).value = str(path)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: app.screen is screen)
+        await wait_for(pilot, lambda: any("keep_newst" in n for n in notifications(app)))
+        await wait_for(pilot, lambda: screen.plan is not None and screen.plan.skipped != ())
+        plan = screen.plan
+        assert plan is not None and plan.skipped == ("team/other",)
+        (app_plan,) = plan.repos
+        assert {d.tag for d in app_plan.staying} == {"v2.0", "v2.1", "dev"}
+        assert screen.query_one(TextArea).text == policy.read_text()
+        # read-only: apply is not offered, and the key does nothing
+        assert screen.check_action("apply", ()) is False
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmDialog)
+    async with httpx.AsyncClient(base_url=registry.url) as http:
+        tags = (await http.get("/v2/team/app/tags/list")).json()["tags"]
+    assert set(tags) == GOING | STAYING

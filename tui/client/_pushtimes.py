@@ -1,0 +1,117 @@
+"""Push times and manifest revisions from the bundled registry's ``ext/tags`` endpoint.
+
+``GET /v2/_regtui/ext/tags/<name>`` (the bundled registry only; same access as ``tags/list``)
+answers when each tag was pushed, every manifest revision of the repository (untagged ones too)
+and the exact size of each blob they reference. Other registries answer 404:
+:func:`repository_storage` returns ``None`` there. The same document is what
+``regtui prune --root`` reads from a directory: :meth:`RepositoryStorage.from_json` parses both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from tui.client.errors import MalformedResponseError
+from tui.client.registry import RegistryClient
+
+__all__ = ["ManifestRevision", "RepositoryStorage", "TagPush", "repository_storage"]
+
+TAGS_PATH = "/v2/_regtui/ext/tags/"
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _str(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _objects(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = doc.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class TagPush:
+    tag: str
+    digest: str
+    pushed: datetime | None
+
+
+@dataclass(frozen=True)
+class ManifestRevision:
+    digest: str
+    pushed: datetime | None
+    created: str | None
+    """The image config's ``created`` as written there (None for an index or an artifact)."""
+    blobs: dict[str, int | None]
+    """The manifest itself, its config and layers -> exact size (None: the blob is missing)."""
+    children: tuple[str, ...] = ()
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class RepositoryStorage:
+    name: str
+    tags: tuple[TagPush, ...]
+    manifests: tuple[ManifestRevision, ...]
+
+    @classmethod
+    def from_json(cls, doc: Any) -> RepositoryStorage:
+        if not isinstance(doc, dict):
+            raise MalformedResponseError("the tags report is not a JSON object")
+        tags = tuple(
+            TagPush(tag, digest, _time(t.get("pushed")))
+            for t in _objects(doc, "tags")
+            if (tag := _str(t, "tag")) and (digest := _str(t, "digest"))
+        )
+        manifests = []
+        for m in _objects(doc, "manifests"):
+            digest = _str(m, "digest")
+            if not digest:
+                continue
+            blobs: dict[str, int | None] = {}
+            for blob in _objects(m, "blobs"):
+                blob_digest, size = _str(blob, "digest"), blob.get("size")
+                if blob_digest:
+                    valid = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+                    blobs[blob_digest] = size if valid else None
+            children = m.get("children")
+            manifests.append(
+                ManifestRevision(
+                    digest=digest,
+                    pushed=_time(m.get("pushed")),
+                    created=_str(m, "created"),
+                    blobs=blobs,
+                    children=tuple(c for c in children if isinstance(c, str))
+                    if isinstance(children, list)
+                    else (),
+                    subject=_str(m, "subject"),
+                )
+            )
+        return cls(_str(doc, "name") or "", tags, tuple(manifests))
+
+
+async def repository_storage(client: RegistryClient, repo: str) -> RepositoryStorage | None:
+    """Push times and revisions of ``repo``; ``None`` from a registry without the endpoint."""
+    response = await client.request("GET", TAGS_PATH + quote(repo, safe="/"))
+    if response.status_code in (404, 405):
+        return None  # Distribution and others: not a route they know
+    client.raise_for_status(response, f"the push times of {repo}")
+    try:
+        doc = response.json()
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise MalformedResponseError(f"the push times of {repo}: not JSON ({exc})") from None
+    return RepositoryStorage.from_json(doc)

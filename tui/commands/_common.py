@@ -1,0 +1,187 @@
+"""What the scripting commands share: exit codes, the one-line error, the client, output.
+
+Nothing here imports the client library, the server or a third-party module at import time: the
+parsers of every command are built from this module on each start, so it stays cheap. The JSON
+convention of every command (``docs/json.md``): snake_case keys, sizes as integer bytes, times as
+RFC 3339 UTC strings, platforms as ``{"os", "architecture", "variant"}`` objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tui.commands.access import PasswordError, add_access_arguments, read_password
+
+if TYPE_CHECKING:
+    from tui.client import Reference, RegistryClient
+    from tui.client.models import Platform
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+class UsageError(Exception):
+    """A mistake in the command line: exit code 2."""
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """The access flags and ``--json``: the parent parser of every scripting command."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = add_access_arguments(common)
+    group.add_argument("--json", action="store_true", help="machine-readable output")
+    return common
+
+
+def fail(message: str) -> None:
+    print(f"regtui: error: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace, command: Command) -> int:
+    """Run an async command; usage mistakes exit 2, registry errors 1, each as one line."""
+    import asyncio
+
+    from tui.client import InvalidReferenceError, RegistryClientError
+
+    try:
+        return asyncio.run(command(args))
+    except (UsageError, InvalidReferenceError) as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except RegistryClientError as exc:
+        fail(str(exc))
+        return EXIT_ERROR
+
+
+def handler(command: Command) -> Callable[[argparse.Namespace], int]:
+    """``set_defaults(handler=handler(_ls))``: runs ``_ls`` through :func:`run`."""
+    return lambda args: run(args, command)
+
+
+def password(args: argparse.Namespace) -> str | None:
+    try:
+        return read_password(args)
+    except PasswordError as error:
+        raise UsageError(str(error)) from None
+
+
+def client(args: argparse.Namespace, registry: str, **kw: Any) -> RegistryClient:
+    """A client for ``registry`` with the access flags of ``args``."""
+    from tui.client import RegistryClient
+
+    return RegistryClient(
+        registry,
+        username=args.username,
+        password=password(args),
+        insecure=args.insecure,
+        ca_cert=args.ca_cert,
+        timeout=args.timeout,
+        **kw,
+    )
+
+
+def registry_of(ref: Reference) -> str:
+    return f"{ref.scheme}://{ref.registry}" if ref.scheme else ref.registry
+
+
+def host_registry(text: str) -> tuple[str, str]:
+    """``HOST`` as given -> (the host without scheme, what to hand the client)."""
+    from tui.client.reference import parse_registry
+
+    scheme, host = parse_registry(text)
+    return host, f"{scheme}://{host}" if scheme else host
+
+
+def repo_ref(text: str) -> Reference:
+    from tui.client import parse_reference
+
+    ref = parse_reference(text)
+    if ref.tag is not None or ref.digest is not None:
+        raise UsageError(f"{text!r}: give HOST/REPO without a tag or digest")
+    return ref
+
+
+# ---------------------------------------------------------------------- JSON
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def platform_json(platform: Platform | None) -> dict[str, str | None] | None:
+    """A platform as the JSON convention has it: ``{"os", "architecture", "variant"}``."""
+    if platform is None:
+        return None
+    return {"os": platform.os, "architecture": platform.architecture, "variant": platform.variant}
+
+
+def rfc3339(value: str | None) -> str | None:
+    """An image config's time (any offset, up to nanoseconds) as RFC 3339 UTC, ``...Z``;
+    ``None`` when absent or unreadable."""
+    from datetime import UTC
+
+    from tui.logic.fmt import parse_created
+
+    parsed = parse_created(value)
+    if parsed is None:
+        return None
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def media_kind(media_type: str) -> str:
+    """``index``, ``schema1``, ``docker`` or ``oci``: the short type of a manifest."""
+    from tui.client.models import DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, INDEX_MEDIA_TYPES
+
+    if media_type in INDEX_MEDIA_TYPES:
+        return "index"
+    if media_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
+        return "schema1"
+    return "docker" if "docker" in media_type else "oci"
+
+
+# ---------------------------------------------------------------------- human output
+
+
+def size(n: int | None) -> str:
+    """Bytes for people, in binary units as ``humanize.naturalsize(n, binary=True)`` writes them
+    (``999 Bytes``, ``1.5 KiB``, ``2.0 MiB``); ``-`` when unknown."""
+    if n is None:
+        return "-"
+    import humanize
+
+    return str(humanize.naturalsize(n, binary=True))
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[int] = ()) -> None:
+    """Columns two spaces apart; the columns numbered in ``right`` aligned right (numbers)."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+REPO_USAGE_HEADER = ("REPOSITORY", "MANIFESTS", "TAGS", "REFERENCED", "ONLY HERE")
+"""The columns of ``du HOST`` and ``du --root`` alike, in this order."""
+
+
+def repo_usage_table(rows: Sequence[tuple[str, int, int, int, int]]) -> None:
+    """``du``'s table: (name, manifests, tags, referenced bytes, bytes only this repo has)."""
+    table(
+        [[name, str(m), str(t), size(ref), size(only)] for name, m, t, ref, only in rows],
+        REPO_USAGE_HEADER,
+        right=(1, 2, 3, 4),
+    )
+
+
+def short_digest(digest: str | None, length: int = 12) -> str:
+    """``sha256:abcdef…`` -> ``abcdef012345`` (the hex part, cut)."""
+    return digest.split(":", 1)[-1][:length] if digest else ""

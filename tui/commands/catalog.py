@@ -1,0 +1,197 @@
+"""Listing commands: ``ls HOST`` (the catalog), ``tags HOST/REPO`` and ``refs HOST`` (every
+``HOST/REPO:TAG`` of a registry, one line each, read concurrently page by page)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from tui.commands import _common as c
+
+if TYPE_CHECKING:
+    from tui.client import RegistryClient
+
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_CONCURRENCY = 16
+
+
+def register(subparsers: Any) -> None:
+    common = c.common_parser()
+    ls = subparsers.add_parser(
+        "ls", parents=[common], help="list the repositories of a registry (its catalog)"
+    )
+    ls.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
+    ls.set_defaults(handler=c.handler(_ls))
+
+    tags = subparsers.add_parser("tags", parents=[common], help="list the tags of a repository")
+    tags.add_argument("repo", metavar="HOST/REPO")
+    tags.add_argument(
+        "--long", "-l", action="store_true", help="also the digest and type of each tag"
+    )
+    tags.set_defaults(handler=c.handler(_tags))
+
+    refs = subparsers.add_parser(
+        "refs",
+        parents=[common],
+        help="every HOST/REPO:TAG of a registry, one per line (catalog and tags, concurrently)",
+        description=(
+            "Print every HOST/REPO:TAG of a registry, one per line, in catalog order: the "
+            "catalog and each repository's tags are read page by page, several repositories "
+            "at once. Repositories that disappear meanwhile are skipped."
+        ),
+    )
+    refs.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
+    refs.add_argument(
+        "--repo-filter",
+        action="append",
+        metavar="GLOB",
+        help="only repositories matching this shell pattern, e.g. 'team/*' (repeatable)",
+    )
+    refs.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=DEFAULT_CONCURRENCY,
+        help=f"repositories read at once (default: {DEFAULT_CONCURRENCY})",
+    )
+    refs.add_argument(
+        "--page-size",
+        type=_positive,
+        default=DEFAULT_PAGE_SIZE,
+        metavar="N",
+        help=f"entries asked for per page of catalog and tags (default: {DEFAULT_PAGE_SIZE})",
+    )
+    refs.set_defaults(handler=c.handler(_refs))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
+async def _ls(args: argparse.Namespace) -> int:
+    host, registry = c.host_registry(args.host)
+    async with c.client(args, registry) as client:
+        repos = await client.catalog()
+    if args.json:
+        c.print_json({"registry": host, "repositories": repos})
+    else:
+        for repo in repos:
+            print(repo)
+    return c.EXIT_OK
+
+
+async def _tags(args: argparse.Namespace) -> int:
+    import asyncio
+
+    ref = c.repo_ref(args.repo)
+    async with c.client(args, c.registry_of(ref)) as client:
+        tags = await client.list_tags(ref.repository)
+        heads = (
+            await asyncio.gather(*(client.head_manifest(ref.repository, t) for t in tags))
+            if args.long
+            else []
+        )
+    if args.json:
+        data: dict[str, Any] = {
+            "registry": ref.registry,
+            "repository": ref.repository,
+            "tags": tags,
+        }
+        if args.long:
+            data["manifests"] = [
+                {"tag": tag, "digest": h.digest, "media_type": h.media_type, "size": h.size}
+                for tag, h in zip(tags, heads, strict=True)
+            ]
+        c.print_json(data)
+    elif args.long:
+        rows = [
+            [tag, h.digest, c.media_kind(h.media_type), c.size(h.size)]
+            for tag, h in zip(tags, heads, strict=True)
+        ]
+        c.table(rows, ["TAG", "DIGEST", "TYPE", "MANIFEST"], right=(3,))
+    else:
+        for tag in tags:
+            print(tag)
+    return c.EXIT_OK
+
+
+async def _refs(args: argparse.Namespace) -> int:
+    import fnmatch
+
+    host, registry = c.host_registry(args.host)
+    patterns: list[str] = args.repo_filter or []
+    found: list[dict[str, str]] = []
+    async with c.client(args, registry, max_concurrency=args.concurrency) as client:
+        repos = (
+            repo
+            async for page in client.iter_catalog(args.page_size)
+            for repo in page
+            if not patterns or any(fnmatch.fnmatchcase(repo, p) for p in patterns)
+        )
+        async for repo, tags in all_tags(client, repos, args.concurrency, args.page_size):
+            for tag in tags:
+                if args.json:
+                    found.append({"repository": repo, "tag": tag, "ref": f"{host}/{repo}:{tag}"})
+                else:
+                    print(f"{host}/{repo}:{tag}")
+    if args.json:
+        c.print_json({"registry": host, "refs": found})
+    return c.EXIT_OK
+
+
+async def all_tags(
+    client: RegistryClient, repos: AsyncIterator[str], concurrency: int, page_size: int
+) -> AsyncIterator[tuple[str, list[str]]]:
+    """``(repo, tags)`` for each of ``repos``, in their order, with up to ``concurrency``
+    repositories read at once (at most about twice that many read ahead); a repository that
+    is gone by the time its tags are read is skipped."""
+    import asyncio
+
+    from tui.client import NotFoundError
+
+    async def tags_of(repo: str) -> tuple[str, list[str]] | None:
+        try:
+            return repo, [t async for page in client.iter_tags(repo, page_size) for t in page]
+        except NotFoundError:
+            return None
+
+    ahead: asyncio.Queue[asyncio.Task[tuple[str, list[str]] | None] | None]
+    ahead = asyncio.Queue(maxsize=2 * concurrency)
+
+    async def produce() -> None:
+        async for repo in repos:
+            await ahead.put(asyncio.create_task(tags_of(repo)))
+        await ahead.put(None)
+
+    producer = asyncio.create_task(produce())
+    started: list[asyncio.Task[Any]] = [producer]
+    try:
+        while True:
+            getter = asyncio.ensure_future(ahead.get())
+            await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                if producer.exception() is not None:  # the catalog failed: that ends it
+                    getter.cancel()
+                    await producer
+                await getter
+            task = getter.result()
+            if task is None:
+                break
+            started.append(task)
+            result = await task
+            if result is not None:
+                yield result
+        await producer
+    finally:
+        for task in started:
+            task.cancel()
+        while not ahead.empty():
+            item = ahead.get_nowait()
+            if item is not None:
+                item.cancel()

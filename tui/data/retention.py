@@ -1,0 +1,284 @@
+"""Retention's I/O (no Textual): read a registry's state, load policy files, apply a plan.
+
+Reading: on the bundled registry the ``ext/tags`` endpoint gives push times, every manifest
+revision and exact blob sizes (``exact``); on any other registry the API gives tags, the
+manifests they reach and the sizes their descriptors claim (an estimate; no push times, no
+untagged manifests). Applying goes through :class:`RegistryClient` only: delete by digest when
+every tag on it goes, otherwise untag (which works on Distribution 2.8 too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tui.client import (
+    AuthError,
+    ImageIndex,
+    ImageManifest,
+    NotFoundError,
+    RegistryClient,
+    RegistryClientError,
+)
+from tui.client._pushtimes import RepositoryStorage, repository_storage
+from tui.client.estimate import blobs_of
+from tui.client.survey import survey_repository
+from tui.logic.fmt import parse_created
+from tui.logic.retention import (
+    ActionKind,
+    ManifestState,
+    Policy,
+    PolicyError,
+    PrunePlan,
+    RegistryState,
+    RepoPlan,
+    RepoState,
+    TagState,
+    policy_from_mapping,
+)
+
+__all__ = [
+    "ApplyOutcome",
+    "apply_plan",
+    "load_policy",
+    "read_policy_file",
+    "read_state",
+    "state_from_storage",
+]
+
+Progress = Callable[[str, int, int], None]
+MAX_POLICY_BYTES = 1 << 20
+
+
+def read_policy_file(path: Path | str) -> tuple[str, Policy]:
+    """The text of a YAML policy file and the policy it describes (PolicyError otherwise)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{path}: larger than {MAX_POLICY_BYTES} bytes")
+    text = data.decode("utf-8", errors="replace")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not YAML: {' '.join(str(exc).split())}") from None
+    try:
+        return text, policy_from_mapping(doc)
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
+
+
+def load_policy(path: Path | str) -> Policy:
+    """A policy from a YAML file (:func:`policy_from_mapping` says which keys)."""
+    return read_policy_file(path)[1]
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def repo_state_from_storage(report: RepositoryStorage) -> RepoState:
+    """One repository as storage sees it: exact sizes, push times, untagged revisions too."""
+    created = {m.digest: parse_created(m.created) for m in report.manifests}
+    for m in report.manifests:  # an index is as new as its newest platform
+        dates = [d for child in m.children if (d := created.get(child)) is not None]
+        if created.get(m.digest) is None and dates:
+            created[m.digest] = max(dates)
+    manifests = {
+        m.digest: ManifestState(m.digest, dict(m.blobs), m.children, m.subject, m.pushed)
+        for m in report.manifests
+    }
+    tags = tuple(TagState(t.tag, t.digest, created.get(t.digest), t.pushed) for t in report.tags)
+    return RepoState(report.name, tags, manifests, complete=True)
+
+
+def state_from_storage(reports: Iterable[RepositoryStorage], source: str) -> RegistryState:
+    return RegistryState(
+        tuple(repo_state_from_storage(r) for r in reports), exact=True, source=source
+    )
+
+
+async def _api_repo_state(
+    client: RegistryClient, name: str, configs: dict[str, str | None]
+) -> RepoState:
+    content = await survey_repository(client, name)
+    manifests: dict[str, ManifestState] = {}
+    created: dict[str, str | None] = {}
+
+    async def config_date(digest: str, manifest: ImageManifest) -> None:
+        key = manifest.config.digest
+        if key not in configs:
+            try:
+                configs[key] = (await client.get_config(name, manifest)).created
+            except RegistryClientError:
+                configs[key] = None
+        created[digest] = configs[key]
+
+    jobs = []
+    for digest, result in content.manifests.items():
+        manifest = result.manifest
+        children: tuple[str, ...] = ()
+        subject = None
+        if isinstance(manifest, ImageIndex):
+            children = tuple(d.digest for d in manifest.manifests)
+        elif isinstance(manifest, ImageManifest):
+            subject = manifest.subject.digest if manifest.subject else None
+            if not manifest.is_artifact:
+                jobs.append(config_date(digest, manifest))
+        manifests[digest] = ManifestState(digest, blobs_of(digest, result), children, subject)
+    await asyncio.gather(*jobs)
+    dates = {d: parse_created(c) for d, c in created.items()}
+    for digest, m in manifests.items():
+        child_dates = [x for c in m.children if (x := dates.get(c)) is not None]
+        if dates.get(digest) is None and child_dates:
+            dates[digest] = max(child_dates)
+    tags = tuple(
+        TagState(tag, digest, dates.get(digest), None) for tag, digest in content.tags.items()
+    )
+    return RepoState(name, tags, manifests, complete=False)
+
+
+async def read_state(
+    client: RegistryClient,
+    repos: Sequence[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    parallel: int = 8,
+) -> RegistryState:
+    """The state of every repository (``repos``: only these, yet bytes then count only them).
+
+    The bundled registry answers from storage (exact); others through the API (estimate).
+    """
+    names = list(repos) if repos is not None else await client.catalog()
+    bundled = None
+    if names:
+        try:
+            bundled = await repository_storage(client, names[0])
+        except AuthError:
+            bundled = None  # a registry that guards paths it does not know
+    done = 0
+    semaphore = asyncio.Semaphore(max(1, parallel))
+    configs: dict[str, str | None] = {}
+
+    async def one(name: str) -> RepoState | None:
+        nonlocal done
+        async with semaphore:
+            try:
+                if bundled is not None:
+                    report = bundled if name == names[0] else await repository_storage(client, name)
+                    state = repo_state_from_storage(report) if report is not None else None
+                else:
+                    state = await _api_repo_state(client, name, configs)
+            except NotFoundError:
+                state = None  # deleted between the catalog and now
+        done += 1
+        if progress is not None:
+            progress(name, done, len(names))
+        return state
+
+    states = await asyncio.gather(*(one(name) for name in names))
+    return RegistryState(
+        tuple(s for s in states if s is not None),
+        exact=bundled is not None,
+        source="storage" if bundled is not None else "api",
+    )
+
+
+# ---------------------------------------------------------------------- applying
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    repo: str
+    digest: str
+    action: str
+    """``delete``, ``untag`` or ``delete untagged``."""
+    tags: tuple[str, ...]
+    error: str | None = None
+    note: str | None = None
+
+
+async def _current_tags(client: RegistryClient, repo: str) -> dict[str, str]:
+    """Tag -> digest now (a tag deleted meanwhile is left out)."""
+    try:
+        tags = await client.list_tags(repo)
+    except NotFoundError:
+        return {}
+
+    async def head(tag: str) -> tuple[str, str | None]:
+        try:
+            return tag, (await client.head_manifest(repo, tag)).digest
+        except NotFoundError:
+            return tag, None
+
+    return {t: d for t, d in await asyncio.gather(*(head(t) for t in tags)) if d is not None}
+
+
+async def _apply_repo(client: RegistryClient, plan: RepoPlan) -> list[ApplyOutcome]:
+    outcomes: list[ApplyOutcome] = []
+    current = await _current_tags(client, plan.name)
+    for action in plan.actions:
+        planned = set(action.tags)
+        here = {t for t, d in current.items() if d == action.digest}
+        moved = sorted(planned - here)  # pushed elsewhere since the plan: not ours to remove
+        tags = tuple(t for t in action.tags if t in here)
+        newcomers = here - planned - set(action.kept_siblings)
+        note = f"moved since the plan, left alone: {', '.join(moved)}" if moved else None
+        if not tags:
+            outcomes.append(ApplyOutcome(plan.name, action.digest, "skip", (), note=note))
+            continue
+        try:
+            if action.kind is ActionKind.DELETE_MANIFEST and tags and not newcomers:
+                await client.delete_manifest(plan.name, action.digest)
+                outcomes.append(ApplyOutcome(plan.name, action.digest, "delete", tags, note=note))
+                continue
+            if newcomers and action.kind is ActionKind.DELETE_MANIFEST:
+                note = f"tagged since the plan ({', '.join(sorted(newcomers))}): only untagged"
+            for tag in tags:
+                await client.untag(plan.name, tag)
+            outcomes.append(ApplyOutcome(plan.name, action.digest, "untag", tags, note=note))
+        except RegistryClientError as error:
+            outcomes.append(ApplyOutcome(plan.name, action.digest, "untag", tags, error=str(error)))
+    tagged = set(current.values())
+    for untagged in plan.untagged:
+        if untagged.digest in tagged:
+            outcomes.append(
+                ApplyOutcome(
+                    plan.name, untagged.digest, "delete untagged", (), note="tagged since the plan"
+                )
+            )
+            continue
+        try:
+            await client.delete_manifest(plan.name, untagged.digest)
+            outcomes.append(ApplyOutcome(plan.name, untagged.digest, "delete untagged", ()))
+        except NotFoundError:
+            outcomes.append(
+                ApplyOutcome(plan.name, untagged.digest, "delete untagged", (), note="already gone")
+            )
+        except RegistryClientError as error:
+            outcomes.append(
+                ApplyOutcome(plan.name, untagged.digest, "delete untagged", (), error=str(error))
+            )
+    return outcomes
+
+
+async def apply_plan(
+    client: RegistryClient, plan: PrunePlan, *, progress: Progress | None = None
+) -> list[ApplyOutcome]:
+    """Carry out ``plan``, repository by repository; failures are recorded, not raised.
+
+    Each repository's tags are read again first: a tag moved since the plan is left alone, and
+    a digest that gained a tag since is only untagged, never deleted.
+    """
+    outcomes: list[ApplyOutcome] = []
+    busy = [repo for repo in plan.repos if not repo.is_empty]
+    for n, repo in enumerate(busy, 1):
+        outcomes += await _apply_repo(client, repo)
+        if progress is not None:
+            progress(repo.name, n, len(busy))
+    return outcomes

@@ -1,0 +1,376 @@
+"""Retention: write or load the rules, see the plan as you type, apply it, see the storage after.
+
+The registry is read once (tags, dates, the manifests and their blobs); every change of the
+rules re-evaluates the plan from that state at once, without a request. Applying asks first with
+the full list of what goes, then deletes or untags digest by digest, and, where the registry can
+collect its garbage (the bundled one), collects it and shows the storage before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Static, TextArea
+
+from tui.data.retention import ApplyOutcome, apply_plan, read_policy_file, read_state
+from tui.data.storage import UsageView
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.prompt import PromptDialog
+from tui.logic.fmt import human_size, short_digest
+from tui.logic.retention import (
+    ActionKind,
+    Policy,
+    PolicyError,
+    PrunePlan,
+    RegistryState,
+    RepoPlan,
+    evaluate,
+    policy_from_mapping,
+)
+from tui.screens.base import RegtuiScreen
+from tui.widgets.usage_panel import UsagePanel, usage_table
+
+DEFAULT_RULES = """\
+# A tag a keep rule matches stays.
+keep_newest: 5
+keep_tags: ['latest', 'stable']
+keep_semver: []  # '>=1.2 <2'
+# delete_older_than: 30d
+# delete_untagged_older_than: 7d
+# include: ['team/*']
+# exclude: []
+by: created  # or pushed
+"""
+REEVALUATE_DELAY = 0.3
+MAX_CONFIRM_LINES = 60
+GC_MODES = ("off", "registry", "now")
+GC_MODE_TEXT = {
+    "off": "no garbage collection afterwards",
+    "registry": "then GC with the registry's grace period",
+    "now": "then GC with no grace period (only while nothing is being pushed)",
+}
+
+
+def _day(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value is not None else "-"
+
+
+def parse_rules(text: str) -> Policy:
+    """The policy a YAML text describes (:class:`PolicyError` with one line otherwise)."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"not YAML: {' '.join(str(exc).split())}") from None
+    return policy_from_mapping(doc)
+
+
+def describe_plan(plan: PrunePlan) -> str:
+    """The confirmation text: every repository, digest and tag that goes."""
+    lines: list[str] = []
+    for repo in plan.repos:
+        if repo.is_empty:
+            continue
+        lines.append(f"{repo.name} (frees {human_size(repo.bytes_freed)})")
+        for action in repo.actions:
+            if action.kind is ActionKind.DELETE_MANIFEST:
+                lines.append(f"  delete {action.digest}")
+                lines.append(f"      tags: {', '.join(action.tags)}")
+            else:
+                kept = ", ".join(action.kept_siblings) or "an index names it"
+                lines.append(f"  untag  {', '.join(action.tags)} (stays: {kept})")
+        for untagged in repo.untagged:
+            lines.append(f"  delete untagged {untagged.digest}")
+    if len(lines) > MAX_CONFIRM_LINES:
+        hidden = len(lines) - MAX_CONFIRM_LINES
+        lines = [*lines[:MAX_CONFIRM_LINES], f"… and {hidden} more lines (see the plan)"]
+    label = "exact" if plan.exact else "estimated"
+    return "\n".join(
+        [*lines, "", f"Frees {human_size(plan.bytes_freed)} ({label}) once garbage is collected."]
+    )
+
+
+class RetentionScreen(RegtuiScreen):
+    """Rules on the left, the plan on the right; p plans, a applies, l loads a file."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "plan", "Plan", id="retention-plan", priority=True),
+        Binding("p", "plan", "Plan", id="retention-plan-key", show=False),
+        Binding("a", "apply", "Apply", id="retention-apply"),
+        Binding("l", "load", "Load file", id="retention-load"),
+        Binding("e", "edit", "Edit rules", id="retention-edit", show=False),
+        Binding("c", "cycle_gc", "GC mode", id="retention-gc", show=False),
+        Binding("r", "reload", "Re-read", id="retention-reload", show=False),
+    ]
+
+    def __init__(self, rules: str = DEFAULT_RULES) -> None:
+        super().__init__()
+        self.rules = rules
+        self.state: RegistryState | None = None
+        self.plan: PrunePlan | None = None
+        self.policy_error: str | None = None
+        self.gc_mode = "registry"
+        self.before: UsageView | None = None
+        self.after: UsageView | None = None
+        self.outcomes: list[ApplyOutcome] = []
+        self.busy = False
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="retention-main"):
+            with Vertical(id="retention-rules-pane"):
+                yield TextArea(self.rules, language=None, id="retention-rules")
+                yield Static("", id="retention-rules-error", classes="error-text")
+            with Vertical(id="retention-plan-pane"):
+                yield DataTable(id="retention-plan", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="retention-summary")
+        with VerticalScroll(id="retention-storage"):
+            yield UsagePanel("", id="retention-before")
+            yield UsagePanel("", id="retention-after")
+        yield Static("Reading the registry…", id="retention-status", classes="status")
+        yield Footer()
+
+    DEFAULT_CSS = """
+    #retention-main { height: 1fr; }
+    #retention-rules-pane { width: 1fr; min-width: 24; max-width: 44; }
+    #retention-plan-pane { width: 3fr; }
+    #retention-rules { height: 1fr; }
+    #retention-rules-error { height: auto; color: $error; }
+    #retention-plan { height: 1fr; }
+    #retention-summary { height: auto; max-height: 5; }
+    #retention-storage { height: auto; max-height: 45%; display: none; }
+    """
+
+    def on_mount(self) -> None:
+        self.title = "Retention"
+        self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
+        table = self.query_one(DataTable)
+        table.add_columns("", "Repository", "Tag", "Digest", "Created", "Pushed", "Why")
+        self.focus_main()
+        self.read_registry()
+
+    def focus_main(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter":
+            return False
+        if action == "apply":
+            if self.is_read_only():
+                return False
+            if self.busy or self.plan is None or self.plan.is_empty:
+                return None
+        return super().check_action(action, parameters)
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, TextArea):
+            self.focus_main()
+            return
+        super().action_back()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#retention-status", Static).update(text)
+
+    # -- reading and planning -----------------------------------------------------------------
+    @work(exclusive=True, group="retention-read", exit_on_error=False)
+    async def read_registry(self) -> None:
+        self.busy = True
+        self.refresh_bindings()
+        try:
+
+            def progress(name: str, done: int, total: int) -> None:
+                self._status(f"Reading the registry… {done}/{total} repositories ({name})")
+
+            self.state = await read_state(self.regtui.client, progress=progress)
+        finally:
+            self.busy = False
+        source = (
+            "exact, from the registry's storage (push times known)"
+            if self.state.exact
+            else "estimated from manifests (no push times, untagged manifests not visible)"
+        )
+        self._status(f"{len(self.state.repos)} repositories read; sizes {source}.")
+        self.evaluate_rules()
+
+    @on(TextArea.Changed, "#retention-rules")
+    def _rules_changed(self, event: TextArea.Changed) -> None:
+        self.rules = event.text_area.text
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(REEVALUATE_DELAY, self.evaluate_rules)
+
+    def evaluate_rules(self) -> None:
+        """Re-plan from the state already read (no request): the plan follows the typing."""
+        error = self.query_one("#retention-rules-error", Static)
+        try:
+            policy = parse_rules(self.rules)
+        except PolicyError as exc:
+            self.policy_error = str(exc)
+            error.update(f"✗ {exc}")
+            return
+        self.policy_error = None
+        error.update("")
+        if self.state is None:
+            return
+        self.plan = evaluate(policy, self.state, datetime.now(UTC))
+        self._show_plan(self.plan)
+        self.refresh_bindings()
+
+    def _show_plan(self, plan: PrunePlan) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for repo in plan.repos:
+            self._add_repo_rows(table, repo)
+        going = sum(len(r.going) for r in plan.repos)
+        deleted = sum(len(r.deleted_digests) for r in plan.repos)
+        per_repo = ", ".join(
+            f"{r.name} {human_size(r.bytes_freed)}" for r in plan.repos if r.bytes_freed
+        )
+        label = "exact" if plan.exact else "ESTIMATE"
+        summary = (
+            f"{going} tag(s) go, {deleted} manifest(s) deleted; frees "
+            f"{human_size(plan.bytes_freed)} in total ({label})"
+        )
+        if per_repo:
+            summary += f": {per_repo}"
+        if plan.skipped:
+            summary += f". Out of scope: {len(plan.skipped)} repositories"
+        summary += f". a applies ({GC_MODE_TEXT[self.gc_mode]}; c changes it); e edits the rules."
+        if plan.is_empty:
+            summary = "Nothing to do: no rule deletes anything here."
+        self.query_one("#retention-summary", Static).update(summary)
+
+    def _add_repo_rows(self, table: DataTable[Text | str], repo: RepoPlan) -> None:
+        actions = {tag: a for a in repo.actions for tag in a.tags}
+        for d in sorted(repo.decisions, key=lambda d: (not d.goes, d.tag)):
+            if d.goes:
+                action = actions.get(d.tag)
+                kind = "delete" if action and action.kind is ActionKind.DELETE_MANIFEST else "untag"
+                mark = Text(f"✗ {kind}", style="bold red")
+                tag = Text(d.tag, style="red")
+            else:
+                mark = Text("keep", style="green")
+                tag = Text(d.tag)
+            why = "; ".join(d.reasons)
+            if d.siblings:
+                why += f" (same image: {', '.join(d.siblings)})"
+            table.add_row(
+                mark, repo.name, tag, short_digest(d.digest), _day(d.created), _day(d.pushed), why
+            )
+        for u in repo.untagged:
+            table.add_row(
+                Text("✗ delete", style="bold red"),
+                repo.name,
+                Text("(untagged)", style="red"),
+                short_digest(u.digest),
+                "",
+                _day(u.pushed),
+                "untagged, older than the limit",
+            )
+
+    def action_plan(self) -> None:
+        self.evaluate_rules()
+        if self.policy_error is not None:
+            self.notify(self.policy_error, title="Rules", severity="error")
+
+    def action_edit(self) -> None:
+        self.query_one(TextArea).focus()
+
+    def action_reload(self) -> None:
+        self.read_registry()
+
+    def action_cycle_gc(self) -> None:
+        self.gc_mode = GC_MODES[(GC_MODES.index(self.gc_mode) + 1) % len(GC_MODES)]
+        self.notify(GC_MODE_TEXT[self.gc_mode].capitalize(), title="After applying")
+        if self.plan is not None:
+            self._show_plan(self.plan)
+
+    @work(exclusive=True, group="retention-load", exit_on_error=False)
+    async def action_load(self) -> None:
+        path = await self.app.push_screen_wait(
+            PromptDialog("Load retention rules", "Path of a YAML policy file:")
+        )
+        if not path:
+            return
+        try:
+            text, _ = await asyncio.to_thread(read_policy_file, path)
+        except PolicyError as exc:
+            self.notify(str(exc), title="Rules", severity="error")
+            return
+        self.query_one(TextArea).load_text(text)
+        self.rules = text
+        self.evaluate_rules()
+
+    # -- applying -------------------------------------------------------------------------------
+    @work(exclusive=True, group="retention-apply", exit_on_error=False)
+    async def action_apply(self) -> None:
+        plan = self.plan
+        if plan is None or plan.is_empty or self.busy or self.is_read_only():
+            return
+        confirmed = await self.app.push_screen_wait(
+            ConfirmDialog(
+                "Apply these retention rules?", describe_plan(plan), confirm_label="Apply"
+            )
+        )
+        if not confirmed:
+            self.notify("Nothing was deleted.")
+            return
+        self.busy = True
+        self.refresh_bindings()
+        try:
+            await self._apply(plan)
+        finally:
+            self.busy = False
+            self.refresh_bindings()
+
+    async def _apply(self, plan: PrunePlan) -> None:
+        backend = await self.regtui.storage_backend()
+        gc = self.gc_mode != "off" and backend.gc_available
+        if gc:
+            self.before = await backend.usage()
+
+        def progress(name: str, done: int, total: int) -> None:
+            self._status(f"Applying… {done}/{total} repositories ({name})")
+
+        self.outcomes = await apply_plan(self.regtui.client, plan, progress=progress)
+        failed = [o for o in self.outcomes if o.error]
+        for outcome in failed[:3]:
+            self.notify(
+                f"{outcome.repo}@{short_digest(outcome.digest)}: {outcome.error}",
+                title="Not applied",
+                severity="error",
+            )
+        done = len(self.outcomes) - len(failed)
+        self._status(f"Applied {done} action(s), {len(failed)} failed.")
+        if gc and self.before is not None:
+            self._status("Collecting garbage…")
+            grace = 0.0 if self.gc_mode == "now" and backend.grace_selectable else None
+            await backend.collect_garbage(dry_run=False, grace_period=grace)
+            self.after = await backend.usage()
+            before_panel = self.query_one("#retention-before", UsagePanel)
+            before_panel.update(usage_table(self.before, "Before retention"))
+            self.query_one("#retention-after", UsagePanel).update(
+                usage_table(self.after, "After retention and GC", before=self.before)
+            )
+            self.query_one("#retention-storage").display = True
+            freed = self.before.total_bytes - self.after.total_bytes
+            self._status(
+                f"Applied {done} action(s), {len(failed)} failed; GC freed {human_size(freed)} "
+                f"(the plan said {human_size(plan.bytes_freed)})."
+            )
+        elif self.gc_mode != "off":
+            self._status(
+                f"Applied {done} action(s), {len(failed)} failed. "
+                f"{backend.gc_unavailable_reason or 'GC is not available here'}"
+            )
+        self.notify(f"Applied {done} action(s).", title="Retention")
+        self.read_registry()
