@@ -8,7 +8,7 @@ scanned, with a progress line; ``x`` cancels; enter on a hit opens that image.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -158,7 +158,7 @@ class FindScreen(RegtuiScreen):
         self.app.push_screen(ImageScreen(repository, tag))
 
 
-def open_find(app: App[None]) -> None:
+def open_find(app: App[Any]) -> None:
     """The command palette's entry point."""
     if not isinstance(app.screen, FindScreen):
         app.push_screen(FindScreen())
