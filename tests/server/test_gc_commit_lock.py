@@ -26,11 +26,13 @@ import pytest
 from aiohttp import web
 
 import embedded_registry.gc as gc_package
+from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.app import create_app
 from embedded_registry.config import Config, StorageConfig
 from embedded_registry.keys import COMMIT_LOCK_KEY
 from embedded_registry.storage import Storage
 from tests.helpers.images import make_image, push_image
+from tests.helpers.servers import ADMIN_SECRET_HEADER
 from tui.imagegen import OCI_MANIFEST
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,14 +53,19 @@ class RecordingLock(asyncio.Lock):
         return await super().acquire()
 
 
+ADMIN_HEADERS: dict[str, str] = {}
+
+
 @contextmanager
 def served(root: Path) -> Iterator[tuple[str, Storage, RecordingLock]]:
-    """The bundled registry's app on 127.0.0.1, its loop in a thread of this process."""
+    """The bundled registry's app on 127.0.0.1, its loop in a thread of this process (its local
+    admin secret in ``ADMIN_HEADERS`` for GC requests)."""
     storage = Storage(root)
     storage.ensure_layout()
     app = create_app(Config(storage=StorageConfig(root=root)), storage)
     lock = RecordingLock()
     app[COMMIT_LOCK_KEY] = lock
+    ADMIN_HEADERS[ADMIN_SECRET_HEADER] = app[ADMIN_KEY].secret
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     loop.run_until_complete(runner.setup())
@@ -118,7 +125,10 @@ def _wait_for_either(*events: threading.Event) -> None:
 
 def _gc(url: str) -> httpx.Response:
     return httpx.post(
-        f"{url}/v2/_regtui/ext/gc", json={"dry_run": False, "grace_period": 0}, timeout=60
+        f"{url}/v2/_regtui/ext/gc",
+        json={"dry_run": False, "grace_period": 0},
+        headers=ADMIN_HEADERS,
+        timeout=60,
     )
 
 

@@ -39,8 +39,13 @@ def _age(root: Path, seconds: float) -> None:
             os.utime(os.path.join(dirpath, name), (then, then))
 
 
-def _gc(url: str, **options: Any) -> dict[str, Any]:
-    response = httpx.post(f"{url}/v2/_regtui/ext/gc", json=options, timeout=60)
+def _gc(registry: RunningRegistry, **options: Any) -> dict[str, Any]:
+    response = httpx.post(
+        f"{registry.url}/v2/_regtui/ext/gc",
+        json=options,
+        headers=registry.admin_headers(),
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     document: dict[str, Any] = response.json()
     return document
@@ -87,7 +92,7 @@ def test_an_open_upload_survives_gc_with_grace_zero(registry: RunningRegistry) -
     with httpx.Client(base_url=registry.url, timeout=30) as client:
         location = _start_chunked(client, "slow", data[:100_000])
         _age(registry.root / "docker", 2 * HOURS)
-        report = _gc(registry.url, dry_run=False, grace_period=0)
+        report = _gc(registry, dry_run=False, grace_period=0)
         assert not [r for r in report["removals"] if r["kind"] == "upload"]
         assert upload_files(registry.root), "the upload session was swept"
         _finish_chunked(client, location, 100_000, data[100_000:], _sha256(data))
@@ -116,7 +121,7 @@ def test_delete_then_gc_frees_at_once_while_a_chunked_push_goes_on(
         half = len(layer.data) // 2
         location = _start_chunked(client, "incoming", layer.data[:half])
 
-        report = _gc(registry.url, dry_run=False)  # the server's default grace period
+        report = _gc(registry, dry_run=False)  # the server's default grace period
 
         assert report["grace_period"] == 3600.0
         assert _removed_blobs(report) == {deleted.digest, *(b.digest for b in deleted.blobs())}
@@ -142,9 +147,9 @@ def test_a_push_in_flight_in_the_same_repository_keeps_its_young_blobs(
     with httpx.Client(base_url=registry.url, timeout=30) as client:
         assert client.delete(f"/v2/app/manifests/{deleted.digest}").status_code == 202
         _start_chunked(client, "app", b"a push going on")
-        kept = _gc(registry.url, dry_run=False)
+        kept = _gc(registry, dry_run=False)
         assert _removed_blobs(kept) == set() and kept["kept_young_blobs"] == 3
-        zero = _gc(registry.url, dry_run=False, grace_period=0)
+        zero = _gc(registry, dry_run=False, grace_period=0)
         assert _removed_blobs(zero) == {deleted.digest, *(b.digest for b in deleted.blobs())}
         assert upload_files(registry.root), "grace 0 never sweeps an upload session"
 
@@ -161,7 +166,7 @@ def test_a_blob_uploaded_after_the_last_commit_is_kept(registry: RunningRegistry
             f"/v2/app/blobs/uploads/?digest={_sha256(pending)}", content=pending, headers=OCTETS
         )
         assert response.status_code == 201
-        report = _gc(registry.url, dry_run=False)
+        report = _gc(registry, dry_run=False)
         assert _sha256(pending) not in _removed_blobs(report)
         assert deleted.layers[0].digest in _removed_blobs(report)
         assert client.get(f"/v2/app/blobs/{_sha256(pending)}").content == pending

@@ -21,6 +21,9 @@ COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage", "prune", "dif
 SUMMARIES = {
     "connect": {"connect": "explore a registry in the terminal app"},
     "serve": {"serve": "run the bundled OCI registry"},
+    "prune": {
+        "prune": "delete tags and manifests by retention rules (see the plan with --dry-run)"
+    },
 }
 """Modules heavy to import: the commands each registers, with their one-line help."""
 
