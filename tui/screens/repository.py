@@ -61,7 +61,7 @@ class RepositoryScreen(RegtuiScreen):
         *guarded("D", "delete_marked", "Delete marked", id="delete-marked"),
         *guarded("k", "keep_newest", "Keep newest N", id="keep-newest"),
         Binding("r", "reload", "Reload", id="reload", show=False),
-        Binding("equals_sign", "diff", "Diff", id="diff", show=False),
+        Binding("equals_sign", "diff", "Diff", id="diff", show=False, key_display="="),
     ]
 
     def __init__(self, repository: str) -> None:
