@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.data.inside import ImageSource, LoadProgress, diff_images
 from tui.dialogs.prompt import PromptDialog
-from tui.logic.fmt import human_size, signed_size
+from tui.logic.fmt import count_of, human_size, signed_size
 from tui.logic.fsmerge import Change, FileChange
 from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
 from tui.logic.inside_view import MAX_ROWS, diff_rows, diff_summary_lines, mode_string
@@ -137,7 +137,7 @@ class DiffScreen(RegtuiScreen):
         self.set_status(
             f"Reading {progress.label} · layer {progress.step}/{progress.steps} · "
             f"{human_size(progress.bytes_read)} of {human_size(progress.bytes_total)} · "
-            f"{progress.entries:,} entries · x cancels"
+            f"{count_of(progress.entries, 'entry')} · x cancels"
         )
 
     def _show_summary(self, result: ImageDiff) -> None:

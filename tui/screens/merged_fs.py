@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.client import ImageManifest, match_history
 from tui.data.inside import ImageSource, LoadProgress, ResolvedImage, read_layers, resolve_image
-from tui.logic.fmt import human_size, short_digest
+from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.fsmerge import Change, LayerChanges, MergedView, directory_sizes, merge_layers
 from tui.logic.inside_view import MAX_ROWS, MergedRow, efficiency_text, merged_rows, mode_string
 from tui.screens.base import RegtuiScreen
@@ -148,7 +148,7 @@ class MergedFsScreen(RegtuiScreen):
         self.set_status(
             f"Reading layer {progress.step}/{progress.steps} · "
             f"{human_size(progress.bytes_read)} of {human_size(progress.bytes_total)} · "
-            f"{progress.entries:,} entries · x cancels"
+            f"{count_of(progress.entries, 'entry')} · x cancels"
         )
 
     def _show_layers(self, image: ResolvedImage) -> None:
@@ -247,7 +247,7 @@ class MergedFsScreen(RegtuiScreen):
         order = "size" if self.by_size else "path"
         only = " · only changes" if self.only_changes else ""
         self.set_status(
-            f"{view.file_count:,} files · {human_size(view.total_bytes)} · "
+            f"{count_of(view.file_count, 'file')} · {human_size(view.total_bytes)} · "
             f"wasted {human_size(view.wasted_bytes)} · "
             f"efficiency {efficiency_text(view.efficiency)} · by {order}{only}{capped}"
         )
