@@ -40,7 +40,7 @@ SIDE_KEYS = {
     "digest",
     "index_digest",
     "platform",
-    "size_bytes",
+    "image_bytes",
     "uncompressed_bytes",
     "layer_count",
 }
@@ -103,9 +103,9 @@ def test_diff_json_is_exact(
     one, two = v1(), v2()
     assert set(data["before"]) == SIDE_KEYS == set(data["after"])
     assert data["before"]["digest"] == one.digest and data["after"]["digest"] == two.digest
-    assert data["before"]["platform"] == {"os": "linux", "architecture": "amd64"}
+    assert data["before"]["platform"] == {"os": "linux", "architecture": "amd64", "variant": None}
     sizes = [img.config.size + sum(layer.size for layer in img.layers) for img in (one, two)]
-    assert [data["before"]["size_bytes"], data["after"]["size_bytes"]] == sizes
+    assert [data["before"]["image_bytes"], data["after"]["image_bytes"]] == sizes
     assert data["size_change_bytes"] == sizes[1] - sizes[0]
     assert data["before"]["uncompressed_bytes"] > sum(t.size for t in BASE + APP)
     assert data["config"] == [
@@ -121,7 +121,11 @@ def test_diff_json_is_exact(
     assert [item["digest"] for item in layers["shared"]] == [one.layers[0].digest]
     assert [item["digest"] for item in layers["only_before"]] == [one.layers[1].digest]
     assert [item["digest"] for item in layers["only_after"]] == [two.layers[1].digest]
-    assert set(layers["shared"][0]) == {"digest", "size_bytes", "media_type"}
+    assert layers["shared"][0] == {
+        "digest": one.layers[0].digest,
+        "media_type": one.layers[0].media_type,
+        "size": one.layers[0].size,
+    }
     assert all(set(item) == FILE_KEYS for item in data["files"])
     found = [(f["path"], f["change"], f["fields"], f["size_change_bytes"]) for f in data["files"]]
     assert found == EXPECTED_FILES
@@ -193,7 +197,7 @@ def test_diff_of_indexes_picks_a_platform(
     )
     assert code == 0, err
     data = json.loads(out)
-    assert data["after"]["platform"] == {"os": "linux", "architecture": "arm64"}
+    assert data["after"]["platform"] == {"os": "linux", "architecture": "arm64", "variant": None}
     assert data["after"]["index_digest"] is not None
     assert data["files"] == [] and data["config"] == []
     # linux/amd64 is the default; a platform the index lacks is a usage error naming the choices
@@ -322,7 +326,7 @@ def test_layers_per_platform_with_sizes_and_sharing(
     }
     assert data["platforms"] == [
         {
-            "platform": {"os": "linux", "architecture": "amd64"},
+            "platform": {"os": "linux", "architecture": "amd64", "variant": None},
             "digest": amd.digest,
             "layer_count": 2,
             "compressed_bytes": amd.config.size + base.size + app.size,
@@ -331,7 +335,7 @@ def test_layers_per_platform_with_sizes_and_sharing(
             "own_layer_bytes": app.size,
         },
         {
-            "platform": {"os": "linux", "architecture": "arm64"},
+            "platform": {"os": "linux", "architecture": "arm64", "variant": None},
             "digest": arm.digest,
             "layer_count": 2,
             "compressed_bytes": arm.config.size + base.size + update.size,
@@ -346,6 +350,10 @@ def test_layers_per_platform_with_sizes_and_sharing(
         (update.digest, 1),
     ]
     assert all(item["uncompressed_bytes"] == tars[item["digest"]] for item in data["layers"])
+    assert all(
+        set(item) == {"digest", "media_type", "size", "uncompressed_bytes", "platforms"}
+        for item in data["layers"]
+    )
     assert data["shared_bytes"] == base.size
     assert data["stored_bytes"] == data["compressed_bytes_total"] - base.size
     # without --uncompressed no layer is read, and the human table says the same

@@ -17,8 +17,8 @@ from tui.data.search import SearchProgress, search_registry
 from tui.logic.find import TagPattern
 
 HIT_KEYS = {"kind", "repository", "tag", "digest", "platform"}
-AMD64 = {"os": "linux", "architecture": "amd64"}
-ARM64 = {"os": "linux", "architecture": "arm64"}
+AMD64 = {"os": "linux", "architecture": "amd64", "variant": None}
+ARM64 = {"os": "linux", "architecture": "arm64", "variant": None}
 
 
 def fill(running: RunningRegistry) -> RunningRegistry:
@@ -42,7 +42,7 @@ def find(
 ) -> tuple[int, list[dict[str, object]], str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-regtui-test")
-    code = main(["find", *argv, "--insecure", "--json"])
+    code = main(["find", *argv, "--insecure", "--json-lines"])
     out, err = capsys.readouterr()
     hits = [json.loads(line) for line in out.splitlines()]
     assert all(set(hit) == HIT_KEYS for hit in hits)
@@ -204,3 +204,29 @@ def test_progress_line_on_a_terminal_only(registry: RunningRegistry) -> None:
     assert "repositories " in err and "4 found." in err
     piped = subprocess.run(command, capture_output=True, timeout=120, env=env, check=False)
     assert piped.returncode == 0 and piped.stderr == b""
+
+
+def test_json_is_one_document(
+    filled: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", "/nonexistent-regtui-test")
+    digest = v2("arm64").config.digest
+    code = main(["find", filled.host, "--insecure", "--json", "--digest", digest])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out) == {
+        "registry": filled.host,
+        "query": {"tag": None, "regex": False, "digest": digest},
+        "hits": [
+            {
+                "kind": "config",
+                "repository": "inside/multi",
+                "tag": "2",
+                "digest": v2("arm64").digest,
+                "platform": ARM64,
+            }
+        ],
+    }
+    code = main(["find", filled.host, "--json", "--json-lines", "--tag", "x"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "not both" in err

@@ -210,7 +210,7 @@ def print_layers(report: dict[str, Any]) -> None:
     rows = [
         [
             layer["digest"].split(":", 1)[-1][:12],
-            size(layer["size_bytes"]),
+            size(layer["size"]),
             size(layer["uncompressed_bytes"]) if layer["uncompressed_bytes"] is not None else "-",
             ", ".join(_platform_name(p) for p in layer["platforms"]),
         ]

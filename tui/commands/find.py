@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
             "expression with --regex; both match the whole tag). --digest DIGEST finds the tags "
             "that point at that manifest, the indexes that have it as a platform, and the "
             "images that use it as config or layer. Hits are printed as found; --json prints "
-            "JSON Lines, one object per hit."
+            "one document at the end, --json-lines one JSON object per hit as found."
         ),
     )
     parser.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
@@ -35,7 +35,10 @@ def register(subparsers: Any) -> None:
         "--concurrency", type=int, default=8, help="requests in flight (default: 8)"
     )
     group = add_access_arguments(parser)
-    group.add_argument("--json", action="store_true", help="JSON Lines: one object per hit")
+    group.add_argument("--json", action="store_true", help="one JSON document")
+    group.add_argument(
+        "--json-lines", action="store_true", help="one JSON object per hit, as it is found"
+    )
     parser.set_defaults(handler=_run_find)
 
 

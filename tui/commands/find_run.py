@@ -7,7 +7,8 @@ lists matching tags of every repository. ``--digest DIGEST`` finds the tags that
 manifest, the indexes that have it as a platform, and the images that use it as config or layer
 (only repositories that hold the digest are read). Both together: tags matching the pattern that
 also match the digest. Each hit is printed as soon as it is found; on a terminal a progress line
-runs on stderr. ``--json`` prints JSON Lines: one object per hit, as found.
+runs on stderr. ``--json`` prints one document at the end, ``--json-lines`` one object per hit
+as it is found.
 """
 
 from __future__ import annotations
@@ -86,12 +87,15 @@ async def _find(args: argparse.Namespace) -> int:
         raise UsageError("--regex needs --tag PATTERN")
     if args.digest is not None and not DIGEST_RE.match(args.digest):
         raise UsageError(f"not a digest: {args.digest!r} (sha256:...)")
+    if args.json and args.json_lines:
+        raise UsageError("--json or --json-lines, not both")
     if args.concurrency < 1:
         raise UsageError("--concurrency must be 1 or more")
     pattern = TagPattern(args.tag, regex=args.regex) if args.tag is not None else None
     scheme, host = parse_registry(args.host)
     progress = _ProgressLine()
     hits = 0
+    found: list[dict[str, object]] = []
     async with RegistryClient(
         f"{scheme}://{host}" if scheme else host,
         username=args.username,
@@ -112,11 +116,18 @@ async def _find(args: argparse.Namespace) -> int:
             ):
                 hits += 1
                 progress.clear()
-                line = json.dumps(hit.to_json()) if args.json else describe(hit)
+                if args.json:
+                    found.append(hit.to_json())  # one document, printed at the end
+                    continue
+                line = json.dumps(hit.to_json()) if args.json_lines else describe(hit)
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         finally:
             progress.clear()
-    if not args.json and sys.stderr.isatty():
+    if args.json:
+        query = {"tag": args.tag, "regex": args.regex, "digest": args.digest}
+        json.dump({"registry": host, "query": query, "hits": found}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not args.json_lines and sys.stderr.isatty():
         print(f"{hits} found.", file=sys.stderr)
     return EXIT_OK

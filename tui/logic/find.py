@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui.client.models import ImageIndex, ImageManifest, Manifest, Platform
+from tui.logic.imagediff import platform_json
 
 __all__ = [
     "FindHit",
@@ -64,17 +65,12 @@ class FindHit:
     platform: Platform | None = None
 
     def to_json(self) -> dict[str, Any]:
-        platform = None
-        if self.platform is not None:
-            platform = {"os": self.platform.os, "architecture": self.platform.architecture}
-            if self.platform.variant:
-                platform["variant"] = self.platform.variant
         return {
             "kind": str(self.kind),
             "repository": self.repository,
             "tag": self.tag,
             "digest": self.digest,
-            "platform": platform,
+            "platform": platform_json(self.platform),
         }
 
 

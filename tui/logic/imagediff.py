@@ -68,10 +68,11 @@ def pick_platform(index: ImageIndex, wanted: str | None) -> Descriptor:
 def platform_json(platform: Platform | None) -> dict[str, Any] | None:
     if platform is None:
         return None
-    data: dict[str, Any] = {"os": platform.os, "architecture": platform.architecture}
-    if platform.variant:
-        data["variant"] = platform.variant
-    return data
+    return {
+        "os": platform.os,
+        "architecture": platform.architecture,
+        "variant": platform.variant or None,
+    }
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -267,14 +268,14 @@ def _side_json(side: ImageSide) -> dict[str, Any]:
         "digest": side.digest,
         "index_digest": side.index_digest,
         "platform": platform_json(side.platform),
-        "size_bytes": side.size,
+        "image_bytes": side.size,
         "uncompressed_bytes": side.uncompressed_bytes,
         "layer_count": len(side.layers),
     }
 
 
 def _layer_json(layer: Descriptor) -> dict[str, Any]:
-    return {"digest": layer.digest, "size_bytes": layer.size, "media_type": layer.media_type}
+    return {"digest": layer.digest, "media_type": layer.media_type, "size": layer.size}
 
 
 def _mode(entry: Entry | None) -> str | None:

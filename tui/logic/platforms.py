@@ -39,12 +39,14 @@ def platform_report(
     """The JSON document of ``regtui layers`` (``uncompressed``: layer digest -> tar bytes)."""
     users: dict[str, list[int]] = {}
     sizes: dict[str, int] = {}
+    media_types: dict[str, str] = {}
     for number, image in enumerate(images):
         for layer in image.layers:
             numbers = users.setdefault(layer.digest, [])
             if number not in numbers:
                 numbers.append(number)
             sizes[layer.digest] = layer.size
+            media_types[layer.digest] = layer.media_type
     platforms = []
     for image in images:
         distinct = {layer.digest: layer.size for layer in image.layers}
@@ -66,7 +68,8 @@ def platform_report(
     layers = [
         {
             "digest": layer_digest,
-            "size_bytes": sizes[layer_digest],
+            "media_type": media_types[layer_digest],
+            "size": sizes[layer_digest],
             "uncompressed_bytes": (uncompressed or {}).get(layer_digest),
             "platforms": [platform_json(images[n].platform) for n in numbers],
         }
