@@ -119,14 +119,15 @@ def test_a_digest_search_reads_only_repositories_that_hold_it(
     registry: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     filled = fill(registry)  # the bundled registry logs every request
-    before = len(filled.log())
+    pushed = "PUT /v2/unrelated/x/manifests/1.0"  # the last request of the fill
+    before = len(log_after(filled, 0, pushed))
     code, hits, err = find(capsys, monkeypatch, filled.host, "--digest", v2().config.digest)
     assert code == 0 and len(hits) == 4, err
     # Access lines land just after their response: wait for the ones that must come, and a
     # moment for the one that must not.
     for line in ("HEAD /v2/unrelated/x/blobs/", "GET /v2/inside/multi/manifests/sha256:"):
         assert line in log_after(filled, before, line)
-    log = log_after(filled, before, "/v2/unrelated/x/manifests/1.0", seconds=1.0)
+    log = log_after(filled, before, "GET /v2/unrelated/x/manifests/1.0", seconds=1.0)
     assert "GET /v2/inside/app/manifests/" in log
     assert "/v2/unrelated/x/manifests/1.0" not in log
     assert "/v2/unrelated/x/tags/list" not in log
