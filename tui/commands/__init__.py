@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage", "prune")
+COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage", "prune", "diff", "find")
 
 SUMMARIES = {
     "connect": {"connect": "explore a registry in the terminal app"},

@@ -65,6 +65,7 @@ class ImageScreen(RegtuiScreen):
         Binding("3", "tab('layers')", "Layers", id="tab-layers", show=False),
         Binding("4", "tab('raw')", "Raw", id="tab-raw", show=False),
         Binding("5", "tab('referrers')", "Referrers", id="tab-referrers", show=False),
+        Binding("m", "merged_fs", "Merged files", id="merged-fs", show=False),
     ]
 
     def __init__(
@@ -362,6 +363,11 @@ class ImageScreen(RegtuiScreen):
             )
 
     # -- actions ------------------------------------------------------------------------------
+    def action_merged_fs(self) -> None:
+        from tui.screens.merged_fs import open_merged_fs
+
+        open_merged_fs(self)
+
     def action_copy_pull(self) -> None:
         command = self.pull_command()
         if command is None:

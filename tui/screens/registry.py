@@ -43,6 +43,7 @@ class RegistryScreen(RegtuiScreen):
         Binding("g", "storage", "Storage & GC", id="storage"),
         Binding("p", "retention", "Retention", id="retention", show=False),
         Binding("r", "reload", "Reload", id="reload"),
+        Binding("f", "find", "Find", id="find", show=False),
     ]
 
     def __init__(self) -> None:
@@ -207,6 +208,11 @@ class RegistryScreen(RegtuiScreen):
 
     def action_open_by_name(self) -> None:
         self.ask_repository()
+
+    def action_find(self) -> None:
+        from tui.screens.find import open_find
+
+        open_find(self.app)
 
     def action_reload(self) -> None:
         self._requested_counts.clear()

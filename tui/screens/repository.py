@@ -61,6 +61,7 @@ class RepositoryScreen(RegtuiScreen):
         *guarded("D", "delete_marked", "Delete marked", id="delete-marked"),
         *guarded("k", "keep_newest", "Keep newest N", id="keep-newest"),
         Binding("r", "reload", "Reload", id="reload", show=False),
+        Binding("equals_sign", "diff", "Diff", id="diff", show=False, key_display="="),
     ]
 
     def __init__(self, repository: str) -> None:
@@ -236,6 +237,11 @@ class RepositoryScreen(RegtuiScreen):
 
     def action_reload(self) -> None:
         self.load_tags()
+
+    def action_diff(self) -> None:
+        from tui.screens.diff import open_diff
+
+        open_diff(self)
 
     # -- marking ------------------------------------------------------------------------------
     def current_row(self) -> TagRow | None:

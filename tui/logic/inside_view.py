@@ -1,0 +1,122 @@
+"""Rows of the merged-filesystem and diff screens: filtered, sorted, capped (pure)."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from tui.logic.fmt import human_size, short_digest, signed_size
+from tui.logic.fsmerge import Change, Entry, EntryType, FileChange, MergedView
+from tui.logic.imagediff import ImageDiff
+
+__all__ = [
+    "MAX_ROWS",
+    "MergedRow",
+    "diff_rows",
+    "diff_summary_lines",
+    "efficiency_text",
+    "merged_rows",
+    "mode_string",
+]
+
+MAX_ROWS = 2000
+"""Rows a table shows at once; the filter narrows the rest down."""
+
+_TYPE_BITS = {
+    EntryType.FILE: stat.S_IFREG,
+    EntryType.DIRECTORY: stat.S_IFDIR,
+    EntryType.SYMLINK: stat.S_IFLNK,
+    EntryType.HARDLINK: stat.S_IFREG,
+    EntryType.DEVICE: stat.S_IFCHR,
+    EntryType.FIFO: stat.S_IFIFO,
+}
+
+
+def mode_string(entry: Entry) -> str:
+    """``drwxr-xr-x`` as ``ls -l`` shows it."""
+    return stat.filemode(_TYPE_BITS[entry.type] | (entry.mode & 0o7777))
+
+
+def efficiency_text(efficiency: float) -> str:
+    return f"{efficiency * 100:.1f} %"
+
+
+@dataclass(frozen=True)
+class MergedRow:
+    path: str
+    change: Change
+    entry: Entry
+    size: int
+    """A file's bytes, or the bytes below a directory."""
+
+
+def _matches(path: str, query: str) -> bool:
+    return not query or query.lower() in path.lower()
+
+
+def merged_rows(
+    view: MergedView,
+    sizes: Mapping[str, int],
+    *,
+    query: str = "",
+    by_size: bool = False,
+    only_changes: bool = False,
+) -> list[MergedRow]:
+    """Every path of the view (and those its layer removed), filtered by ``query``."""
+    rows: list[MergedRow] = []
+    for path, node in view.nodes.items():
+        change = node.change if node.layer == view.layer else Change.UNCHANGED
+        if (only_changes and change is Change.UNCHANGED) or not _matches(path, query):
+            continue
+        size = sizes.get(path, 0) if node.entry.is_dir else node.entry.file_bytes
+        rows.append(MergedRow(path, change, node.entry, size))
+    for path, node in view.removed.items():
+        if path not in view.nodes and _matches(path, query):
+            rows.append(MergedRow(path, Change.REMOVED, node.entry, node.entry.file_bytes))
+    if by_size:
+        rows.sort(key=lambda row: (-row.size, row.path))
+    else:
+        rows.sort(key=lambda row: row.path)
+    return rows
+
+
+def diff_rows(
+    changes: Iterable[FileChange], *, query: str = "", by_size: bool = False
+) -> list[FileChange]:
+    """File changes filtered by ``query``; by path, or by the size of the change (largest first)."""
+    rows = [change for change in changes if _matches(change.path, query)]
+    if by_size:
+        rows.sort(key=lambda change: (-abs(change.size_delta), change.path))
+    return rows
+
+
+def diff_summary_lines(diff: ImageDiff) -> list[str]:
+    """The top of the diff screen: both images, size change, config changes, layers."""
+    lines = []
+    for name, side in (("Before", diff.before), ("After ", diff.after)):
+        platform = f" · {side.platform}" if side.platform else ""
+        lines.append(
+            f"{name} {side.reference} · {short_digest(side.digest)}{platform} · "
+            f"{human_size(side.size)}"
+        )
+    lines.append(f"Size   {signed_size(diff.size_change)} compressed")
+    if not diff.config:
+        lines.append("Config identical")
+    for change in diff.config:
+        name = f"{change.field} {change.key}" if change.key else change.field
+        if change.before is None:
+            lines.append(f"Config + {name}: {change.after}")
+        elif change.after is None:
+            lines.append(f"Config - {name}: {change.before}")
+        else:
+            lines.append(f"Config ~ {name}: {change.before} → {change.after}")
+    layers = diff.layers
+    lines.append(
+        f"Layers {len(layers.shared)} shared ({human_size(layers.shared_bytes)}) · "
+        f"{len(layers.only_before)} only before "
+        f"({human_size(sum(layer.size for layer in layers.only_before))}) · "
+        f"{len(layers.only_after)} only after "
+        f"({human_size(sum(layer.size for layer in layers.only_after))})"
+    )
+    return lines
