@@ -126,7 +126,7 @@ def test_prune_on_the_bundled_registry_frees_what_it_announced(
     assert code == 0
     assert dry["plan"]["bytes_exact"] is True
     assert dry["plan"]["bytes_freed"] == expected_freed(fixture)
-    app = next(r for r in dry["plan"]["repositories"] if r["name"] == "team/app")
+    app = next(r for r in dry["plan"]["repositories"] if r["repository"] == "team/app")
     assert {t["tag"] for t in app["tags_going"]} == GOING
     staying = {t["tag"]: t for t in app["tags_staying"]}
     assert staying["v1.2"]["reasons"] == ["keep_semver >=1.2 <2"]
@@ -204,9 +204,9 @@ def test_offline_prune_of_a_registry2_directory(
     )
     assert code == 0, dry
     assert dry["plan"]["bytes_exact"] is True
-    multi = next(r for r in dry["plan"]["repositories"] if r["name"] == "team/multi")
+    multi = next(r for r in dry["plan"]["repositories"] if r["repository"] == "team/multi")
     assert multi["untagged_deleted"] == []  # the platforms of a tagged index are not untagged
-    app = next(r for r in dry["plan"]["repositories"] if r["name"] == "team/app")
+    app = next(r for r in dry["plan"]["repositories"] if r["repository"] == "team/app")
     assert [u["digest"] for u in app["untagged_deleted"]] == [loose.digest]
     loose_bytes = loose.manifest.size + loose.config.size + loose.layers[1].size
     assert dry["plan"]["bytes_freed"] == expected_freed(fixture) + loose_bytes

@@ -294,7 +294,7 @@ def finish(
     if args.json:
         report.update(
             plan=plan.to_json(),
-            applied=[asdict(o) for o in outcomes],
+            applied=[_outcome_json(o) for o in outcomes],
             gc=gc,
         )
         json.dump(report, sys.stdout, indent=2)
@@ -311,6 +311,12 @@ def finish(
     if args.check and not plan.is_empty:
         return EXIT_PLAN_NOT_EMPTY
     return EXIT_OK
+
+
+def _outcome_json(outcome: ApplyOutcome) -> dict[str, Any]:
+    """One applied action, in the commands' JSON convention (``repository``, not ``repo``)."""
+    fields = asdict(outcome)
+    return {"repository": fields.pop("repo"), **fields, "tags": list(outcome.tags)}
 
 
 # ---------------------------------------------------------------------- human output

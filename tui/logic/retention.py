@@ -306,7 +306,7 @@ def _repo_json(repo: RepoPlan) -> dict[str, Any]:
         }
 
     return {
-        "name": repo.name,
+        "repository": repo.name,
         "bytes_freed": repo.bytes_freed,
         "tags_going": [tag_json(d) for d in repo.going],
         "tags_staying": [tag_json(d) for d in repo.staying],
