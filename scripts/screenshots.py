@@ -18,12 +18,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
 
 from tui.app import AppSettings, RegtuiApp, make_app
 from tui.commands.connect import directory_backend, local_registry
 from tui.demo import populate
+from tui.screens.diff import DiffScreen
+from tui.screens.find import FindScreen
 from tui.screens.image import ImageScreen
 from tui.screens.layer_files import LayerFilesScreen
+from tui.screens.merged_fs import MergedFsScreen
 from tui.screens.registry import RegistryScreen
 from tui.screens.repository import RepositoryScreen
 from tui.screens.retention import RetentionScreen
@@ -173,6 +177,43 @@ async def shoot_small(app: RegtuiApp, out: Path) -> list[Path]:
     return saved
 
 
+async def shoot_inside(app: RegtuiApp, out: Path) -> list[Path]:
+    """The Diff, Merged filesystem and Find screens."""
+    saved: list[Path] = []
+
+    def save(name: str) -> None:
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+        saved.append(out / f"{name}.svg")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(DiffScreen("acme/web", "1.2.0", "1.3.3"))
+        diff = app.screen
+        assert isinstance(diff, DiffScreen)
+        await until(pilot, lambda: diff.state == "done")
+        save("diff")
+        app.pop_screen()
+
+        await app.push_screen(MergedFsScreen("acme/web", "1.3.3"))
+        merged = app.screen
+        assert isinstance(merged, MergedFsScreen)
+        table = merged.query_one("#merged-files", DataTable)
+        await until(pilot, lambda: merged.view is not None and table.row_count > 0)
+        await pilot.press("s")
+        await until(pilot, lambda: merged.by_size)
+        merged.focus_main()
+        save("merged-fs")
+        app.pop_screen()
+
+        await app.push_screen(FindScreen())
+        find = app.screen
+        assert isinstance(find, FindScreen)
+        find.query_one(Input).value = "1.3.*"
+        await pilot.press("enter")
+        await until(pilot, lambda: find.state == "done")
+        save("find")
+    return saved
+
+
 def to_png(paths: list[Path]) -> int:
     try:
         import cairosvg  # type: ignore[import-not-found]
@@ -209,6 +250,7 @@ def main() -> int:
             )
             saved = asyncio.run(shoot(app, args.out))
             saved += asyncio.run(shoot_small(make_app(settings), args.out))
+            saved += asyncio.run(shoot_inside(make_app(settings), args.out))
     pngs = to_png(saved)
     print(f"wrote {len(saved)} SVG and {pngs} PNG screenshots to {args.out}")
     return 0
