@@ -259,7 +259,7 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path:
     policy.write_text("keep_newest: 3\nkeep_last: 2\n")
     assert main(["prune", "127.0.0.1:1", "--policy", str(policy), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert "unknown policy key(s): keep_last" in err and len(err.strip().splitlines()) == 1
+    assert "unknown policy key: keep_last" in err and len(err.strip().splitlines()) == 1
     assert main(["prune", "--root", str(tmp_path), "--keep-newest", "1", "--dry-run"]) == 2
     assert "not a registry storage root" in capsys.readouterr().err
     assert main(["prune", "127.0.0.1:1", "--keep-newest", "1", "--json"]) == 2

@@ -16,6 +16,7 @@ from tui.client.models import (
     OCI_MANIFEST,
     parse_manifest,
 )
+from tui.logic.fmt import count_of
 from tui.logic.image_view import (
     NO_REFERRERS,
     ChildManifest,
@@ -29,7 +30,6 @@ from tui.logic.image_view import (
     manifest_title,
     overview_text,
     platform_size_cell,
-    plural,
     pull_command_for,
 )
 
@@ -73,10 +73,10 @@ def child(seed: str, document: dict[str, Any] | None, **platform: str) -> ChildM
 
 
 def test_plural_says_one_layer_and_two_layers() -> None:
-    assert plural(1, "layer") == "1 layer"
-    assert plural(0, "layer") == "0 layers"
-    assert plural(2, "index", "indexes") == "2 indexes"
-    assert plural(1234, "byte") == "1,234 bytes"
+    assert count_of(1, "layer") == "1 layer"
+    assert count_of(0, "layer") == "0 layers"
+    assert count_of(2, "index") == "2 indexes"
+    assert count_of(1234, "byte") == "1,234 bytes"
 
 
 def test_index_total_counts_shared_layers_once_and_says_so() -> None:
@@ -172,7 +172,7 @@ def test_raw_headings_name_each_document() -> None:
     assert manifest_title(one.manifest, None) == "Image manifest"
     heading = document_heading("Index", index.digest, index.media_type, index.size).plain
     assert heading.splitlines() == [
-        f" Index   {plural(index.size, 'byte')}",
+        f" Index   {count_of(index.size, 'byte')}",
         f"  {index.digest}",
         f"  {OCI_INDEX}",
     ]

@@ -34,7 +34,7 @@ from tui.client import RegistryClient, RegistryClientError
 from tui.client.reference import parse_registry
 from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.retention import ApplyOutcome, apply_plan, load_policy, read_state
-from tui.logic.fmt import short_digest
+from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     EVALUATION_ORDER,
     ActionKind,
@@ -229,7 +229,7 @@ def _client(args: argparse.Namespace) -> RegistryClient:
 def confirm(plan: PrunePlan) -> bool:
     going = sum(len(r.going) for r in plan.repos)
     deleted = sum(len(r.deleted_digests) for r in plan.repos)
-    question = f"Remove {going} tag(s) and delete {deleted} manifest(s)?"
+    question = f"Remove {count_of(going, 'tag')} and delete {count_of(deleted, 'manifest')}?"
     print(f"{question} [y/N] ", end="", flush=True, file=sys.stderr)
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 

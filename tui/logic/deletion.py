@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from tui.client import DeletePlan, Platform
 from tui.client.models import INDEX_MEDIA_TYPES
-from tui.logic.fmt import short_digest
-from tui.logic.image_view import plural
+from tui.logic.fmt import count_of, short_digest
 
 GC_NOTE = "Blobs are freed only by garbage collection (g on the registry screen)."
 
@@ -127,7 +126,7 @@ def describe_delete(context: DeleteContext) -> tuple[str, str]:
     if plan.children:
         lines += [
             "",
-            f"Its {plural(len(plan.children), 'platform manifest')} "
+            f"Its {count_of(len(plan.children), 'platform manifest')} "
             f"{'stays' if len(plan.children) == 1 else 'stay'}, untagged:",
         ]
         for child in plan.children:  # two lines each: a digest alone fits in 80 columns
@@ -136,7 +135,7 @@ def describe_delete(context: DeleteContext) -> tuple[str, str]:
         count = len(plan.referrers)
         lines += [
             "",
-            f"{plural(count, 'referrer')} will point at nothing:",
+            f"{count_of(count, 'referrer')} will point at nothing:",
         ]
         for ref in plan.referrers:
             lines += [f"  • {ref.artifact_type or ref.media_type}", f"    {ref.digest}"]

@@ -18,18 +18,12 @@ from tui.client import (
     Platform,
     Schema1Manifest,
 )
-from tui.logic.fmt import human_size, short_digest
+from tui.logic.fmt import count_of, human_size, short_digest
 
 NO_REFERRERS = "No referrers: nothing (signatures, SBOMs, attestations) refers to this manifest."
 """What the Referrers tab says when the registry lists none."""
 
 ATTESTATION_REFERENCE_TYPE = "vnd.docker.reference.type"
-
-
-def plural(count: int, singular: str, many: str | None = None) -> str:
-    """``1 layer``, ``2 layers``, ``0 layers`` (``many`` for irregular plurals)."""
-    word = singular if count == 1 else (many or f"{singular}s")
-    return f"{count:,} {word}"
 
 
 def pull_command(host: str, repository: str, reference: str) -> str:
@@ -93,10 +87,10 @@ def kind_of(result: ManifestResult) -> str:
     manifest = result.manifest
     if isinstance(manifest, ImageIndex):
         platforms = [child for child in manifest.manifests if not is_attestation(child)]
-        text = f"index of {plural(len(platforms), 'platform manifest')}"
+        text = f"index of {count_of(len(platforms), 'platform manifest')}"
         others = len(manifest.manifests) - len(platforms)
         if others:
-            text += f" and {plural(others, 'attestation')}"
+            text += f" and {count_of(others, 'attestation')}"
         if manifest.artifact_type:
             text = f"artifact index ({manifest.artifact_type}), {text}"
         return text
@@ -104,7 +98,7 @@ def kind_of(result: ManifestResult) -> str:
         return "Docker schema 1 manifest (legacy)"
     if manifest.is_artifact:
         return f"artifact ({manifest.artifact_type or manifest.config.media_type})"
-    return f"image, {plural(len(manifest.layers), 'layer')}"
+    return f"image, {count_of(len(manifest.layers), 'layer')}"
 
 
 # --------------------------------------------------------------------------- index sizes
@@ -218,17 +212,17 @@ def index_size_text(total: IndexTotal | None) -> str:
     if total is None:
         return "… (reading the platform manifests)"
     text = (
-        f"{human_size(total.unique_bytes)} for {plural(total.platforms, 'platform')}: "
+        f"{human_size(total.unique_bytes)} for {count_of(total.platforms, 'platform')}: "
         "config + layers of each, shared layers counted once"
     )
     if total.shared_bytes:
         text += f" ({human_size(total.summed_bytes)} if counted per platform)"
     if total.unreadable:
-        text += f"; {plural(total.unreadable, 'platform manifest')} unreadable, not counted"
+        text += f"; {count_of(total.unreadable, 'platform manifest')} unreadable, not counted"
     if total.others:
-        text += f"; {plural(total.others, 'other entry', 'other entries')} not counted"
+        text += f"; {count_of(total.others, 'other entry')} not counted"
     if total.unread:
-        text += f"; {plural(total.unread, 'entry', 'entries')} past the first ones not read"
+        text += f"; {count_of(total.unread, 'entry')} past the first ones not read"
     return text
 
 
@@ -313,13 +307,13 @@ def config_text(config: ImageConfig | None, result: ManifestResult) -> Text:
     if config.exposed_ports:
         text.append(f"  ports       {', '.join(config.exposed_ports)}\n")
     text.append("\n")
-    section(f"Environment ({plural(len(config.env), 'variable')})")
+    section(f"Environment ({count_of(len(config.env), 'variable')})")
     for entry in config.env:
         name, _, value = entry.partition("=")
         text.append(f"  {name}", style="cyan")
         text.append(f"={value}\n")
     text.append("\n")
-    section(f"Labels ({plural(len(config.labels), 'label')})")
+    section(f"Labels ({count_of(len(config.labels), 'label')})")
     for name, value in sorted(config.labels.items()):
         text.append(f"  {name}", style="cyan")
         text.append(f" = {value}\n")
@@ -356,7 +350,7 @@ def document_heading(title: str, digest: str, media_type: str, size: int) -> Tex
     """The lines above one raw document: what it is and its size, its digest, its media type."""
     text = Text()
     text.append(f" {title} ", style="bold reverse")
-    text.append(f"  {plural(size, 'byte')}\n", style="dim")
+    text.append(f"  {count_of(size, 'byte')}\n", style="dim")
     text.append(f"  {digest}\n", style="cyan")
     text.append(f"  {media_type or '(media type not declared)'}")
     return text

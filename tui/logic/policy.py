@@ -150,7 +150,8 @@ def policy_from_mapping(doc: Any) -> Policy:
     unknown = sorted(str(k) for k in doc if k not in POLICY_KEYS)
     if unknown:
         raise PolicyError(
-            f"unknown policy key(s): {', '.join(unknown)} (known: {', '.join(POLICY_KEYS)})"
+            f"unknown policy {'key' if len(unknown) == 1 else 'keys'}: {', '.join(unknown)} "
+            f"(known: {', '.join(POLICY_KEYS)})"
         )
     keep_newest = doc.get("keep_newest")
     if keep_newest is not None and (

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tui.logic.fmt import count_of
 from tui.logic.policy import (
     POLICY_KEYS,
     DateSource,
@@ -145,14 +146,17 @@ def describe_bulk(repository: str, actions: Sequence[BulkAction]) -> str:
     untags = [a for a in actions if a.kind is ActionKind.UNTAG]
     lines = [f"Repository: {repository}", ""]
     if deletes:
-        lines.append(f"Delete {len(deletes)} manifest(s) (every tag on them goes):")
+        lines.append(f"Delete {count_of(len(deletes), 'manifest')} (every tag on them goes):")
         for action in deletes:
             lines.append(f"  • {action.digest}")
             lines.append(f"      tags: {', '.join(action.tags)}")
     if untags:
         if deletes:
             lines.append("")
-        lines.append(f"Remove tags only, {len(untags)} image(s) stay (other tags point at them):")
+        stay = "stays" if len(untags) == 1 else "stay"
+        lines.append(
+            f"Remove tags only, {count_of(len(untags), 'image')} {stay} (other tags point at them):"
+        )
         for action in untags:
             lines.append(f"  • {action.digest}")
             lines.append(f"      remove: {', '.join(action.tags)}")

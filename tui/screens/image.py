@@ -25,7 +25,7 @@ from tui.data.deletion import plan_manifest_delete
 from tui.data.details import index_children
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.deletion import DELETES_DISABLED, describe_delete, tags_phrase
-from tui.logic.fmt import human_size, short_digest
+from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.image_view import (
     NO_REFERRERS,
     ChildManifest,
@@ -39,7 +39,6 @@ from tui.logic.image_view import (
     manifest_title,
     overview_text,
     platform_size_cell,
-    plural,
     pull_command_for,
     raw_json,
     referrer_rows,
@@ -227,7 +226,7 @@ class ImageScreen(RegtuiScreen):
         missing = [child for child in children if child.missing]
         if missing:
             self.notify(
-                f"This index lists {plural(len(missing), 'manifest')} that the registry no "
+                f"This index lists {count_of(len(missing), 'manifest')} that the registry no "
                 "longer has: pulling those platforms fails.",
                 title="Broken index",
                 severity="warning",
@@ -448,7 +447,7 @@ class ImageScreen(RegtuiScreen):
         message = f"Deleted {short_digest(digest)} ({tags_phrase(context.plan.tags)})."
         if context.parents:
             message += (
-                f" {plural(len(context.parents), 'index', 'indexes')} now "
+                f" {count_of(len(context.parents), 'index')} now "
                 f"{'lists' if len(context.parents) == 1 else 'list'} a missing manifest."
             )
         self.notify(message, title="Deleted", markup=False)

@@ -12,7 +12,7 @@ from textual.worker import get_current_worker
 
 from tui.client import Descriptor
 from tui.client.layers import FileNode, LayerReader
-from tui.logic.fmt import human_size, short_digest
+from tui.logic.fmt import count_of, human_size, short_digest
 from tui.screens.base import RegtuiScreen
 from tui.widgets.file_tree import FileTree
 
@@ -100,7 +100,7 @@ class LayerFilesScreen(RegtuiScreen):
         deletions = root.deletions()
         self.set_status(
             f"{root.file_count:,} files · {human_size(root.total_size)} uncompressed · "
-            f"{reader.compression} · {len(deletions)} deletion(s)"
+            f"{reader.compression} · {count_of(len(deletions), 'deletion')}"
         )
 
     def action_cancel(self) -> None:

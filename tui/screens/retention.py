@@ -23,7 +23,7 @@ from tui.data.retention import ApplyOutcome, apply_plan, read_policy_file, read_
 from tui.data.storage import UsageView
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
-from tui.logic.fmt import human_size, short_digest
+from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.retention import (
     ActionKind,
     Policy,
@@ -237,7 +237,7 @@ class RetentionScreen(RegtuiScreen):
         )
         label = "exact" if plan.exact else "ESTIMATE"
         summary = (
-            f"{going} tag(s) go, {deleted} manifest(s) deleted; frees "
+            f"{count_of(going, 'tag')} go, {count_of(deleted, 'manifest')} deleted; frees "
             f"{human_size(plan.bytes_freed)} in total ({label})"
         )
         if per_repo:
@@ -350,7 +350,7 @@ class RetentionScreen(RegtuiScreen):
                 severity="error",
             )
         done = len(self.outcomes) - len(failed)
-        self._status(f"Applied {done} action(s), {len(failed)} failed.")
+        self._status(f"Applied {count_of(done, 'action')}, {len(failed)} failed.")
         if gc and self.before is not None:
             self._status("Collecting garbage…")
             grace = 0.0 if self.gc_mode == "now" and backend.grace_selectable else None
@@ -364,13 +364,14 @@ class RetentionScreen(RegtuiScreen):
             self.query_one("#retention-storage").display = True
             freed = self.before.total_bytes - self.after.total_bytes
             self._status(
-                f"Applied {done} action(s), {len(failed)} failed; GC freed {human_size(freed)} "
+                f"Applied {count_of(done, 'action')}, {len(failed)} failed; "
+                f"GC freed {human_size(freed)} "
                 f"(the plan said {human_size(plan.bytes_freed)})."
             )
         elif self.gc_mode != "off":
             self._status(
-                f"Applied {done} action(s), {len(failed)} failed. "
+                f"Applied {count_of(done, 'action')}, {len(failed)} failed. "
                 f"{backend.gc_unavailable_reason or 'GC is not available here'}"
             )
-        self.notify(f"Applied {done} action(s).", title="Retention")
+        self.notify(f"Applied {count_of(done, 'action')}.", title="Retention")
         self.read_registry()
