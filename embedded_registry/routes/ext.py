@@ -90,6 +90,17 @@ def _public(document: dict[str, Any], root: Path) -> dict[str, Any]:
     return _scrub(document, roots[::-1])
 
 
+def _local_root(request: web.Request) -> Path:
+    """The local storage root GC and usage work on; UNSUPPORTED on object storage (not yet)."""
+    root = storage(request).root
+    if root is None:
+        raise errors.unsupported(
+            f"storage reports and GC are not available on the {storage(request).kind} "
+            "storage driver yet"
+        )
+    return root
+
+
 def _json(document: Any) -> web.Response:
     return json_response(json.dumps(document, separators=(",", ":")).encode())
 
@@ -97,7 +108,7 @@ def _json(document: Any) -> web.Response:
 async def storage_report(request: web.Request) -> web.Response:
     """``GET /v2/_regtui/ext/storage``: the usage report of the storage root."""
     _check_access(request)
-    root = storage(request).layout.root
+    root = _local_root(request)
     grace = config(request).storage.gc_grace_period
     report = await asyncio.to_thread(storage_usage, root, grace_period=grace)
     return _json(_public(report.to_json(), root))
@@ -155,7 +166,7 @@ async def run_gc(request: web.Request) -> web.Response:
             "storage.delete.enabled is false: a GC that deletes untagged manifests is refused "
             "like every other delete (a dry run, or a GC of unreferenced blobs only, is allowed)"
         )
-    root = storage(request).layout.root
+    root = _local_root(request)
     grace = options["grace_period"]
     async with request.app[GC_RUN_LOCK_KEY]:
         before = await asyncio.to_thread(storage_usage, root, grace_period=grace)
