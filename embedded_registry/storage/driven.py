@@ -42,6 +42,11 @@ LINK_LIMIT = 1024
 CONCURRENCY = 16
 """Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
 MAX_MANIFEST_READ = 16 << 20
+COMMIT_MARKER = "regtui-last-commit"
+"""``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
+shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
+repository's last commit to tell a finished push from one in flight
+(:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
 
 
 def key(path: Any) -> str:
@@ -233,9 +238,9 @@ class DriverStorage(RegistryStorage):
         if actual != hex_digest:
             await self.cancel_upload(name, upload_id)
             raise errors.digest_invalid(f"{algorithm}:{actual} != {digest}")
-        target = key(KEYS.blob_data(digest))
-        if await self.blob_size(digest) is None:
-            await self.driver.move(data, target)
+        # Moved even when the blob exists (as Distribution does): the same bytes, and a fresh
+        # LastModified that GC's grace period then protects (a re-push is a refresh).
+        await self.driver.move(data, key(KEYS.blob_data(digest)))
         await self._write_link(KEYS.layer_link(name, digest), digest)
         with contextlib.suppress(PathNotFoundError):
             await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
@@ -385,6 +390,11 @@ class DriverStorage(RegistryStorage):
             await self.tag(name, reference, digest)
         return digest, info
 
+    async def _record_commit(self, name: str) -> None:
+        await self.driver.put_content(
+            key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER, _startedat_text().encode()
+        )
+
     async def tag(self, name: str, tag: str, digest: str) -> None:
         await self._write_link(KEYS.tag_index_link(name, tag, digest), digest)
         await self.driver.put_content(key(KEYS.tag_current_link(name, tag)), digest.encode())
@@ -394,6 +404,7 @@ class DriverStorage(RegistryStorage):
             raise errors.manifest_unknown({"Tag": tag})
         with contextlib.suppress(PathNotFoundError):
             await self.driver.delete(key(KEYS.tag_dir(name, tag)))
+        await self._record_commit(name)
 
     async def delete_manifest(self, name: str, digest: str) -> list[str]:
         link = KEYS.revision_link(name, digest)
@@ -407,6 +418,7 @@ class DriverStorage(RegistryStorage):
                     await self.driver.delete(key(KEYS.tag_dir(name, tag)))
         with contextlib.suppress(PathNotFoundError):
             await self.driver.delete(key(link))
+        await self._record_commit(name)
         return removed
 
     async def tags(self, name: str) -> list[str] | None:
