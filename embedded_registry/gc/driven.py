@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from embedded_registry import names
+from embedded_registry.config import Config
 from embedded_registry.gc.mark import Problem, mark
 from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, plan
 from embedded_registry.gc.scan import (
@@ -349,3 +350,59 @@ async def usage_on(
     return storage_usage(
         where or driver.name, grace_period=grace_period, now=now, snapshot=snapshot
     )
+
+
+def _where(config: Config) -> str:
+    s3 = config.storage.s3
+    if s3 is None:
+        return str(config.storage.root)
+    root = s3.rootdirectory.strip("/")
+    return f"s3://{s3.bucket}/{root}" if root else f"s3://{s3.bucket}"
+
+
+async def _with_driver(config: Config, work: Callable[[StorageDriver], Any]) -> Any:
+    from embedded_registry.storage.driven import DriverStorage
+    from embedded_registry.storage.factory import StorageUnavailable, open_storage
+
+    storage = await open_storage(config)
+    try:
+        if not isinstance(storage, DriverStorage):
+            raise StorageUnavailable("the configuration names a filesystem root, not a driver")
+        return await work(storage.driver)
+    finally:
+        await storage.close()
+
+
+def collect_garbage_configured(
+    config: Config,
+    *,
+    refuse_if_active: bool = False,
+    progress: Progress | None = None,
+    **options: Any,
+) -> GcReport:
+    """GC of the storage driver ``config`` names (``regtui gc --config FILE`` on s3).
+
+    Raises :class:`embedded_registry.storage.factory.StorageUnavailable` (one line) when the
+    bucket cannot be used, :class:`RegistryActive` when ``refuse_if_active`` and an upload
+    session was written within the last minute (a registry is taking pushes).
+    """
+    from embedded_registry.gc.offline import RegistryActive, writer_activity
+
+    async def work(driver: StorageDriver) -> GcReport:
+        if refuse_if_active and not options.get("dry_run"):
+            reason = writer_activity(await scan(driver))
+            if reason is not None:
+                raise RegistryActive(reason)
+        return await collect_garbage_on(driver, progress=progress, where=_where(config), **options)
+
+    report: GcReport = asyncio.run(_with_driver(config, work))
+    return report
+
+
+def usage_configured(config: Config, *, grace_period: float = DEFAULT_GRACE_PERIOD) -> Any:
+    """The usage report of the storage driver ``config`` names (``regtui du --config FILE``)."""
+
+    async def work(driver: StorageDriver) -> Any:
+        return await usage_on(driver, grace_period=grace_period, where=_where(config))
+
+    return asyncio.run(_with_driver(config, work))

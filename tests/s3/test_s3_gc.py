@@ -4,9 +4,11 @@ run removes exactly them from the bucket, and what is still tagged pulls back un
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,3 +97,56 @@ def test_gc_on_s3_names_what_distribution_names_and_removes_it(
         for blob in kept.blobs():
             assert client.get(f"/v2/app/blobs/{blob.digest}").content == blob.data
         assert distribution_gc_dry_run(tmp_path, s3) == set()
+
+
+def _regtui(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_env(),
+        check=False,
+    )
+
+
+def test_gc_and_du_read_the_servers_config_file(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    s3 = s3_engine.s3_config(bucket)
+    image = make_image([{"a": os.urandom(30_000)}])
+    config = registry_config(s3, redirect={"disable": True})
+    with (
+        bundled_on_s3(tmp_path, config) as registry,
+        httpx.Client(base_url=registry.url, timeout=60) as client,
+    ):
+        push_image(client, "offline", "v1", image)
+        time.sleep(1.1)  # whole-second S3 times: the delete comes after the push's second
+        assert client.delete(f"/v2/offline/manifests/{image.digest}").status_code == 202
+    config_file = tmp_path / "regtui-config.yml"  # the file the server read
+    assert config_file.is_file()
+
+    du = _regtui("du", "--config", str(config_file), "--json")
+    assert du.returncode == 0, du.stderr
+    usage = json.loads(du.stdout)
+    assert usage["blob_count"] == 3 and usage["total_bytes"] > 30_000
+
+    dry = _regtui("gc", "--config", str(config_file), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)
+    names = {b.digest for b in image.blobs()} | {image.digest}
+    assert planned["eligible_blobs"] == 3
+    assert distribution_gc_dry_run(tmp_path, s3) == names
+
+    run = _regtui("gc", "--config", str(config_file), "--grace-period", "0")
+    assert run.returncode == 0, run.stderr
+    assert "regtui: " in run.stderr  # progress lines on stderr
+    assert not [k for k in bucket_keys(s3_engine, bucket) if "/blobs/" in k]
+
+    broken = tmp_path / "broken.yml"
+    broken.write_text(yaml.safe_dump(registry_config(s3_engine.s3_config("missing-bucket"))))
+    refused = _regtui("gc", "--config", str(broken), "--dry-run")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"regtui: error: S3 bucket 'missing-bucket' does not exist at {s3_engine.endpoint}"
+    ]
