@@ -48,6 +48,7 @@ from embedded_registry.storage.driver.base import (
     PathNotFoundError,
     StorageDriver,
 )
+from embedded_registry.storage.lease import COMMIT_WINDOW, GcBusy, Lease, acquire
 from embedded_registry.storage.paths import Layout
 
 READ_CONCURRENCY = 32
@@ -303,8 +304,61 @@ async def collect_garbage_on(
     upload_max_idle: float = UPLOAD_MAX_IDLE,
     progress: Progress | None = None,
     where: str = "",
+    commit_window: float = COMMIT_WINDOW,
 ) -> GcReport:
-    """Mark and sweep the storage of ``driver`` (a dry run removes nothing)."""
+    """Mark and sweep the storage of ``driver`` (a dry run removes nothing).
+
+    A real run holds the GC lease of :mod:`embedded_registry.storage.lease` from before its
+    scan to the end of its sweep (GcBusy when another collector holds it), and waits
+    ``commit_window`` seconds after taking it so that every commit begun before is seen.
+    """
+    if dry_run:
+        return await _collect(
+            driver,
+            dry_run,
+            delete_untagged,
+            remove_empty_repos,
+            grace_period,
+            now,
+            upload_max_idle,
+            progress,
+            where,
+        )
+    lease = await acquire(driver)
+    try:
+        async with lease.keep():
+            if progress is not None:
+                progress(f"took the GC lease; waiting {commit_window:g} s for commits in flight")
+            await asyncio.sleep(commit_window)
+            report = await _collect(
+                driver,
+                dry_run,
+                delete_untagged,
+                remove_empty_repos,
+                grace_period,
+                now,
+                upload_max_idle,
+                progress,
+                where,
+                lease,
+            )
+    finally:
+        await lease.release()
+    return report
+
+
+async def _collect(
+    driver: StorageDriver,
+    dry_run: bool,
+    delete_untagged: bool,
+    remove_empty_repos: bool,
+    grace_period: float,
+    now: float | None,
+    upload_max_idle: float,
+    progress: Progress | None,
+    where: str,
+    lease: Lease | None = None,
+) -> GcReport:
     started = time.monotonic()
     now = time.time() if now is None else now
     snapshot = await scan(driver, progress)
@@ -320,6 +374,8 @@ async def collect_garbage_on(
     )
     problems = list(marks.problems)
     if not dry_run:
+        if lease is not None and lease.lost:
+            raise GcBusy("the GC lease was lost before the sweep; nothing was removed")
         await _execute(snapshot, removals, problems, now - grace_period, progress)
     return GcReport(
         root=where or driver.name,

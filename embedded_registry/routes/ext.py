@@ -48,6 +48,7 @@ from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
 from embedded_registry.routes.common import config, json_response, storage
 from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.lease import GcBusy
 from embedded_registry.usage import UsageReport, storage_usage
 
 PREFIX = "/v2/_regtui/ext"
@@ -114,7 +115,10 @@ async def _collect(request: web.Request, options: dict[str, Any]) -> GcReport:
     if root is not None:
         return await asyncio.to_thread(collect_garbage, root, **options)
     driver = _driver(request)
-    return await collect_garbage_on(driver, where=f"{driver.name}:", **options)
+    try:
+        return await collect_garbage_on(driver, where=f"{driver.name}:", **options)
+    except GcBusy as exc:
+        raise errors.too_many_requests(str(exc)) from None
 
 
 def _public_report(request: web.Request, document: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from embedded_registry.storage.driver.base import (
     StorageDriverError,
 )
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
+from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
 from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
 from embedded_registry.storage.paths import split_digest
 from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
@@ -76,10 +77,14 @@ async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo
 
 
 class DriverStorage(RegistryStorage):
-    def __init__(self, driver: StorageDriver, *, redirect: bool = False) -> None:
+    def __init__(
+        self, driver: StorageDriver, *, redirect: bool = False, coordinate: bool = False
+    ) -> None:
         self.driver = driver
         self.kind = driver.name
         self.redirect = redirect
+        self.coordinate = coordinate
+        """Honour the GC lease of other replicas around commits (storage.lease)."""
         self._uploads: dict[str, _UploadState] = {}
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
 
@@ -300,6 +305,26 @@ class DriverStorage(RegistryStorage):
         return purged
 
     # -- manifests ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _commit(self) -> AsyncIterator[CommitGuard | None]:
+        """Around a manifest commit: wait while another replica's GC holds the lease."""
+        if not self.coordinate:
+            yield None
+            return
+        guard = CommitGuard(self.driver)
+        try:
+            await guard.begin()
+        except TimeoutError:
+            raise errors.too_many_requests(
+                "a garbage collection is running on this storage: retry later"
+            ) from None
+        try:
+            yield guard
+        except CommitTooSlow:
+            raise errors.too_many_requests(
+                "a garbage collection began while this commit ran: retry"
+            ) from None
+
     async def has_revision(self, name: str, digest: str) -> bool:
         return await self._read_link(KEYS.revision_link(name, digest)) == digest
 
@@ -358,6 +383,19 @@ class DriverStorage(RegistryStorage):
         if is_digest and digest != reference:
             raise errors.digest_invalid()
         info = parse_manifest(body, content_type)
+        async with self._commit() as guard:
+            return await self._put_manifest(name, reference, body, digest, info, guard)
+
+    async def _put_manifest(
+        self,
+        name: str,
+        reference: str,
+        body: bytes,
+        digest: str,
+        info: ManifestInfo,
+        guard: CommitGuard | None,
+    ) -> tuple[str, ManifestInfo]:
+        is_digest = names.looks_like_digest(reference)
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def blob_missing(blob: str) -> bool:
@@ -384,6 +422,8 @@ class DriverStorage(RegistryStorage):
             raise errors.RegistryError.combine(missing)
         if await self.blob_size(digest) is None:
             await self.driver.put_content(key(KEYS.blob_data(digest)), body)
+        if guard is not None:
+            guard.before_last_write()
         await self.driver.put_content(key(KEYS.revision_link(name, digest)), digest.encode())
         self._remember(digest, info)
         if not is_digest:
@@ -400,6 +440,10 @@ class DriverStorage(RegistryStorage):
         await self.driver.put_content(key(KEYS.tag_current_link(name, tag)), digest.encode())
 
     async def delete_tag(self, name: str, tag: str) -> None:
+        async with self._commit():
+            await self._delete_tag(name, tag)
+
+    async def _delete_tag(self, name: str, tag: str) -> None:
         if await self.tag_digest(name, tag) is None:
             raise errors.manifest_unknown({"Tag": tag})
         with contextlib.suppress(PathNotFoundError):
@@ -407,6 +451,10 @@ class DriverStorage(RegistryStorage):
         await self._record_commit(name)
 
     async def delete_manifest(self, name: str, digest: str) -> list[str]:
+        async with self._commit():
+            return await self._delete_manifest(name, digest)
+
+    async def _delete_manifest(self, name: str, digest: str) -> list[str]:
         link = KEYS.revision_link(name, digest)
         if await self._read_link(link) != digest:
             raise errors.manifest_unknown()

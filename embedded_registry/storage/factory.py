@@ -35,4 +35,4 @@ async def open_storage(config: Config) -> RegistryStorage:
     except BaseException:
         await driver.close()
         raise
-    return DriverStorage(driver, redirect=not config.storage.redirect_disabled)
+    return DriverStorage(driver, redirect=not config.storage.redirect_disabled, coordinate=True)

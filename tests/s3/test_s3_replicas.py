@@ -4,17 +4,25 @@ process's memory), also after the first replica is killed with SIGKILL mid-uploa
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
-from tests.server.spec_support import digest_of, start_upload, upload_offset, with_query
-from tui.imagegen import make_image, push_image
+from tests.server.spec_support import (
+    digest_of,
+    push_blob_bytes,
+    start_upload,
+    upload_offset,
+    with_query,
+)
+from tui.imagegen import Image, PushError, make_image, push_image
 
 pytestmark = pytest.mark.slow
 MIB = 1 << 20
@@ -92,3 +100,111 @@ def test_upload_survives_the_kill_of_its_replica(
             digest = digest_of(data)
             assert client.put(with_query(path, digest=digest)).status_code == 201
             assert client.get(f"/v2/crash/blobs/{digest}").content == data
+
+
+def test_gc_on_one_replica_while_the_other_takes_pushes(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    """Online GC through replica one's endpoint while replica two pushes images (re-using a
+    layer GC would otherwise sweep): every push acknowledged pulls back whole afterwards."""
+    config = registry_config(s3_engine.s3_config(bucket), redirect={"disable": True})
+    shared = {"shared": os.urandom(40_000)}
+    old = make_image([shared, {"old": b"deleted image\n"}])
+    with (
+        bundled_on_s3(tmp_path, config, name="gc") as one,
+        bundled_on_s3(tmp_path, config, name="pushes") as two,
+        httpx.Client(base_url=one.url, timeout=120) as first,
+        httpx.Client(base_url=two.url, timeout=120) as second,
+    ):
+        push_image(first, "app", "old", old)
+        assert first.delete(f"/v2/app/manifests/{old.digest}").status_code == 202
+        pushed: list[tuple[str, Image]] = []
+        errors: list[BaseException] = []
+        retried: list[int] = []
+        gc_done = threading.Event()
+
+        def pusher() -> None:
+            index = 0
+            try:
+                while not gc_done.is_set() or index < 2:
+                    image = make_image([shared, {"n": f"{index}\n".encode()}])
+                    for _attempt in range(3):
+                        try:
+                            push_image(second, "app", f"v{index}", image)
+                            break
+                        except PushError as exc:
+                            # The one failure GC may cause: a blob swept before the manifest
+                            # came; nothing was acknowledged, and the client pushes again.
+                            assert "MANIFEST_BLOB_UNKNOWN" in str(exc), exc
+                            retried.append(index)
+                    else:
+                        raise AssertionError(f"v{index} never went in")
+                    pushed.append((f"v{index}", image))
+                    index += 1
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=pusher)
+        thread.start()
+        try:
+            gc = first.post(
+                "/v2/_regtui/ext/gc",
+                json={"dry_run": False, "grace_period": 0},
+                headers=one.admin_headers(),
+            )
+        finally:
+            gc_done.set()
+            thread.join(timeout=300)
+        assert gc.status_code == 200, gc.text
+        assert not errors, errors
+        assert len(pushed) >= 2
+        for tag, image in pushed:
+            got = first.get(
+                f"/v2/app/manifests/{tag}", headers={"Accept": image.manifest.media_type}
+            )
+            assert got.status_code == 200 and got.content == image.manifest.data
+            for blob in image.blobs():
+                assert first.get(f"/v2/app/blobs/{blob.digest}").content == blob.data, tag
+
+
+def test_a_commit_waits_while_another_replica_holds_the_gc_lease(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    from embedded_registry.config import load_config
+    from embedded_registry.storage.factory import open_storage
+    from embedded_registry.storage.lease import acquire
+
+    config = registry_config(s3_engine.s3_config(bucket), redirect={"disable": True})
+    image = make_image([{"waits": b"for the lease\n"}])
+    with (
+        bundled_on_s3(tmp_path, config, name="waiter") as registry,
+        httpx.Client(base_url=registry.url, timeout=120) as client,
+    ):
+        for blob in image.blobs():
+            push_blob_bytes(client, "lease", blob.data)
+        loop = asyncio.new_event_loop()
+        storage = loop.run_until_complete(open_storage(load_config(data=config, env={})))
+        lease = loop.run_until_complete(acquire(storage.driver))  # type: ignore[attr-defined]
+        answer: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: answer.append(
+                client.put(
+                    "/v2/lease/manifests/latest",
+                    content=image.manifest.data,
+                    headers={"Content-Type": image.manifest.media_type},
+                )
+            )
+        )
+        try:
+            thread.start()
+            thread.join(timeout=2.0)
+            assert thread.is_alive(), "the manifest PUT did not wait for the GC lease"
+            tags = client.get("/v2/lease/tags/list")
+            assert tags.status_code == 404 or tags.json()["tags"] == []
+        finally:
+            loop.run_until_complete(lease.release())
+            loop.run_until_complete(storage.close())
+            loop.close()
+            thread.join(timeout=60)
+        assert answer and answer[0].status_code == 201, answer
+        assert client.get("/v2/lease/tags/list").json()["tags"] == ["latest"]

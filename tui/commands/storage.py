@@ -191,6 +191,7 @@ def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
     from embedded_registry.gc import RegistryActive
     from embedded_registry.gc.driven import collect_garbage_configured
     from embedded_registry.storage.factory import StorageUnavailable
+    from embedded_registry.storage.lease import GcBusy
 
     try:
         return collect_garbage_configured(
@@ -204,7 +205,7 @@ def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
         )
     except RegistryActive as exc:
         _fail(f"a registry seems to be writing to the bucket: {exc}; {READ_ONLY_HINT}")
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, GcBusy) as exc:
         _fail(str(exc))
     return None
 

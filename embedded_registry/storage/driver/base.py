@@ -35,6 +35,10 @@ class PathNotFoundError(StorageDriverError):
         self.path = path
 
 
+class PreconditionFailedError(StorageDriverError):
+    """A conditional write found the object changed (or present, or absent)."""
+
+
 class InvalidOffsetError(StorageDriverError):
     """A reader was asked for an offset past the end of the content."""
 
@@ -131,6 +135,15 @@ class StorageDriver(abc.ABC):
         except PathNotFoundError:
             return False
         return True
+
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        """The content at ``path`` and its version tag (an S3 ETag), for conditional writes."""
+        raise StorageDriverError(f"the {self.name} driver has no conditional writes")
+
+    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
+        """Write ``path`` only if it is absent (``version`` None) or still at ``version``;
+        its new version tag. PreconditionFailedError otherwise (another writer won)."""
+        raise StorageDriverError(f"the {self.name} driver has no conditional writes")
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         """A URL the client may fetch ``path`` from directly, or ``None`` (serve it here)."""

@@ -37,6 +37,7 @@ from embedded_registry.storage.driver.base import (
     FileWriter,
     InvalidOffsetError,
     PathNotFoundError,
+    PreconditionFailedError,
     StorageDriver,
     StorageDriverError,
 )
@@ -189,6 +190,31 @@ class S3Driver(StorageDriver):
             ContentType="application/octet-stream",
             **self._put_args(),
         )
+
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        try:
+            response = await self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise PathNotFoundError(path) from None
+            raise
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data, str(response["ETag"])
+
+    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        try:
+            response = await self.client.put_object(
+                Bucket=self.bucket, Key=self.key(path), Body=data, **condition
+            )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise PreconditionFailedError(f"{path} changed meanwhile") from None
+            if _is_not_found(exc):
+                raise PreconditionFailedError(f"{path} is gone") from None
+            raise
+        return str(response["ETag"])
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
