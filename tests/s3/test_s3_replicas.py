@@ -8,13 +8,15 @@ import asyncio
 import itertools
 import os
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
+from tests.helpers.s3 import SeaweedS3, bundled_on_s3, nginx_round_robin, registry_config
+from tests.helpers.servers import require_tool
 from tests.server.spec_support import (
     digest_of,
     push_blob_bytes,
@@ -208,3 +210,39 @@ def test_a_commit_waits_while_another_replica_holds_the_gc_lease(
             thread.join(timeout=60)
         assert answer and answer[0].status_code == 201, answer
         assert client.get("/v2/lease/tags/list").json()["tags"] == ["latest"]
+
+
+def test_skopeo_pushes_through_nginx_round_robin_over_two_replicas(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    skopeo = require_tool("skopeo")
+    config = registry_config(s3_engine.s3_config(bucket))  # redirects on: skopeo follows them
+    config["log"] = {"level": "info"}  # access logs: which replica took which request
+    image = make_image([{"etc/hello": b"balanced\n"}, {"blob": os.urandom(7 * MIB)}])
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "version").write_text("Directory Transport Version: 1.1\n")
+    (source / "manifest.json").write_bytes(image.manifest.data)
+    for blob in image.blobs():
+        (source / blob.digest.split(":", 1)[1]).write_bytes(blob.data)
+
+    def run(*args: str) -> None:
+        result = subprocess.run(
+            [skopeo, *args], capture_output=True, text=True, timeout=180, check=False
+        )
+        assert result.returncode == 0, result.stderr
+
+    with (
+        bundled_on_s3(tmp_path, config, name="left") as left,
+        bundled_on_s3(tmp_path, config, name="right") as right,
+        nginx_round_robin(tmp_path / "nginx", [left, right]) as proxy,
+    ):
+        host = proxy.url.split("://", 1)[1]
+        run("copy", "--dest-tls-verify=false", f"dir:{source}", f"docker://{host}/balanced:v1")
+        back = tmp_path / "back"
+        run("copy", "--src-tls-verify=false", f"docker://{host}/balanced:v1", f"dir:{back}")
+        for replica in (left, right):
+            assert "/v2/balanced/" in replica.log(), "nginx sent no request to one replica"
+    assert (back / "manifest.json").read_bytes() == image.manifest.data
+    for blob in image.blobs():
+        assert (back / blob.digest.split(":", 1)[1]).read_bytes() == blob.data
