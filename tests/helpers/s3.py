@@ -301,7 +301,9 @@ def run_registry_once(
 
 
 @contextmanager
-def distribution_on_s3(workdir: Path, s3: Mapping[str, Any]) -> Iterator[RunningRegistry]:
+def distribution_on_s3(
+    workdir: Path, s3: Mapping[str, Any], *, redirect: bool = False, name: str = "distribution"
+) -> Iterator[RunningRegistry]:
     """Debian's ``docker-registry`` (Distribution 2.8) on the same ``storage.s3``.
 
     ``AWS_CA_BUNDLE`` (and every other ``AWS_`` variable) is left out of its environment: it
@@ -318,14 +320,14 @@ def distribution_on_s3(workdir: Path, s3: Mapping[str, Any]) -> Iterator[Running
         "storage": {
             "s3": dict(s3),
             "delete": {"enabled": True},
-            "redirect": {"disable": True},
+            "redirect": {"disable": not redirect},
             "maintenance": {"uploadpurging": {"enabled": False}},
         },
         "http": {"addr": f"127.0.0.1:{port}", "secret": "regtui-test-secret"},
     }
-    config_path = workdir / "distribution-s3.yml"
+    config_path = workdir / f"{name}-s3.yml"
     config_path.write_text(yaml.safe_dump(config))
-    log_path = workdir / "distribution-s3.log"
+    log_path = workdir / f"{name}-s3.log"
     env = {k: v for k, v in server_env().items() if not k.startswith("AWS_")}
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -89,3 +89,31 @@ def test_stale_uploads_are_purged_with_their_multipart_uploads(
     finally:
         run(storage.close())
         loop.close()
+
+
+def test_a_writer_continues_from_an_object_left_without_its_multipart_upload(
+    s3_engine: SeaweedS3, bucket: str
+) -> None:
+    """A replica killed between completing an upload and starting the next one (or between a
+    commit and the move) leaves the object alone: the next writer continues from it."""
+    config = load_config(data=registry_config(s3_engine.s3_config(bucket)), env={})
+    first, second = os.urandom(6 * MIB), os.urandom(3 * MIB)
+
+    async def scenario() -> bytes:
+        storage = await open_storage(config)
+        try:
+            assert isinstance(storage, DriverStorage)
+            driver = storage.driver
+            writer = await driver.writer("/leftover/data")
+            await writer.write(first)
+            await writer.commit()  # the object, no multipart upload any more
+            resumed = await driver.writer("/leftover/data", append=True)
+            assert resumed.size == len(first)
+            await resumed.write(second)
+            await resumed.commit()
+            return b"".join([block async for block in driver.reader("/leftover/data")])
+        finally:
+            await storage.close()
+
+    assert asyncio.run(scenario()) == first + second
+    assert pending_multipart_uploads(s3_engine, bucket) == []

@@ -438,7 +438,22 @@ class S3Driver(StorageDriver):
             return _S3Writer(self, key, created["UploadId"], [])
         uploads = [u for u in await self.multipart_uploads(path) if u[0] == path]
         if not uploads:
-            raise PathNotFoundError(path)
+            # A writer killed between completing its upload and starting the next one (see
+            # _S3Writer._restart), or between a commit and the move that follows it, leaves
+            # the object itself: a new multipart upload continues from it.
+            info = await self.stat(path)
+            if info.is_dir:
+                raise PathNotFoundError(path)
+            created = await self.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType="application/octet-stream",
+                **self._put_args(),
+            )
+            adopted = _S3Writer(self, key, created["UploadId"], [])
+            await adopted._adopt(info.size)
+            adopted._size = info.size
+            return adopted
         # The newest one, should a crash have left an older one behind.
         _path, upload_id, _initiated = max(uploads, key=lambda u: u[2])
         parts: list[dict[str, Any]] = []
@@ -546,13 +561,22 @@ class _S3Writer(FileWriter):
         self._upload_id = created["UploadId"]
         completed = sum(p["Size"] for p in self._parts)
         self._parts = []
+        await self._adopt(completed)
+
+    async def _adopt(self, completed: int) -> None:
+        """Put the ``completed`` bytes of the object at the key at the start of this (new)
+        multipart upload: copied as parts, or read back into the buffer under 5 MiB."""
+        bucket = self._driver.bucket
         if completed < MIN_CHUNK_SIZE:
             response = await self._client.get_object(Bucket=bucket, Key=self._key)
             async with response["Body"] as body:
                 self._buffer[:0] = await body.read()
             return
-        for start in range(0, completed, MAX_COPY_PART):
-            end = min(start + MAX_COPY_PART, completed) - 1
+        # Even parts: none under the 5 MiB minimum, none over the 5 GiB maximum of a copy.
+        count = -(-completed // MAX_COPY_PART)
+        step = -(-completed // count)
+        for start in range(0, completed, step):
+            end = min(start + step, completed) - 1
             number = len(self._parts) + 1
             result = await self._client.upload_part_copy(
                 Bucket=bucket,
