@@ -4,6 +4,7 @@ run removes exactly them from the bucket, and what is still tagged pulls back un
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -149,4 +150,41 @@ def test_gc_and_du_read_the_servers_config_file(
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         f"regtui: error: S3 bucket 'missing-bucket' does not exist at {s3_engine.endpoint}"
+    ]
+
+
+def test_gc_and_du_config_on_the_filesystem_driver(tmp_path: Path) -> None:
+    """``--config`` names the filesystem root just as well (as ``registry garbage-collect``)."""
+    from embedded_registry.storage.paths import Layout
+
+    root = tmp_path / "root"
+    layout = Layout(root)
+    layout.repositories_dir.mkdir(parents=True)
+    data = os.urandom(5000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    layout.blob_data(digest).parent.mkdir(parents=True)
+    layout.blob_data(digest).write_bytes(data)  # a blob nothing references
+    config_file = tmp_path / "config.yml"
+    config_file.write_text(
+        yaml.safe_dump({"storage": {"filesystem": {"rootdirectory": str(root)}}})
+    )
+
+    du = _regtui("du", "--config", str(config_file), "--json")
+    assert du.returncode == 0, du.stderr
+    assert json.loads(du.stdout)["total_bytes"] == 5000
+    gc = _regtui("gc", "--config", str(config_file), "--grace-period", "0", "--json")
+    assert gc.returncode == 0, gc.stderr
+    assert json.loads(gc.stdout)["eligible_blobs"] == 1
+    assert not layout.blob_data(digest).exists()
+
+    both = tmp_path / "both.yml"
+    both.write_text(
+        yaml.safe_dump(
+            {"storage": {"filesystem": {"rootdirectory": str(root)}, "s3": {"bucket": "b"}}}
+        )
+    )
+    refused = _regtui("gc", "--config", str(both), "--dry-run")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "regtui: error: storage: configure exactly one storage driver, not filesystem and s3"
     ]
