@@ -436,8 +436,10 @@ class DriverStorage(RegistryStorage):
         )
 
     async def tag(self, name: str, tag: str, digest: str) -> None:
-        await self._write_link(KEYS.tag_index_link(name, tag, digest), digest)
+        # The current link first (Distribution writes the index entry first): a tag listed
+        # by its directory then always resolves, even after a crash between the two writes.
         await self.driver.put_content(key(KEYS.tag_current_link(name, tag)), digest.encode())
+        await self._write_link(KEYS.tag_index_link(name, tag, digest), digest)
 
     async def delete_tag(self, name: str, tag: str) -> None:
         async with self._commit():
@@ -470,8 +472,12 @@ class DriverStorage(RegistryStorage):
         return removed
 
     async def tags(self, name: str) -> list[str] | None:
-        """Tags with a ``current/link`` (one listing); ``None`` when the repository holds
-        neither manifests nor layer links (an object store has no empty directories)."""
+        """Tags with a ``current/link`` (one recursive listing); ``None`` when the repository
+        holds neither manifests nor layer links.
+
+        Not Distribution's delimited listing of the tag directories: engines that keep empty
+        folders (SeaweedFS's filer) would list a deleted tag, and a listed tag must resolve.
+        """
         base = key(KEYS.tags_dir(name))
         found = []
         async for info in list_files(self.driver, base):

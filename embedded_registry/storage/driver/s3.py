@@ -505,6 +505,9 @@ class _S3Writer(FileWriter):
         self._buffer = bytearray()
         self._closed = False
         self._chunk = max(driver.settings.chunksize, MIN_CHUNK_SIZE)
+        self._sending: asyncio.Task[None] | None = None
+        """The part upload in flight: one at a time, while the next part fills (the request
+        body keeps coming meanwhile; memory stays at two parts)."""
 
     @property
     def size(self) -> int:
@@ -524,20 +527,33 @@ class _S3Writer(FileWriter):
         while len(self._buffer) >= self._chunk:
             block = bytes(self._buffer[: self._chunk])
             del self._buffer[: self._chunk]
-            await self._upload_part(block)
+            await self._send(block)
 
-    async def _upload_part(self, block: bytes) -> None:
-        number = len(self._parts) + 1
+    async def _send(self, block: bytes) -> None:
+        """Start uploading ``block`` as the next part once the previous one is done."""
+        await self._settle()
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1, "Size": len(block)}
+        self._parts.append(part)
+        self._sending = asyncio.create_task(self._upload(part, block))
+
+    async def _upload(self, part: dict[str, Any], block: bytes) -> None:
         result = await self._client.upload_part(
             Bucket=self._driver.bucket,
             Key=self._key,
             UploadId=self._upload_id,
-            PartNumber=number,
+            PartNumber=part["PartNumber"],
             Body=block,
         )
-        self._parts.append({"PartNumber": number, "ETag": result["ETag"], "Size": len(block)})
+        part["ETag"] = result["ETag"]
+
+    async def _settle(self) -> None:
+        """Wait for the part in flight (its failure is this call's)."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            await sending
 
     async def _complete(self) -> None:
+        await self._settle()
         await self._client.complete_multipart_upload(
             Bucket=self._driver.bucket,
             Key=self._key,
@@ -598,7 +614,8 @@ class _S3Writer(FileWriter):
         if self._buffer:
             block = bytes(self._buffer)
             self._buffer.clear()
-            await self._upload_part(block)
+            await self._send(block)
+        await self._settle()
 
     async def close(self) -> None:
         if self._closed:
@@ -625,6 +642,8 @@ class _S3Writer(FileWriter):
     async def cancel(self) -> None:
         self._closed = True
         self._buffer.clear()
+        with contextlib.suppress(Exception):
+            await self._settle()
         with contextlib.suppress(ClientError):
             await self._client.abort_multipart_upload(
                 Bucket=self._driver.bucket, Key=self._key, UploadId=self._upload_id
