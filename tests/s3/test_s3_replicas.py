@@ -8,8 +8,10 @@ import asyncio
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -246,3 +248,46 @@ def test_skopeo_pushes_through_nginx_round_robin_over_two_replicas(
     assert (back / "manifest.json").read_bytes() == image.manifest.data
     for blob in image.blobs():
         assert (back / blob.digest.split(":", 1)[1]).read_bytes() == blob.data
+
+
+def test_kill_mid_patch_keeps_the_parts_already_in_the_bucket(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    """SIGKILL of a replica in the middle of a PATCH body: the parts it had uploaded stay, the
+    other replica reports the upload at their end, and the client goes on from there."""
+    config = registry_config(s3_engine.s3_config(bucket), redirect={"disable": True})
+    data = os.urandom(24 * MIB)
+    with bundled_on_s3(tmp_path, config, name="steady") as steady:
+        with (
+            bundled_on_s3(tmp_path, config, name="doomed") as doomed,
+            httpx.Client(base_url=steady.url, timeout=60) as survivor,
+        ):
+            path = _path_of(start_upload(survivor, "midway"))
+            host, port = doomed.host.rsplit(":", 1)
+            sock = socket.create_connection((host, int(port)))
+            try:
+                sock.sendall(
+                    f"PATCH {path} HTTP/1.1\r\nHost: {doomed.host}\r\n"
+                    f"Content-Type: application/octet-stream\r\n"
+                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                )
+                sock.sendall(data[: 15 * MIB])  # one 10 MiB part, and 5 MiB more buffered
+                deadline = time.monotonic() + 60
+                offset = -1
+                while offset < 10 * MIB - 1 and time.monotonic() < deadline:
+                    offset = upload_offset(survivor.get(path))
+                    time.sleep(0.2)
+                assert offset == 10 * MIB - 1, offset
+                doomed.process.send_signal(signal.SIGKILL)
+                doomed.process.wait(timeout=10)
+            finally:
+                sock.close()
+        with httpx.Client(base_url=steady.url, timeout=60) as client:
+            status = client.get(path)
+            assert status.status_code == 204
+            done = upload_offset(status) + 1
+            assert done == 10 * MIB  # what was only buffered in the killed process is gone
+            assert _patch(client, path, data[done:], done).status_code == 202
+            digest = digest_of(data)
+            assert client.put(with_query(path, digest=digest)).status_code == 201
+            assert client.get(f"/v2/midway/blobs/{digest}").content == data
