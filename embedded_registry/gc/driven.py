@@ -219,7 +219,9 @@ async def _read_references(snapshot: DriverSnapshot, progress: Progress | None) 
     async def read_tag(repo: RepoSnapshot, tag: str, into: dict[str, str | None]) -> None:
         async with limit:
             try:
-                raw = await driver.get_content(str(KEYS.tag_current_link(repo.name, tag)))
+                raw = await driver.get_content(
+                    str(KEYS.tag_current_link(repo.name, tag)), limit=1024
+                )
             except PathNotFoundError:
                 into[tag] = None
                 return

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -277,15 +278,14 @@ class DriverStorage(RegistryStorage):
     ) -> list[tuple[str, str]]:
         """Remove uploads started more than ``older_than`` seconds ago, their multipart uploads
         with them, and multipart uploads under ``_uploads`` that lost their ``startedat``."""
-        import time
-
         cutoff = time.time() - older_than
         purged: list[tuple[str, str]] = []
         known: set[str] = set()
         for name, upload_id, startedat in await self.iter_uploads():
             known.add(upload_id)
             try:
-                started = _parse_startedat((await self.driver.get_content(startedat)).decode())
+                raw = await self.driver.get_content(startedat, limit=LINK_LIMIT)
+                started = _parse_startedat(raw.decode())
             except (PathNotFoundError, UnicodeDecodeError):
                 continue
             if started is not None and started < cutoff:
@@ -342,10 +342,15 @@ class DriverStorage(RegistryStorage):
         return digest
 
     async def _read_blob(self, digest: str) -> bytes | None:
+        """A manifest's bytes; None when missing or larger than any manifest may be (a
+        revision link naming a layer is not read whole into memory)."""
         try:
-            return await self.driver.get_content(key(KEYS.blob_data(digest)))
+            data = await self.driver.get_content(
+                key(KEYS.blob_data(digest)), limit=MAX_MANIFEST_READ + 1
+            )
         except PathNotFoundError:
             return None
+        return data if len(data) <= MAX_MANIFEST_READ else None
 
     def _remember(self, digest: str, info: ManifestInfo) -> None:
         self._info[digest] = info

@@ -58,6 +58,7 @@ after taking the lease before it scans."""
 LEASE_WAIT = 300.0
 """How long a commit waits for a running GC before it answers "retry"."""
 POLL_INTERVAL = 0.5
+LEASE_MAX_BYTES = 4096
 
 
 class GcBusy(Exception):
@@ -84,7 +85,7 @@ def _expires(document: dict[str, object]) -> float:
 async def lease_holder(driver: StorageDriver) -> str | None:
     """Who holds a live lease, or None."""
     try:
-        data = await driver.get_content(LEASE_PATH)
+        data = await driver.get_content(LEASE_PATH, limit=LEASE_MAX_BYTES)
     except PathNotFoundError:
         return None
     document = _decode(data)
