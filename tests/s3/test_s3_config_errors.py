@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from embedded_registry.config import ConfigError, load_config
-from tests.helpers.s3 import SeaweedS3, registry_config, run_registry_once
+from tests.helpers.s3 import SeaweedS3, registry_config, require_aiobotocore, run_registry_once
 from tests.helpers.servers import free_port
 
 
@@ -34,6 +34,7 @@ def test_wrong_credentials(s3_engine: SeaweedS3, bucket: str, tmp_path: Path) ->
 
 
 def test_unreachable_endpoint(tmp_path: Path) -> None:
+    require_aiobotocore()
     config = registry_config(
         {
             "region": "us-east-1",
