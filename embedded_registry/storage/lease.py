@@ -26,16 +26,16 @@ Distribution never sees it) written only with S3 conditional writes:
    (:mod:`embedded_registry.gc.activity`); sessions themselves are never swept before upload
    purging's age.
 
-Limits, said plainly: an old unreferenced blob pushed again in the very moment between the
-sweep's last check of its LastModified and its delete (S3 has no delete-if-unchanged) is
-removed although its upload was answered 201; the manifest that names it then fails with
-MANIFEST_BLOB_UNKNOWN and the client pushes again, so no acknowledged *manifest* ever loses a
-blob (on the filesystem the sweep renames a blob aside first and closes that window). The clocks of the replicas must agree to well within ``LEASE_TTL`` (the
-lease's ``expires`` is compared with local time) and with the storage's clock to within the
-grace period; Distribution (or an older regtui) writing to the same bucket does not honour the
-lease, as Distribution's own GC requires a read-only registry; the engine must support
-conditional writes (AWS S3 since 2024, SeaweedFS, MinIO); without them a real GC on a driver
-refuses to run online.
+Limits, said plainly: an old unreferenced blob pushed again in the very moment between the sweep's
+last check of its LastModified and its delete (S3 has no delete-if-unchanged) is removed although
+its upload was answered 201; the manifest that names it then fails with MANIFEST_BLOB_UNKNOWN and
+the client pushes again, so no acknowledged *manifest* ever loses a blob (on the filesystem the
+sweep renames a blob aside first and closes that window). The clocks of the replicas must agree to
+well within ``LEASE_TTL`` (the lease's ``expires`` is compared with local time) and with the
+storage's clock to within the grace period; Distribution (or an older regtui) writing to the same
+bucket does not honour the lease, as Distribution's own GC requires a read-only registry; the
+engine must support conditional writes (AWS S3 since 2024, SeaweedFS, MinIO); without them a real
+GC on a driver refuses to run online.
 """
 
 from __future__ import annotations
