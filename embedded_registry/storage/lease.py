@@ -33,9 +33,10 @@ the client pushes again, so no acknowledged *manifest* ever loses a blob (on the
 sweep renames a blob aside first and closes that window). The clocks of the replicas must agree to
 well within ``LEASE_TTL`` (the lease's ``expires`` is compared with local time) and with the
 storage's clock to within the grace period; Distribution (or an older regtui) writing to the same
-bucket does not honour the lease, as Distribution's own GC requires a read-only registry; the
-engine must support conditional writes (AWS S3 since 2024, SeaweedFS, MinIO); without them a real
-GC on a driver refuses to run online.
+bucket does not honour the lease, as Distribution's own GC requires a read-only registry; two
+collectors exclude each other only on an engine with conditional writes (AWS S3 since 2024,
+SeaweedFS, MinIO): one that ignores the conditions lets two GCs run at once (replicas still wait
+for either).
 """
 
 from __future__ import annotations
