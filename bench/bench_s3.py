@@ -71,6 +71,58 @@ def pull(url: str, digest: str, size: int) -> float:
     return time.perf_counter() - started
 
 
+def gc_rows(engine: SeaweedS3, workdir: Path, images: int, rounds: int) -> list[Row]:
+    """GC dry runs of one bucket holding ``images`` images, half of them deleted: regtui's
+    ``gc --config`` against Distribution's ``garbage-collect --dry-run`` on the same file."""
+    import concurrent.futures
+
+    import httpx
+    import yaml
+
+    from tests.helpers.servers import server_env
+    from tui.imagegen import make_image, push_image
+
+    bucket = engine.create_bucket()
+    config = registry_config(engine.s3_config(bucket), redirect={"disable": True})
+    with bundled_on_s3(workdir, config, name="regtui-gc") as registry:
+
+        def push(index: int) -> None:
+            with httpx.Client(base_url=registry.url, timeout=120) as client:
+                image = make_image([{"n": f"{index}\n".encode()}])
+                push_image(client, f"gc/repo{index % 50:02d}", f"t{index}", image)
+                if index % 2:
+                    client.delete(f"/v2/gc/repo{index % 50:02d}/manifests/{image.digest}")
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(push, range(images)))
+    config_file = workdir / "gc-config.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in server_env().items() if not k.startswith("AWS_")}
+    commands = {
+        "regtui": [
+            sys.executable,
+            "-m",
+            "tui",
+            "gc",
+            "--config",
+            str(config_file),
+            "--dry-run",
+            "--json",
+            "--grace-period",
+            "0",
+        ],
+        "distribution": ["docker-registry", "garbage-collect", "--dry-run", str(config_file)],
+    }
+    row = Row(f"GC dry run, {images:,} images, half deleted", "s", lower_is_better=True)
+    for n in range(rounds):
+        for name in commands if n % 2 == 0 else list(reversed(commands)):
+            started = time.perf_counter()
+            subprocess.run(commands[name], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+            row.values.setdefault(name, []).append(time.perf_counter() - started)
+    print("  measured GC dry run", file=sys.stderr)
+    return [row]
+
+
 @contextmanager
 def pairs(engine: SeaweedS3, workdir: Path) -> Iterator[dict[bool, list[Server]]]:
     """Per redirect setting, the two registries on their buckets (the same bucket per name)."""
@@ -177,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--tags", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gc-images", type=int, default=2000, help="0: no GC figure")
     args = parser.parse_args(argv)
     missing = [t for t in ("docker-registry", "curl", "wrk", "ab") if not shutil.which(t)]
     if missing:
@@ -192,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{os.getloadavg()[0]:.2f} at start\n"
             )
             rows = measure(servers, args, workdir)
+            if args.gc_images:
+                rows += gc_rows(engine, workdir, args.gc_images, args.rounds)
             print_table(rows, ["regtui", "distribution"])
             print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
