@@ -28,6 +28,7 @@ from embedded_registry.routes import (
     uploads,
 )
 from embedded_registry.storage import Storage
+from embedded_registry.storage.facade import RegistryStorage
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +153,12 @@ async def _upload_purger(app: web.Application) -> AsyncIterator[None]:
 FIRST_PURGE_DELAY = 5.0
 
 
-async def _purge_loop(storage: Storage, age: float, interval: float, dry_run: bool) -> None:
+async def _purge_loop(storage: RegistryStorage, age: float, interval: float, dry_run: bool) -> None:
     await asyncio.sleep(min(FIRST_PURGE_DELAY, interval))
     while True:
         try:
-            purged = await asyncio.to_thread(storage.uploads.purge, age, dry_run=dry_run)
-        except OSError as exc:
+            purged = await storage.purge_uploads(age, dry_run=dry_run)
+        except Exception as exc:  # a storage hiccup must not end purging for good
             log.warning("upload purging failed: %s", exc)
         else:
             if purged:
@@ -166,8 +167,9 @@ async def _purge_loop(storage: Storage, age: float, interval: float, dry_run: bo
         await asyncio.sleep(interval)
 
 
-def create_app(config: Config, storage: Storage | None = None) -> web.Application:
-    """The registry for ``config``; ``storage`` defaults to the configured root."""
+def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Application:
+    """The registry for ``config``; ``storage`` defaults to the configured filesystem root
+    (``embedded_registry.storage.factory.open_storage`` opens the configured driver)."""
     admin = AdminAccess()
     middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [
         error_middleware,

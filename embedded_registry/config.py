@@ -53,6 +53,42 @@ class UploadPurging:
     dryrun: bool = False
 
 
+MIN_S3_CHUNK_SIZE = 5 << 20
+"""S3's minimum multipart part size (Distribution refuses a smaller ``chunksize``)."""
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """``storage.s3`` as Distribution's s3-aws driver reads it (defaults as Distribution's)."""
+
+    bucket: str
+    region: str = "us-east-1"
+    regionendpoint: str | None = None
+    forcepathstyle: bool = False
+    accesskey: str | None = None
+    secretkey: str | None = None
+    secure: bool = True
+    skipverify: bool = False
+    rootdirectory: str = ""
+    chunksize: int = 2 * MIN_S3_CHUNK_SIZE
+    multipartcopychunksize: int = 32 << 20
+    multipartcopymaxconcurrency: int = 100
+    multipartcopythresholdsize: int = 32 << 20
+    storageclass: str = "STANDARD"
+    encrypt: bool = False
+    keyid: str | None = None
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """``regionendpoint`` with a scheme (``secure`` chooses it when the value has none)."""
+        endpoint = self.regionendpoint
+        if not endpoint:
+            return None
+        if "://" not in endpoint:
+            endpoint = ("https://" if self.secure else "http://") + endpoint
+        return endpoint
+
+
 @dataclass
 class StorageConfig:
     root: Path
@@ -60,6 +96,14 @@ class StorageConfig:
     read_only: bool = False
     upload_purging: UploadPurging = field(default_factory=UploadPurging)
     gc_grace_period: float = 3600.0
+    s3: S3Config | None = None
+    """The s3 driver's settings; ``None``: the filesystem driver at ``root``."""
+    redirect_disabled: bool = False
+    """``storage.redirect.disable``: serve blob GETs here instead of redirecting to the bucket."""
+
+    @property
+    def driver(self) -> str:
+        return "s3" if self.s3 is not None else "filesystem"
 
 
 @dataclass
@@ -251,6 +295,24 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "storage.maintenance.uploadpurging.dryrun": parse_bool,
     "storage.maintenance.readonly.enabled": parse_bool,
     "storage.maintenance.gc.graceperiod": parse_duration,
+    "storage.redirect.disable": parse_bool,
+    "storage.s3.bucket": _parse_str,
+    "storage.s3.region": _parse_str,
+    "storage.s3.regionendpoint": _parse_str,
+    "storage.s3.forcepathstyle": parse_bool,
+    "storage.s3.accesskey": _parse_str,
+    "storage.s3.secretkey": _parse_str,
+    "storage.s3.secure": parse_bool,
+    "storage.s3.skipverify": parse_bool,
+    "storage.s3.v4auth": parse_bool,
+    "storage.s3.rootdirectory": _parse_str,
+    "storage.s3.chunksize": _parse_int,
+    "storage.s3.multipartcopychunksize": _parse_int,
+    "storage.s3.multipartcopymaxconcurrency": _parse_int,
+    "storage.s3.multipartcopythresholdsize": _parse_int,
+    "storage.s3.storageclass": _parse_str,
+    "storage.s3.encrypt": parse_bool,
+    "storage.s3.keyid": _parse_str,
     "http.addr": parse_addr,
     "http.tls.certificate": _parse_str,
     "http.tls.key": _parse_str,
@@ -266,7 +328,8 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 # Mappings whose children are data, not keys.
 _LEAF_MAPPINGS = {"http.headers"}
-_OTHER_STORAGE_DRIVERS = {"s3", "gcs", "azure", "swift", "oss", "inmemory"}
+_OTHER_STORAGE_DRIVERS = {"gcs", "azure", "swift", "oss", "inmemory"}
+_STORAGE_DRIVERS = {"filesystem", "s3"} | _OTHER_STORAGE_DRIVERS
 
 
 def _flatten(data: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
@@ -346,10 +409,20 @@ def load_config(
     others = storage_drivers & _OTHER_STORAGE_DRIVERS
     if others:
         raise ConfigError(
-            f"storage.{sorted(others)[0]}: only the filesystem storage driver is supported"
+            f"storage.{sorted(others)[0]}: only the filesystem and s3 storage drivers are supported"
         )
     env_values, unknown_env = _env_values(env)
     raw.update(env_values)
+    if overrides is not None and overrides.root is not None:
+        # --root chooses the filesystem driver, whatever the file says (as a flag wins).
+        raw = {k: v for k, v in raw.items() if not k.startswith("storage.s3.")}
+    drivers = sorted(
+        {key.split(".")[1] for key in raw if key.startswith("storage.")} & _STORAGE_DRIVERS
+    )
+    if len(drivers) > 1:
+        raise ConfigError(
+            f"storage: configure exactly one storage driver, not {' and '.join(drivers)}"
+        )
     warnings += [f"ignoring unknown environment variable {name}" for name in unknown_env]
     overrides = overrides or Overrides()
     if overrides.addr is not None:
@@ -388,6 +461,8 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
             dryrun=get("storage.maintenance.uploadpurging.dryrun", False),
         ),
         gc_grace_period=get("storage.maintenance.gc.graceperiod", 3600.0),
+        s3=_s3_config(values),
+        redirect_disabled=get("storage.redirect.disable", False),
     )
     host, port = get("http.addr", (DEFAULT_HOST, DEFAULT_PORT))
     tls = None
@@ -425,4 +500,61 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         ),
         extensions=extensions,
         warnings=warnings,
+    )
+
+
+def _s3_config(values: dict[str, Any]) -> S3Config | None:
+    """``storage.s3`` checked as Distribution checks it; ``None`` when not configured."""
+    given = {
+        key.removeprefix("storage.s3."): v
+        for key, v in values.items()
+        if key.startswith("storage.s3.")
+    }
+    if not given:
+        return None
+    bucket = given.get("bucket")
+    if not bucket:
+        raise ConfigError("storage.s3 needs a bucket (storage.s3.bucket)")
+    region = given.get("region")
+    if not region:
+        if not given.get("regionendpoint"):
+            raise ConfigError("storage.s3 needs a region (storage.s3.region)")
+        region = "us-east-1"
+    if bool(given.get("accesskey")) != bool(given.get("secretkey")):
+        raise ConfigError("storage.s3 needs both accesskey and secretkey, or neither")
+    defaults = S3Config(bucket=bucket)
+    chunksize = given.get("chunksize", defaults.chunksize)
+    if chunksize < MIN_S3_CHUNK_SIZE:
+        raise ConfigError(
+            f"bad value for storage.s3.chunksize: {chunksize} is below S3's minimum part "
+            f"size {MIN_S3_CHUNK_SIZE}"
+        )
+    copy_chunk = given.get("multipartcopychunksize", defaults.multipartcopychunksize)
+    if copy_chunk < MIN_S3_CHUNK_SIZE:
+        raise ConfigError(
+            f"bad value for storage.s3.multipartcopychunksize: {copy_chunk} is below "
+            f"{MIN_S3_CHUNK_SIZE}"
+        )
+    concurrency = given.get("multipartcopymaxconcurrency", defaults.multipartcopymaxconcurrency)
+    if concurrency < 1:
+        raise ConfigError("bad value for storage.s3.multipartcopymaxconcurrency: must be >= 1")
+    return S3Config(
+        bucket=bucket,
+        region=region,
+        regionendpoint=given.get("regionendpoint") or None,
+        forcepathstyle=given.get("forcepathstyle", False),
+        accesskey=given.get("accesskey") or None,
+        secretkey=given.get("secretkey") or None,
+        secure=given.get("secure", True),
+        skipverify=given.get("skipverify", False),
+        rootdirectory=given.get("rootdirectory", ""),
+        chunksize=chunksize,
+        multipartcopychunksize=copy_chunk,
+        multipartcopymaxconcurrency=concurrency,
+        multipartcopythresholdsize=given.get(
+            "multipartcopythresholdsize", defaults.multipartcopythresholdsize
+        ),
+        storageclass=given.get("storageclass", "STANDARD"),
+        encrypt=given.get("encrypt", False),
+        keyid=given.get("keyid") or None,
     )

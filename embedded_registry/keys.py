@@ -9,10 +9,10 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from embedded_registry.config import Config
-    from embedded_registry.storage import Storage
+    from embedded_registry.storage.facade import RegistryStorage
 
 CONFIG_KEY: web.AppKey[Config] = web.AppKey("config")
-STORAGE_KEY: web.AppKey[Storage] = web.AppKey("storage")
+STORAGE_KEY: web.AppKey[RegistryStorage] = web.AppKey("storage")
 # Held by every manifest commit (PUT) and every manifest/tag/blob delete, and by garbage
 # collection from the start of its mark phase to the end of its sweep: a manifest can never be
 # committed against a blob that GC has already decided to remove.

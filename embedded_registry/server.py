@@ -29,6 +29,8 @@ from embedded_registry.gc import (
     write_serving_marker,
 )
 from embedded_registry.storage import Storage
+from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.factory import StorageUnavailable, open_storage
 from embedded_registry.storage.paths import Layout
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,36 @@ def _display_host(host: str) -> str:
 
 async def serve(config: Config, announce: TextIO | None = None) -> None:
     """Serve until SIGTERM or SIGINT; raise StartupError when the server cannot start."""
-    storage = check_root(config)
     context = ssl_context(config)
+    storage: RegistryStorage
+    if config.storage.s3 is None:
+        storage = check_root(config)
+    else:
+        try:
+            storage = await open_storage(config)
+        except StorageUnavailable as exc:
+            raise StartupError(str(exc)) from None
+    try:
+        await _serve(config, storage, context, announce)
+    finally:
+        await storage.close()
+
+
+def _where(config: Config) -> str:
+    s3 = config.storage.s3
+    if s3 is None:
+        return str(config.storage.root)
+    root = s3.rootdirectory.strip("/")
+    return f"s3 bucket {s3.bucket}" + (f" under {root}/" if root else "")
+
+
+async def _serve(
+    config: Config,
+    storage: RegistryStorage,
+    context: ssl.SSLContext | None,
+    announce: TextIO | None,
+) -> None:
+    local = config.storage.s3 is None
     try:
         app = create_app(config, storage)
     except HtpasswdError as exc:
@@ -118,7 +148,7 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
     out = announce or sys.stdout
     print(f"listening on {url}", file=out, flush=True)
     marker = None
-    if not config.storage.read_only:
+    if local and not config.storage.read_only:
         with contextlib.suppress(OSError):
             marker = write_serving_marker(config.storage.root, url)
         for restored in recover_interrupted_sweep(Layout(config.storage.root)):
@@ -137,7 +167,7 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
             log.info("local admin secret for port %d in %s", port, secret_file)
     for warning in config.warnings:
         log.warning("config: %s", warning)
-    log.info("serving %s from %s", url, config.storage.root)
+    log.info("serving %s from %s", url, _where(config))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

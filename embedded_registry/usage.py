@@ -100,13 +100,19 @@ def _bytes(snapshot: Snapshot, digests: set[str]) -> int:
 
 
 def storage_usage(
-    root: Path | str, *, grace_period: float = DEFAULT_GRACE_PERIOD, now: float | None = None
+    root: Path | str,
+    *,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    now: float | None = None,
+    snapshot: Snapshot | None = None,
 ) -> UsageReport:
-    """Scan ``root`` once and account for every byte in it."""
+    """Scan ``root`` once (or take ``snapshot``, of a storage driver) and account for every
+    byte in it."""
     started = time.monotonic()
     now = time.time() if now is None else now
     young = now - grace_period
-    snapshot = Snapshot(root)
+    if snapshot is None:
+        snapshot = Snapshot(root)
     every = mark(snapshot, delete_untagged=False, now=now, grace=grace_period)
     tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period)
 

@@ -69,9 +69,10 @@ class PushActivity:
             st = stat_or_none(f"{revisions}/{algorithm}/{hex_part}")
             if st is not None:
                 newest = max(newest, st.st_mtime)
-        last_tag = self._tag_events(repo)
+        recorded, tagged = self.snapshot.commit_events(repo)
+        last_tag = max(self._tag_events(repo), tagged)
         self._last_tag[repo.name] = last_tag
-        newest = max(newest, last_tag)
+        newest = max(newest, last_tag, recorded)
         self._last_commit[repo.name] = newest
         return newest
 

@@ -229,6 +229,12 @@ class Snapshot:
         self._manifests: dict[str, Manifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
 
+    def commit_events(self, repo: RepoSnapshot) -> tuple[float, float]:
+        """Times of manifest events the directory tree does not show by itself:
+        ``(any commit or delete, a tag written or removed)``; object storage records them
+        (:mod:`embedded_registry.gc.driven`), a directory needs none."""
+        return 0.0, 0.0
+
     def blob_stat(self, digest: str) -> os.stat_result | None:
         """The stat of a blob's ``data`` file; None when there is no such blob."""
         try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from aiohttp import web
 
 from embedded_registry.routes.common import JSON_CONTENT_TYPE, json_response, storage
@@ -15,12 +13,13 @@ async def version_check(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 ``{}`` while the storage root is readable; 503 naming the failing check otherwise."""
-    root = storage(request).layout.v2
-    if os.access(root, os.R_OK | os.X_OK):
+    """200 ``{}`` while the storage is usable; 503 naming the failing check otherwise."""
+    store = storage(request)
+    problem = await store.health()
+    if problem is None:
         return json_response(b"{}")
     return web.json_response(
-        {"storagedriver_filesystem": f"storage root {root} is not readable"},
+        {f"storagedriver_{store.kind}": problem},
         status=503,
         content_type=JSON_CONTENT_TYPE.split(";")[0],
     )

@@ -1,8 +1,12 @@
-"""``/v2/<name>/blobs/<digest>``: HEAD, GET (sendfile, Range) and DELETE."""
+"""``/v2/<name>/blobs/<digest>``: HEAD, GET (sendfile, Range) and DELETE.
+
+A blob on local disk is sent with sendfile. On object storage a GET answers 307 to a presigned
+URL (Distribution's default), or streams the object when ``storage.redirect.disable`` is set.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import re
 
 from aiohttp import web
 
@@ -39,33 +43,76 @@ def _etag_matches(request: web.Request, digest: str) -> bool:
     )
 
 
+RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _single_range(request: web.Request, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` inclusive of a single-range ``Range`` header; None for the whole blob;
+    416 when it cannot be satisfied."""
+    header = request.headers.get("Range")
+    match = RANGE_RE.fullmatch(header.strip()) if header else None
+    if match is None or not (match.group(1) or match.group(2)):
+        return None
+    if match.group(1):
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) else size - 1
+    else:
+        start, end = max(size - int(match.group(2)), 0), size - 1
+    end = min(end, size - 1)
+    if start > end or start >= size:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def _stream_blob(
+    request: web.Request, digest: str, size: int, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The blob's bytes read from the storage driver (no local file, no redirect)."""
+    wanted = _single_range(request, size)
+    start, end = wanted if wanted is not None else (0, size - 1)
+    response = web.StreamResponse(status=206 if wanted is not None else 200, headers=headers)
+    if wanted is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response.content_length = end - start + 1 if size else 0
+    await response.prepare(request)
+    if size:
+        async for block in storage(request).blob_reader(digest, start, end - start + 1):
+            await response.write(block)
+    await response.write_eof()
+    return response
+
+
 async def get_blob(request: web.Request) -> web.StreamResponse:
     name = repo_name(request)
     digest = names.check_digest(request.match_info["digest"])
-    store = storage(request).blobs
-    # A read and a stat of hot metadata (and rarely a utime): cheaper inline than a round trip
-    # through a worker thread.
-    st = store.linked_stat(name, digest)
-    if st is None or not store.refresh(digest, st, config(request).storage.gc_grace_period):
+    store = storage(request)
+    blob = await store.served_blob(name, digest, config(request).storage.gc_grace_period)
+    if blob is None:
         raise errors.blob_unknown(digest)
-    size = st.st_size
     headers = _blob_headers(digest)
     headers["ETag"] = f'"{digest}"'
     if _etag_matches(request, digest):
         return web.Response(status=304, headers=headers)
     if request.method == "HEAD":
-        headers["Content-Length"] = str(size)
+        headers["Content-Length"] = str(blob.size)
         return web.Response(status=200, headers=headers)
-    return BlobFileResponse(store.layout.blob_data(digest), digest, headers)
+    if blob.local_path is not None:
+        return BlobFileResponse(blob.local_path, digest, headers)
+    url = await store.blob_redirect(digest)
+    if url is not None:
+        return web.Response(
+            status=307,
+            headers={"Location": url, "Docker-Content-Digest": digest, "Content-Length": "0"},
+        )
+    return await _stream_blob(request, digest, blob.size, headers)
 
 
 async def delete_blob(request: web.Request) -> web.Response:
     require_delete(request)
     name = repo_name(request)
     digest = names.check_digest(request.match_info["digest"])
-    store = storage(request).blobs
     async with request.app[COMMIT_LOCK_KEY]:
-        existed = await asyncio.to_thread(store.unlink, name, digest)
+        existed = await storage(request).unlink_blob(name, digest)
     if not existed:
         raise errors.blob_unknown()
     return web.Response(status=202, headers={"Content-Length": "0"})

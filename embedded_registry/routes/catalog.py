@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
@@ -17,7 +16,7 @@ DEFAULT_PAGE = 100
 async def catalog(request: web.Request) -> web.Response:
     requested = page_size(request, default=None)
     count = DEFAULT_PAGE if requested is None else requested
-    repositories = await asyncio.to_thread(storage(request).repositories)
+    repositories = await storage(request).repositories()
     selected, more = page(repositories, request.query.get("last"), count)
     headers: dict[str, str] = {}
     if more and selected:

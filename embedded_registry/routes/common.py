@@ -9,12 +9,12 @@ from aiohttp import web
 from embedded_registry import errors, names
 from embedded_registry.config import Config
 from embedded_registry.keys import CONFIG_KEY, STORAGE_KEY
-from embedded_registry.storage import Storage
+from embedded_registry.storage.facade import RegistryStorage
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
-def storage(request: web.Request) -> Storage:
+def storage(request: web.Request) -> RegistryStorage:
     return request.app[STORAGE_KEY]
 
 

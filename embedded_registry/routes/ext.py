@@ -43,9 +43,13 @@ from aiohttp import web
 from embedded_registry import errors
 from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport, collect_garbage
+from embedded_registry.gc.driven import collect_garbage_on, usage_on
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
 from embedded_registry.routes.common import config, json_response, storage
-from embedded_registry.usage import storage_usage
+from embedded_registry.storage.driven import DriverStorage
+from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.lease import GcBusy
+from embedded_registry.usage import UsageReport, storage_usage
 
 PREFIX = "/v2/_regtui/ext"
 GC_RUN_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("gc_run_lock", asyncio.Lock)
@@ -90,6 +94,43 @@ def _public(document: dict[str, Any], root: Path) -> dict[str, Any]:
     return _scrub(document, roots[::-1])
 
 
+def _driver(request: web.Request) -> StorageDriver:
+    store = storage(request)
+    if not isinstance(store, DriverStorage):
+        raise errors.unsupported(f"no GC on the {store.kind} storage")
+    return store.driver
+
+
+async def _usage(request: web.Request, grace: float) -> UsageReport:
+    root = storage(request).root
+    if root is not None:
+        return await asyncio.to_thread(storage_usage, root, grace_period=grace)
+    driver = _driver(request)
+    report: UsageReport = await usage_on(driver, grace_period=grace, where=f"{driver.name}:")
+    return report
+
+
+async def _collect(request: web.Request, options: dict[str, Any]) -> GcReport:
+    root = storage(request).root
+    if root is not None:
+        return await asyncio.to_thread(collect_garbage, root, **options)
+    driver = _driver(request)
+    try:
+        return await collect_garbage_on(driver, where=f"{driver.name}:", **options)
+    except GcBusy as exc:
+        raise errors.too_many_requests(str(exc)) from None
+
+
+def _public_report(request: web.Request, document: dict[str, Any]) -> dict[str, Any]:
+    root = storage(request).root
+    if root is not None:
+        return _public(document, root)
+    # Driver paths are "<driver>:/docker/registry/v2/...": relative to the storage, as above.
+    document = {key: value for key, value in document.items() if key != "root"}
+    prefix = f"{storage(request).kind}:"
+    return _scrub(document, (prefix,))  # type: ignore[no-any-return]
+
+
 def _json(document: Any) -> web.Response:
     return json_response(json.dumps(document, separators=(",", ":")).encode())
 
@@ -97,10 +138,9 @@ def _json(document: Any) -> web.Response:
 async def storage_report(request: web.Request) -> web.Response:
     """``GET /v2/_regtui/ext/storage``: the usage report of the storage root."""
     _check_access(request)
-    root = storage(request).layout.root
     grace = config(request).storage.gc_grace_period
-    report = await asyncio.to_thread(storage_usage, root, grace_period=grace)
-    return _json(_public(report.to_json(), root))
+    report = await _usage(request, grace)
+    return _json(_public_report(request, report.to_json()))
 
 
 def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
@@ -155,17 +195,12 @@ async def run_gc(request: web.Request) -> web.Response:
             "storage.delete.enabled is false: a GC that deletes untagged manifests is refused "
             "like every other delete (a dry run, or a GC of unreferenced blobs only, is allowed)"
         )
-    root = storage(request).layout.root
     grace = options["grace_period"]
     async with request.app[GC_RUN_LOCK_KEY]:
-        before = await asyncio.to_thread(storage_usage, root, grace_period=grace)
+        before = await _usage(request, grace)
         async with request.app[COMMIT_LOCK_KEY]:
-            report: GcReport = await asyncio.to_thread(collect_garbage, root, **options)
-        after = (
-            before
-            if options["dry_run"]
-            else await asyncio.to_thread(storage_usage, root, grace_period=grace)
-        )
+            report = await _collect(request, options)
+        after = before if options["dry_run"] else await _usage(request, grace)
     document = report.to_json()
     document.update(
         before=before.to_json(),
@@ -173,7 +208,7 @@ async def run_gc(request: web.Request) -> web.Response:
         removed=[r for r in document["removals"] if r["removed"] or options["dry_run"]],
         bytes_freed=report.bytes_freed,
     )
-    return _json(_public(document, root))
+    return _json(_public_report(request, document))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from embedded_registry import errors, names
@@ -45,8 +43,7 @@ async def get_manifest(request: web.Request) -> web.Response:
     """
     name = repo_name(request)
     reference = _reference_to_read(request)
-    # A manifest and its links are a few small files: read inline, cached by digest.
-    digest, body, info = storage(request).manifests.get(name, reference)
+    digest, body, info = await storage(request).get_manifest(name, reference)
     headers = {
         "Content-Type": info.media_type,
         "Docker-Content-Digest": digest,
@@ -67,9 +64,8 @@ async def put_manifest(request: web.Request) -> web.Response:
     names.check_reference(reference)
     body = await read_limited(request, MAX_MANIFEST_SIZE)
     content_type = media_type(request.headers.get("Content-Type"))
-    manifests = storage(request).manifests
     async with request.app[COMMIT_LOCK_KEY]:
-        digest, info = await asyncio.to_thread(manifests.put, name, reference, body, content_type)
+        digest, info = await storage(request).put_manifest(name, reference, body, content_type)
     headers = {
         "Location": absolute_url(request, f"/v2/{name}/manifests/{digest}"),
         "Docker-Content-Digest": digest,
@@ -85,12 +81,12 @@ async def delete_manifest(request: web.Request) -> web.Response:
     require_delete(request)
     name = repo_name(request)
     reference = _reference(request)
-    manifests = storage(request).manifests
+    store = storage(request)
     async with request.app[COMMIT_LOCK_KEY]:
         if names.looks_like_digest(reference):
-            await asyncio.to_thread(manifests.delete, name, reference)
+            await store.delete_manifest(name, reference)
         else:
-            await asyncio.to_thread(manifests.delete_tag, name, reference)
+            await store.delete_tag(name, reference)
     return web.Response(status=202, headers={"Content-Length": "0"})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
@@ -16,7 +15,7 @@ async def list_referrers(request: web.Request) -> web.Response:
     """An OCI index of the manifests whose ``subject`` is the digest (empty if none)."""
     name = repo_name(request)
     subject = names.check_digest(request.match_info["digest"])
-    descriptors = await asyncio.to_thread(storage(request).manifests.referrers, name, subject)
+    descriptors = await storage(request).referrers(name, subject)
     headers = {"Content-Type": OCI_INDEX}
     artifact_type = request.query.get("artifactType")
     if artifact_type:

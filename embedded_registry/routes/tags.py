@@ -14,8 +14,7 @@ from embedded_registry.routes.common import json_response, next_link, page_size,
 async def list_tags(request: web.Request) -> web.Response:
     name = repo_name(request)
     count = page_size(request, default=None)
-    # One directory listing: kept inline, it is cheaper than a worker-thread round trip.
-    tags = storage(request).manifests.tags(name)
+    tags = await storage(request).tags(name)
     if tags is None:
         raise errors.name_unknown(name)
     last = request.query.get("last")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
@@ -13,7 +12,6 @@ from aiohttp import web
 
 from embedded_registry import errors, names
 from embedded_registry.routes.common import absolute_url, repo_name, storage
-from embedded_registry.storage import Storage
 
 # Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
 CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -106,54 +104,46 @@ async def start_upload(request: web.Request) -> web.Response:
         and source is not None
         and names.is_valid_digest(mount)
         and names.is_valid_name(source)
-        and await asyncio.to_thread(_mount, store, source, name, mount)
+        and await store.mount(source, name, mount)
     ):
         return _blob_created(request, name, mount)
-    upload_id = await asyncio.to_thread(store.uploads.create, name)
+    upload_id = await store.create_upload(name)
     if "digest" in request.query:
         digest = _digest_param(request)
-        async with store.uploads.lock(upload_id):
+        async with store.upload_lock(upload_id):
             try:
-                await store.uploads.append(name, upload_id, _chunks(request))
-                await store.uploads.finish(name, upload_id, digest)
+                await store.append_upload(name, upload_id, _chunks(request))
+                await store.finish_upload(name, upload_id, digest)
             except BaseException:
-                await asyncio.to_thread(store.uploads.cancel, name, upload_id)
+                await store.cancel_upload(name, upload_id)
                 raise
         return _blob_created(request, name, digest)
     return _upload_response(request, name, upload_id, 0, 202)
 
 
-def _mount(store: Storage, source: str, name: str, digest: str) -> bool:
-    # Touched before linking: a blob GC takes away meanwhile is not mounted (the client uploads).
-    if store.blobs.linked_size(source, digest) is None or not store.blobs.touch(digest):
-        return False
-    store.blobs.link(name, digest)
-    return True
-
-
 async def upload_status(request: web.Request) -> web.Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
-    size = storage(request).uploads.size(name, upload_id)
+    size = await storage(request).upload_size(name, upload_id)
     return _upload_response(request, name, upload_id, size, 204)
 
 
 async def patch_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
-    uploads = storage(request).uploads
-    uploads.size(name, upload_id)  # BLOB_UPLOAD_UNKNOWN before reading anything
+    store = storage(request)
+    await store.upload_size(name, upload_id)  # BLOB_UPLOAD_UNKNOWN before reading anything
     start, length = _content_range(request)
     if length is None and request.content_length is not None:
         length = request.content_length
-    async with uploads.lock(upload_id):
+    async with store.upload_lock(upload_id):
         try:
-            size = await uploads.append(
+            size = await store.append_upload(
                 name, upload_id, _chunks(request), start=start, length=length
             )
         except errors.RegistryError as error:
             if error.code == "RANGE_INVALID":
-                current = uploads.size(name, upload_id)
+                current = await store.upload_size(name, upload_id)
                 error.headers.update(
                     {
                         "Location": absolute_url(request, _upload_path(name, upload_id, current)),
@@ -168,23 +158,23 @@ async def patch_upload(request: web.Request) -> web.Response:
 async def finish_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
-    uploads = storage(request).uploads
-    uploads.size(name, upload_id)
+    store = storage(request)
+    await store.upload_size(name, upload_id)
     digest = _digest_param(request)
     start, length = _content_range(request)
-    async with uploads.lock(upload_id):
+    async with store.upload_lock(upload_id):
         if request.body_exists:
-            await uploads.append(name, upload_id, _chunks(request), start=start, length=length)
-        await uploads.finish(name, upload_id, digest)
+            await store.append_upload(name, upload_id, _chunks(request), start=start, length=length)
+        await store.finish_upload(name, upload_id, digest)
     return _blob_created(request, name, digest)
 
 
 async def cancel_upload(request: web.Request) -> web.Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
-    uploads = storage(request).uploads
-    async with uploads.lock(upload_id):
-        existed = await asyncio.to_thread(uploads.cancel, name, upload_id)
+    store = storage(request)
+    async with store.upload_lock(upload_id):
+        existed = await store.cancel_upload(name, upload_id)
     if not existed:
         raise errors.blob_upload_unknown()
     return web.Response(status=204, headers={"Docker-Upload-UUID": upload_id})

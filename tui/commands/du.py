@@ -25,6 +25,11 @@ def register(subparsers: Any) -> None:
     )
     du.add_argument("host", metavar="HOST", nargs="?", help="registry to estimate")
     du.add_argument("--root", metavar="DIR", help="measure a storage directory directly (offline)")
+    du.add_argument(
+        "--config",
+        metavar="FILE",
+        help="measure the storage a registry config.yml names (a directory or storage.s3)",
+    )
     du.add_argument("--repo", action="append", help="only these repositories (repeatable)")
     du.add_argument(
         "--estimate",
@@ -36,9 +41,9 @@ def register(subparsers: Any) -> None:
 
 
 def _du_dispatch(args: argparse.Namespace) -> int:
-    if args.root is not None:
-        if args.host is not None:
-            c.fail("du takes either HOST or --root DIR, not both")
+    if args.root is not None or args.config is not None:
+        if args.host is not None or (args.root is not None and args.config is not None):
+            c.fail("du takes one of HOST, --root DIR or --config FILE")
             return c.EXIT_USAGE
         from tui.commands.storage import du_root  # the offline measure, beside offline GC
 

@@ -18,6 +18,7 @@ from tui.commands._common import print_json, repo_usage_table
 from tui.commands._common import size as _size
 
 if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --root runs
+    from embedded_registry.config import Config
     from embedded_registry.gc import GcReport
     from embedded_registry.usage import UsageReport
 
@@ -47,17 +48,23 @@ def register(subparsers: Any) -> None:
 
 def _add_du_root(subparsers: Any) -> None:
     du = subparsers.add_parser("du", help="exact storage report of a storage directory")
-    du.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
+    where = du.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", metavar="DIR", help="the registry's storage root")
+    where.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     du.add_argument("--repo", action="append", help="only these repositories (repeatable)")
     du.add_argument("--json", action="store_true", help="machine-readable output")
     du.set_defaults(handler=du_root)
 
 
-_DU_ROOT_OPTIONS = {"--root": True, "--repo": True, "--json": False}
+_DU_ROOT_OPTIONS = {"--root": True, "--config": True, "--repo": True, "--json": False}
+CONFIG_HELP = (
+    "the registry's config.yml (as registry garbage-collect FILE): its storage, the filesystem "
+    "root or storage.s3"
+)
 
 
 def _only_du_root_options(args: list[str]) -> bool:
-    if "--root" not in args and not any(a.startswith("--root=") for a in args):
+    if not any(a.split("=", 1)[0] in ("--root", "--config") for a in args):
         return False
     rest = iter(args)
     for arg in rest:
@@ -106,7 +113,9 @@ def _add_gc(subparsers: Any) -> None:
             "nothing."
         ),
     )
-    gc.add_argument("--root", metavar="DIR", required=True, help="the registry's storage root")
+    where = gc.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", metavar="DIR", help="the registry's storage root")
+    where.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     gc.add_argument(
         "--dry-run", "-d", action="store_true", help="list what would go, remove nothing"
     )
@@ -159,10 +168,62 @@ def _check_root(root: str) -> Path | None:
     return path
 
 
+def _configured(args: argparse.Namespace) -> Config | None:
+    """The config.yml of ``--config``, ``args.root`` set from it for the filesystem driver;
+    ``None`` after a one-line error."""
+    from embedded_registry.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return None
+    if config.storage.s3 is None:
+        args.root = str(config.storage.root)
+    return config
+
+
+def _progress(message: str) -> None:
+    print(f"regtui: {message}", file=sys.stderr, flush=True)
+
+
+def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
+    from embedded_registry.gc import RegistryActive
+    from embedded_registry.gc.driven import collect_garbage_configured
+    from embedded_registry.storage.factory import StorageUnavailable
+    from embedded_registry.storage.lease import GcBusy
+
+    try:
+        return collect_garbage_configured(
+            config,
+            refuse_if_active=not args.force and not args.dry_run,
+            progress=None if args.json else _progress,
+            dry_run=args.dry_run,
+            delete_untagged=args.delete_untagged,
+            remove_empty_repos=args.remove_empty_repos,
+            grace_period=args.grace_period,
+        )
+    except RegistryActive as exc:
+        _fail(f"a registry seems to be writing to the bucket: {exc}; {READ_ONLY_HINT}")
+    except (StorageUnavailable, GcBusy) as exc:
+        _fail(str(exc))
+    return None
+
+
 def gc_root(args: argparse.Namespace) -> int:
-    """``regtui gc --root DIR``: plan or run a garbage collection and report it."""
+    """``regtui gc --root DIR`` or ``--config FILE``: plan or run a garbage collection and
+    report it."""
     from embedded_registry.gc import RegistryActive, collect_garbage
 
+    if getattr(args, "config", None):
+        config = _configured(args)
+        if config is None:
+            return EXIT_ERROR
+        if config.storage.s3 is not None:
+            driver_report = _gc_on_driver(args, config)
+            if driver_report is None:
+                return EXIT_ERROR
+            return _report_gc(args, driver_report)
     root = _check_root(args.root)
     if root is None:
         return EXIT_ERROR
@@ -181,6 +242,10 @@ def gc_root(args: argparse.Namespace) -> int:
     except OSError as exc:
         _fail(f"{args.root}: {exc}")
         return EXIT_ERROR
+    return _report_gc(args, report)
+
+
+def _report_gc(args: argparse.Namespace, report: GcReport) -> int:
     if args.json:
         print_json(gc_json(report))
     else:
@@ -310,17 +375,31 @@ def _print_gc(report: GcReport) -> None:
 
 
 def du_root(args: argparse.Namespace) -> int:
-    """``regtui du --root DIR``: the exact storage report of a storage directory."""
+    """``regtui du --root DIR`` or ``--config FILE``: the exact storage report."""
     from embedded_registry.usage import storage_usage
 
-    root = _check_root(args.root)
-    if root is None:
+    report: UsageReport
+    config = _configured(args) if getattr(args, "config", None) else None
+    if getattr(args, "config", None) and config is None:
         return EXIT_ERROR
-    try:
-        report = storage_usage(root)
-    except OSError as exc:
-        _fail(f"{args.root}: {exc}")
-        return EXIT_ERROR
+    if config is not None and config.storage.s3 is not None:
+        from embedded_registry.gc.driven import usage_configured
+        from embedded_registry.storage.factory import StorageUnavailable
+
+        try:
+            report = usage_configured(config, grace_period=config.storage.gc_grace_period)
+        except StorageUnavailable as exc:
+            _fail(str(exc))
+            return EXIT_ERROR
+    else:
+        root = _check_root(args.root)
+        if root is None:
+            return EXIT_ERROR
+        try:
+            report = storage_usage(root)
+        except OSError as exc:
+            _fail(f"{args.root}: {exc}")
+            return EXIT_ERROR
     only = set(getattr(args, "repo", None) or ())
     if only:
         report.repositories = [r for r in report.repositories if r.name in only]

@@ -1,0 +1,258 @@
+"""Benchmark the bundled registry against CNCF Distribution on the same S3 engine (SeaweedFS).
+
+Both registries run on one ``weed mini`` (loopback, signatures checked), each on its own bucket
+with the same ``storage.s3`` settings, in the same run; figures alternate A B, B A. Pull is
+measured twice: with redirects off (the registry streams the object) and on (307 to a presigned
+URL, which curl follows to the engine).
+
+    python3 bench/bench_s3.py --size-mib 256 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.bench_registry import (  # noqa: E402
+    MIB,
+    BlobFiles,
+    Row,
+    Server,
+    ab_head,
+    alternate,
+    print_table,
+    push_chunked,
+    push_monolithic,
+    seed_tags,
+    wrk,
+)
+from tests.helpers.s3 import (  # noqa: E402
+    SeaweedS3,
+    bundled_on_s3,
+    distribution_on_s3,
+    registry_config,
+    seaweed,
+)
+
+
+def pull(url: str, digest: str, size: int) -> float:
+    """Seconds to GET the blob, following a redirect to the bucket."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-f",
+            "-L",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            f"{url}/v2/bench/mono/blobs/{digest}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    if int(result.stdout) != size:
+        raise RuntimeError(f"pulled {result.stdout} bytes, expected {size}")
+    return time.perf_counter() - started
+
+
+def gc_rows(engine: SeaweedS3, workdir: Path, images: int, rounds: int) -> list[Row]:
+    """GC dry runs of one bucket holding ``images`` images, half of them deleted: regtui's
+    ``gc --config`` against Distribution's ``garbage-collect --dry-run`` on the same file."""
+    import concurrent.futures
+
+    import httpx
+    import yaml
+
+    from tests.helpers.servers import server_env
+    from tui.imagegen import make_image, push_image
+
+    bucket = engine.create_bucket()
+    config = registry_config(engine.s3_config(bucket), redirect={"disable": True})
+    with bundled_on_s3(workdir, config, name="regtui-gc") as registry:
+
+        def push(index: int) -> None:
+            with httpx.Client(base_url=registry.url, timeout=120) as client:
+                image = make_image([{"n": f"{index}\n".encode()}])
+                push_image(client, f"gc/repo{index % 50:02d}", f"t{index}", image)
+                if index % 2:
+                    client.delete(f"/v2/gc/repo{index % 50:02d}/manifests/{image.digest}")
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(push, range(images)))
+    config_file = workdir / "gc-config.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in server_env().items() if not k.startswith("AWS_")}
+    commands = {
+        "regtui": [
+            sys.executable,
+            "-m",
+            "tui",
+            "gc",
+            "--config",
+            str(config_file),
+            "--dry-run",
+            "--json",
+            "--grace-period",
+            "0",
+        ],
+        "distribution": ["docker-registry", "garbage-collect", "--dry-run", str(config_file)],
+    }
+    row = Row(f"GC dry run, {images:,} images, half deleted", "s", lower_is_better=True)
+    for n in range(rounds):
+        for name in commands if n % 2 == 0 else list(reversed(commands)):
+            started = time.perf_counter()
+            subprocess.run(commands[name], check=True, capture_output=True, env=env, cwd=REPO_ROOT)
+            row.values.setdefault(name, []).append(time.perf_counter() - started)
+    print("  measured GC dry run", file=sys.stderr)
+    return [row]
+
+
+@contextmanager
+def pairs(engine: SeaweedS3, workdir: Path) -> Iterator[dict[bool, list[Server]]]:
+    """Per redirect setting, the two registries on their buckets (the same bucket per name)."""
+    with ExitStack() as stack:
+        result: dict[bool, list[Server]] = {}
+        buckets = {name: engine.create_bucket() for name in ("regtui", "distribution")}
+        for redirect in (False, True):
+            s3r = engine.s3_config(buckets["regtui"])
+            s3d = engine.s3_config(buckets["distribution"])
+            config = registry_config(s3r, redirect={"disable": not redirect})
+            tag = "redirect" if redirect else "stream"
+            ours = stack.enter_context(bundled_on_s3(workdir, config, name=f"regtui-{tag}"))
+            theirs = stack.enter_context(
+                distribution_on_s3(workdir, s3d, redirect=redirect, name=f"distribution-{tag}")
+            )
+            result[redirect] = [
+                Server("regtui", ours.url, ours.process.pid),
+                Server("distribution", theirs.url, theirs.process.pid),
+            ]
+        yield result
+
+
+def measure(
+    servers: dict[bool, list[Server]], args: argparse.Namespace, workdir: Path
+) -> list[Row]:
+    size = args.size_mib * MIB
+    blob = BlobFiles(workdir, size, args.chunk_mib * MIB)
+    counter = iter(range(1, 1_000_000))
+    rows: list[Row] = []
+    stream, redirect = servers[False], servers[True]
+
+    def fresh(server: Server) -> str:
+        return blob.make_unique(f"{server.name[:8]}-{next(counter):07d}".encode().ljust(16, b"."))
+
+    def run(
+        label: str, unit: str, pair: Sequence[Server], figure: Callable[[Server], float]
+    ) -> None:
+        row = Row(label, unit)
+        for _, server in alternate(pair, args.rounds):
+            row.values.setdefault(server.name, []).append(figure(server))
+        rows.append(row)
+        print(f"  measured {label}", file=sys.stderr)
+
+    def mono(server: Server) -> float:
+        digest = fresh(server)
+        seconds = push_monolithic(server.url, blob, digest)
+        server.pushed.append(digest)
+        return size / MIB / seconds
+
+    run(f"push {args.size_mib} MiB monolithic (curl)", "MiB/s", stream, mono)
+    run(
+        f"push {args.size_mib} MiB chunked {args.chunk_mib} MiB (curl)",
+        "MiB/s",
+        stream,
+        lambda s: size / MIB / push_chunked(s.url, blob, fresh(s)),
+    )
+    run(
+        f"pull {args.size_mib} MiB, no redirect (curl)",
+        "MiB/s",
+        stream,
+        lambda s: size / MIB / pull(s.url, s.pushed[-1], size),
+    )
+    by_name = {s.name: s for s in stream}
+    for server in redirect:  # the same buckets: the blobs pushed above
+        server.pushed = by_name[server.name].pushed
+    run(
+        f"pull {args.size_mib} MiB, redirect (curl -L)",
+        "MiB/s",
+        redirect,
+        lambda s: size / MIB / pull(s.url, s.pushed[-1], size),
+    )
+    for server in stream:
+        seed_tags(server.url, args.tags)
+    for c in args.concurrency:
+        run(
+            f"HEAD blob c={c} (ab)",
+            "req/s",
+            stream,
+            lambda s, c=c: ab_head(
+                f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
+            ),
+        )
+    for c in args.concurrency:
+        run(
+            f"GET tags/list c={c} (wrk)",
+            "req/s",
+            stream,
+            lambda s, c=c: wrk(
+                f"{s.url}/v2/bench/tagged/tags/list",
+                method="GET",
+                concurrency=c,
+                seconds=args.seconds,
+                workdir=workdir,
+            ),
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--chunk-mib", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--tags", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gc-images", type=int, default=2000, help="0: no GC figure")
+    args = parser.parse_args(argv)
+    missing = [t for t in ("docker-registry", "curl", "wrk", "ab") if not shutil.which(t)]
+    if missing:
+        print(f"bench: error: install {', '.join(missing)}", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="regtui-bench-s3-"))
+    try:
+        with seaweed(workdir / "seaweed") as engine, pairs(engine, workdir) as servers:
+            print(
+                f"Both registries on one SeaweedFS (weed mini), a bucket each; blob "
+                f"{args.size_mib} MiB, chunks {args.chunk_mib} MiB, medians of {args.rounds} "
+                f"alternated rounds; {os.cpu_count()} cores, load average "
+                f"{os.getloadavg()[0]:.2f} at start\n"
+            )
+            rows = measure(servers, args, workdir)
+            if args.gc_images:
+                rows += gc_rows(engine, workdir, args.gc_images, args.rounds)
+            print_table(rows, ["regtui", "distribution"])
+            print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,543 @@
+"""Distribution's layout on any storage driver: what the bundled registry serves from S3.
+
+The keys are the ones of :mod:`embedded_registry.storage.paths` (Distribution's ``paths.go``),
+so a bucket written by Distribution's s3 driver is served as it is, and the other way round.
+
+Uploads keep their state in the storage, never only in a process: ``_uploads/<uuid>/startedat``
+and the data writer (an S3 multipart upload, resumed from S3's own listing of it), so any
+replica continues or finishes any upload. The running SHA-256 is kept in memory as a shortcut
+while one replica sees every request of an upload; when another replica finishes it (or the
+hash no longer matches the stored size), the committed data is read back and hashed.
+Distribution stores its hash state in ``hashstates/``; Go's serialised SHA-256 state cannot be
+read from Python's ``hashlib``, so regtui writes none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from embedded_registry import errors, names
+from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_manifest
+from embedded_registry.storage.catalog import path_order_key
+from embedded_registry.storage.driver.base import (
+    KEYS,
+    FileInfo,
+    PathNotFoundError,
+    StorageDriver,
+    StorageDriverError,
+)
+from embedded_registry.storage.facade import RegistryStorage, ServedBlob
+from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
+from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
+from embedded_registry.storage.paths import split_digest
+from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
+
+LINK_LIMIT = 1024
+CONCURRENCY = 16
+"""Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
+MAX_MANIFEST_READ = 16 << 20
+COMMIT_MARKER = "regtui-last-commit"
+"""``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
+shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
+repository's last commit to tell a finished push from one in flight
+(:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
+
+
+def key(path: Any) -> str:
+    return str(path)
+
+
+@dataclass
+class _UploadState:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    size: int = -1
+    hasher: Any = None
+
+
+async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
+    """Every file under ``path`` (the driver's flat listing where it has one)."""
+    lister = getattr(driver, "list_files", None)
+    if lister is not None:
+        async for info in lister(path):
+            yield info
+        return
+    try:
+        async for info in driver.walk(path):
+            if not info.is_dir:
+                yield info
+    except PathNotFoundError:
+        return
+
+
+class DriverStorage(RegistryStorage):
+    def __init__(
+        self, driver: StorageDriver, *, redirect: bool = False, coordinate: bool = False
+    ) -> None:
+        self.driver = driver
+        self.kind = driver.name
+        self.redirect = redirect
+        self.coordinate = coordinate
+        """Honour the GC lease of other replicas around commits (storage.lease)."""
+        self._uploads: dict[str, _UploadState] = {}
+        self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    async def health(self) -> str | None:
+        try:
+            await self.driver.check()
+        except StorageDriverError as exc:
+            return str(exc)
+        return None
+
+    # -- links and blobs ----------------------------------------------------------------------
+    async def _read_link(self, path: Any) -> str | None:
+        try:
+            raw = await self.driver.get_content(key(path), limit=LINK_LIMIT)
+        except PathNotFoundError:
+            return None
+        text = raw.decode("ascii", errors="replace").strip()
+        return text if names.is_valid_digest(text) else None
+
+    async def _write_link(self, path: Any, digest: str) -> None:
+        if await self._read_link(path) != digest:
+            await self.driver.put_content(key(path), digest.encode())
+
+    async def blob_size(self, digest: str) -> int | None:
+        try:
+            info = await self.driver.stat(key(KEYS.blob_data(digest)))
+        except PathNotFoundError:
+            return None
+        return None if info.is_dir else info.size
+
+    async def linked_size(self, name: str, digest: str) -> int | None:
+        if await self._read_link(KEYS.layer_link(name, digest)) != digest:
+            return None
+        return await self.blob_size(digest)
+
+    async def served_blob(self, name: str, digest: str, grace_period: float) -> ServedBlob | None:
+        size = await self.linked_size(name, digest)
+        if size is None:
+            return None
+        data = key(KEYS.blob_data(digest))
+        return ServedBlob(digest, size, self.driver.local_path(data))
+
+    def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
+        return self.driver.reader(key(KEYS.blob_data(digest)), offset, length)
+
+    async def blob_redirect(self, digest: str) -> str | None:
+        if not self.redirect:
+            return None
+        return await self.driver.redirect_url(key(KEYS.blob_data(digest)))
+
+    async def unlink_blob(self, name: str, digest: str) -> bool:
+        path = KEYS.layer_link(name, digest)
+        if await self._read_link(path) is None:
+            return False
+        with contextlib.suppress(PathNotFoundError):
+            await self.driver.delete(key(path))
+        return True
+
+    async def mount(self, source: str, name: str, digest: str) -> bool:
+        if await self.linked_size(source, digest) is None:
+            return False
+        await self._write_link(KEYS.layer_link(name, digest), digest)
+        return True
+
+    # -- uploads ------------------------------------------------------------------------------
+    def _state(self, upload_id: str) -> _UploadState:
+        state = self._uploads.get(upload_id)
+        if state is None:
+            state = self._uploads[upload_id] = _UploadState()
+        return state
+
+    def upload_lock(self, upload_id: str) -> asyncio.Lock:
+        return self._state(upload_id).lock
+
+    async def create_upload(self, name: str) -> str:
+        upload_id = str(uuid.uuid4())
+        await self.driver.put_content(
+            key(KEYS.upload_startedat(name, upload_id)), _startedat_text().encode()
+        )
+        writer = await self.driver.writer(key(KEYS.upload_data(name, upload_id)))
+        await writer.close()
+        state = self._state(upload_id)
+        state.size, state.hasher = 0, hashlib.sha256()
+        return upload_id
+
+    async def _open(self, name: str, upload_id: str) -> Any:
+        try:
+            return await self.driver.writer(key(KEYS.upload_data(name, upload_id)), append=True)
+        except PathNotFoundError:
+            raise errors.blob_upload_unknown() from None
+
+    async def upload_size(self, name: str, upload_id: str) -> int:
+        writer = await self._open(name, upload_id)
+        await writer.close()
+        return int(writer.size)
+
+    async def append_upload(
+        self,
+        name: str,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        writer = await self._open(name, upload_id)
+        current = int(writer.size)
+        if start is not None and start != current:
+            await writer.close()
+            raise errors.range_invalid(f"upload is at offset {current}, chunk starts at {start}")
+        state = self._state(upload_id)
+        hasher = state.hasher if state.size == current and state.hasher is not None else None
+        if hasher is None and current == 0:
+            hasher = hashlib.sha256()
+        state.hasher, state.size = None, -1
+        written = 0
+        try:
+            async for piece in chunks:
+                if hasher is not None:
+                    await asyncio.gather(
+                        writer.write(piece), asyncio.to_thread(hasher.update, piece)
+                    )
+                else:
+                    await writer.write(piece)
+                written += len(piece)
+        finally:
+            # What was received stays (as Distribution's writer keeps it): the client asks for
+            # the upload's status and goes on from there.
+            await writer.close()
+        if hasher is not None:
+            state.hasher, state.size = hasher, current + written
+        if length is not None and written != length:
+            raise errors.size_invalid(f"expected {length} bytes, received {written}")
+        return current + written
+
+    async def _hash(self, path: str, algorithm: str) -> str:
+        hasher = hashlib.new(algorithm)
+        async for block in self.driver.reader(path):
+            await asyncio.to_thread(hasher.update, block)
+        return hasher.hexdigest()
+
+    async def finish_upload(self, name: str, upload_id: str, digest: str) -> int:
+        writer = await self._open(name, upload_id)
+        size = int(writer.size)
+        await writer.commit()
+        data = key(KEYS.upload_data(name, upload_id))
+        algorithm, hex_digest = split_digest(digest)
+        state = self._state(upload_id)
+        if algorithm == "sha256" and state.hasher is not None and state.size == size:
+            actual = state.hasher.hexdigest()
+        else:
+            actual = await self._hash(data, algorithm)
+        if actual != hex_digest:
+            await self.cancel_upload(name, upload_id)
+            raise errors.digest_invalid(f"{algorithm}:{actual} != {digest}")
+        # Moved even when the blob exists (as Distribution does): the same bytes, and a fresh
+        # LastModified that GC's grace period then protects (a re-push is a refresh).
+        await self.driver.move(data, key(KEYS.blob_data(digest)))
+        await self._write_link(KEYS.layer_link(name, digest), digest)
+        with contextlib.suppress(PathNotFoundError):
+            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+        self._uploads.pop(upload_id, None)
+        return size
+
+    async def cancel_upload(self, name: str, upload_id: str) -> bool:
+        self._uploads.pop(upload_id, None)
+        try:
+            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+        except PathNotFoundError:
+            return False
+        return True
+
+    async def iter_uploads(self) -> list[tuple[str, str, str]]:
+        """Every upload with a ``startedat``: ``(repository, upload id, startedat path)``."""
+        found = []
+        base = key(KEYS.repositories_dir)
+        async for info in list_files(self.driver, base):
+            relative = info.path[len(base) + 1 :]
+            head, sep, tail = relative.rpartition("/_uploads/")
+            upload_id, _, leaf = tail.partition("/")
+            if sep and leaf == "startedat" and names.is_valid_name(head):
+                found.append((head, upload_id, info.path))
+        return found
+
+    async def purge_uploads(
+        self, older_than: float, *, dry_run: bool = False
+    ) -> list[tuple[str, str]]:
+        """Remove uploads started more than ``older_than`` seconds ago, their multipart uploads
+        with them, and multipart uploads under ``_uploads`` that lost their ``startedat``."""
+        cutoff = time.time() - older_than
+        purged: list[tuple[str, str]] = []
+        known: set[str] = set()
+        for name, upload_id, startedat in await self.iter_uploads():
+            known.add(upload_id)
+            try:
+                raw = await self.driver.get_content(startedat, limit=LINK_LIMIT)
+                started = _parse_startedat(raw.decode())
+            except (PathNotFoundError, UnicodeDecodeError):
+                continue
+            if started is not None and started < cutoff:
+                purged.append((name, upload_id))
+                if not dry_run:
+                    await self.cancel_upload(name, upload_id)
+        lister = getattr(self.driver, "multipart_uploads", None)
+        if lister is not None:
+            for path, _mpu, initiated in await lister(key(KEYS.repositories_dir)):
+                head, sep, tail = path.rpartition("/_uploads/")
+                upload_id = tail.partition("/")[0]
+                if sep and upload_id not in known and 0 < initiated < cutoff:
+                    name = head[len(key(KEYS.repositories_dir)) + 1 :]
+                    purged.append((name, upload_id))
+                    if not dry_run:
+                        await self.cancel_upload(name, upload_id)
+        return purged
+
+    # -- manifests ----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _commit(self) -> AsyncIterator[CommitGuard | None]:
+        """Around a manifest commit: wait while another replica's GC holds the lease."""
+        if not self.coordinate:
+            yield None
+            return
+        guard = CommitGuard(self.driver)
+        try:
+            await guard.begin()
+        except TimeoutError:
+            raise errors.too_many_requests(
+                "a garbage collection is running on this storage: retry later"
+            ) from None
+        try:
+            yield guard
+        except CommitTooSlow:
+            raise errors.too_many_requests(
+                "a garbage collection began while this commit ran: retry"
+            ) from None
+
+    async def has_revision(self, name: str, digest: str) -> bool:
+        return await self._read_link(KEYS.revision_link(name, digest)) == digest
+
+    async def tag_digest(self, name: str, tag: str) -> str | None:
+        return await self._read_link(KEYS.tag_current_link(name, tag))
+
+    async def resolve(self, name: str, reference: str) -> str:
+        if names.looks_like_digest(reference):
+            if not await self.has_revision(name, reference):
+                raise errors.manifest_unknown({"Name": name, "Revision": reference})
+            return reference
+        digest = await self.tag_digest(name, reference)
+        if digest is None or not await self.has_revision(name, digest):
+            raise errors.manifest_unknown({"Tag": reference})
+        return digest
+
+    async def _read_blob(self, digest: str) -> bytes | None:
+        """A manifest's bytes; None when missing or larger than any manifest may be (a
+        revision link naming a layer is not read whole into memory)."""
+        try:
+            data = await self.driver.get_content(
+                key(KEYS.blob_data(digest)), limit=MAX_MANIFEST_READ + 1
+            )
+        except PathNotFoundError:
+            return None
+        return data if len(data) <= MAX_MANIFEST_READ else None
+
+    def _remember(self, digest: str, info: ManifestInfo) -> None:
+        self._info[digest] = info
+        if len(self._info) > INFO_CACHE_SIZE:
+            self._info.popitem(last=False)
+
+    async def info(self, digest: str, body: bytes | None = None) -> ManifestInfo | None:
+        cached = self._info.get(digest)
+        if cached is not None:
+            self._info.move_to_end(digest)
+            return cached
+        if body is None:
+            body = await self._read_blob(digest)
+            if body is None:
+                return None
+        info = describe_stored(body)
+        self._remember(digest, info)
+        return info
+
+    async def get_manifest(self, name: str, reference: str) -> tuple[str, bytes, ManifestInfo]:
+        digest = await self.resolve(name, reference)
+        body = await self._read_blob(digest)
+        if body is None:
+            raise errors.manifest_unknown({"Name": name, "Revision": digest})
+        info = await self.info(digest, body)
+        assert info is not None
+        return digest, body, info
+
+    async def put_manifest(
+        self, name: str, reference: str, body: bytes, content_type: str
+    ) -> tuple[str, ManifestInfo]:
+        is_digest = names.looks_like_digest(reference)
+        algorithm = reference.split(":", 1)[0] if is_digest else "sha256"
+        digest = compute_digest(body, algorithm)
+        if is_digest and digest != reference:
+            raise errors.digest_invalid()
+        info = parse_manifest(body, content_type)
+        async with self._commit() as guard:
+            return await self._put_manifest(name, reference, body, digest, info, guard)
+
+    async def _put_manifest(
+        self,
+        name: str,
+        reference: str,
+        body: bytes,
+        digest: str,
+        info: ManifestInfo,
+        guard: CommitGuard | None,
+    ) -> tuple[str, ManifestInfo]:
+        is_digest = names.looks_like_digest(reference)
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def blob_missing(blob: str) -> bool:
+            async with limit:
+                return await self.linked_size(name, blob) is None
+
+        async def child_missing(child: str) -> bool:
+            async with limit:
+                return not await self.has_revision(name, child) or (
+                    await self.blob_size(child) is None
+                )
+
+        blobs = list(info.blobs)
+        children = list(info.children)
+        results = await asyncio.gather(
+            *(blob_missing(b) for b in blobs), *(child_missing(c) for c in children)
+        )
+        missing = [
+            errors.manifest_blob_unknown(d)
+            for d, gone in zip(blobs + children, results, strict=True)
+            if gone
+        ]
+        if missing:
+            raise errors.RegistryError.combine(missing)
+        if await self.blob_size(digest) is None:
+            await self.driver.put_content(key(KEYS.blob_data(digest)), body)
+        if guard is not None:
+            guard.before_last_write()
+        await self.driver.put_content(key(KEYS.revision_link(name, digest)), digest.encode())
+        self._remember(digest, info)
+        if not is_digest:
+            await self.tag(name, reference, digest)
+        return digest, info
+
+    async def _record_commit(self, name: str) -> None:
+        await self.driver.put_content(
+            key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER, _startedat_text().encode()
+        )
+
+    async def tag(self, name: str, tag: str, digest: str) -> None:
+        # The current link first (Distribution writes the index entry first): a tag listed
+        # by its directory then always resolves, even after a crash between the two writes.
+        await self.driver.put_content(key(KEYS.tag_current_link(name, tag)), digest.encode())
+        await self._write_link(KEYS.tag_index_link(name, tag, digest), digest)
+
+    async def delete_tag(self, name: str, tag: str) -> None:
+        async with self._commit():
+            await self._delete_tag(name, tag)
+
+    async def _delete_tag(self, name: str, tag: str) -> None:
+        if await self.tag_digest(name, tag) is None:
+            raise errors.manifest_unknown({"Tag": tag})
+        with contextlib.suppress(PathNotFoundError):
+            await self.driver.delete(key(KEYS.tag_dir(name, tag)))
+        await self._record_commit(name)
+
+    async def delete_manifest(self, name: str, digest: str) -> list[str]:
+        async with self._commit():
+            return await self._delete_manifest(name, digest)
+
+    async def _delete_manifest(self, name: str, digest: str) -> list[str]:
+        link = KEYS.revision_link(name, digest)
+        if await self._read_link(link) != digest:
+            raise errors.manifest_unknown()
+        removed = []
+        for tag in await self.tags(name) or []:
+            if await self.tag_digest(name, tag) == digest:
+                removed.append(tag)
+                with contextlib.suppress(PathNotFoundError):
+                    await self.driver.delete(key(KEYS.tag_dir(name, tag)))
+        with contextlib.suppress(PathNotFoundError):
+            await self.driver.delete(key(link))
+        await self._record_commit(name)
+        return removed
+
+    async def tags(self, name: str) -> list[str] | None:
+        """Tags with a ``current/link`` (one recursive listing); ``None`` when the repository
+        holds neither manifests nor layer links.
+
+        Not Distribution's delimited listing of the tag directories: engines that keep empty
+        folders (SeaweedFS's filer) would list a deleted tag, and a listed tag must resolve.
+        """
+        base = key(KEYS.tags_dir(name))
+        found = []
+        async for info in list_files(self.driver, base):
+            tag, _, rest = info.path[len(base) + 1 :].partition("/")
+            if rest == "current/link" and names.is_valid_tag(tag):
+                found.append(tag)
+        if not found and not (
+            await self._has_files(key(KEYS.manifests_dir(name)))
+            or await self._has_files(key(KEYS.layers_dir(name)))
+        ):
+            return None
+        return sorted(found)
+
+    async def _has_files(self, path: str) -> bool:
+        async for _info in list_files(self.driver, path):
+            return True
+        return False
+
+    async def revisions(self, name: str) -> list[str]:
+        base = key(KEYS.revisions_dir(name))
+        found = []
+        async for info in list_files(self.driver, base):
+            parts = info.path[len(base) + 1 :].split("/")
+            if len(parts) == 3 and parts[2] == "link":
+                digest = f"{parts[0]}:{parts[1]}"
+                if names.is_valid_digest(digest):
+                    found.append(digest)
+        return sorted(found)
+
+    async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def describe(digest: str) -> ManifestInfo | None:
+            async with limit:
+                return await self.info(digest)
+
+        digests = await self.revisions(name)
+        infos = await asyncio.gather(*(describe(d) for d in digests))
+        return [
+            info.referrer_descriptor(digest)
+            for digest, info in zip(digests, infos, strict=True)
+            if info is not None and info.subject == subject
+        ]
+
+    async def repositories(self) -> list[str]:
+        """Every name with a ``_layers`` or ``_manifests`` below it, in Distribution's order."""
+        base = key(KEYS.repositories_dir)
+        found: set[str] = set()
+        async for info in list_files(self.driver, base):
+            parts = info.path[len(base) + 1 :].split("/")
+            for index, part in enumerate(parts[:-1]):
+                if part in ("_layers", "_manifests") and index > 0:
+                    found.add("/".join(parts[:index]))
+                    break
+                if part.startswith("_"):
+                    break
+        valid = [name for name in found if names.is_valid_name(name)]
+        return sorted(valid, key=path_order_key)

@@ -1,0 +1,162 @@
+"""The storage driver seam, on the model of CNCF Distribution's ``StorageDriver``.
+
+The layout (:mod:`embedded_registry.storage.paths`) says *what* is stored under which key; a
+driver says *how* bytes are kept. Keys are absolute slash-separated paths (``/docker/registry/v2/
+blobs/sha256/ab/<hex>/data``), the same for every driver, so a bucket prefix written by
+Distribution's s3 driver and a directory written by its filesystem driver are served as they are.
+
+Every method is async: the s3 driver is natively async, the filesystem driver runs its blocking
+calls in threads where they are more than a stat. What only one driver can offer is optional:
+:meth:`StorageDriver.local_path` (sendfile) and :meth:`StorageDriver.redirect_url` (a presigned
+URL).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from embedded_registry.storage.paths import Layout
+
+KEYS = Layout("/")
+"""The layout as driver keys: ``str(KEYS.blob_data(d))`` is ``/docker/registry/v2/blobs/...``."""
+
+
+class StorageDriverError(Exception):
+    """A driver could not do what was asked (the message is one line, without secrets)."""
+
+
+class PathNotFoundError(StorageDriverError):
+    """Nothing is stored at the key (Distribution's ``PathNotFoundError``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class PreconditionFailedError(StorageDriverError):
+    """A conditional write found the object changed (or present, or absent)."""
+
+
+class InvalidOffsetError(StorageDriverError):
+    """A reader was asked for an offset past the end of the content."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """What :meth:`StorageDriver.stat` knows of a key: a file (size, mtime) or a directory
+    (a common prefix: size 0, mtime 0 when the driver cannot tell)."""
+
+    path: str
+    size: int
+    mtime: float
+    is_dir: bool
+
+
+class FileWriter(abc.ABC):
+    """An append-only writer (Distribution's ``FileWriter``).
+
+    ``write`` adds bytes; ``close`` ends this writer and keeps what was written so that a later
+    ``writer(path, append=True)`` (on any replica, for the s3 driver) continues it; ``commit``
+    makes the content visible at ``path``; ``cancel`` throws everything away.
+    """
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """The bytes written so far, by this writer and the ones it continues."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def cancel(self) -> None: ...
+
+
+class StorageDriver(abc.ABC):
+    """Bytes under keys. Missing keys raise :class:`PathNotFoundError`."""
+
+    name: str = "driver"
+
+    @abc.abstractmethod
+    async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
+        """The whole content at ``path`` (a small object: a link, a manifest)."""
+
+    @abc.abstractmethod
+    async def put_content(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path`` atomically: readers see the old content or the new."""
+
+    @abc.abstractmethod
+    def reader(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """The content from ``offset`` (``length`` bytes, or to the end), in pieces."""
+
+    @abc.abstractmethod
+    async def writer(self, path: str, *, append: bool = False) -> FileWriter:
+        """A writer at ``path``; with ``append``, continuing the content written so far
+        (PathNotFoundError when there is none)."""
+
+    @abc.abstractmethod
+    async def stat(self, path: str) -> FileInfo: ...
+
+    @abc.abstractmethod
+    async def list(self, path: str) -> list[str]:
+        """The direct children of the directory ``path`` (full keys), PathNotFoundError when
+        there is no such directory."""
+
+    @abc.abstractmethod
+    async def move(self, source: str, dest: str) -> None:
+        """Move ``source`` to ``dest`` (replacing it)."""
+
+    @abc.abstractmethod
+    async def delete(self, path: str) -> None:
+        """Delete ``path`` and everything under it; PathNotFoundError when nothing was there."""
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        """Every file and directory under ``path``, depth first, in key order."""
+        for child in sorted(await self.list(path)):
+            info = await self.stat(child)
+            yield info
+            if info.is_dir:
+                async for inner in self.walk(child):
+                    yield inner
+
+    async def touch(self, path: str) -> bool:
+        """Make ``path`` look just written (GC's grace period then protects it); whether it is
+        there. The default rewrites small content; drivers do better where they can."""
+        try:
+            await self.put_content(path, await self.get_content(path))
+        except PathNotFoundError:
+            return False
+        return True
+
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        """The content at ``path`` and its version tag (an S3 ETag), for conditional writes."""
+        raise StorageDriverError(f"the {self.name} driver has no conditional writes")
+
+    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
+        """Write ``path`` only if it is absent (``version`` None) or still at ``version``;
+        its new version tag. PreconditionFailedError otherwise (another writer won)."""
+        raise StorageDriverError(f"the {self.name} driver has no conditional writes")
+
+    async def redirect_url(self, path: str, method: str = "GET") -> str | None:
+        """A URL the client may fetch ``path`` from directly, or ``None`` (serve it here)."""
+        return None
+
+    def local_path(self, path: str) -> str | None:
+        """A path on this machine holding ``path``'s bytes (for sendfile), or ``None``."""
+        return None
+
+    async def check(self) -> None:
+        """Raise :class:`StorageDriverError` with one line when the storage is unusable."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections."""
+        return None

@@ -1,0 +1,650 @@
+"""The s3 driver, key for key compatible with CNCF Distribution's ``s3-aws`` driver.
+
+Keys: ``<rootdirectory>/docker/registry/v2/...`` with the leading slash trimmed (Distribution's
+``s3Path``). Content is one object per key; "directories" are common prefixes.
+
+Writers are S3 multipart uploads, as Distribution keeps them: the state of an unfinished upload
+is the multipart upload itself (found again by ``ListMultipartUploads`` on the key, its parts by
+``ListParts``), never only in a process, so any replica resumes it. Bytes are gathered into parts
+of ``chunksize``; what is left when a writer closes (the end of one PATCH) is sent as a smaller
+part. S3 refuses a part under 5 MiB anywhere but last, so when a writer continues an upload whose
+last part is small, it completes the upload, starts a new one and copies the completed object in
+as its first part (``UploadPartCopy``), or reads it back into the buffer when it is under 5 MiB.
+
+Needs the ``s3`` extra (aiobotocore): ``pip install 'regtui[s3]'``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
+
+from embedded_registry.config import MIN_S3_CHUNK_SIZE, S3Config
+from embedded_registry.storage.driver.base import (
+    FileInfo,
+    FileWriter,
+    InvalidOffsetError,
+    PathNotFoundError,
+    PreconditionFailedError,
+    StorageDriver,
+    StorageDriverError,
+)
+
+MIN_CHUNK_SIZE = MIN_S3_CHUNK_SIZE
+MAX_COPY_PART = 5 << 30
+LIST_MAX_KEYS = 1000
+PRESIGN_EXPIRY = 20 * 60
+"""Seconds a redirect URL stays valid (Distribution's 20 minutes)."""
+READ_CHUNK = 1 << 20
+
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+_Keys = list[dict[str, str]]
+_Uploads = list[tuple[str, str, float]]
+"""Unfinished multipart uploads: ``(path, upload id, initiated)``."""
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and _code(exc) in _NOT_FOUND_CODES
+
+
+def _under(candidate: str, key: str) -> bool:
+    """Whether ``candidate`` is ``key`` itself or lies under it as a directory."""
+    return not key or candidate == key or candidate.startswith(key.rstrip("/") + "/")
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return 0.0
+
+
+class S3Driver(StorageDriver):
+    name = "s3"
+
+    def __init__(self, settings: S3Config) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self._root = settings.rootdirectory.strip("/")
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+
+    # -- set-up -------------------------------------------------------------------------------
+    async def open(self) -> S3Driver:
+        s = self.settings
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if s.forcepathstyle else "auto"},
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=64,
+        )
+        kwargs: dict[str, Any] = {
+            "region_name": s.region,
+            "endpoint_url": s.endpoint_url,
+            "use_ssl": s.secure,
+            "verify": not s.skipverify,
+            "config": config,
+        }
+        if s.accesskey and s.secretkey:
+            kwargs["aws_access_key_id"] = s.accesskey
+            kwargs["aws_secret_access_key"] = s.secretkey
+        session = get_session()
+        self._client = await self._stack.enter_async_context(session.create_client("s3", **kwargs))
+        return self
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise StorageDriverError("the s3 driver is not open")
+        return self._client
+
+    async def check(self) -> None:
+        """One line for what keeps the registry from using the bucket."""
+        where = self.settings.endpoint_url or f"AWS region {self.settings.region}"
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError:
+            raise StorageDriverError(
+                "no S3 credentials: set storage.s3.accesskey/secretkey or the AWS credential chain"
+            ) from None
+        except EndpointConnectionError:
+            raise StorageDriverError(f"cannot reach the S3 endpoint {where}") from None
+        except ClientError as exc:
+            code = _code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise StorageDriverError(
+                    f"S3 bucket {self.bucket!r} does not exist at {where}"
+                ) from None
+            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise StorageDriverError(
+                    f"access to S3 bucket {self.bucket!r} denied at {where}: check the "
+                    "credentials (storage.s3.accesskey/secretkey)"
+                ) from None
+            raise StorageDriverError(f"S3 bucket {self.bucket!r} at {where}: {code}") from None
+        except (BotoCoreError, OSError) as exc:
+            raise StorageDriverError(f"cannot reach the S3 endpoint {where}: {exc}") from None
+
+    # -- keys ---------------------------------------------------------------------------------
+    def key(self, path: str) -> str:
+        """Distribution's ``s3Path``: the root directory and the path, no leading slash."""
+        return (self._root + path).lstrip("/") if self._root else path.lstrip("/")
+
+    def path_of(self, key: str) -> str:
+        return "/" + (key[len(self._root) + 1 :] if self._root else key)
+
+    def _put_args(self) -> dict[str, Any]:
+        s = self.settings
+        args: dict[str, Any] = {}
+        if s.storageclass and s.storageclass.upper() != "NONE":
+            args["StorageClass"] = s.storageclass
+        if s.encrypt:
+            args["ServerSideEncryption"] = "aws:kms" if s.keyid else "AES256"
+            if s.keyid:
+                args["SSEKMSKeyId"] = s.keyid
+        return args
+
+    # -- content ------------------------------------------------------------------------------
+    async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(path)}
+        if limit is not None:
+            args["Range"] = f"bytes=0-{max(limit - 1, 0)}"
+        try:
+            response = await self.client.get_object(**args)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise PathNotFoundError(path) from None
+            if _code(exc) == "InvalidRange":
+                return b""
+            raise
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        await self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.key(path),
+            Body=data,
+            ContentType="application/octet-stream",
+            **self._put_args(),
+        )
+
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        try:
+            response = await self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise PathNotFoundError(path) from None
+            raise
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        return data, str(response["ETag"])
+
+    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+        try:
+            response = await self.client.put_object(
+                Bucket=self.bucket, Key=self.key(path), Body=data, **condition
+            )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise PreconditionFailedError(f"{path} changed meanwhile") from None
+            if _is_not_found(exc):
+                raise PreconditionFailedError(f"{path} is gone") from None
+            raise
+        return str(response["ETag"])
+
+    async def reader(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(path)}
+        if length == 0:
+            return
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            args["Range"] = f"bytes={offset}-{end}"
+        try:
+            response = await self.client.get_object(**args)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise PathNotFoundError(path) from None
+            if _code(exc) == "InvalidRange":
+                info = await self.stat(path)
+                if offset == info.size:
+                    return
+                raise InvalidOffsetError(f"offset {offset} past the end of {path}") from None
+            raise
+        async with response["Body"] as body:
+            while True:
+                block = await body.read(READ_CHUNK)
+                if not block:
+                    break
+                yield block
+
+    async def stat(self, path: str) -> FileInfo:
+        key = self.key(path)
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if not _is_not_found(exc):
+                raise
+        else:
+            return FileInfo(
+                path, int(head["ContentLength"]), _timestamp(head.get("LastModified")), False
+            )
+        listed = await self.client.list_objects_v2(
+            Bucket=self.bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1
+        )
+        if listed.get("KeyCount", 0) or listed.get("Contents"):
+            return FileInfo(path, 0, 0.0, True)
+        raise PathNotFoundError(path)
+
+    async def list(self, path: str) -> list[str]:
+        prefix = self.key(path).rstrip("/")
+        prefix = prefix + "/" if prefix else ""
+        children: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/", PaginationConfig={"PageSize": 1000}
+        ):
+            children += [self.path_of(item["Key"]) for item in page.get("Contents", [])]
+            children += [
+                self.path_of(item["Prefix"].rstrip("/")) for item in page.get("CommonPrefixes", [])
+            ]
+        if not children and path.strip("/"):
+            raise PathNotFoundError(path)
+        return sorted(children)
+
+    async def list_files(self, path: str) -> AsyncIterator[FileInfo]:
+        """Every object under ``path`` (recursive, one paginated listing, key order)."""
+        prefix = self.key(path).rstrip("/")
+        prefix = prefix + "/" if prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_MAX_KEYS}
+        ):
+            for item in page.get("Contents", []):
+                yield FileInfo(
+                    self.path_of(item["Key"]),
+                    int(item["Size"]),
+                    _timestamp(item.get("LastModified")),
+                    False,
+                )
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        seen_dirs: set[str] = set()
+        base = path.rstrip("/")
+        async for info in self.list_files(path):
+            parts = info.path[len(base) + 1 :].split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                directory = base + "/" + "/".join(parts[:depth])
+                if directory not in seen_dirs:
+                    seen_dirs.add(directory)
+                    yield FileInfo(directory, 0, 0.0, True)
+            yield info
+
+    # -- moving and deleting ------------------------------------------------------------------
+    async def move(self, source: str, dest: str) -> None:
+        info = await self.stat(source)
+        if info.is_dir:
+            raise PathNotFoundError(source)
+        if info.size <= self.settings.multipartcopythresholdsize:
+            try:
+                await self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=self.key(dest),
+                    CopySource={"Bucket": self.bucket, "Key": self.key(source)},
+                    ContentType="application/octet-stream",
+                    MetadataDirective="REPLACE",
+                    **self._put_args(),
+                )
+            except ClientError as exc:
+                if _is_not_found(exc):
+                    raise PathNotFoundError(source) from None
+                raise
+        else:
+            await self._multipart_copy(source, dest, info.size)
+        await self.client.delete_object(Bucket=self.bucket, Key=self.key(source))
+
+    async def _multipart_copy(self, source: str, dest: str, size: int) -> None:
+        chunk = max(self.settings.multipartcopychunksize, MIN_CHUNK_SIZE)
+        created = await self.client.create_multipart_upload(
+            Bucket=self.bucket,
+            Key=self.key(dest),
+            ContentType="application/octet-stream",
+            **self._put_args(),
+        )
+        upload_id = created["UploadId"]
+        limit = asyncio.Semaphore(max(1, self.settings.multipartcopymaxconcurrency))
+
+        async def copy(number: int, start: int) -> dict[str, Any]:
+            end = min(start + chunk, size) - 1
+            async with limit:
+                result = await self.client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=self.key(dest),
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": self.key(source)},
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+            return {"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]}
+
+        try:
+            parts = await asyncio.gather(
+                *(copy(i + 1, start) for i, start in enumerate(range(0, size, chunk)))
+            )
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key(dest),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": list(parts)},
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.key(dest), UploadId=upload_id
+                )
+            raise
+
+    async def delete(self, path: str) -> None:
+        key = self.key(path)
+        found = False
+        batch: list[dict[str, str]] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            for item in page.get("Contents", []):
+                if _under(item["Key"], key):
+                    batch.append({"Key": item["Key"]})
+            while len(batch) >= LIST_MAX_KEYS:
+                await self._delete_keys(batch[:LIST_MAX_KEYS])
+                batch = batch[LIST_MAX_KEYS:]
+                found = True
+        if batch:
+            await self._delete_keys(batch)
+            found = True
+        aborted = await self.abort_uploads(path)
+        if not found and not aborted:
+            raise PathNotFoundError(path)
+
+    async def _delete_keys(self, keys: _Keys) -> None:
+        result = await self.client.delete_objects(
+            Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+        )
+        errors = result.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise StorageDriverError(f"cannot delete {first.get('Key')}: {first.get('Code')}")
+
+    async def multipart_uploads(self, path: str) -> _Uploads:
+        """Unfinished multipart uploads under ``path``: ``(path, upload id, initiated)``."""
+        key = self.key(path)
+        found: _Uploads = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+            for upload in page.get("Uploads", []):
+                if _under(upload["Key"], key):
+                    found.append(
+                        (
+                            self.path_of(upload["Key"]),
+                            upload["UploadId"],
+                            _timestamp(upload.get("Initiated")),
+                        )
+                    )
+        return found
+
+    async def abort_uploads(self, path: str) -> int:
+        """Abort every multipart upload under ``path``; how many there were."""
+        uploads = await self.multipart_uploads(path)
+        for upload_path, upload_id, _initiated in uploads:
+            with contextlib.suppress(ClientError):
+                await self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.key(upload_path), UploadId=upload_id
+                )
+        return len(uploads)
+
+    # -- writers ------------------------------------------------------------------------------
+    async def writer(self, path: str, *, append: bool = False) -> FileWriter:
+        key = self.key(path)
+        if not append:
+            created = await self.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType="application/octet-stream",
+                **self._put_args(),
+            )
+            return _S3Writer(self, key, created["UploadId"], [])
+        uploads = [u for u in await self.multipart_uploads(path) if u[0] == path]
+        if not uploads:
+            # A writer killed between completing its upload and starting the next one (see
+            # _S3Writer._restart), or between a commit and the move that follows it, leaves
+            # the object itself: a new multipart upload continues from it.
+            info = await self.stat(path)
+            if info.is_dir:
+                raise PathNotFoundError(path)
+            created = await self.client.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                ContentType="application/octet-stream",
+                **self._put_args(),
+            )
+            adopted = _S3Writer(self, key, created["UploadId"], [])
+            await adopted._adopt(info.size)
+            adopted._size = info.size
+            return adopted
+        # The newest one, should a crash have left an older one behind.
+        _path, upload_id, _initiated = max(uploads, key=lambda u: u[2])
+        parts: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_parts")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                parts += [
+                    {"PartNumber": p["PartNumber"], "ETag": p["ETag"], "Size": int(p["Size"])}
+                    for p in page.get("Parts", [])
+                ]
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise PathNotFoundError(path) from None
+            raise
+        parts.sort(key=lambda p: p["PartNumber"])
+        return _S3Writer(self, key, upload_id, parts)
+
+    async def touch(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+        except PathNotFoundError:
+            return False
+        return True
+
+    async def redirect_url(self, path: str, method: str = "GET") -> str | None:
+        operation = {"GET": "get_object", "HEAD": "head_object"}.get(method)
+        if operation is None:
+            return None
+        url: str = await self.client.generate_presigned_url(
+            operation,
+            Params={"Bucket": self.bucket, "Key": self.key(path)},
+            ExpiresIn=PRESIGN_EXPIRY,
+        )
+        return url
+
+
+class _S3Writer(FileWriter):
+    """One open view of a multipart upload; everything written is in S3 once ``close``
+    returns (a part of any size flushed), so the next request may land on another replica."""
+
+    def __init__(
+        self, driver: S3Driver, key: str, upload_id: str, parts: list[dict[str, Any]]
+    ) -> None:
+        self._driver = driver
+        self._key = key
+        self._upload_id = upload_id
+        self._parts = parts
+        self._size = sum(p["Size"] for p in parts)
+        self._buffer = bytearray()
+        self._closed = False
+        self._chunk = max(driver.settings.chunksize, MIN_CHUNK_SIZE)
+        self._sending: asyncio.Task[None] | None = None
+        """The part upload in flight: one at a time, while the next part fills (the request
+        body keeps coming meanwhile; memory stays at two parts)."""
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def _client(self) -> Any:
+        return self._driver.client
+
+    async def write(self, data: bytes) -> None:
+        if self._closed:
+            raise StorageDriverError("writer already closed")
+        if self._parts and self._parts[-1]["Size"] < MIN_CHUNK_SIZE:
+            await self._restart()
+        self._buffer += data
+        self._size += len(data)
+        while len(self._buffer) >= self._chunk:
+            block = bytes(self._buffer[: self._chunk])
+            del self._buffer[: self._chunk]
+            await self._send(block)
+
+    async def _send(self, block: bytes) -> None:
+        """Start uploading ``block`` as the next part once the previous one is done."""
+        await self._settle()
+        part: dict[str, Any] = {"PartNumber": len(self._parts) + 1, "Size": len(block)}
+        self._parts.append(part)
+        self._sending = asyncio.create_task(self._upload(part, block))
+
+    async def _upload(self, part: dict[str, Any], block: bytes) -> None:
+        result = await self._client.upload_part(
+            Bucket=self._driver.bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=part["PartNumber"],
+            Body=block,
+        )
+        part["ETag"] = result["ETag"]
+
+    async def _settle(self) -> None:
+        """Wait for the part in flight (its failure is this call's)."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            await sending
+
+    async def _complete(self) -> None:
+        await self._settle()
+        await self._client.complete_multipart_upload(
+            Bucket=self._driver.bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in self._parts]
+            },
+        )
+
+    async def _restart(self) -> None:
+        """The last part is under S3's minimum and more bytes come: complete the upload, start
+        a new one, and put what was completed at its start (as Distribution's writer does)."""
+        await self._complete()
+        bucket = self._driver.bucket
+        created = await self._client.create_multipart_upload(
+            Bucket=bucket,
+            Key=self._key,
+            ContentType="application/octet-stream",
+            **self._driver._put_args(),
+        )
+        self._upload_id = created["UploadId"]
+        completed = sum(p["Size"] for p in self._parts)
+        self._parts = []
+        await self._adopt(completed)
+
+    async def _adopt(self, completed: int) -> None:
+        """Put the ``completed`` bytes of the object at the key at the start of this (new)
+        multipart upload: copied as parts, or read back into the buffer under 5 MiB."""
+        bucket = self._driver.bucket
+        if completed < MIN_CHUNK_SIZE:
+            response = await self._client.get_object(Bucket=bucket, Key=self._key)
+            async with response["Body"] as body:
+                self._buffer[:0] = await body.read()
+            return
+        # Even parts: none under the 5 MiB minimum, none over the 5 GiB maximum of a copy.
+        count = -(-completed // MAX_COPY_PART)
+        step = -(-completed // count)
+        for start in range(0, completed, step):
+            end = min(start + step, completed) - 1
+            number = len(self._parts) + 1
+            result = await self._client.upload_part_copy(
+                Bucket=bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": bucket, "Key": self._key},
+                CopySourceRange=f"bytes={start}-{end}",
+            )
+            self._parts.append(
+                {
+                    "PartNumber": number,
+                    "ETag": result["CopyPartResult"]["ETag"],
+                    "Size": end - start + 1,
+                }
+            )
+
+    async def _flush(self) -> None:
+        if self._buffer:
+            block = bytes(self._buffer)
+            self._buffer.clear()
+            await self._send(block)
+        await self._settle()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._flush()
+
+    async def commit(self) -> None:
+        if self._closed:
+            raise StorageDriverError("writer already closed")
+        self._closed = True
+        await self._flush()
+        if not self._parts:
+            # S3 completes no upload without parts: an empty object instead.
+            await self._client.abort_multipart_upload(
+                Bucket=self._driver.bucket, Key=self._key, UploadId=self._upload_id
+            )
+            await self._client.put_object(
+                Bucket=self._driver.bucket, Key=self._key, Body=b"", **self._driver._put_args()
+            )
+            return
+        await self._complete()
+
+    async def cancel(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+        with contextlib.suppress(Exception):
+            await self._settle()
+        with contextlib.suppress(ClientError):
+            await self._client.abort_multipart_upload(
+                Bucket=self._driver.bucket, Key=self._key, UploadId=self._upload_id
+            )

@@ -1,0 +1,126 @@
+"""The async storage API the HTTP handlers use, whatever keeps the bytes.
+
+Two implementations: :class:`embedded_registry.storage.Storage` (the filesystem layout, with the
+tuned blocking stores it has always had, run inline or in threads exactly as before: sendfile,
+atomic rename, the overlapped upload pump) and :class:`embedded_registry.storage.driven.
+DriverStorage` (the same layout on any :class:`~embedded_registry.storage.driver.base.
+StorageDriver`: s3 in production, the filesystem driver in tests).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedded_registry.mediatypes import ManifestInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ServedBlob:
+    """A blob a repository may serve: its size, and where sendfile finds it (or ``None``)."""
+
+    digest: str
+    size: int
+    local_path: str | None = None
+
+
+class RegistryStorage(abc.ABC):
+    """What the routes need from the storage: blobs, uploads, manifests, tags, catalog."""
+
+    kind: str = "filesystem"
+
+    @property
+    def root(self) -> Path | None:
+        """The local storage root (GC and usage run there), ``None`` on object storage."""
+        return None
+
+    # -- health -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def health(self) -> str | None:
+        """``None`` when the storage is usable, else one line saying why not."""
+
+    # -- blobs --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def served_blob(self, name: str, digest: str, grace_period: float) -> ServedBlob | None:
+        """The blob if ``name`` may serve it (and keep it out of GC's reach a while), else None."""
+
+    @abc.abstractmethod
+    def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
+        """The blob's bytes from ``offset``."""
+
+    async def blob_redirect(self, digest: str) -> str | None:
+        """A URL the client may fetch the blob from directly, or ``None``."""
+        return None
+
+    @abc.abstractmethod
+    async def unlink_blob(self, name: str, digest: str) -> bool:
+        """Remove ``name``'s link to the blob; whether it existed."""
+
+    @abc.abstractmethod
+    async def mount(self, source: str, name: str, digest: str) -> bool:
+        """Link a blob ``source`` serves into ``name``; whether it could."""
+
+    # -- uploads ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_upload(self, name: str) -> str: ...
+
+    @abc.abstractmethod
+    def upload_lock(self, upload_id: str) -> asyncio.Lock:
+        """Serialises this process's requests of one upload."""
+
+    @abc.abstractmethod
+    async def upload_size(self, name: str, upload_id: str) -> int:
+        """Bytes received so far; BLOB_UPLOAD_UNKNOWN when there is no such upload."""
+
+    @abc.abstractmethod
+    async def append_upload(
+        self,
+        name: str,
+        upload_id: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int: ...
+
+    @abc.abstractmethod
+    async def finish_upload(self, name: str, upload_id: str, digest: str) -> int: ...
+
+    @abc.abstractmethod
+    async def cancel_upload(self, name: str, upload_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def purge_uploads(
+        self, older_than: float, *, dry_run: bool = False
+    ) -> list[tuple[str, str]]: ...
+
+    # -- manifests, tags, catalog -------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_manifest(self, name: str, reference: str) -> tuple[str, bytes, ManifestInfo]: ...
+
+    @abc.abstractmethod
+    async def put_manifest(
+        self, name: str, reference: str, body: bytes, content_type: str
+    ) -> tuple[str, ManifestInfo]: ...
+
+    @abc.abstractmethod
+    async def delete_manifest(self, name: str, digest: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def delete_tag(self, name: str, tag: str) -> None: ...
+
+    @abc.abstractmethod
+    async def tags(self, name: str) -> list[str] | None: ...
+
+    @abc.abstractmethod
+    async def referrers(self, name: str, subject: str) -> list[dict[str, object]]: ...
+
+    @abc.abstractmethod
+    async def repositories(self) -> list[str]: ...
+
+    async def close(self) -> None:
+        """Release the driver's connections."""
+        return None

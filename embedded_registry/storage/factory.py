@@ -1,0 +1,38 @@
+"""The configured storage: the filesystem root, or a storage driver (s3)."""
+
+from __future__ import annotations
+
+from embedded_registry.config import Config
+from embedded_registry.storage import Storage
+from embedded_registry.storage.driven import DriverStorage
+from embedded_registry.storage.driver.base import StorageDriverError
+from embedded_registry.storage.facade import RegistryStorage
+
+S3_EXTRA_MISSING = "storage.s3 needs the s3 extra: pip install 'regtui[s3]'"
+
+
+class StorageUnavailable(Exception):
+    """The configured storage cannot be used; the message is one line for the operator."""
+
+
+async def open_storage(config: Config) -> RegistryStorage:
+    """The storage ``config`` names, checked (a bucket that is missing, denied or out of
+    reach is a :class:`StorageUnavailable`). The filesystem root is checked by the server."""
+    settings = config.storage.s3
+    if settings is None:
+        return Storage(config.storage.root)
+    try:
+        from embedded_registry.storage.driver.s3 import S3Driver
+    except ImportError:
+        raise StorageUnavailable(S3_EXTRA_MISSING) from None
+    driver = S3Driver(settings)
+    try:
+        await driver.open()
+        await driver.check()
+    except StorageDriverError as exc:
+        await driver.close()
+        raise StorageUnavailable(str(exc)) from None
+    except BaseException:
+        await driver.close()
+        raise
+    return DriverStorage(driver, redirect=not config.storage.redirect_disabled, coordinate=True)
