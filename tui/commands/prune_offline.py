@@ -49,7 +49,7 @@ def read_directory(root: Path) -> RegistryState:
     sizes: dict[str, int | None] = {}
     configs: dict[str, str | None] = {}
     reports = []
-    for name in storage.repositories():
+    for name in storage.list_repositories():
         doc = describe_repository(storage.layout, name, sizes, configs)
         if doc is not None:
             reports.append(RepositoryStorage.from_json(doc))
