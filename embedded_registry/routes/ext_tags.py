@@ -144,7 +144,12 @@ def describe_repository(
 async def repository_tags(request: web.Request) -> web.Response:
     """``GET /v2/_regtui/ext/tags/<name>``: see the module docstring."""
     name = names.check_name(request.match_info["name"])
-    document = await asyncio.to_thread(describe_repository, storage(request).layout, name)
+    root = storage(request).root
+    if root is None:
+        # Push times are read from the filesystem layout; on object storage the clients fall
+        # back to what the OCI API tells (created dates, estimated sizes), as on Distribution.
+        raise errors.unsupported("push times are known only on filesystem storage")
+    document = await asyncio.to_thread(describe_repository, Layout(root), name)
     if document is None:
         raise errors.name_unknown(name)
     return json_response(json.dumps(document, separators=(",", ":")).encode())

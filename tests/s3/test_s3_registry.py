@@ -222,3 +222,24 @@ def test_blob_get_redirects_to_a_presigned_url(
         assert httpx.get(location, timeout=30).content == data
         assert httpx.get(location.split("?", 1)[0], timeout=30).status_code == 403
         assert client.head(f"/v2/redirected/blobs/{digest}").status_code == 200
+
+
+def test_prune_on_s3_plans_from_the_api_without_push_times(
+    registry: RunningRegistry, client: httpx.Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Push times are read from the filesystem layout: on S3 the endpoint says it cannot (405)
+    and ``regtui prune`` plans from the OCI API instead, labelled an estimate."""
+    import json
+
+    from tui.cli import main
+
+    for n in range(3):
+        push_image(registry.url, "team/app", f"v{n}", make_image([{f"f{n}": b"x" * (n + 1)}]))
+    answer = client.get("/v2/_regtui/ext/tags/team/app")
+    assert answer.status_code == 405 and "filesystem" in answer.text
+    host = registry.url.removeprefix("http://")
+    assert main(["prune", host, "--keep-newest", "1", "--dry-run", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["plan"]["bytes_exact"] is False
+    (app,) = report["plan"]["repositories"]
+    assert len(app["tags_going"]) == 2 and len(app["tags_staying"]) == 1
