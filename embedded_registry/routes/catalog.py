@@ -1,4 +1,10 @@
-"""``/v2/_catalog``: repositories in Distribution's order, ``n``/``last``, ``Link``."""
+"""``/v2/_catalog``: repositories in Distribution's order, ``n``/``last``, ``Link``.
+
+The names come from a :class:`RepositoryIndex` kept in memory and checked against the disk
+for every request (a ``stat`` per directory, not a walk), so a repository another process
+created or removed is listed, or not, at once. Requests that arrive together share one check:
+each waits for a check that started after it arrived.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +13,41 @@ import json
 
 from aiohttp import web
 
-from embedded_registry.routes.common import json_response, next_link, page_size, storage
-from embedded_registry.storage.catalog import page
+from embedded_registry.keys import STORAGE_KEY
+from embedded_registry.routes.common import json_response, next_link, page_size
+from embedded_registry.storage.catalog import RepositoryIndex
 
 # Distribution 2.8 returns 100 repositories when ``n`` is absent, not a number or negative.
 DEFAULT_PAGE = 100
 
 
+class SharedRefresh:
+    """One :meth:`RepositoryIndex.refresh` at a time, shared by the requests waiting for it."""
+
+    def __init__(self, index: RepositoryIndex) -> None:
+        self.index = index
+        self._lock = asyncio.Lock()
+        self._started = 0
+        self._finished = 0
+
+    async def page(self, last: str | None, count: int) -> tuple[list[str], bool]:
+        arrived_after = self._started
+        async with self._lock:
+            if self._finished <= arrived_after:  # no check began after this request came
+                self._started += 1
+                number = self._started
+                await asyncio.to_thread(self.index.refresh)
+                self._finished = number
+        return self.index.page(last, count, refresh=False)
+
+
+CATALOG_KEY = web.AppKey("catalog_index", SharedRefresh)
+
+
 async def catalog(request: web.Request) -> web.Response:
     requested = page_size(request, default=None)
     count = DEFAULT_PAGE if requested is None else requested
-    repositories = await asyncio.to_thread(storage(request).repositories)
-    selected, more = page(repositories, request.query.get("last"), count)
+    selected, more = await request.app[CATALOG_KEY].page(request.query.get("last"), count)
     headers: dict[str, str] = {}
     if more and selected:
         headers["Link"] = next_link(request, selected[-1], count)
@@ -27,4 +56,5 @@ async def catalog(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
+    app[CATALOG_KEY] = SharedRefresh(RepositoryIndex(app[STORAGE_KEY].layout.repositories_dir))
     app.router.add_get("/v2/_catalog", catalog)
