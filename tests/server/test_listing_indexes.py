@@ -151,11 +151,11 @@ def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
     first = _put(storage, "app", "sig-1", subject=_subject(storage, subject))
     _put(storage, "app", "unrelated")
 
-    def listed() -> list[object]:
+    def listed() -> list[str]:
         fresh = storage.manifests.referrers("app", subject)
         cached = index.referrers("app", subject)
         assert cached == fresh
-        return [d["digest"] for d in cached]
+        return [str(d["digest"]) for d in cached]
 
     assert listed() == [first]
     _age(storage.root)
