@@ -11,6 +11,7 @@
 Every failure is a :class:`RegistryClientError` whose ``str()`` is one readable sentence.
 """
 
+from tui.client import _quiet_httpx  # noqa: F401  (first: httpx without its CLI)
 from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
 from tui.client.errors import (
     AuthError,
