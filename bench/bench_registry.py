@@ -452,7 +452,10 @@ def print_table(rows: list[Row], names: Sequence[str]) -> None:
         a, b = row.median(names[0]), row.median(names[1])
         cells = " ".join(f"{row.median(name):>13,.1f}" for name in names)
         ratio = (b / a if row.lower_is_better else a / b) if a and b else float("nan")
-        print(f"{row.label:<46} {row.unit:>6} {cells} {ratio:>7.2f}x")
+        shown = f"{ratio:>7.2f}x"
+        if not row.lower_is_better and a and b == 0:
+            shown = f"{'(none)':>8}"  # the peer answered nothing in time (wrk's 2 s timeout)
+        print(f"{row.label:<46} {row.unit:>6} {cells} {shown}")
     print(
         f"\nmedians; ratio = how many times better {names[0]} is than {names[1]} "
         "(time and memory: theirs / ours; rates: ours / theirs)"
