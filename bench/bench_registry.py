@@ -383,14 +383,13 @@ def measure(servers: Sequence[Server], args: argparse.Namespace, workdir: Path) 
             workdir=workdir,
         )
 
-    for c in args.concurrency:
-        run(
-            f"HEAD blob c={c} (ab)",
-            "req/s",
-            lambda s, c=c: ab_head(
-                f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
-            ),
+    def head(c: int) -> Callable[[Server], float]:
+        return lambda s: ab_head(
+            f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
         )
+
+    for c in args.concurrency:
+        run(f"HEAD blob c={c} (ab)", "req/s", head(c))
     for c in args.concurrency:
         run(
             f"GET tags/list c={c} (wrk)",
