@@ -219,6 +219,8 @@ def wrk(url: str, *, method: str, concurrency: int, seconds: int, workdir: Path)
             f"-t{threads}",
             f"-c{concurrency}",
             f"-d{max(1, seconds)}s",
+            "--timeout",
+            "30s",  # a slow answer counts (wrk's 2 s default turns it into a socket error)
             "-s",
             str(script),
             url,
