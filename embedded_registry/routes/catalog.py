@@ -9,7 +9,9 @@ each waits for a check that started after it arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -31,14 +33,18 @@ class SharedRefresh:
         self._finished = 0
 
     async def page(self, last: str | None, count: int) -> tuple[list[str], bool]:
+        await self.refresh()
+        return self.index.page(last, count, refresh=False)
+
+    async def refresh(self) -> None:
+        """Return after a check that began after this call."""
         arrived_after = self._started
         async with self._lock:
-            if self._finished <= arrived_after:  # no check began after this request came
+            if self._finished <= arrived_after:  # no check began after this call came
                 self._started += 1
                 number = self._started
                 await asyncio.to_thread(self.index.refresh)
                 self._finished = number
-        return self.index.page(last, count, refresh=False)
 
 
 CATALOG_KEY = web.AppKey("catalog_index", SharedRefresh)
@@ -55,6 +61,17 @@ async def catalog(request: web.Request) -> web.Response:
     return json_response(body.encode(), headers=headers)
 
 
+async def _walk_at_start(app: web.Application) -> AsyncIterator[None]:
+    """The first walk (every directory listed) starts with the server, not with the first
+    request; a request that comes meanwhile waits for it, then for a cheap check."""
+    task = asyncio.create_task(app[CATALOG_KEY].refresh())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, OSError):
+        await task
+
+
 def setup_routes(app: web.Application) -> None:
     app[CATALOG_KEY] = SharedRefresh(RepositoryIndex(app[STORAGE_KEY].layout.repositories_dir))
+    app.cleanup_ctx.append(_walk_at_start)
     app.router.add_get("/v2/_catalog", catalog)
