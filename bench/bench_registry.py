@@ -219,6 +219,8 @@ def wrk(url: str, *, method: str, concurrency: int, seconds: int, workdir: Path)
             f"-t{threads}",
             f"-c{concurrency}",
             f"-d{max(1, seconds)}s",
+            "--timeout",
+            "30s",  # a slow answer counts (wrk's 2 s default turns it into a socket error)
             "-s",
             str(script),
             url,
@@ -383,14 +385,13 @@ def measure(servers: Sequence[Server], args: argparse.Namespace, workdir: Path) 
             workdir=workdir,
         )
 
-    for c in args.concurrency:
-        run(
-            f"HEAD blob c={c} (ab)",
-            "req/s",
-            lambda s, c=c: ab_head(
-                f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
-            ),
+    def head(c: int) -> Callable[[Server], float]:
+        return lambda s: ab_head(
+            f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
         )
+
+    for c in args.concurrency:
+        run(f"HEAD blob c={c} (ab)", "req/s", head(c))
     for c in args.concurrency:
         run(
             f"GET tags/list c={c} (wrk)",
@@ -452,7 +453,10 @@ def print_table(rows: list[Row], names: Sequence[str]) -> None:
         a, b = row.median(names[0]), row.median(names[1])
         cells = " ".join(f"{row.median(name):>13,.1f}" for name in names)
         ratio = (b / a if row.lower_is_better else a / b) if a and b else float("nan")
-        print(f"{row.label:<46} {row.unit:>6} {cells} {ratio:>7.2f}x")
+        shown = f"{ratio:>7.2f}x"
+        if not row.lower_is_better and a and b == 0:
+            shown = f"{'(none)':>8}"  # the peer answered nothing in time (wrk's 2 s timeout)
+        print(f"{row.label:<46} {row.unit:>6} {cells} {shown}")
     print(
         f"\nmedians; ratio = how many times better {names[0]} is than {names[1]} "
         "(time and memory: theirs / ours; rates: ours / theirs)"

@@ -8,9 +8,11 @@ import importlib.util
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from embedded_registry import errors
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
@@ -40,6 +42,41 @@ READ_BUFSIZE = 2 << 20
 """aiohttp's per-connection read buffer (default 256 KiB): the socket is paused once twice
 this is buffered. Blob bodies are read in 2 MiB pieces; a small buffer pauses and resumes the
 socket several times per piece."""
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's default access-log line (``%a %t "%r" %s %b "%{Referer}i" "%{User-Agent}i"``),
+    made without its per-request field table and ``extra`` dict (a third of the cost of a
+    small request's log line); the time field is formatted once per second."""
+
+    _second = -1
+    _stamp = ""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
+        started = time.time() - time_
+        second = int(started)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second))
+        headers = request.headers
+        version = request.version
+        self.logger.info(
+            '%s %s "%s %s HTTP/%d.%d" %d %d "%s" "%s"',
+            request.remote or "-",
+            self._stamp,
+            request.method,
+            request.path_qs,
+            version.major,
+            version.minor,
+            response.status,
+            response.body_length,
+            headers.get("Referer", "-"),
+            headers.get("User-Agent", "-"),
+        )
 
 
 def _root_spellings(request: web.Request) -> list[bytes]:
@@ -179,7 +216,10 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
         middlewares.append(htpasswd_middleware(Htpasswd(config.auth.path, config.auth.realm)))
     if config.storage.read_only:
         middlewares.append(read_only_middleware)
-    app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
+    app = web.Application(
+        middlewares=middlewares,
+        handler_args={"read_bufsize": READ_BUFSIZE, "access_log_class": AccessLogger},
+    )
     app[CONFIG_KEY] = config
     app[ADMIN_KEY] = admin  # server.py writes its secret where local clients find it
     app[STORAGE_KEY] = storage if storage is not None else Storage(config.storage.root)

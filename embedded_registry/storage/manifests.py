@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 from collections import OrderedDict
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_ma
 from embedded_registry.storage.blobs import BlobStore
 from embedded_registry.storage.fsutil import read_link, write_link
 from embedded_registry.storage.paths import Layout
+
+SHORTEST_LINK = len("sha256:") + 64
+"""Bytes of the shortest link file that holds a digest."""
 
 # Parsed manifests by digest (content is immutable, so entries never go stale).
 INFO_CACHE_SIZE = 4096
@@ -155,18 +159,29 @@ class ManifestStore:
     def tags(self, name: str) -> list[str] | None:
         """Sorted tags of ``name``; ``None`` when the repository has no tags directory.
 
-        Only tags whose ``current/link`` holds a digest are listed: a registry killed while it
-        wrote a tag leaves its directory without one, and a listed tag must resolve.
+        Only tags whose ``current/link`` can hold a digest are listed: a registry killed while
+        it wrote a tag leaves its directory without one (or, Distribution writing in place, a
+        short one), and a listed tag must resolve. A ``stat`` per tag, not a read: this answers
+        every ``tags/list``.
         """
+        base = os.fspath(self.layout.tags_dir(name))
         try:
-            entries = os.listdir(self.layout.tags_dir(name))
+            entries = os.listdir(base)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return sorted(
-            entry
-            for entry in entries
-            if names.is_valid_tag(entry) and self.tag_digest(name, entry) is not None
-        )
+        listed = []
+        for entry in entries:
+            try:
+                st = os.stat(f"{base}/{entry}/current/link")
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if (
+                st.st_size >= SHORTEST_LINK
+                and stat.S_ISREG(st.st_mode)
+                and names.is_valid_tag(entry)
+            ):
+                listed.append(entry)
+        return sorted(listed)
 
     def revisions(self, name: str) -> list[str]:
         """Digests of the repository's manifest revisions (those whose link file exists)."""

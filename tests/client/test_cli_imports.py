@@ -30,7 +30,9 @@ with open(sys.argv[1], "w") as out:
 sys.exit(code)
 """
 APP = ("textual", "tui.app", "tui.screens", "tui.widgets", "tui.dialogs")
-# rich is no part of APP: httpx imports it (for its own command line) where it is installed.
+# rich is no part of APP: httpx's __init__ imports it for its own command line where it is
+# installed, and tui.client keeps that from happening (tui/client/_quiet_httpx.py).
+HTTPX_CLI = ("httpx._main", "rich", "click", "pygments")
 SERVER = ("embedded_registry",)
 NETWORK = ("httpx", "aiohttp", "ssl", "tui.client", "asyncio")
 
@@ -75,7 +77,7 @@ def test_scripting_commands_load_no_app_nor_server(
     ):
         modules = modules_of(tmp_path, *argv)
         assert "tui.client" in modules, argv  # the command did run
-        assert loaded(modules, APP + SERVER) == [], argv
+        assert loaded(modules, APP + SERVER + HTTPX_CLI) == [], argv
 
 
 def test_offline_commands_load_no_client_nor_app(registry: RunningRegistry, tmp_path: Path) -> None:

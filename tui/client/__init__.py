@@ -16,6 +16,7 @@ in bounded memory): see :mod:`tui.client._limits` and :mod:`tui.client.layers`. 
 leave the registry's origin: see :mod:`tui.client.auth`.
 """
 
+from tui.client import _quiet_httpx  # noqa: F401  (first: httpx without its CLI)
 from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
 from tui.client.errors import (
     AuthError,

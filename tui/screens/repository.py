@@ -43,6 +43,10 @@ UNTAG_METHODS = {
 }
 
 
+PROGRESSIVE_SORT_SECONDS = 1.0
+"""While details load, how often rows sorted by date or size are put back in order."""
+
+
 def validate_keep(value: str) -> str | None:
     if not value.isdigit():
         return "Enter a whole number (0 or more)."
@@ -183,6 +187,8 @@ class RepositoryScreen(RegtuiScreen):
                 return await tag_details(client, self.repository, row)
 
         done = failed = 0
+        loop = asyncio.get_running_loop()
+        next_sort = loop.time() + PROGRESSIVE_SORT_SECONDS
         for finished in asyncio.as_completed([one(row) for row in pending]):
             row = await finished
             if row.tag not in self.rows:
@@ -194,6 +200,10 @@ class RepositoryScreen(RegtuiScreen):
             if done % 10 == 0 or done == len(pending):
                 self._details_progress = (done, len(pending))
                 self.show_summary()
+            if self.sort_key in (TagSort.DATE, TagSort.SIZE) and loop.time() >= next_sort:
+                # Rows move into date or size order as their details arrive.
+                self.render_rows()
+                next_sort = loop.time() + PROGRESSIVE_SORT_SECONDS
         self.details_done = True
         self._failed = failed
         self.render_rows()  # re-sorts by the new values and fits the columns to them

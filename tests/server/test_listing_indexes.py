@@ -1,0 +1,211 @@
+"""The catalog and referrers kept in memory stay true to the disk when something else changes it.
+
+In-process and on real files: the directory tree is aged first (as a registry that ran for a
+while), so the indexes trust what they cached and only the ``stat`` checks stand between a
+change on disk and a stale answer. Each change is made the way another process makes it (new
+directories, ``rmtree``, a link removed), and each answer is compared with a fresh walk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from embedded_registry.storage import Storage
+from embedded_registry.storage.catalog import RepositoryIndex, list_repositories, page
+from embedded_registry.storage.referrers import ReferrersIndex
+from tests.server.test_storage_manifests import digest_of, manifest
+
+
+def _age(root: Path, seconds: float = 3600) -> None:
+    then = time.time() - seconds
+    for dirpath, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            os.utime(os.path.join(dirpath, name), (then, then))
+    os.utime(root, (then, then))
+
+
+def _repo(storage: Storage, name: str) -> None:
+    """A repository as Distribution leaves one after a push: ``_layers`` and ``_manifests``."""
+    storage.blobs.link(name, digest_of(name.encode()))
+    storage.layout.revisions_dir(name).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Storage:
+    storage = Storage(tmp_path)
+    storage.ensure_layout()
+    for name in ("a", "a/b", "a-b", "team/one", "team/two", "deep/x/y/z"):
+        _repo(storage, name)
+    return storage
+
+
+def _settled(storage: Storage, index: RepositoryIndex) -> list[str]:
+    _age(storage.layout.repositories_dir)
+    index.refresh()  # times changed: listed again, now old enough to trust
+    return index.refresh()
+
+
+def test_catalog_index_follows_outside_changes_without_walking(storage: Storage) -> None:
+    repositories = storage.layout.repositories_dir
+    index = RepositoryIndex(repositories)
+    assert _settled(storage, index) == list_repositories(repositories)
+    walked = index.listings
+
+    assert index.refresh() == list_repositories(repositories)
+    assert index.listings == walked, "an unchanged tree is checked, not listed"
+
+    changes = [
+        lambda: _repo(storage, "deep/x/y/z/w"),  # nested below a repository
+        lambda: _repo(storage, "new/ns/repo"),  # a new namespace
+        lambda: shutil.rmtree(repositories / "team" / "one"),  # deleted by hand
+        lambda: shutil.rmtree(repositories / "a" / "_layers"),  # still has _manifests
+        lambda: shutil.rmtree(repositories / "a" / "_manifests"),  # now only a namespace
+        lambda: shutil.rmtree(repositories / "deep" / "x"),  # a whole subtree
+        lambda: (repositories / "team").rename(repositories / "crew"),  # renamed namespace
+    ]
+    expected_listed = ["a/b", "a-b", "crew/two", "new/ns/repo"]
+    for change in changes:
+        _age(repositories)
+        index.refresh()
+        before = index.listings
+        change()
+        assert index.refresh() == list_repositories(repositories)
+        assert index.listings - before < 10, "only the changed directories are listed again"
+    assert index.refresh() == expected_listed
+
+
+def test_catalog_index_sees_a_change_within_the_same_clock_tick(storage: Storage) -> None:
+    """A directory changed right after it was listed may keep its time (coarse clocks): the
+    index does not trust a time that recent and lists it again."""
+    repositories = storage.layout.repositories_dir
+    index = RepositoryIndex(repositories)
+    team = repositories / "team"
+    os.utime(team)  # just now
+    index.refresh()
+    stamp = team.stat().st_mtime_ns
+    _repo(storage, "team/three")
+    os.utime(team, ns=(stamp, stamp))  # the same time as when it was listed
+    assert "team/three" in index.refresh()
+
+
+def test_catalog_index_pages_like_the_walk(storage: Storage) -> None:
+    repositories = storage.layout.repositories_dir
+    index = RepositoryIndex(repositories)
+    names = list_repositories(repositories)
+    for last in (None, "", "a", "a/b", "a/a", "a-a", "b", "deep", "team/one", "zzz"):
+        for count in (0, 1, 2, 5, 100):
+            assert index.page(last, count) == page(names, last, count), (last, count)
+
+
+def test_catalog_index_pagination_across_changes(storage: Storage) -> None:
+    """A page after ``last`` is cut from the names on disk now, not when the walk began."""
+    repositories = storage.layout.repositories_dir
+    index = RepositoryIndex(repositories)
+    _settled(storage, index)
+    first, more = index.page(None, 3)
+    assert first == ["a", "a/b", "a-b"] and more
+    _repo(storage, "0-before")  # sorts before the cursor: not on the next pages
+    _repo(storage, "b-after")  # after it: on them
+    shutil.rmtree(repositories / "team" / "two")
+    second, more = index.page(first[-1], 3)
+    assert second == ["b-after", "deep/x/y/z", "team/one"] and not more
+
+
+def test_catalog_index_of_a_missing_or_recreated_root(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    index = RepositoryIndex(storage.layout.repositories_dir)
+    assert index.refresh() == []
+    _repo(storage, "late")
+    assert index.refresh() == ["late"]
+    shutil.rmtree(storage.layout.repositories_dir)
+    assert index.refresh() == []
+    _repo(storage, "again")
+    assert index.refresh() == ["again"]
+
+
+# -- referrers ----------------------------------------------------------------------------------
+
+
+def _put(storage: Storage, name: str, label: str, **extra: object) -> str:
+    body = manifest(storage, name, label, **extra)
+    digest, _ = storage.manifests.put(name, digest_of(body), body, json.loads(body)["mediaType"])
+    return digest
+
+
+def _subject(storage: Storage, digest: str) -> dict[str, object]:
+    data = storage.blobs.read(digest)
+    assert data is not None
+    return {"mediaType": json.loads(data)["mediaType"], "digest": digest, "size": len(data)}
+
+
+def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    index = ReferrersIndex(storage.manifests)
+    subject = _put(storage, "app", "image")
+    first = _put(storage, "app", "sig-1", subject=_subject(storage, subject))
+    _put(storage, "app", "unrelated")
+
+    def listed() -> list[str]:
+        fresh = storage.manifests.referrers("app", subject)
+        cached = index.referrers("app", subject)
+        assert cached == fresh
+        return [str(d["digest"]) for d in cached]
+
+    assert listed() == [first]
+    _age(storage.root)
+    listed()
+    reads = index.reads
+    assert listed() == [first]
+    assert index.reads == reads, "an unchanged repository is checked, not read again"
+
+    # Another referrer pushed (a new revision directory).
+    second = _put(storage, "app", "sig-2", subject=_subject(storage, subject))
+    assert sorted(listed()) == sorted([first, second])
+
+    # A referrer deleted by digest (only its link goes, as Distribution does it).
+    _age(storage.root)
+    listed()
+    storage.layout.revision_link("app", first).unlink()
+    assert listed() == [second]
+
+    # Pushed again: the link comes back into the directory that stayed.
+    _age(storage.root)
+    listed()
+    storage.layout.revision_link("app", first).write_text(first)
+    assert sorted(listed()) == sorted([first, second])
+
+    # A non-referrer deleted: not watched, the answer does not change (and is still right).
+    _age(storage.root)
+    listed()
+    reads = index.reads
+    unrelated = [d for d in storage.manifests.revisions("app") if d not in (first, second)]
+    for digest in unrelated:
+        if digest != subject:
+            storage.layout.revision_link("app", digest).unlink()
+    assert sorted(listed()) == sorted([first, second])
+    assert index.reads == reads
+
+    # The repository deleted by hand, then made again with other content.
+    _age(storage.root)
+    listed()
+    shutil.rmtree(storage.layout.repo_dir("app"))
+    assert listed() == []
+    again = _put(storage, "app", "sig-3", subject=_subject(storage, subject))
+    assert listed() == [again]
+
+
+def test_referrers_index_is_bounded(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    index = ReferrersIndex(storage.manifests, max_repositories=3)
+    for n in range(6):
+        name = f"repo{n}"
+        subject = _put(storage, name, "image")
+        referrer = _put(storage, name, "sig", subject=_subject(storage, subject))
+        assert [d["digest"] for d in index.referrers(name, subject)] == [referrer]
+    assert len(index._entries) == 3
