@@ -107,6 +107,10 @@ async def test_repository_table_sorts_and_filters(
         assert order()[0] == "1.3.3"
         await pilot.press("s")  # date, newest first
         assert order()[0] in {"1.3.3", "latest", "stable"}
+        await pilot.press("s")  # push time (the bundled registry knows it), newest first
+        assert screen.sort_key is TagSort.PUSHED and table.shows_pushed
+        pushed = [screen.rows[tag].pushed for tag in order()]
+        assert None not in pushed and pushed == sorted(pushed, reverse=True)  # type: ignore[type-var]
         await pilot.press("s")  # size
         assert screen.sort_key is TagSort.SIZE
         await pilot.press("S")
@@ -242,3 +246,28 @@ async def test_help_screen_and_command_palette(
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "StorageScreen")
+
+
+async def test_distribution_shows_no_pushed_column_and_s_skips_it(
+    distribution: RunningRegistry, app_for: AppFactory
+) -> None:
+    """Push times come from the bundled registry's storage: on Distribution there is no Pushed
+    column and the sort key cycles past it."""
+    import asyncio
+
+    from tui.demo import populate
+
+    await asyncio.to_thread(populate, distribution.url)
+    app = app_for(distribution)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(RepositoryScreen("acme/web"))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await wait_for(pilot, lambda: screen.details_done, seconds=60)
+        assert not screen.table.shows_pushed
+        assert "Pushed" not in [str(c.label) for c in screen.table.columns.values()]
+        seen = []
+        for _ in range(4):
+            await pilot.press("s")
+            seen.append(screen.sort_key)
+        assert seen == [TagSort.VERSION, TagSort.DATE, TagSort.SIZE, TagSort.NAME]

@@ -63,9 +63,16 @@ def test_sort_by_each_key() -> None:
 
 def test_sort_cycles_through_every_key() -> None:
     seen = [TagSort.NAME]
-    for _ in range(4):
+    for _ in range(5):
         seen.append(seen[-1].next())
-    assert seen == [TagSort.NAME, TagSort.VERSION, TagSort.DATE, TagSort.SIZE, TagSort.NAME]
+    assert seen == [
+        TagSort.NAME,
+        TagSort.VERSION,
+        TagSort.DATE,
+        TagSort.PUSHED,
+        TagSort.SIZE,
+        TagSort.NAME,
+    ]
 
 
 def test_filter_matches_tag_digest_and_platform() -> None:
@@ -90,3 +97,15 @@ def test_formatting() -> None:
     assert created == datetime(2024, 1, 15, 10, 0, 0, 123456, tzinfo=UTC)
     assert parse_created("yesterday") is None
     assert parse_created(None) is None
+
+
+def test_sort_by_push_time_puts_unknown_last() -> None:
+    from datetime import UTC, datetime
+
+    rows = [
+        TagRow("old", pushed=datetime(2026, 1, 1, tzinfo=UTC)),
+        TagRow("new", pushed=datetime(2026, 6, 1, tzinfo=UTC)),
+        TagRow("unknown"),
+    ]
+    assert names(sort_tags(rows, TagSort.PUSHED, descending=True)) == ["new", "old", "unknown"]
+    assert names(sort_tags(rows, TagSort.PUSHED)) == ["old", "new", "unknown"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from tui.client import (
     Descriptor,
@@ -110,3 +111,17 @@ async def index_children(
         return ChildManifest(descriptor, result.manifest)
 
     return list(await asyncio.gather(*(read(child) for child in index.manifests[:limit])))
+
+
+async def push_times(client: RegistryClient, repository: str) -> dict[str, datetime]:
+    """When each tag of ``repository`` was pushed: the bundled registry knows (from its
+    storage); any other registry, or one that refuses, gives ``{}``."""
+    from tui.client._pushtimes import repository_storage
+
+    try:
+        report = await repository_storage(client, repository)
+    except RegistryClientError:
+        return {}
+    if report is None:
+        return {}
+    return {push.tag: push.pushed for push in report.tags if push.pushed is not None}

@@ -14,6 +14,7 @@ class TagSort(enum.StrEnum):
     NAME = "name"
     VERSION = "version"
     DATE = "date"
+    PUSHED = "pushed"
     SIZE = "size"
 
     def next(self) -> TagSort:
@@ -31,6 +32,8 @@ class TagRow:
     size: int | None = None
     """Compressed size: config plus layers (for an index: the largest platform)."""
     created: datetime | None = None
+    pushed: datetime | None = None
+    """When the tag was pushed: known on the bundled registry (from its storage), else None."""
     platforms: tuple[str, ...] = ()
     loaded: bool = False
     error: str | None = None
@@ -74,10 +77,11 @@ def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False)
         return sorted(items, key=lambda row: natural_key(row.tag), reverse=descending)
     if key is TagSort.VERSION:
         return sorted(items, key=lambda row: version_key(row.tag), reverse=descending)
-    if key is TagSort.DATE:
-        known = [row for row in items if row.created is not None]
-        unknown = [row for row in items if row.created is None]
-        known.sort(key=lambda row: (row.created, row.tag), reverse=descending)
+    if key in (TagSort.DATE, TagSort.PUSHED):
+        field = "created" if key is TagSort.DATE else "pushed"
+        known = [row for row in items if getattr(row, field) is not None]
+        unknown = [row for row in items if getattr(row, field) is None]
+        known.sort(key=lambda row: (getattr(row, field), row.tag), reverse=descending)
         return known + sorted(unknown, key=lambda row: natural_key(row.tag))
     known = [row for row in items if row.size is not None]
     unknown = [row for row in items if row.size is None]

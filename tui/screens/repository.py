@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
-from tui.data.details import tag_details
+from tui.data.details import push_times, tag_details
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
@@ -167,7 +167,10 @@ class RepositoryScreen(RegtuiScreen):
         except RegistryClientError:
             self.set_status(f"Cannot list the tags of {self.repository} (r to retry).")
             raise
-        self.rows = {tag: TagRow(tag) for tag in tags}
+        pushed = await push_times(self.regtui.client, self.repository) if tags else {}
+        if pushed:
+            self.table.show_pushed()
+        self.rows = {tag: TagRow(tag, pushed=pushed.get(tag)) for tag in tags}
         self.marked &= set(self.rows)
         self._loaded = True
         self.details_done = not tags
@@ -237,8 +240,15 @@ class RepositoryScreen(RegtuiScreen):
 
     def action_cycle_sort(self) -> None:
         self.sort_key = self.sort_key.next()
+        if self.sort_key is TagSort.PUSHED and not self.table.shows_pushed:
+            self.sort_key = self.sort_key.next()  # this registry does not say when
         # Newest and biggest first are what people look for.
-        self.descending = self.sort_key in (TagSort.DATE, TagSort.SIZE, TagSort.VERSION)
+        self.descending = self.sort_key in (
+            TagSort.DATE,
+            TagSort.PUSHED,
+            TagSort.SIZE,
+            TagSort.VERSION,
+        )
         self.render_rows()
 
     def action_reverse_sort(self) -> None:

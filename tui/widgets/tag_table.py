@@ -1,4 +1,5 @@
-"""The table of tags of one repository: marks, digest, size, created, platforms."""
+"""The table of tags of one repository: marks, digest, size, created, platforms, and pushed
+where the registry tells when each tag was pushed (the bundled registry)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ COLUMNS = (
     ("created", "Created"),
     ("platforms", "Platforms"),
 )
+PUSHED_COLUMN = ("pushed", "Pushed")
 
 
 class TagTable(DataTable[str | Text]):
@@ -29,10 +31,24 @@ class TagTable(DataTable[str | Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._shown: dict[str, tuple[TagRow, bool]] = {}
         """What each row's cells were made from."""
+        self._columns: tuple[tuple[str, str], ...] = COLUMNS
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    @property
+    def shows_pushed(self) -> bool:
+        return PUSHED_COLUMN in self._columns
+
+    def show_pushed(self) -> None:
+        """Add the Pushed column (once): the registry knows when each tag was pushed."""
+        if self.shows_pushed:
+            return
+        key, label = PUSHED_COLUMN
+        self.add_column(label, key=key, default="")
+        self._columns = (*COLUMNS, PUSHED_COLUMN)
+        self._shown = {}  # every row's cells are made again, with the new column
 
     def show_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
         """Show ``rows`` in this order. The same tags in a new order (a sort) only move: the
@@ -48,7 +64,7 @@ class TagTable(DataTable[str | Text]):
             self._shown = {}
             for row in rows:
                 is_marked = row.tag in marked
-                self.add_row(*self._cells(row, is_marked), key=row.tag)
+                self.add_row(*self.cells(row, is_marked), key=row.tag)
                 self._shown[row.tag] = (row, is_marked)
         if current is not None and current in self.rows:
             self.move_cursor(row=self.get_row_index(current))
@@ -67,7 +83,7 @@ class TagTable(DataTable[str | Text]):
         self._shown[row.tag] = (row, marked)
         data = self.get_row(row.tag)
         for index, ((key, _), value) in enumerate(
-            zip(COLUMNS, self._cells(row, marked), strict=True)
+            zip(self._columns, self.cells(row, marked), strict=True)
         ):
             if data[index] == value:
                 continue
@@ -84,14 +100,15 @@ class TagTable(DataTable[str | Text]):
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
         return str(key.value) if key.value is not None else None
 
-    @staticmethod
-    def _cells(row: TagRow, marked: bool) -> tuple[str | Text, ...]:
+    def cells(self, row: TagRow, marked: bool) -> tuple[str | Text, ...]:
+        """The row's cells, one per column shown."""
         mark = Text("●", style="bold red") if marked else Text(" ")
+        pushed: tuple[str | Text, ...] = (format_created(row.pushed),) if self.shows_pushed else ()
         if row.error:
-            return (mark, row.tag, Text(row.error, style="red"), "", "", "")
+            return (mark, row.tag, Text(row.error, style="red"), "", "", "", *pushed)
         if not row.loaded:
             dim = Text("…", style="dim")
-            return (mark, row.tag, dim, dim, dim, dim)
+            return (mark, row.tag, dim, dim, dim, dim, *pushed)
         return (
             mark,
             row.tag,
@@ -99,4 +116,5 @@ class TagTable(DataTable[str | Text]):
             human_size(row.size) if row.size is not None else "",
             format_created(row.created),
             ", ".join(row.platforms),
+            *pushed,
         )
