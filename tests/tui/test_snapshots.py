@@ -5,6 +5,7 @@ Regenerate after an intended change with ``pytest tests/tui/test_snapshots.py --
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -23,6 +24,20 @@ SIZE = (120, 36)
 SMALL = (80, 24)
 LARGE = (200, 60)
 MAIN_SIZES = [pytest.param(SMALL, id="80x24"), pytest.param(LARGE, id="200x60")]
+
+
+PUSHED_AT = 1_706_788_800  # 2024-02-01 12:00 UTC
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fixed_push_times(demo_registry: RunningRegistry) -> None:
+    """The Pushed column shows when each tag link was written: pin it, or every snapshot
+    of a repository would change with the minute the tests run."""
+    repositories = demo_registry.root / "docker" / "registry" / "v2" / "repositories"
+    links = list(repositories.glob("**/_manifests/tags/*/current/link"))
+    assert links
+    for link in links:
+        os.utime(link, (PUSHED_AT, PUSHED_AT))
 
 
 async def registry_loaded(pilot: Pilot[None]) -> None:
