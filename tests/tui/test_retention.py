@@ -134,3 +134,39 @@ async def test_load_a_policy_file_and_read_only_never_applies(
     async with httpx.AsyncClient(base_url=registry.url) as http:
         tags = (await http.get("/v2/team/app/tags/list")).json()["tags"]
     assert set(tags) == GOING | STAYING
+
+
+async def test_enter_reviews_a_repository_with_the_plans_tags_marked(
+    registry: RunningRegistry, app_for: AppFactory
+) -> None:
+    """The plan on the repository view: enter on a row opens that repository with the tags the
+    plan removes marked (red), ready for review; nothing is deleted by looking."""
+    from tui.screens.repository import RepositoryScreen
+
+    push_all(registry.url)
+    app = app_for(registry)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, RetentionScreen))
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        screen.query_one(TextArea).load_text(RULES)
+        await wait_for(
+            pilot,
+            lambda: screen.plan is not None and screen.plan.policy.keep_newest == 2,
+        )
+        table = screen.query_one(DataTable)
+        row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "team/app")
+        screen.focus_main()
+        table.move_cursor(row=row)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RepositoryScreen))
+        repository = app.screen
+        assert isinstance(repository, RepositoryScreen)
+        assert repository.repository == "team/app"
+        await wait_for(pilot, lambda: repository.details_done)
+        assert repository.marked == GOING
+        async with httpx.AsyncClient(base_url=registry.url) as http:
+            tags = (await http.get("/v2/team/app/tags/list")).json()["tags"]
+        assert set(tags) == GOING | STAYING

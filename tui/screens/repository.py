@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from textual import work
 from textual.app import ComposeResult
@@ -68,11 +69,12 @@ class RepositoryScreen(RegtuiScreen):
         Binding("equals_sign", "diff", "Diff", id="diff", show=False, key_display="="),
     ]
 
-    def __init__(self, repository: str) -> None:
+    def __init__(self, repository: str, *, marked: Iterable[str] = ()) -> None:
+        """``marked``: tags to show marked for review (a retention plan's tags that go)."""
         super().__init__()
         self.repository = repository
         self.rows: dict[str, TagRow] = {}
-        self.marked: set[str] = set()
+        self.marked: set[str] = set(marked)
         self.sort_key = TagSort.NAME
         self.descending = False
         self._query = ""

@@ -35,6 +35,7 @@ from tui.logic.retention import (
     policy_from_mapping,
 )
 from tui.screens.base import RegtuiScreen
+from tui.screens.repository import RepositoryScreen
 from tui.widgets.usage_panel import UsagePanel, usage_table
 
 DEFAULT_RULES = """\
@@ -276,6 +277,15 @@ class RetentionScreen(RegtuiScreen):
                 _day(u.pushed),
                 "untagged, older than the limit",
             )
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """enter on a row: that repository's tags, the ones this plan removes marked for
+        review (D there deletes the marked after its own confirmation)."""
+        if self.plan is None:
+            return
+        repository = str(event.data_table.get_row_at(event.cursor_row)[1])
+        going = next((r.going for r in self.plan.repos if r.name == repository), ())
+        self.app.push_screen(RepositoryScreen(repository, marked=[d.tag for d in going]))
 
     def action_plan(self) -> None:
         self.evaluate_rules()
