@@ -76,7 +76,14 @@ from embedded_registry.gc.offline import (
     write_serving_marker,
     writer_activity,
 )
-from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, plan, sweepable_blobs
+from embedded_registry.gc.plan import (
+    UPLOAD_MAX_IDLE,
+    GcReport,
+    Removal,
+    decide,
+    plan,
+    sweepable_blobs,
+)
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
@@ -164,29 +171,14 @@ def collect_garbage(
         reason = writer_activity(snapshot, now=now)
         if reason is not None:
             raise RegistryActive(reason)
-    marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace_period)
-    removals, too_young = plan(
+    decided = decide(
         snapshot,
-        marks,
         delete_untagged=delete_untagged,
         remove_empty_repos=remove_empty_repos,
         now=now,
         grace=grace_period,
         upload_max_idle=upload_max_idle,
     )
-    problems = list(marks.problems)
     if not dry_run:
-        execute(snapshot, removals, problems, young=now - grace_period)
-    return GcReport(
-        root=str(root),
-        dry_run=dry_run,
-        delete_untagged=delete_untagged,
-        remove_empty_repos=remove_empty_repos,
-        grace_period=grace_period,
-        marked_blobs=len(marks.marked & snapshot.blob_dirs.keys()),
-        blobs_total=len(snapshot.blob_dirs),
-        removals=removals,
-        problems=problems,
-        kept_young_blobs=too_young,
-        seconds=time.monotonic() - started,
-    )
+        execute(snapshot, decided.removals, decided.problems, young=now - grace_period)
+    return decided.report(root=str(root), dry_run=dry_run, started=started)

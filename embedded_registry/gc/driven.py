@@ -30,8 +30,8 @@ from typing import Any
 
 from embedded_registry import names
 from embedded_registry.config import Config
-from embedded_registry.gc.mark import Problem, mark
-from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, plan
+from embedded_registry.gc.mark import Problem
+from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, decide
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
@@ -364,34 +364,19 @@ async def _collect(
     started = time.monotonic()
     now = time.time() if now is None else now
     snapshot = await scan(driver, progress)
-    marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace_period)
-    removals, too_young = plan(
+    decided = decide(
         snapshot,
-        marks,
         delete_untagged=delete_untagged,
         remove_empty_repos=remove_empty_repos,
         now=now,
         grace=grace_period,
         upload_max_idle=upload_max_idle,
     )
-    problems = list(marks.problems)
     if not dry_run:
         if lease is not None and lease.lost:
             raise GcBusy("the GC lease was lost before the sweep; nothing was removed")
-        await _execute(snapshot, removals, problems, now - grace_period, progress)
-    return GcReport(
-        root=where or driver.name,
-        dry_run=dry_run,
-        delete_untagged=delete_untagged,
-        remove_empty_repos=remove_empty_repos,
-        grace_period=grace_period,
-        marked_blobs=len(marks.marked & snapshot.blob_dirs.keys()),
-        blobs_total=len(snapshot.blob_dirs),
-        removals=removals,
-        problems=problems,
-        kept_young_blobs=too_young,
-        seconds=time.monotonic() - started,
-    )
+        await _execute(snapshot, decided.removals, decided.problems, now - grace_period, progress)
+    return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
 
 async def usage_on(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from embedded_registry.gc.activity import PushActivity
-from embedded_registry.gc.mark import MarkResult, Problem
+from embedded_registry.gc.mark import MarkResult, Problem, mark
 from embedded_registry.gc.scan import RepoSnapshot, Snapshot, digest_dirs, stat_or_none
 
 UPLOAD_MAX_IDLE = 7 * 86400.0
@@ -247,3 +248,67 @@ def tree_file_bytes(path: str, *, skip_nested: bool = False) -> int:
             if st is not None:
                 size += st.st_size
     return size
+
+
+@dataclass
+class GcPlan:
+    """What one GC run decided: its marks, the removals in sweep order, and the problems found
+    so far (a sweep adds its own). Both the filesystem and the driver GC build it with
+    :func:`decide` and report it with :meth:`report`."""
+
+    snapshot: Snapshot
+    marks: MarkResult
+    removals: list[Removal]
+    too_young: int
+    delete_untagged: bool
+    remove_empty_repos: bool
+    grace: float
+    problems: list[Problem] = field(default_factory=list)
+
+    def report(self, *, root: str, dry_run: bool, started: float) -> GcReport:
+        """The :class:`GcReport` of this plan; ``started`` is a ``time.monotonic()``."""
+        return GcReport(
+            root=root,
+            dry_run=dry_run,
+            delete_untagged=self.delete_untagged,
+            remove_empty_repos=self.remove_empty_repos,
+            grace_period=self.grace,
+            marked_blobs=len(self.marks.marked & self.snapshot.blob_dirs.keys()),
+            blobs_total=len(self.snapshot.blob_dirs),
+            removals=self.removals,
+            problems=self.problems,
+            kept_young_blobs=self.too_young,
+            seconds=time.monotonic() - started,
+        )
+
+
+def decide(
+    snapshot: Snapshot,
+    *,
+    delete_untagged: bool,
+    remove_empty_repos: bool,
+    now: float,
+    grace: float,
+    upload_max_idle: float = UPLOAD_MAX_IDLE,
+) -> GcPlan:
+    """Mark, then plan: everything a GC of ``snapshot`` would remove."""
+    marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace)
+    removals, too_young = plan(
+        snapshot,
+        marks,
+        delete_untagged=delete_untagged,
+        remove_empty_repos=remove_empty_repos,
+        now=now,
+        grace=grace,
+        upload_max_idle=upload_max_idle,
+    )
+    return GcPlan(
+        snapshot,
+        marks,
+        removals,
+        too_young,
+        delete_untagged,
+        remove_empty_repos,
+        grace,
+        list(marks.problems),
+    )
