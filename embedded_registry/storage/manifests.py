@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import stat
 from collections import OrderedDict
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_ma
 from embedded_registry.storage.blobs import BlobStore
 from embedded_registry.storage.fsutil import read_link, write_link
 from embedded_registry.storage.paths import Layout
-
-SHORTEST_LINK = len("sha256:") + 64
-"""Bytes of the shortest link file that holds a digest."""
+from embedded_registry.storage.tagindex import TagIndex
 
 # Parsed manifests by digest (content is immutable, so entries never go stale).
 INFO_CACHE_SIZE = 4096
@@ -32,6 +29,7 @@ class ManifestStore:
         self.layout = layout
         self.blobs = blobs
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
+        self.tag_index = TagIndex()
 
     # --- reading ---------------------------------------------------------------------------
     def has_revision(self, name: str, digest: str) -> bool:
@@ -161,27 +159,11 @@ class ManifestStore:
 
         Only tags whose ``current/link`` can hold a digest are listed: a registry killed while
         it wrote a tag leaves its directory without one (or, Distribution writing in place, a
-        short one), and a listed tag must resolve. A ``stat`` per tag, not a read: this answers
-        every ``tags/list``.
+        short one), and a listed tag must resolve. Kept in memory and checked with a ``stat``
+        of the tags directory (:mod:`embedded_registry.storage.tagindex`): this answers every
+        ``tags/list``.
         """
-        base = os.fspath(self.layout.tags_dir(name))
-        try:
-            entries = os.listdir(base)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        listed = []
-        for entry in entries:
-            try:
-                st = os.stat(f"{base}/{entry}/current/link")
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if (
-                st.st_size >= SHORTEST_LINK
-                and stat.S_ISREG(st.st_mode)
-                and names.is_valid_tag(entry)
-            ):
-                listed.append(entry)
-        return sorted(listed)
+        return self.tag_index.tags(os.fspath(self.layout.tags_dir(name)))
 
     def revisions(self, name: str) -> list[str]:
         """Digests of the repository's manifest revisions (those whose link file exists)."""

@@ -209,3 +209,111 @@ def test_referrers_index_is_bounded(tmp_path: Path) -> None:
         referrer = _put(storage, name, "sig", subject=_subject(storage, subject))
         assert [d["digest"] for d in index.referrers(name, subject)] == [referrer]
     assert len(index._entries) == 3
+
+
+# -- tags ---------------------------------------------------------------------------------------
+
+
+def _tag_by_hand(storage: Storage, name: str, tag: str, digest: str, *, link: bool = True) -> None:
+    """A tag written the way Distribution writes one: the directories, then the link."""
+    current = storage.layout.tag_current_link(name, tag).parent
+    current.mkdir(parents=True, exist_ok=True)
+    if link:
+        (current / "link").write_text(digest)
+
+
+def _fresh_tags(storage: Storage, name: str) -> list[str] | None:
+    """What a walk without the index answers: the tags whose link holds a digest."""
+    base = storage.layout.tags_dir(name)
+    if not base.is_dir():
+        return None
+    return sorted(
+        entry.name
+        for entry in os.scandir(base)
+        if storage.manifests.tag_digest(name, entry.name) is not None
+    )
+
+
+def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    digest = _put(storage, "app", "image")
+    for tag in ("v1", "v2", "latest"):
+        storage.manifests.tag("app", tag, digest)
+    index = storage.manifests.tag_index
+
+    def listed() -> list[str] | None:
+        answer = storage.manifests.tags("app")
+        assert answer == _fresh_tags(storage, "app")
+        return answer
+
+    assert listed() == ["latest", "v1", "v2"]
+    _age(storage.root)
+    listed()
+    listings = index.listings
+    assert listed() == ["latest", "v1", "v2"]
+    assert index.listings == listings, "an unchanged repository is checked, not listed"
+
+    # Another process tags (a new directory in tags/).
+    _age(storage.root)
+    listed()
+    _tag_by_hand(storage, "app", "v3", digest)
+    assert listed() == ["latest", "v1", "v2", "v3"]
+
+    # A tag directory without its link (a push in the middle, or killed there): not listed,
+    # then listed once the link arrives, although the tags directory did not change again.
+    _age(storage.root)
+    listed()
+    _tag_by_hand(storage, "app", "v4", digest, link=False)
+    assert listed() == ["latest", "v1", "v2", "v3"]
+    _age(storage.root)
+    assert listed() == ["latest", "v1", "v2", "v3"]
+    (storage.layout.tag_current_link("app", "v4")).write_text(digest)
+    assert listed() == ["latest", "v1", "v2", "v3", "v4"]
+
+    # A short link (Distribution writes in place): not listed.
+    _age(storage.root)
+    listed()
+    _tag_by_hand(storage, "app", "v5", "sha256:abc")
+    assert listed() == ["latest", "v1", "v2", "v3", "v4"]
+
+    # Untagged by another process (Distribution removes the tag's directory).
+    _age(storage.root)
+    listed()
+    shutil.rmtree(storage.layout.tag_dir("app", "v1"))
+    assert listed() == ["latest", "v2", "v3", "v4"]
+
+    # Deleted through the store: its tags go with the manifest.
+    storage.manifests.delete("app", digest)
+    assert listed() == []
+
+    # The repository removed by hand, then pushed again.
+    shutil.rmtree(storage.layout.repo_dir("app"))
+    assert listed() is None
+    digest = _put(storage, "app", "again")
+    storage.manifests.tag("app", "new", digest)
+    assert listed() == ["new"]
+
+
+def test_tag_index_sees_a_tag_within_the_same_clock_tick(tmp_path: Path) -> None:
+    storage = Storage(tmp_path)
+    digest = _put(storage, "app", "image")
+    storage.manifests.tag("app", "v1", digest)
+    tags_dir = storage.layout.tags_dir("app")
+    os.utime(tags_dir)  # just now
+    assert storage.manifests.tags("app") == ["v1"]
+    stamp = tags_dir.stat().st_mtime_ns
+    _tag_by_hand(storage, "app", "v2", digest)
+    os.utime(tags_dir, ns=(stamp, stamp))  # the same time as when it was listed
+    assert storage.manifests.tags("app") == ["v1", "v2"]
+
+
+def test_tag_index_is_bounded(tmp_path: Path) -> None:
+    from embedded_registry.storage.tagindex import TagIndex
+
+    storage = Storage(tmp_path)
+    index = TagIndex(limit=3)
+    for n in range(6):
+        name = f"repo{n}"
+        storage.manifests.tag(name, "v1", _put(storage, name, "image"))
+        assert index.tags(os.fspath(storage.layout.tags_dir(name))) == ["v1"]
+    assert len(index._listings) == 3
