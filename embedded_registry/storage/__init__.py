@@ -71,7 +71,7 @@ class Storage(RegistryStorage):
         st = self.blobs.linked_stat(name, digest)
         if st is None or not self.blobs.refresh(digest, st, grace_period):
             return None
-        return ServedBlob(digest, st.st_size, str(self.layout.blob_data(digest)))
+        return ServedBlob(digest, st.st_size, self.blobs.data_path(digest))
 
     def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
         return self.driver.reader(str(Layout("/").blob_data(digest)), offset, length)

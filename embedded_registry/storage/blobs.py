@@ -30,16 +30,30 @@ class BlobStore:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+        # Strings for the paths of every HEAD and GET: pathlib's joins cost more than the
+        # system calls they name.
+        self._blobs = os.fspath(layout.blobs_dir)
+        self._repositories = os.fspath(layout.repositories_dir)
+
+    def data_path(self, digest: str) -> str:
+        """``Layout.blob_data`` as a string."""
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self._blobs}/{algorithm}/{hex_part[:2]}/{hex_part}/data"
+
+    def layer_link_path(self, name: str, digest: str) -> str:
+        """``Layout.layer_link`` as a string."""
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self._repositories}/{name}/_layers/{algorithm}/{hex_part}/link"
 
     def size(self, digest: str) -> int | None:
         """The blob's size, or ``None`` when the registry doesn't hold it."""
         try:
-            return os.stat(self.layout.blob_data(digest)).st_size
+            return os.stat(self.data_path(digest)).st_size
         except (FileNotFoundError, NotADirectoryError):
             return None
 
     def is_linked(self, name: str, digest: str) -> bool:
-        return read_link(self.layout.layer_link(name, digest)) == digest
+        return read_link(self.layer_link_path(name, digest)) == digest
 
     def linked_size(self, name: str, digest: str) -> int | None:
         """The size of a blob ``name`` may serve, or ``None`` (not linked, or data gone)."""
@@ -51,7 +65,7 @@ class BlobStore:
         if not self.is_linked(name, digest):
             return None
         try:
-            return os.stat(self.layout.blob_data(digest))
+            return os.stat(self.data_path(digest))
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -88,7 +102,7 @@ class BlobStore:
         """Mark a blob as just pushed, so GC's grace period protects it like a new one;
         whether its data is there (a read-only filesystem counts as there)."""
         try:
-            os.utime(self.layout.blob_data(digest))
+            os.utime(self.data_path(digest))
         except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError:

@@ -110,12 +110,28 @@ def write_link(path: Path, digest: str) -> None:
     atomic_write(path, digest.encode())
 
 
-def read_link(path: Path) -> str | None:
-    """The digest a link file holds, or ``None`` when it is missing or malformed."""
+LINK_READ_LIMIT = 4096
+"""A link file holds one digest (71 bytes for sha256): one bigger than this is not a link."""
+
+
+def read_link(path: Path | str) -> str | None:
+    """The digest a link file holds, or ``None`` when it is missing or malformed.
+
+    One ``open``/``read``/``close`` without a file object: this runs on every blob HEAD/GET and
+    manifest GET."""
     try:
-        text = path.read_bytes().decode("ascii", errors="replace").strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        data = os.read(fd, LINK_READ_LIMIT + 1)
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > LINK_READ_LIMIT:
+        return None
+    text = data.decode("ascii", errors="replace").strip()
     return text if names.is_valid_digest(text) else None
 
 
