@@ -38,6 +38,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_VERSION_HEADER = "Docker-Distribution-API-Version"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXTENSION_PREFIX = "/v2/_regtui/"
+ROOT_SPELLINGS_KEY: web.AppKey[list[bytes]] = web.AppKey("root_spellings", list)
 READ_BUFSIZE = 2 << 20
 """aiohttp's per-connection read buffer (default 256 KiB): the socket is paused once twice
 this is buffered. Blob bodies are read in 2 MiB pieces; a small buffer pauses and resumes the
@@ -79,15 +80,21 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-def _root_spellings(request: web.Request) -> list[bytes]:
+def root_spellings(root: str) -> list[bytes]:
     """The storage root as it could appear in a JSON body (longest spelling first)."""
-    config = request.app.get(CONFIG_KEY)
-    if config is None:
-        return []
-    root = str(config.storage.root)
     spellings = {root, os.path.abspath(root), os.path.realpath(root)}
     encoded = {json.dumps(s.rstrip(os.sep))[1:-1].encode() for s in spellings if s.strip(os.sep)}
     return sorted(encoded, key=len, reverse=True)
+
+
+def _root_spellings(request: web.Request) -> list[bytes]:
+    """The storage root's spellings, worked out once per application (a ``realpath`` per
+    error answer would cost more than the answer)."""
+    spellings = request.app.get(ROOT_SPELLINGS_KEY)
+    if spellings is None:
+        config = request.app.get(CONFIG_KEY)
+        return [] if config is None else root_spellings(str(config.storage.root))
+    return spellings
 
 
 def error_response(error: errors.RegistryError, request: web.Request | None = None) -> web.Response:
@@ -221,6 +228,7 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
         handler_args={"read_bufsize": READ_BUFSIZE, "access_log_class": AccessLogger},
     )
     app[CONFIG_KEY] = config
+    app[ROOT_SPELLINGS_KEY] = root_spellings(str(config.storage.root))
     app[ADMIN_KEY] = admin  # server.py writes its secret where local clients find it
     app[STORAGE_KEY] = storage if storage is not None else Storage(config.storage.root)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()

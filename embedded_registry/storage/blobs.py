@@ -111,7 +111,8 @@ class BlobStore:
 
     def read(self, digest: str) -> bytes | None:
         try:
-            return self.layout.blob_data(digest).read_bytes()
+            with open(self.data_path(digest), "rb") as handle:
+                return handle.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
 

@@ -30,13 +30,18 @@ class ManifestStore:
         self.blobs = blobs
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
         self.tag_index = TagIndex()
+        self._repositories = os.fspath(layout.repositories_dir)
 
     # --- reading ---------------------------------------------------------------------------
+    # Paths as strings on the paths of every manifest GET and HEAD: pathlib's joins cost more
+    # than the reads they name.
     def has_revision(self, name: str, digest: str) -> bool:
-        return read_link(self.layout.revision_link(name, digest)) == digest
+        algorithm, _, hex_part = digest.partition(":")
+        path = f"{self._repositories}/{name}/_manifests/revisions/{algorithm}/{hex_part}/link"
+        return read_link(path) == digest
 
     def tag_digest(self, name: str, tag: str) -> str | None:
-        return read_link(self.layout.tag_current_link(name, tag))
+        return read_link(f"{self._repositories}/{name}/_manifests/tags/{tag}/current/link")
 
     def resolve(self, name: str, reference: str) -> str:
         """The digest ``reference`` (tag or digest) names in ``name``, or MANIFEST_UNKNOWN."""
@@ -163,7 +168,7 @@ class ManifestStore:
         of the tags directory (:mod:`embedded_registry.storage.tagindex`): this answers every
         ``tags/list``.
         """
-        return self.tag_index.tags(os.fspath(self.layout.tags_dir(name)))
+        return self.tag_index.tags(f"{self._repositories}/{name}/_manifests/tags")
 
     def revisions(self, name: str) -> list[str]:
         """Digests of the repository's manifest revisions (those whose link file exists)."""
