@@ -396,8 +396,13 @@ def load_config(
     env: Mapping[str, str] | None = None,
     overrides: Overrides | None = None,
     data: Mapping[str, Any] | None = None,
+    require_storage: bool = False,
 ) -> Config:
-    """Build the configuration from a file (or ``data``), the environment and the flags."""
+    """Build the configuration from a file (or ``data``), the environment and the flags.
+
+    ``require_storage``: a ConfigError unless the file or the environment names a storage
+    driver, as Distribution requires (a tool that acts on "the registry's storage" must not
+    fall back to the default root)."""
     env = dict(os.environ if env is None else env)
     raw: dict[str, Any] = {}
     if data is not None:
@@ -422,6 +427,10 @@ def load_config(
     if len(drivers) > 1:
         raise ConfigError(
             f"storage: configure exactly one storage driver, not {' and '.join(drivers)}"
+        )
+    if require_storage and not drivers:
+        raise ConfigError(
+            "storage: no storage driver configured (storage.filesystem.rootdirectory or storage.s3)"
         )
     warnings += [f"ignoring unknown environment variable {name}" for name in unknown_env]
     overrides = overrides or Overrides()

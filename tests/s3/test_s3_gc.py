@@ -186,5 +186,16 @@ def test_gc_and_du_config_on_the_filesystem_driver(tmp_path: Path) -> None:
     refused = _regtui("gc", "--config", str(both), "--dry-run")
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
-        "regtui: error: storage: configure exactly one storage driver, not filesystem and s3"
+        f"regtui: error: {both}: storage: configure exactly one storage driver, not "
+        "filesystem and s3"
     ]
+    # A file without storage is refused, never read as the default root.
+    none = tmp_path / "none.yml"
+    none.write_text(yaml.safe_dump({"version": 0.1, "http": {"addr": "127.0.0.1:5000"}}))
+    for command in ("gc", "du"):
+        result = _regtui(command, "--config", str(none))
+        assert result.returncode != 0
+        assert result.stderr.strip().splitlines() == [
+            f"regtui: error: {none}: storage: no storage driver configured "
+            "(storage.filesystem.rootdirectory or storage.s3)"
+        ]

@@ -52,10 +52,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--read-only", action="store_true", help="hide every deletion and garbage collection"
     )
-    parser.add_argument(
+    offline = parser.add_mutually_exclusive_group()
+    offline.add_argument(
         "--storage",
         metavar="DIR",
         help="the registry's storage directory (registry:2 layout): exact usage and GC offline",
+    )
+    offline.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the registry's config.yml (filesystem or s3 storage, as registry garbage-collect "
+        "FILE reads it): exact usage and GC offline on that storage",
     )
     parser.set_defaults(handler=run_connect)
 
@@ -121,6 +128,74 @@ def directory_backend(
     return CallableBackend(label, usage, collect)
 
 
+def config_backend(path: str) -> StorageBackend:
+    """Usage and GC on the storage a Distribution config.yml names: a filesystem root (as
+    ``--storage DIR``) or a bucket through the storage driver, off the event loop.
+
+    A real collection on a bucket is refused while a registry writes to it (an upload session
+    written within the last minute), and waits for the GC lease other collectors hold, as
+    ``regtui gc --config FILE`` does: both come back as one sentence in a notification.
+    """
+    from embedded_registry.config import ConfigError, load_config
+
+    try:
+        config = load_config(Path(path), require_storage=True)
+    except ConfigError as error:
+        raise CommandError(f"{path}: {error}", EXIT_USAGE) from None
+    grace = config.storage.gc_grace_period
+    if config.storage.s3 is None:
+        root = _check_storage(str(config.storage.root))
+        return directory_backend(root, grace_period=grace, label=f"storage of {path} ({root})")
+    return _driver_backend(config, path, grace)
+
+
+def _driver_backend(config: Any, path: str, grace: float) -> StorageBackend:
+    from embedded_registry.gc import RegistryActive
+    from embedded_registry.gc.driven import collect_garbage_configured, usage_configured
+    from embedded_registry.storage.factory import StorageUnavailable
+    from embedded_registry.storage.lease import GcBusy
+    from tui.data.backends import gc_view_from_report, usage_view_from_report
+    from tui.data.storage import StorageSourceError
+
+    s3 = config.storage.s3
+    where = f"s3://{s3.bucket}/{s3.rootdirectory.strip('/')}".rstrip("/")
+    label = f"storage of {path} ({where})"
+
+    async def usage() -> UsageView:
+        try:
+            report = await asyncio.to_thread(usage_configured, config, grace_period=grace)
+        except StorageUnavailable as error:
+            raise StorageSourceError(str(error)) from None
+        return usage_view_from_report(report, source=label)
+
+    async def collect(dry_run: bool, delete_untagged: bool) -> GcView:
+        run = functools.partial(
+            collect_garbage_configured,
+            config,
+            refuse_if_active=not dry_run,
+            dry_run=dry_run,
+            delete_untagged=delete_untagged,
+            grace_period=grace,
+        )
+        try:
+            report = await asyncio.to_thread(run)
+        except RegistryActive as error:
+            raise StorageSourceError(
+                f"A registry seems to be writing to the bucket ({error}): nothing was removed. "
+                "Make it read-only, or collect through the bundled registry's own GC."
+            ) from None
+        except (StorageUnavailable, GcBusy) as error:
+            raise StorageSourceError(str(error)) from None
+        return gc_view_from_report(report)
+
+    return CallableBackend(
+        label,
+        usage,
+        collect,
+        gc_activity="collecting on the bucket (marking manifests, then sweeping)",
+    )
+
+
 def _check_storage(path: str) -> Path:
     root = Path(path)
     if not (root / "docker" / "registry" / "v2").is_dir():
@@ -136,7 +211,11 @@ def run_connect(args: argparse.Namespace) -> int:
 
     try:
         password = _read_password(args)
-        storage = _check_storage(args.storage) if args.storage else None
+        backend: StorageBackend | None = None
+        if args.storage:
+            backend = directory_backend(_check_storage(args.storage))
+        elif args.config:
+            backend = config_backend(args.config)
         settings = AppSettings(
             registry=args.host,
             username=args.username,
@@ -146,7 +225,7 @@ def run_connect(args: argparse.Namespace) -> int:
             read_only=args.read_only,
             timeout=args.timeout,
         )
-        app = make_app(settings, storage=directory_backend(storage) if storage else None)
+        app = make_app(settings, storage=backend)
         run_app(app)
     except CommandError as error:
         _fail(str(error))

@@ -392,8 +392,14 @@ def load_root_from_config(path: str) -> Path:
     from embedded_registry.config import ConfigError, load_config
 
     try:
-        return load_config(Path(path), env={}).storage.root
+        config = load_config(Path(path), env={}, require_storage=True)
     except ConfigError as exc:
         raise UsageError(f"{path}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror or exc}") from None
+    if config.storage.s3 is not None:
+        raise UsageError(
+            f"{path}: offline pruning needs a filesystem root; on s3, prune through the "
+            "registry (regtui prune HOST)"
+        )
+    return config.storage.root

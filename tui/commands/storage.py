@@ -174,9 +174,9 @@ def _configured(args: argparse.Namespace) -> Config | None:
     from embedded_registry.config import ConfigError, load_config
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, require_storage=True)
     except ConfigError as exc:
-        _fail(str(exc))
+        _fail(f"{args.config}: {exc}")
         return None
     if config.storage.s3 is None:
         args.root = str(config.storage.root)

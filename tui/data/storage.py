@@ -99,6 +99,11 @@ class StorageBackend(Protocol):
         ...
 
 
+class StorageSourceError(Exception):
+    """The storage source cannot answer (a bucket out of reach, a collector already running,
+    a registry writing): the message is one sentence for the operator."""
+
+
 @dataclass
 class CallableBackend:
     """A backend made of two coroutines (used for ``--storage DIR`` and in tests)."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from tui.client.errors import RegistryClientError
 from tui.client.layers import LayerFormatError
+from tui.data.storage import StorageSourceError
 
 
 def describe_error(error: BaseException) -> tuple[str, str]:
     """``(title, message)`` for a notification; never raises, never empty."""
     if isinstance(error, RegistryClientError):
         return error.title, str(error)
+    if isinstance(error, StorageSourceError):
+        return "Storage", str(error)
     if isinstance(error, LayerFormatError):
         return "Cannot read the layer", str(error)
     if isinstance(error, TimeoutError):
