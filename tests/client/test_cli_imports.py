@@ -87,12 +87,26 @@ def test_offline_commands_load_no_client_nor_app(registry: RunningRegistry, tmp_
         assert loaded(modules, (*APP, "tui.client", "httpx")) == [], argv
 
 
-def test_the_summaries_of_heavy_commands_match_their_parsers() -> None:
-    """``regtui --help`` names connect and serve by ``SUMMARIES``: what they register."""
-    from tui.cli import build_parser
-    from tui.commands import SUMMARIES
+def test_the_summaries_match_the_real_parsers() -> None:
+    """``regtui --help`` names every command by ``SUMMARIES``: exactly what the modules register
+    (same commands, same order, same help), and running a command registers its real parser."""
+    import argparse
 
-    light = build_parser([]).format_help()
-    for summaries in SUMMARIES.values():
-        for command in summaries:
-            assert build_parser([command]).format_help() == light, command
+    from tui.cli import build_parser
+    from tui.commands import COMMAND_MODULES, SUMMARIES
+
+    light = build_parser([])
+    full = argparse.ArgumentParser(prog=light.prog, description=light.description)
+    full.add_argument("--version", action="version", version="unused")
+    subparsers = full.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    assert full.format_help() == light.format_help()
+    registered = list(subparsers.choices)
+    assert registered == [command for s in SUMMARIES.values() for command in s]
+    for command in registered:
+        real = subparsers.choices[command].format_help()
+        (chosen,) = [
+            a for a in build_parser([command])._actions if isinstance(a, argparse._SubParsersAction)
+        ]
+        assert chosen.choices[command].format_help() == real, command

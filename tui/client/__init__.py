@@ -16,6 +16,9 @@ in bounded memory): see :mod:`tui.client._limits` and :mod:`tui.client.layers`. 
 leave the registry's origin: see :mod:`tui.client.auth`.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tui.client import _quiet_httpx  # noqa: F401  (first: httpx without its CLI)
 from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
 from tui.client.errors import (
@@ -34,7 +37,6 @@ from tui.client.errors import (
     TLSError,
     UnsupportedError,
 )
-from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
 from tui.client.models import (
     DeletePlan,
     Descriptor,
@@ -53,6 +55,27 @@ from tui.client.models import (
 )
 from tui.client.reference import InvalidReferenceError, Reference, parse_reference
 from tui.client.registry import BlobStream, RegistryClient
+
+if TYPE_CHECKING:
+    from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
+
+_LAZY = {
+    "RepoContent": "tui.client.estimate",
+    "RepoUsage": "tui.client.estimate",
+    "UsageEstimate": "tui.client.estimate",
+    "estimate_usage": "tui.client.estimate",
+}
+"""Names imported on first use: only the commands that estimate usage need them."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuthError",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 from tui.client._content import Content
 from tui.client._digests import compute_digest, is_digest
@@ -163,9 +162,15 @@ class Deletion(Content):
             "config": {"mediaType": OCI_EMPTY, "digest": empty_digest, "size": len(EMPTY_JSON)},
             "layers": [],
             "annotations": {
-                "io.github.regtui.placeholder": f"untag {tag} {uuid.uuid4()}",
+                "io.github.regtui.placeholder": f"untag {tag} {_unique()}",
             },
         }
         raw = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
         await self.put_manifest(repo, tag, raw, OCI_MANIFEST)
         return compute_digest(raw)
+
+
+def _unique() -> str:
+    import uuid  # only untag's placeholder needs it (uuid loads the platform module)
+
+    return str(uuid.uuid4())

@@ -1,149 +1,118 @@
-"""An ``httpx`` transport that sends requests through aiohttp's connection pool.
+"""The client's transport: httpx's own for a few requests, aiohttp's pool for many.
 
-Why: on a registry walk (``du --estimate``: tens of thousands of small manifest GETs) httpx's
-default transport (httpcore + anyio + h11, all pure Python) costs about 0.5 ms of CPU per request,
-twice what the bundled registry spends answering it. aiohttp's client parses HTTP in C and pools
-connections in O(1), for about a third of that. Everything above the transport stays httpx:
-requests, auth flows, redirects (httpx follows them; this transport never does), content
-decoding (done by httpx: aiohttp is told not to), ``httpx.MockTransport`` in tests.
+Two costs pull apart. httpx's default transport (httpcore, h11, anyio: pure Python) imports in
+about 15 ms but spends about 0.5 ms of CPU a request. aiohttp's (:mod:`tui.client._aiohttp`)
+spends about a third of that, but importing aiohttp costs about 100 ms (it builds two TLS
+contexts from the system trust store at import). ``regtui tags`` makes two requests; ``du
+--estimate`` tens of thousands. So :class:`ClientTransport` serves the first ``fast_after``
+requests with httpx's own transport and every later one through aiohttp, imported only then (the
+rent-or-buy rule: switch once the extra CPU spent equals what the switch costs). Callers that
+know they walk a registry (the bulk commands) pass ``fast_after=0``. Requests already in flight
+finish on the transport that took them.
 
-aiohttp's failures are raised as the ``httpx`` exceptions the rest of the client expects, with
-the original error (``ssl.SSLError`` for TLS failures) as the cause.
+TLS is built only for what is used: a plain-HTTP registry never loads a trust store. HTTPS gets
+its context on its first request (a plain registry redirecting a blob to an HTTPS presigned URL
+included), from the trust the user chose: ``verify`` is ``True`` (the system store, as aiohttp's
+default context has it, ``SSL_CERT_FILE`` honoured), a context (``--ca-cert``), or ``False``
+(``--insecure``). The plain-HTTP pool gets a context that trusts nothing, so it could not speak
+TLS unverified even if an HTTPS URL reached it.
+
+With an HTTP(S) proxy in the environment every request goes through aiohttp, which honours
+``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` the way httpx does.
 """
 
 from __future__ import annotations
 
-import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
-import yarl
 
-__all__ = ["AiohttpTransport"]
+if TYPE_CHECKING:
+    import ssl
 
-_CHUNK = 64 * 1024
-_HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-"""Headers aiohttp computes itself from the URL and the body."""
+__all__ = ["FAST_AFTER", "ClientTransport"]
+
+FAST_AFTER = 256
+"""Requests served by httpx's own transport before aiohttp's takes over (about when the CPU
+saved per request, ~0.3 ms, has paid for importing aiohttp)."""
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 with keep-alive over aiohttp; the session is opened on the first request."""
+class ClientTransport(httpx.AsyncBaseTransport):
+    """Routes each request to a transport made on first use (see the module's docstring)."""
 
-    def __init__(self, *, verify: ssl.SSLContext | bool = True, max_connections: int = 8) -> None:
-        # True: aiohttp's default context (the system trust store), made once at its import.
-        self._ssl: ssl.SSLContext | bool = verify
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        max_connections: int = 8,
+        fast_after: int | None = None,
+    ) -> None:
+        self._verify = verify
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        if fast_after is None:
+            fast_after = FAST_AFTER
+        if urllib.request.getproxies():
+            fast_after = 0  # aiohttp reads the proxy settings; httpx's own beside us would not
+        self.fast_after = fast_after
+        self.requests = 0
+        """Requests handled so far."""
+        self._light: dict[str, httpx.AsyncBaseTransport] = {}
+        self._fast: httpx.AsyncBaseTransport | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ssl=self._ssl
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # httpx decodes Content-Encoding itself
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                # HTTP(S)_PROXY / NO_PROXY as httpx honours them; only when set, since aiohttp
-                # then looks them up in a worker thread on every request.
-                trust_env=bool(urllib.request.getproxies()),
-                cookie_jar=aiohttp.DummyCookieJar(),  # none, as Docker keeps none
-            )
-        return self._session
-
-    def _timeout(self, timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
-        key = (timeouts.get("connect"), timeouts.get("read"))
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=key[0], sock_read=key[1])
-            self._timeouts[key] = timeout
-        return timeout
+    @property
+    def fast(self) -> bool:
+        """Whether requests now go through aiohttp's pool."""
+        return self._fast is not None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._open()
-        body = await request.aread()
-        headers = [
-            (key, value)
-            for key, value in request.headers.multi_items()
-            if key.lower() not in _HOP_BY_HOP
-        ]
-        try:
-            response = await session.request(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),  # httpx has encoded it already
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
+        return await self._transport_for(request.url.scheme).handle_async_request(request)
+
+    def _transport_for(self, scheme: str) -> httpx.AsyncBaseTransport:
+        self.requests += 1
+        if self._fast is None and self.requests > self.fast_after:
+            from tui.client._aiohttp import AiohttpTransport
+
+            self._fast = AiohttpTransport(
+                verify=self._verify, max_connections=self._max_connections
             )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            error = _as_httpx_error(exc, request)
-            raise error from error.__cause__
-        return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=_ResponseStream(response, request),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        if self._fast is not None:
+            return self._fast
+        tls = scheme == "https"
+        light = self._light.get("https" if tls else "http")
+        if light is None:
+            light = self._light["https" if tls else "http"] = httpx.AsyncHTTPTransport(
+                verify=self._tls_context() if tls else _trusts_nothing(),
+                limits=httpx.Limits(
+                    max_connections=self._max_connections,
+                    max_keepalive_connections=self._max_connections,
+                ),
+            )
+        return light
+
+    def _tls_context(self) -> ssl.SSLContext | bool:
+        if self._verify is True:
+            import ssl
+
+            return ssl.create_default_context()  # the system store (and SSL_CERT_FILE)
+        return self._verify
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        transports = [*self._light.values(), *([self._fast] if self._fast else [])]
+        self._light.clear()
+        self._fast = None
+        failure: BaseException | None = None
+        for transport in transports:
+            try:
+                await transport.aclose()
+            except Exception as exc:  # close the others all the same, then say so
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
-class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
+def _trusts_nothing() -> ssl.SSLContext:
+    """A client context with no trust anchors: any TLS handshake through it fails."""
+    import ssl
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            error = _as_httpx_error(exc, self._request)
-            raise error from error.__cause__
-
-    async def aclose(self) -> None:
-        if self._response.content.at_eof():
-            self._response.release()  # the connection goes back to the pool
-        else:
-            self._response.close()  # abandoned mid-body: the connection cannot be reused
-
-
-def _as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    """The ``httpx`` exception for an aiohttp failure, caused by it (TLS: by the ``ssl`` error)."""
-    error = _translate(exc, request)
-    if error.__cause__ is None:
-        error.__cause__ = exc
-    return error
-
-
-def _translate(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(str(exc) or "connect timeout", request=request)
-    if isinstance(exc, TimeoutError):
-        return httpx.ReadTimeout(str(exc) or "read timeout", request=request)
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        error = httpx.ConnectError(f"certificate verify failed: {exc}", request=request)
-        error.__cause__ = exc.certificate_error
-        return error
-    if isinstance(exc, aiohttp.ClientSSLError):
-        error = httpx.ConnectError(f"SSL: {exc}", request=request)
-        error.__cause__ = exc.os_error
-        return error
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        # Not str(exc): it says "ssl:default" even for plain HTTP, which reads as a TLS failure.
-        return httpx.ConnectError(str(exc.os_error), request=request)
-    if isinstance(exc, aiohttp.ClientOSError) and isinstance(exc.__cause__ or exc, ssl.SSLError):
-        return httpx.ConnectError(f"SSL: {exc}", request=request)
-    if isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError,
-    ):
-        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request)
-    return httpx.NetworkError(str(exc) or type(exc).__name__, request=request)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
