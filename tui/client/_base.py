@@ -122,7 +122,7 @@ class ClientBase:
     """Transport of :class:`~tui.client.registry.RegistryClient`: TLS, scheme probing, auth,
     bounded concurrency, retries with back-off, and statuses turned into errors.
 
-    ``fast_after``: how many requests go through httpx's own transport (quick to import) before
+    ``fast_after``: how many requests go through a light transport (quick to import) before
     aiohttp's pool (quick per request) takes over; ``0`` for a client that will walk a registry,
     ``None`` for the default (:data:`tui.client._transport.FAST_AFTER`). Ignored with
     ``transport``.
@@ -194,7 +194,7 @@ class ClientBase:
         if transport is None:
             # TLS, the pool (one connection per request in flight) and proxies are the
             # transport's business: httpx ignores its own settings for them beside a transport.
-            # A few requests go through httpx's own transport, many through aiohttp's pool.
+            # A few requests go through a light transport, many through aiohttp's pool.
             transport = ClientTransport(
                 verify=verify, max_connections=max_concurrency, fast_after=fast_after
             )
