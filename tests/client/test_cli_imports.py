@@ -35,6 +35,12 @@ APP = ("textual", "tui.app", "tui.screens", "tui.widgets", "tui.dialogs")
 HTTPX_CLI = ("httpx._main", "rich", "click", "pygments")
 SERVER = ("embedded_registry",)
 NETWORK = ("httpx", "aiohttp", "ssl", "tui.client", "asyncio")
+HEAVY_TRANSPORTS = ("aiohttp", "tui.client._aiohttp", "httpcore", "anyio")
+"""What a command making a few requests does without: aiohttp (~100 ms to import, two TLS
+contexts built from the trust store), httpx's own transport (httpcore and anyio, ~40 ms)."""
+UNUSED_BY_LISTINGS = ("tui.client.estimate", "tui.client.layers", "uuid")
+FAST_TRANSPORT = "tui.client._aiohttp"
+LIGHT_TRANSPORT = "tui.client._h11"
 
 
 def modules_of(tmp_path: Path, *argv: str) -> set[str]:
@@ -72,12 +78,29 @@ def test_scripting_commands_load_no_app_nor_server(
     for argv in (
         ["ls", registry.host],
         ["tags", f"{registry.host}/team/app"],
+        ["tags", "--long", f"{registry.host}/team/app"],
         ["refs", registry.host],
         ["inspect", f"{registry.host}/team/app:v1"],
+        ["untag", "--dry-run", f"{registry.host}/team/app:v1"],
     ):
         modules = modules_of(tmp_path, *argv)
-        assert "tui.client" in modules, argv  # the command did run
-        assert loaded(modules, APP + SERVER + HTTPX_CLI) == [], argv
+        assert LIGHT_TRANSPORT in modules, argv  # the command did run, on the light transport
+        assert loaded(modules, APP + SERVER + HTTPX_CLI + HEAVY_TRANSPORTS) == [], argv
+        assert loaded(modules, UNUSED_BY_LISTINGS) == [], argv
+
+
+def test_the_bulk_commands_walk_on_aiohttps_pool(registry: RunningRegistry, tmp_path: Path) -> None:
+    """``du`` and ``find`` read every manifest: aiohttp's pool from the first request (``prune``,
+    ``diff`` and ``layers`` ask for it the same way; the app and other clients move to it after
+    ``tui.client._transport.FAST_AFTER`` requests)."""
+    populate(registry.url)
+    for argv in (
+        ["du", registry.host, "--estimate"],
+        ["find", registry.host, "--tag", "v*"],
+    ):
+        modules = modules_of(tmp_path, *argv)
+        assert FAST_TRANSPORT in modules, argv
+        assert LIGHT_TRANSPORT not in modules, argv
 
 
 def test_offline_commands_load_no_client_nor_app(registry: RunningRegistry, tmp_path: Path) -> None:

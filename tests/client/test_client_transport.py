@@ -16,6 +16,8 @@ from tui.client import ConnectError, MalformedResponseError, RegistryClient
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 
+pytestmark = pytest.mark.usefixtures("each_transport")  # each test on both transports
+
 
 @asynccontextmanager
 async def serve(routes: list[web.RouteDef]) -> AsyncIterator[str]:
