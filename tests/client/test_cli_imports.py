@@ -87,6 +87,8 @@ def test_scripting_commands_load_no_app_nor_server(
         assert LIGHT_TRANSPORT in modules, argv  # the command did run, on the light transport
         assert loaded(modules, APP + SERVER + HTTPX_CLI + HEAVY_TRANSPORTS) == [], argv
         assert loaded(modules, UNUSED_BY_LISTINGS) == [], argv
+        if argv[0] in ("ls", "tags", "refs") and "--long" not in argv:
+            assert "tui.client.models" not in modules, argv  # they read no manifest
 
 
 def test_the_bulk_commands_walk_on_aiohttps_pool(registry: RunningRegistry, tmp_path: Path) -> None:
