@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import re
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -257,3 +258,26 @@ async def test_plain_http_loads_no_trust_and_an_https_redirect_is_verified(
         monkeypatch.delenv("SSL_CERT_FILE")
         async with RegistryClient(host, max_retries=0, insecure=True, fast_after=LIGHT) as client:
             assert await client.get_blob("app", digest) == blob
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_an_ipv6_loopback_registry_is_reached_without_a_scheme() -> None:
+    async def tags(request: web.Request) -> web.Response:
+        return web.Response(body=TAGS, content_type="application/json")
+
+    app = web.Application()
+    app.add_routes([web.get("/v2/", tags), web.get("/v2/app/tags/list", tags)])
+    async with serve(app, host="::1") as host:
+        port = host.rsplit(":", 1)[1]
+        async with RegistryClient(f"[::1]:{port}", fast_after=LIGHT) as client:
+            assert await client.list_tags("app") == ["v1"]
+            assert client.base_url == f"http://[::1]:{port}"  # the plain-HTTP probe answered
