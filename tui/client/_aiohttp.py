@@ -7,6 +7,9 @@ connections in O(1), for about a third of that. Everything above the transport s
 requests, auth flows, redirects (httpx follows them; this transport never does), content
 decoding (done by httpx: aiohttp is told not to), ``httpx.MockTransport`` in tests.
 
+Importing aiohttp costs about 100 ms, so this module is imported only when a client moves to it:
+see :mod:`tui.client._transport` (a command making a few requests never loads it).
+
 aiohttp's failures are raised as the ``httpx`` exceptions the rest of the client expects, with
 the original error (``ssl.SSLError`` for TLS failures) as the cause.
 """
