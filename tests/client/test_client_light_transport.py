@@ -186,6 +186,16 @@ async def test_the_client_moves_to_aiohttp_after_fast_after_requests() -> None:
 def test_a_proxy_in_the_environment_means_aiohttp_from_the_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "registry.example")
     assert ClientTransport(fast_after=50).fast_after == 50
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     assert ClientTransport(fast_after=50).fast_after == 0  # aiohttp honours the proxy

@@ -37,6 +37,9 @@ __all__ = ["FAST_AFTER", "ClientTransport"]
 FAST_AFTER = 1000
 """Requests served by the light transport before aiohttp's takes over (where the CPU saved per
 request starts to pay for importing aiohttp: a walk, not a command that reads a few manifests)."""
+_PROXIED = frozenset({"http", "https", "all"})
+"""Proxy settings (``HTTP_PROXY``...) that send requests through a proxy (``NO_PROXY`` alone
+does not)."""
 
 
 class ClientTransport(httpx.AsyncBaseTransport):
@@ -53,7 +56,7 @@ class ClientTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         if fast_after is None:
             fast_after = FAST_AFTER
-        if urllib.request.getproxies():
+        if _PROXIED.intersection(urllib.request.getproxies()):
             fast_after = 0  # aiohttp reads the proxy settings; the light transport has none
         self.fast_after = fast_after
         self.requests = 0
