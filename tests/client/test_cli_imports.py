@@ -93,7 +93,7 @@ def test_scripting_commands_load_no_app_nor_server(
 
 def test_the_bulk_commands_walk_on_aiohttps_pool(registry: RunningRegistry, tmp_path: Path) -> None:
     """``du`` and ``find`` read every manifest: aiohttp's pool from the first request (``prune``,
-    ``diff`` and ``layers`` ask for it the same way; the app and other clients move to it after
+    ``diff``, ``layers`` and the app ask for it the same way; other clients move to it after
     ``tui.client._transport.FAST_AFTER`` requests)."""
     populate(registry.url)
     for argv in (
@@ -135,3 +135,17 @@ def test_the_summaries_match_the_real_parsers() -> None:
             a for a in build_parser([command])._actions if isinstance(a, argparse._SubParsersAction)
         ]
         assert chosen.choices[command].format_help() == real, command
+
+
+async def test_the_app_walks_on_aiohttps_pool(registry: RunningRegistry) -> None:
+    """The app reads every repository's tags and manifests: aiohttp's pool from the start."""
+    from tui.app import AppSettings, make_app
+    from tui.client._transport import ClientTransport
+
+    populate(registry.url)
+    app = make_app(AppSettings(registry=registry.host, insecure=True, timeout=10.0))
+    async with app.run_test():
+        transport = app.client._http._transport
+        assert isinstance(transport, ClientTransport)
+        assert transport.fast_after == 0
+        assert transport.fast  # the requests so far went through aiohttp

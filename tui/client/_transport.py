@@ -9,8 +9,8 @@ whole client on loopback, both spend about 0.35 ms of CPU, aiohttp's up to ~0.04
 of thousands. So :class:`ClientTransport` serves the first ``fast_after`` requests with the
 light transport and every later one through aiohttp, imported only then (the rent-or-buy rule:
 switch once the extra CPU spent is about what the switch costs). Callers that know they walk a
-registry or stream layers (the bulk commands) pass ``fast_after=0``. Requests already in flight
-finish on the transport that took them.
+registry or stream layers (the app and the bulk commands) pass ``fast_after=0``. Requests
+already in flight finish on the transport that took them.
 
 TLS is built only for what is used: a plain-HTTP registry never loads a trust store. HTTPS gets
 its context on its first connection (a plain registry redirecting a blob to an HTTPS presigned
