@@ -16,10 +16,10 @@ Debian's docker-registry (``--server distribution``) on 127.0.0.1, then measures
   time, and CPU time of the process from ``wait4``).
 
 The targets: ``du`` of the whole registry in under 10 s; ``regtui tags`` in at most 150 ms and
-``regtui --help`` in at most 80 ms (wall, loopback). Run regtui installed in a virtual
-environment as CI builds it (``--regtui .venv/bin/regtui``; the default is the ``regtui``
-script beside this Python, else ``python -m tui``): from a source tree with
-``PYTHONDONTWRITEBYTECODE`` set every start compiles regtui's modules again.
+``regtui --help`` in at most 80 ms (wall, loopback). regtui is this source tree's
+(``python -m tui`` run from it, bytecode cached), or ``--regtui .venv/bin/regtui`` for one
+installed in a virtual environment as CI builds it (``python -c pass`` then uses that
+environment's Python).
 
 Every figure is a command-line process, so it includes starting Python. Prints times and
 ratios (regtui / skopeo: below 1 means regtui is faster).
@@ -146,7 +146,9 @@ def _children_cpu() -> float:
 
 def timed(command: Sequence[str], label: str | None = None) -> tuple[float, str]:
     started, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        list(command), capture_output=True, text=True, check=False, cwd=ROOT, env=_env()
+    )
     elapsed = time.perf_counter() - started
     if label is not None:
         CPU_USED[label] = _children_cpu() - cpu
@@ -168,17 +170,26 @@ REGTUI: list[str] = []
 
 
 def regtui() -> list[str]:
-    if REGTUI:
-        return REGTUI
-    beside = Path(sys.executable).parent / "regtui"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "tui"]
+    return REGTUI or [sys.executable, "-m", "tui"]
+
+
+def _env() -> dict[str, str]:
+    """The environment of the timed commands: bytecode cached, as an installed package has it
+    (run from this source tree with ``PYTHONDONTWRITEBYTECODE`` set, every start would compile
+    regtui's modules again)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def _process(command: Sequence[str]) -> tuple[float, float]:
     """Wall and CPU seconds of one whole process (its output discarded)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        list(command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        list(command),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=_env(),
     )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
@@ -241,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--regtui",
         metavar="COMMAND",
-        help="the regtui to time, e.g. .venv/bin/regtui (default: beside this Python)",
+        help="the regtui to time, e.g. .venv/bin/regtui (default: python -m tui, this tree)",
     )
     args = parser.parse_args(argv)
     if args.regtui:
