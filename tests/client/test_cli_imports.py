@@ -1,8 +1,11 @@
 """Each command imports only what it uses: the guard of ``regtui``'s start-up time.
 
 ``--help`` and the scripting commands must not load the app (textual) nor the server
-(embedded_registry); ``--help`` loads no HTTP stack either; the offline commands load no client.
-The set is read from ``sys.modules`` of a real ``regtui`` process after it ran.
+(embedded_registry); ``--help`` loads no HTTP stack and no command module either; the offline
+commands load no client. The commands that make a few requests (``ls``, ``tags``, ``inspect``...)
+load neither aiohttp nor httpx's own transport (httpcore, anyio), only the light one; the app and
+the commands that walk a registry get aiohttp's pool. The set is read from ``sys.modules`` of a
+real ``regtui`` process after it ran.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def test_the_guard_sees_a_heavy_import(tmp_path: Path) -> None:
 def test_help_loads_no_app_server_or_network(tmp_path: Path, argv: list[str]) -> None:
     modules = modules_of(tmp_path, *argv)
     assert loaded(modules, (*APP, *SERVER, *NETWORK, "rich")) == []
+    if argv == ["--help"]:
+        assert loaded(modules, ("tui.commands.",)) == []  # every command by its summary
 
 
 def test_scripting_commands_load_no_app_nor_server(
