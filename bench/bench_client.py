@@ -10,15 +10,23 @@ Debian's docker-registry (``--server distribution``) on 127.0.0.1, then measures
 * ``regtui tags HOST/REPO`` per repository (the same sample, extrapolated),
 * ``regtui tags`` over every repository in one process (the library: one client, concurrent),
 * ``regtui du HOST --estimate``: catalog, every tag, every manifest over the API,
-* ``regtui du HOST``: the same, or the bundled registry's own storage report when it offers one.
+* ``regtui du HOST``: the same, or the bundled registry's own storage report when it offers one,
+* start-up: ``regtui tags HOST/REPO`` and ``regtui --help`` beside ``skopeo list-tags`` and
+  ``python -c pass``, each a whole process, medians of ``--rounds`` alternated rounds (wall
+  time, and CPU time of the process from ``wait4``).
 
-The target is ``du`` of the whole registry in under 10 s.
+The targets: ``du`` of the whole registry in under 10 s; ``regtui tags`` in at most 150 ms and
+``regtui --help`` in at most 80 ms (wall, loopback). regtui is this source tree's
+(``python -m tui`` run from it, bytecode cached), or ``--regtui .venv/bin/regtui`` for one
+installed in a virtual environment as CI builds it (``python -c pass`` then uses that
+environment's Python).
 
 Every figure is a command-line process, so it includes starting Python. Prints times and
 ratios (regtui / skopeo: below 1 means regtui is faster).
 
     python bench/bench_client.py                     # 1,000 repositories x 20 tags
     python bench/bench_client.py --repos 100 --tags 5 --sample 0
+    python bench/bench_client.py --startup-only --repos 1 --rounds 15
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,7 +146,9 @@ def _children_cpu() -> float:
 
 def timed(command: Sequence[str], label: str | None = None) -> tuple[float, str]:
     started, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        list(command), capture_output=True, text=True, check=False, cwd=ROOT, env=_env()
+    )
     elapsed = time.perf_counter() - started
     if label is not None:
         CPU_USED[label] = _children_cpu() - cpu
@@ -154,8 +165,79 @@ async def _all_tags(host: str, repos: list[str]) -> int:
     return sum(len(tags) for tags in lists)
 
 
+REGTUI: list[str] = []
+"""The regtui command (``--regtui``)."""
+
+
 def regtui() -> list[str]:
-    return [sys.executable, "-m", "tui"]
+    return REGTUI or [sys.executable, "-m", "tui"]
+
+
+def _env() -> dict[str, str]:
+    """The environment of the timed commands: bytecode cached, as an installed package has it
+    (run from this source tree with ``PYTHONDONTWRITEBYTECODE`` set, every start would compile
+    regtui's modules again)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def _process(command: Sequence[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one whole process (its output discarded)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        list(command),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=_env(),
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    errors = process.stderr.read() if process.stderr else b""
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {errors.decode(errors='replace').strip()}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+def _python_of(command: list[str]) -> str:
+    """The interpreter of the regtui script (its virtual environment's), else this one."""
+    beside = Path(command[0]).parent / "python"
+    return str(beside) if command[0] != sys.executable and beside.exists() else sys.executable
+
+
+def startup(host: str, repo: str, skopeo: str, rounds: int) -> None:
+    """Medians of alternated rounds: every command once per round, in turn."""
+    commands = {
+        "skopeo list-tags": [skopeo, "list-tags", "--tls-verify=false", f"docker://{host}/{repo}"],
+        "regtui tags": [*regtui(), "tags", f"{host}/{repo}"],
+        "regtui --help": [*regtui(), "--help"],
+        "python -c pass": [_python_of(regtui()), "-c", "pass"],
+    }
+    for command in commands.values():
+        _process(command)  # warm the page cache
+    walls: dict[str, list[float]] = {label: [] for label in commands}
+    cpus: dict[str, list[float]] = {label: [] for label in commands}
+    for _ in range(rounds):
+        for label, command in commands.items():
+            wall, cpu = _process(command)
+            walls[label].append(wall)
+            cpus[label].append(cpu)
+    skopeo_wall = statistics.median(walls["skopeo list-tags"])
+    print(
+        f"\nstart-up, whole processes, medians of {rounds} alternated rounds ({' '.join(regtui())})"
+    )
+    print(f"{'what':<20} {'wall ms':>8} {'CPU ms':>8} {'vs skopeo':>10} {'target':>8}")
+    targets = {"regtui tags": 0.150, "regtui --help": 0.080}
+    for label in commands:
+        wall, cpu = statistics.median(walls[label]), statistics.median(cpus[label])
+        target = targets.get(label)
+        verdict = "" if target is None else ("meets" if wall <= target else "MISSES")
+        print(
+            f"{label:<20} {1000 * wall:>8.1f} {1000 * cpu:>8.1f} {wall / skopeo_wall:>10.2f} "
+            f"{verdict:>8}"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +247,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=100, help="0: run skopeo on every repo")
     parser.add_argument("--server", choices=("bundled", "distribution"), default="bundled")
     parser.add_argument("--concurrency", type=int, help="for du --estimate (default: regtui's)")
+    parser.add_argument("--rounds", type=int, default=9, help="start-up rounds (default: 9)")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up figures")
+    parser.add_argument(
+        "--regtui",
+        metavar="COMMAND",
+        help="the regtui to time, e.g. .venv/bin/regtui (default: python -m tui, this tree)",
+    )
     args = parser.parse_args(argv)
+    if args.regtui:
+        REGTUI[:] = args.regtui.split()
     skopeo = shutil.which("skopeo")
     if skopeo is None:
         raise SystemExit("skopeo is needed for the comparison")
@@ -182,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             repos_time, out = timed([*regtui(), "ls", host])
             repos = out.split()
             assert len(repos) == args.repos, f"catalog has {len(repos)} repositories"
+            startup(host, repos[0], skopeo, args.rounds)
+            if args.startup_only:
+                return 0
             sample = repos if args.sample <= 0 else repos[:: max(1, len(repos) // args.sample)]
             sample = sample[: args.sample] if args.sample > 0 else sample
             scale = len(repos) / len(sample)

@@ -78,6 +78,7 @@ class RegtuiApp(App[None]):
                 ca_cert=s.ca_cert,
                 timeout=s.timeout,
                 max_concurrency=s.max_concurrency,
+                fast_after=0,  # the app walks the registry: aiohttp's pool from the start
             )
             await self._client.__aenter__()
         from tui.screens.registry import RegistryScreen

@@ -1,8 +1,11 @@
 """Each command imports only what it uses: the guard of ``regtui``'s start-up time.
 
 ``--help`` and the scripting commands must not load the app (textual) nor the server
-(embedded_registry); ``--help`` loads no HTTP stack either; the offline commands load no client.
-The set is read from ``sys.modules`` of a real ``regtui`` process after it ran.
+(embedded_registry); ``--help`` loads no HTTP stack and no command module either; the offline
+commands load no client. The commands that make a few requests (``ls``, ``tags``, ``inspect``...)
+load neither aiohttp nor httpx's own transport (httpcore, anyio), only the light one; the app and
+the commands that walk a registry get aiohttp's pool. The set is read from ``sys.modules`` of a
+real ``regtui`` process after it ran.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ APP = ("textual", "tui.app", "tui.screens", "tui.widgets", "tui.dialogs")
 HTTPX_CLI = ("httpx._main", "rich", "click", "pygments")
 SERVER = ("embedded_registry",)
 NETWORK = ("httpx", "aiohttp", "ssl", "tui.client", "asyncio")
+HEAVY_TRANSPORTS = ("aiohttp", "tui.client._aiohttp", "httpcore", "anyio")
+"""What a command making a few requests does without: aiohttp (~100 ms to import, two TLS
+contexts built from the trust store), httpx's own transport (httpcore and anyio, ~40 ms)."""
+UNUSED_BY_LISTINGS = ("tui.client.estimate", "tui.client.layers", "uuid")
+FAST_TRANSPORT = "tui.client._aiohttp"
+LIGHT_TRANSPORT = "tui.client._h11"
 
 
 def modules_of(tmp_path: Path, *argv: str) -> set[str]:
@@ -63,6 +72,8 @@ def test_the_guard_sees_a_heavy_import(tmp_path: Path) -> None:
 def test_help_loads_no_app_server_or_network(tmp_path: Path, argv: list[str]) -> None:
     modules = modules_of(tmp_path, *argv)
     assert loaded(modules, (*APP, *SERVER, *NETWORK, "rich")) == []
+    if argv == ["--help"]:
+        assert loaded(modules, ("tui.commands.",)) == []  # every command by its summary
 
 
 def test_scripting_commands_load_no_app_nor_server(
@@ -72,12 +83,31 @@ def test_scripting_commands_load_no_app_nor_server(
     for argv in (
         ["ls", registry.host],
         ["tags", f"{registry.host}/team/app"],
+        ["tags", "--long", f"{registry.host}/team/app"],
         ["refs", registry.host],
         ["inspect", f"{registry.host}/team/app:v1"],
+        ["untag", "--dry-run", f"{registry.host}/team/app:v1"],
     ):
         modules = modules_of(tmp_path, *argv)
-        assert "tui.client" in modules, argv  # the command did run
-        assert loaded(modules, APP + SERVER + HTTPX_CLI) == [], argv
+        assert LIGHT_TRANSPORT in modules, argv  # the command did run, on the light transport
+        assert loaded(modules, APP + SERVER + HTTPX_CLI + HEAVY_TRANSPORTS) == [], argv
+        assert loaded(modules, UNUSED_BY_LISTINGS) == [], argv
+        if argv[0] in ("ls", "tags", "refs") and "--long" not in argv:
+            assert "tui.client.models" not in modules, argv  # they read no manifest
+
+
+def test_the_bulk_commands_walk_on_aiohttps_pool(registry: RunningRegistry, tmp_path: Path) -> None:
+    """``du`` and ``find`` read every manifest: aiohttp's pool from the first request (``prune``,
+    ``diff``, ``layers`` and the app ask for it the same way; other clients move to it after
+    ``tui.client._transport.FAST_AFTER`` requests)."""
+    populate(registry.url)
+    for argv in (
+        ["du", registry.host, "--estimate"],
+        ["find", registry.host, "--tag", "v*"],
+    ):
+        modules = modules_of(tmp_path, *argv)
+        assert FAST_TRANSPORT in modules, argv
+        assert LIGHT_TRANSPORT not in modules, argv
 
 
 def test_offline_commands_load_no_client_nor_app(registry: RunningRegistry, tmp_path: Path) -> None:
@@ -87,12 +117,40 @@ def test_offline_commands_load_no_client_nor_app(registry: RunningRegistry, tmp_
         assert loaded(modules, (*APP, "tui.client", "httpx")) == [], argv
 
 
-def test_the_summaries_of_heavy_commands_match_their_parsers() -> None:
-    """``regtui --help`` names connect and serve by ``SUMMARIES``: what they register."""
-    from tui.cli import build_parser
-    from tui.commands import SUMMARIES
+def test_the_summaries_match_the_real_parsers() -> None:
+    """``regtui --help`` names every command by ``SUMMARIES``: exactly what the modules register
+    (same commands, same order, same help), and running a command registers its real parser."""
+    import argparse
 
-    light = build_parser([]).format_help()
-    for summaries in SUMMARIES.values():
-        for command in summaries:
-            assert build_parser([command]).format_help() == light, command
+    from tui.cli import build_parser
+    from tui.commands import COMMAND_MODULES, SUMMARIES
+
+    light = build_parser([])
+    full = argparse.ArgumentParser(prog=light.prog, description=light.description)
+    full.add_argument("--version", action="version", version="unused")
+    subparsers = full.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    assert full.format_help() == light.format_help()
+    registered = list(subparsers.choices)
+    assert registered == [command for s in SUMMARIES.values() for command in s]
+    for command in registered:
+        real = subparsers.choices[command].format_help()
+        (chosen,) = [
+            a for a in build_parser([command])._actions if isinstance(a, argparse._SubParsersAction)
+        ]
+        assert chosen.choices[command].format_help() == real, command
+
+
+async def test_the_app_walks_on_aiohttps_pool(registry: RunningRegistry) -> None:
+    """The app reads every repository's tags and manifests: aiohttp's pool from the start."""
+    from tui.app import AppSettings, make_app
+    from tui.client._transport import ClientTransport
+
+    populate(registry.url)
+    app = make_app(AppSettings(registry=registry.host, insecure=True, timeout=10.0))
+    async with app.run_test():
+        transport = app.client._http._transport
+        assert isinstance(transport, ClientTransport)
+        assert transport.fast_after == 0
+        assert transport.fast  # the requests so far went through aiohttp

@@ -26,6 +26,8 @@ from tests.helpers.servers import distribution_config, free_port, require_tool
 from tui.client import RegistryClient, TLSError
 from tui.imagegen import make_image
 
+pytestmark = pytest.mark.usefixtures("each_transport")  # each test on both transports
+
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())

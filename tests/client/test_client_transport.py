@@ -16,6 +16,8 @@ from tui.client import ConnectError, MalformedResponseError, RegistryClient
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 
+pytestmark = pytest.mark.usefixtures("each_transport")  # each test on both transports
+
 
 @asynccontextmanager
 async def serve(routes: list[web.RouteDef]) -> AsyncIterator[str]:
@@ -95,7 +97,10 @@ async def test_silent_server_times_out_as_one_sentence() -> None:
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.set()
-        await reader.read()  # never answers; returns when the client gives up
+        try:
+            await reader.read()  # never answers; returns when the client gives up
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

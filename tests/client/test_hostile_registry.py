@@ -57,6 +57,8 @@ from tui.client.models import OCI_INDEX, OCI_MANIFEST
 WORKTREE = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 
+pytestmark = pytest.mark.usefixtures("each_transport")  # each test on both transports
+
 
 @pytest.fixture(autouse=True)
 def no_docker_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,9 @@ in bounded memory): see :mod:`tui.client._limits` and :mod:`tui.client.layers`. 
 leave the registry's origin: see :mod:`tui.client.auth`.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tui.client import _quiet_httpx  # noqa: F401  (first: httpx without its CLI)
 from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
 from tui.client.errors import (
@@ -34,25 +37,60 @@ from tui.client.errors import (
     TLSError,
     UnsupportedError,
 )
-from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
-from tui.client.models import (
-    DeletePlan,
-    Descriptor,
-    HistoryEntry,
-    HistoryStep,
-    ImageConfig,
-    ImageIndex,
-    ImageManifest,
-    Manifest,
-    ManifestResult,
-    PingResult,
-    Platform,
-    Schema1Manifest,
-    UntagResult,
-    match_history,
-)
 from tui.client.reference import InvalidReferenceError, Reference, parse_reference
 from tui.client.registry import BlobStream, RegistryClient
+
+if TYPE_CHECKING:
+    from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
+    from tui.client.models import (
+        DeletePlan,
+        Descriptor,
+        HistoryEntry,
+        HistoryStep,
+        ImageConfig,
+        ImageIndex,
+        ImageManifest,
+        Manifest,
+        ManifestResult,
+        PingResult,
+        Platform,
+        Schema1Manifest,
+        UntagResult,
+        match_history,
+    )
+
+_MODELS = (
+    "DeletePlan",
+    "Descriptor",
+    "HistoryEntry",
+    "HistoryStep",
+    "ImageConfig",
+    "ImageIndex",
+    "ImageManifest",
+    "Manifest",
+    "ManifestResult",
+    "PingResult",
+    "Platform",
+    "Schema1Manifest",
+    "UntagResult",
+    "match_history",
+)
+_LAZY = {
+    **dict.fromkeys(("RepoContent", "RepoUsage", "UsageEstimate", "estimate_usage"), "estimate"),
+    **dict.fromkeys(_MODELS, "models"),
+}
+"""Names imported on first use, from ``tui.client.<module>``: ``regtui tags`` reads no manifest
+and estimates nothing, and these modules cost ~9 ms of its start-up (dataclasses)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tui.client.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuthError",

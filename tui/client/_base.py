@@ -25,11 +25,10 @@ import email.utils
 import http.cookiejar
 import random
 import re
-import ssl
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -42,7 +41,7 @@ from tui.client._limits import (
     loads_json,
     read_bounded,
 )
-from tui.client._transport import AiohttpTransport
+from tui.client._transport import ClientTransport
 from tui.client.auth import RegistryAuth, resolve_credentials
 from tui.client.errors import (
     AuthError,
@@ -61,6 +60,9 @@ from tui.client.reference import (
     is_loopback_host,
     parse_registry,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["IDEMPOTENT", "RETRY_STATUSES", "ClientBase", "oci_errors", "transport_error"]
 
@@ -82,6 +84,18 @@ def oci_errors(response: httpx.Response) -> tuple[str | None, str | None]:
         code, message = first.get("code"), first.get("message")
         return (str(code) if code else None, str(message) if message else None)
     return None, None
+
+
+def _ca_context(ca_cert: str) -> ssl.SSLContext:
+    """The system trust store and the CA certificates of the file ``ca_cert``."""
+    import ssl
+
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=ca_cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(f"Cannot load the CA certificate {ca_cert}: {exc}") from exc
+    return context
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -106,7 +120,13 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 class ClientBase:
     """Transport of :class:`~tui.client.registry.RegistryClient`: TLS, scheme probing, auth,
-    bounded concurrency, retries with back-off, and statuses turned into errors."""
+    bounded concurrency, retries with back-off, and statuses turned into errors.
+
+    ``fast_after``: how many requests go through a light transport (quick to import) before
+    aiohttp's pool (quick per request) takes over; ``0`` for a client that will walk a registry,
+    ``None`` for the default (:data:`tui.client._transport.FAST_AFTER`). Ignored with
+    ``transport``.
+    """
 
     def __init__(
         self,
@@ -120,6 +140,7 @@ class ClientBase:
         max_concurrency: int = 8,
         docker_config: Path | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        fast_after: int | None = None,
         max_retries: int = 3,
         max_retry_wait: float = 60.0,
         backoff: float = 0.2,
@@ -163,20 +184,20 @@ class ClientBase:
         """First retry delay in seconds; it doubles per retry (with jitter), capped at 8 s."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
         verify: ssl.SSLContext | bool = not insecure
-        """``True``: the system trust store (and ``SSL_CERT_FILE``), in aiohttp's own context."""
+        """``True``: the system trust store (and ``SSL_CERT_FILE``), loaded when HTTPS is first
+        spoken (see :mod:`tui.client._transport`)."""
         if ca_cert and not insecure:
-            verify = ssl.create_default_context()
-            try:
-                verify.load_verify_locations(cafile=ca_cert)
-            except (OSError, ssl.SSLError) as exc:
-                raise TLSError(f"Cannot load the CA certificate {ca_cert}: {exc}") from exc
+            verify = _ca_context(ca_cert)
         self.verify = verify
         """How TLS peers are verified (for side connections, e.g. ``tui.client.ext``'s)."""
         self.timeout = timeout
         if transport is None:
             # TLS, the pool (one connection per request in flight) and proxies are the
             # transport's business: httpx ignores its own settings for them beside a transport.
-            transport = AiohttpTransport(verify=verify, max_connections=max_concurrency)
+            # A few requests go through a light transport, many through aiohttp's pool.
+            transport = ClientTransport(
+                verify=verify, max_connections=max_concurrency, fast_after=fast_after
+            )
         self._http = httpx.AsyncClient(
             auth=self.auth,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),

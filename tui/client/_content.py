@@ -14,6 +14,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -36,19 +37,16 @@ from tui.client.errors import (
     RegistryTimeoutError,
     ResponseTooLargeError,
 )
-from tui.client.models import (
-    INDEX_MEDIA_TYPES,
-    MANIFEST_ACCEPT,
-    OCI_INDEX,
-    Descriptor,
-    ImageConfig,
-    ImageIndex,
-    ImageManifest,
-    Manifest,
-    ManifestResult,
-    parse_config,
-    parse_manifest,
-)
+
+if TYPE_CHECKING:  # tui.client.models is imported where a manifest is read (7 ms of start-up)
+    from tui.client.models import (
+        Descriptor,
+        ImageConfig,
+        ImageIndex,
+        ImageManifest,
+        Manifest,
+        ManifestResult,
+    )
 
 __all__ = ["MAX_MANIFEST_BYTES", "BlobStream", "Content"]
 
@@ -167,6 +165,8 @@ class Content(Discovery):
 
     async def head_manifest(self, repo: str, ref: str) -> Descriptor:
         """The descriptor of ``repo:ref`` without downloading it (no pull counted on Docker Hub)."""
+        from tui.client.models import MANIFEST_ACCEPT, Descriptor
+
         what = f"manifest {repo}:{ref}" if not is_digest(ref) else f"manifest {repo}@{ref}"
         response = await self.request(
             "HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}
@@ -188,6 +188,8 @@ class Content(Discovery):
 
     async def get_manifest(self, repo: str, ref: str) -> ManifestResult:
         """Fetch, verify (digest computed here) and parse a manifest of any supported type."""
+        from tui.client.models import MANIFEST_ACCEPT, ManifestResult
+
         what = f"manifest {repo}:{ref}" if not is_digest(ref) else f"manifest {repo}@{ref}"
         response = await self._send(
             "GET",
@@ -235,6 +237,8 @@ class Content(Discovery):
 
     async def get_config(self, repo: str, manifest: ImageManifest) -> ImageConfig:
         """The image configuration (parsed in a worker thread when large)."""
+        from tui.client.models import parse_config
+
         raw = await self.get_blob(repo, manifest.config.digest)
         return await off_loop(len(raw), parse_config, raw)
 
@@ -263,6 +267,8 @@ class Content(Discovery):
     ) -> list[Descriptor]:
         """Manifests whose ``subject`` is ``digest``: the referrers API (every page, following
         ``Link`` as the catalog does), else the tag schema."""
+        from tui.client.models import ImageIndex
+
         query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
         what = f"referrers of {repo}@{digest}"
         found: list[Descriptor] = []
@@ -335,10 +341,14 @@ class Content(Discovery):
 def _digest_and_parse(
     raw: bytes, algorithm: str, content_type: str | None
 ) -> tuple[str, tuple[str, Manifest]]:
+    from tui.client.models import parse_manifest
+
     return manifest_digest(raw, algorithm), parse_manifest(raw, content_type)
 
 
 def _parse_index(raw: bytes, what: str) -> tuple[str, ImageIndex]:
+    from tui.client.models import INDEX_MEDIA_TYPES, OCI_INDEX, ImageIndex, parse_manifest
+
     media_type, manifest = parse_manifest(raw, OCI_INDEX)
     if media_type not in INDEX_MEDIA_TYPES or not isinstance(manifest, ImageIndex):
         raise MalformedResponseError(f"The {what} answer is not an image index")

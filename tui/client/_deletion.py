@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
+from typing import TYPE_CHECKING
 
 from tui.client._content import Content
 from tui.client._digests import compute_digest, is_digest
@@ -13,13 +13,9 @@ from tui.client.errors import (
     RegistryClientError,
     SiblingTagsLostError,
 )
-from tui.client.models import (
-    OCI_EMPTY,
-    OCI_MANIFEST,
-    DeletePlan,
-    ImageIndex,
-    UntagResult,
-)
+
+if TYPE_CHECKING:
+    from tui.client.models import DeletePlan, UntagResult
 
 __all__ = ["Deletion"]
 
@@ -45,6 +41,8 @@ class Deletion(Content):
     # ------------------------------------------------------------------ deletion
     async def plan_delete(self, repo: str, digest: str) -> DeletePlan:
         """What deleting ``repo@digest`` removes: itself and every tag on it (nothing yet)."""
+        from tui.client.models import DeletePlan, ImageIndex
+
         result = await self.get_manifest(repo, digest)
         tags, referrers = await asyncio.gather(
             self.tags_for_digest(repo, digest), self.get_referrers(repo, digest)
@@ -75,6 +73,8 @@ class Deletion(Content):
         The OCI tag DELETE first; where the registry refuses it (Distribution 2.8 answers
         ``UNSUPPORTED``), move the tag onto a tiny manifest of our own and delete that one.
         """
+        from tui.client.models import UntagResult
+
         if is_digest(tag):
             raise RegistryClientError(f"{tag!r} is a digest, not a tag", title="Invalid tag")
         head = await self.head_manifest(repo, tag)
@@ -155,6 +155,8 @@ class Deletion(Content):
 
     async def _put_placeholder(self, repo: str, tag: str) -> str:
         """Point ``tag`` at a fresh, unique, empty OCI manifest; return its digest."""
+        from tui.client.models import OCI_EMPTY, OCI_MANIFEST
+
         empty_digest = compute_digest(EMPTY_JSON)
         await self.upload_blob(repo, EMPTY_JSON, empty_digest)
         manifest = {
@@ -163,9 +165,15 @@ class Deletion(Content):
             "config": {"mediaType": OCI_EMPTY, "digest": empty_digest, "size": len(EMPTY_JSON)},
             "layers": [],
             "annotations": {
-                "io.github.regtui.placeholder": f"untag {tag} {uuid.uuid4()}",
+                "io.github.regtui.placeholder": f"untag {tag} {_unique()}",
             },
         }
         raw = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
         await self.put_manifest(repo, tag, raw, OCI_MANIFEST)
         return compute_digest(raw)
+
+
+def _unique() -> str:
+    import uuid  # only untag's placeholder needs it (uuid loads the platform module)
+
+    return str(uuid.uuid4())

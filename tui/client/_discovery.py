@@ -11,6 +11,7 @@ thread when large. A ``Link`` to another origin is followed without credentials 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -20,9 +21,9 @@ from tui.client.errors import (
     CatalogUnsupportedError,
     MalformedResponseError,
 )
-from tui.client.models import (
-    PingResult,
-)
+
+if TYPE_CHECKING:
+    from tui.client.models import PingResult
 
 __all__ = ["Discovery"]
 
@@ -32,6 +33,8 @@ class Discovery(ClientBase):
 
     async def ping(self) -> PingResult:
         """``GET /v2/``: is this a registry, and do our credentials (if any) work?"""
+        from tui.client.models import PingResult  # models load where they are used
+
         response = await self.request("GET", "/v2/")
         if response.status_code not in (200, 401):
             if response.status_code == 404:

@@ -1,149 +1,116 @@
-"""An ``httpx`` transport that sends requests through aiohttp's connection pool.
+"""The client's transport: a light one for a few requests, aiohttp's pool for many.
 
-Why: on a registry walk (``du --estimate``: tens of thousands of small manifest GETs) httpx's
-default transport (httpcore + anyio + h11, all pure Python) costs about 0.5 ms of CPU per request,
-twice what the bundled registry spends answering it. aiohttp's client parses HTTP in C and pools
-connections in O(1), for about a third of that. Everything above the transport stays httpx:
-requests, auth flows, redirects (httpx follows them; this transport never does), content
-decoding (done by httpx: aiohttp is told not to), ``httpx.MockTransport`` in tests.
+Two costs pull apart. :mod:`tui.client._h11` (asyncio streams and h11) loads in a few
+milliseconds; aiohttp (:mod:`tui.client._aiohttp`) costs about 100 ms to import (it builds two
+TLS contexts from the system trust store at import). Per small request, measured through the
+whole client on loopback, both spend about 0.35 ms of CPU, aiohttp's up to ~0.04 ms less (and
+~15% less on a streamed blob); httpx's own transport (httpcore) spends 0.94 ms and adds anyio's
+~40 ms of import, so it is not used. ``regtui tags`` makes two requests; ``du --estimate`` tens
+of thousands. So :class:`ClientTransport` serves the first ``fast_after`` requests with the
+light transport and every later one through aiohttp, imported only then (the rent-or-buy rule:
+switch once the extra CPU spent is about what the switch costs). Callers that know they walk a
+registry or stream layers (the app and the bulk commands) pass ``fast_after=0``. Requests
+already in flight finish on the transport that took them.
 
-aiohttp's failures are raised as the ``httpx`` exceptions the rest of the client expects, with
-the original error (``ssl.SSLError`` for TLS failures) as the cause.
+TLS is built only for what is used: a plain-HTTP registry never loads a trust store. HTTPS gets
+its context on its first connection (a plain registry redirecting a blob to an HTTPS presigned
+URL included), from the trust the user chose: ``verify`` is ``True`` (the system store, as
+aiohttp's default context has it, ``SSL_CERT_FILE`` honoured), a context (``--ca-cert``: the
+system store and that CA), or ``False`` (``--insecure``).
+
+With an HTTP(S) proxy in the environment every request goes through aiohttp, which honours
+``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` the way httpx does.
 """
 
 from __future__ import annotations
 
-import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
-import yarl
 
-__all__ = ["AiohttpTransport"]
+if TYPE_CHECKING:
+    import ssl
 
-_CHUNK = 64 * 1024
-_HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-"""Headers aiohttp computes itself from the URL and the body."""
+__all__ = ["FAST_AFTER", "ClientTransport"]
+
+FAST_AFTER = 2000
+"""Requests served by the light transport before aiohttp's takes over (about where the CPU saved
+per request has paid for importing aiohttp: a walk, never a command that reads a few manifests)."""
+_PROXIED = frozenset({"http", "https", "all"})
+"""Proxy settings (``HTTP_PROXY``...) that send requests through a proxy (``NO_PROXY`` alone
+does not)."""
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 with keep-alive over aiohttp; the session is opened on the first request."""
+class ClientTransport(httpx.AsyncBaseTransport):
+    """Routes each request to a transport made on first use (see the module's docstring)."""
 
-    def __init__(self, *, verify: ssl.SSLContext | bool = True, max_connections: int = 8) -> None:
-        # True: aiohttp's default context (the system trust store), made once at its import.
-        self._ssl: ssl.SSLContext | bool = verify
+    def __init__(
+        self,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        max_connections: int = 8,
+        fast_after: int | None = None,
+    ) -> None:
+        self._verify = verify
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        if fast_after is None:
+            fast_after = FAST_AFTER
+        if _PROXIED.intersection(urllib.request.getproxies()):
+            fast_after = 0  # aiohttp reads the proxy settings; the light transport has none
+        self.fast_after = fast_after
+        self.requests = 0
+        """Requests handled so far."""
+        self._light: httpx.AsyncBaseTransport | None = None
+        self._fast: httpx.AsyncBaseTransport | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, limit_per_host=0, ssl=self._ssl
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # httpx decodes Content-Encoding itself
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                # HTTP(S)_PROXY / NO_PROXY as httpx honours them; only when set, since aiohttp
-                # then looks them up in a worker thread on every request.
-                trust_env=bool(urllib.request.getproxies()),
-                cookie_jar=aiohttp.DummyCookieJar(),  # none, as Docker keeps none
-            )
-        return self._session
-
-    def _timeout(self, timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
-        key = (timeouts.get("connect"), timeouts.get("read"))
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(total=None, sock_connect=key[0], sock_read=key[1])
-            self._timeouts[key] = timeout
-        return timeout
+    @property
+    def fast(self) -> bool:
+        """Whether requests now go through aiohttp's pool."""
+        return self._fast is not None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._open()
-        body = await request.aread()
-        headers = [
-            (key, value)
-            for key, value in request.headers.multi_items()
-            if key.lower() not in _HOP_BY_HOP
-        ]
-        try:
-            response = await session.request(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),  # httpx has encoded it already
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
+        return await self._transport().handle_async_request(request)
+
+    def _transport(self) -> httpx.AsyncBaseTransport:
+        self.requests += 1
+        if self._fast is None and self.requests > self.fast_after:
+            from tui.client._aiohttp import AiohttpTransport
+
+            self._fast = AiohttpTransport(
+                verify=self._verify, max_connections=self._max_connections
             )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            error = _as_httpx_error(exc, request)
-            raise error from error.__cause__
-        return httpx.Response(
-            response.status,
-            headers=list(response.raw_headers),
-            stream=_ResponseStream(response, request),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        if self._fast is not None:
+            return self._fast
+        if self._light is None:
+            from tui.client._h11 import H11Transport
+
+            self._light = H11Transport(
+                tls_context=self._tls_context, max_idle=self._max_connections
+            )
+        return self._light
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The context of the first HTTPS connection, from the trust the user chose."""
+        import ssl
+
+        if isinstance(self._verify, ssl.SSLContext):
+            return self._verify  # --ca-cert
+        if self._verify:
+            return ssl.create_default_context()  # the system store (and SSL_CERT_FILE)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # --insecure: no verification
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            error = _as_httpx_error(exc, self._request)
-            raise error from error.__cause__
-
-    async def aclose(self) -> None:
-        if self._response.content.at_eof():
-            self._response.release()  # the connection goes back to the pool
-        else:
-            self._response.close()  # abandoned mid-body: the connection cannot be reused
-
-
-def _as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    """The ``httpx`` exception for an aiohttp failure, caused by it (TLS: by the ``ssl`` error)."""
-    error = _translate(exc, request)
-    if error.__cause__ is None:
-        error.__cause__ = exc
-    return error
-
-
-def _translate(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(str(exc) or "connect timeout", request=request)
-    if isinstance(exc, TimeoutError):
-        return httpx.ReadTimeout(str(exc) or "read timeout", request=request)
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        error = httpx.ConnectError(f"certificate verify failed: {exc}", request=request)
-        error.__cause__ = exc.certificate_error
-        return error
-    if isinstance(exc, aiohttp.ClientSSLError):
-        error = httpx.ConnectError(f"SSL: {exc}", request=request)
-        error.__cause__ = exc.os_error
-        return error
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        # Not str(exc): it says "ssl:default" even for plain HTTP, which reads as a TLS failure.
-        return httpx.ConnectError(str(exc.os_error), request=request)
-    if isinstance(exc, aiohttp.ClientOSError) and isinstance(exc.__cause__ or exc, ssl.SSLError):
-        return httpx.ConnectError(f"SSL: {exc}", request=request)
-    if isinstance(
-        exc,
-        aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError,
-    ):
-        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request)
-    return httpx.NetworkError(str(exc) or type(exc).__name__, request=request)
+        transports = [t for t in (self._light, self._fast) if t is not None]
+        self._light = self._fast = None
+        failure: BaseException | None = None
+        for transport in transports:
+            try:
+                await transport.aclose()
+            except Exception as exc:  # close the others all the same, then say so
+                failure = failure or exc
+        if failure is not None:
+            raise failure

@@ -4,9 +4,11 @@ Each ``register`` adds its parsers and sets ``handler=`` (a callable taking the 
 returning an exit code) with ``set_defaults``. A module imports what its commands need when they
 run, not when they register, so building the parser stays cheap.
 
-``connect`` and ``serve`` load the app or the server when imported; :func:`register_commands`
-imports them only when one of them runs. For the other commands their summary stands in
-(``SUMMARIES``; a test checks it against the real parsers).
+Only the module of the command that runs is imported and registered; ``regtui --help`` names
+every command by its one-line summary (``SUMMARIES``; a test checks it against the real
+parsers). So ``--help`` imports no command module and ``regtui tags`` only
+:mod:`tui.commands.catalog` (``connect`` and ``serve`` load the app or the server when
+imported). Each parser argparse builds costs a few gettext look-ups on disk.
 """
 
 from __future__ import annotations
@@ -16,16 +18,38 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-COMMAND_MODULE_NAMES = ("connect", "serve", "registry", "storage", "prune", "diff", "find")
-
-SUMMARIES = {
+SUMMARIES: dict[str, dict[str, str]] = {
     "connect": {"connect": "explore a registry in the terminal app"},
     "serve": {"serve": "run the bundled OCI registry"},
+    "catalog": {
+        "ls": "list the repositories of a registry (its catalog)",
+        "tags": "list the tags of a repository",
+        "refs": "every HOST/REPO:TAG of a registry, one per line (catalog and tags, concurrently)",
+    },
+    "inspect": {"inspect": "manifest, platforms, config, layers and history"},
+    "delete": {
+        "rm": "delete a manifest by digest (every tag on it goes too)",
+        "untag": "remove one tag; other tags on the image stay",
+    },
+    "du": {
+        "du": "storage per repository: over the API (HOST) or offline from a directory (--root DIR)"
+    },
+    "storage": {
+        "gc": "garbage-collect a storage directory (offline, like registry garbage-collect)"
+    },
     "prune": {
         "prune": "delete tags and manifests by retention rules (see the plan with --dry-run)"
     },
+    "diff": {
+        "diff": "compare two images: config, layers, sizes and files",
+        "layers": "per platform: compressed and uncompressed sizes, and the layers platforms share",
+    },
+    "find": {"find": "find tags by pattern, and where a digest is used, across repositories"},
 }
-"""Modules heavy to import: the commands each registers, with their one-line help."""
+"""Every command module, in the order of ``regtui --help``: the commands it registers (in its
+own order), with their one-line help."""
+
+COMMAND_MODULE_NAMES = tuple(SUMMARIES)
 
 
 def __getattr__(name: str) -> tuple[ModuleType, ...]:
@@ -36,13 +60,14 @@ def __getattr__(name: str) -> tuple[ModuleType, ...]:
 
 
 def register_commands(subparsers: Any, argv: Sequence[str] = ()) -> None:
-    """Register every command, in order; a heavy module only by its summary unless ``argv``
-    runs one of its commands."""
+    """Register the commands: when ``argv`` runs one, only its module (no other command can
+    show up in the output then: the usage line names ``COMMAND``, not the choices); otherwise
+    (``--help``, no command, a mistyped one) every command by its summary, in order."""
     wanted = argv[0] if argv else None
-    for name in COMMAND_MODULE_NAMES:
-        summaries = SUMMARIES.get(name)
-        if summaries is not None and wanted not in summaries:
-            for command, summary in summaries.items():
-                subparsers.add_parser(command, help=summary, add_help=False)
-            continue
-        importlib.import_module(f"tui.commands.{name}").register(subparsers)
+    for name, summaries in SUMMARIES.items():
+        if wanted in summaries:
+            importlib.import_module(f"tui.commands.{name}").register(subparsers)
+            return
+    for summaries in SUMMARIES.values():
+        for command, summary in summaries.items():
+            subparsers.add_parser(command, help=summary, add_help=False)

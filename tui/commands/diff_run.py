@@ -130,6 +130,7 @@ async def _diff(args: argparse.Namespace) -> int:
                         insecure=args.insecure,
                         ca_cert=args.ca_cert,
                         timeout=args.timeout,
+                        fast_after=0,  # layers streamed whole: aiohttp's pool at once
                     )
                 )
         sources = [
@@ -160,6 +161,7 @@ async def _layers(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         ca_cert=args.ca_cert,
         timeout=args.timeout,
+        fast_after=0,  # layers streamed whole: aiohttp's pool at once
     ) as client:
         digest, images = await platform_images(client, ref.repository, ref.ref)
         raw = None

@@ -104,6 +104,7 @@ async def _find(args: argparse.Namespace) -> int:
         ca_cert=args.ca_cert,
         timeout=args.timeout,
         max_concurrency=args.concurrency,
+        fast_after=0,  # a walk of the whole registry: aiohttp's pool from the first request
     ) as client:
         try:
             async for hit in search_registry(

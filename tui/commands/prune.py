@@ -223,6 +223,7 @@ def _client(args: argparse.Namespace) -> RegistryClient:
         ca_cert=args.ca_cert,
         timeout=args.timeout,
         max_concurrency=max(1, args.concurrency) * 2,
+        fast_after=0,  # reads every tag's manifest and config: aiohttp's pool at once
     )
 
 

@@ -2,7 +2,7 @@
 
 They run the bundled registry's own GC and usage code directly on a storage directory in
 Distribution's layout (the bundled registry's, or a registry:2 volume), so they work on a stopped
-or read-only registry. ``du`` is registered by :mod:`tui.commands.registry`, which hands
+or read-only registry. ``du`` is registered by :mod:`tui.commands.du`, which hands
 ``--root`` over to :func:`du_root`.
 """
 
@@ -42,7 +42,7 @@ def parse_duration(text: str) -> float:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``gc`` (``du`` is :mod:`tui.commands.registry`'s; it calls :func:`du_root`)."""
+    """Add ``gc`` (``du`` is :mod:`tui.commands.du`'s; it calls :func:`du_root`)."""
     _add_gc(subparsers)
 
 
