@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Iterable
 
 from textual import work
@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
-from tui.data.details import push_times, tag_details
+from tui.data.details import DetailsLoader, push_times
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
@@ -45,7 +45,14 @@ UNTAG_METHODS = {
 
 
 PROGRESSIVE_SORT_SECONDS = 1.0
-"""While details load, how often rows sorted by date or size are put back in order."""
+"""While details load, how often rows sorted by date or size (or filtered) are put back in
+order."""
+FLUSH_SECONDS = 0.1
+"""While details load, how often the rows read meanwhile go into the table (and the count)."""
+HIDDEN_WRITE_SECONDS = 1.0
+"""While details load, how often rows out of view are written into the table."""
+VISIBLE_MARGIN = 20
+"""Rows below the view whose details are read first too (a page down)."""
 
 
 def validate_keep(value: str) -> str | None:
@@ -82,6 +89,13 @@ class RepositoryScreen(RegtuiScreen):
         self._loaded = False
         self._details_progress: tuple[int, int] | None = None
         self._failed = 0
+        self._loader: DetailsLoader | None = None
+        """What reads the details now (``None`` once they are all in)."""
+        self._arrived: dict[str, TagRow] = {}
+        """Rows read since the last flush (:meth:`_flush_details`)."""
+        self._unwritten: set[str] = set()
+        """Tags whose new details are not in the table yet (their rows are out of view)."""
+        self._last_sort = self._last_write = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -163,6 +177,8 @@ class RepositoryScreen(RegtuiScreen):
         self.details_done = False
         self._details_progress = None
         self._failed = 0
+        self._loader = None  # a reload: what the last load still reads is dropped
+        self.workers.cancel_group(self, "details")
         self.show_summary()
         try:
             tags = await self.regtui.client.list_tags(self.repository)
@@ -183,47 +199,92 @@ class RepositoryScreen(RegtuiScreen):
 
     @work(exclusive=True, group="details", exit_on_error=False)
     async def load_details(self) -> None:
-        client = self.regtui.client
-        limit = asyncio.Semaphore(self.regtui.settings.max_concurrency)
-        pending = list(self.rows.values())
+        loader = DetailsLoader(
+            self.regtui.client,
+            self.repository,
+            self.rows.values(),
+            workers=self.regtui.settings.max_concurrency,
+        )
+        self._loader = loader
+        self._arrived = {}
+        self._details_progress = (0, loader.total)
+        self._last_sort = self._last_write = time.monotonic()
+        loader.prioritize(self.table.visible_tags(margin=VISIBLE_MARGIN))
 
-        async def one(row: TagRow) -> TagRow:
-            async with limit:
-                return await tag_details(client, self.repository, row)
+        def arrived(row: TagRow) -> None:
+            if self._loader is loader:
+                self._arrived[row.tag] = row
 
-        done = failed = 0
-        loop = asyncio.get_running_loop()
-        next_sort = loop.time() + PROGRESSIVE_SORT_SECONDS
-        for finished in asyncio.as_completed([one(row) for row in pending]):
-            row = await finished
-            if row.tag not in self.rows:
-                continue
-            self.rows[row.tag] = row
-            self.table.update_row(row, marked=row.tag in self.marked)
-            done += 1
-            failed += 1 if row.error else 0
-            if done % 10 == 0 or done == len(pending):
-                self._details_progress = (done, len(pending))
-                self.show_summary()
-            if self.sort_key in (TagSort.DATE, TagSort.SIZE) and loop.time() >= next_sort:
-                # Rows move into date or size order as their details arrive.
-                self.render_rows()
-                next_sort = loop.time() + PROGRESSIVE_SORT_SECONDS
+        timer = self.set_interval(FLUSH_SECONDS, self._flush_details)
+        try:
+            await loader.run(arrived)
+        finally:
+            timer.stop()
+        if self._loader is not loader:
+            return
+        self._take_arrived(loader)
+        self._loader = None
         self.details_done = True
-        self._failed = failed
         self.render_rows()  # re-sorts by the new values and fits the columns to them
-        if failed:
+        if self._failed:
             self.notify(
-                f"{count_of(failed, 'tag')} of {self.repository} could not be read.",
+                f"{count_of(self._failed, 'tag')} of {self.repository} could not be read.",
                 severity="warning",
             )
         self.show_summary()
+
+    def _flush_details(self) -> None:
+        """Put the details read since the last call into the table, in one go.
+
+        Rows arrive by the hundred per second; each table write makes the next frame draw
+        every line in view again (tens of milliseconds), so rows in view are written at once
+        and rows out of view at most every :data:`HIDDEN_WRITE_SECONDS`. Sorted by date or size,
+        or filtered, the rows are put in order every :data:`PROGRESSIVE_SORT_SECONDS`.
+        """
+        loader = self._loader
+        if loader is None:
+            return
+        now = time.monotonic()
+        self._take_arrived(loader)
+        progressive = self._query or self.sort_key in (TagSort.DATE, TagSort.SIZE)
+        if self._unwritten and progressive and now - self._last_sort >= PROGRESSIVE_SORT_SECONDS:
+            self.render_rows()  # writes every row, and puts them in order
+        elif self._unwritten:
+            in_view = self.table.visible_tags()
+            if now - self._last_write >= HIDDEN_WRITE_SECONDS or any(
+                tag in self._unwritten for tag in in_view
+            ):
+                self._write_unwritten()
+            loader.prioritize(self.table.visible_tags(margin=VISIBLE_MARGIN))
+        self.show_summary()
+
+    def _take_arrived(self, loader: DetailsLoader) -> None:
+        """The rows read since the last call into :attr:`rows` and the counts."""
+        arrived, self._arrived = self._arrived, {}
+        if not arrived:
+            return
+        done = self._details_progress[0] if self._details_progress else 0
+        self._details_progress = (done + len(arrived), loader.total)
+        self._failed += sum(1 for row in arrived.values() if row.error)
+        self.rows.update((tag, row) for tag, row in arrived.items() if tag in self.rows)
+        self._unwritten.update(arrived)
+
+    def _write_unwritten(self) -> None:
+        table = self.table
+        for tag in self._unwritten:
+            row = self.rows.get(tag)
+            if row is not None:
+                table.update_row(row, marked=tag in self.marked)
+        self._unwritten.clear()
+        self._last_write = time.monotonic()
 
     def render_rows(self) -> None:
         rows = sort_tags(self.rows.values(), self.sort_key, descending=self.descending)
         if self._query:
             rows = filter_tags(rows, self._query)
         self.table.show_rows(rows, self.marked)
+        self._unwritten.clear()
+        self._last_sort = self._last_write = time.monotonic()
         self._update_heading()
 
     def apply_filter(self, query: str) -> None:

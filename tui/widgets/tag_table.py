@@ -3,12 +3,13 @@ where the registry tells when each tag was pushed (the bundled registry)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tui.logic.fmt import format_created, human_size, short_digest
 from tui.logic.tags import TagRow
@@ -22,6 +23,8 @@ COLUMNS = (
     ("platforms", "Platforms"),
 )
 PUSHED_COLUMN = ("pushed", "Pushed")
+PENDING = Text("…", style="dim")
+"""The cell of a detail not read yet (one instance: DataTable never changes a cell's value)."""
 
 
 class TagTable(DataTable[str | Text]):
@@ -91,6 +94,48 @@ class TagTable(DataTable[str | Text]):
             wider = width > self.columns[ColumnKey(key)].content_width
             self.update_cell(row.tag, key, value, update_width=wider)
 
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Widen the columns for new rows by their cells' length, then let DataTable size the
+        table. Every cell here is one line (a ``str`` or a one-line ``Text``), so its length is
+        its width; DataTable's own measure renders each cell through Rich: 10,000 new rows
+        (a repository listed, a filter cleared) froze the screen for most of a second."""
+        columns = [self.columns[ColumnKey(key)] for key, _ in self._columns]
+        for row_key in new_rows:
+            data = self._data.get(row_key)
+            if data is None:
+                continue  # removed before the table was idle
+            for column in columns:
+                value = data.get(column.key, "")
+                width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+                if width > column.content_width:
+                    column.content_width = width
+        super()._update_dimensions(())
+
+    def _update_column_widths(self, updated_cells: Iterable[CellKey]) -> None:
+        """Widen the columns to the updated cells (see :meth:`_refresh_cells`), never narrow.
+
+        DataTable's own update measures the whole column when an updated cell is narrower
+        than the column, as when two cells widened it in one batch and the wider one came
+        first: a frame of 10,000 measures."""
+        for row_key, column_key in updated_cells:
+            column = self.columns.get(column_key)
+            data = self._data.get(row_key)
+            if column is None or data is None:
+                continue
+            value = data.get(column_key, "")
+            width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+            column.content_width = max(column.content_width, width)
+        self._require_update_dimensions = True
+
+    def visible_tags(self, margin: int = 0) -> list[str]:
+        """The tags of the rows in view (and ``margin`` rows below), top to bottom."""
+        first = max(0, int(self.scroll_offset.y))
+        last = min(self.row_count, first + self.size.height + margin)
+        return [
+            str(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)
+            for index in range(first, last)
+        ]
+
     @property
     def current_tag(self) -> str | None:
         if self.row_count == 0:
@@ -107,8 +152,7 @@ class TagTable(DataTable[str | Text]):
         if row.error:
             return (mark, row.tag, Text(row.error, style="red"), "", "", "", *pushed)
         if not row.loaded:
-            dim = Text("…", style="dim")
-            return (mark, row.tag, dim, dim, dim, dim, *pushed)
+            return (mark, row.tag, PENDING, PENDING, PENDING, PENDING, *pushed)
         return (
             mark,
             row.tag,
