@@ -95,7 +95,11 @@ class RepositoryScreen(RegtuiScreen):
         """Rows read since the last flush (:meth:`_flush_details`)."""
         self._unwritten: set[str] = set()
         """Tags whose new details are not in the table yet (their rows are out of view)."""
+        self._unsorted = False
+        """Details came in since the rows were last put in order."""
         self._last_sort = self._last_write = 0.0
+        self._status_text: str | None = None
+        self._heading_text: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -121,7 +125,11 @@ class RepositoryScreen(RegtuiScreen):
 
     def set_status(self, text: str) -> None:
         """Say what is happening now; :meth:`show_summary` replaces it when that is over."""
-        self.query_one("#status", Static).update(text)
+        if text != self._status_text:
+            self._status_text = text
+            # One line high: a new text never changes the layout (a layout pass costs a
+            # frame of the whole screen, and the count changes ten times a second).
+            self.query_one("#status", Static).update(text, layout=False)
 
     def show_summary(self) -> None:
         """The status line for the current state (tags, filter, details, failures)."""
@@ -150,10 +158,13 @@ class RepositoryScreen(RegtuiScreen):
         direction = "↓" if self.descending else "↑"
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         read_only = " · read-only" if self.is_read_only() else ""
-        self.query_one("#repo-heading", Static).update(
+        heading = (
             f"{self.repository} · {count_of(len(self.rows), 'tag')} · sorted by {self.sort_key} "
             f"{direction}{marked}{read_only}"
         )
+        if heading != self._heading_text:
+            self._heading_text = heading
+            self.query_one("#repo-heading", Static).update(heading)
 
     def unavailable_reason(self, action: str) -> str | None:
         if action not in DELETE_ACTIONS:
@@ -247,7 +258,7 @@ class RepositoryScreen(RegtuiScreen):
         now = time.monotonic()
         self._take_arrived(loader)
         progressive = self._query or self.sort_key in (TagSort.DATE, TagSort.SIZE)
-        if self._unwritten and progressive and now - self._last_sort >= PROGRESSIVE_SORT_SECONDS:
+        if self._unsorted and progressive and now - self._last_sort >= PROGRESSIVE_SORT_SECONDS:
             self.render_rows()  # writes every row, and puts them in order
         elif self._unwritten:
             in_view = self.table.visible_tags()
@@ -268,6 +279,7 @@ class RepositoryScreen(RegtuiScreen):
         self._failed += sum(1 for row in arrived.values() if row.error)
         self.rows.update((tag, row) for tag, row in arrived.items() if tag in self.rows)
         self._unwritten.update(arrived)
+        self._unsorted = True
 
     def _write_unwritten(self) -> None:
         table = self.table
@@ -284,6 +296,7 @@ class RepositoryScreen(RegtuiScreen):
             rows = filter_tags(rows, self._query)
         self.table.show_rows(rows, self.marked)
         self._unwritten.clear()
+        self._unsorted = False
         self._last_sort = self._last_write = time.monotonic()
         self._update_heading()
 
