@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
@@ -99,6 +100,8 @@ class RepositoryScreen(RegtuiScreen):
         """Details came in since the rows were last put in order."""
         self._last_sort = self._last_write = 0.0
         self._status_text: str | None = None
+        self._shown_count = 0
+        """Rows that pass the filter (the table may still be adding them)."""
         self._heading_text: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -142,7 +145,7 @@ class RepositoryScreen(RegtuiScreen):
             return "No tags: this repository is empty."
         total = len(self.rows)
         if self._query:
-            shown = self.table.row_count
+            shown = self._shown_count
             text = f"{shown:,} of {count_of(total, 'tag')} match “{self._query}”"
         else:
             text = count_of(total, "tag")
@@ -191,12 +194,23 @@ class RepositoryScreen(RegtuiScreen):
         self._loader = None  # a reload: what the last load still reads is dropped
         self.workers.cancel_group(self, "details")
         self.show_summary()
+        client = self.regtui.client
+        # Push times come from a report of the whole repository: asked at the same time.
+        pushing = asyncio.ensure_future(push_times(client, self.repository))
         try:
-            tags = await self.regtui.client.list_tags(self.repository)
+            tags = await client.list_tags(self.repository)
         except RegistryClientError:
+            pushing.cancel()
             self.set_status(f"Cannot list the tags of {self.repository} (r to retry).")
             raise
-        pushed = await push_times(self.regtui.client, self.repository) if tags else {}
+        except BaseException:
+            pushing.cancel()
+            raise
+        if tags:
+            pushed = await pushing
+        else:
+            pushing.cancel()
+            pushed = {}
         if pushed:
             self.table.show_pushed()
         self.rows = {tag: TagRow(tag, pushed=pushed.get(tag)) for tag in tags}
@@ -295,6 +309,7 @@ class RepositoryScreen(RegtuiScreen):
         if self._query:
             rows = filter_tags(rows, self._query)
         self.table.show_rows(rows, self.marked)
+        self._shown_count = len(rows)
         self._unwritten.clear()
         self._unsorted = False
         self._last_sort = self._last_write = time.monotonic()

@@ -3,6 +3,7 @@ where the registry tells when each tag was pushed (the bundled registry)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 
 from rich.cells import cell_len
@@ -23,6 +24,8 @@ COLUMNS = (
     ("platforms", "Platforms"),
 )
 PUSHED_COLUMN = ("pushed", "Pushed")
+ADD_CHUNK = 1000
+"""Rows added to the table at once; more are added in chunks of this many between frames."""
 PENDING = Text("…", style="dim")
 """The cell of a detail not read yet (one instance: DataTable never changes a cell's value)."""
 
@@ -35,6 +38,13 @@ class TagTable(DataTable[str | Text]):
         self._shown: dict[str, tuple[TagRow, bool]] = {}
         """What each row's cells were made from."""
         self._columns: tuple[tuple[str, str], ...] = COLUMNS
+        self._to_add: deque[TagRow] = deque()
+        """Rows of the last :meth:`show_rows` not added yet (added between frames)."""
+        self._later: dict[str, tuple[TagRow, bool]] = {}
+        """Newer contents for rows not added yet."""
+        self._marked: Collection[str] = ()
+        self._cursor_tag: str | None = None
+        """Where the cursor goes back to once its row is added."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -55,25 +65,56 @@ class TagTable(DataTable[str | Text]):
 
     def show_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
         """Show ``rows`` in this order. The same tags in a new order (a sort) only move: the
-        rows are not built again, which keeps a sort of 10,000 tags within a frame or two."""
-        current = self.current_tag
-        if len(rows) == len(self.rows) and all(row.tag in self.rows for row in rows):
+        rows are not built again, which keeps a sort of 10,000 tags within a frame or two.
+
+        Other rows replace the table: the first :data:`ADD_CHUNK` at once, the rest in chunks
+        of that many between frames (adding 10,000 rows at once froze the screen for a
+        fifth of a second and more); :attr:`adding` until they are all in."""
+        current = self._cursor_tag or self.current_tag
+        same_tags = len(rows) == len(self.rows) and all(row.tag in self.rows for row in rows)
+        if same_tags and not self._to_add:
             for row in rows:
                 self._refresh_cells(row, marked=row.tag in marked)
             position = {row.tag: index for index, row in enumerate(rows)}
             self.sort("tag", key=position.__getitem__)
+            self._restore_cursor(current)
+            return
+        self.clear()
+        self._shown = {}
+        self._to_add = deque(rows)
+        self._later = {}
+        self._marked = marked
+        self._cursor_tag = current
+        self._add_chunk()
+
+    @property
+    def adding(self) -> bool:
+        """Rows of the last :meth:`show_rows` are still being added (between frames)."""
+        return bool(self._to_add)
+
+    def _add_chunk(self) -> None:
+        to_add = self._to_add
+        for _ in range(min(ADD_CHUNK, len(to_add))):
+            row = to_add.popleft()
+            row, is_marked = self._later.pop(row.tag, (row, row.tag in self._marked))
+            self.add_row(*self.cells(row, is_marked), key=row.tag)
+            self._shown[row.tag] = (row, is_marked)
+        if to_add:
+            self.call_after_refresh(self._add_chunk)
         else:
-            self.clear()
-            self._shown = {}
-            for row in rows:
-                is_marked = row.tag in marked
-                self.add_row(*self.cells(row, is_marked), key=row.tag)
-                self._shown[row.tag] = (row, is_marked)
-        if current is not None and current in self.rows:
-            self.move_cursor(row=self.get_row_index(current))
+            self._later = {}
+        self._restore_cursor(self._cursor_tag)
+
+    def _restore_cursor(self, tag: str | None) -> None:
+        """The cursor back on ``tag`` once its row is in."""
+        if tag is not None and tag in self.rows:
+            self.move_cursor(row=self.get_row_index(tag))
+            self._cursor_tag = None
 
     def update_row(self, row: TagRow, *, marked: bool) -> None:
         if row.tag not in self.rows:
+            if self._to_add:
+                self._later[row.tag] = (row, marked)  # used when its row is added
             return
         self._refresh_cells(row, marked=marked)
 
