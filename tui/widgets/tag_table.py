@@ -71,10 +71,13 @@ class TagTable(DataTable[str | Text]):
         of that many between frames (adding 10,000 rows at once froze the screen for a
         fifth of a second and more); :attr:`adding` until they are all in."""
         current = self._cursor_tag or self.current_tag
-        same_tags = len(rows) == len(self.rows) and all(row.tag in self.rows for row in rows)
+        shown = self._shown  # every row in the table, by tag (str keys: C-speed lookups)
+        same_tags = len(rows) == len(shown) and all(row.tag in shown for row in rows)
         if same_tags and not self._to_add:
             for row in rows:
-                self._refresh_cells(row, marked=row.tag in marked)
+                was = shown[row.tag]
+                if was[0] is not row or was[1] != (row.tag in marked):
+                    self._refresh_cells(row, marked=row.tag in marked)
             position = {row.tag: index for index, row in enumerate(rows)}
             self.sort("tag", key=position.__getitem__)
             self._restore_cursor(current)
@@ -107,8 +110,10 @@ class TagTable(DataTable[str | Text]):
 
     def _restore_cursor(self, tag: str | None) -> None:
         """The cursor back on ``tag`` once its row is in."""
-        if tag is not None and tag in self.rows:
-            self.move_cursor(row=self.get_row_index(tag))
+        if tag is not None and tag in self._shown:
+            index = self.get_row_index(tag)
+            if index != self.cursor_row:
+                self.move_cursor(row=index)
             self._cursor_tag = None
 
     def update_row(self, row: TagRow, *, marked: bool) -> None:
