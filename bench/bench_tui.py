@@ -211,8 +211,10 @@ class StallMeter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for (phase, where), count in self.stacks.most_common(12):
-            print(f"stalled {count * 10} ms in {phase}: {where}", file=sys.stderr)
+        for phase in self.delays:
+            top = [(key, count) for key, count in self.stacks.most_common() if key[0] == phase]
+            for (_, where), count in top[:6]:
+                print(f"stalled {count * 10} ms in {phase}: {where}", file=sys.stderr)
 
     def worst(self, phase: str, *, cpu: bool = False) -> tuple[float, float]:
         """(max, p99) of the delays (or of the busy CPU time) seen in ``phase``."""

@@ -153,9 +153,7 @@ class DetailsLoader:
             created = None
             if manifest.history:
                 created = parse_created(str(manifest.history[0].get("created", "")))
-            return ImageFacts(
-                result.media_type, None, created, (f"linux/{manifest.architecture}",)
-            )
+            return ImageFacts(result.media_type, None, created, (f"linux/{manifest.architecture}",))
         raise AssertionError(f"unexpected manifest model {type(manifest).__name__}")
 
     async def _config(self, manifest: ImageManifest) -> tuple[datetime | None, str | None]:
@@ -196,11 +194,6 @@ class DetailsLoader:
             max(dates) if dates else None,
             platforms,
         )
-
-
-async def tag_details(client: RegistryClient, repo: str, row: TagRow) -> TagRow:
-    """``row`` with its details filled in; a failure is recorded on the row, not raised."""
-    return await DetailsLoader(client, repo, (row,)).details(row)
 
 
 MAX_INDEX_CHILDREN = 256
