@@ -177,6 +177,9 @@ class StallMeter:
         """Sample the event loop's stack every 10 ms while it is 40 ms late (``--trace-stalls``)."""
         self.stacks: collections.Counter[tuple[str, str]] = collections.Counter()
         self._stopped = threading.Event()
+        self.gc_pauses: dict[str, float] = {}
+        """The longest garbage collection per phase (part of the stalls)."""
+        self._gc_started = 0.0
 
     async def _tick(self) -> None:
         self._last = last = time.perf_counter()
@@ -199,13 +202,22 @@ class StallMeter:
                 )
                 self.stacks[self.phase, where] += 1
 
+    def _gc_timer(self, stage: str, info: dict[str, int]) -> None:
+        if stage == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._gc_started
+            self.gc_pauses[self.phase] = max(self.gc_pauses.get(self.phase, 0.0), pause)
+
     def start(self) -> None:
+        gc.callbacks.append(self._gc_timer)
         self._task = asyncio.create_task(self._tick())
         if self.trace:
             thread = threading.get_ident()
             threading.Thread(target=self._sample, args=(thread,), daemon=True).start()
 
     async def stop(self) -> None:
+        gc.callbacks.remove(self._gc_timer)
         self._stopped.set()
         if self._task is not None:
             self._task.cancel()
@@ -337,6 +349,7 @@ async def measure_big_repository(host: str, tags: int, *, trace: bool) -> dict[s
     for phase in ("list", "load", "sort"):
         result[f"{phase}_stall_max_s"], result[f"{phase}_stall_p99_s"] = meter.worst(phase)
         result[f"{phase}_busy_max_s"], result[f"{phase}_busy_p99_s"] = meter.worst(phase, cpu=True)
+        result[f"{phase}_gc_max_s"] = meter.gc_pauses.get(phase, 0.0)
     result["sort_date_during_s"] = during["date"]
     result["sort_size_during_s"] = during["size"]
     result["sort_date_after_s"] = after["date"]
@@ -533,7 +546,8 @@ def print_big(tags: int, big: dict[str, float]) -> None:
         print(
             f"  event-loop stall, {what}: max {ms(f'{phase}_stall_max_s')}, "
             f"p99 {ms(f'{phase}_stall_p99_s')} (CPU of the loop: max "
-            f"{ms(f'{phase}_busy_max_s')}, p99 {ms(f'{phase}_busy_p99_s')})"
+            f"{ms(f'{phase}_busy_max_s')}, p99 {ms(f'{phase}_busy_p99_s')}; longest GC "
+            f"{ms(f'{phase}_gc_max_s')})"
         )
 
 
