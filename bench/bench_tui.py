@@ -178,7 +178,7 @@ class StallMeter:
         self.stacks: collections.Counter[tuple[str, str]] = collections.Counter()
         self._stopped = threading.Event()
         self.gc_pauses: dict[str, float] = {}
-        """The longest garbage collection per phase (part of the stalls)."""
+        """The longest garbage collection per phase, CPU time (part of the stalls)."""
         self._gc_started = 0.0
 
     async def _tick(self) -> None:
@@ -204,9 +204,9 @@ class StallMeter:
 
     def _gc_timer(self, stage: str, info: dict[str, int]) -> None:
         if stage == "start":
-            self._gc_started = time.perf_counter()
+            self._gc_started = time.thread_time()
         else:
-            pause = time.perf_counter() - self._gc_started
+            pause = time.thread_time() - self._gc_started
             self.gc_pauses[self.phase] = max(self.gc_pauses.get(self.phase, 0.0), pause)
 
     def start(self) -> None:
@@ -546,7 +546,7 @@ def print_big(tags: int, big: dict[str, float]) -> None:
         print(
             f"  event-loop stall, {what}: max {ms(f'{phase}_stall_max_s')}, "
             f"p99 {ms(f'{phase}_stall_p99_s')} (CPU of the loop: max "
-            f"{ms(f'{phase}_busy_max_s')}, p99 {ms(f'{phase}_busy_p99_s')}; longest GC "
+            f"{ms(f'{phase}_busy_max_s')}, p99 {ms(f'{phase}_busy_p99_s')}; longest GC, CPU "
             f"{ms(f'{phase}_gc_max_s')})"
         )
 
