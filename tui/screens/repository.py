@@ -105,12 +105,12 @@ class RepositoryScreen(RegtuiScreen):
         """Details came in since the rows were last put in order."""
         self._last_sort = self._last_write = 0.0
         self._status_text: str | None = None
-        self._shown_count = 0
-        self._froze = False
-        self._last_freeze = 0.0
-        """The garbage collector was told to skip the objects alive (:meth:`_freeze_heap`)."""
-        """Rows that pass the filter (the table may still be adding them)."""
         self._heading_text: str | None = None
+        self._shown_count = 0
+        """Rows that pass the filter (the table may still be adding them)."""
+        self._froze = False
+        """The garbage collector was told to skip the objects alive (:meth:`_freeze_heap`)."""
+        self._last_freeze = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
