@@ -25,6 +25,10 @@ event-loop stall over 250 ms while 10,000 tags load and sort.
     python bench/bench_tui.py --storage DIR       # keep the storage in DIR, reuse it next time
     python bench/bench_tui.py --repos 100 --tags 10 --big-tags 2000   # a quick run
     python bench/bench_tui.py --repos 0 --big-tags 10000              # only the big repository
+    python bench/bench_tui.py --repos 0 --big-tags 10000 --trace-stalls   # where it stalled
+
+On a shared machine the wall-clock stalls include waiting for a core; the loop's CPU time
+between ticks ("CPU of the loop") is the app's own part and the steadier figure.
 """
 
 from __future__ import annotations
