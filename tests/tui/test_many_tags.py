@@ -9,6 +9,7 @@ and answers 404 for two tags (deleted between the listing and the read, as happe
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from tests.tui.helpers import notifications
 from tui.imagegen import Image, make_artifact, make_image, make_index, push_image
 from tui.imagegen import push_manifest as put_manifest
 from tui.logic.tags import TagSort, natural_key
+from tui.screens import repository
 from tui.screens.repository import VISIBLE_MARGIN, RepositoryScreen
 
 REPO = "team/many"
@@ -380,3 +382,36 @@ def test_expected_order_is_not_name_order(many_tags: ManyTags) -> None:
     by_size = expected_order(many_tags, TagSort.SIZE, everything)
     by_name = sorted(everything, key=natural_key)
     assert len({tuple(by_date), tuple(by_size), tuple(by_name), tuple(reversed(by_name))}) == 4
+
+
+async def test_a_big_repository_keeps_the_collector_off_its_rows_while_open(
+    many_tags: ManyTags, proxy: Proxy, app_for: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frozen while the screen is open (a full collection would walk every row); when it
+    closes, everything is unfrozen and collected once, then what lives is frozen again (so a
+    closed screen's rows are not kept frozen, and the catalog's stay frozen)."""
+    monkeypatch.setattr(repository, "FREEZE_ROWS", 100)  # 305 tags count as "big" here
+    monkeypatch.setattr(repository, "REFREEZE_DELAY", 0.1)
+    collections: list[int] = []
+    refreeze = repository._collect_and_refreeze
+
+    def counted() -> None:
+        collections.append(gc.get_count()[0])
+        refreeze()
+
+    monkeypatch.setattr(repository, "_collect_and_refreeze", counted)
+    app = app_for(proxy.host)
+    async with app.run_test(size=(120, 40)) as pilot:
+        gc.unfreeze()  # whatever an earlier screen froze: this test counts its own
+        await app.push_screen(RepositoryScreen(REPO))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await wait_for(pilot, lambda: screen.details_done)
+        assert gc.get_freeze_count() > 0
+        check_rows(screen, many_tags, set(many_tags.expected))
+        gc.unfreeze()
+        assert gc.get_freeze_count() == 0
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, RepositoryScreen))
+        await wait_for(pilot, lambda: len(collections) == 1)
+        assert gc.get_freeze_count() > 0  # what lives is frozen again

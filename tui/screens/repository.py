@@ -61,6 +61,16 @@ FREEZE_SECONDS = 1.0
 """While details load, how often what lives is frozen again."""
 
 
+REFREEZE_DELAY = 1.0
+"""After a screen that froze the heap closes, when its objects are collected."""
+
+
+def _collect_and_refreeze() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def validate_keep(value: str) -> str | None:
     if not value.isdigit():
         return "Enter a whole number (0 or more)."
@@ -269,7 +279,7 @@ class RepositoryScreen(RegtuiScreen):
         self.show_summary()
 
     def _freeze_heap(self) -> None:
-        """With thousands of tags, keep the garbage collector off the rows (until unmount).
+        """With thousands of tags, keep the garbage collector off the rows (and the rest).
 
         Every full collection walks every object the app keeps: with 10,000 rows in the table
         that is a pause of 100-200 ms, several times while their details load and again when
@@ -283,8 +293,11 @@ class RepositoryScreen(RegtuiScreen):
 
     def on_unmount(self) -> None:
         if self._froze:
-            gc.unfreeze()  # back to normal collection (of this screen's rows too)
             self._froze = False
+            # Frozen objects are never collected, and this screen's are garbage once it is
+            # gone: then everything is unfrozen, collected once, and what lives frozen again
+            # (the registry screen keeps its catalog frozen the same way).
+            self.app.set_timer(REFREEZE_DELAY, _collect_and_refreeze)
 
     def _flush_details(self) -> None:
         """Put the details read since the last call into the table, in one go.
