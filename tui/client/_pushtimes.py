@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from tui.client._limits import off_loop
 from tui.client.errors import MalformedResponseError
 from tui.client.registry import RegistryClient
 
@@ -110,8 +111,13 @@ async def repository_storage(client: RegistryClient, repo: str) -> RepositorySto
     if response.status_code in (404, 405):
         return None  # Distribution and others: not a route they know
     client.raise_for_status(response, f"the push times of {repo}")
+    # A repository of 10,000 tags answers megabytes: parsed in a thread, not on the loop.
+    return await off_loop(len(response.content), _parse, response.content, repo)
+
+
+def _parse(body: bytes, repo: str) -> RepositoryStorage:
     try:
-        doc = response.json()
+        doc = json.loads(body)
     except (ValueError, json.JSONDecodeError) as exc:
         raise MalformedResponseError(f"the push times of {repo}: not JSON ({exc})") from None
     return RepositoryStorage.from_json(doc)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
 
 from tui.client import (
     Descriptor,
     ImageIndex,
     ImageManifest,
+    ManifestResult,
     NotFoundError,
     RegistryClient,
     RegistryClientError,
@@ -18,74 +24,176 @@ from tui.logic.fmt import parse_created
 from tui.logic.image_view import ChildManifest
 from tui.logic.tags import TagRow
 
+INDEX_CHILDREN_READ = 8
+"""An index's row shows the largest and newest of its first 8 platforms (one request each)."""
 
-async def tag_details(client: RegistryClient, repo: str, row: TagRow) -> TagRow:
-    """``row`` with its details filled in; a failure is recorded on the row, not raised."""
-    try:
-        result = await client.get_manifest(repo, row.tag)
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What a tag's row shows of the manifest it points at: the same for every tag on it."""
+
+    media_type: str
+    size: int | None = None
+    created: datetime | None = None
+    platforms: tuple[str, ...] = ()
+
+
+T = TypeVar("T")
+
+
+class DetailsLoader:
+    """Reads the details of many tags of one repository, each digest once.
+
+    A manifest is read once per tag (what the tag points at is what is being asked), but what
+    follows from its digest is shared: the tags on one manifest read its config (or an index's
+    platform manifests) once, and a config blob or a platform manifest that several images list
+    is read once too (they are content-addressed, so never stale). A fixed pool of
+    ``workers`` tasks takes tags from a queue, so 10,000 tags are 10,000 queue entries, not
+    10,000 coroutines; :meth:`prioritize` puts tags (the rows on screen) at the front.
+    """
+
+    def __init__(
+        self, client: RegistryClient, repo: str, rows: Iterable[TagRow], *, workers: int = 8
+    ) -> None:
+        self.client = client
+        self.repo = repo
+        self.workers = max(1, workers)
+        self._rows = {row.tag: row for row in rows}
+        self._queue: deque[str] = deque(self._rows)
+        self._urgent: deque[str] = deque()
+        self._started: set[str] = set()
+        self._facts: dict[str, asyncio.Future[ImageFacts]] = {}
+        """By manifest digest."""
+        self._configs: dict[str, asyncio.Future[tuple[datetime | None, str | None]]] = {}
+        """By config digest: (created, platform)."""
+        self._children: dict[str, asyncio.Future[tuple[int | None, datetime | None]]] = {}
+        """By platform manifest digest: (size, created)."""
+
+    @property
+    def total(self) -> int:
+        return len(self._rows)
+
+    def prioritize(self, tags: Iterable[str]) -> None:
+        """Read these tags (those not started yet) before the others, in this order."""
+        for tag in reversed([tag for tag in tags if tag in self._rows]):
+            if tag not in self._started:
+                self._urgent.appendleft(tag)
+
+    def _next(self) -> str | None:
+        for queue in (self._urgent, self._queue):
+            while queue:
+                tag = queue.popleft()
+                if tag not in self._started:
+                    self._started.add(tag)
+                    return tag
+        return None
+
+    async def run(self, on_row: Callable[[TagRow], None]) -> None:
+        """Read every tag; ``on_row`` gets each row with its details (or its error) as soon as
+        it is read. Cancelling this cancels every request it started."""
+
+        async def worker() -> None:
+            while (tag := self._next()) is not None:
+                on_row(await self.details(self._rows[tag]))
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.workers)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            for cache in (self._facts, self._configs, self._children):
+                for future in cache.values():
+                    future.cancel()
+
+    async def details(self, row: TagRow) -> TagRow:
+        """``row`` with its details filled in; a failure is recorded on the row, not raised."""
+        try:
+            result = await self.client.get_manifest(self.repo, row.tag)
+            facts = await self._once(self._facts, result.digest, lambda: self._facts_of(result))
+        except RegistryClientError as error:
+            return row.with_details(error=error.title)
+        return row.with_details(
+            digest=result.digest,
+            media_type=facts.media_type,
+            size=facts.size,
+            created=facts.created,
+            platforms=facts.platforms,
+        )
+
+    async def _once(
+        self,
+        cache: dict[str, asyncio.Future[T]],
+        key: str,
+        make: Callable[[], Coroutine[Any, Any, T]],
+    ) -> T:
+        """``make()``'s result, computed once per ``key`` however many tags ask at once."""
+        future = cache.get(key)
+        if future is None:
+            future = cache[key] = asyncio.ensure_future(make())
+        # Shielded: a waiter cancelled (a reload) does not cancel the others' answer.
+        return await asyncio.shield(future)
+
+    async def _facts_of(self, result: ManifestResult) -> ImageFacts:
         manifest = result.manifest
         if isinstance(manifest, ImageManifest):
-            created = None
-            platforms: tuple[str, ...] = ()
             if manifest.is_artifact:
                 platforms = (manifest.artifact_type or manifest.config.media_type,)
-            else:
-                config = await client.get_config(repo, manifest)
-                created = parse_created(config.created)
-                platforms = (str(config.platform),) if config.platform else ()
-            return row.with_details(
-                digest=result.digest,
-                media_type=result.media_type,
-                size=manifest.total_size,
-                created=created,
-                platforms=platforms,
+                return ImageFacts(result.media_type, manifest.total_size, None, platforms)
+            created, platform = await self._config(manifest)
+            return ImageFacts(
+                result.media_type,
+                manifest.total_size,
+                created,
+                (platform,) if platform else (),
             )
         if isinstance(manifest, ImageIndex):
-            return await _index_details(client, repo, row, result.digest, manifest)
+            return await self._index_facts(manifest)
         if isinstance(manifest, Schema1Manifest):
             created = None
             if manifest.history:
                 created = parse_created(str(manifest.history[0].get("created", "")))
-            return row.with_details(
-                digest=result.digest,
-                media_type=result.media_type,
-                created=created,
-                platforms=(f"linux/{manifest.architecture}",),
-            )
+            return ImageFacts(result.media_type, None, created, (f"linux/{manifest.architecture}",))
         raise AssertionError(f"unexpected manifest model {type(manifest).__name__}")
-    except RegistryClientError as error:
-        return row.with_details(error=error.title)
 
+    async def _config(self, manifest: ImageManifest) -> tuple[datetime | None, str | None]:
+        async def read() -> tuple[datetime | None, str | None]:
+            config = await self.client.get_config(self.repo, manifest)
+            platform = config.platform
+            return parse_created(config.created), str(platform) if platform else None
 
-async def _index_details(
-    client: RegistryClient, repo: str, row: TagRow, digest: str, index: ImageIndex
-) -> TagRow:
-    """An index: its platforms, the largest child's size and the newest child's date."""
-    children = [
-        child
-        for child in index.manifests
-        if not (child.platform and child.platform.os == "unknown")  # attestations
-    ]
-    platforms = tuple(str(child.platform) for child in children if child.platform)
+        return await self._once(self._configs, manifest.config.digest, read)
 
-    async def child_info(digest: str) -> tuple[int | None, str | None]:
-        result = await client.get_manifest(repo, digest)
-        if not isinstance(result.manifest, ImageManifest):
-            return None, None
-        config = await client.get_config(repo, result.manifest)
-        return result.manifest.total_size, config.created
+    async def _index_facts(self, index: ImageIndex) -> ImageFacts:
+        """An index: its platforms, the largest child's size and the newest child's date."""
+        children = [
+            child
+            for child in index.manifests
+            if not (child.platform and child.platform.os == "unknown")  # attestations
+        ]
+        platforms = tuple(str(child.platform) for child in children if child.platform)
 
-    infos = await asyncio.gather(*(child_info(child.digest) for child in children[:8]))
-    sizes = [size for size, _ in infos if size is not None]
-    dates = [parse_created(created) for _, created in infos]
-    known_dates = [date for date in dates if date is not None]
-    return row.with_details(
-        digest=digest,
-        media_type=index.media_type,
-        size=max(sizes) if sizes else None,
-        created=max(known_dates) if known_dates else None,
-        platforms=platforms,
-    )
+        async def child_info(digest: str) -> tuple[int | None, datetime | None]:
+            result = await self.client.get_manifest(self.repo, digest)
+            if not isinstance(result.manifest, ImageManifest):
+                return None, None
+            created, _ = await self._config(result.manifest)
+            return result.manifest.total_size, created
+
+        infos = await asyncio.gather(
+            *(
+                self._once(self._children, child.digest, partial(child_info, child.digest))
+                for child in children[:INDEX_CHILDREN_READ]
+            )
+        )
+        sizes = [size for size, _ in infos if size is not None]
+        dates = [created for _, created in infos if created is not None]
+        return ImageFacts(
+            index.media_type,
+            max(sizes) if sizes else None,
+            max(dates) if dates else None,
+            platforms,
+        )
 
 
 MAX_INDEX_CHILDREN = 256

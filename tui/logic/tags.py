@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ _TOKEN = re.compile(r"\d+|[^\d]+")
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     """``"build10"`` after ``"build9"``: digits compare as numbers, the rest as lowercase text."""
     return tuple(
@@ -54,6 +56,7 @@ def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def version_key(tag: str) -> tuple[Any, ...]:
     """Semver-like order: ``1.2.10`` > ``1.2.9`` > ``1.2.9-rc1``; non-version tags sort first.
 
@@ -71,7 +74,10 @@ def version_key(tag: str) -> tuple[Any, ...]:
 
 
 def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False) -> list[TagRow]:
-    """Rows in ``key`` order. Rows whose value is still unknown always go last."""
+    """Rows in ``key`` order. Rows whose value is still unknown always go last.
+
+    The keys of tag names are remembered (a repository's 10,000 tags sort again every second
+    while their details load), so a sort is one pass of comparisons."""
     items = list(rows)
     if key is TagSort.NAME:
         return sorted(items, key=lambda row: natural_key(row.tag), reverse=descending)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Iterable
 
 from textual import work
@@ -11,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
-from tui.data.details import push_times, tag_details
+from tui.data.details import DetailsLoader, push_times
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
@@ -45,7 +47,28 @@ UNTAG_METHODS = {
 
 
 PROGRESSIVE_SORT_SECONDS = 1.0
-"""While details load, how often rows sorted by date or size are put back in order."""
+"""While details load, how often rows sorted by date or size (or filtered) are put back in
+order."""
+FLUSH_SECONDS = 0.1
+"""While details load, how often the rows read meanwhile go into the table (and the count)."""
+HIDDEN_WRITE_SECONDS = 1.0
+"""While details load, how often rows out of view are written into the table."""
+VISIBLE_MARGIN = 20
+"""Rows below the view whose details are read first too (a page down)."""
+FREEZE_ROWS = 2000
+"""From this many tags on, the objects alive are frozen for the garbage collector."""
+FREEZE_SECONDS = 1.0
+"""While details load, how often what lives is frozen again."""
+
+
+REFREEZE_DELAY = 1.0
+"""After a screen that froze the heap closes, when its objects are collected."""
+
+
+def _collect_and_refreeze() -> None:
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def validate_keep(value: str) -> str | None:
@@ -82,6 +105,22 @@ class RepositoryScreen(RegtuiScreen):
         self._loaded = False
         self._details_progress: tuple[int, int] | None = None
         self._failed = 0
+        self._loader: DetailsLoader | None = None
+        """What reads the details now (``None`` once they are all in)."""
+        self._arrived: dict[str, TagRow] = {}
+        """Rows read since the last flush (:meth:`_flush_details`)."""
+        self._unwritten: set[str] = set()
+        """Tags whose new details are not in the table yet (their rows are out of view)."""
+        self._unsorted = False
+        """Details came in since the rows were last put in order."""
+        self._last_sort = self._last_write = 0.0
+        self._status_text: str | None = None
+        self._heading_text: str | None = None
+        self._shown_count = 0
+        """Rows that pass the filter (the table may still be adding them)."""
+        self._froze = False
+        """The garbage collector was told to skip the objects alive (:meth:`_freeze_heap`)."""
+        self._last_freeze = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -107,7 +146,11 @@ class RepositoryScreen(RegtuiScreen):
 
     def set_status(self, text: str) -> None:
         """Say what is happening now; :meth:`show_summary` replaces it when that is over."""
-        self.query_one("#status", Static).update(text)
+        if text != self._status_text:
+            self._status_text = text
+            # One line high: a new text never changes the layout (a layout pass costs a
+            # frame of the whole screen, and the count changes ten times a second).
+            self.query_one("#status", Static).update(text, layout=False)
 
     def show_summary(self) -> None:
         """The status line for the current state (tags, filter, details, failures)."""
@@ -120,7 +163,7 @@ class RepositoryScreen(RegtuiScreen):
             return "No tags: this repository is empty."
         total = len(self.rows)
         if self._query:
-            shown = self.table.row_count
+            shown = self._shown_count
             text = f"{shown:,} of {count_of(total, 'tag')} match “{self._query}”"
         else:
             text = count_of(total, "tag")
@@ -136,10 +179,13 @@ class RepositoryScreen(RegtuiScreen):
         direction = "↓" if self.descending else "↑"
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         read_only = " · read-only" if self.is_read_only() else ""
-        self.query_one("#repo-heading", Static).update(
+        heading = (
             f"{self.repository} · {count_of(len(self.rows), 'tag')} · sorted by {self.sort_key} "
             f"{direction}{marked}{read_only}"
         )
+        if heading != self._heading_text:
+            self._heading_text = heading
+            self.query_one("#repo-heading", Static).update(heading)
 
     def unavailable_reason(self, action: str) -> str | None:
         if action not in DELETE_ACTIONS:
@@ -163,13 +209,26 @@ class RepositoryScreen(RegtuiScreen):
         self.details_done = False
         self._details_progress = None
         self._failed = 0
+        self._loader = None  # a reload: what the last load still reads is dropped
+        self.workers.cancel_group(self, "details")
         self.show_summary()
+        client = self.regtui.client
+        # Push times come from a report of the whole repository: asked at the same time.
+        pushing = asyncio.ensure_future(push_times(client, self.repository))
         try:
-            tags = await self.regtui.client.list_tags(self.repository)
+            tags = await client.list_tags(self.repository)
         except RegistryClientError:
+            pushing.cancel()
             self.set_status(f"Cannot list the tags of {self.repository} (r to retry).")
             raise
-        pushed = await push_times(self.regtui.client, self.repository) if tags else {}
+        except BaseException:
+            pushing.cancel()
+            raise
+        if tags:
+            pushed = await pushing
+        else:
+            pushing.cancel()
+            pushed = {}
         if pushed:
             self.table.show_pushed()
         self.rows = {tag: TagRow(tag, pushed=pushed.get(tag)) for tag in tags}
@@ -183,47 +242,121 @@ class RepositoryScreen(RegtuiScreen):
 
     @work(exclusive=True, group="details", exit_on_error=False)
     async def load_details(self) -> None:
-        client = self.regtui.client
-        limit = asyncio.Semaphore(self.regtui.settings.max_concurrency)
-        pending = list(self.rows.values())
+        loader = DetailsLoader(
+            self.regtui.client,
+            self.repository,
+            self.rows.values(),
+            workers=self.regtui.settings.max_concurrency,
+        )
+        self._loader = loader
+        self._freeze_heap()
+        self._arrived = {}
+        self._details_progress = (0, loader.total)
+        self._last_sort = self._last_write = time.monotonic()
+        loader.prioritize(self.table.visible_tags(margin=VISIBLE_MARGIN))
 
-        async def one(row: TagRow) -> TagRow:
-            async with limit:
-                return await tag_details(client, self.repository, row)
+        def arrived(row: TagRow) -> None:
+            if self._loader is loader:
+                self._arrived[row.tag] = row
 
-        done = failed = 0
-        loop = asyncio.get_running_loop()
-        next_sort = loop.time() + PROGRESSIVE_SORT_SECONDS
-        for finished in asyncio.as_completed([one(row) for row in pending]):
-            row = await finished
-            if row.tag not in self.rows:
-                continue
-            self.rows[row.tag] = row
-            self.table.update_row(row, marked=row.tag in self.marked)
-            done += 1
-            failed += 1 if row.error else 0
-            if done % 10 == 0 or done == len(pending):
-                self._details_progress = (done, len(pending))
-                self.show_summary()
-            if self.sort_key in (TagSort.DATE, TagSort.SIZE) and loop.time() >= next_sort:
-                # Rows move into date or size order as their details arrive.
-                self.render_rows()
-                next_sort = loop.time() + PROGRESSIVE_SORT_SECONDS
+        timer = self.set_interval(FLUSH_SECONDS, self._flush_details)
+        try:
+            await loader.run(arrived)
+        finally:
+            timer.stop()
+        if self._loader is not loader:
+            return
+        self._take_arrived(loader)
+        self._loader = None
         self.details_done = True
-        self._failed = failed
         self.render_rows()  # re-sorts by the new values and fits the columns to them
-        if failed:
+        self._freeze_heap()
+        if self._failed:
             self.notify(
-                f"{count_of(failed, 'tag')} of {self.repository} could not be read.",
+                f"{count_of(self._failed, 'tag')} of {self.repository} could not be read.",
                 severity="warning",
             )
         self.show_summary()
+
+    def _freeze_heap(self) -> None:
+        """With thousands of tags, keep the garbage collector off the rows (and the rest).
+
+        Every full collection walks every object the app keeps: with 10,000 rows in the table
+        that is a pause of 100-200 ms, several times while their details load and again when
+        they are sorted. Frozen objects are still freed when nothing refers to them; only
+        the search for reference cycles skips them (Textual itself pauses the collector while
+        it scrolls)."""
+        if len(self.rows) >= FREEZE_ROWS:
+            gc.collect(1)  # the young garbage first (cheap): only what lives is frozen
+            gc.freeze()
+            self._froze = True
+
+    def on_unmount(self) -> None:
+        if self._froze:
+            self._froze = False
+            # Frozen objects are never collected, and this screen's are garbage once it is
+            # gone: then everything is unfrozen, collected once, and what lives frozen again
+            # (the registry screen keeps its catalog frozen the same way).
+            self.app.set_timer(REFREEZE_DELAY, _collect_and_refreeze)
+
+    def _flush_details(self) -> None:
+        """Put the details read since the last call into the table, in one go.
+
+        Rows arrive by the hundred per second; each table write makes the next frame draw
+        every line in view again (tens of milliseconds), so rows in view are written at once
+        and rows out of view at most every :data:`HIDDEN_WRITE_SECONDS`. Sorted by date or size,
+        or filtered, the rows are put in order every :data:`PROGRESSIVE_SORT_SECONDS`.
+        """
+        loader = self._loader
+        if loader is None:
+            return
+        now = time.monotonic()
+        self._take_arrived(loader)
+        progressive = self._query or self.sort_key in (TagSort.DATE, TagSort.SIZE)
+        if now - self._last_freeze >= FREEZE_SECONDS:
+            self._last_freeze = now
+            self._freeze_heap()
+        if self._unsorted and progressive and now - self._last_sort >= PROGRESSIVE_SORT_SECONDS:
+            self.render_rows()  # writes every row, and puts them in order
+        elif self._unwritten:
+            in_view = self.table.visible_tags()
+            if now - self._last_write >= HIDDEN_WRITE_SECONDS or any(
+                tag in self._unwritten for tag in in_view
+            ):
+                self._write_unwritten()
+            loader.prioritize(self.table.visible_tags(margin=VISIBLE_MARGIN))
+        self.show_summary()
+
+    def _take_arrived(self, loader: DetailsLoader) -> None:
+        """The rows read since the last call into :attr:`rows` and the counts."""
+        arrived, self._arrived = self._arrived, {}
+        if not arrived:
+            return
+        done = self._details_progress[0] if self._details_progress else 0
+        self._details_progress = (done + len(arrived), loader.total)
+        self._failed += sum(1 for row in arrived.values() if row.error)
+        self.rows.update((tag, row) for tag, row in arrived.items() if tag in self.rows)
+        self._unwritten.update(arrived)
+        self._unsorted = True
+
+    def _write_unwritten(self) -> None:
+        table = self.table
+        for tag in self._unwritten:
+            row = self.rows.get(tag)
+            if row is not None:
+                table.update_row(row, marked=tag in self.marked)
+        self._unwritten.clear()
+        self._last_write = time.monotonic()
 
     def render_rows(self) -> None:
         rows = sort_tags(self.rows.values(), self.sort_key, descending=self.descending)
         if self._query:
             rows = filter_tags(rows, self._query)
         self.table.show_rows(rows, self.marked)
+        self._shown_count = len(rows)
+        self._unwritten.clear()
+        self._unsorted = False
+        self._last_sort = self._last_write = time.monotonic()
         self._update_heading()
 
     def apply_filter(self, query: str) -> None:

@@ -3,12 +3,14 @@ where the registry tells when each tag was pushed (the bundled registry)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections import deque
+from collections.abc import Collection, Iterable, Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tui.logic.fmt import format_created, human_size, short_digest
 from tui.logic.tags import TagRow
@@ -22,6 +24,10 @@ COLUMNS = (
     ("platforms", "Platforms"),
 )
 PUSHED_COLUMN = ("pushed", "Pushed")
+ADD_CHUNK = 1000
+"""Rows added to the table at once; more are added in chunks of this many between frames."""
+PENDING = Text("…", style="dim")
+"""The cell of a detail not read yet (one instance: DataTable never changes a cell's value)."""
 
 
 class TagTable(DataTable[str | Text]):
@@ -32,6 +38,13 @@ class TagTable(DataTable[str | Text]):
         self._shown: dict[str, tuple[TagRow, bool]] = {}
         """What each row's cells were made from."""
         self._columns: tuple[tuple[str, str], ...] = COLUMNS
+        self._to_add: deque[TagRow] = deque()
+        """Rows of the last :meth:`show_rows` not added yet (added between frames)."""
+        self._later: dict[str, tuple[TagRow, bool]] = {}
+        """Newer contents for rows not added yet."""
+        self._marked: Collection[str] = ()
+        self._cursor_tag: str | None = None
+        """Where the cursor goes back to once its row is added."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -52,25 +65,61 @@ class TagTable(DataTable[str | Text]):
 
     def show_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
         """Show ``rows`` in this order. The same tags in a new order (a sort) only move: the
-        rows are not built again, which keeps a sort of 10,000 tags within a frame or two."""
-        current = self.current_tag
-        if len(rows) == len(self.rows) and all(row.tag in self.rows for row in rows):
+        rows are not built again, which keeps a sort of 10,000 tags within a frame or two.
+
+        Other rows replace the table: the first :data:`ADD_CHUNK` at once, the rest in chunks
+        of that many between frames (adding 10,000 rows at once froze the screen for a
+        fifth of a second and more); :attr:`adding` until they are all in."""
+        current = self._cursor_tag or self.current_tag
+        shown = self._shown  # every row in the table, by tag (str keys: C-speed lookups)
+        same_tags = len(rows) == len(shown) and all(row.tag in shown for row in rows)
+        if same_tags and not self._to_add:
             for row in rows:
-                self._refresh_cells(row, marked=row.tag in marked)
+                was = shown[row.tag]
+                if was[0] is not row or was[1] != (row.tag in marked):
+                    self._refresh_cells(row, marked=row.tag in marked)
             position = {row.tag: index for index, row in enumerate(rows)}
             self.sort("tag", key=position.__getitem__)
+            self._restore_cursor(current)
+            return
+        self.clear()
+        self._shown = {}
+        self._to_add = deque(rows)
+        self._later = {}
+        self._marked = marked
+        self._cursor_tag = current
+        self._add_chunk()
+
+    @property
+    def adding(self) -> bool:
+        """Rows of the last :meth:`show_rows` are still being added (between frames)."""
+        return bool(self._to_add)
+
+    def _add_chunk(self) -> None:
+        to_add = self._to_add
+        for _ in range(min(ADD_CHUNK, len(to_add))):
+            row = to_add.popleft()
+            row, is_marked = self._later.pop(row.tag, (row, row.tag in self._marked))
+            self.add_row(*self.cells(row, is_marked), key=row.tag)
+            self._shown[row.tag] = (row, is_marked)
+        if to_add:
+            self.call_after_refresh(self._add_chunk)
         else:
-            self.clear()
-            self._shown = {}
-            for row in rows:
-                is_marked = row.tag in marked
-                self.add_row(*self.cells(row, is_marked), key=row.tag)
-                self._shown[row.tag] = (row, is_marked)
-        if current is not None and current in self.rows:
-            self.move_cursor(row=self.get_row_index(current))
+            self._later = {}
+        self._restore_cursor(self._cursor_tag)
+
+    def _restore_cursor(self, tag: str | None) -> None:
+        """The cursor back on ``tag`` once its row is in."""
+        if tag is not None and tag in self._shown:
+            index = self.get_row_index(tag)
+            if index != self.cursor_row:
+                self.move_cursor(row=index)
+            self._cursor_tag = None
 
     def update_row(self, row: TagRow, *, marked: bool) -> None:
         if row.tag not in self.rows:
+            if self._to_add:
+                self._later[row.tag] = (row, marked)  # used when its row is added
             return
         self._refresh_cells(row, marked=marked)
 
@@ -91,6 +140,48 @@ class TagTable(DataTable[str | Text]):
             wider = width > self.columns[ColumnKey(key)].content_width
             self.update_cell(row.tag, key, value, update_width=wider)
 
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """Widen the columns for new rows by their cells' length, then let DataTable size the
+        table. Every cell here is one line (a ``str`` or a one-line ``Text``), so its length is
+        its width; DataTable's own measure renders each cell through Rich: 10,000 new rows
+        (a repository listed, a filter cleared) froze the screen for most of a second."""
+        columns = [self.columns[ColumnKey(key)] for key, _ in self._columns]
+        for row_key in new_rows:
+            data = self._data.get(row_key)
+            if data is None:
+                continue  # removed before the table was idle
+            for column in columns:
+                value = data.get(column.key, "")
+                width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+                if width > column.content_width:
+                    column.content_width = width
+        super()._update_dimensions(())
+
+    def _update_column_widths(self, updated_cells: Iterable[CellKey]) -> None:
+        """Widen the columns to the updated cells (see :meth:`_refresh_cells`), never narrow.
+
+        DataTable's own update measures the whole column when an updated cell is narrower
+        than the column, as when two cells widened it in one batch and the wider one came
+        first: a frame of 10,000 measures."""
+        for row_key, column_key in updated_cells:
+            column = self.columns.get(column_key)
+            data = self._data.get(row_key)
+            if column is None or data is None:
+                continue
+            value = data.get(column_key, "")
+            width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
+            column.content_width = max(column.content_width, width)
+        self._require_update_dimensions = True
+
+    def visible_tags(self, margin: int = 0) -> list[str]:
+        """The tags of the rows in view (and ``margin`` rows below), top to bottom."""
+        first = max(0, int(self.scroll_offset.y))
+        last = min(self.row_count, first + self.size.height + margin)
+        return [
+            str(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)
+            for index in range(first, last)
+        ]
+
     @property
     def current_tag(self) -> str | None:
         if self.row_count == 0:
@@ -107,8 +198,7 @@ class TagTable(DataTable[str | Text]):
         if row.error:
             return (mark, row.tag, Text(row.error, style="red"), "", "", "", *pushed)
         if not row.loaded:
-            dim = Text("…", style="dim")
-            return (mark, row.tag, dim, dim, dim, dim, *pushed)
+            return (mark, row.tag, PENDING, PENDING, PENDING, PENDING, *pushed)
         return (
             mark,
             row.tag,

@@ -1,0 +1,63 @@
+"""TagTable on its own: thousands of rows added a chunk per frame, updates to rows not added yet
+kept, marks and the cursor kept, a sort of the same rows only moving them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from textual.app import App, ComposeResult
+
+from tests.tui.conftest import wait_for
+from tui.logic.fmt import short_digest
+from tui.logic.tags import TagRow
+from tui.widgets.tag_table import ADD_CHUNK, TagTable
+
+COUNT = ADD_CHUNK * 2 + 500
+
+
+class TableApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield TagTable(id="tags")
+
+
+def order(table: TagTable) -> list[str]:
+    return [str(row.key.value) for row in table.ordered_rows]
+
+
+async def test_thousands_of_rows_arrive_in_chunks_with_their_latest_details() -> None:
+    rows = [TagRow(f"t-{n:05d}") for n in range(COUNT)]
+    late = rows[-1].with_details(
+        digest="sha256:" + "ab" * 32,
+        size=1234,
+        created=datetime(2024, 5, 1, tzinfo=UTC),
+        platforms=("linux/arm64",),
+    )
+    marked = {rows[0].tag, late.tag}
+    app = TableApp()
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(TagTable)
+        table.show_rows(rows, marked)
+        assert table.row_count == ADD_CHUNK and table.adding  # the rest comes between frames
+        table.update_row(late, marked=True)  # its row is not in the table yet
+        await wait_for(pilot, lambda: not table.adding)
+        assert order(table) == [row.tag for row in rows]
+        cells = [str(cell) for cell in table.get_row(late.tag)]
+        assert cells[:4] == ["●", late.tag, short_digest(late.digest), "1.2 kB"]
+        assert cells[5] == "linux/arm64"
+        assert str(table.get_row(rows[0].tag)[0]) == "●"
+        assert str(table.get_row(rows[1].tag)[0]) == " "
+
+        # The same rows in another order only move; the cursor stays on its tag.
+        table.move_cursor(row=table.get_row_index("t-00010"))
+        table.show_rows(list(reversed(rows)), marked)
+        assert not table.adding
+        assert order(table) == [row.tag for row in reversed(rows)]
+        assert table.current_tag == "t-00010"
+
+        # Fewer rows (a filter) replace the table; the cursor goes back to its tag once added.
+        table.show_rows(rows[5:], marked)
+        await wait_for(pilot, lambda: not table.adding)
+        assert table.row_count == COUNT - 5
+        assert table.current_tag == "t-00010"
+        visible = table.visible_tags()
+        assert visible and all(tag in order(table) for tag in visible)
