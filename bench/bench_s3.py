@@ -172,13 +172,61 @@ def measure(
         server.pushed.append(digest)
         return size / MIB / seconds
 
-    run(f"push {args.size_mib} MiB monolithic (curl)", "MiB/s", stream, mono)
-    run(
-        f"push {args.size_mib} MiB chunked {args.chunk_mib} MiB (curl)",
-        "MiB/s",
-        stream,
-        lambda s: size / MIB / push_chunked(s.url, blob, fresh(s)),
-    )
+    parts = set(args.only)
+    if parts & {"push", "pull"}:
+        run(f"push {args.size_mib} MiB monolithic (curl)", "MiB/s", stream, mono)
+    if "push" in parts:
+        run(
+            f"push {args.size_mib} MiB chunked {args.chunk_mib} MiB (curl)",
+            "MiB/s",
+            stream,
+            lambda s: size / MIB / push_chunked(s.url, blob, fresh(s)),
+        )
+    if "pull" in parts:
+        pulls(stream, redirect, args, size, run)
+    if parts & {"head", "tags"}:
+        for server in stream:
+            seed_tags(server.url, args.tags)
+    if "head" in parts:
+        if not all(s.pushed for s in stream):
+            for server in stream:
+                server.pushed.append(fresh(server))
+                push_monolithic(server.url, blob, server.pushed[-1])
+        for c in args.concurrency:
+            run(
+                f"HEAD blob c={c} (ab)",
+                "req/s",
+                stream,
+                lambda s, c=c: ab_head(
+                    f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}",
+                    concurrency=c,
+                    seconds=args.seconds,
+                ),
+            )
+    if "tags" in parts:
+        for c in args.concurrency:
+            run(
+                f"GET tags/list c={c} (wrk)",
+                "req/s",
+                stream,
+                lambda s, c=c: wrk(
+                    f"{s.url}/v2/bench/tagged/tags/list",
+                    method="GET",
+                    concurrency=c,
+                    seconds=args.seconds,
+                    workdir=workdir,
+                ),
+            )
+    return rows
+
+
+def pulls(
+    stream: list[Server],
+    redirect: list[Server],
+    args: argparse.Namespace,
+    size: int,
+    run: Callable[[str, str, Sequence[Server], Callable[[Server], float]], None],
+) -> None:
     run(
         f"pull {args.size_mib} MiB, no redirect (curl)",
         "MiB/s",
@@ -194,31 +242,6 @@ def measure(
         redirect,
         lambda s: size / MIB / pull(s.url, s.pushed[-1], size),
     )
-    for server in stream:
-        seed_tags(server.url, args.tags)
-    for c in args.concurrency:
-        run(
-            f"HEAD blob c={c} (ab)",
-            "req/s",
-            stream,
-            lambda s, c=c: ab_head(
-                f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
-            ),
-        )
-    for c in args.concurrency:
-        run(
-            f"GET tags/list c={c} (wrk)",
-            "req/s",
-            stream,
-            lambda s, c=c: wrk(
-                f"{s.url}/v2/bench/tagged/tags/list",
-                method="GET",
-                concurrency=c,
-                seconds=args.seconds,
-                workdir=workdir,
-            ),
-        )
-    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,6 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tags", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gc-images", type=int, default=2000, help="0: no GC figure")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["push", "pull", "head", "tags", "gc"],
+        default=["push", "pull", "head", "tags", "gc"],
+        help="measure only these (pull pushes its blob first)",
+    )
     args = parser.parse_args(argv)
     missing = [t for t in ("docker-registry", "curl", "wrk", "ab") if not shutil.which(t)]
     if missing:
@@ -245,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{os.getloadavg()[0]:.2f} at start\n"
             )
             rows = measure(servers, args, workdir)
-            if args.gc_images:
+            if args.gc_images and "gc" in args.only:
                 rows += gc_rows(engine, workdir, args.gc_images, args.rounds)
             print_table(rows, ["regtui", "distribution"])
             print(f"load average {os.getloadavg()[0]:.2f} at the end")

@@ -20,7 +20,7 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,10 @@ LINK_LIMIT = 1024
 CONCURRENCY = 16
 """Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
 MAX_MANIFEST_READ = 16 << 20
+TAG_CHECKS = 16
+"""Names new to a repository's tag listing checked one by one; more: one recursive listing."""
+TAG_CACHE_SIZE = 4096
+"""Repositories whose known tags are kept (the least recently listed go first)."""
 COMMIT_MARKER = "regtui-last-commit"
 """``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
 shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
@@ -53,6 +57,14 @@ repository's last commit to tell a finished push from one in flight
 
 def key(path: Any) -> str:
     return str(path)
+
+
+@dataclass
+class _Flight:
+    """The tags listing of one repository under way, and the one queued behind it."""
+
+    running: asyncio.Future[list[str] | None] | None = None
+    queued: asyncio.Future[list[str] | None] | None = None
 
 
 @dataclass
@@ -88,6 +100,9 @@ class DriverStorage(RegistryStorage):
         """Honour the GC lease of other replicas around commits (storage.lease)."""
         self._uploads: dict[str, _UploadState] = {}
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
+        self._tag_cache: OrderedDict[str, tuple[str | None, frozenset[str]]] = OrderedDict()
+        """Per repository: the commit marker's version and the tags known to have a link."""
+        self._tag_flights: dict[str, _Flight] = {}
 
     async def close(self) -> None:
         await self.driver.close()
@@ -477,24 +492,99 @@ class DriverStorage(RegistryStorage):
         return removed
 
     async def tags(self, name: str) -> list[str] | None:
-        """Tags with a ``current/link`` (one recursive listing); ``None`` when the repository
-        holds neither manifests nor layer links.
+        """Tags with a ``current/link``, sorted; ``None`` when the repository holds neither
+        manifests nor layer links.
 
-        Not Distribution's delimited listing of the tag directories: engines that keep empty
-        folders (SeaweedFS's filer) would list a deleted tag, and a listed tag must resolve.
+        Concurrent calls for one repository share the storage requests: a call joins the one
+        that starts after it arrived (never one already under way, whose answer may predate
+        it), so at most one runs and one waits per repository.
         """
+        flight = self._tag_flights.get(name)
+        if flight is None:
+            flight = self._tag_flights[name] = _Flight()
+        if flight.running is None:
+            flight.running = self._fly(name, flight, self._tags_now(name))
+            return await asyncio.shield(flight.running)
+        if flight.queued is None:
+            running = flight.running
+
+            async def after() -> list[str] | None:
+                with contextlib.suppress(Exception):
+                    await running
+                return await self._tags_now(name)
+
+            flight.queued = self._fly(name, flight, after())
+        return await asyncio.shield(flight.queued)
+
+    def _fly(
+        self, name: str, flight: _Flight, work: Coroutine[Any, Any, list[str] | None]
+    ) -> asyncio.Future[list[str] | None]:
+        future = asyncio.ensure_future(work)
+
+        def done(finished: asyncio.Future[list[str] | None]) -> None:
+            if not finished.cancelled():
+                finished.exception()  # retrieved: every waiter may have gone meanwhile
+            if flight.running is finished:
+                flight.running, flight.queued = flight.queued, None
+                if flight.running is None and self._tag_flights.get(name) is flight:
+                    del self._tag_flights[name]
+
+        future.add_done_callback(done)
+        return future
+
+    async def _tags_now(self, name: str) -> list[str] | None:
+        """One delimited listing of ``tags/`` and the version of the commit marker, at once.
+
+        A tag is listed when its ``current/link`` exists. Checking every tag costs a request
+        each, and a recursive listing costs the engine a walk of every tag's directories
+        (SeaweedFS's filer lists each one), so what is known is kept: while the commit marker
+        (rewritten after every tag or manifest delete) is unchanged, no tag known to have a
+        link lost it, and only the names new to the listing are checked. A name whose link is
+        gone (a deleted tag whose empty directory an engine such as SeaweedFS keeps) is checked
+        again on every call, never assumed absent: a push may bring it back.
+        """
+        base = key(KEYS.tags_dir(name))
+        marker = key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER
+        listed, version = await asyncio.gather(self._children(base), self.driver.version(marker))
+        leaves = (path.rsplit("/", 1)[-1] for path in listed)
+        candidates = {leaf for leaf in leaves if names.is_valid_tag(leaf)}
+        known = self._tag_cache.get(name)
+        present: set[str] | None = None
+        if known is not None and known[0] == version:
+            unknown = sorted(candidates - known[1])
+            if len(unknown) <= TAG_CHECKS:
+                found = await asyncio.gather(*(self.tag_digest(name, t) for t in unknown))
+                present = set(known[1] & candidates) | {
+                    t for t, digest in zip(unknown, found, strict=True) if digest is not None
+                }
+        if present is None:
+            present = set(await self._listed_tags(name))
+        self._tag_cache[name] = (version, frozenset(present))
+        self._tag_cache.move_to_end(name)
+        while len(self._tag_cache) > TAG_CACHE_SIZE:
+            self._tag_cache.popitem(last=False)
+        if not present and not (
+            await self._has_files(key(KEYS.manifests_dir(name)))
+            or await self._has_files(key(KEYS.layers_dir(name)))
+        ):
+            return None
+        return sorted(present)
+
+    async def _children(self, path: str) -> list[str]:
+        try:
+            return await self.driver.list(path)
+        except PathNotFoundError:
+            return []
+
+    async def _listed_tags(self, name: str) -> list[str]:
+        """The tags with a ``current/link`` from one recursive listing of ``tags/``."""
         base = key(KEYS.tags_dir(name))
         found = []
         async for info in list_files(self.driver, base):
             tag, _, rest = info.path[len(base) + 1 :].partition("/")
             if rest == "current/link" and names.is_valid_tag(tag):
                 found.append(tag)
-        if not found and not (
-            await self._has_files(key(KEYS.manifests_dir(name)))
-            or await self._has_files(key(KEYS.layers_dir(name)))
-        ):
-            return None
-        return sorted(found)
+        return found
 
     async def _has_files(self, path: str) -> bool:
         async for _info in list_files(self.driver, path):

@@ -48,6 +48,8 @@ LIST_MAX_KEYS = 1000
 PRESIGN_EXPIRY = 20 * 60
 """Seconds a redirect URL stays valid (Distribution's 20 minutes)."""
 READ_CHUNK = 1 << 20
+PARTS_IN_FLIGHT = 4
+"""Part uploads one writer keeps in flight (the engine stores them in parallel)."""
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
@@ -260,6 +262,16 @@ class S3Driver(StorageDriver):
         if listed.get("KeyCount", 0) or listed.get("Contents"):
             return FileInfo(path, 0, 0.0, True)
         raise PathNotFoundError(path)
+
+    async def version(self, path: str) -> str | None:
+        """The object's ETag and LastModified (one HEAD; None when there is no object)."""
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        return f"{head.get('ETag')} {_timestamp(head.get('LastModified'))!r}"
 
     async def list(self, path: str) -> list[str]:
         prefix = self.key(path).rstrip("/")
@@ -502,12 +514,14 @@ class _S3Writer(FileWriter):
         self._upload_id = upload_id
         self._parts = parts
         self._size = sum(p["Size"] for p in parts)
-        self._buffer = bytearray()
+        self._pieces: list[bytes | memoryview] = []
+        """What is written and not yet sent, as it came (one copy, when a part is joined)."""
+        self._buffered = 0
         self._closed = False
         self._chunk = max(driver.settings.chunksize, MIN_CHUNK_SIZE)
-        self._sending: asyncio.Task[None] | None = None
-        """The part upload in flight: one at a time, while the next part fills (the request
-        body keeps coming meanwhile; memory stays at two parts)."""
+        self._sending: list[asyncio.Task[None]] = []
+        """Part uploads in flight, oldest first: at most ``PARTS_IN_FLIGHT`` while the next
+        part fills (memory stays under ``PARTS_IN_FLIGHT + 1`` parts per writer)."""
 
     @property
     def size(self) -> int:
@@ -522,19 +536,39 @@ class _S3Writer(FileWriter):
             raise StorageDriverError("writer already closed")
         if self._parts and self._parts[-1]["Size"] < MIN_CHUNK_SIZE:
             await self._restart()
-        self._buffer += data
+        if not data:
+            return
+        self._pieces.append(data)
+        self._buffered += len(data)
         self._size += len(data)
-        while len(self._buffer) >= self._chunk:
-            block = bytes(self._buffer[: self._chunk])
-            del self._buffer[: self._chunk]
-            await self._send(block)
+        while self._buffered >= self._chunk:
+            await self._send(self._take(self._chunk))
+
+    def _take(self, count: int) -> bytes:
+        """The first ``count`` buffered bytes as one block (the only copy of them)."""
+        taken: list[bytes | memoryview] = []
+        need = count
+        while need:
+            piece = self._pieces[0]
+            if len(piece) <= need:
+                taken.append(self._pieces.pop(0))
+                need -= len(piece)
+            else:
+                view = memoryview(piece)
+                taken.append(view[:need])
+                self._pieces[0] = view[need:]
+                need = 0
+        self._buffered -= count
+        return b"".join(taken)
 
     async def _send(self, block: bytes) -> None:
-        """Start uploading ``block`` as the next part once the previous one is done."""
-        await self._settle()
+        """Start uploading ``block`` as the next part, once fewer than ``PARTS_IN_FLIGHT``
+        are under way (a failed part fails this call)."""
+        while len(self._sending) >= PARTS_IN_FLIGHT:
+            await self._sending.pop(0)
         part: dict[str, Any] = {"PartNumber": len(self._parts) + 1, "Size": len(block)}
         self._parts.append(part)
-        self._sending = asyncio.create_task(self._upload(part, block))
+        self._sending.append(asyncio.create_task(self._upload(part, block)))
 
     async def _upload(self, part: dict[str, Any], block: bytes) -> None:
         result = await self._client.upload_part(
@@ -547,10 +581,14 @@ class _S3Writer(FileWriter):
         part["ETag"] = result["ETag"]
 
     async def _settle(self) -> None:
-        """Wait for the part in flight (its failure is this call's)."""
-        sending, self._sending = self._sending, None
-        if sending is not None:
-            await sending
+        """Wait for every part in flight (the first failure is this call's; the others are
+        waited for all the same, so that none is left running)."""
+        sending, self._sending = self._sending, []
+        if sending:
+            results = await asyncio.gather(*sending, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
     async def _complete(self) -> None:
         await self._settle()
@@ -586,7 +624,9 @@ class _S3Writer(FileWriter):
         if completed < MIN_CHUNK_SIZE:
             response = await self._client.get_object(Bucket=bucket, Key=self._key)
             async with response["Body"] as body:
-                self._buffer[:0] = await body.read()
+                head: bytes = await body.read()
+            self._pieces.insert(0, head)
+            self._buffered += len(head)
             return
         # Even parts: none under the 5 MiB minimum, none over the 5 GiB maximum of a copy.
         count = -(-completed // MAX_COPY_PART)
@@ -611,10 +651,8 @@ class _S3Writer(FileWriter):
             )
 
     async def _flush(self) -> None:
-        if self._buffer:
-            block = bytes(self._buffer)
-            self._buffer.clear()
-            await self._send(block)
+        if self._buffered:
+            await self._send(self._take(self._buffered))
         await self._settle()
 
     async def close(self) -> None:
@@ -641,7 +679,8 @@ class _S3Writer(FileWriter):
 
     async def cancel(self) -> None:
         self._closed = True
-        self._buffer.clear()
+        self._pieces.clear()
+        self._buffered = 0
         with contextlib.suppress(Exception):
             await self._settle()
         with contextlib.suppress(ClientError):
