@@ -268,6 +268,54 @@ class DriverStorage(RegistryStorage):
         self._uploads.pop(upload_id, None)
         return size
 
+    async def finish_upload_with(
+        self,
+        name: str,
+        upload_id: str,
+        digest: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """The closing PUT with a body. When nothing was uploaded before it (a monolithic
+        push), the body goes straight into a multipart upload at the blob's own key, completed
+        once its digest is verified: the blob is never copied (S3 has no rename, and a copy
+        rewrites every byte), and it is invisible until complete. A crash leaves only an
+        unfinished multipart upload there, which nobody reads and upload purging aborts;
+        the upload session stays as it was (empty), so the client may push again on any
+        replica."""
+        writer = await self._open(name, upload_id)
+        current = int(writer.size)
+        await writer.close()
+        algorithm, hex_digest = split_digest(digest)
+        if current or start or algorithm not in hashlib.algorithms_available:
+            return await super().finish_upload_with(
+                name, upload_id, digest, chunks, start=start, length=length
+            )
+        blob = await self.driver.writer(key(KEYS.blob_data(digest)))
+        hasher = hashlib.new(algorithm)
+        written = 0
+        try:
+            async for piece in chunks:
+                await asyncio.gather(blob.write(piece), asyncio.to_thread(hasher.update, piece))
+                written += len(piece)
+            if length is not None and written != length:
+                raise errors.size_invalid(f"expected {length} bytes, received {written}")
+            actual = hasher.hexdigest()
+            if actual != hex_digest:
+                await self.cancel_upload(name, upload_id)
+                raise errors.digest_invalid(f"{algorithm}:{actual} != {digest}")
+            await blob.commit()
+        except BaseException:
+            await asyncio.shield(blob.cancel())
+            raise
+        await self._write_link(KEYS.layer_link(name, digest), digest)
+        with contextlib.suppress(PathNotFoundError):
+            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+        self._uploads.pop(upload_id, None)
+        return written
+
     async def cancel_upload(self, name: str, upload_id: str) -> bool:
         self._uploads.pop(upload_id, None)
         try:
@@ -317,6 +365,12 @@ class DriverStorage(RegistryStorage):
                     purged.append((name, upload_id))
                     if not dry_run:
                         await self.cancel_upload(name, upload_id)
+            # Monolithic pushes write at the blob's key (finish_upload_with); one cut short by a
+            # crash leaves its multipart upload there, invisible, until it is aborted here.
+            aborter = getattr(self.driver, "abort_upload", None)
+            for path, mpu, initiated in await lister(key(KEYS.blobs_dir)):
+                if 0 < initiated < cutoff and aborter is not None and not dry_run:
+                    await aborter(path, mpu)
         return purged
 
     # -- manifests ----------------------------------------------------------------------------

@@ -427,6 +427,13 @@ class S3Driver(StorageDriver):
                     )
         return found
 
+    async def abort_upload(self, path: str, upload_id: str) -> None:
+        """Abort one multipart upload (gone already: nothing to do)."""
+        with contextlib.suppress(ClientError):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key(path), UploadId=upload_id
+            )
+
     async def abort_uploads(self, path: str) -> int:
         """Abort every multipart upload under ``path``; how many there were."""
         uploads = await self.multipart_uploads(path)
@@ -481,7 +488,27 @@ class S3Driver(StorageDriver):
                 raise PathNotFoundError(path) from None
             raise
         parts.sort(key=lambda p: p["PartNumber"])
-        return _S3Writer(self, key, upload_id, parts)
+        # Parts go up in parallel: a writer killed mid-way may leave a later part without an
+        # earlier one. What counts is the unbroken run from part 1; the parts after a gap are
+        # dropped for good by completing the upload with that run and starting a new one from
+        # the object (or, with no part 1, by starting afresh), so that no later listing can
+        # take a stale part for a new one.
+        run = 0
+        while run < len(parts) and parts[run]["PartNumber"] == run + 1:
+            run += 1
+        resumed = _S3Writer(self, key, upload_id, parts[:run])
+        if run < len(parts):
+            if run == 0:
+                await self.abort_upload(path, upload_id)
+                created = await self.client.create_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    ContentType="application/octet-stream",
+                    **self._put_args(),
+                )
+                return _S3Writer(self, key, created["UploadId"], [])
+            await resumed._restart()
+        return resumed
 
     async def touch(self, path: str) -> bool:
         try:
