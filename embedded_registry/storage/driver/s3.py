@@ -65,6 +65,7 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTP
 """With a proxy in the environment, every request goes botocore's way (which honours it)."""
 FAST_EXPIRY = 300
 SIGNED_CACHE_SIZE = 4096
+SMALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 """Seconds the URLs of the fast path stay valid (they never leave the process)."""
 
 
@@ -145,11 +146,31 @@ class S3Driver(StorageDriver):
             self._http = await self._stack.enter_async_context(
                 aiohttp.ClientSession(
                     connector=aiohttp.TCPConnector(limit=64, ssl=tls),
-                    timeout=aiohttp.ClientTimeout(total=60, sock_connect=5),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60),
                     auto_decompress=False,
                 )
             )
         return self
+
+    async def _presigned(
+        self,
+        signed: tuple[Any, ...],
+        operation: str,
+        params: dict[str, Any],
+        expiry: int = FAST_EXPIRY,
+    ) -> str:
+        """A presigned URL for ``operation``, reused while it has half its validity left."""
+        now = time.monotonic()
+        cached = self._signed.get(signed)
+        if cached is not None and now - cached[1] < expiry / 2:
+            return cached[0]
+        url: str = await self.client.generate_presigned_url(
+            operation, Params=params, ExpiresIn=expiry
+        )
+        self._signed[signed] = (url, now)
+        while len(self._signed) > SIGNED_CACHE_SIZE:
+            del self._signed[next(iter(self._signed))]
+        return url
 
     async def _fast(
         self, method: str, operation: str, params: dict[str, Any], limit: int | None = None
@@ -159,23 +180,24 @@ class S3Driver(StorageDriver):
         if self._http is None:
             return None
         signed = (operation, *sorted(params.items()))
-        now = time.monotonic()
-        cached = self._signed.get(signed)
         try:
-            if cached is not None and now - cached[1] < FAST_EXPIRY / 2:
-                url = cached[0]
-            else:
-                url = await self.client.generate_presigned_url(
-                    operation, Params=params, ExpiresIn=FAST_EXPIRY
-                )
-                self._signed[signed] = (url, now)
-                while len(self._signed) > SIGNED_CACHE_SIZE:
-                    del self._signed[next(iter(self._signed))]
+            url = await self._presigned(signed, operation, params)
             headers = {"Range": f"bytes=0-{max(limit - 1, 0)}"} if limit is not None else {}
-            async with self._http.request(method, url, headers=headers) as response:
-                cap = (limit or 0) + 1 if limit is not None else -1
-                body = await response.content.read(cap) if method != "HEAD" else b""
+            async with self._http.request(
+                method, url, headers=headers, timeout=SMALL_TIMEOUT
+            ) as response:
                 status, answer = response.status, CIMultiDict(response.headers)
+                body = b""
+                if method != "HEAD":
+                    if limit is None:
+                        body = await response.content.read()
+                    else:  # one byte more than the limit tells a larger object
+                        pieces: list[bytes] = []
+                        left = limit + 1
+                        while left > 0 and (piece := await response.content.read(left)):
+                            pieces.append(piece)
+                            left -= len(piece)
+                        body = b"".join(pieces)
         except (aiohttp.ClientError, TimeoutError, BotoCoreError):
             self._signed.pop(signed, None)
             return None
@@ -308,6 +330,27 @@ class S3Driver(StorageDriver):
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             args["Range"] = f"bytes={offset}-{end}"
+        if self._http is not None:
+            # The fast path: the object streamed by plain aiohttp (botocore's body wrapper
+            # costs CPU per block); an unexpected answer goes botocore's way below.
+            params = {"Bucket": self.bucket, "Key": args["Key"]}
+            signed = ("get_object", *sorted(params.items()))
+            expected = 206 if "Range" in args else 200
+            try:
+                url = await self._presigned(signed, "get_object", params)
+                headers = {"Range": args["Range"]} if "Range" in args else {}
+                streamed = await self._http.get(url, headers=headers)
+            except (aiohttp.ClientError, TimeoutError, BotoCoreError):
+                streamed = None
+            if streamed is not None:
+                try:
+                    if streamed.status == expected:
+                        async for block in streamed.content.iter_chunked(READ_CHUNK):
+                            yield block
+                        return
+                    self._signed.pop(signed, None)
+                finally:
+                    streamed.release()
         try:
             response = await self.client.get_object(**args)
         except ClientError as exc:
@@ -652,12 +695,12 @@ class S3Driver(StorageDriver):
         operation = {"GET": "get_object", "HEAD": "head_object"}.get(method)
         if operation is None:
             return None
-        url: str = await self.client.generate_presigned_url(
-            operation,
-            Params={"Bucket": self.bucket, "Key": self.key(path)},
-            ExpiresIn=PRESIGN_EXPIRY,
+        # Signed once per blob for half the validity: a client always gets at least 10 of
+        # Distribution's 20 minutes (signing costs more than the rest of the redirect).
+        params = {"Bucket": self.bucket, "Key": self.key(path)}
+        return await self._presigned(
+            ("redirect", operation, *sorted(params.items())), operation, params, PRESIGN_EXPIRY
         )
-        return url
 
 
 class _S3Writer(FileWriter):
