@@ -20,7 +20,7 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +100,11 @@ class DriverStorage(RegistryStorage):
         """Honour the GC lease of other replicas around commits (storage.lease)."""
         self._uploads: dict[str, _UploadState] = {}
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
-        self._tag_cache: OrderedDict[str, tuple[str | None, frozenset[str]]] = OrderedDict()
-        """Per repository: the commit marker's version and the tags known to have a link."""
+        self._tag_cache: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = (
+            OrderedDict()
+        )
+        """Per ("tags" or "revisions", repository): the commit marker's version and the names
+        known to have their link."""
         self._tag_flights: dict[str, _Flight] = {}
 
     async def close(self) -> None:
@@ -598,31 +601,54 @@ class DriverStorage(RegistryStorage):
         again on every call, never assumed absent: a push may bring it back.
         """
         base = key(KEYS.tags_dir(name))
-        marker = key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER
-        listed, version = await asyncio.gather(self._children(base), self.driver.version(marker))
+        listed, version = await asyncio.gather(self._children(base), self._marker_version(name))
         leaves = (path.rsplit("/", 1)[-1] for path in listed)
         candidates = {leaf for leaf in leaves if names.is_valid_tag(leaf)}
-        known = self._tag_cache.get(name)
-        present: set[str] | None = None
-        if known is not None and known[0] == version:
-            unknown = sorted(candidates - known[1])
-            if len(unknown) <= TAG_CHECKS:
-                found = await asyncio.gather(*(self.tag_digest(name, t) for t in unknown))
-                present = set(known[1] & candidates) | {
-                    t for t, digest in zip(unknown, found, strict=True) if digest is not None
-                }
-        if present is None:
-            present = set(await self._listed_tags(name))
-        self._tag_cache[name] = (version, frozenset(present))
-        self._tag_cache.move_to_end(name)
-        while len(self._tag_cache) > TAG_CACHE_SIZE:
-            self._tag_cache.popitem(last=False)
+
+        async def has_link(tag: str) -> bool:
+            return await self.tag_digest(name, tag) is not None
+
+        async def full() -> set[str]:
+            return set(await self._listed_tags(name))
+
+        present = await self._known(("tags", name), version, candidates, has_link, full)
         if not present and not (
             await self._has_files(key(KEYS.manifests_dir(name)))
             or await self._has_files(key(KEYS.layers_dir(name)))
         ):
             return None
         return sorted(present)
+
+    async def _marker_version(self, name: str) -> str | None:
+        return await self.driver.version(key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER)
+
+    async def _known(
+        self,
+        cache_key: tuple[str, str],
+        version: str | None,
+        candidates: set[str],
+        check: Callable[[str], Awaitable[bool]],
+        full: Callable[[], Awaitable[set[str]]],
+    ) -> set[str]:
+        """The ``candidates`` (names a delimited listing shows) that really have their link:
+        the ones known to while the commit marker stays at ``version``, the others checked
+        (more than ``TAG_CHECKS`` of them: ``full()``, a recursive listing)."""
+        known = self._tag_cache.get(cache_key)
+        present: set[str] | None = None
+        if known is not None and known[0] == version:
+            unknown = sorted(candidates - known[1])
+            if len(unknown) <= TAG_CHECKS:
+                found = await asyncio.gather(*(check(n) for n in unknown))
+                present = set(known[1] & candidates) | {
+                    n for n, ok in zip(unknown, found, strict=True) if ok
+                }
+        if present is None:
+            present = await full()
+        self._tag_cache[cache_key] = (version, frozenset(present))
+        self._tag_cache.move_to_end(cache_key)
+        while len(self._tag_cache) > TAG_CACHE_SIZE:
+            self._tag_cache.popitem(last=False)
+        return present
 
     async def _children(self, path: str) -> list[str]:
         try:
@@ -646,6 +672,11 @@ class DriverStorage(RegistryStorage):
         return False
 
     async def revisions(self, name: str) -> list[str]:
+        """The digests with a revision link, sorted, from one recursive listing. (Not the
+        tags' shortcut: GC deletes revision links without rewriting the commit marker.)"""
+        return sorted(await self._listed_revisions(name))
+
+    async def _listed_revisions(self, name: str) -> list[str]:
         base = key(KEYS.revisions_dir(name))
         found = []
         async for info in list_files(self.driver, base):
@@ -654,7 +685,7 @@ class DriverStorage(RegistryStorage):
                 digest = f"{parts[0]}:{parts[1]}"
                 if names.is_valid_digest(digest):
                     found.append(digest)
-        return sorted(found)
+        return found
 
     async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
         limit = asyncio.Semaphore(CONCURRENCY)
