@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from embedded_registry import errors, names
@@ -44,6 +46,8 @@ LINK_LIMIT = 1024
 CONCURRENCY = 16
 """Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
 MAX_MANIFEST_READ = 16 << 20
+EXT_DOCUMENT_BYTES = 4 << 20
+"""Manifests and configs the ext/tags document reads, bounded as the filesystem reader does."""
 TAG_CHECKS = 16
 """Names new to a repository's tag listing checked one by one; more: one recursive listing."""
 TAG_CACHE_SIZE = 4096
@@ -57,6 +61,10 @@ repository's last commit to tell a finished push from one in flight
 
 def key(path: Any) -> str:
     return str(path)
+
+
+def _rfc3339(mtime: float) -> str:
+    return datetime.fromtimestamp(mtime, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -701,6 +709,98 @@ class DriverStorage(RegistryStorage):
             for digest, info in zip(digests, infos, strict=True)
             if info is not None and info.subject == subject
         ]
+
+    async def describe_repository(self, name: str) -> dict[str, Any] | None:
+        """The ``ext/tags`` document of ``name`` (see :mod:`embedded_registry.routes.ext_tags`)
+        on this storage: push times are the LastModified of each tag's ``current/link`` and
+        of each revision link, from one recursive listing of ``_manifests``; the links,
+        manifests and configs are then read (a few at a time), blob sizes from one HEAD
+        each. ``None``: no such repository."""
+        from embedded_registry.gc.scan import parse_manifest
+
+        base = key(KEYS.manifests_dir(name))
+        tag_times: dict[str, float] = {}
+        revision_times: dict[str, float] = {}
+        seen = False
+        async for info in list_files(self.driver, base):
+            seen = True
+            rest = info.path[len(base) + 1 :].split("/")
+            if len(rest) != 4:
+                continue
+            if rest[0] == "tags" and rest[2:] == ["current", "link"]:
+                if names.is_valid_tag(rest[1]):
+                    tag_times[rest[1]] = info.mtime
+            elif rest[0] == "revisions" and rest[3] == "link":
+                digest = f"{rest[1]}:{rest[2]}"
+                if names.is_valid_digest(digest):
+                    revision_times[digest] = info.mtime
+        if not seen:
+            return None
+        limit = asyncio.Semaphore(CONCURRENCY)
+        sizes: dict[str, asyncio.Task[int | None]] = {}
+
+        async def target(tag: str) -> str | None:
+            async with limit:
+                return await self.tag_digest(name, tag)
+
+        async def blob_size(digest: str) -> int | None:
+            async with limit:
+                return await self.blob_size(digest)
+
+        def size_of(digest: str) -> asyncio.Task[int | None]:
+            if digest not in sizes:
+                sizes[digest] = asyncio.ensure_future(blob_size(digest))
+            return sizes[digest]
+
+        async def created(config: str | None) -> str | None:
+            if config is None or not names.is_valid_digest(config):
+                return None
+            async with limit:
+                try:
+                    data = await self.driver.get_content(
+                        key(KEYS.blob_data(config)), limit=EXT_DOCUMENT_BYTES + 1
+                    )
+                except PathNotFoundError:
+                    return None
+            try:
+                document = json.loads(data) if len(data) <= EXT_DOCUMENT_BYTES else None
+            except ValueError:
+                return None
+            value = document.get("created") if isinstance(document, dict) else None
+            return value if isinstance(value, str) else None
+
+        async def manifest(digest: str) -> dict[str, Any] | None:
+            async with limit:
+                body = await self._read_blob(digest)
+            if body is None or len(body) > EXT_DOCUMENT_BYTES:
+                return None
+            parsed = parse_manifest(digest, body)
+            referenced = [digest, *([parsed.config] if parsed.config else []), *parsed.layers]
+            blobs = list(dict.fromkeys(referenced))
+            found = await asyncio.gather(*(size_of(b) for b in blobs if b != digest))
+            known = dict(zip([b for b in blobs if b != digest], found, strict=True))
+            known[digest] = len(body)
+            return {
+                "digest": digest,
+                "pushed": _rfc3339(revision_times[digest]),
+                "created": await created(parsed.config),
+                "blobs": [{"digest": b, "size": known[b]} for b in blobs],
+                "children": list(parsed.children),
+                "subject": parsed.subject,
+            }
+
+        ordered_tags = sorted(tag_times)
+        targets, described = await asyncio.gather(
+            asyncio.gather(*(target(t) for t in ordered_tags)),
+            asyncio.gather(*(manifest(d) for d in sorted(revision_times))),
+        )
+        tags = [
+            {"tag": tag, "digest": digest, "pushed": _rfc3339(tag_times[tag])}
+            for tag, digest in zip(ordered_tags, targets, strict=True)
+            if digest is not None
+        ]
+        manifests = [m for m in described if m is not None]
+        return {"name": name, "tags": tags, "manifests": manifests}
 
     async def repositories(self) -> list[str]:
         """Every name with a ``_layers`` or ``_manifests`` below it, in Distribution's order."""
