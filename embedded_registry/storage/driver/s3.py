@@ -17,6 +17,7 @@ Needs the ``s3`` extra (aiobotocore): ``pip install 'regtui[s3]'``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import email.utils
@@ -65,6 +66,11 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTP
 """With a proxy in the environment, every request goes botocore's way (which honours it)."""
 FAST_EXPIRY = 300
 SIGNED_CACHE_SIZE = 4096
+_OPERATION_NAMES = {
+    "get_object": "GetObject",
+    "head_object": "HeadObject",
+    "list_objects_v2": "ListObjectsV2",
+}
 SMALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 """Seconds the URLs of the fast path stay valid (they never leave the process)."""
 
@@ -104,6 +110,9 @@ class S3Driver(StorageDriver):
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
         self._http: aiohttp.ClientSession | None = None
+        self.requests: collections.Counter[str] = collections.Counter()
+        """Requests sent to the engine by operation (botocore's and the fast path's alike):
+        the deterministic measure of ``bench/bench_s3.py --requests``."""
         self._signed: dict[tuple[Any, ...], tuple[str, float]] = {}
         """Presigned URLs of the fast path, reused for half their validity (signing costs
         more than the request; S3 accepts a presigned URL as often as it is sent)."""
@@ -135,6 +144,7 @@ class S3Driver(StorageDriver):
             kwargs["aws_secret_access_key"] = s.secretkey
         session = get_session()
         self._client = await self._stack.enter_async_context(session.create_client("s3", **kwargs))
+        self._client.meta.events.register("before-call.s3", self._count)
         tls: ssl.SSLContext | bool = False
         if s.secure and not s.skipverify:
             from botocore.httpsession import get_cert_path
@@ -151,6 +161,9 @@ class S3Driver(StorageDriver):
                 )
             )
         return self
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.requests[str(model.name)] += 1
 
     async def _presigned(
         self,
@@ -183,6 +196,7 @@ class S3Driver(StorageDriver):
         try:
             url = await self._presigned(signed, operation, params)
             headers = {"Range": f"bytes=0-{max(limit - 1, 0)}"} if limit is not None else {}
+            self.requests[_OPERATION_NAMES.get(operation, operation)] += 1
             async with self._http.request(
                 method, url, headers=headers, timeout=SMALL_TIMEOUT
             ) as response:
@@ -339,6 +353,7 @@ class S3Driver(StorageDriver):
             try:
                 url = await self._presigned(signed, "get_object", params)
                 headers = {"Range": args["Range"]} if "Range" in args else {}
+                self.requests["GetObject"] += 1
                 streamed = await self._http.get(url, headers=headers)
             except (aiohttp.ClientError, TimeoutError, BotoCoreError):
                 streamed = None
