@@ -11,6 +11,13 @@ part. S3 refuses a part under 5 MiB anywhere but last, so when a writer continue
 last part is small, it completes the upload, starts a new one and copies the completed object in
 as its first part (``UploadPartCopy``), or reads it back into the buffer when it is under 5 MiB.
 
+Up to ``PARTS_IN_FLIGHT`` parts of a writer go up at once; one killed mid-way may leave a later
+part without an earlier one, so a resumed writer keeps only the unbroken run from part 1.
+
+The small reads of hot paths (a link, a HEAD, a one-level listing) and blob streams take a fast
+path: a presigned URL (reused for half its validity) fetched with plain aiohttp, which costs a
+third of botocore's CPU per request; any answer but the expected one goes botocore's way.
+
 Needs the ``s3`` extra (aiobotocore): ``pip install 'regtui[s3]'``.
 """
 
