@@ -6,6 +6,11 @@ measured twice: with redirects off (the registry streams the object) and on (307
 URL, which curl follows to the engine).
 
     python3 bench/bench_s3.py --size-mib 256 --rounds 3
+    python3 bench/bench_s3.py --only tags head --size-mib 8     # a part of the figures
+    python3 bench/bench_s3.py --requests --size-mib 64          # S3 requests per request
+
+``--requests`` is the deterministic measure: the S3 requests regtui's storage sends for one
+registry request of each kind, by S3 operation (no timing, no Distribution).
 """
 
 from __future__ import annotations
