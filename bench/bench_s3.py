@@ -6,6 +6,11 @@ measured twice: with redirects off (the registry streams the object) and on (307
 URL, which curl follows to the engine).
 
     python3 bench/bench_s3.py --size-mib 256 --rounds 3
+    python3 bench/bench_s3.py --only tags head --size-mib 8     # a part of the figures
+    python3 bench/bench_s3.py --requests --size-mib 64          # S3 requests per request
+
+``--requests`` is the deterministic measure: the S3 requests regtui's storage sends for one
+registry request of each kind, by S3 operation (no timing, no Distribution).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -172,13 +177,51 @@ def measure(
         server.pushed.append(digest)
         return size / MIB / seconds
 
-    run(f"push {args.size_mib} MiB monolithic (curl)", "MiB/s", stream, mono)
-    run(
-        f"push {args.size_mib} MiB chunked {args.chunk_mib} MiB (curl)",
-        "MiB/s",
-        stream,
-        lambda s: size / MIB / push_chunked(s.url, blob, fresh(s)),
-    )
+    parts = set(args.only)
+    if parts & {"push", "pull"}:
+        run(f"push {args.size_mib} MiB monolithic (curl)", "MiB/s", stream, mono)
+    if "push" in parts:
+        run(
+            f"push {args.size_mib} MiB chunked {args.chunk_mib} MiB (curl)",
+            "MiB/s",
+            stream,
+            lambda s: size / MIB / push_chunked(s.url, blob, fresh(s)),
+        )
+    if "pull" in parts:
+        pulls(stream, redirect, args, size, run)
+    if parts & {"head", "tags"}:
+        for server in stream:
+            seed_tags(server.url, args.tags)
+    if "head" in parts:
+        if not all(s.pushed for s in stream):
+            for server in stream:
+                server.pushed.append(fresh(server))
+                push_monolithic(server.url, blob, server.pushed[-1])
+        for c in args.concurrency:
+
+            def head(server: Server, c: int = c) -> float:
+                url = f"{server.url}/v2/bench/mono/blobs/{server.pushed[-1]}"
+                return ab_head(url, concurrency=c, seconds=args.seconds)
+
+            run(f"HEAD blob c={c} (ab)", "req/s", stream, head)
+    if "tags" in parts:
+        for c in args.concurrency:
+
+            def tags(server: Server, c: int = c) -> float:
+                url = f"{server.url}/v2/bench/tagged/tags/list"
+                return wrk(url, method="GET", concurrency=c, seconds=args.seconds, workdir=workdir)
+
+            run(f"GET tags/list c={c} (wrk)", "req/s", stream, tags)
+    return rows
+
+
+def pulls(
+    stream: list[Server],
+    redirect: list[Server],
+    args: argparse.Namespace,
+    size: int,
+    run: Callable[[str, str, Sequence[Server], Callable[[Server], float]], None],
+) -> None:
     run(
         f"pull {args.size_mib} MiB, no redirect (curl)",
         "MiB/s",
@@ -194,31 +237,94 @@ def measure(
         redirect,
         lambda s: size / MIB / pull(s.url, s.pushed[-1], size),
     )
-    for server in stream:
-        seed_tags(server.url, args.tags)
-    for c in args.concurrency:
-        run(
-            f"HEAD blob c={c} (ab)",
-            "req/s",
-            stream,
-            lambda s, c=c: ab_head(
-                f"{s.url}/v2/bench/mono/blobs/{s.pushed[-1]}", concurrency=c, seconds=args.seconds
-            ),
-        )
-    for c in args.concurrency:
-        run(
-            f"GET tags/list c={c} (wrk)",
-            "req/s",
-            stream,
-            lambda s, c=c: wrk(
-                f"{s.url}/v2/bench/tagged/tags/list",
-                method="GET",
-                concurrency=c,
-                seconds=args.seconds,
-                workdir=workdir,
-            ),
-        )
-    return rows
+
+
+def count_requests(engine: SeaweedS3, size_mib: int, chunk_mib: int, tags: int) -> None:
+    """The deterministic measure: S3 requests the bundled registry's storage sends for one
+    registry request of each kind (as the routes call it), by S3 operation."""
+    import asyncio
+    import hashlib
+
+    from embedded_registry.config import load_config
+    from embedded_registry.storage.driven import DriverStorage
+    from embedded_registry.storage.driver.s3 import S3Driver
+    from embedded_registry.storage.factory import open_storage
+    from tui.imagegen import make_image
+
+    config = load_config(data=registry_config(engine.s3_config(engine.create_bucket())), env={})
+    data = os.urandom(size_mib * MIB)
+    chunk = chunk_mib * MIB
+    rows: list[tuple[str, dict[str, int]]] = []
+
+    async def pieces(body: bytes) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), MIB):
+            yield body[start : start + MIB]
+
+    async def scenario() -> None:
+        storage = await open_storage(config)
+        assert isinstance(storage, DriverStorage) and isinstance(storage.driver, S3Driver)
+        counter = storage.driver.requests
+
+        def row(label: str) -> None:
+            rows.append((label, dict(counter)))
+            counter.clear()
+
+        try:
+            image = make_image([{"bench": b"tags list"}])
+            for blob in image.blobs():
+                upload = await storage.create_upload("bench/tagged")
+                body = pieces(blob.data)
+                await storage.finish_upload_with("bench/tagged", upload, blob.digest, body)
+            for n in range(tags):
+                await storage.put_manifest(
+                    "bench/tagged", f"v{n:03d}", image.manifest.data, image.manifest.media_type
+                )
+            await storage.tags("bench/tagged")
+            counter.clear()
+            await storage.tags("bench/tagged")
+            row(f"GET tags/list ({tags} tags)")
+            await storage.get_manifest("bench/tagged", "v000")
+            row("GET manifest by tag")
+
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            upload = await storage.create_upload("bench/mono")
+            row("POST upload")
+            await storage.upload_size("bench/mono", upload)
+            await storage.finish_upload_with("bench/mono", upload, digest, pieces(data))
+            row(f"PUT {size_mib} MiB monolithic")
+            again = data[::-1]
+            upload = await storage.create_upload("bench/chunked")
+            counter.clear()
+            for start in range(0, len(again), chunk):
+                await storage.upload_size("bench/chunked", upload)
+                part = again[start : start + chunk]
+                await storage.append_upload(
+                    "bench/chunked", upload, pieces(part), start=start, length=len(part)
+                )
+            row(f"PATCH x{-(-len(again) // chunk)} ({chunk_mib} MiB each)")
+            await storage.upload_size("bench/chunked", upload)
+            await storage.finish_upload(
+                "bench/chunked", upload, "sha256:" + hashlib.sha256(again).hexdigest()
+            )
+            row("PUT closing the chunked upload")
+            await storage.served_blob("bench/mono", digest, 0)
+            row("HEAD blob")
+            await storage.served_blob("bench/mono", digest, 0)
+            async for _block in storage.blob_reader(digest, 0, None):
+                pass
+            row(f"GET blob, {size_mib} MiB streamed")
+            storage.redirect = True
+            await storage.served_blob("bench/mono", digest, 0)
+            await storage.blob_redirect(digest)
+            row("GET blob, redirect")
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+    print("S3 requests per registry request (regtui; botocore's and the fast path's):")
+    for label, counts in rows:
+        detail = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        print(f"  {label:<36} {sum(counts.values()):>3}  {detail}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,12 +336,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tags", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--gc-images", type=int, default=2000, help="0: no GC figure")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=["push", "pull", "head", "tags", "gc"],
+        default=["push", "pull", "head", "tags", "gc"],
+        help="measure only these (pull pushes its blob first)",
+    )
+    parser.add_argument(
+        "--requests",
+        action="store_true",
+        help="count the S3 requests of each registry request (deterministic) and stop",
+    )
     args = parser.parse_args(argv)
     missing = [t for t in ("docker-registry", "curl", "wrk", "ab") if not shutil.which(t)]
     if missing:
         print(f"bench: error: install {', '.join(missing)}", file=sys.stderr)
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="regtui-bench-s3-"))
+    if args.requests:
+        try:
+            with seaweed(workdir / "seaweed") as engine:
+                count_requests(engine, args.size_mib, args.chunk_mib, args.tags)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     try:
         with seaweed(workdir / "seaweed") as engine, pairs(engine, workdir) as servers:
             print(
@@ -245,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{os.getloadavg()[0]:.2f} at start\n"
             )
             rows = measure(servers, args, workdir)
-            if args.gc_images:
+            if args.gc_images and "gc" in args.only:
                 rows += gc_rows(engine, workdir, args.gc_images, args.rounds)
             print_table(rows, ["regtui", "distribution"])
             print(f"load average {os.getloadavg()[0]:.2f} at the end")

@@ -144,12 +144,16 @@ def describe_repository(
 async def repository_tags(request: web.Request) -> web.Response:
     """``GET /v2/_regtui/ext/tags/<name>``: see the module docstring."""
     name = names.check_name(request.match_info["name"])
-    root = storage(request).root
-    if root is None:
-        # Push times are read from the filesystem layout; on object storage the clients fall
-        # back to what the OCI API tells (created dates, estimated sizes), as on Distribution.
-        raise errors.unsupported("push times are known only on filesystem storage")
-    document = await asyncio.to_thread(describe_repository, Layout(root), name)
+    store = storage(request)
+    root = store.root
+    if root is not None:
+        document = await asyncio.to_thread(describe_repository, Layout(root), name)
+    else:
+        # A storage driver (s3) reads the same document from its listing (LastModified).
+        describe = getattr(store, "describe_repository", None)
+        if describe is None:
+            raise errors.unsupported("push times are not known on this storage")
+        document = await describe(name)
     if document is None:
         raise errors.name_unknown(name)
     return json_response(json.dumps(document, separators=(",", ":")).encode())

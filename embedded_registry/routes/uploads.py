@@ -112,8 +112,7 @@ async def start_upload(request: web.Request) -> web.Response:
         digest = _digest_param(request)
         async with store.upload_lock(upload_id):
             try:
-                await store.append_upload(name, upload_id, _chunks(request))
-                await store.finish_upload(name, upload_id, digest)
+                await store.finish_upload_with(name, upload_id, digest, _chunks(request))
             except BaseException:
                 await store.cancel_upload(name, upload_id)
                 raise
@@ -164,8 +163,11 @@ async def finish_upload(request: web.Request) -> web.Response:
     start, length = _content_range(request)
     async with store.upload_lock(upload_id):
         if request.body_exists:
-            await store.append_upload(name, upload_id, _chunks(request), start=start, length=length)
-        await store.finish_upload(name, upload_id, digest)
+            await store.finish_upload_with(
+                name, upload_id, digest, _chunks(request), start=start, length=length
+            )
+        else:
+            await store.finish_upload(name, upload_id, digest)
     return _blob_created(request, name, digest)
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from embedded_registry import errors, names
@@ -44,6 +46,12 @@ LINK_LIMIT = 1024
 CONCURRENCY = 16
 """Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
 MAX_MANIFEST_READ = 16 << 20
+EXT_DOCUMENT_BYTES = 4 << 20
+"""Manifests and configs the ext/tags document reads, bounded as the filesystem reader does."""
+TAG_CHECKS = 16
+"""Names new to a repository's tag listing checked one by one; more: one recursive listing."""
+TAG_CACHE_SIZE = 4096
+"""Repositories whose known tags are kept (the least recently listed go first)."""
 COMMIT_MARKER = "regtui-last-commit"
 """``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
 shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
@@ -53,6 +61,18 @@ repository's last commit to tell a finished push from one in flight
 
 def key(path: Any) -> str:
     return str(path)
+
+
+def _rfc3339(mtime: float) -> str:
+    return datetime.fromtimestamp(mtime, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Flight:
+    """The tags listing of one repository under way, and the one queued behind it."""
+
+    running: asyncio.Future[list[str] | None] | None = None
+    queued: asyncio.Future[list[str] | None] | None = None
 
 
 @dataclass
@@ -88,6 +108,12 @@ class DriverStorage(RegistryStorage):
         """Honour the GC lease of other replicas around commits (storage.lease)."""
         self._uploads: dict[str, _UploadState] = {}
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
+        self._tag_cache: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = (
+            OrderedDict()
+        )
+        """Per ("tags" or "revisions", repository): the commit marker's version and the names
+        known to have their link."""
+        self._tag_flights: dict[str, _Flight] = {}
 
     async def close(self) -> None:
         await self.driver.close()
@@ -253,6 +279,54 @@ class DriverStorage(RegistryStorage):
         self._uploads.pop(upload_id, None)
         return size
 
+    async def finish_upload_with(
+        self,
+        name: str,
+        upload_id: str,
+        digest: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """The closing PUT with a body. When nothing was uploaded before it (a monolithic
+        push), the body goes straight into a multipart upload at the blob's own key, completed
+        once its digest is verified: the blob is never copied (S3 has no rename, and a copy
+        rewrites every byte), and it is invisible until complete. A crash leaves only an
+        unfinished multipart upload there, which nobody reads and upload purging aborts;
+        the upload session stays as it was (empty), so the client may push again on any
+        replica."""
+        writer = await self._open(name, upload_id)
+        current = int(writer.size)
+        await writer.close()
+        algorithm, hex_digest = split_digest(digest)
+        if current or start or algorithm not in hashlib.algorithms_available:
+            return await super().finish_upload_with(
+                name, upload_id, digest, chunks, start=start, length=length
+            )
+        blob = await self.driver.writer(key(KEYS.blob_data(digest)))
+        hasher = hashlib.new(algorithm)
+        written = 0
+        try:
+            async for piece in chunks:
+                await asyncio.gather(blob.write(piece), asyncio.to_thread(hasher.update, piece))
+                written += len(piece)
+            if length is not None and written != length:
+                raise errors.size_invalid(f"expected {length} bytes, received {written}")
+            actual = hasher.hexdigest()
+            if actual != hex_digest:
+                await self.cancel_upload(name, upload_id)
+                raise errors.digest_invalid(f"{algorithm}:{actual} != {digest}")
+            await blob.commit()
+        except BaseException:
+            await asyncio.shield(blob.cancel())
+            raise
+        await self._write_link(KEYS.layer_link(name, digest), digest)
+        with contextlib.suppress(PathNotFoundError):
+            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+        self._uploads.pop(upload_id, None)
+        return written
+
     async def cancel_upload(self, name: str, upload_id: str) -> bool:
         self._uploads.pop(upload_id, None)
         try:
@@ -302,6 +376,12 @@ class DriverStorage(RegistryStorage):
                     purged.append((name, upload_id))
                     if not dry_run:
                         await self.cancel_upload(name, upload_id)
+            # Monolithic pushes write at the blob's key (finish_upload_with); one cut short by a
+            # crash leaves its multipart upload there, invisible, until it is aborted here.
+            aborter = getattr(self.driver, "abort_upload", None)
+            for path, mpu, initiated in await lister(key(KEYS.blobs_dir)):
+                if 0 < initiated < cutoff and aborter is not None and not dry_run:
+                    await aborter(path, mpu)
         return purged
 
     # -- manifests ----------------------------------------------------------------------------
@@ -477,24 +557,122 @@ class DriverStorage(RegistryStorage):
         return removed
 
     async def tags(self, name: str) -> list[str] | None:
-        """Tags with a ``current/link`` (one recursive listing); ``None`` when the repository
-        holds neither manifests nor layer links.
+        """Tags with a ``current/link``, sorted; ``None`` when the repository holds neither
+        manifests nor layer links.
 
-        Not Distribution's delimited listing of the tag directories: engines that keep empty
-        folders (SeaweedFS's filer) would list a deleted tag, and a listed tag must resolve.
+        Concurrent calls for one repository share the storage requests: a call joins the one
+        that starts after it arrived (never one already under way, whose answer may predate
+        it), so at most one runs and one waits per repository.
         """
+        flight = self._tag_flights.get(name)
+        if flight is None:
+            flight = self._tag_flights[name] = _Flight()
+        if flight.running is None:
+            flight.running = self._fly(name, flight, self._tags_now(name))
+            return await asyncio.shield(flight.running)
+        if flight.queued is None:
+            running = flight.running
+
+            async def after() -> list[str] | None:
+                with contextlib.suppress(Exception):
+                    await running
+                return await self._tags_now(name)
+
+            flight.queued = self._fly(name, flight, after())
+        return await asyncio.shield(flight.queued)
+
+    def _fly(
+        self, name: str, flight: _Flight, work: Coroutine[Any, Any, list[str] | None]
+    ) -> asyncio.Future[list[str] | None]:
+        future = asyncio.ensure_future(work)
+
+        def done(finished: asyncio.Future[list[str] | None]) -> None:
+            if not finished.cancelled():
+                finished.exception()  # retrieved: every waiter may have gone meanwhile
+            if flight.running is finished:
+                flight.running, flight.queued = flight.queued, None
+                if flight.running is None and self._tag_flights.get(name) is flight:
+                    del self._tag_flights[name]
+
+        future.add_done_callback(done)
+        return future
+
+    async def _tags_now(self, name: str) -> list[str] | None:
+        """One delimited listing of ``tags/`` and the version of the commit marker, at once.
+
+        A tag is listed when its ``current/link`` exists. Checking every tag costs a request
+        each, and a recursive listing costs the engine a walk of every tag's directories
+        (SeaweedFS's filer lists each one), so what is known is kept: while the commit marker
+        (rewritten after every tag or manifest delete) is unchanged, no tag known to have a
+        link lost it, and only the names new to the listing are checked. A name whose link is
+        gone (a deleted tag whose empty directory an engine such as SeaweedFS keeps) is checked
+        again on every call, never assumed absent: a push may bring it back.
+        """
+        base = key(KEYS.tags_dir(name))
+        listed, version = await asyncio.gather(self._children(base), self._marker_version(name))
+        leaves = (path.rsplit("/", 1)[-1] for path in listed)
+        candidates = {leaf for leaf in leaves if names.is_valid_tag(leaf)}
+
+        async def has_link(tag: str) -> bool:
+            return await self.tag_digest(name, tag) is not None
+
+        async def full() -> set[str]:
+            return set(await self._listed_tags(name))
+
+        present = await self._known(("tags", name), version, candidates, has_link, full)
+        if not present and not (
+            await self._has_files(key(KEYS.manifests_dir(name)))
+            or await self._has_files(key(KEYS.layers_dir(name)))
+        ):
+            return None
+        return sorted(present)
+
+    async def _marker_version(self, name: str) -> str | None:
+        return await self.driver.version(key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER)
+
+    async def _known(
+        self,
+        cache_key: tuple[str, str],
+        version: str | None,
+        candidates: set[str],
+        check: Callable[[str], Awaitable[bool]],
+        full: Callable[[], Awaitable[set[str]]],
+    ) -> set[str]:
+        """The ``candidates`` (names a delimited listing shows) that really have their link:
+        the ones known to while the commit marker stays at ``version``, the others checked
+        (more than ``TAG_CHECKS`` of them: ``full()``, a recursive listing)."""
+        known = self._tag_cache.get(cache_key)
+        present: set[str] | None = None
+        if known is not None and known[0] == version:
+            unknown = sorted(candidates - known[1])
+            if len(unknown) <= TAG_CHECKS:
+                found = await asyncio.gather(*(check(n) for n in unknown))
+                present = set(known[1] & candidates) | {
+                    n for n, ok in zip(unknown, found, strict=True) if ok
+                }
+        if present is None:
+            present = await full()
+        self._tag_cache[cache_key] = (version, frozenset(present))
+        self._tag_cache.move_to_end(cache_key)
+        while len(self._tag_cache) > TAG_CACHE_SIZE:
+            self._tag_cache.popitem(last=False)
+        return present
+
+    async def _children(self, path: str) -> list[str]:
+        try:
+            return await self.driver.list(path)
+        except PathNotFoundError:
+            return []
+
+    async def _listed_tags(self, name: str) -> list[str]:
+        """The tags with a ``current/link`` from one recursive listing of ``tags/``."""
         base = key(KEYS.tags_dir(name))
         found = []
         async for info in list_files(self.driver, base):
             tag, _, rest = info.path[len(base) + 1 :].partition("/")
             if rest == "current/link" and names.is_valid_tag(tag):
                 found.append(tag)
-        if not found and not (
-            await self._has_files(key(KEYS.manifests_dir(name)))
-            or await self._has_files(key(KEYS.layers_dir(name)))
-        ):
-            return None
-        return sorted(found)
+        return found
 
     async def _has_files(self, path: str) -> bool:
         async for _info in list_files(self.driver, path):
@@ -502,6 +680,11 @@ class DriverStorage(RegistryStorage):
         return False
 
     async def revisions(self, name: str) -> list[str]:
+        """The digests with a revision link, sorted, from one recursive listing. (Not the
+        tags' shortcut: GC deletes revision links without rewriting the commit marker.)"""
+        return sorted(await self._listed_revisions(name))
+
+    async def _listed_revisions(self, name: str) -> list[str]:
         base = key(KEYS.revisions_dir(name))
         found = []
         async for info in list_files(self.driver, base):
@@ -510,7 +693,7 @@ class DriverStorage(RegistryStorage):
                 digest = f"{parts[0]}:{parts[1]}"
                 if names.is_valid_digest(digest):
                     found.append(digest)
-        return sorted(found)
+        return found
 
     async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
         limit = asyncio.Semaphore(CONCURRENCY)
@@ -526,6 +709,98 @@ class DriverStorage(RegistryStorage):
             for digest, info in zip(digests, infos, strict=True)
             if info is not None and info.subject == subject
         ]
+
+    async def describe_repository(self, name: str) -> dict[str, Any] | None:
+        """The ``ext/tags`` document of ``name`` (see :mod:`embedded_registry.routes.ext_tags`)
+        on this storage: push times are the LastModified of each tag's ``current/link`` and
+        of each revision link, from one recursive listing of ``_manifests``; the links,
+        manifests and configs are then read (a few at a time), blob sizes from one HEAD
+        each. ``None``: no such repository."""
+        from embedded_registry.gc.scan import parse_manifest
+
+        base = key(KEYS.manifests_dir(name))
+        tag_times: dict[str, float] = {}
+        revision_times: dict[str, float] = {}
+        seen = False
+        async for info in list_files(self.driver, base):
+            seen = True
+            rest = info.path[len(base) + 1 :].split("/")
+            if len(rest) != 4:
+                continue
+            if rest[0] == "tags" and rest[2:] == ["current", "link"]:
+                if names.is_valid_tag(rest[1]):
+                    tag_times[rest[1]] = info.mtime
+            elif rest[0] == "revisions" and rest[3] == "link":
+                digest = f"{rest[1]}:{rest[2]}"
+                if names.is_valid_digest(digest):
+                    revision_times[digest] = info.mtime
+        if not seen:
+            return None
+        limit = asyncio.Semaphore(CONCURRENCY)
+        sizes: dict[str, asyncio.Task[int | None]] = {}
+
+        async def target(tag: str) -> str | None:
+            async with limit:
+                return await self.tag_digest(name, tag)
+
+        async def blob_size(digest: str) -> int | None:
+            async with limit:
+                return await self.blob_size(digest)
+
+        def size_of(digest: str) -> asyncio.Task[int | None]:
+            if digest not in sizes:
+                sizes[digest] = asyncio.ensure_future(blob_size(digest))
+            return sizes[digest]
+
+        async def created(config: str | None) -> str | None:
+            if config is None or not names.is_valid_digest(config):
+                return None
+            async with limit:
+                try:
+                    data = await self.driver.get_content(
+                        key(KEYS.blob_data(config)), limit=EXT_DOCUMENT_BYTES + 1
+                    )
+                except PathNotFoundError:
+                    return None
+            try:
+                document = json.loads(data) if len(data) <= EXT_DOCUMENT_BYTES else None
+            except ValueError:
+                return None
+            value = document.get("created") if isinstance(document, dict) else None
+            return value if isinstance(value, str) else None
+
+        async def manifest(digest: str) -> dict[str, Any] | None:
+            async with limit:
+                body = await self._read_blob(digest)
+            if body is None or len(body) > EXT_DOCUMENT_BYTES:
+                return None
+            parsed = parse_manifest(digest, body)
+            referenced = [digest, *([parsed.config] if parsed.config else []), *parsed.layers]
+            blobs = list(dict.fromkeys(referenced))
+            found = await asyncio.gather(*(size_of(b) for b in blobs if b != digest))
+            known = dict(zip([b for b in blobs if b != digest], found, strict=True))
+            known[digest] = len(body)
+            return {
+                "digest": digest,
+                "pushed": _rfc3339(revision_times[digest]),
+                "created": await created(parsed.config),
+                "blobs": [{"digest": b, "size": known[b]} for b in blobs],
+                "children": list(parsed.children),
+                "subject": parsed.subject,
+            }
+
+        ordered_tags = sorted(tag_times)
+        targets, described = await asyncio.gather(
+            asyncio.gather(*(target(t) for t in ordered_tags)),
+            asyncio.gather(*(manifest(d) for d in sorted(revision_times))),
+        )
+        tags = [
+            {"tag": tag, "digest": digest, "pushed": _rfc3339(tag_times[tag])}
+            for tag, digest in zip(ordered_tags, targets, strict=True)
+            if digest is not None
+        ]
+        manifests = [m for m in described if m is not None]
+        return {"name": name, "tags": tags, "manifests": manifests}
 
     async def repositories(self) -> list[str]:
         """Every name with a ``_layers`` or ``_manifests`` below it, in Distribution's order."""

@@ -89,6 +89,21 @@ class RegistryStorage(abc.ABC):
     @abc.abstractmethod
     async def finish_upload(self, name: str, upload_id: str, digest: str) -> int: ...
 
+    async def finish_upload_with(
+        self,
+        name: str,
+        upload_id: str,
+        digest: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """The closing PUT with a body: append ``chunks``, then finish. A storage may do
+        better (the s3 one streams the body of an empty upload straight to the blob)."""
+        await self.append_upload(name, upload_id, chunks, start=start, length=length)
+        return await self.finish_upload(name, upload_id, digest)
+
     @abc.abstractmethod
     async def cancel_upload(self, name: str, upload_id: str) -> bool: ...
 

@@ -224,22 +224,62 @@ def test_blob_get_redirects_to_a_presigned_url(
         assert client.head(f"/v2/redirected/blobs/{digest}").status_code == 200
 
 
-def test_prune_on_s3_plans_from_the_api_without_push_times(
-    registry: RunningRegistry, client: httpx.Client, capsys: pytest.CaptureFixture[str]
+def test_push_times_on_s3_come_from_the_listing_and_prune_plans_with_them(
+    registry: RunningRegistry,
+    client: httpx.Client,
+    s3_engine: SeaweedS3,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Push times are read from the filesystem layout: on S3 the endpoint says it cannot (405)
-    and ``regtui prune`` plans from the OCI API instead, labelled an estimate."""
+    """The ``ext/tags`` document on S3: each tag's push time is the LastModified of its
+    ``current/link`` (one listing), each manifest's blobs have their exact sizes, and
+    ``regtui prune`` plans from it (exact bytes, not an estimate)."""
     import json
+    from datetime import UTC, datetime
+
+    from aiobotocore.session import get_session
 
     from tui.cli import main
 
-    for n in range(3):
-        push_image(registry.url, "team/app", f"v{n}", make_image([{f"f{n}": b"x" * (n + 1)}]))
+    images = [make_image([{f"f{n}": b"x" * (n + 1) * 1000}]) for n in range(3)]
+    for n, image in enumerate(images):
+        push_image(registry.url, "team/app", f"v{n}", image)
+    assert client.delete("/v2/team/app/manifests/v0").status_code == 202  # an untagged one
     answer = client.get("/v2/_regtui/ext/tags/team/app")
-    assert answer.status_code == 405 and "filesystem" in answer.text
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert [(t["tag"], t["digest"]) for t in document["tags"]] == [
+        ("v1", images[1].digest),
+        ("v2", images[2].digest),
+    ]
+    prefix = "registry/docker/registry/v2/repositories/team/app/_manifests/tags/"
+
+    async def modified() -> dict[str, datetime]:
+        async with get_session().create_client("s3", **s3_engine.boto_kwargs()) as s3:
+            listed = await s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+            return {
+                item["Key"][len(prefix) :].split("/")[0]: item["LastModified"]
+                for item in listed.get("Contents", [])
+                if item["Key"].endswith("/current/link")
+            }
+
+    times = asyncio.run(modified())
+    for entry in document["tags"]:
+        pushed = datetime.fromisoformat(entry["pushed"].replace("Z", "+00:00"))
+        assert pushed == times[entry["tag"]].astimezone(UTC)
+    manifests = {m["digest"]: m for m in document["manifests"]}
+    assert set(manifests) == {image.digest for image in images}  # v0's revision stays
+    for image in images:
+        sizes = {b["digest"]: b["size"] for b in manifests[image.digest]["blobs"]}
+        assert sizes == {blob.digest: len(blob.data) for blob in image.blobs()} | {
+            image.digest: len(image.manifest.data)
+        }
+    assert client.get("/v2/_regtui/ext/tags/nobody/here").status_code == 404
+
     host = registry.url.removeprefix("http://")
     assert main(["prune", host, "--keep-newest", "1", "--dry-run", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["plan"]["bytes_exact"] is False
+    assert report["plan"]["bytes_exact"] is True
     (app,) = report["plan"]["repositories"]
-    assert len(app["tags_going"]) == 2 and len(app["tags_staying"]) == 1
+    assert [t["tag"] for t in app["tags_staying"]] == ["v2"]
+    assert [t["tag"] for t in app["tags_going"]] == ["v1"]

@@ -127,6 +127,15 @@ class StorageDriver(abc.ABC):
                 async for inner in self.walk(child):
                     yield inner
 
+    async def version(self, path: str) -> str | None:
+        """An opaque tag of the file at ``path`` that changes whenever it is rewritten or
+        removed (None: no file there); callers compare two of them, never parse one."""
+        try:
+            info = await self.stat(path)
+        except PathNotFoundError:
+            return None
+        return None if info.is_dir else f"{info.size}:{info.mtime!r}"
+
     async def touch(self, path: str) -> bool:
         """Make ``path`` look just written (GC's grace period then protects it); whether it is
         there. The default rewrites small content; drivers do better where they can."""

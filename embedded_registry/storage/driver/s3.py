@@ -11,17 +11,32 @@ part. S3 refuses a part under 5 MiB anywhere but last, so when a writer continue
 last part is small, it completes the upload, starts a new one and copies the completed object in
 as its first part (``UploadPartCopy``), or reads it back into the buffer when it is under 5 MiB.
 
+Up to ``PARTS_IN_FLIGHT`` parts of a writer go up at once; one killed mid-way may leave a later
+part without an earlier one, so a resumed writer keeps only the unbroken run from part 1.
+
+The small reads of hot paths (a link, a HEAD, a one-level listing) and blob streams take a fast
+path: a presigned URL (reused for half its validity) fetched with plain aiohttp, which costs a
+third of botocore's CPU per request; any answer but the expected one goes botocore's way.
+
 Needs the ``s3`` extra (aiobotocore): ``pip install 'regtui[s3]'``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
+import email.utils
+import os
+import ssl
+import time
+import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import (
@@ -30,6 +45,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
 )
+from multidict import CIMultiDict
 
 from embedded_registry.config import MIN_S3_CHUNK_SIZE, S3Config
 from embedded_registry.storage.driver.base import (
@@ -48,10 +64,25 @@ LIST_MAX_KEYS = 1000
 PRESIGN_EXPIRY = 20 * 60
 """Seconds a redirect URL stays valid (Distribution's 20 minutes)."""
 READ_CHUNK = 1 << 20
+PARTS_IN_FLIGHT = 4
+"""Part uploads one writer keeps in flight (the engine stores them in parallel)."""
 
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+_S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+"""With a proxy in the environment, every request goes botocore's way (which honours it)."""
+FAST_EXPIRY = 300
+SIGNED_CACHE_SIZE = 4096
+_OPERATION_NAMES = {
+    "get_object": "GetObject",
+    "head_object": "HeadObject",
+    "list_objects_v2": "ListObjectsV2",
+}
+SMALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+"""Seconds the URLs of the fast path stay valid (they never leave the process)."""
 
 
+_Names = list[str]
 _Keys = list[dict[str, str]]
 _Uploads = list[tuple[str, str, float]]
 """Unfinished multipart uploads: ``(path, upload id, initiated)``."""
@@ -85,6 +116,17 @@ class S3Driver(StorageDriver):
         self._root = settings.rootdirectory.strip("/")
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
+        self._http: aiohttp.ClientSession | None = None
+        self.requests: collections.Counter[str] = collections.Counter()
+        """Requests sent to the engine by operation (botocore's and the fast path's alike):
+        the deterministic measure of ``bench/bench_s3.py --requests``."""
+        self._signed: dict[tuple[Any, ...], tuple[str, float]] = {}
+        """Presigned URLs of the fast path, reused for half their validity (signing costs
+        more than the request; S3 accepts a presigned URL as often as it is sent)."""
+        """The fast path of the small reads on hot paths (a link, a HEAD, a listing of one
+        level): a presigned URL fetched with plain aiohttp, without botocore's per-request
+        machinery (a third of the CPU). Anything but the expected answer goes the ordinary
+        way, which retries and turns errors into exceptions."""
 
     # -- set-up -------------------------------------------------------------------------------
     async def open(self) -> S3Driver:
@@ -109,7 +151,80 @@ class S3Driver(StorageDriver):
             kwargs["aws_secret_access_key"] = s.secretkey
         session = get_session()
         self._client = await self._stack.enter_async_context(session.create_client("s3", **kwargs))
+        self._client.meta.events.register("before-call.s3", self._count)
+        tls: ssl.SSLContext | bool = False
+        if s.secure and not s.skipverify:
+            from botocore.httpsession import get_cert_path
+
+            tls = ssl.create_default_context(
+                cafile=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True)
+            )
+        if not any(os.environ.get(v) for v in PROXY_VARIABLES):  # botocore's way, then
+            self._http = await self._stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=64, ssl=tls),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60),
+                    auto_decompress=False,
+                )
+            )
         return self
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.requests[str(model.name)] += 1
+
+    async def _presigned(
+        self,
+        signed: tuple[Any, ...],
+        operation: str,
+        params: dict[str, Any],
+        expiry: int = FAST_EXPIRY,
+    ) -> str:
+        """A presigned URL for ``operation``, reused while it has half its validity left."""
+        now = time.monotonic()
+        cached = self._signed.get(signed)
+        if cached is not None and now - cached[1] < expiry / 2:
+            return cached[0]
+        url: str = await self.client.generate_presigned_url(
+            operation, Params=params, ExpiresIn=expiry
+        )
+        self._signed[signed] = (url, now)
+        while len(self._signed) > SIGNED_CACHE_SIZE:
+            del self._signed[next(iter(self._signed))]
+        return url
+
+    async def _fast(
+        self, method: str, operation: str, params: dict[str, Any], limit: int | None = None
+    ) -> tuple[int, bytes, CIMultiDict[str]] | None:
+        """``(status, body, headers)`` of a presigned request, or None when the fast path is
+        unavailable or failed (the caller then asks botocore)."""
+        if self._http is None:
+            return None
+        signed = (operation, *sorted(params.items()))
+        try:
+            url = await self._presigned(signed, operation, params)
+            headers = {"Range": f"bytes=0-{max(limit - 1, 0)}"} if limit is not None else {}
+            self.requests[_OPERATION_NAMES.get(operation, operation)] += 1
+            async with self._http.request(
+                method, url, headers=headers, timeout=SMALL_TIMEOUT
+            ) as response:
+                status, answer = response.status, CIMultiDict(response.headers)
+                body = b""
+                if method != "HEAD":
+                    if limit is None:
+                        body = await response.content.read()
+                    else:  # one byte more than the limit tells a larger object
+                        pieces: list[bytes] = []
+                        left = limit + 1
+                        while left > 0 and (piece := await response.content.read(left)):
+                            pieces.append(piece)
+                            left -= len(piece)
+                        body = b"".join(pieces)
+        except (aiohttp.ClientError, TimeoutError, BotoCoreError):
+            self._signed.pop(signed, None)
+            return None
+        if status not in (200, 206, 404, 416):
+            self._signed.pop(signed, None)  # expired credentials, say: sign afresh next time
+        return status, body, answer
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -167,6 +282,17 @@ class S3Driver(StorageDriver):
 
     # -- content ------------------------------------------------------------------------------
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
+        fast = await self._fast(
+            "GET", "get_object", {"Bucket": self.bucket, "Key": self.key(path)}, limit
+        )
+        if fast is not None:
+            status, body, _headers = fast
+            if status in (200, 206) and (limit is None or len(body) <= limit):
+                return body
+            if status == 404:
+                raise PathNotFoundError(path)
+            if status == 416:
+                return b""
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(path)}
         if limit is not None:
             args["Range"] = f"bytes=0-{max(limit - 1, 0)}"
@@ -225,6 +351,28 @@ class S3Driver(StorageDriver):
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             args["Range"] = f"bytes={offset}-{end}"
+        if self._http is not None:
+            # The fast path: the object streamed by plain aiohttp (botocore's body wrapper
+            # costs CPU per block); an unexpected answer goes botocore's way below.
+            params = {"Bucket": self.bucket, "Key": args["Key"]}
+            signed = ("get_object", *sorted(params.items()))
+            expected = 206 if "Range" in args else 200
+            try:
+                url = await self._presigned(signed, "get_object", params)
+                headers = {"Range": args["Range"]} if "Range" in args else {}
+                self.requests["GetObject"] += 1
+                streamed = await self._http.get(url, headers=headers)
+            except (aiohttp.ClientError, TimeoutError, BotoCoreError):
+                streamed = None
+            if streamed is not None:
+                try:
+                    if streamed.status == expected:
+                        async for block in streamed.content.iter_chunked(READ_CHUNK):
+                            yield block
+                        return
+                    self._signed.pop(signed, None)
+                finally:
+                    streamed.release()
         try:
             response = await self.client.get_object(**args)
         except ClientError as exc:
@@ -245,6 +393,11 @@ class S3Driver(StorageDriver):
 
     async def stat(self, path: str) -> FileInfo:
         key = self.key(path)
+        fast = await self._fast("HEAD", "head_object", {"Bucket": self.bucket, "Key": key})
+        if fast is not None and fast[0] == 200 and "Content-Length" in fast[2]:
+            modified = fast[2].get("Last-Modified")
+            mtime = email.utils.parsedate_to_datetime(modified).timestamp() if modified else 0.0
+            return FileInfo(path, int(fast[2]["Content-Length"]), mtime, False)
         try:
             head = await self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -261,10 +414,37 @@ class S3Driver(StorageDriver):
             return FileInfo(path, 0, 0.0, True)
         raise PathNotFoundError(path)
 
+    async def version(self, path: str) -> str | None:
+        """The object's ETag and Last-Modified (one HEAD; None when there is no object)."""
+        fast = await self._fast(
+            "HEAD", "head_object", {"Bucket": self.bucket, "Key": self.key(path)}
+        )
+        if fast is not None:
+            status, _body, headers = fast
+            if status == 200 and headers.get("ETag"):
+                return f"{headers.get('ETag')} {headers.get('Last-Modified')}"
+            if status == 404:
+                return None
+        try:
+            head = await self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+        if not head.get("ETag"):  # an engine without ETags: never the same twice
+            return f"unversioned {uuid.uuid4()}"
+        http_headers = head.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return f"{head.get('ETag')} {http_headers.get('last-modified')}"
+
     async def list(self, path: str) -> list[str]:
         prefix = self.key(path).rstrip("/")
         prefix = prefix + "/" if prefix else ""
-        children: list[str] = []
+        children = await self._fast_list(prefix)
+        if children is not None:
+            if not children and path.strip("/"):
+                raise PathNotFoundError(path)
+            return sorted(children)
+        children = []  # the ordinary way
         paginator = self.client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(
             Bucket=self.bucket, Prefix=prefix, Delimiter="/", PaginationConfig={"PageSize": 1000}
@@ -276,6 +456,34 @@ class S3Driver(StorageDriver):
         if not children and path.strip("/"):
             raise PathNotFoundError(path)
         return sorted(children)
+
+    async def _fast_list(self, prefix: str) -> _Names | None:
+        """The children under ``prefix`` (one level, every page) by the fast path, or None."""
+        children: _Names = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+            if token:
+                params["ContinuationToken"] = token
+            fast = await self._fast("GET", "list_objects_v2", params)
+            if fast is None or fast[0] != 200:
+                return None
+            try:
+                root = ET.fromstring(fast[1])
+            except ET.ParseError:
+                return None
+            keys = root.iterfind(f"{_S3_NS}Contents/{_S3_NS}Key")
+            children += [self.path_of(e.text) for e in keys if e.text]
+            children += [
+                self.path_of(text.rstrip("/"))
+                for text in (
+                    e.text for e in root.iterfind(f"{_S3_NS}CommonPrefixes/{_S3_NS}Prefix")
+                )
+                if text
+            ]
+            token = root.findtext(f"{_S3_NS}NextContinuationToken")
+            if root.findtext(f"{_S3_NS}IsTruncated") != "true" or not token:
+                return children
 
     async def list_files(self, path: str) -> AsyncIterator[FileInfo]:
         """Every object under ``path`` (recursive, one paginated listing, key order)."""
@@ -415,6 +623,13 @@ class S3Driver(StorageDriver):
                     )
         return found
 
+    async def abort_upload(self, path: str, upload_id: str) -> None:
+        """Abort one multipart upload (gone already: nothing to do)."""
+        with contextlib.suppress(ClientError):
+            await self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key(path), UploadId=upload_id
+            )
+
     async def abort_uploads(self, path: str) -> int:
         """Abort every multipart upload under ``path``; how many there were."""
         uploads = await self.multipart_uploads(path)
@@ -469,7 +684,27 @@ class S3Driver(StorageDriver):
                 raise PathNotFoundError(path) from None
             raise
         parts.sort(key=lambda p: p["PartNumber"])
-        return _S3Writer(self, key, upload_id, parts)
+        # Parts go up in parallel: a writer killed mid-way may leave a later part without an
+        # earlier one. What counts is the unbroken run from part 1; the parts after a gap are
+        # dropped for good by completing the upload with that run and starting a new one from
+        # the object (or, with no part 1, by starting afresh), so that no later listing can
+        # take a stale part for a new one.
+        run = 0
+        while run < len(parts) and parts[run]["PartNumber"] == run + 1:
+            run += 1
+        resumed = _S3Writer(self, key, upload_id, parts[:run])
+        if run < len(parts):
+            if run == 0:
+                await self.abort_upload(path, upload_id)
+                created = await self.client.create_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    ContentType="application/octet-stream",
+                    **self._put_args(),
+                )
+                return _S3Writer(self, key, created["UploadId"], [])
+            await resumed._restart()
+        return resumed
 
     async def touch(self, path: str) -> bool:
         try:
@@ -482,12 +717,12 @@ class S3Driver(StorageDriver):
         operation = {"GET": "get_object", "HEAD": "head_object"}.get(method)
         if operation is None:
             return None
-        url: str = await self.client.generate_presigned_url(
-            operation,
-            Params={"Bucket": self.bucket, "Key": self.key(path)},
-            ExpiresIn=PRESIGN_EXPIRY,
+        # Signed once per blob for half the validity: a client always gets at least 10 of
+        # Distribution's 20 minutes (signing costs more than the rest of the redirect).
+        params = {"Bucket": self.bucket, "Key": self.key(path)}
+        return await self._presigned(
+            ("redirect", operation, *sorted(params.items())), operation, params, PRESIGN_EXPIRY
         )
-        return url
 
 
 class _S3Writer(FileWriter):
@@ -502,12 +737,14 @@ class _S3Writer(FileWriter):
         self._upload_id = upload_id
         self._parts = parts
         self._size = sum(p["Size"] for p in parts)
-        self._buffer = bytearray()
+        self._pieces: list[bytes | memoryview] = []
+        """What is written and not yet sent, as it came (one copy, when a part is joined)."""
+        self._buffered = 0
         self._closed = False
         self._chunk = max(driver.settings.chunksize, MIN_CHUNK_SIZE)
-        self._sending: asyncio.Task[None] | None = None
-        """The part upload in flight: one at a time, while the next part fills (the request
-        body keeps coming meanwhile; memory stays at two parts)."""
+        self._sending: list[asyncio.Task[None]] = []
+        """Part uploads in flight, oldest first: at most ``PARTS_IN_FLIGHT`` while the next
+        part fills (memory stays under ``PARTS_IN_FLIGHT + 1`` parts per writer)."""
 
     @property
     def size(self) -> int:
@@ -522,19 +759,39 @@ class _S3Writer(FileWriter):
             raise StorageDriverError("writer already closed")
         if self._parts and self._parts[-1]["Size"] < MIN_CHUNK_SIZE:
             await self._restart()
-        self._buffer += data
+        if not data:
+            return
+        self._pieces.append(data)
+        self._buffered += len(data)
         self._size += len(data)
-        while len(self._buffer) >= self._chunk:
-            block = bytes(self._buffer[: self._chunk])
-            del self._buffer[: self._chunk]
-            await self._send(block)
+        while self._buffered >= self._chunk:
+            await self._send(self._take(self._chunk))
+
+    def _take(self, count: int) -> bytes:
+        """The first ``count`` buffered bytes as one block (the only copy of them)."""
+        taken: list[bytes | memoryview] = []
+        need = count
+        while need:
+            piece = self._pieces[0]
+            if len(piece) <= need:
+                taken.append(self._pieces.pop(0))
+                need -= len(piece)
+            else:
+                view = memoryview(piece)
+                taken.append(view[:need])
+                self._pieces[0] = view[need:]
+                need = 0
+        self._buffered -= count
+        return b"".join(taken)
 
     async def _send(self, block: bytes) -> None:
-        """Start uploading ``block`` as the next part once the previous one is done."""
-        await self._settle()
+        """Start uploading ``block`` as the next part, once fewer than ``PARTS_IN_FLIGHT``
+        are under way (a failed part fails this call)."""
+        while len(self._sending) >= PARTS_IN_FLIGHT:
+            await self._sending.pop(0)
         part: dict[str, Any] = {"PartNumber": len(self._parts) + 1, "Size": len(block)}
         self._parts.append(part)
-        self._sending = asyncio.create_task(self._upload(part, block))
+        self._sending.append(asyncio.create_task(self._upload(part, block)))
 
     async def _upload(self, part: dict[str, Any], block: bytes) -> None:
         result = await self._client.upload_part(
@@ -547,10 +804,14 @@ class _S3Writer(FileWriter):
         part["ETag"] = result["ETag"]
 
     async def _settle(self) -> None:
-        """Wait for the part in flight (its failure is this call's)."""
-        sending, self._sending = self._sending, None
-        if sending is not None:
-            await sending
+        """Wait for every part in flight (the first failure is this call's; the others are
+        waited for all the same, so that none is left running)."""
+        sending, self._sending = self._sending, []
+        if sending:
+            results = await asyncio.gather(*sending, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
     async def _complete(self) -> None:
         await self._settle()
@@ -586,7 +847,9 @@ class _S3Writer(FileWriter):
         if completed < MIN_CHUNK_SIZE:
             response = await self._client.get_object(Bucket=bucket, Key=self._key)
             async with response["Body"] as body:
-                self._buffer[:0] = await body.read()
+                head: bytes = await body.read()
+            self._pieces.insert(0, head)
+            self._buffered += len(head)
             return
         # Even parts: none under the 5 MiB minimum, none over the 5 GiB maximum of a copy.
         count = -(-completed // MAX_COPY_PART)
@@ -611,10 +874,8 @@ class _S3Writer(FileWriter):
             )
 
     async def _flush(self) -> None:
-        if self._buffer:
-            block = bytes(self._buffer)
-            self._buffer.clear()
-            await self._send(block)
+        if self._buffered:
+            await self._send(self._take(self._buffered))
         await self._settle()
 
     async def close(self) -> None:
@@ -641,7 +902,8 @@ class _S3Writer(FileWriter):
 
     async def cancel(self) -> None:
         self._closed = True
-        self._buffer.clear()
+        self._pieces.clear()
+        self._buffered = 0
         with contextlib.suppress(Exception):
             await self._settle()
         with contextlib.suppress(ClientError):
