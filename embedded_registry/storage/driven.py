@@ -52,6 +52,10 @@ TAG_CHECKS = 16
 """Names new to a repository's tag listing checked one by one; more: one recursive listing."""
 TAG_CACHE_SIZE = 4096
 """Repositories whose known tags are kept (the least recently listed go first)."""
+TAG_RECHECK_SECONDS = 10.0
+"""Known tags are trusted this long at most: then one recursive listing checks them all again.
+Only regtui rewrites the commit marker; a tag Distribution (or a hand) deletes on an engine that
+keeps empty "directories" (SeaweedFS) stays listed at most this long."""
 COMMIT_MARKER = "regtui-last-commit"
 """``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
 shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
@@ -108,11 +112,11 @@ class DriverStorage(RegistryStorage):
         """Honour the GC lease of other replicas around commits (storage.lease)."""
         self._uploads: dict[str, _UploadState] = {}
         self._info: OrderedDict[str, ManifestInfo] = OrderedDict()
-        self._tag_cache: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str]]] = (
+        self._tag_cache: OrderedDict[tuple[str, str], tuple[str | None, frozenset[str], float]] = (
             OrderedDict()
         )
-        """Per ("tags" or "revisions", repository): the commit marker's version and the names
-        known to have their link."""
+        """Per ("tags" or "revisions", repository): the commit marker's version, the names
+        known to have their link, and when they were last all listed (``time.monotonic``)."""
         self._tag_flights: dict[str, _Flight] = {}
 
     async def close(self) -> None:
@@ -643,16 +647,18 @@ class DriverStorage(RegistryStorage):
         (more than ``TAG_CHECKS`` of them: ``full()``, a recursive listing)."""
         known = self._tag_cache.get(cache_key)
         present: set[str] | None = None
-        if known is not None and known[0] == version:
+        now = time.monotonic()
+        if known is not None and known[0] == version and now - known[2] < TAG_RECHECK_SECONDS:
             unknown = sorted(candidates - known[1])
             if len(unknown) <= TAG_CHECKS:
                 found = await asyncio.gather(*(check(n) for n in unknown))
                 present = set(known[1] & candidates) | {
                     n for n, ok in zip(unknown, found, strict=True) if ok
                 }
+        checked_at = known[2] if present is not None and known is not None else now
         if present is None:
             present = await full()
-        self._tag_cache[cache_key] = (version, frozenset(present))
+        self._tag_cache[cache_key] = (version, frozenset(present), checked_at)
         self._tag_cache.move_to_end(cache_key)
         while len(self._tag_cache) > TAG_CACHE_SIZE:
             self._tag_cache.popitem(last=False)

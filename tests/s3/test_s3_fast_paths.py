@@ -299,3 +299,33 @@ def test_parts_cut_short_with_a_gap_resume_from_the_unbroken_run(
     assert second == 12 * MIB
     assert content == blocks[0] + blocks[1] + rest
     assert pending_multipart_uploads(s3_engine, bucket) == []
+
+
+def test_a_tag_distribution_deletes_goes_from_the_list_within_the_recheck_time(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    """Distribution does not rewrite regtui's commit marker: the known tags are listed again
+    from the bucket after ``TAG_RECHECK_SECONDS``, so its delete shows within that time."""
+    from embedded_registry.storage.driven import TAG_RECHECK_SECONDS
+    from tests.helpers.s3 import distribution_on_s3
+
+    s3 = s3_engine.s3_config(bucket)
+    config = registry_config(s3, redirect={"disable": True})
+    kept = make_image([{"a": b"kept\n"}])
+    dropped = make_image([{"a": b"dropped\n"}])
+    with (
+        bundled_on_s3(tmp_path, config) as ours,
+        distribution_on_s3(tmp_path, s3) as theirs,
+        httpx.Client(base_url=ours.url, timeout=60) as client,
+        httpx.Client(base_url=theirs.url, timeout=60) as distribution,
+    ):
+        push_image(client, "mixed", "kept", kept)
+        push_image(client, "mixed", "dropped", dropped)
+        assert _tags(client, "mixed") == ["dropped", "kept"]
+        deleted = distribution.delete(f"/v2/mixed/manifests/{dropped.digest}")
+        assert deleted.status_code == 202, deleted.text
+        deadline = time.monotonic() + TAG_RECHECK_SECONDS + 5
+        while _tags(client, "mixed") != ["kept"]:
+            assert time.monotonic() < deadline, "a tag Distribution deleted is still listed"
+            time.sleep(0.5)
+        assert client.get("/v2/mixed/manifests/kept").status_code == 200
