@@ -10,8 +10,10 @@ on identical copies with a warm page cache, in the same run:
 * ``docker-registry garbage-collect`` vs ``regtui gc`` (real runs, each on its own copy),
 * ``du -sb`` vs ``regtui du --root``,
 
-all as command-line processes (regtui's times include starting Python). Prints times and ratios
-(regtui / other: below 1 means regtui is faster) and checks both GCs chose the same blobs.
+all as command-line processes (regtui's times include starting Python), medians of ``--runs``
+rounds alternating the two (a real run gets fresh copies each round). Prints the Go release of
+the Distribution binary, times and ratios (regtui / other: below 1 means regtui is faster) and
+checks both GCs chose the same blobs.
 
     python bench/bench_gc.py                # 2,000 images in 200 repos, then 20,000 in 2,000
     python bench/bench_gc.py --images 2000 --repos 200
@@ -24,11 +26,19 @@ import hashlib
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench.bench_registry import go_version  # noqa: E402
 
 V2 = Path("docker") / "registry" / "v2"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -159,9 +169,23 @@ def _warm(*roots: Path) -> None:
         subprocess.run(["du", "-sb", str(root)], capture_output=True, check=True)
 
 
-def _best(runs: int, command: list[str]) -> tuple[float, str]:
-    results = [_timed(command) for _ in range(runs)]
-    return min(r[0] for r in results), results[0][1]
+def _alternated(
+    runs: int, ours: Callable[[], tuple[float, str]], theirs: Callable[[], tuple[float, str]] | None
+) -> tuple[tuple[float, str], tuple[float, str] | None]:
+    """Medians of ``runs`` rounds, ours first then theirs, then the other way round; each with
+    the output of its first run."""
+    mine: list[tuple[float, str]] = []
+    other: list[tuple[float, str]] = []
+    for n in range(runs):
+        order = [(mine, ours), (other, theirs)]
+        for results, run in order if n % 2 == 0 else reversed(order):
+            if run is not None:
+                results.append(run())
+
+    def median(results: list[tuple[float, str]]) -> tuple[float, str]:
+        return statistics.median(r[0] for r in results), results[0][1]
+
+    return median(mine), (median(other) if other else None)
 
 
 def bench(images: int, repos: int, workdir: Path, runs: int) -> None:
@@ -172,47 +196,61 @@ def bench(images: int, repos: int, workdir: Path, runs: int) -> None:
     synthesize(base, images, repos)
     print(
         f"\n== {images} images in {repos} repositories (written in "
-        f"{time.perf_counter() - started:.1f} s)"
+        f"{time.perf_counter() - started:.1f} s), medians of {runs} alternated rounds"
     )
-    copies = {}
-    for name in ("dry", "dist-real", "regtui-real"):
-        copies[name] = workdir / f"{name}-{images}"
-        subprocess.run(["cp", "-a", str(base), str(copies[name])], check=True)
-    _warm(*copies.values())
+    dry = workdir / f"dry-{images}"
+    subprocess.run(["cp", "-a", str(base), str(dry)], check=True)
+    _warm(base, dry)
     gc = [*regtui, "gc", "--grace-period", "0", "--force", "--json"]
 
     rows: list[tuple[str, float, float | None]] = []
-    ours_dry, out = _best(runs, [*gc, "--root", str(copies["dry"]), "--dry-run"])
-    ours = set()
-    for removal in json.loads(out)["removals"]:
-        if removal["kind"] == "blob":
-            ours.add(removal["digest"])
-    if registry:
-        config = _config(copies["dry"], workdir / f"dry-{images}.yml")
-        theirs_dry, out = _best(runs, [registry, "garbage-collect", "--dry-run", str(config)])
-        theirs = set(re.findall(r"^blob eligible for deletion: (\S+)$", out, re.M))
-        same = "same blobs" if theirs == ours else f"DIFFERENT: {len(theirs)} vs {len(ours)}"
+    config = _config(dry, workdir / f"dry-{images}.yml")
+    (ours_dry, out), theirs_dry = _alternated(
+        runs,
+        lambda: _timed([*gc, "--root", str(dry), "--dry-run"]),
+        (lambda: _timed([registry, "garbage-collect", "--dry-run", str(config)]))
+        if registry
+        else None,
+    )
+    ours = {r["digest"] for r in json.loads(out)["removals"] if r["kind"] == "blob"}
+    if theirs_dry is not None:
+        eligible = set(re.findall(r"^blob eligible for deletion: (\S+)$", theirs_dry[1], re.M))
+        same = "same blobs" if eligible == ours else f"DIFFERENT: {len(eligible)} vs {len(ours)}"
         print(f"   {len(ours)} blobs eligible ({same})")
-        rows.append(("gc --dry-run", ours_dry, theirs_dry))
-        config = _config(copies["dist-real"], workdir / f"real-{images}.yml")
-        theirs_real, _ = _timed([registry, "garbage-collect", str(config)])
-    else:
-        rows.append(("gc --dry-run", ours_dry, None))
-        theirs_real = None
-    ours_real, _ = _timed([*gc, "--root", str(copies["regtui-real"])])
-    rows.append(("gc (real run)", ours_real, theirs_real))
-    if registry:
-        left_theirs, left_ours = (
-            _blob_names(copies["dist-real"]),
-            _blob_names(copies["regtui-real"]),
-        )
+    rows.append(("gc --dry-run", ours_dry, theirs_dry[0] if theirs_dry else None))
+
+    copies: list[Path] = []
+
+    def fresh(name: str) -> Path:
+        copy = workdir / f"{name}-{images}-{len(copies)}"
+        subprocess.run(["cp", "-a", str(base), str(copy)], check=True)
+        _warm(copy)
+        copies.append(copy)
+        return copy
+
+    def ours_real() -> tuple[float, str]:
+        root = fresh("regtui-real")
+        return _timed([*gc, "--root", str(root)])[0], str(root)
+
+    def theirs_real() -> tuple[float, str]:
+        root = fresh("dist-real")
+        config = _config(root, workdir / f"real-{images}-{len(copies)}.yml")
+        return _timed([registry or "", "garbage-collect", str(config)])[0], str(root)
+
+    (ours_time, ours_root), theirs = _alternated(runs, ours_real, theirs_real if registry else None)
+    rows.append(("gc (real run)", ours_time, theirs[0] if theirs else None))
+    if theirs is not None:
+        left_theirs, left_ours = _blob_names(Path(theirs[1])), _blob_names(Path(ours_root))
         same = "the same" if left_theirs == left_ours else "DIFFERENT"
         print(f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies")
 
     _warm(base)
-    du_theirs, _ = _best(runs, ["du", "-sb", str(base)])
-    du_ours, _ = _best(runs, [*regtui, "du", "--root", str(base), "--json"])
-    rows.append(("du", du_ours, du_theirs))
+    (du_ours, _), du_theirs = _alternated(
+        runs,
+        lambda: _timed([*regtui, "du", "--root", str(base), "--json"]),
+        lambda: _timed(["du", "-sb", str(base)]),
+    )
+    rows.append(("du", du_ours, du_theirs[0] if du_theirs else None))
 
     print(f"   {'':<14} {'regtui':>8} {'other':>8} {'ratio':>6}   (other: Distribution; du -sb)")
     for name, mine, other in rows:
@@ -220,7 +258,7 @@ def bench(images: int, repos: int, workdir: Path, runs: int) -> None:
             print(f"   {name:<14} {mine:>7.2f}s {'-':>8} {'-':>6}")
         else:
             print(f"   {name:<14} {mine:>7.2f}s {other:>7.2f}s {mine / other:>5.2f}x")
-    for path in [base, *copies.values()]:
+    for path in [base, dry, *copies]:
         shutil.rmtree(path)
 
 
@@ -228,7 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, help="images (default: 2,000 then 20,000)")
     parser.add_argument("--repos", type=int, help="repositories (default: images / 10)")
-    parser.add_argument("--runs", type=int, default=3, help="best of N for read-only runs")
+    parser.add_argument("--runs", type=int, default=3, help="alternated rounds (medians)")
     args = parser.parse_args()
     sizes = (
         [(args.images, args.repos or max(1, args.images // 10))]
@@ -238,8 +276,14 @@ def main() -> None:
             (20000, 2000),
         ]
     )
-    if not shutil.which("docker-registry"):
+    registry = shutil.which("docker-registry")
+    if not registry:
         print("docker-registry not installed: regtui times only", file=sys.stderr)
+    else:
+        print(
+            f"Distribution: Debian's docker-registry built with {go_version(registry)}; "
+            "regtui's times include starting Python"
+        )
     with tempfile.TemporaryDirectory(prefix="regtui-bench-gc-") as tmp:
         for images, repos in sizes:
             bench(images, repos, Path(tmp), args.runs)

@@ -37,6 +37,7 @@ from bench.bench_registry import (  # noqa: E402
     Server,
     ab_head,
     alternate,
+    go_version,
     print_table,
     push_chunked,
     push_monolithic,
@@ -364,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with seaweed(workdir / "seaweed") as engine, pairs(engine, workdir) as servers:
             print(
-                f"Both registries on one SeaweedFS (weed mini), a bucket each; blob "
+                "Distribution: Debian's docker-registry built with "
+                f"{go_version(shutil.which('docker-registry') or '')}; "
+                f"both registries on one SeaweedFS (weed mini), a bucket each; blob "
                 f"{args.size_mib} MiB, chunks {args.chunk_mib} MiB, medians of {args.rounds} "
                 f"alternated rounds; {os.cpu_count()} cores, load average "
                 f"{os.getloadavg()[0]:.2f} at start\n"
