@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.bench_registry import go_version  # noqa: E402
+from bench.bench_registry import alternate, go_version  # noqa: E402
 
 V2 = Path("docker") / "registry" / "v2"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -172,20 +172,17 @@ def _warm(*roots: Path) -> None:
 def _alternated(
     runs: int, ours: Callable[[], tuple[float, str]], theirs: Callable[[], tuple[float, str]] | None
 ) -> tuple[tuple[float, str], tuple[float, str] | None]:
-    """Medians of ``runs`` rounds, ours first then theirs, then the other way round; each with
+    """Medians of ``runs`` alternated rounds (:func:`bench.bench_registry.alternate`); each with
     the output of its first run."""
-    mine: list[tuple[float, str]] = []
-    other: list[tuple[float, str]] = []
-    for n in range(runs):
-        order = [(mine, ours), (other, theirs)]
-        for results, run in order if n % 2 == 0 else reversed(order):
-            if run is not None:
-                results.append(run())
+    results: dict[str, list[tuple[float, str]]] = {"ours": [], "theirs": []}
+    runners = {"ours": ours, **({"theirs": theirs} if theirs is not None else {})}
+    for _, name in alternate(list(runners), runs):
+        results[name].append(runners[name]())
 
-    def median(results: list[tuple[float, str]]) -> tuple[float, str]:
-        return statistics.median(r[0] for r in results), results[0][1]
+    def median(done: list[tuple[float, str]]) -> tuple[float, str]:
+        return statistics.median(r[0] for r in done), done[0][1]
 
-    return median(mine), (median(other) if other else None)
+    return median(results["ours"]), (median(results["theirs"]) if results["theirs"] else None)
 
 
 def bench(images: int, repos: int, workdir: Path, runs: int) -> None:

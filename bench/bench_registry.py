@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -49,6 +49,7 @@ if str(REPO_ROOT) not in sys.path:
 from tests.helpers.servers import bundled_registry, distribution_registry  # noqa: E402
 from tui.imagegen import make_image, push_image  # noqa: E402
 
+T = TypeVar("T")
 MIB = 1024 * 1024
 BLOCK = hashlib.shake_256(b"regtui bench").digest(MIB)  # 1 MiB of incompressible bytes
 STOCK_CONFIG = Path("/etc/docker/registry/config.yml")
@@ -337,7 +338,7 @@ class Row:
         return statistics.median(self.values[name]) if self.values.get(name) else float("nan")
 
 
-def alternate(servers: Sequence[Server], rounds: int) -> Iterator[tuple[int, Server]]:
+def alternate(servers: Sequence[T], rounds: int) -> Iterator[tuple[int, T]]:
     """(round, server) in the order A B, B A, A B...: drift and warm caches hit both alike."""
     for n in range(rounds):
         for server in servers if n % 2 == 0 else list(reversed(servers)):

@@ -85,30 +85,35 @@ def _blob(layout: Layout, data: bytes) -> str:
     return digest
 
 
-def write_storage(root: Path, repos: int, tags: int) -> list[str]:
-    layout = Layout(root)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
-    layer = b"\x1f\x8b" + b"\0" * 64
-    config_digest = _blob(layout, config)
-    layer_digest = _blob(layout, layer)
-    manifest = json.dumps(
+def _manifest(config_digest: str, config_size: int, layer_digest: str, layer_size: int) -> bytes:
+    """An OCI image manifest of one config and one layer."""
+    return json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
                 "digest": config_digest,
-                "size": len(config),
+                "size": config_size,
             },
             "layers": [
                 {
                     "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                     "digest": layer_digest,
-                    "size": len(layer),
+                    "size": layer_size,
                 }
             ],
         }
     ).encode()
+
+
+def write_storage(root: Path, repos: int, tags: int) -> list[str]:
+    layout = Layout(root)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {}}).encode()
+    layer = b"\x1f\x8b" + b"\0" * 64
+    config_digest = _blob(layout, config)
+    layer_digest = _blob(layout, layer)
+    manifest = _manifest(config_digest, len(config), layer_digest, len(layer))
     manifest_digest = _blob(layout, manifest)
     link = manifest_digest.encode()
     names = [f"team{n % 100:02d}/service-{n:05d}" for n in range(repos)]
@@ -136,24 +141,7 @@ def write_big_repository(root: Path, tags: int) -> None:
             {"architecture": "amd64", "os": "linux", "created": created, "rootfs": {}, "n": n}
         ).encode()
         config_digest = _blob(layout, config)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest,
-                    "size": len(config),
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": layer_digest,
-                        "size": 1000 + (n * 7919) % 100_000,
-                    }
-                ],
-            }
-        ).encode()
+        manifest = _manifest(config_digest, len(config), layer_digest, 1000 + (n * 7919) % 100_000)
         digest = _blob(layout, manifest)
         link = digest.encode()
         tag = f"build-{n:05d}"

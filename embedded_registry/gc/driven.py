@@ -395,7 +395,8 @@ async def usage_on(
     )
 
 
-def _where(config: Config) -> str:
+def storage_location(config: Config) -> str:
+    """Where ``config``'s storage is, for reports: the root, or ``s3://bucket/rootdirectory``."""
     s3 = config.storage.s3
     if s3 is None:
         return str(config.storage.root)
@@ -436,7 +437,9 @@ def collect_garbage_configured(
             reason = writer_activity(await scan(driver))
             if reason is not None:
                 raise RegistryActive(reason)
-        return await collect_garbage_on(driver, progress=progress, where=_where(config), **options)
+        return await collect_garbage_on(
+            driver, progress=progress, where=storage_location(config), **options
+        )
 
     report: GcReport = asyncio.run(_with_driver(config, work))
     return report
@@ -446,6 +449,6 @@ def usage_configured(config: Config, *, grace_period: float = DEFAULT_GRACE_PERI
     """The usage report of the storage driver ``config`` names (``regtui du --config FILE``)."""
 
     async def work(driver: StorageDriver) -> Any:
-        return await usage_on(driver, grace_period=grace_period, where=_where(config))
+        return await usage_on(driver, grace_period=grace_period, where=storage_location(config))
 
     return asyncio.run(_with_driver(config, work))

@@ -151,15 +151,17 @@ def config_backend(path: str) -> StorageBackend:
 
 def _driver_backend(config: Any, path: str, grace: float) -> StorageBackend:
     from embedded_registry.gc import RegistryActive
-    from embedded_registry.gc.driven import collect_garbage_configured, usage_configured
+    from embedded_registry.gc.driven import (
+        collect_garbage_configured,
+        storage_location,
+        usage_configured,
+    )
     from embedded_registry.storage.factory import StorageUnavailable
     from embedded_registry.storage.lease import GcBusy
     from tui.data.backends import gc_view_from_report, usage_view_from_report
     from tui.data.storage import StorageSourceError
 
-    s3 = config.storage.s3
-    where = f"s3://{s3.bucket}/{s3.rootdirectory.strip('/')}".rstrip("/")
-    label = f"storage of {path} ({where})"
+    label = f"storage of {path} ({storage_location(config)})"
 
     async def usage() -> UsageView:
         try:
