@@ -21,6 +21,7 @@ from embedded_registry.gc import (
     MarkResult,
     Snapshot,
     mark,
+    scan_root,
     sweepable_blobs,
 )
 
@@ -106,13 +107,13 @@ def storage_usage(
     now: float | None = None,
     snapshot: Snapshot | None = None,
 ) -> UsageReport:
-    """Scan ``root`` once (or take ``snapshot``, of a storage driver) and account for every
-    byte in it."""
+    """Scan ``root`` once through the filesystem driver (or take ``snapshot``, of any storage
+    driver) and account for every byte in it."""
     started = time.monotonic()
     now = time.time() if now is None else now
     young = now - grace_period
     if snapshot is None:
-        snapshot = Snapshot(root)
+        snapshot = scan_root(root)
     every = mark(snapshot, delete_untagged=False, now=now, grace=grace_period)
     tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period)
 

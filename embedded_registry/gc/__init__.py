@@ -55,10 +55,11 @@ exactly what a real run would remove, with sizes and totals.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 
 from embedded_registry.gc.activity import PushActivity
+from embedded_registry.gc.driven import collect_garbage_on, scan
 from embedded_registry.gc.mark import (
     ROLE_CONFIG,
     ROLE_LAYER,
@@ -96,13 +97,13 @@ from embedded_registry.gc.scan import (
     scan_repositories,
 )
 from embedded_registry.gc.sweep import (
+    SWEEP_CONCURRENCY,
     SWEEP_ORDER,
-    SWEEP_THREADS,
-    execute,
     recover_interrupted_sweep,
+    sweep,
 )
-from embedded_registry.storage.fsutil import STALE_TEMP_AGE, remove_stale_temp_files
-from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.fsutil import STALE_TEMP_AGE
 
 __all__ = [
     "ACTIVITY_WINDOW",
@@ -113,8 +114,8 @@ __all__ = [
     "ROLE_MANIFEST",
     "SERVING_MARKER",
     "STALE_TEMP_AGE",
+    "SWEEP_CONCURRENCY",
     "SWEEP_ORDER",
-    "SWEEP_THREADS",
     "UPLOAD_MAX_IDLE",
     "GcReport",
     "Manifest",
@@ -128,7 +129,7 @@ __all__ = [
     "Snapshot",
     "Upload",
     "collect_garbage",
-    "execute",
+    "decide",
     "mark",
     "parse_manifest",
     "plan",
@@ -136,10 +137,17 @@ __all__ = [
     "remove_serving_marker",
     "scan_blob_dirs",
     "scan_repositories",
+    "scan_root",
+    "sweep",
     "sweepable_blobs",
     "write_serving_marker",
     "writer_activity",
 ]
+
+
+def scan_root(root: Path | str) -> Snapshot:
+    """What a storage root holds, from one listing through the filesystem driver."""
+    return asyncio.run(scan(FilesystemDriver(root)))
 
 
 def collect_garbage(
@@ -153,32 +161,32 @@ def collect_garbage(
     refuse_if_active: bool = False,
     upload_max_idle: float = UPLOAD_MAX_IDLE,
 ) -> GcReport:
-    """Mark and sweep one storage root; a dry run plans and removes nothing.
+    """Mark and sweep one storage root through the filesystem driver (the same GC as on any
+    driver, :func:`embedded_registry.gc.driven.collect_garbage_on`); a dry run plans and
+    removes nothing.
 
     With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems
-    to be writing to the root. A real run also removes temporary files of atomic writes that a
-    killed writer left (older than ``STALE_TEMP_AGE``), and upload sessions idle for longer than
-    ``upload_max_idle``.
+    to be writing to the root. A real run first puts back what a killed sweep left and removes
+    temporary files of atomic writes that a killed writer left (older than ``STALE_TEMP_AGE``);
+    upload sessions idle for longer than ``upload_max_idle`` go.
     """
-    started = time.monotonic()
-    now = time.time() if now is None else now
-    if not dry_run:
-        layout = Layout(root)
-        recover_interrupted_sweep(layout)
-        remove_stale_temp_files(layout.v2)
-    snapshot = Snapshot(root)
-    if refuse_if_active:
-        reason = writer_activity(snapshot, now=now)
+
+    def refuse(snapshot: Snapshot) -> None:
+        reason = writer_activity(snapshot, root=root, now=now)
         if reason is not None:
             raise RegistryActive(reason)
-    decided = decide(
-        snapshot,
-        delete_untagged=delete_untagged,
-        remove_empty_repos=remove_empty_repos,
-        now=now,
-        grace=grace_period,
-        upload_max_idle=upload_max_idle,
+
+    report: GcReport = asyncio.run(
+        collect_garbage_on(
+            FilesystemDriver(root),
+            dry_run=dry_run,
+            delete_untagged=delete_untagged,
+            remove_empty_repos=remove_empty_repos,
+            grace_period=grace_period,
+            now=now,
+            upload_max_idle=upload_max_idle,
+            where=str(root),
+            check=refuse if refuse_if_active else None,
+        )
     )
-    if not dry_run:
-        execute(snapshot, decided.removals, decided.problems, young=now - grace_period)
-    return decided.report(root=str(root), dry_run=dry_run, started=started)
+    return report

@@ -28,7 +28,7 @@ upload session is active there.
 
 from __future__ import annotations
 
-from embedded_registry.gc.scan import RepoSnapshot, Snapshot, stat_or_none
+from embedded_registry.gc.scan import RepoSnapshot, Snapshot
 
 
 class PushActivity:
@@ -66,7 +66,7 @@ class PushActivity:
         newest = max((st.st_mtime for st in repo.revisions.values()), default=0.0)
         for digest in repo.unlinked_revisions:
             algorithm, _, hex_part = digest.partition(":")
-            st = stat_or_none(f"{revisions}/{algorithm}/{hex_part}")
+            st = self.snapshot.stat(f"{revisions}/{algorithm}/{hex_part}")
             if st is not None:
                 newest = max(newest, st.st_mtime)
         recorded, tagged = self.snapshot.commit_events(repo)
@@ -78,10 +78,10 @@ class PushActivity:
 
     def _tag_events(self, repo: RepoSnapshot) -> float:
         tags_dir = repo.path + "/_manifests/tags"
-        st = stat_or_none(tags_dir)
+        st = self.snapshot.stat(tags_dir)
         newest = st.st_mtime if st is not None else 0.0
         for tag in repo.tags:
-            link_st = stat_or_none(f"{tags_dir}/{tag}/current/link")
+            link_st = self.snapshot.stat(f"{tags_dir}/{tag}/current/link")
             if link_st is not None:
                 newest = max(newest, link_st.st_mtime)
         return newest

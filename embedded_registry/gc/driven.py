@@ -22,16 +22,14 @@ Several replicas: see :mod:`embedded_registry.gc.lease` for how GC coordinates w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from embedded_registry import names
 from embedded_registry.config import Config
-from embedded_registry.gc.mark import Problem
-from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, Removal, decide
+from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, decide
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
@@ -41,6 +39,7 @@ from embedded_registry.gc.scan import (
     Upload,
     parse_manifest,
 )
+from embedded_registry.gc.sweep import sweep
 from embedded_registry.storage.driven import COMMIT_MARKER, list_files
 from embedded_registry.storage.driver.base import (
     KEYS,
@@ -48,6 +47,7 @@ from embedded_registry.storage.driver.base import (
     PathNotFoundError,
     StorageDriver,
 )
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.lease import COMMIT_WINDOW, GcBusy, Lease, acquire
 from embedded_registry.storage.paths import Layout
 
@@ -55,9 +55,10 @@ READ_CONCURRENCY = 32
 Progress = Callable[[str], None]
 
 
-def _stat(size: int, mtime: float) -> os.stat_result:
+def _stat(size: int, mtime: float, is_dir: bool = False) -> os.stat_result:
     """A stat result carrying an object's size and LastModified (what GC reads of a file)."""
-    return os.stat_result((0o100644, 0, 0, 1, 0, 0, size, int(mtime), int(mtime), int(mtime)))
+    mode = 0o040755 if is_dir else 0o100644
+    return os.stat_result((mode, 0, 0, 1, 0, 0, size, mtime, mtime, mtime))
 
 
 class DriverSnapshot(Snapshot):
@@ -65,7 +66,9 @@ class DriverSnapshot(Snapshot):
 
     def __init__(self, driver: StorageDriver) -> None:  # no directory scan
         self.driver = driver
-        self.prefix = f"{driver.name}:"
+        # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
+        local = driver.local_path("/")
+        self.prefix = local.rstrip("/") if local is not None else f"{driver.name}:"
         self.layout = Layout("/")
         self.blob_dirs: dict[str, str] = {}
         self.repos: list[RepoSnapshot] = []
@@ -74,6 +77,20 @@ class DriverSnapshot(Snapshot):
         self._tag_targets: dict[str, dict[str, str | None]] = {}
         self.events: dict[str, tuple[float, float]] = {}
         """Per repository: (the commit marker's LastModified, the newest tag link's)."""
+        self.entries: dict[str, os.stat_result] = {}
+        """Every file (and directory, where the driver lists them) under ``repositories``,
+        by snapshot path: what plan and activity read of links and directories."""
+        self.tag_index: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.repo_bytes: dict[str, int] = {}
+
+    def stat(self, path: str) -> os.stat_result | None:
+        return self.entries.get(path)
+
+    def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
+        return iter(self.tag_index.get((repo.name, tag), ()))
+
+    def own_bytes(self, repo: RepoSnapshot) -> int:
+        return self.repo_bytes.get(repo.name, 0)
 
     def commit_events(self, repo: RepoSnapshot) -> tuple[float, float]:
         return self.events.get(repo.name, (0.0, 0.0))
@@ -114,6 +131,38 @@ def _add_repository_key(
         name, rest = "/".join(parts[:index]), parts[index + 1 :]
         if not name or not names.is_valid_name(name):
             return
+        snapshot.entries[prefix + info.path] = _stat(info.size, info.mtime, info.is_dir)
+        if info.is_dir:
+            _repo(repos, name, prefix, base)
+            if part == "_uploads" and rest:
+                uploads.setdefault((name, rest[0]), []).append(info)
+            if part == "_manifests" and len(rest) == 3 and rest[0] == "revisions":
+                digest = f"{rest[1]}:{rest[2]}"
+                if names.is_valid_digest(digest):
+                    _repo(repos, name, prefix, base).unlinked_revisions.add(digest)
+            elif (
+                part == "_manifests"
+                and len(rest) == 5
+                and rest[0] == "tags"
+                and rest[2] == "index"
+                and names.is_valid_digest(f"{rest[3]}:{rest[4]}")
+            ):
+                snapshot.tag_index.setdefault((name, rest[1]), []).append(
+                    (f"{rest[3]}:{rest[4]}", prefix + info.path)
+                )
+            return
+        snapshot.repo_bytes[name] = snapshot.repo_bytes.get(name, 0) + info.size
+        if part == "_manifests" and len(rest) == 6 and rest[0] == "tags" and rest[5] == "link":
+            # A tag's history on a driver without directories: the entry is its link's parent.
+            digest = f"{rest[3]}:{rest[4]}"
+            entry = prefix + info.path.rsplit("/", 1)[0]
+            entries = snapshot.tag_index.setdefault((name, rest[1]), [])
+            if (
+                rest[2] == "index"
+                and names.is_valid_digest(digest)
+                and (digest, entry) not in entries
+            ):
+                entries.append((digest, entry))
         if part == "_manifests" and len(rest) == 4 and rest[0] == "revisions" and rest[3] == "link":
             digest = f"{rest[1]}:{rest[2]}"
             if names.is_valid_digest(digest):
@@ -158,7 +207,12 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Drive
     repos: dict[str, RepoSnapshot] = {}
     uploads: dict[tuple[str, str], list[FileInfo]] = {}
     listed = 0
-    async for info in list_files(driver, str(KEYS.v2)):
+    listing = (
+        driver.list_files(str(KEYS.v2), directories=True)  # type: ignore[attr-defined]
+        if getattr(driver, "lists_directories", False)
+        else list_files(driver, str(KEYS.v2))
+    )
+    async for info in listing:
         listed += 1
         if progress is not None and listed % 10_000 == 0:
             progress(f"listed {listed} objects")
@@ -182,6 +236,8 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Drive
                 uploads.setdefault((name, tail.partition("/")[0]), []).append(
                     FileInfo(path, 0, initiated, False)
                 )
+    for repo in repos.values():
+        repo.unlinked_revisions -= repo.revisions.keys()
     for (name, upload_id), files in uploads.items():
         repo = repos[name]
         path = f"{repo.path}/_uploads/{upload_id}"
@@ -249,52 +305,6 @@ async def _read_references(snapshot: DriverSnapshot, progress: Progress | None) 
     await asyncio.gather(*tasks)
 
 
-async def _execute(
-    snapshot: DriverSnapshot,
-    removals: list[Removal],
-    problems: list[Problem],
-    young: float,
-    progress: Progress | None,
-) -> None:
-    driver = snapshot.driver
-    limit = asyncio.Semaphore(READ_CONCURRENCY)
-    planned_mtime = {
-        r.digest: st.st_mtime
-        for r in removals
-        if r.kind == "blob" and r.digest and (st := snapshot.blob_stat(r.digest)) is not None
-    }
-
-    async def remove(removal: Removal) -> None:
-        path = snapshot.key(removal.path)
-        async with limit:
-            try:
-                if removal.kind == "blob" and removal.digest:
-                    info = await driver.stat(path + "/data")
-                    if info.mtime > max(young, planned_mtime.get(removal.digest, young)):
-                        removal.skipped = "pushed again since the scan"
-                        return
-                if removal.kind == "repository":
-                    for part in ("_layers", "_manifests", "_uploads"):
-                        with contextlib.suppress(PathNotFoundError):
-                            await driver.delete(f"{path}/{part}")
-                else:
-                    await driver.delete(path)
-                removal.removed = True
-            except PathNotFoundError:
-                removal.size = 0
-                removal.removed = True
-            except Exception as exc:  # one failure is reported; the sweep goes on
-                problems.append(Problem(removal.repo or "", removal.digest, f"{path}: {exc}"))
-
-    from embedded_registry.gc.sweep import SWEEP_ORDER
-
-    for kind in SWEEP_ORDER:
-        batch = [r for r in removals if r.kind == kind]
-        if batch and progress is not None:
-            progress(f"removing {len(batch)} {kind} item(s)")
-        await asyncio.gather(*(remove(r) for r in batch))
-
-
 async def collect_garbage_on(
     driver: StorageDriver,
     *,
@@ -306,14 +316,22 @@ async def collect_garbage_on(
     upload_max_idle: float = UPLOAD_MAX_IDLE,
     progress: Progress | None = None,
     where: str = "",
-    commit_window: float = COMMIT_WINDOW,
+    commit_window: float | None = None,
+    check: Callable[[Snapshot], None] | None = None,
 ) -> GcReport:
     """Mark and sweep the storage of ``driver`` (a dry run removes nothing).
 
     A real run holds the GC lease of :mod:`embedded_registry.storage.lease` from before its
     scan to the end of its sweep (GcBusy when another collector holds it), and waits
-    ``commit_window`` seconds after taking it so that every commit begun before is seen.
+    ``commit_window`` seconds after taking it so that every commit begun before is seen: by
+    default ``COMMIT_WINDOW`` on storage that other processes share (a bucket), none on a
+    filesystem root, whose one registry holds its own commits back while its GC runs.
+    ``check`` sees the snapshot before anything is planned (``regtui gc`` refuses there while a
+    registry is writing). A real run first lets the driver repair what a killed sweep or writer
+    left (:meth:`StorageDriver.before_gc`).
     """
+    if commit_window is None:
+        commit_window = COMMIT_WINDOW if driver.shared else 0.0
     if dry_run:
         return await _collect(
             driver,
@@ -325,6 +343,7 @@ async def collect_garbage_on(
             upload_max_idle,
             progress,
             where,
+            check,
         )
     lease = await acquire(driver)
     try:
@@ -332,6 +351,7 @@ async def collect_garbage_on(
             if progress is not None:
                 progress(f"took the GC lease; waiting {commit_window:g} s for commits in flight")
             await asyncio.sleep(commit_window)
+            await driver.before_gc()
             report = await _collect(
                 driver,
                 dry_run,
@@ -342,6 +362,7 @@ async def collect_garbage_on(
                 upload_max_idle,
                 progress,
                 where,
+                check,
                 lease,
             )
     finally:
@@ -359,12 +380,16 @@ async def _collect(
     upload_max_idle: float,
     progress: Progress | None,
     where: str,
+    check: Callable[[Snapshot], None] | None,
     lease: Lease | None = None,
 ) -> GcReport:
     started = time.monotonic()
     now = time.time() if now is None else now
     snapshot = await scan(driver, progress)
-    decided = decide(
+    if check is not None:
+        check(snapshot)
+    decided = await asyncio.to_thread(
+        decide,
         snapshot,
         delete_untagged=delete_untagged,
         remove_empty_repos=remove_empty_repos,
@@ -375,7 +400,7 @@ async def _collect(
     if not dry_run:
         if lease is not None and lease.lost:
             raise GcBusy("the GC lease was lost before the sweep; nothing was removed")
-        await _execute(snapshot, decided.removals, decided.problems, now - grace_period, progress)
+        await sweep(snapshot, decided.removals, decided.problems, now - grace_period, progress)
     return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
 
@@ -390,8 +415,9 @@ async def usage_on(
     from embedded_registry.usage import storage_usage
 
     snapshot = await scan(driver)
-    return storage_usage(
-        where or driver.name, grace_period=grace_period, now=now, snapshot=snapshot
+    # The marks are CPU work: in a thread, so that a registry serving meanwhile stays live.
+    return await asyncio.to_thread(
+        storage_usage, where or driver.name, grace_period=grace_period, now=now, snapshot=snapshot
     )
 
 
@@ -408,10 +434,12 @@ async def _with_driver(config: Config, work: Callable[[StorageDriver], Any]) -> 
     from embedded_registry.storage.driven import DriverStorage
     from embedded_registry.storage.factory import StorageUnavailable, open_storage
 
+    if config.storage.s3 is None:
+        return await work(FilesystemDriver(config.storage.root))
     storage = await open_storage(config)
     try:
         if not isinstance(storage, DriverStorage):
-            raise StorageUnavailable("the configuration names a filesystem root, not a driver")
+            raise StorageUnavailable("the configuration names no storage driver")
         return await work(storage.driver)
     finally:
         await storage.close()
@@ -432,13 +460,17 @@ def collect_garbage_configured(
     """
     from embedded_registry.gc.offline import RegistryActive, writer_activity
 
+    def refuse(snapshot: Snapshot) -> None:
+        reason = writer_activity(
+            snapshot, root=config.storage.root if config.storage.s3 is None else None
+        )
+        if reason is not None:
+            raise RegistryActive(reason)
+
     async def work(driver: StorageDriver) -> GcReport:
-        if refuse_if_active and not options.get("dry_run"):
-            reason = writer_activity(await scan(driver))
-            if reason is not None:
-                raise RegistryActive(reason)
+        check = refuse if refuse_if_active and not options.get("dry_run") else None
         return await collect_garbage_on(
-            driver, progress=progress, where=storage_location(config), **options
+            driver, progress=progress, where=storage_location(config), check=check, **options
         )
 
     report: GcReport = asyncio.run(_with_driver(config, work))

@@ -53,7 +53,11 @@ def _marker_owner(root: Path) -> str | None:
 
 
 def writer_activity(
-    snapshot: Snapshot, *, now: float | None = None, window: float = ACTIVITY_WINDOW
+    snapshot: Snapshot,
+    *,
+    root: Path | str | None = None,
+    now: float | None = None,
+    window: float = ACTIVITY_WINDOW,
 ) -> str | None:
     """Why a registry seems to be serving this root right now, or None when nothing says so.
 
@@ -64,7 +68,7 @@ def writer_activity(
     a push in flight needs (:mod:`embedded_registry.gc.activity`). Not detectable: a registry
     that runs but is idle.
     """
-    owner = _marker_owner(snapshot.layout.root)
+    owner = _marker_owner(Path(root)) if root is not None else None
     if owner is not None:
         return owner
     now = time.time() if now is None else now

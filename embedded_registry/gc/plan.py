@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -10,7 +9,7 @@ from typing import Any
 
 from embedded_registry.gc.activity import PushActivity
 from embedded_registry.gc.mark import MarkResult, Problem, mark
-from embedded_registry.gc.scan import RepoSnapshot, Snapshot, digest_dirs, stat_or_none
+from embedded_registry.gc.scan import RepoSnapshot, Snapshot
 
 UPLOAD_MAX_IDLE = 7 * 86400.0
 """Seconds an upload session must be idle before GC removes it: Distribution's default upload
@@ -87,10 +86,9 @@ class GcReport:
         return doc
 
 
-def _tag_index_entries(repo: RepoSnapshot) -> Iterator[tuple[str, str, str]]:
-    tags_dir = repo.path + "/_manifests/tags/"
+def _tag_index_entries(snapshot: Snapshot, repo: RepoSnapshot) -> Iterator[tuple[str, str, str]]:
     for tag in repo.tags:
-        for digest, entry_dir in digest_dirs(tags_dir + tag + "/index"):
+        for digest, entry_dir in snapshot.tag_index_entries(repo, tag):
             yield tag, digest, entry_dir
 
 
@@ -120,7 +118,7 @@ def sweepable_blobs(
             continue  # a directory without data: not a blob (Distribution ignores it too)
         newest = st.st_mtime
         for repo in linked_by.get(digest, ()):
-            link_st = stat_or_none(layer_link_path(repo, digest))
+            link_st = snapshot.stat(layer_link_path(repo, digest))
             if link_st is not None:
                 newest = max(newest, link_st.st_mtime)
         if activity.protects_blob(digest, newest):
@@ -185,9 +183,9 @@ def plan(
         gone = removed_manifests.get(repo.name, set())
         links_left = False
         for digest in sorted(repo.layer_links):
-            link_st = stat_or_none(layer_link_path(repo, digest)) if gone_after(digest) else None
+            link_st = snapshot.stat(layer_link_path(repo, digest)) if gone_after(digest) else None
             if link_st is not None and not activity.protects_repo_link(repo, link_st.st_mtime):
-                path = os.path.dirname(layer_link_path(repo, digest))
+                path = layer_link_path(repo, digest).rsplit("/", 1)[0]
                 removals.append(Removal("layer_link", path, link_st.st_size, digest, repo.name))
             else:
                 links_left = True
@@ -195,9 +193,9 @@ def plan(
         # Tag history can only name a manifest removed now or one deleted earlier through the
         # API (a revision directory without its link): look into the tags only then.
         if gone or any(gone_after(d) for d in repo.unlinked_revisions):
-            for tag, digest, entry_dir in _tag_index_entries(repo):
+            for tag, digest, entry_dir in _tag_index_entries(snapshot, repo):
                 if digest in gone or (digest not in live and gone_after(digest)):
-                    entry_st = stat_or_none(entry_dir + "/link")
+                    entry_st = snapshot.stat(entry_dir + "/link")
                     size = entry_st.st_size if entry_st is not None else 0
                     removals.append(Removal("tag_index", entry_dir, size, digest, repo.name, tag))
         uploads_left = False
@@ -223,31 +221,17 @@ def plan(
     for repo in emptied:
         # What the repository still holds once its own planned removals are done.
         planned = sum(r.size for r in removals if r.repo == repo.name)
-        left = tree_file_bytes(repo.path, skip_nested=True) - planned
+        left = snapshot.own_bytes(repo) - planned
         removals.append(Removal("repository", repo.path, max(left, 0), None, repo.name))
     return removals, too_young
 
 
 def _has_protected_links(repo: RepoSnapshot, activity: PushActivity) -> bool:
     for digest in repo.layer_links:
-        st = stat_or_none(layer_link_path(repo, digest))
+        st = activity.snapshot.stat(layer_link_path(repo, digest))
         if st is not None and activity.protects_repo_link(repo, st.st_mtime):
             return True
     return False
-
-
-def tree_file_bytes(path: str, *, skip_nested: bool = False) -> int:
-    """The bytes of the regular files under ``path`` (of a repository's own ``_`` directories
-    only, with ``skip_nested``)."""
-    size = 0
-    for dirpath, dirs, files in os.walk(path):
-        if skip_nested and dirpath == path:
-            dirs[:] = [d for d in dirs if d.startswith("_")]
-        for name in files:
-            st = stat_or_none(os.path.join(dirpath, name))
-            if st is not None:
-                size += st.st_size
-    return size
 
 
 @dataclass

@@ -184,6 +184,20 @@ def scan_repositories(layout: Layout) -> list[RepoSnapshot]:
     return repos
 
 
+def tree_file_bytes(path: str, *, skip_nested: bool = False) -> int:
+    """The bytes of the regular files under ``path`` (of a repository's own ``_`` directories
+    only, with ``skip_nested``)."""
+    size = 0
+    for dirpath, dirs, files in os.walk(path):
+        if skip_nested and dirpath == path:
+            dirs[:] = [d for d in dirs if d.startswith("_")]
+        for name in files:
+            st = stat_or_none(os.path.join(dirpath, name))
+            if st is not None:
+                size += st.st_size
+    return size
+
+
 def parse_manifest(digest: str, data: bytes) -> Manifest:
     """The references of a manifest of any kind regtui serves (schema1/2, OCI, indexes)."""
     try:
@@ -228,6 +242,19 @@ class Snapshot:
         self._stats: dict[str, os.stat_result | None] = {}
         self._manifests: dict[str, Manifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
+
+    # -- what plan and activity read besides names: asked of the snapshot, never of the OS ----
+    def stat(self, path: str) -> os.stat_result | None:
+        """The stat of a file or directory of the snapshot (None: not there)."""
+        return stat_or_none(path)
+
+    def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
+        """``tags/<tag>/index/<alg>/<hex>`` directories: (digest, directory path)."""
+        return digest_dirs(f"{repo.path}/_manifests/tags/{tag}/index")
+
+    def own_bytes(self, repo: RepoSnapshot) -> int:
+        """The bytes of the files in ``repo``'s own ``_`` directories."""
+        return tree_file_bytes(repo.path, skip_nested=True)
 
     def commit_events(self, repo: RepoSnapshot) -> tuple[float, float]:
         """Times of manifest events the directory tree does not show by itself:

@@ -42,14 +42,13 @@ from aiohttp import web
 
 from embedded_registry import errors
 from embedded_registry.admin import Caller, caller
-from embedded_registry.gc import GcReport, collect_garbage
+from embedded_registry.gc import GcReport
 from embedded_registry.gc.driven import collect_garbage_on, usage_on
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
 from embedded_registry.routes.common import config, json_response, storage
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.lease import GcBusy
-from embedded_registry.usage import UsageReport, storage_usage
+from embedded_registry.usage import UsageReport
 
 PREFIX = "/v2/_regtui/ext"
 GC_RUN_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("gc_run_lock", asyncio.Lock)
@@ -95,40 +94,40 @@ def _public(document: dict[str, Any], root: Path) -> dict[str, Any]:
 
 
 def _driver(request: web.Request) -> StorageDriver:
-    store = storage(request)
-    if not isinstance(store, DriverStorage):
-        raise errors.unsupported(f"no GC on the {store.kind} storage")
-    return store.driver
+    driver = getattr(storage(request), "driver", None)
+    if not isinstance(driver, StorageDriver):
+        raise errors.unsupported(f"no GC on the {storage(request).kind} storage")
+    return driver
+
+
+def _where(driver: StorageDriver) -> str:
+    """How reports name the storage: its local root, or ``<driver>:``."""
+    local = driver.local_path("/")
+    return local.rstrip("/") if local is not None else f"{driver.name}:"
 
 
 async def _usage(request: web.Request, grace: float) -> UsageReport:
-    root = storage(request).root
-    if root is not None:
-        return await asyncio.to_thread(storage_usage, root, grace_period=grace)
     driver = _driver(request)
-    report: UsageReport = await usage_on(driver, grace_period=grace, where=f"{driver.name}:")
+    report: UsageReport = await usage_on(driver, grace_period=grace, where=_where(driver))
     return report
 
 
 async def _collect(request: web.Request, options: dict[str, Any]) -> GcReport:
-    root = storage(request).root
-    if root is not None:
-        return await asyncio.to_thread(collect_garbage, root, **options)
     driver = _driver(request)
     try:
-        return await collect_garbage_on(driver, where=f"{driver.name}:", **options)
+        return await collect_garbage_on(driver, where=_where(driver), **options)
     except GcBusy as exc:
         raise errors.too_many_requests(str(exc)) from None
 
 
 def _public_report(request: web.Request, document: dict[str, Any]) -> dict[str, Any]:
-    root = storage(request).root
-    if root is not None:
-        return _public(document, root)
+    driver = _driver(request)
+    local = driver.local_path("/")
+    if local is not None:
+        return _public(document, Path(local))
     # Driver paths are "<driver>:/docker/registry/v2/...": relative to the storage, as above.
     document = {key: value for key, value in document.items() if key != "root"}
-    prefix = f"{storage(request).kind}:"
-    return _scrub(document, (prefix,))  # type: ignore[no-any-return]
+    return _scrub(document, (f"{driver.name}:",))  # type: ignore[no-any-return]
 
 
 def _json(document: Any) -> web.Response:

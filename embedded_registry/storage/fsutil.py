@@ -79,6 +79,14 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+SWEEPING_SUFFIX = ".sweeping"
+"""GC's sweep renames a blob's ``data`` (or a link) to ``data.sweeping`` for its last check."""
+
+SWEEP_JOURNAL = ".regtui-gc-sweeping"
+"""Present under ``docker/registry/v2/`` while a sweep runs. Found at the start of the next GC
+or server start, it means a sweep was killed: a blob may be left renamed aside, and
+:func:`embedded_registry.gc.sweep.recover_interrupted_sweep` puts such blobs back."""
+
 MAKE_DIR_ATTEMPTS = 5
 """How often a write re-creates a directory that a concurrent GC removed as empty under it."""
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-import embedded_registry.gc as gc_package
+import embedded_registry.gc.driven as gc_driven
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.app import create_app
 from embedded_registry.config import Config, StorageConfig
@@ -171,21 +171,21 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
             storage.blobs.linked_size = hooked  # type: ignore[method-assign]
             answer = put()
         else:
-            real_execute = gc_package.execute
+            real_sweep = gc_driven.sweep
 
-            def hooked_execute(*args: Any, **kwargs: Any) -> None:
+            async def hooked_sweep(*args: Any, **kwargs: Any) -> None:
                 nonlocal pushed
                 # GC has planned the blob's removal: now the PUT comes, before the sweep.
                 pushed = Background(put)
-                _wait_for_either(pushed.done, lock.contended)
-                real_execute(*args, **kwargs)
+                await asyncio.to_thread(_wait_for_either, pushed.done, lock.contended)
+                await real_sweep(*args, **kwargs)
 
-            gc_package.execute = hooked_execute  # type: ignore[assignment]
+            gc_driven.sweep = hooked_sweep  # type: ignore[assignment]
             try:
                 gc = Background(lambda: _gc(url))
                 gc.result()
             finally:
-                gc_package.execute = real_execute  # type: ignore[assignment]
+                gc_driven.sweep = real_sweep  # type: ignore[assignment]
             assert pushed is not None
             answer = pushed.result()
         assert gc is not None

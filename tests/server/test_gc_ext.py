@@ -8,6 +8,7 @@ the per-test directory ``tests/conftest.py`` sets up). Who else may call them:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -50,7 +51,7 @@ async def test_storage_report_is_the_server_side_report(registry: RunningRegistr
     async with RegistryClient(registry.url) as client:
         assert await ext.supports_extension(client)
         report = await ext.storage_usage(client)
-    local = storage_usage(registry.root)
+    local = await asyncio.to_thread(storage_usage, registry.root)
     assert report.total_bytes == local.total_bytes > 0
     assert report.blob_count == local.blob_count == 3  # manifest, config, layer
     assert [r.name for r in report.repositories] == ["app"]

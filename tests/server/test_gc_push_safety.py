@@ -7,6 +7,7 @@ sweep code (no sleeps, no timing).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -16,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-import embedded_registry.gc.sweep as sweep_module
 import embedded_registry.storage.blobs as blobs_module
-from embedded_registry.gc import Snapshot, collect_garbage, execute, mark, plan
-from embedded_registry.gc.sweep import PUSHED_AGAIN
+from embedded_registry.gc import collect_garbage, mark, plan, scan_root, sweep
+from embedded_registry.gc.sweep import REFRESHED
 from embedded_registry.storage import Storage
+from embedded_registry.storage.driver import filesystem as filesystem_driver
 from embedded_registry.storage.paths import Layout
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
@@ -185,32 +186,32 @@ def test_the_sweep_keeps_a_blob_pushed_again_between_its_check_and_its_removal(
     _age(root / "docker", 2 * HOURS)
     layer = image.layers[0]
     now = time.time()
-    snapshot = Snapshot(root)
+    snapshot = scan_root(root)
     marks = mark(snapshot, delete_untagged=False, now=now, grace=HOURS)
     removals, _ = plan(
         snapshot, marks, delete_untagged=False, remove_empty_repos=False, now=now, grace=HOURS
     )
     assert layer.digest in {r.digest for r in removals if r.kind == "blob"}
-    storage = Storage(root)
-    real_check = sweep_module._still_unused
+    real_remove = filesystem_driver._remove_only
+    data = Layout(root).blob_data(layer.digest)
 
-    def then_pushed_again(removal: Any, young: float) -> bool:
-        unused = real_check(removal, young)
-        if removal.digest == layer.digest:
-            # An upload of the same bytes commits now (the data was renamed aside).
+    def then_pushed_again(aside: str, live: str) -> bool:
+        if live == str(data):
+            # The data was renamed aside and checked: an upload of the same bytes commits
+            # now, renaming its file into place as the registry does.
             source = tmp_path / "upload-data"
             source.write_bytes(layer.data)
-            storage.blobs.commit_file(source, layer.digest)
-        return unused
+            os.replace(source, data)
+        return real_remove(aside, live)
 
-    monkeypatch.setattr(sweep_module, "_still_unused", then_pushed_again)
+    monkeypatch.setattr(filesystem_driver, "_remove_only", then_pushed_again)
     problems: list[Any] = []
-    execute(snapshot, removals, problems, young=now - HOURS)
+    asyncio.run(sweep(snapshot, removals, problems, now - HOURS))
 
     assert not problems
-    assert Layout(root).blob_data(layer.digest).read_bytes() == layer.data
+    assert data.read_bytes() == layer.data
     planned = next(r for r in removals if r.digest == layer.digest and r.kind == "blob")
-    assert planned.skipped == PUSHED_AGAIN and not planned.removed
+    assert planned.skipped == REFRESHED and not planned.removed
     assert Layout(root).blob_data(image.config.digest).exists() is False
 
 
@@ -280,31 +281,32 @@ def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
         gone.parent.rmdir()
     _age(root / "docker", 2 * HOURS)
     now = time.time()
-    snapshot = Snapshot(root)
+    snapshot = scan_root(root)
     marks = mark(snapshot, delete_untagged=False, now=now, grace=HOURS)
     removals, _ = plan(
         snapshot, marks, delete_untagged=False, remove_empty_repos=False, now=now, grace=HOURS
     )
     assert layer.digest in {r.digest for r in removals if r.kind == "layer_link"}
-    storage = Storage(root)
     real_exists = os.path.exists
     layer_data = str(layout.blob_data(layer.digest))
+    link = layout.layer_link("app", layer.digest)
 
     def upload_right_after_the_check(path: Any) -> bool:
         found = real_exists(path)
         if str(path) == layer_data and not found:
             # The sweep has just seen no blob: the upload commits and links it now.
-            upload = tmp_path / "upload"
-            upload.write_bytes(layer.data)
-            storage.blobs.commit_file(upload, layer.digest)
-            storage.blobs.link("app", layer.digest)
+            layout.blob_data(layer.digest).parent.mkdir(parents=True)
+            layout.blob_data(layer.digest).write_bytes(layer.data)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.write_text(layer.digest)
         return found
 
-    monkeypatch.setattr(sweep_module.os.path, "exists", upload_right_after_the_check)
+    monkeypatch.setattr(filesystem_driver.os.path, "exists", upload_right_after_the_check)
     problems: list[Any] = []
-    execute(snapshot, removals, problems, young=now - HOURS)
+    asyncio.run(sweep(snapshot, removals, problems, now - HOURS))
     monkeypatch.undo()
 
     assert not problems
-    assert storage.blobs.linked_size("app", layer.digest) == len(layer.data)
+    assert link.read_text() == layer.digest
+    assert layout.blob_data(layer.digest).read_bytes() == layer.data
     assert not layout.layer_link("app", image.config.digest).exists()

@@ -7,6 +7,7 @@ tenth of the grace period) and the sweep checks each blob's mtime again right be
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from embedded_registry.gc import Snapshot, execute, mark, plan
+from embedded_registry.gc import mark, plan, scan_root, sweep
 from embedded_registry.gc.sweep import REFRESHED, SWEEPING_SUFFIX
 from embedded_registry.storage.paths import Layout
 from tests.helpers.images import Image, make_image, push_image
@@ -146,7 +147,7 @@ def test_sweep_rechecks_each_blob_right_before_removing_it(tmp_path: Path) -> No
         _orphan(registry, "other", gone)
     _age(root / "docker", 2 * HOURS)
     now = time.time()
-    snapshot = Snapshot(root)
+    snapshot = scan_root(root)
     marks = mark(snapshot, delete_untagged=False, now=now, grace=HOURS)
     removals, _ = plan(
         snapshot, marks, delete_untagged=False, remove_empty_repos=True, now=now, grace=HOURS
@@ -157,7 +158,7 @@ def test_sweep_rechecks_each_blob_right_before_removing_it(tmp_path: Path) -> No
 
     os.utime(Layout(root).blob_data(layer))  # what a HEAD does meanwhile
     problems: list = []
-    execute(snapshot, removals, problems, young=now - HOURS)
+    asyncio.run(sweep(snapshot, removals, problems, now - HOURS))
 
     assert not problems
     assert planned[layer].skipped == REFRESHED and not planned[layer].removed

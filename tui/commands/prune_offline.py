@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from embedded_registry import errors as registry_errors
-from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage
+from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage, scan_root
 from embedded_registry.gc.offline import writer_activity
-from embedded_registry.gc.scan import Snapshot
 from embedded_registry.routes.ext_tags import describe_repository
 from embedded_registry.storage import Storage
 from embedded_registry.storage.paths import V2_PREFIX
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     if args.dry_run or plan.is_empty:
         return finish(args, plan, report, [], None)
     if not args.force:
-        reason = writer_activity(Snapshot(root))
+        reason = writer_activity(scan_root(root), root=root)
         if reason is not None:
             print(
                 f"regtui: error: a registry seems to be writing to {root}: {reason}; "

@@ -14,6 +14,7 @@ URL).
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -84,6 +85,9 @@ class StorageDriver(abc.ABC):
     """Bytes under keys. Missing keys raise :class:`PathNotFoundError`."""
 
     name: str = "driver"
+    shared: bool = True
+    """Other processes (replicas of one bucket) may commit to this storage at the same time:
+    GC then waits ``storage.lease.COMMIT_WINDOW`` after taking its lease."""
 
     @abc.abstractmethod
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
@@ -153,6 +157,48 @@ class StorageDriver(abc.ABC):
         """Write ``path`` only if it is absent (``version`` None) or still at ``version``;
         its new version tag. PreconditionFailedError otherwise (another writer won)."""
         raise StorageDriverError(f"the {self.name} driver has no conditional writes")
+
+    # -- what GC's sweep asks (the filesystem driver closes the windows an object store has) --
+    async def remove_if_older(self, path: str, cutoff: float) -> bool:
+        """Delete the file at ``path`` unless it was written (or touched) after ``cutoff``;
+        whether it is gone. Here a stat, then a delete: a write between the two is lost (an
+        object store has no delete-if-unchanged; :mod:`embedded_registry.storage.lease`)."""
+        try:
+            info = await self.stat(path)
+        except PathNotFoundError:
+            return True
+        if info.mtime > cutoff:
+            return False
+        with contextlib.suppress(PathNotFoundError):
+            await self.delete(path)
+        return True
+
+    async def remove_unless(self, path: str, witness: str) -> bool:
+        """Delete the file at ``path`` (a link) unless ``witness`` (its blob) exists; whether
+        it is gone."""
+        try:
+            await self.stat(witness)
+        except PathNotFoundError:
+            with contextlib.suppress(PathNotFoundError):
+                await self.delete(path)
+            return True
+        return False
+
+    async def remove_empty_dirs(self, path: str, stop: str) -> None:
+        """Remove the directory ``path`` and its parents while empty, never ``stop`` or above
+        (nothing to do where directories do not exist)."""
+        return None
+
+    async def before_gc(self) -> None:
+        """Repair what a killed sweep or writer left, before a real GC scans."""
+        return None
+
+    async def sweep_started(self) -> None:
+        """A sweep begins: record it, so that a killed one can be repaired."""
+        return None
+
+    async def sweep_finished(self) -> None:
+        return None
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         """A URL the client may fetch ``path`` from directly, or ``None`` (serve it here)."""

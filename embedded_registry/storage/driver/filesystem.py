@@ -9,22 +9,36 @@ calls run in worker threads except a single ``stat``. ``local_path`` gives sendf
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import stat as stat_module
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from embedded_registry.storage.driver.base import (
+    KEYS,
     FileInfo,
     FileWriter,
     InvalidOffsetError,
     PathNotFoundError,
+    PreconditionFailedError,
     StorageDriver,
     StorageDriverError,
 )
-from embedded_registry.storage.fsutil import MAKE_DIR_ATTEMPTS, atomic_write, fsync_dir
+from embedded_registry.storage.fsutil import (
+    MAKE_DIR_ATTEMPTS,
+    SWEEP_JOURNAL,
+    SWEEPING_SUFFIX,
+    atomic_write,
+    fsync_dir,
+    read_link,
+    remove_stale_temp_files,
+)
+from embedded_registry.storage.paths import Layout
 
 READ_CHUNK = 1 << 20
 _MISSING = (FileNotFoundError, NotADirectoryError)
@@ -70,6 +84,11 @@ class _FileWriter(FileWriter):
 
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
+    shared = False
+    """One bundled registry serves a root and holds its own commits back while its GC runs;
+    ``regtui gc --root`` refuses while it serves (:mod:`embedded_registry.gc.offline`)."""
+    lists_directories = True
+    """:meth:`list_files` can list directories too (with their times: GC reads deletes there)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -204,3 +223,237 @@ class FilesystemDriver(StorageDriver):
     async def check(self) -> None:
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise StorageDriverError(f"storage root {self.root} is not a readable directory")
+
+    # -- conditional writes (the GC lease) and flat listings (GC's scan) -------------------------
+    def _versioned(self, full: Path, limit: int | None) -> tuple[bytes, str]:
+        try:
+            fd = os.open(full, os.O_RDONLY)
+        except (*_MISSING, IsADirectoryError):
+            raise PathNotFoundError(str(full)) from None
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, st.st_size if limit is None else min(limit, st.st_size))
+        finally:
+            os.close(fd)
+        return data, _version_of(st)
+
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        full = self._full(path)
+        try:
+            return await asyncio.to_thread(self._versioned, full, None)
+        except PathNotFoundError:
+            raise PathNotFoundError(path) from None
+
+    async def version(self, path: str) -> str | None:
+        try:
+            st = os.stat(self._full(path))
+        except _MISSING:
+            return None
+        return None if stat_module.S_ISDIR(st.st_mode) else _version_of(st)
+
+    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
+        """The write of :meth:`put_content`, under an exclusive ``flock`` of the file's
+        directory held while the current version is compared: two processes on one root (a
+        server and ``regtui gc``) never both win, and no lock file is left behind."""
+        full = self._full(path)
+
+        def write() -> str:
+            full.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(full.parent):
+                try:
+                    current: str | None = _version_of(os.stat(full))
+                except _MISSING:
+                    current = None
+                if current != version:
+                    raise PreconditionFailedError(f"{path} changed (expected {version})")
+                atomic_write(full, data)
+                return _version_of(os.stat(full))
+
+        return await asyncio.to_thread(write)
+
+    async def list_files(self, path: str, *, directories: bool = False) -> AsyncIterator[FileInfo]:
+        """Every file under ``path`` (and, with ``directories``, every directory: their times
+        record deletes), from ``os.scandir`` in a worker thread, in batches."""
+        full, key = self._full(path), path.rstrip("/")
+        found = await asyncio.to_thread(lambda: list(_walk(str(full), key, directories)))
+        for info in found:
+            yield info
+
+    # -- GC's sweep: renamed aside for the last check, so no write slips in between -------------
+    async def remove_if_older(self, path: str, cutoff: float) -> bool:
+        """The data is renamed aside, then checked: a touch (HEAD, GET, mount) or a re-push
+        that comes after the rename finds no file and the client uploads the blob again; one
+        that came before it is seen here and the file is put back. Then the file goes, and its
+        directory if nothing else is in it (never ``rmtree``: an upload may have put a fresh
+        file there since)."""
+        full = str(self._full(path))
+        return await asyncio.to_thread(_remove_if_older, full, cutoff)
+
+    async def remove_unless(self, path: str, witness: str) -> bool:
+        """The link is renamed aside, then the blob looked for: an upload that commits the blob
+        again links it after its data is in place, so either this sees the data (the link is
+        put back) or the upload comes later, finds no link and writes it again."""
+        full, other = str(self._full(path)), str(self._full(witness))
+        return await asyncio.to_thread(_remove_unless, full, other)
+
+    async def remove_empty_dirs(self, path: str, stop: str) -> None:
+        start, end = self._full(path), self._full(stop)
+
+        def remove() -> None:
+            current = start
+            while current != end and end in current.parents:
+                try:
+                    current.rmdir()
+                except OSError:
+                    return
+                current = current.parent
+
+        await asyncio.to_thread(remove)
+
+    async def before_gc(self) -> None:
+        """Put back what a killed sweep left renamed aside, and remove the temporary files of
+        atomic writes that a killed writer left (older than ``STALE_TEMP_AGE``)."""
+
+        def repair() -> None:
+            recover_interrupted_sweep(Layout(self.root))
+            remove_stale_temp_files(self._full(str(KEYS.v2)))
+
+        await asyncio.to_thread(repair)
+
+    def _journal(self) -> Path:
+        return self._full(str(KEYS.v2)) / SWEEP_JOURNAL
+
+    async def sweep_started(self) -> None:
+        """The journal of :func:`embedded_registry.gc.sweep.recover_interrupted_sweep`: found
+        at the next GC or server start, it says blobs may be left renamed aside."""
+        journal = self._journal()
+        await asyncio.to_thread(journal.write_text, f"{os.getpid()}\n")
+
+    async def sweep_finished(self) -> None:
+        await asyncio.to_thread(self._journal().unlink, missing_ok=True)
+
+
+def _remove_if_older(data: str, cutoff: float) -> bool:
+    try:
+        if os.stat(data).st_mtime > cutoff:
+            return False
+    except _MISSING:
+        return True
+    aside = data + SWEEPING_SUFFIX
+    os.rename(data, aside)
+    if os.stat(aside).st_mtime > cutoff:
+        # Touched between the two checks: back (a copy pushed meanwhile has the same bytes).
+        os.replace(aside, data)
+        return False
+    return _remove_only(aside, data)
+
+
+def _remove_unless(link: str, witness: str) -> bool:
+    aside = link + SWEEPING_SUFFIX
+    try:
+        os.rename(link, aside)
+    except _MISSING:
+        return True
+    if os.path.exists(witness):
+        os.replace(aside, link)
+        return False
+    return _remove_only(aside, link)
+
+
+def _remove_only(aside: str, live: str) -> bool:
+    """Remove ``aside``, then its directory if empty; whether ``live`` is absent after."""
+    with contextlib.suppress(*_MISSING):
+        os.unlink(aside)
+    directory = os.path.dirname(aside)
+    for attempt in range(2):
+        try:
+            os.rmdir(directory)
+            return True
+        except _MISSING:
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if os.path.exists(live):
+            return False  # pushed again meanwhile: it stays
+        if attempt == 0:
+            remove_stale_temp_files(Path(directory))
+    return True
+
+
+def recover_interrupted_sweep(layout: Layout) -> list[str]:
+    """Put back blobs a killed sweep left renamed aside; return their paths.
+
+    Cheap when no sweep was interrupted (one ``stat``); otherwise one walk of the blobs.
+    """
+    journal = os.path.join(layout.v2, SWEEP_JOURNAL)
+    if not os.path.exists(journal):
+        return []
+    restored = []
+    for directory, _subdirs, files in os.walk(layout.blobs_dir):
+        for name in files:
+            if name != "data" + SWEEPING_SUFFIX:
+                continue
+            aside = os.path.join(directory, name)
+            data = os.path.join(directory, "data")
+            if os.path.exists(data):
+                os.unlink(aside)  # a fresh push of the same bytes replaced it
+            else:
+                os.rename(aside, data)
+                restored.append(data)
+    # A ``_layers`` link renamed aside: back when its blob is there, else it goes.
+    for directory, subdirs, files in os.walk(layout.repositories_dir):
+        subdirs[:] = [d for d in subdirs if d != "_manifests" and d != "_uploads"]
+        if "link" + SWEEPING_SUFFIX not in files:
+            continue
+        aside = os.path.join(directory, "link" + SWEEPING_SUFFIX)
+        digest = read_link(aside)
+        link = os.path.join(directory, "link")
+        if (
+            digest is not None
+            and not os.path.exists(link)
+            and os.path.exists(str(layout.blob_data(digest)))
+        ):
+            os.rename(aside, link)
+            restored.append(link)
+        else:
+            os.unlink(aside)
+    os.unlink(journal)
+    return restored
+
+
+def _version_of(st: os.stat_result) -> str:
+    # A write renames a new file into place: a new inode, whatever the size and time say.
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _walk(top: str, key: str, directories: bool) -> Iterator[FileInfo]:
+    """Depth first, in key order: the files (and directories) under ``top``, as driver keys
+    under ``key``. Entries that vanish while listed (a push, a GC) are left out."""
+    try:
+        with os.scandir(top) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except (*_MISSING, PermissionError):
+        return
+    for entry in entries:
+        child = f"{key}/{entry.name}"
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except _MISSING:
+            continue
+        if stat_module.S_ISDIR(st.st_mode):
+            if directories:
+                yield FileInfo(child, 0, st.st_mtime, True)
+            yield from _walk(entry.path, child, directories)
+        elif stat_module.S_ISREG(st.st_mode):
+            yield FileInfo(child, st.st_size, st.st_mtime, False)
