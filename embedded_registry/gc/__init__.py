@@ -59,7 +59,7 @@ import asyncio
 from pathlib import Path
 
 from embedded_registry.gc.activity import PushActivity
-from embedded_registry.gc.driven import collect_garbage_on, scan
+from embedded_registry.gc.driven import collect_garbage_on
 from embedded_registry.gc.mark import (
     ROLE_CONFIG,
     ROLE_LAYER,
@@ -93,8 +93,7 @@ from embedded_registry.gc.scan import (
     Snapshot,
     Upload,
     parse_manifest,
-    scan_blob_dirs,
-    scan_repositories,
+    scan,
 )
 from embedded_registry.gc.sweep import (
     SWEEP_CONCURRENCY,

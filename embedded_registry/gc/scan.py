@@ -1,14 +1,38 @@
-"""The scan: what a storage root holds, read once by name and on demand by content."""
+"""The scan: what a storage holds, from one listing through its driver.
+
+The scan is one listing of ``docker/registry/v2/`` (keys, sizes, times; on the filesystem the
+directories too, whose times record deletes), then the manifests of every revision and the
+``current/link`` of every tag, read concurrently. :func:`mark`, :func:`plan` and
+:func:`embedded_registry.usage.storage_usage` run on the snapshot, whatever the driver.
+
+What differs on an object store (no directories, no cheap ``utime``):
+
+* the times are the objects' LastModified: a blob's is when it was last pushed (a re-push moves
+  it again, which is a refresh); a HEAD, GET or mount does not refresh a blob on S3;
+* a delete leaves no directory time behind: the bundled registry's commit marker records it;
+* ``_layers`` links and tag-history entries of removed blobs are left in place (Distribution
+  leaves them too); they name nothing and cost a few bytes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from embedded_registry import names
+from embedded_registry.storage.driven import COMMIT_MARKER, list_files
+from embedded_registry.storage.driver.base import (
+    KEYS,
+    FileInfo,
+    PathNotFoundError,
+    StorageDriver,
+)
 from embedded_registry.storage.paths import Layout
+
+Progress = Callable[[str], None]
 
 DEFAULT_GRACE_PERIOD = 3600.0
 """Seconds during which new blobs, links, revisions and uploads are never swept."""
@@ -71,33 +95,19 @@ def _scandir(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
-def stat_or_none(path: str) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _read_small(path: str, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a file: ``os.open``/``os.read``, without a Python file object
-    (GC reads tens of thousands of tiny link files)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, limit)
-    finally:
-        os.close(fd)
-
-
 def read_link(path: str) -> str | None:
     """The digest a link file holds, or None when it is missing or not a digest."""
     try:
-        text = _read_small(path, 1024).decode("ascii", "replace").strip()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
-    algorithm, sep, hex_part = text.partition(":")
-    if not sep or not algorithm or not hex_part or not hex_part.isalnum():
+    try:
+        text = os.read(fd, 1024).decode("ascii", "replace").strip()
+    except OSError:
         return None
-    return text
+    finally:
+        os.close(fd)
+    return text if names.is_valid_digest(text) else None
 
 
 def digest_dirs(path: str) -> Iterator[tuple[str, str]]:
@@ -106,96 +116,6 @@ def digest_dirs(path: str) -> Iterator[tuple[str, str]]:
         if algorithm.is_dir():
             for entry in _scandir(algorithm.path):
                 yield f"{algorithm.name}:{entry.name}", entry.path
-
-
-def scan_blob_dirs(layout: Layout) -> dict[str, str]:
-    """Every blob directory ``<algorithm>/<xx>/<hex>``: digest -> its path. Names only: whether
-    ``data`` is there is checked when it matters (:meth:`Snapshot.blob_stat`)."""
-    blobs: dict[str, str] = {}
-    for algorithm in _scandir(str(layout.blobs_dir)):
-        if not algorithm.is_dir():
-            continue
-        prefix_name = algorithm.name + ":"
-        for prefix in _scandir(algorithm.path):
-            if prefix.is_dir():
-                for blob_dir in _scandir(prefix.path):
-                    blobs[prefix_name + blob_dir.name] = blob_dir.path
-    return blobs
-
-
-def _scan_uploads(repo: str, path: str) -> list[Upload]:
-    uploads = []
-    for entry in _scandir(path):
-        if not entry.is_dir():
-            continue
-        size = 0
-        last = 0.0
-        for dirpath, _dirs, files in os.walk(entry.path):
-            # The registry may finish (and remove) the upload while we look at it.
-            dir_st = stat_or_none(dirpath)
-            if dir_st is None:
-                continue
-            last = max(last, dir_st.st_mtime)
-            for name in files:
-                st = stat_or_none(os.path.join(dirpath, name))
-                if st is not None:
-                    size += st.st_size
-                    last = max(last, st.st_mtime)
-        if last:  # 0: the upload was finished and removed while we looked
-            uploads.append(Upload(repo, entry.name, entry.path, size, last))
-    return uploads
-
-
-def _scan_repo(name: str, path: str, entries: dict[str, os.DirEntry[str]]) -> RepoSnapshot:
-    repo = RepoSnapshot(name, path)
-    if "_manifests" in entries:
-        manifests = entries["_manifests"].path
-        for digest, rev_dir in digest_dirs(manifests + "/revisions"):
-            st = stat_or_none(rev_dir + "/link")
-            if st is None:
-                repo.unlinked_revisions.add(digest)
-            else:
-                repo.revisions[digest] = st
-        repo.tags = [t.name for t in _scandir(manifests + "/tags") if t.is_dir()]
-    if "_layers" in entries:
-        repo.layer_links = {digest for digest, _ in digest_dirs(entries["_layers"].path)}
-    if "_uploads" in entries:
-        repo.uploads = _scan_uploads(name, entries["_uploads"].path)
-    return repo
-
-
-def scan_repositories(layout: Layout) -> list[RepoSnapshot]:
-    """Every repository: a directory holding ``_manifests``, ``_layers`` or ``_uploads``.
-
-    Distribution only recognises a repository by its ``_layers`` directory; regtui also takes one
-    that only has manifests, so its blobs are never swept for want of being seen.
-    """
-    repos: list[RepoSnapshot] = []
-
-    def visit(path: str, name: str) -> None:
-        entries = {e.name: e for e in _scandir(path) if e.is_dir()}
-        if name and any(key in entries for key in ("_manifests", "_layers", "_uploads")):
-            repos.append(_scan_repo(name, path, entries))
-        for child, entry in sorted(entries.items()):
-            if not child.startswith("_"):
-                visit(entry.path, f"{name}/{child}" if name else child)
-
-    visit(str(layout.repositories_dir), "")
-    return repos
-
-
-def tree_file_bytes(path: str, *, skip_nested: bool = False) -> int:
-    """The bytes of the regular files under ``path`` (of a repository's own ``_`` directories
-    only, with ``skip_nested``)."""
-    size = 0
-    for dirpath, dirs, files in os.walk(path):
-        if skip_nested and dirpath == path:
-            dirs[:] = [d for d in dirs if d.startswith("_")]
-        for name in files:
-            st = stat_or_none(os.path.join(dirpath, name))
-            if st is not None:
-                size += st.st_size
-    return size
 
 
 def parse_manifest(digest: str, data: bytes) -> Manifest:
@@ -227,106 +147,271 @@ def parse_manifest(digest: str, data: bytes) -> Manifest:
     return Manifest(digest, error=f"unknown manifest type {media_type!r}")
 
 
-class Snapshot:
-    """A view of one storage root: blob and repository names from one scan; blob stats, tag
-    targets and parsed manifests read on demand, once each.
+READ_CONCURRENCY = 32
 
-    Paths are only ever built from names found on disk (a digest named inside a manifest is looked
-    up in :attr:`blob_dirs`, never joined into a path).
+
+def _stat(size: int, mtime: float, is_dir: bool = False) -> os.stat_result:
+    """A stat result carrying an object's size and LastModified (what GC reads of a file)."""
+    mode = 0o040755 if is_dir else 0o100644
+    return os.stat_result((mode, 0, 0, 1, 0, 0, size, mtime, mtime, mtime))
+
+
+class Snapshot:
+    """What a storage holds, from one listing of its driver (built by :func:`scan`): blob and
+    repository names with the sizes and times of their files, every manifest and tag target.
+
+    Its paths are the driver's keys behind a prefix: the root directory on the filesystem
+    (reports name local paths), ``<driver>:`` elsewhere (``s3:/docker/registry/v2/...``).
+    Plan and push activity read links and directories here, never from the OS.
     """
 
-    def __init__(self, root: Path | str) -> None:
-        self.layout = Layout(root)
-        self.blob_dirs = scan_blob_dirs(self.layout)
-        self.repos = scan_repositories(self.layout)
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+        # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
+        local = driver.local_path("/")
+        self.prefix = local.rstrip("/") if local is not None else f"{driver.name}:"
+        self.layout = Layout("/")
+        self.blob_dirs: dict[str, str] = {}
+        self.repos: list[RepoSnapshot] = []
         self._stats: dict[str, os.stat_result | None] = {}
         self._manifests: dict[str, Manifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
+        self.events: dict[str, tuple[float, float]] = {}
+        """Per repository: (the commit marker's LastModified, the newest tag link's)."""
+        self.entries: dict[str, os.stat_result] = {}
+        """Every file (and directory, where the driver lists them) under ``repositories``,
+        by snapshot path: what plan and activity read of links and directories."""
+        self.tag_index: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.repo_bytes: dict[str, int] = {}
 
-    # -- what plan and activity read besides names: asked of the snapshot, never of the OS ----
     def stat(self, path: str) -> os.stat_result | None:
-        """The stat of a file or directory of the snapshot (None: not there)."""
-        return stat_or_none(path)
+        """The stat of a file (or directory, where the driver lists them) under
+        ``repositories`` (None: not there)."""
+        return self.entries.get(path)
 
     def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
-        """``tags/<tag>/index/<alg>/<hex>`` directories: (digest, directory path)."""
-        return digest_dirs(f"{repo.path}/_manifests/tags/{tag}/index")
+        """``tags/<tag>/index/<alg>/<hex>`` entries: (digest, entry path)."""
+        return iter(self.tag_index.get((repo.name, tag), ()))
 
     def own_bytes(self, repo: RepoSnapshot) -> int:
         """The bytes of the files in ``repo``'s own ``_`` directories."""
-        return tree_file_bytes(repo.path, skip_nested=True)
+        return self.repo_bytes.get(repo.name, 0)
 
     def commit_events(self, repo: RepoSnapshot) -> tuple[float, float]:
-        """Times of manifest events the directory tree does not show by itself:
-        ``(any commit or delete, a tag written or removed)``; object storage records them
-        (:mod:`embedded_registry.gc.driven`), a directory needs none."""
-        return 0.0, 0.0
+        """Times of manifest events the names alone do not show: ``(the commit marker's
+        LastModified, the newest tag link's)`` (:mod:`embedded_registry.gc.activity`)."""
+        return self.events.get(repo.name, (0.0, 0.0))
+
+    def key(self, path: str) -> str:
+        """The driver key of a snapshot path."""
+        return path.removeprefix(self.prefix)
 
     def blob_stat(self, digest: str) -> os.stat_result | None:
-        """The stat of a blob's ``data`` file; None when there is no such blob."""
-        try:
-            return self._stats[digest]
-        except KeyError:
-            pass
-        path = self.blob_dirs.get(digest)
-        st = stat_or_none(path + "/data") if path is not None else None
-        self._stats[digest] = st
-        return st
+        """The stat of a blob's ``data``; None when there is no such blob."""
+        return self._stats.get(digest)
 
     def blob_stats(self) -> dict[str, os.stat_result]:
         """Every blob that has a ``data`` file: digest -> its stat."""
-        result = {}
-        for digest in self.blob_dirs:
-            st = self.blob_stat(digest)
-            if st is not None:
-                result[digest] = st
-        return result
+        return {d: st for d, st in self._stats.items() if st is not None}
 
     def tag_targets(self, repo: RepoSnapshot) -> dict[str, str | None]:
-        """What each tag of ``repo`` points at now (None: an unreadable ``current/link``)."""
-        targets = self._tag_targets.get(repo.name)
-        if targets is None:
-            tags_dir = repo.path + "/_manifests/tags/"
-            targets = {tag: read_link(tags_dir + tag + "/current/link") for tag in repo.tags}
-            self._tag_targets[repo.name] = targets
-        return targets
-
-    def _read_manifest(self, digest: str, fd: int) -> Manifest:
-        st = os.fstat(fd)
-        self._stats[digest] = st
-        if st.st_size > MAX_MANIFEST_BYTES:
-            return Manifest(digest, error=f"{st.st_size} bytes: too big for a manifest")
-        chunks = []
-        left = st.st_size
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return parse_manifest(digest, b"".join(chunks))
+        return self._tag_targets.get(repo.name, {})
 
     def manifest(self, digest: str) -> Manifest | None:
-        """The parsed manifest, None when its blob is missing; parsed once per digest."""
-        try:
-            return self._manifests[digest]
-        except KeyError:
-            pass
-        manifest: Manifest | None = None
-        path = self.blob_dirs.get(digest)
-        if path is not None:
+        return self._manifests.get(digest)
+
+
+def _repo(repos: dict[str, RepoSnapshot], name: str, prefix: str, base: str) -> RepoSnapshot:
+    repo = repos.get(name)
+    if repo is None:
+        repo = repos[name] = RepoSnapshot(name, f"{prefix}{base}/{name}")
+    return repo
+
+
+def _add_repository_key(
+    snapshot: Snapshot,
+    repos: dict[str, RepoSnapshot],
+    uploads: dict[tuple[str, str], list[FileInfo]],
+    info: FileInfo,
+    base: str,
+) -> None:
+    prefix = snapshot.prefix
+    parts = info.path[len(base) + 1 :].split("/")
+    for index, part in enumerate(parts):
+        if not part.startswith("_"):
+            continue
+        name, rest = "/".join(parts[:index]), parts[index + 1 :]
+        if not name or not names.is_valid_name(name):
+            return
+        snapshot.entries[prefix + info.path] = _stat(info.size, info.mtime, info.is_dir)
+        if info.is_dir:
+            _repo(repos, name, prefix, base)
+            if part == "_uploads" and rest:
+                uploads.setdefault((name, rest[0]), []).append(info)
+            if part == "_manifests" and len(rest) == 3 and rest[0] == "revisions":
+                digest = f"{rest[1]}:{rest[2]}"
+                if names.is_valid_digest(digest):
+                    _repo(repos, name, prefix, base).unlinked_revisions.add(digest)
+            elif (
+                part == "_manifests"
+                and len(rest) == 5
+                and rest[0] == "tags"
+                and rest[2] == "index"
+                and names.is_valid_digest(f"{rest[3]}:{rest[4]}")
+            ):
+                snapshot.tag_index.setdefault((name, rest[1]), []).append(
+                    (f"{rest[3]}:{rest[4]}", prefix + info.path)
+                )
+            return
+        snapshot.repo_bytes[name] = snapshot.repo_bytes.get(name, 0) + info.size
+        if part == "_manifests" and len(rest) == 6 and rest[0] == "tags" and rest[5] == "link":
+            # A tag's history on a driver without directories: the entry is its link's parent.
+            digest = f"{rest[3]}:{rest[4]}"
+            entry = prefix + info.path.rsplit("/", 1)[0]
+            entries = snapshot.tag_index.setdefault((name, rest[1]), [])
+            if (
+                rest[2] == "index"
+                and names.is_valid_digest(digest)
+                and (digest, entry) not in entries
+            ):
+                entries.append((digest, entry))
+        if part == "_manifests" and len(rest) == 4 and rest[0] == "revisions" and rest[3] == "link":
+            digest = f"{rest[1]}:{rest[2]}"
+            if names.is_valid_digest(digest):
+                _repo(repos, name, prefix, base).revisions[digest] = _stat(info.size, info.mtime)
+        elif (
+            part == "_manifests"
+            and len(rest) == 4
+            and rest[0] == "tags"
+            and rest[2:]
+            == [
+                "current",
+                "link",
+            ]
+        ):
+            repo = _repo(repos, name, prefix, base)
+            if rest[1] not in repo.tags:
+                repo.tags.append(rest[1])
+            marker, tagged = snapshot.events.get(name, (0.0, 0.0))
+            snapshot.events[name] = (marker, max(tagged, info.mtime))
+        elif part == "_manifests" and rest == [COMMIT_MARKER]:
+            _repo(repos, name, prefix, base)
+            marker, tagged = snapshot.events.get(name, (0.0, 0.0))
+            snapshot.events[name] = (max(marker, info.mtime), tagged)
+        elif part == "_manifests":
+            _repo(repos, name, prefix, base)
+        elif part == "_layers" and len(rest) == 3 and rest[2] == "link":
+            digest = f"{rest[0]}:{rest[1]}"
+            if names.is_valid_digest(digest):
+                _repo(repos, name, prefix, base).layer_links.add(digest)
+        elif part == "_uploads" and rest:
+            _repo(repos, name, prefix, base)
+            uploads.setdefault((name, rest[0]), []).append(info)
+        return
+
+
+async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snapshot:
+    """One listing of the storage, then every manifest and tag link it names."""
+    snapshot = Snapshot(driver)
+    prefix = snapshot.prefix
+    blobs_base = str(KEYS.blobs_dir)
+    repos_base = str(KEYS.repositories_dir)
+    repos: dict[str, RepoSnapshot] = {}
+    uploads: dict[tuple[str, str], list[FileInfo]] = {}
+    listed = 0
+    listing = (
+        driver.list_files(str(KEYS.v2), directories=True)  # type: ignore[attr-defined]
+        if getattr(driver, "lists_directories", False)
+        else list_files(driver, str(KEYS.v2))
+    )
+    async for info in listing:
+        listed += 1
+        if progress is not None and listed % 10_000 == 0:
+            progress(f"listed {listed} objects")
+        if info.path.startswith(blobs_base + "/"):
+            parts = info.path[len(blobs_base) + 1 :].split("/")
+            if len(parts) == 4 and parts[3] == "data":
+                digest = f"{parts[0]}:{parts[2]}"
+                if names.is_valid_digest(digest):
+                    snapshot.blob_dirs[digest] = prefix + info.path.rsplit("/", 1)[0]
+                    snapshot._stats[digest] = _stat(info.size, info.mtime)
+        elif info.path.startswith(repos_base + "/"):
+            _add_repository_key(snapshot, repos, uploads, info, repos_base)
+    # Uploads that are only a multipart upload (nothing listed yet) count as sessions too.
+    lister = getattr(driver, "multipart_uploads", None)
+    if lister is not None:
+        for path, _upload_id, initiated in await lister(repos_base):
+            head, sep, tail = path.rpartition("/_uploads/")
+            name = head[len(repos_base) + 1 :]
+            if sep and names.is_valid_name(name):
+                _repo(repos, name, prefix, repos_base)
+                uploads.setdefault((name, tail.partition("/")[0]), []).append(
+                    FileInfo(path, 0, initiated, False)
+                )
+    for repo in repos.values():
+        repo.unlinked_revisions -= repo.revisions.keys()
+    for (name, upload_id), files in uploads.items():
+        repo = repos[name]
+        path = f"{repo.path}/_uploads/{upload_id}"
+        last = max(f.mtime for f in files)
+        repo.uploads.append(Upload(name, upload_id, path, sum(f.size for f in files), last))
+    snapshot.repos = [repos[name] for name in sorted(repos)]
+    for repo in snapshot.repos:
+        repo.tags.sort()
+    await _read_references(snapshot, progress)
+    return snapshot
+
+
+async def _read_references(snapshot: Snapshot, progress: Progress | None) -> None:
+    driver = snapshot.driver
+    limit = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def read_manifest(digest: str) -> None:
+        st = snapshot.blob_stat(digest)
+        if st is None:
+            snapshot._manifests[digest] = None
+            return
+        if st.st_size > MAX_MANIFEST_BYTES:
+            snapshot._manifests[digest] = Manifest(
+                digest, error=f"{st.st_size} bytes: too big for a manifest"
+            )
+            return
+        async with limit:
             try:
-                fd = os.open(path + "/data", os.O_RDONLY)
-            except FileNotFoundError:
-                self._stats[digest] = None
-            except OSError as exc:
-                manifest = Manifest(digest, error=f"unreadable: {exc.strerror}")
-            else:
-                try:
-                    manifest = self._read_manifest(digest, fd)
-                except OSError as exc:
-                    manifest = Manifest(digest, error=f"unreadable: {exc.strerror}")
-                finally:
-                    os.close(fd)
-        self._manifests[digest] = manifest
-        return manifest
+                body = await driver.get_content(str(KEYS.blob_data(digest)))
+            except PathNotFoundError:
+                snapshot._manifests[digest] = None
+                return
+        snapshot._manifests[digest] = parse_manifest(digest, body)
+
+    async def read_tag(repo: RepoSnapshot, tag: str, into: dict[str, str | None]) -> None:
+        async with limit:
+            try:
+                raw = await driver.get_content(
+                    str(KEYS.tag_current_link(repo.name, tag)), limit=1024
+                )
+            except PathNotFoundError:
+                into[tag] = None
+                return
+        text = raw.decode("ascii", "replace").strip()
+        into[tag] = text if names.is_valid_digest(text) else None
+
+    digests = {d for repo in snapshot.repos for d in repo.revisions}
+    if progress is not None:
+        progress(f"reading {len(digests)} manifests")
+    await asyncio.gather(*(read_manifest(d) for d in digests))
+    # Children of indexes are revisions of their repository too: read above; a child that is
+    # only a blob is read on demand by nobody (mark follows revisions and children in blobs).
+    children = {
+        c
+        for d in digests
+        for c in ((snapshot._manifests.get(d) or Manifest(d)).children)
+        if c not in snapshot._manifests
+    }
+    await asyncio.gather(*(read_manifest(c) for c in children))
+    tasks = []
+    for repo in snapshot.repos:
+        targets: dict[str, str | None] = {}
+        snapshot._tag_targets[repo.name] = targets
+        tasks += [read_tag(repo, tag, targets) for tag in repo.tags]
+    await asyncio.gather(*tasks)

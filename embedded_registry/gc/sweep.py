@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from embedded_registry.gc.driven import DriverSnapshot
+    from embedded_registry.gc.scan import Snapshot
 
 SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
 """Manifests go before their blobs (as Distribution does), links after the blobs they name."""
@@ -41,7 +41,7 @@ the plan was made, so a client may be about to reference it."""
 
 
 async def sweep(
-    snapshot: DriverSnapshot,
+    snapshot: Snapshot,
     removals: list[Removal],
     problems: list[Problem],
     young: float,
@@ -94,7 +94,7 @@ async def sweep(
 
 async def _remove(
     driver: StorageDriver,
-    snapshot: DriverSnapshot,
+    snapshot: Snapshot,
     removal: Removal,
     path: str,
     young: float,
