@@ -16,7 +16,6 @@ What differs on an object store (no directories, no cheap ``utime``):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -27,7 +26,6 @@ from embedded_registry.storage.driven import COMMIT_MARKER, list_files
 from embedded_registry.storage.driver.base import (
     KEYS,
     FileInfo,
-    PathNotFoundError,
     StorageDriver,
 )
 from embedded_registry.storage.paths import Layout
@@ -147,7 +145,7 @@ def parse_manifest(digest: str, data: bytes) -> Manifest:
     return Manifest(digest, error=f"unknown manifest type {media_type!r}")
 
 
-READ_CONCURRENCY = 32
+LINK_BYTES = 1024
 
 
 def _stat(size: int, mtime: float, is_dir: bool = False) -> os.stat_result:
@@ -176,6 +174,7 @@ class Snapshot:
         self._stats: dict[str, os.stat_result | None] = {}
         self._manifests: dict[str, Manifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
+        self._valid_names: dict[str, bool] = {}
         self.events: dict[str, tuple[float, float]] = {}
         """Per repository: (the commit marker's LastModified, the newest tag link's)."""
         self.entries: dict[str, os.stat_result] = {}
@@ -241,7 +240,10 @@ def _add_repository_key(
         if not part.startswith("_"):
             continue
         name, rest = "/".join(parts[:index]), parts[index + 1 :]
-        if not name or not names.is_valid_name(name):
+        valid = snapshot._valid_names.get(name)
+        if valid is None:
+            valid = snapshot._valid_names[name] = bool(name) and names.is_valid_name(name)
+        if not valid:
             return
         snapshot.entries[prefix + info.path] = _stat(info.size, info.mtime, info.is_dir)
         if info.is_dir:
@@ -310,6 +312,34 @@ def _add_repository_key(
         return
 
 
+_BLOBS = str(KEYS.blobs_dir) + "/"
+_REPOSITORIES = str(KEYS.repositories_dir) + "/"
+
+
+def _blob_key(digest: str) -> str:
+    """``KEYS.blob_data(digest)`` as a string, without pathlib's joins (GC builds thousands)."""
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{_BLOBS}{algorithm}/{hex_part[:2]}/{hex_part}/data"
+
+
+def layout_leaf(key: str) -> str | None:
+    """The one file a directory of the layout holds: ``data`` in a blob's directory, ``link``
+    in a link's (``_layers/<alg>/<hex>``, ``revisions/<alg>/<hex>``, a tag's ``current`` and
+    ``index/<alg>/<hex>``); None for any other directory."""
+    if key.startswith(_BLOBS):
+        return "data" if key.count("/", len(_BLOBS)) == 2 else None
+    parts = key.rsplit("/", 6)
+    if len(parts) < 4:
+        return None
+    if parts[-3] == "_layers" or parts[-4:-2] == ["_manifests", "revisions"]:
+        return "link"
+    if parts[-1] == "current" and parts[-4:-2] == ["_manifests", "tags"]:
+        return "link"
+    if len(parts) == 7 and parts[-3] == "index" and parts[-6:-4] == ["_manifests", "tags"]:
+        return "link"
+    return None
+
+
 async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snapshot:
     """One listing of the storage, then every manifest and tag link it names."""
     snapshot = Snapshot(driver)
@@ -320,7 +350,7 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
     uploads: dict[tuple[str, str], list[FileInfo]] = {}
     listed = 0
     listing = (
-        driver.list_files(str(KEYS.v2), directories=True)  # type: ignore[attr-defined]
+        driver.list_files(str(KEYS.v2), directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
         if getattr(driver, "lists_directories", False)
         else list_files(driver, str(KEYS.v2))
     )
@@ -364,54 +394,46 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
 
 async def _read_references(snapshot: Snapshot, progress: Progress | None) -> None:
     driver = snapshot.driver
-    limit = asyncio.Semaphore(READ_CONCURRENCY)
 
-    async def read_manifest(digest: str) -> None:
-        st = snapshot.blob_stat(digest)
-        if st is None:
-            snapshot._manifests[digest] = None
-            return
-        if st.st_size > MAX_MANIFEST_BYTES:
-            snapshot._manifests[digest] = Manifest(
-                digest, error=f"{st.st_size} bytes: too big for a manifest"
-            )
-            return
-        async with limit:
-            try:
-                body = await driver.get_content(str(KEYS.blob_data(digest)))
-            except PathNotFoundError:
+    async def read_manifests(digests: list[str]) -> None:
+        readable = []
+        for digest in digests:
+            st = snapshot.blob_stat(digest)
+            if st is None:
                 snapshot._manifests[digest] = None
-                return
-        snapshot._manifests[digest] = parse_manifest(digest, body)
+            elif st.st_size > MAX_MANIFEST_BYTES:
+                error = f"{st.st_size} bytes: too big for a manifest"
+                snapshot._manifests[digest] = Manifest(digest, error=error)
+            else:
+                readable.append(digest)
+        paths = [_blob_key(d) for d in readable]
+        bodies = await driver.get_many(paths, limit=MAX_MANIFEST_BYTES)
+        for digest, body in zip(readable, bodies, strict=True):
+            if body is None or isinstance(body, bytes):
+                parsed = None if body is None else parse_manifest(digest, body)
+                snapshot._manifests[digest] = parsed
+            else:
+                snapshot._manifests[digest] = Manifest(digest, error=str(body))
 
-    async def read_tag(repo: RepoSnapshot, tag: str, into: dict[str, str | None]) -> None:
-        async with limit:
-            try:
-                raw = await driver.get_content(
-                    str(KEYS.tag_current_link(repo.name, tag)), limit=1024
-                )
-            except PathNotFoundError:
-                into[tag] = None
-                return
-        text = raw.decode("ascii", "replace").strip()
-        into[tag] = text if names.is_valid_digest(text) else None
-
-    digests = {d for repo in snapshot.repos for d in repo.revisions}
+    digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     if progress is not None:
         progress(f"reading {len(digests)} manifests")
-    await asyncio.gather(*(read_manifest(d) for d in digests))
+    await read_manifests(digests)
     # Children of indexes are revisions of their repository too: read above; a child that is
-    # only a blob is read on demand by nobody (mark follows revisions and children in blobs).
+    # only a blob is read here.
     children = {
         c
         for d in digests
         for c in ((snapshot._manifests.get(d) or Manifest(d)).children)
         if c not in snapshot._manifests
     }
-    await asyncio.gather(*(read_manifest(c) for c in children))
-    tasks = []
-    for repo in snapshot.repos:
-        targets: dict[str, str | None] = {}
-        snapshot._tag_targets[repo.name] = targets
-        tasks += [read_tag(repo, tag, targets) for tag in repo.tags]
-    await asyncio.gather(*tasks)
+    await read_manifests(sorted(children))
+    tags = [(repo, tag) for repo in snapshot.repos for tag in repo.tags]
+    links = await driver.get_many(
+        [f"{_REPOSITORIES}{repo.name}/_manifests/tags/{tag}/current/link" for repo, tag in tags],
+        limit=LINK_BYTES,
+    )
+    for (repo, tag), raw in zip(tags, links, strict=True):
+        text = raw.decode("ascii", "replace").strip() if isinstance(raw, bytes) else ""
+        targets = snapshot._tag_targets.setdefault(repo.name, {})
+        targets[tag] = text if names.is_valid_digest(text) else None

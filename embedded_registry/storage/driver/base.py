@@ -14,11 +14,15 @@ URL).
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from embedded_registry.storage.paths import Layout
+
+MANY_CONCURRENCY = 32
+"""Requests :meth:`StorageDriver.get_many` keeps in flight."""
 
 KEYS = Layout("/")
 """The layout as driver keys: ``str(KEYS.blob_data(d))`` is ``/docker/registry/v2/blobs/...``."""
@@ -26,6 +30,11 @@ KEYS = Layout("/")
 
 class StorageDriverError(Exception):
     """A driver could not do what was asked (the message is one line, without secrets)."""
+
+
+Contents = list[bytes | StorageDriverError | None]
+"""What :meth:`StorageDriver.get_many` returns: per path, the bytes, None (nothing there) or the
+error that kept it from being read."""
 
 
 class PathNotFoundError(StorageDriverError):
@@ -92,6 +101,23 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
         """The whole content at ``path`` (a small object: a link, a manifest)."""
+
+    async def get_many(self, paths: Sequence[str], *, limit: int | None = None) -> Contents:
+        """The contents of many small files (GC's scan reads every manifest and tag link):
+        for each path its bytes, None when nothing is stored there, or the error that kept it
+        from being read. Here: ``MANY_CONCURRENCY`` requests at once."""
+        gate = asyncio.Semaphore(MANY_CONCURRENCY)
+
+        async def one(path: str) -> bytes | StorageDriverError | None:
+            async with gate:
+                try:
+                    return await self.get_content(path, limit=limit)
+                except PathNotFoundError:
+                    return None
+                except StorageDriverError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(path) for path in paths)))
 
     @abc.abstractmethod
     async def put_content(self, path: str, data: bytes) -> None:

@@ -15,12 +15,13 @@ import fcntl
 import os
 import shutil
 import stat as stat_module
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from embedded_registry.storage.driver.base import (
     KEYS,
+    Contents,
     FileInfo,
     FileWriter,
     InvalidOffsetError,
@@ -41,6 +42,8 @@ from embedded_registry.storage.fsutil import (
 from embedded_registry.storage.paths import Layout
 
 READ_CHUNK = 1 << 20
+MANY_BATCH = 512
+"""Files :meth:`FilesystemDriver.get_many` reads per worker-thread hop."""
 _MISSING = (FileNotFoundError, NotADirectoryError)
 
 
@@ -251,6 +254,21 @@ class FilesystemDriver(StorageDriver):
             return None
         return None if stat_module.S_ISDIR(st.st_mode) else _version_of(st)
 
+    async def get_many(self, paths: Sequence[str], *, limit: int | None = None) -> Contents:
+        """Read in worker threads, ``MANY_BATCH`` files per thread hop (a hop costs more than
+        reading a small file)."""
+        root = str(self.root)
+        for path in paths:
+            if "/../" in path + "/":
+                raise StorageDriverError(f"invalid path {path!r}")
+
+        def read(batch: Sequence[str]) -> Contents:
+            return [_read_file(root + "/" + path.lstrip("/"), limit) for path in batch]
+
+        batches = [paths[i : i + MANY_BATCH] for i in range(0, len(paths), MANY_BATCH)]
+        done = await asyncio.gather(*(asyncio.to_thread(read, batch) for batch in batches))
+        return [content for batch in done for content in batch]
+
     async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
         """The write of :meth:`put_content`, under an exclusive ``flock`` of the file's
         directory held while the current version is compared: two processes on one root (a
@@ -271,11 +289,26 @@ class FilesystemDriver(StorageDriver):
 
         return await asyncio.to_thread(write)
 
-    async def list_files(self, path: str, *, directories: bool = False) -> AsyncIterator[FileInfo]:
+    async def list_files(
+        self,
+        path: str,
+        *,
+        directories: bool = False,
+        leaf: Callable[[str], str | None] | None = None,
+    ) -> AsyncIterator[FileInfo]:
         """Every file under ``path`` (and, with ``directories``, every directory: their times
-        record deletes), from ``os.scandir`` in a worker thread, in batches."""
+        record deletes), from ``os.scandir`` in a worker thread.
+
+        ``leaf(key)`` may name the one file a directory of the layout holds (``data`` of a
+        blob, ``link`` of a link): that file is then looked at with one ``stat`` instead of a
+        listing of its directory (opening tens of thousands of directories is most of a walk),
+        and the directory is listed only when the file is missing. A directory that cannot be
+        read is an error, never skipped: GC must not take what it cannot see for unused."""
         full, key = self._full(path), path.rstrip("/")
-        found = await asyncio.to_thread(lambda: list(_walk(str(full), key, directories)))
+        try:
+            found = await asyncio.to_thread(lambda: list(_walk(str(full), key, directories, leaf)))
+        except OSError as exc:
+            raise StorageDriverError(f"cannot list {path}: {exc.strerror or exc}") from None
         for info in found:
             yield info
 
@@ -422,6 +455,26 @@ def recover_interrupted_sweep(layout: Layout) -> list[str]:
     return restored
 
 
+def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (*_MISSING, IsADirectoryError):
+        return None
+    except OSError as exc:
+        return StorageDriverError(f"unreadable: {exc.strerror}")
+    try:
+        if limit is not None:
+            return os.read(fd, limit)
+        chunks = []
+        while chunk := os.read(fd, READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        return StorageDriverError(f"unreadable: {exc.strerror}")
+    finally:
+        os.close(fd)
+
+
 def _version_of(st: os.stat_result) -> str:
     # A write renames a new file into place: a new inode, whatever the size and time say.
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
@@ -437,23 +490,34 @@ def _locked(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _walk(top: str, key: str, directories: bool) -> Iterator[FileInfo]:
-    """Depth first, in key order: the files (and directories) under ``top``, as driver keys
-    under ``key``. Entries that vanish while listed (a push, a GC) are left out."""
+def _walk(
+    top: str, key: str, directories: bool, leaf: Callable[[str], str | None] | None
+) -> Iterator[FileInfo]:
+    """Depth first: the files (and directories) under ``top``, as driver keys under ``key``.
+    Entries that vanish while listed (a push, a GC) are left out."""
     try:
         with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except (*_MISSING, PermissionError):
+            entries = list(it)
+    except _MISSING:
         return
     for entry in entries:
         child = f"{key}/{entry.name}"
         try:
-            st = entry.stat(follow_symlinks=False)
+            if entry.is_dir(follow_symlinks=False):
+                name = leaf(child) if leaf is not None else None
+                if name is not None:
+                    try:
+                        st = os.stat(f"{entry.path}/{name}")
+                    except _MISSING:
+                        pass  # not the one file it should hold: listed below
+                    else:
+                        yield FileInfo(f"{child}/{name}", st.st_size, st.st_mtime, False)
+                        continue
+                if directories:
+                    yield FileInfo(child, 0, entry.stat(follow_symlinks=False).st_mtime, True)
+                yield from _walk(entry.path, child, directories, leaf)
+            elif entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                yield FileInfo(child, st.st_size, st.st_mtime, False)
         except _MISSING:
             continue
-        if stat_module.S_ISDIR(st.st_mode):
-            if directories:
-                yield FileInfo(child, 0, st.st_mtime, True)
-            yield from _walk(entry.path, child, directories)
-        elif stat_module.S_ISREG(st.st_mode):
-            yield FileInfo(child, st.st_size, st.st_mtime, False)
