@@ -56,6 +56,7 @@ exactly what a real run would remove, with sizes and totals.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from embedded_registry.gc.activity import PushActivity
@@ -159,6 +160,7 @@ def collect_garbage(
     now: float | None = None,
     refuse_if_active: bool = False,
     upload_max_idle: float = UPLOAD_MAX_IDLE,
+    progress: Callable[[str], None] | None = None,
 ) -> GcReport:
     """Mark and sweep one storage root through the filesystem driver (the same GC as on any
     driver, :func:`embedded_registry.gc.driven.collect_garbage_on`); a dry run plans and
@@ -186,6 +188,7 @@ def collect_garbage(
             upload_max_idle=upload_max_idle,
             where=str(root),
             check=refuse if refuse_if_active else None,
+            progress=progress,
         )
     )
     return report

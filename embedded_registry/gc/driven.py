@@ -72,7 +72,7 @@ async def collect_garbage_on(
     lease = await acquire(driver)
     try:
         async with lease.keep():
-            if progress is not None:
+            if progress is not None and commit_window > 0:
                 progress(f"took the GC lease; waiting {commit_window:g} s for commits in flight")
             await asyncio.sleep(commit_window)
             await driver.before_gc()

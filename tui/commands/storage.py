@@ -214,6 +214,8 @@ def gc_root(args: argparse.Namespace) -> int:
     """``regtui gc --root DIR`` or ``--config FILE``: plan or run a garbage collection and
     report it."""
     from embedded_registry.gc import RegistryActive, collect_garbage
+    from embedded_registry.storage.driver.base import StorageDriverError
+    from embedded_registry.storage.lease import GcBusy
 
     if getattr(args, "config", None):
         config = _configured(args)
@@ -235,9 +237,13 @@ def gc_root(args: argparse.Namespace) -> int:
             remove_empty_repos=args.remove_empty_repos,
             grace_period=args.grace_period,
             refuse_if_active=not args.force and not args.dry_run,
+            progress=None if args.json else _progress,
         )
     except RegistryActive as exc:
         _fail(f"a registry seems to be writing to {args.root}: {exc}; {READ_ONLY_HINT}")
+        return EXIT_ERROR
+    except (GcBusy, StorageDriverError) as exc:
+        _fail(f"{args.root}: {exc}")
         return EXIT_ERROR
     except OSError as exc:
         _fail(f"{args.root}: {exc}")
