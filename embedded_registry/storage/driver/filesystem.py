@@ -306,7 +306,7 @@ class FilesystemDriver(StorageDriver):
         read is an error, never skipped: GC must not take what it cannot see for unused."""
         full, key = self._full(path), path.rstrip("/")
         try:
-            found = await asyncio.to_thread(lambda: list(_walk(str(full), key, directories, leaf)))
+            found = await asyncio.to_thread(_walk, str(full), key, directories, leaf)
         except OSError as exc:
             raise StorageDriverError(f"cannot list {path}: {exc.strerror or exc}") from None
         for info in found:
@@ -469,6 +469,8 @@ def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | Non
         while chunk := os.read(fd, READ_CHUNK):
             chunks.append(chunk)
         return b"".join(chunks)
+    except IsADirectoryError:
+        return None
     except OSError as exc:
         return StorageDriverError(f"unreadable: {exc.strerror}")
     finally:
@@ -492,32 +494,41 @@ def _locked(directory: Path) -> Iterator[None]:
 
 def _walk(
     top: str, key: str, directories: bool, leaf: Callable[[str], str | None] | None
-) -> Iterator[FileInfo]:
-    """Depth first: the files (and directories) under ``top``, as driver keys under ``key``.
-    Entries that vanish while listed (a push, a GC) are left out."""
-    try:
-        with os.scandir(top) as it:
-            entries = list(it)
-    except _MISSING:
-        return
-    for entry in entries:
-        child = f"{key}/{entry.name}"
+) -> list[FileInfo]:
+    """The files (and directories) under ``top``, as driver keys under ``key``, parents before
+    children. Entries that vanish while listed (a push, a GC) are left out. A loop over a stack
+    of directories, not recursive generators: every item would pass through each level."""
+    found: list[FileInfo] = []
+    pending = [(top, key)]
+    while pending:
+        path, path_key = pending.pop()
         try:
-            if entry.is_dir(follow_symlinks=False):
-                name = leaf(child) if leaf is not None else None
-                if name is not None:
-                    try:
-                        st = os.stat(f"{entry.path}/{name}")
-                    except _MISSING:
-                        pass  # not the one file it should hold: listed below
-                    else:
-                        yield FileInfo(f"{child}/{name}", st.st_size, st.st_mtime, False)
-                        continue
-                if directories:
-                    yield FileInfo(child, 0, entry.stat(follow_symlinks=False).st_mtime, True)
-                yield from _walk(entry.path, child, directories, leaf)
-            elif entry.is_file(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                yield FileInfo(child, st.st_size, st.st_mtime, False)
+            with os.scandir(path) as it:
+                entries = list(it)
         except _MISSING:
             continue
+        for entry in entries:
+            child = f"{path_key}/{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    name = leaf(child) if leaf is not None else None
+                    if name is not None:
+                        try:
+                            st = os.stat(f"{entry.path}/{name}")
+                        except _MISSING:
+                            pass  # not the one file it should hold: listed below
+                        else:
+                            found.append(
+                                FileInfo(f"{child}/{name}", st.st_size, st.st_mtime, False)
+                            )
+                            continue
+                    if directories:
+                        mtime = entry.stat(follow_symlinks=False).st_mtime
+                        found.append(FileInfo(child, 0, mtime, True))
+                    pending.append((entry.path, child))
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    found.append(FileInfo(child, st.st_size, st.st_mtime, False))
+            except _MISSING:
+                continue
+    return found
