@@ -237,7 +237,6 @@ def gc_root(args: argparse.Namespace) -> int:
             remove_empty_repos=args.remove_empty_repos,
             grace_period=args.grace_period,
             refuse_if_active=not args.force and not args.dry_run,
-            progress=None if args.json else _progress,
         )
     except RegistryActive as exc:
         _fail(f"a registry seems to be writing to {args.root}: {exc}; {READ_ONLY_HINT}")
