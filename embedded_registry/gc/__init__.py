@@ -99,8 +99,8 @@ from embedded_registry.gc.scan import (
 from embedded_registry.gc.sweep import (
     SWEEP_CONCURRENCY,
     SWEEP_ORDER,
+    execute,
     recover_interrupted_sweep,
-    sweep,
 )
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.fsutil import STALE_TEMP_AGE
@@ -130,6 +130,7 @@ __all__ = [
     "Upload",
     "collect_garbage",
     "decide",
+    "execute",
     "mark",
     "parse_manifest",
     "plan",
@@ -138,7 +139,6 @@ __all__ = [
     "scan_blob_dirs",
     "scan_repositories",
     "scan_root",
-    "sweep",
     "sweepable_blobs",
     "write_serving_marker",
     "writer_activity",

@@ -21,7 +21,7 @@ from embedded_registry.gc.scan import (
     Snapshot,
     scan,
 )
-from embedded_registry.gc.sweep import sweep
+from embedded_registry.gc.sweep import execute
 from embedded_registry.storage.driver.base import (
     StorageDriver,
 )
@@ -124,7 +124,7 @@ async def _collect(
     if not dry_run:
         if lease is not None and lease.lost:
             raise GcBusy("the GC lease was lost before the sweep; nothing was removed")
-        await sweep(snapshot, decided.removals, decided.problems, now - grace_period, progress)
+        await execute(snapshot, decided.removals, decided.problems, now - grace_period, progress)
     return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
 

@@ -19,8 +19,8 @@ __all__ = [
     "SWEEP_CONCURRENCY",
     "SWEEP_JOURNAL",
     "SWEEP_ORDER",
+    "execute",
     "recover_interrupted_sweep",
-    "sweep",
 ]
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ REFRESHED = "used since the scan"
 the plan was made, so a client may be about to reference it."""
 
 
-async def sweep(
+async def execute(
     snapshot: Snapshot,
     removals: list[Removal],
     problems: list[Problem],

@@ -171,7 +171,7 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
             storage.blobs.linked_size = hooked  # type: ignore[method-assign]
             answer = put()
         else:
-            real_sweep = gc_driven.sweep
+            real_sweep = gc_driven.execute
 
             async def hooked_sweep(*args: Any, **kwargs: Any) -> None:
                 nonlocal pushed
@@ -180,12 +180,12 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
                 await asyncio.to_thread(_wait_for_either, pushed.done, lock.contended)
                 await real_sweep(*args, **kwargs)
 
-            gc_driven.sweep = hooked_sweep  # type: ignore[assignment]
+            gc_driven.execute = hooked_sweep  # type: ignore[assignment]
             try:
                 gc = Background(lambda: _gc(url))
                 gc.result()
             finally:
-                gc_driven.sweep = real_sweep  # type: ignore[assignment]
+                gc_driven.execute = real_sweep  # type: ignore[assignment]
             assert pushed is not None
             answer = pushed.result()
         assert gc is not None

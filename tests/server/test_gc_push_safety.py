@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import embedded_registry.storage.blobs as blobs_module
-from embedded_registry.gc import collect_garbage, mark, plan, scan_root, sweep
+from embedded_registry.gc import collect_garbage, execute, mark, plan, scan_root
 from embedded_registry.gc.sweep import REFRESHED
 from embedded_registry.storage import Storage
 from embedded_registry.storage.driver import filesystem as filesystem_driver
@@ -206,7 +206,7 @@ def test_the_sweep_keeps_a_blob_pushed_again_between_its_check_and_its_removal(
 
     monkeypatch.setattr(filesystem_driver, "_remove_only", then_pushed_again)
     problems: list[Any] = []
-    asyncio.run(sweep(snapshot, removals, problems, now - HOURS))
+    asyncio.run(execute(snapshot, removals, problems, now - HOURS))
 
     assert not problems
     assert data.read_bytes() == layer.data
@@ -303,7 +303,7 @@ def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
 
     monkeypatch.setattr(filesystem_driver.os.path, "exists", upload_right_after_the_check)
     problems: list[Any] = []
-    asyncio.run(sweep(snapshot, removals, problems, now - HOURS))
+    asyncio.run(execute(snapshot, removals, problems, now - HOURS))
     monkeypatch.undo()
 
     assert not problems

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from embedded_registry.gc import mark, plan, scan_root, sweep
+from embedded_registry.gc import execute, mark, plan, scan_root
 from embedded_registry.gc.sweep import REFRESHED, SWEEPING_SUFFIX
 from embedded_registry.storage.paths import Layout
 from tests.helpers.images import Image, make_image, push_image
@@ -158,7 +158,7 @@ def test_sweep_rechecks_each_blob_right_before_removing_it(tmp_path: Path) -> No
 
     os.utime(Layout(root).blob_data(layer))  # what a HEAD does meanwhile
     problems: list = []
-    asyncio.run(sweep(snapshot, removals, problems, now - HOURS))
+    asyncio.run(execute(snapshot, removals, problems, now - HOURS))
 
     assert not problems
     assert planned[layer].skipped == REFRESHED and not planned[layer].removed
