@@ -316,7 +316,7 @@ _BLOBS = str(KEYS.blobs_dir) + "/"
 _REPOSITORIES = str(KEYS.repositories_dir) + "/"
 
 
-def _blob_key(digest: str) -> str:
+def blob_key(digest: str) -> str:
     """``KEYS.blob_data(digest)`` as a string, without pathlib's joins (GC builds thousands)."""
     algorithm, _, hex_part = digest.partition(":")
     return f"{_BLOBS}{algorithm}/{hex_part[:2]}/{hex_part}/data"
@@ -406,7 +406,7 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
                 snapshot._manifests[digest] = Manifest(digest, error=error)
             else:
                 readable.append(digest)
-        paths = [_blob_key(d) for d in readable]
+        paths = [blob_key(d) for d in readable]
         bodies = await driver.get_many(paths, limit=MAX_MANIFEST_BYTES)
         for digest, body in zip(readable, bodies, strict=True):
             if body is None or isinstance(body, bytes):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal
+from embedded_registry.gc.scan import blob_key
 from embedded_registry.storage.driver.base import KEYS, PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.filesystem import recover_interrupted_sweep
 from embedded_registry.storage.fsutil import SWEEP_JOURNAL, SWEEPING_SUFFIX
@@ -107,7 +108,7 @@ async def _remove(
             removal.skipped = REFRESHED
             return
     elif removal.kind == "layer_link" and removal.digest:
-        blob = str(KEYS.blob_data(removal.digest))
+        blob = blob_key(removal.digest)
         if not await driver.remove_unless(path + "/link", blob):
             return
     elif removal.kind == "repository":
