@@ -28,10 +28,17 @@ from typing import Any
 
 from embedded_registry import errors, names
 from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_manifest
-from embedded_registry.storage.catalog import path_order_key
+from embedded_registry.storage.blobs import REFRESH_FRACTION, REFRESH_MAX_INTERVAL
+from embedded_registry.storage.catalog import (
+    RepositoryIndex,
+    SharedRefresh,
+    page,
+    path_order_key,
+)
 from embedded_registry.storage.driver.base import (
     KEYS,
     FileInfo,
+    FileWriter,
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
@@ -40,8 +47,13 @@ from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
 from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
 from embedded_registry.storage.paths import split_digest
+from embedded_registry.storage.referrers import ReferrersIndex
+from embedded_registry.storage.tagindex import TagIndex
 from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
 
+WRITE_CHUNK = 2 << 20
+"""Bytes of an upload gathered from the socket before one write and hash step (the routes
+read bodies in pieces of this size, so a block is usually one piece: no copy)."""
 LINK_LIMIT = 1024
 CONCURRENCY = 16
 """Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
@@ -101,6 +113,74 @@ async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo
         return
 
 
+async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
+    """Write ``chunks`` and hash them (``hasher`` may be None); the bytes written.
+
+    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block is written and hashed at
+    once (both release the GIL: hashing overlaps with the write), while the loop reads the
+    next block from the socket. Every byte is written when this returns."""
+    pending: list[asyncio.Future[Any]] = []
+    buffer: list[bytes] = []
+    buffered = written = 0
+
+    async def settle() -> None:
+        futures = pending[:]
+        pending.clear()
+        for future in futures:
+            await future
+
+    def start(data: bytes) -> None:
+        pending.append(asyncio.ensure_future(writer.write(data)))
+        if hasher is not None:
+            pending.append(asyncio.ensure_future(asyncio.to_thread(hasher.update, data)))
+
+    try:
+        async for piece in chunks:
+            buffer.append(piece)
+            buffered += len(piece)
+            if buffered >= WRITE_CHUNK:
+                data = b"".join(buffer) if len(buffer) > 1 else buffer[0]
+                buffer.clear()
+                buffered = 0
+                await settle()
+                start(data)
+                written += len(data)
+        await settle()
+        if buffered:
+            data = b"".join(buffer)
+            start(data)
+            written += len(data)
+            await settle()
+    except BaseException:
+        # Let the work in flight end before the writer is closed; the caller drops the hash.
+        for future in pending:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(future)
+        raise
+    return written
+
+
+class _LocalIndexes:
+    """The listings a ``directory_times`` driver keeps in memory, on its local paths: each
+    repository's tags (a ``stat`` of its ``tags`` directory per request), the catalog (a
+    ``stat`` per directory) and the referrers (a few ``stat`` calls per request)."""
+
+    def __init__(self, driver: StorageDriver, read_manifest: Callable[[str], Any]) -> None:
+        def local(path: Any) -> str:
+            found = driver.local_path(key(path))
+            if found is None:
+                raise StorageDriverError(f"the {driver.name} driver has no local paths")
+            return found
+
+        self.repositories = local(KEYS.repositories_dir)
+        self.tags = TagIndex()
+        self.catalog = SharedRefresh(RepositoryIndex(self.repositories))
+        self.referrers = ReferrersIndex(self.repositories, read_manifest)
+
+    def tags_dir(self, name: str) -> str:
+        return f"{self.repositories}/{name}/_manifests/tags"
+
+
 class DriverStorage(RegistryStorage):
     def __init__(
         self, driver: StorageDriver, *, redirect: bool = False, coordinate: bool = False
@@ -118,6 +198,27 @@ class DriverStorage(RegistryStorage):
         """Per ("tags" or "revisions", repository): the commit marker's version, the names
         known to have their link, and when they were last all listed (``time.monotonic``)."""
         self._tag_flights: dict[str, _Flight] = {}
+        self._local: _LocalIndexes | None = None
+        if driver.directory_times:
+            self._local = _LocalIndexes(driver, self._read_manifest_now)
+
+    def _read_manifest_now(self, digest: str) -> ManifestInfo | None:
+        """A manifest's description read from its local file (a worker thread's call of the
+        referrers index; ``directory_times`` drivers only)."""
+        cached = self._info.get(digest)
+        if cached is not None:
+            return cached
+        path = self.driver.local_path(key(KEYS.blob_data(digest)))
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as handle:
+                body = handle.read(MAX_MANIFEST_READ + 1)
+        except OSError:
+            return None
+        if len(body) > MAX_MANIFEST_READ:
+            return None
+        return describe_stored(body)
 
     async def close(self) -> None:
         await self.driver.close()
@@ -155,11 +256,34 @@ class DriverStorage(RegistryStorage):
         return await self.blob_size(digest)
 
     async def served_blob(self, name: str, digest: str, grace_period: float) -> ServedBlob | None:
-        size = await self.linked_size(name, digest)
-        if size is None:
+        if await self._read_link(KEYS.layer_link(name, digest)) != digest:
             return None
         data = key(KEYS.blob_data(digest))
-        return ServedBlob(digest, size, self.driver.local_path(data))
+        try:
+            info = await self.driver.stat(data)
+        except PathNotFoundError:
+            return None
+        if info.is_dir:
+            return None
+        if self.driver.cheap_touch and not await self._refresh(data, info.mtime, grace_period):
+            return None
+        return ServedBlob(digest, info.size, self.driver.local_path(data))
+
+    async def _refresh(self, data: str, mtime: float, grace_period: float) -> bool:
+        """Keep a blob a client has just been told about out of GC's reach; whether it is
+        still there (drivers with a ``cheap_touch`` only: on object storage a touch is a
+        rewrite, and GC's lease and grace period protect what is served).
+
+        A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
+        GC must not sweep the blob in between. Its time is set to now when older than
+        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` seconds (never
+        with a grace period of 0: then nothing is protected); GC checks the time again right
+        before removing a blob.
+        """
+        interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
+        if grace_period <= 0 or time.time() - mtime < interval:
+            return True
+        return await self.driver.touch(data)
 
     def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
         return self.driver.reader(key(KEYS.blob_data(digest)), offset, length)
@@ -179,6 +303,10 @@ class DriverStorage(RegistryStorage):
 
     async def mount(self, source: str, name: str, digest: str) -> bool:
         if await self.linked_size(source, digest) is None:
+            return False
+        # Touched before linking (where a touch is cheap): a blob GC takes away meanwhile is
+        # not mounted (the client uploads it), and a mounted one is young again.
+        if self.driver.cheap_touch and not await self.driver.touch(key(KEYS.blob_data(digest))):
             return False
         await self._write_link(KEYS.layer_link(name, digest), digest)
         return True
@@ -234,16 +362,8 @@ class DriverStorage(RegistryStorage):
         if hasher is None and current == 0:
             hasher = hashlib.sha256()
         state.hasher, state.size = None, -1
-        written = 0
         try:
-            async for piece in chunks:
-                if hasher is not None:
-                    await asyncio.gather(
-                        writer.write(piece), asyncio.to_thread(hasher.update, piece)
-                    )
-                else:
-                    await writer.write(piece)
-                written += len(piece)
+            written = await _pump(writer, hasher, chunks)
         finally:
             # What was received stays (as Distribution's writer keeps it): the client asks for
             # the upload's status and goes on from there.
@@ -304,7 +424,14 @@ class DriverStorage(RegistryStorage):
         current = int(writer.size)
         await writer.close()
         algorithm, hex_digest = split_digest(digest)
-        if current or start or algorithm not in hashlib.algorithms_available:
+        if (
+            current
+            or start
+            or algorithm not in hashlib.algorithms_available
+            or not self.driver.invisible_until_commit
+        ):
+            # A file written in place would be visible at the blob's key half-written: the
+            # body goes to the upload, moved into place once verified.
             return await super().finish_upload_with(
                 name, upload_id, digest, chunks, start=start, length=length
             )
@@ -567,7 +694,14 @@ class DriverStorage(RegistryStorage):
         Concurrent calls for one repository share the storage requests: a call joins the one
         that starts after it arrived (never one already under way, whose answer may predate
         it), so at most one runs and one waits per repository.
+
+        On a driver with ``directory_times`` (the filesystem), the listing is kept in memory
+        and checked with one ``stat`` of the ``tags`` directory
+        (:mod:`embedded_registry.storage.tagindex`); ``None`` there means no ``tags``
+        directory, as Distribution answers.
         """
+        if self._local is not None:
+            return self._local.tags.tags(self._local.tags_dir(name))
         flight = self._tag_flights.get(name)
         if flight is None:
             flight = self._tag_flights[name] = _Flight()
@@ -702,6 +836,8 @@ class DriverStorage(RegistryStorage):
         return found
 
     async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
+        if self._local is not None:
+            return await asyncio.to_thread(self._local.referrers.referrers, name, subject)
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def describe(digest: str) -> ManifestInfo | None:
@@ -808,8 +944,20 @@ class DriverStorage(RegistryStorage):
         manifests = [m for m in described if m is not None]
         return {"name": name, "tags": tags, "manifests": manifests}
 
+    async def warm_up(self) -> None:
+        if self._local is not None:
+            await self._local.catalog.refresh()
+
+    async def catalog_page(self, last: str | None, count: int) -> tuple[list[str], bool]:
+        if self._local is not None:
+            return await self._local.catalog.page(last, count)
+        return page(await self.repositories(), last, count)
+
     async def repositories(self) -> list[str]:
         """Every name with a ``_layers`` or ``_manifests`` below it, in Distribution's order."""
+        if self._local is not None:
+            await self._local.catalog.refresh()
+            return self._local.catalog.index.current()
         base = key(KEYS.repositories_dir)
         found: set[str] = set()
         async for info in list_files(self.driver, base):

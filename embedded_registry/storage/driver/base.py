@@ -85,6 +85,22 @@ class StorageDriver(abc.ABC):
 
     name: str = "driver"
 
+    invisible_until_commit: bool = True
+    """A writer's bytes are invisible at its key until ``commit`` (an S3 multipart upload).
+    Where they are not (a file written in place), the stores never write a blob's own key
+    with a writer: they write an upload and ``move`` it into place once verified."""
+
+    cheap_touch: bool = False
+    """``touch`` is a cheap local call (a ``utime``), not a request: the stores then refresh
+    a blob's time whenever they tell a client about it (GC's grace period then protects it)."""
+
+    directory_times: bool = False
+    """``local_path`` gives every key, and a directory's modification time changes whenever
+    an entry is added to it or removed from it (a local filesystem): the stores then keep
+    their listings (tags, catalog, referrers) in memory and check them with a ``stat`` of
+    each directory instead of listing it again. The system calls of a ``stat`` or of a small
+    read are cheaper than the hop to a worker thread, so such a driver does them inline."""
+
     @abc.abstractmethod
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
         """The whole content at ``path`` (a small object: a link, a manifest)."""

@@ -2,13 +2,24 @@
 ``filesystem`` driver; the same tree, so a registry:2 volume is served as it is).
 
 Writes of content go through :func:`embedded_registry.storage.fsutil.atomic_write` (temporary
-file, fsync, rename); a writer appends to the file itself and ``commit`` fsyncs it. Blocking
-calls run in worker threads except a single ``stat``. ``local_path`` gives sendfile its file.
+file, fsync, rename); a writer appends to the file itself and ``commit`` fsyncs it, so a
+writer's bytes are visible as they are written (``invisible_until_commit`` is false: the stores
+write uploads, never a blob's own key, and ``move`` them into place once verified).
+
+What a local disk offers more than an object store, as capabilities the stores use:
+``local_path`` (sendfile, and the directory-time listings of ``directory_times``), a cheap
+``touch`` (``utime``), and inline system calls: a ``stat``, a ``utime`` and the read of a small
+file (a link, a manifest) run on the event loop, cheaper than a hop to a worker thread; larger
+reads and writes, listings, renames and deletes run in worker threads.
+
+A full disk (ENOSPC, EDQUOT) is :func:`embedded_registry.errors.storage_full` (507), and a
+writer that meets it gives back the space of what it had written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import stat as stat_module
@@ -16,7 +27,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
+from embedded_registry import errors
 from embedded_registry.storage.driver.base import (
+    KEYS,
     FileInfo,
     FileWriter,
     InvalidOffsetError,
@@ -24,10 +37,31 @@ from embedded_registry.storage.driver.base import (
     StorageDriver,
     StorageDriverError,
 )
-from embedded_registry.storage.fsutil import MAKE_DIR_ATTEMPTS, atomic_write, fsync_dir
+from embedded_registry.storage.fsutil import (
+    MAKE_DIR_ATTEMPTS,
+    atomic_write,
+    disk_full_as_registry_error,
+    fsync_dir,
+    is_disk_full,
+)
 
 READ_CHUNK = 1 << 20
+INLINE_READ = 256 << 10
+"""A file this small (a link, a manifest) is read on the event loop; a bigger one in a thread."""
 _MISSING = (FileNotFoundError, NotADirectoryError)
+
+
+def _read_small(full: str, limit: int | None) -> tuple[bytes, bool]:
+    """Up to ``INLINE_READ`` bytes of ``full`` (at most ``limit``), and whether that is all
+    that was asked for. One ``open``/``read``/``close`` without a file object."""
+    fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        wanted = INLINE_READ + 1 if limit is None else min(limit, INLINE_READ + 1)
+        data = os.read(fd, wanted)
+    finally:
+        os.close(fd)
+    complete = len(data) < wanted or (limit is not None and len(data) >= limit)
+    return data, complete
 
 
 class _FileWriter(FileWriter):
@@ -35,6 +69,7 @@ class _FileWriter(FileWriter):
         self._path = path
         self._handle: BinaryIO | None = handle
         self._size = size
+        self._start = size
 
     @property
     def size(self) -> int:
@@ -46,8 +81,22 @@ class _FileWriter(FileWriter):
         return self._handle
 
     async def write(self, data: bytes) -> None:
-        await asyncio.to_thread(self._file().write, data)
+        handle = self._file()
+        try:
+            await asyncio.to_thread(handle.write, data)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            await asyncio.to_thread(self._give_back, handle)
+            raise errors.storage_full() from None
         self._size += len(data)
+
+    def _give_back(self, handle: BinaryIO) -> None:
+        """After a full disk: drop what this writer wrote (the file is as it was opened)."""
+        with contextlib.suppress(OSError):
+            handle.seek(self._start)
+            handle.truncate()
+        self._size = self._start
 
     async def close(self) -> None:
         handle, self._handle = self._handle, None
@@ -58,8 +107,14 @@ class _FileWriter(FileWriter):
         handle = self._file()
 
         def flush() -> None:
-            handle.flush()
-            os.fsync(handle.fileno())
+            with disk_full_as_registry_error():
+                try:
+                    handle.flush()
+                except OSError as exc:
+                    if is_disk_full(exc):
+                        self._give_back(handle)
+                    raise
+                os.fsync(handle.fileno())
 
         await asyncio.to_thread(flush)
 
@@ -70,27 +125,41 @@ class _FileWriter(FileWriter):
 
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
+    invisible_until_commit = False
+    cheap_touch = True
+    directory_times = True
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        # A string: pathlib's joins cost more than the system calls of a blob HEAD.
+        self._root = os.fspath(self.root).rstrip("/") or "/"
+
+    def _local(self, path: str) -> str:
+        """The file of key ``path``, as a string (the hot paths: stat, small reads)."""
+        if ".." in path and ".." in path.split("/"):
+            raise StorageDriverError(f"invalid path {path!r}")
+        relative = path.lstrip("/")
+        if not relative:
+            return self._root
+        return f"{self._root}/{relative}" if self._root != "/" else f"/{relative}"
 
     def _full(self, path: str) -> Path:
-        relative = path.lstrip("/")
-        if ".." in relative.split("/"):
-            raise StorageDriverError(f"invalid path {path!r}")
-        return self.root / relative if relative else self.root
+        return Path(self._local(path))
 
     def local_path(self, path: str) -> str | None:
-        return str(self._full(path))
+        return self._local(path)
 
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
-        full = self._full(path)
-
-        def read() -> bytes:
-            with full.open("rb") as handle:
-                return handle.read() if limit is None else handle.read(limit)
-
+        full = self._local(path)
         try:
+            data, complete = _read_small(full, limit)
+            if complete:
+                return data
+
+            def read() -> bytes:
+                with open(full, "rb") as handle:
+                    return handle.read() if limit is None else handle.read(limit)
+
             return await asyncio.to_thread(read)
         except (*_MISSING, IsADirectoryError):
             raise PathNotFoundError(path) from None
@@ -125,6 +194,10 @@ class FilesystemDriver(StorageDriver):
         full = self._full(path)
 
         def open_file() -> tuple[BinaryIO, int]:
+            with disk_full_as_registry_error():
+                return open_or_create()
+
+        def open_or_create() -> tuple[BinaryIO, int]:
             if append:
                 try:
                     handle = full.open("ab")
@@ -145,7 +218,7 @@ class FilesystemDriver(StorageDriver):
 
     async def stat(self, path: str) -> FileInfo:
         try:
-            st = os.stat(self._full(path))
+            st = os.stat(self._local(path))
         except _MISSING:
             raise PathNotFoundError(path) from None
         is_dir = stat_module.S_ISDIR(st.st_mode)
@@ -164,6 +237,10 @@ class FilesystemDriver(StorageDriver):
         src, dst = self._full(source), self._full(dest)
 
         def rename() -> None:
+            with disk_full_as_registry_error():
+                move_into_place()
+
+        def move_into_place() -> None:
             for attempt in range(MAKE_DIR_ATTEMPTS):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 try:
@@ -194,7 +271,7 @@ class FilesystemDriver(StorageDriver):
 
     async def touch(self, path: str) -> bool:
         try:
-            os.utime(self._full(path))
+            os.utime(self._local(path))
         except _MISSING:
             return False
         except OSError:
@@ -202,5 +279,8 @@ class FilesystemDriver(StorageDriver):
         return True
 
     async def check(self) -> None:
-        if not os.access(self.root, os.R_OK | os.X_OK):
-            raise StorageDriverError(f"storage root {self.root} is not a readable directory")
+        """The layout's top directory (``docker/registry/v2``) must be readable: an unmounted
+        volume or a storage moved away is unhealthy."""
+        top = self._local(str(KEYS.v2))
+        if not os.access(top, os.R_OK | os.X_OK):
+            raise StorageDriverError(f"storage root {top} is not readable")
