@@ -36,7 +36,6 @@ from embedded_registry.storage.catalog import (
     path_order_key,
 )
 from embedded_registry.storage.driver.base import (
-    KEYS,
     FileInfo,
     FileWriter,
     PathNotFoundError,
@@ -46,7 +45,7 @@ from embedded_registry.storage.driver.base import (
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
 from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
-from embedded_registry.storage.paths import split_digest
+from embedded_registry.storage.paths import KeyLayout, split_digest
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
 from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
@@ -75,8 +74,12 @@ repository's last commit to tell a finished push from one in flight
 (:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
 
 
-def key(path: Any) -> str:
-    return str(path)
+KEYS = KeyLayout()
+"""The layout's keys as strings (``str(driver.base.KEYS.…)`` without pathlib)."""
+
+
+def key(path: str) -> str:
+    return path
 
 
 def _rfc3339(mtime: float) -> str:
