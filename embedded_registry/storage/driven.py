@@ -342,6 +342,14 @@ class DriverStorage(RegistryStorage):
             raise errors.blob_upload_unknown() from None
 
     async def upload_size(self, name: str, upload_id: str) -> int:
+        if self._local is not None:  # a local file: its size is a stat, no writer to open
+            try:
+                info = await self.driver.stat(key(KEYS.upload_data(name, upload_id)))
+            except PathNotFoundError:
+                raise errors.blob_upload_unknown() from None
+            if info.is_dir:
+                raise errors.blob_upload_unknown()
+            return info.size
         writer = await self._open(name, upload_id)
         await writer.close()
         return int(writer.size)

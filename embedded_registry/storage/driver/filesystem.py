@@ -82,41 +82,48 @@ class _FileWriter(FileWriter):
 
     async def write(self, data: bytes) -> None:
         handle = self._file()
+
+        def write_through() -> None:
+            # Flushed here, in the worker thread: nothing is left for close() to write (and
+            # to fail at) on the event loop.
+            handle.write(data)
+            handle.flush()
+
         try:
-            await asyncio.to_thread(handle.write, data)
+            await asyncio.to_thread(write_through)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
-            await asyncio.to_thread(self._give_back, handle)
+            self._give_back()
             raise errors.storage_full() from None
         self._size += len(data)
 
-    def _give_back(self, handle: BinaryIO) -> None:
+    def _give_back(self) -> None:
         """After a full disk: drop what this writer wrote (the file is as it was opened)."""
         with contextlib.suppress(OSError):
-            handle.seek(self._start)
-            handle.truncate()
+            os.truncate(self._path, self._start)
         self._size = self._start
 
     async def close(self) -> None:
+        # Every write was flushed: close(2) of a file without fsync, cheaper inline than in
+        # a worker thread.
         handle, self._handle = self._handle, None
         if handle is not None:
-            await asyncio.to_thread(handle.close)
+            handle.close()
 
     async def commit(self) -> None:
+        """fsync the file (its bytes are durable before anything names them) and end the
+        writer."""
         handle = self._file()
 
         def flush() -> None:
             with disk_full_as_registry_error():
-                try:
-                    handle.flush()
-                except OSError as exc:
-                    if is_disk_full(exc):
-                        self._give_back(handle)
-                    raise
                 os.fsync(handle.fileno())
 
-        await asyncio.to_thread(flush)
+        try:
+            await asyncio.to_thread(flush)
+        finally:
+            await self.close()
 
     async def cancel(self) -> None:
         await self.close()
