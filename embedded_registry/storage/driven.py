@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -182,6 +183,24 @@ class _LocalIndexes:
 
     def tags_dir(self, name: str) -> str:
         return f"{self.repositories}/{name}/_manifests/tags"
+
+    def uploads(self) -> list[tuple[str, str, str]]:
+        """``(repository, upload id, startedat key)`` of every upload directory (blocking)."""
+        found: list[tuple[str, str, str]] = []
+        for directory, subdirs, _files in os.walk(self.repositories):
+            if os.path.basename(directory) == "_uploads":
+                name = os.path.relpath(os.path.dirname(directory), self.repositories)
+                name = name.replace(os.sep, "/")
+                if names.is_valid_name(name):
+                    found += [
+                        (name, upload, KEYS.upload_startedat(name, upload))
+                        for upload in sorted(subdirs)
+                        if names.is_valid_upload_id(upload)
+                    ]
+                subdirs.clear()
+            else:
+                subdirs[:] = sorted(d for d in subdirs if d == "_uploads" or not d.startswith("_"))
+        return found
 
 
 class DriverStorage(RegistryStorage):
@@ -478,7 +497,11 @@ class DriverStorage(RegistryStorage):
         return True
 
     async def iter_uploads(self) -> list[tuple[str, str, str]]:
-        """Every upload with a ``startedat``: ``(repository, upload id, startedat path)``."""
+        """Every upload with a ``startedat``: ``(repository, upload id, startedat path)``.
+        On local storage, every upload directory (one walk that skips ``_layers`` and
+        ``_manifests``, in a worker thread)."""
+        if self._local is not None:
+            return await asyncio.to_thread(self._local.uploads)
         found = []
         base = key(KEYS.repositories_dir)
         async for info in list_files(self.driver, base):
@@ -503,7 +526,11 @@ class DriverStorage(RegistryStorage):
                 raw = await self.driver.get_content(startedat, limit=LINK_LIMIT)
                 started = _parse_startedat(raw.decode())
             except (PathNotFoundError, UnicodeDecodeError):
-                continue
+                started = None
+            if started is None and self._local is not None:
+                # No readable startedat (a writer killed before it): the directory's time.
+                with contextlib.suppress(PathNotFoundError):
+                    started = (await self.driver.stat(key(KEYS.upload_dir(name, upload_id)))).mtime
             if started is not None and started < cutoff:
                 purged.append((name, upload_id))
                 if not dry_run:

@@ -261,3 +261,22 @@ async def test_a_monolithic_push_cut_off_mid_way_is_never_visible(tmp_path: Path
     assert layout.blob_data(digest).read_bytes() == data
     assert await storage.linked_size("app", digest) == len(data)
 
+
+
+async def test_purge_dates_an_upload_without_startedat_by_its_directory(tmp_path: Path) -> None:
+    """A writer killed before ``startedat`` was written leaves an upload directory without one:
+    on the filesystem it is dated by the directory's time (as before), not kept forever. Layer
+    links and manifests are never taken for uploads."""
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
+    digest = await push(storage, "app", b"a layer")
+    orphan = await storage.create_upload("app")
+    layout.upload_startedat("app", orphan).unlink()
+    young = await storage.create_upload("app")
+    layout.upload_startedat("app", young).unlink()
+    then = time.time() - 7200
+    os.utime(layout.upload_dir("app", orphan), (then, then))
+    assert await storage.purge_uploads(3600) == [("app", orphan)]
+    assert not layout.upload_dir("app", orphan).exists()
+    assert layout.upload_dir("app", young).is_dir()
+    assert await storage.linked_size("app", digest) == len(b"a layer")
