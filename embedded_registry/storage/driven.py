@@ -1,7 +1,15 @@
-"""Distribution's layout on any storage driver: what the bundled registry serves from S3.
+"""Distribution's layout on any storage driver: what the bundled registry serves, from a
+local directory (the filesystem driver) or from S3 (the s3 driver).
 
 The keys are the ones of :mod:`embedded_registry.storage.paths` (Distribution's ``paths.go``),
-so a bucket written by Distribution's s3 driver is served as it is, and the other way round.
+so a directory or a bucket written by Distribution is served as it is, and the other way round.
+
+What only one driver can do, it offers as an optional capability, used where offered: a local
+path for sendfile, a cheap ``touch`` (blobs refreshed when served or mounted, so GC's grace
+period protects them), ``directory_times`` (tags, catalog and referrers kept in memory and
+checked with a ``stat`` per directory, uploads found by one pruned walk), writes invisible
+until commit (a monolithic push streamed straight to the blob's key: S3 multipart uploads;
+elsewhere the body goes to the upload and is moved into place once verified), presigned URLs.
 
 Uploads keep their state in the storage, never only in a process: ``_uploads/<uuid>/startedat``
 and the data writer (an S3 multipart upload, resumed from S3's own listing of it), so any
@@ -678,10 +686,20 @@ class DriverStorage(RegistryStorage):
             await self.driver.put_content(key(KEYS.blob_data(digest)), body)
         if guard is not None:
             guard.before_last_write()
-        await self.driver.put_content(key(KEYS.revision_link(name, digest)), digest.encode())
+        revision = key(KEYS.revision_link(name, digest))
+        new_revision = not is_digest and await self._read_link(revision) != digest
+        await self.driver.put_content(revision, digest.encode())
         self._remember(digest, info)
         if not is_digest:
-            await self.tag(name, reference, digest)
+            try:
+                await self.tag(name, reference, digest)
+            except errors.RegistryError:
+                # The disk filled up while tagging: the PUT fails, so leave no new revision a
+                # client could find by digest (a tag without its current link is never listed).
+                if new_revision:
+                    with contextlib.suppress(PathNotFoundError):
+                        await self.driver.delete(revision)
+                raise
         return digest, info
 
     async def _record_commit(self, name: str) -> None:
