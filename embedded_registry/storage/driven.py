@@ -37,7 +37,6 @@ from typing import Any
 
 from embedded_registry import errors, names
 from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_manifest
-from embedded_registry.storage.blobs import REFRESH_FRACTION, REFRESH_MAX_INTERVAL
 from embedded_registry.storage.catalog import (
     RepositoryIndex,
     SharedRefresh,
@@ -59,6 +58,14 @@ from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
 from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
 
+REFRESH_FRACTION = 0.1
+REFRESH_MAX_INTERVAL = 1.0
+"""A blob served or mounted is refreshed (its mtime set to now, on drivers with a cheap
+``touch``) once its mtime is older than this fraction of GC's grace period, or than
+``REFRESH_MAX_INTERVAL`` seconds, whichever is less: GC then keeps it for a whole grace period,
+and tells it from the blobs of a deleted image (GC frees a young blob at once unless it was
+written or refreshed since the last commit of its repository,
+:mod:`embedded_registry.gc.activity`). A hot blob costs one ``utime`` a second."""
 WRITE_CHUNK = 2 << 20
 """Bytes of an upload gathered from the socket before one write and hash step (the routes
 read bodies in pieces of this size, so a block is usually one piece: no copy)."""
