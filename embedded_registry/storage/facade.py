@@ -33,7 +33,9 @@ class RegistryStorage(abc.ABC):
 
     @property
     def root(self) -> Path | None:
-        """The local storage root (GC and usage run there), ``None`` on object storage."""
+        """A local root that GC and usage read directly, around the driver; ``None`` for
+        :class:`~embedded_registry.storage.driven.DriverStorage` on every driver (the
+        filesystem one too): GC and usage then work through the driver."""
         return None
 
     # -- health -------------------------------------------------------------------------------
