@@ -262,7 +262,6 @@ async def test_a_monolithic_push_cut_off_mid_way_is_never_visible(tmp_path: Path
     assert await storage.linked_size("app", digest) == len(data)
 
 
-
 async def test_purge_dates_an_upload_without_startedat_by_its_directory(tmp_path: Path) -> None:
     """A writer killed before ``startedat`` was written leaves an upload directory without one:
     on the filesystem it is dated by the directory's time (as before), not kept forever. Layer
