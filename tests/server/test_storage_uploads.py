@@ -279,3 +279,27 @@ async def test_purge_dates_an_upload_without_startedat_by_its_directory(tmp_path
     assert not layout.upload_dir("app", orphan).exists()
     assert layout.upload_dir("app", young).is_dir()
     assert await storage.linked_size("app", digest) == len(b"a layer")
+
+
+async def test_a_new_file_writer_shows_nothing_at_its_key_until_it_ends(tmp_path: Path) -> None:
+    """The filesystem driver's writer of a new file writes beside its key: abandoned mid-way
+    (a crash) or cancelled, nothing is at the key; committed, the whole content is."""
+    driver = FilesystemDriver(tmp_path)
+    target = "/docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+    local = tmp_path / target.lstrip("/")
+
+    abandoned = await driver.writer(target)
+    await abandoned.write(b"half of a blob")
+    assert not local.exists()
+    await abandoned.cancel()
+    assert not local.exists() and list(local.parent.iterdir()) == []
+
+    writer = await driver.writer(target)
+    await writer.write(b"the whole ")
+    await writer.write(b"content")
+    assert not local.exists()
+    leftovers = [p.name for p in local.parent.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-")
+    await writer.commit()
+    assert local.read_bytes() == b"the whole content"
+    assert [p.name for p in local.parent.iterdir()] == ["data"]

@@ -2,9 +2,11 @@
 ``filesystem`` driver; the same tree, so a registry:2 volume is served as it is).
 
 Writes of content go through :func:`embedded_registry.storage.fsutil.atomic_write` (temporary
-file, fsync, rename); a writer appends to the file itself and ``commit`` fsyncs it, so a
-writer's bytes are visible as they are written (``invisible_until_commit`` is false: the stores
-write uploads, never a blob's own key, and ``move`` them into place once verified).
+file, fsync, rename). A writer of a new file writes a temporary file beside its key, renamed
+into place by ``close`` or ``commit`` (which fsyncs first); a writer that appends writes the
+file itself, so its bytes are visible as they are written (``invisible_until_commit`` is false:
+the stores append to uploads, never to a blob's own key, and ``move`` them into place once
+verified).
 
 What a local disk offers more than an object store, as capabilities the stores use:
 ``local_path`` (sendfile, and the directory-time listings of ``directory_times``), a cheap
@@ -23,6 +25,7 @@ import contextlib
 import os
 import shutil
 import stat as stat_module
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -39,6 +42,7 @@ from embedded_registry.storage.driver.base import (
 )
 from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
+    TEMP_PREFIX,
     atomic_write,
     disk_full_as_registry_error,
     fsync_dir,
@@ -49,6 +53,18 @@ READ_CHUNK = 1 << 20
 INLINE_READ = 256 << 10
 """A file this small (a link, a manifest) is read on the event loop; a bigger one in a thread."""
 _MISSING = (FileNotFoundError, NotADirectoryError)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+NEW_FILE_MODE = 0o666 & ~_umask()
+"""The mode of a file a writer creates: what ``open(2)`` gives under the process's umask
+(read at import, while one thread runs), so an upload moved into place as a blob is readable
+as before."""
 
 
 def _read_small(full: str, limit: int | None) -> tuple[bytes, bool]:
@@ -65,8 +81,14 @@ def _read_small(full: str, limit: int | None) -> tuple[bytes, bool]:
 
 
 class _FileWriter(FileWriter):
-    def __init__(self, path: Path, handle: BinaryIO, size: int) -> None:
+    """Appends to ``path``; or, for a new file (``temp`` given), writes ``temp`` beside it,
+    renamed onto ``path`` by ``close`` or ``commit``: a writer cut short (a crash, a
+    cancellation) never leaves a partial file at its key, only a temporary one that GC's
+    stale-temporary sweep removes."""
+
+    def __init__(self, path: Path, handle: BinaryIO, size: int, temp: Path | None = None) -> None:
         self._path = path
+        self._temp = temp
         self._handle: BinaryIO | None = handle
         self._size = size
         self._start = size
@@ -101,15 +123,19 @@ class _FileWriter(FileWriter):
     def _give_back(self) -> None:
         """After a full disk: drop what this writer wrote (the file is as it was opened)."""
         with contextlib.suppress(OSError):
-            os.truncate(self._path, self._start)
+            os.truncate(self._temp or self._path, self._start)
         self._size = self._start
 
     async def close(self) -> None:
         # Every write was flushed: close(2) of a file without fsync, cheaper inline than in
-        # a worker thread.
+        # a worker thread. A new file takes its place at its key (a rename, no fsync: close
+        # keeps the content for a later append; commit makes it durable).
         handle, self._handle = self._handle, None
         if handle is not None:
             handle.close()
+            temp, self._temp = self._temp, None
+            if temp is not None:
+                os.replace(temp, self._path)
 
     async def commit(self) -> None:
         """fsync the file (its bytes are durable before anything names them) and end the
@@ -122,12 +148,20 @@ class _FileWriter(FileWriter):
 
         try:
             await asyncio.to_thread(flush)
-        finally:
-            await self.close()
+        except BaseException:
+            await self.cancel()
+            raise
+        renamed = self._temp is not None
+        await self.close()
+        if renamed:
+            await asyncio.to_thread(fsync_dir, self._path.parent)
 
     async def cancel(self) -> None:
-        await self.close()
-        await asyncio.to_thread(self._path.unlink, missing_ok=True)
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+        temp, self._temp = self._temp, None
+        await asyncio.to_thread((temp or self._path).unlink, missing_ok=True)
 
 
 class FilesystemDriver(StorageDriver):
@@ -200,28 +234,31 @@ class FilesystemDriver(StorageDriver):
     async def writer(self, path: str, *, append: bool = False) -> FileWriter:
         full = self._full(path)
 
-        def open_file() -> tuple[BinaryIO, int]:
+        def open_file() -> tuple[BinaryIO, int, Path | None]:
             with disk_full_as_registry_error():
                 return open_or_create()
 
-        def open_or_create() -> tuple[BinaryIO, int]:
+        def open_or_create() -> tuple[BinaryIO, int, Path | None]:
             if append:
                 try:
                     handle = full.open("ab")
                 except _MISSING:
                     raise PathNotFoundError(path) from None
-                return handle, handle.tell()
+                return handle, handle.tell(), None
             for attempt in range(MAKE_DIR_ATTEMPTS):
                 full.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    return full.open("wb"), 0
+                    fd, temp = tempfile.mkstemp(dir=full.parent, prefix=TEMP_PREFIX)
+                    os.fchmod(fd, NEW_FILE_MODE)  # as open(2) makes it, not mkstemp's 0600
+                    return os.fdopen(fd, "wb"), 0, Path(temp)
                 except FileNotFoundError:
+                    # GC removed the (empty) directory between the mkdir and here.
                     if attempt == MAKE_DIR_ATTEMPTS - 1:
                         raise
             raise AssertionError("unreachable")
 
-        handle, size = await asyncio.to_thread(open_file)
-        return _FileWriter(full, handle, size)
+        handle, size, temp = await asyncio.to_thread(open_file)
+        return _FileWriter(full, handle, size, temp)
 
     async def stat(self, path: str) -> FileInfo:
         try:
