@@ -8,7 +8,8 @@ Distribution's s3 driver and a directory written by its filesystem driver are se
 Every method is async: the s3 driver is natively async, the filesystem driver runs its blocking
 calls in threads where they are more than a stat. What only one driver can offer is optional:
 :meth:`StorageDriver.local_path` (sendfile) and :meth:`StorageDriver.redirect_url` (a presigned
-URL).
+URL), and the capability flags the stores read (``invisible_until_commit``, ``cheap_touch``,
+``directory_times``).
 """
 
 from __future__ import annotations
