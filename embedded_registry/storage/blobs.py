@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 from embedded_registry.storage.fsutil import (
+    MAKE_DIR_ATTEMPTS,
     atomic_write,
+    fsync_dir,
     read_link,
     write_link,
 )
@@ -96,3 +99,27 @@ class BlobStore:
         path = self.layout.blob_data(digest)
         if not path.exists():
             atomic_write(path, data)
+
+    def commit_file(self, source: Path, digest: str) -> None:
+        """Move a verified, fsynced file into place as the blob ``digest`` (offline tools and
+        tests; the server's upload does the same through ``FilesystemDriver.move``).
+
+        When the blob already exists (another upload of the same content won), ``source`` is
+        removed and the existing copy kept: both pushes succeed and one copy remains.
+        """
+        target = self.layout.blob_data(digest)
+        # The touch fails when GC has just taken the blob away: then this copy takes its place.
+        if target.exists() and self.touch(digest):
+            source.unlink(missing_ok=True)
+            return
+        for attempt in range(MAKE_DIR_ATTEMPTS):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+                break
+            except FileNotFoundError:
+                # GC removed the blob's (then empty) directory between the mkdir and the
+                # rename: make it again. A missing source is a real error and stays one.
+                if not source.exists() or attempt == MAKE_DIR_ATTEMPTS - 1:
+                    raise
+        fsync_dir(target.parent)
