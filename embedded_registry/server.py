@@ -119,14 +119,12 @@ def _display_host(host: str) -> str:
 async def serve(config: Config, announce: TextIO | None = None) -> None:
     """Serve until SIGTERM or SIGINT; raise StartupError when the server cannot start."""
     context = ssl_context(config)
-    storage: RegistryStorage
     if config.storage.s3 is None:
-        storage = check_root(config)
-    else:
-        try:
-            storage = await open_storage(config)
-        except StorageUnavailable as exc:
-            raise StartupError(str(exc)) from None
+        check_root(config)
+    try:
+        storage = await open_storage(config)  # the filesystem or the s3 driver
+    except StorageUnavailable as exc:
+        raise StartupError(str(exc)) from None
     try:
         await _serve(config, storage, context, announce)
     finally:
