@@ -29,8 +29,8 @@ from embedded_registry.routes import (
     tags,
     uploads,
 )
-from embedded_registry.storage import Storage
 from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.factory import filesystem_storage
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,9 @@ async def _purge_loop(storage: RegistryStorage, age: float, interval: float, dry
 
 
 def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Application:
-    """The registry for ``config``; ``storage`` defaults to the configured filesystem root
-    (``embedded_registry.storage.factory.open_storage`` opens the configured driver)."""
+    """The registry for ``config``; ``storage`` defaults to the filesystem driver on the
+    configured root (``embedded_registry.storage.factory.open_storage`` opens the configured
+    driver, s3 too)."""
     admin = AdminAccess()
     middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [
         error_middleware,
@@ -230,7 +231,7 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app[CONFIG_KEY] = config
     app[ROOT_SPELLINGS_KEY] = root_spellings(str(config.storage.root))
     app[ADMIN_KEY] = admin  # server.py writes its secret where local clients find it
-    app[STORAGE_KEY] = storage if storage is not None else Storage(config.storage.root)
+    app[STORAGE_KEY] = storage if storage is not None else filesystem_storage(config)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)
     app.cleanup_ctx.append(_upload_purger)

@@ -29,9 +29,13 @@ from embedded_registry.gc import (
     remove_serving_marker,
     write_serving_marker,
 )
-from embedded_registry.storage import Storage
+from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.facade import RegistryStorage
-from embedded_registry.storage.factory import StorageUnavailable, open_storage
+from embedded_registry.storage.factory import (
+    StorageUnavailable,
+    filesystem_storage,
+    open_storage,
+)
 from embedded_registry.storage.paths import Layout
 
 log = logging.getLogger(__name__)
@@ -75,19 +79,22 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.basicConfig(level=_LEVELS.get(level, logging.INFO), handlers=[handler], force=True)
 
 
-def check_root(config: Config) -> Storage:
-    """Create (unless read-only) and check the storage root; StartupError when unusable."""
-    storage = Storage(config.storage.root)
+def check_root(config: Config) -> DriverStorage:
+    """Create (unless read-only) and check the storage root; StartupError when unusable.
+    The storage served is the filesystem driver's on that root."""
+    storage = filesystem_storage(config)
     root = config.storage.root
     if config.storage.read_only:
         if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
             raise StartupError(f"storage root {root} is not a readable directory")
         return storage
+    layout = Layout(root)
     try:
-        storage.ensure_layout()
+        layout.blobs_dir.mkdir(parents=True, exist_ok=True)
+        layout.repositories_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StartupError(f"cannot create storage root {root}: {exc.strerror or exc}") from None
-    for directory in (root, storage.layout.blobs_dir, storage.layout.repositories_dir):
+    for directory in (root, layout.blobs_dir, layout.repositories_dir):
         if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
             raise StartupError(f"storage root {root} is not writable ({directory})")
     return storage
@@ -112,14 +119,12 @@ def _display_host(host: str) -> str:
 async def serve(config: Config, announce: TextIO | None = None) -> None:
     """Serve until SIGTERM or SIGINT; raise StartupError when the server cannot start."""
     context = ssl_context(config)
-    storage: RegistryStorage
     if config.storage.s3 is None:
-        storage = check_root(config)
-    else:
-        try:
-            storage = await open_storage(config)
-        except StorageUnavailable as exc:
-            raise StartupError(str(exc)) from None
+        check_root(config)
+    try:
+        storage = await open_storage(config)  # the filesystem or the s3 driver
+    except StorageUnavailable as exc:
+        raise StartupError(str(exc)) from None
     try:
         await _serve(config, storage, context, announce)
     finally:

@@ -14,13 +14,13 @@ Access is that of ``tags/list`` of the same repository (the auth middleware when
 anyone otherwise): it reveals the repository's tags and the digests, sizes and dates of the
 manifests a puller may fetch by digest anyway, and nothing of the server's machine.
 
-:func:`describe_repository` is also what ``regtui prune --root`` reads offline, so both see
-one and the same document.
+The server reads it through its storage driver (``DriverStorage.describe_repository``);
+:func:`describe_repository` reads the same document from a directory, blocking, for
+``regtui prune --root`` offline (a test checks that both agree).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from datetime import UTC, datetime
@@ -144,16 +144,11 @@ def describe_repository(
 async def repository_tags(request: web.Request) -> web.Response:
     """``GET /v2/_regtui/ext/tags/<name>``: see the module docstring."""
     name = names.check_name(request.match_info["name"])
-    store = storage(request)
-    root = store.root
-    if root is not None:
-        document = await asyncio.to_thread(describe_repository, Layout(root), name)
-    else:
-        # A storage driver (s3) reads the same document from its listing (LastModified).
-        describe = getattr(store, "describe_repository", None)
-        if describe is None:
-            raise errors.unsupported("push times are not known on this storage")
-        document = await describe(name)
+    # The storage reads the document through its driver (file times or LastModified).
+    describe = getattr(storage(request), "describe_repository", None)
+    if describe is None:
+        raise errors.unsupported("push times are not known on this storage")
+    document = await describe(name)
     if document is None:
         raise errors.name_unknown(name)
     return json_response(json.dumps(document, separators=(",", ":")).encode())

@@ -1,10 +1,11 @@
-"""Content-addressed blobs and the per-repository ``_layers`` links that expose them."""
+"""Content-addressed blobs and the per-repository ``_layers`` links that expose them, on one
+filesystem root, blocking: the toolkit of offline commands and test fixtures (the server writes
+and serves blobs through its storage driver, :mod:`embedded_registry.storage.driven`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 from pathlib import Path
 
 from embedded_registry.storage.fsutil import (
@@ -15,14 +16,6 @@ from embedded_registry.storage.fsutil import (
     write_link,
 )
 from embedded_registry.storage.paths import Layout
-
-REFRESH_FRACTION = 0.1
-REFRESH_MAX_INTERVAL = 1.0
-"""A blob served or mounted is refreshed (its mtime set to now) once its mtime is older than
-this fraction of GC's grace period, or than ``REFRESH_MAX_INTERVAL`` seconds, whichever is
-less: GC then keeps it for a whole grace period, and tells it from the blobs of a deleted image
-(GC frees a young blob at once unless it was written or refreshed since the last commit of its
-repository, :mod:`embedded_registry.gc.activity`). A hot blob costs one ``utime`` a second."""
 
 
 class BlobStore:
@@ -69,21 +62,6 @@ class BlobStore:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
-    def refresh(self, digest: str, st: os.stat_result, grace_period: float) -> bool:
-        """Keep a blob a client has just been told about out of GC's reach; whether it is
-        still there.
-
-        A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
-        GC must not sweep the blob in between. Its mtime is set to now when older than
-        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` (never with a
-        grace period of 0: then nothing is protected). GC checks the mtime again right before
-        removing a blob (``embedded_registry.gc.sweep``).
-        """
-        interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
-        if grace_period <= 0 or time.time() - st.st_mtime < interval:
-            return True
-        return self.touch(digest)
-
     def link(self, name: str, digest: str) -> None:
         path = self.layout.layer_link(name, digest)
         if read_link(path) != digest:
@@ -123,7 +101,8 @@ class BlobStore:
             atomic_write(path, data)
 
     def commit_file(self, source: Path, digest: str) -> None:
-        """Move a verified, fsynced file into place as the blob ``digest``.
+        """Move a verified, fsynced file into place as the blob ``digest`` (offline tools and
+        tests; the server's upload does the same through ``FilesystemDriver.move``).
 
         When the blob already exists (another upload of the same content won), ``source`` is
         removed and the existing copy kept: both pushes succeed and one copy remains.

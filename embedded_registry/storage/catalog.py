@@ -15,6 +15,7 @@ and that directory is listed again next time.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import os
 import threading
@@ -119,6 +120,11 @@ class RepositoryIndex:
             self._refresh()
             return self._names
 
+    def current(self) -> list[str]:
+        """The names as of the last refresh."""
+        with self._lock:
+            return list(self._names)
+
     def page(self, last: str | None, count: int, *, refresh: bool = True) -> tuple[list[str], bool]:
         """The ``count`` names after ``last``, and whether more follow; fresh from disk unless
         ``refresh`` is false (then as of the last refresh)."""
@@ -209,3 +215,28 @@ class RepositoryIndex:
             found.append(prefix[:-1])
         for name, child in directory.children.items():
             self._collect(child, f"{prefix}{name}/", found)
+
+
+class SharedRefresh:
+    """One :meth:`RepositoryIndex.refresh` at a time (in a worker thread), shared by the
+    requests waiting for it: each waits for a check that began after it arrived."""
+
+    def __init__(self, index: RepositoryIndex) -> None:
+        self.index = index
+        self._lock = asyncio.Lock()
+        self._started = 0
+        self._finished = 0
+
+    async def page(self, last: str | None, count: int) -> tuple[list[str], bool]:
+        await self.refresh()
+        return self.index.page(last, count, refresh=False)
+
+    async def refresh(self) -> None:
+        """Return after a check that began after this call."""
+        arrived_after = self._started
+        async with self._lock:
+            if self._finished <= arrived_after:  # no check began after this call came
+                self._started += 1
+                number = self._started
+                await asyncio.to_thread(self.index.refresh)
+                self._finished = number

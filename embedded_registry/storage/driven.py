@@ -1,7 +1,15 @@
-"""Distribution's layout on any storage driver: what the bundled registry serves from S3.
+"""Distribution's layout on any storage driver: what the bundled registry serves, from a
+local directory (the filesystem driver) or from S3 (the s3 driver).
 
 The keys are the ones of :mod:`embedded_registry.storage.paths` (Distribution's ``paths.go``),
-so a bucket written by Distribution's s3 driver is served as it is, and the other way round.
+so a directory or a bucket written by Distribution is served as it is, and the other way round.
+
+What only one driver can do, it offers as an optional capability, used where offered: a local
+path for sendfile, a cheap ``touch`` (blobs refreshed when served or mounted, so GC's grace
+period protects them), ``directory_times`` (tags, catalog and referrers kept in memory and
+checked with a ``stat`` per directory, uploads found by one pruned walk), writes invisible
+until commit (a monolithic push streamed straight to the blob's key: S3 multipart uploads;
+elsewhere the body goes to the upload and is moved into place once verified), presigned URLs.
 
 Uploads keep their state in the storage, never only in a process: ``_uploads/<uuid>/startedat``
 and the data writer (an S3 multipart upload, resumed from S3's own listing of it), so any
@@ -18,6 +26,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections import OrderedDict
@@ -28,10 +37,15 @@ from typing import Any
 
 from embedded_registry import errors, names
 from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_manifest
-from embedded_registry.storage.catalog import path_order_key
+from embedded_registry.storage.catalog import (
+    RepositoryIndex,
+    SharedRefresh,
+    page,
+    path_order_key,
+)
 from embedded_registry.storage.driver.base import (
-    KEYS,
     FileInfo,
+    FileWriter,
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
@@ -39,9 +53,22 @@ from embedded_registry.storage.driver.base import (
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
 from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
-from embedded_registry.storage.paths import split_digest
+from embedded_registry.storage.paths import KeyLayout, split_digest
+from embedded_registry.storage.referrers import ReferrersIndex
+from embedded_registry.storage.tagindex import TagIndex
 from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
 
+REFRESH_FRACTION = 0.1
+REFRESH_MAX_INTERVAL = 1.0
+"""A blob served or mounted is refreshed (its mtime set to now, on drivers with a cheap
+``touch``) once its mtime is older than this fraction of GC's grace period, or than
+``REFRESH_MAX_INTERVAL`` seconds, whichever is less: GC then keeps it for a whole grace period,
+and tells it from the blobs of a deleted image (GC frees a young blob at once unless it was
+written or refreshed since the last commit of its repository,
+:mod:`embedded_registry.gc.activity`). A hot blob costs one ``utime`` a second."""
+WRITE_CHUNK = 2 << 20
+"""Bytes of an upload gathered from the socket before one write and hash step (the routes
+read bodies in pieces of this size, so a block is usually one piece: no copy)."""
 LINK_LIMIT = 1024
 CONCURRENCY = 16
 """Requests to the storage one operation keeps in flight (referrers, manifest checks)."""
@@ -63,8 +90,12 @@ repository's last commit to tell a finished push from one in flight
 (:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
 
 
-def key(path: Any) -> str:
-    return str(path)
+KEYS = KeyLayout()
+"""The layout's keys as strings (``str(driver.base.KEYS.…)`` without pathlib)."""
+
+
+def key(path: str) -> str:
+    return path
 
 
 def _rfc3339(mtime: float) -> str:
@@ -101,6 +132,92 @@ async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo
         return
 
 
+async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
+    """Write ``chunks`` and hash them (``hasher`` may be None); the bytes written.
+
+    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block is written and hashed at
+    once (both release the GIL: hashing overlaps with the write), while the loop reads the
+    next block from the socket. Every byte is written when this returns."""
+    pending: list[asyncio.Future[Any]] = []
+    buffer: list[bytes] = []
+    buffered = written = 0
+
+    async def settle() -> None:
+        futures = pending[:]
+        pending.clear()
+        for future in futures:
+            await future
+
+    def start(data: bytes) -> None:
+        pending.append(asyncio.ensure_future(writer.write(data)))
+        if hasher is not None:
+            pending.append(asyncio.ensure_future(asyncio.to_thread(hasher.update, data)))
+
+    try:
+        async for piece in chunks:
+            buffer.append(piece)
+            buffered += len(piece)
+            if buffered >= WRITE_CHUNK:
+                data = b"".join(buffer) if len(buffer) > 1 else buffer[0]
+                buffer.clear()
+                buffered = 0
+                await settle()
+                start(data)
+                written += len(data)
+        await settle()
+        if buffered:
+            data = b"".join(buffer)
+            start(data)
+            written += len(data)
+            await settle()
+    except BaseException:
+        # Let the work in flight end before the writer is closed; the caller drops the hash.
+        for future in pending:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(future)
+        raise
+    return written
+
+
+class _LocalIndexes:
+    """The listings a ``directory_times`` driver keeps in memory, on its local paths: each
+    repository's tags (a ``stat`` of its ``tags`` directory per request), the catalog (a
+    ``stat`` per directory) and the referrers (a few ``stat`` calls per request)."""
+
+    def __init__(self, driver: StorageDriver, read_manifest: Callable[[str], Any]) -> None:
+        def local(path: Any) -> str:
+            found = driver.local_path(key(path))
+            if found is None:
+                raise StorageDriverError(f"the {driver.name} driver has no local paths")
+            return found
+
+        self.repositories = local(KEYS.repositories_dir)
+        self.tags = TagIndex()
+        self.catalog = SharedRefresh(RepositoryIndex(self.repositories))
+        self.referrers = ReferrersIndex(self.repositories, read_manifest)
+
+    def tags_dir(self, name: str) -> str:
+        return f"{self.repositories}/{name}/_manifests/tags"
+
+    def uploads(self) -> list[tuple[str, str, str]]:
+        """``(repository, upload id, startedat key)`` of every upload directory (blocking)."""
+        found: list[tuple[str, str, str]] = []
+        for directory, subdirs, _files in os.walk(self.repositories):
+            if os.path.basename(directory) == "_uploads":
+                name = os.path.relpath(os.path.dirname(directory), self.repositories)
+                name = name.replace(os.sep, "/")
+                if names.is_valid_name(name):
+                    found += [
+                        (name, upload, KEYS.upload_startedat(name, upload))
+                        for upload in sorted(subdirs)
+                        if names.is_valid_upload_id(upload)
+                    ]
+                subdirs.clear()
+            else:
+                subdirs[:] = sorted(d for d in subdirs if d == "_uploads" or not d.startswith("_"))
+        return found
+
+
 class DriverStorage(RegistryStorage):
     def __init__(
         self, driver: StorageDriver, *, redirect: bool = False, coordinate: bool = False
@@ -118,6 +235,27 @@ class DriverStorage(RegistryStorage):
         """Per ("tags" or "revisions", repository): the commit marker's version, the names
         known to have their link, and when they were last all listed (``time.monotonic``)."""
         self._tag_flights: dict[str, _Flight] = {}
+        self._local: _LocalIndexes | None = None
+        if driver.directory_times:
+            self._local = _LocalIndexes(driver, self._read_manifest_now)
+
+    def _read_manifest_now(self, digest: str) -> ManifestInfo | None:
+        """A manifest's description read from its local file (a worker thread's call of the
+        referrers index; ``directory_times`` drivers only)."""
+        cached = self._info.get(digest)
+        if cached is not None:
+            return cached
+        path = self.driver.local_path(key(KEYS.blob_data(digest)))
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as handle:
+                body = handle.read(MAX_MANIFEST_READ + 1)
+        except OSError:
+            return None
+        if len(body) > MAX_MANIFEST_READ:
+            return None
+        return describe_stored(body)
 
     async def close(self) -> None:
         await self.driver.close()
@@ -155,11 +293,34 @@ class DriverStorage(RegistryStorage):
         return await self.blob_size(digest)
 
     async def served_blob(self, name: str, digest: str, grace_period: float) -> ServedBlob | None:
-        size = await self.linked_size(name, digest)
-        if size is None:
+        if await self._read_link(KEYS.layer_link(name, digest)) != digest:
             return None
         data = key(KEYS.blob_data(digest))
-        return ServedBlob(digest, size, self.driver.local_path(data))
+        try:
+            info = await self.driver.stat(data)
+        except PathNotFoundError:
+            return None
+        if info.is_dir:
+            return None
+        if self.driver.cheap_touch and not await self._refresh(data, info.mtime, grace_period):
+            return None
+        return ServedBlob(digest, info.size, self.driver.local_path(data))
+
+    async def _refresh(self, data: str, mtime: float, grace_period: float) -> bool:
+        """Keep a blob a client has just been told about out of GC's reach; whether it is
+        still there (drivers with a ``cheap_touch`` only: on object storage a touch is a
+        rewrite, and GC's lease and grace period protect what is served).
+
+        A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
+        GC must not sweep the blob in between. Its time is set to now when older than
+        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` seconds (never
+        with a grace period of 0: then nothing is protected); GC checks the time again right
+        before removing a blob.
+        """
+        interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
+        if grace_period <= 0 or time.time() - mtime < interval:
+            return True
+        return await self.driver.touch(data)
 
     def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
         return self.driver.reader(key(KEYS.blob_data(digest)), offset, length)
@@ -179,6 +340,10 @@ class DriverStorage(RegistryStorage):
 
     async def mount(self, source: str, name: str, digest: str) -> bool:
         if await self.linked_size(source, digest) is None:
+            return False
+        # Touched before linking (where a touch is cheap): a blob GC takes away meanwhile is
+        # not mounted (the client uploads it), and a mounted one is young again.
+        if self.driver.cheap_touch and not await self.driver.touch(key(KEYS.blob_data(digest))):
             return False
         await self._write_link(KEYS.layer_link(name, digest), digest)
         return True
@@ -211,6 +376,14 @@ class DriverStorage(RegistryStorage):
             raise errors.blob_upload_unknown() from None
 
     async def upload_size(self, name: str, upload_id: str) -> int:
+        if self._local is not None:  # a local file: its size is a stat, no writer to open
+            try:
+                info = await self.driver.stat(key(KEYS.upload_data(name, upload_id)))
+            except PathNotFoundError:
+                raise errors.blob_upload_unknown() from None
+            if info.is_dir:
+                raise errors.blob_upload_unknown()
+            return info.size
         writer = await self._open(name, upload_id)
         await writer.close()
         return int(writer.size)
@@ -234,16 +407,8 @@ class DriverStorage(RegistryStorage):
         if hasher is None and current == 0:
             hasher = hashlib.sha256()
         state.hasher, state.size = None, -1
-        written = 0
         try:
-            async for piece in chunks:
-                if hasher is not None:
-                    await asyncio.gather(
-                        writer.write(piece), asyncio.to_thread(hasher.update, piece)
-                    )
-                else:
-                    await writer.write(piece)
-                written += len(piece)
+            written = await _pump(writer, hasher, chunks)
         finally:
             # What was received stays (as Distribution's writer keeps it): the client asks for
             # the upload's status and goes on from there.
@@ -304,7 +469,14 @@ class DriverStorage(RegistryStorage):
         current = int(writer.size)
         await writer.close()
         algorithm, hex_digest = split_digest(digest)
-        if current or start or algorithm not in hashlib.algorithms_available:
+        if (
+            current
+            or start
+            or algorithm not in hashlib.algorithms_available
+            or not self.driver.invisible_until_commit
+        ):
+            # A file written in place would be visible at the blob's key half-written: the
+            # body goes to the upload, moved into place once verified.
             return await super().finish_upload_with(
                 name, upload_id, digest, chunks, start=start, length=length
             )
@@ -340,7 +512,11 @@ class DriverStorage(RegistryStorage):
         return True
 
     async def iter_uploads(self) -> list[tuple[str, str, str]]:
-        """Every upload with a ``startedat``: ``(repository, upload id, startedat path)``."""
+        """Every upload with a ``startedat``: ``(repository, upload id, startedat path)``.
+        On local storage, every upload directory (one walk that skips ``_layers`` and
+        ``_manifests``, in a worker thread)."""
+        if self._local is not None:
+            return await asyncio.to_thread(self._local.uploads)
         found = []
         base = key(KEYS.repositories_dir)
         async for info in list_files(self.driver, base):
@@ -365,7 +541,11 @@ class DriverStorage(RegistryStorage):
                 raw = await self.driver.get_content(startedat, limit=LINK_LIMIT)
                 started = _parse_startedat(raw.decode())
             except (PathNotFoundError, UnicodeDecodeError):
-                continue
+                started = None
+            if started is None and self._local is not None:
+                # No readable startedat (a writer killed before it): the directory's time.
+                with contextlib.suppress(PathNotFoundError):
+                    started = (await self.driver.stat(key(KEYS.upload_dir(name, upload_id)))).mtime
             if started is not None and started < cutoff:
                 purged.append((name, upload_id))
                 if not dry_run:
@@ -513,10 +693,20 @@ class DriverStorage(RegistryStorage):
             await self.driver.put_content(key(KEYS.blob_data(digest)), body)
         if guard is not None:
             guard.before_last_write()
-        await self.driver.put_content(key(KEYS.revision_link(name, digest)), digest.encode())
+        revision = key(KEYS.revision_link(name, digest))
+        new_revision = not is_digest and await self._read_link(revision) != digest
+        await self.driver.put_content(revision, digest.encode())
         self._remember(digest, info)
         if not is_digest:
-            await self.tag(name, reference, digest)
+            try:
+                await self.tag(name, reference, digest)
+            except errors.RegistryError:
+                # The disk filled up while tagging: the PUT fails, so leave no new revision a
+                # client could find by digest (a tag without its current link is never listed).
+                if new_revision:
+                    with contextlib.suppress(PathNotFoundError):
+                        await self.driver.delete(revision)
+                raise
         return digest, info
 
     async def _record_commit(self, name: str) -> None:
@@ -567,7 +757,14 @@ class DriverStorage(RegistryStorage):
         Concurrent calls for one repository share the storage requests: a call joins the one
         that starts after it arrived (never one already under way, whose answer may predate
         it), so at most one runs and one waits per repository.
+
+        On a driver with ``directory_times`` (the filesystem), the listing is kept in memory
+        and checked with one ``stat`` of the ``tags`` directory
+        (:mod:`embedded_registry.storage.tagindex`); ``None`` there means no ``tags``
+        directory, as Distribution answers.
         """
+        if self._local is not None:
+            return self._local.tags.tags(self._local.tags_dir(name))
         flight = self._tag_flights.get(name)
         if flight is None:
             flight = self._tag_flights[name] = _Flight()
@@ -702,6 +899,8 @@ class DriverStorage(RegistryStorage):
         return found
 
     async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
+        if self._local is not None:
+            return await asyncio.to_thread(self._local.referrers.referrers, name, subject)
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def describe(digest: str) -> ManifestInfo | None:
@@ -808,8 +1007,20 @@ class DriverStorage(RegistryStorage):
         manifests = [m for m in described if m is not None]
         return {"name": name, "tags": tags, "manifests": manifests}
 
+    async def warm_up(self) -> None:
+        if self._local is not None:
+            await self._local.catalog.refresh()
+
+    async def catalog_page(self, last: str | None, count: int) -> tuple[list[str], bool]:
+        if self._local is not None:
+            return await self._local.catalog.page(last, count)
+        return page(await self.repositories(), last, count)
+
     async def repositories(self) -> list[str]:
         """Every name with a ``_layers`` or ``_manifests`` below it, in Distribution's order."""
+        if self._local is not None:
+            await self._local.catalog.refresh()
+            return self._local.catalog.index.current()
         base = key(KEYS.repositories_dir)
         found: set[str] = set()
         async for info in list_files(self.driver, base):

@@ -1,10 +1,9 @@
 """The async storage API the HTTP handlers use, whatever keeps the bytes.
 
-Two implementations: :class:`embedded_registry.storage.Storage` (the filesystem layout, with the
-tuned blocking stores it has always had, run inline or in threads exactly as before: sendfile,
-atomic rename, the overlapped upload pump) and :class:`embedded_registry.storage.driven.
-DriverStorage` (the same layout on any :class:`~embedded_registry.storage.driver.base.
-StorageDriver`: s3 in production, the filesystem driver in tests).
+One implementation: :class:`embedded_registry.storage.driven.DriverStorage`, Distribution's
+layout on any :class:`~embedded_registry.storage.driver.base.StorageDriver` (the filesystem
+driver and the s3 driver); what only one driver can do (sendfile, a cheap touch, directory
+times, presigned URLs) it uses as that driver's optional capabilities.
 """
 
 from __future__ import annotations
@@ -34,7 +33,9 @@ class RegistryStorage(abc.ABC):
 
     @property
     def root(self) -> Path | None:
-        """The local storage root (GC and usage run there), ``None`` on object storage."""
+        """A local root that GC and usage read directly, around the driver; ``None`` for
+        :class:`~embedded_registry.storage.driven.DriverStorage` on every driver (the
+        filesystem one too): GC and usage then work through the driver."""
         return None
 
     # -- health -------------------------------------------------------------------------------
@@ -135,6 +136,18 @@ class RegistryStorage(abc.ABC):
 
     @abc.abstractmethod
     async def repositories(self) -> list[str]: ...
+
+    async def catalog_page(self, last: str | None, count: int) -> tuple[list[str], bool]:
+        """The ``count`` repositories after ``last`` in catalog order, and whether more
+        follow."""
+        from embedded_registry.storage.catalog import page
+
+        return page(await self.repositories(), last, count)
+
+    async def warm_up(self) -> None:
+        """Work worth doing when the server starts rather than at the first request (the
+        first walk of the catalog)."""
+        return None
 
     async def close(self) -> None:
         """Release the driver's connections."""

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from embedded_registry.config import Config
-from embedded_registry.storage import Storage
 from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.base import StorageDriverError
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.facade import RegistryStorage
 
 S3_EXTRA_MISSING = "storage.s3 needs the s3 extra: pip install 'regtui[s3]'"
+
+
+def filesystem_storage(config: Config) -> DriverStorage:
+    """The storage of ``storage.filesystem.rootdirectory``: the filesystem driver, never
+    redirecting (sendfile serves blobs), honouring the GC lease like any other replica."""
+    return DriverStorage(FilesystemDriver(config.storage.root), redirect=False, coordinate=True)
 
 
 class StorageUnavailable(Exception):
@@ -17,10 +23,11 @@ class StorageUnavailable(Exception):
 
 async def open_storage(config: Config) -> RegistryStorage:
     """The storage ``config`` names, checked (a bucket that is missing, denied or out of
-    reach is a :class:`StorageUnavailable`). The filesystem root is checked by the server."""
+    reach is a :class:`StorageUnavailable`). The filesystem root is checked by the server
+    (``server.check_root``)."""
     settings = config.storage.s3
     if settings is None:
-        return Storage(config.storage.root)
+        return filesystem_storage(config)
     try:
         from embedded_registry.storage.driver.s3 import S3Driver
     except ImportError:

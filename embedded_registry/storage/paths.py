@@ -96,3 +96,66 @@ class Layout:
 
     def upload_startedat(self, name: str, upload_id: str) -> Path:
         return self.upload_dir(name, upload_id) / "startedat"
+
+
+class KeyLayout:
+    """The layout as storage-driver keys, built as plain strings: the same names as
+    ``str(Layout("/").…)`` (``/docker/registry/v2/blobs/...``), without pathlib's joins, which
+    cost more than the system calls of a blob HEAD on the filesystem driver."""
+
+    v2 = "/" + V2_PREFIX.as_posix()
+    blobs_dir = v2 + "/blobs"
+    repositories_dir = v2 + "/repositories"
+
+    def blob_dir(self, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self.blobs_dir}/{algorithm}/{hex_part[:2]}/{hex_part}"
+
+    def blob_data(self, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self.blobs_dir}/{algorithm}/{hex_part[:2]}/{hex_part}/data"
+
+    def repo_dir(self, name: str) -> str:
+        return f"{self.repositories_dir}/{name}"
+
+    def layers_dir(self, name: str) -> str:
+        return f"{self.repositories_dir}/{name}/_layers"
+
+    def layer_link(self, name: str, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self.repositories_dir}/{name}/_layers/{algorithm}/{hex_part}/link"
+
+    def manifests_dir(self, name: str) -> str:
+        return f"{self.repositories_dir}/{name}/_manifests"
+
+    def revisions_dir(self, name: str) -> str:
+        return f"{self.repositories_dir}/{name}/_manifests/revisions"
+
+    def revision_link(self, name: str, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self.revisions_dir(name)}/{algorithm}/{hex_part}/link"
+
+    def tags_dir(self, name: str) -> str:
+        return f"{self.repositories_dir}/{name}/_manifests/tags"
+
+    def tag_dir(self, name: str, tag: str) -> str:
+        return f"{self.tags_dir(name)}/{tag}"
+
+    def tag_current_link(self, name: str, tag: str) -> str:
+        return f"{self.tags_dir(name)}/{tag}/current/link"
+
+    def tag_index_link(self, name: str, tag: str, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self.tags_dir(name)}/{tag}/index/{algorithm}/{hex_part}/link"
+
+    def uploads_dir(self, name: str) -> str:
+        return f"{self.repositories_dir}/{name}/_uploads"
+
+    def upload_dir(self, name: str, upload_id: str) -> str:
+        return f"{self.repositories_dir}/{name}/_uploads/{upload_id}"
+
+    def upload_data(self, name: str, upload_id: str) -> str:
+        return f"{self.upload_dir(name, upload_id)}/data"
+
+    def upload_startedat(self, name: str, upload_id: str) -> str:
+        return f"{self.upload_dir(name, upload_id)}/startedat"

@@ -22,12 +22,13 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from embedded_registry import names
+from embedded_registry.mediatypes import ManifestInfo
 from embedded_registry.storage.catalog import UNSETTLED_NS, directory_stamp
 from embedded_registry.storage.fsutil import read_link
-from embedded_registry.storage.manifests import ManifestStore
 
 ALGORITHMS = ("sha256", "sha512")
 MAX_REPOSITORIES = 1024
@@ -44,11 +45,19 @@ class _Entry:
 
 
 class ReferrersIndex:
-    """``referrers(name, subject)`` as :meth:`ManifestStore.referrers`, without rereading every
-    revision per request. Safe to call from several threads."""
+    """``referrers(name, subject)`` without rereading every revision per request, for the
+    repositories under the local directory ``repositories_dir``; ``read_manifest(digest)``
+    describes a stored manifest (``None``: missing or unreadable). Safe to call from several
+    threads."""
 
-    def __init__(self, manifests: ManifestStore, max_repositories: int = MAX_REPOSITORIES) -> None:
-        self.manifests = manifests
+    def __init__(
+        self,
+        repositories_dir: str,
+        read_manifest: Callable[[str], ManifestInfo | None],
+        max_repositories: int = MAX_REPOSITORIES,
+    ) -> None:
+        self.repositories_dir = repositories_dir
+        self.read_manifest = read_manifest
         self.max_repositories = max_repositories
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -81,7 +90,7 @@ class ReferrersIndex:
         entry = _Entry()
         found: list[tuple[str, str, Descriptor]] = []
         for algorithm in ALGORITHMS:
-            base = os.path.join(self.manifests.layout.revisions_dir(name), algorithm)
+            base = f"{self.repositories_dir}/{name}/_manifests/revisions/{algorithm}"
             stamp = directory_stamp(base)  # before the listing: a later change shows a newer time
             entry.watched[base] = stamp
             if stamp is None:
@@ -101,11 +110,11 @@ class ReferrersIndex:
                 if dir_stamp is None:
                     entry.trusted = False  # removed while listed: read again next time
                     continue
-                if read_link(self.manifests.layout.revision_link(name, digest)) != digest:
+                if read_link(f"{directory}/link") != digest:
                     entry.watched[directory] = dir_stamp  # deleted; a re-push writes the link
                     self._distrust_if_recent(entry, dir_stamp, now)
                     continue
-                info = self.manifests.info(digest)
+                info = self.read_manifest(digest)
                 if info is None:
                     entry.trusted = False  # the manifest blob is missing or unreadable
                     continue

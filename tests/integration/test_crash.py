@@ -34,17 +34,28 @@ def _blob_store_is_consistent(root: Path) -> None:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.parent.name, path
 
 
-def _upload_bytes_on_disk(root: Path) -> int:
-    uploads = root / "docker" / "registry" / "v2" / "repositories"
-    return sum(
-        path.stat().st_size
-        for path in uploads.rglob("*")
-        if path.is_file() and "/_uploads/" in str(path) and path.name == "data"
-    )
+def _files(root: Path) -> dict[str, int]:
+    """Every file under the layout and its size (a file may vanish while listed)."""
+    found = {}
+    for path in (root / "docker" / "registry" / "v2").rglob("*"):
+        try:
+            if path.is_file():
+                found[str(path)] = path.stat().st_size
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _new_bytes_on_disk(root: Path, before: dict[str, int]) -> int:
+    """The bytes files gained since ``before``: wherever the storage writes a body in flight
+    (an upload's data, a temporary file, the blob's own key), it is counted, so the kill
+    always lands mid-body."""
+    return sum(max(size - before.get(path, 0), 0) for path, size in _files(root).items())
 
 
 def _kill_mid_request(registry: RunningRegistry, method: str, url: str) -> None:
-    """Stream a body into ``url``; SIGKILL the server once 8 MiB are on disk."""
+    """Stream a body into ``url``; SIGKILL the server once 8 MiB of it are on disk."""
+    before = _files(registry.root)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -69,7 +80,7 @@ def _kill_mid_request(registry: RunningRegistry, method: str, url: str) -> None:
     thread = threading.Thread(target=send)
     thread.start()
     deadline = time.monotonic() + 30
-    while _upload_bytes_on_disk(registry.root) < CHUNKS_BEFORE_KILL * len(CHUNK):
+    while _new_bytes_on_disk(registry.root, before) < CHUNKS_BEFORE_KILL * len(CHUNK):
         assert time.monotonic() < deadline, "the upload never reached the disk"
         assert thread.is_alive(), "the request ended before the kill"
         time.sleep(0.02)

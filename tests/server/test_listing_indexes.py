@@ -18,6 +18,8 @@ import pytest
 
 from embedded_registry.storage import Storage
 from embedded_registry.storage.catalog import RepositoryIndex, list_repositories, page
+from embedded_registry.storage.driven import DriverStorage
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.referrers import ReferrersIndex
 from tests.server.test_storage_manifests import digest_of, manifest
 
@@ -146,7 +148,7 @@ def _subject(storage: Storage, digest: str) -> dict[str, object]:
 
 def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
-    index = ReferrersIndex(storage.manifests)
+    index = ReferrersIndex(os.fspath(storage.layout.repositories_dir), storage.manifests.info)
     subject = _put(storage, "app", "image")
     first = _put(storage, "app", "sig-1", subject=_subject(storage, subject))
     _put(storage, "app", "unrelated")
@@ -202,7 +204,9 @@ def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
 
 def test_referrers_index_is_bounded(tmp_path: Path) -> None:
     storage = Storage(tmp_path)
-    index = ReferrersIndex(storage.manifests, max_repositories=3)
+    index = ReferrersIndex(
+        os.fspath(storage.layout.repositories_dir), storage.manifests.info, max_repositories=3
+    )
     for n in range(6):
         name = f"repo{n}"
         subject = _put(storage, name, "image")
@@ -317,3 +321,38 @@ def test_tag_index_is_bounded(tmp_path: Path) -> None:
         storage.manifests.tag(name, "v1", _put(storage, name, "image"))
         assert index.tags(os.fspath(storage.layout.tags_dir(name))) == ["v1"]
     assert len(index._listings) == 3
+
+
+async def test_the_served_storage_answers_from_the_indexes(storage: Storage) -> None:
+    """What the server serves (``DriverStorage`` on the filesystem driver) keeps the tags, the
+    catalog and the referrers in these indexes: an unchanged tree is checked, not listed again,
+    and a change made by another process is seen at once."""
+    served = DriverStorage(FilesystemDriver(storage.root), coordinate=True)
+    subject = _put(storage, "app", "image")
+    referrer = _put(storage, "app", "sig", subject=_subject(storage, subject))
+    storage.manifests.tag("app", "v1", subject)
+    _age(storage.root)
+    local = served._local
+    assert local is not None
+
+    assert await served.tags("app") == ["v1"]
+    assert await served.repositories() == list_repositories(storage.layout.repositories_dir)
+    assert [d["digest"] for d in await served.referrers("app", subject)] == [referrer]
+    tag_listings, catalog_listings = local.tags.listings, local.catalog.index.listings
+    referrer_reads = local.referrers.reads
+    for _ in range(3):
+        assert await served.tags("app") == ["v1"]
+        assert (await served.catalog_page(None, 100))[0] == list_repositories(
+            storage.layout.repositories_dir
+        )
+        assert [d["digest"] for d in await served.referrers("app", subject)] == [referrer]
+    assert local.tags.listings == tag_listings
+    assert local.catalog.index.listings == catalog_listings
+    assert local.referrers.reads == referrer_reads
+
+    _tag_by_hand(storage, "app", "v2", subject)
+    _repo(storage, "zz/new")
+    storage.layout.revision_link("app", referrer).unlink()
+    assert await served.tags("app") == ["v1", "v2"]
+    assert "zz/new" in (await served.catalog_page(None, 100))[0]
+    assert await served.referrers("app", subject) == []

@@ -1,5 +1,6 @@
-"""Storage, in process: atomic blob commits, resumable uploads, concurrent identical pushes,
-a process killed mid-upload, stale upload purging."""
+"""The stores on the filesystem driver, in process: atomic blob commits, resumable uploads,
+concurrent identical pushes, a process killed mid-upload, a writer cut off mid-way, stale upload
+purging. What the server serves (``DriverStorage(FilesystemDriver(root))``), without HTTP."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from embedded_registry import errors
-from embedded_registry.storage import Storage
+from embedded_registry.storage.driven import DriverStorage
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.paths import Layout
 
 
 def digest_of(data: bytes) -> str:
@@ -30,94 +33,101 @@ async def chunks(data: bytes, size: int = 300_000) -> AsyncIterator[bytes]:
         await asyncio.sleep(0)
 
 
-def visible_files(storage: Storage) -> set[str]:
-    root = storage.layout.v2
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+def served(root: Path) -> DriverStorage:
+    return DriverStorage(FilesystemDriver(root), coordinate=True)
 
 
-async def push(storage: Storage, name: str, data: bytes) -> str:
-    upload_id = storage.uploads.create(name)
-    async with storage.uploads.lock(upload_id):
-        await storage.uploads.append(name, upload_id, chunks(data))
-        await storage.uploads.finish(name, upload_id, digest_of(data))
+def visible_files(root: Path) -> set[str]:
+    top = Layout(root).v2
+    return {p.relative_to(top).as_posix() for p in top.rglob("*") if p.is_file()}
+
+
+async def push(storage: DriverStorage, name: str, data: bytes) -> str:
+    upload_id = await storage.create_upload(name)
+    async with storage.upload_lock(upload_id):
+        await storage.append_upload(name, upload_id, chunks(data))
+        await storage.finish_upload(name, upload_id, digest_of(data))
     return digest_of(data)
 
 
 async def test_upload_becomes_a_linked_blob_and_leaves_no_upload(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = served(tmp_path)
     data = os.urandom(3_000_000)
     digest = await push(storage, "app", data)
-    assert storage.layout.blob_data(digest).read_bytes() == data
-    assert storage.blobs.linked_size("app", digest) == len(data)
-    assert storage.blobs.linked_size("other", digest) is None
-    assert storage.uploads.iter_uploads() == []
-    assert not any(".tmp-" in path for path in visible_files(storage))
+    assert Layout(tmp_path).blob_data(digest).read_bytes() == data
+    assert await storage.linked_size("app", digest) == len(data)
+    assert await storage.linked_size("other", digest) is None
+    assert await storage.iter_uploads() == []
+    assert not any(".tmp-" in path for path in visible_files(tmp_path))
 
 
 async def test_wrong_digest_leaves_nothing(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    upload_id = storage.uploads.create("app")
-    await storage.uploads.append("app", upload_id, chunks(b"some bytes"))
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
+    upload_id = await storage.create_upload("app")
+    await storage.append_upload("app", upload_id, chunks(b"some bytes"))
     with pytest.raises(errors.RegistryError) as caught:
-        await storage.uploads.finish("app", upload_id, digest_of(b"other bytes"))
+        await storage.finish_upload("app", upload_id, digest_of(b"other bytes"))
     assert caught.value.code == "DIGEST_INVALID"
-    assert not storage.layout.blobs_dir.exists() or not any(storage.layout.blobs_dir.rglob("*"))
-    assert not storage.layout.upload_dir("app", upload_id).exists()
+    assert not layout.blobs_dir.exists() or not any(layout.blobs_dir.rglob("*"))
+    assert not layout.upload_dir("app", upload_id).exists()
 
 
 async def test_chunk_out_of_order_is_range_invalid_and_keeps_the_data(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    upload_id = storage.uploads.create("app")
-    await storage.uploads.append("app", upload_id, chunks(b"01234"), start=0, length=5)
+    storage = served(tmp_path)
+    upload_id = await storage.create_upload("app")
+    await storage.append_upload("app", upload_id, chunks(b"01234"), start=0, length=5)
     with pytest.raises(errors.RegistryError) as caught:
-        await storage.uploads.append("app", upload_id, chunks(b"789"), start=7, length=3)
+        await storage.append_upload("app", upload_id, chunks(b"789"), start=7, length=3)
     assert caught.value.status == 416
-    assert storage.uploads.size("app", upload_id) == 5
+    assert await storage.upload_size("app", upload_id) == 5
     with pytest.raises(errors.RegistryError) as short:
-        await storage.uploads.append("app", upload_id, chunks(b"56"), start=5, length=3)
+        await storage.append_upload("app", upload_id, chunks(b"56"), start=5, length=3)
     assert short.value.code == "SIZE_INVALID"
 
 
 async def test_resume_after_restart_rehashes_the_data_on_disk(tmp_path: Path) -> None:
     data = os.urandom(2_500_000)
-    first = Storage(tmp_path)
-    upload_id = first.uploads.create("app")
-    await first.uploads.append("app", upload_id, chunks(data[:1_000_000]))
+    first = served(tmp_path)
+    upload_id = await first.create_upload("app")
+    await first.append_upload("app", upload_id, chunks(data[:1_000_000]))
     # A new process: no hash state in memory, only the files.
-    second = Storage(tmp_path)
-    assert second.uploads.size("app", upload_id) == 1_000_000
-    await second.uploads.append("app", upload_id, chunks(data[1_000_000:]), start=1_000_000)
-    await second.uploads.finish("app", upload_id, digest_of(data))
-    assert second.layout.blob_data(digest_of(data)).read_bytes() == data
+    second = served(tmp_path)
+    assert await second.upload_size("app", upload_id) == 1_000_000
+    await second.append_upload("app", upload_id, chunks(data[1_000_000:]), start=1_000_000)
+    await second.finish_upload("app", upload_id, digest_of(data))
+    assert Layout(tmp_path).blob_data(digest_of(data)).read_bytes() == data
 
 
 async def test_sha512_digests_are_verified(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = served(tmp_path)
     data = b"sha512 content"
     digest = "sha512:" + hashlib.sha512(data).hexdigest()
-    upload_id = storage.uploads.create("app")
-    await storage.uploads.append("app", upload_id, chunks(data))
-    await storage.uploads.finish("app", upload_id, digest)
-    assert storage.blobs.linked_size("app", digest) == len(data)
+    upload_id = await storage.create_upload("app")
+    await storage.append_upload("app", upload_id, chunks(data))
+    await storage.finish_upload("app", upload_id, digest)
+    assert await storage.linked_size("app", digest) == len(data)
 
 
 async def test_concurrent_identical_pushes_both_succeed_with_one_copy(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
     data = os.urandom(4_000_000)
     results = await asyncio.gather(*(push(storage, f"repo{i}", data) for i in range(4)))
     assert set(results) == {digest_of(data)}
-    blob_files = [p for p in storage.layout.blobs_dir.rglob("*") if p.is_file()]
-    assert blob_files == [storage.layout.blob_data(digest_of(data))]
+    blob_files = [p for p in layout.blobs_dir.rglob("*") if p.is_file()]
+    assert blob_files == [layout.blob_data(digest_of(data))]
     assert blob_files[0].read_bytes() == data
     for i in range(4):
-        assert storage.blobs.is_linked(f"repo{i}", digest_of(data))
-    assert storage.uploads.iter_uploads() == []
+        assert await storage.linked_size(f"repo{i}", digest_of(data)) == len(data)
+    assert await storage.iter_uploads() == []
 
 
 KILL_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from embedded_registry.storage import Storage
+    from embedded_registry.storage.driven import DriverStorage
+    from embedded_registry.storage.driver.filesystem import FilesystemDriver
 
     async def endless():
         while True:
@@ -125,10 +135,10 @@ KILL_SCRIPT = textwrap.dedent(
             await asyncio.sleep(0.001)
 
     async def main():
-        storage = Storage(sys.argv[1])
-        upload_id = storage.uploads.create("app")
+        storage = DriverStorage(FilesystemDriver(sys.argv[1]))
+        upload_id = await storage.create_upload("app")
         print(upload_id, flush=True)
-        await storage.uploads.append("app", upload_id, endless())
+        await storage.append_upload("app", upload_id, endless())
 
     asyncio.run(main())
     """
@@ -136,16 +146,17 @@ KILL_SCRIPT = textwrap.dedent(
 
 
 async def test_kill_9_mid_upload_leaves_no_visible_blob(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
     committed = await push(storage, "app", b"committed before the crash")
-    before = visible_files(storage)
+    before = visible_files(tmp_path)
     process = subprocess.Popen(  # noqa: ASYNC220 - started once, then only polled
         [sys.executable, "-c", KILL_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE
     )
     try:
         assert process.stdout is not None
         upload_id = process.stdout.readline().decode().strip()
-        data_file = storage.layout.upload_data("app", upload_id)
+        data_file = layout.upload_data("app", upload_id)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if data_file.exists() and data_file.stat().st_size > 2_000_000:
@@ -158,27 +169,137 @@ async def test_kill_9_mid_upload_leaves_no_visible_blob(tmp_path: Path) -> None:
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
-    after = visible_files(storage)
+    after = visible_files(tmp_path)
     new = after - before
     assert all(path.startswith("repositories/app/_uploads/") for path in new), new
-    assert storage.layout.blob_data(committed).read_bytes() == b"committed before the crash"
+    assert layout.blob_data(committed).read_bytes() == b"committed before the crash"
     # The interrupted upload is still resumable from what reached the disk.
-    size = storage.uploads.size("app", upload_id)
+    size = await storage.upload_size("app", upload_id)
     assert size > 0
-    fresh = Storage(tmp_path)
+    fresh = served(tmp_path)
     prefix = data_file.read_bytes()
-    await fresh.uploads.append("app", upload_id, chunks(b"tail"), start=size)
-    await fresh.uploads.finish("app", upload_id, digest_of(prefix + b"tail"))
-    assert fresh.blobs.linked_size("app", digest_of(prefix + b"tail")) == size + 4
+    await fresh.append_upload("app", upload_id, chunks(b"tail"), start=size)
+    await fresh.finish_upload("app", upload_id, digest_of(prefix + b"tail"))
+    assert await fresh.linked_size("app", digest_of(prefix + b"tail")) == size + 4
 
 
 async def test_purge_removes_only_stale_uploads(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    stale = storage.uploads.create("a/b")
-    fresh = storage.uploads.create("c")
-    storage.layout.upload_startedat("a/b", stale).write_text("2020-01-01T00:00:00.123456789Z")
-    assert storage.uploads.purge(3600, dry_run=True) == [("a/b", stale)]
-    assert storage.uploads.exists("a/b", stale)
-    assert storage.uploads.purge(3600) == [("a/b", stale)]
-    assert not storage.uploads.exists("a/b", stale)
-    assert storage.uploads.exists("c", fresh)
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
+    stale = await storage.create_upload("a/b")
+    fresh = await storage.create_upload("c")
+    layout.upload_startedat("a/b", stale).write_text("2020-01-01T00:00:00.123456789Z")
+    assert await storage.purge_uploads(3600, dry_run=True) == [("a/b", stale)]
+    assert layout.upload_data("a/b", stale).is_file()
+    assert await storage.purge_uploads(3600) == [("a/b", stale)]
+    assert not layout.upload_dir("a/b", stale).exists()
+    assert layout.upload_data("c", fresh).is_file()
+
+
+class _CutOff(Exception):
+    """The client went away mid-body."""
+
+
+async def _cut_off_after(data: bytes, pieces: int) -> AsyncIterator[bytes]:
+    for n, start in enumerate(range(0, len(data), 300_000)):
+        if n == pieces:
+            raise _CutOff
+        yield data[start : start + 300_000]
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("cut", ["exception", "cancelled"])
+async def test_a_monolithic_push_cut_off_mid_way_is_never_visible(tmp_path: Path, cut: str) -> None:
+    """A PUT with a body on an empty upload (the monolithic push) on the filesystem driver:
+    until its digest is verified, no byte of it is at the blob's key, whether the body ends
+    mid-way (client gone) or the request task is cancelled (server shutting down); the blob's
+    directory is never created, and a later push of the same bytes succeeds."""
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
+    data = os.urandom(6_000_000)
+    digest = digest_of(data)
+    upload_id = await storage.create_upload("app")
+    seen_at_key: list[bool] = []
+
+    async def watched() -> AsyncIterator[bytes]:
+        async for piece in _cut_off_after(data, 12):
+            seen_at_key.append(layout.blob_data(digest).exists())
+            yield piece
+
+    async def hang_after_half() -> AsyncIterator[bytes]:
+        for start in range(0, 3_000_000, 300_000):
+            seen_at_key.append(layout.blob_data(digest).exists())
+            yield data[start : start + 300_000]
+            await asyncio.sleep(0)
+        await asyncio.Event().wait()  # the client stalls: the server's task gets cancelled
+        yield b""
+
+    if cut == "exception":
+        with pytest.raises(_CutOff):
+            await storage.finish_upload_with("app", upload_id, digest, watched())
+    else:
+        task = asyncio.ensure_future(
+            storage.finish_upload_with("app", upload_id, digest, hang_after_half())
+        )
+        deadline = time.monotonic() + 20
+        while await storage.upload_size("app", upload_id) < 2_000_000:
+            seen_at_key.append(layout.blob_data(digest).exists())
+            assert time.monotonic() < deadline and not task.done(), "the body never arrived"
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seen_at_key and not any(seen_at_key)
+    assert not layout.blob_dir(digest).exists()
+    assert await storage.linked_size("app", digest) is None
+    assert not [p for p in visible_files(tmp_path) if p.startswith("blobs/")]
+    await storage.cancel_upload("app", upload_id)
+
+    again = await storage.create_upload("app")
+    async with storage.upload_lock(again):
+        await storage.finish_upload_with("app", again, digest, chunks(data))
+    assert layout.blob_data(digest).read_bytes() == data
+    assert await storage.linked_size("app", digest) == len(data)
+
+
+async def test_purge_dates_an_upload_without_startedat_by_its_directory(tmp_path: Path) -> None:
+    """A writer killed before ``startedat`` was written leaves an upload directory without one:
+    on the filesystem it is dated by the directory's time (as before), not kept forever. Layer
+    links and manifests are never taken for uploads."""
+    storage = served(tmp_path)
+    layout = Layout(tmp_path)
+    digest = await push(storage, "app", b"a layer")
+    orphan = await storage.create_upload("app")
+    layout.upload_startedat("app", orphan).unlink()
+    young = await storage.create_upload("app")
+    layout.upload_startedat("app", young).unlink()
+    then = time.time() - 7200
+    os.utime(layout.upload_dir("app", orphan), (then, then))
+    assert await storage.purge_uploads(3600) == [("app", orphan)]
+    assert not layout.upload_dir("app", orphan).exists()
+    assert layout.upload_dir("app", young).is_dir()
+    assert await storage.linked_size("app", digest) == len(b"a layer")
+
+
+async def test_a_new_file_writer_shows_nothing_at_its_key_until_it_ends(tmp_path: Path) -> None:
+    """The filesystem driver's writer of a new file writes beside its key: abandoned mid-way
+    (a crash) or cancelled, nothing is at the key; committed, the whole content is."""
+    driver = FilesystemDriver(tmp_path)
+    target = "/docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+    local = tmp_path / target.lstrip("/")
+
+    abandoned = await driver.writer(target)
+    await abandoned.write(b"half of a blob")
+    assert not local.exists()
+    await abandoned.cancel()
+    assert not local.exists() and list(local.parent.iterdir()) == []
+
+    writer = await driver.writer(target)
+    await writer.write(b"the whole ")
+    await writer.write(b"content")
+    assert not local.exists()
+    leftovers = [p.name for p in local.parent.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-")
+    await writer.commit()
+    assert local.read_bytes() == b"the whole content"
+    assert [p.name for p in local.parent.iterdir()] == ["data"]

@@ -8,7 +8,8 @@ Distribution's s3 driver and a directory written by its filesystem driver are se
 Every method is async: the s3 driver is natively async, the filesystem driver runs its blocking
 calls in threads where they are more than a stat. What only one driver can offer is optional:
 :meth:`StorageDriver.local_path` (sendfile) and :meth:`StorageDriver.redirect_url` (a presigned
-URL).
+URL), and the capability flags the stores read (``invisible_until_commit``, ``cheap_touch``,
+``directory_times``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,22 @@ class StorageDriver(abc.ABC):
     shared: bool = True
     """Other processes (replicas of one bucket) may commit to this storage at the same time:
     GC then waits ``storage.lease.COMMIT_WINDOW`` after taking its lease."""
+
+    invisible_until_commit: bool = True
+    """A writer's bytes are invisible at its key until ``commit`` (an S3 multipart upload).
+    Where they are not (a file written in place), the stores never write a blob's own key
+    with a writer: they write an upload and ``move`` it into place once verified."""
+
+    cheap_touch: bool = False
+    """``touch`` is a cheap local call (a ``utime``), not a request: the stores then refresh
+    a blob's time whenever they tell a client about it (GC's grace period then protects it)."""
+
+    directory_times: bool = False
+    """``local_path`` gives every key, and a directory's modification time changes whenever
+    an entry is added to it or removed from it (a local filesystem): the stores then keep
+    their listings (tags, catalog, referrers) in memory and check them with a ``stat`` of
+    each directory instead of listing it again. The system calls of a ``stat`` or of a small
+    read are cheaper than the hop to a worker thread, so such a driver does them inline."""
 
     @abc.abstractmethod
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:

@@ -2,8 +2,20 @@
 ``filesystem`` driver; the same tree, so a registry:2 volume is served as it is).
 
 Writes of content go through :func:`embedded_registry.storage.fsutil.atomic_write` (temporary
-file, fsync, rename); a writer appends to the file itself and ``commit`` fsyncs it. Blocking
-calls run in worker threads except a single ``stat``. ``local_path`` gives sendfile its file.
+file, fsync, rename). A writer of a new file writes a temporary file beside its key, renamed
+into place by ``close`` or ``commit`` (which fsyncs first); a writer that appends writes the
+file itself, so its bytes are visible as they are written (``invisible_until_commit`` is false:
+the stores append to uploads, never to a blob's own key, and ``move`` them into place once
+verified).
+
+What a local disk offers more than an object store, as capabilities the stores use:
+``local_path`` (sendfile, and the directory-time listings of ``directory_times``), a cheap
+``touch`` (``utime``), and inline system calls: a ``stat``, a ``utime`` and the read of a small
+file (a link, a manifest) run on the event loop, cheaper than a hop to a worker thread; larger
+reads and writes, listings, renames and deletes run in worker threads.
+
+A full disk (ENOSPC, EDQUOT) is :func:`embedded_registry.errors.storage_full` (507), and a
+writer that meets it gives back the space of what it had written.
 """
 
 from __future__ import annotations
@@ -15,10 +27,12 @@ import fcntl
 import os
 import shutil
 import stat as stat_module
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from embedded_registry import errors
 from embedded_registry.storage.driver.base import (
     KEYS,
     Contents,
@@ -34,24 +48,61 @@ from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
     SWEEP_JOURNAL,
     SWEEPING_SUFFIX,
+    TEMP_PREFIX,
     atomic_write,
+    disk_full_as_registry_error,
     fsync_dir,
+    is_disk_full,
     read_link,
     remove_stale_temp_files,
 )
 from embedded_registry.storage.paths import Layout
 
 READ_CHUNK = 1 << 20
+INLINE_READ = 256 << 10
+"""A file this small (a link, a manifest) is read on the event loop; a bigger one in a thread."""
 MANY_BATCH = 512
 """Files :meth:`FilesystemDriver.get_many` reads per worker-thread hop."""
 _MISSING = (FileNotFoundError, NotADirectoryError)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+NEW_FILE_MODE = 0o666 & ~_umask()
+"""The mode of a file a writer creates: what ``open(2)`` gives under the process's umask
+(read at import, while one thread runs), so an upload moved into place as a blob is readable
+as before."""
+
+
+def _read_small(full: str, limit: int | None) -> tuple[bytes, bool]:
+    """Up to ``INLINE_READ`` bytes of ``full`` (at most ``limit``), and whether that is all
+    that was asked for. One ``open``/``read``/``close`` without a file object."""
+    fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        wanted = INLINE_READ + 1 if limit is None else min(limit, INLINE_READ + 1)
+        data = os.read(fd, wanted)
+    finally:
+        os.close(fd)
+    complete = len(data) < wanted or (limit is not None and len(data) >= limit)
+    return data, complete
+
+
 class _FileWriter(FileWriter):
-    def __init__(self, path: Path, handle: BinaryIO, size: int) -> None:
+    """Appends to ``path``; or, for a new file (``temp`` given), writes ``temp`` beside it,
+    renamed onto ``path`` by ``close`` or ``commit``: a writer cut short (a crash, a
+    cancellation) never leaves a partial file at its key, only a temporary one that GC's
+    stale-temporary sweep removes."""
+
+    def __init__(self, path: Path, handle: BinaryIO, size: int, temp: Path | None = None) -> None:
         self._path = path
+        self._temp = temp
         self._handle: BinaryIO | None = handle
         self._size = size
+        self._start = size
 
     @property
     def size(self) -> int:
@@ -63,30 +114,72 @@ class _FileWriter(FileWriter):
         return self._handle
 
     async def write(self, data: bytes) -> None:
-        await asyncio.to_thread(self._file().write, data)
+        handle = self._file()
+
+        def write_through() -> None:
+            # Flushed here, in the worker thread: nothing is left for close() to write (and
+            # to fail at) on the event loop.
+            handle.write(data)
+            handle.flush()
+
+        try:
+            await asyncio.to_thread(write_through)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self._give_back()
+            raise errors.storage_full() from None
         self._size += len(data)
 
+    def _give_back(self) -> None:
+        """After a full disk: drop what this writer wrote (the file is as it was opened)."""
+        with contextlib.suppress(OSError):
+            os.truncate(self._temp or self._path, self._start)
+        self._size = self._start
+
     async def close(self) -> None:
+        # Every write was flushed: close(2) of a file without fsync, cheaper inline than in
+        # a worker thread. A new file takes its place at its key (a rename, no fsync: close
+        # keeps the content for a later append; commit makes it durable).
         handle, self._handle = self._handle, None
         if handle is not None:
-            await asyncio.to_thread(handle.close)
+            handle.close()
+            temp, self._temp = self._temp, None
+            if temp is not None:
+                os.replace(temp, self._path)
 
     async def commit(self) -> None:
+        """fsync the file (its bytes are durable before anything names them) and end the
+        writer."""
         handle = self._file()
 
         def flush() -> None:
-            handle.flush()
-            os.fsync(handle.fileno())
+            with disk_full_as_registry_error():
+                os.fsync(handle.fileno())
 
-        await asyncio.to_thread(flush)
+        try:
+            await asyncio.to_thread(flush)
+        except BaseException:
+            await self.cancel()
+            raise
+        renamed = self._temp is not None
+        await self.close()
+        if renamed:
+            await asyncio.to_thread(fsync_dir, self._path.parent)
 
     async def cancel(self) -> None:
-        await self.close()
-        await asyncio.to_thread(self._path.unlink, missing_ok=True)
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+        temp, self._temp = self._temp, None
+        await asyncio.to_thread((temp or self._path).unlink, missing_ok=True)
 
 
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
+    invisible_until_commit = False
+    cheap_touch = True
+    directory_times = True
     shared = False
     """One bundled registry serves a root and holds its own commits back while its GC runs;
     ``regtui gc --root`` refuses while it serves (:mod:`embedded_registry.gc.offline`)."""
@@ -95,24 +188,35 @@ class FilesystemDriver(StorageDriver):
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        # A string: pathlib's joins cost more than the system calls of a blob HEAD.
+        self._root = os.fspath(self.root).rstrip("/") or "/"
+
+    def _local(self, path: str) -> str:
+        """The file of key ``path``, as a string (the hot paths: stat, small reads)."""
+        if ".." in path and ".." in path.split("/"):
+            raise StorageDriverError(f"invalid path {path!r}")
+        relative = path.lstrip("/")
+        if not relative:
+            return self._root
+        return f"{self._root}/{relative}" if self._root != "/" else f"/{relative}"
 
     def _full(self, path: str) -> Path:
-        relative = path.lstrip("/")
-        if ".." in relative.split("/"):
-            raise StorageDriverError(f"invalid path {path!r}")
-        return self.root / relative if relative else self.root
+        return Path(self._local(path))
 
     def local_path(self, path: str) -> str | None:
-        return str(self._full(path))
+        return self._local(path)
 
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
-        full = self._full(path)
-
-        def read() -> bytes:
-            with full.open("rb") as handle:
-                return handle.read() if limit is None else handle.read(limit)
-
+        full = self._local(path)
         try:
+            data, complete = _read_small(full, limit)
+            if complete:
+                return data
+
+            def read() -> bytes:
+                with open(full, "rb") as handle:
+                    return handle.read() if limit is None else handle.read(limit)
+
             return await asyncio.to_thread(read)
         except (*_MISSING, IsADirectoryError):
             raise PathNotFoundError(path) from None
@@ -146,28 +250,35 @@ class FilesystemDriver(StorageDriver):
     async def writer(self, path: str, *, append: bool = False) -> FileWriter:
         full = self._full(path)
 
-        def open_file() -> tuple[BinaryIO, int]:
+        def open_file() -> tuple[BinaryIO, int, Path | None]:
+            with disk_full_as_registry_error():
+                return open_or_create()
+
+        def open_or_create() -> tuple[BinaryIO, int, Path | None]:
             if append:
                 try:
                     handle = full.open("ab")
                 except _MISSING:
                     raise PathNotFoundError(path) from None
-                return handle, handle.tell()
+                return handle, handle.tell(), None
             for attempt in range(MAKE_DIR_ATTEMPTS):
                 full.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    return full.open("wb"), 0
+                    fd, temp = tempfile.mkstemp(dir=full.parent, prefix=TEMP_PREFIX)
+                    os.fchmod(fd, NEW_FILE_MODE)  # as open(2) makes it, not mkstemp's 0600
+                    return os.fdopen(fd, "wb"), 0, Path(temp)
                 except FileNotFoundError:
+                    # GC removed the (empty) directory between the mkdir and here.
                     if attempt == MAKE_DIR_ATTEMPTS - 1:
                         raise
             raise AssertionError("unreachable")
 
-        handle, size = await asyncio.to_thread(open_file)
-        return _FileWriter(full, handle, size)
+        handle, size, temp = await asyncio.to_thread(open_file)
+        return _FileWriter(full, handle, size, temp)
 
     async def stat(self, path: str) -> FileInfo:
         try:
-            st = os.stat(self._full(path))
+            st = os.stat(self._local(path))
         except _MISSING:
             raise PathNotFoundError(path) from None
         is_dir = stat_module.S_ISDIR(st.st_mode)
@@ -186,6 +297,10 @@ class FilesystemDriver(StorageDriver):
         src, dst = self._full(source), self._full(dest)
 
         def rename() -> None:
+            with disk_full_as_registry_error():
+                move_into_place()
+
+        def move_into_place() -> None:
             for attempt in range(MAKE_DIR_ATTEMPTS):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 try:
@@ -216,7 +331,7 @@ class FilesystemDriver(StorageDriver):
 
     async def touch(self, path: str) -> bool:
         try:
-            os.utime(self._full(path))
+            os.utime(self._local(path))
         except _MISSING:
             return False
         except OSError:
@@ -224,8 +339,11 @@ class FilesystemDriver(StorageDriver):
         return True
 
     async def check(self) -> None:
-        if not os.access(self.root, os.R_OK | os.X_OK):
-            raise StorageDriverError(f"storage root {self.root} is not a readable directory")
+        """The layout's top directory (``docker/registry/v2``) must be readable: an unmounted
+        volume or a storage moved away is unhealthy."""
+        top = self._local(str(KEYS.v2))
+        if not os.access(top, os.R_OK | os.X_OK):
+            raise StorageDriverError(f"storage root {top} is not readable")
 
     # -- conditional writes (the GC lease) and flat listings (GC's scan) -------------------------
     def _versioned(self, full: Path, limit: int | None) -> tuple[bytes, str]:
