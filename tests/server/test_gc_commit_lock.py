@@ -30,7 +30,9 @@ from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.app import create_app
 from embedded_registry.config import Config, StorageConfig
 from embedded_registry.keys import COMMIT_LOCK_KEY
-from embedded_registry.storage import Storage
+from embedded_registry.storage.driven import DriverStorage
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.paths import Layout
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import ADMIN_SECRET_HEADER
 from tui.imagegen import OCI_MANIFEST
@@ -57,11 +59,12 @@ ADMIN_HEADERS: dict[str, str] = {}
 
 
 @contextmanager
-def served(root: Path) -> Iterator[tuple[str, Storage, RecordingLock]]:
+def served(root: Path) -> Iterator[tuple[str, DriverStorage, RecordingLock]]:
     """The bundled registry's app on 127.0.0.1, its loop in a thread of this process (its local
     admin secret in ``ADMIN_HEADERS`` for GC requests)."""
-    storage = Storage(root)
-    storage.ensure_layout()
+    Layout(root).blobs_dir.mkdir(parents=True)
+    Layout(root).repositories_dir.mkdir(parents=True)
+    storage = DriverStorage(FilesystemDriver(root), coordinate=True)
     app = create_app(Config(storage=StorageConfig(root=root)), storage)
     lock = RecordingLock()
     app[COMMIT_LOCK_KEY] = lock
@@ -157,18 +160,18 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
         gc: Background | None = None
         pushed: Background | None = None
         if order == "put_checked_then_gc":
-            checked = storage.blobs.linked_size
+            checked = storage.linked_size
 
-            def hooked(name: str, digest: str) -> int | None:
+            async def hooked(name: str, digest: str) -> int | None:
                 nonlocal gc
-                size = checked(name, digest)
+                size = await checked(name, digest)
                 if digest == layer and gc is None:
                     # The PUT has seen the blob: now GC runs, before the PUT commits.
                     gc = Background(lambda: _gc(url))
-                    _wait_for_either(gc.done, lock.contended)
+                    await asyncio.to_thread(_wait_for_either, gc.done, lock.contended)
                 return size
 
-            storage.blobs.linked_size = hooked  # type: ignore[method-assign]
+            storage.linked_size = hooked  # type: ignore[method-assign]
             answer = put()
         else:
             real_sweep = gc_driven.execute

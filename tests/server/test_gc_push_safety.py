@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-import embedded_registry.storage.blobs as blobs_module
 from embedded_registry.gc import collect_garbage, execute, mark, plan, scan_root
 from embedded_registry.gc.sweep import REFRESHED
-from embedded_registry.storage import Storage
 from embedded_registry.storage.driver import filesystem as filesystem_driver
+from embedded_registry.storage.driver.base import KEYS
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import Layout
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
@@ -220,11 +220,11 @@ def test_a_blob_commit_recreates_the_directory_gc_just_removed(
 ) -> None:
     """GC removes a blob's emptied directory between the upload's mkdir and its rename: the
     upload makes it again and succeeds (a PUT never answers 500 because GC ran)."""
-    storage = Storage(tmp_path / "root")
-    storage.ensure_layout()
+    driver = FilesystemDriver(tmp_path / "root")
     data = b"committed while GC sweeps"
     digest = _sha256(data)
     target = Layout(tmp_path / "root").blob_data(digest)
+    target.parent.mkdir(parents=True)
     real_replace = os.replace
     calls: list[str] = []
 
@@ -234,10 +234,10 @@ def test_a_blob_commit_recreates_the_directory_gc_just_removed(
             os.rmdir(target.parent)  # what the sweep does to an emptied blob directory
         real_replace(source, destination)
 
-    monkeypatch.setattr(blobs_module.os, "replace", gc_removes_the_directory_first)
-    source = tmp_path / "upload"
-    source.write_bytes(data)
-    storage.blobs.commit_file(source, digest)
+    monkeypatch.setattr(filesystem_driver.os, "replace", gc_removes_the_directory_first)
+    upload = "/docker/registry/v2/repositories/app/_uploads/u1/data"
+    asyncio.run(driver.put_content(upload, data))
+    asyncio.run(driver.move(upload, str(KEYS.blob_data(digest))))
     assert calls == ["gc"]
     assert target.read_bytes() == data
 
