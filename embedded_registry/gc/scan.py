@@ -85,37 +85,6 @@ class Manifest:
     error: str | None = None
 
 
-def _scandir(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            return list(it)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def read_link(path: str) -> str | None:
-    """The digest a link file holds, or None when it is missing or not a digest."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        text = os.read(fd, 1024).decode("ascii", "replace").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return text if names.is_valid_digest(text) else None
-
-
-def digest_dirs(path: str) -> Iterator[tuple[str, str]]:
-    """``<algorithm>/<hex>`` directories under ``path`` as (digest, directory path)."""
-    for algorithm in _scandir(path):
-        if algorithm.is_dir():
-            for entry in _scandir(algorithm.path):
-                yield f"{algorithm.name}:{entry.name}", entry.path
-
-
 def parse_manifest(digest: str, data: bytes) -> Manifest:
     """The references of a manifest of any kind regtui serves (schema1/2, OCI, indexes)."""
     try:

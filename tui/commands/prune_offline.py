@@ -1,14 +1,16 @@
 """``regtui prune --root DIR`` / ``--config FILE``: retention on a storage directory, offline.
 
-The state is read with the bundled registry's own reader (the ``ext/tags`` document, so push
-times and sizes are exact); deletions are the storage's own (a tag directory, a revision link:
-what Distribution's API delete does); GC is :func:`embedded_registry.gc.collect_garbage`. Like
+The state is read by the bundled registry's own stores on the filesystem driver (the ``ext/tags``
+document, so push times and sizes are exact); deletions are theirs too (a tag directory, a
+revision link: what Distribution's API delete does); GC is
+:func:`embedded_registry.gc.collect_garbage`. Like
 ``regtui gc`` it refuses to write while a registry seems to be writing to the directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +19,9 @@ from typing import Any
 from embedded_registry import errors as registry_errors
 from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage, scan_root
 from embedded_registry.gc.offline import writer_activity
-from embedded_registry.routes.ext_tags import describe_repository
-from embedded_registry.storage import Storage
+from embedded_registry.storage.driven import DriverStorage
+from embedded_registry.storage.driver.base import StorageDriverError
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import V2_PREFIX
 from embedded_registry.usage import storage_usage
 from tui.client._pushtimes import RepositoryStorage
@@ -42,27 +45,39 @@ READ_ONLY_HINT = (
 )
 
 
+def _storage(root: Path) -> DriverStorage:
+    """The directory as the bundled registry serves it: its stores on the filesystem driver."""
+    return DriverStorage(FilesystemDriver(root), coordinate=True)
+
+
 def read_directory(root: Path) -> RegistryState:
     """Every repository of the directory with push times and exact sizes."""
-    storage = Storage(root)
-    sizes: dict[str, int | None] = {}
-    configs: dict[str, str | None] = {}
-    reports = []
-    for name in storage.list_repositories():
-        doc = describe_repository(storage.layout, name, sizes, configs)
-        if doc is not None:
-            reports.append(RepositoryStorage.from_json(doc))
-    return state_from_storage(reports, source="directory")
+
+    async def read() -> list[RepositoryStorage]:
+        storage = _storage(root)
+        reports = []
+        for name in await storage.repositories():
+            doc = await storage.describe_repository(name)
+            if doc is not None:
+                reports.append(RepositoryStorage.from_json(doc))
+        return reports
+
+    return state_from_storage(asyncio.run(read()), source="directory")
 
 
 def apply_to_directory(root: Path, plan: PrunePlan) -> list[ApplyOutcome]:
     """Carry out ``plan`` on the directory; tags are re-read first (as the online apply)."""
-    manifests = Storage(root).manifests
+    return asyncio.run(_apply(_storage(root), plan))
+
+
+async def _apply(storage: DriverStorage, plan: PrunePlan) -> list[ApplyOutcome]:
     outcomes: list[ApplyOutcome] = []
     for repo in plan.repos:
         if repo.is_empty:
             continue
-        current = {t: manifests.tag_digest(repo.name, t) for t in manifests.tags(repo.name) or []}
+        current = {
+            t: await storage.tag_digest(repo.name, t) for t in await storage.tags(repo.name) or []
+        }
         for action in repo.actions:
             here = {t for t, d in current.items() if d == action.digest}
             tags = tuple(t for t in action.tags if t in here)
@@ -73,13 +88,13 @@ def apply_to_directory(root: Path, plan: PrunePlan) -> list[ApplyOutcome]:
                 continue
             try:
                 if action.kind is ActionKind.DELETE_MANIFEST and tags and not newcomers:
-                    manifests.delete(repo.name, action.digest)
+                    await storage.delete_manifest(repo.name, action.digest)
                     outcomes.append(ApplyOutcome(repo.name, action.digest, "delete", tags))
                     continue
                 for tag in tags:
-                    manifests.delete_tag(repo.name, tag)
+                    await storage.delete_tag(repo.name, tag)
                 outcomes.append(ApplyOutcome(repo.name, action.digest, "untag", tags))
-            except (registry_errors.RegistryError, OSError) as exc:
+            except (registry_errors.RegistryError, StorageDriverError, OSError) as exc:
                 outcomes.append(
                     ApplyOutcome(repo.name, action.digest, "untag", tags, error=_describe(exc))
                 )
@@ -88,9 +103,9 @@ def apply_to_directory(root: Path, plan: PrunePlan) -> list[ApplyOutcome]:
             if untagged.digest in tagged:
                 continue
             try:
-                manifests.delete(repo.name, untagged.digest)
+                await storage.delete_manifest(repo.name, untagged.digest)
                 outcomes.append(ApplyOutcome(repo.name, untagged.digest, "delete untagged", ()))
-            except (registry_errors.RegistryError, OSError) as exc:
+            except (registry_errors.RegistryError, StorageDriverError, OSError) as exc:
                 outcomes.append(
                     ApplyOutcome(
                         repo.name, untagged.digest, "delete untagged", (), error=_describe(exc)
@@ -117,7 +132,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
             raise UsageError(f"--gc-grace: {exc}") from None
     try:
         state = read_directory(root)
-    except OSError as exc:
+    except (OSError, StorageDriverError) as exc:
         print(f"regtui: error: {root}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     plan = evaluate(policy, state, datetime.now(UTC))
