@@ -218,8 +218,12 @@ class FilesystemDriver(StorageDriver):
                     return handle.read() if limit is None else handle.read(limit)
 
             return await asyncio.to_thread(read)
-        except (*_MISSING, IsADirectoryError):
+        except _MISSING:
             raise PathNotFoundError(path) from None
+        except IsADirectoryError:
+            # A directory where a file should be is a damaged store, not a missing key (as in
+            # Distribution's driver): the request fails (500) rather than saying "unknown".
+            raise StorageDriverError(f"{full}: is a directory") from None
 
     async def put_content(self, path: str, data: bytes) -> None:
         await asyncio.to_thread(atomic_write, self._full(path), data)
@@ -576,7 +580,7 @@ def recover_interrupted_sweep(layout: Layout) -> list[str]:
 def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | None:
     try:
         fd = os.open(path, os.O_RDONLY)
-    except (*_MISSING, IsADirectoryError):
+    except _MISSING:
         return None
     except OSError as exc:
         return StorageDriverError(f"unreadable: {exc.strerror}")
@@ -587,8 +591,6 @@ def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | Non
         while chunk := os.read(fd, READ_CHUNK):
             chunks.append(chunk)
         return b"".join(chunks)
-    except IsADirectoryError:
-        return None
     except OSError as exc:
         return StorageDriverError(f"unreadable: {exc.strerror}")
     finally:
