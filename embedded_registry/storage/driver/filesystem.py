@@ -54,6 +54,7 @@ from embedded_registry.storage.fsutil import (
     fsync_dir,
     is_disk_full,
     read_link,
+    remove_empty_dirs,
     remove_stale_temp_files,
 )
 from embedded_registry.storage.paths import Layout
@@ -452,18 +453,7 @@ class FilesystemDriver(StorageDriver):
         return await asyncio.to_thread(_remove_unless, full, other)
 
     async def remove_empty_dirs(self, path: str, stop: str) -> None:
-        start, end = self._full(path), self._full(stop)
-
-        def remove() -> None:
-            current = start
-            while current != end and end in current.parents:
-                try:
-                    current.rmdir()
-                except OSError:
-                    return
-                current = current.parent
-
-        await asyncio.to_thread(remove)
+        await asyncio.to_thread(remove_empty_dirs, self._full(path), self._full(stop))
 
     async def before_gc(self) -> None:
         """Put back what a killed sweep left renamed aside, and remove the temporary files of
