@@ -94,9 +94,7 @@ async def test_delete_tag_leaves_the_manifest_and_sibling_tags(tmp_path: Path) -
 async def test_referrers_follow_subject_and_artifact_type(tmp_path: Path) -> None:
     fixture = LayoutWriter(tmp_path)
     storage = served(tmp_path)
-    subject, _ = await storage.put_manifest(
-        "app", "v1", fixture.manifest("app", "s"), OCI_MANIFEST
-    )
+    subject, _ = await storage.put_manifest("app", "v1", fixture.manifest("app", "s"), OCI_MANIFEST)
     descriptor = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
     signature = fixture.manifest(
         "app",
