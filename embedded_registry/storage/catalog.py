@@ -4,11 +4,11 @@ A directory is a repository when it holds ``_layers`` (Distribution 2.8's rule) 
 ``_manifests`` (Distribution 3's). Names are ordered component by component ("a" < "a/b" <
 "a-b"), the order Distribution's sorted walk produces.
 
-:func:`list_repositories` walks the tree every time. :class:`RepositoryIndex` keeps the walk in
-memory and brings it up to date with one ``stat`` per directory it walked: adding or removing an
-entry changes the modification time of the directory that holds it (a repository created by
-another process, ``_manifests`` removed by hand, a namespace deleted), and only the directories
-whose time or inode changed are listed again. A time too close to the moment of the look is not
+:class:`RepositoryIndex` keeps the walk of the tree in memory and brings it up to date with one
+``stat`` per directory it walked: adding or removing an entry changes the modification time of
+the directory that holds it (a repository created by another process, ``_manifests`` removed by
+hand, a namespace deleted), and only the directories whose time or inode changed are listed
+again. A time too close to the moment of the look is not
 trusted (a file system's clock ticks coarsely, so a change in the same tick would keep the time),
 and that directory is listed again next time.
 """
@@ -36,31 +36,6 @@ again at the next look: a change within the same clock tick as the listing could
 def path_order_key(name: str) -> tuple[str, ...]:
     """Sort key comparing names component-wise, like Distribution's ``lessPath``."""
     return tuple(name.split("/"))
-
-
-def list_repositories(repositories_dir: Path) -> list[str]:
-    found: list[str] = []
-
-    def walk(directory: Path, prefix: str) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        children = []
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            if entry.name in _REPO_MARKERS and prefix:
-                if prefix[:-1] not in found[-1:]:
-                    found.append(prefix[:-1])
-            elif not entry.name.startswith("_"):
-                children.append(entry)
-        for child in children:
-            walk(Path(child.path), f"{prefix}{child.name}/")
-
-    walk(repositories_dir, "")
-    valid = [name for name in found if names.is_valid_name(name)]
-    return sorted(valid, key=path_order_key)
 
 
 def page(repositories: list[str], last: str | None, count: int) -> tuple[list[str], bool]:

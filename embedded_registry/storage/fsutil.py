@@ -113,11 +113,6 @@ def remove_stale_temp_files(top: Path, *, older_than: float = STALE_TEMP_AGE) ->
     return removed
 
 
-def write_link(path: Path, digest: str) -> None:
-    """A link file of Distribution's layout: the digest, no newline."""
-    atomic_write(path, digest.encode())
-
-
 LINK_READ_LIMIT = 4096
 """A link file holds one digest (71 bytes for sha256): one bigger than this is not a link."""
 

@@ -1,5 +1,5 @@
 """The storage layer on its own, on both drivers: DriverStorage over the filesystem driver keeps
-Distribution's directory layout (the sync stores read what it wrote), and on S3 stale uploads are
+Distribution's directory layout (plain file reads find what it wrote), and on S3 stale uploads are
 purged with their multipart uploads, orphaned multipart uploads included."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from embedded_registry.config import load_config
-from embedded_registry.storage import Storage
 from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import open_storage
+from embedded_registry.storage.paths import Layout
+from tests.helpers.layout import walk_repositories, walk_tags, walk_uploads
 from tests.helpers.s3 import SeaweedS3, registry_config
 from tests.s3.test_s3_registry import bucket_keys, pending_multipart_uploads
 from tui.imagegen import make_image
@@ -42,13 +43,18 @@ async def test_driver_storage_on_the_filesystem_driver_keeps_distributions_layou
         assert await resumed.finish_upload("fs/app", upload, blob.digest) == len(blob.data)
     await driven.put_manifest("fs/app", "v1", image.manifest.data, image.manifest.media_type)
 
-    plain = Storage(tmp_path)  # the filesystem stores the server uses
-    digest, body, _info = plain.manifests.get("fs/app", "v1")
-    assert (digest, body) == (image.digest, image.manifest.data)
+    layout = Layout(tmp_path)  # Distribution's directories, read as plain files
+    digest = layout.tag_current_link("fs/app", "v1").read_text()
+    assert digest == image.digest
+    assert layout.tag_index_link("fs/app", "v1", digest).read_text() == digest
+    assert layout.revision_link("fs/app", digest).read_text() == digest
+    assert layout.blob_data(digest).read_bytes() == image.manifest.data
     for blob in image.blobs():
-        assert plain.blobs.read(blob.digest) == blob.data
-        assert plain.blobs.is_linked("fs/app", blob.digest)
-    assert plain.uploads.iter_uploads() == []
+        assert layout.blob_data(blob.digest).read_bytes() == blob.data
+        assert layout.layer_link("fs/app", blob.digest).read_text() == blob.digest
+    assert walk_uploads(layout) == []
+    assert walk_repositories(layout.repositories_dir) == ["fs/app"]
+    assert walk_tags(layout, "fs/app") == ["v1"]
     assert await driven.repositories() == ["fs/app"]
     assert await driven.tags("fs/app") == ["v1"]
 

@@ -3,7 +3,6 @@ headers, health, upload purging, schema1 served read-only, one-line startup erro
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import subprocess
@@ -13,24 +12,19 @@ from pathlib import Path
 
 import httpx
 
-from embedded_registry.storage import Storage
+from tests.helpers.layout import LayoutWriter, digest_of
 from tests.helpers.servers import bundled_registry, distribution_registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def seed_image(root: Path, name: str = "app", tag: str = "v1") -> str:
     """Write a small image straight into the layout; return the manifest digest."""
-    storage = Storage(root)
+    storage = LayoutWriter(root)
     config = b'{"architecture":"amd64","os":"linux"}'
     layer = b"layer bytes"
     for data in (config, layer):
-        storage.blobs.put_bytes(digest_of(data), data)
-        storage.blobs.link(name, digest_of(data))
+        storage.link(name, storage.blob(data))
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -43,8 +37,7 @@ def seed_image(root: Path, name: str = "app", tag: str = "v1") -> str:
             "layers": [{"mediaType": "x", "digest": digest_of(layer), "size": len(layer)}],
         }
     ).encode()
-    digest, _ = storage.manifests.put(name, tag, manifest, OCI_MANIFEST)
-    return digest
+    return storage.put(name, manifest, tag)
 
 
 def assert_unsupported(response: httpx.Response) -> None:
@@ -110,9 +103,9 @@ def test_configured_headers_and_health(tmp_path: Path) -> None:
 
 def test_stale_uploads_are_purged_in_the_background(tmp_path: Path) -> None:
     root = tmp_path / "registry"
-    storage = Storage(root)
-    stale = storage.uploads.create("app")
-    storage.layout.upload_startedat("app", stale).write_text("2020-01-01T00:00:00Z")
+    storage = LayoutWriter(root)
+    stale = storage.upload("app", startedat="2020-01-01T00:00:00Z")
+    stale_dir = storage.layout.upload_dir("app", stale)
     config = {
         "storage": {
             "maintenance": {"uploadpurging": {"enabled": True, "age": "1h", "interval": "1s"}}
@@ -124,9 +117,9 @@ def test_stale_uploads_are_purged_in_the_background(tmp_path: Path) -> None:
     ):
         fresh = client.post("/v2/app/blobs/uploads/").headers["Docker-Upload-UUID"]
         deadline = time.monotonic() + 15
-        while storage.uploads.exists("app", stale) and time.monotonic() < deadline:
+        while stale_dir.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not storage.uploads.exists("app", stale)
+        assert not stale_dir.exists()
         assert client.get(f"/v2/app/blobs/uploads/{fresh}").status_code == 204
 
 
@@ -146,12 +139,7 @@ SCHEMA1 = json.dumps(
 
 def test_schema1_on_disk_is_served_read_only(tmp_path: Path) -> None:
     root = tmp_path / "registry"
-    storage = Storage(root)
-    digest = digest_of(SCHEMA1)
-    storage.blobs.put_bytes(digest, SCHEMA1)
-    storage.layout.revision_link("old", digest).parent.mkdir(parents=True)
-    storage.layout.revision_link("old", digest).write_text(digest)
-    storage.manifests.tag("old", "legacy", digest)
+    digest = LayoutWriter(root).put("old", SCHEMA1, "legacy")
     with bundled_registry(root) as registry, httpx.Client(base_url=registry.url) as client:
         response = client.get("/v2/old/manifests/legacy")
         assert response.status_code == 200

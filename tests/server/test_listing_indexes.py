@@ -8,20 +8,27 @@ directories, ``rmtree``, a link removed), and each answer is compared with a fre
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from embedded_registry.storage import Storage
-from embedded_registry.storage.catalog import RepositoryIndex, list_repositories, page
+from embedded_registry.mediatypes import ManifestInfo, describe_stored
+from embedded_registry.storage.catalog import RepositoryIndex, page
 from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.referrers import ReferrersIndex
-from tests.server.test_storage_manifests import digest_of, manifest
+from embedded_registry.storage.tagindex import TagIndex
+from tests.helpers.layout import (
+    LayoutWriter,
+    digest_of,
+    walk_repositories,
+    walk_revisions,
+    walk_tags,
+)
 
 
 def _age(root: Path, seconds: float = 3600) -> None:
@@ -32,34 +39,34 @@ def _age(root: Path, seconds: float = 3600) -> None:
     os.utime(root, (then, then))
 
 
-def _repo(storage: Storage, name: str) -> None:
+def _repo(storage: LayoutWriter, name: str) -> None:
     """A repository as Distribution leaves one after a push: ``_layers`` and ``_manifests``."""
-    storage.blobs.link(name, digest_of(name.encode()))
+    storage.link(name, digest_of(name.encode()))
     storage.layout.revisions_dir(name).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    storage = Storage(tmp_path)
-    storage.ensure_layout()
+def storage(tmp_path: Path) -> LayoutWriter:
+    storage = LayoutWriter(tmp_path)
+    storage.ensure()
     for name in ("a", "a/b", "a-b", "team/one", "team/two", "deep/x/y/z"):
         _repo(storage, name)
     return storage
 
 
-def _settled(storage: Storage, index: RepositoryIndex) -> list[str]:
+def _settled(storage: LayoutWriter, index: RepositoryIndex) -> list[str]:
     _age(storage.layout.repositories_dir)
     index.refresh()  # times changed: listed again, now old enough to trust
     return index.refresh()
 
 
-def test_catalog_index_follows_outside_changes_without_walking(storage: Storage) -> None:
+def test_catalog_index_follows_outside_changes_without_walking(storage: LayoutWriter) -> None:
     repositories = storage.layout.repositories_dir
     index = RepositoryIndex(repositories)
-    assert _settled(storage, index) == list_repositories(repositories)
+    assert _settled(storage, index) == walk_repositories(repositories)
     walked = index.listings
 
-    assert index.refresh() == list_repositories(repositories)
+    assert index.refresh() == walk_repositories(repositories)
     assert index.listings == walked, "an unchanged tree is checked, not listed"
 
     changes = [
@@ -77,12 +84,12 @@ def test_catalog_index_follows_outside_changes_without_walking(storage: Storage)
         index.refresh()
         before = index.listings
         change()
-        assert index.refresh() == list_repositories(repositories)
+        assert index.refresh() == walk_repositories(repositories)
         assert index.listings - before < 10, "only the changed directories are listed again"
     assert index.refresh() == expected_listed
 
 
-def test_catalog_index_sees_a_change_within_the_same_clock_tick(storage: Storage) -> None:
+def test_catalog_index_sees_a_change_within_the_same_clock_tick(storage: LayoutWriter) -> None:
     """A directory changed right after it was listed may keep its time (coarse clocks): the
     index does not trust a time that recent and lists it again."""
     repositories = storage.layout.repositories_dir
@@ -96,16 +103,16 @@ def test_catalog_index_sees_a_change_within_the_same_clock_tick(storage: Storage
     assert "team/three" in index.refresh()
 
 
-def test_catalog_index_pages_like_the_walk(storage: Storage) -> None:
+def test_catalog_index_pages_like_the_walk(storage: LayoutWriter) -> None:
     repositories = storage.layout.repositories_dir
     index = RepositoryIndex(repositories)
-    names = list_repositories(repositories)
+    names = walk_repositories(repositories)
     for last in (None, "", "a", "a/b", "a/a", "a-a", "b", "deep", "team/one", "zzz"):
         for count in (0, 1, 2, 5, 100):
             assert index.page(last, count) == page(names, last, count), (last, count)
 
 
-def test_catalog_index_pagination_across_changes(storage: Storage) -> None:
+def test_catalog_index_pagination_across_changes(storage: LayoutWriter) -> None:
     """A page after ``last`` is cut from the names on disk now, not when the walk began."""
     repositories = storage.layout.repositories_dir
     index = RepositoryIndex(repositories)
@@ -120,7 +127,7 @@ def test_catalog_index_pagination_across_changes(storage: Storage) -> None:
 
 
 def test_catalog_index_of_a_missing_or_recreated_root(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = LayoutWriter(tmp_path)
     index = RepositoryIndex(storage.layout.repositories_dir)
     assert index.refresh() == []
     _repo(storage, "late")
@@ -134,27 +141,45 @@ def test_catalog_index_of_a_missing_or_recreated_root(tmp_path: Path) -> None:
 # -- referrers ----------------------------------------------------------------------------------
 
 
-def _put(storage: Storage, name: str, label: str, **extra: object) -> str:
-    body = manifest(storage, name, label, **extra)
-    digest, _ = storage.manifests.put(name, digest_of(body), body, json.loads(body)["mediaType"])
-    return digest
+def _put(storage: LayoutWriter, name: str, label: str, **extra: object) -> str:
+    return storage.put(name, storage.manifest(name, label, **extra))
 
 
-def _subject(storage: Storage, digest: str) -> dict[str, object]:
-    data = storage.blobs.read(digest)
-    assert data is not None
-    return {"mediaType": json.loads(data)["mediaType"], "digest": digest, "size": len(data)}
+def _subject(storage: LayoutWriter, digest: str) -> dict[str, object]:
+    return storage.descriptor(digest)
+
+
+def _info(storage: LayoutWriter) -> Callable[[str], ManifestInfo | None]:
+    """How the served store describes a manifest it holds: from the blob's bytes."""
+
+    def info(digest: str) -> ManifestInfo | None:
+        try:
+            return describe_stored(storage.read_blob(digest))
+        except FileNotFoundError:
+            return None
+
+    return info
+
+
+def _fresh_referrers(storage: LayoutWriter, name: str, subject: str) -> list[dict[str, object]]:
+    """What a walk without the index answers: every revision whose ``subject`` is ``subject``."""
+    found = []
+    for digest in walk_revisions(storage.layout, name):
+        info = describe_stored(storage.read_blob(digest))
+        if info.subject == subject:
+            found.append(info.referrer_descriptor(digest))
+    return found
 
 
 def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
-    index = ReferrersIndex(os.fspath(storage.layout.repositories_dir), storage.manifests.info)
+    storage = LayoutWriter(tmp_path)
+    index = ReferrersIndex(os.fspath(storage.layout.repositories_dir), _info(storage))
     subject = _put(storage, "app", "image")
     first = _put(storage, "app", "sig-1", subject=_subject(storage, subject))
     _put(storage, "app", "unrelated")
 
     def listed() -> list[str]:
-        fresh = storage.manifests.referrers("app", subject)
+        fresh = _fresh_referrers(storage, "app", subject)
         cached = index.referrers("app", subject)
         assert cached == fresh
         return [str(d["digest"]) for d in cached]
@@ -186,7 +211,7 @@ def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
     _age(storage.root)
     listed()
     reads = index.reads
-    unrelated = [d for d in storage.manifests.revisions("app") if d not in (first, second)]
+    unrelated = [d for d in walk_revisions(storage.layout, "app") if d not in (first, second)]
     for digest in unrelated:
         if digest != subject:
             storage.layout.revision_link("app", digest).unlink()
@@ -203,9 +228,9 @@ def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
 
 
 def test_referrers_index_is_bounded(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = LayoutWriter(tmp_path)
     index = ReferrersIndex(
-        os.fspath(storage.layout.repositories_dir), storage.manifests.info, max_repositories=3
+        os.fspath(storage.layout.repositories_dir), _info(storage), max_repositories=3
     )
     for n in range(6):
         name = f"repo{n}"
@@ -218,7 +243,9 @@ def test_referrers_index_is_bounded(tmp_path: Path) -> None:
 # -- tags ---------------------------------------------------------------------------------------
 
 
-def _tag_by_hand(storage: Storage, name: str, tag: str, digest: str, *, link: bool = True) -> None:
+def _tag_by_hand(
+    storage: LayoutWriter, name: str, tag: str, digest: str, *, link: bool = True
+) -> None:
     """A tag written the way Distribution writes one: the directories, then the link."""
     current = storage.layout.tag_current_link(name, tag).parent
     current.mkdir(parents=True, exist_ok=True)
@@ -226,28 +253,20 @@ def _tag_by_hand(storage: Storage, name: str, tag: str, digest: str, *, link: bo
         (current / "link").write_text(digest)
 
 
-def _fresh_tags(storage: Storage, name: str) -> list[str] | None:
-    """What a walk without the index answers: the tags whose link holds a digest."""
-    base = storage.layout.tags_dir(name)
-    if not base.is_dir():
-        return None
-    return sorted(
-        entry.name
-        for entry in os.scandir(base)
-        if storage.manifests.tag_digest(name, entry.name) is not None
-    )
+def _tags(index: TagIndex, storage: LayoutWriter, name: str) -> list[str] | None:
+    return index.tags(os.fspath(storage.layout.tags_dir(name)))
 
 
-def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+async def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
+    storage = LayoutWriter(tmp_path)
     digest = _put(storage, "app", "image")
     for tag in ("v1", "v2", "latest"):
-        storage.manifests.tag("app", tag, digest)
-    index = storage.manifests.tag_index
+        storage.tag("app", tag, digest)
+    index = TagIndex()
 
     def listed() -> list[str] | None:
-        answer = storage.manifests.tags("app")
-        assert answer == _fresh_tags(storage, "app")
+        answer = _tags(index, storage, "app")
+        assert answer == walk_tags(storage.layout, "app")
         return answer
 
     assert listed() == ["latest", "v1", "v2"]
@@ -286,63 +305,63 @@ def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
     shutil.rmtree(storage.layout.tag_dir("app", "v1"))
     assert listed() == ["latest", "v2", "v3", "v4"]
 
-    # Deleted through the store: its tags go with the manifest.
-    storage.manifests.delete("app", digest)
+    # Deleted through the served store: its tags go with the manifest.
+    served = DriverStorage(FilesystemDriver(storage.root), coordinate=True)
+    assert await served.delete_manifest("app", digest) == ["latest", "v2", "v3", "v4"]
     assert listed() == []
 
     # The repository removed by hand, then pushed again.
     shutil.rmtree(storage.layout.repo_dir("app"))
     assert listed() is None
     digest = _put(storage, "app", "again")
-    storage.manifests.tag("app", "new", digest)
+    storage.tag("app", "new", digest)
     assert listed() == ["new"]
 
 
 def test_tag_index_sees_a_tag_within_the_same_clock_tick(tmp_path: Path) -> None:
-    storage = Storage(tmp_path)
+    storage = LayoutWriter(tmp_path)
+    index = TagIndex()
     digest = _put(storage, "app", "image")
-    storage.manifests.tag("app", "v1", digest)
+    storage.tag("app", "v1", digest)
     tags_dir = storage.layout.tags_dir("app")
     os.utime(tags_dir)  # just now
-    assert storage.manifests.tags("app") == ["v1"]
+    assert _tags(index, storage, "app") == ["v1"]
     stamp = tags_dir.stat().st_mtime_ns
     _tag_by_hand(storage, "app", "v2", digest)
     os.utime(tags_dir, ns=(stamp, stamp))  # the same time as when it was listed
-    assert storage.manifests.tags("app") == ["v1", "v2"]
+    assert _tags(index, storage, "app") == ["v1", "v2"]
 
 
 def test_tag_index_is_bounded(tmp_path: Path) -> None:
-    from embedded_registry.storage.tagindex import TagIndex
-
-    storage = Storage(tmp_path)
+    storage = LayoutWriter(tmp_path)
     index = TagIndex(limit=3)
     for n in range(6):
         name = f"repo{n}"
-        storage.manifests.tag(name, "v1", _put(storage, name, "image"))
+        storage.tag(name, "v1", _put(storage, name, "image"))
         assert index.tags(os.fspath(storage.layout.tags_dir(name))) == ["v1"]
     assert len(index._listings) == 3
 
 
-async def test_the_served_storage_answers_from_the_indexes(storage: Storage) -> None:
+async def test_the_served_storage_answers_from_the_indexes(storage: LayoutWriter) -> None:
     """What the server serves (``DriverStorage`` on the filesystem driver) keeps the tags, the
     catalog and the referrers in these indexes: an unchanged tree is checked, not listed again,
     and a change made by another process is seen at once."""
     served = DriverStorage(FilesystemDriver(storage.root), coordinate=True)
     subject = _put(storage, "app", "image")
     referrer = _put(storage, "app", "sig", subject=_subject(storage, subject))
-    storage.manifests.tag("app", "v1", subject)
+    storage.tag("app", "v1", subject)
     _age(storage.root)
     local = served._local
     assert local is not None
 
     assert await served.tags("app") == ["v1"]
-    assert await served.repositories() == list_repositories(storage.layout.repositories_dir)
+    assert await served.repositories() == walk_repositories(storage.layout.repositories_dir)
     assert [d["digest"] for d in await served.referrers("app", subject)] == [referrer]
     tag_listings, catalog_listings = local.tags.listings, local.catalog.index.listings
     referrer_reads = local.referrers.reads
     for _ in range(3):
         assert await served.tags("app") == ["v1"]
-        assert (await served.catalog_page(None, 100))[0] == list_repositories(
+        assert (await served.catalog_page(None, 100))[0] == walk_repositories(
             storage.layout.repositories_dir
         )
         assert [d["digest"] for d in await served.referrers("app", subject)] == [referrer]

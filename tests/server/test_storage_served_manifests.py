@@ -1,7 +1,7 @@
 """Manifests, tags, deletion, referrers and the catalog as the server keeps them: the stores
 of ``DriverStorage`` on the filesystem driver, in process, checked against Distribution's
-layout on disk (the blocking ``ManifestStore`` of ``test_storage_manifests`` is what offline
-commands use; these are the same promises on the served path)."""
+layout on disk (the config and layer blobs a manifest needs are laid out beforehand with plain
+files, ``tests/helpers/layout.py``)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import pytest
 
 from embedded_registry import errors
 from embedded_registry.mediatypes import OCI_MANIFEST
-from embedded_registry.storage import Storage
 from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import Layout
-from tests.server.test_storage_manifests import digest_of, manifest
+from tests.helpers.layout import LayoutWriter, digest_of
 
 
 def served(root: Path) -> DriverStorage:
@@ -24,7 +23,7 @@ def served(root: Path) -> DriverStorage:
 
 
 async def test_put_writes_distribution_links(tmp_path: Path) -> None:
-    body = manifest(Storage(tmp_path), "app", "one")
+    body = LayoutWriter(tmp_path).manifest("app", "one")
     storage = served(tmp_path)
     digest, info = await storage.put_manifest("app", "v1", body, OCI_MANIFEST)
     layout = Layout(tmp_path)
@@ -53,15 +52,15 @@ async def test_missing_blobs_are_all_reported_and_nothing_is_written(tmp_path: P
 
 
 async def test_blob_of_another_repository_does_not_count(tmp_path: Path) -> None:
-    body = manifest(Storage(tmp_path), "owner", "one")
+    body = LayoutWriter(tmp_path).manifest("owner", "one")
     with pytest.raises(errors.RegistryError) as caught:
         await served(tmp_path).put_manifest("thief", "v1", body, OCI_MANIFEST)
     assert caught.value.code == "MANIFEST_BLOB_UNKNOWN"
 
 
 async def test_delete_by_digest_removes_every_tag_pointing_at_it(tmp_path: Path) -> None:
-    first = manifest(Storage(tmp_path), "app", "one")
-    second = manifest(Storage(tmp_path), "app", "two")
+    first = LayoutWriter(tmp_path).manifest("app", "one")
+    second = LayoutWriter(tmp_path).manifest("app", "two")
     storage = served(tmp_path)
     digest, _ = await storage.put_manifest("app", "v1", first, OCI_MANIFEST)
     await storage.put_manifest("app", "latest", first, OCI_MANIFEST)
@@ -79,7 +78,7 @@ async def test_delete_by_digest_removes_every_tag_pointing_at_it(tmp_path: Path)
 
 
 async def test_delete_tag_leaves_the_manifest_and_sibling_tags(tmp_path: Path) -> None:
-    body = manifest(Storage(tmp_path), "app", "one")
+    body = LayoutWriter(tmp_path).manifest("app", "one")
     storage = served(tmp_path)
     digest, _ = await storage.put_manifest("app", "v1", body, OCI_MANIFEST)
     await storage.put_manifest("app", "stable", body, OCI_MANIFEST)
@@ -93,14 +92,11 @@ async def test_delete_tag_leaves_the_manifest_and_sibling_tags(tmp_path: Path) -
 
 
 async def test_referrers_follow_subject_and_artifact_type(tmp_path: Path) -> None:
-    fixture = Storage(tmp_path)
+    fixture = LayoutWriter(tmp_path)
     storage = served(tmp_path)
-    subject, _ = await storage.put_manifest(
-        "app", "v1", manifest(fixture, "app", "s"), OCI_MANIFEST
-    )
+    subject, _ = await storage.put_manifest("app", "v1", fixture.manifest("app", "s"), OCI_MANIFEST)
     descriptor = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
-    signature = manifest(
-        fixture,
+    signature = fixture.manifest(
         "app",
         "sig",
         subject=descriptor,
@@ -125,10 +121,10 @@ async def test_referrers_follow_subject_and_artifact_type(tmp_path: Path) -> Non
 
 
 async def test_catalog_order_and_pages(tmp_path: Path) -> None:
-    fixture = Storage(tmp_path)
+    fixture = LayoutWriter(tmp_path)
     for name in ("a-b", "a", "a/b", "z", "m/n/o"):
-        fixture.blobs.link(name, digest_of(name.encode()))
-    fixture.uploads.create("uploads-only")
+        fixture.link(name, digest_of(name.encode()))
+    fixture.upload("uploads-only")
     storage = served(tmp_path)
     names = ["a", "a/b", "a-b", "m/n/o", "z"]
     assert await storage.repositories() == names
