@@ -56,7 +56,7 @@ from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
 from embedded_registry.storage.paths import KeyLayout, split_digest
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
-from embedded_registry.storage.uploads import _parse_startedat, _startedat_text
+from embedded_registry.storage.uploads import parse_startedat, startedat_text
 
 REFRESH_FRACTION = 0.1
 REFRESH_MAX_INTERVAL = 1.0
@@ -361,7 +361,7 @@ class DriverStorage(RegistryStorage):
     async def create_upload(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
         await self.driver.put_content(
-            key(KEYS.upload_startedat(name, upload_id)), _startedat_text().encode()
+            key(KEYS.upload_startedat(name, upload_id)), startedat_text().encode()
         )
         writer = await self.driver.writer(key(KEYS.upload_data(name, upload_id)))
         await writer.close()
@@ -539,7 +539,7 @@ class DriverStorage(RegistryStorage):
             known.add(upload_id)
             try:
                 raw = await self.driver.get_content(startedat, limit=LINK_LIMIT)
-                started = _parse_startedat(raw.decode())
+                started = parse_startedat(raw.decode())
             except (PathNotFoundError, UnicodeDecodeError):
                 started = None
             if started is None and self._local is not None:
@@ -711,7 +711,7 @@ class DriverStorage(RegistryStorage):
 
     async def _record_commit(self, name: str) -> None:
         await self.driver.put_content(
-            key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER, _startedat_text().encode()
+            key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER, startedat_text().encode()
         )
 
     async def tag(self, name: str, tag: str, digest: str) -> None:

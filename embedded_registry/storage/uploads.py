@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def _startedat_text() -> str:
+def startedat_text() -> str:
     now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
 
 
-def _parse_startedat(text: str) -> float | None:
+def parse_startedat(text: str) -> float | None:
     text = text.strip()
     if not text:
         return None
