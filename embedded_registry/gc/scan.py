@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from embedded_registry.storage.driver.base import (
     FileInfo,
     StorageDriver,
 )
+from embedded_registry.storage.fsutil import STALE_TEMP_AGE, TEMP_PREFIX
 from embedded_registry.storage.paths import Layout
 
 Progress = Callable[[str], None]
@@ -144,6 +146,9 @@ class Snapshot:
         self._manifests: dict[str, Manifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
         self._valid_names: dict[str, bool] = {}
+        self.stale_temporaries: list[str] = []
+        """Keys of temporary files of atomic writes older than ``STALE_TEMP_AGE`` (a killed
+        writer's): a real run removes them."""
         self.events: dict[str, tuple[float, float]] = {}
         """Per repository: (the commit marker's LastModified, the newest tag link's)."""
         self.entries: dict[str, os.stat_result] = {}
@@ -292,17 +297,17 @@ def blob_key(digest: str) -> str:
 
 
 def layout_leaf(key: str) -> str | None:
-    """The one file a directory of the layout holds: ``data`` in a blob's directory, ``link``
-    in a link's (``_layers/<alg>/<hex>``, ``revisions/<alg>/<hex>``, a tag's ``current`` and
-    ``index/<alg>/<hex>``); None for any other directory."""
+    """The one file a write-once directory of the layout holds: ``data`` in a blob's, ``link``
+    in a layer link's (``_layers/<alg>/<hex>``) and a tag history entry's
+    (``index/<alg>/<hex>``); None for any other directory. Directories whose file is written
+    again (a revision link on every push of its manifest, a tag's ``current``) are listed, so
+    that the temporary file of a rewrite a killed writer left there is seen."""
     if key.startswith(_BLOBS):
         return "data" if key.count("/", len(_BLOBS)) == 2 else None
     parts = key.rsplit("/", 6)
     if len(parts) < 4:
         return None
-    if parts[-3] == "_layers" or parts[-4:-2] == ["_manifests", "revisions"]:
-        return "link"
-    if parts[-1] == "current" and parts[-4:-2] == ["_manifests", "tags"]:
+    if parts[-3] == "_layers":
         return "link"
     if len(parts) == 7 and parts[-3] == "index" and parts[-6:-4] == ["_manifests", "tags"]:
         return "link"
@@ -323,8 +328,14 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
         if getattr(driver, "lists_directories", False)
         else list_files(driver, str(KEYS.v2))
     )
+    stale = time.time() - STALE_TEMP_AGE
     async for info in listing:
         listed += 1
+        if not info.is_dir and info.path.rpartition("/")[2].startswith(TEMP_PREFIX):
+            # A temporary file of an atomic write; one this old was left by a killed writer.
+            if info.mtime < stale:
+                snapshot.stale_temporaries.append(info.path)
+            continue
         if progress is not None and listed % 10_000 == 0:
             progress(f"listed {listed} objects")
         if info.path.startswith(blobs_base + "/"):

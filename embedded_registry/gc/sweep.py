@@ -75,6 +75,9 @@ async def execute(
 
     await driver.sweep_started()
     try:
+        for path in snapshot.stale_temporaries:
+            with contextlib.suppress(PathNotFoundError):
+                await driver.delete(path)
         for kind in SWEEP_ORDER:
             batch = [r for r in removals if r.kind == kind]
             if kind == "repository":

@@ -456,14 +456,9 @@ class FilesystemDriver(StorageDriver):
         await asyncio.to_thread(remove_empty_dirs, self._full(path), self._full(stop))
 
     async def before_gc(self) -> None:
-        """Put back what a killed sweep left renamed aside, and remove the temporary files of
-        atomic writes that a killed writer left (older than ``STALE_TEMP_AGE``)."""
-
-        def repair() -> None:
-            recover_interrupted_sweep(Layout(self.root))
-            remove_stale_temp_files(self._full(str(KEYS.v2)))
-
-        await asyncio.to_thread(repair)
+        """Put back what a killed sweep left renamed aside (GC's scan finds the temporary
+        files of killed writers, and its sweep removes them)."""
+        await asyncio.to_thread(recover_interrupted_sweep, Layout(self.root))
 
     def _journal(self) -> Path:
         return self._full(str(KEYS.v2)) / SWEEP_JOURNAL
