@@ -325,7 +325,7 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
     listed = 0
     listing = (
         driver.list_files(str(KEYS.v2), directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
-        if getattr(driver, "lists_directories", False)
+        if driver.directory_times
         else list_files(driver, str(KEYS.v2))
     )
     stale = time.time() - STALE_TEMP_AGE

@@ -113,7 +113,9 @@ class StorageDriver(abc.ABC):
     an entry is added to it or removed from it (a local filesystem): the stores then keep
     their listings (tags, catalog, referrers) in memory and check them with a ``stat`` of
     each directory instead of listing it again. The system calls of a ``stat`` or of a small
-    read are cheaper than the hop to a worker thread, so such a driver does them inline."""
+    read are cheaper than the hop to a worker thread, so such a driver does them inline. Its
+    ``list_files(path, directories=True, leaf=...)`` also lists directories with their times
+    (GC reads deletes there)."""
 
     @abc.abstractmethod
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:

@@ -184,8 +184,6 @@ class FilesystemDriver(StorageDriver):
     shared = False
     """One bundled registry serves a root and holds its own commits back while its GC runs;
     ``regtui gc --root`` refuses while it serves (:mod:`embedded_registry.gc.offline`)."""
-    lists_directories = True
-    """:meth:`list_files` can list directories too (with their times: GC reads deletes there)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -351,28 +349,27 @@ class FilesystemDriver(StorageDriver):
             raise StorageDriverError(f"storage root {top} is not readable")
 
     # -- conditional writes (the GC lease) and flat listings (GC's scan) -------------------------
-    def _versioned(self, full: Path, limit: int | None) -> tuple[bytes, str]:
+    def _versioned(self, full: str) -> tuple[bytes, str]:
         try:
             fd = os.open(full, os.O_RDONLY)
         except (*_MISSING, IsADirectoryError):
-            raise PathNotFoundError(str(full)) from None
+            raise PathNotFoundError(full) from None
         try:
             st = os.fstat(fd)
-            data = os.read(fd, st.st_size if limit is None else min(limit, st.st_size))
+            data = os.read(fd, st.st_size)
         finally:
             os.close(fd)
         return data, _version_of(st)
 
     async def get_versioned(self, path: str) -> tuple[bytes, str]:
-        full = self._full(path)
         try:
-            return await asyncio.to_thread(self._versioned, full, None)
+            return await asyncio.to_thread(self._versioned, self._local(path))
         except PathNotFoundError:
             raise PathNotFoundError(path) from None
 
     async def version(self, path: str) -> str | None:
         try:
-            st = os.stat(self._full(path))
+            st = os.stat(self._local(path))
         except _MISSING:
             return None
         return None if stat_module.S_ISDIR(st.st_mode) else _version_of(st)
@@ -380,15 +377,12 @@ class FilesystemDriver(StorageDriver):
     async def get_many(self, paths: Sequence[str], *, limit: int | None = None) -> Contents:
         """Read in worker threads, ``MANY_BATCH`` files per thread hop (a hop costs more than
         reading a small file)."""
-        root = str(self.root)
-        for path in paths:
-            if "/../" in path + "/":
-                raise StorageDriverError(f"invalid path {path!r}")
+        files = [self._local(path) for path in paths]
 
         def read(batch: Sequence[str]) -> Contents:
-            return [_read_file(root + "/" + path.lstrip("/"), limit) for path in batch]
+            return [_read_file(full, limit) for full in batch]
 
-        batches = [paths[i : i + MANY_BATCH] for i in range(0, len(paths), MANY_BATCH)]
+        batches = [files[i : i + MANY_BATCH] for i in range(0, len(files), MANY_BATCH)]
         done = await asyncio.gather(*(asyncio.to_thread(read, batch) for batch in batches))
         return [content for batch in done for content in batch]
 
@@ -442,14 +436,13 @@ class FilesystemDriver(StorageDriver):
         that came before it is seen here and the file is put back. Then the file goes, and its
         directory if nothing else is in it (never ``rmtree``: an upload may have put a fresh
         file there since)."""
-        full = str(self._full(path))
-        return await asyncio.to_thread(_remove_if_older, full, cutoff)
+        return await asyncio.to_thread(_remove_if_older, self._local(path), cutoff)
 
     async def remove_unless(self, path: str, witness: str) -> bool:
         """The link is renamed aside, then the blob looked for: an upload that commits the blob
         again links it after its data is in place, so either this sees the data (the link is
         put back) or the upload comes later, finds no link and writes it again."""
-        full, other = str(self._full(path)), str(self._full(witness))
+        full, other = self._local(path), self._local(witness)
         return await asyncio.to_thread(_remove_unless, full, other)
 
     async def remove_empty_dirs(self, path: str, stop: str) -> None:
