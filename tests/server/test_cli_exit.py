@@ -75,7 +75,9 @@ def test_du_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
 
 def test_help_into_a_closed_pipe_exits_quietly() -> None:
     code, stderr = _run_into_closed_pipe(["--help"])
-    assert code == 0  # argparse itself ignores a failed write of its help
+    # Python 3.11.2 (Debian 12's) lets argparse's failed write of the help reach main(): the
+    # shell's SIGPIPE code, as for any other output; later 3.11 releases ignore it and exit 0.
+    assert code in (0, EXIT_BROKEN_PIPE)
     assert stderr == ""
 
 
