@@ -61,9 +61,10 @@ def app_for() -> AppFactory:
 
 
 async def wait_for(
-    pilot: Pilot[None], predicate: Callable[[], object], *, seconds: float = 15.0
+    pilot: Pilot[None], predicate: Callable[[], object], *, seconds: float = 60.0
 ) -> None:
-    """Let the app run until ``predicate()`` is true (fails the test after ``seconds``)."""
+    """Let the app run until ``predicate()`` is true (fails the test after ``seconds``: generous,
+    since it returns as soon as the predicate holds and a loaded 2-core machine is slow)."""
     deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
