@@ -369,7 +369,10 @@ async def test_delete_an_opened_platform_returns_to_its_broken_index(
         platform = app.screen
         assert isinstance(platform, ImageScreen) and platform.parent_index == index_digest
         await wait_for(pilot, lambda: platform.result is not None)
-        assert f"In index    {index_digest}" in text_of(platform, "#overview-text")
+        # The overview is painted after the result arrives: wait for it, not for a fixed time.
+        await wait_for(
+            pilot, lambda: f"In index    {index_digest}" in text_of(platform, "#overview-text")
+        )
         await pilot.press("d")
         body = await dialog_body(pilot, app)
         assert f"• index {index_digest}" in body and "BREAKS that index" in body
