@@ -7,21 +7,30 @@ meaning: ``--username``, ``--password-stdin``, ``--insecure``, ``--ca-cert``, ``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+ENV_PASSWORD = "REGTUI_PASSWORD"  # tui.client.auth's; not imported: the parsers stay cheap
 
 
 class PasswordError(Exception):
-    """``--password-stdin`` was used wrongly: a usage error (exit code 2)."""
+    """No password where one is needed, or ``--password-stdin`` used wrongly: a usage error
+    (exit code 2)."""
 
 
 def add_access_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Add the access flags to ``parser`` as a "registry access" group; return the group."""
     group = parser.add_argument_group("registry access")
-    group.add_argument("--username", "-u", help="user name (or REGTUI_USERNAME)")
+    group.add_argument(
+        "--username",
+        "-u",
+        help="user name (or REGTUI_USERNAME); the password is asked for at a terminal",
+    )
     group.add_argument(
         "--password-stdin",
         action="store_true",
-        help="read the password from stdin (or REGTUI_PASSWORD, or Docker's config.json)",
+        help="read the password from stdin, asked for without echo at a terminal (or "
+        "REGTUI_PASSWORD, or Docker's config.json)",
     )
     group.add_argument(
         "--insecure", action="store_true", help="allow plain HTTP and unverified TLS"
@@ -32,12 +41,42 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
 
 
 def read_password(args: argparse.Namespace) -> str | None:
-    """The password from stdin when ``--password-stdin`` was given; never echoed or logged."""
+    """The password, never echoed or logged: from stdin with ``--password-stdin`` (asked for
+    without echo when stdin is a terminal), asked for without echo when ``--username`` came
+    without one (neither ``--password-stdin`` nor ``REGTUI_PASSWORD``); ``None`` when the client
+    finds the credentials itself (no ``--username``, or ``REGTUI_PASSWORD``).
+
+    Without a terminal to ask on, a missing password is a :class:`PasswordError`: one line that
+    says how to give it.
+    """
+    username = getattr(args, "username", None)
     if not getattr(args, "password_stdin", False):
-        return None
-    if not args.username:
+        if not username or os.environ.get(ENV_PASSWORD) is not None:
+            return None
+        if not sys.stdin.isatty():
+            raise PasswordError(
+                f"no password for {username}: pipe it with --password-stdin, set "
+                f"{ENV_PASSWORD}, or run at a terminal to be asked"
+            )
+        return _ask(username)
+    if not username:
         raise PasswordError("--password-stdin needs --username")
+    if sys.stdin.isatty():
+        return _ask(username)
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise PasswordError("--password-stdin: nothing on stdin")
+    return password
+
+
+def _ask(username: str) -> str:
+    """Ask for ``username``'s password on the terminal, without echo (:func:`getpass.getpass`)."""
+    import getpass
+
+    try:
+        password = getpass.getpass(f"Password for {username}: ")
+    except EOFError:
+        password = ""
+    if not password:
+        raise PasswordError(f"no password given for {username}")
     return password
