@@ -7,6 +7,7 @@
      │    └── RegistryTimeoutError             # no answer (or a trickle) within the timeout
      ├── TLSError                              # certificate or handshake failure
      ├── AuthError                             # 401 / 403, with the registry's own message
+     │    └── RefusedError                     # 403 from an administrative endpoint (not absent)
      ├── NotFoundError                         # 404: NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN
      ├── DeleteDisabledError                   # 405 on DELETE: deletion disabled on the registry
      ├── RateLimitedError                      # 429, with ``retry_after`` seconds when given
@@ -34,6 +35,7 @@ __all__ = [
     "MalformedResponseError",
     "NotFoundError",
     "RateLimitedError",
+    "RefusedError",
     "RegistryClientError",
     "RegistryTimeoutError",
     "ResponseTooLargeError",
@@ -96,6 +98,29 @@ class TLSError(RegistryClientError):
 
 class AuthError(RegistryClientError):
     default_title = "Not authorized"
+
+
+class RefusedError(AuthError):
+    """An administrative endpoint (the bundled registry's storage report or GC) answered 403:
+    it is there, but not for this caller. Not an absence (that is a 404).
+
+    ``reason`` is the registry's own message (``None`` when it gave none); ``advice`` says what
+    to do instead (log in as an administrator, run on the registry's machine, or offline)."""
+
+    default_title = "Refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None,
+        advice: str,
+        response: httpx.Response | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, response=response, code=code)
+        self.reason = reason
+        self.advice = advice
 
 
 class NotFoundError(RegistryClientError):

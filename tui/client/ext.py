@@ -2,7 +2,10 @@
 
 ``GET /v2/_regtui/ext/storage`` answers a :class:`StorageReport`; ``POST /v2/_regtui/ext/gc``
 answers a :class:`GcResult` (the GC report with ``before`` and ``after`` storage reports). Other
-registries answer 404 there: :func:`supports_extension` tells them apart.
+registries answer 404 there: :func:`supports_extension` tells them apart. A 403 is a
+refusal, not an absence: :class:`~tui.client.errors.RefusedError` carries the registry's reason
+and what to do instead (behind a reverse proxy every request comes from the proxy, never from
+the registry's own machine).
 
 The models mirror the server's JSON (``embedded_registry.usage.UsageReport`` and
 ``embedded_registry.gc.GcReport``) without importing the server: ``from_json`` takes what is
@@ -24,8 +27,8 @@ from typing import Any
 import httpx
 
 from tui.client._admin import send_as_local_admin
-from tui.client._base import transport_error
-from tui.client.errors import MalformedResponseError
+from tui.client._base import oci_errors, transport_error
+from tui.client.errors import MalformedResponseError, RefusedError
 from tui.client.registry import RegistryClient
 
 STORAGE_PATH = "/v2/_regtui/ext/storage"
@@ -280,11 +283,50 @@ async def _admin_request(
     return await client.request(method, path, json=json)
 
 
+REFUSED_ADVICE = (
+    "log in as an administrator (-u NAME), run regtui on the registry's own machine over "
+    "loopback, or work offline on its storage with --root DIR or --config FILE"
+)
+"""What to do when the extension endpoints refuse: every way in that they allow."""
+
+
+def _error_detail(response: httpx.Response) -> str | None:
+    """The ``detail`` of the first OCI error when it is text: the bundled registry says there
+    why it refused (the message is the spec's generic one, "requested access ... denied")."""
+    try:
+        errors = response.json().get("errors")
+        detail = errors[0].get("detail")
+    except (ValueError, AttributeError, IndexError, TypeError, KeyError):
+        return None
+    return detail.strip() or None if isinstance(detail, str) else None
+
+
+def _check(client: RegistryClient, response: httpx.Response, what: str) -> None:
+    """Raise for an error answer: :class:`RefusedError` for a 403 from the registry itself, the
+    client's usual error otherwise (404 is an absence; a 401 is the registry asking who is
+    there, as a registry that guards every path asks for any, so an ordinary :class:`AuthError`)."""
+    if response.status_code == 403 and client.auth.same_origin(response.request.url):
+        code, reason = oci_errors(response)
+        reason = _error_detail(response) or reason
+        status = f"{response.status_code}{f' {code}' if code else ''}"
+        said = f': it says "{reason.rstrip(".")}"' if reason else " without saying why"
+        raise RefusedError(
+            f"{client.host} denied access to {what} ({status}){said}; to use it, {REFUSED_ADVICE}",
+            reason=reason,
+            advice=REFUSED_ADVICE,
+            response=response,
+            code=code,
+        )
+    client.raise_for_status(response, what)
+
+
 async def supports_extension(client: RegistryClient) -> bool:
-    """Whether the registry is regtui's bundled one (it answers the storage endpoint)."""
+    """Whether the registry is regtui's bundled one (it answers the storage endpoint).
+
+    Raises :class:`RefusedError` when it is there but refused (403), :class:`AuthError` on 401."""
     response = await _admin_request(client, "GET", STORAGE_PATH)
     if response.status_code in (401, 403):
-        client.raise_for_status(response, "the storage report")
+        _check(client, response, "the storage report")
     return response.status_code == 200 and response.headers.get("content-type", "").startswith(
         "application/json"
     )
@@ -293,7 +335,7 @@ async def supports_extension(client: RegistryClient) -> bool:
 async def storage_usage(client: RegistryClient) -> StorageReport:
     """The bundled registry's storage report."""
     response = await _admin_request(client, "GET", STORAGE_PATH)
-    client.raise_for_status(response, "the storage report")
+    _check(client, response, "the storage report")
     return StorageReport.from_json(_json_body(response, "the storage report"))
 
 
@@ -317,5 +359,5 @@ async def collect_garbage(
     if grace_period is not None:
         body["grace_period"] = grace_period
     response = await _admin_request(client, "POST", GC_PATH, json=body)
-    client.raise_for_status(response, "garbage collection")
+    _check(client, response, "garbage collection")
     return GcResult.from_json(_json_body(response, "garbage collection"))

@@ -8,6 +8,7 @@ repository objects in JSON.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
@@ -133,16 +134,20 @@ def _estimate_json(estimate: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _storage_report(client: RegistryClient) -> StorageReport | None:
-    """The bundled registry's exact report, or ``None`` from any other registry."""
-    from tui.client import AuthError
+    """The bundled registry's exact report, or ``None`` from any other registry, and when the
+    report is refused (after a warning that gives the registry's reason and what to do)."""
+    from tui.client import AuthError, RefusedError
     from tui.client.ext import storage_usage, supports_extension
 
     try:
         if not await supports_extension(client):
             return None
+        return await storage_usage(client)
+    except RefusedError as refused:
+        print(f"regtui: warning: {refused} Estimating from manifests instead.", file=sys.stderr)
+        return None
     except AuthError:
-        return None  # a registry that guards unknown paths: the estimate says what is wrong
-    return await storage_usage(client)
+        return None  # 401: a registry that guards unknown paths; the estimate says what is wrong
 
 
 def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tui.client import RegistryClient, RegistryClientError
+from tui.client import RefusedError, RegistryClient, RegistryClientError
 from tui.client.estimate import ESTIMATE_NOTE
 from tui.client.survey import estimate_registry
 from tui.data.storage import (
@@ -150,6 +150,37 @@ class EstimateBackend:
         raise RegistryClientError(ESTIMATE_GC_REASON, title="GC unavailable")
 
 
+def refused_reason(refused: RefusedError) -> str:
+    """Why GC is unavailable when the registry has the endpoints but refuses them (403): its
+    own reason, then what to do; never "no garbage-collection API"."""
+    said = f' It says: "{refused.reason.rstrip(".")}".' if refused.reason else ""
+    return (
+        "the registry has a garbage-collection API but refuses it to this connection "
+        f"({refused.status_code or 403}{f' {refused.code}' if refused.code else ''}).{said} "
+        "To collect: log in as an administrator (regtui connect -u NAME), run regtui on the "
+        "registry's own machine over loopback, or offline on its storage (`regtui connect "
+        "--storage DIR`, `regtui gc --root DIR` or `--config FILE`)."
+    )
+
+
+class RefusedBackend(EstimateBackend):
+    """The bundled registry behind a proxy, or for a user who is not an administrator: usage
+    estimated from manifests; GC unavailable with the registry's reason and what to do."""
+
+    def __init__(
+        self, client: RegistryClient, refused: RefusedError, *, max_repositories: int = 2000
+    ) -> None:
+        super().__init__(client, max_repositories=max_repositories)
+        self.refused = refused
+        self.gc_unavailable_reason = refused_reason(refused)
+        self.label = f"estimate from manifests of {client.host} (its exact report was refused)"
+
+    async def collect_garbage(
+        self, *, dry_run: bool, delete_untagged: bool = False, grace_period: float | None = None
+    ) -> GcView:
+        raise RegistryClientError(self.gc_unavailable_reason, title="GC refused")
+
+
 class ExtensionBackend:
     """The bundled registry: exact usage and GC through its ``/v2/_regtui/ext`` endpoints."""
 
@@ -190,12 +221,15 @@ def _ext_module() -> Any | None:
 
 
 async def detect_backend(client: RegistryClient) -> StorageBackend:
-    """The bundled registry's extension when it answers, otherwise the estimate."""
+    """The bundled registry's extension when it answers, the estimate otherwise; when it
+    refuses (403), the estimate with the registry's reason for GC."""
     ext = _ext_module()
     if ext is not None and hasattr(ext, "supports_extension"):
         try:
             if await ext.supports_extension(client):
                 return ExtensionBackend(client, ext)
+        except RefusedError as refused:
+            return RefusedBackend(client, refused)
         except RegistryClientError:
             pass
     return EstimateBackend(client)
@@ -205,6 +239,7 @@ __all__ = [
     "CallableBackend",
     "EstimateBackend",
     "ExtensionBackend",
+    "RefusedBackend",
     "detect_backend",
     "gc_view_from_report",
     "usage_view_from_report",

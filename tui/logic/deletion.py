@@ -16,6 +16,17 @@ from tui.client.models import INDEX_MEDIA_TYPES
 from tui.logic.fmt import count_of, short_digest
 
 GC_NOTE = "Blobs are freed only by garbage collection (g on the registry screen)."
+"""Where ``g`` collects: the bundled registry (or ``--storage DIR``) lets regtui run GC."""
+
+
+def gc_note(available: bool, unavailable_reason: str = "") -> str:
+    """The delete dialog's last line: points at ``g`` only where ``g`` can collect; elsewhere
+    says why not (the registry's refusal, or that it has no GC API) and what to run instead."""
+    if available:
+        return GC_NOTE
+    reason = unavailable_reason.strip() or "this registry offers no garbage collection to regtui."
+    return f"Blobs are freed only by garbage collection, which regtui cannot run here: {reason}"
+
 
 DELETES_DISABLED = (
     "Deletes are disabled on this registry (it answered 405 Method Not Allowed): "
@@ -76,8 +87,9 @@ def delete_title(context: DeleteContext) -> str:
     return f"Delete manifest {digest}?"
 
 
-def describe_delete(context: DeleteContext) -> tuple[str, str]:
-    """``(title, body)`` of the confirm dialog: exactly what goes and what it leaves behind."""
+def describe_delete(context: DeleteContext, *, gc: str = GC_NOTE) -> tuple[str, str]:
+    """``(title, body)`` of the confirm dialog: exactly what goes and what it leaves behind;
+    ``gc`` is its last line (:func:`gc_note`)."""
     plan = context.plan
     lines = [
         f"Repository: {plan.repo}",
@@ -139,5 +151,5 @@ def describe_delete(context: DeleteContext) -> tuple[str, str]:
         ]
         for ref in plan.referrers:
             lines += [f"  • {ref.artifact_type or ref.media_type}", f"    {ref.digest}"]
-    lines += ["", GC_NOTE]
+    lines += ["", gc]
     return delete_title(context), "\n".join(lines)

@@ -24,7 +24,7 @@ from tui.client import (
 from tui.data.deletion import plan_manifest_delete
 from tui.data.details import index_children
 from tui.dialogs.confirm import ConfirmDialog
-from tui.logic.deletion import DELETES_DISABLED, describe_delete, tags_phrase
+from tui.logic.deletion import DELETES_DISABLED, describe_delete, gc_note, tags_phrase
 from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.image_view import (
     NO_REFERRERS,
@@ -433,7 +433,9 @@ class ImageScreen(RegtuiScreen):
             )
         finally:
             self.set_status("")
-        title, body = describe_delete(context)
+        backend = await self.regtui.storage_backend()
+        gc = gc_note(backend.gc_available, backend.gc_unavailable_reason)
+        title, body = describe_delete(context, gc=gc)
         if not await self.app.push_screen_wait(ConfirmDialog(title, body)):
             self.notify("Nothing was deleted.")
             return False

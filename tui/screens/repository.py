@@ -17,7 +17,7 @@ from tui.data.details import DetailsLoader, push_times
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
-from tui.logic.deletion import DeleteContext, describe_delete
+from tui.logic.deletion import DeleteContext, describe_delete, gc_note
 from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -450,7 +450,9 @@ class RepositoryScreen(RegtuiScreen):
             plan = await client.plan_delete(self.repository, row.digest)
         finally:
             self.show_summary()
-        title, body = describe_delete(DeleteContext(plan))
+        backend = await self.regtui.storage_backend()
+        gc = gc_note(backend.gc_available, backend.gc_unavailable_reason)
+        title, body = describe_delete(DeleteContext(plan), gc=gc)
         confirmed = await self.app.push_screen_wait(ConfirmDialog(title, body))
         if not confirmed:
             self.notify("Nothing was deleted.")
