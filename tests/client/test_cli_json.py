@@ -145,6 +145,10 @@ PLAN = {
     "tags": ListOf(str),
     "children": ListOf({"digest": Digest, "platform": Nullable(PLATFORM)}),
     "referrers": ListOf({"digest": Digest, "media_type": str, "artifact_type": Nullable(str)}),
+    "indexes": ListOf({"digest": Digest, "tags": ListOf(str), "platform": Nullable(PLATFORM)}),
+    "indexes_truncated": bool,
+    "subject": Nullable({"digest": Digest, "media_type": str, "tags": ListOf(str)}),
+    "artifact_type": Nullable(str),
 }
 UNTAG = {
     "dry_run": bool,

@@ -336,7 +336,7 @@ async def test_delete_a_platform_manifest_names_the_index_it_breaks(
         assert child in body and "No tag points at it." in body
         assert "BREAKS that index" in body
         assert f"• index {index_digest}" in body
-        assert "(tags 3.12, 3.12-slim, latest, lists it as linux/arm64/v8)" in body
+        assert "Tagged 3.12, 3.12-slim and latest; lists it as linux/arm64/v8." in body
 
         await pilot.press("n")  # cancel: nothing happens
         await wait_for(pilot, lambda: app.screen is screen)
@@ -400,7 +400,7 @@ async def test_delete_a_referrer_names_its_subject(
         body = await dialog_body(pilot, app)
         assert referrer.digest in body
         assert f"It refers to this manifest, which stays:\n  • {subject}" in body
-        assert "(tags 1.3.3, latest, stable)" in body
+        assert "Tagged 1.3.3, latest and stable." in body
         await pilot.press("y")
         await wait_for(pilot, lambda: screen.query_one("#referrers-empty", Static).display)
         assert not await still_there(fresh_demo, repo, referrer.digest)

@@ -50,7 +50,7 @@ def test_a_platform_manifest_names_the_index_it_breaks() -> None:
     title, body = describe_delete(context)
     assert title == "Delete the linux/amd64 manifest aaaaaaaaaaaa?"
     assert "BREAKS that index" in body
-    assert f"  • index {B}\n    (tags 3.12, latest, lists it as linux/amd64)" in body
+    assert f"  • index {B}\n    Tagged 3.12 and latest; lists it as linux/amd64." in body
 
 
 def test_a_lone_image_says_no_index_lists_it_but_an_index_does_not() -> None:
@@ -74,7 +74,7 @@ def test_a_referrer_names_its_subject_and_the_subjects_tags() -> None:
     title, body = describe_delete(context)
     assert title == "Delete referrer aaaaaaaaaaaa?"
     assert "Type:       application/spdx+json" in body
-    assert f"It refers to this manifest, which stays:\n  • {B}\n    (tag latest)" in body
+    assert f"It refers to this manifest, which stays:\n  • {B}\n    Tagged latest." in body
 
 
 def test_dangling_referrers_are_counted_in_words() -> None:

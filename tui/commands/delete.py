@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tui.commands import _common as c
 
 if TYPE_CHECKING:
-    from tui.client import DeletePlan
+    from tui.logic.deletion import DeleteContext, SubjectRef
 
 
 def register(subparsers: Any) -> None:
@@ -47,10 +47,13 @@ async def _rm(args: argparse.Namespace) -> int:
         raise c.UsageError("refusing to delete without --yes: stdin is not a terminal")
     async with c.client(args, c.registry_of(ref)) as client:
         digest = ref.digest or (await client.head_manifest(ref.repository, ref.ref)).digest
-        plan = await client.plan_delete(ref.repository, digest)
-        data = {"dry_run": args.dry_run, "deleted": False, **plan_json(ref.registry, plan)}
+        # The app's delete dialog's search: tags, the indexes that list it, its subject.
+        from tui.data.deletion import plan_manifest_delete
+
+        context = await plan_manifest_delete(client, ref.repository, digest)
+        data = {"dry_run": args.dry_run, "deleted": False, **plan_json(ref.registry, context)}
         if not args.json:
-            _print_plan(plan, args.dry_run)
+            _print_plan(context, args.dry_run)
         if args.dry_run:
             if args.json:
                 c.print_json(data)
@@ -69,7 +72,9 @@ async def _rm(args: argparse.Namespace) -> int:
     return c.EXIT_OK
 
 
-def plan_json(registry: str, plan: DeletePlan) -> dict[str, Any]:
+def plan_json(registry: str, context: DeleteContext) -> dict[str, Any]:
+    """``rm --json``: what goes, and what else points at it (``indexes`` that list it break)."""
+    plan, subject = context.plan, context.subject
     return {
         "registry": registry,
         "repository": plan.repo,
@@ -84,22 +89,58 @@ def plan_json(registry: str, plan: DeletePlan) -> dict[str, Any]:
             {"digest": r.digest, "media_type": r.media_type, "artifact_type": r.artifact_type}
             for r in plan.referrers
         ],
+        "indexes": [
+            {"digest": p.digest, "tags": list(p.tags), "platform": c.platform_json(p.platform)}
+            for p in context.parents
+        ],
+        "indexes_truncated": context.indexes_truncated,
+        "subject": None
+        if subject is None
+        else {
+            "digest": subject.digest,
+            "media_type": subject.media_type,
+            "tags": list(subject.tags),
+        },
+        "artifact_type": context.artifact_type,
     }
 
 
-def _print_plan(plan: DeletePlan, dry_run: bool) -> None:
+def _subject_json(subject: SubjectRef) -> dict[str, Any]:
+    return {"digest": subject.digest, "media_type": subject.media_type, "tags": list(subject.tags)}
+
+
+def _print_plan(context: DeleteContext, dry_run: bool) -> None:
+    from tui.logic.deletion import breaks_sentence, parent_sentence, tagged_sentence
+    from tui.logic.fmt import count_of, plural
+
+    plan = context.plan
     verb = "Would delete" if dry_run else "Will delete"
     print(f"{verb} manifest {plan.repo}@{plan.digest} ({c.media_kind(plan.media_type)})")
     if plan.tags:
-        print(f"  tags removed with it ({len(plan.tags)}): {', '.join(plan.tags)}")
+        print(f"  {plural('tag', len(plan.tags))} removed with it: {', '.join(plan.tags)}")
     else:
         print("  no tag points at it")
+    if context.parents:
+        print(f"  {breaks_sentence(len(context.parents))}")
+        for parent in context.parents:
+            print(f"    index {parent.digest}")
+            print(f"      {parent_sentence(parent, plan.repo)}")
+    if context.indexes_truncated:
+        print("  (too many indexes to read them all: others may list it too)")
+    if context.subject is not None:
+        subject = context.subject
+        print(f"  it refers to {subject.digest}, which stays")
+        print(f"      {tagged_sentence(subject.tags, plan.repo)}.")
     if plan.children:
-        print(f"  its {len(plan.children)} platform manifests stay, untagged, until GC:")
+        stay = "stays" if len(plan.children) == 1 else "stay"
+        print(
+            f"  its {count_of(len(plan.children), 'platform manifest')} {stay}, untagged, until GC:"
+        )
         for child in plan.children:
             print(f"    {child.platform or '-'}  {child.digest}")
     if plan.referrers:
-        print(f"  {len(plan.referrers)} referrers (signatures, SBOMs) will point at nothing:")
+        count = len(plan.referrers)
+        print(f"  {count_of(count, 'referrer')} (signatures, SBOMs) will point at nothing:")
         for referrer in plan.referrers:
             print(f"    {referrer.digest}  {referrer.artifact_type or referrer.media_type}")
     print("  blobs are freed only by garbage collection")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tui.client import DeletePlan, Platform
 from tui.client.models import INDEX_MEDIA_TYPES
 from tui.logic.fmt import count_of, short_digest
+from tui.logic.words import join_and
 
 GC_NOTE = "Blobs are freed only by garbage collection (g on the registry screen)."
 """Where ``g`` collects: the bundled registry (or ``--storage DIR``) lets regtui run GC."""
@@ -77,6 +78,34 @@ def tags_phrase(tags: Sequence[str]) -> str:
     return f"{'tag' if len(tags) == 1 else 'tags'} {', '.join(tags)}"
 
 
+def tagged_sentence(tags: Sequence[str], repo: str | None = None) -> str:
+    """``Tagged 3.12, 3.12-slim and latest`` (``repo:tag`` each when ``repo`` is given), or
+    ``Untagged``; no full stop."""
+    if not tags:
+        return "Untagged"
+    return "Tagged " + join_and([f"{repo}:{tag}" if repo else tag for tag in tags])
+
+
+def parent_sentence(parent: ParentIndex, repo: str | None = None) -> str:
+    """What the dialog (and ``regtui rm``) says of an index that lists the manifest:
+    ``Tagged 3.12 and latest; lists it as linux/amd64.``"""
+    where = f"; lists it as {parent.platform}" if parent.platform else ""
+    return f"{tagged_sentence(parent.tags, repo)}{where}."
+
+
+def breaks_sentence(count: int) -> str:
+    """The warning above the indexes that list a manifest about to go."""
+    if count == 1:
+        return (
+            "An index lists it. Deleting it BREAKS that index: pulling its platform through it "
+            "will fail (manifest unknown):"
+        )
+    return (
+        f"{count} indexes list it. Deleting it BREAKS them: pulling their platform through them "
+        "will fail (manifest unknown):"
+    )
+
+
 def delete_title(context: DeleteContext) -> str:
     digest = short_digest(context.plan.digest)
     if context.artifact_type is not None and context.subject is not None:
@@ -107,18 +136,10 @@ def describe_delete(context: DeleteContext, *, gc: str = GC_NOTE) -> tuple[str, 
     else:
         lines.append("No tag points at it.")
     if context.parents:
-        count = len(context.parents)
-        lines += [
-            "",
-            f"{'An index lists' if count == 1 else f'{count} indexes list'} it. Deleting it "
-            f"BREAKS {'that index' if count == 1 else 'them'}: pulling "
-            f"{'its' if count == 1 else 'their'} platform through "
-            f"{'it' if count == 1 else 'them'} will fail (manifest unknown):",
-        ]
+        lines += ["", breaks_sentence(len(context.parents))]
         for parent in context.parents:
-            where = f", lists it as {parent.platform}" if parent.platform else ""
             lines.append(f"  • index {parent.digest}")
-            lines.append(f"    ({tags_phrase(parent.tags)}{where})")
+            lines.append(f"    {parent_sentence(parent)}")
     elif (
         context.indexes_checked
         and context.subject is None
@@ -133,7 +154,7 @@ def describe_delete(context: DeleteContext, *, gc: str = GC_NOTE) -> tuple[str, 
             "",
             "It refers to this manifest, which stays:",
             f"  • {subject.digest}",
-            f"    ({tags_phrase(subject.tags)})",
+            f"    {tagged_sentence(subject.tags)}.",
         ]
     if plan.children:
         lines += [
