@@ -105,7 +105,7 @@ def test_gc_refuses_while_the_bundled_registry_serves_the_root(
 
 
 def test_gc_dry_run_then_real_run(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["gc", "--root", str(root), "-d", "--grace-period", "0", "--json"]) == 0
+    assert main(["gc", "--root", str(root), "-n", "--grace-period", "0", "--json"]) == 0
     planned = json.loads(capsys.readouterr().out)
     assert main(["gc", "--root", str(root), "--dry-run", "--grace-period", "0"]) == 0
     out = capsys.readouterr().out
@@ -208,7 +208,7 @@ def test_gc_delete_untagged_removes_the_untagged_manifest_on_disk(
     plan = json.loads(capsys.readouterr().out)
     assert {r["digest"] for r in plan["removals"] if r["kind"] == "manifest"} == {untagged.digest}
     assert main([*args, "-d"]) == 0
-    assert f"would remove manifest app: {untagged.digest}" in capsys.readouterr().out
+    assert f"would remove manifest {untagged.digest} in app (" in capsys.readouterr().out
     assert files(root) == before
 
     # Without --delete-untagged, an untagged manifest is kept with everything it references.

@@ -13,7 +13,12 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tui.commands.access import PasswordError, add_access_arguments, read_password
+from tui.commands.access import (
+    PasswordError,
+    add_access_arguments,
+    add_output_arguments,
+    read_password,
+)
 
 if TYPE_CHECKING:
     from tui.client import Reference, RegistryClient
@@ -31,8 +36,8 @@ class UsageError(Exception):
 def common_parser() -> argparse.ArgumentParser:
     """The access flags and ``--json``: the parent parser of every scripting command."""
     common = argparse.ArgumentParser(add_help=False)
-    group = add_access_arguments(common)
-    group.add_argument("--json", action="store_true", help="machine-readable output")
+    add_access_arguments(common)
+    add_output_arguments(common)
     return common
 
 

@@ -1,4 +1,5 @@
-"""Registry access flags shared by ``connect`` and the scripting commands, and the password.
+"""Registry access flags shared by ``connect`` and the scripting commands, the password, and
+the output group (``--json``).
 
 One definition, so every command that talks to a registry takes the same flags with the same
 meaning: ``--username``, ``--password-stdin``, ``--insecure``, ``--ca-cert``, ``--timeout``.
@@ -37,6 +38,15 @@ def add_access_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     )
     group.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for TLS")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    return group
+
+
+def add_output_arguments(
+    parser: argparse.ArgumentParser, json_help: str = "machine-readable output"
+) -> argparse._ArgumentGroup:
+    """Add ``--json`` to ``parser`` in an "output" group (not "registry access"); return it."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", action="store_true", help=json_help)
     return group
 
 

@@ -20,14 +20,16 @@ def register(subparsers: Any) -> None:
     )
     rm.add_argument("ref", metavar="REF", help="HOST/REPO@DIGEST or HOST/REPO:TAG")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    rm.add_argument("--dry-run", action="store_true", help="say what would be removed, only")
+    rm.add_argument("--dry-run", "-n", action="store_true", help="say what would be removed, only")
     rm.set_defaults(handler=c.handler(_rm))
 
     untag = subparsers.add_parser(
         "untag", parents=[common], help="remove one tag; other tags on the image stay"
     )
     untag.add_argument("ref", metavar="REF", help="HOST/REPO:TAG")
-    untag.add_argument("--dry-run", action="store_true", help="say what would be removed, only")
+    untag.add_argument(
+        "--dry-run", "-n", action="store_true", help="say what would be removed, only"
+    )
     untag.set_defaults(handler=c.handler(_untag))
 
 

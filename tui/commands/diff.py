@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tui.commands.access import add_access_arguments
+from tui.commands.access import add_access_arguments, add_output_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -28,8 +28,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-files", action="store_true", help="compare config and layers only (no layer reads)"
     )
-    group = add_access_arguments(parser)
-    group.add_argument("--json", action="store_true", help="one JSON document")
+    add_access_arguments(parser)
+    add_output_arguments(parser, "one JSON document")
     parser.set_defaults(handler=_run_diff)
 
     layers = subparsers.add_parser(
@@ -47,8 +47,8 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also stream every distinct layer once to measure its tar size",
     )
-    group = add_access_arguments(layers)
-    group.add_argument("--json", action="store_true", help="one JSON document")
+    add_access_arguments(layers)
+    add_output_arguments(layers, "one JSON document")
     layers.set_defaults(handler=_run_layers)
 
 

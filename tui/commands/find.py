@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tui.commands.access import add_access_arguments
+from tui.commands.access import add_access_arguments, add_output_arguments
 
 
 def register(subparsers: Any) -> None:
@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
             "expression with --regex; both match the whole tag). --digest DIGEST finds the tags "
             "that point at that manifest, the indexes that have it as a platform, and the "
             "images that use it as config or layer. Hits are printed as found; --json prints "
-            "one document at the end, --json-lines one JSON object per hit as found."
+            "one document at the end, --json-lines one JSON object per hit as found. As with "
+            "grep, the exit status is 0 when something was found, 1 when nothing was (or on an "
+            "error), 2 on a usage mistake."
         ),
     )
     parser.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
@@ -34,9 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=8, help="requests in flight (default: 8)"
     )
-    group = add_access_arguments(parser)
-    group.add_argument("--json", action="store_true", help="one JSON document")
-    group.add_argument(
+    add_access_arguments(parser)
+    output = add_output_arguments(parser, "one JSON document")
+    output.add_argument(
         "--json-lines", action="store_true", help="one JSON object per hit, as it is found"
     )
     parser.set_defaults(handler=_run_find)

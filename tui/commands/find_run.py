@@ -8,7 +8,8 @@ manifest, the indexes that have it as a platform, and the images that use it as 
 (only repositories that hold the digest are read). Both together: tags matching the pattern that
 also match the digest. Each hit is printed as soon as it is found; on a terminal a progress line
 runs on stderr. ``--json`` prints one document at the end, ``--json-lines`` one object per hit
-as it is found.
+as it is found. As with grep, the exit status is 1 when nothing is found (and a line on stderr
+says so, outside the JSON modes), 2 for a usage mistake, 1 for a registry error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from tui.data.search import SearchProgress, search_registry
 from tui.logic.find import FindHit, HitKind, InvalidPatternError, TagPattern
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_NOTHING_FOUND = 1
+"""As grep: a search that finds nothing exits 1."""
 
 
 class UsageError(Exception):
@@ -129,6 +132,22 @@ async def _find(args: argparse.Namespace) -> int:
         query = {"tag": args.tag, "regex": args.regex, "digest": args.digest}
         json.dump({"registry": host, "query": query, "hits": found}, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    elif not args.json_lines and sys.stderr.isatty():
+    if not hits:
+        # As grep: nothing found is exit status 1 (an error stays one line and 1 as well).
+        if not (args.json or args.json_lines):
+            print(f"regtui: {nothing_found(args)}", file=sys.stderr)
+        return EXIT_NOTHING_FOUND
+    if not (args.json or args.json_lines) and sys.stderr.isatty():
         print(f"{hits} found.", file=sys.stderr)
     return EXIT_OK
+
+
+def nothing_found(args: argparse.Namespace) -> str:
+    """The one line that says a search found nothing, in the terms it was asked in."""
+    where = f" in {', '.join(args.repo)}" if args.repo else ""
+    if args.digest is not None and args.tag is not None:
+        return f"no tag matching {args.tag!r} uses {args.digest}{where}"
+    if args.digest is not None:
+        return f"nothing uses {args.digest}{where}: no tag, index, config or layer"
+    kind = "regular expression" if args.regex else "pattern"
+    return f"no tag matches the {kind} {args.tag!r}{where}"

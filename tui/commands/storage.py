@@ -117,8 +117,11 @@ def _add_gc(subparsers: Any) -> None:
     where.add_argument("--root", metavar="DIR", help="the registry's storage root")
     where.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     gc.add_argument(
-        "--dry-run", "-d", action="store_true", help="list what would go, remove nothing"
+        "--dry-run", "-n", action="store_true", help="list what would go, remove nothing"
     )
+    # registry garbage-collect's own short flag, kept for hands used to it (not in --help: -n
+    # is the one short flag for --dry-run in every command, as in rsync and git).
+    gc.add_argument("-d", dest="dry_run", action="store_true", help=argparse.SUPPRESS)
     gc.add_argument(
         "--delete-untagged",
         "-m",
@@ -183,6 +186,51 @@ def _configured(args: argparse.Namespace) -> Config | None:
     return config
 
 
+def registry_answers(host: str, port: int, *, tls: bool, timeout: float = 2.0) -> bool:
+    """Whether a registry answers ``GET /v2/`` on ``host:port`` (200, or 401 asking who is
+    there, or Distribution's API version header); never raises."""
+    import http.client
+    import ssl
+
+    connection: http.client.HTTPConnection
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # only asking whether something serves there
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", "/v2/")
+        response = connection.getresponse()
+        response.read(4096)
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return (
+        response.status in (200, 401)
+        or response.getheader("Docker-Distribution-API-Version") is not None
+    )
+
+
+def serving_warning(config: Config, path: str) -> str | None:
+    """When the registry ``config`` describes answers on its ``http.addr``: why collecting now
+    is unsafe (Distribution keeps no lock a second process could see), and what to do."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(
+        config.http.host, config.http.host
+    )
+    if not registry_answers(host, config.http.port, tls=config.http.tls is not None):
+        return None
+    where = f"[{host}]" if ":" in host else host
+    return (
+        f"a registry answers on {where}:{config.http.port}, the http.addr of {path}: garbage "
+        "collection while it serves is unsafe (Distribution takes no lock: blobs of a push in "
+        "flight, or pushed during the sweep, can be deleted). Stop it, or make it read-only "
+        "(storage.maintenance.readonly.enabled: true) and restart it, before a real run"
+    )
+
+
 def _progress(message: str) -> None:
     print(f"regtui: {message}", file=sys.stderr, flush=True)
 
@@ -221,6 +269,9 @@ def gc_root(args: argparse.Namespace) -> int:
         config = _configured(args)
         if config is None:
             return EXIT_ERROR
+        warning = serving_warning(config, args.config)
+        if warning is not None:
+            print(f"regtui: warning: {warning}", file=sys.stderr, flush=True)
         if config.storage.s3 is not None:
             driver_report = _gc_on_driver(args, config)
             if driver_report is None:
@@ -350,32 +401,49 @@ def du_root_json(report: UsageReport) -> dict[str, Any]:
     }
 
 
+def _removal_line(verb: str, removal: Any) -> str:
+    """``removed blob sha256:… (2.0 MiB)``, ``removed manifest team/py@sha256:…``, ``removed
+    tag team/py:old``, ``removed repository team/py (101 Bytes)``: one sentence each."""
+    size = f" ({_size(removal.size)})"
+    kind = removal.kind.replace("_", " ")  # layer_link -> layer link (JSON keeps the kind)
+    if removal.kind == "repository":
+        return f"{verb} repository {removal.repo or removal.path}{size}"
+    if removal.repo and removal.tag and not removal.digest:
+        return f"{verb} {kind} {removal.repo}:{removal.tag}{size}"
+    what = removal.digest or removal.tag or removal.path
+    where = f" in {removal.repo}" if removal.repo else ""
+    return f"{verb} {kind} {what}{where}{size}"
+
+
 def _print_gc(report: GcReport) -> None:
+    from tui.logic.fmt import count_of
+
     verb = "would remove" if report.dry_run else "removed"
     for removal in report.removals:
         if not report.dry_run and not removal.removed:
             continue
-        what = removal.digest or removal.tag or ""
-        where = f"{removal.repo}: " if removal.repo else ""
-        print(f"{verb} {removal.kind} {where}{what} ({_size(removal.size)})")
+        print(_removal_line(verb, removal))
     blobs = len(report.eligible_blobs) - len(report.refreshed_blobs)
     manifests = sum(1 for r in report.removals if r.kind == "manifest")
     total = report.bytes_planned if report.dry_run else report.bytes_freed
     print(
-        f"{report.marked_blobs} blobs marked, {blobs} blobs and {manifests} manifests "
-        f"{'eligible for deletion' if report.dry_run else 'deleted'}; "
+        f"{count_of(report.marked_blobs, 'blob')} marked; {count_of(blobs, 'blob')} and "
+        f"{count_of(manifests, 'manifest')} "
+        f"{'eligible for deletion' if report.dry_run else 'deleted'}: "
         f"{_size(report.blob_bytes)} of blobs, {_size(total)} in all"
-        f"{' (dry run: nothing removed)' if report.dry_run else ''}"
+        f"{' (dry run: nothing removed)' if report.dry_run else ''}."
     )
     if report.kept_young_blobs:
+        were = "was" if report.kept_young_blobs == 1 else "were"
         print(
-            f"{report.kept_young_blobs} unreferenced blobs were kept: younger than the grace "
-            f"period ({report.grace_period:.0f} s) where a push may be in flight"
+            f"{count_of(report.kept_young_blobs, 'unreferenced blob')} {were} kept: younger "
+            f"than the grace period ({report.grace_period:.0f} s), where a push may be in flight."
         )
     if report.refreshed_blobs:
+        count = len(report.refreshed_blobs)
         print(
-            f"{len(report.refreshed_blobs)} blobs were used by a client during the sweep "
-            "and were kept"
+            f"{count_of(count, 'blob')} {'was' if count == 1 else 'were'} used by a client "
+            "during the sweep and kept."
         )
 
 
@@ -416,6 +484,8 @@ def du_root(args: argparse.Namespace) -> int:
 
 
 def _print_du(report: UsageReport) -> None:
+    from tui.logic.fmt import count_of
+
     rows = sorted(report.repositories, key=lambda r: (-r.referenced_bytes, r.name))
     repo_usage_table(
         [(r.name, r.manifests, r.tags, r.referenced_bytes, r.exclusive_bytes) for r in rows]
@@ -424,7 +494,7 @@ def _print_du(report: UsageReport) -> None:
         f"{kind} {_size(size)} ({report.blobs_by_kind[kind]})"
         for kind, size in report.bytes_by_kind.items()
     )
-    print(f"\ntotal: {_size(report.total_bytes)} in {report.blob_count} blobs: {kinds}")
+    print(f"\ntotal: {_size(report.total_bytes)} in {count_of(report.blob_count, 'blob')}: {kinds}")
     stale = sum(1 for u in report.uploads if u.stale)
     print(
         f"uploads: {len(report.uploads)} ({_size(report.upload_bytes)}), "
@@ -432,8 +502,9 @@ def _print_du(report: UsageReport) -> None:
     )
     print(
         f"gc would reclaim {_size(report.reclaimable_bytes)} "
-        f"({report.reclaimable_blobs} blobs); with --delete-untagged "
-        f"{_size(report.reclaimable_bytes_untagged)} ({report.reclaimable_blobs_untagged} blobs)"
+        f"({count_of(report.reclaimable_blobs, 'blob')}); with --delete-untagged "
+        f"{_size(report.reclaimable_bytes_untagged)} "
+        f"({count_of(report.reclaimable_blobs_untagged, 'blob')})"
     )
     from tui.data.storage import grace_sentence
 
