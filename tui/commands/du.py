@@ -71,6 +71,8 @@ def repo_json(
 
 
 async def _du(args: argparse.Namespace) -> int:
+    from tui.logic.fmt import count_of
+
     host, registry = c.host_registry(args.host)
     # Even on loopback, where the registry shares our CPU, 16 requests in flight cost less CPU
     # per request than 4 (both event loops handle more per wake-up): measured in bench_client.
@@ -100,11 +102,13 @@ async def _du(args: argparse.Namespace) -> int:
     shared = c.size(data["sum_of_repositories_bytes"] - data["total_bytes"])
     kind = "estimate" if data["is_estimate"] else "exact"
     print(
-        f"\ntotal ({kind}): {c.size(data['total_bytes'])} in {data['blob_count']} blobs; "
-        f"sharing saves {shared}"
+        f"\ntotal ({kind}): {c.size(data['total_bytes'])} in "
+        f"{count_of(data['blob_count'], 'blob')}; sharing saves {shared}"
     )
     if data["unknown_sizes"]:
-        print(f"{data['unknown_sizes']} schema1 layers have no size in their manifest.")
+        unknown = data["unknown_sizes"]
+        have = "has" if unknown == 1 else "have"
+        print(f"{count_of(unknown, 'schema1 layer')} {have} no size in the manifests.")
     print(data["note"])
     return c.EXIT_OK
 
