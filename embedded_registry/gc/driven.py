@@ -24,9 +24,10 @@ from embedded_registry.gc.scan import (
 from embedded_registry.gc.sweep import execute
 from embedded_registry.storage.driver.base import (
     StorageDriver,
+    pause_point,
 )
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.lease import COMMIT_WINDOW, GcBusy, Lease, acquire
+from embedded_registry.storage.lease import COMMIT_WINDOW, Lease, LeaseLost, acquire
 
 
 async def collect_garbage_on(
@@ -122,9 +123,19 @@ async def _collect(
         upload_max_idle=upload_max_idle,
     )
     if not dry_run:
+        pause_point("gc-sweep", f"{len(decided.removals)} removal(s) planned")
         if lease is not None and lease.lost:
-            raise GcBusy("the GC lease was lost before the sweep; nothing was removed")
-        await execute(snapshot, decided.removals, decided.problems, now - grace_period, progress)
+            raise LeaseLost(
+                f"lost the GC lease before the sweep: {lease.reason}; nothing was removed"
+            )
+        await execute(
+            snapshot,
+            decided.removals,
+            decided.problems,
+            now - grace_period,
+            progress,
+            fence=lease.fence if lease is not None else None,
+        )
     return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from embedded_registry.gc.mark import Problem
@@ -13,6 +13,7 @@ from embedded_registry.gc.scan import blob_key
 from embedded_registry.storage.driver.base import KEYS, PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.filesystem import recover_interrupted_sweep
 from embedded_registry.storage.fsutil import SWEEP_JOURNAL, SWEEPING_SUFFIX
+from embedded_registry.storage.lease import LeaseLost
 
 __all__ = [
     "REFRESHED",
@@ -36,6 +37,9 @@ and rmdir are kernel time that threads overlap, and on overlay or network filesy
 dominate a sweep), on an object store they are requests."""
 
 
+Fence = Callable[[], Awaitable[None]]
+"""Called right before each removal; raises :class:`LeaseLost` when the sweep must stop."""
+
 REFRESHED = "used since the scan"
 """Why a planned blob was kept: its data was touched (a HEAD, GET, mount) or pushed again after
 the plan was made, so a client may be about to reference it."""
@@ -47,9 +51,16 @@ async def execute(
     problems: list[Problem],
     young: float,
     progress: Callable[[str], None] | None = None,
+    *,
+    fence: Fence | None = None,
 ) -> None:
     """Carry out a plan through the snapshot's driver; a failure is recorded as a problem and
     the sweep goes on.
+
+    ``fence`` (a real run's :meth:`embedded_registry.storage.lease.Lease.fence`) is awaited
+    right before each removal, stale temporary files included: once it raises
+    :class:`LeaseLost` nothing more is removed, and the sweep ends with LeaseLost saying how
+    far it got.
 
     Only the directory of each item goes (``<hex>/`` of a blob or link, the upload), as
     Distribution does, so a concurrent writer never loses a directory it has just created.
@@ -62,9 +73,33 @@ async def execute(
     limit = asyncio.Semaphore(SWEEP_CONCURRENCY)
     repositories = str(KEYS.repositories_dir)
 
+    lost: list[LeaseLost] = []
+
+    async def fenced() -> bool:
+        """Whether the removal may go (the lease is still held)."""
+        if lost:
+            return False
+        if fence is not None:
+            try:
+                await fence()
+            except LeaseLost as exc:
+                lost.append(exc)
+                return False
+        return True
+
+    def stop_if_lost() -> None:
+        if lost:
+            done = sum(1 for r in removals if r.removed)
+            raise LeaseLost(
+                f"{lost[0]}; the sweep stopped after {done} of {len(removals)} planned "
+                "removal(s), the rest stay: run GC again"
+            )
+
     async def remove(removal: Removal) -> None:
         path = snapshot.key(removal.path)
         async with limit:
+            if not await fenced():
+                return
             try:
                 await _remove(driver, snapshot, removal, path, young, repositories)
             except PathNotFoundError:
@@ -76,9 +111,12 @@ async def execute(
     await driver.sweep_started()
     try:
         for path in snapshot.stale_temporaries:
+            if not await fenced():
+                break
             with contextlib.suppress(PathNotFoundError):
                 await driver.delete(path)
         for kind in SWEEP_ORDER:
+            stop_if_lost()
             batch = [r for r in removals if r.kind == kind]
             if kind == "repository":
                 # A repository that links a blob kept after all is kept too (a client found
@@ -92,6 +130,7 @@ async def execute(
             if batch and progress is not None:
                 progress(f"removing {len(batch)} {kind} item(s)")
             await asyncio.gather(*(remove(r) for r in batch))
+        stop_if_lost()
     finally:
         await driver.sweep_finished()
 

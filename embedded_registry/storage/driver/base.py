@@ -17,6 +17,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import os
+import signal
+import sys
+import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +31,34 @@ MANY_CONCURRENCY = 32
 
 KEYS = Layout("/")
 """The layout as driver keys: ``str(KEYS.blob_data(d))`` is ``/docker/registry/v2/blobs/...``."""
+
+
+PAUSE_ENV = "REGTUI_PAUSE_AT"
+"""For tests of races only: ``<point>`` or ``<point>@<text>`` (comma-separated) names where
+:func:`pause_point` stops the process."""
+
+_paused: set[str] = set()
+
+
+def pause_point(point: str, detail: str = "") -> None:
+    """Stop this process (SIGSTOP to itself) the first time it reaches ``point``, when
+    ``REGTUI_PAUSE_AT`` names it (``<point>@<text>``: only where ``detail`` contains
+    ``<text>``), after one line on stderr: ``regtui: paused at <point>: <detail> (pid N)``.
+    A test then does what races with that instant and resumes the process with SIGCONT.
+    Without the variable (always, outside tests) this is one dictionary lookup."""
+    wanted = os.environ.get(PAUSE_ENV)
+    if not wanted or point in _paused:
+        return
+    for item in wanted.split(","):
+        name, _, text = item.partition("@")
+        if name == point and text in detail:
+            _paused.add(point)
+            sys.stderr.write(f"regtui: paused at {point}: {detail} (pid {os.getpid()})\n")
+            sys.stderr.flush()
+            # To this thread: a signal sent to the process may be taken by another thread,
+            # and this one would run on until that one stops the others.
+            signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
+            return
 
 
 class StorageDriverError(Exception):

@@ -43,6 +43,7 @@ from embedded_registry.storage.driver.base import (
     PreconditionFailedError,
     StorageDriver,
     StorageDriverError,
+    pause_point,
 )
 from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
@@ -472,6 +473,8 @@ def _remove_if_older(data: str, cutoff: float) -> bool:
             return False
     except _MISSING:
         return True
+    # A HEAD, GET or mount may touch the blob right here: the check after the rename sees it.
+    pause_point("gc-sweep-rename", data)
     aside = data + SWEEPING_SUFFIX
     os.rename(data, aside)
     if os.stat(aside).st_mtime > cutoff:
