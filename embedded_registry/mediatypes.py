@@ -138,6 +138,19 @@ def _type_error(text: str, document: object) -> dict[str, Any]:
     return {"Value": value, "Type": {}, "Offset": offset, "Struct": "", "Field": ""}
 
 
+IMAGE_ONLY_FIELDS = ("config", "layers")
+INDEX_ONLY_FIELDS = ("manifests",)
+SCHEMA1_FIELDS = ("fsLayers",)
+
+
+def _foreign_fields(document: dict[str, Any], content_type: str) -> list[str]:
+    """The fields (not null) of ``document`` that belong to another kind of manifest than
+    ``content_type``: ``manifests`` in an image manifest, ``config`` or ``layers`` in an index,
+    schema1's ``fsLayers`` in either."""
+    others = INDEX_ONLY_FIELDS if content_type in IMAGE_MANIFESTS else IMAGE_ONLY_FIELDS
+    return [name for name in (*others, *SCHEMA1_FIELDS) if document.get(name) is not None]
+
+
 def parse_manifest(body: bytes, content_type: str) -> ManifestInfo:
     """Validate a pushed manifest of ``content_type`` (parameters already stripped)."""
     document = load_json(body)
@@ -155,6 +168,14 @@ def parse_manifest(body: bytes, content_type: str) -> ManifestInfo:
         )
     if content_type in (DOCKER_SCHEMA2, DOCKER_LIST) and declared is None:
         raise errors.manifest_invalid("mediaType is required in Docker manifests")
+    foreign = _foreign_fields(document, content_type)
+    if foreign:
+        # Distribution's answer to a body that reads as another kind of manifest
+        # (GHSA-qq97-vm5h-rrhg): a reader that went by its fields would see other references.
+        kind = "index" if content_type in INDEXES else "manifest"
+        raise errors.manifest_invalid(
+            f"{content_type}: expected {kind} but found {', '.join(foreign)}"
+        )
 
     blobs: list[str] = []
     children: list[str] = []

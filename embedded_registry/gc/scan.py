@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from embedded_registry import names
+from embedded_registry import mediatypes, names
 from embedded_registry.storage.driven import COMMIT_MARKER, list_files
 from embedded_registry.storage.driver.base import (
     KEYS,
@@ -40,10 +40,10 @@ DEFAULT_GRACE_PERIOD = 3600.0
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 """A revision bigger than this is not read as a manifest (Distribution refuses 4 MiB on push)."""
 
-_INDEX_TYPES = {
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-}
+_IMAGE_TYPES = mediatypes.IMAGE_MANIFESTS
+_INDEX_TYPES = mediatypes.INDEXES
+_ARTIFACT_TYPE = "application/vnd.oci.artifact.manifest.v1+json"
+"""OCI 1.1's draft artifact manifest (``blobs``), which some registries stored."""
 
 
 # -- the scan: what is on disk --------------------------------------------------------------
@@ -88,7 +88,13 @@ class Manifest:
 
 
 def parse_manifest(digest: str, data: bytes) -> Manifest:
-    """The references of a manifest of any kind regtui serves (schema1/2, OCI, indexes)."""
+    """The references of a manifest of any kind regtui serves (schema1/2, OCI, indexes), read
+    by its media type only, never by which fields its body carries (an image manifest with an
+    extra ``"manifests": []`` is still an image manifest: GHSA-qq97-vm5h-rrhg).
+
+    The media type is the body's ``schemaVersion`` 1 (schema1) or its declared ``mediaType``
+    (the layout stores no other). An OCI manifest or index may leave it out; such a body is
+    read both ways, so that whatever it was pushed as, nothing it references is swept."""
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -97,23 +103,43 @@ def parse_manifest(digest: str, data: bytes) -> Manifest:
         return Manifest(digest, error="not a manifest: JSON nested too deeply")
     if not isinstance(doc, dict):
         return Manifest(digest, error="not a JSON object")
+    media_type = doc.get("mediaType")
     try:
         subject = doc.get("subject")
         subject_digest = subject["digest"] if isinstance(subject, dict) else None
-        media_type = doc.get("mediaType", "")
-        if media_type in _INDEX_TYPES or "manifests" in doc:
-            children = tuple(d["digest"] for d in doc.get("manifests") or ())
-            return Manifest(digest, children=children, subject=subject_digest)
-        if "fsLayers" in doc:  # schema1
+        if doc.get("schemaVersion") == 1:
             layers = tuple(dict.fromkeys(d["blobSum"] for d in doc["fsLayers"]))
             return Manifest(digest, layers=layers)
-        if "config" in doc or "layers" in doc or "blobs" in doc:
-            config = doc["config"]["digest"] if "config" in doc else None
-            layers = tuple(d["digest"] for d in (doc.get("layers") or doc.get("blobs") or ()))
-            return Manifest(digest, config=config, layers=layers, subject=subject_digest)
+        if media_type in _INDEX_TYPES:
+            return Manifest(digest, children=_digests(doc, "manifests"), subject=subject_digest)
+        if media_type in _IMAGE_TYPES:
+            config = doc["config"]["digest"]
+            return Manifest(
+                digest, config=config, layers=_digests(doc, "layers"), subject=subject_digest
+            )
+        if media_type == _ARTIFACT_TYPE:
+            return Manifest(digest, layers=_digests(doc, "blobs"), subject=subject_digest)
+        if media_type is None:
+            config = doc.get("config")
+            return Manifest(
+                digest,
+                config=config["digest"] if config is not None else None,
+                layers=_digests(doc, "layers"),
+                children=_digests(doc, "manifests"),
+                subject=subject_digest,
+            )
     except (KeyError, TypeError) as exc:
         return Manifest(digest, error=f"malformed manifest ({exc.__class__.__name__}: {exc})")
     return Manifest(digest, error=f"unknown manifest type {media_type!r}")
+
+
+def _digests(doc: dict[str, object], field_name: str) -> tuple[str, ...]:
+    """The digests of the descriptors in ``doc[field_name]`` (none when absent or null);
+    KeyError or TypeError when one is malformed."""
+    descriptors = doc.get(field_name) or ()
+    if not isinstance(descriptors, list):
+        raise TypeError(f"{field_name} is not a list")
+    return tuple(d["digest"] for d in descriptors)
 
 
 LINK_BYTES = 1024
