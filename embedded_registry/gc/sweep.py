@@ -98,10 +98,12 @@ async def execute(
     async def remove(removal: Removal) -> None:
         path = snapshot.key(removal.path)
         async with limit:
-            if not await fenced():
+            if lost:
                 return
             try:
-                await _remove(driver, snapshot, removal, path, young, repositories)
+                await _remove(driver, snapshot, removal, path, young, repositories, fence)
+            except LeaseLost as exc:
+                lost.append(exc)
             except PathNotFoundError:
                 removal.size = 0
                 removal.removed = True
@@ -142,14 +144,20 @@ async def _remove(
     path: str,
     young: float,
     repositories: str,
+    fence: Fence | None,
 ) -> None:
     if removal.kind == "blob" and removal.digest:
         st = snapshot.blob_stat(removal.digest)
         cutoff = max(young, st.st_mtime) if st is not None else young
-        if not await driver.remove_if_older(path + "/data", cutoff):
+        # The fence goes between the blob's last check and its delete (the driver's call).
+        if not await driver.remove_if_older(path + "/data", cutoff, fence=fence):
             removal.skipped = REFRESHED
             return
-    elif removal.kind == "layer_link" and removal.digest:
+        removal.removed = True
+        return
+    if fence is not None:
+        await fence()
+    if removal.kind == "layer_link" and removal.digest:
         blob = blob_key(removal.digest)
         if not await driver.remove_unless(path + "/link", blob):
             return

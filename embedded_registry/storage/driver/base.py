@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from embedded_registry.storage.paths import Layout
@@ -236,16 +236,25 @@ class StorageDriver(abc.ABC):
         raise StorageDriverError(f"the {self.name} driver has no conditional writes")
 
     # -- what GC's sweep asks (the filesystem driver closes the windows an object store has) --
-    async def remove_if_older(self, path: str, cutoff: float) -> bool:
+    async def remove_if_older(
+        self,
+        path: str,
+        cutoff: float,
+        *,
+        fence: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
         """Delete the file at ``path`` unless it was written (or touched) after ``cutoff``;
-        whether it is gone. Here a stat, then a delete: a write between the two is lost (an
-        object store has no delete-if-unchanged; :mod:`embedded_registry.storage.lease`)."""
+        whether it is gone. ``fence`` (GC's lease check) is awaited right before the delete
+        and stops it by raising. Here a stat, then a delete: a write between the two is lost
+        (an object store has no delete-if-unchanged; :mod:`embedded_registry.storage.lease`)."""
         try:
             info = await self.stat(path)
         except PathNotFoundError:
             return True
         if info.mtime > cutoff:
             return False
+        if fence is not None:
+            await fence()
         with contextlib.suppress(PathNotFoundError):
             await self.delete(path)
         return True

@@ -28,7 +28,7 @@ import os
 import shutil
 import stat as stat_module
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -431,12 +431,21 @@ class FilesystemDriver(StorageDriver):
             yield info
 
     # -- GC's sweep: renamed aside for the last check, so no write slips in between -------------
-    async def remove_if_older(self, path: str, cutoff: float) -> bool:
+    async def remove_if_older(
+        self,
+        path: str,
+        cutoff: float,
+        *,
+        fence: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
         """The data is renamed aside, then checked: a touch (HEAD, GET, mount) or a re-push
         that comes after the rename finds no file and the client uploads the blob again; one
         that came before it is seen here and the file is put back. Then the file goes, and its
         directory if nothing else is in it (never ``rmtree``: an upload may have put a fresh
-        file there since)."""
+        file there since). ``fence`` is awaited first: the rename aside is where the removal
+        begins, and whatever touches the blob after the fence is seen by the check."""
+        if fence is not None:
+            await fence()
         return await asyncio.to_thread(_remove_if_older, self._local(path), cutoff)
 
     async def remove_unless(self, path: str, witness: str) -> bool:
