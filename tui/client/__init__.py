@@ -34,6 +34,7 @@ from tui.client.errors import (
     RegistryTimeoutError,
     ResponseTooLargeError,
     SiblingTagsLostError,
+    TagMovedError,
     TLSError,
     UnsupportedError,
 )
@@ -127,6 +128,7 @@ __all__ = [
     "Schema1Manifest",
     "SiblingTagsLostError",
     "TLSError",
+    "TagMovedError",
     "UnsupportedError",
     "UntagResult",
     "UsageEstimate",
