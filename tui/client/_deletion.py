@@ -28,16 +28,26 @@ class Deletion(Content):
 
     async def tags_for_digest(self, repo: str, digest: str) -> list[str]:
         """Every tag of ``repo`` that points at ``digest`` (HEAD per tag, concurrently)."""
-        tags = await self.list_tags(repo)
+        return sorted(
+            tag for tag, target in (await self.tag_digests(repo)).items() if target == digest
+        )
 
-        async def points_here(tag: str) -> bool:
+    async def tag_digests(self, repo: str) -> dict[str, str]:
+        """Every tag of ``repo`` -> the digest it points at now (tags/list, then a HEAD per tag,
+        concurrently); a tag deleted meanwhile is left out, a repository gone gives ``{}``."""
+        try:
+            tags = await self.list_tags(repo)
+        except NotFoundError:
+            return {}
+
+        async def target(tag: str) -> str | None:
             try:
-                return (await self.head_manifest(repo, tag)).digest == digest
+                return (await self.head_manifest(repo, tag)).digest
             except NotFoundError:
-                return False  # deleted meanwhile
+                return None  # deleted meanwhile
 
-        found = await asyncio.gather(*(points_here(tag) for tag in tags))
-        return sorted(tag for tag, hit in zip(tags, found, strict=True) if hit)
+        found = await asyncio.gather(*(target(tag) for tag in tags))
+        return {tag: digest for tag, digest in zip(tags, found, strict=True) if digest is not None}
 
     # ------------------------------------------------------------------ deletion
     async def plan_delete(self, repo: str, digest: str) -> DeletePlan:

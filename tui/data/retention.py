@@ -10,6 +10,7 @@ every tag on it goes, otherwise untag (which works on Distribution 2.8 too).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,28 +240,61 @@ def apply_note(left_alone: Sequence[str], newcomers: Sequence[str]) -> str | Non
     return "; ".join(parts) or None
 
 
-async def _apply_action(client: RegistryClient, repo: str, action: BulkAction) -> ApplyOutcome:
+class _TagMap:
+    """A repository's tags -> digests as the registry has them, read again when it gets old.
+
+    Listing the tags that point at a digest takes a tags/list and a HEAD per tag, so reading
+    them before each of a repository's deletes makes pruning quadratic (200 tags, 89 deleted
+    manifests: 8 s became 58 s here). Instead the map is read again as soon as it is older than
+    twice the time one read took, counted from the read's start: what a delete is checked
+    against is never older than that (a few milliseconds to a fraction of a second), and
+    reading takes at most about half of the apply's time. Tags the apply removes itself are
+    dropped from the map.
+    """
+
+    def __init__(self, client: RegistryClient, repo: str) -> None:
+        self.client = client
+        self.repo = repo
+        self._map: dict[str, str] = {}
+        self._started = 0.0
+        self._took = -1.0
+
+    async def tags_on(self, digest: str) -> set[str]:
+        if self._took < 0 or time.monotonic() - self._started >= 2 * self._took:
+            started = time.monotonic()
+            self._map = await self.client.tag_digests(self.repo)
+            self._started, self._took = started, time.monotonic() - started
+        return {tag for tag, target in self._map.items() if target == digest}
+
+    def removed(self, tags: Iterable[str]) -> None:
+        for tag in tags:
+            self._map.pop(tag, None)
+
+
+async def _apply_action(tag_map: _TagMap, action: BulkAction) -> ApplyOutcome:
     """One digest of the plan, checked against the registry right before each change.
 
-    A manifest is deleted only if the tags on it right now are among the planned ones: the
-    tags pointing at it are listed again (tags/list, a HEAD per tag) just before the DELETE.
-    With a tag the plan did not know, only the planned tags are removed. A tag is removed only
-    while it still points at the planned digest (:meth:`RegistryClient.untag`).
+    A manifest is deleted only if the tags on it now (:class:`_TagMap`) are among the planned
+    ones; with a tag the plan did not know, only the planned tags are removed. A tag is removed
+    only while it still points at the planned digest: :meth:`RegistryClient.untag` HEADs it
+    right before the request that removes it.
     """
-    digest = action.digest
+    client, repo, digest = tag_map.client, tag_map.repo, action.digest
     tags = action.tags
     left_alone: list[str] = []
     newcomers: list[str] = []
     try:
         if action.kind is ActionKind.DELETE_MANIFEST:
-            on_it = set(await client.tags_for_digest(repo, digest))
+            on_it = await tag_map.tags_on(digest)
             newcomers = sorted(on_it - set(action.tags))
             tags = tuple(t for t in action.tags if t in on_it)
             left_alone = [t for t in action.tags if t not in on_it]
             if tags and not newcomers:
                 await client.delete_manifest(repo, digest)
+                tag_map.removed(tags)
                 return ApplyOutcome(repo, digest, "delete", tags, note=apply_note(left_alone, []))
         removed, left = await _untag_each(client, repo, digest, tags)
+        tag_map.removed(removed)
     except RegistryClientError as error:
         return ApplyOutcome(repo, digest, "untag", tags, error=str(error))
     note = apply_note([*left_alone, *left], newcomers)
@@ -269,11 +303,11 @@ async def _apply_action(client: RegistryClient, repo: str, action: BulkAction) -
     return ApplyOutcome(repo, digest, "untag", tuple(removed), note=note)
 
 
-async def _delete_untagged(client: RegistryClient, repo: str, digest: str) -> ApplyOutcome:
-    """Delete an untagged manifest unless a tag points at it now (listed right before)."""
-    action = "delete untagged"
+async def _delete_untagged(tag_map: _TagMap, digest: str) -> ApplyOutcome:
+    """Delete an untagged manifest unless a tag points at it now."""
+    client, repo, action = tag_map.client, tag_map.repo, "delete untagged"
     try:
-        tagged = await client.tags_for_digest(repo, digest)
+        tagged = await tag_map.tags_on(digest)
         if tagged:
             return ApplyOutcome(
                 repo, digest, action, (), note=f"tagged since the plan ({_listed(tagged)})"
@@ -287,8 +321,9 @@ async def _delete_untagged(client: RegistryClient, repo: str, digest: str) -> Ap
 
 
 async def _apply_repo(client: RegistryClient, plan: RepoPlan) -> list[ApplyOutcome]:
-    outcomes = [await _apply_action(client, plan.name, action) for action in plan.actions]
-    outcomes += [await _delete_untagged(client, plan.name, u.digest) for u in plan.untagged]
+    tag_map = _TagMap(client, plan.name)
+    outcomes = [await _apply_action(tag_map, action) for action in plan.actions]
+    outcomes += [await _delete_untagged(tag_map, u.digest) for u in plan.untagged]
     return outcomes
 
 
@@ -300,8 +335,9 @@ async def apply_plan(
     Every change is checked against the registry right before it is made (see
     :func:`_apply_action`): a tag moved since the plan is left alone, and a digest that gained
     a tag since is only untagged, never deleted. The registry API has no compare-and-swap, so
-    a push landing between that check and the change (one request for a tag, a tags/list and
-    one round of HEADs for a manifest) is still not seen.
+    a push landing between that check and the change is still not seen: for a tag, the time of
+    one request; for a manifest, twice the time of reading the repository's tags at most
+    (:class:`_TagMap`).
     """
     outcomes: list[ApplyOutcome] = []
     busy = [repo for repo in plan.repos if not repo.is_empty]
