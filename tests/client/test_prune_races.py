@@ -183,3 +183,26 @@ def test_untag_checks_the_tag_right_before_removing_it(
         assert "pushed again since, left alone" in err and len(err.strip().splitlines()) == 1
         with httpx.Client(base_url=running.url, timeout=30) as client:
             assert digest_of(client, "v1") == new.digest
+
+
+def test_offline_prune_with_force_checks_each_change_against_the_directory(
+    registry: RunningRegistry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``prune --root --force`` beside a registry serving the same directory: the pusher goes
+    through that registry (another process) when the apply's first manifest delete starts."""
+    from embedded_registry.storage.driven import DriverStorage
+
+    scene = set_scene(registry.url, untagged=True)
+    hook, done = pusher(registry.url, scene)
+    delete = DriverStorage.delete_manifest
+
+    async def delete_after_the_pusher(self: DriverStorage, name: str, digest: str) -> list[str]:
+        hook("DELETE", f"/v2/{name}/manifests/{digest}")
+        return await delete(self, name, digest)
+
+    monkeypatch.setattr(DriverStorage, "delete_manifest", delete_after_the_pusher)
+    argv = ["prune", "--root", str(registry.root), "--keep-tag", "keep.*"]
+    code = main([*argv, "--untagged-older-than", "0", "--force", "--yes", "--json"])
+    out, err = capsys.readouterr()
+    assert done and code == 0, (out, err)
+    check(registry.url, scene)
