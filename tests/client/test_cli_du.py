@@ -45,3 +45,37 @@ def test_du_host_and_du_root_print_the_same_table(
         assert manifests.isdigit() and tags.isdigit()
         referenced, only_here = re.split(r"(?<=B)\s+", rest.strip())
         assert BINARY_SIZE.match(referenced) and BINARY_SIZE.match(only_here), line
+
+
+def test_sharing_saves_nothing_negative_when_the_store_holds_garbage(
+    registry: RunningRegistry,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5 MiB that no manifest references: part of the total, but no part of what sharing saves
+    (it used to say "sharing saves -5.0 MiB" here)."""
+    import json
+    import os
+
+    import httpx
+
+    from tests.helpers.images import make_image, make_layer, push_image
+    from tui.commands import _common as c
+    from tui.imagegen import push_blob
+
+    base = make_layer({"base.bin": os.urandom(300_000)})
+    for repo in ("one", "two"):  # the base layer stored once, referenced by two repositories
+        push_image(registry.url, repo, "v1", make_image([base, {"own": repo.encode()}]))
+    garbage = make_layer({"garbage.bin": os.urandom(5 * 1024 * 1024)}, compression="none")
+    with httpx.Client(base_url=registry.url, timeout=60) as client:
+        push_blob(client, "one", garbage)  # uploaded, never named by a manifest
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["du", registry.host, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["total_bytes"] - data["referenced_bytes"] == garbage.size
+    assert data["sum_of_repositories_bytes"] - data["referenced_bytes"] == base.size
+    assert main(["du", registry.host]) == 0
+    total_line = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("total (exact)")
+    )
+    assert total_line.endswith(f"sharing saves {c.size(base.size)}"), total_line

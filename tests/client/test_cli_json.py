@@ -178,7 +178,7 @@ DU_COMMON = {
     "reclaimable_bytes": Nullable(int),
     "repositories": ListOf(REPO_USAGE),
 }
-DU_HOST = {**DU_COMMON, "registry": str, "note": str}
+DU_HOST = {**DU_COMMON, "referenced_bytes": int, "registry": str, "note": str}
 PROBLEM = {"repository": str, "digest": Nullable(Digest), "message": str}
 DU_ROOT = {
     **DU_COMMON,

@@ -18,12 +18,11 @@ from tui.logic.retention import (
     TagState,
     evaluate,
 )
-from tui.logic.semver import parse_range
 from tui.logic.tags import natural_key
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 TAG_NAMES = st.one_of(
-    st.from_regex(r"[a-z][a-z0-9-]{0,6}", fullmatch=True),
+    st.from_regex(r"[a-z][a-z-]{0,6}", fullmatch=True),  # no digit: never a version
     st.builds(lambda a, b, c: f"v{a}.{b}.{c}", *(st.integers(0, 3) for _ in range(3))),
     st.builds(lambda a, b: f"{a}.{b}", st.integers(0, 3), st.integers(0, 3)),
 )
@@ -62,11 +61,30 @@ POLICIES = st.builds(
 )
 
 
+def version_of(tag: str) -> tuple[int, int, int] | None:
+    """The release triple of the names TAG_NAMES makes (``v1.2.3``, ``1.2``); words: None."""
+    parts = tag.removeprefix("v").split(".")
+    if not all(p.isdigit() for p in parts):
+        return None
+    numbers = [int(p) for p in parts] + [0, 0]
+    return (numbers[0], numbers[1], numbers[2])
+
+
+# The ranges POLICIES uses, read by hand from the documented meaning (no parser of ours).
+SEMVER_ORACLE = {
+    ">=1.2 <2": lambda t: (1, 2, 0) <= t < (2, 0, 0),
+    "^0.1": lambda t: (0, 1, 0) <= t < (0, 2, 0),
+    "2.x": lambda t: (2, 0, 0) <= t < (3, 0, 0),
+    "<1 || >=3": lambda t: t < (1, 0, 0) or t >= (3, 0, 0),
+}
+
+
 def kept_by_rule(policy: Policy, repo: RepoState, tag: TagState) -> bool:
     """A direct reading of the keep rules, written apart from the implementation."""
     if any(re.fullmatch(p, tag.tag) for p in policy.keep_tags):
         return True
-    if any(parse_range(r).matches(tag.tag) for r in policy.keep_semver):
+    triple = version_of(tag.tag)
+    if triple is not None and any(SEMVER_ORACLE[r](triple) for r in policy.keep_semver):
         return True
     if policy.keep_newest is None:
         return False

@@ -35,6 +35,7 @@ from tui.client.errors import (
     RegistryTimeoutError,
     ResponseTooLargeError,
     SiblingTagsLostError,
+    TagMovedError,
     TLSError,
     UnsupportedError,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "Schema1Manifest",
     "SiblingTagsLostError",
     "TLSError",
+    "TagMovedError",
     "UnsupportedError",
     "UntagResult",
     "UsageEstimate",

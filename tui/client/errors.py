@@ -209,3 +209,20 @@ class SiblingTagsLostError(RegistryClientError):
         self.tag = tag
         self.digest = digest
         self.lost = lost
+
+
+class TagMovedError(RegistryClientError):
+    """A tag no longer points at the digest the caller planned for: nothing was removed.
+
+    Someone pushed the tag again (or moved it) since the plan; removing it now would remove
+    their image's tag, not the one the plan meant.
+    """
+
+    default_title = "Tag moved"
+
+    def __init__(self, message: str, *, repo: str, tag: str, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.repo = repo
+        self.tag = tag
+        self.expected = expected
+        self.actual = actual

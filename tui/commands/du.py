@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
 
+UNREFERENCED = "unreferenced"
+"""The storage report's kind of blob that no manifest references (garbage before GC)."""
+
 if TYPE_CHECKING:
     from tui.client import RegistryClient
     from tui.client.ext import StorageReport
@@ -99,7 +102,7 @@ async def _du(args: argparse.Namespace) -> int:
             for r in data["repositories"]
         ]
     )
-    shared = c.size(data["sum_of_repositories_bytes"] - data["total_bytes"])
+    shared = c.size(sharing_saves(data["sum_of_repositories_bytes"], data["referenced_bytes"]))
     kind = "estimate" if data["is_estimate"] else "exact"
     print(
         f"\ntotal ({kind}): {c.size(data['total_bytes'])} in "
@@ -113,10 +116,18 @@ async def _du(args: argparse.Namespace) -> int:
     return c.EXIT_OK
 
 
+def sharing_saves(sum_of_repositories: int, referenced: int) -> int:
+    """What storing each blob once saves: the repositories' referenced bytes added up, less the
+    referenced bytes counted once. Garbage (blobs no manifest references) is no part of either
+    side, so it never makes the saving negative."""
+    return max(0, sum_of_repositories - referenced)
+
+
 def _estimate_json(estimate: dict[str, Any]) -> dict[str, Any]:
     return {
         "is_estimate": True,
         "total_bytes": estimate["total_bytes"],
+        "referenced_bytes": estimate["total_bytes"],  # an estimate sees referenced blobs only
         "blob_count": estimate["blob_count"],
         "sum_of_repositories_bytes": estimate["sum_of_repos"],
         "unknown_sizes": estimate["unknown_sizes"],
@@ -169,6 +180,7 @@ def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]
     return {
         "is_estimate": False,
         "total_bytes": report.total_bytes,
+        "referenced_bytes": report.total_bytes - report.bytes_by_kind.get(UNREFERENCED, 0),
         "blob_count": report.blob_count,
         "sum_of_repositories_bytes": sum(r.referenced_bytes for r in report.repositories),
         "unknown_sizes": 0,

@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
     parser.add_argument("--tag", metavar="PATTERN", help="tags matching this glob (whole tag)")
-    parser.add_argument("--regex", action="store_true", help="PATTERN is a regular expression")
+    parser.add_argument(
+        "--regex", action="store_true", help="PATTERN is a regular expression (RE2 syntax)"
+    )
     parser.add_argument("--digest", metavar="DIGEST", help="a manifest, config or layer digest")
     parser.add_argument(
         "--repo", action="append", metavar="NAME", help="only these repositories (repeatable)"

@@ -63,7 +63,10 @@ def register(subparsers: Any) -> None:
             "directory (--root DIR or --config FILE, offline, exact bytes). Rules come from\n"
             "--policy FILE (YAML) and the flags (a flag replaces the file's value). A tag that\n"
             "any keep rule matches is never deleted; a digest is deleted only when every tag\n"
-            "on it goes, otherwise only the going tags are removed."
+            "on it goes, otherwise only the going tags are removed. Each change is checked\n"
+            "right before it is made: a tag pushed again since the plan is left alone, a\n"
+            "digest that gained a tag is only untagged. Regular expressions run on RE2 (no\n"
+            "lookaround, no backreferences), in time linear in the tag."
         ),
         epilog="Evaluation order:\n" + EVALUATION_ORDER + "\n\nExit codes: 0 done or nothing "
         "to do, 1 error, 2 usage, 3 (--check) the plan is not empty.",

@@ -35,7 +35,7 @@ from tui.commands.prune import (
     print_outcomes,
     print_plan,
 )
-from tui.data.retention import ApplyOutcome, state_from_storage
+from tui.data.retention import ApplyOutcome, apply_note, state_from_storage
 from tui.logic.retention import ActionKind, Policy, PrunePlan, RegistryState, evaluate
 from tui.logic.retention import parse_duration as policy_duration
 
@@ -66,46 +66,80 @@ def read_directory(root: Path) -> RegistryState:
 
 
 def apply_to_directory(root: Path, plan: PrunePlan) -> list[ApplyOutcome]:
-    """Carry out ``plan`` on the directory; tags are re-read first (as the online apply)."""
+    """Carry out ``plan`` on the directory, each change checked right before it is made."""
     return asyncio.run(_apply(_storage(root), plan))
 
 
+async def _tags_on(storage: DriverStorage, repo: str, digest: str) -> set[str]:
+    """The tags of ``repo`` pointing at ``digest`` right now."""
+    found = set()
+    for tag in await storage.tags(repo) or []:
+        if await storage.tag_digest(repo, tag) == digest:
+            found.add(tag)
+    return found
+
+
+async def _untag_each(
+    storage: DriverStorage, repo: str, digest: str, tags: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """Remove each tag still on ``digest`` (read right before); returns removed, left alone."""
+    removed: list[str] = []
+    left: list[str] = []
+    for tag in tags:
+        if await storage.tag_digest(repo, tag) != digest:
+            left.append(tag)
+            continue
+        await storage.delete_tag(repo, tag)
+        removed.append(tag)
+    return removed, left
+
+
 async def _apply(storage: DriverStorage, plan: PrunePlan) -> list[ApplyOutcome]:
+    """As the online apply (:func:`tui.data.retention.apply_plan`): each change is checked
+    against the directory right before it is made (a writer may be running with --force)."""
     outcomes: list[ApplyOutcome] = []
+    errors = (registry_errors.RegistryError, StorageDriverError, OSError)
     for repo in plan.repos:
         if repo.is_empty:
             continue
-        current = {
-            t: await storage.tag_digest(repo.name, t) for t in await storage.tags(repo.name) or []
-        }
         for action in repo.actions:
-            here = {t for t, d in current.items() if d == action.digest}
-            tags = tuple(t for t in action.tags if t in here)
-            newcomers = here - set(action.tags) - set(action.kept_siblings)
-            if not tags:
-                note = "every tag moved since the plan: left alone"
-                outcomes.append(ApplyOutcome(repo.name, action.digest, "skip", (), note=note))
-                continue
+            tags = action.tags
+            left_alone: list[str] = []
+            newcomers: list[str] = []
             try:
-                if action.kind is ActionKind.DELETE_MANIFEST and tags and not newcomers:
-                    await storage.delete_manifest(repo.name, action.digest)
-                    outcomes.append(ApplyOutcome(repo.name, action.digest, "delete", tags))
-                    continue
-                for tag in tags:
-                    await storage.delete_tag(repo.name, tag)
-                outcomes.append(ApplyOutcome(repo.name, action.digest, "untag", tags))
-            except (registry_errors.RegistryError, StorageDriverError, OSError) as exc:
+                if action.kind is ActionKind.DELETE_MANIFEST:
+                    on_it = await _tags_on(storage, repo.name, action.digest)
+                    newcomers = sorted(on_it - set(action.tags))
+                    tags = tuple(t for t in action.tags if t in on_it)
+                    left_alone = [t for t in action.tags if t not in on_it]
+                    if tags and not newcomers:
+                        await storage.delete_manifest(repo.name, action.digest)
+                        note = apply_note(left_alone, [])
+                        outcomes.append(
+                            ApplyOutcome(repo.name, action.digest, "delete", tags, note=note)
+                        )
+                        continue
+                removed, left = await _untag_each(storage, repo.name, action.digest, tags)
+            except errors as exc:
                 outcomes.append(
                     ApplyOutcome(repo.name, action.digest, "untag", tags, error=_describe(exc))
                 )
-        tagged = {d for d in current.values() if d}
-        for untagged in repo.untagged:
-            if untagged.digest in tagged:
                 continue
+            note = apply_note([*left_alone, *left], newcomers)
+            kind = "untag" if removed else "skip"
+            outcomes.append(ApplyOutcome(repo.name, action.digest, kind, tuple(removed), note=note))
+        for untagged in repo.untagged:
             try:
+                tagged = await _tags_on(storage, repo.name, untagged.digest)
+                if tagged:
+                    note = f"tagged since the plan ({', '.join(sorted(tagged))})"
+                    outcomes.append(
+                        ApplyOutcome(repo.name, untagged.digest, "delete untagged", (), note=note)
+                    )
+                    continue
                 await storage.delete_manifest(repo.name, untagged.digest)
                 outcomes.append(ApplyOutcome(repo.name, untagged.digest, "delete untagged", ()))
-            except (registry_errors.RegistryError, StorageDriverError, OSError) as exc:
+            except errors as exc:
                 outcomes.append(
                     ApplyOutcome(
                         repo.name, untagged.digest, "delete untagged", (), error=_describe(exc)

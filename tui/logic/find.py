@@ -1,7 +1,8 @@
 """What ``regtui find`` matches (pure): tag patterns, and how a manifest uses a digest.
 
-A tag pattern is a shell glob (``1.*``, ``v[0-9]*``) or, with ``regex=True``, a Python regular
-expression; both must match the whole tag. A digest is matched against a manifest in four ways:
+A tag pattern is a shell glob (``1.*``, ``v[0-9]*``) or, with ``regex=True``, a regular
+expression in RE2's syntax (:mod:`tui.logic.patterns`: linear time, no lookaround or
+backreferences); both must match the whole tag. A digest is matched against a manifest in four ways:
 the tag points at it (``tag``), the tag points at an index that has it as a child
 (``index_child``), or the image uses it as its config (``config``) or as a layer (``layer``).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from tui.client.models import ImageIndex, ImageManifest, Manifest, Platform
 from tui.logic.imagediff import platform_json
+from tui.logic.patterns import PatternError, TagRegex
 
 __all__ = [
     "FindHit",
@@ -27,7 +29,7 @@ __all__ = [
 
 
 class InvalidPatternError(ValueError):
-    """The pattern is not a valid regular expression (a usage error)."""
+    """The pattern is not a regular expression RE2 accepts (a usage error)."""
 
 
 class TagPattern:
@@ -36,14 +38,22 @@ class TagPattern:
     def __init__(self, pattern: str, *, regex: bool = False) -> None:
         self.pattern = pattern
         self.regex = regex
-        source = pattern if regex else fnmatch.translate(pattern)
-        try:
-            self._compiled = re.compile(source)
-        except re.error as error:
-            raise InvalidPatternError(f"invalid regular expression {pattern!r}: {error}") from None
+        self._glob: re.Pattern[str] | None = None
+        self._regex: TagRegex | None = None
+        if regex:
+            try:
+                self._regex = TagRegex(pattern)  # RE2: linear in the tag, whatever the pattern
+            except PatternError as error:
+                raise InvalidPatternError(str(error)) from None
+        else:
+            # fnmatch's translation never backtracks badly (it makes each * atomic)
+            self._glob = re.compile(fnmatch.translate(pattern))
 
     def matches(self, tag: str) -> bool:
-        return self._compiled.fullmatch(tag) is not None
+        if self._regex is not None:
+            return self._regex.fullmatch(tag)
+        assert self._glob is not None
+        return self._glob.fullmatch(tag) is not None
 
 
 class HitKind(enum.StrEnum):

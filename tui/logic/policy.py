@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from tui.logic.patterns import PatternError, TagRegex
 from tui.logic.semver import SemverError, parse_range
 
 
@@ -55,7 +56,8 @@ class Policy:
 
     Keep rules (a tag any of them matches is never deleted): ``keep_newest`` (the N newest
     tags of each repository by ``by`` date), ``keep_tags`` (regular expressions, matched against
-    the whole tag), ``keep_semver`` (ranges such as ``>=1.2 <2``, see :mod:`tui.logic.semver`).
+    the whole tag, run on RE2: see :mod:`tui.logic.patterns`), ``keep_semver`` (ranges such as
+    ``>=1.2 <2``, see :mod:`tui.logic.semver`).
     Delete rules: ``delete_older_than`` (seconds; tags whose ``by`` date is older), and
     ``delete_untagged_older_than`` (seconds; manifests no tag reaches, by push time).
     Scope: ``include``/``exclude`` are shell patterns on repository names (``team/*``).
@@ -78,9 +80,9 @@ class Policy:
                 raise PolicyError("durations must be zero or more")
         for pattern in self.keep_tags:
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise PolicyError(f"keep_tags: bad regular expression {pattern!r}: {exc}") from None
+                TagRegex(pattern)
+            except PatternError as exc:
+                raise PolicyError(f"keep_tags: {exc}") from None
         for text in self.keep_semver:
             try:
                 parse_range(text)

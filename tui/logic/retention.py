@@ -10,7 +10,6 @@ some are, just those tags are removed and the siblings keep the image alive.
 from __future__ import annotations
 
 import enum
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tui.logic.fmt import count_of
+from tui.logic.patterns import TagRegex
 from tui.logic.policy import (
     POLICY_KEYS,
     DateSource,
@@ -337,7 +337,7 @@ EVALUATION_ORDER = """\
    there are any) and no `exclude` pattern; other repositories are left alone (and their
    manifests keep their blobs);
 2. keep rules: keep_newest (by the `by` date; tags without that date are kept, never guessed),
-   keep_tags (regex, whole tag), keep_semver (range); each tag records every keep rule that
+   keep_tags (regex on RE2, whole tag), keep_semver (range); each tag records every keep rule that
    matched it;
 3. delete rules choose candidates: with delete_older_than, the tags whose `by` date is older
    (a tag without that date is never a candidate); without it but with a keep rule, every tag
@@ -368,7 +368,7 @@ def _keep_reasons(policy: Policy, tags: Sequence[TagState]) -> dict[str, list[st
             if t.date(policy.by) is None:
                 reasons[t.tag].append(f"keep_newest: no {policy.by.value} date known")
     for pattern in policy.keep_tags:
-        compiled = re.compile(pattern)
+        compiled = TagRegex(pattern)  # linear time: a tag cannot make it spin
         for t in tags:
             if compiled.fullmatch(t.tag):
                 reasons[t.tag].append(f"keep_tags {pattern}")
