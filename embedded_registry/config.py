@@ -2,9 +2,18 @@
 
 Sources, later ones winning: built-in defaults, the YAML file, ``REGISTRY_<SECTION>_<KEY>``
 environment variables (as Distribution: ``REGISTRY_HTTP_ADDR``,
-``REGISTRY_STORAGE_DELETE_ENABLED``...), then command-line flags. Keys outside the subset are
-reported in ``Config.warnings`` and otherwise ignored; a value of the wrong shape is a
+``REGISTRY_STORAGE_DELETE_ENABLED``...), then command-line flags. A value of the wrong shape is a
 ``ConfigError`` whose message is one line naming the key.
+
+Fail closed: the sections that guard data and access (``auth``, ``storage``, ``http.tls``,
+``proxy``) are honoured exactly or the registry does not start. In them an unknown key, a
+misspelled or unsupported method or driver (``auth: {htpassword: ...}``, ``storage: {gcs: ...}``),
+a section of the wrong type (``auth: htpasswd``, ``storage: []``, ``storage: s3``), an empty
+section, two auth methods or two storage drivers are ``ConfigError``; so is a non-string path
+(``rootdirectory: 5``) and ``proxy`` (the pull-through cache is not implemented). A known section of
+any other type (``http: x``, ``log: 5``) is an error too. Unknown keys elsewhere (``http.secret``,
+``notifications``, the performance-only ``storage.cache``) are reported in ``Config.warnings`` and
+otherwise ignored, as are the matching ``REGISTRY_*`` variables.
 
 Defaults differ from Distribution's in two places, on purpose: the registry listens on
 ``127.0.0.1:5000`` (loopback, not every interface) and ``storage.delete.enabled`` is true
@@ -17,7 +26,7 @@ serves both). It governs the administrative extension endpoints (storage report,
     regtui:
       extensions:
         enabled: true      # false: the endpoints are not served at all (404, as unknown routes)
-        admins: [alice]    # htpasswd users who may call them (nobody else with credentials may)
+        admins: [alice]    # users (htpasswd) or token subjects who may call them
 
 or ``REGISTRY_REGTUI_EXTENSIONS_ENABLED=false`` and ``REGISTRY_REGTUI_EXTENSIONS_ADMINS=alice,bob``.
 The local admin secret (:mod:`embedded_registry.admin`) opens them on the same machine whatever
@@ -126,6 +135,39 @@ class HtpasswdConfig:
     path: Path
 
 
+DEFAULT_AUTOREDIRECT_PATH = "/auth/token"
+SIGNING_ALGORITHMS = (
+    "EdDSA",
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "PS256",
+    "PS384",
+    "PS512",
+)
+"""The JWS algorithms Distribution's token auth accepts (all of them when none is configured)."""
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """``auth.token`` as Distribution reads it: tokens from an external token server."""
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: Path | None = None
+    jwks: Path | None = None
+    autoredirect: bool = False
+    autoredirectpath: str = DEFAULT_AUTOREDIRECT_PATH
+    signingalgorithms: tuple[str, ...] = SIGNING_ALGORITHMS
+
+
 @dataclass
 class HealthConfig:
     storagedriver_enabled: bool = True
@@ -145,7 +187,8 @@ class ExtensionsConfig:
 
     enabled: bool = True
     admins: tuple[str, ...] = ()
-    """htpasswd users who may call the endpoints (storage report, GC)."""
+    """htpasswd users, or token subjects (``sub``), who may call the endpoints (storage report,
+    GC)."""
 
 
 @dataclass
@@ -153,7 +196,7 @@ class Config:
     storage: StorageConfig
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    auth: HtpasswdConfig | None = None
+    auth: HtpasswdConfig | TokenConfig | None = None
     health: HealthConfig = field(default_factory=HealthConfig)
     extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     warnings: list[str] = field(default_factory=list)
@@ -229,9 +272,55 @@ def parse_addr(value: Any) -> tuple[str, int]:
 
 
 def _parse_str(value: Any) -> str:
-    if isinstance(value, dict | list):
-        raise ValueError("expected a string")
+    """A string; a number is taken as its text (``version: 0.1``, ``bucket: 2024``)."""
+    if value is None or isinstance(value, dict | list | bool):
+        raise ValueError(f"expected a string, not {_kind(value)}")
     return str(value)
+
+
+def _parse_text(value: Any) -> str:
+    """A YAML string, nothing else: a path or an auth setting is never guessed from a number
+    (``rootdirectory: 5`` must not serve ``./5``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, not {_kind(value)}")
+    return value
+
+
+def _parse_path(value: Any) -> str:
+    """A non-empty path (an empty one must not fall back to a default)."""
+    text = _parse_text(value)
+    if not text.strip():
+        raise ValueError("expected a path, not an empty string")
+    return text
+
+
+def _parse_algorithms(value: Any) -> tuple[str, ...]:
+    """``signingalgorithms``: a list (or, from the environment, a comma-separated string)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("expected a list of signing algorithms")
+    algorithms = tuple(item.strip() for item in items if item.strip())
+    for algorithm in algorithms:
+        if algorithm not in SIGNING_ALGORITHMS:
+            raise ValueError(f"unsupported signing algorithm {algorithm}")
+    return algorithms
+
+
+def _kind(value: Any) -> str:
+    """How a YAML value reads in a message: ``a string``, ``a list``..."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})" if len(value) <= 40 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def _parse_int(value: Any) -> int:
@@ -287,7 +376,7 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "log.level": _parse_level,
     "log.accesslog.disabled": parse_bool,
     "loglevel": _parse_level,
-    "storage.filesystem.rootdirectory": _parse_str,
+    "storage.filesystem.rootdirectory": _parse_path,
     "storage.delete.enabled": parse_bool,
     "storage.maintenance.uploadpurging.enabled": parse_bool,
     "storage.maintenance.uploadpurging.age": parse_duration,
@@ -305,7 +394,7 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "storage.s3.secure": parse_bool,
     "storage.s3.skipverify": parse_bool,
     "storage.s3.v4auth": parse_bool,
-    "storage.s3.rootdirectory": _parse_str,
+    "storage.s3.rootdirectory": _parse_text,
     "storage.s3.chunksize": _parse_int,
     "storage.s3.multipartcopychunksize": _parse_int,
     "storage.s3.multipartcopymaxconcurrency": _parse_int,
@@ -314,11 +403,19 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "storage.s3.encrypt": parse_bool,
     "storage.s3.keyid": _parse_str,
     "http.addr": parse_addr,
-    "http.tls.certificate": _parse_str,
-    "http.tls.key": _parse_str,
+    "http.tls.certificate": _parse_path,
+    "http.tls.key": _parse_path,
     "http.headers": _parse_headers,
-    "auth.htpasswd.realm": _parse_str,
-    "auth.htpasswd.path": _parse_str,
+    "auth.htpasswd.realm": _parse_text,
+    "auth.htpasswd.path": _parse_path,
+    "auth.token.realm": _parse_text,
+    "auth.token.service": _parse_text,
+    "auth.token.issuer": _parse_text,
+    "auth.token.rootcertbundle": _parse_path,
+    "auth.token.jwks": _parse_path,
+    "auth.token.autoredirect": parse_bool,
+    "auth.token.autoredirectpath": _parse_text,
+    "auth.token.signingalgorithms": _parse_algorithms,
     "health.storagedriver.enabled": parse_bool,
     "health.storagedriver.interval": parse_duration,
     "health.storagedriver.threshold": _parse_int,
@@ -328,13 +425,55 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 # Mappings whose children are data, not keys.
 _LEAF_MAPPINGS = {"http.headers"}
+# The sections the known keys live in: each must be a mapping (``http: x`` is an error).
+_SECTIONS = {key.rsplit(".", i)[0] for key in KNOWN_KEYS for i in range(1, key.count(".") + 1)} | {
+    "proxy"
+}
 _OTHER_STORAGE_DRIVERS = {"gcs", "azure", "swift", "oss", "inmemory"}
 _STORAGE_DRIVERS = {"filesystem", "s3"} | _OTHER_STORAGE_DRIVERS
+_STORAGE_SETTINGS = {"maintenance", "cache", "delete", "redirect", "tag"}
+"""What Distribution reads under ``storage`` besides the one driver."""
+AUTH_METHODS = ("htpasswd", "token")
+
+_GUARDED = ("auth", "storage", "http.tls", "proxy")
+"""Sections that guard data or access: honoured exactly, or the registry does not start."""
+_WARN_ONLY = (
+    "storage.cache",
+    "storage.tag",
+    "storage.filesystem.maxthreads",
+    "storage.s3.loglevel",
+)
+"""Keys under ``storage`` that tune performance or logging only: ignored with a warning."""
+PROXY_REFUSED = (
+    "proxy: the pull-through cache (proxy.remoteurl) is not supported yet; remove the proxy "
+    "section to serve this storage as a plain registry"
+)
+
+
+def _under(key: str, sections: tuple[str, ...]) -> bool:
+    return any(key == section or key.startswith(section + ".") for section in sections)
+
+
+def _guarded(key: str) -> bool:
+    return _under(key, _GUARDED) and not _under(key, _WARN_ONLY)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    """``data`` as dotted keys; a section of the wrong type is a ConfigError."""
     for key, value in data.items():
         dotted = f"{prefix}{str(key).lower()}"
+        if dotted == "proxy":
+            raise ConfigError(PROXY_REFUSED)
+        guarded = _guarded(dotted)
+        if dotted in _SECTIONS or (guarded and dotted not in KNOWN_KEYS):
+            if value is None or value == {}:
+                if guarded:
+                    raise ConfigError(
+                        f"{dotted} is empty: configure it or remove it from the config file"
+                    )
+                continue  # an empty section of no consequence (``log:``)
+            if dotted in _SECTIONS and not isinstance(value, dict):
+                raise ConfigError(f"{dotted} must be a mapping, not {_kind(value)}")
         if isinstance(value, dict) and dotted not in _LEAF_MAPPINGS:
             if not value:
                 out.setdefault(dotted, {})
@@ -410,27 +549,34 @@ def load_config(
     elif path is not None:
         _flatten(_read_file(Path(path)), "", raw)
     warnings: list[str] = []
-    storage_drivers = {key.split(".")[1] for key in raw if key.startswith("storage.")}
-    others = storage_drivers & _OTHER_STORAGE_DRIVERS
-    if others:
-        raise ConfigError(
-            f"storage.{sorted(others)[0]}: only the filesystem and s3 storage drivers are supported"
-        )
     env_values, unknown_env = _env_values(env)
+    for name in unknown_env:
+        if name.startswith(ENV_PREFIX + "PROXY"):
+            raise ConfigError(PROXY_REFUSED)
+        if _guarded(name.removeprefix(ENV_PREFIX).lower().replace("_", ".")):
+            raise ConfigError(
+                f"{name} is not a setting regtui supports; it refuses to start rather than "
+                "ignore a setting of auth, storage or http.tls"
+            )
+    _check_storage_drivers({key for key in raw if key.startswith("storage.")})
     raw.update(env_values)
     if overrides is not None and overrides.root is not None:
         # --root chooses the filesystem driver, whatever the file says (as a flag wins).
         raw = {k: v for k, v in raw.items() if not k.startswith("storage.s3.")}
-    drivers = sorted(
-        {key.split(".")[1] for key in raw if key.startswith("storage.")} & _STORAGE_DRIVERS
-    )
-    if len(drivers) > 1:
-        raise ConfigError(
-            f"storage: configure exactly one storage driver, not {' and '.join(drivers)}"
-        )
+    drivers = _check_storage_drivers({key for key in raw if key.startswith("storage.")})
     if require_storage and not drivers:
         raise ConfigError(
             "storage: no storage driver configured (storage.filesystem.rootdirectory or storage.s3)"
+        )
+    methods = sorted({key.split(".")[1] for key in raw if key.startswith("auth.")})
+    if len(methods) > 1:
+        raise ConfigError(
+            f"auth: configure exactly one authentication method, not {' and '.join(methods)}"
+        )
+    if methods and methods[0] not in AUTH_METHODS:
+        raise ConfigError(
+            f"auth.{methods[0]}: unknown authentication method (regtui supports "
+            f"{' and '.join(AUTH_METHODS)})"
         )
     warnings += [f"ignoring unknown environment variable {name}" for name in unknown_env]
     overrides = overrides or Overrides()
@@ -444,16 +590,42 @@ def load_config(
         raw["log.level"] = overrides.log_level
 
     values: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, value in sorted(raw.items()):
         parser = KNOWN_KEYS.get(key)
         if parser is None:
+            if _guarded(key):
+                raise ConfigError(
+                    f"{key} is not a setting regtui supports; it refuses to start rather than "
+                    "ignore a setting of auth, storage or http.tls"
+                )
             warnings.append(f"ignoring unsupported config key {key}")
             continue
         try:
             values[key] = parser(value)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad value for {key}: {exc}") from None
+    if "storage.filesystem" in drivers and "storage.filesystem.rootdirectory" not in values:
+        raise ConfigError("storage.filesystem needs a rootdirectory")
     return _build(values, env, warnings)
+
+
+def _check_storage_drivers(keys: set[str]) -> list[str]:
+    """The storage driver ``keys`` name (``storage.<driver>...``): none or one, of regtui's."""
+    named = sorted({key.split(".")[1] for key in keys} - _STORAGE_SETTINGS)
+    if len(named) > 1:
+        raise ConfigError(
+            f"storage: configure exactly one storage driver, not {' and '.join(named)}"
+        )
+    for driver in named:
+        if driver in _OTHER_STORAGE_DRIVERS:
+            raise ConfigError(
+                f"storage.{driver}: only the filesystem and s3 storage drivers are supported"
+            )
+        if driver not in _STORAGE_DRIVERS:
+            raise ConfigError(
+                f"storage.{driver}: unknown storage driver (regtui supports filesystem and s3)"
+            )
+    return [f"storage.{driver}" for driver in named]
 
 
 def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) -> Config:
@@ -476,24 +648,27 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
     host, port = get("http.addr", (DEFAULT_HOST, DEFAULT_PORT))
     tls = None
     certificate, key = get("http.tls.certificate"), get("http.tls.key")
-    if certificate or key:
-        if not (certificate and key):
+    if certificate is not None or key is not None:
+        if certificate is None or key is None:
             raise ConfigError("http.tls needs both certificate and key")
         tls = TLSConfig(Path(certificate).expanduser(), Path(key).expanduser())
     http = HttpConfig(host=host, port=port, tls=tls, headers=get("http.headers", {}))
-    auth = None
-    realm, htpasswd = get("auth.htpasswd.realm"), get("auth.htpasswd.path")
-    if realm is not None or htpasswd is not None:
+    auth: HtpasswdConfig | TokenConfig | None = None
+    if any(name.startswith("auth.htpasswd.") for name in values):
+        htpasswd = get("auth.htpasswd.path")
         if not htpasswd:
             raise ConfigError("auth.htpasswd needs a path")
-        auth = HtpasswdConfig(realm=realm or "Registry Realm", path=Path(htpasswd).expanduser())
+        realm = get("auth.htpasswd.realm") or "Registry Realm"
+        auth = HtpasswdConfig(realm=realm, path=Path(htpasswd).expanduser())
+    elif any(name.startswith("auth.token.") for name in values):
+        auth = _token_config(values)
     extensions = ExtensionsConfig(
         enabled=get("regtui.extensions.enabled", True),
         admins=get("regtui.extensions.admins", ()),
     )
     if extensions.admins and auth is None:
         warnings.append(
-            "regtui.extensions.admins has no effect without auth.htpasswd "
+            "regtui.extensions.admins has no effect without auth.htpasswd or auth.token "
             "(only the local admin secret opens the extension endpoints)"
         )
     level = get("log.level", get("loglevel", "info"))
@@ -509,6 +684,36 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         ),
         extensions=extensions,
         warnings=warnings,
+    )
+
+
+def _token_config(values: dict[str, Any]) -> TokenConfig:
+    """``auth.token`` checked as Distribution checks it: realm, service and issuer are required,
+    and at least one of rootcertbundle and jwks (the keys are read when the server starts)."""
+    given = {
+        key.removeprefix("auth.token."): v
+        for key, v in values.items()
+        if key.startswith("auth.token.")
+    }
+    for required in ("realm", "service", "issuer"):
+        if not given.get(required):
+            raise ConfigError(f"auth.token needs {required} (auth.token.{required})")
+    bundle, jwks = given.get("rootcertbundle"), given.get("jwks")
+    if bundle is None and jwks is None:
+        raise ConfigError("auth.token needs rootcertbundle or jwks (the token signing keys)")
+    autoredirect = given.get("autoredirect", False)
+    path = given.get("autoredirectpath") or DEFAULT_AUTOREDIRECT_PATH
+    if not path.startswith("/"):
+        raise ConfigError(f"bad value for auth.token.autoredirectpath: {path!r} is not a path")
+    return TokenConfig(
+        realm=given["realm"],
+        service=given["service"],
+        issuer=given["issuer"],
+        rootcertbundle=Path(bundle).expanduser() if bundle is not None else None,
+        jwks=Path(jwks).expanduser() if jwks is not None else None,
+        autoredirect=autoredirect,
+        autoredirectpath=path,
+        signingalgorithms=given.get("signingalgorithms") or SIGNING_ALGORITHMS,
     )
 
 
