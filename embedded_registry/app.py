@@ -17,8 +17,8 @@ from aiohttp.abc import AbstractAccessLogger
 from embedded_registry import errors
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.admin import AdminAccess, local_admin_middleware
-from embedded_registry.auth import Htpasswd, htpasswd_middleware
-from embedded_registry.config import Config
+from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htpasswd_middleware
+from embedded_registry.config import Config, HtpasswdConfig, TokenConfig
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
 from embedded_registry.routes import (
     base,
@@ -211,6 +211,21 @@ async def _purge_loop(storage: RegistryStorage, age: float, interval: float, dry
         await asyncio.sleep(interval)
 
 
+def auth_middleware(config: Config) -> Callable[..., Awaitable[web.StreamResponse]] | None:
+    """The middleware of ``auth.htpasswd`` or ``auth.token``; AuthError when it cannot be
+    served (a missing htpasswd file, no token signing key, the token extra not installed)."""
+    settings = config.auth
+    if isinstance(settings, HtpasswdConfig):
+        return htpasswd_middleware(Htpasswd(settings.path, settings.realm))
+    if isinstance(settings, TokenConfig):
+        try:  # the optional token extra (PyJWT, cryptography)
+            from embedded_registry import token_auth
+        except ImportError:
+            raise AuthError(TOKEN_EXTRA_MISSING) from None
+        return token_auth.token_middleware(token_auth.TokenVerifier(settings))
+    return None
+
+
 def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Application:
     """The registry for ``config``; ``storage`` defaults to the filesystem driver on the
     configured root (``embedded_registry.storage.factory.open_storage`` opens the configured
@@ -220,8 +235,9 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
         error_middleware,
         local_admin_middleware(admin),
     ]
-    if config.auth is not None:
-        middlewares.append(htpasswd_middleware(Htpasswd(config.auth.path, config.auth.realm)))
+    authentication = auth_middleware(config)
+    if authentication is not None:
+        middlewares.append(authentication)
     if config.storage.read_only:
         middlewares.append(read_only_middleware)
     app = web.Application(

@@ -1,4 +1,5 @@
-"""htpasswd Basic authentication, as Distribution's ``auth.htpasswd``.
+"""htpasswd Basic authentication, as Distribution's ``auth.htpasswd`` (``auth.token``, bearer
+tokens from a token server, is :mod:`embedded_registry.token_auth`).
 
 Every ``/v2/`` request (``/v2/`` itself included) needs valid credentials; without them the
 answer is 401 UNAUTHORIZED with ``WWW-Authenticate: Basic realm="<realm>"``. Only bcrypt entries
@@ -34,8 +35,15 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class HtpasswdError(Exception):
+class AuthError(Exception):
+    """The configured authentication cannot be served; the message is one line."""
+
+
+class HtpasswdError(AuthError):
     """The htpasswd file cannot be used; the message is one line."""
+
+
+TOKEN_EXTRA_MISSING = "auth.token needs the token extra: pip install 'regtui[token]'"
 
 
 def parse_htpasswd(text: str) -> dict[str, bytes]:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from embedded_registry import admin
 from embedded_registry.app import create_app
-from embedded_registry.auth import HtpasswdError
+from embedded_registry.auth import AuthError
 from embedded_registry.config import Config
 from embedded_registry.gc import (
     recover_interrupted_sweep,
@@ -148,7 +148,7 @@ async def _serve(
     local = config.storage.s3 is None
     try:
         app = create_app(config, storage)
-    except HtpasswdError as exc:
+    except AuthError as exc:
         raise StartupError(str(exc)) from None
     runner = web.AppRunner(
         app,
