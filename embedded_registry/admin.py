@@ -18,8 +18,10 @@ The file format and location are the whole contract with the client (``tui/clien
 derives the same path; neither side imports the other):
 
 * the directory: ``$REGTUI_ADMIN_DIR`` when set, else ``$XDG_RUNTIME_DIR/regtui/admin`` when
-  ``XDG_RUNTIME_DIR`` is set, else ``~/.local/state/regtui/admin``; mode 0700, owned by the
-  server's user (the server refuses a directory owned by someone else, or a symlink);
+  ``XDG_RUNTIME_DIR`` is set, else ``~/.local/state/regtui/admin``; created with mode 0700;
+  the server refuses (one warning line, and serves without a local secret) an existing
+  directory owned by someone else, writable by group or others, or a symlink, and never
+  changes the mode of an existing one;
 * the file: ``<directory>/<port>`` (the port the server listens on, in decimal), mode 0600,
   holding the secret and a newline; written atomically (temporary file, fsync, rename); removed
   on a clean shutdown (only while it still holds this server's secret). One file per port:
@@ -89,7 +91,9 @@ APP_KEY: web.AppKey[AdminAccess] = web.AppKey("admin_access", AdminAccess)
 
 
 def _private_dir(directory: Path) -> None:
-    """Create ``directory`` (0700) or check that an existing one is ours; OSError otherwise."""
+    """Create ``directory`` (0700), or check that an existing one is private to us: a directory
+    of another user, or one that others may write to (a shared ``/tmp``), is an OSError. An
+    existing directory is never chmodded: it may be shared on purpose."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.mkdir(directory, 0o700)
@@ -98,8 +102,11 @@ def _private_dir(directory: Path) -> None:
         raise OSError(f"{directory} is not a directory")
     if st.st_uid != os.getuid():
         raise OSError(f"{directory} belongs to another user")
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(directory, 0o700)
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise OSError(
+            f"{directory} is writable by group or others (point {ADMIN_DIR_ENV} at a directory "
+            "of your own, mode 0700)"
+        )
 
 
 def write_secret(access: AdminAccess, port: int, env: Mapping[str, str] | None = None) -> Path:

@@ -717,6 +717,11 @@ def _token_config(values: dict[str, Any]) -> TokenConfig:
     )
 
 
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+"""The bucket names the S3 client accepts (botocore's rule; S3 itself is stricter for new
+buckets, S3-compatible stores vary), checked here so that a bad one is one line at start."""
+
+
 def _s3_config(values: dict[str, Any]) -> S3Config | None:
     """``storage.s3`` checked as Distribution checks it; ``None`` when not configured."""
     given = {
@@ -729,6 +734,11 @@ def _s3_config(values: dict[str, Any]) -> S3Config | None:
     bucket = given.get("bucket")
     if not bucket:
         raise ConfigError("storage.s3 needs a bucket (storage.s3.bucket)")
+    if not _BUCKET_NAME.fullmatch(bucket):
+        raise ConfigError(
+            f"bad value for storage.s3.bucket: {bucket!r} is not a bucket name (letters, "
+            "digits, '.', '-' and '_', at most 255)"
+        )
     region = given.get("region")
     if not region:
         if not given.get("regionendpoint"):

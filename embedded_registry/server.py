@@ -215,6 +215,7 @@ def run(config: Config, *, prog: str = "registry") -> int:
     try:
         asyncio.run(serve(config))
     except StartupError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever a library put in it
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
     return 0

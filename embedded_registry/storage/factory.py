@@ -38,7 +38,7 @@ async def open_storage(config: Config) -> RegistryStorage:
         await driver.check()
     except StorageDriverError as exc:
         await driver.close()
-        raise StorageUnavailable(str(exc)) from None
+        raise StorageUnavailable(" ".join(str(exc).split())) from None  # one line
     except BaseException:
         await driver.close()
         raise

@@ -56,6 +56,8 @@ REFUSED: list[tuple[str, str]] = [
     ("storage:\n  gcs:\n    bucket: b\n", "storage.gcs"),
     ("storage:\n  s3: {bucket: b, region: r, sessiontoken: t}\n", "storage.s3.sessiontoken"),
     ("storage:\n  delete: true\n", "storage.delete must be a mapping"),
+    # botocore's two-line "Invalid bucket name" (after a misleading "cannot reach") before
+    ("storage:\n  s3: {bucket: 'bad bucket!', region: us-east-1}\n", "storage.s3.bucket"),
     ("storage:\n  maintenance:\n    readonly: {enabld: true}\n", "readonly.enabld"),
     # http: the wrong type; TLS settings regtui cannot honour
     ("http: x\n", "http must be a mapping"),
