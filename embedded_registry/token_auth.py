@@ -248,7 +248,9 @@ class TokenVerifier:
                 audience=self.config.service,
                 issuer=self.config.issuer,
                 leeway=LEEWAY,
-                options={"require": ["exp", "iss", "aud"]},
+                # iat is not Distribution's business (a token server's clock a minute ahead
+                # must not matter more than exp and nbf's leeway says).
+                options={"require": ["exp", "iss", "aud"], "verify_iat": False},
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from None

@@ -107,6 +107,7 @@ class Signer:
         lifetime: float = 300,
         not_before: float | None = None,
         expires: float | None = None,
+        issued_at: float | None = None,
         algorithm: str | None = None,
     ) -> str:
         now = time.time()
@@ -116,7 +117,7 @@ class Signer:
             "aud": audience,
             "exp": int(expires if expires is not None else now + lifetime),
             "nbf": int(not_before if not_before is not None else now - 1),
-            "iat": int(now),
+            "iat": int(issued_at if issued_at is not None else now),
             "jti": uuid.uuid4().hex,
             "access": access,
         }
