@@ -39,7 +39,8 @@ def run_from_args(args: argparse.Namespace, *, prog: str = "registry") -> int:
             ),
         )
     except ConfigError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever a value put in it
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 1
     return run(config, prog=prog)
 

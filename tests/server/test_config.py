@@ -10,6 +10,7 @@ import yaml
 from embedded_registry.config import (
     ConfigError,
     Overrides,
+    TokenConfig,
     default_root,
     load_config,
     parse_duration,
@@ -200,3 +201,48 @@ def test_admins_without_auth_are_a_warning_and_bad_admins_an_error(tmp_path: Pat
         load_config(data={"regtui": {"extensions": {"admins": 5}}}, env={})
     with pytest.raises(ConfigError, match=r"regtui\.extensions\.enabled"):
         load_config(data={"regtui": {"extensions": {"enabled": "maybe"}}}, env={})
+
+
+def test_token_auth_settings_as_distribution_reads_them(tmp_path: Path) -> None:
+    token = {
+        "realm": "https://auth.example/token",
+        "service": "registry.example",
+        "issuer": "auth.example",
+        "rootcertbundle": str(tmp_path / "ca.pem"),
+        "autoredirect": True,
+        "signingalgorithms": ["RS256", "ES256"],
+    }
+    config = load_config(data={"auth": {"token": token}}, env={})
+    assert isinstance(config.auth, TokenConfig)
+    assert (config.auth.realm, config.auth.service, config.auth.issuer) == (
+        "https://auth.example/token",
+        "registry.example",
+        "auth.example",
+    )
+    assert config.auth.rootcertbundle == tmp_path / "ca.pem" and config.auth.jwks is None
+    assert config.auth.autoredirect and config.auth.autoredirectpath == "/auth/token"
+    assert config.auth.signingalgorithms == ("RS256", "ES256")
+    env = {"REGISTRY_AUTH_TOKEN_SIGNINGALGORITHMS": "ES384", "REGISTRY_AUTH_TOKEN_SERVICE": "b"}
+    overridden = load_config(data={"auth": {"token": token}}, env=env)
+    assert isinstance(overridden.auth, TokenConfig)
+    assert overridden.auth.signingalgorithms == ("ES384",)
+    assert overridden.auth.service == "b"
+    default = load_config(data={"auth": {"token": {**token, "signingalgorithms": []}}}, env={})
+    assert isinstance(default.auth, TokenConfig) and "EdDSA" in default.auth.signingalgorithms
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"signingalgorithms": ["RS256", "none"]}, "unsupported signing algorithm none"),
+        ({"rootcertbundle": None}, "rootcertbundle or jwks"),
+        ({"service": ""}, "auth.token needs service"),
+        ({"autoredirectpath": "auth/token"}, "autoredirectpath"),
+        ({"realm": 5}, "auth.token.realm"),
+    ],
+)
+def test_bad_token_auth_settings(change: dict, message: str) -> None:
+    token = {"realm": "r", "service": "s", "issuer": "i", "rootcertbundle": "/ca.pem", **change}
+    token = {k: v for k, v in token.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        load_config(data={"auth": {"token": token}}, env={})

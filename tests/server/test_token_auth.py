@@ -312,6 +312,20 @@ def test_exp_and_nbf_have_a_minute_of_leeway(setup: Setup) -> None:
             assert client.get("/v2/team/app/tags/list", headers=bearer(token)).status_code == 404
 
 
+def test_signingalgorithms_limits_what_is_accepted(tmp_path: Path) -> None:
+    """With ``signingalgorithms: [ES256]`` an RS256 token from a trusted key is refused."""
+    rsa_key, ec_key = new_key(), new_key("ec")
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pem(certificate("rsa", rsa_key), certificate("ec", ec_key)))
+    config = token_config("https://auth.example/token", bundle, signingalgorithms=["ES256"])
+    with bundled_registry(tmp_path / "root", config=config) as registry, client_for(registry) as c:
+        for key, status in ((ec_key, 200), (rsa_key, 401)):
+            token = Signer(key, kid=libtrust_kid(key)).token(
+                issuer=ISSUER, audience=SERVICE, subject="a", access=[]
+            )
+            assert c.get("/v2/", headers=bearer(token)).status_code == status
+
+
 # --- the administrative extensions ------------------------------------------------------------
 
 
