@@ -112,8 +112,16 @@ def _int_bytes(value: int, length: int | None = None) -> bytes:
     return value.to_bytes(length or max(1, (value.bit_length() + 7) // 8), "big")
 
 
-def jwk_thumbprint(key: Any) -> str | None:
-    """The RFC 7638 SHA-256 thumbprint of a public key (Distribution 3's key id)."""
+def jwk_thumbprints(key: Any) -> set[str]:
+    """The key ids Distribution 3 gives a bundle certificate's key: its RFC 7638 SHA-256
+    thumbprint; for an EC key also with Go's unpadded coordinates (``big.Int.Bytes()``), which
+    differ for the one key in 256 whose x or y starts with a zero byte."""
+    ids = {jwk_thumbprint(key), jwk_thumbprint(key, pad=False)}
+    return {kid for kid in ids if kid is not None}
+
+
+def jwk_thumbprint(key: Any, *, pad: bool = True) -> str | None:
+    """The RFC 7638 SHA-256 thumbprint of a public key."""
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         members = {
@@ -132,8 +140,8 @@ def jwk_thumbprint(key: Any) -> str | None:
         members = {
             "crv": curve,
             "kty": "EC",
-            "x": _b64url(_int_bytes(point.x, size)),
-            "y": _b64url(_int_bytes(point.y, size)),
+            "x": _b64url(_int_bytes(point.x, size if pad else None)),
+            "y": _b64url(_int_bytes(point.y, size if pad else None)),
         }
     elif isinstance(key, ed25519.Ed25519PublicKey):
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -218,8 +226,7 @@ class TokenVerifier:
             for certificate in self.roots:
                 key = certificate.public_key()
                 self.trusted[libtrust_key_id(key)] = key
-                thumbprint = jwk_thumbprint(key)
-                if thumbprint is not None:
+                for thumbprint in jwk_thumbprints(key):
                     self.trusted[thumbprint] = key
         if config.jwks is not None:
             self.trusted.update(_read_jwks(config.jwks))

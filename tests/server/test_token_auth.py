@@ -6,6 +6,8 @@ is the oracle for the same tokens where it runs.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.helpers.servers import (
     RunningRegistry,
@@ -371,6 +373,38 @@ def test_x5c_chain_to_the_bundles_ca_and_es256(tmp_path: Path) -> None:
             issuer=ISSUER, audience=SERVICE, subject="a", access=[]
         )
         assert 'error="invalid_token"' in challenge_of(c.get("/v2/", headers=bearer(old)))
+
+
+def _rfc7638(jwk_json: str) -> str:
+    """The RFC 7638 thumbprint of a JWK as PyJWT exports it (an oracle apart from the server's
+    own computation from the certificate)."""
+    jwk = json.loads(jwk_json)
+    members = {name: jwk[name] for name in ("crv", "e", "kty", "n", "x", "y") if name in jwk}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+
+
+def test_bundle_keys_by_their_rfc7638_thumbprint(tmp_path: Path) -> None:
+    """Distribution 3 names a bundle certificate's key by its JWK thumbprint."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pem(certificate("rsa", rsa_key), certificate("ec", ec_key)))
+    config = token_config("https://auth.example/token", bundle)
+    kids = {
+        "rsa": _rfc7638(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())),
+        "ec": _rfc7638(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key())),
+    }
+    with bundled_registry(tmp_path / "root", config=config) as registry, client_for(registry) as c:
+        for key, kid in ((rsa_key, kids["rsa"]), (ec_key, kids["ec"])):
+            token = Signer(key, kid=kid).token(
+                issuer=ISSUER, audience=SERVICE, subject="a", access=[]
+            )
+            assert c.get("/v2/", headers=bearer(token)).status_code == 200
+        swapped = Signer(rsa_key, kid=kids["ec"]).token(
+            issuer=ISSUER, audience=SERVICE, subject="a", access=[]
+        )
+        assert 'error="invalid_token"' in challenge_of(c.get("/v2/", headers=bearer(swapped)))
 
 
 def test_jwks_keys_by_kid(tmp_path: Path) -> None:
