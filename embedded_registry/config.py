@@ -541,19 +541,22 @@ def load_config(
 
     ``require_storage``: a ConfigError unless the file or the environment names a storage
     driver, as Distribution requires (a tool that acts on "the registry's storage" must not
-    fall back to the default root)."""
+    fall back to the default root). Such a tool serves nothing, so ``auth``, ``http.tls`` and
+    ``proxy`` are not its business: they are left out with a warning (``regtui gc --config``
+    on a pull-through cache's config.yml), while ``storage`` stays as strict as for serving."""
     env = dict(os.environ if env is None else env)
-    raw: dict[str, Any] = {}
-    if data is not None:
-        _flatten(data, "", raw)
-    elif path is not None:
-        _flatten(_read_file(Path(path)), "", raw)
     warnings: list[str] = []
+    source = data if data is not None else _read_file(Path(path)) if path is not None else {}
+    if require_storage:
+        source = _storage_only(source, warnings)
+        env = {k: v for k, v in env.items() if not _served_only(_env_key(k))}
+    raw: dict[str, Any] = {}
+    _flatten(source, "", raw)
     env_values, unknown_env = _env_values(env)
     for name in unknown_env:
         if name.startswith(ENV_PREFIX + "PROXY"):
             raise ConfigError(PROXY_REFUSED)
-        if _guarded(name.removeprefix(ENV_PREFIX).lower().replace("_", ".")):
+        if _guarded(_env_key(name)):
             raise ConfigError(
                 f"{name} is not a setting regtui supports; it refuses to start rather than "
                 "ignore a setting of auth, storage or http.tls"
@@ -607,6 +610,35 @@ def load_config(
     if "storage.filesystem" in drivers and "storage.filesystem.rootdirectory" not in values:
         raise ConfigError("storage.filesystem needs a rootdirectory")
     return _build(values, env, warnings)
+
+
+_SERVED_ONLY = ("auth", "http.tls", "proxy")
+"""What only a server uses: a storage tool leaves these sections out."""
+
+
+def _served_only(key: str) -> bool:
+    return _under(key, _SERVED_ONLY)
+
+
+def _env_key(name: str) -> str:
+    """``REGISTRY_AUTH_TOKEN_REALM`` -> ``auth.token.realm`` (approximately: names may hold
+    underscores, but the first parts, which decide the section, never do)."""
+    return name.removeprefix(ENV_PREFIX).lower().replace("_", ".")
+
+
+def _storage_only(source: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """``source`` without the sections only a server uses (each left out with a warning)."""
+    kept = dict(source)
+    for section in ("auth", "proxy"):
+        for key in [k for k in kept if str(k).lower() == section]:
+            del kept[key]
+            warnings.append(f"ignoring {section}: this command serves nothing")
+    for key in [k for k in kept if str(k).lower() == "http"]:
+        http = kept[key]
+        if isinstance(http, dict) and any(str(k).lower() == "tls" for k in http):
+            kept[key] = {k: v for k, v in http.items() if str(k).lower() != "tls"}
+            warnings.append("ignoring http.tls: this command serves nothing")
+    return kept
 
 
 def _check_storage_drivers(keys: set[str]) -> list[str]:

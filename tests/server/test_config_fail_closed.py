@@ -204,3 +204,28 @@ def test_unknown_keys_elsewhere_still_only_warn(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=10)
     assert "ignoring unsupported config key http.secret" in stderr
     assert "ignoring unsupported config key storage.cache.blobdescriptor" in stderr
+
+
+def test_storage_tools_ignore_what_only_a_server_uses(tmp_path: Path) -> None:
+    """``regtui du --config`` on a pull-through cache's config.yml (with token auth and TLS it
+    cannot load) reads the storage; a storage section it cannot honour still stops it."""
+    root = tmp_path / "root"
+    (root / "docker" / "registry" / "v2" / "blobs").mkdir(parents=True)
+    (root / "docker" / "registry" / "v2" / "repositories").mkdir(parents=True)
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"storage:\n  filesystem:\n    rootdirectory: {root}\n"
+        "proxy:\n  remoteurl: https://registry-1.docker.io\n"
+        "auth:\n  silly: {realm: r, service: s}\n"
+        "http:\n  tls: {letsencrypt: {email: ops@example.com}}\n"
+    )
+    env = server_env({"REGTUI_ADMIN_DIR": str(tmp_path / "admin")})
+    du = [sys.executable, "-m", "tui", "du", "--config", str(config)]
+    result = subprocess.run(du, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "total: 0 Bytes" in result.stdout
+    config.write_text("storage: []\nproxy:\n  remoteurl: https://registry-1.docker.io\n")
+    refused = subprocess.run(du, capture_output=True, text=True, timeout=60, env=env)
+    _assert_one_line(
+        refused.returncode, refused.stdout, refused.stderr, "regtui", "storage must be a mapping"
+    )
