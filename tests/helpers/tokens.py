@@ -2,6 +2,9 @@
 made with ``cryptography``, JWTs signed with PyJWT, and an aiohttp app on loopback that answers
 ``GET /token?service=...&scope=...`` the way docker_auth and Harbor do (Basic credentials, the
 granted access the intersection of what was asked and what the user may do).
+
+(``tests/helpers/tls.py`` makes server certificates for TLS; these are token-signing keys,
+RSA or EC, with the certificates and chains a ``rootcertbundle`` and an ``x5c`` header hold.)
 """
 
 from __future__ import annotations
