@@ -18,6 +18,7 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
 from tui.logic.deletion import DeleteContext, describe_delete, gc_note
+from tui.logic.escape import visible_markup
 from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -180,7 +181,8 @@ class RepositoryScreen(RegtuiScreen):
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         read_only = " · read-only" if self.is_read_only() else ""
         heading = (
-            f"{self.repository} · {count_of(len(self.rows), 'tag')} · sorted by {self.sort_key} "
+            f"{visible_markup(self.repository)} · {count_of(len(self.rows), 'tag')} · "
+            f"sorted by {self.sort_key} "
             f"{direction}{marked}{read_only}"
         )
         if heading != self._heading_text:

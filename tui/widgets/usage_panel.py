@@ -22,6 +22,7 @@ from tui.data.storage import (
     grace_label,
     grace_note,
 )
+from tui.logic.escape import visible_markup
 from tui.logic.fmt import count_of, human_size, signed_size
 
 MAX_REPO_ROWS = 200
@@ -95,7 +96,7 @@ def usage_table(view: UsageView, title: str, *, before: UsageView | None = None)
         if repo is not None:
             sizes = [human_size(repo.total_bytes), human_size(repo.exclusive_bytes)]
             sizes.append(human_size(repo.shared_bytes))
-        table.add_row(name, *sizes, *delta(name, repository=True))
+        table.add_row(visible_markup(name), *sizes, *delta(name, repository=True))
     if len(names) > MAX_REPO_ROWS:
         more = Text(f"… {len(names) - MAX_REPO_ROWS} more", style="dim")
         table.add_row(more, "", "", "", *([""] if before is not None else []))
