@@ -1,0 +1,89 @@
+"""The app shows text from a hostile image as text: escaped control characters, no markup.
+
+The image's labels and env values hold an OSC 52 clipboard write and a screen clear, its history
+a markup tag (``[/tmp]`` closes nothing: Rich raises on it) and a C1 CSI, one of its file names
+a newline and a right-to-left override. The config tab, the layers tab and the merged filesystem
+show each escaped (``\\x1b``, ``\\n``, ``\\u202e``), and the painted screen holds none of them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from tests.helpers.images import make_image, push_image
+from tests.helpers.servers import RunningRegistry
+from tests.tui.conftest import AppFactory, wait_for
+from tui.app import RegtuiApp
+from tui.screens.image import ImageScreen
+from tui.screens.merged_fs import MergedFsScreen
+
+OSC52 = "\x1b]52;c;ZXZpbA==\x07"
+CLEAR = "\x1b[2J"
+LABEL = f"{OSC52}owned{CLEAR}"
+ENV = f"EVIL={CLEAR}\nforged"
+COMMAND = "RUN ls [/tmp] \x9b31m[bold]red"
+FILE = "etc/evil\n\u202egpj.exe"
+
+
+def painted(app: RegtuiApp) -> str:
+    """Every character the screen paints (its lines as the terminal would get them)."""
+    lines = app.screen._compositor.render_update(full=True)  # type: ignore[union-attr]
+    return "".join(segment.text for strip in lines.strips for segment in strip)  # type: ignore[union-attr]
+
+
+def controls_in(text: str) -> list[str]:
+    return [c for c in text if unicodedata.category(c) == "Cc" or c == "\u202e"]
+
+
+async def open_hostile(pilot: Pilot[None], app: RegtuiApp) -> ImageScreen:
+    await app.push_screen(ImageScreen("hostile/app", "v1"))
+    screen = app.screen
+    assert isinstance(screen, ImageScreen)
+    await wait_for(pilot, lambda: screen.raw_config != "")
+    return screen
+
+
+async def test_config_layers_and_files_of_a_hostile_image_are_shown_escaped(
+    registry: RunningRegistry, app_for: AppFactory
+) -> None:
+    image = make_image(
+        [{"etc/ok": b"fine"}, {FILE: b"payload"}],
+        labels={"org.example.note": LABEL},
+        env=("PATH=/usr/bin", ENV),
+        commands=["COPY base /", COMMAND],
+    )
+    push_image(registry.url, "hostile/app", "v1", image)
+    app = app_for(registry)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await open_hostile(pilot, app)
+        await pilot.press("2")
+        config = str(screen.query_one("#config-text", Static).render())
+        assert not controls_in(config.replace("\n", ""))
+        assert "org.example.note = \\x1b]52;c;ZXZpbA==\\x07owned\\x1b[2J" in config
+        assert "EVIL=\\x1b[2J\\nforged" in config
+        shown = painted(app)
+        assert "org.example.note = \\x1b]52" in shown and not controls_in(shown)
+
+        await pilot.press("3")
+        layers = screen.query_one("#layer-table", DataTable)
+        await wait_for(pilot, lambda: layers.row_count >= 2)
+        await pilot.pause()
+        shown = painted(app)  # rendered: the markup is text, not a (broken) tag
+        assert "RUN ls [/tmp] \\x9b31m[bold]red" in shown
+        assert not controls_in(shown)
+
+        layers.move_cursor(row=1)
+        await pilot.press("m")
+        merged = app.screen
+        assert isinstance(merged, MergedFsScreen)
+        await wait_for(pilot, lambda: merged.view is not None and merged.view.layer == 1)
+        files = merged.query_one("#merged-files", DataTable)
+        await wait_for(pilot, lambda: files.row_count >= 3)
+        await pilot.pause()
+        paths = {str(files.get_row_at(n)[4]) for n in range(files.row_count)}
+        assert "etc/evil\\n\\u202egpj.exe" in paths
+        shown = painted(app)
+        assert "etc/evil\\n\\u202egpj.exe" in shown and not controls_in(shown)
