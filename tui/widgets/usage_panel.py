@@ -152,7 +152,8 @@ def gc_table(view: GcView) -> Table:
     table.add_column("Repository", max_width=NAME_WIDTH)
     table.add_column("Size", justify="right")
     for item in view.items[:MAX_REPO_ROWS]:
-        table.add_row(item.kind, short_name(item.name), item.repo or "", human_size(item.size))
+        name, repo = visible_markup(short_name(item.name)), visible_markup(item.repo or "")
+        table.add_row(item.kind, name, repo, human_size(item.size))
     if len(view.items) > MAX_REPO_ROWS:
         table.add_row("…", f"{len(view.items) - MAX_REPO_ROWS} more", "", "")
     if not view.items:
