@@ -4,21 +4,26 @@ The image's labels and env values hold an OSC 52 clipboard write and a screen cl
 a markup tag (``[/tmp]`` closes nothing: Rich raises on it) and a C1 CSI, one of its file names
 a newline and a right-to-left override. The config tab, the layers tab and the merged filesystem
 show each escaped (``\\x1b``, ``\\n``, ``\\u202e``), and the painted screen holds none of them.
+A registry of our own sends a repository name and a tag no real one accepts (a screen clear, a
+clipboard write, ``[/]``): the registry and repository screens show them the same way.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+from aiohttp import web
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
+from tests.client.hostile_registry import serve
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry
 from tests.tui.conftest import AppFactory, wait_for
 from tui.app import RegtuiApp
 from tui.screens.image import ImageScreen
 from tui.screens.merged_fs import MergedFsScreen
+from tui.screens.repository import RepositoryScreen
 
 OSC52 = "\x1b]52;c;ZXZpbA==\x07"
 CLEAR = "\x1b[2J"
@@ -87,3 +92,56 @@ async def test_config_layers_and_files_of_a_hostile_image_are_shown_escaped(
         assert "etc/evil\\n\\u202egpj.exe" in paths
         shown = painted(app)
         assert "etc/evil\\n\\u202egpj.exe" in shown and not controls_in(shown)
+
+
+# -- names and tags no real registry accepts, from a registry of our own ---------------------
+
+EVIL_REPO = f"evil{CLEAR}/app"
+EVIL_TAG = f"[/]{OSC52}"
+
+
+def hostile_registry() -> web.Application:
+    async def base(_: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def catalog(_: web.Request) -> web.Response:
+        return web.json_response({"repositories": [EVIL_REPO, "ok/app"]})
+
+    async def tags(request: web.Request) -> web.Response:
+        return web.json_response({"name": request.match_info["name"], "tags": ["v1", EVIL_TAG]})
+
+    async def missing(_: web.Request) -> web.Response:
+        error = {"code": "MANIFEST_UNKNOWN", "message": f"gone{CLEAR}"}
+        return web.json_response({"errors": [error]}, status=404)
+
+    app = web.Application()
+    app.router.add_get("/v2/", base)
+    app.router.add_get("/v2/_catalog", catalog)
+    app.router.add_get("/v2/{name:.+}/tags/list", tags)
+    app.router.add_route("*", "/v2/{name:.+}/manifests/{reference}", missing)
+    return app
+
+
+async def test_repository_names_and_tags_from_a_hostile_registry_are_shown_escaped(
+    app_for: AppFactory,
+) -> None:
+    async with serve(hostile_registry()) as host:
+        app = app_for(host)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(pilot, lambda: "evil" in painted(app))
+            shown = painted(app)  # the registry screen's tree
+            assert "evil\\x1b[2J/" in shown and not controls_in(shown)
+
+            # No URL can hold that name (the app says so, and lives); its title is escaped.
+            await app.push_screen(RepositoryScreen(EVIL_REPO))
+            await pilot.pause()
+            shown = painted(app)
+            assert "evil\\x1b[2J/app" in shown and not controls_in(shown)
+            app.pop_screen()
+
+            await app.push_screen(RepositoryScreen("ok/app"))
+            screen = app.screen
+            assert isinstance(screen, RepositoryScreen)
+            # A markup tag in a tag name is text, not a broken tag (Rich raised on it).
+            await wait_for(pilot, lambda: "[/]\\x1b]52;c;ZXZpbA==\\x07" in painted(app))
+            assert "v1" in screen.rows and not controls_in(painted(app))

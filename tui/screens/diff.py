@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.data.inside import ImageSource, LoadProgress, diff_images
 from tui.dialogs.prompt import PromptDialog
-from tui.logic.escape import visible_markup
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, signed_size
 from tui.logic.fsmerge import Change, FileChange
 from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
@@ -80,7 +80,7 @@ class DiffScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"diff {self.repository}"
+        self.title = visible(f"diff {self.repository}")
         table = self.query_one("#diff-files", DataTable)
         table.add_columns("", "Path", "Type", "Before", "After", "Change", "What changed")
         self.focus_main()

@@ -25,7 +25,7 @@ from tui.data.deletion import plan_manifest_delete
 from tui.data.details import index_children
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.deletion import DELETES_DISABLED, describe_delete, gc_note, tags_phrase
-from tui.logic.escape import visible_markup
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.image_view import (
     NO_REFERRERS,
@@ -119,9 +119,9 @@ class ImageScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"{self.repository}:{self.reference}"
+        self.title = visible(f"{self.repository}:{self.reference}")
         if self.reference.startswith("sha256:"):
-            self.title = f"{self.repository}@{short_digest(self.reference)}"
+            self.title = visible(f"{self.repository}@{short_digest(self.reference)}")
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
         platforms = self.query_one("#platforms", DataTable)
         platforms.add_column("Platform")

@@ -90,7 +90,7 @@ class MergedFsScreen(RegtuiScreen):
 
     def on_mount(self) -> None:
         label = short_digest(self.reference) if ":" in self.reference else self.reference
-        self.title = f"{self.repository} · files · {label}"
+        self.title = visible(f"{self.repository} · files · {label}")
         layers = self.query_one("#merged-layers", DataTable)
         for label, width in (("#", 3), ("Layer", 12), ("Size", 9)):
             layers.add_column(label, width=width)

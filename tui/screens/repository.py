@@ -18,7 +18,7 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
 from tui.logic.deletion import DeleteContext, describe_delete, gc_note
-from tui.logic.escape import visible_markup
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -132,7 +132,7 @@ class RepositoryScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = self.repository
+        self.title = visible(self.repository)
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
         self._update_heading()
         self.focus_main()
