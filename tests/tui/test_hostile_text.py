@@ -13,6 +13,8 @@ from __future__ import annotations
 import unicodedata
 
 from aiohttp import web
+from textual.content import Content
+from textual.notifications import Notification
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
@@ -37,6 +39,15 @@ def painted(app: RegtuiApp) -> str:
     """Every character the screen paints (its lines as the terminal would get them)."""
     lines = app.screen._compositor.render_update(full=True)  # type: ignore[union-attr]
     return "".join(segment.text for strip in lines.strips for segment in strip)  # type: ignore[union-attr]
+
+
+def notes(app: RegtuiApp) -> list[Notification]:
+    return list(app._notifications)
+
+
+def toast_text(note: Notification) -> Content:
+    """What a toast paints for ``note`` (as Textual's ``Toast.render`` reads it)."""
+    return Content.from_markup(note.message) if note.markup else Content(note.message)
 
 
 def controls_in(text: str) -> list[str]:
@@ -108,7 +119,11 @@ def hostile_registry() -> web.Application:
         return web.json_response({"repositories": [EVIL_REPO, "ok/app"]})
 
     async def tags(request: web.Request) -> web.Response:
-        return web.json_response({"name": request.match_info["name"], "tags": ["v1", EVIL_TAG]})
+        name = request.match_info["name"]
+        if name == "denied/app":
+            error = {"code": "DENIED", "message": f"[@click=app.quit]no{CLEAR}[/]", "detail": None}
+            return web.json_response({"errors": [error]}, status=403)
+        return web.json_response({"name": name, "tags": ["v1", EVIL_TAG]})
 
     async def missing(_: web.Request) -> web.Response:
         error = {"code": "MANIFEST_UNKNOWN", "message": f"gone{CLEAR}"}
@@ -145,3 +160,13 @@ async def test_repository_names_and_tags_from_a_hostile_registry_are_shown_escap
             # A markup tag in a tag name is text, not a broken tag (Rich raised on it).
             await wait_for(pilot, lambda: "[/]\\x1b]52;c;ZXZpbA==\\x07" in painted(app))
             assert "v1" in screen.rows and not controls_in(painted(app))
+            app.pop_screen()
+
+            # An error message from the registry: a notification, as text (not a link that
+            # quits the app when clicked).
+            await app.push_screen(RepositoryScreen("denied/app"))
+            await wait_for(pilot, lambda: any("denied/app" in n.message for n in notes(app)))
+            (note,) = [n for n in notes(app) if "denied/app" in n.message]
+            shown = toast_text(note)
+            assert "[@click=app.quit]no\\x1b[2J[/]" in shown.plain
+            assert not shown.spans and not controls_in(shown.plain)
