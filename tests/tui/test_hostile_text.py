@@ -167,6 +167,6 @@ async def test_repository_names_and_tags_from_a_hostile_registry_are_shown_escap
             await app.push_screen(RepositoryScreen("denied/app"))
             await wait_for(pilot, lambda: any("denied/app" in n.message for n in notes(app)))
             (note,) = [n for n in notes(app) if "denied/app" in n.message]
-            shown = toast_text(note)
-            assert "[@click=app.quit]no\\x1b[2J[/]" in shown.plain
-            assert not shown.spans and not controls_in(shown.plain)
+            toast = toast_text(note)
+            assert "[@click=app.quit]no\\x1b[2J[/]" in toast.plain
+            assert not toast.spans and not controls_in(toast.plain)
