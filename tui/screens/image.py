@@ -455,7 +455,7 @@ class ImageScreen(RegtuiScreen):
                 f" {count_of(len(context.parents), 'index')} now "
                 f"{'lists' if len(context.parents) == 1 else 'list'} a missing manifest."
             )
-        self.notify(message, title="Deleted", markup=False)
+        self.notify(visible(message), title="Deleted", markup=False)
         return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

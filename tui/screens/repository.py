@@ -468,7 +468,9 @@ class RepositoryScreen(RegtuiScreen):
         finally:
             self.show_summary()
         self.notify(
-            f"Deleted {short_digest(plan.digest)} and its tags: {', '.join(plan.tags) or '—'}",
+            visible_markup(
+                f"Deleted {short_digest(plan.digest)} and its tags: {', '.join(plan.tags) or '—'}"
+            ),
             title="Deleted",
         )
         self.marked -= set(plan.tags)
@@ -503,7 +505,7 @@ class RepositoryScreen(RegtuiScreen):
         if not confirmed:
             self.notify("Nothing was changed.")
             return
-        self.set_status(f"Removing tag {row.tag}…")
+        self.set_status(visible_markup(f"Removing tag {row.tag}…"))
         try:
             result = await self.regtui.client.untag(self.repository, row.tag)
         except DeleteDisabledError as error:
@@ -512,7 +514,7 @@ class RepositoryScreen(RegtuiScreen):
         finally:
             self.show_summary()
         how = UNTAG_METHODS.get(result.method, result.method)
-        self.notify(f"Removed tag {row.tag} ({how}).", title="Untagged")
+        self.notify(visible_markup(f"Removed tag {row.tag} ({how})."), title="Untagged")
         self.marked.discard(row.tag)
         self.load_tags()
 
