@@ -74,3 +74,23 @@ def test_the_served_document_is_the_offline_one(registry: RunningRegistry) -> No
         missing = client.get("/v2/no/such/_regtui/tags")
         assert missing.status_code == 404
         assert missing.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_the_push_times_path_is_no_other_route(registry: RunningRegistry) -> None:
+    """``_regtui`` is no valid name component, and ``/v2/<name>/_regtui/tags`` is no other
+    route for a valid name: not even for a repository named like a route's own word."""
+    image = make_image([{"a": b"route words"}])
+    push_image(registry.url, "team/manifests", "v1", image)
+    push_image(registry.url, "blobs/tags", "list", image)
+    with httpx.Client(base_url=registry.url) as client:
+        for name, tag in (("team/manifests", "v1"), ("blobs/tags", "list")):
+            served = client.get(f"/v2/{name}/_regtui/tags")
+            assert served.status_code == 200, served.text
+            assert served.json()["name"] == name
+            assert [t["tag"] for t in served.json()["tags"]] == [tag]
+        # A name with a "_regtui" component is refused wherever a name goes.
+        refused = client.post("/v2/team/_regtui/blobs/uploads/")
+        assert refused.json()["errors"][0]["code"] == "NAME_INVALID"
+        assert client.get("/v2/team/_regtui/tags/list").json()["errors"][0]["code"] == (
+            "NAME_INVALID"
+        )
