@@ -17,6 +17,7 @@ from tui.client import RegistryClient
 from tui.data.storage import StorageBackend
 from tui.host import RegtuiHost
 from tui.logic.errors import describe_error
+from tui.logic.escape import visible
 from tui.settings import AppSettings
 from tui.widgets.palette import RegtuiCommands
 
@@ -106,7 +107,10 @@ class RegtuiApp(App[None]):
         if context:
             message = f"{context}: {message}"
         self.log.error(title, message)
-        self.notify(message, title=title, severity="error", timeout=8)
+        # The message may quote a registry's text: no markup, control characters escaped.
+        self.notify(
+            visible(message), title=visible(title), severity="error", timeout=8, markup=False
+        )
 
     def handle_worker_state(self, worker: Worker[Any], state: WorkerState) -> None:
         if state is WorkerState.ERROR and worker.error is not None:

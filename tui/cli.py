@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
+from tui.logic.escape import visible
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -83,7 +84,7 @@ def _run(arguments: list[str]) -> int:
 
 def _describe(exc: BaseException) -> str:
     """One line about an unexpected exception: its message, or its type when it has none."""
-    message = " ".join(str(exc).split())
+    message = visible(" ".join(str(exc).split()))  # it may quote a registry's text
     return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
 
 

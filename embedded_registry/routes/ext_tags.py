@@ -1,4 +1,4 @@
-"""``GET /v2/_regtui/ext/tags/<name>``: tags with their push times, and every manifest revision.
+"""``GET /v2/<name>/_regtui/tags``: tags with their push times, and every manifest revision.
 
 What retention needs and the API cannot say: when each tag was pushed (the mtime of its
 ``current/link``), which manifests the repository holds that no tag names (revisions), and the
@@ -14,6 +14,15 @@ Access is that of ``tags/list`` of the same repository (the auth middleware when
 anyone otherwise): it reveals the repository's tags and the digests, sizes and dates of the
 manifests a puller may fetch by digest anyway, and nothing of the server's machine.
 
+**Under the repository's own path**, beside ``tags/list``, so that a proxy's path rules for a
+repository cover it too: behind nginx with ``location /v2/private/ { deny all; }``, the push times
+of ``private/app`` are refused with its tags. (The endpoint used to be
+``/v2/_regtui/ext/tags/<name>``, a path outside every repository's, which such a rule did not
+cover; that path is no route any more: 404.) ``_regtui`` cannot be mistaken for part of a name:
+the spec's path components match ``[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*``, so none starts with
+``_``; and a tag or digest only ever follows ``/manifests/`` as one path segment, so
+``/v2/<name>/_regtui/tags`` is no other route of the API for any valid ``<name>``.
+
 The storage reads it through its driver (``DriverStorage.describe_repository``: file times on
 the filesystem, LastModified on S3); ``regtui prune --root`` reads a stopped registry's directory
 the same way.
@@ -28,11 +37,11 @@ from aiohttp import web
 from embedded_registry import errors, names
 from embedded_registry.routes.common import json_response, storage
 
-PATH = "/v2/_regtui/ext/tags/{name:.+}"
+PATH = "/v2/{name:.+}/_regtui/tags"
 
 
 async def repository_tags(request: web.Request) -> web.Response:
-    """``GET /v2/_regtui/ext/tags/<name>``: see the module docstring."""
+    """``GET /v2/<name>/_regtui/tags``: see the module docstring."""
     name = names.check_name(request.match_info["name"])
     # The storage reads the document through its driver (file times or LastModified).
     describe = getattr(storage(request), "describe_repository", None)

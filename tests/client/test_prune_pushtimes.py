@@ -1,4 +1,4 @@
-"""Push times from storage: the bundled registry's ``ext/tags`` endpoint and its client.
+"""Push times from storage: the bundled registry's ``_regtui/tags`` endpoint and its client.
 
 The push time of a tag is the mtime of its ``current/link``; the endpoint answers with the
 access of ``tags/list`` (credentials when auth is on; anyone otherwise), 404 NAME_UNKNOWN for a
@@ -19,7 +19,7 @@ import pytest
 from tests.helpers.images import make_image, make_index, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
 from tui.client import AuthError, RegistryClient
-from tui.client._pushtimes import TAGS_PATH, repository_storage
+from tui.client._pushtimes import repository_storage, tags_path
 from tui.data.retention import read_state
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,10 +61,10 @@ async def test_push_times_are_the_mtimes_of_the_tag_links(registry: RunningRegis
     assert created["old"] == datetime(2020, 1, 1, tzinfo=UTC)
     assert created["multi"] == datetime(2021, 5, 5, tzinfo=UTC)  # an index: its newest child
     async with httpx.AsyncClient(base_url=registry.url) as plain:
-        missing = await plain.get(TAGS_PATH + "no/such")
+        missing = await plain.get(tags_path("no/such"))
         assert missing.status_code == 404
         assert missing.json()["errors"][0]["code"] == "NAME_UNKNOWN"
-        invalid = await plain.get(TAGS_PATH + "UPPER")
+        invalid = await plain.get(tags_path("UPPER"))
         assert invalid.json()["errors"][0]["code"] == "NAME_INVALID"
 
 
@@ -78,7 +78,7 @@ async def test_access_is_that_of_tags_list(tmp_path: Path) -> None:
             secured.url, "app", "v1", make_image([{"a": b"1"}]), auth=("alice", "wonderland")
         )
         async with httpx.AsyncClient(base_url=secured.url) as anonymous:
-            assert (await anonymous.get(TAGS_PATH + "app")).status_code == 401
+            assert (await anonymous.get(tags_path("app"))).status_code == 401
             assert (await anonymous.get("/v2/app/tags/list")).status_code == 401
         async with RegistryClient(secured.url) as client:
             with pytest.raises(AuthError):

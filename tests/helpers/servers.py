@@ -248,10 +248,13 @@ def nginx_config(
     *,
     tls: tuple[Path, Path] | None = None,
     htpasswd: Path | None = None,
+    deny: Sequence[str] = (),
 ) -> str:
     """An nginx.conf as Distribution's "authenticate proxy with nginx" recipe writes it: nginx
     on the same host, ``proxy_pass`` to the registry with the forwarding headers, optional TLS
-    and ``auth_basic``; every path kept under ``prefix`` so that nginx runs unprivileged."""
+    and ``auth_basic``; every path kept under ``prefix`` so that nginx runs unprivileged.
+    ``deny`` lists path prefixes refused outright (``location /v2/private/ { deny all; }``),
+    as an operator hides some repositories behind the proxy."""
     listen = f"127.0.0.1:{port} ssl" if tls else f"127.0.0.1:{port}"
     tls_lines = (
         f"ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
@@ -268,6 +271,7 @@ def nginx_config(
     # test's private files; unprivileged, this directive is ignored with a notice.
     user = pwd.getpwuid(os.getuid()).pw_name
     group = grp.getgrgid(os.getgid()).gr_name
+    deny_lines = "".join(f"location {path} {{ deny all; }}\n        " for path in deny)
     return f"""\
 user {user} {group};
 worker_processes 1;
@@ -291,7 +295,7 @@ http {{
         {tls_lines}
         client_max_body_size 0;
         chunked_transfer_encoding on;
-        location /v2/ {{
+        {deny_lines}location /v2/ {{
             {auth_lines}
             add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;
             proxy_pass http://docker-registry;
@@ -314,6 +318,7 @@ def nginx_proxy(
     tls: tuple[Path, Path] | None = None,
     htpasswd: Path | None = None,
     verify: bool | str = True,
+    deny: Sequence[str] = (),
 ) -> Iterator[RunningNginx]:
     """Run Debian's nginx (``/usr/sbin/nginx``, in the foreground) in front of ``upstream`` on
     an ephemeral loopback port; ``tls`` is a (certificate, key) pair for ``listen ... ssl``."""
@@ -322,7 +327,9 @@ def nginx_proxy(
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = prefix / "nginx.conf"
-    config_path.write_text(nginx_config(prefix, port, upstream.host, tls=tls, htpasswd=htpasswd))
+    config_path.write_text(
+        nginx_config(prefix, port, upstream.host, tls=tls, htpasswd=htpasswd, deny=deny)
+    )
     log_path = prefix / "error.log"
     stderr_path = prefix / "stderr.log"
     stderr = stderr_path.open("wb")

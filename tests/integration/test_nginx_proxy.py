@@ -4,7 +4,9 @@ registry from 127.0.0.1. Being proxied from loopback must not make anyone an adm
 
 (a) a plain ``proxy_pass`` without auth: pulls work; the storage report and GC are refused;
 (b) TLS at nginx (a self-signed certificate made here) with ``auth_basic``: an authenticated pull
-    works; GC is still refused, nginx's users are not the registry's administrators.
+    works; GC is still refused, nginx's users are not the registry's administrators;
+(c) a path rule hiding a repository (``location /v2/private/ { deny all; }``) hides its push
+    times too: they live under the repository's own path.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tests.helpers.servers import (
     nginx_proxy,
 )
 from tui.client import AuthError, RegistryClient, ext
+from tui.client._pushtimes import repository_storage, tags_path
 from tui.imagegen import OCI_MANIFEST
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
@@ -181,3 +184,36 @@ def test_tls_and_auth_basic_at_nginx_pull_works_gc_is_refused(tmp_path: Path) ->
                 _refused(dev.post(ext.GC_PATH, json=REAL_GC))
             asyncio.run(_through_the_client_library(nginx.url, certificate, kept))
         assert _files(registry.root) == before
+
+
+async def _push_times_through(url: str) -> None:
+    """As ``regtui prune`` and the repository screen read them, through the proxy."""
+    async with RegistryClient(url) as client:
+        public = await repository_storage(client, "public/app")
+        assert public is not None and [t.tag for t in public.tags] == ["v1"]
+        with pytest.raises(AuthError):
+            await repository_storage(client, "private/app")
+
+
+def test_a_path_rule_that_hides_a_repository_hides_its_push_times(tmp_path: Path) -> None:
+    with bundled_registry(tmp_path / "root") as registry:
+        secret, shown = make_image([{"secret": b"s" * 500}]), make_image([{"shown": b"p" * 400}])
+        push_image(registry.url, "private/app", "v1", secret)
+        push_image(registry.url, "public/app", "v1", shown)
+        with (
+            nginx_proxy(tmp_path / "nginx", registry, deny=["/v2/private/"]) as nginx,
+            httpx.Client(base_url=nginx.url, timeout=30) as through,
+        ):
+            assert through.get("/v2/private/app/tags/list").status_code == 403
+            hidden = through.get(tags_path("private/app"))
+            assert hidden.status_code == 403
+            assert secret.digest not in hidden.text and "pushed" not in hidden.text
+            # The old registry-wide path, outside the rule's reach, is no route any more.
+            old = through.get("/v2/_regtui/ext/tags/private/app")
+            assert old.status_code == 404, old.text
+            assert secret.digest not in old.text and "pushed" not in old.text
+            allowed = through.get(tags_path("public/app"))
+            assert allowed.status_code == 200, allowed.text
+            (tag,) = allowed.json()["tags"]
+            assert (tag["tag"], tag["digest"]) == ("v1", shown.digest) and tag["pushed"]
+            asyncio.run(_push_times_through(nginx.url))

@@ -245,7 +245,7 @@ def test_push_times_on_s3_come_from_the_listing_and_prune_plans_with_them(
     for n, image in enumerate(images):
         push_image(registry.url, "team/app", f"v{n}", image)
     assert client.delete("/v2/team/app/manifests/v0").status_code == 202  # an untagged one
-    answer = client.get("/v2/_regtui/ext/tags/team/app")
+    answer = client.get("/v2/team/app/_regtui/tags")
     assert answer.status_code == 200, answer.text
     document = answer.json()
     assert [(t["tag"], t["digest"]) for t in document["tags"]] == [
@@ -274,7 +274,7 @@ def test_push_times_on_s3_come_from_the_listing_and_prune_plans_with_them(
         assert sizes == {blob.digest: len(blob.data) for blob in image.blobs()} | {
             image.digest: len(image.manifest.data)
         }
-    assert client.get("/v2/_regtui/ext/tags/nobody/here").status_code == 404
+    assert client.get("/v2/nobody/here/_regtui/tags").status_code == 404
 
     host = registry.url.removeprefix("http://")
     assert main(["prune", host, "--keep-newest", "1", "--dry-run", "--json"]) == 0

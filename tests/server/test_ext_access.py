@@ -246,7 +246,7 @@ def test_extensions_can_be_turned_off(tmp_path: Path, how: str) -> None:
         with httpx.Client(base_url=running.url) as c:
             storage = c.get(ext.STORAGE_PATH)
             gc = c.post(ext.GC_PATH, json={"dry_run": True})
-            push_times = c.get("/v2/_regtui/ext/tags/library/app")
+            push_times = c.get("/v2/library/app/_regtui/tags")
             assert c.get("/v2/").status_code == 200  # the registry itself still serves
     for response in (storage, gc, push_times):
         assert response.status_code == 404  # as any unknown route

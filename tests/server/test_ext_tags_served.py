@@ -1,4 +1,4 @@
-"""``ext/tags`` served through the storage driver says what the directory says.
+"""``/v2/<name>/_regtui/tags`` served through the storage driver says what the directory says.
 
 The server (and ``regtui prune --root``, offline) reads the document through
 ``DriverStorage.describe_repository`` on the filesystem driver: tags and their push times (the
@@ -43,7 +43,7 @@ def test_the_served_document_is_the_offline_one(registry: RunningRegistry) -> No
         a_year_ago = time.time() - 365 * 86400
         os.utime(layout.tag_current_link("ns/app", "old"), (a_year_ago, a_year_ago))
 
-        served = client.get("/v2/_regtui/ext/tags/ns/app")
+        served = client.get("/v2/ns/app/_regtui/tags")
         assert served.status_code == 200, served.text
         document = served.json()
         assert {t["tag"] for t in document["tags"]} >= {"old", "new", "also-new", "multi"}
@@ -67,6 +67,30 @@ def test_the_served_document_is_the_offline_one(registry: RunningRegistry) -> No
         assert by_digest[index.digest]["children"] == [amd.digest]
         assert by_digest[old.digest]["created"] == "2020-01-01T00:00:00Z"
 
-        missing = client.get("/v2/_regtui/ext/tags/no/such")
+        # The registry-wide path of old, which a proxy's rule for the repository did not cover,
+        # is no route any more.
+        assert client.get("/v2/_regtui/ext/tags/ns/app").status_code == 404
+
+        missing = client.get("/v2/no/such/_regtui/tags")
         assert missing.status_code == 404
         assert missing.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_the_push_times_path_is_no_other_route(registry: RunningRegistry) -> None:
+    """``_regtui`` is no valid name component, and ``/v2/<name>/_regtui/tags`` is no other
+    route for a valid name: not even for a repository named like a route's own word."""
+    image = make_image([{"a": b"route words"}])
+    push_image(registry.url, "team/manifests", "v1", image)
+    push_image(registry.url, "blobs/tags", "list", image)
+    with httpx.Client(base_url=registry.url) as client:
+        for name, tag in (("team/manifests", "v1"), ("blobs/tags", "list")):
+            served = client.get(f"/v2/{name}/_regtui/tags")
+            assert served.status_code == 200, served.text
+            assert served.json()["name"] == name
+            assert [t["tag"] for t in served.json()["tags"]] == [tag]
+        # A name with a "_regtui" component is refused wherever a name goes.
+        refused = client.post("/v2/team/_regtui/blobs/uploads/")
+        assert refused.json()["errors"][0]["code"] == "NAME_INVALID"
+        assert client.get("/v2/team/_regtui/tags/list").json()["errors"][0]["code"] == (
+            "NAME_INVALID"
+        )

@@ -54,6 +54,7 @@ def test_parse_empty_header() -> None:
         ("PUT", "/v2/a/manifests/v1", "repository:a:pull,push"),
         ("POST", "/v2/ns/a/blobs/uploads/", "repository:ns/a:pull,push"),
         ("DELETE", "/v2/a/manifests/sha256:00", "repository:a:delete"),
+        ("GET", "/v2/ns/a/_regtui/tags", "repository:ns/a:pull"),  # push times: a pull
         ("GET", "/v2/", None),
     ],
 )

@@ -1,7 +1,8 @@
-"""Push times and manifest revisions from the bundled registry's ``ext/tags`` endpoint.
+"""Push times and manifest revisions from the bundled registry's ``_regtui/tags`` endpoint.
 
-``GET /v2/_regtui/ext/tags/<name>`` (the bundled registry only; same access as ``tags/list``)
-answers when each tag was pushed, every manifest revision of the repository (untagged ones too)
+``GET /v2/<name>/_regtui/tags`` (the bundled registry only; same access as ``tags/list``, and
+under the repository's own path so that a proxy's path rules for it apply) answers when each tag
+was pushed, every manifest revision of the repository (untagged ones too)
 and the exact size of each blob they reference. Other registries answer 404:
 :func:`repository_storage` returns ``None`` there. The same document is what
 ``regtui prune --root`` reads from a directory: :meth:`RepositoryStorage.from_json` parses both.
@@ -19,9 +20,12 @@ from tui.client._limits import off_loop
 from tui.client.errors import MalformedResponseError
 from tui.client.registry import RegistryClient
 
-__all__ = ["ManifestRevision", "RepositoryStorage", "TagPush", "repository_storage"]
+__all__ = ["ManifestRevision", "RepositoryStorage", "TagPush", "repository_storage", "tags_path"]
 
-TAGS_PATH = "/v2/_regtui/ext/tags/"
+
+def tags_path(repo: str) -> str:
+    """The URL path of ``repo``'s push times: ``/v2/<repo>/_regtui/tags``."""
+    return f"/v2/{quote(repo, safe='/')}/_regtui/tags"
 
 
 def _time(value: Any) -> datetime | None:
@@ -107,7 +111,7 @@ class RepositoryStorage:
 
 async def repository_storage(client: RegistryClient, repo: str) -> RepositoryStorage | None:
     """Push times and revisions of ``repo``; ``None`` from a registry without the endpoint."""
-    response = await client.request("GET", TAGS_PATH + quote(repo, safe="/"))
+    response = await client.request("GET", tags_path(repo))
     if response.status_code in (404, 405):
         return None  # Distribution and others: not a route they know
     client.raise_for_status(response, f"the push times of {repo}")

@@ -223,7 +223,7 @@ def resolve_credentials(
     return credentials_from_docker_config(registry, docker_config or default_docker_config())
 
 
-_REPO_PATH_RE = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags|referrers)(/|$)")
+_REPO_PATH_RE = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags|referrers|_regtui)(/|$)")
 
 
 def scope_for_request(request: httpx.Request) -> str | None:

@@ -19,6 +19,7 @@ from tui.commands.access import (
     add_output_arguments,
     read_password,
 )
+from tui.logic.escape import visible
 
 if TYPE_CHECKING:
     from tui.client import Reference, RegistryClient
@@ -42,7 +43,7 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str) -> None:
-    print(f"regtui: error: {message}", file=sys.stderr)
+    print(f"regtui: error: {visible(message)}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace, command: Command) -> int:
@@ -151,6 +152,14 @@ def media_kind(media_type: str) -> str:
 
 
 # ---------------------------------------------------------------------- human output
+# Text from a registry or an image (names, tags, labels, file names, error messages) is shown
+# through ``visible``: a control character or bidi override in it is printed as an escape
+# (``\x1b``), never sent to the terminal. JSON output needs nothing: json.dumps escapes.
+
+
+def say(line: str) -> None:
+    """Print one line of human output that holds text from a registry, escaped."""
+    print(visible(line))
 
 
 def size(n: int | None) -> str:
@@ -164,11 +173,13 @@ def size(n: int | None) -> str:
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[int] = ()) -> None:
-    """Columns two spaces apart; the columns numbered in ``right`` aligned right (numbers)."""
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+    """Columns two spaces apart; the columns numbered in ``right`` aligned right (numbers).
+    Every cell is shown escaped (:func:`say`)."""
+    shown = [[visible(str(cell)) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(header))]
+    for row in shown:
         cells = [
-            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            cell.rjust(width) if i in right else cell.ljust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())

@@ -82,7 +82,7 @@ async def _ls(args: argparse.Namespace) -> int:
         c.print_json({"registry": host, "repositories": repos})
     else:
         for repo in repos:
-            print(repo)
+            c.say(repo)
     return c.EXIT_OK
 
 
@@ -117,7 +117,7 @@ async def _tags(args: argparse.Namespace) -> int:
         c.table(rows, ["TAG", "DIGEST", "TYPE", "MANIFEST"], right=(3,))
     else:
         for tag in tags:
-            print(tag)
+            c.say(tag)
     return c.EXIT_OK
 
 
@@ -139,7 +139,7 @@ async def _refs(args: argparse.Namespace) -> int:
                 if args.json:
                     found.append({"repository": repo, "tag": tag, "ref": f"{host}/{repo}:{tag}"})
                 else:
-                    print(f"{host}/{repo}:{tag}")
+                    c.say(f"{host}/{repo}:{tag}")
     if args.json:
         c.print_json({"registry": host, "refs": found})
     return c.EXIT_OK

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from tui.client import RegistryClientError
 from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.storage import CallableBackend, GcView, StorageBackend, UsageView
+from tui.logic.escape import visible
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 STARTUP_TIMEOUT = 30.0
@@ -68,7 +69,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(message: str) -> None:
-    print(f"regtui: error: {message}", file=sys.stderr)
+    print(f"regtui: error: {visible(message)}", file=sys.stderr)
 
 
 def _read_password(args: argparse.Namespace) -> str | None:

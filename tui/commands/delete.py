@@ -70,7 +70,7 @@ async def _rm(args: argparse.Namespace) -> int:
     if args.json:
         c.print_json({**data, "deleted": True})
     else:
-        print(f"Deleted {ref.repository}@{digest}")
+        c.say(f"Deleted {ref.repository}@{digest}")
     return c.EXIT_OK
 
 
@@ -117,9 +117,9 @@ def _print_plan(context: DeleteContext, dry_run: bool) -> None:
 
     plan = context.plan
     verb = "Would delete" if dry_run else "Will delete"
-    print(f"{verb} manifest {plan.repo}@{plan.digest} ({c.media_kind(plan.media_type)})")
+    c.say(f"{verb} manifest {plan.repo}@{plan.digest} ({c.media_kind(plan.media_type)})")
     if plan.tags:
-        print(f"  {plural('tag', len(plan.tags))} removed with it: {', '.join(plan.tags)}")
+        c.say(f"  {plural('tag', len(plan.tags))} removed with it: {', '.join(plan.tags)}")
     else:
         print("  no tag points at it")
     if context.parents:
@@ -139,12 +139,12 @@ def _print_plan(context: DeleteContext, dry_run: bool) -> None:
             f"  its {count_of(len(plan.children), 'platform manifest')} {stay}, untagged, until GC:"
         )
         for child in plan.children:
-            print(f"    {child.platform or '-'}  {child.digest}")
+            c.say(f"    {child.platform or '-'}  {child.digest}")
     if plan.referrers:
         count = len(plan.referrers)
         print(f"  {count_of(count, 'referrer')} (signatures, SBOMs) will point at nothing:")
         for referrer in plan.referrers:
-            print(f"    {referrer.digest}  {referrer.artifact_type or referrer.media_type}")
+            c.say(f"    {referrer.digest}  {referrer.artifact_type or referrer.media_type}")
     print("  blobs are freed only by garbage collection")
 
 
@@ -171,9 +171,9 @@ async def _untag(args: argparse.Namespace) -> int:
         )
         return c.EXIT_OK
     verb = "Would remove" if args.dry_run else "Removed"
-    print(f"{verb} tag {ref.repository}:{ref.tag} (was {result.digest})")
+    c.say(f"{verb} tag {ref.repository}:{ref.tag} (was {result.digest})")
     if result.sibling_tags:
-        print(f"  tags kept on that manifest: {', '.join(result.sibling_tags)}")
+        c.say(f"  tags kept on that manifest: {', '.join(result.sibling_tags)}")
     else:
         print("  no other tag points at that manifest: it stays, untagged, until deleted")
     if result.method == "placeholder":

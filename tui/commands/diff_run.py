@@ -32,6 +32,7 @@ from tui.data.inside import (
     platform_images,
     uncompressed_sizes,
 )
+from tui.logic.escape import visible
 from tui.logic.fsmerge import Change
 from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
 from tui.logic.platforms import platform_report
@@ -64,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_diff(args))
     except (InvalidReferenceError, PlatformPickError, PasswordError) as error:
-        print(f"regtui: error: {error}", file=sys.stderr)
+        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except (RegistryClientError, LayerFormatError) as error:
-        print(f"regtui: error: {error}", file=sys.stderr)
+        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -75,10 +76,10 @@ def run_layers(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_layers(args))
     except (InvalidReferenceError, PasswordError) as error:
-        print(f"regtui: error: {error}", file=sys.stderr)
+        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except (RegistryClientError, LayerFormatError) as error:
-        print(f"regtui: error: {error}", file=sys.stderr)
+        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -104,7 +105,7 @@ class _ProgressLine:
             f"reading {progress.label}: layer {progress.step}/{progress.steps} "
             f"{size(progress.bytes_read)} of {size(progress.bytes_total)}"
         )
-        sys.stderr.write(f"\r\x1b[K{text[:200]}")
+        sys.stderr.write(f"\r\x1b[K{visible(text[:200])}")
         sys.stderr.flush()
 
     def clear(self) -> None:
@@ -186,16 +187,23 @@ def _platform_name(platform: dict[str, Any] | None) -> str:
     return "/".join(part for part in parts if part)
 
 
+def _say(line: str) -> None:
+    """One line of human output holding text from a registry or an image, escaped."""
+    print(visible(line))
+
+
 def _table(rows: list[list[str]], header: list[str]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+    shown = [[visible(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in shown) for i in range(len(header))]
+    for row in shown:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
 
 
 def print_layers(report: dict[str, Any]) -> None:
-    print(f"{report['reference']}  {report['digest']}\n")
+    _say(f"{report['reference']}  {report['digest']}")
+    print()
     rows = [
         [
             _platform_name(p["platform"]),
@@ -219,8 +227,9 @@ def print_layers(report: dict[str, Any]) -> None:
         for layer in report["layers"]
     ]
     _table(rows, ["LAYER", "SIZE", "UNCOMPRESSED", "PLATFORMS"])
-    print(
-        f"\nEvery platform pulled: {size(report['compressed_bytes_total'])}; stored once: "
+    print()
+    _say(
+        f"Every platform pulled: {size(report['compressed_bytes_total'])}; stored once: "
         f"{size(report['stored_bytes'])} (sharing saves {size(report['shared_bytes'])})"
     )
 
@@ -228,20 +237,20 @@ def print_layers(report: dict[str, Any]) -> None:
 def print_diff(result: ImageDiff) -> None:
     for name, side in (("Before", result.before), ("After", result.after)):
         platform = f"  {side.platform}" if side.platform else ""
-        print(f"{name + ':':<8}{side.reference}  {side.digest}{platform}  {size(side.size)}")
-    print(f"Size:   {signed(result.size_change)} compressed (config + layers)")
+        _say(f"{name + ':':<8}{side.reference}  {side.digest}{platform}  {size(side.size)}")
+    _say(f"Size:   {signed(result.size_change)} compressed (config + layers)")
     if result.before.uncompressed_bytes is not None and result.after.uncompressed_bytes is not None:
         grown = result.after.uncompressed_bytes - result.before.uncompressed_bytes
-        print(f"        {signed(grown)} uncompressed (layer tars)")
+        _say(f"        {signed(grown)} uncompressed (layer tars)")
     print("\nConfig:" if result.config else "\nConfig: identical")
     for change in result.config:
         name = f"{change.field} {change.key}" if change.key else change.field
         if change.before is None:
-            print(f"  + {name}: {change.after}")
+            _say(f"  + {name}: {change.after}")
         elif change.after is None:
-            print(f"  - {name}: {change.before}")
+            _say(f"  - {name}: {change.before}")
         else:
-            print(f"  ~ {name}: {change.before} -> {change.after}")
+            _say(f"  ~ {name}: {change.before} -> {change.after}")
     layers = result.layers
     print(
         f"\nLayers: {len(layers.shared)} shared ({size(layers.shared_bytes)}), "
@@ -249,7 +258,7 @@ def print_diff(result: ImageDiff) -> None:
     )
     for mark, group in (("-", layers.only_before), ("+", layers.only_after)):
         for layer in group:
-            print(f"  {mark} {layer.digest}  {size(layer.size)}")
+            _say(f"  {mark} {layer.digest}  {size(layer.size)}")
     if result.files is None:
         return
     counted = summarize_files(result.files)
@@ -261,4 +270,4 @@ def print_diff(result: ImageDiff) -> None:
         shown = file.after or file.before
         kind = "/" if shown is not None and shown.is_dir else ""
         detail = f"  ({', '.join(file.fields)})" if file.fields else ""
-        print(f"  {_MARKS[file.change]} {file.path}{kind}  {signed(file.size_delta)}{detail}")
+        _say(f"  {_MARKS[file.change]} {file.path}{kind}  {signed(file.size_delta)}{detail}")

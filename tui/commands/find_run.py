@@ -24,6 +24,7 @@ from tui.client import InvalidReferenceError, RegistryClient, RegistryClientErro
 from tui.client.reference import DIGEST_RE, parse_registry
 from tui.commands.access import PasswordError, read_password
 from tui.data.search import SearchProgress, search_registry
+from tui.logic.escape import visible
 from tui.logic.find import FindHit, HitKind, InvalidPatternError, TagPattern
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -39,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_find(args))
     except (UsageError, InvalidPatternError, InvalidReferenceError, PasswordError) as error:
-        print(f"regtui: error: {error}", file=sys.stderr)
+        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except RegistryClientError as error:
-        print(f"regtui: error: {error}", file=sys.stderr)
+        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -123,7 +124,7 @@ async def _find(args: argparse.Namespace) -> int:
                 if args.json:
                     found.append(hit.to_json())  # one document, printed at the end
                     continue
-                line = json.dumps(hit.to_json()) if args.json_lines else describe(hit)
+                line = json.dumps(hit.to_json()) if args.json_lines else visible(describe(hit))
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
         finally:

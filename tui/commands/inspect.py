@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
+from tui.logic.escape import visible_lines
 
 if TYPE_CHECKING:
     from tui.client import ImageConfig, ImageIndex, ManifestResult, Reference
@@ -32,7 +33,9 @@ async def _inspect(args: argparse.Namespace) -> int:
     async with c.client(args, c.registry_of(ref)) as client:
         result = await client.get_manifest(ref.repository, ref.ref)
         if args.raw:
-            sys.stdout.write(result.raw.decode(errors="replace") + "\n")
+            raw = result.raw.decode(errors="replace")
+            # As served into a pipe; on a terminal, a control character in it is escaped.
+            sys.stdout.write((visible_lines(raw) if sys.stdout.isatty() else raw) + "\n")
             return c.EXIT_OK
         index: ManifestResult | None = None
         if isinstance(result.manifest, ImageIndex) and args.platform:
@@ -152,11 +155,11 @@ def _platform_text(platform: dict[str, str | None] | None) -> str:
 def _print_inspect(report: dict[str, Any]) -> None:
     import json
 
-    print(f"Name:       {report['registry']}/{report['repository']}")
-    print(f"Digest:     {report['digest']}")
-    print(f"Media type: {report['media_type']}")
+    c.say(f"Name:       {report['registry']}/{report['repository']}")
+    c.say(f"Digest:     {report['digest']}")
+    c.say(f"Media type: {report['media_type']}")
     if report["from_index"]:
-        print(f"From index: {report['from_index']['digest']}")
+        c.say(f"From index: {report['from_index']['digest']}")
     if "platforms" in report:
         print("\nPlatforms:")
         rows = [
@@ -165,23 +168,23 @@ def _print_inspect(report: dict[str, Any]) -> None:
         ]
         c.table(rows, ["PLATFORM", "DIGEST", "MANIFEST"], right=(2,))
     if report.get("artifact_type"):
-        print(f"Artifact:   {report['artifact_type']}")
+        c.say(f"Artifact:   {report['artifact_type']}")
     if report.get("subject"):
-        print(f"Subject:    {report['subject']}")
+        c.say(f"Subject:    {report['subject']}")
     if "image_bytes" in report:
-        print(f"Size:       {c.size(report['image_bytes'])} (compressed, config + layers)")
+        c.say(f"Size:       {c.size(report['image_bytes'])} (compressed, config + layers)")
     config = report.get("config")
     if config:
-        print(f"Created:    {config['created'] or '-'}")
-        print(f"Platform:   {_platform_text(config['platform'])}")
+        c.say(f"Created:    {config['created'] or '-'}")
+        c.say(f"Platform:   {_platform_text(config['platform'])}")
         if config["entrypoint"]:
-            print(f"Entrypoint: {json.dumps(config['entrypoint'])}")
+            c.say(f"Entrypoint: {json.dumps(config['entrypoint'])}")
         if config["cmd"]:
-            print(f"Cmd:        {json.dumps(config['cmd'])}")
+            c.say(f"Cmd:        {json.dumps(config['cmd'])}")
         for item in config["env"]:
-            print(f"Env:        {item}")
+            c.say(f"Env:        {item}")
         for key, value in config["labels"].items():
-            print(f"Label:      {key}={value}")
+            c.say(f"Label:      {key}={value}")
     if report.get("layers"):
         print("\nLayers:")
         rows = [
@@ -202,9 +205,9 @@ def _print_inspect(report: dict[str, Any]) -> None:
         c.table(rows, ["LAYER", "SIZE", "CREATED BY"])
     if "schema1" in report:
         s1 = report["schema1"]
-        print(f"Schema 1:   {s1['name']}:{s1['tag']} ({s1['architecture']}), read-only")
+        c.say(f"Schema 1:   {s1['name']}:{s1['tag']} ({s1['architecture']}), read-only")
         for digest in s1["layers"]:
-            print(f"Layer:      {digest}")
+            c.say(f"Layer:      {digest}")
     if report["referrers"]:
         print("\nReferrers:")
         rows = [[r["digest"], r["artifact_type"] or r["media_type"]] for r in report["referrers"]]

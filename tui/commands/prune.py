@@ -32,8 +32,10 @@ import humanize
 
 from tui.client import RegistryClient, RegistryClientError
 from tui.client.reference import parse_registry
+from tui.commands._common import say
 from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.retention import ApplyOutcome, apply_plan, load_policy, read_state
+from tui.logic.escape import visible
 from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     EVALUATION_ORDER,
@@ -132,7 +134,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(message: str) -> None:
-    print(f"regtui: error: {message}", file=sys.stderr)
+    print(f"regtui: error: {visible(message)}", file=sys.stderr)
 
 
 def _size(n: int) -> str:
@@ -341,7 +343,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
     for repo in plan.repos:
         if not repo.decisions and not repo.untagged:
             continue
-        print(
+        say(
             f"{repo.name}: {len(repo.going)} of {len(repo.decisions)} tags go, frees "
             f"{_size(repo.bytes_freed)}"
         )
@@ -357,7 +359,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
                 kept = ", ".join(action.kept_siblings) or "an index names it"
                 what = f"  [untag only: {kept} stays]"
             siblings = f" (same image: {', '.join(d.siblings)})" if d.siblings else ""
-            print(
+            say(
                 f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {_day(d.created)}  "
                 f"{_day(d.pushed)}  {'; '.join(d.reasons)}{siblings}{what}"
             )
@@ -368,7 +370,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
                 else f"  go   (untagged) {short_digest(u.digest)}"
             )
         for note in repo.notes:
-            print(f"  note: {note}")
+            say(f"  note: {note}")
     going = sum(len(r.going) for r in plan.repos)
     deleted = sum(len(r.deleted_digests) for r in plan.repos)
     untagged = sum(1 for r in plan.repos for a in r.actions if a.kind is ActionKind.UNTAG)
@@ -389,7 +391,7 @@ def print_outcomes(outcomes: Sequence[ApplyOutcome]) -> None:
         tags = f" ({', '.join(o.tags)})" if o.tags else ""
         note = f": {o.note}" if o.note else ""
         verb = {"delete": "deleted", "untag": "untagged", "delete untagged": "deleted untagged"}
-        print(f"{verb.get(o.action, o.action)} {o.repo}@{short_digest(o.digest)}{tags}{note}")
+        say(f"{verb.get(o.action, o.action)} {o.repo}@{short_digest(o.digest)}{tags}{note}")
 
 
 def load_root_from_config(path: str) -> Path:

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.commands._common import print_json, repo_usage_table
+from tui.commands._common import print_json, repo_usage_table, say
 from tui.commands._common import size as _size
+from tui.logic.escape import visible
 
 if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --root runs
     from embedded_registry.config import Config
@@ -160,7 +161,7 @@ def _gc_handler(args: argparse.Namespace) -> int:
 
 
 def _fail(message: str) -> None:
-    print(f"regtui: error: {message}", file=sys.stderr)
+    print(f"regtui: error: {visible(message)}", file=sys.stderr)
 
 
 def _check_root(root: str) -> Path | None:
@@ -308,7 +309,7 @@ def _report_gc(args: argparse.Namespace, report: GcReport) -> int:
         _print_gc(report)
     for problem in report.problems:
         where = f"{problem.repo} {problem.digest or ''}".strip()
-        print(f"regtui: warning: {where}: {problem.message} (kept)", file=sys.stderr)
+        print(f"regtui: warning: {visible(f'{where}: {problem.message}')} (kept)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -422,7 +423,7 @@ def _print_gc(report: GcReport) -> None:
     for removal in report.removals:
         if not report.dry_run and not removal.removed:
             continue
-        print(_removal_line(verb, removal))
+        say(_removal_line(verb, removal))
     blobs = len(report.eligible_blobs) - len(report.refreshed_blobs)
     manifests = sum(1 for r in report.removals if r.kind == "manifest")
     total = report.bytes_planned if report.dry_run else report.bytes_freed
@@ -514,4 +515,4 @@ def _print_du(report: UsageReport) -> None:
     if kept is not None:
         print(kept)
     for problem in report.problems:
-        print(f"regtui: warning: {problem['repo']} {problem['digest']}: {problem['message']}")
+        say(f"regtui: warning: {problem['repo']} {problem['digest']}: {problem['message']}")

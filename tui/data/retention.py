@@ -1,6 +1,6 @@
 """Retention's I/O (no Textual): read a registry's state, load policy files, apply a plan.
 
-Reading: on the bundled registry the ``ext/tags`` endpoint gives push times, every manifest
+Reading: on the bundled registry the ``_regtui/tags`` endpoint gives push times, every manifest
 revision and exact blob sizes (``exact``); on any other registry the API gives tags, the
 manifests they reach and the sizes their descriptors claim (an estimate; no push times, no
 untagged manifests). Applying goes through :class:`RegistryClient` only: delete by digest when

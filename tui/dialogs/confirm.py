@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from tui.logic.escape import visible_lines, visible_markup
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """Returns ``True`` only when the user confirms; escape and ``n`` cancel.
@@ -36,9 +38,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Static(self.title_text, classes="dialog-title")
+            # Both may name tags and repositories from the registry: shown escaped, as text.
+            yield Static(visible_markup(self.title_text), classes="dialog-title")
             with VerticalScroll(id="confirm-scroll", classes="dialog-body"):
-                yield Static(self.body, id="confirm-body", markup=False)
+                yield Static(visible_lines(self.body), id="confirm-body", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(
                     f"{self.confirm_label} (y)",

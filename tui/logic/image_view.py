@@ -18,6 +18,7 @@ from tui.client import (
     Platform,
     Schema1Manifest,
 )
+from tui.logic.escape import visible, visible_lines
 from tui.logic.fmt import count_of, human_size, short_digest
 
 NO_REFERRERS = "No referrers: nothing (signatures, SBOMs, attestations) refers to this manifest."
@@ -244,7 +245,7 @@ def overview_text(
 
     def field(name: str, value: str, style: str = "") -> None:
         text.append(f"{name:<12}", style="bold")
-        text.append(f"{value}\n", style=style)
+        text.append(f"{visible(value)}\n", style=style)
 
     field("Reference", pull_command(host, repository, reference).removeprefix("docker pull "))
     field("Digest", result.digest, "cyan")
@@ -298,25 +299,26 @@ def config_text(config: ImageConfig | None, result: ManifestResult) -> Text:
         text.append(f"{title}\n", style="bold underline")
 
     section("Entrypoint / Cmd")
-    text.append(f"  entrypoint  {json.dumps(list(config.entrypoint or ()))}\n")
-    text.append(f"  cmd         {json.dumps(list(config.cmd or ()))}\n")
+    # Every value comes from the image: shown with its control characters escaped (visible).
+    text.append(f"  entrypoint  {visible(json.dumps(list(config.entrypoint or ())))}\n")
+    text.append(f"  cmd         {visible(json.dumps(list(config.cmd or ())))}\n")
     if config.working_dir:
-        text.append(f"  workdir     {config.working_dir}\n")
+        text.append(f"  workdir     {visible(config.working_dir)}\n")
     if config.user:
-        text.append(f"  user        {config.user}\n")
+        text.append(f"  user        {visible(config.user)}\n")
     if config.exposed_ports:
-        text.append(f"  ports       {', '.join(config.exposed_ports)}\n")
+        text.append(f"  ports       {visible(', '.join(config.exposed_ports))}\n")
     text.append("\n")
     section(f"Environment ({count_of(len(config.env), 'variable')})")
     for entry in config.env:
         name, _, value = entry.partition("=")
-        text.append(f"  {name}", style="cyan")
-        text.append(f"={value}\n")
+        text.append(f"  {visible(name)}", style="cyan")
+        text.append(f"={visible(value)}\n")
     text.append("\n")
     section(f"Labels ({count_of(len(config.labels), 'label')})")
     for name, value in sorted(config.labels.items()):
-        text.append(f"  {name}", style="cyan")
-        text.append(f" = {value}\n")
+        text.append(f"  {visible(name)}", style="cyan")
+        text.append(f" = {visible(value)}\n")
     return text
 
 
@@ -324,11 +326,12 @@ def config_text(config: ImageConfig | None, result: ManifestResult) -> Text:
 
 
 def raw_json(data: bytes) -> str:
-    """Pretty JSON when the bytes are JSON, else the text as it is."""
+    """Pretty JSON when the bytes are JSON, else the text as it is; either way with control
+    characters (C1 and bidi overrides survive ``ensure_ascii=False``) shown escaped."""
     try:
-        return json.dumps(json.loads(data), indent=2, ensure_ascii=False)
+        return visible_lines(json.dumps(json.loads(data), indent=2, ensure_ascii=False))
     except (ValueError, UnicodeDecodeError):
-        return data.decode("utf-8", "replace")
+        return visible_lines(data.decode("utf-8", "replace"))
 
 
 def manifest_title(manifest: Manifest, platform: Platform | None) -> str:
@@ -349,10 +352,10 @@ def config_title(platform: Platform | None) -> str:
 def document_heading(title: str, digest: str, media_type: str, size: int) -> Text:
     """The lines above one raw document: what it is and its size, its digest, its media type."""
     text = Text()
-    text.append(f" {title} ", style="bold reverse")
+    text.append(f" {visible(title)} ", style="bold reverse")
     text.append(f"  {count_of(size, 'byte')}\n", style="dim")
-    text.append(f"  {digest}\n", style="cyan")
-    text.append(f"  {media_type or '(media type not declared)'}")
+    text.append(f"  {visible(digest)}\n", style="cyan")
+    text.append(f"  {visible(media_type or '(media type not declared)')}")
     return text
 
 

@@ -6,6 +6,7 @@ import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from tui.logic.escape import visible
 from tui.logic.fmt import human_size, short_digest, signed_size
 from tui.logic.fsmerge import Change, Entry, EntryType, FileChange, MergedView
 from tui.logic.imagediff import ImageDiff
@@ -119,4 +120,4 @@ def diff_summary_lines(diff: ImageDiff) -> list[str]:
         f"{len(layers.only_after)} only after "
         f"({human_size(sum(layer.size for layer in layers.only_after))})"
     )
-    return lines
+    return [visible(line) for line in lines]  # labels, env values, references: from the images

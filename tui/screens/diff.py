@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.data.inside import ImageSource, LoadProgress, diff_images
 from tui.dialogs.prompt import PromptDialog
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, signed_size
 from tui.logic.fsmerge import Change, FileChange
 from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
@@ -66,7 +67,9 @@ class DiffScreen(RegtuiScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(
-            f"{self.repository}: {self.before} → {self.after}", id="diff-heading", classes="heading"
+            visible_markup(f"{self.repository}: {self.before} → {self.after}"),
+            id="diff-heading",
+            classes="heading",
         )
         yield FilterBar("Filter files by path…")
         yield ProgressBar(total=1, id="diff-progress", show_eta=False)
@@ -77,7 +80,7 @@ class DiffScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"diff {self.repository}"
+        self.title = visible(f"diff {self.repository}")
         table = self.query_one("#diff-files", DataTable)
         table.add_columns("", "Path", "Type", "Before", "After", "Change", "What changed")
         self.focus_main()
@@ -194,7 +197,7 @@ def _cells(change: FileChange) -> tuple[Text | str, ...]:
     path = change.path + ("/" if shown.is_dir else "")
     return (
         MARKS[change.change],
-        path,
+        visible_markup(path),
         str(shown.type),
         before,
         after,

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from tui.client.reference import DIGEST_RE
 from tui.data.search import SearchProgress, search_registry
+from tui.logic.escape import visible_markup
 from tui.logic.find import InvalidPatternError, TagPattern
 from tui.logic.fmt import short_digest
 from tui.screens.base import RegtuiScreen
@@ -106,11 +107,11 @@ class FindScreen(RegtuiScreen):
             ):
                 self.hits += 1
                 table.add_row(
-                    hit.repository,
-                    hit.tag,
+                    visible_markup(hit.repository),
+                    visible_markup(hit.tag),
                     "tag" if hit.digest is None else str(hit.kind),
                     short_digest(hit.digest) if hit.digest else "",
-                    str(hit.platform) if hit.platform else "",
+                    visible_markup(str(hit.platform)) if hit.platform else "",
                     key=f"{hit.repository}\n{hit.tag}\n{self.hits}",
                 )
                 if self.hits == 1:

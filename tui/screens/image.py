@@ -25,6 +25,7 @@ from tui.data.deletion import plan_manifest_delete
 from tui.data.details import index_children
 from tui.dialogs.confirm import ConfirmDialog
 from tui.logic.deletion import DELETES_DISABLED, describe_delete, gc_note, tags_phrase
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.image_view import (
     NO_REFERRERS,
@@ -118,9 +119,9 @@ class ImageScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"{self.repository}:{self.reference}"
+        self.title = visible(f"{self.repository}:{self.reference}")
         if self.reference.startswith("sha256:"):
-            self.title = f"{self.repository}@{short_digest(self.reference)}"
+            self.title = visible(f"{self.repository}@{short_digest(self.reference)}")
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
         platforms = self.query_one("#platforms", DataTable)
         platforms.add_column("Platform")
@@ -195,7 +196,9 @@ class ImageScreen(RegtuiScreen):
         except RegistryClientError as error:
             self.result = None  # nothing on screen to copy or delete any more
             self.refresh_bindings()
-            self.query_one("#overview-text", Static).update(f"Cannot load this image: {error}")
+            self.query_one("#overview-text", Static).update(
+                f"Cannot load this image: {visible_markup(str(error))}"
+            )
             raise
         self.result = result
         manifest = result.manifest
@@ -242,7 +245,7 @@ class ImageScreen(RegtuiScreen):
         table.clear()
         for ref, cells in zip(self.referrers, referrer_rows(self.referrers), strict=True):
             if ref.digest not in table.rows:
-                table.add_row(*cells, key=ref.digest)
+                table.add_row(*map(visible_markup, cells), key=ref.digest)
         table.display = bool(self.referrers)
         self.query_one("#referrers-empty", Static).display = not self.referrers
         tabs = self.query_one(TabbedContent)
@@ -280,7 +283,7 @@ class ImageScreen(RegtuiScreen):
                 if child.digest in table.rows:
                     continue  # listed twice: one row
                 table.add_row(
-                    str(child.platform or "?"),
+                    visible_markup(str(child.platform or "?")),
                     short_digest(child.digest),
                     child.media_type.rsplit(".", 2)[-2] if "." in child.media_type else "",
                     platform_size_cell(self.child_manifests.get(child.digest)),
@@ -304,7 +307,7 @@ class ImageScreen(RegtuiScreen):
             self.layer_list = list(manifest.layers)
             if self.config is not None:
                 for step in match_history(self.config, manifest.layers):
-                    created_by = step.entry.created_by or step.entry.comment or ""
+                    created_by = visible_markup(step.entry.created_by or step.entry.comment or "")
                     if step.layer is None:
                         table.add_row("", "(no layer)", "", created_by, key=None)
                         continue
@@ -321,7 +324,7 @@ class ImageScreen(RegtuiScreen):
                         str(index),
                         short_digest(layer.digest),
                         human_size(layer.size),
-                        layer.media_type,
+                        visible_markup(layer.media_type),
                         key=layer.digest if layer.digest not in table.rows else None,
                     )
         elif isinstance(manifest, Schema1Manifest):
@@ -452,7 +455,7 @@ class ImageScreen(RegtuiScreen):
                 f" {count_of(len(context.parents), 'index')} now "
                 f"{'lists' if len(context.parents) == 1 else 'list'} a missing manifest."
             )
-        self.notify(message, title="Deleted", markup=False)
+        self.notify(visible(message), title="Deleted", markup=False)
         return True
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

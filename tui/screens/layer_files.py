@@ -12,6 +12,7 @@ from textual.worker import get_current_worker
 
 from tui.client import Descriptor
 from tui.client.layers import FileNode, LayerReader
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
 from tui.screens.base import RegtuiScreen
 from tui.widgets.file_tree import FileTree
@@ -39,7 +40,7 @@ class LayerFilesScreen(RegtuiScreen):
         yield Header()
         yield Static(
             f"Layer {short_digest(self.blob.digest)} · {human_size(self.blob.size)} · "
-            f"{self.blob.media_type}",
+            f"{visible_markup(self.blob.media_type)}",
             id="layer-heading",
             classes="heading",
         )
@@ -49,7 +50,7 @@ class LayerFilesScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = f"{self.repository} · layer {short_digest(self.blob.digest)}"
+        self.title = visible(f"{self.repository} · layer {short_digest(self.blob.digest)}")
         self.query_one(FileTree).focus()
         self.read_layer()
 

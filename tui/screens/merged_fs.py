@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.client import ImageManifest, match_history
 from tui.data.inside import ImageSource, LoadProgress, ResolvedImage, read_layers, resolve_image
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.fsmerge import Change, LayerChanges, MergedView, directory_sizes, merge_layers
 from tui.logic.inside_view import MAX_ROWS, MergedRow, efficiency_text, merged_rows, mode_string
@@ -77,7 +78,9 @@ class MergedFsScreen(RegtuiScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(f"{self.repository} · loading…", id="merged-heading", classes="heading")
+        yield Static(
+            f"{visible_markup(self.repository)} · loading…", id="merged-heading", classes="heading"
+        )
         yield FilterBar("Filter paths…")
         yield ProgressBar(total=1, id="merged-progress", show_eta=False)
         yield DataTable(id="merged-layers", cursor_type="row")
@@ -87,7 +90,7 @@ class MergedFsScreen(RegtuiScreen):
 
     def on_mount(self) -> None:
         label = short_digest(self.reference) if ":" in self.reference else self.reference
-        self.title = f"{self.repository} · files · {label}"
+        self.title = visible(f"{self.repository} · files · {label}")
         layers = self.query_one("#merged-layers", DataTable)
         for label, width in (("#", 3), ("Layer", 12), ("Size", 9)):
             layers.add_column(label, width=width)
@@ -165,7 +168,7 @@ class MergedFsScreen(RegtuiScreen):
                 str(index),
                 short_digest(layer.digest),
                 human_size(layer.size),
-                " ".join(commands.get(index, "").split())[:120],
+                visible_markup(" ".join(commands.get(index, "").split())[:120]),
                 key=str(index),
             )
 
@@ -230,7 +233,7 @@ class MergedFsScreen(RegtuiScreen):
                 mode_string(entry),
                 f"{entry.uid}:{entry.gid}",
                 human_size(row.size),
-                Text(path, style=style),
+                Text(visible(path), style=style),
                 key=row.path,
             )
         self._update_heading(view, len(rows))
@@ -239,7 +242,8 @@ class MergedFsScreen(RegtuiScreen):
         assert self.image is not None
         counts = self.layer_counts
         self.query_one("#merged-heading", Static).update(
-            f"{self.repository}@{short_digest(self.image.digest)} · layer {view.layer} of "
+            f"{visible_markup(self.repository)}@{short_digest(self.image.digest)} · "
+            f"layer {view.layer} of "
             f"{len(self.stack)} · {counts[Change.ADDED]} added, "
             f"{counts[Change.MODIFIED]} modified, {counts[Change.REMOVED]} removed"
         )

@@ -18,6 +18,7 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
 from tui.logic.deletion import DeleteContext, describe_delete, gc_note
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -131,7 +132,7 @@ class RepositoryScreen(RegtuiScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = self.repository
+        self.title = visible(self.repository)
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
         self._update_heading()
         self.focus_main()
@@ -180,7 +181,8 @@ class RepositoryScreen(RegtuiScreen):
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         read_only = " · read-only" if self.is_read_only() else ""
         heading = (
-            f"{self.repository} · {count_of(len(self.rows), 'tag')} · sorted by {self.sort_key} "
+            f"{visible_markup(self.repository)} · {count_of(len(self.rows), 'tag')} · "
+            f"sorted by {self.sort_key} "
             f"{direction}{marked}{read_only}"
         )
         if heading != self._heading_text:
@@ -466,7 +468,9 @@ class RepositoryScreen(RegtuiScreen):
         finally:
             self.show_summary()
         self.notify(
-            f"Deleted {short_digest(plan.digest)} and its tags: {', '.join(plan.tags) or '—'}",
+            visible_markup(
+                f"Deleted {short_digest(plan.digest)} and its tags: {', '.join(plan.tags) or '—'}"
+            ),
             title="Deleted",
         )
         self.marked -= set(plan.tags)
@@ -501,7 +505,7 @@ class RepositoryScreen(RegtuiScreen):
         if not confirmed:
             self.notify("Nothing was changed.")
             return
-        self.set_status(f"Removing tag {row.tag}…")
+        self.set_status(visible_markup(f"Removing tag {row.tag}…"))
         try:
             result = await self.regtui.client.untag(self.repository, row.tag)
         except DeleteDisabledError as error:
@@ -510,7 +514,7 @@ class RepositoryScreen(RegtuiScreen):
         finally:
             self.show_summary()
         how = UNTAG_METHODS.get(result.method, result.method)
-        self.notify(f"Removed tag {row.tag} ({how}).", title="Untagged")
+        self.notify(visible_markup(f"Removed tag {row.tag} ({how})."), title="Untagged")
         self.marked.discard(row.tag)
         self.load_tags()
 

@@ -23,6 +23,7 @@ from tui.data.retention import ApplyOutcome, apply_plan, read_policy_file, read_
 from tui.data.storage import UsageView
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.retention import (
     ActionKind,
@@ -257,20 +258,26 @@ class RetentionScreen(RegtuiScreen):
                 action = actions.get(d.tag)
                 kind = "delete" if action and action.kind is ActionKind.DELETE_MANIFEST else "untag"
                 mark = Text(f"✗ {kind}", style="bold red")
-                tag = Text(d.tag, style="red")
+                tag = Text(visible(d.tag), style="red")
             else:
                 mark = Text("keep", style="green")
-                tag = Text(d.tag)
+                tag = Text(visible(d.tag))
             why = "; ".join(d.reasons)
             if d.siblings:
                 why += f" (same image: {', '.join(d.siblings)})"
             table.add_row(
-                mark, repo.name, tag, short_digest(d.digest), _day(d.created), _day(d.pushed), why
+                mark,
+                visible_markup(repo.name),
+                tag,
+                short_digest(d.digest),
+                _day(d.created),
+                _day(d.pushed),
+                visible_markup(why),
             )
         for u in repo.untagged:
             table.add_row(
                 Text("✗ delete", style="bold red"),
-                repo.name,
+                visible_markup(repo.name),
                 Text("(untagged)", style="red"),
                 short_digest(u.digest),
                 "",

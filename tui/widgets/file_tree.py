@@ -7,24 +7,27 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from tui.client.layers import FileNode, NodeKind
+from tui.logic.escape import visible
 from tui.logic.fmt import count_of, human_size
 
 
 def file_label(node: FileNode) -> Text:
+    """A node's label; its name and link target (from the layer) shown escaped."""
+    name = visible(node.name)
     if node.kind is NodeKind.WHITEOUT:
-        return Text(f"✗ {node.name}  (deleted by this layer)", style="bold red")
+        return Text(f"✗ {name}  (deleted by this layer)", style="bold red")
     if node.is_dir:
-        label = Text(f"{node.name}/", style="bold")
+        label = Text(f"{name}/", style="bold")
         files = count_of(node.file_count, "file")
         label.append(f"  {human_size(node.total_size)} · {files}", style="dim")
         if node.opaque:
             label.append("  (opaque: hides lower layers' contents)", style="red")
         return label
     if node.kind is NodeKind.SYMLINK:
-        return Text(f"{node.name} → {node.link_target}", style="cyan")
+        return Text(f"{name} → {visible(node.link_target or '')}", style="cyan")
     if node.kind is NodeKind.HARDLINK:
-        return Text(f"{node.name} ⇒ {node.link_target}", style="cyan")
-    label = Text(node.name)
+        return Text(f"{name} ⇒ {visible(node.link_target or '')}", style="cyan")
+    label = Text(name)
     label.append(f"  {human_size(node.size)}", style="dim")
     return label
 

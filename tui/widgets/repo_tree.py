@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.logic.escape import visible
 from tui.logic.fmt import count_of
 from tui.logic.repotree import Match, RepoNode, RowKind, TreeRow, namespace_paths, visible_rows
 
@@ -177,12 +178,13 @@ class RepoTree(ScrollView, can_focus=True):
         dim = "dim"
         node = row.node
         if row.kind is RowKind.NAMESPACE:
-            label = Text(f"{node.name}/", style="bold")
+            label = Text(f"{visible(node.name)}/", style="bold")
             total = self._match.count(node) if self._match is not None else node.repo_count
             label.append(f"  {count_of(total, 'repository')}", style=dim)
             return label
         repository = node.repository or node.path
-        label = Text(f"{node.name} (this repository)" if row.kind is RowKind.OWN else node.name)
+        name = visible(node.name)  # a hostile registry may send any name
+        label = Text(f"{name} (this repository)" if row.kind is RowKind.OWN else name)
         count = self.counts.get(repository)
         if isinstance(count, int):
             label.append(f"  {count_of(count, 'tag')}", style=dim)

@@ -12,6 +12,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import format_created, human_size, short_digest
 from tui.logic.tags import TagRow
 
@@ -78,7 +79,8 @@ class TagTable(DataTable[str | Text]):
                 was = shown[row.tag]
                 if was[0] is not row or was[1] != (row.tag in marked):
                     self._refresh_cells(row, marked=row.tag in marked)
-            position = {row.tag: index for index, row in enumerate(rows)}
+            # Sorted by the tag cells as shown (escaped: see cells).
+            position = {visible_markup(row.tag): index for index, row in enumerate(rows)}
             self.sort("tag", key=position.__getitem__)
             self._restore_cursor(current)
             return
@@ -192,19 +194,21 @@ class TagTable(DataTable[str | Text]):
         return str(key.value) if key.value is not None else None
 
     def cells(self, row: TagRow, marked: bool) -> tuple[str | Text, ...]:
-        """The row's cells, one per column shown."""
+        """The row's cells, one per column shown; the registry's text escaped (a tag or an
+        error may hold markup or control characters)."""
+        tag = visible_markup(row.tag)
         mark = Text("●", style="bold red") if marked else Text(" ")
         pushed: tuple[str | Text, ...] = (format_created(row.pushed),) if self.shows_pushed else ()
         if row.error:
-            return (mark, row.tag, Text(row.error, style="red"), "", "", "", *pushed)
+            return (mark, tag, Text(visible(row.error), style="red"), "", "", "", *pushed)
         if not row.loaded:
-            return (mark, row.tag, PENDING, PENDING, PENDING, PENDING, *pushed)
+            return (mark, tag, PENDING, PENDING, PENDING, PENDING, *pushed)
         return (
             mark,
-            row.tag,
+            tag,
             short_digest(row.digest),
             human_size(row.size) if row.size is not None else "",
             format_created(row.created),
-            ", ".join(row.platforms),
+            visible_markup(", ".join(row.platforms)),
             *pushed,
         )

@@ -22,6 +22,7 @@ from tui.data.storage import (
     grace_label,
     grace_note,
 )
+from tui.logic.escape import visible_markup
 from tui.logic.fmt import count_of, human_size, signed_size
 
 MAX_REPO_ROWS = 200
@@ -95,7 +96,7 @@ def usage_table(view: UsageView, title: str, *, before: UsageView | None = None)
         if repo is not None:
             sizes = [human_size(repo.total_bytes), human_size(repo.exclusive_bytes)]
             sizes.append(human_size(repo.shared_bytes))
-        table.add_row(name, *sizes, *delta(name, repository=True))
+        table.add_row(visible_markup(name), *sizes, *delta(name, repository=True))
     if len(names) > MAX_REPO_ROWS:
         more = Text(f"… {len(names) - MAX_REPO_ROWS} more", style="dim")
         table.add_row(more, "", "", "", *([""] if before is not None else []))
@@ -151,7 +152,8 @@ def gc_table(view: GcView) -> Table:
     table.add_column("Repository", max_width=NAME_WIDTH)
     table.add_column("Size", justify="right")
     for item in view.items[:MAX_REPO_ROWS]:
-        table.add_row(item.kind, short_name(item.name), item.repo or "", human_size(item.size))
+        name, repo = visible_markup(short_name(item.name)), visible_markup(item.repo or "")
+        table.add_row(item.kind, name, repo, human_size(item.size))
     if len(view.items) > MAX_REPO_ROWS:
         table.add_row("…", f"{len(view.items) - MAX_REPO_ROWS} more", "", "")
     if not view.items:
