@@ -519,3 +519,19 @@ def test_distribution_accepts_and_refuses_the_same_tokens(setup: Setup, tmp_path
                 reason,
                 statuses,
             )
+
+
+def test_push_times_need_the_repositorys_pull_scope(setup: Setup) -> None:
+    """``/v2/<name>/_regtui/tags`` is the repository's: a pull token for it opens it, a token
+    for another repository and no token are challenged for ``repository:<name>:pull``."""
+    pull = setup.token(repository("team/app", "pull"))
+    other = setup.token(repository("team/other", "pull"))
+    with client_for(setup.registry) as client:
+        # 404: no such repository yet, past the auth check (never 401 with a right token)
+        assert client.get("/v2/team/app/_regtui/tags", headers=bearer(pull)).status_code == 404
+        refused = client.get("/v2/team/app/_regtui/tags", headers=bearer(other))
+        assert 'error="insufficient_scope"' in challenge_of(refused)
+        assert 'scope="repository:team/app:pull"' in challenge_of(refused)
+        anonymous = client.get("/v2/team/app/_regtui/tags")
+        assert anonymous.status_code == 401
+        assert 'scope="repository:team/app:pull"' in challenge_of(anonymous)
