@@ -138,7 +138,7 @@ def test_usage_errors_are_one_line(
 ) -> None:
     for argv, message in [
         ((), "say what to find"),
-        (("--tag", "(", "--regex"), "invalid regular expression"),
+        (("--tag", "(", "--regex"), "regular expression '(' is refused"),
         (("--digest", "abc"), "not a digest"),
     ]:
         code, hits, err = find(capsys, monkeypatch, filled.host, *argv)
