@@ -231,15 +231,16 @@ async def test_merged_filesystem_of_the_top_layer(pushed: RunningRegistry) -> No
         image = await resolve_image(ImageSource(client, REPO, "2", f"{REPO}:2"))
         layers = [changes for changes, _ in await read_layers(image)]
     view = merge_layers(layers)
-    marks = {path: str(view.change_of(path)) for path in set(view.nodes) | set(view.removed)}
+    marks = {key.path: str(view.change_of(key)) for key in set(view.nodes) | set(view.removed)}
     changed = {path: mark for path, mark in marks.items() if mark != "unchanged"}
     assert changed == {p: m for p, m in EXPECTED_V2_TOP.items() if m != "unchanged"}
     assert marks["etc"] == "unchanged" and marks["var/cache"] == "unchanged"
     assert view.wasted_bytes == EXPECTED_V2_WASTED
     assert view.efficiency == pytest.approx(EXPECTED_V2_EFFICIENCY)
-    config = view.nodes["app/config.json"].entry
+    nodes = {key.path: node for key, node in view.nodes.items()}
+    config = nodes["app/config.json"].entry
     assert (config.uid, config.gid, config.mode, config.size) == (1000, 1000, 0o644, 40)
-    hard = view.nodes["usr/lib/libc.hard"].entry
+    hard = nodes["usr/lib/libc.hard"].entry
     assert (str(hard.type), hard.link_target) == ("hardlink", "usr/lib/libc.so")
     bottom = merge_layers(layers, upto=0)
     assert {str(bottom.change_of(p)) for p in bottom.nodes} == {str(Change.ADDED)}

@@ -45,7 +45,9 @@ __all__ = [
     "LayerReader",
     "LayerTooLargeError",
     "NodeKind",
+    "clean_layer_path",
     "detect_compression",
+    "is_whiteout_target",
     "read_layer",
 ]
 
@@ -163,8 +165,39 @@ class FileNode:
         return found
 
 
+def clean_layer_path(name: str) -> str:
+    """A tar entry's name (or a hardlink's target) as a container runtime resolves it.
+
+    containerd's ``archive.Apply`` cleans the name lexically and joins it to the root so that
+    ``..`` cannot climb above the root (``fs.RootPath``); moby's ``pkg/archive`` does the same
+    through ``filepath.Clean``/``Join``. The result here is that path relative to the root:
+    ``..`` removes the component before it and stays at the root when there is none, ``.``,
+    empty components (repeated, leading or trailing slashes) disappear, an absolute name is
+    taken from the root. ``usr/bin/../../etc/x`` and ``/../etc/x`` are both ``etc/x``; ``""``
+    is the root itself (runtimes skip such an entry). Symlinks in the tree are not followed
+    (the runtimes resolve them against the files unpacked so far: a listing shows names).
+
+    Time and memory are linear in the name (one pass, no recursion).
+    """
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
+def is_whiteout_target(name: str) -> bool:
+    """Whether ``.wh.NAME`` names something to delete: not empty, ``.`` or ``..`` (containerd
+    refuses a whiteout whose target is not inside its directory; regtui ignores it)."""
+    return name not in ("", ".", "..")
+
+
 def _split(path: str) -> list[str]:
-    return [part for part in path.split("/") if part and part != "."]
+    cleaned = clean_layer_path(path)
+    return cleaned.split("/") if cleaned else []
 
 
 class _Decompressor:
@@ -462,7 +495,9 @@ class LayerReader:
     def _add(self, path: str, kind: NodeKind, size: int, mode: int, link: str) -> None:
         parts = _split(path)
         if not parts:
-            return
+            return  # the root itself (``./``, ``/``, ``..``): runtimes skip it
+        if kind is NodeKind.HARDLINK:
+            link = clean_layer_path(link)
         directory = self.root
         for part in parts[:-1]:
             child = directory.children.get(part)
@@ -478,7 +513,8 @@ class LayerReader:
             return
         if leaf.startswith(WHITEOUT_PREFIX):
             deleted = leaf[len(WHITEOUT_PREFIX) :]
-            directory.children[deleted] = FileNode(deleted, kind=NodeKind.WHITEOUT)
+            if is_whiteout_target(deleted):
+                directory.children[deleted] = FileNode(deleted, kind=NodeKind.WHITEOUT)
             return
         existing = directory.children.get(leaf)
         if kind is NodeKind.DIRECTORY and existing is not None and existing.is_dir:

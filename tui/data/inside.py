@@ -1,13 +1,16 @@
 """Load what the diff and merged-filesystem views show: images resolved, layers streamed.
 
 No Textual: the CLI (``regtui diff``) and the screens call the same functions. Layers are read
-one at a time into metadata (:mod:`tui.data.layer_entries`); a layer used by both images of a
-diff is read once. Cancelling the calling task (Ctrl-C, a worker cancelled) stops between chunks.
+one at a time into metadata (:mod:`tui.data.layer_entries`); each distinct layer digest is read
+once, however often the manifests list it (a hostile manifest may repeat one layer 10,000 times),
+and a layer used by both images of a diff is read once. Cancelling the calling task (Ctrl-C, a
+worker cancelled) stops between chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -129,17 +132,31 @@ async def read_layers(
     cache: dict[str, tuple[LayerChanges, int]] | None = None,
     label: str | None = None,
 ) -> list[tuple[LayerChanges, int]]:
-    """Every layer of ``image`` as changes, with its uncompressed size, bottom to top."""
+    """Every layer of ``image`` as changes, with its uncompressed size, bottom to top.
+
+    Each distinct digest is streamed once (a manifest may list one layer many times): the same
+    :class:`LayerChanges` stands at each of its positions. Progress counts distinct layers.
+    """
     found: list[tuple[LayerChanges, int]] = []
     layers: Sequence[Descriptor] = image.manifest.layers
-    for step, layer in enumerate(layers, 1):
-        cached = cache.get(layer.digest) if cache is not None else None
+    read: dict[str, tuple[LayerChanges, int]] = {} if cache is None else cache
+    steps = _distinct_steps(layers)
+    for layer in layers:
+        cached = read.get(layer.digest)
         if cached is None:
-            cached = await _read_one(image, layer, step, len(layers), on_progress, label)
-            if cache is not None:
-                cache[layer.digest] = cached
+            step = steps[layer.digest]
+            cached = await _read_one(image, layer, step, len(steps), on_progress, label)
+            read[layer.digest] = cached
         found.append(cached)
     return found
+
+
+def _distinct_steps(layers: Sequence[Descriptor]) -> dict[str, int]:
+    """Each distinct digest of ``layers`` with its number (1-based, in order of first use)."""
+    steps: dict[str, int] = {}
+    for layer in layers:
+        steps.setdefault(layer.digest, len(steps) + 1)
+    return steps
 
 
 async def _read_one(
@@ -180,29 +197,37 @@ async def diff_images(
     )
     if not files:
         return result
-    # A layer both images use is read once (same registry only: the digest names the bytes,
-    # but another registry needs its own credentials to serve them).
+    # Each distinct layer is read once: kept after its first use while a later position (in
+    # this image or, on the same registry, the other one) still needs it, dropped after its
+    # last. A digest names the bytes, but another registry needs its own credentials to serve
+    # them: across registries each image reads its own.
     same_registry = before.client is after.client
-    shared = {layer.digest for layer in result.layers.shared}
+    remaining: Counter[str] = Counter()
+    if same_registry:
+        remaining.update(layer.digest for layer in old.manifest.layers)
+        remaining.update(layer.digest for layer in new.manifest.layers)
     cache: dict[str, tuple[LayerChanges, int]] = {}
     merged = []
     for image, side, name in ((old, result.before, "before"), (new, result.after, "after")):
+        layers = image.manifest.layers
         if not same_registry:
             cache = {}
+            remaining = Counter(layer.digest for layer in layers)
         merger = FilesystemMerger()
         label = f"{name}: {side.reference}"
-        layers = image.manifest.layers
+        steps = _distinct_steps(layers)
         uncompressed = 0
-        for step, layer in enumerate(layers, 1):
-            # Layer by layer: each one's entries are stacked, then dropped, unless the other
-            # image uses the same layer.
+        for layer in layers:
             read = cache.get(layer.digest)
             if read is None:
-                read = await _read_one(image, layer, step, len(layers), on_progress, label)
-                if layer.digest in shared:
-                    cache[layer.digest] = read
+                step = steps[layer.digest]
+                read = await _read_one(image, layer, step, len(steps), on_progress, label)
+                cache[layer.digest] = read
             await asyncio.to_thread(merger.apply, read[0])  # big layers: off the event loop
             uncompressed += read[1]
+            remaining[layer.digest] -= 1
+            if remaining[layer.digest] <= 0:
+                del cache[layer.digest]
         side.uncompressed_bytes = uncompressed
         merged.append(merger.nodes)
     result.files = await asyncio.to_thread(diff_filesystems, merged[0], merged[1])

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tui.client import Descriptor, RegistryClient
-from tui.client.layers import BLOCK, LayerFormatError, LayerReader, NodeKind
-from tui.logic.fsmerge import Entry, EntryType, LayerChanges, normalize_path
+from tui.client.layers import BLOCK, LayerFormatError, LayerReader, NodeKind, clean_layer_path
+from tui.logic.fsmerge import Entry, EntryType, LayerChanges
 
 __all__ = ["MAX_LAYER_ENTRIES", "EntryReader", "LayerProgress", "read_layer_changes"]
 
@@ -117,9 +117,11 @@ class EntryReader(LayerReader):
             raise LayerFormatError(f"the layer has more than {self.max_entries:,} entries")
         uid, gid = self._owner
         entry_type = _TYPES.get(kind, EntryType.FILE)
-        clean = normalize_path(path)
+        clean = clean_layer_path(path)
         if not clean:
-            return
+            return  # the root itself: runtimes skip it
+        if entry_type is EntryType.HARDLINK:
+            link = clean_layer_path(link)
         digest = None
         if self.digests and entry_type is EntryType.FILE:
             if size:

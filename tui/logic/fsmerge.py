@@ -18,16 +18,29 @@ Wasted space and efficiency:
   1.0 when nothing was written. A deletion counts as a zero-byte occurrence of every file it
   deletes (dive counts a deleted directory once, as the sum of its contents).
 
+Paths are cleaned the way container runtimes clean them (:func:`tui.client.layers.clean_layer_path`:
+``usr/bin/../../etc/x`` is ``etc/x``) before anything is stacked.
+
+Memory is linear in the entries, whatever their depth: the merged filesystem is a tree of
+interned :class:`PathKey` nodes (a component and a reference to the parent), and every table
+here is keyed by them; a full path string is built only when asked for (:attr:`PathKey.path`,
+:attr:`FileChange.path`), never kept for every ancestor. A path of 50,000 components is 50,000
+small nodes, not 50,000 strings of up to 100 KB each. Results come in tree order (a directory
+before what is in it, siblings by name).
+
 Everything here is iterative (a path may have thousands of components) and holds metadata only.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tui.client.layers import clean_layer_path, is_whiteout_target
+
 __all__ = [
+    "IMPLICIT_DIRECTORY",
     "OPAQUE_MARKER",
     "WHITEOUT_PREFIX",
     "Change",
@@ -38,12 +51,11 @@ __all__ = [
     "LayerChanges",
     "MergedNode",
     "MergedView",
-    "descendants",
+    "PathKey",
     "diff_filesystems",
     "directory_sizes",
+    "in_tree_order",
     "merge_layers",
-    "normalize_path",
-    "parent_of",
 ]
 
 WHITEOUT_PREFIX = ".wh."
@@ -91,22 +103,100 @@ class Entry:
         return self.size if self.type is EntryType.FILE else 0
 
 
-def normalize_path(path: str) -> str:
-    """``./usr//bin/`` -> ``usr/bin``; ``..`` components are dropped (never climb out)."""
-    return "/".join(part for part in path.split("/") if part and part not in (".", ".."))
+class PathKey:
+    """One path of a tree, interned: its last component and its parent (the root has none).
+
+    Keys are compared by identity: one tree hands out one key per path (:meth:`child`), so a
+    dictionary keyed by them costs a pointer per path instead of the path's text.
+    """
+
+    __slots__ = ("children", "name", "parent")
+
+    def __init__(self, name: str = "", parent: PathKey | None = None) -> None:
+        self.name = name
+        self.parent = parent
+        self.children: dict[str, PathKey] | None = None
+
+    def child(self, name: str) -> PathKey:
+        """The key of ``name`` in this directory (made on first use)."""
+        children = self.children
+        if children is None:
+            children = self.children = {}
+        key = children.get(name)
+        if key is None:
+            key = children[name] = PathKey(name, self)
+        return key
+
+    def lookup(self, path: str) -> PathKey | None:
+        """The key of a clean relative ``path`` below this one, if it was ever made."""
+        key: PathKey | None = self
+        if path:
+            for part in path.split("/"):
+                assert key is not None
+                key = key.children.get(part) if key.children else None
+                if key is None:
+                    return None
+        return key
+
+    def intern(self, path: str) -> PathKey:
+        """The key of a clean relative ``path`` below this one (made as needed)."""
+        key = self
+        if path:
+            for part in path.split("/"):
+                key = key.child(part)
+        return key
+
+    @property
+    def path(self) -> str:
+        """The path from the root (``""`` for the root): built on each call, never stored."""
+        parts: list[str] = []
+        key: PathKey | None = self
+        while key is not None and key.parent is not None:
+            parts.append(key.name)
+            key = key.parent
+        parts.reverse()
+        return "/".join(parts)
+
+    @property
+    def root(self) -> PathKey:
+        key = self
+        while key.parent is not None:
+            key = key.parent
+        return key
+
+    def __repr__(self) -> str:
+        return f"PathKey({self.path!r})"
 
 
-def parent_of(path: str) -> str:
-    """The parent directory of ``path`` (``""`` is the root)."""
-    return path.rpartition("/")[0]
+def in_tree_order(keys: Iterable[PathKey]) -> list[PathKey]:
+    """``keys`` sorted as a tree lists them: a directory before its contents, siblings by name.
+
+    Linear in the keys and their ancestors (no path string is built)."""
+    wanted = set(keys)
+    needed: set[PathKey] = set()
+    roots: list[PathKey] = []
+    for key in wanted:
+        current: PathKey | None = key
+        while current is not None and current not in needed:
+            needed.add(current)
+            if current.parent is None:
+                roots.append(current)
+            current = current.parent
+    found: list[PathKey] = []
+    stack = roots
+    while stack:
+        key = stack.pop()
+        if key in wanted:
+            found.append(key)
+        if key.children:
+            below = [child for child in key.children.values() if child in needed]
+            below.sort(key=_name, reverse=True)
+            stack.extend(below)
+    return found
 
 
-def _ancestors(path: str) -> Iterator[str]:
-    """``a/b/c`` -> ``a``, ``a/b`` (top-down, without the path itself)."""
-    position = path.find("/")
-    while position >= 0:
-        yield path[:position]
-        position = path.find("/", position + 1)
+def _name(key: PathKey) -> str:
+    return key.name
 
 
 @dataclass(slots=True)
@@ -124,19 +214,22 @@ class LayerChanges:
         """Interpret whiteout names; a path written twice keeps its last entry (tar order)."""
         changes = cls()
         for item in raw:
-            path = normalize_path(item.path)
+            path = clean_layer_path(item.path)
             if not path:
-                continue
+                continue  # the root itself: runtimes skip such an entry
             parent, _, name = path.rpartition("/")
             if name == OPAQUE_MARKER:
                 changes.opaque.append(parent)
                 continue
             if name.startswith(WHITEOUT_PREFIX):
                 deleted = name[len(WHITEOUT_PREFIX) :]
-                if deleted:
+                if is_whiteout_target(deleted):
                     changes.whiteouts.append(f"{parent}/{deleted}" if parent else deleted)
                 continue
-            if path != item.path:
+            link = item.link_target
+            if item.type is EntryType.HARDLINK:
+                link = clean_layer_path(link)  # resolved from the root, like the entry's name
+            if path != item.path or link != item.link_target:
                 item = Entry(
                     path,
                     item.type,
@@ -144,7 +237,7 @@ class LayerChanges:
                     item.uid,
                     item.gid,
                     item.size,
-                    item.link_target,
+                    link,
                     item.digest,
                 )
             previous = changes.entries.get(path)
@@ -172,12 +265,17 @@ class MergedNode:
 class FileChange:
     """One path that differs between two filesystems (or that a layer changed)."""
 
-    path: str
+    key: PathKey
     change: Change
     before: Entry | None
     after: Entry | None
     fields: tuple[str, ...] = ()
     """For ``MODIFIED``: ``type``, ``size``, ``mode``, ``owner``, ``link``, ``content``."""
+
+    @property
+    def path(self) -> str:
+        """The path (built on each call from the tree: keep it only as long as needed)."""
+        return self.key.path
 
     @property
     def size_before(self) -> int:
@@ -210,17 +308,27 @@ def changed_fields(before: Entry, after: Entry) -> tuple[str, ...]:
     return tuple(found)
 
 
+IMPLICIT_DIRECTORY = Entry("", EntryType.DIRECTORY, IMPLICIT_DIR_MODE)
+"""The entry of a directory no layer wrote but that a path below it implies (one shared object:
+an implied directory costs no path string)."""
+
+
 @dataclass
 class MergedView:
-    """The filesystem as of one layer, with what that layer changed, and the stack's figures."""
+    """The filesystem as of one layer, with what that layer changed, and the stack's figures.
+
+    ``nodes`` and ``removed`` are keyed by :class:`PathKey` (``key.path`` gives the text);
+    :meth:`find` turns a path into its key.
+    """
 
     layer: int
-    nodes: dict[str, MergedNode]
-    removed: dict[str, MergedNode]
+    nodes: dict[PathKey, MergedNode]
+    removed: dict[PathKey, MergedNode]
     wasted_bytes: int
     efficiency: float
     layer_bytes: int
     """Regular-file bytes in the layers up to this one (what they store, uncompressed)."""
+    root: PathKey = field(default_factory=PathKey)
 
     @property
     def total_bytes(self) -> int:
@@ -231,69 +339,73 @@ class MergedView:
     def file_count(self) -> int:
         return sum(1 for node in self.nodes.values() if not node.entry.is_dir)
 
-    def change_of(self, path: str) -> Change:
+    def find(self, path: str) -> PathKey | None:
+        """The key of ``path`` (cleaned like a layer's names) if the tree has ever had it."""
+        return self.root.lookup(clean_layer_path(path))
+
+    def change_of(self, path: str | PathKey) -> Change:
         """How the selected layer touched ``path`` (``UNCHANGED`` for older entries)."""
-        if path in self.removed and path not in self.nodes:
+        key = self.find(path) if isinstance(path, str) else path
+        if key is not None and key in self.removed and key not in self.nodes:
             return Change.REMOVED
-        node = self.nodes.get(path)
+        node = self.nodes.get(key) if key is not None else None
         if node is None:
             raise KeyError(path)
         return node.change if node.layer == self.layer else Change.UNCHANGED
 
     def layer_changes(self) -> list[FileChange]:
-        """What the selected layer added, modified and removed, sorted by path."""
-        found: list[FileChange] = []
-        for path, node in self.nodes.items():
+        """What the selected layer added, modified and removed, in tree order."""
+        found: dict[PathKey, FileChange] = {}
+        for key, node in self.nodes.items():
             if node.layer == self.layer and node.change is not Change.UNCHANGED:
-                before = self.removed.get(path)
-                found.append(
-                    FileChange(
-                        path,
-                        node.change,
-                        before.entry if before else None,
-                        node.entry,
-                        changed_fields(before.entry, node.entry) if before else (),
-                    )
+                before = self.removed.get(key)
+                found[key] = FileChange(
+                    key,
+                    node.change,
+                    before.entry if before else None,
+                    node.entry,
+                    changed_fields(before.entry, node.entry) if before else (),
                 )
-        for path, node in self.removed.items():
-            if path not in self.nodes:
-                found.append(FileChange(path, Change.REMOVED, node.entry, None))
-        found.sort(key=lambda change: change.path)
-        return found
+        for key, node in self.removed.items():
+            if key not in self.nodes:
+                found[key] = FileChange(key, Change.REMOVED, node.entry, None)
+        return [found[key] for key in in_tree_order(found)]
 
 
 class FilesystemMerger:
     """Apply layers bottom-up; after each, the merged filesystem and what the layer changed.
 
     ``removed`` holds the nodes the last layer deleted or replaced (their former entries), so
-    that a view can show them and a modification can say what it was before.
+    that a view can show them and a modification can say what it was before. A layer is only
+    read, never changed: the same :class:`LayerChanges` may be applied at several positions
+    (an image listing one layer twice).
     """
 
     def __init__(self) -> None:
-        self.nodes: dict[str, MergedNode] = {}
-        self.removed: dict[str, MergedNode] = {}
+        self.root = PathKey()
+        self.nodes: dict[PathKey, MergedNode] = {}
+        self.removed: dict[PathKey, MergedNode] = {}
         self.layer = -1
         self.wasted_bytes = 0
         self.layer_bytes = 0
-        self._children: dict[str, set[str]] = {}
         self._sum_min = 0
         self._sum_all = 0
-        self._min_seen: dict[str, int] = {}
+        self._min_seen: dict[PathKey, int] = {}
 
     # -- figures ------------------------------------------------------------------------------
     @property
     def efficiency(self) -> float:
         return 1.0 if self._sum_all == 0 else self._sum_min / self._sum_all
 
-    def _occurrence(self, path: str, size: int) -> None:
-        """Dive's bookkeeping: one more size seen at ``path``."""
+    def _occurrence(self, key: PathKey, size: int) -> None:
+        """Dive's bookkeeping: one more size seen at ``key``."""
         self._sum_all += size
-        previous = self._min_seen.get(path)
+        previous = self._min_seen.get(key)
         if previous is None:
-            self._min_seen[path] = size
+            self._min_seen[key] = size
             self._sum_min += size
         elif size < previous:
-            self._min_seen[path] = size
+            self._min_seen[key] = size
             self._sum_min -= previous - size
 
     def view(self) -> MergedView:
@@ -304,6 +416,7 @@ class FilesystemMerger:
             self.wasted_bytes,
             self.efficiency,
             self.layer_bytes,
+            self.root,
         )
 
     # -- applying a layer ---------------------------------------------------------------------
@@ -315,75 +428,80 @@ class FilesystemMerger:
         self.wasted_bytes += layer.duplicate_bytes
         for path in layer.whiteouts:
             if path not in layer.entries:
-                self._remove_tree(path)
+                key = self.root.lookup(path)
+                if key is not None:
+                    self._remove_tree(key)
         for directory in layer.opaque:
-            for child in sorted(self._children.get(directory, ())):
-                self._remove_tree(child)
+            key = self.root.lookup(directory)
+            if key is not None:
+                for child in self._live_children(key):
+                    self._remove_tree(child)
         for path in sorted(layer.entries):
-            self._write(layer.entries[path])
+            self._write(path, layer.entries[path])
         # A deletion is a zero-byte occurrence of every file it took away (see module docs).
-        for path, node in self.removed.items():
-            if path not in self.nodes and not node.entry.is_dir:
-                self._occurrence(path, 0)
+        for key, node in self.removed.items():
+            if key not in self.nodes and not node.entry.is_dir:
+                self._occurrence(key, 0)
         return self.view()
 
-    def _link(self, path: str) -> None:
-        self._children.setdefault(parent_of(path), set()).add(path)
+    def _live_children(self, key: PathKey) -> list[PathKey]:
+        if not key.children:
+            return []
+        return [child for child in key.children.values() if child in self.nodes]
 
-    def _unlink(self, path: str) -> None:
-        siblings = self._children.get(parent_of(path))
-        if siblings is not None:
-            siblings.discard(path)
-
-    def _forget(self, path: str, node: MergedNode) -> None:
-        """``path`` leaves the filesystem because of the current layer."""
+    def _forget(self, key: PathKey, node: MergedNode) -> None:
+        """``key`` leaves the filesystem because of the current layer."""
         if node.layer < self.layer:
             # Only what was there before this layer is "removed by" it: what the layer itself
             # wrote and then replaced is not in the filesystem below.
-            self.removed.setdefault(path, MergedNode(node.entry, node.layer, Change.REMOVED))
+            self.removed.setdefault(key, MergedNode(node.entry, node.layer, Change.REMOVED))
             self.wasted_bytes += node.entry.file_bytes
 
-    def _remove_tree(self, path: str) -> None:
-        """Remove ``path`` and everything below it (iteratively)."""
-        root = self.nodes.get(path)
-        if root is None:
-            return
-        self._unlink(path)
-        stack = [path]
+    def _remove_tree(self, key: PathKey) -> None:
+        """Remove ``key`` and everything below it (iteratively).
+
+        Below a path that is not in the filesystem nothing is (a path's parent is always
+        there), so the walk stops at keys no longer present.
+        """
+        stack = [key]
         while stack:
             current = stack.pop()
             node = self.nodes.pop(current, None)
-            if node is not None:
-                self._forget(current, node)
-            stack.extend(self._children.pop(current, ()))
+            if node is None:
+                continue
+            self._forget(current, node)
+            if current.children:
+                stack.extend(current.children.values())
 
-    def _write(self, entry: Entry) -> None:
-        path = entry.path
-        for ancestor in _ancestors(path):
-            existing = self.nodes.get(ancestor)
+    def _write(self, path: str, entry: Entry) -> None:
+        parts = path.split("/")
+        key = self.root
+        for part in parts[:-1]:
+            key = key.child(part)
+            existing = self.nodes.get(key)
             if existing is None or not existing.entry.is_dir:
-                self._put(Entry(ancestor, EntryType.DIRECTORY, IMPLICIT_DIR_MODE))
-        self._put(entry)
+                self._put(key, IMPLICIT_DIRECTORY)
+        key = key.child(parts[-1])
+        self._put(key, entry)
         if not entry.is_dir:
-            self._occurrence(path, entry.size if entry.type is EntryType.FILE else 0)
+            self._occurrence(key, entry.size if entry.type is EntryType.FILE else 0)
 
-    def _put(self, entry: Entry) -> None:
-        path = entry.path
-        existing = self.nodes.get(path)
+    def _put(self, key: PathKey, entry: Entry) -> None:
+        existing = self.nodes.get(key)
         if existing is not None:
             if existing.entry.is_dir and not entry.is_dir:
                 # A directory replaced by anything else takes its whole subtree with it.
-                for child in list(self._children.get(path, ())):
+                for child in self._live_children(key):
                     self._remove_tree(child)
             if not existing.entry.is_dir and existing.layer < self.layer:
                 if entry.is_dir:
-                    self._occurrence(path, 0)  # the file is gone (replaced by a directory)
-                self._forget(path, existing)
+                    self._occurrence(key, 0)  # the file is gone (replaced by a directory)
+                self._forget(key, existing)
             elif existing.layer < self.layer:
                 self.removed.setdefault(
-                    path, MergedNode(existing.entry, existing.layer, Change.REMOVED)
+                    key, MergedNode(existing.entry, existing.layer, Change.REMOVED)
                 )
-        before = self.removed.get(path)
+        before = self.removed.get(key)
         if before is None and existing is not None and existing.layer == self.layer:
             # Written twice by this layer: keep the first verdict.
             change = existing.change
@@ -393,9 +511,7 @@ class FilesystemMerger:
             change = Change.UNCHANGED
         else:
             change = Change.MODIFIED
-        if existing is None:
-            self._link(path)
-        self.nodes[path] = MergedNode(entry, self.layer, change)
+        self.nodes[key] = MergedNode(entry, self.layer, change)
 
 
 def _same(before: Entry, after: Entry) -> bool:
@@ -425,50 +541,83 @@ def merge_layers(layers: Sequence[LayerChanges], upto: int | None = None) -> Mer
     return view
 
 
-def descendants(nodes: Mapping[str, object], path: str) -> list[str]:
-    """Every path below ``path`` in a flat mapping of paths (root: ``""``), sorted."""
-    prefix = f"{path}/" if path else ""
-    return sorted(p for p in nodes if p.startswith(prefix) and p != path)
+def _children_of(nodes: Mapping[PathKey, object]) -> dict[PathKey, list[PathKey]]:
+    """Each directory's present children (the root's too), from a flat mapping of keys."""
+    children: dict[PathKey, list[PathKey]] = {}
+    for key in nodes:
+        assert key.parent is not None  # the root is never a node
+        children.setdefault(key.parent, []).append(key)
+    return children
 
 
-def directory_sizes(nodes: Mapping[str, MergedNode]) -> dict[str, int]:
-    """Regular-file bytes below each directory (``""`` is the root); one pass, no recursion."""
-    sizes: dict[str, int] = {"": 0}
-    for path, node in nodes.items():
-        if node.entry.is_dir:
-            sizes.setdefault(path, 0)
-    for path, node in nodes.items():
-        size = node.entry.file_bytes
-        if not size:
+def directory_sizes(nodes: Mapping[PathKey, MergedNode]) -> dict[PathKey, int]:
+    """Regular-file bytes below each directory (the root's key too); linear, no recursion."""
+    children = _children_of(nodes)
+    sizes: dict[PathKey, int] = {}
+    if not nodes:
+        return sizes
+    root = next(iter(nodes)).root
+    order: list[PathKey] = []
+    stack = [root]
+    while stack:
+        key = stack.pop()
+        order.append(key)
+        stack.extend(children.get(key, ()))
+    for key in reversed(order):  # children before their parent
+        node = nodes.get(key)
+        if node is not None and not node.entry.is_dir:
             continue
-        sizes[""] += size
-        for ancestor in _ancestors(path):
-            sizes[ancestor] = sizes.get(ancestor, 0) + size
+        sizes[key] = sum(
+            sizes[child] if child in sizes else nodes[child].entry.file_bytes
+            for child in children.get(key, ())
+        )
     return sizes
 
 
 def diff_filesystems(
-    before: Mapping[str, MergedNode], after: Mapping[str, MergedNode]
+    before: Mapping[PathKey, MergedNode], after: Mapping[PathKey, MergedNode]
 ) -> list[FileChange]:
-    """File-level differences from ``before`` to ``after``, sorted by path.
+    """File-level differences from ``before`` to ``after``, in tree order.
 
-    Modified means a changed type, size, mode, owner, link target, or content (when both
-    digests are known). Directories appear when they are added, removed or their own
+    The two trees are walked side by side, matched by name (their keys may come from two
+    mergers). Modified means a changed type, size, mode, owner, link target, or content (when
+    both digests are known). Directories appear when they are added, removed or their own
     metadata changed.
     """
+    old_children = _children_of(before)
+    new_children = _children_of(after)
+    old_root = next(iter(before)).root if before else None
+    new_root = next(iter(after)).root if after else None
+
+    def pairs(old_dir: PathKey | None, new_dir: PathKey | None) -> list[_Pair]:
+        """The children of both directories matched by name, last name first (a stack)."""
+        olds = {key.name: key for key in old_children.get(old_dir, ())} if old_dir else {}
+        news = {key.name: key for key in new_children.get(new_dir, ())} if new_dir else {}
+        names = sorted(olds.keys() | news.keys(), reverse=True)
+        return [(olds.get(name), news.get(name)) for name in names]
+
     found: list[FileChange] = []
-    for path, old in before.items():
-        new = after.get(path)
-        if new is None:
-            found.append(FileChange(path, Change.REMOVED, old.entry, None))
-            continue
-        if new.entry is old.entry:
-            continue
-        fields = changed_fields(old.entry, new.entry)
-        if fields:
-            found.append(FileChange(path, Change.MODIFIED, old.entry, new.entry, fields))
-    for path, new in after.items():
-        if path not in before:
-            found.append(FileChange(path, Change.ADDED, None, new.entry))
-    found.sort(key=lambda change: change.path)
+    stack = pairs(old_root, new_root)
+    while stack:
+        old_key, new_key = stack.pop()
+        old = before[old_key] if old_key is not None else None
+        new = after[new_key] if new_key is not None else None
+        if old is None:
+            assert new is not None and new_key is not None
+            found.append(FileChange(new_key, Change.ADDED, None, new.entry))
+        elif new is None:
+            assert old_key is not None
+            found.append(FileChange(old_key, Change.REMOVED, old.entry, None))
+        elif new.entry is not old.entry:
+            fields = changed_fields(old.entry, new.entry)
+            if fields:
+                assert new_key is not None
+                found.append(FileChange(new_key, Change.MODIFIED, old.entry, new.entry, fields))
+        below_old = old_key if old is not None and old.entry.is_dir else None
+        below_new = new_key if new is not None and new.entry.is_dir else None
+        if below_old is not None or below_new is not None:
+            stack.extend(pairs(below_old, below_new))  # depth first: contents come next
     return found
+
+
+_Pair = tuple[PathKey | None, PathKey | None]

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 
 from tui.logic.escape import visible
 from tui.logic.fmt import human_size, short_digest, signed_size
-from tui.logic.fsmerge import Change, Entry, EntryType, FileChange, MergedView
+from tui.logic.fsmerge import (
+    Change,
+    Entry,
+    EntryType,
+    FileChange,
+    MergedView,
+    PathKey,
+    in_tree_order,
+)
 from tui.logic.imagediff import ImageDiff
 
 __all__ = [
@@ -45,11 +53,16 @@ def efficiency_text(efficiency: float) -> str:
 
 @dataclass(frozen=True)
 class MergedRow:
-    path: str
+    key: PathKey
     change: Change
     entry: Entry
     size: int
     """A file's bytes, or the bytes below a directory."""
+
+    @property
+    def path(self) -> str:
+        """Built from the tree on each call (rows keep no path text: a tree may be deep)."""
+        return self.key.path
 
 
 def _matches(path: str, query: str) -> bool:
@@ -58,37 +71,43 @@ def _matches(path: str, query: str) -> bool:
 
 def merged_rows(
     view: MergedView,
-    sizes: Mapping[str, int],
+    sizes: Mapping[PathKey, int],
     *,
     query: str = "",
     by_size: bool = False,
     only_changes: bool = False,
 ) -> list[MergedRow]:
-    """Every path of the view (and those its layer removed), filtered by ``query``."""
-    rows: list[MergedRow] = []
-    for path, node in view.nodes.items():
+    """Every path of the view (and those its layer removed), filtered by ``query``.
+
+    By path means in tree order (a directory, then what is in it); by size, largest first.
+    A path's text is built only to match ``query``, and dropped at once.
+    """
+    rows: dict[PathKey, MergedRow] = {}
+    for key, node in view.nodes.items():
         change = node.change if node.layer == view.layer else Change.UNCHANGED
-        if (only_changes and change is Change.UNCHANGED) or not _matches(path, query):
+        if only_changes and change is Change.UNCHANGED:
             continue
-        size = sizes.get(path, 0) if node.entry.is_dir else node.entry.file_bytes
-        rows.append(MergedRow(path, change, node.entry, size))
-    for path, node in view.removed.items():
-        if path not in view.nodes and _matches(path, query):
-            rows.append(MergedRow(path, Change.REMOVED, node.entry, node.entry.file_bytes))
+        if query and not _matches(key.path, query):
+            continue
+        size = sizes.get(key, 0) if node.entry.is_dir else node.entry.file_bytes
+        rows[key] = MergedRow(key, change, node.entry, size)
+    for key, node in view.removed.items():
+        if key not in view.nodes and (not query or _matches(key.path, query)):
+            rows[key] = MergedRow(key, Change.REMOVED, node.entry, node.entry.file_bytes)
+    ordered = [rows[key] for key in in_tree_order(rows)]
     if by_size:
-        rows.sort(key=lambda row: (-row.size, row.path))
-    else:
-        rows.sort(key=lambda row: row.path)
-    return rows
+        ordered.sort(key=lambda row: -row.size)  # stable: equal sizes stay in tree order
+    return ordered
 
 
 def diff_rows(
     changes: Iterable[FileChange], *, query: str = "", by_size: bool = False
 ) -> list[FileChange]:
-    """File changes filtered by ``query``; by path, or by the size of the change (largest first)."""
-    rows = [change for change in changes if _matches(change.path, query)]
+    """File changes filtered by ``query``; in the given (tree) order, or by the size of the
+    change (largest first, ties in the given order)."""
+    rows = [change for change in changes if not query or _matches(change.path, query)]
     if by_size:
-        rows.sort(key=lambda change: (-abs(change.size_delta), change.path))
+        rows.sort(key=lambda change: -abs(change.size_delta))
     return rows
 
 

@@ -24,7 +24,14 @@ from tui.client import ImageManifest, match_history
 from tui.data.inside import ImageSource, LoadProgress, ResolvedImage, read_layers, resolve_image
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
-from tui.logic.fsmerge import Change, LayerChanges, MergedView, directory_sizes, merge_layers
+from tui.logic.fsmerge import (
+    Change,
+    LayerChanges,
+    MergedView,
+    PathKey,
+    directory_sizes,
+    merge_layers,
+)
 from tui.logic.inside_view import MAX_ROWS, MergedRow, efficiency_text, merged_rows, mode_string
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
@@ -66,7 +73,7 @@ class MergedFsScreen(RegtuiScreen):
         self.image: ResolvedImage | None = None
         self.stack: list[LayerChanges] = []
         self.view: MergedView | None = None
-        self.sizes: dict[str, int] = {}
+        self.sizes: dict[PathKey, int] = {}
         self.rows: list[MergedRow] = []
         self.selected = -1
         self.layer_counts: dict[Change, int] = {}
