@@ -109,7 +109,7 @@ def image_of(
     )
 
 
-def _layer(entries: list[T], compression: str = "gzip") -> tuple[Blob, bytes]:
+def layer_and_tar(entries: list[T], compression: str = "gzip") -> tuple[Blob, bytes]:
     return layer_of(entries, compression), tar_of(entries)
 
 
@@ -164,11 +164,13 @@ RUNTIME_V2 = {
 
 
 def v1() -> Image:
-    return image_of([_layer(BASE), _layer(APP)], RUNTIME_V1)
+    return image_of([layer_and_tar(BASE), layer_and_tar(APP)], RUNTIME_V1)
 
 
 def v2(architecture: str = "amd64") -> Image:
-    return image_of([_layer(BASE), _layer(UPDATE, "zstd")], RUNTIME_V2, architecture=architecture)
+    return image_of(
+        [layer_and_tar(BASE), layer_and_tar(UPDATE, "zstd")], RUNTIME_V2, architecture=architecture
+    )
 
 
 # The file-level diff v1 -> v2, by hand: (path, change, fields, size change)
