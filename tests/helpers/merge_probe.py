@@ -37,10 +37,13 @@ async def probe(host: str, repo: str, base: str, reference: str) -> dict[str, An
         sizes = directory_sizes(view.nodes)
         rows = merged_rows(view, sizes)
         changes = view.layer_changes()
+        filtered = merged_rows(view, sizes, query="D/F")  # what typing in the filter does
         report["merged_seconds"] = round(time.monotonic() - start, 2)
         report["merged_peak_mib"] = round(peak_mib())
-        report.update(nodes=len(view.nodes), rows=len(rows), changes=len(changes))
-        del view, sizes, rows, changes, layers
+        report.update(
+            nodes=len(view.nodes), rows=len(rows), changes=len(changes), filtered=len(filtered)
+        )
+        del view, sizes, rows, changes, filtered, layers
         start = time.monotonic()
         diff = await diff_images(
             ImageSource(client, repo, base, base), ImageSource(client, repo, reference, reference)

@@ -104,6 +104,7 @@ def test_a_path_of_50000_components_is_stacked_in_bounded_memory(pushed: Running
     report = json.loads(result.stdout.strip().splitlines()[-1])
     # The deep image: BASE's 14 paths plus d, d/d, ... (50,000 directories) and the file.
     assert report["nodes"] == len(BASE) + DEPTH + 1 == report["rows"]
+    assert report["filtered"] == 1  # "D/F" (any case) is only in the file's path
     assert report["files"] == DEPTH + 1  # the diff from BASE: every new directory, the file
     assert report["last_path_length"] == 2 * DEPTH + 1  # the file, last in tree order
     assert report["peak_mib"] < PEAK_BOUND_MIB, report

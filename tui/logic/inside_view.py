@@ -22,6 +22,7 @@ from tui.logic.imagediff import ImageDiff
 __all__ = [
     "MAX_ROWS",
     "MergedRow",
+    "PathMatcher",
     "diff_rows",
     "diff_summary_lines",
     "efficiency_text",
@@ -65,8 +66,38 @@ class MergedRow:
         return self.key.path
 
 
-def _matches(path: str, query: str) -> bool:
-    return not query or query.lower() in path.lower()
+class PathMatcher:
+    """Whether a path contains ``query`` (case-insensitive), without building the path.
+
+    A path of 50,000 components has 50,000 ancestors whose texts add up to gigabytes: each key
+    keeps only whether its path matched and the path's last ``len(query) - 1`` characters, which
+    is all a child needs (the query is in the child's path if it is in the parent's, or across
+    that tail, the ``/`` and the child's name). Linear in the keys asked about and their
+    ancestors, each visited once.
+    """
+
+    def __init__(self, query: str) -> None:
+        self.needle = query.lower()
+        self._keep = max(len(self.needle) - 1, 0)
+        self._known: dict[PathKey, tuple[bool, str]] = {}
+
+    def __call__(self, key: PathKey) -> bool:
+        if not self.needle:
+            return True
+        known = self._known
+        chain: list[PathKey] = []
+        current = key
+        while current.parent is not None and current not in known:
+            chain.append(current)
+            current = current.parent
+        matched, tail = known[current] if current.parent is not None else (False, None)
+        for item in reversed(chain):
+            name = item.name.lower()
+            text = name if tail is None else f"{tail}/{name}"
+            matched = matched or self.needle in text
+            tail = text[-self._keep :] if self._keep else ""
+            known[item] = (matched, tail)
+        return known[key][0] if key.parent is not None else False
 
 
 def merged_rows(
@@ -80,19 +111,20 @@ def merged_rows(
     """Every path of the view (and those its layer removed), filtered by ``query``.
 
     By path means in tree order (a directory, then what is in it); by size, largest first.
-    A path's text is built only to match ``query``, and dropped at once.
+    No path text is built (:class:`PathMatcher`): rows are linear in the tree, however deep.
     """
+    matches = PathMatcher(query)
     rows: dict[PathKey, MergedRow] = {}
     for key, node in view.nodes.items():
         change = node.change if node.layer == view.layer else Change.UNCHANGED
         if only_changes and change is Change.UNCHANGED:
             continue
-        if query and not _matches(key.path, query):
+        if not matches(key):
             continue
         size = sizes.get(key, 0) if node.entry.is_dir else node.entry.file_bytes
         rows[key] = MergedRow(key, change, node.entry, size)
     for key, node in view.removed.items():
-        if key not in view.nodes and (not query or _matches(key.path, query)):
+        if key not in view.nodes and matches(key):
             rows[key] = MergedRow(key, Change.REMOVED, node.entry, node.entry.file_bytes)
     ordered = [rows[key] for key in in_tree_order(rows)]
     if by_size:
@@ -105,7 +137,8 @@ def diff_rows(
 ) -> list[FileChange]:
     """File changes filtered by ``query``; in the given (tree) order, or by the size of the
     change (largest first, ties in the given order)."""
-    rows = [change for change in changes if not query or _matches(change.path, query)]
+    matches = PathMatcher(query)
+    rows = [change for change in changes if matches(change.key)]
     if by_size:
         rows.sort(key=lambda change: -abs(change.size_delta))
     return rows
