@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 
 from tests.helpers.inside_images import BASE, UPDATE, T, tar_of
-from tui.client.layers import LayerFormatError
+from tui.client.layers import LayerFormatError, LayerTooLargeError
 from tui.data.layer_entries import EntryReader
 from tui.imagegen import compress
 from tui.logic.fsmerge import EntryType, LayerChanges, merge_layers
@@ -110,3 +110,20 @@ def test_same_size_other_bytes_is_a_content_change() -> None:
     assert [c.fields for c in view.layer_changes()] == [("content",)]
     same = merge_layers([LayerChanges.from_entries(first), LayerChanges.from_entries(first)])
     assert same.layer_changes() == []
+
+
+def test_nested_names_listed_one_by_one_stop_at_the_path_bytes_limit() -> None:
+    # d, d/d, d/d/d, ...: each entry keeps its whole path, so the paths kept grow with the
+    # square of the depth (50,000 levels, a few MB of gzip, would be 2.5 GB of paths).
+    nested = [T("/".join(["d"] * depth), "dir", mode=0o755) for depth in range(1, 1501)]
+    blob = compress(tar_of(nested), "gzip")
+    assert len(blob) < 200_000
+    whole = EntryReader(max_entries=10_000)
+    whole.feed(blob)
+    whole.finish()
+    assert len(whole.collected) == 1500 and whole.path_bytes == sum(
+        2 * depth - 1 for depth in range(1, 1501)
+    )
+    reader = EntryReader(max_entries=10_000, max_path_bytes=1024**2)
+    with pytest.raises(LayerTooLargeError, match="paths take more than 1 MiB"):
+        reader.feed(blob)

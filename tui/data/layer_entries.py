@@ -23,13 +23,30 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from tui.client import Descriptor, RegistryClient
-from tui.client.layers import BLOCK, LayerFormatError, LayerReader, NodeKind, clean_layer_path
+from tui.client.layers import (
+    BLOCK,
+    LayerFormatError,
+    LayerReader,
+    LayerTooLargeError,
+    NodeKind,
+    clean_layer_path,
+)
 from tui.logic.fsmerge import Entry, EntryType, LayerChanges
 
-__all__ = ["MAX_LAYER_ENTRIES", "EntryReader", "LayerProgress", "read_layer_changes"]
+__all__ = [
+    "MAX_LAYER_ENTRIES",
+    "MAX_LAYER_PATH_BYTES",
+    "EntryReader",
+    "LayerProgress",
+    "read_layer_changes",
+]
 
 MAX_LAYER_ENTRIES = 2_000_000
 """Entries kept for one layer (about 200 bytes each): a layer with more is refused."""
+MAX_LAYER_PATH_BYTES = 256 * 1024**2
+"""Bytes of (cleaned) paths and link targets kept for one layer. Each entry keeps its whole
+path: a few megabytes of gzip can name 50,000 nested directories one by one, 2.5 GB of paths;
+a real layer of a million files takes about 100 MB."""
 
 _TYPES = {
     NodeKind.FILE: EntryType.FILE,
@@ -63,10 +80,18 @@ def _number(pax_value: str | None, field: bytes) -> int:
 class EntryReader(LayerReader):
     """Feed a layer blob chunk by chunk; ``entries`` holds its tar entries, in archive order."""
 
-    def __init__(self, max_entries: int = MAX_LAYER_ENTRIES, *, digests: bool = True) -> None:
+    def __init__(
+        self,
+        max_entries: int = MAX_LAYER_ENTRIES,
+        *,
+        digests: bool = True,
+        max_path_bytes: int = MAX_LAYER_PATH_BYTES,
+    ) -> None:
         super().__init__()
         self.collected: list[Entry] = []
         self.max_entries = max_entries
+        self.max_path_bytes = max_path_bytes
+        self.path_bytes = 0
         self.digests = digests
         self._owner = (0, 0)
         self._hasher: hashlib._Hash | None = None
@@ -122,6 +147,12 @@ class EntryReader(LayerReader):
             return  # the root itself: runtimes skip it
         if entry_type is EntryType.HARDLINK:
             link = clean_layer_path(link)
+        self.path_bytes += len(clean) + len(link)
+        if self.path_bytes > self.max_path_bytes:
+            raise LayerTooLargeError(
+                f"the layer's paths take more than {self.max_path_bytes // 1024**2} MiB "
+                "(deeply nested names); regtui stopped reading it"
+            )
         digest = None
         if self.digests and entry_type is EntryType.FILE:
             if size:
