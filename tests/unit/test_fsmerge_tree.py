@@ -3,14 +3,16 @@ oracles that work on plain path strings (independent of the tree code)."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui.logic.fsmerge import (
     Change,
     Entry,
     EntryType,
+    FilesystemMerger,
     LayerChanges,
+    MergedNode,
     MergedView,
     PathKey,
     diff_filesystems,
@@ -161,3 +163,35 @@ def test_rows_of_a_deep_tree_filter_and_sort_without_path_text() -> None:
     assert [row.path for row in rows] == [f"{deep}/file"]
     by_size = merged_rows(view, {}, by_size=True)
     assert [row.path for row in by_size[:2]] == [f"{deep}/file", "top"]
+
+
+def state(merger: FilesystemMerger) -> tuple[object, ...]:
+    def table(nodes: dict[PathKey, MergedNode]) -> dict[str, tuple[object, ...]]:
+        return {key.path: (node.entry, node.layer, node.change) for key, node in nodes.items()}
+
+    return (
+        merger.layer,
+        table(merger.nodes),
+        table(merger.removed),
+        merger.wasted_bytes,
+        merger.layer_bytes,
+        merger.efficiency,
+    )
+
+
+@settings(max_examples=300)
+@given(LAYERS, LAYERS, st.integers(1, 7), LAYERS)
+def test_a_run_of_copies_fast_forwarded_equals_applying_each(
+    base: LayerChanges, layer: LayerChanges, times: int, top: LayerChanges
+) -> None:
+    one_by_one, fast = FilesystemMerger(), FilesystemMerger()
+    one_by_one.apply(base)
+    fast.apply(base)
+    for _ in range(times):
+        one_by_one.apply(layer)
+    fast.apply_repeated(layer, times)
+    assert state(fast) == state(one_by_one)
+    # and what comes after the run sees the same filesystem and figures
+    one_by_one.apply(top)
+    fast.apply(top)
+    assert state(fast) == state(one_by_one)

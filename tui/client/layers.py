@@ -8,6 +8,11 @@ Whiteouts (the OCI/AUFS convention for deletions in a layer) are kept as nodes o
 ``WHITEOUT`` named after the path they delete; an opaque directory marker (``.wh..wh..opq``)
 sets ``opaque`` on its directory: everything the lower layers had there is hidden.
 
+Names are cleaned as container runtimes clean them (:func:`clean_layer_path`, the one place
+regtui normalises a layer's paths: this tree, the merged filesystem and ``diff`` all use it):
+``usr/bin/../../etc/x`` is ``etc/x``, ``..`` above the root stays at the root, absolute names,
+``./``, repeated and trailing slashes are taken from the root; hardlink targets likewise.
+
 No Textual, no network: ``read_layer`` takes any async iterable of chunks.
 
 Bounded whatever the blob holds (a gzip or zstd bomb, a tar of a million tiny entries):

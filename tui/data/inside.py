@@ -151,6 +151,17 @@ async def read_layers(
     return found
 
 
+def _runs(layers: Sequence[Descriptor]) -> list[tuple[Descriptor, int]]:
+    """Consecutive positions of one digest as ``(layer, how many)``."""
+    found: list[tuple[Descriptor, int]] = []
+    for layer in layers:
+        if found and found[-1][0].digest == layer.digest:
+            found[-1] = (found[-1][0], found[-1][1] + 1)
+        else:
+            found.append((layer, 1))
+    return found
+
+
 def _distinct_steps(layers: Sequence[Descriptor]) -> dict[str, int]:
     """Each distinct digest of ``layers`` with its number (1-based, in order of first use)."""
     steps: dict[str, int] = {}
@@ -217,15 +228,16 @@ async def diff_images(
         label = f"{name}: {side.reference}"
         steps = _distinct_steps(layers)
         uncompressed = 0
-        for layer in layers:
+        for layer, times in _runs(layers):
             read = cache.get(layer.digest)
             if read is None:
                 step = steps[layer.digest]
                 read = await _read_one(image, layer, step, len(steps), on_progress, label)
                 cache[layer.digest] = read
-            await asyncio.to_thread(merger.apply, read[0])  # big layers: off the event loop
-            uncompressed += read[1]
-            remaining[layer.digest] -= 1
+            # Big layers: off the event loop. A run of copies costs at most three applications.
+            await asyncio.to_thread(merger.apply_repeated, read[0], times)
+            uncompressed += read[1] * times
+            remaining[layer.digest] -= times
             if remaining[layer.digest] <= 0:
                 del cache[layer.digest]
         side.uncompressed_bytes = uncompressed
