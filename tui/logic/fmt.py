@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 _IRREGULAR_PLURALS = {
     "repository": "repositories",
@@ -35,20 +35,25 @@ def count_of(count: int, noun: str) -> str:
     return f"{count:,} {plural(noun, count)}"
 
 
-def human_size(size: int | None) -> str:
-    """``1234567`` -> ``"1.2 MB"`` (decimal units, like ``docker images``); ``None`` -> ``"…"``."""
+def human_size(size: int | None, *, unknown: str = "…") -> str:
+    """Bytes for people, the one unit system of the app and the CLI: binary units as ``du -h``
+    and ``ls -lh`` count them (``999 B``, ``1.5 KiB``, ``1.8 MiB``, ``4.8 GiB``), one decimal
+    above bytes; ``None`` (not known yet) -> ``unknown``."""
     if size is None:
-        return "…"
+        return unknown
     value = float(size)
-    for unit in _UNITS:
-        if abs(value) < 1000 or unit == _UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
+    if abs(value) < 1024:
+        return f"{int(value)} B"
+    for unit in _UNITS[1:]:
+        value /= 1024
+        # 1023.96 KiB would round to "1024.0 KiB": that is 1.0 MiB.
+        if round(abs(value), 1) < 1024 or unit == _UNITS[-1]:
+            return f"{value:.1f} {unit}"
     raise AssertionError("unreachable")
 
 
 def signed_size(delta: int) -> str:
-    """A change in bytes with its sign: ``+1.2 MB``, ``-300 B``, ``0 B``."""
+    """A change in bytes with its sign: ``+1.2 MiB``, ``-300 B``, ``0 B``."""
     if delta == 0:
         return "0 B"
     return ("+" if delta > 0 else "-") + human_size(abs(delta))
