@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -86,3 +87,34 @@ def parse_created(value: str | None) -> datetime | None:
 
 def format_created(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def compact_time(value: datetime | None, now: datetime | None = None) -> str:
+    """A date for a narrow column, 11 cells at most: ``12-07 04:05`` within this year (UTC),
+    ``2024-05-01`` before it; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    value = value.astimezone(UTC)
+    this_year = (now or datetime.now(UTC)).astimezone(UTC).year
+    return f"{value:%m-%d %H:%M}" if value.year == this_year else f"{value:%Y-%m-%d}"
+
+
+PLATFORMS_WIDTH = 24
+"""Cells of a platforms cell in a table: more platforms than fit are cut, after their count."""
+
+
+def platforms_cell(platforms: Sequence[str], width: int = PLATFORMS_WIDTH) -> str:
+    """An image's platforms for a narrow column: one as it is (``linux/amd64``); several as
+    their count and names, ``linux/`` left out when all are Linux and the rest cut with ``…``
+    (``3: amd64, arm64, arm/v7``; ``arm64/v8`` is written ``arm64``)."""
+    if len(platforms) <= 1:
+        return "".join(platforms)
+    # arm64/v8 is what arm64 means (containerd normalises it so): the shorter name.
+    names = [
+        name.removesuffix("/arm64/v8") + "/arm64" if name.endswith("/arm64/v8") else name
+        for name in platforms
+    ]
+    if all(name.startswith("linux/") for name in names):
+        names = [name.removeprefix("linux/") for name in names]
+    text = f"{len(names)}: {', '.join(names)}"
+    return text if len(text) <= width else text[: width - 1] + "…"

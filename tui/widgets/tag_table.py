@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -12,7 +13,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
-from tui.logic.fmt import format_created, human_size, short_digest
+from tui.logic.fmt import compact_time, human_size, platforms_cell, short_digest
 from tui.logic.tags import TagRow
 
 COLUMNS = (
@@ -194,7 +195,8 @@ class TagTable(DataTable[str | Text]):
     def cells(self, row: TagRow, marked: bool) -> tuple[str | Text, ...]:
         """The row's cells, one per column shown."""
         mark = Text("●", style="bold red") if marked else Text(" ")
-        pushed: tuple[str | Text, ...] = (format_created(row.pushed),) if self.shows_pushed else ()
+        # Compact dates and platforms: every column stays readable in 80 columns.
+        pushed: tuple[str | Text, ...] = (_when(row.pushed),) if self.shows_pushed else ()
         if row.error:
             return (mark, row.tag, Text(row.error, style="red"), "", "", "", *pushed)
         if not row.loaded:
@@ -204,7 +206,11 @@ class TagTable(DataTable[str | Text]):
             row.tag,
             short_digest(row.digest),
             human_size(row.size) if row.size is not None else "",
-            format_created(row.created),
-            ", ".join(row.platforms),
+            _when(row.created),
+            platforms_cell(row.platforms),
             *pushed,
         )
+
+
+def _when(value: datetime | None) -> str:
+    return compact_time(value) if value is not None else ""
