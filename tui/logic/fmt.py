@@ -118,3 +118,25 @@ def platforms_cell(platforms: Sequence[str], width: int = PLATFORMS_WIDTH) -> st
         names = [name.removeprefix("linux/") for name in names]
     text = f"{len(names)}: {', '.join(names)}"
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+HEADER_CHROME = 20
+"""Cells of the header that are not the title: the icon on the left, the space on the right."""
+
+
+def fit_title(title: str, subtitle: str, host: str, width: int) -> tuple[str, str]:
+    """The header's title and subtitle for a terminal ``width`` cells wide: the registry's
+    host always stays in view. Too long, the subtitle becomes the bare ``host``; still too
+    long, the title is cut in the middle (``library/pyth…@450e778b7d4a``)."""
+    room = width - HEADER_CHROME
+    if len(title) + 3 + len(subtitle) <= room:
+        return title, subtitle
+    subtitle = host
+    left = room - 3 - len(subtitle)
+    if len(title) <= left:
+        return title, subtitle
+    if left < 5:
+        return title[: max(left - 1, 0)] + "…" if left > 1 else "", subtitle
+    head = (left - 1) // 2
+    tail = left - 1 - head
+    return f"{title[:head]}…{title[-tail:]}", subtitle

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from rich.text import Text
@@ -423,3 +423,18 @@ def _attach(
             return
         above.children[copy.name] = copy
         child = above
+
+
+def tree_children(paths: Iterable[str]) -> dict[str, list[str]]:
+    """Parent path -> its children's paths (the root is ``""``), for every path of ``paths``
+    and the directories that lead to it, in the order first seen (the caller sorts)."""
+    children: dict[str, list[str]] = {}
+    seen = {""}
+    for path in paths:
+        child = path
+        while child not in seen:
+            seen.add(child)
+            parent = child.rpartition("/")[0]
+            children.setdefault(parent, []).append(child)
+            child = parent
+    return children

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.screen import Screen
@@ -12,6 +13,7 @@ from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker
 
 from tui.host import RegtuiHost
+from tui.logic.fmt import fit_title
 from tui.widgets.filter_bar import FilterBar
 
 
@@ -66,6 +68,22 @@ class RegtuiScreen(Screen[None]):
         for footer in self.query(Footer):
             footer.compact = True
             footer.show_command_palette = self.SHOWS_PALETTE_KEY
+        # Runs after the screen's own on_mount, which set the title.
+        self._titles = (self.title or "", self.sub_title or self.app.sub_title or "")
+        self._fit_titles(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_titles(event.size.width)
+
+    def _fit_titles(self, width: int) -> None:
+        """Titles keep the registry's host in view, however narrow the terminal."""
+        titles = getattr(self, "_titles", None)
+        if titles is None:
+            return
+        host = self.regtui.settings.registry
+        for scheme in ("https://", "http://"):
+            host = host.removeprefix(scheme)
+        self.title, self.sub_title = fit_title(titles[0], titles[1], host, width)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: every screen forwards it to the one error path.

@@ -50,7 +50,7 @@ class FindScreen(RegtuiScreen):
         Binding("x", "cancel", "Cancel", id="find-cancel"),
         # The query box keeps the focus after a search (the next query is typed at once):
         # down goes to the results, tab too.
-        Binding("down", "to_results", "To the results", id="find-results", show=False),
+        Binding("down", "to_results", "Results", id="find-results", key_display="↓"),
     ]
 
     def __init__(self, query: str = "") -> None:

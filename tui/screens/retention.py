@@ -12,7 +12,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -222,8 +222,8 @@ class RetentionScreen(RegtuiScreen):
         self.focus_main()
         self.read_registry()
 
-    def on_resize(self) -> None:
-        self._fit(self.size.width)
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
 
     def _fit(self, width: int) -> None:
         self.set_class(width < STACK_BELOW, "-stacked")
