@@ -50,7 +50,11 @@ class FindScreen(RegtuiScreen):
         Binding("x", "cancel", "Cancel", id="find-cancel"),
         # The query box keeps the focus after a search (the next query is typed at once):
         # down goes to the results, tab too.
-        Binding("down", "to_results", "Results", id="find-results", key_display="↓"),
+        # Priority: the query box binds down itself (to scroll a one-line text). Only while
+        # it has the focus (check_action): in the results, down moves the cursor.
+        Binding(
+            "down", "to_results", "Results", id="find-to-results", key_display="↓", priority=True
+        ),
     ]
 
     def __init__(self, query: str = "") -> None:

@@ -133,7 +133,8 @@ class LayerFilesScreen(RegtuiScreen):
         if matched and sum(1 for _ in shown.walk()) <= EXPAND_MATCHES:
             tree.expand_everything()
         self.set_status(
-            f"{count_of(matched, 'entry')} match “{query.strip()}”"
+            f"{count_of(matched, 'entry')} {'matches' if matched == 1 else 'match'} "
+            f"“{query.strip()}”"
             if matched
             else f"Nothing matches “{query.strip()}” · esc clears the filter"
         )

@@ -9,6 +9,7 @@ collect its garbage (the bundled one), collects it and shows the storage before 
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 
 from rich.text import Text
@@ -71,17 +72,22 @@ GC_MODE_TEXT = {
 }
 
 
+_BY_DATE = re.compile(r" \(by (created|pushed)\)$")
 WHY_TEXT = {
     "no keep rule matched": "not kept (keep rules alone delete the rest)",
     "no delete rule": "no delete rule is enabled",
 }
 
 
-def why_text(reasons: tuple[str, ...], siblings: tuple[str, ...] = ()) -> str:
+def why_text(reasons: tuple[str, ...]) -> str:
     """The plan's Why column: the rules that decided, in words a reader of the rules knows."""
-    why = "; ".join(WHY_TEXT.get(reason, reason) for reason in reasons)
-    if siblings:
-        why += f" (same image as {', '.join(siblings)})"
+    # "(by created)" is the date column's title already: one reason fits 120 columns whole.
+    why = "; ".join(
+        WHY_TEXT.get(
+            reason, _BY_DATE.sub("", reason) if reason.startswith("keep_newest") else reason
+        )
+        for reason in reasons
+    )
     return why
 
 
@@ -232,7 +238,10 @@ class RetentionScreen(RegtuiScreen):
         """One date column, the one the rules decide by (``by:``): a narrow table stays readable."""
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_columns("", "Repository", "Tag", by.capitalize(), "Why", "Digest")
+        # Why before the tags on the same image: the reasons stay whole in 120 columns.
+        table.add_columns(
+            "", "Repository", "Tag", by.capitalize(), "Why", "Same image as", "Digest"
+        )
         self._by = by
 
     def focus_main(self) -> None:
@@ -327,8 +336,10 @@ class RetentionScreen(RegtuiScreen):
                 mark = Text("keep", style="green")
                 tag = Text(d.tag)
             date = compact_time(d.pushed if by_pushed else d.created, now)
-            why = why_text(d.reasons, d.siblings)
-            table.add_row(mark, repo.name, tag, date, why, short_digest(d.digest))
+            siblings = ", ".join(d.siblings)
+            table.add_row(
+                mark, repo.name, tag, date, why_text(d.reasons), siblings, short_digest(d.digest)
+            )
         for u in repo.untagged:
             limit = self.plan.policy.delete_untagged_older_than if self.plan else None
             older = f" {format_duration(limit)}" if limit is not None else " the limit"
@@ -338,6 +349,7 @@ class RetentionScreen(RegtuiScreen):
                 Text("(untagged)", style="red"),
                 compact_time(u.pushed, now) if by_pushed else "-",
                 f"untagged, pushed longer ago than{older}",
+                "",
                 short_digest(u.digest),
             )
 
