@@ -57,9 +57,9 @@ by: created  # or: pushed
 """
 """The rules a new screen starts with: every rule commented out, so the first plan deletes
 nothing and each rule the user enables shows its own effect. No line is wider than
-:data:`RULES_WIDTH` minus the editor's frame, so a commented rule never wraps into a line that
-looks active."""
-RULES_WIDTH = 40
+:data:`RULES_WIDTH` minus the editor's frame (4 cells), and the editor never wraps a line: a
+commented rule never continues on a line that looks active."""
+RULES_WIDTH = 44
 STACK_BELOW = 150
 """Narrower terminals put the rules above the plan (full width); wider ones side by side."""
 REEVALUATE_DELAY = 0.3
@@ -72,7 +72,7 @@ GC_MODE_TEXT = {
 }
 
 
-_BY_DATE = re.compile(r" \(by (created|pushed)\)$")
+_BY_DATE = re.compile(r"^(keep_newest \d+) \(by (created|pushed)\)$")
 WHY_TEXT = {
     "no keep rule matched": "not kept (keep rules alone delete the rest)",
     "no delete rule": "no delete rule is enabled",
@@ -82,13 +82,7 @@ WHY_TEXT = {
 def why_text(reasons: tuple[str, ...]) -> str:
     """The plan's Why column: the rules that decided, in words a reader of the rules knows."""
     # "(by created)" is the date column's title already: one reason fits 120 columns whole.
-    why = "; ".join(
-        WHY_TEXT.get(
-            reason, _BY_DATE.sub("", reason) if reason.startswith("keep_newest") else reason
-        )
-        for reason in reasons
-    )
-    return why
+    return "; ".join(WHY_TEXT.get(reason, _BY_DATE.sub(r"\1", reason)) for reason in reasons)
 
 
 def plan_summary(plan: PrunePlan, gc_mode: str) -> str:
@@ -108,7 +102,8 @@ def plan_summary(plan: PrunePlan, gc_mode: str) -> str:
     )
     label = "exact" if plan.exact else "ESTIMATE"
     summary = (
-        f"{count_of(going, 'tag')} go, {count_of(deleted, 'manifest')} deleted · frees "
+        f"{count_of(going, 'tag')} {'goes' if going == 1 else 'go'}, "
+        f"{count_of(deleted, 'manifest')} deleted · frees "
         f"{human_size(plan.bytes_freed)} ({label})"
     )
     if per_repo:
