@@ -32,6 +32,7 @@ from tui.screens.registry import RegistryScreen
 from tui.screens.repository import RepositoryScreen
 from tui.screens.retention import RetentionScreen
 from tui.screens.storage import StorageScreen
+from tui.widgets.merged_tree import MergedTree
 
 SIZE = (120, 36)
 SMALL = (80, 24)
@@ -152,7 +153,8 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
 
 
 async def shoot_small(app: RegtuiApp, out: Path) -> list[Path]:
-    """The registry screen and a delete dialog in 80x24: keys and buttons stay in view."""
+    """80x24: the registry screen, a delete dialog, an index's overview and the Retention
+    screen as it opens (its first plan): keys, buttons and columns stay in view."""
     saved: list[Path] = []
 
     def save(name: str) -> None:
@@ -174,6 +176,23 @@ async def shoot_small(app: RegtuiApp, out: Path) -> list[Path]:
         await until(pilot, lambda: app.screen is not repository)
         save("delete-80x24")
         await pilot.press("n")
+        await until(pilot, lambda: app.screen is repository)
+
+        await app.push_screen(ImageScreen("library/python-demo", "latest"))
+        index = app.screen
+        assert isinstance(index, ImageScreen)
+        await until(pilot, lambda: index.index_total is not None and index.referrers_loaded)
+        save("image-index-80x24")
+        app.pop_screen()
+        app.pop_screen()
+
+        await until(pilot, lambda: isinstance(app.screen, RegistryScreen))
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, RetentionScreen))
+        retention = app.screen
+        assert isinstance(retention, RetentionScreen)
+        await until(pilot, lambda: retention.plan is not None)
+        save("retention-80x24")
     return saved
 
 
@@ -202,6 +221,14 @@ async def shoot_inside(app: RegtuiApp, out: Path) -> list[Path]:
         await until(pilot, lambda: merged.by_size)
         merged.focus_main()
         save("merged-fs")
+        await pilot.press("t")  # the tree, as dive shows it: space folds and unfolds
+        tree = merged.query_one(MergedTree)
+        await until(pilot, lambda: tree.has_focus)
+        for node in list(tree.root.children):
+            if node.data in ("srv", "usr"):
+                node.expand()
+        await pilot.pause(0.2)
+        save("merged-tree")
         app.pop_screen()
 
         await app.push_screen(FindScreen())

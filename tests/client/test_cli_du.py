@@ -13,7 +13,7 @@ from tests.helpers.servers import RunningRegistry
 from tui.cli import main
 
 pytestmark = pytest.mark.timeout(120)
-BINARY_SIZE = re.compile(r"^(\d+ Bytes?|\d+\.\d [KMGTPEZY]iB)$")
+BINARY_SIZE = re.compile(r"^(\d+ B|\d+\.\d [KMGTPE]iB)$")
 
 
 def table(
@@ -36,15 +36,15 @@ def test_du_host_and_du_root_print_the_same_table(
     exact = table(capsys, monkeypatch, "du", registry.host)
     estimate = table(capsys, monkeypatch, "du", registry.host, "--estimate")
     offline = table(capsys, monkeypatch, "du", "--root", str(registry.root))
-    header = ["REPOSITORY", "MANIFESTS", "TAGS", "REFERENCED", "ONLY", "HERE"]
+    header = ["REPOSITORY", "MANIFESTS", "TAGS", "TOTAL", "EXCLUSIVE"]
     assert exact[0].split() == estimate[0].split() == offline[0].split() == header
     # Nothing here is garbage, so the numbers agree too: the very same lines.
     assert exact == offline == estimate
     for line in exact[1:]:
         _name, manifests, tags, rest = line.split(maxsplit=3)
         assert manifests.isdigit() and tags.isdigit()
-        referenced, only_here = re.split(r"(?<=B)\s+", rest.strip())
-        assert BINARY_SIZE.match(referenced) and BINARY_SIZE.match(only_here), line
+        total, exclusive = re.split(r"(?<=B)\s+", rest.strip())
+        assert BINARY_SIZE.match(total) and BINARY_SIZE.match(exclusive), line
 
 
 def test_sharing_saves_nothing_negative_when_the_store_holds_garbage(

@@ -52,7 +52,7 @@ def test_gc_reports_in_sentences_with_proper_plurals(
     args = ("gc", "--root", str(root), "--grace-period", "0", "--delete-untagged")
     code, out, err = _main(capsys, monkeypatch, *args, "--remove-empty-repos", "-n")
     assert code == 0, err
-    assert re.search(r"^would remove repository team/go \(\d+ Bytes\)$", out, re.M), out
+    assert re.search(r"^would remove repository team/go \(\d+ B\)$", out, re.M), out
     assert ":  (" not in out and ": (" not in out
     assert "1 manifest eligible for deletion" in out and "1 manifests" not in out
     assert re.search(r"\b1 \w+s\b", out) is None, out  # no "1 <plural>" anywhere

@@ -9,7 +9,6 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import humanize
 import pytest
 
 from tests.helpers.images import Blob, make_artifact, make_image, make_index, push_image
@@ -32,6 +31,7 @@ from tui.cli import main
 from tui.client import RegistryClient
 from tui.data.inside import ImageSource, LoadProgress, diff_images, read_layers, resolve_image
 from tui.imagegen import OCI_LAYER_TAR
+from tui.logic.fmt import human_size
 from tui.logic.fsmerge import Change, merge_layers
 
 REPO = "inside/app"
@@ -154,13 +154,13 @@ def test_diff_human_output(
     lines = out.splitlines()
     assert "  ~ env FOO: 1 -> 2" in lines
     assert "  + user: 1000:1000" in lines
-    shared = humanize.naturalsize(v1().layers[0].size, binary=True)
+    shared = human_size(v1().layers[0].size)
     assert f"Layers: 1 shared ({shared}), 1 only in REF1, 1 only in REF2" in lines
     assert f"  + {v2().layers[1].digest}  " in out
     assert "Files: 3 added, 4 removed, 4 modified (-6.8 KiB)" in lines
     assert "  D app/data.bin  -3.9 KiB" in lines
-    assert "  M etc/passwd  +20 Bytes  (size, content)" in lines
-    assert "  A opt/  ±0 Bytes" in lines
+    assert "  M etc/passwd  +20 B  (size, content)" in lines
+    assert "  A opt/  ±0 B" in lines
 
 
 def test_diff_without_files_reads_no_layer(
@@ -371,4 +371,4 @@ def test_layers_per_platform_with_sizes_and_sharing(
         "LAYERS",
     ]
     assert lines[3].split()[:3] == ["linux/amd64", amd.digest[7:19], "2"]
-    assert lines[3].split()[-3:] == ["-", *humanize.naturalsize(base.size, binary=True).split()]
+    assert lines[3].split()[-3:] == ["-", *human_size(base.size).split()]

@@ -141,9 +141,8 @@ def test_du_root(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "REPOSITORY",
         "MANIFESTS",
         "TAGS",
-        "REFERENCED",
-        "ONLY",
-        "HERE",
+        "TOTAL",
+        "EXCLUSIVE",
     ]
     assert "gc would reclaim" in out
 

@@ -380,7 +380,7 @@ async def test_help_lists_the_screens_own_keys_first(
         sections = [entry.section for entry in dialog.entries]
         assert sections == sorted(sections, key=["This screen", "In the list", "Everywhere"].index)
         own = [entry.description for entry in dialog.entries if entry.section == "This screen"]
-        assert own[:2] == ["Sort", "Reverse"] and "Delete digest" in own
+        assert own[:2] == ["Sort", "Reverse"] and "Delete the digest" in own
         everywhere = {e.key: e.description for e in dialog.entries if e.section == "Everywhere"}
         assert everywhere["?"] == "Help" and everywhere["q"] == "Quit"
         assert everywhere["home"] == "First row" and everywhere["end"] == "Last row"

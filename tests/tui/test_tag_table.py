@@ -42,7 +42,7 @@ async def test_thousands_of_rows_arrive_in_chunks_with_their_latest_details() ->
         await wait_for(pilot, lambda: not table.adding)
         assert order(table) == [row.tag for row in rows]
         cells = [str(cell) for cell in table.get_row(late.tag)]
-        assert cells[:4] == ["●", late.tag, short_digest(late.digest), "1.2 kB"]
+        assert cells[:4] == ["●", late.tag, short_digest(late.digest), "1.2 KiB"]
         assert cells[5] == "linux/arm64"
         assert str(table.get_row(rows[0].tag)[0]) == "●"
         assert str(table.get_row(rows[1].tag)[0]) == " "

@@ -90,9 +90,9 @@ def test_index_total_counts_shared_layers_once_and_says_so() -> None:
     assert total.unique_bytes == 1000 + 900 + 50_000 + 7_000 + 6_000
     assert total.shared_bytes == 50_000
     text = index_size_text(total)
-    assert text.startswith("64.9 kB for 2 platforms")
+    assert text.startswith("63.4 KiB for 2 platforms")
     assert "shared layers counted once" in text
-    assert "114.9 kB if counted per platform" in text
+    assert "112.2 KiB if counted per platform" in text
 
 
 def test_index_total_leaves_out_attestations_and_missing_platforms() -> None:
@@ -120,7 +120,7 @@ def test_index_total_says_when_entries_were_not_read() -> None:
 def test_platform_row_shows_the_image_size_not_the_manifest_size() -> None:
     amd64 = child("amd64", image("cfg", 1_000, ("a", 2_000_000), ("b", 500_000)))
     assert amd64.descriptor.size == 100  # the manifest document
-    assert platform_size_cell(amd64) == "2.5 MB"  # 1,000 + 2,000,000 + 500,000 bytes
+    assert platform_size_cell(amd64) == "2.4 MiB"  # 1,000 + 2,000,000 + 500,000 bytes
     assert platform_size_cell(None) == "…"
     assert platform_size_cell(child("gone", None)) == "missing"
 

@@ -88,9 +88,9 @@ def test_tags_sharing_digest() -> None:
 
 def test_formatting() -> None:
     assert human_size(999) == "999 B"
-    assert human_size(1234567) == "1.2 MB"
+    assert human_size(1234567) == "1.2 MiB"
     assert human_size(None) == "…"
-    assert signed_size(-1500) == "-1.5 kB"
+    assert signed_size(-1500) == "-1.5 KiB"
     assert signed_size(0) == "0 B"
     assert short_digest("sha256:" + "ab" * 32) == "abababababab"
     created = parse_created("2024-01-15T10:00:00.123456789Z")

@@ -87,7 +87,7 @@ def test_the_grace_line_says_what_the_grace_period_keeps() -> None:
 
     assert grace_sentence(0, 0, 3600.0) is None
     assert grace_sentence(207_000, 4, 3600.0) == (
-        "Kept by the 1 h grace period: 207.0 kB · 4 blobs "
+        "Kept by the 1 h grace period: 202.1 KiB · 4 blobs "
         "(written in the last hour; GC sweeps them later)"
     )
     assert grace_sentence(10, 1, 600.0) == (

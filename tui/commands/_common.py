@@ -163,13 +163,11 @@ def say(line: str) -> None:
 
 
 def size(n: int | None) -> str:
-    """Bytes for people, in binary units as ``humanize.naturalsize(n, binary=True)`` writes them
-    (``999 Bytes``, ``1.5 KiB``, ``2.0 MiB``); ``-`` when unknown."""
-    if n is None:
-        return "-"
-    import humanize
+    """Bytes for people, as the app writes them (:func:`tui.logic.fmt.human_size`: ``999 B``,
+    ``1.5 KiB``, ``2.0 MiB``); ``-`` when unknown."""
+    from tui.logic.fmt import human_size
 
-    return str(humanize.naturalsize(n, binary=True))
+    return human_size(n, unknown="-")
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[int] = ()) -> None:
@@ -185,12 +183,13 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[
         print("  ".join(cells).rstrip())
 
 
-REPO_USAGE_HEADER = ("REPOSITORY", "MANIFESTS", "TAGS", "REFERENCED", "ONLY HERE")
+REPO_USAGE_HEADER = ("REPOSITORY", "MANIFESTS", "TAGS", "TOTAL", "EXCLUSIVE")
 """The columns of ``du HOST`` and ``du --root`` alike, in this order."""
 
 
 def repo_usage_table(rows: Sequence[tuple[str, int, int, int, int]]) -> None:
-    """``du``'s table: (name, manifests, tags, referenced bytes, bytes only this repo has)."""
+    """``du``'s table: (name, manifests, tags, total bytes the repository references, exclusive
+    bytes: those no other repository references). The app's usage table names them alike."""
     table(
         [[name, str(m), str(t), size(ref), size(only)] for name, m, t, ref, only in rows],
         REPO_USAGE_HEADER,

@@ -19,8 +19,6 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-import humanize
-
 from tui.client import InvalidReferenceError, Reference, RegistryClient, RegistryClientError
 from tui.client.layers import LayerFormatError
 from tui.client.reference import parse_reference
@@ -33,6 +31,7 @@ from tui.data.inside import (
     uncompressed_sizes,
 )
 from tui.logic.escape import visible
+from tui.logic.fmt import human_size
 from tui.logic.fsmerge import Change
 from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
 from tui.logic.platforms import platform_report
@@ -43,7 +42,7 @@ _MARKS = {Change.ADDED: "A", Change.REMOVED: "D", Change.MODIFIED: "M"}
 
 
 def size(value: int) -> str:
-    return str(humanize.naturalsize(value, binary=True))
+    return human_size(value)
 
 
 def signed(value: int) -> str:

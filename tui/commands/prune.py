@@ -28,15 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import humanize
-
 from tui.client import RegistryClient, RegistryClientError
 from tui.client.reference import parse_registry
 from tui.commands._common import say
 from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.retention import ApplyOutcome, apply_plan, load_policy, read_state
 from tui.logic.escape import visible
-from tui.logic.fmt import count_of, short_digest
+from tui.logic.fmt import count_of, human_size, short_digest
 from tui.logic.retention import (
     EVALUATION_ORDER,
     ActionKind,
@@ -138,7 +136,7 @@ def _fail(message: str) -> None:
 
 
 def _size(n: int) -> str:
-    return humanize.naturalsize(n, binary=True)
+    return human_size(n)
 
 
 def _duration(text: str | None, flag: str) -> float | None:

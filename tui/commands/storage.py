@@ -404,7 +404,7 @@ def du_root_json(report: UsageReport) -> dict[str, Any]:
 
 def _removal_line(verb: str, removal: Any) -> str:
     """``removed blob sha256:… (2.0 MiB)``, ``removed manifest team/py@sha256:…``, ``removed
-    tag team/py:old``, ``removed repository team/py (101 Bytes)``: one sentence each."""
+    tag team/py:old``, ``removed repository team/py (101 B)``: one sentence each."""
     size = f" ({_size(removal.size)})"
     kind = removal.kind.replace("_", " ")  # layer_link -> layer link (JSON keeps the kind)
     if removal.kind == "repository":

@@ -199,7 +199,7 @@ def grace_sentence(
     protected_bytes: int, protected_blobs: int, grace_period: float | None
 ) -> str | None:
     """The whole sentence about what the grace period keeps, or ``None`` when it keeps
-    nothing: ``Kept by the 1 h grace period: 207 kB · 4 blobs (written in the last hour; GC
+    nothing: ``Kept by the 1 h grace period: 202.1 KiB · 4 blobs (written in the last hour; GC
     sweeps them later)``."""
     if not protected_bytes and not protected_blobs:
         return None

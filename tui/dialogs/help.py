@@ -9,12 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 _KEY_NAMES = {
-    "question_mark": "?",
-    "slash": "/",
+    # Words where Textual would show a symbol: help is read, not matched against a keycap.
     "space": "space",
     "escape": "esc",
     "enter": "enter",
@@ -30,8 +30,17 @@ COMMON_BINDING_IDS = frozenset(
 SECTIONS = ("This screen", "In the list", "Everywhere")
 
 
+def _one_key(key: str) -> str:
+    *modifiers, name = key.strip().split("+")
+    shown = _KEY_NAMES.get(name) or format_key(name)
+    return "+".join([*modifiers, shown])
+
+
 def key_label(key: str) -> str:
-    return ", ".join(_KEY_NAMES.get(part, part) for part in key.split(","))
+    """A binding's key as the user types it: ``equals_sign`` -> ``=``, ``question_mark`` ->
+    ``?``, ``left_square_bracket`` -> ``[``, ``ctrl+pagedown`` -> ``ctrl+page down``; several
+    keys joined by commas."""
+    return ", ".join(_one_key(part) for part in key.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,10 @@ def help_entries(under: Screen[object]) -> list[HelpEntry]:
         else:
             section = "In the list"
         grouped[section].append(
-            HelpEntry(section, key_label(key), binding.description, active.enabled)
+            # The tooltip, where a binding has one, is the footer's short word said in full.
+            HelpEntry(
+                section, key_label(key), binding.tooltip or binding.description, active.enabled
+            )
         )
     return [entry for section in SECTIONS for entry in grouped[section]]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 
@@ -18,6 +18,7 @@ from tui.client import (
     Platform,
     Schema1Manifest,
 )
+from tui.client.layers import FileNode
 from tui.logic.escape import visible, visible_lines
 from tui.logic.fmt import count_of, human_size, short_digest
 
@@ -374,3 +375,69 @@ def referrer_rows(referrers: Sequence[Descriptor]) -> list[tuple[str, str, str, 
         )
         for ref in referrers
     ]
+
+
+# ---------------------------------------------------------------------- a layer's files
+
+
+def filter_files(root: FileNode, query: str) -> tuple[FileNode, int]:
+    """The part of a layer's tree whose paths contain ``query`` (case-insensitive), with the
+    directories that lead to them, and the number of entries that matched.
+
+    A directory that matches keeps everything below it. The nodes are copies (the tree read
+    from the layer is not changed); sizes and counts stay those of the whole layer.
+    """
+    needle = query.strip().lower()
+    if not needle:
+        return root, 0
+    kept = replace(root, children={})
+    matched = 0
+    # Depth first, iteratively (any depth): (path, node, copy of its parent).
+    stack: list[tuple[str, FileNode, FileNode]] = [
+        (child.name, child, kept) for child in reversed(root.sorted_children())
+    ]
+    parents: dict[int, tuple[FileNode, FileNode]] = {}
+    while stack:
+        path, node, parent_copy = stack.pop()
+        if needle in path.lower():
+            matched += 1
+            _attach(parent_copy, node, parents)
+            continue  # the whole subtree comes with it
+        if node.is_dir and node.children:
+            copy = replace(node, children={})
+            parents[id(copy)] = (parent_copy, copy)
+            stack.extend(
+                (f"{path}/{child.name}", child, copy) for child in reversed(node.sorted_children())
+            )
+    return kept, matched
+
+
+def _attach(
+    parent_copy: FileNode,
+    node: FileNode,
+    parents: dict[int, tuple[FileNode, FileNode]],
+) -> None:
+    """Put ``node`` under ``parent_copy`` and link the copies above it up to the root."""
+    parent_copy.children[node.name] = node
+    child = parent_copy
+    while id(child) in parents:
+        above, copy = parents[id(child)]
+        if copy.name in above.children:
+            return
+        above.children[copy.name] = copy
+        child = above
+
+
+def tree_children(paths: Iterable[str]) -> dict[str, list[str]]:
+    """Parent path -> its children's paths (the root is ``""``), for every path of ``paths``
+    and the directories that lead to it, in the order first seen (the caller sorts)."""
+    children: dict[str, list[str]] = {}
+    seen = {""}
+    for path in paths:
+        child = path
+        while child not in seen:
+            seen.add(child)
+            parent = child.rpartition("/")[0]
+            children.setdefault(parent, []).append(child)
+            child = parent
+    return children

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from textual import events
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.screen import Screen
@@ -12,21 +13,24 @@ from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker
 
 from tui.host import RegtuiHost
+from tui.logic.fmt import fit_title
 from tui.widgets.filter_bar import FilterBar
 
 
-def guarded(key: str, action: str, description: str, *, id: str) -> list[Binding]:
+def guarded(
+    key: str, action: str, description: str, *, id: str, tooltip: str = ""
+) -> list[Binding]:
     """A key that may not work on every registry: ``key`` runs ``action`` where it can, and is
     hidden from the footer where it cannot; pressed there, it says why (never silently nothing).
 
     The screen names the reason in :meth:`RegtuiScreen.unavailable_reason`.
     """
     return [
-        Binding(key, action, description, id=id),
+        Binding(key, action, description, id=id, tooltip=tooltip),
         Binding(
             key,
             f"why_unavailable('{action}')",
-            f"{description} (unavailable here)",
+            f"{tooltip or description} (unavailable here)",
             id=f"{id}-why",
             show=False,
         ),
@@ -41,13 +45,19 @@ class RegtuiScreen(Screen[None]):
     BINDINGS = [
         Binding("question_mark", "app.help", "Help", id="help"),
         Binding("q", "app.quit", "Quit", id="quit"),
-        Binding("slash", "filter", "Filter", id="filter"),
+        # Not in the footer: the room is for the screen's own keys; each list's status line
+        # says "/ filters", and help lists it.
+        Binding("slash", "filter", "Filter", id="filter", show=False),
         Binding("escape", "back", "Back", id="back"),
         # Priority: a DataTable with a row cursor binds Home/End to a sideways scroll; these
         # move the cursor to the first/last row instead, in every table of every screen.
         Binding("home", "cursor_first", "First row", id="first-row", show=False, priority=True),
         Binding("end", "cursor_last", "Last row", id="last-row", show=False, priority=True),
     ]
+
+    SHOWS_PALETTE_KEY = False
+    """Whether the footer shows ``^p Commands`` (the registry screen; help names it elsewhere):
+    at 80 columns, its 12 cells go to the screen's own keys instead."""
 
     @property
     def regtui(self) -> RegtuiHost:
@@ -57,6 +67,23 @@ class RegtuiScreen(Screen[None]):
         # A compact footer: one space between keys, so more of them fit in 80 columns.
         for footer in self.query(Footer):
             footer.compact = True
+            footer.show_command_palette = self.SHOWS_PALETTE_KEY
+        # Runs after the screen's own on_mount, which set the title.
+        self._titles = (self.title or "", self.sub_title or self.app.sub_title or "")
+        self._fit_titles(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_titles(event.size.width)
+
+    def _fit_titles(self, width: int) -> None:
+        """Titles keep the registry's host in view, however narrow the terminal."""
+        titles = getattr(self, "_titles", None)
+        if titles is None:
+            return
+        host = self.regtui.settings.registry
+        for scheme in ("https://", "http://"):
+            host = host.removeprefix(scheme)
+        self.title, self.sub_title = fit_title(titles[0], titles[1], host, width)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: every screen forwards it to the one error path.

@@ -2,7 +2,8 @@
 
 Opened from the command palette ("Find tags or digest…"). Type a tag glob (``1.*``), ``re:`` and
 a regular expression, or a digest (``sha256:…``), then enter: hits appear as repositories are
-scanned, with a progress line; ``x`` cancels; enter on a hit opens that image.
+scanned, with a progress line; esc (or ``x`` in the results) cancels. The query box keeps the
+focus for the next query; down goes to the results, where enter opens an image.
 """
 
 from __future__ import annotations
@@ -46,7 +47,16 @@ class FindScreen(RegtuiScreen):
     FindScreen #find-results { height: 1fr; }
     """
 
-    BINDINGS = [Binding("x", "cancel", "Cancel", id="find-cancel")]
+    BINDINGS = [
+        Binding("x", "cancel", "Cancel", id="find-cancel"),
+        # The query box keeps the focus after a search (the next query is typed at once):
+        # down goes to the results, tab too.
+        # Priority: the query box binds down itself (to scroll a one-line text). Only while
+        # it has the focus (check_action): in the results, down moves the cursor.
+        Binding(
+            "down", "to_results", "Results", id="find-to-results", key_display="↓", priority=True
+        ),
+    ]
 
     def __init__(self, query: str = "") -> None:
         super().__init__()
@@ -80,6 +90,8 @@ class FindScreen(RegtuiScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self.state == "searching"
+        if action == "to_results":
+            return isinstance(self.focused, Input) and self.query_one(DataTable).row_count > 0
         return super().check_action(action, parameters)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -114,8 +126,6 @@ class FindScreen(RegtuiScreen):
                     visible_markup(str(hit.platform)) if hit.platform else "",
                     key=f"{hit.repository}\n{hit.tag}\n{self.hits}",
                 )
-                if self.hits == 1:
-                    table.focus()
         except Exception:
             self.state = "failed"
             self.refresh_bindings()
@@ -123,7 +133,11 @@ class FindScreen(RegtuiScreen):
             raise
         self.state = "done"
         self.refresh_bindings()
-        self.set_status(f"{self.hits} found · enter opens an image")
+        self.set_status(
+            f"{self.hits} found · ↓ goes to the results, enter there opens an image"
+            if self.hits
+            else "Nothing found · type another query"
+        )
 
     def _progress(self, progress: SearchProgress) -> None:
         now = time.monotonic()
@@ -133,8 +147,11 @@ class FindScreen(RegtuiScreen):
         seen = f"{progress.repositories_seen}" + ("" if progress.catalog_complete else "+")
         self.set_status(
             f"Searching… repositories {progress.repositories_done}/{seen} · "
-            f"manifests {progress.manifests_read:,} · {progress.hits} found · x cancels"
+            f"manifests {progress.manifests_read:,} · {progress.hits} found · esc cancels"
         )
+
+    def action_to_results(self) -> None:
+        self.focus_main()
 
     def action_cancel(self) -> None:
         if self.state != "searching":
@@ -145,8 +162,11 @@ class FindScreen(RegtuiScreen):
         self.set_status(f"Cancelled: {self.hits} found so far.")
 
     def action_back(self) -> None:
+        """esc: stops a running search (the query box has the focus, where x is typed);
+        otherwise back."""
         if self.state == "searching":
-            self.workers.cancel_group(self, "find")
+            self.action_cancel()
+            return
         super().action_back()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

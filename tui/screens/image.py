@@ -66,6 +66,11 @@ class ImageScreen(RegtuiScreen):
         Binding("4", "tab('raw')", "Raw", id="tab-raw", show=False),
         Binding("5", "tab('referrers')", "Referrers", id="tab-referrers", show=False),
         Binding("m", "merged_fs", "Merged files", id="merged-fs", show=False),
+        # From the tab bar (or nowhere): down and enter reach the list of the tab, page keys
+        # scroll its text. A focused list or text handles these keys itself first.
+        Binding("down,enter", "into_tab", "", id="into-tab", show=False),
+        Binding("pagedown", "page(1)", "", id="page-down", show=False),
+        Binding("pageup", "page(-1)", "", id="page-up", show=False),
     ]
 
     def __init__(
@@ -99,15 +104,15 @@ class ImageScreen(RegtuiScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(id="image-tabs", initial="overview"):
-            with TabPane("1 Overview", id="overview"), VerticalScroll():
+            with TabPane("1 Overview", id="overview"), VerticalScroll(id="overview-scroll"):
                 yield Static("Loading…", id="overview-text")
                 yield Static("", id="platforms-title", classes="section-title")
                 yield DataTable(id="platforms", cursor_type="row")
-            with TabPane("2 Config", id="config"), VerticalScroll():
+            with TabPane("2 Config", id="config"), VerticalScroll(id="config-scroll"):
                 yield Static("", id="config-text")
             with TabPane("3 Layers", id="layers"):
                 yield DataTable(id="layer-table", cursor_type="row")
-            with TabPane("4 Raw", id="raw"), VerticalScroll():
+            with TabPane("4 Raw", id="raw"), VerticalScroll(id="raw-scroll"):
                 yield Static("", id="raw-manifest-heading", classes="raw-heading")
                 yield Static("", id="raw-manifest")
                 yield Static("", id="raw-config-heading", classes="raw-heading")
@@ -135,16 +140,23 @@ class ImageScreen(RegtuiScreen):
         self.query_one("#referrers-empty", Static).display = False
         self.load_image()
 
+    def _tab_targets(self) -> list[str]:
+        """What takes focus on the active tab, first choice first: its list, else its text."""
+        return {
+            "overview": ["#platforms", "#overview-scroll"],
+            "config": ["#config-scroll"],
+            "layers": ["#layer-table"],
+            "raw": ["#raw-scroll"],
+            "referrers": ["#referrer-table"],
+        }.get(self.active_tab, [])
+
     def focus_main(self) -> None:
-        target = {
-            "overview": "#platforms",
-            "layers": "#layer-table",
-            "referrers": "#referrer-table",
-        }.get(self.active_tab)
-        if target:
-            table = self.query_one(target, DataTable)
-            if table.display:
-                table.focus()
+        """Focus the active tab's list (or its text): arrows, enter and page keys work at once."""
+        for selector in self._tab_targets():
+            widget = self.query_one(selector)
+            if widget.display and widget.focusable:
+                widget.focus()
+                return
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -155,6 +167,24 @@ class ImageScreen(RegtuiScreen):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.active_tab = event.pane.id or "overview"
         self.refresh_bindings()
+        # Focus left in a hidden tab is lost: give it to the new tab's list or text (a click
+        # on the tab bar, or its arrows, keep the focus there).
+        focused = self.focused
+        if focused is None or not focused.display or not focused.visible:
+            self.call_after_refresh(self.focus_main)
+
+    def action_into_tab(self) -> None:
+        self.focus_main()
+
+    def action_page(self, direction: int) -> None:
+        for selector in self._tab_targets():
+            widget = self.query_one(selector)
+            if widget.display:
+                if direction > 0:
+                    widget.scroll_page_down()
+                else:
+                    widget.scroll_page_up()
+                return
 
     def set_status(self, text: str) -> None:
         status = self.query_one("#image-status", Static)
@@ -275,6 +305,9 @@ class ImageScreen(RegtuiScreen):
         if isinstance(manifest, ImageIndex):
             table = self.query_one("#platforms", DataTable)
             table.display = True
+            # The list takes the keys, not the text around it: down and enter reach the
+            # platforms, and focusing the list scrolls it into view.
+            self.query_one("#overview-scroll").can_focus = False
             self.query_one("#platforms-title", Static).update(
                 "Platforms (enter opens one; the size is the platform's image: config + layers)"
             )

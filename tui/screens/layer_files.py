@@ -14,15 +14,22 @@ from tui.client import Descriptor
 from tui.client.layers import FileNode, LayerReader
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, short_digest
+from tui.logic.image_view import filter_files
 from tui.screens.base import RegtuiScreen
 from tui.widgets.file_tree import FileTree
+from tui.widgets.filter_bar import FilterBar
 
 PROGRESS_INTERVAL = 0.1
 """Seconds between progress bar updates (the stream itself is not slowed)."""
 
 
+EXPAND_MATCHES = 2000
+"""A filter that leaves at most this many entries opens every directory on the way to them."""
+
+
 class LayerFilesScreen(RegtuiScreen):
-    """Files of a layer with sizes per directory; whiteouts show as deletions. x cancels."""
+    """Files of a layer with sizes per directory; whiteouts show as deletions. x cancels the
+    reading; / filters the tree by path (the directories leading to a match open)."""
 
     BINDINGS = [
         Binding("x", "cancel", "Cancel", id="cancel-read"),
@@ -34,6 +41,7 @@ class LayerFilesScreen(RegtuiScreen):
         self.repository = repository
         self.blob = layer
         self.root_node: FileNode | None = None
+        self.compression = ""
         self.state = "reading"
 
     def compose(self) -> ComposeResult:
@@ -44,6 +52,7 @@ class LayerFilesScreen(RegtuiScreen):
             id="layer-heading",
             classes="heading",
         )
+        yield FilterBar("Filter paths…")
         yield ProgressBar(total=max(self.blob.size, 1), id="layer-progress", show_eta=False)
         yield Static("Reading…", id="status", classes="status")
         yield FileTree(id="files")
@@ -59,7 +68,7 @@ class LayerFilesScreen(RegtuiScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "filter":
-            return False
+            return self.state == "done"
         if action == "cancel":
             return self.state == "reading"
         return super().check_action(action, parameters)
@@ -98,10 +107,37 @@ class LayerFilesScreen(RegtuiScreen):
         self.state = "done"
         self.refresh_bindings()
         self.query_one(FileTree).show(root)
+        self.compression = f"{reader.compression}"
+        self._summary()
+
+    def _summary(self) -> None:
+        root = self.root_node
+        if root is None:
+            return
         deletions = root.deletions()
         self.set_status(
             f"{root.file_count:,} files · {human_size(root.total_size)} uncompressed · "
-            f"{reader.compression} · {count_of(len(deletions), 'deletion')}"
+            f"{self.compression} · {count_of(len(deletions), 'deletion')} · / filters"
+        )
+
+    def apply_filter(self, query: str) -> None:
+        root = self.root_node
+        if root is None:
+            return
+        tree = self.query_one(FileTree)
+        if not query.strip():
+            tree.show(root)
+            self._summary()
+            return
+        shown, matched = filter_files(root, query)
+        tree.show(shown)
+        if matched and sum(1 for _ in shown.walk()) <= EXPAND_MATCHES:
+            tree.expand_everything()
+        self.set_status(
+            f"{count_of(matched, 'entry')} {'matches' if matched == 1 else 'match'} "
+            f"“{query.strip()}”"
+            if matched
+            else f"Nothing matches “{query.strip()}” · esc clears the filter"
         )
 
     def action_cancel(self) -> None:

@@ -3,7 +3,9 @@
 Opened from the image screen (``m`` on the layers tab). Every layer streams once into metadata
 (progress bar, ``x`` cancels); then choosing a layer in the upper table shows the merged
 filesystem as of that layer, each path marked ``A``dded / ``M``odified / ``D``eleted by it.
-``s`` sorts by path or size, ``c`` shows only what the layer changed, ``/`` filters by path.
+``s`` sorts by path or size, ``c`` shows only what the layer changed, ``/`` filters by path;
+``t`` switches between the flat list and the tree that folds and unfolds (``space``), as dive
+shows it.
 Stacking runs in a thread: the screen never blocks.
 """
 
@@ -35,6 +37,7 @@ from tui.logic.fsmerge import (
 from tui.logic.inside_view import MAX_ROWS, MergedRow, efficiency_text, merged_rows, mode_string
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
+from tui.widgets.merged_tree import MergedTree
 
 if TYPE_CHECKING:
     from tui.screens.image import ImageScreen
@@ -54,6 +57,9 @@ class MergedFsScreen(RegtuiScreen):
     DEFAULT_CSS = """
     MergedFsScreen #merged-layers { height: auto; max-height: 8; }
     MergedFsScreen #merged-files { height: 1fr; }
+    MergedFsScreen #merged-tree { height: 1fr; display: none; }
+    MergedFsScreen.-tree #merged-tree { display: block; }
+    MergedFsScreen.-tree #merged-files { display: none; }
     MergedFsScreen #merged-progress { padding: 0 1; height: 1; }
     """
 
@@ -61,6 +67,7 @@ class MergedFsScreen(RegtuiScreen):
         Binding("x", "cancel", "Cancel", id="merged-cancel"),
         Binding("s", "toggle_sort", "Sort", id="merged-sort"),
         Binding("c", "toggle_changes", "Only changes", id="merged-changes"),
+        Binding("t", "toggle_tree", "Tree", id="merged-tree", tooltip="Tree or flat list"),
         Binding("left_square_bracket", "layer(-1)", "Layer below", id="merged-down", show=False),
         Binding("right_square_bracket", "layer(1)", "Layer above", id="merged-up", show=False),
     ]
@@ -80,6 +87,7 @@ class MergedFsScreen(RegtuiScreen):
         self.state = "loading"
         self.by_size = False
         self.only_changes = False
+        self.as_tree = False
         self._query = ""
         self._last_progress = 0.0
 
@@ -92,6 +100,7 @@ class MergedFsScreen(RegtuiScreen):
         yield ProgressBar(total=1, id="merged-progress", show_eta=False)
         yield DataTable(id="merged-layers", cursor_type="row")
         yield DataTable(id="merged-files", cursor_type="row")
+        yield MergedTree(id="merged-tree")
         yield Static("Reading the manifest…", id="status", classes="status")
         yield Footer()
 
@@ -107,7 +116,7 @@ class MergedFsScreen(RegtuiScreen):
         self.load()
 
     def focus_main(self) -> None:
-        self.query_one("#merged-files", DataTable).focus()
+        self.query_one("#merged-tree" if self.as_tree else "#merged-files").focus()
 
     def set_status(self, text: str) -> None:
         self.query_one("#status", Static).update(text)
@@ -115,7 +124,7 @@ class MergedFsScreen(RegtuiScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self.state == "loading"
-        if action in ("toggle_sort", "toggle_changes", "layer"):
+        if action in ("toggle_sort", "toggle_changes", "layer", "toggle_tree"):
             return self.state == "done"
         return super().check_action(action, parameters)
 
@@ -243,7 +252,13 @@ class MergedFsScreen(RegtuiScreen):
                 Text(visible(path), style=style),
                 key=row.path,
             )
+        self.query_one(MergedTree).show(rows, self._size_below, by_size=self.by_size)
         self._update_heading(view, len(rows))
+
+    def _size_below(self, path: str) -> int:
+        """Bytes below the directory ``path`` of the view shown (0 for one it never had)."""
+        key = self.view.find(path) if self.view is not None else None
+        return self.sizes.get(key, 0) if key is not None else 0
 
     def _update_heading(self, view: MergedView, shown: int) -> None:
         assert self.image is not None
@@ -274,6 +289,12 @@ class MergedFsScreen(RegtuiScreen):
     def action_toggle_sort(self) -> None:
         self.by_size = not self.by_size
         self.run_worker(self._rerender(), exclusive=True, group="render", exit_on_error=False)
+
+    def action_toggle_tree(self) -> None:
+        """The flat list (sorted by path or size) or the tree (space folds a directory)."""
+        self.as_tree = not self.as_tree
+        self.set_class(self.as_tree, "-tree")
+        self.focus_main()
 
     def action_toggle_changes(self) -> None:
         self.only_changes = not self.only_changes

@@ -36,15 +36,20 @@ def validate_repository_name(value: str) -> str | None:
 
 
 class RegistryScreen(RegtuiScreen):
-    """Repositories by namespace. enter opens one; o opens one by name."""
+    """Repositories by namespace. enter opens one; o opens one by name; f finds tags or a digest
+    in every repository; g shows storage and GC; p plans retention."""
 
     BINDINGS = [
-        Binding("o", "open_by_name", "Open by name", id="open-by-name"),
-        Binding("g", "storage", "Storage & GC", id="storage"),
-        Binding("p", "retention", "Retention", id="retention", show=False),
+        # Short words: every key of this screen fits the footer of an 80-column terminal.
+        Binding("f", "find", "Find", id="find"),
+        Binding(
+            "o", "open_by_name", "Open", id="open-by-name", tooltip="Open a repository by name"
+        ),
+        Binding("g", "storage", "Storage", id="storage", tooltip="Storage and GC"),
+        Binding("p", "retention", "Retention", id="retention"),
         Binding("r", "reload", "Reload", id="reload"),
-        Binding("f", "find", "Find", id="find", show=False),
     ]
+    SHOWS_PALETTE_KEY = True
 
     def __init__(self) -> None:
         super().__init__()

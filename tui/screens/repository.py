@@ -84,11 +84,12 @@ class RepositoryScreen(RegtuiScreen):
     BINDINGS = [
         Binding("s", "cycle_sort", "Sort", id="sort"),
         Binding("S", "reverse_sort", "Reverse", id="reverse-sort", show=False),
-        *guarded("d", "delete", "Delete digest", id="delete"),
+        # Short words: the screen's keys fit an 80-column footer; help says them in full.
+        *guarded("d", "delete", "Delete", id="delete", tooltip="Delete the digest"),
         *guarded("u", "untag", "Untag", id="untag"),
         *guarded("space", "mark", "Mark", id="mark"),
-        *guarded("D", "delete_marked", "Delete marked", id="delete-marked"),
-        *guarded("k", "keep_newest", "Keep newest N", id="keep-newest"),
+        *guarded("D", "delete_marked", "Del marked", id="delete-marked", tooltip="Delete marked"),
+        *guarded("k", "keep_newest", "Keep N", id="keep-newest", tooltip="Keep newest N"),
         Binding("r", "reload", "Reload", id="reload", show=False),
         Binding("equals_sign", "diff", "Diff", id="diff", show=False, key_display="="),
     ]

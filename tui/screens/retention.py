@@ -9,13 +9,14 @@ collect its garbage (the bundled one), collects it and shows the storage before 
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static, TextArea
 
@@ -24,7 +25,7 @@ from tui.data.storage import UsageView
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.logic.escape import visible, visible_markup
-from tui.logic.fmt import count_of, human_size, short_digest
+from tui.logic.fmt import compact_time, count_of, human_size, short_digest
 from tui.logic.retention import (
     ActionKind,
     Policy,
@@ -33,6 +34,7 @@ from tui.logic.retention import (
     RegistryState,
     RepoPlan,
     evaluate,
+    format_duration,
     policy_from_mapping,
 )
 from tui.screens.base import RegtuiScreen
@@ -40,16 +42,27 @@ from tui.screens.repository import RepositoryScreen
 from tui.widgets.usage_panel import UsagePanel, usage_table
 
 DEFAULT_RULES = """\
-# A tag a keep rule matches stays.
-keep_newest: 5
-keep_tags: ['latest', 'stable']
-keep_semver: []  # '>=1.2 <2'
+# Nothing goes until you enable a rule:
+# delete the # in front of one.
+# Keep rules alone delete every tag
+# they do not keep; with
+# delete_older_than, only older ones.
+# keep_newest: 5
+# keep_tags: ['latest', 'stable']
+# keep_semver: ['>=1.2 <2']
 # delete_older_than: 30d
 # delete_untagged_older_than: 7d
 # include: ['team/*']
 # exclude: []
-by: created  # or pushed
+by: created  # or: pushed
 """
+"""The rules a new screen starts with: every rule commented out, so the first plan deletes
+nothing and each rule the user enables shows its own effect. No line is wider than
+:data:`RULES_WIDTH` minus the editor's frame (4 cells), and the editor never wraps a line: a
+commented rule never continues on a line that looks active."""
+RULES_WIDTH = 44
+STACK_BELOW = 150
+"""Narrower terminals put the rules above the plan (full width); wider ones side by side."""
 REEVALUATE_DELAY = 0.3
 MAX_CONFIRM_LINES = 60
 GC_MODES = ("off", "registry", "now")
@@ -60,8 +73,47 @@ GC_MODE_TEXT = {
 }
 
 
-def _day(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d}" if value is not None else "-"
+_BY_DATE = re.compile(r"^(keep_newest \d+) \(by (created|pushed)\)$")
+WHY_TEXT = {
+    "no keep rule matched": "not kept (keep rules alone delete the rest)",
+    "no delete rule": "no delete rule is enabled",
+}
+
+
+def why_text(reasons: tuple[str, ...]) -> str:
+    """The plan's Why column: the rules that decided, in words a reader of the rules knows."""
+    # "(by created)" is the date column's title already: one reason fits 120 columns whole.
+    return "; ".join(WHY_TEXT.get(reason, _BY_DATE.sub(r"\1", reason)) for reason in reasons)
+
+
+def plan_summary(plan: PrunePlan, gc_mode: str) -> str:
+    """The line under the plan: what goes, what it frees, and what ``a`` would do."""
+    policy = plan.policy
+    if plan.is_empty:
+        if not policy.deletes_tags and policy.delete_untagged_older_than is None:
+            return (
+                "Nothing goes: no rule is enabled. Delete the # before a rule "
+                "(keep_newest: 5, delete_older_than: 30d) to see what it would remove."
+            )
+        return "Nothing goes: the enabled rules keep every tag here."
+    going = sum(len(r.going) for r in plan.repos)
+    deleted = sum(len(r.deleted_digests) for r in plan.repos)
+    per_repo = ", ".join(
+        f"{r.name} {human_size(r.bytes_freed)}" for r in plan.repos if r.bytes_freed
+    )
+    label = "exact" if plan.exact else "ESTIMATE"
+    summary = (
+        f"{count_of(going, 'tag')} {'goes' if going == 1 else 'go'}, "
+        f"{count_of(deleted, 'manifest')} deleted · frees "
+        f"{human_size(plan.bytes_freed)} ({label})"
+    )
+    if per_repo:
+        summary += f": {per_repo}"
+    if plan.skipped:
+        summary += f" · {count_of(len(plan.skipped), 'repository')} out of scope"
+    if policy.delete_older_than is None and policy.has_keep_rule:
+        summary += " · keep rules alone: every tag they do not keep goes"
+    return summary + f" · a applies, {GC_MODE_TEXT[gc_mode]} (c changes it)"
 
 
 def parse_rules(text: str) -> Policy:
@@ -101,15 +153,17 @@ def describe_plan(plan: PrunePlan) -> str:
 
 
 class RetentionScreen(RegtuiScreen):
-    """Rules on the left, the plan on the right; p plans, a applies, l loads a file."""
+    """The retention rules (above the plan, or beside it in a wide terminal) and the plan they
+    make: the plan follows your typing. e edits the rules (esc leaves them), ctrl+s re-plans at
+    once, a applies after a confirmation, c changes what happens after applying (GC), l loads
+    a policy file, r reads the registry again, enter reviews a repository's tags."""
 
     BINDINGS = [
         Binding("ctrl+s", "plan", "Plan", id="retention-plan", priority=True),
-        Binding("p", "plan", "Plan", id="retention-plan-key", show=False),
+        Binding("e", "edit", "Edit", id="retention-edit", tooltip="Edit the rules"),
         Binding("a", "apply", "Apply", id="retention-apply"),
-        Binding("l", "load", "Load file", id="retention-load"),
-        Binding("e", "edit", "Edit rules", id="retention-edit", show=False),
-        Binding("c", "cycle_gc", "GC mode", id="retention-gc", show=False),
+        Binding("c", "cycle_gc", "GC mode", id="retention-gc"),
+        Binding("l", "load", "Load", id="retention-load", tooltip="Load a policy file"),
         Binding("r", "reload", "Re-read", id="retention-reload", show=False),
     ]
 
@@ -125,40 +179,66 @@ class RetentionScreen(RegtuiScreen):
         self.outcomes: list[ApplyOutcome] = []
         self.busy = False
         self._timer: Timer | None = None
+        self._by = "created"
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="retention-main"):
-            with Vertical(id="retention-rules-pane"):
-                yield TextArea(self.rules, language=None, id="retention-rules")
-                yield Static("", id="retention-rules-error", classes="error-text")
-            with Vertical(id="retention-plan-pane"):
-                yield DataTable(id="retention-plan", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="retention-summary")
+            yield TextArea(
+                self.rules,
+                language=None,
+                soft_wrap=False,
+                id="retention-rules",
+                tab_behavior="focus",
+            )
+            yield DataTable(id="retention-plan", cursor_type="row", zebra_stripes=True)
+        # Its own line, full width, under both: an error never squeezes into the rules' column.
+        yield Static("", id="retention-rules-error", classes="error-text")
+        yield Static("", id="retention-summary")
         with VerticalScroll(id="retention-storage"):
             yield UsagePanel("", id="retention-before")
             yield UsagePanel("", id="retention-after")
         yield Static("Reading the registry…", id="retention-status", classes="status")
         yield Footer()
 
-    DEFAULT_CSS = """
-    #retention-main { height: 1fr; }
-    #retention-rules-pane { width: 1fr; min-width: 24; max-width: 44; }
-    #retention-plan-pane { width: 3fr; }
-    #retention-rules { height: 1fr; }
-    #retention-rules-error { height: auto; color: $error; }
-    #retention-plan { height: 1fr; }
-    #retention-summary { height: auto; max-height: 5; }
-    #retention-storage { height: auto; max-height: 45%; display: none; }
+    DEFAULT_CSS = f"""
+    #retention-main {{ height: 1fr; }}
+    #retention-rules {{ width: {RULES_WIDTH}; height: 1fr; }}
+    #retention-plan {{ width: 1fr; height: 1fr; }}
+    RetentionScreen.-stacked #retention-main {{ layout: vertical; }}
+    RetentionScreen.-stacked #retention-rules {{ width: 1fr; height: 9; }}
+    #retention-rules-error {{ height: auto; max-height: 3; color: $error; padding: 0 1;
+                             display: none; }}
+    #retention-rules-error.-shown {{ display: block; }}
+    #retention-summary {{ height: auto; max-height: 3; padding: 0 1; }}
+    #retention-storage {{ height: auto; max-height: 45%; display: none; }}
     """
 
     def on_mount(self) -> None:
         self.title = "Retention"
         self.sub_title = self.regtui.settings.title or self.regtui.settings.registry
-        table = self.query_one(DataTable)
-        table.add_columns("", "Repository", "Tag", "Digest", "Created", "Pushed", "Why")
+        self._fit(self.app.size.width)
+        self._columns("created")
+        rules = self.query_one(TextArea)
+        rules.border_title = "Rules · e edits, esc leaves"
         self.focus_main()
         self.read_registry()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width)
+
+    def _fit(self, width: int) -> None:
+        self.set_class(width < STACK_BELOW, "-stacked")
+
+    def _columns(self, by: str) -> None:
+        """One date column, the one the rules decide by (``by:``): a narrow table stays readable."""
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        # Why before the tags on the same image: the reasons stay whole in 120 columns.
+        table.add_columns(
+            "", "Repository", "Tag", by.capitalize(), "Why", "Same image as", "Digest"
+        )
+        self._by = by
 
     def focus_main(self) -> None:
         self.query_one(DataTable).focus()
@@ -196,11 +276,11 @@ class RetentionScreen(RegtuiScreen):
         finally:
             self.busy = False
         source = (
-            "exact, from the registry's storage (push times known)"
+            "exact, push times known (from storage)"
             if self.state.exact
-            else "estimated from manifests (no push times, untagged manifests not visible)"
+            else "estimated (manifests only: no push times, no untagged manifests)"
         )
-        self._status(f"{len(self.state.repos)} repositories read; sizes {source}.")
+        self._status(f"{count_of(len(self.state.repos), 'repository')} read · sizes {source}")
         self.evaluate_rules()
 
     @on(TextArea.Changed, "#retention-rules")
@@ -217,10 +297,12 @@ class RetentionScreen(RegtuiScreen):
             policy = parse_rules(self.rules)
         except PolicyError as exc:
             self.policy_error = str(exc)
-            error.update(f"✗ {exc}")
+            error.update(f"✗ Rules: {exc}")
+            error.add_class("-shown")
             return
         self.policy_error = None
         error.update("")
+        error.remove_class("-shown")
         if self.state is None:
             return
         self.plan = evaluate(policy, self.state, datetime.now(UTC))
@@ -229,29 +311,16 @@ class RetentionScreen(RegtuiScreen):
 
     def _show_plan(self, plan: PrunePlan) -> None:
         table = self.query_one(DataTable)
+        if plan.policy.by.value != self._by:
+            self._columns(plan.policy.by.value)
         table.clear()
         for repo in plan.repos:
             self._add_repo_rows(table, repo)
-        going = sum(len(r.going) for r in plan.repos)
-        deleted = sum(len(r.deleted_digests) for r in plan.repos)
-        per_repo = ", ".join(
-            f"{r.name} {human_size(r.bytes_freed)}" for r in plan.repos if r.bytes_freed
-        )
-        label = "exact" if plan.exact else "ESTIMATE"
-        summary = (
-            f"{count_of(going, 'tag')} go, {count_of(deleted, 'manifest')} deleted; frees "
-            f"{human_size(plan.bytes_freed)} in total ({label})"
-        )
-        if per_repo:
-            summary += f": {per_repo}"
-        if plan.skipped:
-            summary += f". Out of scope: {len(plan.skipped)} repositories"
-        summary += f". a applies ({GC_MODE_TEXT[self.gc_mode]}; c changes it); e edits the rules."
-        if plan.is_empty:
-            summary = "Nothing to do: no rule deletes anything here."
-        self.query_one("#retention-summary", Static).update(summary)
+        self.query_one("#retention-summary", Static).update(plan_summary(plan, self.gc_mode))
 
     def _add_repo_rows(self, table: DataTable[Text | str], repo: RepoPlan) -> None:
+        now = datetime.now(UTC)
+        by_pushed = self._by == "pushed"
         actions = {tag: a for a in repo.actions for tag in a.tags}
         for d in sorted(repo.decisions, key=lambda d: (not d.goes, d.tag)):
             if d.goes:
@@ -262,27 +331,28 @@ class RetentionScreen(RegtuiScreen):
             else:
                 mark = Text("keep", style="green")
                 tag = Text(visible(d.tag))
-            why = "; ".join(d.reasons)
-            if d.siblings:
-                why += f" (same image: {', '.join(d.siblings)})"
+            date = compact_time(d.pushed if by_pushed else d.created, now)
+            siblings = ", ".join(d.siblings)
             table.add_row(
                 mark,
                 visible_markup(repo.name),
                 tag,
+                date,
+                visible_markup(why_text(d.reasons)),
+                visible_markup(siblings),
                 short_digest(d.digest),
-                _day(d.created),
-                _day(d.pushed),
-                visible_markup(why),
             )
         for u in repo.untagged:
+            limit = self.plan.policy.delete_untagged_older_than if self.plan else None
+            older = f" {format_duration(limit)}" if limit is not None else " the limit"
             table.add_row(
                 Text("✗ delete", style="bold red"),
                 visible_markup(repo.name),
                 Text("(untagged)", style="red"),
-                short_digest(u.digest),
+                compact_time(u.pushed, now) if by_pushed else "-",
+                f"untagged, pushed longer ago than{older}",
                 "",
-                _day(u.pushed),
-                "untagged, older than the limit",
+                short_digest(u.digest),
             )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -13,7 +14,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tui.logic.escape import visible, visible_markup
-from tui.logic.fmt import format_created, human_size, short_digest
+from tui.logic.fmt import compact_time, human_size, platforms_cell, short_digest
 from tui.logic.tags import TagRow
 
 COLUMNS = (
@@ -198,7 +199,8 @@ class TagTable(DataTable[str | Text]):
         error may hold markup or control characters)."""
         tag = visible_markup(row.tag)
         mark = Text("●", style="bold red") if marked else Text(" ")
-        pushed: tuple[str | Text, ...] = (format_created(row.pushed),) if self.shows_pushed else ()
+        # Compact dates and platforms: every column stays readable in 80 columns.
+        pushed: tuple[str | Text, ...] = (_when(row.pushed),) if self.shows_pushed else ()
         if row.error:
             return (mark, tag, Text(visible(row.error), style="red"), "", "", "", *pushed)
         if not row.loaded:
@@ -208,7 +210,11 @@ class TagTable(DataTable[str | Text]):
             tag,
             short_digest(row.digest),
             human_size(row.size) if row.size is not None else "",
-            format_created(row.created),
-            visible_markup(", ".join(row.platforms)),
+            _when(row.created),
+            visible_markup(platforms_cell(row.platforms)),
             *pushed,
         )
+
+
+def _when(value: datetime | None) -> str:
+    return compact_time(value) if value is not None else ""
