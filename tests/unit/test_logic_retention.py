@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tui.logic.retention import ActionKind, keep_newest, plan_bulk_delete
+from tui.logic.retention import ActionKind, keep_newest, plan_bulk_delete, why_untag_only
 from tui.logic.tags import TagRow
 
 
@@ -53,3 +53,11 @@ def test_bulk_plan_refuses_unknown_digests() -> None:
     with pytest.raises(ValueError, match="not known"):
         plan_bulk_delete({"x"}, [row("x", None, 1)])
     assert plan_bulk_delete(set(), ROWS) == []
+
+
+def test_why_a_tag_goes_but_its_image_stays_is_a_sentence() -> None:
+    assert why_untag_only(["latest"]) == "only the tag goes: latest keeps the image"
+    assert why_untag_only(["3.19", "3.20", "latest"]) == (
+        "only the tag goes: 3.19, 3.20 and latest keep the image"
+    )
+    assert why_untag_only([]) == "only the tag goes: an index names the image"

@@ -45,6 +45,7 @@ from tui.logic.retention import (
     RegistryState,
     evaluate,
     parse_duration,
+    why_untag_only,
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PLAN_NOT_EMPTY = 0, 1, 2, 3
@@ -354,8 +355,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
             if action is not None and action.kind is ActionKind.DELETE_MANIFEST:
                 what = "  [delete manifest]"
             elif action is not None:
-                kept = ", ".join(action.kept_siblings) or "an index names it"
-                what = f"  [untag only: {kept} stays]"
+                what = f"  [{why_untag_only(action.kept_siblings)}]"
             siblings = f" (same image: {', '.join(d.siblings)})" if d.siblings else ""
             say(
                 f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {_day(d.created)}  "

@@ -29,6 +29,7 @@ from tui.logic.policy import (
 )
 from tui.logic.semver import parse_range
 from tui.logic.tags import TagRow, natural_key
+from tui.logic.words import join_and
 
 __all__ = [
     "POLICY_KEYS",
@@ -172,6 +173,15 @@ def describe_bulk(repository: str, actions: Sequence[BulkAction]) -> str:
 # as a PrunePlan.
 
 # ---------------------------------------------------------------------- the registry's state
+
+
+def why_untag_only(kept_siblings: Sequence[str]) -> str:
+    """Why a planned tag goes but its image stays, as a sentence: ``only the tag goes: 3.19,
+    3.20 and latest keep the image`` (or an index that names it)."""
+    if not kept_siblings:
+        return "only the tag goes: an index names the image"
+    verb = "keeps" if len(kept_siblings) == 1 else "keep"
+    return f"only the tag goes: {join_and(list(kept_siblings))} {verb} the image"
 
 
 @dataclass(frozen=True)

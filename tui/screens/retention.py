@@ -36,6 +36,7 @@ from tui.logic.retention import (
     evaluate,
     format_duration,
     policy_from_mapping,
+    why_untag_only,
 )
 from tui.screens.base import RegtuiScreen
 from tui.screens.repository import RepositoryScreen
@@ -139,8 +140,8 @@ def describe_plan(plan: PrunePlan) -> str:
                 lines.append(f"  delete {action.digest}")
                 lines.append(f"      tags: {', '.join(action.tags)}")
             else:
-                kept = ", ".join(action.kept_siblings) or "an index names it"
-                lines.append(f"  untag  {', '.join(action.tags)} (stays: {kept})")
+                why = why_untag_only(action.kept_siblings)
+                lines.append(f"  untag  {', '.join(action.tags)} ({why})")
         for untagged in repo.untagged:
             lines.append(f"  delete untagged {untagged.digest}")
     if len(lines) > MAX_CONFIRM_LINES:
