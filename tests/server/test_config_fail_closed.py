@@ -223,7 +223,7 @@ def test_storage_tools_ignore_what_only_a_server_uses(tmp_path: Path) -> None:
     du = [sys.executable, "-m", "tui", "du", "--config", str(config)]
     result = subprocess.run(du, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
-    assert "total: 0 Bytes" in result.stdout
+    assert "total: 0 B" in result.stdout
     config.write_text("storage: []\nproxy:\n  remoteurl: https://registry-1.docker.io\n")
     refused = subprocess.run(du, capture_output=True, text=True, timeout=60, env=env)
     _assert_one_line(

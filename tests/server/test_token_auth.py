@@ -148,7 +148,7 @@ def test_anonymous_requests_get_distributions_bearer_challenge(setup: Setup) -> 
         )
         assert challenge_of(client.get("/v2/_regtui/ext/storage")) == realm
         # Tags with push times need what tags/list needs.
-        assert challenge_of(client.get("/v2/_regtui/ext/tags/team/app")) == (
+        assert challenge_of(client.get("/v2/team/app/_regtui/tags")) == (
             f'{realm},scope="repository:team/app:pull"'
         )
         # Basic credentials are no token.
