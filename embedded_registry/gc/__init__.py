@@ -89,11 +89,9 @@ from embedded_registry.gc.plan import (
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
-    Manifest,
     RepoSnapshot,
     Snapshot,
     Upload,
-    parse_manifest,
     scan,
 )
 from embedded_registry.gc.sweep import (
@@ -118,7 +116,6 @@ __all__ = [
     "SWEEP_ORDER",
     "UPLOAD_MAX_IDLE",
     "GcReport",
-    "Manifest",
     "MarkResult",
     "Problem",
     "PushActivity",
@@ -132,12 +129,9 @@ __all__ = [
     "decide",
     "execute",
     "mark",
-    "parse_manifest",
     "plan",
     "recover_interrupted_sweep",
     "remove_serving_marker",
-    "scan_blob_dirs",
-    "scan_repositories",
     "scan_root",
     "sweepable_blobs",
     "write_serving_marker",

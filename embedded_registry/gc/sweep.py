@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal
-from embedded_registry.gc.scan import blob_key
+from embedded_registry.gc.scan import Snapshot, blob_key
 from embedded_registry.storage.driver.base import KEYS, PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.filesystem import recover_interrupted_sweep
 from embedded_registry.storage.fsutil import SWEEP_JOURNAL, SWEEPING_SUFFIX
@@ -24,9 +23,6 @@ __all__ = [
     "execute",
     "recover_interrupted_sweep",
 ]
-
-if TYPE_CHECKING:
-    from embedded_registry.gc.scan import Snapshot
 
 SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
 """Manifests go before their blobs (as Distribution does), links after the blobs they name."""

@@ -36,7 +36,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from embedded_registry import errors, names
-from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_manifest
+from embedded_registry.mediatypes import (
+    ManifestInfo,
+    describe_stored,
+    parse_manifest,
+    parse_stored_manifest,
+)
 from embedded_registry.storage.catalog import (
     RepositoryIndex,
     SharedRefresh,
@@ -44,16 +49,16 @@ from embedded_registry.storage.catalog import (
     path_order_key,
 )
 from embedded_registry.storage.driver.base import (
-    FileInfo,
     FileWriter,
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
+    list_files,
 )
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
 from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
-from embedded_registry.storage.paths import KeyLayout, split_digest
+from embedded_registry.storage.paths import COMMIT_MARKER, KeyLayout, split_digest
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
 from embedded_registry.storage.uploads import parse_startedat, startedat_text
@@ -83,11 +88,6 @@ TAG_RECHECK_SECONDS = 10.0
 """Known tags are trusted this long at most: then one recursive listing checks them all again.
 Only regtui rewrites the commit marker; a tag Distribution (or a hand) deletes on an engine that
 keeps empty "directories" (SeaweedFS) stays listed at most this long."""
-COMMIT_MARKER = "regtui-last-commit"
-"""``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
-shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
-repository's last commit to tell a finished push from one in flight
-(:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
 
 
 KEYS = KeyLayout()
@@ -115,21 +115,6 @@ class _UploadState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     size: int = -1
     hasher: Any = None
-
-
-async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
-    """Every file under ``path`` (the driver's flat listing where it has one)."""
-    lister = getattr(driver, "list_files", None)
-    if lister is not None:
-        async for info in lister(path):
-            yield info
-        return
-    try:
-        async for info in driver.walk(path):
-            if not info.is_dir:
-                yield info
-    except PathNotFoundError:
-        return
 
 
 async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
@@ -921,8 +906,6 @@ class DriverStorage(RegistryStorage):
         of each revision link, from one recursive listing of ``_manifests``; the links,
         manifests and configs are then read (a few at a time), blob sizes from one HEAD
         each. ``None``: no such repository."""
-        from embedded_registry.gc.scan import parse_manifest
-
         base = key(KEYS.manifests_dir(name))
         tag_times: dict[str, float] = {}
         revision_times: dict[str, float] = {}
@@ -979,7 +962,7 @@ class DriverStorage(RegistryStorage):
                 body = await self._read_blob(digest)
             if body is None or len(body) > EXT_DOCUMENT_BYTES:
                 return None
-            parsed = parse_manifest(digest, body)
+            parsed = parse_stored_manifest(digest, body)
             referenced = [digest, *([parsed.config] if parsed.config else []), *parsed.layers]
             blobs = list(dict.fromkeys(referenced))
             found = await asyncio.gather(*(size_of(b) for b in blobs if b != digest))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedded_registry.mediatypes import ManifestInfo
+from embedded_registry.storage.catalog import page
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +141,6 @@ class RegistryStorage(abc.ABC):
     async def catalog_page(self, last: str | None, count: int) -> tuple[list[str], bool]:
         """The ``count`` repositories after ``last`` in catalog order, and whether more
         follow."""
-        from embedded_registry.storage.catalog import page
-
         return page(await self.repositories(), last, count)
 
     async def warm_up(self) -> None:

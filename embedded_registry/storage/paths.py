@@ -21,6 +21,12 @@ from pathlib import Path
 
 V2_PREFIX = Path("docker") / "registry" / "v2"
 
+COMMIT_MARKER = "regtui-last-commit"
+"""``repositories/<name>/_manifests/regtui-last-commit``: rewritten on every manifest or tag
+delete. A directory shows a delete in its mtime; an object store keeps no trace of one, and GC
+needs the time of a repository's last commit to tell a finished push from one in flight
+(:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
+
 
 def split_digest(digest: str) -> tuple[str, str]:
     """Split ``sha256:<hex>`` into ``("sha256", "<hex>")``."""

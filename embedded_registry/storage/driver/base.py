@@ -301,3 +301,18 @@ class StorageDriver(abc.ABC):
     async def close(self) -> None:
         """Release connections."""
         return None
+
+
+async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
+    """Every file under ``path`` (the driver's flat listing where it has one)."""
+    lister = getattr(driver, "list_files", None)
+    if lister is not None:
+        async for info in lister(path):
+            yield info
+        return
+    try:
+        async for info in driver.walk(path):
+            if not info.is_dir:
+                yield info
+    except PathNotFoundError:
+        return
