@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from embedded_registry import names
 from embedded_registry.mediatypes import StoredManifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import (
-    KEYS,
     FileInfo,
     StorageDriver,
     list_files,
 )
 from embedded_registry.storage.fsutil import STALE_TEMP_AGE, TEMP_PREFIX
-from embedded_registry.storage.paths import COMMIT_MARKER, Layout
+from embedded_registry.storage.paths import COMMIT_MARKER, KEYS
 
 Progress = Callable[[str], None]
 
@@ -92,7 +91,6 @@ class Snapshot:
         # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
         local = driver.local_path("/")
         self.prefix = local.rstrip("/") if local is not None else f"{driver.name}:"
-        self.layout = Layout("/")
         self.blob_dirs: dict[str, str] = {}
         self.repos: list[RepoSnapshot] = []
         self._stats: dict[str, os.stat_result | None] = {}
@@ -239,14 +237,7 @@ def _add_repository_key(
         return
 
 
-_BLOBS = str(KEYS.blobs_dir) + "/"
-_REPOSITORIES = str(KEYS.repositories_dir) + "/"
-
-
-def blob_key(digest: str) -> str:
-    """``KEYS.blob_data(digest)`` as a string, without pathlib's joins (GC builds thousands)."""
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{_BLOBS}{algorithm}/{hex_part[:2]}/{hex_part}/data"
+_BLOBS = KEYS.blobs_dir + "/"
 
 
 def layout_leaf(key: str) -> str | None:
@@ -271,15 +262,15 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
     """One listing of the storage, then every manifest and tag link it names."""
     snapshot = Snapshot(driver)
     prefix = snapshot.prefix
-    blobs_base = str(KEYS.blobs_dir)
-    repos_base = str(KEYS.repositories_dir)
+    blobs_base = KEYS.blobs_dir
+    repos_base = KEYS.repositories_dir
     repos: dict[str, RepoSnapshot] = {}
     uploads: dict[tuple[str, str], list[FileInfo]] = {}
     listed = 0
     listing = (
-        driver.list_files(str(KEYS.v2), directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
+        driver.list_files(KEYS.v2, directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
         if driver.directory_times
-        else list_files(driver, str(KEYS.v2))
+        else list_files(driver, KEYS.v2)
     )
     stale = time.time() - STALE_TEMP_AGE
     async for info in listing:
@@ -339,7 +330,7 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
                 snapshot._manifests[digest] = StoredManifest(digest, error=error)
             else:
                 readable.append(digest)
-        paths = [blob_key(d) for d in readable]
+        paths = [KEYS.blob_data(d) for d in readable]
         bodies = await driver.get_many(paths, limit=MAX_MANIFEST_BYTES)
         for digest, body in zip(readable, bodies, strict=True):
             if body is None or isinstance(body, bytes):
@@ -363,7 +354,7 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
     await read_manifests(sorted(children))
     tags = [(repo, tag) for repo in snapshot.repos for tag in repo.tags]
     links = await driver.get_many(
-        [f"{_REPOSITORIES}{repo.name}/_manifests/tags/{tag}/current/link" for repo, tag in tags],
+        [KEYS.tag_current_link(repo.name, tag) for repo, tag in tags],
         limit=LINK_BYTES,
     )
     for (repo, tag), raw in zip(tags, links, strict=True):

@@ -24,14 +24,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from embedded_registry.storage.paths import Layout
-
 MANY_CONCURRENCY = 32
 """Requests :meth:`StorageDriver.get_many` keeps in flight."""
-
-KEYS = Layout("/")
-"""The layout as driver keys: ``str(KEYS.blob_data(d))`` is ``/docker/registry/v2/blobs/...``."""
-
 
 PAUSE_ENV = "REGTUI_PAUSE_AT"
 """For tests of races only: ``<point>`` or ``<point>@<text>`` (comma-separated) names where
