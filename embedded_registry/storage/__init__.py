@@ -11,12 +11,10 @@ too (:mod:`embedded_registry.gc`).
 from __future__ import annotations
 
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
-from embedded_registry.storage.manifests import compute_digest
 from embedded_registry.storage.paths import Layout
 
 __all__ = [
     "Layout",
     "RegistryStorage",
     "ServedBlob",
-    "compute_digest",
 ]

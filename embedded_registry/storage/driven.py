@@ -57,11 +57,9 @@ from embedded_registry.storage.driver.base import (
 )
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
-from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
 from embedded_registry.storage.paths import KEYS, split_digest
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
-from embedded_registry.storage.uploads import parse_startedat, startedat_text
 
 REFRESH_FRACTION = 0.1
 REFRESH_MAX_INTERVAL = 1.0
@@ -88,6 +86,34 @@ TAG_RECHECK_SECONDS = 10.0
 """Known tags are trusted this long at most: then one recursive listing checks them all again.
 Only regtui rewrites the commit marker; a tag Distribution (or a hand) deletes on an engine that
 keeps empty "directories" (SeaweedFS) stays listed at most this long."""
+INFO_CACHE_SIZE = 4096
+"""Parsed manifests kept by digest (content is immutable, so entries never go stale)."""
+
+
+def compute_digest(body: bytes, algorithm: str = "sha256") -> str:
+    """``<algorithm>:<hex>`` of ``body``."""
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+
+
+def startedat_text() -> str:
+    """Now, as Distribution writes an upload's ``startedat`` (and regtui its commit marker):
+    RFC 3339 in UTC with nanoseconds."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
+
+
+def parse_startedat(text: str) -> float | None:
+    """The moment a ``startedat`` file names (Distribution's format), or None when unreadable."""
+    text = text.strip()
+    if not text:
+        return None
+    main, _, rest = text.partition(".")
+    fraction = rest.rstrip("Z")[:6] if rest else ""
+    try:
+        moment = datetime.strptime(main.rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
 
 
 def _rfc3339(mtime: float) -> str:

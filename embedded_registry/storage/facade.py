@@ -12,7 +12,6 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from embedded_registry.mediatypes import ManifestInfo
 from embedded_registry.storage.catalog import page
@@ -31,13 +30,6 @@ class RegistryStorage(abc.ABC):
     """What the routes need from the storage: blobs, uploads, manifests, tags, catalog."""
 
     kind: str = "filesystem"
-
-    @property
-    def root(self) -> Path | None:
-        """A local root that GC and usage read directly, around the driver; ``None`` for
-        :class:`~embedded_registry.storage.driven.DriverStorage` on every driver (the
-        filesystem one too): GC and usage then work through the driver."""
-        return None
 
     # -- health -------------------------------------------------------------------------------
     @abc.abstractmethod
