@@ -284,6 +284,7 @@ class DriverStorage(RegistryStorage):
             await self.driver.put_content(path, digest.encode())
 
     async def blob_size(self, digest: str) -> int | None:
+        """The size of the blob ``digest``; None when it is not stored."""
         try:
             info = await self.driver.stat(KEYS.blob_data(digest))
         except PathNotFoundError:
@@ -291,6 +292,7 @@ class DriverStorage(RegistryStorage):
         return None if info.is_dir else info.size
 
     async def linked_size(self, name: str, digest: str) -> int | None:
+        """The blob's size if ``name`` links it and it is stored, else None."""
         if await self._read_link(KEYS.layer_link(name, digest)) != digest:
             return None
         return await self.blob_size(digest)
@@ -593,12 +595,16 @@ class DriverStorage(RegistryStorage):
             ) from None
 
     async def has_revision(self, name: str, digest: str) -> bool:
+        """Whether ``name`` holds the manifest revision ``digest``."""
         return await self._read_link(KEYS.revision_link(name, digest)) == digest
 
     async def tag_digest(self, name: str, tag: str) -> str | None:
+        """The digest ``tag`` points at in ``name`` now (its ``current/link``), or None."""
         return await self._read_link(KEYS.tag_current_link(name, tag))
 
     async def resolve(self, name: str, reference: str) -> str:
+        """The digest of the revision a tag or digest names in ``name``; MANIFEST_UNKNOWN
+        when there is none."""
         if names.looks_like_digest(reference):
             if not await self.has_revision(name, reference):
                 raise errors.manifest_unknown({"Name": name, "Revision": reference})
@@ -625,6 +631,7 @@ class DriverStorage(RegistryStorage):
             self._info.popitem(last=False)
 
     async def info(self, digest: str, body: bytes | None = None) -> ManifestInfo | None:
+        """What the stored manifest ``digest`` is (cached by digest); None when unreadable."""
         cached = self._info.get(digest)
         if cached is not None:
             self._info.move_to_end(digest)
@@ -716,6 +723,8 @@ class DriverStorage(RegistryStorage):
         await self.driver.put_content(KEYS.commit_marker(name), startedat_text().encode())
 
     async def tag(self, name: str, tag: str, digest: str) -> None:
+        """Point ``tag`` at ``digest`` and add it to the tag's history (no commit lock: the
+        caller holds it)."""
         # The current link first (Distribution writes the index entry first): a tag listed
         # by its directory then always resolves, even after a crash between the two writes.
         await self.driver.put_content(KEYS.tag_current_link(name, tag), digest.encode())
