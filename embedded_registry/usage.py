@@ -26,7 +26,7 @@ from embedded_registry.gc import (
     scan_root,
     sweepable_blobs,
 )
-from embedded_registry.gc.driven import storage_location, with_configured_driver
+from embedded_registry.gc.collect import storage_location, with_configured_driver
 from embedded_registry.gc.scan import scan
 from embedded_registry.storage.driver.base import StorageDriver
 

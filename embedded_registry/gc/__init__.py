@@ -60,7 +60,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from embedded_registry.gc.activity import PushActivity
-from embedded_registry.gc.driven import collect_garbage_on
+from embedded_registry.gc.collect import collect_garbage_on
 from embedded_registry.gc.mark import (
     ROLE_CONFIG,
     ROLE_LAYER,
@@ -157,7 +157,7 @@ def collect_garbage(
     progress: Callable[[str], None] | None = None,
 ) -> GcReport:
     """Mark and sweep one storage root through the filesystem driver (the same GC as on any
-    driver, :func:`embedded_registry.gc.driven.collect_garbage_on`); a dry run plans and
+    driver, :func:`embedded_registry.gc.collect.collect_garbage_on`); a dry run plans and
     removes nothing.
 
     With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems

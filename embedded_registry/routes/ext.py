@@ -43,7 +43,7 @@ from aiohttp import web
 from embedded_registry import errors
 from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport
-from embedded_registry.gc.driven import collect_garbage_on
+from embedded_registry.gc.collect import collect_garbage_on
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
 from embedded_registry.routes.common import config, json_response, storage
 from embedded_registry.storage.driver.base import StorageDriver

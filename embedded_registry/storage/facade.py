@@ -1,6 +1,6 @@
 """The async storage API the HTTP handlers use, whatever keeps the bytes.
 
-One implementation: :class:`embedded_registry.storage.driven.DriverStorage`, Distribution's
+One implementation: :class:`embedded_registry.storage.store.DriverStorage`, Distribution's
 layout on any :class:`~embedded_registry.storage.driver.base.StorageDriver` (the filesystem
 driver and the s3 driver); what only one driver can do (sendfile, a cheap touch, directory
 times, presigned URLs) it uses as that driver's optional capabilities.

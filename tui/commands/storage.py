@@ -238,7 +238,7 @@ def _progress(message: str) -> None:
 
 def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
     from embedded_registry.gc import RegistryActive
-    from embedded_registry.gc.driven import collect_garbage_configured
+    from embedded_registry.gc.collect import collect_garbage_configured
     from embedded_registry.storage.factory import StorageUnavailable
     from embedded_registry.storage.lease import GcBusy
 

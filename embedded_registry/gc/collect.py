@@ -24,7 +24,6 @@ from embedded_registry.gc.scan import (
     scan,
 )
 from embedded_registry.gc.sweep import execute
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.base import (
     StorageDriver,
     pause_point,
@@ -32,6 +31,7 @@ from embedded_registry.storage.driver.base import (
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import StorageUnavailable, open_storage
 from embedded_registry.storage.lease import COMMIT_WINDOW, Lease, LeaseLost, acquire
+from embedded_registry.storage.store import DriverStorage
 
 
 async def collect_garbage_on(
