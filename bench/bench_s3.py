@@ -247,9 +247,9 @@ def count_requests(engine: SeaweedS3, size_mib: int, chunk_mib: int, tags: int) 
     import hashlib
 
     from embedded_registry.config import load_config
-    from embedded_registry.storage.driven import DriverStorage
     from embedded_registry.storage.driver.s3 import S3Driver
     from embedded_registry.storage.factory import open_storage
+    from embedded_registry.storage.store import DriverStorage
     from tui.imagegen import make_image
 
     config = load_config(data=registry_config(engine.s3_config(engine.create_bucket())), env={})

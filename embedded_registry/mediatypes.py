@@ -4,6 +4,9 @@
 references: blobs (config and layers) that must be linked in the repository, child manifests (of
 an index) that must exist in it, and the ``subject`` that makes it a referrer. ``describe_stored``
 names the media type of a manifest already on disk (schema1 included) for GET.
+``parse_stored_manifest`` reads what a stored manifest references, by its media type only, for
+garbage collection and the ``ext/tags`` document (never an exception: an unreadable body is a
+:class:`StoredManifest` with an ``error``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ IMAGE_MANIFESTS = frozenset({DOCKER_SCHEMA2, OCI_MANIFEST})
 INDEXES = frozenset({DOCKER_LIST, OCI_INDEX})
 PUSHABLE = IMAGE_MANIFESTS | INDEXES
 SCHEMA1 = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+OCI_ARTIFACT_DRAFT = "application/vnd.oci.artifact.manifest.v1+json"
+"""OCI 1.1's draft artifact manifest (``blobs``), which some registries stored."""
 
 # Distribution's limit on a manifest body (registry/handlers/manifests.go, maxManifestBodySize).
 MAX_MANIFEST_SIZE = 4 << 20
@@ -236,3 +241,72 @@ def describe_stored(body: bytes) -> ManifestInfo:
         return parse_manifest(body, media_type)
     except errors.RegistryError:
         return ManifestInfo(media_type=media_type, size=len(body))
+
+
+@dataclass(slots=True)
+class StoredManifest:
+    """What garbage collection needs from a manifest: what it references, by role."""
+
+    digest: str
+    config: str | None = None
+    layers: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    subject: str | None = None
+    error: str | None = None
+
+
+def parse_stored_manifest(digest: str, data: bytes) -> StoredManifest:
+    """The references of a manifest of any kind regtui serves (schema1/2, OCI, indexes), read
+    by its media type only, never by which fields its body carries (an image manifest with an
+    extra ``"manifests": []`` is still an image manifest: GHSA-qq97-vm5h-rrhg).
+
+    The media type is the body's ``schemaVersion`` 1 (schema1) or its declared ``mediaType``
+    (the layout stores no other). An OCI manifest or index may leave it out; such a body is
+    read both ways, so that whatever it was pushed as, nothing it references is swept."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return StoredManifest(digest, error=f"not JSON ({exc.__class__.__name__}: {exc})")
+    except RecursionError:
+        return StoredManifest(digest, error="not a manifest: JSON nested too deeply")
+    if not isinstance(doc, dict):
+        return StoredManifest(digest, error="not a JSON object")
+    media_type = doc.get("mediaType")
+    try:
+        subject = doc.get("subject")
+        subject_digest = subject["digest"] if isinstance(subject, dict) else None
+        if doc.get("schemaVersion") == 1:
+            layers = tuple(dict.fromkeys(d["blobSum"] for d in doc["fsLayers"]))
+            return StoredManifest(digest, layers=layers)
+        if media_type in INDEXES:
+            return StoredManifest(
+                digest, children=_digests(doc, "manifests"), subject=subject_digest
+            )
+        if media_type in IMAGE_MANIFESTS:
+            config = doc["config"]["digest"]
+            return StoredManifest(
+                digest, config=config, layers=_digests(doc, "layers"), subject=subject_digest
+            )
+        if media_type == OCI_ARTIFACT_DRAFT:
+            return StoredManifest(digest, layers=_digests(doc, "blobs"), subject=subject_digest)
+        if media_type is None:
+            config = doc.get("config")
+            return StoredManifest(
+                digest,
+                config=config["digest"] if config is not None else None,
+                layers=_digests(doc, "layers"),
+                children=_digests(doc, "manifests"),
+                subject=subject_digest,
+            )
+    except (KeyError, TypeError) as exc:
+        return StoredManifest(digest, error=f"malformed manifest ({exc.__class__.__name__}: {exc})")
+    return StoredManifest(digest, error=f"unknown manifest type {media_type!r}")
+
+
+def _digests(doc: dict[str, object], field_name: str) -> tuple[str, ...]:
+    """The digests of the descriptors in ``doc[field_name]`` (none when absent or null);
+    KeyError or TypeError when one is malformed."""
+    descriptors = doc.get(field_name) or ()
+    if not isinstance(descriptors, list):
+        raise TypeError(f"{field_name} is not a list")
+    return tuple(d["digest"] for d in descriptors)

@@ -29,7 +29,6 @@ from embedded_registry.gc import (
     remove_serving_marker,
     write_serving_marker,
 )
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.factory import (
     StorageUnavailable,
@@ -37,6 +36,7 @@ from embedded_registry.storage.factory import (
     open_storage,
 )
 from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.store import DriverStorage
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,13 @@ GC dry run always agree.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from embedded_registry.config import Config
 from embedded_registry.gc import (
     DEFAULT_GRACE_PERIOD,
     ROLE_CONFIG,
@@ -24,6 +26,9 @@ from embedded_registry.gc import (
     scan_root,
     sweepable_blobs,
 )
+from embedded_registry.gc.collect import storage_location, with_configured_driver
+from embedded_registry.gc.scan import scan
+from embedded_registry.storage.driver.base import StorageDriver
 
 UNREFERENCED = "unreferenced"
 
@@ -190,3 +195,28 @@ def storage_usage(
         protected_young_bytes=_bytes(snapshot, protected),
         protected_young_blobs=len(protected),
     )
+
+
+async def usage_on(
+    driver: StorageDriver,
+    *,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    now: float | None = None,
+    where: str = "",
+) -> UsageReport:
+    """The usage report (:func:`storage_usage`) of a driver's storage."""
+    snapshot = await scan(driver)
+    # The marks are CPU work: in a thread, so that a registry serving meanwhile stays live.
+    return await asyncio.to_thread(
+        storage_usage, where or driver.name, grace_period=grace_period, now=now, snapshot=snapshot
+    )
+
+
+def usage_configured(config: Config, *, grace_period: float = DEFAULT_GRACE_PERIOD) -> UsageReport:
+    """The usage report of the storage driver ``config`` names (``regtui du --config FILE``)."""
+
+    async def work(driver: StorageDriver) -> UsageReport:
+        return await usage_on(driver, grace_period=grace_period, where=storage_location(config))
+
+    report: UsageReport = asyncio.run(with_configured_driver(config, work))
+    return report

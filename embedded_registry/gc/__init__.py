@@ -60,7 +60,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from embedded_registry.gc.activity import PushActivity
-from embedded_registry.gc.driven import collect_garbage_on
+from embedded_registry.gc.collect import collect_garbage_on
 from embedded_registry.gc.mark import (
     ROLE_CONFIG,
     ROLE_LAYER,
@@ -89,11 +89,9 @@ from embedded_registry.gc.plan import (
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
     MAX_MANIFEST_BYTES,
-    Manifest,
     RepoSnapshot,
     Snapshot,
     Upload,
-    parse_manifest,
     scan,
 )
 from embedded_registry.gc.sweep import (
@@ -118,7 +116,6 @@ __all__ = [
     "SWEEP_ORDER",
     "UPLOAD_MAX_IDLE",
     "GcReport",
-    "Manifest",
     "MarkResult",
     "Problem",
     "PushActivity",
@@ -132,12 +129,9 @@ __all__ = [
     "decide",
     "execute",
     "mark",
-    "parse_manifest",
     "plan",
     "recover_interrupted_sweep",
     "remove_serving_marker",
-    "scan_blob_dirs",
-    "scan_repositories",
     "scan_root",
     "sweepable_blobs",
     "write_serving_marker",
@@ -163,7 +157,7 @@ def collect_garbage(
     progress: Callable[[str], None] | None = None,
 ) -> GcReport:
     """Mark and sweep one storage root through the filesystem driver (the same GC as on any
-    driver, :func:`embedded_registry.gc.driven.collect_garbage_on`); a dry run plans and
+    driver, :func:`embedded_registry.gc.collect.collect_garbage_on`); a dry run plans and
     removes nothing.
 
     With ``refuse_if_active`` (offline use), raise :class:`RegistryActive` when a registry seems

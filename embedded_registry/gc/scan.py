@@ -16,21 +16,20 @@ What differs on an object store (no directories, no cheap ``utime``):
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from embedded_registry import mediatypes, names
-from embedded_registry.storage.driven import COMMIT_MARKER, list_files
+from embedded_registry import names
+from embedded_registry.mediatypes import StoredManifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import (
-    KEYS,
     FileInfo,
     StorageDriver,
+    list_files,
 )
 from embedded_registry.storage.fsutil import STALE_TEMP_AGE, TEMP_PREFIX
-from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.paths import COMMIT_MARKER, KEYS
 
 Progress = Callable[[str], None]
 
@@ -39,12 +38,6 @@ DEFAULT_GRACE_PERIOD = 3600.0
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 """A revision bigger than this is not read as a manifest (Distribution refuses 4 MiB on push)."""
-
-_IMAGE_TYPES = mediatypes.IMAGE_MANIFESTS
-_INDEX_TYPES = mediatypes.INDEXES
-_ARTIFACT_TYPE = "application/vnd.oci.artifact.manifest.v1+json"
-"""OCI 1.1's draft artifact manifest (``blobs``), which some registries stored."""
-
 
 # -- the scan: what is on disk --------------------------------------------------------------
 
@@ -75,73 +68,6 @@ class RepoSnapshot:
     uploads: list[Upload] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class Manifest:
-    """What garbage collection needs from a manifest: what it references, by role."""
-
-    digest: str
-    config: str | None = None
-    layers: tuple[str, ...] = ()
-    children: tuple[str, ...] = ()
-    subject: str | None = None
-    error: str | None = None
-
-
-def parse_manifest(digest: str, data: bytes) -> Manifest:
-    """The references of a manifest of any kind regtui serves (schema1/2, OCI, indexes), read
-    by its media type only, never by which fields its body carries (an image manifest with an
-    extra ``"manifests": []`` is still an image manifest: GHSA-qq97-vm5h-rrhg).
-
-    The media type is the body's ``schemaVersion`` 1 (schema1) or its declared ``mediaType``
-    (the layout stores no other). An OCI manifest or index may leave it out; such a body is
-    read both ways, so that whatever it was pushed as, nothing it references is swept."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Manifest(digest, error=f"not JSON ({exc.__class__.__name__}: {exc})")
-    except RecursionError:
-        return Manifest(digest, error="not a manifest: JSON nested too deeply")
-    if not isinstance(doc, dict):
-        return Manifest(digest, error="not a JSON object")
-    media_type = doc.get("mediaType")
-    try:
-        subject = doc.get("subject")
-        subject_digest = subject["digest"] if isinstance(subject, dict) else None
-        if doc.get("schemaVersion") == 1:
-            layers = tuple(dict.fromkeys(d["blobSum"] for d in doc["fsLayers"]))
-            return Manifest(digest, layers=layers)
-        if media_type in _INDEX_TYPES:
-            return Manifest(digest, children=_digests(doc, "manifests"), subject=subject_digest)
-        if media_type in _IMAGE_TYPES:
-            config = doc["config"]["digest"]
-            return Manifest(
-                digest, config=config, layers=_digests(doc, "layers"), subject=subject_digest
-            )
-        if media_type == _ARTIFACT_TYPE:
-            return Manifest(digest, layers=_digests(doc, "blobs"), subject=subject_digest)
-        if media_type is None:
-            config = doc.get("config")
-            return Manifest(
-                digest,
-                config=config["digest"] if config is not None else None,
-                layers=_digests(doc, "layers"),
-                children=_digests(doc, "manifests"),
-                subject=subject_digest,
-            )
-    except (KeyError, TypeError) as exc:
-        return Manifest(digest, error=f"malformed manifest ({exc.__class__.__name__}: {exc})")
-    return Manifest(digest, error=f"unknown manifest type {media_type!r}")
-
-
-def _digests(doc: dict[str, object], field_name: str) -> tuple[str, ...]:
-    """The digests of the descriptors in ``doc[field_name]`` (none when absent or null);
-    KeyError or TypeError when one is malformed."""
-    descriptors = doc.get(field_name) or ()
-    if not isinstance(descriptors, list):
-        raise TypeError(f"{field_name} is not a list")
-    return tuple(d["digest"] for d in descriptors)
-
-
 LINK_BYTES = 1024
 
 
@@ -165,11 +91,10 @@ class Snapshot:
         # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
         local = driver.local_path("/")
         self.prefix = local.rstrip("/") if local is not None else f"{driver.name}:"
-        self.layout = Layout("/")
         self.blob_dirs: dict[str, str] = {}
         self.repos: list[RepoSnapshot] = []
         self._stats: dict[str, os.stat_result | None] = {}
-        self._manifests: dict[str, Manifest | None] = {}
+        self._manifests: dict[str, StoredManifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
         self._valid_names: dict[str, bool] = {}
         self.stale_temporaries: list[str] = []
@@ -216,7 +141,7 @@ class Snapshot:
     def tag_targets(self, repo: RepoSnapshot) -> dict[str, str | None]:
         return self._tag_targets.get(repo.name, {})
 
-    def manifest(self, digest: str) -> Manifest | None:
+    def manifest(self, digest: str) -> StoredManifest | None:
         return self._manifests.get(digest)
 
 
@@ -312,14 +237,7 @@ def _add_repository_key(
         return
 
 
-_BLOBS = str(KEYS.blobs_dir) + "/"
-_REPOSITORIES = str(KEYS.repositories_dir) + "/"
-
-
-def blob_key(digest: str) -> str:
-    """``KEYS.blob_data(digest)`` as a string, without pathlib's joins (GC builds thousands)."""
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{_BLOBS}{algorithm}/{hex_part[:2]}/{hex_part}/data"
+_BLOBS = KEYS.blobs_dir + "/"
 
 
 def layout_leaf(key: str) -> str | None:
@@ -344,15 +262,15 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
     """One listing of the storage, then every manifest and tag link it names."""
     snapshot = Snapshot(driver)
     prefix = snapshot.prefix
-    blobs_base = str(KEYS.blobs_dir)
-    repos_base = str(KEYS.repositories_dir)
+    blobs_base = KEYS.blobs_dir
+    repos_base = KEYS.repositories_dir
     repos: dict[str, RepoSnapshot] = {}
     uploads: dict[tuple[str, str], list[FileInfo]] = {}
     listed = 0
     listing = (
-        driver.list_files(str(KEYS.v2), directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
+        driver.list_files(KEYS.v2, directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
         if driver.directory_times
-        else list_files(driver, str(KEYS.v2))
+        else list_files(driver, KEYS.v2)
     )
     stale = time.time() - STALE_TEMP_AGE
     async for info in listing:
@@ -409,17 +327,17 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
                 snapshot._manifests[digest] = None
             elif st.st_size > MAX_MANIFEST_BYTES:
                 error = f"{st.st_size} bytes: too big for a manifest"
-                snapshot._manifests[digest] = Manifest(digest, error=error)
+                snapshot._manifests[digest] = StoredManifest(digest, error=error)
             else:
                 readable.append(digest)
-        paths = [blob_key(d) for d in readable]
+        paths = [KEYS.blob_data(d) for d in readable]
         bodies = await driver.get_many(paths, limit=MAX_MANIFEST_BYTES)
         for digest, body in zip(readable, bodies, strict=True):
             if body is None or isinstance(body, bytes):
-                parsed = None if body is None else parse_manifest(digest, body)
+                parsed = None if body is None else parse_stored_manifest(digest, body)
                 snapshot._manifests[digest] = parsed
             else:
-                snapshot._manifests[digest] = Manifest(digest, error=str(body))
+                snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
 
     digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     if progress is not None:
@@ -430,13 +348,13 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
     children = {
         c
         for d in digests
-        for c in ((snapshot._manifests.get(d) or Manifest(d)).children)
+        for c in ((snapshot._manifests.get(d) or StoredManifest(d)).children)
         if c not in snapshot._manifests
     }
     await read_manifests(sorted(children))
     tags = [(repo, tag) for repo in snapshot.repos for tag in repo.tags]
     links = await driver.get_many(
-        [f"{_REPOSITORIES}{repo.name}/_manifests/tags/{tag}/current/link" for repo, tag in tags],
+        [KEYS.tag_current_link(repo.name, tag) for repo, tag in tags],
         limit=LINK_BYTES,
     )
     for (repo, tag), raw in zip(tags, links, strict=True):

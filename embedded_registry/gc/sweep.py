@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal
-from embedded_registry.gc.scan import blob_key
-from embedded_registry.storage.driver.base import KEYS, PathNotFoundError, StorageDriver
+from embedded_registry.gc.scan import Snapshot
+from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.filesystem import recover_interrupted_sweep
 from embedded_registry.storage.fsutil import SWEEP_JOURNAL, SWEEPING_SUFFIX
 from embedded_registry.storage.lease import LeaseLost
+from embedded_registry.storage.paths import KEYS
 
 __all__ = [
     "REFRESHED",
@@ -24,9 +24,6 @@ __all__ = [
     "execute",
     "recover_interrupted_sweep",
 ]
-
-if TYPE_CHECKING:
-    from embedded_registry.gc.scan import Snapshot
 
 SWEEP_ORDER = ("manifest", "blob", "layer_link", "tag_index", "upload", "repository")
 """Manifests go before their blobs (as Distribution does), links after the blobs they name."""
@@ -71,7 +68,7 @@ async def execute(
     """
     driver = snapshot.driver
     limit = asyncio.Semaphore(SWEEP_CONCURRENCY)
-    repositories = str(KEYS.repositories_dir)
+    repositories = KEYS.repositories_dir
 
     lost: list[LeaseLost] = []
 
@@ -158,7 +155,7 @@ async def _remove(
     if fence is not None:
         await fence()
     if removal.kind == "layer_link" and removal.digest:
-        blob = blob_key(removal.digest)
+        blob = KEYS.blob_data(removal.digest)
         if not await driver.remove_unless(path + "/link", blob):
             return
     elif removal.kind == "repository":

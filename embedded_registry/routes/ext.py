@@ -43,12 +43,12 @@ from aiohttp import web
 from embedded_registry import errors
 from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport
-from embedded_registry.gc.driven import collect_garbage_on, usage_on
+from embedded_registry.gc.collect import collect_garbage_on
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
 from embedded_registry.routes.common import config, json_response, storage
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.lease import GcBusy
-from embedded_registry.usage import UsageReport
+from embedded_registry.usage import UsageReport, usage_on
 
 PREFIX = "/v2/_regtui/ext"
 GC_RUN_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("gc_run_lock", asyncio.Lock)

@@ -15,7 +15,7 @@ from embedded_registry.routes.common import absolute_url, repo_name, storage
 
 # Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
 CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
-# One piece of the body as the storage writes and hashes it (driven.WRITE_CHUNK): read in one go.
+# One piece of the body as the storage writes and hashes it (store.WRITE_CHUNK): read in one go.
 READ_CHUNK = 2 << 20
 
 

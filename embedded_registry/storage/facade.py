@@ -1,6 +1,6 @@
 """The async storage API the HTTP handlers use, whatever keeps the bytes.
 
-One implementation: :class:`embedded_registry.storage.driven.DriverStorage`, Distribution's
+One implementation: :class:`embedded_registry.storage.store.DriverStorage`, Distribution's
 layout on any :class:`~embedded_registry.storage.driver.base.StorageDriver` (the filesystem
 driver and the s3 driver); what only one driver can do (sendfile, a cheap touch, directory
 times, presigned URLs) it uses as that driver's optional capabilities.
@@ -12,9 +12,9 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from embedded_registry.mediatypes import ManifestInfo
+from embedded_registry.storage.catalog import page
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +30,6 @@ class RegistryStorage(abc.ABC):
     """What the routes need from the storage: blobs, uploads, manifests, tags, catalog."""
 
     kind: str = "filesystem"
-
-    @property
-    def root(self) -> Path | None:
-        """A local root that GC and usage read directly, around the driver; ``None`` for
-        :class:`~embedded_registry.storage.driven.DriverStorage` on every driver (the
-        filesystem one too): GC and usage then work through the driver."""
-        return None
 
     # -- health -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -66,7 +59,9 @@ class RegistryStorage(abc.ABC):
 
     # -- uploads ------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def create_upload(self, name: str) -> str: ...
+    async def create_upload(self, name: str) -> str:
+        """Start an upload session in ``name`` (its ``startedat`` and an empty ``data``, kept
+        in the storage so any replica continues it); its id."""
 
     @abc.abstractmethod
     def upload_lock(self, upload_id: str) -> asyncio.Lock:
@@ -85,10 +80,15 @@ class RegistryStorage(abc.ABC):
         *,
         start: int | None = None,
         length: int | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Append ``chunks`` to the upload; the upload's size after. RANGE_INVALID when
+        ``start`` is not where the upload is, SIZE_INVALID when ``length`` bytes did not come
+        (what came stays), BLOB_UPLOAD_UNKNOWN when there is no such upload."""
 
     @abc.abstractmethod
-    async def finish_upload(self, name: str, upload_id: str, digest: str) -> int: ...
+    async def finish_upload(self, name: str, upload_id: str, digest: str) -> int:
+        """Verify the upload against ``digest``, make it the blob and link it into ``name``,
+        end the session; the blob's size. DIGEST_INVALID (and nothing kept) on a mismatch."""
 
     async def finish_upload_with(
         self,
@@ -106,42 +106,59 @@ class RegistryStorage(abc.ABC):
         return await self.finish_upload(name, upload_id, digest)
 
     @abc.abstractmethod
-    async def cancel_upload(self, name: str, upload_id: str) -> bool: ...
+    async def cancel_upload(self, name: str, upload_id: str) -> bool:
+        """Drop the upload and what it received; False when there was no such upload."""
 
     @abc.abstractmethod
     async def purge_uploads(
         self, older_than: float, *, dry_run: bool = False
-    ) -> list[tuple[str, str]]: ...
+    ) -> list[tuple[str, str]]:
+        """Remove the upload sessions started more than ``older_than`` seconds ago, as
+        Distribution's upload purging does; ``(repository, upload id)`` of each (a dry run
+        only lists them)."""
 
     # -- manifests, tags, catalog -------------------------------------------------------------
     @abc.abstractmethod
-    async def get_manifest(self, name: str, reference: str) -> tuple[str, bytes, ManifestInfo]: ...
+    async def get_manifest(self, name: str, reference: str) -> tuple[str, bytes, ManifestInfo]:
+        """The manifest a tag or digest names in ``name``: its digest, its bytes and what
+        its media type says of it. MANIFEST_UNKNOWN when there is none."""
 
     @abc.abstractmethod
     async def put_manifest(
         self, name: str, reference: str, body: bytes, content_type: str
-    ) -> tuple[str, ManifestInfo]: ...
+    ) -> tuple[str, ManifestInfo]:
+        """Store ``body`` as a manifest of ``name`` under ``reference`` (a tag, or the digest
+        it must have) and commit it: blob, revision link, then the tag's links. The body is
+        parsed as ``content_type`` says (MANIFEST_INVALID when its fields contradict it);
+        every blob it references must be linked in ``name`` and every child manifest
+        present (MANIFEST_BLOB_UNKNOWN); DIGEST_INVALID when a digest reference does not
+        match. Waits while GC holds the commit lock. Its digest and description."""
 
     @abc.abstractmethod
-    async def delete_manifest(self, name: str, digest: str) -> list[str]: ...
+    async def delete_manifest(self, name: str, digest: str) -> list[str]:
+        """Remove ``name``'s revision ``digest`` and every tag pointing at it (the blobs stay
+        for GC); the tags removed. MANIFEST_UNKNOWN when ``name`` has no such revision."""
 
     @abc.abstractmethod
-    async def delete_tag(self, name: str, tag: str) -> None: ...
+    async def delete_tag(self, name: str, tag: str) -> None:
+        """Remove ``tag`` from ``name`` (its manifest stays); MANIFEST_UNKNOWN when absent."""
 
     @abc.abstractmethod
-    async def tags(self, name: str) -> list[str] | None: ...
+    async def tags(self, name: str) -> list[str] | None:
+        """``name``'s tags, sorted; ``None`` when there is no such repository."""
 
     @abc.abstractmethod
-    async def referrers(self, name: str, subject: str) -> list[dict[str, object]]: ...
+    async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
+        """Descriptors of the manifests of ``name`` whose ``subject`` is ``subject`` (the
+        referrers API's index entries)."""
 
     @abc.abstractmethod
-    async def repositories(self) -> list[str]: ...
+    async def repositories(self) -> list[str]:
+        """Every repository, in catalog order."""
 
     async def catalog_page(self, last: str | None, count: int) -> tuple[list[str], bool]:
         """The ``count`` repositories after ``last`` in catalog order, and whether more
         follow."""
-        from embedded_registry.storage.catalog import page
-
         return page(await self.repositories(), last, count)
 
     async def warm_up(self) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from embedded_registry.config import Config
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.base import StorageDriverError
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.store import DriverStorage
 
 S3_EXTRA_MISSING = "storage.s3 needs the s3 extra: pip install 'regtui[s3]'"
 

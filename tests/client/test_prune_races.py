@@ -190,7 +190,7 @@ def test_offline_prune_with_force_checks_each_change_against_the_directory(
 ) -> None:
     """``prune --root --force`` beside a registry serving the same directory: the pusher goes
     through that registry (another process) when the apply's first manifest delete starts."""
-    from embedded_registry.storage.driven import DriverStorage
+    from embedded_registry.storage.store import DriverStorage
 
     scene = set_scene(registry.url, untagged=True)
     hook, done = pusher(registry.url, scene)

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from embedded_registry.config import load_config
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import open_storage
 from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.store import DriverStorage
 from tests.helpers.layout import walk_repositories, walk_tags, walk_uploads
 from tests.helpers.s3 import SeaweedS3, registry_config
 from tests.s3.test_s3_registry import bucket_keys, pending_multipart_uploads

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from embedded_registry.config import load_config
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.factory import open_storage
+from embedded_registry.storage.store import DriverStorage
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
 from tests.s3.test_s3_registry import bucket_keys, pending_multipart_uploads
 from tests.server.spec_support import digest_of, push_blob_bytes, start_upload, with_query
@@ -306,7 +306,7 @@ def test_a_tag_distribution_deletes_goes_from_the_list_within_the_recheck_time(
 ) -> None:
     """Distribution does not rewrite regtui's commit marker: the known tags are listed again
     from the bucket after ``TAG_RECHECK_SECONDS``, so its delete shows within that time."""
-    from embedded_registry.storage.driven import TAG_RECHECK_SECONDS
+    from embedded_registry.storage.store import TAG_RECHECK_SECONDS
     from tests.helpers.s3 import distribution_on_s3
 
     s3 = s3_engine.s3_config(bucket)

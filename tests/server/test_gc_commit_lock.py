@@ -25,14 +25,14 @@ import httpx
 import pytest
 from aiohttp import web
 
-import embedded_registry.gc.driven as gc_driven
+import embedded_registry.gc.collect as gc_collect
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.app import create_app
 from embedded_registry.config import Config, StorageConfig
 from embedded_registry.keys import COMMIT_LOCK_KEY
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.store import DriverStorage
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import ADMIN_SECRET_HEADER
 from tui.imagegen import OCI_MANIFEST
@@ -174,7 +174,7 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
             storage.linked_size = hooked  # type: ignore[method-assign]
             answer = put()
         else:
-            real_sweep = gc_driven.execute
+            real_sweep = gc_collect.execute
 
             async def hooked_sweep(*args: Any, **kwargs: Any) -> None:
                 nonlocal pushed
@@ -183,12 +183,12 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
                 await asyncio.to_thread(_wait_for_either, pushed.done, lock.contended)
                 await real_sweep(*args, **kwargs)
 
-            gc_driven.execute = hooked_sweep  # type: ignore[assignment]
+            gc_collect.execute = hooked_sweep  # type: ignore[assignment]
             try:
                 gc = Background(lambda: _gc(url))
                 gc.result()
             finally:
-                gc_driven.execute = real_sweep  # type: ignore[assignment]
+                gc_collect.execute = real_sweep  # type: ignore[assignment]
             assert pushed is not None
             answer = pushed.result()
         assert gc is not None

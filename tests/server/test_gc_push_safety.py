@@ -20,9 +20,8 @@ import pytest
 from embedded_registry.gc import collect_garbage, execute, mark, plan, scan_root
 from embedded_registry.gc.sweep import REFRESHED
 from embedded_registry.storage.driver import filesystem as filesystem_driver
-from embedded_registry.storage.driver.base import KEYS
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.paths import KEYS, Layout
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
 from tests.server.spec_support import blob_on_disk, upload_files
@@ -237,7 +236,7 @@ def test_a_blob_commit_recreates_the_directory_gc_just_removed(
     monkeypatch.setattr(filesystem_driver.os, "replace", gc_removes_the_directory_first)
     upload = "/docker/registry/v2/repositories/app/_uploads/u1/data"
     asyncio.run(driver.put_content(upload, data))
-    asyncio.run(driver.move(upload, str(KEYS.blob_data(digest))))
+    asyncio.run(driver.move(upload, KEYS.blob_data(digest)))
     assert calls == ["gc"]
     assert target.read_bytes() == data
 

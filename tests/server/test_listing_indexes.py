@@ -18,9 +18,9 @@ import pytest
 
 from embedded_registry.mediatypes import ManifestInfo, describe_stored
 from embedded_registry.storage.catalog import RepositoryIndex, page
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.referrers import ReferrersIndex
+from embedded_registry.storage.store import DriverStorage
 from embedded_registry.storage.tagindex import TagIndex
 from tests.helpers.layout import (
     LayoutWriter,

@@ -12,9 +12,9 @@ import pytest
 
 from embedded_registry import errors
 from embedded_registry.mediatypes import OCI_MANIFEST
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.store import DriverStorage
 from tests.helpers.layout import LayoutWriter, digest_of
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from embedded_registry import errors
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.store import DriverStorage
 
 
 def digest_of(data: bytes) -> str:
@@ -126,7 +126,7 @@ async def test_concurrent_identical_pushes_both_succeed_with_one_copy(tmp_path: 
 KILL_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from embedded_registry.storage.driven import DriverStorage
+    from embedded_registry.storage.store import DriverStorage
     from embedded_registry.storage.driver.filesystem import FilesystemDriver
 
     async def endless():

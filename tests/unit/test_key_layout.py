@@ -1,11 +1,15 @@
-"""The storage keys the stores build as strings name exactly what the layout names."""
+"""The one table of keys names Distribution's paths.go layout, and the local layout maps the
+same keys to files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from embedded_registry.storage.driver.base import KEYS as PATH_KEYS
-from embedded_registry.storage.paths import KeyLayout
+from embedded_registry.storage.paths import KEYS, Layout
+
+PATH_KEYS = Layout("/")
 
 DIGESTS = ["sha256:" + "ab" * 32, "sha512:" + "0f" * 64]
 NAMES = ["app", "team/app", "a-b/c_d.e"]
@@ -14,7 +18,7 @@ NAMES = ["app", "team/app", "a-b/c_d.e"]
 @pytest.mark.parametrize("digest", DIGESTS)
 @pytest.mark.parametrize("name", NAMES)
 def test_string_keys_match_the_layout(name: str, digest: str) -> None:
-    keys = KeyLayout()
+    keys = KEYS
     assert keys.v2 == str(PATH_KEYS.v2)
     assert keys.blobs_dir == str(PATH_KEYS.blobs_dir)
     assert keys.repositories_dir == str(PATH_KEYS.repositories_dir)
@@ -34,3 +38,33 @@ def test_string_keys_match_the_layout(name: str, digest: str) -> None:
     assert keys.upload_dir(name, upload) == str(PATH_KEYS.upload_dir(name, upload))
     assert keys.upload_data(name, upload) == str(PATH_KEYS.upload_data(name, upload))
     assert keys.upload_startedat(name, upload) == str(PATH_KEYS.upload_startedat(name, upload))
+
+
+def test_keys_are_distributions_paths() -> None:
+    digest = "sha256:" + "ab" * 32
+    v2 = "/docker/registry/v2"
+    assert KEYS.blob_data(digest) == f"{v2}/blobs/sha256/ab/{'ab' * 32}/data"
+    assert KEYS.layer_link("team/app", digest) == (
+        f"{v2}/repositories/team/app/_layers/sha256/{'ab' * 32}/link"
+    )
+    assert KEYS.revision_link("app", digest) == (
+        f"{v2}/repositories/app/_manifests/revisions/sha256/{'ab' * 32}/link"
+    )
+    assert KEYS.tag_current_link("app", "v1") == (
+        f"{v2}/repositories/app/_manifests/tags/v1/current/link"
+    )
+    assert KEYS.tag_index_link("app", "v1", digest) == (
+        f"{v2}/repositories/app/_manifests/tags/v1/index/sha256/{'ab' * 32}/link"
+    )
+    assert KEYS.upload_startedat("app", "u") == f"{v2}/repositories/app/_uploads/u/startedat"
+    assert KEYS.commit_marker("app") == f"{v2}/repositories/app/_manifests/regtui-last-commit"
+
+
+def test_a_local_layout_puts_every_key_under_its_root(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    digest = "sha256:" + "ab" * 32
+    assert layout.v2 == tmp_path / "docker" / "registry" / "v2"
+    assert layout.blob_data(digest) == tmp_path / KEYS.blob_data(digest).lstrip("/")
+    assert layout.tag_current_link("a/b", "v1") == (
+        tmp_path / KEYS.tag_current_link("a/b", "v1").lstrip("/")
+    )

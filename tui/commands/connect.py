@@ -152,13 +152,10 @@ def config_backend(path: str) -> StorageBackend:
 
 def _driver_backend(config: Any, path: str, grace: float) -> StorageBackend:
     from embedded_registry.gc import RegistryActive
-    from embedded_registry.gc.driven import (
-        collect_garbage_configured,
-        storage_location,
-        usage_configured,
-    )
+    from embedded_registry.gc.collect import collect_garbage_configured, storage_location
     from embedded_registry.storage.factory import StorageUnavailable
     from embedded_registry.storage.lease import GcBusy
+    from embedded_registry.usage import usage_configured
     from tui.data.backends import gc_view_from_report, usage_view_from_report
     from tui.data.storage import StorageSourceError
 

@@ -19,10 +19,10 @@ from typing import Any
 from embedded_registry import errors as registry_errors
 from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage, scan_root
 from embedded_registry.gc.offline import writer_activity
-from embedded_registry.storage.driven import DriverStorage
 from embedded_registry.storage.driver.base import StorageDriverError
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import V2_PREFIX
+from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import storage_usage
 from tui.client._pushtimes import RepositoryStorage
 from tui.commands.prune import (

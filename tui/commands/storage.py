@@ -238,7 +238,7 @@ def _progress(message: str) -> None:
 
 def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
     from embedded_registry.gc import RegistryActive
-    from embedded_registry.gc.driven import collect_garbage_configured
+    from embedded_registry.gc.collect import collect_garbage_configured
     from embedded_registry.storage.factory import StorageUnavailable
     from embedded_registry.storage.lease import GcBusy
 
@@ -457,8 +457,8 @@ def du_root(args: argparse.Namespace) -> int:
     if getattr(args, "config", None) and config is None:
         return EXIT_ERROR
     if config is not None and config.storage.s3 is not None:
-        from embedded_registry.gc.driven import usage_configured
         from embedded_registry.storage.factory import StorageUnavailable
+        from embedded_registry.usage import usage_configured
 
         try:
             report = usage_configured(config, grace_period=config.storage.gc_grace_period)

@@ -24,14 +24,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from embedded_registry.storage.paths import Layout
-
 MANY_CONCURRENCY = 32
 """Requests :meth:`StorageDriver.get_many` keeps in flight."""
-
-KEYS = Layout("/")
-"""The layout as driver keys: ``str(KEYS.blob_data(d))`` is ``/docker/registry/v2/blobs/...``."""
-
 
 PAUSE_ENV = "REGTUI_PAUSE_AT"
 """For tests of races only: ``<point>`` or ``<point>@<text>`` (comma-separated) names where
@@ -301,3 +295,18 @@ class StorageDriver(abc.ABC):
     async def close(self) -> None:
         """Release connections."""
         return None
+
+
+async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
+    """Every file under ``path`` (the driver's flat listing where it has one)."""
+    lister = getattr(driver, "list_files", None)
+    if lister is not None:
+        async for info in lister(path):
+            yield info
+        return
+    try:
+        async for info in driver.walk(path):
+            if not info.is_dir:
+                yield info
+    except PathNotFoundError:
+        return

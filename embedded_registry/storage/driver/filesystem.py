@@ -34,7 +34,6 @@ from typing import BinaryIO
 
 from embedded_registry import errors
 from embedded_registry.storage.driver.base import (
-    KEYS,
     Contents,
     FileInfo,
     FileWriter,
@@ -58,7 +57,7 @@ from embedded_registry.storage.fsutil import (
     remove_empty_dirs,
     remove_stale_temp_files,
 )
-from embedded_registry.storage.paths import Layout
+from embedded_registry.storage.paths import KEYS, Layout
 
 READ_CHUNK = 1 << 20
 INLINE_READ = 256 << 10
@@ -345,7 +344,7 @@ class FilesystemDriver(StorageDriver):
     async def check(self) -> None:
         """The layout's top directory (``docker/registry/v2``) must be readable: an unmounted
         volume or a storage moved away is unhealthy."""
-        top = self._local(str(KEYS.v2))
+        top = self._local(KEYS.v2)
         if not os.access(top, os.R_OK | os.X_OK):
             raise StorageDriverError(f"storage root {top} is not readable")
 
@@ -464,7 +463,7 @@ class FilesystemDriver(StorageDriver):
         await asyncio.to_thread(recover_interrupted_sweep, Layout(self.root))
 
     def _journal(self) -> Path:
-        return self._full(str(KEYS.v2)) / SWEEP_JOURNAL
+        return self._full(KEYS.v2) / SWEEP_JOURNAL
 
     async def sweep_started(self) -> None:
         """The journal of :func:`embedded_registry.gc.sweep.recover_interrupted_sweep`: found

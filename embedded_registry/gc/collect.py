@@ -1,9 +1,10 @@
-"""Garbage collection and usage through a storage driver: the filesystem one or the s3 one.
+"""Garbage collection through a storage driver: the filesystem one or the s3 one.
 
 :func:`collect_garbage_on` scans (:func:`embedded_registry.gc.scan.scan`), marks, plans and
 sweeps (:func:`embedded_registry.gc.sweep.sweep`) the storage of one driver; a real run holds
 the GC lease. Several replicas: see :mod:`embedded_registry.storage.lease` for how GC
-coordinates with the others.
+coordinates with the others. :func:`with_configured_driver` opens the driver a configuration
+names (for GC here and for :func:`embedded_registry.usage.usage_configured`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from embedded_registry.config import Config
+from embedded_registry.gc.offline import RegistryActive, writer_activity
 from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, decide
 from embedded_registry.gc.scan import (
     DEFAULT_GRACE_PERIOD,
@@ -27,7 +29,9 @@ from embedded_registry.storage.driver.base import (
     pause_point,
 )
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import StorageUnavailable, open_storage
 from embedded_registry.storage.lease import COMMIT_WINDOW, Lease, LeaseLost, acquire
+from embedded_registry.storage.store import DriverStorage
 
 
 async def collect_garbage_on(
@@ -139,23 +143,6 @@ async def _collect(
     return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
 
-async def usage_on(
-    driver: StorageDriver,
-    *,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    now: float | None = None,
-    where: str = "",
-) -> Any:
-    """The usage report (:func:`embedded_registry.usage.storage_usage`) of a driver's storage."""
-    from embedded_registry.usage import storage_usage
-
-    snapshot = await scan(driver)
-    # The marks are CPU work: in a thread, so that a registry serving meanwhile stays live.
-    return await asyncio.to_thread(
-        storage_usage, where or driver.name, grace_period=grace_period, now=now, snapshot=snapshot
-    )
-
-
 def storage_location(config: Config) -> str:
     """Where ``config``'s storage is, for reports: the root, or ``s3://bucket/rootdirectory``."""
     s3 = config.storage.s3
@@ -165,10 +152,10 @@ def storage_location(config: Config) -> str:
     return f"s3://{s3.bucket}/{root}" if root else f"s3://{s3.bucket}"
 
 
-async def _with_driver(config: Config, work: Callable[[StorageDriver], Any]) -> Any:
-    from embedded_registry.storage.driven import DriverStorage
-    from embedded_registry.storage.factory import StorageUnavailable, open_storage
-
+async def with_configured_driver(config: Config, work: Callable[[StorageDriver], Any]) -> Any:
+    """Run ``work`` on the driver of ``config``'s storage (opened, then closed): the
+    filesystem driver on the root, or the bucket's driver, checked first
+    (:class:`~embedded_registry.storage.factory.StorageUnavailable` when it cannot be used)."""
     if config.storage.s3 is None:
         return await work(FilesystemDriver(config.storage.root))
     storage = await open_storage(config)
@@ -193,7 +180,6 @@ def collect_garbage_configured(
     bucket cannot be used, :class:`RegistryActive` when ``refuse_if_active`` and an upload
     session was written within the last minute (a registry is taking pushes).
     """
-    from embedded_registry.gc.offline import RegistryActive, writer_activity
 
     def refuse(snapshot: Snapshot) -> None:
         reason = writer_activity(
@@ -208,14 +194,5 @@ def collect_garbage_configured(
             driver, progress=progress, where=storage_location(config), check=check, **options
         )
 
-    report: GcReport = asyncio.run(_with_driver(config, work))
+    report: GcReport = asyncio.run(with_configured_driver(config, work))
     return report
-
-
-def usage_configured(config: Config, *, grace_period: float = DEFAULT_GRACE_PERIOD) -> Any:
-    """The usage report of the storage driver ``config`` names (``regtui du --config FILE``)."""
-
-    async def work(driver: StorageDriver) -> Any:
-        return await usage_on(driver, grace_period=grace_period, where=storage_location(config))
-
-    return asyncio.run(_with_driver(config, work))

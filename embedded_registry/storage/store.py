@@ -36,7 +36,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from embedded_registry import errors, names
-from embedded_registry.mediatypes import ManifestInfo, describe_stored, parse_manifest
+from embedded_registry.mediatypes import (
+    ManifestInfo,
+    describe_stored,
+    parse_manifest,
+    parse_stored_manifest,
+)
 from embedded_registry.storage.catalog import (
     RepositoryIndex,
     SharedRefresh,
@@ -44,19 +49,17 @@ from embedded_registry.storage.catalog import (
     path_order_key,
 )
 from embedded_registry.storage.driver.base import (
-    FileInfo,
     FileWriter,
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
+    list_files,
 )
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
-from embedded_registry.storage.manifests import INFO_CACHE_SIZE, compute_digest
-from embedded_registry.storage.paths import KeyLayout, split_digest
+from embedded_registry.storage.paths import KEYS, split_digest
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
-from embedded_registry.storage.uploads import parse_startedat, startedat_text
 
 REFRESH_FRACTION = 0.1
 REFRESH_MAX_INTERVAL = 1.0
@@ -83,19 +86,34 @@ TAG_RECHECK_SECONDS = 10.0
 """Known tags are trusted this long at most: then one recursive listing checks them all again.
 Only regtui rewrites the commit marker; a tag Distribution (or a hand) deletes on an engine that
 keeps empty "directories" (SeaweedFS) stays listed at most this long."""
-COMMIT_MARKER = "regtui-last-commit"
-"""``_manifests/regtui-last-commit``: rewritten on every manifest or tag delete. A directory
-shows a delete in its mtime; an object store keeps no trace of one, and GC needs the time of a
-repository's last commit to tell a finished push from one in flight
-(:mod:`embedded_registry.gc.activity`). Distribution never reads it."""
+INFO_CACHE_SIZE = 4096
+"""Parsed manifests kept by digest (content is immutable, so entries never go stale)."""
 
 
-KEYS = KeyLayout()
-"""The layout's keys as strings (``str(driver.base.KEYS.…)`` without pathlib)."""
+def compute_digest(body: bytes, algorithm: str = "sha256") -> str:
+    """``<algorithm>:<hex>`` of ``body``."""
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
 
 
-def key(path: str) -> str:
-    return path
+def startedat_text() -> str:
+    """Now, as Distribution writes an upload's ``startedat`` (and regtui its commit marker):
+    RFC 3339 in UTC with nanoseconds."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
+
+
+def parse_startedat(text: str) -> float | None:
+    """The moment a ``startedat`` file names (Distribution's format), or None when unreadable."""
+    text = text.strip()
+    if not text:
+        return None
+    main, _, rest = text.partition(".")
+    fraction = rest.rstrip("Z")[:6] if rest else ""
+    try:
+        moment = datetime.strptime(main.rstrip("Z"), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
 
 
 def _rfc3339(mtime: float) -> str:
@@ -115,21 +133,6 @@ class _UploadState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     size: int = -1
     hasher: Any = None
-
-
-async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
-    """Every file under ``path`` (the driver's flat listing where it has one)."""
-    lister = getattr(driver, "list_files", None)
-    if lister is not None:
-        async for info in lister(path):
-            yield info
-        return
-    try:
-        async for info in driver.walk(path):
-            if not info.is_dir:
-                yield info
-    except PathNotFoundError:
-        return
 
 
 async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
@@ -186,7 +189,7 @@ class _LocalIndexes:
 
     def __init__(self, driver: StorageDriver, read_manifest: Callable[[str], Any]) -> None:
         def local(path: Any) -> str:
-            found = driver.local_path(key(path))
+            found = driver.local_path(path)
             if found is None:
                 raise StorageDriverError(f"the {driver.name} driver has no local paths")
             return found
@@ -245,7 +248,7 @@ class DriverStorage(RegistryStorage):
         cached = self._info.get(digest)
         if cached is not None:
             return cached
-        path = self.driver.local_path(key(KEYS.blob_data(digest)))
+        path = self.driver.local_path(KEYS.blob_data(digest))
         if path is None:
             return None
         try:
@@ -270,7 +273,7 @@ class DriverStorage(RegistryStorage):
     # -- links and blobs ----------------------------------------------------------------------
     async def _read_link(self, path: Any) -> str | None:
         try:
-            raw = await self.driver.get_content(key(path), limit=LINK_LIMIT)
+            raw = await self.driver.get_content(path, limit=LINK_LIMIT)
         except PathNotFoundError:
             return None
         text = raw.decode("ascii", errors="replace").strip()
@@ -278,16 +281,18 @@ class DriverStorage(RegistryStorage):
 
     async def _write_link(self, path: Any, digest: str) -> None:
         if await self._read_link(path) != digest:
-            await self.driver.put_content(key(path), digest.encode())
+            await self.driver.put_content(path, digest.encode())
 
     async def blob_size(self, digest: str) -> int | None:
+        """The size of the blob ``digest``; None when it is not stored."""
         try:
-            info = await self.driver.stat(key(KEYS.blob_data(digest)))
+            info = await self.driver.stat(KEYS.blob_data(digest))
         except PathNotFoundError:
             return None
         return None if info.is_dir else info.size
 
     async def linked_size(self, name: str, digest: str) -> int | None:
+        """The blob's size if ``name`` links it and it is stored, else None."""
         if await self._read_link(KEYS.layer_link(name, digest)) != digest:
             return None
         return await self.blob_size(digest)
@@ -295,7 +300,7 @@ class DriverStorage(RegistryStorage):
     async def served_blob(self, name: str, digest: str, grace_period: float) -> ServedBlob | None:
         if await self._read_link(KEYS.layer_link(name, digest)) != digest:
             return None
-        data = key(KEYS.blob_data(digest))
+        data = KEYS.blob_data(digest)
         try:
             info = await self.driver.stat(data)
         except PathNotFoundError:
@@ -323,19 +328,19 @@ class DriverStorage(RegistryStorage):
         return await self.driver.touch(data)
 
     def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
-        return self.driver.reader(key(KEYS.blob_data(digest)), offset, length)
+        return self.driver.reader(KEYS.blob_data(digest), offset, length)
 
     async def blob_redirect(self, digest: str) -> str | None:
         if not self.redirect:
             return None
-        return await self.driver.redirect_url(key(KEYS.blob_data(digest)))
+        return await self.driver.redirect_url(KEYS.blob_data(digest))
 
     async def unlink_blob(self, name: str, digest: str) -> bool:
         path = KEYS.layer_link(name, digest)
         if await self._read_link(path) is None:
             return False
         with contextlib.suppress(PathNotFoundError):
-            await self.driver.delete(key(path))
+            await self.driver.delete(path)
         return True
 
     async def mount(self, source: str, name: str, digest: str) -> bool:
@@ -343,7 +348,7 @@ class DriverStorage(RegistryStorage):
             return False
         # Touched before linking (where a touch is cheap): a blob GC takes away meanwhile is
         # not mounted (the client uploads it), and a mounted one is young again.
-        if self.driver.cheap_touch and not await self.driver.touch(key(KEYS.blob_data(digest))):
+        if self.driver.cheap_touch and not await self.driver.touch(KEYS.blob_data(digest)):
             return False
         await self._write_link(KEYS.layer_link(name, digest), digest)
         return True
@@ -361,9 +366,9 @@ class DriverStorage(RegistryStorage):
     async def create_upload(self, name: str) -> str:
         upload_id = str(uuid.uuid4())
         await self.driver.put_content(
-            key(KEYS.upload_startedat(name, upload_id)), startedat_text().encode()
+            KEYS.upload_startedat(name, upload_id), startedat_text().encode()
         )
-        writer = await self.driver.writer(key(KEYS.upload_data(name, upload_id)))
+        writer = await self.driver.writer(KEYS.upload_data(name, upload_id))
         await writer.close()
         state = self._state(upload_id)
         state.size, state.hasher = 0, hashlib.sha256()
@@ -371,14 +376,14 @@ class DriverStorage(RegistryStorage):
 
     async def _open(self, name: str, upload_id: str) -> Any:
         try:
-            return await self.driver.writer(key(KEYS.upload_data(name, upload_id)), append=True)
+            return await self.driver.writer(KEYS.upload_data(name, upload_id), append=True)
         except PathNotFoundError:
             raise errors.blob_upload_unknown() from None
 
     async def upload_size(self, name: str, upload_id: str) -> int:
         if self._local is not None:  # a local file: its size is a stat, no writer to open
             try:
-                info = await self.driver.stat(key(KEYS.upload_data(name, upload_id)))
+                info = await self.driver.stat(KEYS.upload_data(name, upload_id))
             except PathNotFoundError:
                 raise errors.blob_upload_unknown() from None
             if info.is_dir:
@@ -429,7 +434,7 @@ class DriverStorage(RegistryStorage):
         writer = await self._open(name, upload_id)
         size = int(writer.size)
         await writer.commit()
-        data = key(KEYS.upload_data(name, upload_id))
+        data = KEYS.upload_data(name, upload_id)
         algorithm, hex_digest = split_digest(digest)
         state = self._state(upload_id)
         if algorithm == "sha256" and state.hasher is not None and state.size == size:
@@ -441,10 +446,10 @@ class DriverStorage(RegistryStorage):
             raise errors.digest_invalid(f"{algorithm}:{actual} != {digest}")
         # Moved even when the blob exists (as Distribution does): the same bytes, and a fresh
         # LastModified that GC's grace period then protects (a re-push is a refresh).
-        await self.driver.move(data, key(KEYS.blob_data(digest)))
+        await self.driver.move(data, KEYS.blob_data(digest))
         await self._write_link(KEYS.layer_link(name, digest), digest)
         with contextlib.suppress(PathNotFoundError):
-            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+            await self.driver.delete(KEYS.upload_dir(name, upload_id))
         self._uploads.pop(upload_id, None)
         return size
 
@@ -480,7 +485,7 @@ class DriverStorage(RegistryStorage):
             return await super().finish_upload_with(
                 name, upload_id, digest, chunks, start=start, length=length
             )
-        blob = await self.driver.writer(key(KEYS.blob_data(digest)))
+        blob = await self.driver.writer(KEYS.blob_data(digest))
         hasher = hashlib.new(algorithm)
         written = 0
         try:
@@ -499,14 +504,14 @@ class DriverStorage(RegistryStorage):
             raise
         await self._write_link(KEYS.layer_link(name, digest), digest)
         with contextlib.suppress(PathNotFoundError):
-            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+            await self.driver.delete(KEYS.upload_dir(name, upload_id))
         self._uploads.pop(upload_id, None)
         return written
 
     async def cancel_upload(self, name: str, upload_id: str) -> bool:
         self._uploads.pop(upload_id, None)
         try:
-            await self.driver.delete(key(KEYS.upload_dir(name, upload_id)))
+            await self.driver.delete(KEYS.upload_dir(name, upload_id))
         except PathNotFoundError:
             return False
         return True
@@ -518,7 +523,7 @@ class DriverStorage(RegistryStorage):
         if self._local is not None:
             return await asyncio.to_thread(self._local.uploads)
         found = []
-        base = key(KEYS.repositories_dir)
+        base = KEYS.repositories_dir
         async for info in list_files(self.driver, base):
             relative = info.path[len(base) + 1 :]
             head, sep, tail = relative.rpartition("/_uploads/")
@@ -545,25 +550,25 @@ class DriverStorage(RegistryStorage):
             if started is None and self._local is not None:
                 # No readable startedat (a writer killed before it): the directory's time.
                 with contextlib.suppress(PathNotFoundError):
-                    started = (await self.driver.stat(key(KEYS.upload_dir(name, upload_id)))).mtime
+                    started = (await self.driver.stat(KEYS.upload_dir(name, upload_id))).mtime
             if started is not None and started < cutoff:
                 purged.append((name, upload_id))
                 if not dry_run:
                     await self.cancel_upload(name, upload_id)
         lister = getattr(self.driver, "multipart_uploads", None)
         if lister is not None:
-            for path, _mpu, initiated in await lister(key(KEYS.repositories_dir)):
+            for path, _mpu, initiated in await lister(KEYS.repositories_dir):
                 head, sep, tail = path.rpartition("/_uploads/")
                 upload_id = tail.partition("/")[0]
                 if sep and upload_id not in known and 0 < initiated < cutoff:
-                    name = head[len(key(KEYS.repositories_dir)) + 1 :]
+                    name = head[len(KEYS.repositories_dir) + 1 :]
                     purged.append((name, upload_id))
                     if not dry_run:
                         await self.cancel_upload(name, upload_id)
             # Monolithic pushes write at the blob's key (finish_upload_with); one cut short by a
             # crash leaves its multipart upload there, invisible, until it is aborted here.
             aborter = getattr(self.driver, "abort_upload", None)
-            for path, mpu, initiated in await lister(key(KEYS.blobs_dir)):
+            for path, mpu, initiated in await lister(KEYS.blobs_dir):
                 if 0 < initiated < cutoff and aborter is not None and not dry_run:
                     await aborter(path, mpu)
         return purged
@@ -590,12 +595,16 @@ class DriverStorage(RegistryStorage):
             ) from None
 
     async def has_revision(self, name: str, digest: str) -> bool:
+        """Whether ``name`` holds the manifest revision ``digest``."""
         return await self._read_link(KEYS.revision_link(name, digest)) == digest
 
     async def tag_digest(self, name: str, tag: str) -> str | None:
+        """The digest ``tag`` points at in ``name`` now (its ``current/link``), or None."""
         return await self._read_link(KEYS.tag_current_link(name, tag))
 
     async def resolve(self, name: str, reference: str) -> str:
+        """The digest of the revision a tag or digest names in ``name``; MANIFEST_UNKNOWN
+        when there is none."""
         if names.looks_like_digest(reference):
             if not await self.has_revision(name, reference):
                 raise errors.manifest_unknown({"Name": name, "Revision": reference})
@@ -610,7 +619,7 @@ class DriverStorage(RegistryStorage):
         revision link naming a layer is not read whole into memory)."""
         try:
             data = await self.driver.get_content(
-                key(KEYS.blob_data(digest)), limit=MAX_MANIFEST_READ + 1
+                KEYS.blob_data(digest), limit=MAX_MANIFEST_READ + 1
             )
         except PathNotFoundError:
             return None
@@ -622,6 +631,7 @@ class DriverStorage(RegistryStorage):
             self._info.popitem(last=False)
 
     async def info(self, digest: str, body: bytes | None = None) -> ManifestInfo | None:
+        """What the stored manifest ``digest`` is (cached by digest); None when unreadable."""
         cached = self._info.get(digest)
         if cached is not None:
             self._info.move_to_end(digest)
@@ -690,10 +700,10 @@ class DriverStorage(RegistryStorage):
         if missing:
             raise errors.RegistryError.combine(missing)
         if await self.blob_size(digest) is None:
-            await self.driver.put_content(key(KEYS.blob_data(digest)), body)
+            await self.driver.put_content(KEYS.blob_data(digest), body)
         if guard is not None:
             guard.before_last_write()
-        revision = key(KEYS.revision_link(name, digest))
+        revision = KEYS.revision_link(name, digest)
         new_revision = not is_digest and await self._read_link(revision) != digest
         await self.driver.put_content(revision, digest.encode())
         self._remember(digest, info)
@@ -710,14 +720,14 @@ class DriverStorage(RegistryStorage):
         return digest, info
 
     async def _record_commit(self, name: str) -> None:
-        await self.driver.put_content(
-            key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER, startedat_text().encode()
-        )
+        await self.driver.put_content(KEYS.commit_marker(name), startedat_text().encode())
 
     async def tag(self, name: str, tag: str, digest: str) -> None:
+        """Point ``tag`` at ``digest`` and add it to the tag's history (no commit lock: the
+        caller holds it)."""
         # The current link first (Distribution writes the index entry first): a tag listed
         # by its directory then always resolves, even after a crash between the two writes.
-        await self.driver.put_content(key(KEYS.tag_current_link(name, tag)), digest.encode())
+        await self.driver.put_content(KEYS.tag_current_link(name, tag), digest.encode())
         await self._write_link(KEYS.tag_index_link(name, tag, digest), digest)
 
     async def delete_tag(self, name: str, tag: str) -> None:
@@ -728,7 +738,7 @@ class DriverStorage(RegistryStorage):
         if await self.tag_digest(name, tag) is None:
             raise errors.manifest_unknown({"Tag": tag})
         with contextlib.suppress(PathNotFoundError):
-            await self.driver.delete(key(KEYS.tag_dir(name, tag)))
+            await self.driver.delete(KEYS.tag_dir(name, tag))
         await self._record_commit(name)
 
     async def delete_manifest(self, name: str, digest: str) -> list[str]:
@@ -744,9 +754,9 @@ class DriverStorage(RegistryStorage):
             if await self.tag_digest(name, tag) == digest:
                 removed.append(tag)
                 with contextlib.suppress(PathNotFoundError):
-                    await self.driver.delete(key(KEYS.tag_dir(name, tag)))
+                    await self.driver.delete(KEYS.tag_dir(name, tag))
         with contextlib.suppress(PathNotFoundError):
-            await self.driver.delete(key(link))
+            await self.driver.delete(link)
         await self._record_commit(name)
         return removed
 
@@ -809,7 +819,7 @@ class DriverStorage(RegistryStorage):
         gone (a deleted tag whose empty directory an engine such as SeaweedFS keeps) is checked
         again on every call, never assumed absent: a push may bring it back.
         """
-        base = key(KEYS.tags_dir(name))
+        base = KEYS.tags_dir(name)
         listed, version = await asyncio.gather(self._children(base), self._marker_version(name))
         leaves = (path.rsplit("/", 1)[-1] for path in listed)
         candidates = {leaf for leaf in leaves if names.is_valid_tag(leaf)}
@@ -822,14 +832,14 @@ class DriverStorage(RegistryStorage):
 
         present = await self._known(("tags", name), version, candidates, has_link, full)
         if not present and not (
-            await self._has_files(key(KEYS.manifests_dir(name)))
-            or await self._has_files(key(KEYS.layers_dir(name)))
+            await self._has_files(KEYS.manifests_dir(name))
+            or await self._has_files(KEYS.layers_dir(name))
         ):
             return None
         return sorted(present)
 
     async def _marker_version(self, name: str) -> str | None:
-        return await self.driver.version(key(KEYS.manifests_dir(name)) + "/" + COMMIT_MARKER)
+        return await self.driver.version(KEYS.commit_marker(name))
 
     async def _known(
         self,
@@ -869,7 +879,7 @@ class DriverStorage(RegistryStorage):
 
     async def _listed_tags(self, name: str) -> list[str]:
         """The tags with a ``current/link`` from one recursive listing of ``tags/``."""
-        base = key(KEYS.tags_dir(name))
+        base = KEYS.tags_dir(name)
         found = []
         async for info in list_files(self.driver, base):
             tag, _, rest = info.path[len(base) + 1 :].partition("/")
@@ -888,7 +898,7 @@ class DriverStorage(RegistryStorage):
         return sorted(await self._listed_revisions(name))
 
     async def _listed_revisions(self, name: str) -> list[str]:
-        base = key(KEYS.revisions_dir(name))
+        base = KEYS.revisions_dir(name)
         found = []
         async for info in list_files(self.driver, base):
             parts = info.path[len(base) + 1 :].split("/")
@@ -921,9 +931,7 @@ class DriverStorage(RegistryStorage):
         of each revision link, from one recursive listing of ``_manifests``; the links,
         manifests and configs are then read (a few at a time), blob sizes from one HEAD
         each. ``None``: no such repository."""
-        from embedded_registry.gc.scan import parse_manifest
-
-        base = key(KEYS.manifests_dir(name))
+        base = KEYS.manifests_dir(name)
         tag_times: dict[str, float] = {}
         revision_times: dict[str, float] = {}
         seen = False
@@ -963,7 +971,7 @@ class DriverStorage(RegistryStorage):
             async with limit:
                 try:
                     data = await self.driver.get_content(
-                        key(KEYS.blob_data(config)), limit=EXT_DOCUMENT_BYTES + 1
+                        KEYS.blob_data(config), limit=EXT_DOCUMENT_BYTES + 1
                     )
                 except PathNotFoundError:
                     return None
@@ -979,7 +987,7 @@ class DriverStorage(RegistryStorage):
                 body = await self._read_blob(digest)
             if body is None or len(body) > EXT_DOCUMENT_BYTES:
                 return None
-            parsed = parse_manifest(digest, body)
+            parsed = parse_stored_manifest(digest, body)
             referenced = [digest, *([parsed.config] if parsed.config else []), *parsed.layers]
             blobs = list(dict.fromkeys(referenced))
             found = await asyncio.gather(*(size_of(b) for b in blobs if b != digest))
@@ -1021,7 +1029,7 @@ class DriverStorage(RegistryStorage):
         if self._local is not None:
             await self._local.catalog.refresh()
             return self._local.catalog.index.current()
-        base = key(KEYS.repositories_dir)
+        base = KEYS.repositories_dir
         found: set[str] = set()
         async for info in list_files(self.driver, base):
             parts = info.path[len(base) + 1 :].split("/")
