@@ -97,12 +97,20 @@ def handler(
 ) -> Callable[[argparse.Namespace], int]:
     """``set_defaults(handler=handler(_ls))``: runs ``_ls`` through :func:`run`. ``quick``, when
     given, is tried first, synchronously (no event loop, no full client: see
-    :mod:`tui.client.quick`); it returns ``None`` to hand over to ``command``, and never
-    raises for what ``command`` would report."""
+    :mod:`tui.client.quick`); it returns ``None`` to hand over to ``command``, which reports
+    what went wrong, or raises a ``RegistryClientError`` (a timeout) that is reported here."""
 
     def handle(args: argparse.Namespace) -> int:
         if quick is not None:
-            code = quick(args)
+            try:
+                code = quick(args)
+            except Exception as exc:
+                from tui.client import RegistryClientError  # (loaded on this path only)
+
+                if not isinstance(exc, RegistryClientError):
+                    raise
+                fail(str(exc))  # a timeout: the registry had its time, it is not asked again
+                return EXIT_ERROR
             if code is not None:
                 return code
         return run(args, command)
