@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui.client.reference import DOCKER_HUB, api_host
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENV_USERNAME = "REGTUI_USERNAME"
 ENV_PASSWORD = "REGTUI_PASSWORD"
@@ -26,9 +29,16 @@ def config_keys(registry: str) -> list[str]:
     return [registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v2/"]
 
 
+def docker_config_file() -> str:
+    """Docker's ``config.json``: in ``$DOCKER_CONFIG``, else in ``~/.docker``."""
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
 def default_docker_config() -> Path:
-    base = os.environ.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+    from pathlib import Path  # (pathlib costs a few ms the quick path does without)
+
+    return Path(docker_config_file())
 
 
 def may_have_credentials(
@@ -42,7 +52,8 @@ def may_have_credentials(
     if env.get(ENV_USERNAME) is not None or env.get(ENV_PASSWORD) is not None:
         return True
     try:
-        config = json.loads((config_path or default_docker_config()).read_text())
+        with open(config_path or docker_config_file(), encoding="utf-8") as file:
+            config = json.load(file)
     except (OSError, ValueError):
         return False
     if not isinstance(config, dict):
