@@ -16,6 +16,7 @@ this source tree installed into it with pip (``--regtui PATH`` times an existing
 
     python bench/bench_cli.py                       # builds a regular install, 15 rounds
     python bench/bench_cli.py --regtui .venv/bin/regtui --rounds 31
+    python bench/bench_cli.py --baseline /tmp/old/bin/regtui   # an older regtui, same rounds
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--regtui", metavar="PATH", help="the regtui to time (default: a regular install, built)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="another regtui (e.g. main's) whose tags and --help run in the same rounds",
+    )
     args = parser.parse_args(argv)
     skopeo = shutil.which("skopeo")
     if skopeo is None:
@@ -136,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "regtui --help": [regtui, "--help"],
                 "python -c pass": [str(python), "-c", "pass"],
             }
+            if args.baseline:
+                commands["baseline tags"] = [args.baseline, "tags", f"{host}/team/app"]
+                commands["baseline --help"] = [args.baseline, "--help"]
             report(measure(commands, args.rounds), args.rounds, regtui)
     return 0
 
