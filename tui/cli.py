@@ -1,8 +1,8 @@
 """The ``regtui`` command line: ``connect``, ``serve`` and the scriptable commands.
 
 Each command lives in a module of ``tui.commands`` that offers ``register(subparsers)``; this
-module only assembles the parser and maps outcomes to exit codes: 0 ok, 1 error, 2 usage.
-Errors reach the user as one line on stderr, never as a traceback.
+module only assembles the parser and maps outcomes to exit codes (:mod:`tui.commands._common`'s:
+0 ok, 1 error, 2 usage). Errors reach the user as one line on stderr, never as a traceback.
 """
 
 from __future__ import annotations
@@ -13,11 +13,25 @@ import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.logic.escape import visible
+from tui.commands._common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+)
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+__all__ = [
+    "DEBUG_ENV",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -36,8 +50,6 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
-EXIT_INTERRUPTED = 128 + 2  # ... and by SIGINT
 DEBUG_ENV = "REGTUI_DEBUG"
 """Set to 1 to see the traceback of an unexpected error instead of its one-line summary."""
 
@@ -67,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         else:
-            print(f"regtui: error: {_describe(exc)}", file=sys.stderr)
+            fail(_describe(exc))
         return EXIT_ERROR
 
 
@@ -84,7 +96,7 @@ def _run(arguments: list[str]) -> int:
 
 def _describe(exc: BaseException) -> str:
     """One line about an unexpected exception: its message, or its type when it has none."""
-    message = visible(" ".join(str(exc).split()))  # it may quote a registry's text
+    message = " ".join(str(exc).split())  # it may quote a registry's text: fail() escapes it
     return f"{message} ({type(exc).__name__})" if message else type(exc).__name__
 
 

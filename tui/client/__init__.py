@@ -19,30 +19,30 @@ leave the registry's origin: see :mod:`tui.client.auth`.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tui.client import _quiet_httpx  # noqa: F401  (first: httpx without its CLI)
-from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
-from tui.client.errors import (
-    AuthError,
-    CatalogUnsupportedError,
-    ConnectError,
-    DeleteDisabledError,
-    DigestMismatchError,
-    MalformedResponseError,
-    NotFoundError,
-    RateLimitedError,
-    RefusedError,
-    RegistryClientError,
-    RegistryTimeoutError,
-    ResponseTooLargeError,
-    SiblingTagsLostError,
-    TagMovedError,
-    TLSError,
-    UnsupportedError,
-)
-from tui.client.reference import InvalidReferenceError, Reference, parse_reference
-from tui.client.registry import BlobStream, RegistryClient
+from tui.client import _quiet_httpx
+
+_quiet_httpx.install()  # before any module of the client imports httpx
 
 if TYPE_CHECKING:
+    from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
+    from tui.client.errors import (
+        AuthError,
+        CatalogUnsupportedError,
+        ConnectError,
+        DeleteDisabledError,
+        DigestMismatchError,
+        MalformedResponseError,
+        NotFoundError,
+        RateLimitedError,
+        RefusedError,
+        RegistryClientError,
+        RegistryTimeoutError,
+        ResponseTooLargeError,
+        SiblingTagsLostError,
+        TagMovedError,
+        TLSError,
+        UnsupportedError,
+    )
     from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
     from tui.client.models import (
         DeletePlan,
@@ -60,7 +60,27 @@ if TYPE_CHECKING:
         UntagResult,
         match_history,
     )
+    from tui.client.reference import InvalidReferenceError, Reference, parse_reference
+    from tui.client.registry import BlobStream, RegistryClient
 
+_ERRORS = (
+    "AuthError",
+    "CatalogUnsupportedError",
+    "ConnectError",
+    "DeleteDisabledError",
+    "DigestMismatchError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RefusedError",
+    "RegistryClientError",
+    "RegistryTimeoutError",
+    "ResponseTooLargeError",
+    "SiblingTagsLostError",
+    "TagMovedError",
+    "TLSError",
+    "UnsupportedError",
+)
 _MODELS = (
     "DeletePlan",
     "Descriptor",
@@ -78,11 +98,16 @@ _MODELS = (
     "match_history",
 )
 _LAZY = {
+    **dict.fromkeys(("Challenge", "Credentials", "RegistryAuth", "parse_www_authenticate"), "auth"),
+    **dict.fromkeys(_ERRORS, "errors"),
     **dict.fromkeys(("RepoContent", "RepoUsage", "UsageEstimate", "estimate_usage"), "estimate"),
     **dict.fromkeys(_MODELS, "models"),
+    **dict.fromkeys(("InvalidReferenceError", "Reference", "parse_reference"), "reference"),
+    **dict.fromkeys(("BlobStream", "RegistryClient"), "registry"),
 }
-"""Names imported on first use, from ``tui.client.<module>``: ``regtui tags`` reads no manifest
-and estimates nothing, and these modules cost ~9 ms of its start-up (dataclasses)."""
+"""Every name, imported on first use from ``tui.client.<module>``: importing the package (or a
+light module of it, :mod:`tui.client.reference`, :mod:`tui.client.quick`) loads neither httpx
+nor asyncio nor the auth code; ``regtui tags`` needs none of them on its quick path."""
 
 
 def __getattr__(name: str) -> Any:

@@ -366,12 +366,8 @@ class ClientBase:
             response._content = b""  # the status alone says what went wrong
 
     def _timeout_error(self, what: str, seconds: float | None = None) -> RegistryTimeoutError:
-        seconds = self.timeout if seconds is None else seconds
-        return RegistryTimeoutError(
-            f"{self.host} did not answer in time: {what} took longer than "
-            f"{seconds:g} s (raise --timeout for a slow registry)",
-            host=self.host,
-            timeout=seconds,
+        return RegistryTimeoutError.late(
+            self.host, what, self.timeout if seconds is None else seconds
         )
 
     def _transport_error(self, exc: httpx.TransportError) -> RegistryClientError:

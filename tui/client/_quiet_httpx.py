@@ -1,9 +1,11 @@
-"""Import httpx without the command-line tool its ``__init__`` pulls in.
+"""httpx without the command-line tool its ``__init__`` pulls in.
 
 httpx's ``__init__`` imports ``httpx._main`` (click, rich and pygments when they are
 installed): a third of httpx's import time, paid by every ``regtui`` command and never used by
-a library. Imported first by ``tui.client``; ``httpx.main`` still works, loading the real tool
-when called.
+a library. :func:`install` (called by ``tui.client``'s ``__init__``, before any module of the
+client imports httpx) puts a stand-in for ``httpx._main`` in ``sys.modules`` without importing
+httpx itself, so a command that never makes a request through httpx does not load it at all;
+``httpx.main`` still works, loading the real tool when called.
 """
 
 from __future__ import annotations
@@ -12,24 +14,22 @@ import sys
 import types
 from typing import Any
 
+_NAME = "httpx._main"
+
 
 def main(*args: Any, **kwargs: Any) -> Any:
-    """httpx's command-line tool, imported on first use."""
+    """httpx's command-line tool, imported on first use (the stand-in leaves first)."""
+    if getattr(sys.modules.get(_NAME), "main", None) is main:
+        del sys.modules[_NAME]
     from httpx._main import main as real_main
 
     return real_main(*args, **kwargs)
 
 
-def import_httpx() -> None:
-    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+def install() -> None:
+    """The stand-in, unless httpx (or its tool) is loaded already."""
+    if "httpx" in sys.modules or _NAME in sys.modules:
         return
-    placeholder = types.ModuleType("httpx._main")
+    placeholder = types.ModuleType(_NAME)
     placeholder.main = main  # type: ignore[attr-defined]
-    sys.modules["httpx._main"] = placeholder
-    try:
-        import httpx  # noqa: F401
-    finally:
-        del sys.modules["httpx._main"]  # a later import loads the real module
-
-
-import_httpx()
+    sys.modules[_NAME] = placeholder

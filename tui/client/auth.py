@@ -41,9 +41,15 @@ from urllib.parse import urlencode
 
 import httpx
 
+from tui.client._dockerconfig import (
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    config_keys,
+    default_docker_config,
+)
 from tui.client._limits import MAX_SMALL_BODY_BYTES, loads_json, read_bounded
 from tui.client.errors import MalformedResponseError
-from tui.client.reference import DOCKER_HUB, api_host, is_loopback_host
+from tui.client.reference import is_loopback_host
 
 __all__ = [
     "Challenge",
@@ -55,9 +61,6 @@ __all__ = [
     "scope_for_request",
 ]
 
-ENV_USERNAME = "REGTUI_USERNAME"
-ENV_PASSWORD = "REGTUI_PASSWORD"
-DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 _HELPER_TIMEOUT = 20.0
 
 _PARAM_RE = re.compile(r'\s*([a-zA-Z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(,|$)')
@@ -120,12 +123,6 @@ class Credentials:
         return "Basic " + base64.b64encode(raw).decode()
 
 
-def _config_keys(registry: str) -> list[str]:
-    if registry == DOCKER_HUB or api_host(registry) != registry:
-        return [DOCKER_HUB_CONFIG_KEY, "index.docker.io", "docker.io", "registry-1.docker.io"]
-    return [registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v2/"]
-
-
 def _run_helper(helper: str, server: str) -> Credentials | None:
     program = shutil.which(f"docker-credential-{helper}")
     if program is None:
@@ -163,7 +160,7 @@ def credentials_from_docker_config(registry: str, config_path: Path) -> Credenti
         return None
     if not isinstance(config, dict):
         return None
-    keys = _config_keys(registry)
+    keys = config_keys(registry)
     helpers = config.get("credHelpers") or {}
     for key in keys:
         if isinstance(helpers, dict) and key in helpers:
@@ -196,11 +193,6 @@ def credentials_from_docker_config(registry: str, config_path: Path) -> Credenti
     if identity:
         return Credentials("", "", identity_token=str(identity), source=str(config_path))
     return None
-
-
-def default_docker_config() -> Path:
-    base = os.environ.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
 
 
 def resolve_credentials(

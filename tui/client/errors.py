@@ -91,6 +91,16 @@ class RegistryTimeoutError(ConnectError):
         self.host = host
         self.timeout = timeout
 
+    @classmethod
+    def late(cls, host: str, what: str, seconds: float) -> RegistryTimeoutError:
+        """``what`` (``GET URL``) took longer than ``seconds``: the one sentence of a timeout."""
+        return cls(
+            f"{host} did not answer in time: {what} took longer than {seconds:g} s "
+            "(raise --timeout for a slow registry)",
+            host=host,
+            timeout=seconds,
+        )
+
 
 class TLSError(RegistryClientError):
     default_title = "TLS failure"

@@ -1,4 +1,5 @@
-"""What the scripting commands share: exit codes, the one-line error, the client, output.
+"""The CLI plumbing every command uses: exit codes, the one-line error, the client, tables,
+the progress line and JSON.
 
 Nothing here imports the client library, the server or a third-party module at import time: the
 parsers of every command are built from this module on each start, so it stays cheap. The JSON
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tui.commands.access import (
     PasswordError,
@@ -25,9 +27,22 @@ if TYPE_CHECKING:
     from tui.client import Reference, RegistryClient
     from tui.client.models import Platform
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
+EXIT_ERROR = 1
+"""An error: the registry's, the storage's, or a deletion that failed."""
+EXIT_USAGE = 2
+"""A mistake in the command line (or a policy), or a deletion nobody confirmed."""
+EXIT_NOTHING_FOUND = 1
+"""``find``, as grep: a search that finds nothing."""
+EXIT_PLAN_NOT_EMPTY = 3
+"""``prune --check``: the plan would change something."""
+EXIT_INTERRUPTED = 128 + 2
+"""Ctrl-C: what a shell reports for a process killed by SIGINT."""
+EXIT_BROKEN_PIPE = 128 + 13
+"""The reader of the output went away (``regtui du | head``): a shell's code for SIGPIPE."""
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+P = TypeVar("P")
 
 
 class UsageError(Exception):
@@ -43,35 +58,79 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str) -> None:
+    """The one line of a failure on stderr, ``regtui: error: ...``, its text escaped."""
     print(f"regtui: error: {visible(message)}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace, command: Command) -> int:
-    """Run an async command; usage mistakes exit 2, registry errors 1, each as one line."""
+def warn(message: str) -> None:
+    """One line of warning on stderr, ``regtui: warning: ...``, its text escaped."""
+    print(f"regtui: warning: {visible(message)}", file=sys.stderr)
+
+
+def run(
+    args: argparse.Namespace,
+    command: Command,
+    *,
+    usage: tuple[type[Exception], ...] = (),
+    errors: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run an async command; usage mistakes (:class:`UsageError`, a bad reference, and
+    ``usage``) exit 2, registry errors (and ``errors``) 1, each as one line."""
     import asyncio
 
     from tui.client import InvalidReferenceError, RegistryClientError
 
+    usage_errors: tuple[type[Exception], ...] = (UsageError, InvalidReferenceError, *usage)
+    failures: tuple[type[Exception], ...] = (RegistryClientError, *errors)
     try:
         return asyncio.run(command(args))
-    except (UsageError, InvalidReferenceError) as exc:
+    except usage_errors as exc:
         fail(str(exc))
         return EXIT_USAGE
-    except RegistryClientError as exc:
+    except failures as exc:
         fail(str(exc))
         return EXIT_ERROR
 
 
-def handler(command: Command) -> Callable[[argparse.Namespace], int]:
-    """``set_defaults(handler=handler(_ls))``: runs ``_ls`` through :func:`run`."""
-    return lambda args: run(args, command)
+def handler(
+    command: Command, quick: Callable[[argparse.Namespace], int | None] | None = None
+) -> Callable[[argparse.Namespace], int]:
+    """``set_defaults(handler=handler(_ls))``: runs ``_ls`` through :func:`run`. ``quick``, when
+    given, is tried first, synchronously (no event loop, no full client: see
+    :mod:`tui.client.quick`); it returns ``None`` to hand over to ``command``, which reports
+    what went wrong, or raises a ``RegistryClientError`` (a timeout) that is reported here."""
+
+    def handle(args: argparse.Namespace) -> int:
+        if quick is not None:
+            try:
+                code = quick(args)
+            except Exception as exc:
+                from tui.client import RegistryClientError  # (loaded on this path only)
+
+                if not isinstance(exc, RegistryClientError):
+                    raise
+                fail(str(exc))  # a timeout: the registry had its time, it is not asked again
+                return EXIT_ERROR
+            if code is not None:
+                return code
+        return run(args, command)
+
+    return handle
+
+
+_PASSWORD = "_regtui_password"
 
 
 def password(args: argparse.Namespace) -> str | None:
-    try:
-        return read_password(args)
-    except PasswordError as error:
-        raise UsageError(str(error)) from None
+    """The password of the access flags, read once (stdin can be read only once: a command
+    with two clients asks for it once); a bad source is a :class:`UsageError`."""
+    if _PASSWORD not in vars(args):
+        try:
+            setattr(args, _PASSWORD, read_password(args))
+        except PasswordError as error:
+            raise UsageError(str(error)) from None
+    value: str | None = getattr(args, _PASSWORD)
+    return value
 
 
 def client(args: argparse.Namespace, registry: str, **kw: Any) -> RegistryClient:
@@ -90,6 +149,7 @@ def client(args: argparse.Namespace, registry: str, **kw: Any) -> RegistryClient
 
 
 def registry_of(ref: Reference) -> str:
+    """What to hand the client for ``ref``'s registry (its scheme kept when given)."""
     return f"{ref.scheme}://{ref.registry}" if ref.scheme else ref.registry
 
 
@@ -108,6 +168,36 @@ def repo_ref(text: str) -> Reference:
     if ref.tag is not None or ref.digest is not None:
         raise UsageError(f"{text!r}: give HOST/REPO without a tag or digest")
     return ref
+
+
+# ---------------------------------------------------------------------- progress
+
+
+class ProgressLine(Generic[P]):
+    """One line on stderr, rewritten at most ten times a second, only on a terminal: the text
+    ``describe`` makes of each progress report (escaped, at most 200 characters). Call
+    :meth:`clear` before printing a result line, and when done."""
+
+    def __init__(self, describe: Callable[[P], str]) -> None:
+        self.enabled = sys.stderr.isatty()
+        self._describe = describe
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, progress: P) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.1:
+            return
+        self._last = now
+        self._shown = True
+        sys.stderr.write(f"\r\x1b[K{visible(self._describe(progress)[:200])}")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._shown = False
 
 
 # ---------------------------------------------------------------------- JSON

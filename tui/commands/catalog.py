@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
 
 if TYPE_CHECKING:
-    from tui.client import RegistryClient
+    from tui.client import Descriptor, Reference, RegistryClient
 
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_CONCURRENCY = 16
@@ -22,14 +22,14 @@ def register(subparsers: Any) -> None:
         "ls", parents=[common], help="list the repositories of a registry (its catalog)"
     )
     ls.add_argument("host", metavar="HOST", help="registry, e.g. 127.0.0.1:5000")
-    ls.set_defaults(handler=c.handler(_ls))
+    ls.set_defaults(handler=c.handler(_ls, quick=_quick_ls))
 
     tags = subparsers.add_parser("tags", parents=[common], help="list the tags of a repository")
     tags.add_argument("repo", metavar="HOST/REPO")
     tags.add_argument(
         "--long", "-l", action="store_true", help="also the digest and type of each tag"
     )
-    tags.set_defaults(handler=c.handler(_tags))
+    tags.set_defaults(handler=c.handler(_tags, quick=_quick_tags))
 
     refs = subparsers.add_parser(
         "refs",
@@ -74,16 +74,61 @@ def _positive(text: str) -> int:
     return value
 
 
+def _quick(args: argparse.Namespace, registry: str, path: str, key: str) -> list[str] | None:
+    """The names of a one-page answer read without the full client, or ``None``."""
+    from tui.client.quick import quick_names
+
+    if args.password_stdin:
+        return None
+    return quick_names(
+        registry,
+        path,
+        key,
+        insecure=args.insecure,
+        ca_cert=args.ca_cert,
+        username=args.username,
+        timeout=args.timeout,
+    )
+
+
+def _quick_ls(args: argparse.Namespace) -> int | None:
+    from tui.client.reference import InvalidReferenceError
+
+    try:
+        host, registry = c.host_registry(args.host)
+    except InvalidReferenceError:
+        return None  # the full command says what is wrong
+    repos = _quick(args, registry, "/v2/_catalog", "repositories")
+    return None if repos is None else _show_repos(args, host, repos)
+
+
 async def _ls(args: argparse.Namespace) -> int:
     host, registry = c.host_registry(args.host)
     async with c.client(args, registry) as client:
         repos = await client.catalog()
+    return _show_repos(args, host, repos)
+
+
+def _show_repos(args: argparse.Namespace, host: str, repos: list[str]) -> int:
     if args.json:
         c.print_json({"registry": host, "repositories": repos})
     else:
         for repo in repos:
             c.say(repo)
     return c.EXIT_OK
+
+
+def _quick_tags(args: argparse.Namespace) -> int | None:
+    from tui.client.reference import InvalidReferenceError
+
+    if args.long:
+        return None  # a HEAD per tag: the full client's pool
+    try:
+        ref = c.repo_ref(args.repo)
+    except (c.UsageError, InvalidReferenceError):
+        return None  # the full command says what is wrong
+    tags = _quick(args, c.registry_of(ref), f"/v2/{ref.repository}/tags/list", "tags")
+    return None if tags is None else _show_tags(args, ref, tags, [])
 
 
 async def _tags(args: argparse.Namespace) -> int:
@@ -97,6 +142,12 @@ async def _tags(args: argparse.Namespace) -> int:
             if args.long
             else []
         )
+    return _show_tags(args, ref, tags, heads)
+
+
+def _show_tags(
+    args: argparse.Namespace, ref: Reference, tags: list[str], heads: Sequence[Descriptor]
+) -> int:
     if args.json:
         data: dict[str, Any] = {
             "registry": ref.registry,

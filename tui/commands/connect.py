@@ -25,11 +25,10 @@ if TYPE_CHECKING:
     from textual.app import App
 
 from tui.client import RegistryClientError
+from tui.commands._common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, fail
 from tui.commands.access import PasswordError, add_access_arguments, read_password
 from tui.data.storage import CallableBackend, GcView, StorageBackend, UsageView
-from tui.logic.escape import visible
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 STARTUP_TIMEOUT = 30.0
 LISTENING_PREFIX = "listening on http://"
 
@@ -66,10 +65,6 @@ def register(subparsers: Any) -> None:
         "FILE reads it): exact usage and GC offline on that storage",
     )
     parser.set_defaults(handler=run_connect)
-
-
-def _fail(message: str) -> None:
-    print(f"regtui: error: {visible(message)}", file=sys.stderr)
 
 
 def _read_password(args: argparse.Namespace) -> str | None:
@@ -228,10 +223,10 @@ def run_connect(args: argparse.Namespace) -> int:
         app = make_app(settings, storage=backend)
         run_app(app)
     except CommandError as error:
-        _fail(str(error))
+        fail(str(error))
         return error.code
     except RegistryClientError as error:
-        _fail(str(error))
+        fail(str(error))
         return EXIT_ERROR
     return exit_code(app)
 
@@ -459,12 +454,12 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         root = _local_root(args)
     except CommandError as error:
-        _fail(str(error))
+        fail(str(error))
         return error.code
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        _fail(f"cannot use {root} as the registry's storage: {error.strerror}")
+        fail(f"cannot use {root} as the registry's storage: {error.strerror}")
         return EXIT_ERROR
     extra_args: list[str] = []
     if getattr(args, "config", None):
@@ -493,9 +488,9 @@ def run_local(args: argparse.Namespace) -> int:
             watch_child(app, registry, log_path, log_offset)
             run_app(app)
     except CommandError as error:
-        _fail(f"{error} (server log: {log_path})")
+        fail(f"{error} (server log: {log_path})")
         return error.code
     except RegistryClientError as error:
-        _fail(str(error))
+        fail(str(error))
         return EXIT_ERROR
     return exit_code(app)

@@ -8,7 +8,6 @@ repository objects in JSON.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
@@ -159,7 +158,7 @@ async def _storage_report(client: RegistryClient) -> StorageReport | None:
             return None
         return await storage_usage(client)
     except RefusedError as refused:
-        print(f"regtui: warning: {refused} Estimating from manifests instead.", file=sys.stderr)
+        c.warn(f"{refused} Estimating from manifests instead.")
         return None
     except AuthError:
         return None  # 401: a registry that guards unknown paths; the estimate says what is wrong

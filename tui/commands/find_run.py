@@ -15,64 +15,27 @@ says so, outside the JSON modes), 2 for a usage mistake, 1 for a registry error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import time
 
-from tui.client import InvalidReferenceError, RegistryClient, RegistryClientError
-from tui.client.reference import DIGEST_RE, parse_registry
-from tui.commands.access import PasswordError, read_password
+from tui.client.reference import DIGEST_RE
+from tui.commands import _common as c
 from tui.data.search import SearchProgress, search_registry
 from tui.logic.escape import visible
 from tui.logic.find import FindHit, HitKind, InvalidPatternError, TagPattern
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-EXIT_NOTHING_FOUND = 1
-"""As grep: a search that finds nothing exits 1."""
-
-
-class UsageError(Exception):
-    """A mistake in the command line: exit code 2."""
-
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_find(args))
-    except (UsageError, InvalidPatternError, InvalidReferenceError, PasswordError) as error:
-        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
-        return EXIT_USAGE
-    except RegistryClientError as error:
-        print(f"regtui: error: {visible(str(error))}", file=sys.stderr)
-        return EXIT_ERROR
+    return c.run(args, _find, usage=(InvalidPatternError,))
 
 
-class _ProgressLine:
-    """``repositories 12/340 · manifests 1,200 · hits 3`` on stderr (a terminal only)."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self._last = 0.0
-        self._shown = False
-
-    def __call__(self, progress: SearchProgress) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last < 0.1:
-            return
-        self._last = now
-        self._shown = True
-        total = f"{progress.repositories_seen}" + ("" if progress.catalog_complete else "+")
-        sys.stderr.write(
-            f"\r\x1b[Krepositories {progress.repositories_done}/{total} · "
-            f"manifests {progress.manifests_read:,} · hits {progress.hits}"
-        )
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self._shown = False
+def progress_text(progress: SearchProgress) -> str:
+    """``repositories 12/340 · manifests 1,200 · hits 3``: the progress line of a search."""
+    total = f"{progress.repositories_seen}" + ("" if progress.catalog_complete else "+")
+    return (
+        f"repositories {progress.repositories_done}/{total} · "
+        f"manifests {progress.manifests_read:,} · hits {progress.hits}"
+    )
 
 
 def describe(hit: FindHit) -> str:
@@ -86,27 +49,23 @@ def describe(hit: FindHit) -> str:
 
 async def _find(args: argparse.Namespace) -> int:
     if args.tag is None and args.digest is None:
-        raise UsageError("say what to find: --tag PATTERN and/or --digest DIGEST")
+        raise c.UsageError("say what to find: --tag PATTERN and/or --digest DIGEST")
     if args.regex and args.tag is None:
-        raise UsageError("--regex needs --tag PATTERN")
+        raise c.UsageError("--regex needs --tag PATTERN")
     if args.digest is not None and not DIGEST_RE.match(args.digest):
-        raise UsageError(f"not a digest: {args.digest!r} (sha256:...)")
+        raise c.UsageError(f"not a digest: {args.digest!r} (sha256:...)")
     if args.json and args.json_lines:
-        raise UsageError("--json or --json-lines, not both")
+        raise c.UsageError("--json or --json-lines, not both")
     if args.concurrency < 1:
-        raise UsageError("--concurrency must be 1 or more")
+        raise c.UsageError("--concurrency must be 1 or more")
     pattern = TagPattern(args.tag, regex=args.regex) if args.tag is not None else None
-    scheme, host = parse_registry(args.host)
-    progress = _ProgressLine()
+    host, registry = c.host_registry(args.host)
+    progress = c.ProgressLine(progress_text)
     hits = 0
     found: list[dict[str, object]] = []
-    async with RegistryClient(
-        f"{scheme}://{host}" if scheme else host,
-        username=args.username,
-        password=read_password(args),
-        insecure=args.insecure,
-        ca_cert=args.ca_cert,
-        timeout=args.timeout,
+    async with c.client(
+        args,
+        registry,
         max_concurrency=args.concurrency,
         fast_after=0,  # a walk of the whole registry: aiohttp's pool from the first request
     ) as client:
@@ -131,16 +90,15 @@ async def _find(args: argparse.Namespace) -> int:
             progress.clear()
     if args.json:
         query = {"tag": args.tag, "regex": args.regex, "digest": args.digest}
-        json.dump({"registry": host, "query": query, "hits": found}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        c.print_json({"registry": host, "query": query, "hits": found})
     if not hits:
         # As grep: nothing found is exit status 1 (an error stays one line and 1 as well).
         if not (args.json or args.json_lines):
             print(f"regtui: {nothing_found(args)}", file=sys.stderr)
-        return EXIT_NOTHING_FOUND
+        return c.EXIT_NOTHING_FOUND
     if not (args.json or args.json_lines) and sys.stderr.isatty():
         print(f"{hits} found.", file=sys.stderr)
-    return EXIT_OK
+    return c.EXIT_OK
 
 
 def nothing_found(args: argparse.Namespace) -> str:

@@ -25,9 +25,8 @@ from embedded_registry.storage.paths import V2_PREFIX
 from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import storage_usage
 from tui.client._pushtimes import RepositoryStorage
-from tui.commands.prune import (
-    EXIT_ERROR,
-    UsageError,
+from tui.commands import _common as c
+from tui.commands.prune_report import (
     confirm,
     finish,
     gc_summary,
@@ -157,18 +156,18 @@ def _describe(exc: BaseException) -> str:
 def run(args: argparse.Namespace, policy: Policy) -> int:
     root = Path(args.root) if args.root is not None else load_root_from_config(args.config)
     if not (root / V2_PREFIX).is_dir():
-        raise UsageError(f"{root} is not a registry storage root (no {V2_PREFIX.as_posix()})")
+        raise c.UsageError(f"{root} is not a registry storage root (no {V2_PREFIX.as_posix()})")
     grace = DEFAULT_GRACE_PERIOD
     if args.gc_grace is not None:
         try:
             grace = policy_duration(args.gc_grace)
         except ValueError as exc:
-            raise UsageError(f"--gc-grace: {exc}") from None
+            raise c.UsageError(f"--gc-grace: {exc}") from None
     try:
         state = read_directory(root)
     except (OSError, StorageDriverError) as exc:
-        print(f"regtui: error: {root}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        c.fail(f"{root}: {exc}")
+        return c.EXIT_ERROR
     plan = evaluate(policy, state, datetime.now(UTC))
     report: dict[str, Any] = {"root": str(root), "dry_run": args.dry_run}
     if not args.json:
@@ -178,15 +177,11 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     if not args.force:
         reason = writer_activity(scan_root(root), root=root)
         if reason is not None:
-            print(
-                f"regtui: error: a registry seems to be writing to {root}: {reason}; "
-                f"{READ_ONLY_HINT}",
-                file=sys.stderr,
-            )
-            return EXIT_ERROR
+            c.fail(f"a registry seems to be writing to {root}: {reason}; {READ_ONLY_HINT}")
+            return c.EXIT_ERROR
     if not args.yes and not confirm(plan):
         print("Nothing deleted.", file=sys.stderr)
-        return EXIT_ERROR
+        return c.EXIT_ERROR
     outcomes = apply_to_directory(root, plan)
     if not args.json:
         print_outcomes(outcomes)

@@ -14,9 +14,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.commands._common import print_json, repo_usage_table, say
+from tui.commands._common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    fail,
+    print_json,
+    repo_usage_table,
+    say,
+    warn,
+)
 from tui.commands._common import size as _size
-from tui.logic.escape import visible
 
 if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --root runs
     from embedded_registry.config import Config
@@ -25,7 +32,6 @@ if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --
 
 V2_PREFIX = Path("docker") / "registry" / "v2"  # embedded_registry.storage.paths's
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 READ_ONLY_HINT = (
@@ -160,14 +166,10 @@ def _gc_handler(args: argparse.Namespace) -> int:
     return gc_root(args)
 
 
-def _fail(message: str) -> None:
-    print(f"regtui: error: {visible(message)}", file=sys.stderr)
-
-
 def _check_root(root: str) -> Path | None:
     path = Path(root)
     if not (path / V2_PREFIX).is_dir():
-        _fail(f"{root} is not a registry storage root (no {V2_PREFIX.as_posix()} in it)")
+        fail(f"{root} is not a registry storage root (no {V2_PREFIX.as_posix()} in it)")
         return None
     return path
 
@@ -180,7 +182,7 @@ def _configured(args: argparse.Namespace) -> Config | None:
     try:
         config = load_config(args.config, require_storage=True)
     except ConfigError as exc:
-        _fail(f"{args.config}: {exc}")
+        fail(f"{args.config}: {exc}")
         return None
     if config.storage.s3 is None:
         args.root = str(config.storage.root)
@@ -253,9 +255,9 @@ def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
             grace_period=args.grace_period,
         )
     except RegistryActive as exc:
-        _fail(f"a registry seems to be writing to the bucket: {exc}; {READ_ONLY_HINT}")
+        fail(f"a registry seems to be writing to the bucket: {exc}; {READ_ONLY_HINT}")
     except (StorageUnavailable, GcBusy) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return None
 
 
@@ -272,7 +274,7 @@ def gc_root(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         warning = serving_warning(config, args.config)
         if warning is not None:
-            print(f"regtui: warning: {warning}", file=sys.stderr, flush=True)
+            warn(warning)
         if config.storage.s3 is not None:
             driver_report = _gc_on_driver(args, config)
             if driver_report is None:
@@ -291,13 +293,13 @@ def gc_root(args: argparse.Namespace) -> int:
             refuse_if_active=not args.force and not args.dry_run,
         )
     except RegistryActive as exc:
-        _fail(f"a registry seems to be writing to {args.root}: {exc}; {READ_ONLY_HINT}")
+        fail(f"a registry seems to be writing to {args.root}: {exc}; {READ_ONLY_HINT}")
         return EXIT_ERROR
     except (GcBusy, StorageDriverError) as exc:
-        _fail(f"{args.root}: {exc}")
+        fail(f"{args.root}: {exc}")
         return EXIT_ERROR
     except OSError as exc:
-        _fail(f"{args.root}: {exc}")
+        fail(f"{args.root}: {exc}")
         return EXIT_ERROR
     return _report_gc(args, report)
 
@@ -309,7 +311,7 @@ def _report_gc(args: argparse.Namespace, report: GcReport) -> int:
         _print_gc(report)
     for problem in report.problems:
         where = f"{problem.repo} {problem.digest or ''}".strip()
-        print(f"regtui: warning: {visible(f'{where}: {problem.message}')} (kept)", file=sys.stderr)
+        warn(f"{where}: {problem.message} (kept)")
     return EXIT_OK
 
 
@@ -463,7 +465,7 @@ def du_root(args: argparse.Namespace) -> int:
         try:
             report = usage_configured(config, grace_period=config.storage.gc_grace_period)
         except StorageUnavailable as exc:
-            _fail(str(exc))
+            fail(str(exc))
             return EXIT_ERROR
     else:
         root = _check_root(args.root)
@@ -472,7 +474,7 @@ def du_root(args: argparse.Namespace) -> int:
         try:
             report = storage_usage(root)
         except OSError as exc:
-            _fail(f"{args.root}: {exc}")
+            fail(f"{args.root}: {exc}")
             return EXIT_ERROR
     only = set(getattr(args, "repo", None) or ())
     if only:
