@@ -19,6 +19,8 @@ from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.admin import AdminAccess, local_admin_middleware
 from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htpasswd_middleware
 from embedded_registry.config import Config, HtpasswdConfig, TokenConfig
+from embedded_registry.health import APP_KEY as HEALTH_KEY
+from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
 from embedded_registry.routes import (
     base,
@@ -138,6 +140,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(errors.unknown())
 
 
+UNHEALTHY_DETAIL = "health check failed: please see /debug/health"
+
+
+def health_gate(checks: HealthChecks) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Distribution's health-checked handler: while a check fails, every route but the health
+    reports answers 503 UNAVAILABLE, so a load balancer drops the replica. Reads the checks'
+    last results only; the checks themselves run in the background."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in HEALTH_PATHS and checks.failing():
+            raise errors.RegistryError("UNAVAILABLE", detail=UNHEALTHY_DETAIL)
+        return await handler(request)
+
+    return middleware
+
+
 @web.middleware
 async def read_only_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Distribution's read-only mode: every write under ``/v2/`` answers 405 UNSUPPORTED."""
@@ -231,10 +250,12 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     configured root (``embedded_registry.storage.factory.open_storage`` opens the configured
     driver, s3 too)."""
     admin = AdminAccess()
-    middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [
-        error_middleware,
-        local_admin_middleware(admin),
-    ]
+    storage = storage if storage is not None else filesystem_storage(config)
+    checks = build_checks(config.health, storage)
+    middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [error_middleware]
+    if checks.checks:
+        middlewares.append(health_gate(checks))
+    middlewares.append(local_admin_middleware(admin))
     authentication = auth_middleware(config)
     if authentication is not None:
         middlewares.append(authentication)
@@ -247,7 +268,9 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app[CONFIG_KEY] = config
     app[ROOT_SPELLINGS_KEY] = root_spellings(str(config.storage.root))
     app[ADMIN_KEY] = admin  # server.py writes its secret where local clients find it
-    app[STORAGE_KEY] = storage if storage is not None else filesystem_storage(config)
+    app[STORAGE_KEY] = storage
+    app[HEALTH_KEY] = checks
+    app.cleanup_ctx.append(run_checks)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)
     app.cleanup_ctx.append(_upload_purger)

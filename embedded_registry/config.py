@@ -10,10 +10,13 @@ Fail closed: the sections that guard data and access (``auth``, ``storage``, ``h
 misspelled or unsupported method or driver (``auth: {htpassword: ...}``, ``storage: {gcs: ...}``),
 a section of the wrong type (``auth: htpasswd``, ``storage: []``, ``storage: s3``), an empty
 section, two auth methods or two storage drivers are ``ConfigError``; so is a non-string path
-(``rootdirectory: 5``) and ``proxy`` (the pull-through cache is not implemented). A known section of
-any other type (``http: x``, ``log: 5``) is an error too. Unknown keys elsewhere (``http.secret``,
-``notifications``, the performance-only ``storage.cache``) are reported in ``Config.warnings`` and
-otherwise ignored, as are the matching ``REGISTRY_*`` variables.
+(``rootdirectory: 5``) and ``proxy`` (the pull-through cache is not implemented). The sections
+that watch the registry are honoured exactly too: an unknown or malformed key of ``health`` or
+``http.debug`` is a ``ConfigError``, and so is ``notifications`` with an endpoint that is not
+``disabled: true`` (webhooks are not implemented yet). A known section of any other type
+(``http: x``, ``log: 5``) is an error too. Unknown keys elsewhere (``http.secret``, ``log.fields``,
+the performance-only ``storage.cache``) are reported in ``Config.warnings`` and otherwise ignored,
+as are the matching ``REGISTRY_*`` variables.
 
 Defaults differ from Distribution's in two places, on purpose: the registry listens on
 ``127.0.0.1:5000`` (loopback, not every interface) and ``storage.delete.enabled`` is true
@@ -121,12 +124,26 @@ class TLSConfig:
     key: Path
 
 
+DEFAULT_METRICS_PATH = "/metrics"
+
+
+@dataclass(frozen=True)
+class DebugConfig:
+    """``http.debug``: a second listener serving ``/debug/health`` and, with
+    ``prometheus.enabled``, Prometheus metrics on ``prometheus.path``."""
+
+    addr: tuple[str, int] | None = None
+    prometheus_enabled: bool = False
+    prometheus_path: str = DEFAULT_METRICS_PATH
+
+
 @dataclass
 class HttpConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     tls: TLSConfig | None = None
     headers: dict[str, list[str]] = field(default_factory=dict)
+    debug: DebugConfig = field(default_factory=DebugConfig)
 
 
 @dataclass
@@ -168,11 +185,53 @@ class TokenConfig:
     signingalgorithms: tuple[str, ...] = SIGNING_ALGORITHMS
 
 
+DEFAULT_CHECK_INTERVAL = 10.0
+"""Distribution's ``defaultCheckInterval``: a check's interval when none (or 0) is given."""
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """``health.file[]``: unhealthy while ``file`` exists."""
+
+    file: str
+    interval: float = DEFAULT_CHECK_INTERVAL
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    """``health.http[]``: a HEAD of ``uri`` must answer ``statuscode``."""
+
+    uri: str
+    headers: tuple[tuple[str, str], ...] = ()
+    statuscode: int = 200
+    timeout: float = 0.0
+    """0: the interval (Distribution waits forever; a hung check would then never report)."""
+    interval: float = DEFAULT_CHECK_INTERVAL
+    threshold: int = 0
+
+
+@dataclass(frozen=True)
+class TcpCheck:
+    """``health.tcp[]``: a TCP connection to ``addr`` must open."""
+
+    addr: str
+    timeout: float = 0.0
+    interval: float = DEFAULT_CHECK_INTERVAL
+    threshold: int = 0
+
+
 @dataclass
 class HealthConfig:
+    """Distribution's ``health`` section. The storage driver check is on unless
+    ``health.storagedriver.enabled: false`` (Distribution's is off unless configured; its stock
+    config.yml turns it on)."""
+
     storagedriver_enabled: bool = True
-    storagedriver_interval: float = 10.0
-    storagedriver_threshold: int = 1
+    storagedriver_interval: float = DEFAULT_CHECK_INTERVAL
+    storagedriver_threshold: int = 0
+    file: tuple[FileCheck, ...] = ()
+    http: tuple[HttpCheck, ...] = ()
+    tcp: tuple[TcpCheck, ...] = ()
 
 
 @dataclass
@@ -370,6 +429,100 @@ def _parse_names(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _check_items(value: Any, key: str, allowed: set[str], required: str) -> list[dict[str, Any]]:
+    """A list of mappings (``health.file``...), each with ``required``, no key but ``allowed``."""
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of checks (- {required}: ...), not {_kind(value)}")
+    items: list[dict[str, Any]] = []
+    for number, item in enumerate(value, 1):
+        if not isinstance(item, dict):
+            raise ValueError(f"check {number} must be a mapping, not {_kind(item)}")
+        item = {str(k).lower(): v for k, v in item.items()}
+        unknown = sorted(set(item) - allowed)
+        if unknown:
+            raise ValueError(f"check {number}: unknown key {unknown[0]}")
+        if not isinstance(item.get(required), str) or not item[required].strip():
+            raise ValueError(f"check {number} needs {required}")
+        items.append(item)
+    return items
+
+
+def _interval(item: Mapping[str, Any]) -> float:
+    interval = parse_duration(item.get("interval", 0))
+    if interval < 0:
+        raise ValueError("interval must not be negative")
+    return interval or DEFAULT_CHECK_INTERVAL
+
+
+def _timeout(item: Mapping[str, Any]) -> float:
+    timeout = parse_duration(item.get("timeout", 0))
+    if timeout < 0:
+        raise ValueError("timeout must not be negative")
+    return timeout
+
+
+def _threshold(value: Any) -> int:
+    threshold = _parse_int(value)
+    if threshold < 0:
+        raise ValueError("threshold must not be negative")
+    return threshold
+
+
+def _parse_file_checks(value: Any) -> tuple[FileCheck, ...]:
+    items = _check_items(value, "health.file", {"file", "interval"}, "file")
+    return tuple(FileCheck(item["file"], _interval(item)) for item in items)
+
+
+def _parse_http_checks(value: Any) -> tuple[HttpCheck, ...]:
+    allowed = {"uri", "headers", "statuscode", "timeout", "interval", "threshold"}
+    checks = []
+    for item in _check_items(value, "health.http", allowed, "uri"):
+        uri = item["uri"].strip()
+        if not re.match(r"https?://[^/\s]", uri):
+            raise ValueError(f"{uri!r} is not an http:// or https:// URL")
+        status = _parse_int(item.get("statuscode", 200) or 200)
+        if not 100 <= status <= 599:
+            raise ValueError(f"statuscode {status} is not an HTTP status")
+        headers = _parse_headers(item.get("headers") or {})
+        checks.append(
+            HttpCheck(
+                uri=uri,
+                headers=tuple((k, v) for k, values in headers.items() for v in values),
+                statuscode=status,
+                timeout=_timeout(item),
+                interval=_interval(item),
+                threshold=_threshold(item.get("threshold", 0)),
+            )
+        )
+    return tuple(checks)
+
+
+def _parse_tcp_checks(value: Any) -> tuple[TcpCheck, ...]:
+    allowed = {"addr", "timeout", "interval", "threshold"}
+    checks = []
+    for item in _check_items(value, "health.tcp", allowed, "addr"):
+        addr = item["addr"].strip()
+        parse_addr(addr)
+        if addr.startswith(":"):
+            raise ValueError(f"{addr!r} names no host to connect to")
+        checks.append(
+            TcpCheck(
+                addr=addr,
+                timeout=_timeout(item),
+                interval=_interval(item),
+                threshold=_threshold(item.get("threshold", 0)),
+            )
+        )
+    return tuple(checks)
+
+
+def _parse_url_path(value: Any) -> str:
+    text = _parse_text(value).strip()
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r} is not a path starting with /")
+    return text
+
+
 # The subset of Distribution's configuration regtui reads: dotted key -> parser.
 KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "version": _parse_str,
@@ -418,7 +571,13 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "auth.token.signingalgorithms": _parse_algorithms,
     "health.storagedriver.enabled": parse_bool,
     "health.storagedriver.interval": parse_duration,
-    "health.storagedriver.threshold": _parse_int,
+    "health.storagedriver.threshold": _threshold,
+    "health.file": _parse_file_checks,
+    "health.http": _parse_http_checks,
+    "health.tcp": _parse_tcp_checks,
+    "http.debug.addr": parse_addr,
+    "http.debug.prometheus.enabled": parse_bool,
+    "http.debug.prometheus.path": _parse_url_path,
     # regtui's own section (Distribution ignores unknown top-level keys).
     "regtui.extensions.enabled": parse_bool,
     "regtui.extensions.admins": _parse_names,
@@ -436,6 +595,13 @@ _STORAGE_SETTINGS = {"maintenance", "cache", "delete", "redirect", "tag"}
 AUTH_METHODS = ("htpasswd", "token")
 
 _GUARDED = ("auth", "storage", "http.tls", "proxy")
+_STRICT = ("health", "http.debug")
+"""Sections operators rely on to watch the registry: honoured exactly, or it does not start
+(``notifications`` too, refused while its endpoints are not implemented)."""
+NOTIFICATIONS_REFUSED = (
+    "notifications: webhook endpoints are not implemented yet; remove notifications.endpoints "
+    "(or set disabled: true on each) to start"
+)
 """Sections that guard data or access: honoured exactly, or the registry does not start."""
 _WARN_ONLY = (
     "storage.cache",
@@ -456,6 +622,35 @@ def _under(key: str, sections: tuple[str, ...]) -> bool:
 
 def _guarded(key: str) -> bool:
     return _under(key, _GUARDED) and not _under(key, _WARN_ONLY)
+
+
+def _check_strict(key: str) -> None:
+    """A key of ``health`` or ``http.debug`` regtui does not know stops the start."""
+    if _under(key, _STRICT):
+        raise ConfigError(
+            f"{key} is not a setting regtui supports; it refuses to start rather than ignore a "
+            "health or debug setting"
+        )
+
+
+def _check_notifications(raw: Mapping[str, Any]) -> None:
+    """``notifications`` with an endpoint not ``disabled: true`` stops the start (fail closed:
+    a webhook that CI or an audit trail waits for must not be dropped silently)."""
+    if any(key.startswith("notifications.endpoints.") for key in raw):
+        raise ConfigError("notifications.endpoints must be a list of endpoints")
+    endpoints = raw.get("notifications.endpoints")
+    if endpoints is None:
+        return
+    if not isinstance(endpoints, list):
+        raise ConfigError(f"notifications.endpoints must be a list, not {_kind(endpoints)}")
+    for endpoint in endpoints:
+        disabled = endpoint.get("disabled", False) if isinstance(endpoint, dict) else False
+        try:
+            off = parse_bool(disabled)
+        except ValueError:
+            off = False
+        if not off:
+            raise ConfigError(NOTIFICATIONS_REFUSED)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
@@ -556,12 +751,16 @@ def load_config(
     for name in unknown_env:
         if name.startswith(ENV_PREFIX + "PROXY"):
             raise ConfigError(PROXY_REFUSED)
+        _check_strict(_env_key(name))
+        if _env_key(name).startswith("notifications.endpoints"):
+            raise ConfigError(NOTIFICATIONS_REFUSED)
         if _guarded(_env_key(name)):
             raise ConfigError(
                 f"{name} is not a setting regtui supports; it refuses to start rather than "
                 "ignore a setting of auth, storage or http.tls"
             )
     _check_storage_drivers({key for key in raw if key.startswith("storage.")})
+    _check_notifications(raw)
     raw.update(env_values)
     if overrides is not None and overrides.root is not None:
         # --root chooses the filesystem driver, whatever the file says (as a flag wins).
@@ -596,6 +795,7 @@ def load_config(
     for key, value in sorted(raw.items()):
         parser = KNOWN_KEYS.get(key)
         if parser is None:
+            _check_strict(key)
             if _guarded(key):
                 raise ConfigError(
                     f"{key} is not a setting regtui supports; it refuses to start rather than "
@@ -612,7 +812,7 @@ def load_config(
     return _build(values, env, warnings)
 
 
-_SERVED_ONLY = ("auth", "http.tls", "proxy")
+_SERVED_ONLY = ("auth", "http.tls", "http.debug", "proxy", "health", "notifications")
 """What only a server uses: a storage tool leaves these sections out."""
 
 
@@ -629,15 +829,17 @@ def _env_key(name: str) -> str:
 def _storage_only(source: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
     """``source`` without the sections only a server uses (each left out with a warning)."""
     kept = dict(source)
-    for section in ("auth", "proxy"):
+    for section in ("auth", "proxy", "health", "notifications"):
         for key in [k for k in kept if str(k).lower() == section]:
             del kept[key]
             warnings.append(f"ignoring {section}: this command serves nothing")
     for key in [k for k in kept if str(k).lower() == "http"]:
         http = kept[key]
-        if isinstance(http, dict) and any(str(k).lower() == "tls" for k in http):
-            kept[key] = {k: v for k, v in http.items() if str(k).lower() != "tls"}
-            warnings.append("ignoring http.tls: this command serves nothing")
+        for part in ("tls", "debug"):
+            if isinstance(http, dict) and any(str(k).lower() == part for k in http):
+                http = {k: v for k, v in http.items() if str(k).lower() != part}
+                kept[key] = http
+                warnings.append(f"ignoring http.{part}: this command serves nothing")
     return kept
 
 
@@ -684,7 +886,17 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         if certificate is None or key is None:
             raise ConfigError("http.tls needs both certificate and key")
         tls = TLSConfig(Path(certificate).expanduser(), Path(key).expanduser())
-    http = HttpConfig(host=host, port=port, tls=tls, headers=get("http.headers", {}))
+    debug = DebugConfig(
+        addr=get("http.debug.addr"),
+        prometheus_enabled=get("http.debug.prometheus.enabled", False),
+        prometheus_path=get("http.debug.prometheus.path", DEFAULT_METRICS_PATH),
+    )
+    if debug.prometheus_enabled and debug.addr is None:
+        raise ConfigError(
+            "http.debug.prometheus needs http.debug.addr (the metrics are served on the debug "
+            "listener only)"
+        )
+    http = HttpConfig(host=host, port=port, tls=tls, headers=get("http.headers", {}), debug=debug)
     auth: HtpasswdConfig | TokenConfig | None = None
     if any(name.startswith("auth.htpasswd.") for name in values):
         htpasswd = get("auth.htpasswd.path")
@@ -711,8 +923,12 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         auth=auth,
         health=HealthConfig(
             storagedriver_enabled=get("health.storagedriver.enabled", True),
-            storagedriver_interval=get("health.storagedriver.interval", 10.0),
-            storagedriver_threshold=get("health.storagedriver.threshold", 1),
+            storagedriver_interval=get("health.storagedriver.interval", 0.0)
+            or DEFAULT_CHECK_INTERVAL,
+            storagedriver_threshold=get("health.storagedriver.threshold", 0),
+            file=get("health.file", ()),
+            http=get("health.http", ()),
+            tcp=get("health.tcp", ()),
         ),
         extensions=extensions,
         warnings=warnings,
