@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -18,7 +19,7 @@ from embedded_registry import errors
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.admin import AdminAccess, local_admin_middleware
 from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htpasswd_middleware
-from embedded_registry.config import Config, HtpasswdConfig, TokenConfig
+from embedded_registry.config import Config, ConfigError, HtpasswdConfig, TokenConfig
 from embedded_registry.health import APP_KEY as HEALTH_KEY
 from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
@@ -34,6 +35,9 @@ from embedded_registry.routes import (
 from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.factory import filesystem_storage
 
+if TYPE_CHECKING:
+    from embedded_registry.metrics import RegistryMetrics
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,6 +45,10 @@ API_VERSION_HEADER = "Docker-Distribution-API-Version"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EXTENSION_PREFIX = "/v2/_regtui/"
 ROOT_SPELLINGS_KEY: web.AppKey[list[bytes]] = web.AppKey("root_spellings", list)
+METRICS_KEY: web.AppKey[RegistryMetrics] = web.AppKey("metrics")
+METRICS_EXTRA_MISSING = (
+    "http.debug.prometheus needs the metrics extra: pip install 'regtui[metrics]'"
+)
 READ_BUFSIZE = 2 << 20
 """aiohttp's per-connection read buffer (default 256 KiB): the socket is paused once twice
 this is buffered. Blob bodies are read in 2 MiB pieces; a small buffer pauses and resumes the
@@ -80,6 +88,22 @@ class AccessLogger(AbstractAccessLogger):
             headers.get("Referer", "-"),
             headers.get("User-Agent", "-"),
         )
+
+
+class MeteredAccessLogger(AccessLogger):
+    """The access logger of an application with metrics: aiohttp calls it once the answer is
+    sent, so it counts the answer too (a logger that is disabled writes no line)."""
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
+        metrics = request.app.get(METRICS_KEY) if isinstance(request, web.Request) else None
+        if metrics is not None:
+            metrics.finished(request, response, time_)
+        if super().enabled:
+            super().log(request, response, time_)
 
 
 def root_spellings(root: str) -> list[bytes]:
@@ -245,6 +269,32 @@ def auth_middleware(config: Config) -> Callable[..., Awaitable[web.StreamRespons
     return None
 
 
+def _metrics(config: Config) -> RegistryMetrics | None:
+    """The app's metrics when ``http.debug.prometheus.enabled``; ConfigError without the
+    ``metrics`` extra (prometheus_client)."""
+    if not config.http.debug.prometheus_enabled:
+        return None
+    try:  # the optional metrics extra
+        from embedded_registry.metrics import RegistryMetrics
+    except ImportError:
+        raise ConfigError(METRICS_EXTRA_MISSING) from None
+    return RegistryMetrics()
+
+
+def create_debug_app(config: Config, app: web.Application) -> web.Application:
+    """Distribution's ``http.debug`` listener for ``app``: ``/debug/health`` (the same checks)
+    and, with ``http.debug.prometheus.enabled``, the metrics on ``prometheus.path``."""
+    debug = web.Application(handler_args={"access_log_class": AccessLogger})
+    debug[HEALTH_KEY] = app[HEALTH_KEY]
+    debug.router.add_get("/debug/health", base.debug_health)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:
+        from embedded_registry.metrics import metrics_handler  # loaded by _metrics already
+
+        debug.router.add_get(config.http.debug.prometheus_path, metrics_handler(metrics))
+    return debug
+
+
 def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Application:
     """The registry for ``config``; ``storage`` defaults to the filesystem driver on the
     configured root (``embedded_registry.storage.factory.open_storage`` opens the configured
@@ -252,7 +302,10 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     admin = AdminAccess()
     storage = storage if storage is not None else filesystem_storage(config)
     checks = build_checks(config.health, storage)
+    metrics = _metrics(config)
     middlewares: list[Callable[..., Awaitable[web.StreamResponse]]] = [error_middleware]
+    if metrics is not None:  # outermost: it times and counts every answer, errors included
+        middlewares.insert(0, metrics.middleware())
     if checks.checks:
         middlewares.append(health_gate(checks))
     middlewares.append(local_admin_middleware(admin))
@@ -261,15 +314,18 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
         middlewares.append(authentication)
     if config.storage.read_only:
         middlewares.append(read_only_middleware)
+    logger_class = AccessLogger if metrics is None else MeteredAccessLogger
     app = web.Application(
         middlewares=middlewares,
-        handler_args={"read_bufsize": READ_BUFSIZE, "access_log_class": AccessLogger},
+        handler_args={"read_bufsize": READ_BUFSIZE, "access_log_class": logger_class},
     )
     app[CONFIG_KEY] = config
     app[ROOT_SPELLINGS_KEY] = root_spellings(str(config.storage.root))
     app[ADMIN_KEY] = admin  # server.py writes its secret where local clients find it
     app[STORAGE_KEY] = storage
     app[HEALTH_KEY] = checks
+    if metrics is not None:
+        app[METRICS_KEY] = metrics
     app.cleanup_ctx.append(run_checks)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)

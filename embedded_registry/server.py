@@ -21,9 +21,9 @@ from typing import TextIO
 from aiohttp import web
 
 from embedded_registry import admin
-from embedded_registry.app import create_app
+from embedded_registry.app import create_app, create_debug_app
 from embedded_registry.auth import AuthError
-from embedded_registry.config import Config
+from embedded_registry.config import Config, ConfigError
 from embedded_registry.gc import (
     recover_interrupted_sweep,
     remove_serving_marker,
@@ -131,6 +131,18 @@ async def serve(config: Config, announce: TextIO | None = None) -> None:
         await storage.close()
 
 
+def _access_log(config: Config) -> logging.Logger | None:
+    """The access log's logger; with metrics on and the access log off, a silent one (aiohttp
+    calls the access logger after each answer, which is where the metrics count it)."""
+    if not config.log.accesslog_disabled:
+        return logging.getLogger("registry.access")
+    if not config.http.debug.prometheus_enabled:
+        return None
+    quiet = logging.getLogger("registry.access.disabled")
+    quiet.disabled = True  # isEnabledFor is then false: no line is formatted
+    return quiet
+
+
 def _where(config: Config) -> str:
     s3 = config.storage.s3
     if s3 is None:
@@ -148,13 +160,9 @@ async def _serve(
     local = config.storage.s3 is None
     try:
         app = create_app(config, storage)
-    except AuthError as exc:
+    except (AuthError, ConfigError) as exc:
         raise StartupError(str(exc)) from None
-    runner = web.AppRunner(
-        app,
-        access_log=None if config.log.accesslog_disabled else logging.getLogger("registry.access"),
-        handle_signals=False,
-    )
+    runner = web.AppRunner(app, access_log=_access_log(config), handle_signals=False)
     await runner.setup()
     host = config.http.host
     site = web.TCPSite(runner, host, config.http.port, ssl_context=context, reuse_address=True)
@@ -165,6 +173,11 @@ async def _serve(
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(f"address {host}:{config.http.port} is already in use") from None
         raise StartupError(f"cannot listen on {host}:{config.http.port}: {exc.strerror}") from None
+    try:
+        debug_runner = await _start_debug(config, app)
+    except StartupError:
+        await runner.cleanup()
+        raise
     # The bound address gives the real port when port 0 was asked for.
     addresses = runner.addresses
     port = int(addresses[0][1]) if addresses else config.http.port
@@ -206,7 +219,33 @@ async def _serve(
         admin.remove_secret(access)
         if marker is not None:
             remove_serving_marker(config.storage.root)
+        if debug_runner is not None:
+            await debug_runner.cleanup()
         await runner.cleanup()
+
+
+async def _start_debug(config: Config, app: web.Application) -> web.AppRunner | None:
+    """Distribution's debug listener on ``http.debug.addr`` (plain HTTP, as Distribution's),
+    or ``None`` when not configured; StartupError when it cannot bind."""
+    addr = config.http.debug.addr
+    if addr is None:
+        return None
+    host, port = addr
+    runner = web.AppRunner(create_debug_app(config, app), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"http.debug.addr {host}:{port} is already in use") from None
+        raise StartupError(
+            f"cannot listen on http.debug.addr {host}:{port}: {exc.strerror}"
+        ) from None
+    bound = runner.addresses
+    shown = int(bound[0][1]) if bound else port
+    log.info("debug listener on http://%s:%d", _display_host(host), shown)
+    return runner
 
 
 def run(config: Config, *, prog: str = "registry") -> int:

@@ -1,0 +1,172 @@
+"""Prometheus metrics of one application (``http.debug.prometheus``), with ``prometheus_client``
+from the ``metrics`` extra.
+
+Names: ``registry_`` for what Distribution also measures (its ``registry_http_*`` family, so a
+dashboard built for registry:2 keeps most of its queries), ``regtui_`` for regtui's own (GC
+runs). Labels stay bounded: ``route`` is the route's pattern (``/v2/{name}/manifests/{reference}``),
+never the raw path, and ``unmatched`` for a path no route serves; ``method`` is one of the
+methods a route accepts (anything else is ``other``); ``code`` is the status.
+
+Each application has its own :class:`~prometheus_client.CollectorRegistry` (never the global one),
+so several apps in one process keep separate counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import MatchInfoError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+UNMATCHED = "unmatched"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UPLOAD_ROUTE_MARK = "/blobs/uploads"
+GC_ROUTE = "/v2/_regtui/ext/gc"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class RegistryMetrics:
+    """The collectors of one application and the middleware that feeds them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "registry_http_requests",
+            "HTTP requests answered, by route pattern, method and status code.",
+            ["route", "method", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "registry_http_request_duration_seconds",
+            "Time from the request to the last byte of the answer, by route pattern and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.received = Counter(
+            "registry_http_request_bytes",
+            "Request body bytes received, by route pattern.",
+            ["route"],
+            registry=r,
+        )
+        self.sent = Counter(
+            "registry_http_response_bytes",
+            "Response body bytes sent, by route pattern.",
+            ["route"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "registry_http_in_flight_requests",
+            "Requests being served, by route pattern.",
+            ["route"],
+            registry=r,
+        )
+        self.uploads = Gauge(
+            "registry_uploads_in_flight",
+            "Blob upload requests (POST, PATCH, PUT under /blobs/uploads/) being served.",
+            registry=r,
+        )
+        self.gc_runs = Counter(
+            "regtui_gc_runs",
+            "Garbage collections run through the extension endpoint, by dry_run.",
+            ["dry_run"],
+            registry=r,
+        )
+        self.gc_freed = Counter(
+            "regtui_gc_freed_bytes",
+            "Bytes freed by garbage collections run through the extension endpoint.",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def finished(self, request: web.BaseRequest, response: web.StreamResponse, took: float) -> None:
+        """Count an answer once it was sent (called by the access logger, which aiohttp calls
+        after the last byte): the latency and the bytes out are the whole answer's."""
+        route = route_label(request)
+        method = request.method if request.method in METHODS else "other"
+        self.requests.labels(route, method, str(response.status)).inc()
+        self.latency.labels(route, method).observe(took)
+        received = getattr(request.content, "total_bytes", 0)
+        if received:
+            self.received.labels(route).inc(received)
+        sent = 0 if method == "HEAD" else _sent(response)
+        if sent:
+            self.sent.labels(route).inc(sent)
+
+    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
+        """Requests in flight (the handler's time: an upload's body is read there) and the GC
+        route's results; the answers are counted by :meth:`finished`."""
+
+        @web.middleware
+        async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            route = route_label(request)
+            upload = UPLOAD_ROUTE_MARK in route and request.method in ("POST", "PATCH", "PUT")
+            in_flight = self.in_flight.labels(route)
+            in_flight.inc()
+            if upload:
+                self.uploads.inc()
+            try:
+                response = await handler(request)
+            finally:
+                in_flight.dec()
+                if upload:
+                    self.uploads.dec()
+            if route == GC_ROUTE and response.status == 200:
+                self._count_gc(response)
+            return response
+
+        return metrics_middleware
+
+    def _count_gc(self, response: web.StreamResponse) -> None:
+        body = response.body if isinstance(response, web.Response) else None
+        if not isinstance(body, bytes):
+            return
+        try:
+            report = json.loads(body)
+        except ValueError:
+            return
+        dry_run = bool(report.get("dry_run"))
+        self.gc_runs.labels(str(dry_run).lower()).inc()
+        freed = report.get("bytes_freed")
+        if not dry_run and isinstance(freed, int) and freed > 0:
+            self.gc_freed.inc(freed)
+
+
+def _sent(response: web.StreamResponse) -> int:
+    """Body bytes sent: the declared length (aiohttp's ``body_length`` counts the headers too)."""
+    if response.status == 304 or not response.prepared:
+        return 0
+    if response.content_length is not None:
+        return response.content_length
+    return max(response.body_length, 0)
+
+
+def route_label(request: web.BaseRequest) -> str:
+    """The route's pattern: bounded, whatever names and digests the clients send."""
+    if not isinstance(request, web.Request):
+        return UNMATCHED
+    match_info = request.match_info
+    if isinstance(match_info, MatchInfoError):
+        return UNMATCHED
+    route = match_info.route
+    resource = route.resource
+    if resource is None:
+        return UNMATCHED
+    return resource.canonical
+
+
+def metrics_handler(metrics: RegistryMetrics) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(
+            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    return handler

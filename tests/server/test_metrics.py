@@ -1,0 +1,265 @@
+"""``http.debug``: a second listener serving ``/debug/health`` and, with
+``http.debug.prometheus.enabled``, Prometheus metrics, scraped over real HTTP after real pushes
+and pulls; the route label stays bounded whatever names clients send.
+
+Before this, ``http.debug`` was warned about and ignored: nothing listened on its address."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers.servers import RunningRegistry, bundled_registry, free_port, server_env
+from tests.server.test_health import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+BLOB_ROUTE = "/v2/{name}/blobs/{digest}"
+UPLOAD_ROUTE = "/v2/{name}/blobs/uploads/{upload_id}"
+MANIFEST_ROUTE = "/v2/{name}/manifests/{reference}"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> Samples:
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_blob(client: httpx.Client, name: str, data: bytes) -> str:
+    start = client.post(f"/v2/{name}/blobs/uploads/")
+    assert start.status_code == 202, start.text
+    done = client.put(start.headers["Location"], params={"digest": digest(data)}, content=data)
+    assert done.status_code == 201, done.text
+    return digest(data)
+
+
+def push_image(client: httpx.Client, name: str, layer: bytes, tag: str) -> bytes:
+    config = b'{"architecture":"amd64","os":"linux"}'
+    push_blob(client, name, config)
+    push_blob(client, name, layer)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    put = client.put(
+        f"/v2/{name}/manifests/{tag}",
+        content=manifest,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert put.status_code == 201, put.text
+    return manifest
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[tuple[RunningRegistry, str]]:
+    port = free_port()
+    config = {
+        "http": {"debug": {"addr": f"127.0.0.1:{port}", "prometheus": {"enabled": True}}},
+        "storage": {"maintenance": {"gc": {"graceperiod": "0s"}}},
+    }
+    with bundled_registry(tmp_path / "registry", config=config) as registry:
+        yield registry, f"http://127.0.0.1:{port}"
+
+
+def test_debug_listener_serves_health_and_the_counters_move_by_the_right_amounts(
+    watched: tuple[RunningRegistry, str],
+) -> None:
+    registry, debug = watched
+    health = httpx.get(f"{debug}/debug/health")
+    assert health.status_code == 200 and health.json() == {}
+    # the metrics are on the debug listener only
+    assert httpx.get(f"{registry.url}/metrics").status_code == 404
+    layer = b"x" * 300_000
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        before = scrape(f"{debug}/metrics")
+        manifest = push_image(client, "team/app", layer, "v1")
+        for _ in range(3):
+            pulled = client.get(f"/v2/team/app/blobs/{digest(layer)}")
+            assert pulled.content == layer
+        head = client.head("/v2/team/app/manifests/v1")
+        assert head.status_code == 200
+        missing = client.get("/v2/team/app/manifests/nope")
+        assert missing.status_code == 404
+        assert client.get("/not/a/route").status_code == 404
+        after = scrape(f"{debug}/metrics")
+
+    requests = "registry_http_requests_total"
+    assert moved(before, after, requests, route=BLOB_ROUTE, method="GET", code="200") == 3
+    assert moved(before, after, requests, route=UPLOAD_ROUTE, method="PUT", code="201") == 2
+    assert moved(before, after, requests, route=MANIFEST_ROUTE, method="PUT", code="201") == 1
+    assert moved(before, after, requests, route=MANIFEST_ROUTE, method="HEAD", code="200") == 1
+    assert moved(before, after, requests, route=MANIFEST_ROUTE, method="GET", code="404") == 1
+    assert moved(before, after, requests, route="unmatched", method="GET", code="404") == 1
+    latency = "registry_http_request_duration_seconds_count"
+    assert moved(before, after, latency, route=BLOB_ROUTE, method="GET") == 3
+    assert moved(before, after, "registry_http_response_bytes_total", route=BLOB_ROUTE) == (
+        3 * len(layer)
+    )
+    config_size = len(b'{"architecture":"amd64","os":"linux"}')
+    received = moved(before, after, "registry_http_request_bytes_total", route=UPLOAD_ROUTE)
+    assert received == len(layer) + config_size
+    assert moved(before, after, "registry_http_request_bytes_total", route=MANIFEST_ROUTE) == len(
+        manifest
+    )
+    # the HEAD sent no body; the 404 its error JSON
+    sent = moved(before, after, "registry_http_response_bytes_total", route=MANIFEST_ROUTE)
+    assert sent == len(missing.content)
+    assert value(after, "registry_uploads_in_flight") == 0
+    assert value(after, "registry_http_in_flight_requests", route=BLOB_ROUTE) == 0
+
+
+def test_gc_runs_and_bytes_freed_are_counted(watched: tuple[RunningRegistry, str]) -> None:
+    registry, debug = watched
+    orphan = b"o" * 12_345
+    with httpx.Client(base_url=registry.url, timeout=60) as client:
+        push_blob(client, "team/app", orphan)  # linked to no manifest: GC removes it
+        before = scrape(f"{debug}/metrics")
+        gc = "/v2/_regtui/ext/gc"
+        headers = registry.admin_headers()
+        dry = client.post(gc, json={}, headers=headers)
+        assert dry.status_code == 200, dry.text
+        real = client.post(gc, json={"dry_run": False}, headers=headers)
+        assert real.status_code == 200, real.text
+        freed = real.json()["bytes_freed"]
+        assert freed >= len(orphan)
+        after = scrape(f"{debug}/metrics")
+    assert moved(before, after, "regtui_gc_runs_total", dry_run="true") == 1
+    assert moved(before, after, "regtui_gc_runs_total", dry_run="false") == 1
+    assert moved(before, after, "regtui_gc_freed_bytes_total") == freed
+
+
+def test_route_label_cardinality_stays_bounded(watched: tuple[RunningRegistry, str]) -> None:
+    registry, debug = watched
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        for number in range(1000):
+            response = client.get(f"/v2/repo-{number}/tags/list")
+            assert response.status_code == 404
+    samples = scrape(f"{debug}/metrics")
+    series = {labels for name, labels in samples if name == "registry_http_requests_total"}
+    routes = {dict(labels)["route"] for labels in series}
+    assert len(series) <= 5, series
+    assert not any("repo-" in route for route in routes)
+    tags = value(
+        samples,
+        "registry_http_requests_total",
+        route="/v2/{name}/tags/list",
+        method="GET",
+        code="404",
+    )
+    assert tags == 1000
+    assert len(samples) < 200  # every family together, whatever 1,000 names did
+
+
+def test_prometheus_without_the_metrics_extra_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"http:\n  debug:\n    addr: 127.0.0.1:{free_port()}\n"
+        "    prometheus:\n      enabled: true\n"
+    )
+    code = (
+        "import sys\n"
+        "sys.modules['prometheus_client'] = None\n"
+        "from tui.cli import main\n"
+        f"sys.exit(main(['serve', '--config', {str(config)!r}, "
+        f"'--root', {str(tmp_path / 'root')!r}, '--addr', '127.0.0.1:{free_port()}']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=server_env({"REGTUI_ADMIN_DIR": str(tmp_path / "admin")}),
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("regtui: error: "), result.stderr
+    assert "pip install 'regtui[metrics]'" in lines[0]
+
+
+def test_debug_listener_without_prometheus_serves_health_only(tmp_path: Path) -> None:
+    port = free_port()
+    down = tmp_path / "down"
+    config = {
+        "http": {"debug": {"addr": f"127.0.0.1:{port}"}},
+        "health": {"file": [{"file": str(down), "interval": "100ms"}]},
+    }
+    with bundled_registry(tmp_path / "registry", config=config):
+        debug = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{debug}/debug/health").json() == {}
+        assert httpx.get(f"{debug}/metrics").status_code == 404
+        down.write_text("")
+        wait_for(lambda: httpx.get(f"{debug}/debug/health").status_code == 503)
+        assert httpx.get(f"{debug}/debug/health").json() == {str(down): "file exists"}
+
+
+def test_debug_addr_in_use_refuses_to_start(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        config = tmp_path / "config.yml"
+        config.write_text(f"http:\n  debug:\n    addr: 127.0.0.1:{port}\n")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tui",
+                "serve",
+                "--config",
+                str(config),
+                "--root",
+                str(tmp_path / "root"),
+                "--addr",
+                f"127.0.0.1:{free_port()}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=server_env({"REGTUI_ADMIN_DIR": str(tmp_path / "admin")}),
+        )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "http.debug.addr" in lines[0] and "in use" in lines[0], result.stderr
