@@ -244,17 +244,26 @@ class RunningNginx:
 def nginx_config(
     prefix: Path,
     port: int,
-    upstream: str,
+    upstream: str | Sequence[str],
     *,
     tls: tuple[Path, Path] | None = None,
     htpasswd: Path | None = None,
     deny: Sequence[str] = (),
+    next_upstream: bool = False,
 ) -> str:
     """An nginx.conf as Distribution's "authenticate proxy with nginx" recipe writes it: nginx
     on the same host, ``proxy_pass`` to the registry with the forwarding headers, optional TLS
     and ``auth_basic``; every path kept under ``prefix`` so that nginx runs unprivileged.
     ``deny`` lists path prefixes refused outright (``location /v2/private/ { deny all; }``),
-    as an operator hides some repositories behind the proxy."""
+    as an operator hides some repositories behind the proxy. Several ``upstream`` addresses are
+    balanced round-robin; ``next_upstream`` adds ``proxy_next_upstream error timeout http_503``
+    (a replica whose health checks fail answers 503: the request goes to the next one, and the
+    replica is skipped for a second)."""
+    servers = [upstream] if isinstance(upstream, str) else list(upstream)
+    # A failed server is retried after fail_timeout (10 s by default; 1 s keeps the tests short).
+    failure = " max_fails=1 fail_timeout=1s" if next_upstream else ""
+    upstream_lines = " ".join(f"server {address}{failure};" for address in servers)
+    next_lines = "proxy_next_upstream error timeout http_503;\n" if next_upstream else ""
     listen = f"127.0.0.1:{port} ssl" if tls else f"127.0.0.1:{port}"
     tls_lines = (
         f"ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};\n"
@@ -285,7 +294,7 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    upstream docker-registry {{ server {upstream}; }}
+    upstream docker-registry {{ {upstream_lines} }}
     map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
         '' 'registry/2.0';
     }}
@@ -304,6 +313,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_read_timeout 900;
+            {next_lines}
         }}
     }}
 }}
@@ -313,22 +323,32 @@ http {{
 @contextmanager
 def nginx_proxy(
     prefix: Path,
-    upstream: RunningRegistry,
+    upstream: RunningRegistry | Sequence[RunningRegistry],
     *,
     tls: tuple[Path, Path] | None = None,
     htpasswd: Path | None = None,
     verify: bool | str = True,
     deny: Sequence[str] = (),
+    next_upstream: bool = False,
 ) -> Iterator[RunningNginx]:
     """Run Debian's nginx (``/usr/sbin/nginx``, in the foreground) in front of ``upstream`` on
     an ephemeral loopback port; ``tls`` is a (certificate, key) pair for ``listen ... ssl``."""
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     binary = shutil.which("nginx", path=search) or require_tool("nginx")
+    upstreams = [upstream] if isinstance(upstream, RunningRegistry) else list(upstream)
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config_path = prefix / "nginx.conf"
     config_path.write_text(
-        nginx_config(prefix, port, upstream.host, tls=tls, htpasswd=htpasswd, deny=deny)
+        nginx_config(
+            prefix,
+            port,
+            [r.host for r in upstreams],
+            tls=tls,
+            htpasswd=htpasswd,
+            deny=deny,
+            next_upstream=next_upstream,
+        )
     )
     log_path = prefix / "error.log"
     stderr_path = prefix / "stderr.log"
