@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import MatchInfoError
@@ -61,12 +62,6 @@ class RegistryMetrics:
             ["route"],
             registry=r,
         )
-        self.in_flight = Gauge(
-            "registry_http_in_flight_requests",
-            "Requests being served, by route pattern.",
-            ["route"],
-            registry=r,
-        )
         self.uploads = Gauge(
             "registry_uploads_in_flight",
             "Blob upload requests (POST, PATCH, PUT under /blobs/uploads/) being served.",
@@ -84,6 +79,10 @@ class RegistryMetrics:
             registry=r,
         )
 
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+        """Labelled children by (route, method, status): ``labels()`` costs more than the
+        increments, and the set is bounded by the route table."""
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -92,36 +91,47 @@ class RegistryMetrics:
         after the last byte): the latency and the bytes out are the whole answer's."""
         route = route_label(request)
         method = request.method if request.method in METHODS else "other"
-        self.requests.labels(route, method, str(response.status)).inc()
-        self.latency.labels(route, method).observe(took)
-        received = getattr(request.content, "total_bytes", 0)
-        if received:
-            self.received.labels(route).inc(received)
-        sent = 0 if method == "HEAD" else _sent(response)
-        if sent:
-            self.sent.labels(route).inc(sent)
+        key = (route, method, response.status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(response.status)),
+                self.latency.labels(route, method),
+                self.received.labels(route),
+                self.sent.labels(route),
+            )
+        requests, latency, received, sent = children
+        requests.inc()
+        latency.observe(took)
+        body_in = getattr(request.content, "total_bytes", 0)
+        if body_in:
+            received.inc(body_in)
+        body_out = 0 if method == "HEAD" else _sent(response)
+        if body_out:
+            sent.inc(body_out)
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
-        """Requests in flight (the handler's time: an upload's body is read there) and the GC
-        route's results; the answers are counted by :meth:`finished`."""
+        """Blob uploads in flight (the handler's time: the body is read there) and the GC
+        route's results; every answer is counted by :meth:`finished`. Other routes pass
+        straight through."""
 
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.method == "GET" or request.method == "HEAD":
+                return await handler(request)
             route = route_label(request)
-            upload = UPLOAD_ROUTE_MARK in route and request.method in ("POST", "PATCH", "PUT")
-            in_flight = self.in_flight.labels(route)
-            in_flight.inc()
-            if upload:
-                self.uploads.inc()
-            try:
+            if route == GC_ROUTE:
                 response = await handler(request)
+                if response.status == 200:
+                    self._count_gc(response)
+                return response
+            if UPLOAD_ROUTE_MARK not in route or request.method == "DELETE":
+                return await handler(request)
+            self.uploads.inc()
+            try:
+                return await handler(request)
             finally:
-                in_flight.dec()
-                if upload:
-                    self.uploads.dec()
-            if route == GC_ROUTE and response.status == 200:
-                self._count_gc(response)
-            return response
+                self.uploads.dec()
 
         return metrics_middleware
 

@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,7 +148,35 @@ def test_debug_listener_serves_health_and_the_counters_move_by_the_right_amounts
     sent = moved(before, after, "registry_http_response_bytes_total", route=MANIFEST_ROUTE)
     assert sent == len(missing.content)
     assert value(after, "registry_uploads_in_flight") == 0
-    assert value(after, "registry_http_in_flight_requests", route=BLOB_ROUTE) == 0
+
+
+def test_an_upload_being_sent_is_in_flight(watched: tuple[RunningRegistry, str]) -> None:
+    registry, debug = watched
+    release = threading.Event()
+    sent_first = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield b"a" * 1000
+        sent_first.set()
+        release.wait(30)
+        yield b"b" * 1000
+
+    with httpx.Client(base_url=registry.url, timeout=60) as client:
+        start = client.post("/v2/team/slow/blobs/uploads/")
+        location = start.headers["Location"]
+        result: list[int] = []
+        sender = threading.Thread(
+            target=lambda: result.append(client.patch(location, content=body()).status_code)
+        )
+        sender.start()
+        try:
+            assert sent_first.wait(10)
+            wait_for(lambda: value(scrape(f"{debug}/metrics"), "registry_uploads_in_flight") == 1)
+        finally:
+            release.set()
+            sender.join(30)
+        assert result == [202]
+    assert value(scrape(f"{debug}/metrics"), "registry_uploads_in_flight") == 0
 
 
 def test_gc_runs_and_bytes_freed_are_counted(watched: tuple[RunningRegistry, str]) -> None:
