@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from tui.client.errors import RegistryClientError
 from tui.client.layers import LayerFormatError
-from tui.data.storage import StorageSourceError
+
+
+class StorageSourceError(Exception):
+    """The storage source cannot answer (a bucket out of reach, a collector already running,
+    a registry writing): the message is one sentence for the operator.
+
+    A storage backend (``tui.data.storage``) raises it; it lives here, below the data layer,
+    so that :func:`describe_error` can name it without reaching up.
+    """
 
 
 def describe_error(error: BaseException) -> tuple[str, str]:

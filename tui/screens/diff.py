@@ -9,7 +9,6 @@ size of the change, ``/`` filters by path.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -19,7 +18,6 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.data.inside import ImageSource, LoadProgress, diff_images
-from tui.dialogs.prompt import PromptDialog
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, signed_size
 from tui.logic.fsmerge import Change, FileChange
@@ -27,9 +25,6 @@ from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
 from tui.logic.inside_view import MAX_ROWS, diff_rows, diff_summary_lines, mode_string
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
-
-if TYPE_CHECKING:
-    from tui.screens.repository import RepositoryScreen
 
 PROGRESS_INTERVAL = 0.1
 MARKS = {
@@ -203,43 +198,4 @@ def _cells(change: FileChange) -> tuple[Text | str, ...]:
         after,
         signed_size(change.size_delta),
         what,
-    )
-
-
-# ---------------------------------------------------------------------------- opening
-
-
-def open_diff(screen: RepositoryScreen) -> None:
-    """From the repository screen: diff the marked tags, or a marked tag and the cursor's."""
-    marked = sorted(screen.marked)
-    current = screen.table.current_tag
-    if len(marked) == 2:
-        screen.app.push_screen(DiffScreen(screen.repository, marked[0], marked[1]))
-        return
-    if len(marked) == 1 and current and current != marked[0]:
-        screen.app.push_screen(DiffScreen(screen.repository, marked[0], current))
-        return
-    if len(marked) > 2:
-        screen.notify("Mark exactly two tags to compare them.", severity="warning")
-        return
-    base = marked[0] if marked else current
-    if not base:
-        screen.notify("No tag to compare.", severity="warning")
-        return
-    tags = set(screen.rows)
-
-    def validate(value: str) -> str | None:
-        return None if value in tags else f"No tag {value!r} in {screen.repository}."
-
-    def opened(other: str | None) -> None:
-        if other:
-            screen.app.push_screen(DiffScreen(screen.repository, base, other))
-
-    screen.app.push_screen(
-        PromptDialog(
-            "Compare with…",
-            f"Compare {screen.repository}:{base} with which tag?",
-            validate=validate,
-        ),
-        opened,
     )

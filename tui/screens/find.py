@@ -9,7 +9,7 @@ focus for the next query; down goes to the results, where enter opens an image.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,9 +22,10 @@ from tui.logic.escape import visible_markup
 from tui.logic.find import InvalidPatternError, TagPattern
 from tui.logic.fmt import short_digest
 from tui.screens.base import RegtuiScreen
+from tui.screens.image import ImageScreen
 
 if TYPE_CHECKING:
-    from textual.app import App
+    pass
 
 PROGRESS_INTERVAL = 0.1
 
@@ -174,12 +175,4 @@ class FindScreen(RegtuiScreen):
         if key is None:
             return
         repository, tag, _ = str(key).split("\n", 2)
-        from tui.screens.image import ImageScreen
-
         self.app.push_screen(ImageScreen(repository, tag))
-
-
-def open_find(app: App[Any]) -> None:
-    """The command palette's entry point."""
-    if not isinstance(app.screen, FindScreen):
-        app.push_screen(FindScreen())

@@ -7,6 +7,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from tui.client import (
@@ -45,6 +46,8 @@ from tui.logic.image_view import (
     referrer_rows,
 )
 from tui.screens.base import RegtuiScreen
+from tui.screens.layer_files import LayerFilesScreen
+from tui.screens.merged_fs import MergedFsScreen
 
 TABS = ("overview", "config", "layers", "raw", "referrers")
 DELETE_ACTIONS = frozenset({"delete", "delete_platform", "delete_referrer"})
@@ -399,9 +402,23 @@ class ImageScreen(RegtuiScreen):
 
     # -- actions ------------------------------------------------------------------------------
     def action_merged_fs(self) -> None:
-        from tui.screens.merged_fs import open_merged_fs
-
-        open_merged_fs(self)
+        """The merged filesystem, starting at the layer highlighted in the Layers tab."""
+        result = self.result
+        if result is None:
+            self.notify("The image is still loading.")
+            return
+        manifest = result.manifest
+        if not isinstance(manifest, ImageManifest) or manifest.is_artifact:
+            self.notify("Only an image has files: open one of its platforms.", severity="warning")
+            return
+        layer: int | None = None
+        table = self.query_one("#layer-table", DataTable)
+        if table.row_count and table.cursor_row >= 0:
+            key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+            digests = [item.digest for item in manifest.layers]
+            if key in digests:
+                layer = digests.index(key)
+        self.app.push_screen(MergedFsScreen(self.repository, result.digest, layer))
 
     def action_copy_pull(self) -> None:
         command = self.pull_command()
@@ -521,6 +538,4 @@ class ImageScreen(RegtuiScreen):
         elif table_id == "layer-table":
             layer = next((item for item in self.layer_list if item.digest == key), None)
             if layer is not None:
-                from tui.screens.layer_files import LayerFilesScreen
-
                 self.app.push_screen(LayerFilesScreen(self.repository, layer))

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from tui.client import ImageManifest, match_history
@@ -38,9 +36,6 @@ from tui.logic.inside_view import MAX_ROWS, MergedRow, efficiency_text, merged_r
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.merged_tree import MergedTree
-
-if TYPE_CHECKING:
-    from tui.screens.image import ImageScreen
 
 PROGRESS_INTERVAL = 0.1
 MARKS = {
@@ -319,23 +314,3 @@ def _count_changes(view: MergedView) -> dict[Change, int]:
     for change in view.layer_changes():
         counts[change.change] += 1
     return counts
-
-
-def open_merged_fs(screen: ImageScreen) -> None:
-    """From the image screen: the merged filesystem, starting at the highlighted layer."""
-    result = screen.result
-    if result is None:
-        screen.notify("The image is still loading.")
-        return
-    manifest = result.manifest
-    if not isinstance(manifest, ImageManifest) or manifest.is_artifact:
-        screen.notify("Only an image has files: open one of its platforms.", severity="warning")
-        return
-    layer: int | None = None
-    table = screen.query_one("#layer-table", DataTable)
-    if table.row_count and table.cursor_row >= 0:
-        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-        digests = [item.digest for item in manifest.layers]
-        if key in digests:
-            layer = digests.index(key)
-    screen.app.push_screen(MergedFsScreen(screen.repository, result.digest, layer))

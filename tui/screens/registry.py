@@ -17,6 +17,10 @@ from tui.dialogs.prompt import PromptDialog
 from tui.logic.fmt import count_of
 from tui.logic.repotree import RepoIndex
 from tui.screens.base import RegtuiScreen
+from tui.screens.find import FindScreen
+from tui.screens.repository import RepositoryScreen
+from tui.screens.retention import RetentionScreen
+from tui.screens.storage import StorageScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.repo_tree import RepoTree
 
@@ -194,8 +198,6 @@ class RegistryScreen(RegtuiScreen):
         self.open_repository(event.repository)
 
     def open_repository(self, name: str) -> None:
-        from tui.screens.repository import RepositoryScreen
-
         self.app.push_screen(RepositoryScreen(name))
 
     @work(exclusive=True, group="ask", exit_on_error=False)
@@ -215,9 +217,7 @@ class RegistryScreen(RegtuiScreen):
         self.ask_repository()
 
     def action_find(self) -> None:
-        from tui.screens.find import open_find
-
-        open_find(self.app)
+        self.app.push_screen(FindScreen())
 
     def action_reload(self) -> None:
         self._requested_counts.clear()
@@ -225,11 +225,7 @@ class RegistryScreen(RegtuiScreen):
         self.load_catalog()
 
     def action_storage(self) -> None:
-        from tui.screens.storage import StorageScreen
-
         self.app.push_screen(StorageScreen())
 
     def action_retention(self) -> None:
-        from tui.screens.retention import RetentionScreen
-
         self.app.push_screen(RetentionScreen())

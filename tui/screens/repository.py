@@ -29,6 +29,8 @@ from tui.logic.retention import (
 )
 from tui.logic.tags import TagRow, TagSort, filter_tags, sort_tags
 from tui.screens.base import RegtuiScreen, guarded
+from tui.screens.diff import DiffScreen
+from tui.screens.image import ImageScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.tag_table import TagTable
 
@@ -372,8 +374,6 @@ class RepositoryScreen(RegtuiScreen):
         tag = event.row_key.value
         if tag is None:
             return
-        from tui.screens.image import ImageScreen
-
         self.app.push_screen(ImageScreen(self.repository, str(tag)))
 
     def action_cycle_sort(self) -> None:
@@ -397,9 +397,39 @@ class RepositoryScreen(RegtuiScreen):
         self.load_tags()
 
     def action_diff(self) -> None:
-        from tui.screens.diff import open_diff
+        """Diff the two marked tags, a marked tag and the cursor's, or ask for the other tag."""
+        marked = sorted(self.marked)
+        current = self.table.current_tag
+        if len(marked) == 2:
+            self.app.push_screen(DiffScreen(self.repository, marked[0], marked[1]))
+            return
+        if len(marked) == 1 and current and current != marked[0]:
+            self.app.push_screen(DiffScreen(self.repository, marked[0], current))
+            return
+        if len(marked) > 2:
+            self.notify("Mark exactly two tags to compare them.", severity="warning")
+            return
+        base = marked[0] if marked else current
+        if not base:
+            self.notify("No tag to compare.", severity="warning")
+            return
+        tags = set(self.rows)
 
-        open_diff(self)
+        def validate(value: str) -> str | None:
+            return None if value in tags else f"No tag {value!r} in {self.repository}."
+
+        def opened(other: str | None) -> None:
+            if other:
+                self.app.push_screen(DiffScreen(self.repository, base, other))
+
+        self.app.push_screen(
+            PromptDialog(
+                "Compare with…",
+                f"Compare {self.repository}:{base} with which tag?",
+                validate=validate,
+            ),
+            opened,
+        )
 
     # -- marking ------------------------------------------------------------------------------
     def current_row(self) -> TagRow | None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
-from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from tui.host import RegtuiHost
@@ -20,7 +19,7 @@ class RegtuiCommands(Provider):
         commands: list[tuple[str, str, object]] = [
             ("Storage & GC", "Disk usage and garbage collection", app.open_storage),
             ("Open repository…", "Open a repository by name", app.open_by_name),
-            ("Find tags or digest…", "Search every repository", partial(_open_find, self.app)),
+            ("Find tags or digest…", "Search every repository", app.open_find),
             ("Help", "Keys of this screen", app.action_help),
         ]
         for active in screen.active_bindings.values():
@@ -53,9 +52,3 @@ class RegtuiCommands(Provider):
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]
-
-
-def _open_find(app: App[Any]) -> None:
-    from tui.screens.find import open_find
-
-    open_find(app)
