@@ -18,8 +18,7 @@ import pytest
 
 from tests.helpers.images import make_image, make_index, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
-from tui.client import AuthError, RegistryClient
-from tui.client._pushtimes import repository_storage, tags_path
+from tui.client import AuthError, RegistryClient, repository_storage, tags_path
 from tui.data.retention import read_state
 
 pytestmark = pytest.mark.timeout(120)

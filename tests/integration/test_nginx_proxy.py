@@ -35,8 +35,7 @@ from tests.helpers.servers import (
     bundled_registry,
     nginx_proxy,
 )
-from tui.client import AuthError, RegistryClient, ext
-from tui.client._pushtimes import repository_storage, tags_path
+from tui.client import AuthError, RegistryClient, ext, repository_storage, tags_path
 from tui.imagegen import OCI_MANIFEST
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]

@@ -24,6 +24,13 @@ from tui.client import _quiet_httpx
 _quiet_httpx.install()  # before any module of the client imports httpx
 
 if TYPE_CHECKING:
+    from tui.client._pushtimes import (
+        ManifestRevision,
+        RepositoryStorage,
+        TagPush,
+        repository_storage,
+        tags_path,
+    )
     from tui.client.auth import Challenge, Credentials, RegistryAuth, parse_www_authenticate
     from tui.client.errors import (
         AuthError,
@@ -97,6 +104,14 @@ _MODELS = (
     "UntagResult",
     "match_history",
 )
+_PUSH_TIMES = (
+    "ManifestRevision",
+    "RepositoryStorage",
+    "TagPush",
+    "repository_storage",
+    "tags_path",
+)
+"""The bundled registry's push times and revisions (``/v2/<name>/_regtui/tags``)."""
 _LAZY = {
     **dict.fromkeys(("Challenge", "Credentials", "RegistryAuth", "parse_www_authenticate"), "auth"),
     **dict.fromkeys(_ERRORS, "errors"),
@@ -104,6 +119,7 @@ _LAZY = {
     **dict.fromkeys(_MODELS, "models"),
     **dict.fromkeys(("InvalidReferenceError", "Reference", "parse_reference"), "reference"),
     **dict.fromkeys(("BlobStream", "RegistryClient"), "registry"),
+    **dict.fromkeys(_PUSH_TIMES, "_pushtimes"),
 }
 """Every name, imported on first use from ``tui.client.<module>``: importing the package (or a
 light module of it, :mod:`tui.client.reference`, :mod:`tui.client.quick`) loads neither httpx
@@ -139,6 +155,7 @@ __all__ = [
     "MalformedResponseError",
     "Manifest",
     "ManifestResult",
+    "ManifestRevision",
     "NotFoundError",
     "PingResult",
     "Platform",
@@ -151,11 +168,13 @@ __all__ = [
     "RegistryTimeoutError",
     "RepoContent",
     "RepoUsage",
+    "RepositoryStorage",
     "ResponseTooLargeError",
     "Schema1Manifest",
     "SiblingTagsLostError",
     "TLSError",
     "TagMovedError",
+    "TagPush",
     "UnsupportedError",
     "UntagResult",
     "UsageEstimate",
@@ -163,4 +182,6 @@ __all__ = [
     "match_history",
     "parse_reference",
     "parse_www_authenticate",
+    "repository_storage",
+    "tags_path",
 ]

@@ -19,6 +19,7 @@ from tui.client import (
     RegistryClient,
     RegistryClientError,
     Schema1Manifest,
+    repository_storage,
 )
 from tui.logic.fmt import parse_created
 from tui.logic.image_view import ChildManifest
@@ -224,8 +225,6 @@ async def index_children(
 async def push_times(client: RegistryClient, repository: str) -> dict[str, datetime]:
     """When each tag of ``repository`` was pushed: the bundled registry knows (from its
     storage); any other registry, or one that refuses, gives ``{}``."""
-    from tui.client._pushtimes import repository_storage
-
     try:
         report = await repository_storage(client, repository)
     except RegistryClientError:

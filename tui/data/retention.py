@@ -24,9 +24,10 @@ from tui.client import (
     NotFoundError,
     RegistryClient,
     RegistryClientError,
+    RepositoryStorage,
     TagMovedError,
+    repository_storage,
 )
-from tui.client._pushtimes import RepositoryStorage, repository_storage
 from tui.client.estimate import blobs_of
 from tui.client.survey import survey_repository
 from tui.logic.fmt import parse_created
