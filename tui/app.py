@@ -15,10 +15,10 @@ from textual.worker import Worker, WorkerState
 
 from tui.client import RegistryClient
 from tui.data.backends import detect_backend
+from tui.data.errors import describe_error
 from tui.data.storage import StorageBackend
 from tui.dialogs.help import HelpScreen
 from tui.host import RegtuiHost
-from tui.logic.errors import describe_error
 from tui.logic.escape import visible
 from tui.screens.find import FindScreen
 from tui.screens.registry import RegistryScreen

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tui.logic.errors import StorageSourceError as StorageSourceError  # what a backend raises
 from tui.logic.fmt import human_size
 
 
@@ -98,6 +97,11 @@ class StorageBackend(Protocol):
         """A dry run lists what would go; otherwise it goes. ``grace_period`` (seconds)
         overrides the source's where ``grace_selectable``."""
         ...
+
+
+class StorageSourceError(Exception):
+    """The storage source cannot answer (a bucket out of reach, a collector already running,
+    a registry writing): the message is one sentence for the operator."""
 
 
 @dataclass

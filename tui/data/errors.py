@@ -1,18 +1,14 @@
-"""One way to turn any failure into a notification title and message."""
+"""One way to turn any failure into a notification title and message.
+
+It names the failures of the client and of the storage sources (``tui.data.storage``), so it
+stands in the data layer, above both: ``tui.logic`` stays below every source of data.
+"""
 
 from __future__ import annotations
 
 from tui.client.errors import RegistryClientError
 from tui.client.layers import LayerFormatError
-
-
-class StorageSourceError(Exception):
-    """The storage source cannot answer (a bucket out of reach, a collector already running,
-    a registry writing): the message is one sentence for the operator.
-
-    A storage backend (``tui.data.storage``) raises it; it lives here, below the data layer,
-    so that :func:`describe_error` can name it without reaching up.
-    """
+from tui.data.storage import StorageSourceError
 
 
 def describe_error(error: BaseException) -> tuple[str, str]:
