@@ -14,15 +14,10 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from tui.client import RegistryClient
-from tui.data.backends import detect_backend
 from tui.data.errors import describe_error
 from tui.data.storage import StorageBackend
-from tui.dialogs.help import HelpScreen
 from tui.host import RegtuiHost
 from tui.logic.escape import visible
-from tui.screens.find import FindScreen
-from tui.screens.registry import RegistryScreen
-from tui.screens.storage import StorageScreen
 from tui.settings import AppSettings
 from tui.widgets.palette import RegtuiCommands
 
@@ -87,6 +82,10 @@ class RegtuiApp(App[None]):
                 fast_after=0,  # the app walks the registry: aiohttp's pool from the start
             )
             await self._client.__aenter__()
+        # Screens load when first opened, never with this module: all of them at once add about
+        # half a second to the start (no import circle is behind it: see pyproject.toml).
+        from tui.screens.registry import RegistryScreen
+
         await self.push_screen(RegistryScreen())
 
     async def on_unmount(self) -> None:
@@ -98,6 +97,8 @@ class RegtuiApp(App[None]):
     async def storage_backend(self) -> StorageBackend:
         """The storage source: ``--storage DIR``, the bundled registry's extension, or estimate."""
         if self._storage is None:
+            from tui.data.backends import detect_backend
+
             self._storage = await detect_backend(self.client)
         return self._storage
 
@@ -122,10 +123,14 @@ class RegtuiApp(App[None]):
 
     # -- actions ------------------------------------------------------------------------------
     def open_storage(self) -> None:
+        from tui.screens.storage import StorageScreen
+
         if not isinstance(self.screen, StorageScreen):
             self.push_screen(StorageScreen())
 
     def open_by_name(self) -> None:
+        from tui.screens.registry import RegistryScreen
+
         registry_screen = next(
             (screen for screen in self.screen_stack if isinstance(screen, RegistryScreen)), None
         )
@@ -133,10 +138,14 @@ class RegtuiApp(App[None]):
             registry_screen.ask_repository()
 
     def open_find(self) -> None:
+        from tui.screens.find import FindScreen
+
         if not isinstance(self.screen, FindScreen):
             self.push_screen(FindScreen())
 
     def action_help(self) -> None:
+        from tui.dialogs.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 

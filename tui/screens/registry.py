@@ -17,10 +17,6 @@ from tui.dialogs.prompt import PromptDialog
 from tui.logic.fmt import count_of
 from tui.logic.repotree import RepoIndex
 from tui.screens.base import RegtuiScreen
-from tui.screens.find import FindScreen
-from tui.screens.repository import RepositoryScreen
-from tui.screens.retention import RetentionScreen
-from tui.screens.storage import StorageScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.repo_tree import RepoTree
 
@@ -198,6 +194,10 @@ class RegistryScreen(RegtuiScreen):
         self.open_repository(event.repository)
 
     def open_repository(self, name: str) -> None:
+        # The screens opened from here load on first use: all of them at start-up cost about
+        # half a second (they are no import circle: see pyproject.toml's contracts).
+        from tui.screens.repository import RepositoryScreen
+
         self.app.push_screen(RepositoryScreen(name))
 
     @work(exclusive=True, group="ask", exit_on_error=False)
@@ -217,6 +217,8 @@ class RegistryScreen(RegtuiScreen):
         self.ask_repository()
 
     def action_find(self) -> None:
+        from tui.screens.find import FindScreen
+
         self.app.push_screen(FindScreen())
 
     def action_reload(self) -> None:
@@ -225,7 +227,11 @@ class RegistryScreen(RegtuiScreen):
         self.load_catalog()
 
     def action_storage(self) -> None:
+        from tui.screens.storage import StorageScreen
+
         self.app.push_screen(StorageScreen())
 
     def action_retention(self) -> None:
+        from tui.screens.retention import RetentionScreen
+
         self.app.push_screen(RetentionScreen())

@@ -30,7 +30,6 @@ from tui.logic.retention import (
 from tui.logic.tags import TagRow, TagSort, filter_tags, sort_tags
 from tui.screens.base import RegtuiScreen, guarded
 from tui.screens.diff import DiffScreen
-from tui.screens.image import ImageScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.tag_table import TagTable
 
@@ -374,6 +373,10 @@ class RepositoryScreen(RegtuiScreen):
         tag = event.row_key.value
         if tag is None:
             return
+        # On first use: the image screen brings rich.syntax and pygments (~0.1 s) that a list of
+        # tags does not need. No import circle is behind it (see pyproject.toml's contracts).
+        from tui.screens.image import ImageScreen
+
         self.app.push_screen(ImageScreen(self.repository, str(tag)))
 
     def action_cycle_sort(self) -> None:
