@@ -4,6 +4,7 @@ the layer-files filter and the merged filesystem's tree (a real bundled registry
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from textual.pilot import Pilot
@@ -35,12 +36,24 @@ def app_as_the_cli_makes_it(registry: RunningRegistry) -> RegtuiApp:
     return make_app(settings)
 
 
-async def assert_keys_in_view(pilot: Pilot[None], screen: Screen[Any], keys: list[str]) -> None:
-    await wait_for(pilot, lambda: all(k.region.area for k in footer_keys(screen).values()))
-    shown = footer_keys(screen)
-    for key in keys:
-        assert key in shown, f"{key} is not in the footer: {sorted(shown)}"
-        assert_in_view(shown[key])
+async def assert_keys_in_view(
+    pilot: Pilot[None], screen: Screen[Any], keys: list[str], *, seconds: float = 60.0
+) -> None:
+    """Every key of ``keys`` is in the footer, on screen. The footer is composed again when
+    the focus or the bindings change, and its new keys have no region until the next layout:
+    check again until it holds (or the time is up, with the last failure)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        shown = footer_keys(screen)
+        try:
+            for key in keys:
+                assert key in shown, f"{key} is not in the footer: {sorted(shown)}"
+                assert_in_view(shown[key])
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        await pilot.pause(0.05)
 
 
 async def open_image(pilot: Pilot[None], repository: str, reference: str) -> ImageScreen:

@@ -80,7 +80,7 @@ async def test_write_rules_see_the_plan_apply_and_see_the_storage_after(
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         body = rendered(app.screen.query_one("#confirm-body", Static))
         assert fixture.digest("team/app", "old") in body
-        assert "untag  latest (stays: v2.1)" in body
+        assert "untag  latest (only the tag goes: v2.1 keeps the image)" in body
         await pilot.press("n")  # cancelled: nothing changes
         await wait_for(pilot, lambda: app.screen is screen)
         async with httpx.AsyncClient(base_url=registry.url) as http:

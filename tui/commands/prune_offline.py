@@ -24,7 +24,7 @@ from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import V2_PREFIX
 from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import storage_usage
-from tui.client._pushtimes import RepositoryStorage
+from tui.client import RepositoryStorage
 from tui.commands import _common as c
 from tui.commands.prune_report import (
     confirm,
