@@ -340,22 +340,10 @@ def distribution_on_s3(
             _stop(process)
 
 
-@dataclass
-class _Upstreams:
-    """Several replicas as ``nginx_proxy``'s upstream: its ``server {host};`` line then names
-    them all, and nginx balances round robin (its default)."""
-
-    replicas: list[RunningRegistry]
-
-    @property
-    def host(self) -> str:
-        return "; server ".join(replica.host for replica in self.replicas)
-
-
 @contextmanager
 def nginx_round_robin(prefix: Path, replicas: list[RunningRegistry]) -> Iterator[Any]:
     """Debian's nginx in front of ``replicas``, round robin (the how-tos' proxy config)."""
     from tests.helpers.servers import nginx_proxy
 
-    with nginx_proxy(prefix, _Upstreams(replicas)) as proxy:  # type: ignore[arg-type]
+    with nginx_proxy(prefix, replicas) as proxy:  # one upstream with every replica: round robin
         yield proxy

@@ -41,6 +41,7 @@ __all__ = [
     "ResponseTooLargeError",
     "SiblingTagsLostError",
     "TLSError",
+    "TagMovedError",
     "UnsupportedError",
 ]
 
