@@ -10,6 +10,7 @@ names (for GC here and for :func:`embedded_registry.usage.usage_configured`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,19 +62,21 @@ async def collect_garbage_on(
     """
     if commit_window is None:
         commit_window = COMMIT_WINDOW if driver.shared else 0.0
+    collect = functools.partial(
+        _collect,
+        driver,
+        dry_run,
+        delete_untagged,
+        remove_empty_repos,
+        grace_period,
+        now,
+        upload_max_idle,
+        progress,
+        where,
+        check,
+    )
     if dry_run:
-        return await _collect(
-            driver,
-            dry_run,
-            delete_untagged,
-            remove_empty_repos,
-            grace_period,
-            now,
-            upload_max_idle,
-            progress,
-            where,
-            check,
-        )
+        return await collect()
     lease = await acquire(driver)
     try:
         async with lease.keep():
@@ -81,19 +84,7 @@ async def collect_garbage_on(
                 progress(f"took the GC lease; waiting {commit_window:g} s for commits in flight")
             await asyncio.sleep(commit_window)
             await driver.before_gc()
-            report = await _collect(
-                driver,
-                dry_run,
-                delete_untagged,
-                remove_empty_repos,
-                grace_period,
-                now,
-                upload_max_idle,
-                progress,
-                where,
-                check,
-                lease,
-            )
+            report = await collect(lease)
     finally:
         await lease.release()
     return report
