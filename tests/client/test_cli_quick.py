@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.client.hostile_registry import (
+from tests.helpers.hostile_registry import (
     BASIC,
     Recorder,
     basic_guard,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.client.hostile_registry import serve
-from tests.client.test_client_tls import self_signed
+from tests.helpers.hostile_registry import serve
+from tests.helpers.tls import self_signed
 from tui.client import MalformedResponseError, RegistryClient, TLSError
 from tui.client._h11 import H11Transport
 from tui.client._transport import ClientTransport

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.token_issuer import token_issuer
 from tests.helpers.servers import RunningRegistry, distribution_registry, require_tool
+from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
 from tui.client import (
     AuthError,
     Credentials,
@@ -198,10 +198,27 @@ async def test_htpasswd_basic_auth(tmp_path: Path) -> None:
 
 
 async def test_token_auth_bearer_flow(tmp_path: Path) -> None:
-    with token_issuer(
-        tmp_path, users={"bob": "builder-pass"}, anonymous_actions=("pull",)
+    key = new_key()
+    bundle = tmp_path / "token-signer.pem"
+    bundle.write_bytes(pem(certificate("regtui test token issuer", key)))
+    grants = {
+        "bob": {"repository:*": ["*"], "registry:catalog": ["*"]},
+        "": {"repository:*": ["pull"]},  # anonymous pulls, nothing else
+    }
+    with token_server(
+        Signer(key, kid=libtrust_kid(key)),
+        issuer="regtui-test-issuer",
+        service="regtui-test-registry",
+        users={"bob": "builder-pass"},
+        grants=grants,
     ) as issuer:
-        config = {"auth": issuer.distribution_auth()}
+        auth = {
+            "realm": issuer.realm,
+            "service": issuer.service,
+            "issuer": issuer.issuer,
+            "rootcertbundle": str(bundle),
+        }
+        config = {"auth": {"token": auth}}
         with distribution_registry(tmp_path / "token", config=config) as running:
             pusher = RegistryAuth(Credentials("bob", "builder-pass"))
             populate(running.url, auth=pusher)
@@ -219,7 +236,7 @@ async def test_token_auth_bearer_flow(tmp_path: Path) -> None:
                 result = await client.untag("team/app", "v1")
                 assert result.method == "placeholder"
                 assert "stable" in await client.list_tags("team/app")
-            scopes = [q.get("scope") for q in issuer.requests]
+            scopes = [request["scopes"] for request in issuer.requests]
             assert ["repository:tools:pull"] in scopes
             assert ["registry:catalog:*"] in scopes
 
@@ -232,5 +249,5 @@ async def test_token_auth_bearer_flow(tmp_path: Path) -> None:
             async with RegistryClient(running.host, username="bob", password="wrong-pass") as wrong:
                 with pytest.raises(AuthError) as caught:
                     await wrong.list_tags("tools")
-            assert "incorrect username or password" in str(caught.value)
+            assert "wrong credentials" in str(caught.value)
             assert "wrong-pass" not in str(caught.value)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.client.hostile_registry import (
+from tests.helpers.hostile_registry import (
     PASSWORD,
     TOKEN,
     USER,
@@ -325,7 +325,7 @@ def run_probe(*argv: str) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REGTUI_", "REGISTRY_"))}
     env["DOCKER_CONFIG"] = "/nonexistent-regtui-test"
     done = subprocess.run(
-        [sys.executable, "-m", "tests.client.hostile_registry", *argv],
+        [sys.executable, "-m", "tests.helpers.hostile_registry", *argv],
         capture_output=True,
         text=True,
         cwd=WORKTREE,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["Pki", "make_pki"]
+__all__ = ["Pki", "make_pki", "self_signed", "write_key"]
 
 
 @dataclass
@@ -106,11 +106,44 @@ def make_pki(
     pki = Pki(directory / "ca.crt", directory / "server.crt", directory / "server.key")
     pki.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     pki.certificate.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key.write_bytes(
+    write_key(pki.key, key)
+    return pki
+
+
+def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         )
     )
-    return pki
+
+
+def self_signed(
+    directory: Path, *, names: Sequence[str] = ("localhost", "127.0.0.1")
+) -> tuple[Path, Path]:
+    """A self-signed server certificate for ``names`` (its own CA: the file a client trusts is
+    the certificate itself) and its key, as ``(certificate, key)`` in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[-1]))
+        .issuer_name(_name(names[-1]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "self-signed.crt", directory / "self-signed.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    write_key(key_path, key)
+    return cert_path, key_path

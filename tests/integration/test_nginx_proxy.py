@@ -12,9 +12,7 @@ registry from 127.0.0.1. Being proxied from loopback must not make anyone an adm
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
-import ipaddress
 import os
 import ssl
 import time
@@ -23,10 +21,6 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.helpers.images import Image, make_image, push_image
 from tests.helpers.servers import (
@@ -35,48 +29,13 @@ from tests.helpers.servers import (
     bundled_registry,
     nginx_proxy,
 )
+from tests.helpers.tls import self_signed
 from tui.client import AuthError, RegistryClient, ext, repository_storage, tags_path
 from tui.imagegen import OCI_MANIFEST
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
 REAL_GC = {"dry_run": False, "delete_untagged": True, "grace_period": 0}
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "nginx.crt", directory / "nginx.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _age(root: Path, seconds: float = 7200) -> None:
@@ -157,7 +116,7 @@ async def _through_the_client_library(url: str, ca_cert: Path, kept: Image) -> N
 
 
 def test_tls_and_auth_basic_at_nginx_pull_works_gc_is_refused(tmp_path: Path) -> None:
-    certificate, key = _self_signed(tmp_path / "tls")
+    certificate, key = self_signed(tmp_path / "tls")
     htpasswd = tmp_path / "nginx.htpasswd"
     hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(rounds=5)).decode()
     htpasswd.write_text(f"dev:{hashed}\n")

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.client.test_client_tls import self_signed
 from tests.helpers.servers import RunningRegistry, free_port, in_ci
+from tests.helpers.tls import self_signed
 from tui.client import RegistryClient, TLSError
 from tui.imagegen import make_image
 

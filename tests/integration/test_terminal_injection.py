@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from tests.client.hostile_registry import serve
+from tests.helpers.hostile_registry import serve
 from tests.helpers.images import Image, make_image, push_image
 from tests.helpers.servers import RunningRegistry
 

@@ -28,8 +28,8 @@ from embedded_registry.config import load_config
 from embedded_registry.storage.factory import open_storage
 from embedded_registry.storage.store import DriverStorage
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
+from tests.helpers.spec import digest_of, push_blob_bytes, start_upload, with_query
 from tests.s3.test_s3_registry import bucket_keys, pending_multipart_uploads
-from tests.server.spec_support import digest_of, push_blob_bytes, start_upload, with_query
 from tui.imagegen import make_image, push_image
 
 pytestmark = pytest.mark.slow

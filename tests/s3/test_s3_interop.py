@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, distribution_on_s3, registry_config
 from tests.helpers.servers import require_tool
-from tests.server.spec_support import digest_of, start_upload, with_query
+from tests.helpers.spec import digest_of, start_upload, with_query
 from tui.imagegen import Image, make_image, push_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.interop]

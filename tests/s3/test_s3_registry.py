@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
 from tests.helpers.servers import RunningRegistry
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     digest_of,
     push_blob_bytes,
     start_upload,

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.helpers.servers import RunningRegistry
-from tests.server.spec_support import client_for
+from tests.helpers.spec import client_for
 
 
 @pytest.fixture

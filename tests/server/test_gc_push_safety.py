@@ -24,7 +24,7 @@ from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.paths import KEYS, Layout
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry
-from tests.server.spec_support import blob_on_disk, upload_files
+from tests.helpers.spec import blob_on_disk, upload_files
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers.servers import RunningRegistry, bundled_registry, require_tool
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     ACCEPT_ALL,
     assert_oci_error,
     client_for,

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry
-from tests.server.spec_support import assert_oci_error, files_under
+from tests.helpers.spec import assert_oci_error, files_under
 from tui.imagegen import OCI_MANIFEST
 
 pytestmark = pytest.mark.timeout(120)

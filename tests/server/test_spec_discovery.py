@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     assert_oci_error,
     push_blob_bytes,
     push_manifest_blob,

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.helpers.servers import RunningRegistry
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     OCTETS,
     assert_oci_error,
     blob_files,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.helpers.servers import RunningRegistry, bundled_registry
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     ACCEPT_ALL,
     V2,
     assert_oci_error,

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     ACCEPT_ALL,
     assert_oci_error,
     push_blob_bytes,

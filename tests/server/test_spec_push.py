@@ -7,7 +7,7 @@ import threading
 import httpx
 
 from tests.helpers.servers import RunningRegistry
-from tests.server.spec_support import (
+from tests.helpers.spec import (
     ACCEPT_ALL,
     OCTETS,
     assert_oci_error,

@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry, in_ci
-from tests.server.spec_support import assert_oci_error, blob_files, files_under, upload_files
+from tests.helpers.spec import assert_oci_error, blob_files, files_under, upload_files
 from tui.imagegen import OCI_MANIFEST
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.helpers.servers import RunningRegistry, bundled_registry, require_tool
+from tests.helpers.spec import ACCEPT_ALL
 from tests.helpers.tls import Pki, make_pki
-from tests.server.spec_support import ACCEPT_ALL
 from tui.imagegen import make_image, push_image, write_oci_layout
 
 

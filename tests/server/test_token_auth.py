@@ -30,6 +30,7 @@ from tests.helpers.servers import (
     require_tool,
     server_env,
 )
+from tests.helpers.spec import ACCEPT_ALL, assert_oci_error, client_for, files_under
 from tests.helpers.tokens import (
     Signer,
     TokenServer,
@@ -39,7 +40,6 @@ from tests.helpers.tokens import (
     pem,
     token_server,
 )
-from tests.server.spec_support import ACCEPT_ALL, assert_oci_error, client_for, files_under
 from tui.client.auth import Credentials, RegistryAuth
 from tui.imagegen import make_image, push_image, write_oci_layout
 

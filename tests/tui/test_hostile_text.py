@@ -18,7 +18,7 @@ from textual.notifications import Notification
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from tests.client.hostile_registry import serve
+from tests.helpers.hostile_registry import serve
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import RunningRegistry
 from tests.tui.conftest import AppFactory, wait_for

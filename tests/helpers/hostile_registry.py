@@ -4,8 +4,8 @@ trickles), a recorder of what reaches a server, and layer bombs made without inf
 
 Run as a module, it is the subprocess the RSS tests measure::
 
-    python -m tests.client.hostile_registry manifest HOST
-    python -m tests.client.hostile_registry layer HOST DIGEST [MAX_EXPANDED_BYTES]
+    python -m tests.helpers.hostile_registry manifest HOST
+    python -m tests.helpers.hostile_registry layer HOST DIGEST [MAX_EXPANDED_BYTES]
 
 It prints one JSON line: ``{"grown_kib": ..., "error": type name, "message": str(error)}``,
 where ``grown_kib`` is how much the process's peak RSS grew during the operation.
