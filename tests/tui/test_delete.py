@@ -167,3 +167,33 @@ async def test_read_only_hides_every_deletion(
         await pilot.pause(0.2)
         assert app.screen is screen and not screen.marked
         assert len(await tags_of(fresh_demo, "library/alpine-demo")) == 4
+
+
+async def test_a_tag_pushed_onto_the_digest_while_the_dialog_is_open_stops_the_delete(
+    fresh_demo: RunningRegistry, app_for: AppFactory
+) -> None:
+    """The dialog named four tags; a fifth pushed before ``y`` means the operator has not seen
+    everything the delete would take: nothing is deleted, and the screen says which tag."""
+    app = app_for(fresh_demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_repo(pilot, app, "library/alpine-demo")
+        digest = screen.rows["3.19"].digest
+        assert digest is not None
+        await move_to(pilot, screen, "3.19")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        async with httpx.AsyncClient(base_url=fresh_demo.url) as http:
+            got = await http.get(
+                f"/v2/library/alpine-demo/manifests/{digest}", headers={"Accept": ACCEPT}
+            )
+            put = await http.put(
+                "/v2/library/alpine-demo/manifests/pinned-by-ci",
+                content=got.content,
+                headers={"Content-Type": got.headers["Content-Type"]},
+            )
+            assert put.status_code == 201
+        await pilot.press("y")
+        await wait_for(pilot, lambda: any("pinned-by-ci" in n for n in notifications(app)))
+        assert "Nothing was deleted" in next(n for n in notifications(app) if "pinned-by-ci" in n)
+        assert await manifest_status(fresh_demo, "library/alpine-demo", digest) == 200
+        assert "pinned-by-ci" in await tags_of(fresh_demo, "library/alpine-demo")

@@ -495,6 +495,18 @@ class RepositoryScreen(RegtuiScreen):
             return
         self.set_status(f"Deleting {short_digest(plan.digest)}…")
         try:
+            now = await client.plan_delete(self.repository, plan.digest)
+            newcomers = sorted(set(now.tags) - set(plan.tags))
+            if newcomers:
+                self.notify(
+                    visible_markup(
+                        f"Nothing was deleted: {', '.join(newcomers)} now point at "
+                        f"{short_digest(plan.digest)} too, since you confirmed."
+                    ),
+                    severity="warning",
+                )
+                self.load_tags()
+                return
             await client.delete_manifest(self.repository, plan.digest)
         except DeleteDisabledError as error:
             self._deletion_refused(error)
