@@ -173,17 +173,21 @@ async def test_names_tags_and_errors_from_a_hostile_registry_are_escaped() -> No
         ls = await regtui("ls", host)
         tags = await regtui("tags", f"{host}/ok/app")
         refs = await regtui("refs", host, "--repo-filter", "ok/*")
-        # A name no URL can hold: the walk stops with one line (the URL error quotes it).
+        # A name no URL can hold: skipped with one escaped warning, the walk goes on.
         refs_all = await regtui("refs", host)
+        refs_json = await regtui("refs", host, "--json")
         error = await regtui("tags", f"{host}/gone/app")
-    for ran in (ls, tags, refs):
+    for ran in (ls, tags, refs, refs_all, refs_json):
         assert ran.code == 0, ran.err
         no_terminal_controls(ran.out + ran.err)
     assert ls.out.splitlines() == ["ok/app", escaped(EVIL_REPO)]
     assert tags.out.splitlines() == ["v0", escaped(EVIL_TAG)]
     assert refs.out.splitlines() == [f"{host}/ok/app:v0", f"{host}/ok/app:{escaped(EVIL_TAG)}"]
-    for failed in (refs_all, error):
-        assert failed.code == 1
-        no_terminal_controls(failed.out + failed.err)
-        assert len(failed.err.splitlines()) == 1 and failed.err.startswith("regtui: error: ")
+    assert refs_all.out == refs.out
+    assert refs_all.err.startswith("regtui: warning: skipped ")
+    assert len(refs_all.err.splitlines()) == 1 and escaped(CLEAR) in refs_all.err
+    assert json.loads(refs_json.out)["skipped"] == [EVIL_REPO]
+    assert error.code == 1
+    no_terminal_controls(error.out + error.err)
+    assert len(error.err.splitlines()) == 1 and error.err.startswith("regtui: error: ")
     assert escaped(CLEAR) in error.err and "forged" in error.err  # said, on the same line

@@ -175,15 +175,29 @@ def _show_tags(
 async def _refs(args: argparse.Namespace) -> int:
     import fnmatch
 
+    from tui.client.reference import NAME_RE
+
     host, registry = c.host_registry(args.host)
     patterns: list[str] = args.repo_filter or []
     found: list[dict[str, str]] = []
+    skipped: list[str] = []
+
+    def addressable(repo: str) -> bool:
+        """A name outside the distribution spec's grammar has no URL to read its tags from:
+        it is skipped with a warning, and the walk goes on."""
+        if NAME_RE.match(repo):
+            return True
+        skipped.append(repo)
+        c.warn(f"skipped {repo!r}: not a repository name the distribution spec allows")
+        return False
+
     async with c.client(args, registry, max_concurrency=args.concurrency) as client:
         repos = (
             repo
             async for page in client.iter_catalog(args.page_size)
             for repo in page
-            if not patterns or any(fnmatch.fnmatchcase(repo, p) for p in patterns)
+            if (not patterns or any(fnmatch.fnmatchcase(repo, p) for p in patterns))
+            and addressable(repo)
         )
         async for repo, tags in all_tags(client, repos, args.concurrency, args.page_size):
             for tag in tags:
@@ -192,7 +206,7 @@ async def _refs(args: argparse.Namespace) -> int:
                 else:
                     c.say(f"{host}/{repo}:{tag}")
     if args.json:
-        c.print_json({"registry": host, "refs": found})
+        c.print_json({"registry": host, "refs": found, "skipped": skipped})
     return c.EXIT_OK
 
 
