@@ -142,10 +142,7 @@ def test_every_scripting_command_loads_no_app_nor_server(
     ):
         modules = modules_of(tmp_path, *argv)
         assert "tui.client.registry" in modules, argv  # the command did run, on the client
-        # rm: tui.data.deletion imports tui.logic.image_view (for artifact_kind), which imports
-        # rich.text at the top: a cost of rm's (~50 ms) outside the command modules.
-        cli = tuple(m for m in HTTPX_CLI if not (argv[0] == "rm" and m == "rich"))
-        assert loaded(modules, APP + SERVER + cli + ("httpcore", "anyio")) == [], argv
+        assert loaded(modules, APP + SERVER + HTTPX_CLI + ("httpcore", "anyio")) == [], argv
 
 
 def test_the_bulk_commands_walk_on_aiohttps_pool(registry: RunningRegistry, tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from tui.client.models import (
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
+    artifact_kind,
     parse_manifest,
 )
 from tui.logic.fmt import count_of
 from tui.logic.image_view import (
     NO_REFERRERS,
     ChildManifest,
-    artifact_kind,
     copy_notice,
     document_heading,
     index_size_text,

@@ -158,6 +158,16 @@ class Schema1Manifest:
 Manifest = ImageManifest | ImageIndex | Schema1Manifest
 
 
+def artifact_kind(manifest: Manifest) -> str | None:
+    """What kind of artifact this is (its artifact type, else its config media type), or
+    ``None`` for an image ``docker pull`` can run."""
+    if isinstance(manifest, ImageManifest) and manifest.is_artifact:
+        return manifest.artifact_type or manifest.config.media_type
+    if isinstance(manifest, ImageIndex):
+        return manifest.artifact_type
+    return None
+
+
 @dataclass(frozen=True)
 class ManifestResult:
     """A manifest as fetched: its digest (computed locally), media type, raw bytes, parsed model."""

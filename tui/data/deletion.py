@@ -17,9 +17,8 @@ from tui.client import (
     NotFoundError,
     RegistryClient,
 )
-from tui.client.models import INDEX_MEDIA_TYPES
+from tui.client.models import INDEX_MEDIA_TYPES, artifact_kind
 from tui.logic.deletion import DeleteContext, ParentIndex, SubjectRef
-from tui.logic.image_view import artifact_kind
 
 MAX_INDEXES_READ = 200
 """At most this many distinct indexes are read to find the ones listing a manifest."""

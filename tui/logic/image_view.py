@@ -43,17 +43,6 @@ def is_artifact(manifest: Manifest) -> bool:
     return False
 
 
-def artifact_kind(manifest: Manifest) -> str | None:
-    """What kind of artifact this is (its artifact type, else its config media type)."""
-    if not is_artifact(manifest):
-        return None
-    if isinstance(manifest, ImageManifest):
-        return manifest.artifact_type or manifest.config.media_type
-    if isinstance(manifest, ImageIndex):
-        return manifest.artifact_type
-    return None
-
-
 def pull_command_for(
     host: str, repository: str, reference: str, result: ManifestResult | None
 ) -> str | None:
