@@ -88,7 +88,11 @@ DESCRIPTOR = {"digest": Digest, "media_type": str, "size": int}
 LS = {"registry": str, "repositories": ListOf(str)}
 TAGS = {"registry": str, "repository": str, "tags": ListOf(str)}
 TAGS_LONG = {**TAGS, "manifests": ListOf({"tag": str, **DESCRIPTOR})}
-REFS = {"registry": str, "refs": ListOf({"repository": str, "tag": str, "ref": str})}
+REFS = {
+    "registry": str,
+    "refs": ListOf({"repository": str, "tag": str, "ref": str}),
+    "skipped": ListOf(str),
+}
 INSPECT_COMMON = {
     "registry": str,
     "repository": str,
