@@ -19,6 +19,7 @@ from tui.commands._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    Parser,
     fail,
 )
 
@@ -37,7 +38,7 @@ __all__ = [
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The whole parser; with ``argv``, only the command it runs is built in full (the others
     are named with their summary: ``regtui tags`` never imports the app or the server)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="regtui",
         description="Explore, clean and serve container registries from the terminal.",
     )

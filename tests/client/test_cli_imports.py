@@ -56,6 +56,10 @@ NOT_ON_THE_QUICK_PATH = (
     "tui.client.registry",
     "tui.client._h11",
     "tui.client.models",
+    "h11",
+    "dataclasses",
+    "shutil",
+    "encodings.idna",
 )
 """What ``regtui tags``/``ls`` do without on a plain registry (httpx ~26 ms, asyncio ~33 ms,
 the auth code ~10 ms of a 110 ms command before)."""

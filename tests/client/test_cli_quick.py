@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,69 @@ async def test_a_silent_registry_is_reported_once() -> None:
     assert len(err.splitlines()) == 1, err
     assert f"{host} did not answer in time" in err and "1 s" in err
     assert [s.url for s in recorder.seen] == ["/v2/app/tags/list?n=1000"]
+
+
+def _answer_once(raw: bytes) -> tuple[str, threading.Thread]:
+    """A loopback server that reads one request and writes ``raw`` back, then closes."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve_one() -> None:
+        connection, _ = listener.accept()
+        with connection, listener:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            connection.sendall(raw)
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    return f"127.0.0.1:{listener.getsockname()[1]}", thread
+
+
+BODY = b'{"name": "app", "tags": ["v1", "v2"]}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY), ["v1", "v2"]),
+        (b"HTTP/1.0 200 OK\r\n\r\n" + BODY, ["v1", "v2"]),  # the body ends when the server closes
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"a;ext=1\r\n"
+            + BODY[:10]
+            + b"\r\n"
+            + b"%x\r\n" % (len(BODY) - 10)
+            + BODY[10:]
+            + b"\r\n0\r\nX-Trailer: t\r\n\r\n",
+            ["v1", "v2"],
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(BODY), BODY),
+            ["v1", "v2"],
+        ),
+        # Anything but a plain answer goes to the full client (None here):
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n" + BODY, None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n folded\r\n\r\n%s" % (len(BODY), BODY), None),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + BODY, None),  # cut short
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", None),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}", None),
+        (b"HTTP/1.1 200 OK\r\nLink: </v2/x>; rel=next\r\nContent-Length: 2\r\n\r\n{}", None),
+        (b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}", None),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", None),
+    ],
+)
+def test_the_quick_readers_http_is_strict(raw: bytes, expected: list[str] | None) -> None:
+    from tui.client.quick import quick_names
+
+    host, thread = _answer_once(raw)
+    assert quick_names(host, "/v2/app/tags/list", "tags", timeout=10) == expected
+    thread.join(5)

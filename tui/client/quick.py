@@ -29,8 +29,6 @@ import os
 import socket
 import time
 
-import h11
-
 from tui.client._dockerconfig import may_have_credentials
 from tui.client.reference import api_host, is_loopback_host, parse_registry
 
@@ -81,7 +79,7 @@ def quick_names(
         from tui.client.errors import RegistryTimeoutError
 
         raise RegistryTimeoutError.late(host, f"GET {scheme}://{host}{target}", timeout) from None
-    except (OSError, h11.ProtocolError, ValueError):
+    except (OSError, ValueError):
         return None  # refused, reset, TLS, not HTTP: the client says which
     return None if body is None else _names(body, key)
 
@@ -116,7 +114,10 @@ def _connect(scheme: str, host: str, insecure: bool, deadline: float) -> socket.
     name, _, port = host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
     name = name.strip("[]")  # an IPv6 literal
     port_number = int(port or (443 if scheme == "https" else 80))
-    sock = socket.create_connection((name, port_number), _left(deadline))
+    # An ASCII name goes as bytes: a str is encoded with the idna codec first, whose import
+    # (unicodedata, stringprep) costs more than the rest of resolving a loopback address.
+    address = name.encode("ascii") if name.isascii() else name
+    sock = socket.create_connection((address, port_number), _left(deadline))  # type: ignore[arg-type]
     if scheme == "http":
         return sock
     import ssl
@@ -128,46 +129,141 @@ def _connect(scheme: str, host: str, insecure: bool, deadline: float) -> socket.
     return context.wrap_socket(sock, server_hostname=name)
 
 
+class _Reader:
+    """Bytes of one socket, each read within the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.buffer = bytearray()
+        self.closed = False
+
+    def _fill(self) -> None:
+        self.sock.settimeout(_left(self.deadline))
+        data = self.sock.recv(65536)
+        if not data:
+            self.closed = True
+        self.buffer += data
+
+    def until(self, mark: bytes, limit: int) -> bytes | None:
+        """Up to and without ``mark`` (consumed too); ``None`` past ``limit`` bytes or at EOF."""
+        while True:
+            at = self.buffer.find(mark)
+            if at >= 0:
+                found = bytes(self.buffer[:at])
+                del self.buffer[: at + len(mark)]
+                return found
+            if len(self.buffer) > limit or self.closed:
+                return None
+            self._fill()
+
+    def exactly(self, count: int) -> bytes | None:
+        while len(self.buffer) < count:
+            if self.closed:
+                return None
+            self._fill()
+        found = bytes(self.buffer[:count])
+        del self.buffer[:count]
+        return found
+
+    def rest(self, limit: int) -> bytes | None:
+        while not self.closed:
+            if len(self.buffer) > limit:
+                return None
+            self._fill()
+        return bytes(self.buffer) if len(self.buffer) <= limit else None
+
+
+_MAX_HEAD = 64 * 1024
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _head(reader: _Reader) -> tuple[int, dict[bytes, bytes]] | None:
+    """The status and headers (names lower-cased) of the next answer; ``None`` for anything
+    but a plain, well-formed HTTP/1.x head (the client then asks, and says what is wrong)."""
+    block = reader.until(b"\r\n\r\n", _MAX_HEAD)
+    if block is None:
+        return None
+    status_line, *lines = block.split(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not parts[1].isdigit():
+        return None
+    headers: dict[bytes, bytes] = {}
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or not set(name) <= _TOKEN:
+            return None  # also an obs-folded line (it starts with a space)
+        key, value = name.lower(), value.strip(b" \t")
+        if key in headers and headers[key] != value:
+            return None  # two Content-Lengths that differ, two encodings...
+        headers[key] = value
+    return int(parts[1]), headers
+
+
+def _chunked(reader: _Reader) -> bytes | None:
+    body = bytearray()
+    while True:
+        line = reader.until(b"\r\n", 1024)
+        if line is None:
+            return None
+        size_text = line.split(b";", 1)[0].strip()
+        if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+            return None
+        size = int(size_text, 16)
+        if size == 0:
+            while (trailer := reader.until(b"\r\n", 8192)) is not None and trailer:
+                pass  # trailers: read and dropped
+            return bytes(body) if trailer is not None else None
+        if len(body) + size > MAX_QUICK_BYTES:
+            return None
+        chunk = reader.exactly(size + 2)
+        if chunk is None or not chunk.endswith(b"\r\n"):
+            return None
+        body += chunk[:-2]
+
+
+def _body(reader: _Reader, headers: dict[bytes, bytes]) -> bytes | None:
+    encoding = headers.get(b"transfer-encoding")
+    length = headers.get(b"content-length")
+    if encoding is not None:
+        if encoding.lower() != b"chunked" or length is not None:
+            return None
+        return _chunked(reader)
+    if length is not None:
+        if not length.isdigit() or int(length) > MAX_QUICK_BYTES:
+            return None
+        return reader.exactly(int(length))
+    return reader.rest(MAX_QUICK_BYTES)  # until the server closes (Connection: close)
+
+
 def _get(scheme: str, host: str, target: str, insecure: bool, deadline: float) -> bytes | None:
     """The body of a ``200`` to ``GET target`` without ``Link`` nor encoding, else ``None``;
-    ``TimeoutError`` past ``deadline`` (``time.monotonic()``), a trickling answer included."""
-    connection = h11.Connection(h11.CLIENT)
+    ``TimeoutError`` past ``deadline`` (``time.monotonic()``), a trickling answer included.
+
+    HTTP/1.1 is spoken here in a few lines rather than with h11 (the client's light transport):
+    h11 and the :mod:`dataclasses` it loads are a sixth of ``regtui tags``. The reading is
+    strict: anything but a plain answer (a malformed head, two lengths, an encoding, a ``Link``)
+    is ``None``, and the client asks again with h11 or aiohttp."""
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: regtui\r\nAccept: */*\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("ascii")
     with _connect(scheme, host, insecure, deadline) as sock:
         sock.settimeout(_left(deadline))
-        request = h11.Request(
-            method="GET",
-            target=target,
-            headers=[
-                ("Host", host),
-                ("User-Agent", "regtui"),
-                ("Accept", "*/*"),
-                ("Connection", "close"),
-            ],
-        )
-        sock.sendall(connection.send(request) + connection.send(h11.EndOfMessage()))
-        response: h11.Response | None = None
-        body = bytearray()
+        sock.sendall(request)
+        reader = _Reader(sock, deadline)
         while True:
-            event = connection.next_event()
-            if event is h11.NEED_DATA:
-                sock.settimeout(_left(deadline))
-                connection.receive_data(sock.recv(65536))
-                continue
-            if isinstance(event, h11.Response):
-                response = event
-                headers = {name.lower(): value for name, value in event.headers}
-                if (
-                    event.status_code != 200
-                    or b"link" in headers
-                    or headers.get(b"content-encoding", b"identity") != b"identity"
-                ):
-                    return None
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > MAX_QUICK_BYTES:
-                    return None
-            elif isinstance(event, h11.EndOfMessage):
-                return bytes(body) if response is not None else None
-            elif isinstance(event, h11.ConnectionClosed):
+            head = _head(reader)
+            if head is None:
                 return None
-            # (an informational 1xx answer: the real one follows)
+            status, headers = head
+            if 100 <= status < 200 and status != 101:
+                continue  # an informational answer: the real one follows
+            break
+        if (
+            status != 200
+            or b"link" in headers
+            or headers.get(b"content-encoding", b"identity").lower() != b"identity"
+        ):
+            return None
+        return _body(reader, headers)

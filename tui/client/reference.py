@@ -8,7 +8,7 @@ by ``registry-1.docker.io``) and single-component names get the ``library/`` pre
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "DOCKER_HUB",
@@ -37,8 +37,11 @@ class InvalidReferenceError(ValueError):
     """The text is not an image reference (a usage error for the CLI)."""
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
+    """An image reference, parsed. (A named tuple, not a dataclass: ``regtui tags`` parses one
+    on its quick path, and :mod:`dataclasses` costs its imports, ``inspect`` among them, a
+    few milliseconds of a command that should take a few tens.)"""
+
     registry: str
     """As the user names it: ``docker.io``, ``127.0.0.1:5000``, ``ghcr.io``."""
     repository: str

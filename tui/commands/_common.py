@@ -10,6 +10,8 @@ RFC 3339 UTC strings, platforms as ``{"os", "architecture", "variant"}`` objects
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -49,9 +51,41 @@ class UsageError(Exception):
     """A mistake in the command line: exit code 2."""
 
 
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` finds it (``COLUMNS``, then
+    stdout's terminal, else 80), without importing :mod:`shutil`, which loads ``bz2`` and
+    ``lzma`` (a few milliseconds of every start: argparse asks for the width on each
+    ``add_argument``)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with its help laid out for :func:`_columns` (the formatter class it
+    is given, or argparse's, told the width); its subparsers are of this class too."""
+
+    def __init__(
+        self,
+        *args: Any,
+        formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
+        **kwargs: Any,
+    ) -> None:
+        width = _columns() - 2
+        sized = functools.partial(formatter_class, width=width)
+        super().__init__(*args, formatter_class=sized, **kwargs)  # type: ignore[arg-type,misc]
+
+
 def common_parser() -> argparse.ArgumentParser:
     """The access flags and ``--json``: the parent parser of every scripting command."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     add_access_arguments(common)
     add_output_arguments(common)
     return common

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tui.commands._common import (
     EXIT_ERROR,
     EXIT_OK,
+    Parser,
     fail,
     print_json,
     repo_usage_table,
@@ -97,7 +98,7 @@ def offline_parser(argv: list[str], prog: str = "regtui") -> argparse.ArgumentPa
         add = _add_du_root
     else:
         return None
-    parser = argparse.ArgumentParser(prog=prog)
+    parser = Parser(prog=prog)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     add(subparsers)
