@@ -23,6 +23,8 @@ from embedded_registry.config import Config, ConfigError, HtpasswdConfig, TokenC
 from embedded_registry.health import APP_KEY as HEALTH_KEY
 from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
+from embedded_registry.proxy import middleware as mirror_middleware
+from embedded_registry.proxy import setup as setup_mirrors
 from embedded_registry.routes import (
     base,
     blobs,
@@ -314,6 +316,8 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
         middlewares.append(authentication)
     if config.storage.read_only:
         middlewares.append(read_only_middleware)
+    if config.proxies:  # pull-through caches: after auth, before the routes
+        middlewares.append(mirror_middleware)
     logger_class = AccessLogger if metrics is None else MeteredAccessLogger
     app = web.Application(
         middlewares=middlewares,
@@ -331,6 +335,8 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app.on_response_prepare.append(_add_headers)
     app.cleanup_ctx.append(_upload_purger)
     _setup_extensions(app)
+    if config.proxies:
+        setup_mirrors(app, config)
     for module in (base, catalog, uploads, blobs, manifests, tags, referrers):
         module.setup_routes(app)
     return app

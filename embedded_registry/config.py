@@ -10,7 +10,8 @@ Fail closed: the sections that guard data and access (``auth``, ``storage``, ``h
 misspelled or unsupported method or driver (``auth: {htpassword: ...}``, ``storage: {gcs: ...}``),
 a section of the wrong type (``auth: htpasswd``, ``storage: []``, ``storage: s3``), an empty
 section, two auth methods or two storage drivers are ``ConfigError``; so is a non-string path
-(``rootdirectory: 5``) and ``proxy`` (the pull-through cache is not implemented). The sections
+(``rootdirectory: 5``). ``proxy`` (a pull-through cache: ``remoteurl``, ``username``,
+``password``, ``ttl``) is checked as strictly (see :class:`ProxyConfig`). The sections
 that watch the registry are honoured exactly too: an unknown or malformed key of ``health`` or
 ``http.debug`` is a ``ConfigError``, and so is ``notifications`` with an endpoint that is not
 ``disabled: true`` (webhooks are not implemented yet). A known section of any other type
@@ -32,6 +33,8 @@ serves both). It governs the administrative extension endpoints (storage report,
         admins: [alice]    # users (htpasswd) or token subjects who may call them
 
 or ``REGISTRY_REGTUI_EXTENSIONS_ENABLED=false`` and ``REGISTRY_REGTUI_EXTENSIONS_ADMINS=alice,bob``.
+``regtui.proxy`` is a list of pull-through caches, each under its own namespace
+(:func:`_parse_proxies`).
 The local admin secret (:mod:`embedded_registry.admin`) opens them on the same machine whatever
 the admins list says.
 """
@@ -44,8 +47,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+
+from embedded_registry import names
 
 ENV_PREFIX = "REGISTRY_"
 DEFAULT_HOST = "127.0.0.1"
@@ -250,6 +256,28 @@ class ExtensionsConfig:
     GC)."""
 
 
+DEFAULT_PROXY_TTL = 168 * 3600.0
+"""Distribution's ``proxy.ttl`` default (a week); 0 keeps cached content until GC'd by hand."""
+DEFAULT_PROXY_TIMEOUT = 30.0
+"""How long the cache waits for an upstream to connect or to send the next bytes."""
+PROXY_KEYS = frozenset({"remoteurl", "username", "password", "ttl"})
+REGTUI_PROXY_KEYS = PROXY_KEYS | {"namespace", "timeout"}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """A pull-through cache of one upstream registry: Distribution's ``proxy`` section
+    (``namespace`` empty: every repository is the upstream's), or one entry of regtui's
+    ``regtui.proxy`` list (repositories under ``<namespace>/`` only)."""
+
+    remoteurl: str
+    namespace: str = ""
+    username: str | None = None
+    password: str | None = None
+    ttl: float = DEFAULT_PROXY_TTL
+    timeout: float = DEFAULT_PROXY_TIMEOUT
+
+
 @dataclass
 class Config:
     storage: StorageConfig
@@ -259,6 +287,8 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     warnings: list[str] = field(default_factory=list)
+    proxies: tuple[ProxyConfig, ...] = ()
+    """Pull-through caches, Distribution's ``proxy`` and regtui's ``regtui.proxy``."""
 
     @property
     def scheme(self) -> str:
@@ -523,6 +553,104 @@ def _parse_url_path(value: Any) -> str:
     return text
 
 
+def _parse_remote_url(value: Any) -> str:
+    """An ``http(s)://host[:port]`` base URL, without credentials, query or fragment."""
+    text = _parse_text(value).strip()
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValueError(f"{text!r} has a bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("put the credentials in username and password, not in the URL")
+    if parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise ValueError(f"{text!r} must be a registry's base URL (no path, query or fragment)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _proxy_ttl(value: Any) -> float:
+    ttl = parse_duration(value)
+    if ttl < 0:
+        raise ValueError("ttl must not be negative")
+    return ttl
+
+
+def _proxy_config(item: Mapping[str, Any], where: str, namespace: str = "") -> ProxyConfig:
+    """One upstream's settings (``item`` with lower-case keys, already checked for unknown
+    ones); ``where`` names it in messages."""
+    if "remoteurl" not in item:
+        raise ValueError(f"{where} needs remoteurl")
+    try:
+        remoteurl = _parse_remote_url(item["remoteurl"])
+    except ValueError as exc:
+        raise ValueError(f"{where}.remoteurl: {exc}") from None
+    username = item.get("username")
+    password = item.get("password")
+    for key, text in (("username", username), ("password", password)):
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"{where}.{key} must be a string, not {_kind(text)}")
+    if bool(username) != bool(password):
+        raise ValueError(f"{where} needs both username and password, or neither")
+    try:
+        ttl = _proxy_ttl(item.get("ttl", DEFAULT_PROXY_TTL))
+        timeout = parse_duration(item.get("timeout", DEFAULT_PROXY_TIMEOUT))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if timeout <= 0:
+        raise ValueError(f"{where}.timeout must be positive")
+    return ProxyConfig(
+        remoteurl=remoteurl,
+        namespace=namespace,
+        username=username or None,
+        password=password or None,
+        ttl=ttl,
+        timeout=timeout,
+    )
+
+
+def _parse_proxies(value: Any) -> tuple[ProxyConfig, ...]:
+    """``regtui.proxy``: a list of ``{namespace, remoteurl, username, password, ttl,
+    timeout}``; namespaces are repository names, distinct, none inside another."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected a list of upstreams (- namespace: ...), not {_kind(value)}")
+    proxies: list[ProxyConfig] = []
+    for number, item in enumerate(value, 1):
+        where = f"upstream {number}"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} must be a mapping, not {_kind(item)}")
+        item = {str(k).lower(): v for k, v in item.items()}
+        unknown = sorted(set(item) - REGTUI_PROXY_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown key {unknown[0]}")
+        namespace = item.get("namespace")
+        if not isinstance(namespace, str) or not names.is_valid_name(namespace.strip("/")):
+            raise ValueError(f"{where} needs a namespace that is a repository name (e.g. hub)")
+        namespace = namespace.strip("/")
+        for other in proxies:
+            if other.namespace == namespace:
+                raise ValueError(f"namespace {namespace} is configured twice")
+            if namespace.startswith(other.namespace + "/") or other.namespace.startswith(
+                namespace + "/"
+            ):
+                raise ValueError(f"namespace {namespace} overlaps {other.namespace}")
+        proxies.append(_proxy_config(item, f"{where} ({namespace})", namespace))
+    return tuple(proxies)
+
+
+def _check_proxy(values: Mapping[str, Any]) -> tuple[ProxyConfig, ...]:
+    """Distribution's ``proxy`` section (every repository) and regtui's ``regtui.proxy``."""
+    given = {k.removeprefix("proxy."): v for k, v in values.items() if k.startswith("proxy.")}
+    proxies: tuple[ProxyConfig, ...] = ()
+    if given:
+        try:
+            proxies = (_proxy_config(given, "proxy"),)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return proxies + tuple(values.get("regtui.proxy", ()))
+
+
 # The subset of Distribution's configuration regtui reads: dotted key -> parser.
 KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "version": _parse_str,
@@ -581,13 +709,16 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     # regtui's own section (Distribution ignores unknown top-level keys).
     "regtui.extensions.enabled": parse_bool,
     "regtui.extensions.admins": _parse_names,
+    "proxy.remoteurl": lambda value: value,  # checked with the section (_check_proxy)
+    "proxy.username": lambda value: value,
+    "proxy.password": lambda value: value,
+    "proxy.ttl": lambda value: value,
+    "regtui.proxy": _parse_proxies,
 }
 # Mappings whose children are data, not keys.
-_LEAF_MAPPINGS = {"http.headers"}
+_LEAF_MAPPINGS = {"http.headers", "regtui.proxy"}
 # The sections the known keys live in: each must be a mapping (``http: x`` is an error).
-_SECTIONS = {key.rsplit(".", i)[0] for key in KNOWN_KEYS for i in range(1, key.count(".") + 1)} | {
-    "proxy"
-}
+_SECTIONS = {key.rsplit(".", i)[0] for key in KNOWN_KEYS for i in range(1, key.count(".") + 1)}
 _OTHER_STORAGE_DRIVERS = {"gcs", "azure", "swift", "oss", "inmemory"}
 _STORAGE_DRIVERS = {"filesystem", "s3"} | _OTHER_STORAGE_DRIVERS
 _STORAGE_SETTINGS = {"maintenance", "cache", "delete", "redirect", "tag"}
@@ -610,10 +741,6 @@ _WARN_ONLY = (
     "storage.s3.loglevel",
 )
 """Keys under ``storage`` that tune performance or logging only: ignored with a warning."""
-PROXY_REFUSED = (
-    "proxy: the pull-through cache (proxy.remoteurl) is not supported yet; remove the proxy "
-    "section to serve this storage as a plain registry"
-)
 
 
 def _under(key: str, sections: tuple[str, ...]) -> bool:
@@ -657,8 +784,6 @@ def _flatten(data: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
     """``data`` as dotted keys; a section of the wrong type is a ConfigError."""
     for key, value in data.items():
         dotted = f"{prefix}{str(key).lower()}"
-        if dotted == "proxy":
-            raise ConfigError(PROXY_REFUSED)
         guarded = _guarded(dotted)
         if dotted in _SECTIONS or (guarded and dotted not in KNOWN_KEYS):
             if value is None or value == {}:
@@ -749,8 +874,6 @@ def load_config(
     _flatten(source, "", raw)
     env_values, unknown_env = _env_values(env)
     for name in unknown_env:
-        if name.startswith(ENV_PREFIX + "PROXY"):
-            raise ConfigError(PROXY_REFUSED)
         _check_strict(_env_key(name))
         if _env_key(name).startswith("notifications.endpoints"):
             raise ConfigError(NOTIFICATIONS_REFUSED)
@@ -932,6 +1055,7 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         ),
         extensions=extensions,
         warnings=warnings,
+        proxies=_check_proxy(values),
     )
 
 

@@ -125,14 +125,22 @@ class RegistryStorage(abc.ABC):
 
     @abc.abstractmethod
     async def put_manifest(
-        self, name: str, reference: str, body: bytes, content_type: str
+        self,
+        name: str,
+        reference: str,
+        body: bytes,
+        content_type: str,
+        *,
+        verify_references: bool = True,
     ) -> tuple[str, ManifestInfo]:
         """Store ``body`` as a manifest of ``name`` under ``reference`` (a tag, or the digest
         it must have) and commit it: blob, revision link, then the tag's links. The body is
         parsed as ``content_type`` says (MANIFEST_INVALID when its fields contradict it);
         every blob it references must be linked in ``name`` and every child manifest
-        present (MANIFEST_BLOB_UNKNOWN); DIGEST_INVALID when a digest reference does not
-        match. Waits while GC holds the commit lock. Its digest and description."""
+        present (MANIFEST_BLOB_UNKNOWN) unless ``verify_references`` is false (a pull-through
+        cache stores a manifest before the blobs a client fetches next, as Distribution's
+        proxy does with ``SkipLayerVerification``); DIGEST_INVALID when a digest reference
+        does not match. Waits while GC holds the commit lock. Its digest and description."""
 
     @abc.abstractmethod
     async def delete_manifest(self, name: str, digest: str) -> list[str]:
@@ -160,6 +168,16 @@ class RegistryStorage(abc.ABC):
         """The ``count`` repositories after ``last`` in catalog order, and whether more
         follow."""
         return page(await self.repositories(), last, count)
+
+    async def read_state(self, name: str) -> bytes | None:
+        """A small document of the server's own stored beside the layout (``name`` at the
+        storage root, as Distribution keeps its proxy's ``scheduler-state.json``); ``None``
+        when absent."""
+        raise NotImplementedError
+
+    async def write_state(self, name: str, data: bytes) -> None:
+        """Replace the document ``name`` of :meth:`read_state` (atomically)."""
+        raise NotImplementedError
 
     async def warm_up(self) -> None:
         """Work worth doing when the server starts rather than at the first request (the
