@@ -65,8 +65,29 @@ REFUSED: list[tuple[str, str]] = [
     ("http:\n  tls: {certificate: '', key: /k.pem}\n", "http.tls.certificate"),
     ("http:\n  tls: {certificate: /c.pem, key: /k.pem, clientcas: [/ca.pem]}\n", "clientcas"),
     ("http:\n  tls: {certificate: /c.pem}\n", "http.tls needs both"),
-    # proxy: not implemented yet, so refused rather than ignored
-    ("proxy:\n  remoteurl: https://registry-1.docker.io\n", "pull-through cache"),
+    # proxy (a pull-through cache): honoured exactly, so a malformed one is refused
+    ("proxy:\n  remoteurl: ftp://registry-1.docker.io\n", "proxy.remoteurl"),
+    ("proxy:\n  remoteurl: https://r.example\n  exec: {command: helper}\n", "proxy.exec"),
+    ("proxy:\n  remoteurl: https://r.example\n  username: u\n", "both username and password"),
+    ("proxy:\n  username: u\n  password: p\n", "proxy needs remoteurl"),
+    ("proxy:\n  remoteurl: https://u:p@r.example\n", "not in the URL"),
+    (
+        "regtui:\n  proxy:\n  - {namespace: hub, remoteurl: https://r.example, ttl: 1h, tls: x}\n",
+        "unknown key tls",
+    ),
+    ("regtui:\n  proxy:\n  - {namespace: hub, remoteurl: 'https://r.example/v2'}\n", "base URL"),
+    ("regtui:\n  proxy:\n  - {namespace: Hub!, remoteurl: https://r.example}\n", "namespace"),
+    (
+        "regtui:\n  proxy:\n  - {namespace: hub, remoteurl: https://a.example}\n"
+        "  - {namespace: hub, remoteurl: https://b.example}\n",
+        "namespace hub is configured twice",
+    ),
+    (
+        "regtui:\n  proxy:\n  - {namespace: hub, remoteurl: https://a.example}\n"
+        "  - {namespace: hub/x, remoteurl: https://b.example}\n",
+        "overlaps",
+    ),
+    ("regtui:\n  proxy: {namespace: hub, remoteurl: https://a.example}\n", "regtui.proxy"),
     ("log: 5\n", "log must be a mapping"),
 ]
 
@@ -129,7 +150,7 @@ def test_regtui_serve_refuses_a_config_it_cannot_honour(
     [
         ("auth:\n  token:\n    realm: https://auth/token\n    service: registry\n", "issuer"),
         ("storage: s3\n", "storage must be a mapping"),
-        ("proxy:\n  remoteurl: https://registry-1.docker.io\n", "pull-through cache"),
+        ("proxy:\n  remoteurl: ftp://registry-1.docker.io\n", "proxy.remoteurl"),
     ],
 )
 def test_python_m_embedded_registry_refuses_it_too(
@@ -145,7 +166,8 @@ def test_python_m_embedded_registry_refuses_it_too(
     ("variable", "expected"),
     [
         ("REGISTRY_AUTH_HTPASSWORD_PATH", "REGISTRY_AUTH_HTPASSWORD_PATH"),
-        ("REGISTRY_PROXY_REMOTEURL", "pull-through cache"),
+        ("REGISTRY_PROXY_REMOTEUR", "REGISTRY_PROXY_REMOTEUR"),
+        ("REGISTRY_PROXY_REMOTEURL", "proxy.remoteurl"),
         ("REGISTRY_STORAGE_S3_SESSIONTOKEN", "REGISTRY_STORAGE_S3_SESSIONTOKEN"),
     ],
 )
