@@ -4,8 +4,8 @@ Authentication as a registry client does it: a 401 with a ``Bearer`` challenge g
 from the realm it names (with the configured credentials, for ``repository:<name>:pull``), a
 ``Basic`` challenge the configured credentials. Credentials (the Basic header and the bearer
 token alike) go to the upstream's origin only: redirects are followed by hand, and a hop to
-another origin (a blob's CDN, a bucket) is made without ``Authorization``. The token realm
-gets the username and password only over HTTPS or on the upstream's own origin.
+another origin (a blob's CDN, a bucket) is made without ``Authorization``. The token realm the
+upstream names gets the username and password over HTTPS, or on the upstream's own host.
 
 Every failure is an :class:`UpstreamError` whose text is one sentence naming the upstream; the
 cache turns it into an OCI error (or serves what it has).
@@ -150,8 +150,11 @@ class Upstream:
             query["service"] = challenge.params["service"]
         headers = {}
         basic = self._basic()
-        # The password goes to the realm over TLS, or to the upstream's own origin.
-        if basic is not None and (realm.startswith("https://") or origin(realm) == self.origin):
+        # The password goes to the realm the upstream names over TLS, or in clear to the
+        # upstream's own host only (a token server beside a plain-HTTP registry).
+        if basic is not None and (
+            realm.startswith("https://") or origin(realm)[1] == self.origin[1]
+        ):
             headers["Authorization"] = basic
         separator = "&" if "?" in realm else "?"
         try:

@@ -24,6 +24,7 @@ from tests.helpers.servers import (
     distribution_registry,
     require_tool,
 )
+from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
 from tests.helpers.upstream_front import upstream_front
 from tests.server.spec_support import ACCEPT_ALL
 from tui.imagegen import Image, Index, make_image, make_index, push_image
@@ -414,3 +415,46 @@ def test_a_failing_or_lying_upstream_caches_nothing(
             assert stored_blobs(mirror.root) == set()
             uploads = mirror.root / V2 / "repositories" / "cache" / "team" / "app" / "_uploads"
             assert not uploads.exists() or not any(uploads.iterdir())
+
+
+# --- token auth on the upstream, as Docker Hub uses -------------------------------------------
+
+
+def test_an_upstream_with_token_auth(tmp_path: Path) -> None:
+    """Debian's docker-registry with ``auth.token`` (a Bearer challenge, as Docker Hub): the
+    cache gets a pull token for the repository with the configured credentials."""
+    issuer, service = "regtui-test-issuer", "regtui-test-upstream"
+    key = new_key()
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pem(certificate("token-signer", key)))
+    signer = Signer(key, kid=libtrust_kid(key))
+    grants = {USER: {"repository:*": ["pull", "push"]}}
+    image = app_image()
+    with token_server(
+        signer, issuer=issuer, service=service, users={USER: PASSWORD}, grants=grants
+    ) as tokens:
+        auth = {
+            "token": {
+                "realm": tokens.realm,
+                "service": service,
+                "issuer": issuer,
+                "rootcertbundle": str(bundle),
+            }
+        }
+        with distribution_registry(tmp_path / "upstream", config={"auth": auth}) as up:
+            access = [{"type": "repository", "name": "team/app", "actions": ["pull", "push"]}]
+            token = signer.token(issuer=issuer, audience=service, subject=USER, access=access)
+            headers = {"Authorization": f"Bearer {token}"}
+            with httpx.Client(base_url=up.url, headers=headers, timeout=60) as client:
+                push_image(client, "team/app", "v1", image)
+            with bundled_registry(tmp_path / "mirror", config=proxy_config(up.url)) as mirror:
+                pulled = skopeo_pull(mirror.host, "team/app:v1", tmp_path / "pulled")
+                assert pulled.returncode == 0, pulled.stderr
+                wrong = {"proxy": {"remoteurl": up.url, "username": USER, "password": "nope"}}
+            with bundled_registry(tmp_path / "refused", config=wrong) as refused:
+                answer = httpx.get(f"{refused.url}/v2/team/app/manifests/v1", timeout=60)
+        assert pulled_manifest_digest(tmp_path / "pulled") == image.digest
+        asked = [r for r in tokens.requests if r["account"] == USER]
+        assert asked and all(r["scopes"] == ["repository:team/app:pull"] for r in asked)
+        assert answer.status_code == 502
+        assert "token server refused the credentials" in answer.json()["errors"][0]["detail"]
