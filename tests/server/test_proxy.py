@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.helpers.servers import (
     bundled_registry,
     distribution_registry,
     require_tool,
+    server_env,
 )
 from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
 from tests.helpers.upstream_front import upstream_front
@@ -458,3 +460,61 @@ def test_an_upstream_with_token_auth(tmp_path: Path) -> None:
         assert asked and all(r["scopes"] == ["repository:team/app:pull"] for r in asked)
         assert answer.status_code == 502
         assert "token server refused the credentials" in answer.json()["errors"][0]["detail"]
+
+
+def test_cached_images_are_served_while_the_upstream_answers_500(tmp_path: Path) -> None:
+    image = app_image()
+    with (
+        upstream(tmp_path) as up,
+        upstream_front(up.url) as front,
+        bundled_registry(tmp_path / "mirror", config=proxy_config(front.url)) as mirror,
+    ):
+        push_image(up.url, "team/app", "v1", image, auth=(USER, PASSWORD))
+        first = skopeo_pull(mirror.host, "team/app:v1", tmp_path / "first")
+        assert first.returncode == 0, first.stderr
+        front.status = 500
+        again = skopeo_pull(mirror.host, "team/app:v1", tmp_path / "again")
+        assert again.returncode == 0, again.stderr
+        assert front.requests("HEAD", "/manifests/v1")  # the upstream was asked, and failed
+        assert pulled_manifest_digest(tmp_path / "again") == image.digest
+
+
+def _tui(*args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tui", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def test_du_and_gc_see_the_cache_as_ordinary_repositories(tmp_path: Path) -> None:
+    """A cached image and a manifest cached without its blobs (a client that stopped after the
+    manifest) are repositories to ``du``; once expired, GC frees their blobs."""
+    image, partial = app_image("full"), app_image("partial")
+    root = tmp_path / "mirror"
+    with upstream(tmp_path) as up:
+        push_image(up.url, "team/app", "v1", image, auth=(USER, PASSWORD))
+        push_image(up.url, "team/partial", "v1", partial, auth=(USER, PASSWORD))
+        config = proxy_config(up.url, ttl="3s")
+        with bundled_registry(root, config=config) as mirror:
+            pulled = skopeo_pull(mirror.host, "team/app:v1", tmp_path / "pulled")
+            assert pulled.returncode == 0, pulled.stderr
+            manifest = httpx.get(
+                f"{mirror.url}/v2/team/partial/manifests/v1", headers={"Accept": ACCEPT_ALL}
+            )
+            assert manifest.status_code == 200
+        usage = _tui("du", "--root", str(root))
+        assert [r["name"] for r in usage["repositories"]] == ["team/app", "team/partial"]
+        assert usage["blob_count"] == len(image.blobs()) + 2  # and the two manifests
+        time.sleep(3.5)
+        with bundled_registry(root, config=config):
+            assert _wait_for(lambda: not revision_exists(root, "team/app", image.digest))
+            assert _wait_for(lambda: not revision_exists(root, "team/partial", partial.digest))
+    collected = _tui("gc", "--root", str(root), "--grace-period", "0", "--force")
+    assert collected["bytes_freed"] > 0
+    assert stored_blobs(root) == set()
