@@ -141,7 +141,7 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     with contextlib.suppress(Exception):
-        await mirrors.schedule.save()
+        await mirrors.schedule.close()
     await mirrors.close()
 
 

@@ -130,6 +130,12 @@ class Mirror:
             return
         cached = await self._cached_digest(name, reference)
         try:
+            if cached is None:  # nothing to compare: one GET by tag, checked by its digest
+                await self._once(
+                    ("manifest", name, reference),
+                    lambda: self._fetch_manifest(name, remote, None, reference),
+                )
+                return
             current = await self._current_digest(remote, reference)
             if current is None:
                 if cached is not None:  # as Distribution: the cache answers what it has
@@ -208,24 +214,36 @@ class Mirror:
             )
         return body
 
-    async def _fetch_manifest(self, name: str, remote: str, digest: str, reference: str) -> str:
-        """Fetch the manifest ``digest``, verify it, store it under ``reference`` (a tag or
-        the digest itself) and schedule its expiry."""
+    async def _fetch_manifest(
+        self, name: str, remote: str, digest: str | None, reference: str
+    ) -> str:
+        """Fetch the manifest ``digest`` (None: the one the tag ``reference`` names now),
+        verify it, store it under ``reference`` (a tag or the digest itself) and schedule its
+        expiry. The bytes must hash to the digest asked for and to the one the upstream
+        announces."""
+        wanted = digest or reference
+        where = f"{remote}@{digest}" if digest else f"{remote}:{reference}"
         async with self.upstream.request(
-            "GET", f"/v2/{remote}/manifests/{digest}", name=remote, headers={"Accept": ACCEPT}
+            "GET", f"/v2/{remote}/manifests/{wanted}", name=remote, headers={"Accept": ACCEPT}
         ) as response:
             if response.status == 404:
-                raise errors.manifest_unknown({"Name": name, "Revision": digest})
-            self._check_status(response.status, f"manifest {remote}@{digest}")
-            body = await self._read_manifest(response, remote, digest)
+                raise errors.manifest_unknown(
+                    {"Name": name, "Revision": digest} if digest else {"Tag": reference}
+                )
+            self._check_status(response.status, f"manifest {where}")
+            body = await self._read_manifest(response, remote, wanted)
             content_type = response.headers.get("Content-Type", "")
             announced = response.headers.get("Docker-Content-Digest", "")
-        actual = _digest_of(body, digest.split(":", 1)[0])
-        if actual != digest or (names.is_valid_digest(announced) and announced != digest):
+        expected = digest or (announced if names.is_valid_digest(announced) else "")
+        actual = _digest_of(body, (expected or "sha256").split(":", 1)[0])
+        if (expected and actual != expected) or (
+            names.is_valid_digest(announced) and announced != actual
+        ):
             raise UpstreamError(
                 f"{self.upstream.describe()} sent a manifest whose digest is {actual or '?'}, "
-                f"not {digest}; nothing was cached"
+                f"not {expected or announced}; nothing was cached"
             )
+        digest = actual
         media_type = content_type.split(";", 1)[0].strip().lower()
         try:
             async with self.commit_lock:
@@ -239,7 +257,7 @@ class Mirror:
                 f"{self.upstream.describe()} sent an invalid manifest {digest} "
                 f"({error.detail}); nothing was cached"
             ) from None
-        await self.schedule.add(MANIFEST, name, digest, self.settings.ttl)
+        self.schedule.add(MANIFEST, name, digest, self.settings.ttl)
         return name
 
     # -- blobs ------------------------------------------------------------------------------
@@ -326,7 +344,7 @@ class Mirror:
             if not committed:
                 with contextlib.suppress(errors.RegistryError, OSError):
                     await storage.cancel_upload(name, upload_id)
-        await self.schedule.add(BLOB, name, digest, self.settings.ttl)
+        self.schedule.add(BLOB, name, digest, self.settings.ttl)
         return name
 
     # -- tags -------------------------------------------------------------------------------

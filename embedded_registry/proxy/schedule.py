@@ -2,9 +2,9 @@
 
 The state is Distribution's own document, ``scheduler-state.json`` at the storage root: a map
 from ``<repository>@<digest>`` to ``{"Key", "ExpiryData" (RFC 3339), "EntryType" (0 a blob,
-1 a manifest)}``. It is written after every change (Distribution writes it every 5 s, so a
-crash there forgets the last entries), read at start, and entries already past their time on
-start expire at once: a restart keeps the schedule, and a registry:2 cache's storage served by
+1 a manifest)}``. It is written as soon as it changes, in the background, and at a clean stop
+(Distribution writes it every 5 s); it is read at start, and entries already past their time
+then expire at once: a restart keeps the schedule, and a registry:2 cache's storage served by
 regtui keeps its own.
 
 Expiry does what Distribution's does: a manifest's revision goes (with the tags on it), a
@@ -77,6 +77,8 @@ class Schedule:
         self.entries: dict[str, Entry] = {}
         self._changed = asyncio.Event()
         self._save_lock = asyncio.Lock()
+        self._dirty = False
+        self._writer: asyncio.Future[None] | None = None
 
     async def load(self) -> None:
         data = await self._read(STATE_NAME)
@@ -103,14 +105,33 @@ class Schedule:
             document = {key: entry.document() for key, entry in sorted(self.entries.items())}
             await self._write(STATE_NAME, json.dumps(document, indent=1).encode())
 
-    async def add(self, kind: int, name: str, digest: str, ttl: float) -> None:
-        """Expire ``name@digest`` in ``ttl`` seconds (never when ``ttl`` is 0)."""
+    def add(self, kind: int, name: str, digest: str, ttl: float) -> None:
+        """Expire ``name@digest`` in ``ttl`` seconds (never when ``ttl`` is 0). The state is
+        written at once, off the request's path: additions meanwhile join the next write."""
         if ttl <= 0:
             return
         key = f"{name}@{digest}"
         self.entries[key] = Entry(key, time.time() + ttl, kind)
-        await self.save()
+        self._dirty = True
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._flush())
         self._changed.set()
+
+    async def _flush(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            try:
+                await self.save()
+            except Exception as exc:  # retried with the next change, and at shutdown
+                log.warning("writing %s failed: %s", STATE_NAME, exc)
+                return
+
+    async def close(self) -> None:
+        """Wait for the last write, and write once more (a clean stop keeps everything)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
+        await self.save()
 
     def expiry(self, name: str, digest: str) -> float | None:
         entry = self.entries.get(f"{name}@{digest}")
