@@ -518,3 +518,32 @@ def test_du_and_gc_see_the_cache_as_ordinary_repositories(tmp_path: Path) -> Non
     collected = _tui("gc", "--root", str(root), "--grace-period", "0", "--force")
     assert collected["bytes_freed"] > 0
     assert stored_blobs(root) == set()
+
+
+def test_a_registry2_caches_storage_and_schedule_are_served_as_they_are(tmp_path: Path) -> None:
+    """Debian's docker-registry in proxy mode caches an image and writes its schedule; regtui,
+    on the same directory, serves that image and keeps those entries beside its own."""
+    old, new = make_image([{"old": b"cached by registry:2"}], oci=False), app_image("new")
+    root = tmp_path / "cache"
+    with distribution_registry(tmp_path / "upstream") as up:
+        push_image(up.url, "team/old", "v1", old)
+        push_image(up.url, "team/new", "v1", new)
+        with distribution_registry(root, config={"proxy": {"remoteurl": up.url}}) as registry2:
+            pulled = skopeo_pull(registry2.host, "team/old:v1", tmp_path / "by-registry2")
+            assert pulled.returncode == 0, pulled.stderr
+            state = root / "scheduler-state.json"
+            assert _wait_for(
+                lambda: state.exists() and f"team/old@{old.digest}" in state.read_text()
+            )
+        theirs = set(json.loads(state.read_text()))
+        with bundled_registry(root, config={"proxy": {"remoteurl": up.url}}) as mirror:
+            again = skopeo_pull(mirror.host, "team/new:v1", tmp_path / "new")
+            assert again.returncode == 0, again.stderr
+            assert _wait_for(lambda: f"team/new@{new.digest}" in state.read_text())
+    ours = set(json.loads(state.read_text()))
+    assert theirs < ours
+    with bundled_registry(root, config={"proxy": {"remoteurl": up.url}}) as mirror:  # up stopped
+        offline = skopeo_pull(mirror.host, "team/old:v1", tmp_path / "offline")
+        assert offline.returncode == 0, offline.stderr
+        served = httpx.get(f"{mirror.url}/v2/team/old/manifests/v1", headers={"Accept": ACCEPT_ALL})
+        assert served.headers["Docker-Content-Digest"] == old.digest
