@@ -271,8 +271,11 @@ class Mirror:
             holder = await self._once(
                 ("blob", digest), lambda: self._fetch_blob(name, remote, digest)
             )
-            if holder != name and not await self.storage.mount(holder, name, digest):
-                await self._fetch_blob(name, remote, digest)
+            if holder != name:  # another repository of this upstream fetched it meanwhile
+                if await self.storage.mount(holder, name, digest):
+                    self.schedule.add(BLOB, name, digest, self.settings.ttl)
+                else:
+                    await self._fetch_blob(name, remote, digest)
         except UpstreamError as exc:
             raise upstream_failed(exc) from None
 

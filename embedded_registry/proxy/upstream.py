@@ -28,6 +28,9 @@ import aiohttp
 from embedded_registry.config import ProxyConfig
 
 MAX_REDIRECTS = 5
+READ_BUFSIZE = 4 << 20
+"""aiohttp's client buffer (default 64 KiB, which pauses the socket many times per 2 MiB piece
+the cache writes and hashes)."""
 MAX_TOKEN_BODY = 1 << 20
 TOKEN_LEEWAY = 10.0
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -95,6 +98,7 @@ class Upstream:
                 ),
                 auto_decompress=False,
                 connector=aiohttp.TCPConnector(limit=64),
+                read_bufsize=READ_BUFSIZE,
             )
         return self._session
 

@@ -176,6 +176,10 @@ def test_concurrent_pulls_of_one_blob_fetch_it_once(tmp_path: Path) -> None:
         bundled_registry(tmp_path / "mirror", config=proxy_config(front.url)) as mirror,
     ):
         push_image(up.url, "team/big", "v1", image, auth=(USER, PASSWORD))
+        head = httpx.head(f"{mirror.url}/v2/team/big/blobs/{layer.digest}", timeout=60)
+        assert head.status_code == 200  # the upstream's answer: nothing fetched for a HEAD
+        assert int(head.headers["Content-Length"]) == layer.size
+        assert not front.requests("GET", f"/blobs/{layer.digest}")
         front.hang = 0.5  # every upstream answer waits: the pulls overlap
         url = f"{mirror.url}/v2/team/big/blobs/{layer.digest}"
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
