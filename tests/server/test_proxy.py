@@ -26,9 +26,9 @@ from tests.helpers.servers import (
     require_tool,
     server_env,
 )
+from tests.helpers.spec import ACCEPT_ALL
 from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
 from tests.helpers.upstream_front import upstream_front
-from tests.server.spec_support import ACCEPT_ALL
 from tui.imagegen import Image, Index, make_image, make_index, push_image
 
 pytestmark = pytest.mark.timeout(240)
