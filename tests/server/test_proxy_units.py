@@ -7,7 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from embedded_registry.config import ProxyConfig
+from embedded_registry.config import DEFAULT_PROXY_TTL, ProxyConfig, load_config
 from embedded_registry.proxy.schedule import BLOB, MANIFEST, STATE_NAME, Schedule
 from embedded_registry.proxy.upstream import Upstream, parse_challenge
 
@@ -73,3 +73,19 @@ def test_the_schedule_reads_and_writes_distributions_document() -> None:
     expected = datetime(2031, 1, 2, 3, 4, 5, 123456, tzinfo=UTC).timestamp()
     assert abs(entries["library/busybox@sha256:" + "a" * 64].expiry - expected) < 1e-3
     assert 55 < entries["team/app@sha256:" + "b" * 64].expiry - time.time() <= 60
+
+
+def test_the_proxy_section_from_the_environment_as_distribution_reads_it() -> None:
+    env = {
+        "REGISTRY_PROXY_REMOTEURL": "https://registry-1.docker.io/",
+        "REGISTRY_PROXY_USERNAME": "me",
+        "REGISTRY_PROXY_PASSWORD": "secret",
+    }
+    (proxy,) = load_config(env=env).proxies
+    assert proxy == ProxyConfig(
+        remoteurl="https://registry-1.docker.io", username="me", password="secret"
+    )
+    assert proxy.ttl == DEFAULT_PROXY_TTL == 168 * 3600
+    (short,) = load_config(env={**env, "REGISTRY_PROXY_TTL": "90m"}).proxies
+    assert short.ttl == 5400
+    assert load_config(env={}).proxies == ()
