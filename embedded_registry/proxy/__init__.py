@@ -6,6 +6,7 @@ manifest or blob present in the storage (:mod:`embedded_registry.proxy.cache`), 
 ordinary handler serve it, so GC, ``du`` and the storage panels see cached repositories as any
 other. Writes to such a repository answer 405 UNSUPPORTED, as registry:2 in proxy mode does;
 ``tags/list`` is the upstream's while it answers, the cached tags otherwise.
+``/v2/<name>/_regtui/cache`` (:func:`cache_report`) says what is cached and when it expires.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -22,7 +25,7 @@ from embedded_registry import errors, names
 from embedded_registry.config import Config
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
 from embedded_registry.proxy.cache import Mirror, expire
-from embedded_registry.proxy.schedule import Schedule
+from embedded_registry.proxy.schedule import MANIFEST, Schedule
 
 __all__ = ["Mirrors", "middleware", "setup"]
 
@@ -145,10 +148,67 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
     await mirrors.close()
 
 
+CACHE_PATH = "/v2/{name:.+}/_regtui/cache"
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def cache_report(request: web.Request) -> web.Response:
+    """``GET /v2/<name>/_regtui/cache``: what of a cached repository is cached and when it
+    expires (the repository's pull access, as ``tags/list``): its upstream (URL and name, no
+    credentials), the ttl, each cached tag with its digest and expiry, and every scheduled
+    manifest and blob. NAME_UNKNOWN for a repository no cache covers."""
+    name = names.check_name(request.match_info["name"])
+    mirrors = request.app[MIRRORS_KEY]
+    mirror = mirrors.find(name)
+    if mirror is None:
+        raise errors.name_unknown(name)
+    storage = request.app[STORAGE_KEY]
+    schedule = mirrors.schedule
+
+    def expires(digest: str) -> str | None:
+        when = schedule.expiry(name, digest)
+        return None if when is None else _rfc3339(when)
+
+    tags = []
+    for tag in await storage.tags(name) or []:
+        try:
+            digest, _, _ = await storage.get_manifest(name, tag)
+        except errors.RegistryError:
+            continue
+        tags.append({"tag": tag, "digest": digest, "expires": expires(digest)})
+    entries = [
+        {
+            "digest": entry.key.rpartition("@")[2],
+            "kind": "manifest" if entry.kind == MANIFEST else "blob",
+            "expires": _rfc3339(entry.expiry),
+        }
+        for key, entry in sorted(schedule.entries.items())
+        if key.rpartition("@")[0] == name
+    ]
+    document = {
+        "name": name,
+        "upstream": {
+            "url": mirror.settings.remoteurl,
+            "name": mirror.upstream.remote_name(name),
+            "namespace": mirror.settings.namespace,
+        },
+        "ttl_seconds": mirror.settings.ttl,
+        "tags": tags,
+        "scheduled": entries,
+    }
+    return web.json_response(document, dumps=lambda d: json.dumps(d, separators=(",", ":")))
+
+
 def setup(app: web.Application, config: Config) -> None:
-    """Serve ``config``'s caches on ``app`` (whose storage and commit lock are set)."""
+    """Serve ``config``'s caches on ``app`` (whose storage and commit lock are set), and,
+    unless ``regtui.extensions.enabled`` is false, the cache report of a repository."""
     storage, lock = app[STORAGE_KEY], app[COMMIT_LOCK_KEY]
     schedule = Schedule(storage.read_state, storage.write_state)
     mirrors = [Mirror(settings, storage, lock, schedule) for settings in config.proxies]
     app[MIRRORS_KEY] = Mirrors(mirrors, schedule)
     app.cleanup_ctx.append(_run)
+    if config.extensions.enabled:
+        app.router.add_get(CACHE_PATH, cache_report)

@@ -269,6 +269,15 @@ def test_cached_content_expires_after_the_ttl(tmp_path: Path) -> None:
         assert revision_exists(mirror.root, "team/app", image.digest)
         state = json.loads((mirror.root / "scheduler-state.json").read_text())
         assert state[f"team/app@{image.digest}"]["EntryType"] == 1  # Distribution's format
+        report = httpx.get(f"{mirror.url}/v2/team/app/_regtui/cache").json()
+        assert report["upstream"] == {"url": up.url, "name": "team/app", "namespace": ""}
+        assert report["ttl_seconds"] == 2.0
+        assert [(t["tag"], t["digest"]) for t in report["tags"]] == [("v1", image.digest)]
+        assert report["tags"][0]["expires"].endswith("Z")
+        scheduled = {(e["kind"], e["digest"]) for e in report["scheduled"]}
+        assert scheduled == {("manifest", image.digest)} | {
+            ("blob", b.digest) for b in image.blobs()
+        }
         assert _wait_for(lambda: not revision_exists(mirror.root, "team/app", image.digest))
         assert _wait_for(
             lambda: not any(layer_linked(mirror.root, "team/app", b.digest) for b in image.blobs())
@@ -356,6 +365,15 @@ def test_two_upstreams_under_two_namespaces(tmp_path: Path) -> None:
             assert catalog == ["first/team/app", "local/app", "second/library/busybox"]
             wrong = httpx.get(f"{mirror.url}/v2/first/library/busybox/manifests/v1")
             assert wrong.status_code == 404  # the first upstream has no such image
+            report = httpx.get(f"{mirror.url}/v2/second/library/busybox/_regtui/cache").json()
+            assert report["upstream"] == {
+                "url": second.url,
+                "name": "library/busybox",
+                "namespace": "second",
+            }
+            assert report["ttl_seconds"] == 3600
+            not_cached = httpx.get(f"{mirror.url}/v2/local/app/_regtui/cache")
+            assert not_cached.status_code == 404 and error_code(not_cached) == "NAME_UNKNOWN"
 
 
 # --- credentials stay with the upstream's origin ----------------------------------------------
