@@ -75,6 +75,13 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
+def _why(exc: aiohttp.ClientError) -> str:
+    """A connection failure in a few words (``connection refused``), not a class name."""
+    os_error = getattr(exc, "os_error", None)
+    reason = getattr(os_error, "strerror", None)
+    return str(reason).lower() if reason else exc.__class__.__name__
+
+
 class Upstream:
     """One upstream registry: its base URL, credentials and a session (opened lazily)."""
 
@@ -171,7 +178,7 @@ class Upstream:
             raise UpstreamTimeout(f"{self.describe()}: its token server timed out") from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
-                f"{self.describe()}: its token server is unreachable ({exc.__class__.__name__})"
+                f"{self.describe()}: its token server is unreachable ({_why(exc)})"
             ) from None
         if status != 200:
             raise UpstreamError(
@@ -229,9 +236,7 @@ class Upstream:
             except TimeoutError:
                 raise UpstreamTimeout(f"{self.describe()} timed out") from None
             except aiohttp.ClientError as exc:
-                raise UpstreamError(
-                    f"{self.describe()} is unreachable ({exc.__class__.__name__})"
-                ) from None
+                raise UpstreamError(f"{self.describe()} is unreachable ({_why(exc)})") from None
             location = response.headers.get("Location")
             if response.status in (301, 302, 303, 307, 308) and location:
                 response.release()
