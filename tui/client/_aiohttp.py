@@ -67,11 +67,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
-        body = await request.aread()
+        body: bytes | AsyncIterator[bytes]
+        streamed = _streamed_body(request)
+        if streamed is not None:
+            # A blob upload with Content-Length: sent chunk by chunk as the caller makes them,
+            # never held whole (aiohttp keeps the given Content-Length: no chunked encoding).
+            body, drop = streamed, _HOP_BY_HOP - {"content-length"}
+        else:
+            body, drop = await request.aread(), _HOP_BY_HOP
         headers = [
-            (key, value)
-            for key, value in request.headers.multi_items()
-            if key.lower() not in _HOP_BY_HOP
+            (key, value) for key, value in request.headers.multi_items() if key.lower() not in drop
         ]
         try:
             response = await session.request(
@@ -96,6 +101,22 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _streamed_body(request: httpx.Request) -> AsyncIterator[bytes] | None:
+    """The body of ``request`` as an iterator of chunks when it is an unread stream of known
+    length (a streamed blob upload), else ``None``."""
+    stream = request.stream
+    if isinstance(stream, httpx.ByteStream) or "Content-Length" not in request.headers:
+        return None
+    if not isinstance(stream, httpx.AsyncByteStream):
+        return None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in stream:
+            yield chunk
+
+    return chunks()
 
 
 class _ResponseStream(httpx.AsyncByteStream):

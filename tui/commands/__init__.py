@@ -45,6 +45,10 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "layers": "per platform: compressed and uncompressed sizes, and the layers platforms share",
     },
     "find": {"find": "find tags by pattern, and where a digest is used, across repositories"},
+    "copy": {
+        "tag": "new tags on an existing manifest, without moving data",
+        "cp": "copy an image between registries, OCI layouts (oci:DIR) and docker-archive:FILE",
+    },
 }
 """Every command module, in the order of ``regtui --help``: the commands it registers (in its
 own order), with their one-line help."""
