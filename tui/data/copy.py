@@ -222,7 +222,8 @@ async def copy_image(
     state.bytes_total = sum(blob.size for blob in blobs)
     report()
     copied = 0
-    gate = asyncio.Semaphore(max(1, jobs))
+    limit = getattr(destination, "max_jobs", None)  # an archive is written in order
+    gate = asyncio.Semaphore(max(1, min(jobs, limit or jobs)))
 
     async def one(blob: Descriptor) -> None:
         nonlocal copied
