@@ -16,12 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 Hook = Callable[[str, str], None]
+Rewrite = Callable[[str, str, bytes], bytes]
+"""``rewrite(method, path, body)``: the answer's body as the client gets it (a lying registry)."""
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 @contextmanager
-def hook_proxy(upstream: str, hook: Hook) -> Iterator[str]:
-    """Serve a proxy to ``upstream`` (a base URL); yields its ``host:port``."""
+def hook_proxy(upstream: str, hook: Hook, rewrite: Rewrite | None = None) -> Iterator[str]:
+    """Serve a proxy to ``upstream`` (a base URL); yields its ``host:port``. ``rewrite``, when
+    given, changes each answer's body on its way back."""
     client = httpx.Client(base_url=upstream, timeout=60)
     lock = threading.Lock()
 
@@ -44,6 +47,8 @@ def hook_proxy(upstream: str, hook: Hook) -> Iterator[str]:
                 if key.lower() not in HOP_BY_HOP and key.lower() != "content-encoding":
                     self.send_header(key, value)
             content = response.content
+            if rewrite is not None and self.command != "HEAD":
+                content = rewrite(self.command, self.path, content)
             if self.command == "HEAD":
                 self.send_header("Content-Length", response.headers.get("Content-Length", "0"))
                 self.end_headers()

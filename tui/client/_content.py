@@ -116,6 +116,8 @@ class BlobStream:
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
+            elif pending is not None and not pending.cancelled():
+                pending.exception()  # abandoned mid-stream (cancelled): its failure is moot
         actual = f"{digest_algorithm(self.digest)}:{hasher.hexdigest()}"
         if self.size is not None and self.bytes_read != self.size:
             raise MalformedResponseError(

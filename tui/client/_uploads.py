@@ -86,14 +86,20 @@ class Uploads(Content):
         moved = time.monotonic()
         reading = False  # waiting for the source (whose own stall watch applies), not the target
 
+        failure: BaseException | None = None
+
         async def body() -> AsyncIterator[bytes]:
-            nonlocal moved, reading
+            nonlocal moved, reading, failure
             reading = True
-            async for chunk in chunks:
-                reading = False
-                moved = time.monotonic()
-                yield chunk
-                reading = True
+            try:
+                async for chunk in chunks:
+                    reading = False
+                    moved = time.monotonic()
+                    yield chunk
+                    reading = True
+            except Exception as exc:
+                failure = exc  # the source's failure (a lie found): the request is abandoned
+                raise
             reading = False
             moved = time.monotonic()
 
@@ -118,8 +124,12 @@ class Uploads(Content):
                         timeout=self.timeout,
                     )
             response = task.result()
-        except httpx.TransportError as exc:
-            raise self._transport_error(exc) from exc
+        except Exception as exc:
+            if failure is not None:
+                raise failure from None  # what the source did, not how the transport took it
+            if isinstance(exc, httpx.TransportError):
+                raise self._transport_error(exc) from exc
+            raise
         finally:
             if not task.done():
                 task.cancel()

@@ -79,7 +79,9 @@ def register(subparsers: Any) -> None:
     access.add_argument(
         "--insecure", action="store_true", help="allow plain HTTP and unverified TLS"
     )
-    access.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for TLS")
+    access.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for TLS on both")
+    access.add_argument("--src-ca-cert", metavar="FILE", help="trust this CA (PEM) for SRC")
+    access.add_argument("--dst-ca-cert", metavar="FILE", help="trust this CA (PEM) for DST")
     access.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     add_output_arguments(cp, "the result as JSON (no progress bars)")
     cp.set_defaults(handler=c.handler(_cp))
@@ -214,7 +216,11 @@ def _passwords(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 
 def _client(
-    args: argparse.Namespace, ref: Reference, user: str | None, secret: str | None
+    args: argparse.Namespace,
+    ref: Reference,
+    user: str | None,
+    secret: str | None,
+    ca_cert: str | None,
 ) -> RegistryClient:
     from tui.client import RegistryClient
 
@@ -223,7 +229,7 @@ def _client(
         username=user,
         password=secret,
         insecure=args.insecure,
-        ca_cert=args.ca_cert,
+        ca_cert=ca_cert or args.ca_cert,
         timeout=args.timeout,
         max_concurrency=2 * args.jobs + 4,
         fast_after=0,  # blobs stream through aiohttp's transport, chunk by chunk
@@ -238,7 +244,7 @@ async def _open_source(
     if isinstance(at, RegistryLocation):
         from tui.data.copy_io import RegistrySource
 
-        client = _client(args, at.ref, args.src_username, secret)
+        client = _client(args, at.ref, args.src_username, secret, args.src_ca_cert)
         clients.append(client)
         await client.__aenter__()
         return RegistrySource(client, at.ref.repository, at.ref.ref, name=str(at.ref))
@@ -265,7 +271,7 @@ def _open_destination(
         if same:
             client = same[0]  # one registry, one set of credentials: mounts work across repos
         else:
-            client = _client(args, at.ref, args.dst_username, secret)
+            client = _client(args, at.ref, args.dst_username, secret, args.dst_ca_cert)
             clients.append(client)
         return RegistryDestination(client, at.ref.repository, name=str(at.ref))
     if isinstance(at, OciLocation):
