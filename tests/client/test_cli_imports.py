@@ -134,7 +134,8 @@ def test_every_scripting_command_loads_no_app_nor_server(
     registry: RunningRegistry, tmp_path: Path
 ) -> None:
     """The commands that walk or stream (``du``, ``find``, ``prune``, ``diff``, ``layers``,
-    ``rm``) run on aiohttp's pool, without the app, the server or httpx's own transport."""
+    ``rm``, ``tag``, ``cp``) run on aiohttp's pool, without the app, the server or httpx's own
+    transport."""
     digests = populate(registry.url)
     for argv in (
         ["rm", "--dry-run", f"{registry.host}/team/app@{digests['v2']}"],
@@ -143,6 +144,8 @@ def test_every_scripting_command_loads_no_app_nor_server(
         ["prune", registry.host, "--keep-newest", "1", "--dry-run"],
         ["layers", f"{registry.host}/team/app:multi"],
         ["diff", f"{registry.host}/team/app:v1", ":v2", "--no-files"],
+        ["tag", f"{registry.host}/team/app:v1", "v1-again"],
+        ["cp", f"{registry.host}/team/app:v1", f"{registry.host}/team/copy:v1"],
     ):
         modules = modules_of(tmp_path, *argv)
         assert "tui.client.registry" in modules, argv  # the command did run, on the client
