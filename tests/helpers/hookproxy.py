@@ -22,9 +22,15 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 @contextmanager
-def hook_proxy(upstream: str, hook: Hook, rewrite: Rewrite | None = None) -> Iterator[str]:
+def hook_proxy(
+    upstream: str,
+    hook: Hook,
+    rewrite: Rewrite | None = None,
+    forward_path: Callable[[str, str], str] | None = None,
+) -> Iterator[str]:
     """Serve a proxy to ``upstream`` (a base URL); yields its ``host:port``. ``rewrite``, when
-    given, changes each answer's body on its way back."""
+    given, changes each answer's body on its way back; ``forward_path(method, path)`` the path
+    (and query) forwarded."""
     client = httpx.Client(base_url=upstream, timeout=60)
     lock = threading.Lock()
 
@@ -41,7 +47,8 @@ def hook_proxy(upstream: str, hook: Hook, rewrite: Rewrite | None = None) -> Ite
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             headers["Host"] = self.headers.get("Host", "")
-            response = client.request(self.command, self.path, content=body, headers=headers)
+            path = forward_path(self.command, self.path) if forward_path else self.path
+            response = client.request(self.command, path, content=body, headers=headers)
             self.send_response(response.status_code)
             for key, value in response.headers.multi_items():
                 if key.lower() not in HOP_BY_HOP and key.lower() != "content-encoding":

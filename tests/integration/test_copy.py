@@ -221,6 +221,25 @@ def test_tag_in_place_and_across_repositories_by_mount(bundled: RunningRegistry)
     assert other_registry.returncode == 2 and "regtui cp" in other_registry.stderr
 
 
+def test_a_refused_mount_falls_back_to_a_copy(bundled: RunningRegistry) -> None:
+    """A registry that answers a mount with an upload session (202, as one does when it will
+    not mount) gets the blob copied into that session: the tag lands all the same."""
+    image = make_image([{"a": os.urandom(50_000)}])
+    push_image(bundled.url, "src/app", "v1", image)
+    seen: list[tuple[str, str]] = []
+
+    def no_mount(method: str, path: str) -> str:
+        return path.split("?", 1)[0] if "mount=" in path else path
+
+    with hook_proxy(bundled.url, lambda m, p: seen.append((m, p)), forward_path=no_mount) as proxy:
+        done = regtui("tag", f"{proxy}/src/app:v1", f"{proxy}/other/app:2")
+    assert done.returncode == 0, done.stderr
+    assert manifest(bundled.url, "other/app", "2").content == image.manifest.data
+    posts = [p for m, p in seen if m == "POST"]
+    assert len(posts) == 2 and all("mount=" in p for p in posts)  # config and layer: asked...
+    assert len([p for m, p in seen if m == "PUT" and "/blobs/uploads/" in p]) == 2  # ...copied
+
+
 def test_tag_across_repositories_on_distribution(distribution: RunningRegistry) -> None:
     index, _ = two_platforms()
     push_image(distribution.url, "src/app", "v1", index)
