@@ -20,7 +20,15 @@ import httpx
 import pytest
 
 from tests.helpers.hookproxy import hook_proxy
-from tests.helpers.images import Image, Index, make_artifact, make_image, make_index, push_image
+from tests.helpers.images import (
+    Blob,
+    Image,
+    Index,
+    make_artifact,
+    make_image,
+    make_index,
+    push_image,
+)
 from tests.helpers.servers import RunningRegistry, bundled_registry, nginx_proxy
 from tests.helpers.tls import make_pki
 
@@ -315,3 +323,89 @@ def test_progress_bars_only_on_a_terminal_and_json_otherwise(
     done = regtui("cp", f"{bundled.host}/src/app:v1", f"{distribution.host}/dst/app:v1")
     assert done.returncode == 0 and done.stderr == ""  # no terminal: no bars
     assert done.stdout.startswith("Copied ") and image.digest in done.stdout
+
+
+def test_the_json_of_cp_and_tag_has_the_documented_keys(
+    bundled: RunningRegistry, distribution: RunningRegistry
+) -> None:
+    """docs/json.md's key sets, exactly, with integer bytes and platforms as objects."""
+    index, _ = two_platforms()
+    push_image(bundled.url, "src/app", "v1", index)
+    copied = cp_json(f"{bundled.host}/src/app:v1", f"{distribution.host}/dst/app:v1", "--all")
+    assert set(copied) == {
+        "source", "destination", "digest", "media_type", "size", "tags", "platforms",
+        "blobs_copied", "blobs_skipped", "blobs_mounted", "bytes_copied", "manifests_written",
+        "manifests_skipped", "referrers",
+    }  # fmt: skip
+    assert copied["bytes_copied"] == sum(b.size for b in index.blobs())
+    assert copied["platforms"][1] == {"os": "linux", "architecture": "arm64", "variant": None}
+    done = regtui("tag", "--json", f"{bundled.host}/src/app:v1", "v2")
+    tagged = json.loads(done.stdout)
+    assert set(tagged) == {"source", "digest", "tags"}
+    assert set(tagged["tags"][0]) == {"registry", "repository", "tag", "digest", "how"}
+
+
+def test_progress_bars_on_a_terminal(
+    bundled: RunningRegistry, distribution: RunningRegistry
+) -> None:
+    """On a terminal, stderr shows the total bar and the blobs on their way, and is cleared
+    before the result line."""
+    import pty
+
+    image = make_image([{"a": os.urandom(3_000_000)}, {"b": os.urandom(3_000_000)}])
+    push_image(bundled.url, "src/app", "v1", image)
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "tui", "cp", f"{bundled.host}/src/app:v1",
+         f"{distribution.host}/dst/app:v1"],
+        cwd=WORKTREE, stdin=follower, stdout=subprocess.PIPE, stderr=follower,
+    ) as process:  # fmt: skip
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            seen += data
+        out, _ = process.communicate(timeout=120)
+    os.close(leader)
+    assert process.returncode == 0
+    assert b"blobs " in seen and b"]" in seen and b"[" in seen
+    assert seen.rstrip().endswith(b"\x1b[J")  # the bars are gone before the result
+    assert out.decode().startswith("Copied ")
+
+
+def test_memory_stays_bounded_whatever_the_layer(
+    bundled: RunningRegistry, distribution: RunningRegistry
+) -> None:
+    """A 192 MiB layer passes in chunks: the copying process's peak memory stays far below it."""
+    layer = make_layer_blob(192 * 1024 * 1024)
+    image = make_image([layer])
+    push_image(bundled.url, "src/app", "v1", image)
+    # VmHWM, the peak of this process's own memory (ru_maxrss would carry the forking test's
+    # peak across exec); in KiB
+    probe = (
+        "import sys\n"
+        "from tui.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "cp", f"{bundled.host}/src/app:v1",
+         f"{distribution.host}/dst/app:v1"],
+        cwd=WORKTREE, capture_output=True, text=True, timeout=170, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    peak_mib = int(done.stderr.split()[-1]) / 1024
+    assert peak_mib < 100, peak_mib  # Python, httpx and aiohttp take about 40 MiB
+    assert manifest(distribution.url, "dst/app", "v1").content == image.manifest.data
+
+
+def make_layer_blob(size: int) -> Blob:
+    """An incompressible "layer" of ``size`` bytes (the registry checks no layer's content)."""
+    return Blob(os.urandom(size), "application/vnd.oci.image.layer.v1.tar")
