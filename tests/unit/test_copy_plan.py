@@ -42,7 +42,10 @@ def test_locations() -> None:
         "v2",
     )
     with pytest.raises(InvalidReferenceError):
-        parse_location("busybox")  # a registry host is needed: no silent Docker Hub
+        parse_location("busybox")  # a registry host is needed: no silent Docker Hub...
+    hub = parse_location("docker://busybox:1")  # ...unless asked for, as skopeo takes it
+    assert isinstance(hub, RegistryLocation)
+    assert (hub.ref.registry, hub.ref.repository) == ("docker.io", "library/busybox")
     with pytest.raises(ValueError, match="not a valid tag"):
         parse_location("oci:dir:bad tag")
 

@@ -13,7 +13,7 @@ from tui.commands import _common as c
 from tui.commands.access import add_output_arguments
 
 if TYPE_CHECKING:
-    from tui.client import Reference, RegistryClient
+    from tui.client import Platform, Reference, RegistryClient
     from tui.data.copy import CopyProgress, CopyResult
     from tui.data.copy_io import Destination, Source
     from tui.logic.copy_plan import Location
@@ -187,7 +187,7 @@ async def _cp(args: argparse.Namespace) -> int:
     return c.EXIT_OK
 
 
-def _platform(text: str | None) -> Any:
+def _platform(text: str | None) -> Platform:
     import platform as host
 
     from tui.logic.copy_plan import machine_platform, parse_platform

@@ -112,15 +112,21 @@ async def _node(
         raise CopyError(
             f"{source.name}: {digest} is a schema1 manifest, which regtui does not copy"
         )
-    extra = {
-        "platform": descriptor.platform if descriptor else None,
-        "annotations": descriptor.annotations if descriptor else {},
-        "artifact_type": (descriptor.artifact_type if descriptor else None)
-        or getattr(manifest, "artifact_type", None),
-    }
+    platform_of = descriptor.platform if descriptor else None
+    annotations = descriptor.annotations if descriptor else {}
+    artifact_type = (descriptor.artifact_type if descriptor else None) or getattr(
+        manifest, "artifact_type", None
+    )
     if isinstance(manifest, ImageManifest):
-        blobs = (manifest.config, *manifest.layers)
-        return ManifestNode(digest, media_type, raw, blobs=blobs, **extra)  # type: ignore[arg-type]
+        return ManifestNode(
+            digest,
+            media_type,
+            raw,
+            blobs=(manifest.config, *manifest.layers),
+            platform=platform_of,
+            artifact_type=artifact_type,
+            annotations=annotations,
+        )
     assert isinstance(manifest, ImageIndex)
     if depth >= MAX_DEPTH:
         raise CopyError(f"{source.name}: indexes nest more than {MAX_DEPTH} levels deep")
@@ -140,7 +146,15 @@ async def _node(
         )  # fmt: skip
 
     children = await asyncio.gather(*(child(entry) for entry in manifest.manifests))
-    return ManifestNode(digest, media_type, raw, children=tuple(children), **extra)  # type: ignore[arg-type]
+    return ManifestNode(
+        digest,
+        media_type,
+        raw,
+        children=tuple(children),
+        platform=platform_of,
+        artifact_type=artifact_type,
+        annotations=annotations,
+    )
 
 
 async def _with_referrers(

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from tui.client import DigestMismatchError, MalformedResponseError, NotFoundError
-from tui.client.models import INDEX_MEDIA_TYPES, Descriptor
+from tui.client.models import OCI_INDEX, Descriptor, ImageIndex
 from tui.logic.copy_plan import ManifestNode, referrers_index, referrers_tag
 
 if TYPE_CHECKING:
@@ -234,24 +235,17 @@ class RegistryDestination:
             await self._add_to_fallback(subject, node.descriptor())
 
     async def _add_to_fallback(self, subject: str, entry: Descriptor) -> None:
-        from tui.client.models import ImageIndex
-
         tag = referrers_tag(subject)
         existing = None
         try:
             current = await self.client.get_manifest(self.repo, tag)
         except NotFoundError:
             current = None
-        if current is not None and current.media_type in INDEX_MEDIA_TYPES:
-            import json
-
-            if isinstance(current.manifest, ImageIndex):
-                existing = json.loads(current.raw)
+        if current is not None and isinstance(current.manifest, ImageIndex):
+            existing = json.loads(current.raw)
         raw = referrers_index(existing, [entry])
         if current is not None and raw == current.raw:
             return
-        from tui.client.models import OCI_INDEX
-
         await self.client.put_manifest_checked(self.repo, tag, raw, OCI_INDEX)
 
     async def commit(self, root: ManifestNode, tags: list[str]) -> None:

@@ -81,7 +81,8 @@ Location = RegistryLocation | OciLocation | ArchiveLocation
 
 
 def parse_location(text: str) -> Location:
-    """``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``, ``[docker://]HOST/REPO[:TAG|@DIGEST]``.
+    """``oci:DIR[:TAG]``, ``docker-archive:FILE[:NAME:TAG]``, ``HOST/REPO[:TAG|@DIGEST]`` (or
+    ``docker://NAME``: Docker Hub's short names too).
 
     As skopeo splits them: the path ends at its first ``:``. Raises ``ValueError``
     (:class:`~tui.client.reference.InvalidReferenceError` for a bad reference)."""
@@ -99,7 +100,9 @@ def parse_location(text: str) -> Location:
         if name:
             parse_reference(name)  # a valid image name (raises otherwise)
         return ArchiveLocation(path, name or None)
-    return RegistryLocation(parse_reference(text.removeprefix("docker://"), require_host=True))
+    if text.startswith("docker://"):  # as skopeo: Docker Hub's short names allowed
+        return RegistryLocation(parse_reference(text.removeprefix("docker://")))
+    return RegistryLocation(parse_reference(text, require_host=True))
 
 
 _MACHINES = {
