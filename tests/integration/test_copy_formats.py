@@ -10,6 +10,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,3 +239,43 @@ def test_a_failed_copy_leaves_no_archive_and_no_layout_entry(
     assert sorted(p.name for p in out.iterdir()) == ["layout"]  # no archive, no temporary file
     assert not (out / "layout" / "index.json").exists()
     assert not (out / "layout" / "blobs" / "sha256" / bad[7:]).exists()
+
+
+def test_a_layer_that_expands_a_thousandfold_is_written_in_bounded_memory(
+    tmp_path: Path, bundled: RunningRegistry
+) -> None:
+    """A 256 MiB layer of zeros gzips to a quarter MiB: unpacked into the archive piece by
+    piece, never whole (the copying process's own peak, VmHWM, stays far below 256 MiB)."""
+    import gzip
+
+    from tests.helpers.images import Blob
+
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as writer:
+        info = tarfile.TarInfo("zeros")
+        info.size = 256 * 1024 * 1024
+        writer.addfile(info, io.BytesIO(bytes(info.size)))
+    layer = Blob(
+        gzip.compress(tar.getvalue(), 1, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip"
+    )
+    del tar
+    image = make_image([layer])
+    push_image(bundled.url, "src/zeros", "v1", image)
+    probe = (
+        "import sys\n"
+        "from tui.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    archive = tmp_path / "zeros.tar"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "cp", f"{bundled.host}/src/zeros:v1",
+         f"docker-archive:{archive}"],
+        capture_output=True, text=True, timeout=170, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert int(done.stderr.split()[-1]) / 1024 < 100
+    inspected = json.loads(skopeo("inspect", f"docker-archive:{archive}"))
+    assert inspected["Layers"] == _layers_of_config(image)

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import re
 import tarfile
 import tempfile
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from tui.client.models import (
     OCI_CONFIG,
@@ -266,43 +267,47 @@ async def _file_chunks(file: BinaryIO, size: int) -> AsyncIterator[bytes]:
 # ---------------------------------------------------------------------- writing
 
 
-class _Decompressor:
-    """gzip (several members too), zstd (several frames too) or nothing, in bounded steps."""
+class _Expander:
+    """gzip (several members too), zstd (several frames too) or nothing: each chunk fed is
+    expanded into ``sink`` in pieces of at most ``CHUNK`` bytes (a small chunk of a highly
+    compressed layer never becomes a large buffer). Runs in a worker thread."""
 
-    def __init__(self, media_type: str) -> None:
+    def __init__(self, media_type: str, sink: Callable[[bytes], None]) -> None:
         self.kind = (
             "gzip" if media_type.endswith("gzip") else "zstd" if "zstd" in media_type else ""
         )
-        self._new()
-
-    def _new(self) -> None:
-        if self.kind == "gzip":
-            self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.kind == "zstd":
+        self._sink = sink
+        self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._zstd: Any = None
+        if self.kind == "zstd":
             import zstandard
 
-            self._zstd = zstandard.ZstdDecompressor().decompressobj()
+            class _Sink(io.RawIOBase):
+                def writable(self) -> bool:
+                    return True
 
-    def feed(self, data: bytes) -> list[bytes]:
+                def write(self, piece: Any) -> int:
+                    sink(bytes(piece))
+                    return len(piece)
+
+            self._zstd = zstandard.ZstdDecompressor().stream_writer(
+                cast(IO[bytes], _Sink()), write_size=CHUNK, write_return_read=True
+            )
+
+    def feed(self, data: bytes) -> None:
+        if self.kind == "zstd":
+            self._zstd.write(data)
+            self._zstd.flush()
+            return
         if not self.kind:
-            return [data]
-        out: list[bytes] = []
+            self._sink(data)
+            return
         while data:
-            if self.kind == "gzip":
-                out.append(self._gzip.decompress(data))
-                if self._gzip.eof:
-                    data = self._gzip.unused_data
-                    self._new()
-                else:
-                    data = b""
-            else:
-                out.append(self._zstd.decompress(data))
-                if self._zstd.eof:
-                    data = self._zstd.unused_data
-                    self._new()
-                else:
-                    data = b""
-        return out
+            self._sink(self._gzip.decompress(data, CHUNK))
+            data = self._gzip.unconsumed_tail
+            if self._gzip.eof:
+                data = self._gzip.unused_data + data
+                self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
 
 
 def _header(name: str, size: int) -> bytes:
@@ -378,17 +383,21 @@ class ArchiveDestination:
         file = self._file
         start = await asyncio.to_thread(file.tell)
         await asyncio.to_thread(file.write, b"\0" * tarfile.BLOCKSIZE)
-        expand = _Decompressor(blob.media_type)
-        hasher, size = hashlib.sha256(), 0
+        hasher = hashlib.sha256()
+        size = 0
+
+        def sink(piece: bytes) -> None:
+            nonlocal size
+            size += len(piece)
+            if size > MAX_EXPANDED:
+                raise CopyError(f"layer {blob.digest} expands past 1 TiB")
+            hasher.update(piece)
+            file.write(piece)
+
+        expand = _Expander(blob.media_type, sink)
         try:
             async for chunk in chunks:
-                pieces = await asyncio.to_thread(expand.feed, chunk)
-                for piece in pieces:
-                    hasher.update(piece)
-                    size += len(piece)
-                    if size > MAX_EXPANDED:
-                        raise CopyError(f"layer {blob.digest} expands past 1 TiB")
-                    await asyncio.to_thread(file.write, piece)
+                await asyncio.to_thread(expand.feed, chunk)
         except zlib.error as exc:
             raise CopyError(f"layer {blob.digest} is not valid gzip ({exc})") from None
         actual = f"sha256:{hasher.hexdigest()}"
