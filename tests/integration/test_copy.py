@@ -409,3 +409,11 @@ def test_memory_stays_bounded_whatever_the_layer(
 def make_layer_blob(size: int) -> Blob:
     """An incompressible "layer" of ``size`` bytes (the registry checks no layer's content)."""
     return Blob(os.urandom(size), "application/vnd.oci.image.layer.v1.tar")
+
+
+def test_cp_within_one_registry_mounts_every_blob(bundled: RunningRegistry) -> None:
+    index, _ = two_platforms()
+    push_image(bundled.url, "src/app", "v1", index)
+    done = cp_json(f"{bundled.host}/src/app:v1", f"{bundled.host}/copy/app:v1", "--all")
+    assert (done["blobs_mounted"], done["blobs_copied"], done["bytes_copied"]) == (5, 0, 0)
+    assert manifest(bundled.url, "copy/app", "v1").content == index.manifest.data
