@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import h11
@@ -58,7 +58,16 @@ class H11Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{scheme}'")
         origin = (scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme])
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        body = await request.aread()
+        body: bytes | AsyncIterable[bytes]
+        stream = request.stream
+        if (
+            isinstance(stream, httpx.AsyncByteStream)
+            and not isinstance(stream, httpx.ByteStream)
+            and "Content-Length" in request.headers
+        ):
+            body = stream  # a blob upload of known length: sent chunk by chunk, never whole
+        else:
+            body = await request.aread()
         connection = self._idle_connection(origin)
         if connection is not None:
             try:
@@ -146,7 +155,7 @@ class _Connection:
     async def exchange(
         self,
         request: httpx.Request,
-        body: bytes,
+        body: bytes | AsyncIterable[bytes],
         timeouts: dict[str, float | None],
         pool: H11Transport,
     ) -> httpx.Response:
@@ -172,21 +181,34 @@ class _Connection:
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": bytes(event.reason)},
         )
 
-    async def _send(self, request: httpx.Request, body: bytes, within: float | None) -> None:
+    async def _send(
+        self, request: httpx.Request, body: bytes | AsyncIterable[bytes], within: float | None
+    ) -> None:
         url = request.url
         target = url.raw_path
         try:
             data = self._h11.send(
                 h11.Request(method=request.method, target=target, headers=request.headers.raw)
             )
-            if body:
-                data = (data or b"") + (self._h11.send(h11.Data(data=body)) or b"")
+            if isinstance(body, bytes):
+                if body:
+                    data = (data or b"") + (self._h11.send(h11.Data(data=body)) or b"")
+            else:
+                await self._write(request, data or b"", within)
+                async for chunk in body:
+                    await self._write(request, self._h11.send(h11.Data(data=chunk)), within)
+                data = b""
             data = (data or b"") + (self._h11.send(h11.EndOfMessage()) or b"")
         except h11.LocalProtocolError as exc:
             raise httpx.LocalProtocolError(str(exc), request=request) from exc
+        await self._write(request, data, within)
+
+    async def _write(
+        self, request: httpx.Request, data: bytes | None, within: float | None
+    ) -> None:
         try:
             async with asyncio.timeout(within):
-                self._writer.write(data)
+                self._writer.write(data or b"")
                 await self._writer.drain()
         except TimeoutError as exc:
             raise httpx.WriteTimeout("write timed out", request=request) from exc
