@@ -5,9 +5,8 @@ A streamed upload is one ``POST`` (which may mount the blob from another reposit
 registry instead) and one ``PUT ?digest=`` whose body is the source's chunks as they come, with
 ``Content-Length`` set: the registry never commits a body that is short, and the caller's chunk
 iterator may raise before its last chunk (:func:`tui.client.verified_chunks` does when the source
-lied) to abort the request, so nothing is committed. The body is never held whole: the transport
-sends each chunk as it comes (aiohttp's; the light transport reads a body whole, so a client that
-uploads layers is made with ``fast_after=0``).
+lied) to abort the request, so nothing is committed. The body is never held whole: both
+transports (aiohttp's and the light one) send each chunk as it comes.
 
 There is no deadline on the whole ``PUT`` (a layer takes as long as it takes); a destination that
 takes no byte for ``timeout`` seconds ends it with :class:`RegistryTimeoutError`.
