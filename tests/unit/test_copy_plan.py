@@ -124,3 +124,20 @@ def test_archive_paths_inside() -> None:
     assert safe_member("../abc/layer.tar", "def") == "abc/layer.tar"
     with pytest.raises(ValueError):
         safe_member("../../x", "def")
+
+
+def test_the_tags_a_copy_writes() -> None:
+    """The destination's own tag, else the source's; by digest only from a digest (a registry
+    without any name gets ``latest``); an archive names the image ``HOST/REPO:TAG``."""
+    from tui.logic.copy_plan import destination_tags
+
+    def tags(source: str, destination: str) -> list[str]:
+        return destination_tags(parse_location(source), parse_location(destination))
+
+    assert tags("r.io/a:1", "s.io/b:2") == ["2"]
+    assert tags("r.io/a:1", "s.io/b") == ["1"]
+    assert tags(f"r.io/a@sha256:{'a' * 64}", "s.io/b") == []
+    assert tags("r.io/a:1", "oci:dir") == ["1"]
+    assert tags("r.io/a:1", "docker-archive:x.tar") == ["r.io/a:1"]
+    assert tags("docker-archive:x.tar", "s.io/b") == ["latest"]
+    assert tags("oci:dir:v3", "s.io/b") == ["v3"]

@@ -146,7 +146,7 @@ def _tag_target(ref: Reference, text: str) -> tuple[str, str]:
 
 async def _cp(args: argparse.Namespace) -> int:
     from tui.data.copy import copy_image
-    from tui.logic.copy_plan import PlatformError, parse_location
+    from tui.logic.copy_plan import PlatformError, destination_tags, parse_location
 
     if args.jobs < 1:
         raise c.UsageError("--jobs must be at least 1")
@@ -161,7 +161,7 @@ async def _cp(args: argparse.Namespace) -> int:
     try:
         source = await _open_source(args, source_at, passwords[0], clients)
         destination = _open_destination(args, destination_at, passwords[1], clients)
-        tags = _tags(source_at, destination_at)
+        tags = destination_tags(source_at, destination_at)
         try:
             result = await copy_image(
                 source,
@@ -239,70 +239,35 @@ def _client(
 async def _open_source(
     args: argparse.Namespace, at: Location, secret: str | None, clients: list[RegistryClient]
 ) -> Source:
-    from tui.logic.copy_plan import OciLocation, RegistryLocation
+    from tui.data.copy import open_source
+    from tui.logic.copy_plan import RegistryLocation
 
+    client = None
     if isinstance(at, RegistryLocation):
-        from tui.data.copy_io import RegistrySource
-
         client = _client(args, at.ref, args.src_username, secret, args.src_ca_cert)
         clients.append(client)
         await client.__aenter__()
-        return RegistrySource(client, at.ref.repository, at.ref.ref, name=str(at.ref))
-    if isinstance(at, OciLocation):
-        from tui.data.oci_layout import OciLayoutSource
-
-        return OciLayoutSource(at.path, at.tag)
-    from tui.data.docker_archive import ArchiveSource
-
-    return await ArchiveSource.open(at.path, at.name)
+    return await open_source(at, client)
 
 
 def _open_destination(
     args: argparse.Namespace, at: Location, secret: str | None, clients: list[RegistryClient]
 ) -> Destination:
-    from tui.logic.copy_plan import OciLocation, RegistryLocation
+    from tui.data.copy import open_destination
+    from tui.logic.copy_plan import RegistryLocation
 
+    client = None
     if isinstance(at, RegistryLocation):
-        from tui.data.copy_io import RegistryDestination
-
         if at.ref.digest is not None:
             raise c.UsageError(f"{args.destination!r}: a destination takes a tag, not a digest")
-        same = [cl for cl in clients if cl.host == at.ref.api_host and args.dst_username is None]
+        own = args.dst_username is not None or args.dst_ca_cert is not None
+        same = [cl for cl in clients if cl.host == at.ref.api_host and not own]
         if same:
             client = same[0]  # one registry, one set of credentials: mounts work across repos
         else:
             client = _client(args, at.ref, args.dst_username, secret, args.dst_ca_cert)
             clients.append(client)
-        return RegistryDestination(client, at.ref.repository, name=str(at.ref))
-    if isinstance(at, OciLocation):
-        from tui.data.oci_layout import OciLayoutDestination
-
-        return OciLayoutDestination(at.path, at.tag)
-    from tui.data.docker_archive import ArchiveDestination
-
-    return ArchiveDestination(at.path, at.name)
-
-
-def _tags(source: Location, destination: Location) -> list[str]:
-    """The destination's tag: its own, else the source's (none when the source was named by
-    digest: the copy is by digest only)."""
-    from tui.logic.copy_plan import ArchiveLocation, OciLocation, RegistryLocation
-
-    if isinstance(destination, RegistryLocation) and destination.ref.tag:
-        return [destination.ref.tag]
-    if isinstance(destination, OciLocation) and destination.tag:
-        return [destination.tag]
-    if isinstance(destination, ArchiveLocation) and destination.name:
-        return [destination.name]
-    if isinstance(source, RegistryLocation):
-        if isinstance(destination, ArchiveLocation):
-            return [f"{source.ref.registry}/{source.ref.repository}:{source.ref.tag or 'latest'}"]
-        return [source.ref.tag] if source.ref.tag else []
-    if isinstance(source, OciLocation) and source.tag:
-        return [source.tag]
-    if isinstance(source, ArchiveLocation) and source.name and ":" in source.name:
-        return [source.name.rsplit(":", 1)[1]]
-    return ["latest"] if isinstance(destination, RegistryLocation) else []
+    return open_destination(at, client)
 
 
 def _report(result: CopyResult, as_json: bool) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tui.client.models import (
     INDEX_MEDIA_TYPES,
@@ -28,15 +29,60 @@ from tui.client.models import (
     Platform,
     parse_manifest,
 )
-from tui.data.copy_io import CopyError, Destination, Source, verified_chunks
-from tui.logic.copy_plan import ManifestNode, blobs_of, choose_platform, write_order
+from tui.data.copy_io import (
+    CopyError,
+    Destination,
+    RegistryDestination,
+    RegistrySource,
+    Source,
+    verified_chunks,
+)
+from tui.data.docker_archive import ArchiveDestination, ArchiveSource
+from tui.data.oci_layout import OciLayoutDestination, OciLayoutSource
+from tui.logic.copy_plan import (
+    Location,
+    ManifestNode,
+    OciLocation,
+    RegistryLocation,
+    blobs_of,
+    choose_platform,
+    write_order,
+)
+
+if TYPE_CHECKING:
+    from tui.client import RegistryClient
 
 __all__ = [
     "CopyProgress",
     "CopyResult",
     "copy_image",
+    "open_destination",
+    "open_source",
     "read_tree",
 ]
+
+
+async def open_source(at: Location, client: RegistryClient | None = None) -> Source:
+    """The source ``at`` names; a registry's needs ``client`` (for its registry)."""
+    if isinstance(at, RegistryLocation):
+        if client is None:
+            raise CopyError(f"{at}: a registry source needs a client")
+        return RegistrySource(client, at.ref.repository, at.ref.ref, name=str(at.ref))
+    if isinstance(at, OciLocation):
+        return OciLayoutSource(at.path, at.tag)
+    return await ArchiveSource.open(at.path, at.name)
+
+
+def open_destination(at: Location, client: RegistryClient | None = None) -> Destination:
+    """The destination ``at`` names; a registry's needs ``client`` (for its registry)."""
+    if isinstance(at, RegistryLocation):
+        if client is None:
+            raise CopyError(f"{at}: a registry destination needs a client")
+        return RegistryDestination(client, at.ref.repository, name=str(at.ref))
+    if isinstance(at, OciLocation):
+        return OciLayoutDestination(at.path, at.tag)
+    return ArchiveDestination(at.path, at.name)
+
 
 MAX_DEPTH = 4
 """How deep indexes nest and referrers refer to referrers, at most."""

@@ -29,6 +29,7 @@ __all__ = [
     "RegistryLocation",
     "blobs_of",
     "choose_platform",
+    "destination_tags",
     "machine_platform",
     "parse_location",
     "parse_platform",
@@ -132,6 +133,26 @@ def parse_platform(text: str) -> Platform:
     if len(parts) not in (2, 3) or not all(parts):
         raise PlatformError(f"{text!r} is not a platform: give os/arch[/variant] (linux/arm64)")
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def destination_tags(source: Location, destination: Location) -> list[str]:
+    """The destination's tag: its own, else the source's (none when the source was named by
+    digest: the copy is by digest only)."""
+    if isinstance(destination, RegistryLocation) and destination.ref.tag:
+        return [destination.ref.tag]
+    if isinstance(destination, OciLocation) and destination.tag:
+        return [destination.tag]
+    if isinstance(destination, ArchiveLocation) and destination.name:
+        return [destination.name]
+    if isinstance(source, RegistryLocation):
+        if isinstance(destination, ArchiveLocation):
+            return [f"{source.ref.registry}/{source.ref.repository}:{source.ref.tag or 'latest'}"]
+        return [source.ref.tag] if source.ref.tag else []
+    if isinstance(source, OciLocation) and source.tag:
+        return [source.tag]
+    if isinstance(source, ArchiveLocation) and source.name and ":" in source.name:
+        return [source.name.rsplit(":", 1)[1]]
+    return ["latest"] if isinstance(destination, RegistryLocation) else []
 
 
 def _variant(platform: Platform) -> str | None:
