@@ -216,7 +216,20 @@ def test_a_hostile_archive_is_refused_in_one_line(
     done = regtui("cp", f"docker-archive:{archive}", f"{bundled.host}/bad/app:1")
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1 and said in done.stderr, done.stderr
+    assert "CopyError" not in done.stderr  # the sentence, not the exception's name
     assert tags_of(bundled.url, "bad/app") == []
+
+
+def test_a_place_that_cannot_be_written_is_one_line(
+    tmp_path: Path, bundled: RunningRegistry
+) -> None:
+    push_image(bundled.url, "src/app", "v1", make_image([{"a": b"x"}]))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = regtui("cp", f"{bundled.host}/src/app:v1", f"oci:{blocker}/layout:v1")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Not a directory" in done.stderr, done.stderr
+    assert "Error)" not in done.stderr
 
 
 def test_a_failed_copy_leaves_no_archive_and_no_layout_entry(

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         help="a tag of the same repository, or HOST/OTHER:TAG on the same registry "
         "(blobs mounted, not copied)",
     )
-    tag.set_defaults(handler=c.handler(_tag))
+    tag.set_defaults(handler=c.handler(_one_line(_tag)))
 
     cp = subparsers.add_parser(
         "cp",
@@ -84,7 +84,27 @@ def register(subparsers: Any) -> None:
     access.add_argument("--dst-ca-cert", metavar="FILE", help="trust this CA (PEM) for DST")
     access.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     add_output_arguments(cp, "the result as JSON (no progress bars)")
-    cp.set_defaults(handler=c.handler(_cp))
+    cp.set_defaults(handler=c.handler(_one_line(_cp)))
+
+
+def _one_line(command: c.Command) -> c.Command:
+    """``command`` with the engine's own failures (a format that cannot hold the image, a bad
+    archive) and the file system's (a full disk, a directory not writable) as one line, exit 1,
+    as the registry's are."""
+
+    async def run(args: argparse.Namespace) -> int:
+        from tui.data.copy_io import CopyError
+
+        try:
+            return await command(args)
+        except CopyError as exc:
+            c.fail(str(exc))
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            c.fail(f"{exc.strerror or exc}{where}")
+        return c.EXIT_ERROR
+
+    return run
 
 
 # ---------------------------------------------------------------------- tag
