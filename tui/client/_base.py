@@ -145,6 +145,7 @@ class ClientBase:
         max_retry_wait: float = 60.0,
         backoff: float = 0.2,
         max_pages: int = MAX_PAGES,
+        rate_limit: float | None = None,
     ) -> None:
         try:
             scheme, host = parse_registry(registry)
@@ -183,6 +184,9 @@ class ClientBase:
         self.backoff = backoff
         """First retry delay in seconds; it doubles per retry (with jitter), capped at 8 s."""
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._interval = 1.0 / rate_limit if rate_limit else 0.0
+        """``rate_limit`` requests per second at most (retries count): seconds between starts."""
+        self._next_start = 0.0
         verify: ssl.SSLContext | bool = not insecure
         """``True``: the system trust store (and ``SSL_CERT_FILE``), loaded when HTTPS is first
         spoken (see :mod:`tui.client._transport`)."""
@@ -322,6 +326,8 @@ class ClientBase:
             deadline += len(content) / UPLOAD_RATE  # a body to send gets time for it too
         attempt = 0
         while True:
+            if self._interval:
+                await self._wait_for_rate()
             try:
                 async with self._semaphore, asyncio.timeout(deadline):
                     request = self._http.build_request(method, url, **kw)
@@ -355,6 +361,15 @@ class ClientBase:
                     await self.read_error_body(response)
                 raise self._status_error(response, "request")
             return response
+
+    async def _wait_for_rate(self) -> None:
+        """Space request starts ``1 / rate_limit`` seconds apart (for registries that throttle:
+        fewer 429s than retrying after them)."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next_start)
+        self._next_start = start + self._interval
+        if start > now:
+            await asyncio.sleep(start - now)
 
     async def read_error_body(self, response: httpx.Response) -> None:
         """Read (at most 1 MiB of) a streamed error answer, for its OCI error message."""

@@ -49,6 +49,9 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "tag": "new tags on an existing manifest, without moving data",
         "cp": "copy an image between registries, OCI layouts (oci:DIR) and docker-archive:FILE",
     },
+    "sync": {
+        "sync": "keep repositories in step with a YAML file of sources and targets, by digest"
+    },
 }
 """Every command module, in the order of ``regtui --help``: the commands it registers (in its
 own order), with their one-line help."""

@@ -1,0 +1,201 @@
+"""``regtui sync FILE``: keep target repositories in step with sources, by digest.
+
+    regtui sync FILE [--dry-run | --check] [--parallel N] [--rate-limit R] [--json]
+
+The file (YAML) is described in :mod:`tui.logic.sync_spec` and the README. Exit codes: 0 every
+image is in step (copied now or unchanged), 1 an image or a source failed (the others still
+went), 2 a mistake in the command line or the file (nothing read, nothing copied), 3 with
+``--check`` only: something would be copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING, Any
+
+from tui.commands import _common as c
+from tui.commands.access import add_output_arguments
+
+if TYPE_CHECKING:
+    from tui.client import RegistryClient
+    from tui.data.sync import SyncOutcome
+    from tui.logic.sync_spec import SyncSpec
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+def register(subparsers: Any) -> None:
+    sync = subparsers.add_parser(
+        "sync",
+        help="keep repositories in step with a YAML file of sources and targets, by digest",
+        description="Copy what changed from each source to its target (see the README for the "
+        "file). Exit codes: 0 in step, 1 a failure, 2 usage or file error, 3 (--check) "
+        "something would be copied.",
+    )
+    sync.add_argument("file", metavar="FILE", help="the sync file (YAML)")
+    mode = sync.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", "-n", action="store_true", help="say what would be copied")
+    mode.add_argument(
+        "--check", action="store_true", help="a dry run that exits 3 when anything would move"
+    )
+    sync.add_argument("--parallel", "-j", type=int, help="images copied at once (file: parallel)")
+    sync.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="R",
+        help="requests per second to each registry at most (file: rate_limit; 0: no limit)",
+    )
+    sync.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    add_output_arguments(sync, "one JSON document with every image's outcome")
+    sync.set_defaults(handler=c.handler(_sync))
+
+
+def _load(path: str) -> SyncSpec:
+    import yaml
+
+    from tui.logic.sync_spec import SyncSpecError, parse_spec
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise c.UsageError(f"{path}: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise c.UsageError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        document = yaml.safe_load(data)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "not YAML"
+        raise c.UsageError(f"{path}{where}: {problem}") from None
+    try:
+        return parse_spec(document)
+    except SyncSpecError as error:
+        raise c.UsageError(f"{path}: {error}") from None
+
+
+async def _sync(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tui.client import RegistryClient
+    from tui.client.reference import api_host
+    from tui.data.sync import run_sync
+
+    spec = _load(args.file)
+    if args.parallel is not None:
+        if not 1 <= args.parallel <= 64:
+            raise c.UsageError("--parallel must be from 1 to 64")
+        spec = replace(spec, parallel=args.parallel)
+    if args.rate_limit is not None:
+        if args.rate_limit < 0:
+            raise c.UsageError("--rate-limit must be at least 0")
+        spec = replace(spec, rate_limit=args.rate_limit)
+    for name, access in spec.registries.items():
+        if access.password_env and access.password_env not in os.environ:
+            raise c.UsageError(f"registries[{name!r}]: ${access.password_env} is not set")
+    clients: dict[str, RegistryClient] = {}
+
+    def client_for(registry: str) -> RegistryClient:
+        key = api_host(registry.split("://", 1)[-1])
+        if key not in clients:
+            access = spec.registries.get(registry.split("://", 1)[-1]) or spec.registries.get(key)
+            clients[key] = RegistryClient(
+                registry,
+                username=access.username if access else None,
+                password=os.environ[access.password_env]
+                if access and access.password_env
+                else None,
+                insecure=access.insecure if access else False,
+                ca_cert=access.ca_cert if access else None,
+                timeout=args.timeout,
+                max_concurrency=4 * spec.parallel + 4,
+                fast_after=0,
+                rate_limit=spec.rate_limit or None,
+            )
+        return clients[key]
+
+    dry_run = args.dry_run or args.check
+    try:
+        for entry in spec.entries:  # the clients are made (and checked) before anything moves
+            client_for(entry.source_registry)
+            client_for(entry.target_registry)
+        for client in clients.values():
+            await client.__aenter__()
+        outcomes = await run_sync(
+            spec, client_for, dry_run=dry_run, progress=None if args.json else _say
+        )
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return _report(outcomes, args)
+
+
+def _say(outcome: SyncOutcome) -> None:
+    job = outcome.job
+    if job is None:
+        return  # failures before a job are said with the summary
+    if outcome.status == "unchanged":
+        return
+    if outcome.status == "failed":
+        c.warn(f"{job.source} -> {job.target}: {outcome.error}")
+    elif outcome.status == "planned":
+        was = c.short_digest(job.target_digest) if job.target_digest else "absent"
+        now = c.short_digest(job.source_digest)
+        c.say(f"would copy {job.source} -> {job.target} ({was} -> {now})")
+    else:
+        result = outcome.result
+        moved = f", {c.size(result.bytes_copied)} moved" if result is not None else ""
+        c.say(f"copied {job.source} -> {job.target}{moved}")
+
+
+def _report(outcomes: list[SyncOutcome], args: argparse.Namespace) -> int:
+    counts = {status: 0 for status in ("copied", "unchanged", "planned", "failed")}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    if args.json:
+        c.print_json(
+            {
+                "dry_run": bool(args.dry_run or args.check),
+                "counts": counts,
+                "images": [_outcome_json(o) for o in outcomes],
+            }
+        )
+    else:
+        for outcome in outcomes:
+            if outcome.job is None:
+                c.warn(f"{outcome.where}: {outcome.error}")
+        print(
+            f"{counts['copied']} copied, {counts['unchanged']} unchanged, "
+            f"{counts['planned']} to copy, {counts['failed']} failed"
+        )
+    if counts["failed"]:
+        return c.EXIT_ERROR
+    if args.check and counts["planned"]:
+        return c.EXIT_PLAN_NOT_EMPTY
+    return c.EXIT_OK
+
+
+def _outcome_json(outcome: SyncOutcome) -> dict[str, Any]:
+    job = outcome.job
+    data: dict[str, Any] = {"status": outcome.status}
+    if outcome.error is not None:
+        data["error"] = outcome.error
+    if job is None:
+        data["where"] = outcome.where
+        return data
+    data.update(
+        source=job.source,
+        target=job.target,
+        digest=job.source_digest,
+        target_digest_before=job.target_digest,
+    )
+    if outcome.result is not None:
+        data.update(
+            bytes_copied=outcome.result.bytes_copied,
+            blobs_copied=outcome.result.blobs_copied,
+            blobs_skipped=outcome.result.blobs_skipped,
+            blobs_mounted=outcome.result.blobs_mounted,
+        )
+    return data
