@@ -74,3 +74,18 @@ def test_du_estimate_equals_exact_storage_report(
         for key, value in {r["name"]: r for r in estimate["repositories"]}["team/app"].items()
         if key in by_name["team/app"]
     }
+
+
+async def test_a_rate_limit_spaces_the_starts_of_requests(registry: RunningRegistry) -> None:
+    """``rate_limit=R``: request starts at least ``1/R`` s apart, even when issued at once
+    (what ``regtui sync --rate-limit`` relies on for upstreams that throttle)."""
+    import asyncio
+    import time
+
+    populate(registry.url)
+    async with RegistryClient(registry.host, rate_limit=20) as client:
+        await client.list_tags("tools")  # the first request settles the scheme
+        started = time.monotonic()
+        await asyncio.gather(*(client.list_tags("tools") for _ in range(10)))
+        took = time.monotonic() - started
+    assert took >= 9 / 20 - 0.01  # ten starts spaced 50 ms apart: nine gaps at least

@@ -85,7 +85,8 @@ def test_each_mistake_is_refused_with_its_place(change: dict[str, Any], where: s
 
 
 def test_a_non_mapping_document_is_refused() -> None:
-    for document in (None, [], "sync"):
+    documents: list[Any] = [None, [], "sync"]
+    for document in documents:
         with pytest.raises(SyncSpecError, match="expected a mapping"):
             parse_spec(document)
 

@@ -178,24 +178,18 @@ def _report(outcomes: list[SyncOutcome], args: argparse.Namespace) -> int:
 
 
 def _outcome_json(outcome: SyncOutcome) -> dict[str, Any]:
-    job = outcome.job
-    data: dict[str, Any] = {"status": outcome.status}
-    if outcome.error is not None:
-        data["error"] = outcome.error
-    if job is None:
-        data["where"] = outcome.where
-        return data
-    data.update(
-        source=job.source,
-        target=job.target,
-        digest=job.source_digest,
-        target_digest_before=job.target_digest,
-    )
-    if outcome.result is not None:
-        data.update(
-            bytes_copied=outcome.result.bytes_copied,
-            blobs_copied=outcome.result.blobs_copied,
-            blobs_skipped=outcome.result.blobs_skipped,
-            blobs_mounted=outcome.result.blobs_mounted,
-        )
-    return data
+    """One image's outcome, every key always present (docs/json.md)."""
+    job, result = outcome.job, outcome.result
+    return {
+        "status": outcome.status,
+        "error": outcome.error,
+        "where": outcome.where or (job.entry.where if job is not None else None),
+        "source": job.source if job is not None else None,
+        "target": job.target if job is not None else None,
+        "digest": job.source_digest if job is not None else None,
+        "target_digest_before": job.target_digest if job is not None else None,
+        "bytes_copied": result.bytes_copied if result is not None else 0,
+        "blobs_copied": result.blobs_copied if result is not None else 0,
+        "blobs_skipped": result.blobs_skipped if result is not None else 0,
+        "blobs_mounted": result.blobs_mounted if result is not None else 0,
+    }
