@@ -27,6 +27,9 @@ from tui.logic.sync_spec import Entry, SyncSpec, SyncSpecError, target_repositor
 
 __all__ = ["ImageJob", "SyncOutcome", "plan_sync", "run_sync"]
 
+REPOSITORIES_AT_ONCE = 16
+"""Repositories whose tags are read (and compared) at once while planning."""
+
 Clients = Callable[[str], RegistryClient]
 """The client for a registry as the sync file names it (one per registry, shared)."""
 
@@ -152,21 +155,34 @@ async def _plan_entry(entry: Entry, clients: Clients) -> tuple[list[ImageJob], l
                 SyncOutcome(None, "failed", str(error), where=f"{entry.where}: {repo}:{ref}")
             )
 
+    gate = asyncio.Semaphore(REPOSITORIES_AT_ONCE)
+
+    async def repository(repo: str) -> None:
+        async with gate:
+            try:
+                tags = await source.list_tags(repo)
+            except NotFoundError:
+                if entry.kind == "registry":
+                    return  # deleted between the catalog and now
+                failures.append(
+                    SyncOutcome(None, "failed", f"{repo}: no such repository", where=entry.where)
+                )
+                return
+            except RegistryClientError as error:
+                failures.append(
+                    SyncOutcome(None, "failed", str(error), where=f"{entry.where}: {repo}")
+                )
+                return
+            await asyncio.gather(*(one(repo, tag) for tag in entry.tags.select(tags)))
+
     async with asyncio.TaskGroup() as group:
         try:
             async for repo in _repositories(entry, source):
                 if entry.source is not None and entry.kind == "image":
                     group.create_task(one(repo, entry.source.digest or entry.source.tag or ""))
-                    continue
-                try:
-                    tags = await source.list_tags(repo)
-                except NotFoundError:
-                    if entry.kind == "registry":
-                        continue  # deleted between the catalog and now
-                    raise
-                for tag in entry.tags.select(tags):
-                    group.create_task(one(repo, tag))
-        except RegistryClientError as error:  # the catalog or the tags: this entry stops here
+                else:
+                    group.create_task(repository(repo))
+        except RegistryClientError as error:  # the catalog: this entry stops here
             failures.append(SyncOutcome(None, "failed", str(error), where=entry.where))
     jobs.sort(key=lambda job: (job.source_repository, job.reference))
     return jobs, failures

@@ -1,0 +1,111 @@
+"""Benchmark: a second ``regtui sync`` of unchanged repositories against ``skopeo sync``'s.
+
+Debian's docker-registry (Distribution 2.8) holds ``--repos`` repositories of one small image
+each (the source); the bundled registry is the target. Each tool first copies everything once
+(into its own prefix), then, in ``--rounds`` alternated rounds, runs again over the unchanged
+sources: regtui compares digests and moves nothing, skopeo copies again (it skips blobs the
+target has, and writes the manifests). Whole processes, wall time, medians; the issue's target
+(23): regtui's second run at least 5x as fast as skopeo's.
+
+    python bench/bench_sync.py [--repos 100] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])}… failed: {done.stderr.strip()[-500:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repos", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise SystemExit("skopeo is needed for the comparison")
+    from tests.helpers.servers import bundled_registry, distribution_registry
+    from tui.imagegen import make_image, push_image
+
+    with tempfile.TemporaryDirectory(prefix="regtui-bench-sync-") as tmp:
+        base = Path(tmp)
+        with (
+            distribution_registry(base / "source") as source,
+            bundled_registry(base / "target") as target,
+        ):
+            names = [f"team/app{n:03d}" for n in range(args.repos)]
+            for name in names:
+                push_image(source.url, name, "1.0", make_image([{"f": os.urandom(2048)}]))
+            spec = base / "sync.yml"
+            spec.write_text(
+                yaml.safe_dump(
+                    {
+                        "sync": [
+                            {
+                                "source": source.host,
+                                "target": f"{target.host}/regtui",
+                                "repositories": ["team/*"],
+                            }
+                        ]
+                    }
+                )
+            )
+            listing = base / "skopeo.yml"
+            listing.write_text(
+                yaml.safe_dump(
+                    {source.host: {"tls-verify": False, "images": {n: [] for n in names}}}
+                )
+            )
+            regtui = [sys.executable, "-m", "tui", "sync", str(spec)]
+            skopeo_sync = [
+                skopeo,
+                "sync",
+                "--src",
+                "yaml",
+                "--dest",
+                "docker",
+                "--dest-tls-verify=false",
+                "--all",
+                str(listing),
+                f"{target.host}/skopeo",
+            ]
+            first = {"regtui": timed(regtui), "skopeo": timed(skopeo_sync)}
+            again: dict[str, list[float]] = {"regtui": [], "skopeo": []}
+            for _ in range(args.rounds):
+                again["regtui"].append(timed(regtui))
+                again["skopeo"].append(timed(skopeo_sync))
+    medians = {tool: statistics.median(times) for tool, times in again.items()}
+    print(f"{args.repos} repositories, one image each; medians of {args.rounds} alternated rounds")
+    print(f"{'':<8} {'first s':>8} {'again s':>8}")
+    for tool in ("regtui", "skopeo"):
+        print(f"{tool:<8} {first[tool]:>8.2f} {medians[tool]:>8.2f}")
+    ratio = medians["skopeo"] / medians["regtui"]
+    verdict = "meets" if ratio >= 5 else "MISSES"
+    print(f"second run: regtui {ratio:.1f}x as fast as skopeo sync (target 5x: {verdict})")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
