@@ -46,6 +46,7 @@ from tui.logic.image_view import (
     referrer_rows,
 )
 from tui.screens.base import RegtuiScreen
+from tui.screens.copying import copy_flow
 from tui.screens.layer_files import LayerFilesScreen
 from tui.screens.merged_fs import MergedFsScreen
 
@@ -59,6 +60,7 @@ class ImageScreen(RegtuiScreen):
     CSS_PATH = "image.tcss"
     BINDINGS = [
         Binding("c", "copy_pull", "Copy pull", id="copy-pull"),
+        Binding("C", "copy_to", "Copy to…", id="copy-to", show=False),
         Binding("d", "delete", "Delete", id="delete"),
         Binding("x", "delete_platform", "Delete platform", id="delete-platform"),
         Binding("x", "delete_referrer", "Delete referrer", id="delete-referrer"),
@@ -205,7 +207,19 @@ class ImageScreen(RegtuiScreen):
             return True
         if action == "copy_pull":
             return self.pull_command() is not None
+        if action == "copy_to":
+            return self.result is not None
         return super().check_action(action, parameters)
+
+    @work(exclusive=True, group="dialog", exit_on_error=False)
+    async def action_copy_to(self) -> None:
+        if self.result is None:
+            return
+        tag = None if self.reference.startswith("sha256:") else self.reference
+        try:
+            await copy_flow(self, self.repository, self.result.digest, tag, self.set_status)
+        finally:
+            self.set_status("")
 
     def pull_command(self) -> str | None:
         """The ``docker pull`` command, or ``None`` while loading and for an artifact."""

@@ -29,11 +29,14 @@ from tui.logic.retention import (
 )
 from tui.logic.tags import TagRow, TagSort, filter_tags, sort_tags
 from tui.screens.base import RegtuiScreen, guarded
+from tui.screens.copying import copy_flow, retag_flow
 from tui.screens.diff import DiffScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.tag_table import TagTable
 
 DELETE_ACTIONS = frozenset({"delete", "untag", "mark", "delete_marked", "keep_newest"})
+WRITE_ACTIONS = frozenset({"retag"})
+"""Keys that write to this registry without deleting: hidden in read-only mode only."""
 
 UNTAG_FALLBACK = (
     "If the registry cannot delete a tag on its own (Distribution 2.8 cannot), regtui moves "
@@ -93,6 +96,8 @@ class RepositoryScreen(RegtuiScreen):
         *guarded("k", "keep_newest", "Keep N", id="keep-newest", tooltip="Keep newest N"),
         Binding("r", "reload", "Reload", id="reload", show=False),
         Binding("equals_sign", "diff", "Diff", id="diff", show=False, key_display="="),
+        Binding("C", "copy_to", "Copy to…", id="copy-to", show=False),
+        *guarded("t", "retag", "Retag", id="retag", tooltip="New tags on this image"),
     ]
 
     def __init__(self, repository: str, *, marked: Iterable[str] = ()) -> None:
@@ -192,6 +197,8 @@ class RepositoryScreen(RegtuiScreen):
             self.query_one("#repo-heading", Static).update(heading)
 
     def unavailable_reason(self, action: str) -> str | None:
+        if action in WRITE_ACTIONS and self.is_read_only():
+            return "Read-only mode (regtui was started with --read-only): nothing is written."
         if action not in DELETE_ACTIONS:
             return None
         if self.is_read_only():
@@ -470,6 +477,26 @@ class RepositoryScreen(RegtuiScreen):
         if plan.protected:
             message += f" Not marked (same image as a kept tag): {', '.join(plan.protected)}."
         self.notify(message, title="Keep newest")
+
+    # -- copying ------------------------------------------------------------------------------
+    @work(exclusive=True, group="dialog", exit_on_error=False)
+    async def action_copy_to(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        try:
+            await copy_flow(self, self.repository, row.digest or row.tag, row.tag, self.set_status)
+        finally:
+            self.show_summary()
+        self.load_tags()  # a copy within this repository adds a tag
+
+    @work(exclusive=True, group="dialog", exit_on_error=False)
+    async def action_retag(self) -> None:
+        row = self.current_row()
+        if row is None:
+            return
+        if await retag_flow(self, self.repository, row.digest or row.tag):
+            self.load_tags()
 
     # -- deletion -----------------------------------------------------------------------------
     @work(exclusive=True, group="dialog", exit_on_error=False)
