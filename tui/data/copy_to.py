@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 from tui.client import RegistryClient
 from tui.client.models import Platform
-from tui.client.reference import TAG_RE, api_host
-from tui.data.copy import CopyProgress, CopyResult, copy_image
-from tui.data.copy_io import Destination, RegistryDestination, RegistrySource
+from tui.client.reference import TAG_RE, Reference, api_host
+from tui.data.copy import CopyProgress, CopyResult, copy_image, open_destination
+from tui.data.copy_io import RegistrySource
 from tui.logic.copy_plan import (
-    ArchiveLocation,
     Location,
-    OciLocation,
     RegistryLocation,
+    destination_tags,
     parse_location,
+    parse_platform,
 )
 
 __all__ = ["CopyRequest", "copy_from", "parse_request", "retag"]
@@ -37,24 +37,7 @@ def parse_request(destination: str, platform: str, referrers: bool) -> CopyReque
     if isinstance(location, RegistryLocation) and location.ref.digest is not None:
         raise ValueError("a destination takes a tag, not a digest")
     text = platform.strip() or "all"
-    chosen: Platform | None = None
-    if text != "all":
-        parts = text.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"platform {text!r}: all, or OS/ARCH[/VARIANT]")
-        chosen = Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
-    return CopyRequest(location, chosen, referrers)
-
-
-def _tags(location: Location, tag: str | None, image: str) -> list[str]:
-    """The destination's own tag, else the source's (an archive names ``IMAGE:TAG``)."""
-    if isinstance(location, RegistryLocation):
-        own = location.ref.tag
-    elif isinstance(location, OciLocation):
-        own = location.tag
-    else:
-        return [location.name or f"{image}:{tag or 'latest'}"]
-    return [own] if own else ([tag] if tag else [])
+    return CopyRequest(location, None if text == "all" else parse_platform(text), referrers)
 
 
 async def copy_from(
@@ -66,36 +49,31 @@ async def copy_from(
     tag: str | None = None,
     progress: Callable[[CopyProgress], None] | None = None,
 ) -> CopyResult:
-    """Copy ``repository``'s ``reference`` (on ``client``'s registry) as ``request`` asks.
+    """Copy ``repository``'s ``reference`` (on ``client``'s registry) as ``request`` asks, with
+    ``regtui cp``'s engine and its rule for the tag written (``tag``: the source's).
 
     On the same registry the app's client is used (blobs are mounted); another registry gets a
     client of its own, with the credentials the Docker config and ``REGTUI_*`` give for it:
     never this registry's."""
     location = request.destination
-    source = RegistrySource(client, repository, reference)
+    source_at = RegistryLocation(
+        Reference(client.registry, repository, tag=tag, digest=None if tag else reference)
+    )
     own: RegistryClient | None = None
-    destination: Destination
+    target = None
     if isinstance(location, RegistryLocation):
         if location.ref.api_host == api_host(client.host):
             target = client
         else:
             own = target = RegistryClient(location.ref.registry, fast_after=0)
             await own.__aenter__()
-        destination = RegistryDestination(target, location.ref.repository, name=str(location))
-    elif isinstance(location, OciLocation):
-        from tui.data.oci_layout import OciLayoutDestination
-
-        destination = OciLayoutDestination(location.path, location.tag)
-    else:
-        assert isinstance(location, ArchiveLocation)
-        from tui.data.docker_archive import ArchiveDestination
-
-        destination = ArchiveDestination(location.path, location.name)
+    source = RegistrySource(client, repository, reference)
+    destination = open_destination(location, target)
     try:
         return await copy_image(
             source,
             destination,
-            tags=_tags(location, tag, f"{client.registry}/{repository}"),
+            tags=destination_tags(source_at, location),
             platform=request.platform,
             all_platforms=request.platform is None,
             referrers=request.referrers,
