@@ -1,4 +1,4 @@
-""""Copy to…" (``C``) and retag (``t``) in the app, against real registries: the copy lands on
+"""The "Copy to…" (``C``) and retag (``t``) in the app, against real registries: the copy lands on
 another bundled registry by the same digest, new tags land on the same manifest, and a bad
 destination is said in the dialog without leaving it."""
 
@@ -23,9 +23,7 @@ ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.
 
 
 def digest_of(registry: RunningRegistry, repo: str, ref: str) -> str | None:
-    response = httpx.head(
-        f"{registry.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}
-    )
+    response = httpx.head(f"{registry.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT})
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
 
 
