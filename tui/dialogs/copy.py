@@ -1,4 +1,4 @@
-""" "Copy to…": where an image goes (a registry, an OCI layout, a ``docker save`` archive), which
+"""The "Copy to…" dialog: where an image goes (a registry, an OCI layout, a ``docker save`` archive), which
 platforms, and whether its referrers go along."""
 
 from __future__ import annotations
