@@ -1,5 +1,5 @@
-"""The "Copy to…" dialog: where an image goes (a registry, an OCI layout, a ``docker save`` archive), which
-platforms, and whether its referrers go along."""
+"""The "Copy to…" dialog: where an image goes (a registry, an OCI layout, a ``docker save``
+archive), which platforms, and whether its referrers go along."""
 
 from __future__ import annotations
 
