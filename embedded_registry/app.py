@@ -22,7 +22,7 @@ from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htp
 from embedded_registry.config import Config, ConfigError, HtpasswdConfig, TokenConfig
 from embedded_registry.health import APP_KEY as HEALTH_KEY
 from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
-from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
+from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY, STORAGE_KEY
 from embedded_registry.proxy import middleware as mirror_middleware
 from embedded_registry.proxy import setup as setup_mirrors
 from embedded_registry.routes import (
@@ -330,6 +330,8 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app[HEALTH_KEY] = checks
     if metrics is not None:
         app[METRICS_KEY] = metrics
+        app[GC_OBSERVER_KEY] = metrics.gc_finished
+        metrics.attach(app, storage)  # driver operations, bytes per repository
     app.cleanup_ctx.append(run_checks)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)

@@ -1,11 +1,17 @@
 """Prometheus metrics of one application (``http.debug.prometheus``), with ``prometheus_client``
 from the ``metrics`` extra.
 
-Names: ``registry_`` for what Distribution also measures (its ``registry_http_*`` family, so a
-dashboard built for registry:2 keeps most of its queries), ``regtui_`` for regtui's own (GC
-runs). Labels stay bounded: ``route`` is the route's pattern (``/v2/{name}/manifests/{reference}``),
+Names: ``registry_`` for what Distribution also measures (its ``registry_http_*`` family and
+``registry_storage_action_seconds``, so a dashboard built for registry:2 keeps most of its
+queries) or zot does (``registry_repository_storage_bytes``), ``regtui_`` for regtui's own (GC
+runs). Storage driver operations are counted by the driver the factory wraps
+(:mod:`embedded_registry.storage.metered`), bytes per repository by
+:mod:`embedded_registry.repository_bytes`, GC runs by GC's observer hook.
+
+Labels stay bounded: ``route`` is the route's pattern (``/v2/{name}/manifests/{reference}``),
 never the raw path, and ``unmatched`` for a path no route serves; ``method`` is one of the
-methods a route accepts (anything else is ``other``); ``code`` is the status.
+methods a route accepts (anything else is ``other``); ``code`` is the status; ``repository``
+has one value per repository, as zot's.
 
 Each application has its own :class:`~prometheus_client.CollectorRegistry` (never the global one),
 so several apps in one process keep separate counts.
@@ -13,7 +19,6 @@ so several apps in one process keep separate counts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,12 +27,24 @@ from aiohttp.web_urldispatcher import MatchInfoError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from embedded_registry.gc import GcReport
+from embedded_registry.gc.collect import COMPLETED
+from embedded_registry.repository_bytes import RepositoryBytes
+from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.metered import driver_metrics
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UPLOAD_ROUTE_MARK = "/blobs/uploads"
-GC_ROUTE = "/v2/_regtui/ext/gc"
+MANIFEST_ROUTE = "/v2/{name}/manifests/{reference}"
+BLOB_ROUTE = "/v2/{name}/blobs/{digest}"
+WRITES = frozenset({"PUT", "DELETE"})
+CHANGING_ROUTES = frozenset({MANIFEST_ROUTE, BLOB_ROUTE})
+"""A write that succeeded on these may move a repository's bytes (a manifest or a blob link
+came or went)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -69,19 +86,47 @@ class RegistryMetrics:
         )
         self.gc_runs = Counter(
             "regtui_gc_runs",
-            "Garbage collections run through the extension endpoint, by dry_run.",
-            ["dry_run"],
+            "Online garbage collections, by outcome (completed, dry_run, busy, failed).",
+            ["outcome"],
             registry=r,
         )
         self.gc_freed = Counter(
             "regtui_gc_freed_bytes",
-            "Bytes freed by garbage collections run through the extension endpoint.",
+            "Bytes freed by online garbage collections.",
             registry=r,
         )
+        self.repository_bytes: RepositoryBytes | None = None
 
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         """Labelled children by (route, method, status): ``labels()`` costs more than the
         increments, and the set is bounded by the route table."""
+
+    def attach(self, app: web.Application, storage: RegistryStorage) -> None:
+        """Count ``storage``'s driver operations (when the factory metered its driver) and
+        keep its bytes per repository (:mod:`embedded_registry.repository_bytes`), renewed in
+        the background while ``app`` runs."""
+        driver = getattr(storage, "driver", None)
+        if not isinstance(driver, StorageDriver):
+            return
+        operations = driver_metrics(driver)
+        if operations is not None:
+            for collector in operations.collectors:
+                self.registry.register(collector)
+        self.repository_bytes = RepositoryBytes(driver)
+        self.registry.register(self.repository_bytes)
+        app.cleanup_ctx.append(self.repository_bytes.background)
+
+    def gc_finished(self, outcome: str, report: GcReport | None) -> None:
+        """GC's observer (:data:`embedded_registry.gc.collect.GcObserver`)."""
+        self.gc_runs.labels(outcome).inc()
+        if outcome == COMPLETED and report is not None:
+            if report.bytes_freed > 0:
+                self.gc_freed.inc(report.bytes_freed)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.repository_bytes is not None:
+            self.repository_bytes.changed()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -109,22 +154,18 @@ class RegistryMetrics:
         body_out = 0 if method == "HEAD" else _sent(response)
         if body_out:
             sent.inc(body_out)
+        if method in WRITES and response.status < 300 and route in CHANGING_ROUTES:
+            self._changed()
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
-        """Blob uploads in flight (the handler's time: the body is read there) and the GC
-        route's results; every answer is counted by :meth:`finished`. Other routes pass
-        straight through."""
+        """Blob uploads in flight (the handler's time: the body is read there); every answer
+        is counted by :meth:`finished`. Other routes pass straight through."""
 
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.method == "GET" or request.method == "HEAD":
                 return await handler(request)
             route = route_label(request)
-            if route == GC_ROUTE:
-                response = await handler(request)
-                if response.status == 200:
-                    self._count_gc(response)
-                return response
             if UPLOAD_ROUTE_MARK not in route or request.method == "DELETE":
                 return await handler(request)
             self.uploads.inc()
@@ -134,20 +175,6 @@ class RegistryMetrics:
                 self.uploads.dec()
 
         return metrics_middleware
-
-    def _count_gc(self, response: web.StreamResponse) -> None:
-        body = response.body if isinstance(response, web.Response) else None
-        if not isinstance(body, bytes):
-            return
-        try:
-            report = json.loads(body)
-        except ValueError:
-            return
-        dry_run = bool(report.get("dry_run"))
-        self.gc_runs.labels(str(dry_run).lower()).inc()
-        freed = report.get("bytes_freed")
-        if not dry_run and isinstance(freed, int) and freed > 0:
-            self.gc_freed.inc(freed)
 
 
 def _sent(response: web.StreamResponse) -> int:
