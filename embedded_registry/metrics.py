@@ -20,11 +20,10 @@ so several apps in one process keep separate counts.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import MatchInfoError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
 from embedded_registry.gc import GcReport
@@ -32,7 +31,7 @@ from embedded_registry.gc.collect import COMPLETED
 from embedded_registry.repository_bytes import RepositoryBytes
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.facade import RegistryStorage
-from embedded_registry.storage.metered import driver_metrics
+from embedded_registry.storage.metered import Cell, CounterSet, HistogramSet, Series, driver_metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,31 +53,30 @@ class RegistryMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        # Per answer: plain numbers, turned into families when scraped (storage.metered).
+        self.requests = CounterSet(
             "registry_http_requests",
             "HTTP requests answered, by route pattern, method and status code.",
             ["route", "method", "code"],
-            registry=r,
         )
-        self.latency = Histogram(
+        self.latency = HistogramSet(
             "registry_http_request_duration_seconds",
             "Time from the request to the last byte of the answer, by route pattern and method.",
             ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.received = Counter(
+        self.received = CounterSet(
             "registry_http_request_bytes",
             "Request body bytes received, by route pattern.",
             ["route"],
-            registry=r,
         )
-        self.sent = Counter(
+        self.sent = CounterSet(
             "registry_http_response_bytes",
             "Response body bytes sent, by route pattern.",
             ["route"],
-            registry=r,
         )
+        for collector in (self.requests, self.latency, self.received, self.sent):
+            r.register(collector)
         self.uploads = Gauge(
             "registry_uploads_in_flight",
             "Blob upload requests (POST, PATCH, PUT under /blobs/uploads/) being served.",
@@ -97,9 +95,8 @@ class RegistryMetrics:
         )
         self.repository_bytes: RepositoryBytes | None = None
 
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
-        """Labelled children by (route, method, status): ``labels()`` costs more than the
-        increments, and the set is bounded by the route table."""
+        self._children: dict[tuple[str, str, int], tuple[Cell, Series, Cell, Cell]] = {}
+        """Series by (route, method, status): bounded by the route table."""
 
     def attach(self, app: web.Application, storage: RegistryStorage) -> None:
         """Count ``storage``'s driver operations (when the factory metered its driver) and
@@ -140,20 +137,20 @@ class RegistryMetrics:
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                self.requests.labels(route, method, str(response.status)),
-                self.latency.labels(route, method),
-                self.received.labels(route),
-                self.sent.labels(route),
+                self.requests.cell(route, method, str(response.status)),
+                self.latency.child(route, method),
+                self.received.cell(route),
+                self.sent.cell(route),
             )
         requests, latency, received, sent = children
-        requests.inc()
+        requests.value += 1
         latency.observe(took)
         body_in = getattr(request.content, "total_bytes", 0)
         if body_in:
-            received.inc(body_in)
+            received.value += body_in
         body_out = 0 if method == "HEAD" else _sent(response)
         if body_out:
-            sent.inc(body_out)
+            sent.value += body_out
         if method in WRITES and response.status < 300 and route in CHANGING_ROUTES:
             self._changed()
 

@@ -18,6 +18,11 @@ Metrics (labels ``driver``: the driver's ``name``, ``action``: the method):
 - ``registry_storage_action_seconds`` (histogram): Distribution's name for the same timer;
 - ``regtui_storage_actions_total`` (counter), with ``outcome``: ``ok``, ``not_found``
   (:class:`PathNotFoundError`), ``error`` (any other exception), ``cancelled``.
+
+They are kept by :class:`HistogramSet` and :class:`CounterSet`: plain numbers updated by the
+event loop's thread and turned into ``prometheus_client`` families when scraped. An operation
+then costs a ``bisect`` and three additions (``prometheus_client``'s own ``Histogram`` takes a
+lock and walks its buckets: several microseconds, which a HEAD request of 300 µs notices).
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from embedded_registry.storage.driver.base import FileWriter, PathNotFoundError, StorageDriver
 
@@ -58,42 +66,117 @@ WRITER_PREFIX = "writer."
 _clock = time.perf_counter
 
 
+class Cell:
+    """One counter series: ``value`` grows."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+
+class CounterSet(Collector):
+    """A labelled counter kept in plain numbers (the event loop's thread only)."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, list(labelnames)
+        self.series: dict[tuple[str, ...], Cell] = {}
+
+    def cell(self, *labels: str) -> Cell:
+        found = self.series.get(labels)
+        if found is None:
+            found = self.series[labels] = Cell()
+        return found
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, cell in list(self.series.items()):
+            family.add_metric(labels, cell.value)
+        return [family]
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+
+class Series:
+    """One histogram series: a count per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class HistogramSet(Collector):
+    """A labelled histogram kept in plain numbers (the event loop's thread only)."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, list(labelnames)
+        self.bounds = tuple(float(b) for b in buckets)
+        self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        self.series: dict[tuple[str, ...], Series] = {}
+
+    def child(self, *labels: str) -> Series:
+        found = self.series.get(labels)
+        if found is None:
+            found = self.series[labels] = Series(self.bounds)
+        return found
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, series in list(self.series.items()):
+            total, buckets = 0, []
+            for le, count in zip(self._les, series.counts, strict=True):
+                total += count
+                buckets.append((le, float(total)))
+            family.add_metric(labels, buckets, series.sum)
+        return [family]
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+
 class DriverMetrics:
     """The collectors of one metered driver (registered by the application's metrics)."""
 
     def __init__(self, driver: str) -> None:
         self.driver = driver
-        self.seconds = Histogram(
+        self.seconds = HistogramSet(
             "registry_storage_action_seconds",
             "Time a storage driver operation took, by driver and action.",
             ["driver", "action"],
-            buckets=STORAGE_BUCKETS,
-            registry=None,
+            STORAGE_BUCKETS,
         )
-        self.actions = Counter(
+        self.actions = CounterSet(
             "regtui_storage_actions",
             "Storage driver operations, by driver, action and outcome.",
             ["driver", "action", "outcome"],
-            registry=None,
         )
-        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str], tuple[Series, Cell]] = {}
 
     @property
-    def collectors(self) -> tuple[Histogram, Counter]:
+    def collectors(self) -> tuple[HistogramSet, CounterSet]:
         return self.seconds, self.actions
 
     def done(self, action: str, started: float, outcome: str) -> None:
         """Count one operation that began at ``started`` (``perf_counter``)."""
         took = _clock() - started
-        key = (action, outcome)
-        children = self._children.get(key)
+        children = self._children.get((action, outcome))
         if children is None:
-            children = self._children[key] = (
-                self.seconds.labels(self.driver, action),
-                self.actions.labels(self.driver, action, outcome),
+            children = self._children[(action, outcome)] = (
+                self.seconds.child(self.driver, action),
+                self.actions.cell(self.driver, action, outcome),
             )
         children[0].observe(took)
-        children[1].inc()
+        children[1].value += 1
 
 
 def _outcome(error: BaseException) -> str:

@@ -200,7 +200,7 @@ class GrownDriver(FilesystemDriver):
 def count(driver: StorageDriver, action: str, outcome: str = "ok") -> float:
     metrics = driver_metrics(driver)
     assert metrics is not None
-    return metrics.actions.labels(metrics.driver, action, outcome)._value.get()
+    return metrics.actions.cell(metrics.driver, action, outcome).value
 
 
 async def test_the_wrapper_times_whatever_the_driver_offers(tmp_path: Path) -> None:
