@@ -4,11 +4,19 @@
 
 Two bundled registries, identical but for the metrics, on copies of one seeded storage; ``ab``
 (keep-alive) alternates between them for ``--rounds`` rounds; medians are printed with the
-ratio. Both keep the access log on, as Distribution's stock config does."""
+ratio. Both keep the access log on, as Distribution's stock config does.
+
+Two figures per server: requests per second (what the budget is stated in), and the server's
+CPU time per request (its ``utime + stime`` over the requests ``ab`` completed). On a machine
+other work shares, the rate moves with that work by more than the budget, while the CPU a
+request costs the single-threaded server barely does: at saturation the rate is the inverse of
+it, so its ratio is the cost the rate would show on a quiet machine. ``--cpu N`` pins both
+servers to core N (``taskset``), ``ab`` to the others."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -22,16 +30,29 @@ for path in (REPO_ROOT, REPO_ROOT / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench_registry import ab_head, seed_tags  # noqa: E402
+from bench_registry import seed_tags  # noqa: E402
 
 from tests.helpers.servers import bundled_registry, free_port  # noqa: E402
 from tui.imagegen import make_image, push_image  # noqa: E402
 
 
-def ab_get(url: str, *, concurrency: int, seconds: int) -> float:
-    """GET requests per second that ab measured (any failure or non-2xx stops the run)."""
+def ab(url: str, *, head: bool, concurrency: int, seconds: int) -> tuple[float, int]:
+    """Requests per second that ab measured and the requests it completed (any failure or
+    non-2xx answer stops the run)."""
     result = subprocess.run(
-        ["ab", "-q", "-k", "-t", str(seconds), "-n", "10000000", "-c", str(concurrency), url],
+        [
+            "ab",
+            "-q",
+            "-k",
+            *(["-i"] if head else []),
+            "-t",
+            str(seconds),
+            "-n",
+            "10000000",
+            "-c",
+            str(concurrency),
+            url,
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -39,10 +60,22 @@ def ab_get(url: str, *, concurrency: int, seconds: int) -> float:
     failed = re.search(r"Failed requests:\s+(\d+)", result.stdout)
     if (failed and int(failed.group(1))) or "Non-2xx" in result.stdout:
         raise RuntimeError(f"ab saw failed requests against {url}:\n{result.stdout}")
-    match = re.search(r"Requests per second:\s+([\d.]+)", result.stdout)
-    if not match:
+    rate = re.search(r"Requests per second:\s+([\d.]+)", result.stdout)
+    done = re.search(r"Complete requests:\s+(\d+)", result.stdout)
+    if not rate or not done:
         raise RuntimeError(f"no rate in ab's output:\n{result.stdout}")
-    return float(match.group(1))
+    return float(rate.group(1)), int(done.group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(pid, {cpu})
 
 
 def main() -> int:
@@ -51,7 +84,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--tags", type=int, default=50, help="tags in the listed repository")
+    parser.add_argument("--cpu", type=int, help="pin both servers to this core, ab to the others")
     args = parser.parse_args()
+    if args.cpu is not None:
+        others = (os.sched_getaffinity(0) - {args.cpu}) or {args.cpu}
+        os.sched_setaffinity(0, others)  # ab inherits it
     if shutil.which("ab") is None:
         print("bench_metrics: error: ab (apache2-utils) is not installed", file=sys.stderr)
         return 1
@@ -71,29 +108,50 @@ def main() -> int:
             "http": {"debug": {"addr": f"127.0.0.1:{free_port()}", "prometheus": {"enabled": True}}}
         }
         figures: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         with (
             bundled_registry(roots["plain"], config={"log": {"level": "info"}}) as plain,
             bundled_registry(
                 roots["metrics"], config={"log": {"level": "info"}, **debug}
             ) as metered,
         ):
-            servers = {"plain": plain.url, "metrics": metered.url}
+            servers = {"plain": plain, "metrics": metered}
+            for server in servers.values():
+                pin(server.process.pid, args.cpu)
             for number in range(args.rounds):
                 order = list(servers.items())
-                for name, url in order if number % 2 == 0 else order[::-1]:
-                    head = f"{url}/v2/bench/head/blobs/sha256:{layer}"
-                    rate = ab_head(head, concurrency=args.concurrency, seconds=args.seconds)
-                    figures.setdefault(("HEAD blob", name), []).append(rate)
-                    tags = f"{url}/v2/bench/tagged/tags/list"
-                    rate = ab_get(tags, concurrency=args.concurrency, seconds=args.seconds)
-                    figures.setdefault(("tags list", name), []).append(rate)
+                for name, server in order if number % 2 == 0 else order[::-1]:
+                    url = server.url
+                    for what, path, head in (
+                        ("HEAD blob", f"/v2/bench/head/blobs/sha256:{layer}", True),
+                        ("tags list", "/v2/bench/tagged/tags/list", False),
+                    ):
+                        used = cpu_seconds(server.process.pid)
+                        rate, done = ab(
+                            url + path,
+                            head=head,
+                            concurrency=args.concurrency,
+                            seconds=args.seconds,
+                        )
+                        used = cpu_seconds(server.process.pid) - used
+                        figures.setdefault((what, name), []).append(rate)
+                        cpu.setdefault((what, name), []).append(1e6 * used / done)
+        print(
+            f"medians of {args.rounds} alternated rounds of {args.seconds} s, ab -k "
+            f"c={args.concurrency}; {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.2f} at the end"
+        )
         for what in ("HEAD blob", "tags list"):
             plain_rate = statistics.median(figures[(what, "plain")])
             metered_rate = statistics.median(figures[(what, "metrics")])
             cost = 100 * (1 - metered_rate / plain_rate)
+            plain_cpu = statistics.median(cpu[(what, "plain")])
+            metered_cpu = statistics.median(cpu[(what, "metrics")])
+            cpu_cost = 100 * (1 - plain_cpu / metered_cpu)
             print(
-                f"{what:10} c={args.concurrency}: without {plain_rate:8.0f} req/s, with metrics "
-                f"{metered_rate:8.0f} req/s, cost {cost:+.1f}%"
+                f"{what:10}: without {plain_rate:6.0f} req/s {plain_cpu:5.0f} µs CPU/req, "
+                f"with metrics {metered_rate:6.0f} req/s {metered_cpu:5.0f} µs CPU/req; "
+                f"cost {cost:+.1f}% of the rate, {cpu_cost:+.1f}% by CPU"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

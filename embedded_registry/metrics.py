@@ -97,6 +97,8 @@ class RegistryMetrics:
 
         self._children: dict[tuple[str, str, int], tuple[Cell, Series, Cell, Cell]] = {}
         """Series by (route, method, status): bounded by the route table."""
+        self._labels: dict[object, str] = {}
+        """Route labels by route (the route table's objects)."""
 
     def attach(self, app: web.Application, storage: RegistryStorage) -> None:
         """Count ``storage``'s driver operations (when the factory metered its driver) and
@@ -131,7 +133,12 @@ class RegistryMetrics:
     def finished(self, request: web.BaseRequest, response: web.StreamResponse, took: float) -> None:
         """Count an answer once it was sent (called by the access logger, which aiohttp calls
         after the last byte): the latency and the bytes out are the whole answer's."""
-        route = route_label(request)
+        try:
+            matched = request.match_info.route  # type: ignore[attr-defined]  # web.Request's
+        except AttributeError:  # a bare BaseRequest: no route
+            route = UNMATCHED
+        else:
+            route = self._labels.get(matched) or self._label(request, matched)
         method = request.method if request.method in METHODS else "other"
         key = (route, method, response.status)
         children = self._children.get(key)
@@ -153,6 +160,14 @@ class RegistryMetrics:
             sent.value += body_out
         if method in WRITES and response.status < 300 and route in CHANGING_ROUTES:
             self._changed()
+
+    def _label(self, request: web.BaseRequest, matched: object) -> str:
+        """The label of a route seen for the first time, kept unless it is the one-off route
+        of an unmatched path (aiohttp makes one per such request)."""
+        label = route_label(request)
+        if label != UNMATCHED:
+            self._labels[matched] = label
+        return label
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         """Blob uploads in flight (the handler's time: the body is read there); every answer
