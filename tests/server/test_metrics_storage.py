@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -169,6 +170,18 @@ def test_gc_runs_by_outcome_and_bytes_freed_as_gc_reports(
     # after GC, the figures per repository are du's again
     expected = du(root)
     wait_for(lambda: repository_bytes(scrape(metrics)) == expected, timeout=30)
+
+    # another collector holds the GC lease: the run is refused and counted as busy
+    lease = root / "regtui" / "gc-lease"
+    lease.parent.mkdir(parents=True, exist_ok=True)
+    lease.write_text(json.dumps({"holder": "another collector", "expires": time.time() + 600}))
+    with httpx.Client(base_url=registry.url, timeout=60) as client:
+        busy = client.post(gc, json={"dry_run": False}, headers=headers)
+    assert busy.status_code == 429, busy.text
+    later = scrape(metrics)
+    assert moved(after, later, "regtui_gc_runs_total", outcome="busy") == 1
+    assert moved(after, later, "regtui_gc_runs_total", outcome="completed") == 0
+    assert moved(after, later, "regtui_gc_freed_bytes_total") == 0
 
 
 def test_without_metrics_the_driver_is_not_wrapped(tmp_path: Path) -> None:
