@@ -133,7 +133,7 @@ async def components(root: Path, sink: TextIO) -> dict[str, float]:
     http = HttpConfig(debug=DebugConfig(addr=("127.0.0.1", 0), prometheus_enabled=True))
     app = create_app(Config(storage=StorageConfig(root=root), http=http))
     app.on_response_prepare.append(capture)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
