@@ -22,7 +22,7 @@ from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htp
 from embedded_registry.config import Config, ConfigError, HtpasswdConfig, TokenConfig
 from embedded_registry.health import APP_KEY as HEALTH_KEY
 from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
-from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
+from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY, STORAGE_KEY
 from embedded_registry.proxy import middleware as mirror_middleware
 from embedded_registry.proxy import setup as setup_mirrors
 from embedded_registry.routes import (
@@ -93,19 +93,26 @@ class AccessLogger(AbstractAccessLogger):
 
 
 class MeteredAccessLogger(AccessLogger):
-    """The access logger of an application with metrics: aiohttp calls it once the answer is
-    sent, so it counts the answer too (a logger that is disabled writes no line)."""
+    """The access logger of an application with metrics (:func:`metered_access_logger` binds
+    them): aiohttp calls it once the answer is sent, so it counts the answer too (a logger
+    that is disabled writes no line)."""
+
+    metrics: RegistryMetrics
 
     @property
     def enabled(self) -> bool:
         return True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
-        metrics = request.app.get(METRICS_KEY) if isinstance(request, web.Request) else None
-        if metrics is not None:
-            metrics.finished(request, response, time_)
-        if super().enabled:
+        self.metrics.finished(request, response, time_)
+        if self.logger.isEnabledFor(logging.INFO):
             super().log(request, response, time_)
+
+
+def metered_access_logger(metrics: RegistryMetrics) -> type[AccessLogger]:
+    """The access logger class of an application with ``metrics`` (aiohttp makes the logger;
+    a class attribute is what reaches it, with no lookup per answer)."""
+    return type("MeteredAccessLogger", (MeteredAccessLogger,), {"metrics": metrics})
 
 
 def root_spellings(root: str) -> list[bytes]:
@@ -318,7 +325,7 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
         middlewares.append(read_only_middleware)
     if config.proxies:  # pull-through caches: after auth, before the routes
         middlewares.append(mirror_middleware)
-    logger_class = AccessLogger if metrics is None else MeteredAccessLogger
+    logger_class = AccessLogger if metrics is None else metered_access_logger(metrics)
     app = web.Application(
         middlewares=middlewares,
         handler_args={"read_bufsize": READ_BUFSIZE, "access_log_class": logger_class},
@@ -330,6 +337,8 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app[HEALTH_KEY] = checks
     if metrics is not None:
         app[METRICS_KEY] = metrics
+        app[GC_OBSERVER_KEY] = metrics.gc_finished
+        metrics.attach(app, storage)  # driver operations, bytes per repository
     app.cleanup_ctx.append(run_checks)
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from embedded_registry.config import Config
+    from embedded_registry.gc.collect import GcObserver
     from embedded_registry.storage.facade import RegistryStorage
 
 CONFIG_KEY: web.AppKey[Config] = web.AppKey("config")
@@ -17,3 +18,5 @@ STORAGE_KEY: web.AppKey[RegistryStorage] = web.AppKey("storage")
 # collection from the start of its mark phase to the end of its sweep: a manifest can never be
 # committed against a blob that GC has already decided to remove.
 COMMIT_LOCK_KEY: web.AppKey[asyncio.Lock] = web.AppKey("commit_lock", asyncio.Lock)
+# Told how each online GC run ended (set when the metrics are on).
+GC_OBSERVER_KEY: web.AppKey[GcObserver] = web.AppKey("gc_observer")

@@ -1,11 +1,17 @@
 """Prometheus metrics of one application (``http.debug.prometheus``), with ``prometheus_client``
 from the ``metrics`` extra.
 
-Names: ``registry_`` for what Distribution also measures (its ``registry_http_*`` family, so a
-dashboard built for registry:2 keeps most of its queries), ``regtui_`` for regtui's own (GC
-runs). Labels stay bounded: ``route`` is the route's pattern (``/v2/{name}/manifests/{reference}``),
+Names: ``registry_`` for what Distribution also measures (its ``registry_http_*`` family and
+``registry_storage_action_seconds``, so a dashboard built for registry:2 keeps most of its
+queries) or zot does (``registry_repository_storage_bytes``), ``regtui_`` for regtui's own (GC
+runs). Storage driver operations are counted by the driver the factory wraps
+(:mod:`embedded_registry.storage.metered`), bytes per repository by
+:mod:`embedded_registry.repository_bytes`, GC runs by GC's observer hook.
+
+Labels stay bounded: ``route`` is the route's pattern (``/v2/{name}/manifests/{reference}``),
 never the raw path, and ``unmatched`` for a path no route serves; ``method`` is one of the
-methods a route accepts (anything else is ``other``); ``code`` is the status.
+methods a route accepts (anything else is ``other``); ``code`` is the status; ``repository``
+has one value per repository, as zot's.
 
 Each application has its own :class:`~prometheus_client.CollectorRegistry` (never the global one),
 so several apps in one process keep separate counts.
@@ -13,21 +19,31 @@ so several apps in one process keep separate counts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import MatchInfoError
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
+
+from embedded_registry.gc import GcReport
+from embedded_registry.gc.collect import COMPLETED
+from embedded_registry.repository_bytes import RepositoryBytes
+from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.metered import Cell, CounterSet, HistogramSet, Series, driver_metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UPLOAD_ROUTE_MARK = "/blobs/uploads"
-GC_ROUTE = "/v2/_regtui/ext/gc"
+MANIFEST_ROUTE = "/v2/{name}/manifests/{reference}"
+BLOB_ROUTE = "/v2/{name}/blobs/{digest}"
+WRITES = frozenset({"PUT", "DELETE"})
+CHANGING_ROUTES = frozenset({MANIFEST_ROUTE, BLOB_ROUTE})
+"""A write that succeeded on these may move a repository's bytes (a manifest or a blob link
+came or went)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -37,31 +53,30 @@ class RegistryMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        # Per answer: plain numbers, turned into families when scraped (storage.metered).
+        self.requests = CounterSet(
             "registry_http_requests",
             "HTTP requests answered, by route pattern, method and status code.",
             ["route", "method", "code"],
-            registry=r,
         )
-        self.latency = Histogram(
+        self.latency = HistogramSet(
             "registry_http_request_duration_seconds",
             "Time from the request to the last byte of the answer, by route pattern and method.",
             ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.received = Counter(
+        self.received = CounterSet(
             "registry_http_request_bytes",
             "Request body bytes received, by route pattern.",
             ["route"],
-            registry=r,
         )
-        self.sent = Counter(
+        self.sent = CounterSet(
             "registry_http_response_bytes",
             "Response body bytes sent, by route pattern.",
             ["route"],
-            registry=r,
         )
+        for collector in (self.requests, self.latency, self.received, self.sent):
+            r.register(collector)
         self.uploads = Gauge(
             "registry_uploads_in_flight",
             "Blob upload requests (POST, PATCH, PUT under /blobs/uploads/) being served.",
@@ -69,19 +84,48 @@ class RegistryMetrics:
         )
         self.gc_runs = Counter(
             "regtui_gc_runs",
-            "Garbage collections run through the extension endpoint, by dry_run.",
-            ["dry_run"],
+            "Online garbage collections, by outcome (completed, dry_run, busy, failed).",
+            ["outcome"],
             registry=r,
         )
         self.gc_freed = Counter(
             "regtui_gc_freed_bytes",
-            "Bytes freed by garbage collections run through the extension endpoint.",
+            "Bytes freed by online garbage collections.",
             registry=r,
         )
+        self.repository_bytes: RepositoryBytes | None = None
 
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
-        """Labelled children by (route, method, status): ``labels()`` costs more than the
-        increments, and the set is bounded by the route table."""
+        self._children: dict[tuple[str, str, int], tuple[Cell, Series, Cell, Cell]] = {}
+        """Series by (route, method, status): bounded by the route table."""
+        self._labels: dict[object, str] = {}
+        """Route labels by route (the route table's objects)."""
+
+    def attach(self, app: web.Application, storage: RegistryStorage) -> None:
+        """Count ``storage``'s driver operations (when the factory metered its driver) and
+        keep its bytes per repository (:mod:`embedded_registry.repository_bytes`), renewed in
+        the background while ``app`` runs."""
+        driver = getattr(storage, "driver", None)
+        if not isinstance(driver, StorageDriver):
+            return
+        operations = driver_metrics(driver)
+        if operations is not None:
+            for collector in operations.collectors:
+                self.registry.register(collector)
+        self.repository_bytes = RepositoryBytes(driver)
+        self.registry.register(self.repository_bytes)
+        app.cleanup_ctx.append(self.repository_bytes.background)
+
+    def gc_finished(self, outcome: str, report: GcReport | None) -> None:
+        """GC's observer (:data:`embedded_registry.gc.collect.GcObserver`)."""
+        self.gc_runs.labels(outcome).inc()
+        if outcome == COMPLETED and report is not None:
+            if report.bytes_freed > 0:
+                self.gc_freed.inc(report.bytes_freed)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.repository_bytes is not None:
+            self.repository_bytes.changed()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -89,42 +133,51 @@ class RegistryMetrics:
     def finished(self, request: web.BaseRequest, response: web.StreamResponse, took: float) -> None:
         """Count an answer once it was sent (called by the access logger, which aiohttp calls
         after the last byte): the latency and the bytes out are the whole answer's."""
-        route = route_label(request)
+        try:
+            matched = request.match_info.route  # type: ignore[attr-defined]  # web.Request's
+        except AttributeError:  # a bare BaseRequest: no route
+            route = UNMATCHED
+        else:
+            route = self._labels.get(matched) or self._label(request, matched)
         method = request.method if request.method in METHODS else "other"
         key = (route, method, response.status)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                self.requests.labels(route, method, str(response.status)),
-                self.latency.labels(route, method),
-                self.received.labels(route),
-                self.sent.labels(route),
+                self.requests.cell(route, method, str(response.status)),
+                self.latency.child(route, method),
+                self.received.cell(route),
+                self.sent.cell(route),
             )
         requests, latency, received, sent = children
-        requests.inc()
+        requests.value += 1
         latency.observe(took)
         body_in = getattr(request.content, "total_bytes", 0)
         if body_in:
-            received.inc(body_in)
+            received.value += body_in
         body_out = 0 if method == "HEAD" else _sent(response)
         if body_out:
-            sent.inc(body_out)
+            sent.value += body_out
+        if method in WRITES and response.status < 300 and route in CHANGING_ROUTES:
+            self._changed()
+
+    def _label(self, request: web.BaseRequest, matched: object) -> str:
+        """The label of a route seen for the first time, kept unless it is the one-off route
+        of an unmatched path (aiohttp makes one per such request)."""
+        label = route_label(request)
+        if label != UNMATCHED:
+            self._labels[matched] = label
+        return label
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
-        """Blob uploads in flight (the handler's time: the body is read there) and the GC
-        route's results; every answer is counted by :meth:`finished`. Other routes pass
-        straight through."""
+        """Blob uploads in flight (the handler's time: the body is read there); every answer
+        is counted by :meth:`finished`. Other routes pass straight through."""
 
         @web.middleware
         async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.method == "GET" or request.method == "HEAD":
                 return await handler(request)
             route = route_label(request)
-            if route == GC_ROUTE:
-                response = await handler(request)
-                if response.status == 200:
-                    self._count_gc(response)
-                return response
             if UPLOAD_ROUTE_MARK not in route or request.method == "DELETE":
                 return await handler(request)
             self.uploads.inc()
@@ -134,20 +187,6 @@ class RegistryMetrics:
                 self.uploads.dec()
 
         return metrics_middleware
-
-    def _count_gc(self, response: web.StreamResponse) -> None:
-        body = response.body if isinstance(response, web.Response) else None
-        if not isinstance(body, bytes):
-            return
-        try:
-            report = json.loads(body)
-        except ValueError:
-            return
-        dry_run = bool(report.get("dry_run"))
-        self.gc_runs.labels(str(dry_run).lower()).inc()
-        freed = report.get("bytes_freed")
-        if not dry_run and isinstance(freed, int) and freed > 0:
-            self.gc_freed.inc(freed)
 
 
 def _sent(response: web.StreamResponse) -> int:

@@ -31,8 +31,20 @@ from embedded_registry.storage.driver.base import (
 )
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import StorageUnavailable, open_storage
-from embedded_registry.storage.lease import COMMIT_WINDOW, Lease, LeaseLost, acquire
+from embedded_registry.storage.lease import COMMIT_WINDOW, GcBusy, Lease, LeaseLost, acquire
 from embedded_registry.storage.store import DriverStorage
+
+COMPLETED, DRY_RUN, BUSY, FAILED = "completed", "dry_run", "busy", "failed"
+
+GcObserver = Callable[[str, GcReport | None], None]
+"""Told of the end of each :func:`collect_garbage_on` run (the metrics count them): its outcome,
+``completed`` or ``dry_run`` with the report, ``busy`` (another collector holds the lease) or
+``failed`` (anything else, a lost lease included) with None."""
+
+
+def gc_outcome(error: BaseException) -> str:
+    """The outcome of a run that raised ``error``."""
+    return BUSY if isinstance(error, GcBusy) and not isinstance(error, LeaseLost) else FAILED
 
 
 async def collect_garbage_on(
@@ -48,6 +60,7 @@ async def collect_garbage_on(
     where: str = "",
     commit_window: float | None = None,
     check: Callable[[Snapshot], None] | None = None,
+    observe: GcObserver | None = None,
 ) -> GcReport:
     """Mark and sweep the storage of ``driver`` (a dry run removes nothing).
 
@@ -58,7 +71,7 @@ async def collect_garbage_on(
     filesystem root, whose one registry holds its own commits back while its GC runs.
     ``check`` sees the snapshot before anything is planned (``regtui gc`` refuses there while a
     registry is writing). A real run first lets the driver repair what a killed sweep or writer
-    left (:meth:`StorageDriver.before_gc`).
+    left (:meth:`StorageDriver.before_gc`). ``observe`` hears how the run ended.
     """
     if commit_window is None:
         commit_window = COMMIT_WINDOW if driver.shared else 0.0
@@ -75,8 +88,24 @@ async def collect_garbage_on(
         where,
         check,
     )
-    if dry_run:
-        return await collect()
+    try:
+        report = await (collect() if dry_run else _leased(driver, collect, commit_window, progress))
+    except BaseException as error:
+        if observe is not None:
+            observe(gc_outcome(error), None)
+        raise
+    if observe is not None:
+        observe(DRY_RUN if dry_run else COMPLETED, report)
+    return report
+
+
+async def _leased(
+    driver: StorageDriver,
+    collect: Callable[..., Any],
+    commit_window: float,
+    progress: Progress | None,
+) -> GcReport:
+    """A real run: under the GC lease, after the commit window and the driver's repairs."""
     lease = await acquire(driver)
     try:
         async with lease.keep():
@@ -84,7 +113,7 @@ async def collect_garbage_on(
                 progress(f"took the GC lease; waiting {commit_window:g} s for commits in flight")
             await asyncio.sleep(commit_window)
             await driver.before_gc()
-            report = await collect(lease)
+            report: GcReport = await collect(lease)
     finally:
         await lease.release()
     return report

@@ -44,7 +44,7 @@ from embedded_registry import errors
 from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport
 from embedded_registry.gc.collect import collect_garbage_on
-from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY
+from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY
 from embedded_registry.routes.common import config, json_response, storage
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.lease import GcBusy
@@ -115,7 +115,9 @@ async def _usage(request: web.Request, grace: float) -> UsageReport:
 async def _collect(request: web.Request, options: dict[str, Any]) -> GcReport:
     driver = _driver(request)
     try:
-        return await collect_garbage_on(driver, where=_where(driver), **options)
+        return await collect_garbage_on(
+            driver, where=_where(driver), observe=request.app.get(GC_OBSERVER_KEY), **options
+        )
     except GcBusy as exc:
         raise errors.too_many_requests(str(exc)) from None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from embedded_registry.config import Config
-from embedded_registry.storage.driver.base import StorageDriverError
+from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.store import DriverStorage
@@ -14,7 +14,20 @@ S3_EXTRA_MISSING = "storage.s3 needs the s3 extra: pip install 'regtui[s3]'"
 def filesystem_storage(config: Config) -> DriverStorage:
     """The storage of ``storage.filesystem.rootdirectory``: the filesystem driver, never
     redirecting (sendfile serves blobs), honouring the GC lease like any other replica."""
-    return DriverStorage(FilesystemDriver(config.storage.root), redirect=False, coordinate=True)
+    driver = metered(config, FilesystemDriver(config.storage.root))
+    return DriverStorage(driver, redirect=False, coordinate=True)
+
+
+def metered(config: Config, driver: StorageDriver) -> StorageDriver:
+    """``driver`` counted and timed when ``http.debug.prometheus.enabled`` (the metrics
+    extra), else ``driver`` itself: without metrics nothing stands between store and driver."""
+    if not config.http.debug.prometheus_enabled:
+        return driver
+    try:  # the optional metrics extra; the app refuses to start without it
+        from embedded_registry.storage.metered import metered_driver
+    except ImportError:
+        return driver
+    return metered_driver(driver)
 
 
 class StorageUnavailable(Exception):
@@ -42,4 +55,6 @@ async def open_storage(config: Config) -> RegistryStorage:
     except BaseException:
         await driver.close()
         raise
-    return DriverStorage(driver, redirect=not config.storage.redirect_disabled, coordinate=True)
+    return DriverStorage(
+        metered(config, driver), redirect=not config.storage.redirect_disabled, coordinate=True
+    )

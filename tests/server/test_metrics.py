@@ -194,8 +194,8 @@ def test_gc_runs_and_bytes_freed_are_counted(watched: tuple[RunningRegistry, str
         freed = real.json()["bytes_freed"]
         assert freed >= len(orphan)
         after = scrape(f"{debug}/metrics")
-    assert moved(before, after, "regtui_gc_runs_total", dry_run="true") == 1
-    assert moved(before, after, "regtui_gc_runs_total", dry_run="false") == 1
+    assert moved(before, after, "regtui_gc_runs_total", outcome="dry_run") == 1
+    assert moved(before, after, "regtui_gc_runs_total", outcome="completed") == 1
     assert moved(before, after, "regtui_gc_freed_bytes_total") == freed
 
 
