@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def finish(
     if args.json:
         report.update(
             plan=plan.to_json(),
-            applied=[_outcome_json(o) for o in outcomes],
+            applied=[o.to_json() for o in outcomes],
             gc=gc,
         )
         c.print_json(report)
@@ -65,12 +64,6 @@ def finish(
     if args.check and not plan.is_empty:
         return c.EXIT_PLAN_NOT_EMPTY
     return c.EXIT_OK
-
-
-def _outcome_json(outcome: ApplyOutcome) -> dict[str, Any]:
-    """One applied action, in the commands' JSON convention (``repository``, not ``repo``)."""
-    fields = asdict(outcome)
-    return {"repository": fields.pop("repo"), **fields, "tags": list(outcome.tags)}
 
 
 # ---------------------------------------------------------------------- human output

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from regtui_retention.words import natural_key
+
 
 class TagSort(enum.StrEnum):
     NAME = "name"
@@ -43,17 +45,7 @@ class TagRow:
         return replace(self, loaded=True, **changes)
 
 
-_TOKEN = re.compile(r"\d+|[^\d]+")
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
-    """``"build10"`` after ``"build9"``: digits compare as numbers, the rest as lowercase text."""
-    return tuple(
-        (0, int(token), "") if token.isdigit() else (1, 0, token.lower())
-        for token in _TOKEN.findall(text)
-    )
 
 
 @functools.lru_cache(maxsize=1 << 16)
