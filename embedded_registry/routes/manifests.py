@@ -51,10 +51,13 @@ async def get_manifest(request: web.Request) -> web.Response:
     }
     if_none_match = request.headers.get("If-None-Match", "")
     if digest in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
+        if request.method == "GET":
+            storage(request).record_pull(name, digest)  # a cached copy used again is a pull
         return web.Response(status=304, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(body))
         return web.Response(status=200, headers=headers)
+    storage(request).record_pull(name, digest)  # memory only; HEAD is no pull (zot, Harbor)
     return web.Response(body=body, headers=headers)
 
 

@@ -47,7 +47,6 @@ __all__ = [
     "load_policy",
     "read_policy_file",
     "read_state",
-    "state_from_storage",
 ]
 
 Progress = Callable[[str, int, int], None]
@@ -71,12 +70,6 @@ def repo_state_from_storage(report: RepositoryStorage) -> RepoState:
         TagState(t.tag, t.digest, created.get(t.digest), t.pushed, t.pulled) for t in report.tags
     )
     return RepoState(report.name, tags, manifests, complete=True)
-
-
-def state_from_storage(reports: Iterable[RepositoryStorage], source: str) -> RegistryState:
-    return RegistryState(
-        tuple(repo_state_from_storage(r) for r in reports), exact=True, source=source
-    )
 
 
 async def _api_repo_state(
