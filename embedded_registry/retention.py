@@ -291,9 +291,13 @@ async def _gc(
             )
     except GcBusy as exc:
         return {"error": str(exc), "bytes_freed": 0}
+    blobs = [r for r in report.removals if r.kind == "blob" and r.removed]
     return {
-        "bytes_freed": report.bytes_freed,
-        "blobs_removed": sum(1 for r in report.to_json()["removals"] if r.get("removed")),
+        # Blob bytes, as the plan counts them (links and upload files are in files_bytes_freed).
+        "bytes_freed": sum(r.size for r in blobs),
+        "files_bytes_freed": report.bytes_freed,
+        "blobs_removed": [{"digest": r.digest, "size": r.size} for r in blobs],
+        "kept_young_blobs": report.kept_young_blobs,
         "grace_period": config.storage.gc_grace_period,
     }
 
