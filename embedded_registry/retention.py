@@ -228,13 +228,16 @@ async def run_retention(
         record["finished"] = _now_text(time.time())
         await _write_record(storage, record)
         return record
+    # When this run held the lease: the runs of all replicas never overlap in these times.
+    record["lease_taken"] = _now_text(time.time())
     try:
         async with lease.keep():
             await _run(storage, config, settings, record, dry, commit_lock)
     except Exception as exc:  # a run that fails is logged, and the schedule goes on
-        record["error"] = f"{exc.__class__.__name__}: {exc}" if not str(exc) else str(exc)
+        record["error"] = str(exc) or exc.__class__.__name__
         log.warning("retention run failed: %s", record["error"])
     finally:
+        record["lease_released"] = _now_text(time.time())
         await lease.release()
     record["finished"] = _now_text(time.time())
     await _write_record(storage, record)
