@@ -18,6 +18,7 @@ class TagSort(enum.StrEnum):
     VERSION = "version"
     DATE = "date"
     PUSHED = "pushed"
+    PULLED = "pulled"
     SIZE = "size"
 
     def next(self) -> TagSort:
@@ -37,6 +38,8 @@ class TagRow:
     created: datetime | None = None
     pushed: datetime | None = None
     """When the tag was pushed: known on the bundled registry (from its storage), else None."""
+    pulled: datetime | None = None
+    """When its image was last pulled (a manifest GET): the bundled registry's record."""
     platforms: tuple[str, ...] = ()
     loaded: bool = False
     error: str | None = None
@@ -75,8 +78,8 @@ def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False)
         return sorted(items, key=lambda row: natural_key(row.tag), reverse=descending)
     if key is TagSort.VERSION:
         return sorted(items, key=lambda row: version_key(row.tag), reverse=descending)
-    if key in (TagSort.DATE, TagSort.PUSHED):
-        field = "created" if key is TagSort.DATE else "pushed"
+    if key in (TagSort.DATE, TagSort.PUSHED, TagSort.PULLED):
+        field = "created" if key is TagSort.DATE else key.value
         known = [row for row in items if getattr(row, field) is not None]
         unknown = [row for row in items if getattr(row, field) is None]
         known.sort(key=lambda row: (getattr(row, field), row.tag), reverse=descending)
