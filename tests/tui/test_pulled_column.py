@@ -17,16 +17,25 @@ from tui.screens.repository import RepositoryScreen
 ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
 
 
+def _push_and_pull(url: str) -> None:
+    for tag in ("a", "b", "c"):
+        push_image(url, "team/app", tag, make_image([{tag: tag.encode() * 50}]))
+    for tag in ("b", "a"):  # a pulled last; c never
+        got = httpx.get(f"{url}/v2/team/app/manifests/{tag}", headers=ACCEPT)
+        assert got.status_code == 200
+        time.sleep(1.1)
+
+
+def _never_pulled(url: str) -> dict[str, bool]:
+    times = httpx.get(f"{url}/v2/team/app/_regtui/tags").json()
+    return {t["tag"]: t["pulled"] is None for t in times["tags"]}
+
+
 async def test_pulled_column_shows_and_sorts_pull_times(
     tmp_path: Path, app_for: AppFactory
 ) -> None:
     with bundled_registry(tmp_path / "root") as registry:
-        for tag in ("a", "b", "c"):
-            push_image(registry.url, "team/app", tag, make_image([{tag: tag.encode() * 50}]))
-        for tag in ("b", "a"):  # a pulled last; c never
-            got = httpx.get(f"{registry.url}/v2/team/app/manifests/{tag}", headers=ACCEPT)
-            assert got.status_code == 200
-            time.sleep(1.1)
+        _push_and_pull(registry.url)
         app = app_for(registry)
         async with app.run_test(size=(140, 30)) as pilot:
             await wait_for(pilot, lambda: getattr(app.screen, "catalog_complete", False))
@@ -49,9 +58,4 @@ async def test_pulled_column_shows_and_sorts_pull_times(
             cells = table.get_row("c")
             assert cells[-1] == ""  # never pulled: an empty cell
         # The app read every manifest to show it: regtui's own reads are no pulls.
-        times = httpx.get(f"{registry.url}/v2/team/app/_regtui/tags").json()
-        assert {t["tag"]: t["pulled"] is None for t in times["tags"]} == {
-            "a": False,
-            "b": False,
-            "c": True,
-        }
+        assert _never_pulled(registry.url) == {"a": False, "b": False, "c": True}
