@@ -289,3 +289,27 @@ def test_malformed_retention_config_is_refused_at_start(tmp: Path) -> None:
         assert result.returncode != 0 and words in result.stderr, (retention, result.stderr)
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_prune_root_reads_the_stored_pull_times(tmp: Path) -> None:
+    """Offline, ``regtui prune --root`` plans from the pull times the server wrote at exit
+    (and applies with the code the scheduled retention runs)."""
+    root = tmp / "root"
+    with bundled_registry(root, env=NO_FLUSH) as registry:
+        skopeo_push(registry, tmp, "app", "pulled", image("p"))
+        skopeo_push(registry, tmp, "app", "unpulled", image("u"))
+        skopeo_pull(registry, tmp, "app:pulled")
+    result = regtui_cli(
+        "prune", "--root", str(root), "--pulled-within", "1h", "--yes", "--json", "--gc"
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    repo = report["plan"]["repositories"][0]
+    assert [t["tag"] for t in repo["tags_going"]] == ["unpulled"]
+    assert [(t["tag"], t["reasons"]) for t in repo["tags_staying"]] == [
+        ("pulled", ["pulled_within 1h"])
+    ]
+    assert [(a["action"], a["tags"]) for a in report["applied"]] == [("delete", ["unpulled"])]
+    with bundled_registry(root) as again:
+        assert manifest_status(again, "app", "pulled") == 200
+        assert manifest_status(again, "app", "unpulled") == 404

@@ -80,7 +80,8 @@ def _day(value: datetime | None) -> str:
 
 
 def print_plan(plan: PrunePlan, state: RegistryState) -> None:
-    """Per repository, a line per tag: go/stay, tag, digest, created, pushed, why."""
+    """Per repository, a line per tag: go/stay, tag, digest, created, pushed, (pulled, when a
+    rule reads pull times), why."""
     for repo in plan.repos:
         if not repo.decisions and not repo.untagged:
             continue
@@ -90,6 +91,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
         )
         actions = {tag: a for a in repo.actions for tag in a.tags}
         width = max((len(d.tag) for d in repo.decisions), default=0)
+        pulls = plan.policy.uses_pull_times
         for d in repo.decisions:
             verb = "go  " if d.goes else "stay"
             what = ""
@@ -101,7 +103,8 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
             siblings = f" (same image: {', '.join(d.siblings)})" if d.siblings else ""
             c.say(
                 f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {_day(d.created)}  "
-                f"{_day(d.pushed)}  {'; '.join(d.reasons)}{siblings}{what}"
+                f"{_day(d.pushed)}  {_day(d.pulled) + '  ' if pulls else ''}"
+                f"{'; '.join(d.reasons)}{siblings}{what}"
             )
         for u in repo.untagged:
             print(
