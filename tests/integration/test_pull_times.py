@@ -21,6 +21,7 @@ import pytest
 
 from tests.helpers.images import Image, make_image, push_image, write_oci_layout
 from tests.helpers.servers import RunningRegistry, bundled_registry, require_tool
+from tui.imagegen import PushError
 
 pytestmark = pytest.mark.interop
 
@@ -62,6 +63,21 @@ def tag_times(registry: RunningRegistry, repo: str) -> dict[str, dict[str, Any]]
 
 def image(name: str, size: int = 4000) -> Image:
     return make_image([{f"{name}/data": name.encode() * (size // len(name) + 1)}])
+
+
+def push_acknowledged(client: httpx.Client, repo: str, tag: str, item: Image) -> float:
+    """Push as a client does: a push that meets GC may be refused with MANIFEST_BLOB_UNKNOWN
+    (its blob was swept after its HEAD; nothing was acknowledged) and is pushed again. When
+    the registry acknowledged the manifest."""
+    for _ in range(5):
+        try:
+            push_image(client, repo, tag, item)
+        except PushError as exc:
+            if "MANIFEST_BLOB_UNKNOWN" not in str(exc):
+                raise
+            continue
+        return time.time()
+    raise AssertionError(f"{repo}:{tag} refused 5 times in a row")
 
 
 def regtui_cli(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -207,8 +223,10 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
         for i, item in enumerate(old):
             push_image(first.url, f"old/r{i % 2}", f"v{i}", item)
     time.sleep(3.5)  # all of them older than the policy's 3 s at the first run
-    with bundled_registry(tmp / "root", config=retention_config(rules)) as registry:
-        pushed: list[tuple[str, str, Image]] = []
+    config = retention_config(rules)
+    config["regtui"]["retention"]["interval"] = "2s"  # the pushers start 2 s before the run
+    with bundled_registry(tmp / "root", config=config) as registry:
+        pushed: list[tuple[str, str, Image, float]] = []
         failures: list[BaseException] = []
         stop = threading.Event()
         lock = threading.Lock()
@@ -219,9 +237,9 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
                     n = 0
                     while not stop.is_set():
                         item = image(f"w{worker}n{n}", 3000)
-                        push_image(client, f"new/w{worker}", f"new-{n}", item)
+                        acked = push_acknowledged(client, f"new/w{worker}", f"new-{n}", item)
                         with lock:
-                            pushed.append((f"new/w{worker}", f"new-{n}", item))
+                            pushed.append((f"new/w{worker}", f"new-{n}", item, acked))
                         n += 1
             except BaseException as exc:  # a failed push fails the test below
                 failures.append(exc)
@@ -231,8 +249,6 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
             thread.start()
         try:
             run = wait_for_run(registry, lambda r: "gc" in r)
-            with lock:
-                during = len(pushed)
         finally:
             time.sleep(1.0)  # pushes go on past the run's end
             stop.set()
@@ -243,9 +259,12 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
         assert run["gc"]["bytes_freed"] == run["planned"]["bytes_freed"]
         old_bytes = sum(len(b.data) for item in old for b in (item.manifest, *item.blobs()))
         assert run["planned"]["bytes_freed"] == old_bytes
-        assert during > 0 and len(pushed) > during
+        # The run happened in the midst of the pushes.
+        taken, released = _stamp(run["lease_taken"]), _stamp(run["lease_released"])
+        assert any(acked < taken for *_, acked in pushed)
+        assert any(acked > released for *_, acked in pushed)
         with httpx.Client(base_url=registry.url, timeout=60) as client:
-            for repo, tag, item in pushed:
+            for repo, tag, item, _ in pushed:
                 manifest = client.get(
                     f"/v2/{repo}/manifests/{tag}",
                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
@@ -257,6 +276,10 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
                     assert got.status_code == 200 and got.content == blob.data, (repo, blob)
             for i in range(6):
                 assert manifest_status(registry, f"old/r{i % 2}", f"v{i}") == 404
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def test_malformed_retention_config_is_refused_at_start(tmp: Path) -> None:
@@ -313,3 +336,64 @@ def test_prune_root_reads_the_stored_pull_times(tmp: Path) -> None:
     with bundled_registry(root) as again:
         assert manifest_status(again, "app", "pulled") == 200
         assert manifest_status(again, "app", "unpulled") == 404
+
+
+def test_scheduled_retention_keeps_old_images_pushed_again_during_the_run(tmp: Path) -> None:
+    """The hard case: while a run deletes old images, clients push the very same images again
+    under new tags (into the same repositories, and into others): every push that was
+    acknowledged pulls back whole; a digest that gained a tag since the plan is only untagged."""
+    rules = {"keep_tags": "^new-.*", "delete_older_than": "3s", "by": "pushed"}
+    old = [image(f"again{i}", 40000 + i) for i in range(6)]
+    with bundled_registry(tmp / "root") as first:
+        for i, item in enumerate(old):
+            push_image(first.url, f"old/r{i % 2}", f"v{i}", item)
+    time.sleep(3.5)
+    with bundled_registry(tmp / "root", config=retention_config(rules)) as registry:
+        pushed: list[tuple[str, str, Image]] = []
+        failures: list[BaseException] = []
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def pusher(worker: int) -> None:
+            try:
+                with httpx.Client(base_url=registry.url, timeout=60) as client:
+                    n = 0
+                    while not stop.is_set():
+                        i = (worker + n) % len(old)
+                        repo = f"old/r{i % 2}" if worker % 2 == 0 else f"copies/w{worker}"
+                        tag = f"new-{worker}-{n}"
+                        push_acknowledged(client, repo, tag, old[i])
+                        with lock:
+                            pushed.append((repo, tag, old[i]))
+                        n += 1
+                        time.sleep(0.05)
+            except BaseException as exc:  # a failed push fails the test below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=pusher, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            run = wait_for_run(registry, lambda r: r.get("planned", {}).get("tags_going"))
+        finally:
+            time.sleep(1.0)
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert not failures, failures
+        assert not run.get("error") and not run.get("failed"), run
+        assert len(pushed) >= 8
+        with httpx.Client(base_url=registry.url, timeout=60) as client:
+            for repo, tag, item in pushed:
+                manifest = client.get(
+                    f"/v2/{repo}/manifests/{tag}",
+                    headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+                )
+                assert manifest.status_code == 200, (repo, tag, run)
+                assert manifest.content == item.manifest.data
+                for blob in item.blobs():
+                    got = client.get(f"/v2/{repo}/blobs/{blob.digest}")
+                    assert got.status_code == 200 and got.content == blob.data, (repo, blob)
+        # The planned tags went (the digests that gained a new tag meanwhile only untagged).
+        for i in range(6):
+            assert manifest_status(registry, f"old/r{i % 2}", f"v{i}") == 404
