@@ -73,11 +73,6 @@ async def read_state(storage: DriverStorage, source: str = "storage") -> Registr
     return RegistryState(tuple(repos), exact=True, source=source)
 
 
-class _NoLock(contextlib.AbstractAsyncContextManager[None]):
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, errors.RegistryError):
         return str(exc.entries()[0].get("message") or exc)
@@ -121,7 +116,7 @@ async def apply_plan(
     failures = (errors.RegistryError, StorageDriverError, OSError)
 
     def guard() -> contextlib.AbstractAsyncContextManager[Any]:
-        return commit_lock if commit_lock is not None else _NoLock()
+        return commit_lock if commit_lock is not None else contextlib.nullcontext()
 
     for repo in plan.repos:
         if repo.is_empty:
@@ -223,8 +218,10 @@ async def run_retention(
     try:
         lease = await acquire(driver, path=RETENTION_LEASE_PATH)
     except GcBusy:
-        holder = await lease_holder(driver, RETENTION_LEASE_PATH)
-        record["skipped"] = f"another replica is running retention ({holder or 'just finished'})"
+        holder = await lease_holder(driver, RETENTION_LEASE_PATH) or "it just finished"
+        mine = holder.endswith(f" pid {os.getpid()}")
+        who = "a run of this replica" if mine else "another replica"
+        record["skipped"] = f"{who} is running retention ({holder})"
         record["finished"] = _now_text(time.time())
         await _write_record(storage, record)
         return record
