@@ -224,7 +224,7 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
             push_image(first.url, f"old/r{i % 2}", f"v{i}", item)
     time.sleep(3.5)  # all of them older than the policy's 3 s at the first run
     config = retention_config(rules)
-    config["regtui"]["retention"]["interval"] = "2s"  # the pushers start 2 s before the run
+    config["regtui"]["retention"]["interval"] = "6s"  # the first run 5 s in: pushes go on
     with bundled_registry(tmp / "root", config=config) as registry:
         pushed: list[tuple[str, str, Image, float]] = []
         failures: list[BaseException] = []

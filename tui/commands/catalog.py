@@ -182,7 +182,7 @@ def _show_tags(
                     "media_type": h.media_type,
                     "size": h.size,
                     # the bundled registry: when the tag was pushed and its image last pulled
-                    **((times or {}).get(tag) or {}),
+                    **((times or {}).get(tag) or {"pushed": None, "pulled": None}),
                 }
                 for tag, h in zip(tags, heads, strict=True)
             ]
