@@ -182,6 +182,22 @@ def _now_text(moment: float) -> str:
     )
 
 
+STAYING_KEPT_IN_RECORD = 1000
+"""Tags that stay listed in a run's record at most (what goes is always listed whole)."""
+
+
+def plan_record(plan: PrunePlan) -> dict[str, Any]:
+    """The plan as a run's record keeps it: a registry of many tags keeps the tags that went
+    and counts those that stayed (``tags_staying_omitted``), so that a record stays small."""
+    document = plan.to_json()
+    repos = document["repositories"]
+    if sum(len(r["tags_staying"]) for r in repos) > STAYING_KEPT_IN_RECORD:
+        for repo in repos:
+            repo["tags_staying_omitted"] = len(repo["tags_staying"])
+            repo["tags_staying"] = []
+    return document
+
+
 def _summary(plan: PrunePlan) -> dict[str, Any]:
     return {
         "tags_going": sum(len(r.going) for r in plan.repos),
@@ -253,7 +269,7 @@ async def _run(
     state = await read_state(storage)
     plan = evaluate(settings.policy, state, datetime.now(UTC))
     record["planned"] = _summary(plan)
-    record["plan"] = plan.to_json()
+    record["plan"] = plan_record(plan)
     if dry or plan.is_empty:
         log.info(
             "retention %s: %d tags would go, %d bytes after GC",
@@ -385,6 +401,7 @@ __all__ = [
     "RETENTION_LEASE_PATH",
     "apply_plan",
     "describe_settings",
+    "plan_record",
     "read_runs",
     "read_state",
     "run_retention",

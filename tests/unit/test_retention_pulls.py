@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from embedded_registry.retention import plan_record
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.pulls import PullTimes, pulls_key
 from regtui_retention.document import repo_state_from_document
@@ -134,3 +135,16 @@ async def test_pull_times_are_batched_and_merge_with_max_across_writers(tmp_path
     two.forget("team/app", {"sha256:b"})  # a deleted manifest's time goes at the next flush
     await two.flush()
     assert await one.times("team/app") == {"sha256:a": 300.0}
+
+
+def test_a_run_record_lists_what_went_and_counts_many_staying_tags() -> None:
+    many = repo(
+        *(TagState(f"keep-{n}", f"sha256:k{n}", pushed=ago(days=1)) for n in range(1001)),
+        TagState("old", "sha256:old", pushed=ago(days=90)),
+    )
+    plan = evaluate(policy_from_mapping({"keep_tags": "^keep-.*"}), many, NOW)
+    record = plan_record(plan)["repositories"][0]
+    assert [t["tag"] for t in record["tags_going"]] == ["old"]
+    assert record["tags_staying"] == [] and record["tags_staying_omitted"] == 1001
+    few = plan_record(evaluate(policy_from_mapping({"keep_tags": "^keep-.*"}), STATE, NOW))
+    assert "tags_staying_omitted" not in few["repositories"][0]
