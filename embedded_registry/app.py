@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from embedded_registry import errors
+from embedded_registry import errors, pulltimes, retention
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.admin import AdminAccess, local_admin_middleware
 from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htpasswd_middleware
@@ -228,6 +228,9 @@ def _setup_extensions(app: web.Application) -> None:
         from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
 
         ext_tags.setup_routes(app)
+        from embedded_registry.routes import ext_retention  # the retention log: administrators
+
+        ext_retention.setup_routes(app)
 
 
 async def _upload_purger(app: web.Application) -> AsyncIterator[None]:
@@ -343,6 +346,8 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)
     app.cleanup_ctx.append(_upload_purger)
+    app.cleanup_ctx.append(pulltimes.pull_time_flusher)  # pull times: batched, flushed at exit
+    app.cleanup_ctx.append(retention.scheduled_retention)  # regtui.retention's runs
     _setup_extensions(app)
     if config.proxies:
         setup_mirrors(app, config)

@@ -52,6 +52,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from embedded_registry import names
+from regtui_retention.policy import Policy, PolicyError, policy_from_mapping
+from regtui_retention.policyfile import read_policy_file
 
 ENV_PREFIX = "REGISTRY_"
 DEFAULT_HOST = "127.0.0.1"
@@ -279,6 +281,21 @@ class ProxyConfig:
 
 
 @dataclass
+class RetentionConfig:
+    """regtui's own ``regtui.retention`` section: the prune policy, run by the server on an
+    interval (:mod:`embedded_registry.retention`)."""
+
+    policy: Policy
+    source: str
+    """Where the policy came from: the file's path, or ``inline`` (``rules``)."""
+    interval: float = 24 * 3600.0
+    dry_run: bool = False
+    """Plan and log only: nothing is deleted, no GC."""
+    gc: bool = True
+    """Collect garbage after each run that deleted something."""
+
+
+@dataclass
 class Config:
     storage: StorageConfig
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -289,6 +306,7 @@ class Config:
     warnings: list[str] = field(default_factory=list)
     proxies: tuple[ProxyConfig, ...] = ()
     """Pull-through caches, Distribution's ``proxy`` and regtui's ``regtui.proxy``."""
+    retention: RetentionConfig | None = None
 
     @property
     def scheme(self) -> str:
@@ -651,6 +669,13 @@ def _check_proxy(values: Mapping[str, Any]) -> tuple[ProxyConfig, ...]:
     return proxies + tuple(values.get("regtui.proxy", ()))
 
 
+def _parse_rules(value: Any) -> Policy:
+    """``regtui.retention.rules``: a policy written inline, in the prune policy language."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of rules (keep_newest: 5, ...), not {_kind(value)}")
+    return policy_from_mapping(value)  # PolicyError is a ValueError: one line
+
+
 # The subset of Distribution's configuration regtui reads: dotted key -> parser.
 KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "version": _parse_str,
@@ -714,9 +739,15 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "proxy.password": lambda value: value,
     "proxy.ttl": lambda value: value,
     "regtui.proxy": _parse_proxies,
+    "regtui.retention.enabled": parse_bool,
+    "regtui.retention.policy": _parse_path,
+    "regtui.retention.rules": _parse_rules,
+    "regtui.retention.interval": parse_duration,
+    "regtui.retention.dryrun": parse_bool,
+    "regtui.retention.gc": parse_bool,
 }
 # Mappings whose children are data, not keys.
-_LEAF_MAPPINGS = {"http.headers", "regtui.proxy"}
+_LEAF_MAPPINGS = {"http.headers", "regtui.proxy", "regtui.retention.rules"}
 # The sections the known keys live in: each must be a mapping (``http: x`` is an error).
 _SECTIONS = {key.rsplit(".", i)[0] for key in KNOWN_KEYS for i in range(1, key.count(".") + 1)}
 _OTHER_STORAGE_DRIVERS = {"gcs", "azure", "swift", "oss", "inmemory"}
@@ -726,7 +757,7 @@ _STORAGE_SETTINGS = {"maintenance", "cache", "delete", "redirect", "tag"}
 AUTH_METHODS = ("htpasswd", "token")
 
 _GUARDED = ("auth", "storage", "http.tls", "proxy")
-_STRICT = ("health", "http.debug")
+_STRICT = ("health", "http.debug", "regtui.retention")
 """Sections operators rely on to watch the registry: honoured exactly, or it does not start
 (``notifications`` too, refused while its endpoints are not implemented)."""
 NOTIFICATIONS_REFUSED = (
@@ -756,7 +787,7 @@ def _check_strict(key: str) -> None:
     if _under(key, _STRICT):
         raise ConfigError(
             f"{key} is not a setting regtui supports; it refuses to start rather than ignore a "
-            "health or debug setting"
+            "health, debug or retention setting"
         )
 
 
@@ -1038,6 +1069,7 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
             "regtui.extensions.admins has no effect without auth.htpasswd or auth.token "
             "(only the local admin secret opens the extension endpoints)"
         )
+    retention = _check_retention(values, storage)
     level = get("log.level", get("loglevel", "info"))
     return Config(
         storage=storage,
@@ -1056,6 +1088,7 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
         extensions=extensions,
         warnings=warnings,
         proxies=_check_proxy(values),
+        retention=retention,
     )
 
 
@@ -1153,4 +1186,64 @@ def _s3_config(values: dict[str, Any]) -> S3Config | None:
         storageclass=given.get("storageclass", "STANDARD"),
         encrypt=given.get("encrypt", False),
         keyid=given.get("keyid") or None,
+    )
+
+
+MIN_RETENTION_INTERVAL = 1.0
+
+
+def _check_retention(values: dict[str, Any], storage: StorageConfig) -> RetentionConfig | None:
+    """``regtui.retention`` checked at start: exactly one of ``policy`` (a file, read now) and
+    ``rules``; a policy that deletes something; an interval of a second or more; storage the
+    server may delete from (unless ``dryrun``)."""
+    given = {
+        k.removeprefix("regtui.retention."): v
+        for k, v in values.items()
+        if k.startswith("regtui.retention.")
+    }
+    if not given or not given.get("enabled", True):
+        return None
+    path: str | None = given.get("policy")
+    rules: Policy | None = given.get("rules")
+    if (path is None) == (rules is None):
+        raise ConfigError(
+            "regtui.retention needs exactly one of policy (a policy file) and rules (inline)"
+        )
+    if path is not None:
+        try:
+            policy = read_policy_file(Path(path).expanduser())[1]
+        except PolicyError as exc:
+            raise ConfigError(f"regtui.retention.policy: {exc}") from None
+        source = str(path)
+    else:
+        assert rules is not None
+        policy, source = rules, "inline"
+    if not policy.deletes_tags and policy.delete_untagged_older_than is None:
+        raise ConfigError(
+            f"regtui.retention: the policy ({source}) would delete nothing: give a keep rule, "
+            "delete_older_than or delete_untagged_older_than"
+        )
+    interval = given.get("interval", 24 * 3600.0)
+    if interval < MIN_RETENTION_INTERVAL:
+        raise ConfigError(
+            f"bad value for regtui.retention.interval: {interval:g} s is below "
+            f"{MIN_RETENTION_INTERVAL:g} s"
+        )
+    dry_run = given.get("dryrun", False)
+    if not dry_run and storage.read_only:
+        raise ConfigError(
+            "regtui.retention: the registry is read-only (storage.maintenance.readonly): "
+            "set regtui.retention.dryrun: true or remove the section"
+        )
+    if not dry_run and not storage.delete_enabled:
+        raise ConfigError(
+            "regtui.retention: storage.delete.enabled is false: set regtui.retention.dryrun: "
+            "true or enable deletes"
+        )
+    return RetentionConfig(
+        policy=policy,
+        source=source,
+        interval=interval,
+        dry_run=dry_run,
+        gc=given.get("gc", True),
     )

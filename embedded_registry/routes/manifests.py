@@ -34,6 +34,16 @@ def _reference_to_read(request: web.Request) -> str:
     return reference
 
 
+def _is_pull(request: web.Request) -> bool:
+    """Whether this request pulls the image (:mod:`embedded_registry.storage.pulls`): a GET
+    (a HEAD is no pull, as zot and Harbor count), and not regtui's own client (``User-Agent:
+    regtui``), which reads manifests to show an image or plan a prune, not to run it."""
+    if request.method != "GET":
+        return False
+    agent = request.headers.get("User-Agent", "")
+    return agent != "regtui" and not agent.startswith("regtui/")
+
+
 async def get_manifest(request: web.Request) -> web.Response:
     """The stored bytes with their media type, whatever the Accept header lists.
 
@@ -51,10 +61,14 @@ async def get_manifest(request: web.Request) -> web.Response:
     }
     if_none_match = request.headers.get("If-None-Match", "")
     if digest in {tag.strip().strip('"') for tag in if_none_match.split(",")}:
+        if _is_pull(request):
+            storage(request).record_pull(name, digest)  # a cached copy used again is a pull
         return web.Response(status=304, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(body))
         return web.Response(status=200, headers=headers)
+    if _is_pull(request):
+        storage(request).record_pull(name, digest)  # memory only, never a write per GET
     return web.Response(body=body, headers=headers)
 
 

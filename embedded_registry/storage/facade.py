@@ -179,6 +179,15 @@ class RegistryStorage(abc.ABC):
         """Replace the document ``name`` of :meth:`read_state` (atomically)."""
         raise NotImplementedError
 
+    def record_pull(self, name: str, digest: str) -> None:
+        """A GET of ``name``'s manifest ``digest`` (by tag or digest): remembered in memory,
+        never written on the request path (:mod:`embedded_registry.storage.pulls`)."""
+        return None
+
+    async def flush_pulls(self) -> int:
+        """Write the pulls recorded since the last flush; the repositories written."""
+        return 0
+
     async def warm_up(self) -> None:
         """Work worth doing when the server starts rather than at the first request (the
         first walk of the catalog)."""

@@ -105,10 +105,10 @@ def _expires(document: dict[str, object]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-async def lease_holder(driver: StorageDriver) -> str | None:
-    """Who holds a live lease, or None."""
+async def lease_holder(driver: StorageDriver, path: str = LEASE_PATH) -> str | None:
+    """Who holds a live lease (GC's, or the one at ``path``), or None."""
     try:
-        data = await driver.get_content(LEASE_PATH, limit=LEASE_MAX_BYTES)
+        data = await driver.get_content(path, limit=LEASE_MAX_BYTES)
     except PathNotFoundError:
         return None
     document = _decode(data)
@@ -133,9 +133,18 @@ class Lease:
     """
 
     def __init__(
-        self, driver: StorageDriver, holder: str, version: str, ttl: float, expires: float
+        self,
+        driver: StorageDriver,
+        holder: str,
+        version: str,
+        ttl: float,
+        expires: float,
+        path: str = LEASE_PATH,
     ) -> None:
         self.driver = driver
+        self.path = path
+        """The lease object: GC's (``LEASE_PATH``), or another run's that must be alone
+        across replicas (scheduled retention's)."""
         self.holder = holder
         self.version = version
         self.ttl = ttl
@@ -182,7 +191,7 @@ class Lease:
         expires = time.time() + self.ttl
         try:
             self.version = await self.driver.put_conditional(
-                LEASE_PATH, self._body(expires), version=self.version
+                self.path, self._body(expires), version=self.version
             )
         except PreconditionFailedError:
             self._lose("another process replaced or revoked it")
@@ -191,7 +200,7 @@ class Lease:
 
     async def _verify(self) -> None:
         try:
-            data, _version = await self.driver.get_versioned(LEASE_PATH)
+            data, _version = await self.driver.get_versioned(self.path)
         except PathNotFoundError:
             self._lose("it was removed from the storage")
             return
@@ -248,9 +257,9 @@ class Lease:
         if self.lost:
             return
         with contextlib.suppress(PathNotFoundError):
-            data, _version = await self.driver.get_versioned(LEASE_PATH)
+            data, _version = await self.driver.get_versioned(self.path)
             if _decode(data).get("holder") == self.holder:
-                await self.driver.delete(LEASE_PATH)
+                await self.driver.delete(self.path)
 
 
 async def revoke(driver: StorageDriver) -> bool:
@@ -282,21 +291,23 @@ def lease_ttl() -> float:
     return value if 0 < value < float("inf") else LEASE_TTL
 
 
-async def acquire(driver: StorageDriver, *, ttl: float | None = None) -> Lease:
-    """Take the GC lease for ``ttl`` seconds (:func:`lease_ttl`); GcBusy when a live one is
-    held by another collector."""
+async def acquire(
+    driver: StorageDriver, *, ttl: float | None = None, path: str = LEASE_PATH
+) -> Lease:
+    """Take the GC lease (or the lease at ``path``) for ``ttl`` seconds (:func:`lease_ttl`);
+    GcBusy when a live one is held by another collector."""
     if ttl is None:
         ttl = lease_ttl()
     holder = f"{uuid.uuid4()} pid {os.getpid()}"
     expires = time.time() + ttl
     body = json.dumps({"holder": holder, "expires": expires}).encode()
     try:
-        version = await driver.put_conditional(LEASE_PATH, body, version=None)
-        return Lease(driver, holder, version, ttl, expires)
+        version = await driver.put_conditional(path, body, version=None)
+        return Lease(driver, holder, version, ttl, expires, path)
     except PreconditionFailedError:
         pass
     try:
-        data, current = await driver.get_versioned(LEASE_PATH)
+        data, current = await driver.get_versioned(path)
     except PathNotFoundError:
         data, current = b"", ""
     document = _decode(data)
@@ -305,10 +316,10 @@ async def acquire(driver: StorageDriver, *, ttl: float | None = None) -> Lease:
     expires = time.time() + ttl
     body = json.dumps({"holder": holder, "expires": expires}).encode()
     try:
-        version = await driver.put_conditional(LEASE_PATH, body, version=current or None)
+        version = await driver.put_conditional(path, body, version=current or None)
     except PreconditionFailedError:
         raise GcBusy("another garbage collection took the lease at the same moment") from None
-    return Lease(driver, holder, version, ttl, expires)
+    return Lease(driver, holder, version, ttl, expires, path)
 
 
 class CommitGuard:

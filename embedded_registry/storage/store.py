@@ -58,6 +58,7 @@ from embedded_registry.storage.driver.base import (
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
 from embedded_registry.storage.paths import KEYS, split_digest
+from embedded_registry.storage.pulls import PullTimes
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
 
@@ -238,6 +239,8 @@ class DriverStorage(RegistryStorage):
         """Per ("tags" or "revisions", repository): the commit marker's version, the names
         known to have their link, and when they were last all listed (``time.monotonic``)."""
         self._tag_flights: dict[str, _Flight] = {}
+        self.pulls = PullTimes(driver)
+        """When each manifest was last pulled: in memory, written in batches (storage.pulls)."""
         self._local: _LocalIndexes | None = None
         if driver.directory_times:
             self._local = _LocalIndexes(driver, self._read_manifest_now)
@@ -752,7 +755,15 @@ class DriverStorage(RegistryStorage):
 
     async def delete_manifest(self, name: str, digest: str) -> list[str]:
         async with self._commit():
-            return await self._delete_manifest(name, digest)
+            removed = await self._delete_manifest(name, digest)
+        self.pulls.forget(name, {digest})
+        return removed
+
+    def record_pull(self, name: str, digest: str) -> None:
+        self.pulls.record(name, digest)
+
+    async def flush_pulls(self) -> int:
+        return await self.pulls.flush()
 
     async def _delete_manifest(self, name: str, digest: str) -> list[str]:
         link = KEYS.revision_link(name, digest)
@@ -1012,16 +1023,27 @@ class DriverStorage(RegistryStorage):
             }
 
         ordered_tags = sorted(tag_times)
-        targets, described = await asyncio.gather(
+        targets, described, pulled = await asyncio.gather(
             asyncio.gather(*(target(t) for t in ordered_tags)),
             asyncio.gather(*(manifest(d) for d in sorted(revision_times))),
+            self.pulls.times(name),
         )
+
+        def last_pull(digest: str) -> str | None:
+            when = pulled.get(digest)
+            return _rfc3339(when) if when is not None else None
+
         tags = [
-            {"tag": tag, "digest": digest, "pushed": _rfc3339(tag_times[tag])}
+            {
+                "tag": tag,
+                "digest": digest,
+                "pushed": _rfc3339(tag_times[tag]),
+                "pulled": last_pull(digest),
+            }
             for tag, digest in zip(ordered_tags, targets, strict=True)
             if digest is not None
         ]
-        manifests = [m for m in described if m is not None]
+        manifests = [m | {"pulled": last_pull(m["digest"])} for m in described if m is not None]
         return {"name": name, "tags": tags, "manifests": manifests}
 
     async def read_state(self, name: str) -> bytes | None:

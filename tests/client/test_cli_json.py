@@ -87,7 +87,13 @@ PLATFORM = {"os": str, "architecture": str, "variant": Nullable(str)}
 DESCRIPTOR = {"digest": Digest, "media_type": str, "size": int}
 LS = {"registry": str, "repositories": ListOf(str)}
 TAGS = {"registry": str, "repository": str, "tags": ListOf(str)}
-TAGS_LONG = {**TAGS, "manifests": ListOf({"tag": str, **DESCRIPTOR})}
+TAGS_LONG = {
+    **TAGS,
+    # pushed, pulled: the bundled registry's times, null where a registry does not say
+    "manifests": ListOf(
+        {"tag": str, **DESCRIPTOR, "pushed": Nullable(Time), "pulled": Nullable(Time)}
+    ),
+}
 REFS = {
     "registry": str,
     "refs": ListOf({"repository": str, "tag": str, "ref": str}),

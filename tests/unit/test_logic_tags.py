@@ -63,13 +63,14 @@ def test_sort_by_each_key() -> None:
 
 def test_sort_cycles_through_every_key() -> None:
     seen = [TagSort.NAME]
-    for _ in range(5):
+    for _ in range(6):
         seen.append(seen[-1].next())
     assert seen == [
         TagSort.NAME,
         TagSort.VERSION,
         TagSort.DATE,
         TagSort.PUSHED,
+        TagSort.PULLED,
         TagSort.SIZE,
         TagSort.NAME,
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui.logic.semver import SemverError, Version, parse_range, parse_version
+from regtui_retention.semver import SemverError, Version, parse_range, parse_version
 
 TAGS = [
     "0.1.0",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui.logic.semver import parse_range
+from regtui_retention.semver import parse_range
 
 CASES: list[tuple[str, dict[str, bool]]] = [
     # full versions: each comparator on both sides of its bound and on it

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.logic.semver import parse_range
+from regtui_retention.semver import parse_range
 
 Pre = tuple[int | str, ...]
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from regtui_retention.patterns import PatternError, TagRegex
 from tui.logic.find import InvalidPatternError, TagPattern
-from tui.logic.patterns import PatternError, TagRegex
 from tui.logic.retention import (
     Policy,
     PolicyError,

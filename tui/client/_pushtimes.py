@@ -2,7 +2,7 @@
 
 ``GET /v2/<name>/_regtui/tags`` (the bundled registry only; same access as ``tags/list``, and
 under the repository's own path so that a proxy's path rules for it apply) answers when each tag
-was pushed, every manifest revision of the repository (untagged ones too)
+was pushed and last pulled, every manifest revision of the repository (untagged ones too)
 and the exact size of each blob they reference. Other registries answer 404:
 :func:`repository_storage` returns ``None`` there. The same document is what
 ``regtui prune --root`` reads from a directory: :meth:`RepositoryStorage.from_json` parses both.
@@ -53,6 +53,8 @@ class TagPush:
     tag: str
     digest: str
     pushed: datetime | None
+    pulled: datetime | None = None
+    """When the tag's image was last pulled (a GET of its manifest, by tag or digest)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class ManifestRevision:
     """The manifest itself, its config and layers -> exact size (None: the blob is missing)."""
     children: tuple[str, ...] = ()
     subject: str | None = None
+    pulled: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class RepositoryStorage:
         if not isinstance(doc, dict):
             raise MalformedResponseError("the tags report is not a JSON object")
         tags = tuple(
-            TagPush(tag, digest, _time(t.get("pushed")))
+            TagPush(tag, digest, _time(t.get("pushed")), _time(t.get("pulled")))
             for t in _objects(doc, "tags")
             if (tag := _str(t, "tag")) and (digest := _str(t, "digest"))
         )
@@ -104,6 +107,7 @@ class RepositoryStorage:
                     if isinstance(children, list)
                     else (),
                     subject=_str(m, "subject"),
+                    pulled=_time(m.get("pulled")),
                 )
             )
         return cls(_str(doc, "name") or "", tags, tuple(manifests))

@@ -35,6 +35,7 @@ STORAGE_PATH = "/v2/_regtui/ext/storage"
 GC_PATH = "/v2/_regtui/ext/gc"
 
 __all__ = [
+    "RETENTION_PATH",
     "GcProblem",
     "GcRemoval",
     "GcResult",
@@ -42,6 +43,8 @@ __all__ = [
     "StorageReport",
     "UploadStorage",
     "collect_garbage",
+    "retention_log",
+    "run_retention",
     "storage_usage",
     "supports_extension",
 ]
@@ -361,3 +364,28 @@ async def collect_garbage(
     response = await _admin_request(client, "POST", GC_PATH, json=body)
     _check(client, response, "garbage collection")
     return GcResult.from_json(_json_body(response, "garbage collection"))
+
+
+RETENTION_PATH = "/v2/_regtui/ext/retention"
+
+
+async def retention_log(client: RegistryClient, limit: int = 20) -> dict[str, Any]:
+    """The bundled registry's scheduled retention: ``{"configured": {...} | None, "runs":
+    [...]}``, the newest ``limit`` runs first (see ``embedded_registry/routes/ext_retention``)."""
+    response = await _admin_request(client, "GET", f"{RETENTION_PATH}?n={int(limit)}")
+    _check(client, response, "the retention log")
+    document = _json_body(response, "the retention log")
+    if not isinstance(document, dict) or not isinstance(document.get("runs"), list):
+        raise MalformedResponseError("the retention log: not a log of runs")
+    return document
+
+
+async def run_retention(client: RegistryClient, *, dry_run: bool | None = None) -> dict[str, Any]:
+    """One run of the bundled registry's ``regtui.retention`` now; its record."""
+    body = {} if dry_run is None else {"dry_run": dry_run}
+    response = await _admin_request(client, "POST", RETENTION_PATH, json=body)
+    _check(client, response, "a retention run")
+    document = _json_body(response, "a retention run")
+    if not isinstance(document, dict):
+        raise MalformedResponseError("a retention run: the record is not a JSON object")
+    return document

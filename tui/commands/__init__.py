@@ -40,6 +40,9 @@ SUMMARIES: dict[str, dict[str, str]] = {
     "prune": {
         "prune": "delete tags and manifests by retention rules (see the plan with --dry-run)"
     },
+    "retention": {
+        "retention": "the bundled registry's scheduled retention: its runs, or one run now"
+    },
     "diff": {
         "diff": "compare two images: config, layers, sizes and files",
         "layers": "per platform: compressed and uncompressed sizes, and the layers platforms share",

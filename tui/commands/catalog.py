@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
@@ -122,7 +123,7 @@ def _quick_tags(args: argparse.Namespace) -> int | None:
     from tui.client.reference import InvalidReferenceError
 
     if args.long:
-        return None  # a HEAD per tag: the full client's pool
+        return None  # a HEAD per tag (and push and pull times): the full client's pool
     try:
         ref = c.repo_ref(args.repo)
     except (c.UsageError, InvalidReferenceError):
@@ -134,6 +135,8 @@ def _quick_tags(args: argparse.Namespace) -> int | None:
 async def _tags(args: argparse.Namespace) -> int:
     import asyncio
 
+    from tui.client import repository_storage
+
     ref = c.repo_ref(args.repo)
     async with c.client(args, c.registry_of(ref)) as client:
         tags = await client.list_tags(ref.repository)
@@ -142,11 +145,28 @@ async def _tags(args: argparse.Namespace) -> int:
             if args.long
             else []
         )
-    return _show_tags(args, ref, tags, heads)
+        # The bundled registry tells when each tag was pushed and last pulled (others: 404).
+        report = await repository_storage(client, ref.repository) if args.long else None
+    times = (
+        {t.tag: {"pushed": _rfc3339(t.pushed), "pulled": _rfc3339(t.pulled)} for t in report.tags}
+        if report is not None
+        else None
+    )
+    return _show_tags(args, ref, tags, heads, times)
+
+
+def _rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _show_tags(
-    args: argparse.Namespace, ref: Reference, tags: list[str], heads: Sequence[Descriptor]
+    args: argparse.Namespace,
+    ref: Reference,
+    tags: list[str],
+    heads: Sequence[Descriptor],
+    times: dict[str, dict[str, str | None]] | None = None,
 ) -> int:
     if args.json:
         data: dict[str, Any] = {
@@ -156,7 +176,14 @@ def _show_tags(
         }
         if args.long:
             data["manifests"] = [
-                {"tag": tag, "digest": h.digest, "media_type": h.media_type, "size": h.size}
+                {
+                    "tag": tag,
+                    "digest": h.digest,
+                    "media_type": h.media_type,
+                    "size": h.size,
+                    # the bundled registry: when the tag was pushed and its image last pulled
+                    **((times or {}).get(tag) or {"pushed": None, "pulled": None}),
+                }
                 for tag, h in zip(tags, heads, strict=True)
             ]
         c.print_json(data)

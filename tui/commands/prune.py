@@ -81,6 +81,17 @@ def register(subparsers: Any) -> None:
         help="keep versions in a range, e.g. '>=1.2 <2' (repeatable)",
     )
     rules.add_argument(
+        "--pulled-within",
+        metavar="DURATION",
+        help="keep tags whose image was pulled this recently (bundled registry, --root)",
+    )
+    rules.add_argument(
+        "--keep-newest-pulled",
+        type=int,
+        metavar="N",
+        help="keep the N most recently pulled tags of each repository (bundled registry)",
+    )
+    rules.add_argument(
         "--older-than", metavar="DURATION", help="delete tags older than this (30d, 12h, 2w)"
     )
     rules.add_argument(
@@ -140,6 +151,10 @@ def build_policy(args: argparse.Namespace) -> Policy:
             changes["keep_semver"] = tuple(args.keep_semver)
         if args.older_than is not None:
             changes["delete_older_than"] = _duration(args.older_than, "--older-than")
+        if args.pulled_within is not None:
+            changes["pulled_within"] = _duration(args.pulled_within, "--pulled-within")
+        if args.keep_newest_pulled is not None:
+            changes["keep_newest_pulled"] = args.keep_newest_pulled
         if args.untagged_older_than is not None:
             changes["delete_untagged_older_than"] = _duration(
                 args.untagged_older_than, "--untagged-older-than"
@@ -156,7 +171,8 @@ def build_policy(args: argparse.Namespace) -> Policy:
     if not policy.deletes_tags and policy.delete_untagged_older_than is None:
         raise c.UsageError(
             "no rule would delete anything: give a keep rule (--keep-newest, --keep-tag, "
-            "--keep-semver), --older-than or --untagged-older-than (or a --policy file)"
+            "--keep-semver, --pulled-within, --keep-newest-pulled), --older-than or "
+            "--untagged-older-than (or a --policy file)"
         )
     return policy
 
@@ -211,6 +227,11 @@ async def _online(args: argparse.Namespace, policy: Policy) -> int:
                 "this registry does not tell when tags were pushed: no tag has "
                 "a push date, so none is old enough to go and keep_newest keeps them all "
                 "(use --by created)"
+            )
+        if policy.uses_pull_times and state.source != "storage":
+            c.warn(
+                "this registry does not tell when images were pulled: pulled_within and "
+                "keep_newest_pulled keep no tag here (the bundled registry records pulls)"
             )
         report: dict[str, Any] = {"registry": args.host, "dry_run": args.dry_run}
         if not args.json:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ def finish(
     if args.json:
         report.update(
             plan=plan.to_json(),
-            applied=[_outcome_json(o) for o in outcomes],
+            applied=[o.to_json() for o in outcomes],
             gc=gc,
         )
         c.print_json(report)
@@ -67,12 +66,6 @@ def finish(
     return c.EXIT_OK
 
 
-def _outcome_json(outcome: ApplyOutcome) -> dict[str, Any]:
-    """One applied action, in the commands' JSON convention (``repository``, not ``repo``)."""
-    fields = asdict(outcome)
-    return {"repository": fields.pop("repo"), **fields, "tags": list(outcome.tags)}
-
-
 # ---------------------------------------------------------------------- human output
 
 
@@ -87,7 +80,8 @@ def _day(value: datetime | None) -> str:
 
 
 def print_plan(plan: PrunePlan, state: RegistryState) -> None:
-    """Per repository, a line per tag: go/stay, tag, digest, created, pushed, why."""
+    """Per repository, a line per tag: go/stay, tag, digest, created, pushed, (pulled, when a
+    rule reads pull times), why."""
     for repo in plan.repos:
         if not repo.decisions and not repo.untagged:
             continue
@@ -97,6 +91,7 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
         )
         actions = {tag: a for a in repo.actions for tag in a.tags}
         width = max((len(d.tag) for d in repo.decisions), default=0)
+        pulls = plan.policy.uses_pull_times
         for d in repo.decisions:
             verb = "go  " if d.goes else "stay"
             what = ""
@@ -108,7 +103,8 @@ def print_plan(plan: PrunePlan, state: RegistryState) -> None:
             siblings = f" (same image: {', '.join(d.siblings)})" if d.siblings else ""
             c.say(
                 f"  {verb} {d.tag:<{width}}  {short_digest(d.digest)}  {_day(d.created)}  "
-                f"{_day(d.pushed)}  {'; '.join(d.reasons)}{siblings}{what}"
+                f"{_day(d.pushed)}  {_day(d.pulled) + '  ' if pulls else ''}"
+                f"{'; '.join(d.reasons)}{siblings}{what}"
             )
         for u in repo.untagged:
             print(

@@ -222,13 +222,18 @@ async def index_children(
     return list(await asyncio.gather(*(read(child) for child in index.manifests[:limit])))
 
 
-async def push_times(client: RegistryClient, repository: str) -> dict[str, datetime]:
-    """When each tag of ``repository`` was pushed: the bundled registry knows (from its
-    storage); any other registry, or one that refuses, gives ``{}``."""
+async def tag_times(
+    client: RegistryClient, repository: str
+) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """When each tag of ``repository`` was pushed, and when its image was last pulled: the
+    bundled registry knows (from its storage); any other registry, or one that refuses, gives
+    ``({}, {})``."""
     try:
         report = await repository_storage(client, repository)
     except RegistryClientError:
-        return {}
+        return {}, {}
     if report is None:
-        return {}
-    return {push.tag: push.pushed for push in report.tags if push.pushed is not None}
+        return {}, {}
+    pushed = {t.tag: t.pushed for t in report.tags if t.pushed is not None}
+    pulled = {t.tag: t.pulled for t in report.tags if t.pulled is not None}
+    return pushed, pulled

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
+from regtui_retention.outcomes import ApplyOutcome, apply_note, listed
+from regtui_retention.policyfile import load_policy, read_policy_file
 from tui.client import (
     AuthError,
     ImageIndex,
@@ -35,14 +33,11 @@ from tui.logic.retention import (
     ActionKind,
     BulkAction,
     ManifestState,
-    Policy,
-    PolicyError,
     PrunePlan,
     RegistryState,
     RepoPlan,
     RepoState,
     TagState,
-    policy_from_mapping,
 )
 
 __all__ = [
@@ -52,36 +47,9 @@ __all__ = [
     "load_policy",
     "read_policy_file",
     "read_state",
-    "state_from_storage",
 ]
 
 Progress = Callable[[str, int, int], None]
-MAX_POLICY_BYTES = 1 << 20
-
-
-def read_policy_file(path: Path | str) -> tuple[str, Policy]:
-    """The text of a YAML policy file and the policy it describes (PolicyError otherwise)."""
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"{path}: larger than {MAX_POLICY_BYTES} bytes")
-    text = data.decode("utf-8", errors="replace")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not YAML: {' '.join(str(exc).split())}") from None
-    try:
-        return text, policy_from_mapping(doc)
-    except PolicyError as exc:
-        raise PolicyError(f"{path}: {exc}") from None
-
-
-def load_policy(path: Path | str) -> Policy:
-    """A policy from a YAML file (:func:`policy_from_mapping` says which keys)."""
-    return read_policy_file(path)[1]
 
 
 # ---------------------------------------------------------------------- reading
@@ -98,14 +66,10 @@ def repo_state_from_storage(report: RepositoryStorage) -> RepoState:
         m.digest: ManifestState(m.digest, dict(m.blobs), m.children, m.subject, m.pushed)
         for m in report.manifests
     }
-    tags = tuple(TagState(t.tag, t.digest, created.get(t.digest), t.pushed) for t in report.tags)
-    return RepoState(report.name, tags, manifests, complete=True)
-
-
-def state_from_storage(reports: Iterable[RepositoryStorage], source: str) -> RegistryState:
-    return RegistryState(
-        tuple(repo_state_from_storage(r) for r in reports), exact=True, source=source
+    tags = tuple(
+        TagState(t.tag, t.digest, created.get(t.digest), t.pushed, t.pulled) for t in report.tags
     )
+    return RepoState(report.name, tags, manifests, complete=True)
 
 
 async def _api_repo_state(
@@ -197,21 +161,6 @@ async def read_state(
 # ---------------------------------------------------------------------- applying
 
 
-@dataclass(frozen=True)
-class ApplyOutcome:
-    repo: str
-    digest: str
-    action: str
-    """``delete``, ``untag`` or ``delete untagged``."""
-    tags: tuple[str, ...]
-    error: str | None = None
-    note: str | None = None
-
-
-def _listed(tags: Iterable[str]) -> str:
-    return ", ".join(sorted(tags))
-
-
 async def _untag_each(
     client: RegistryClient, repo: str, digest: str, tags: Sequence[str]
 ) -> tuple[list[str], list[str]]:
@@ -229,16 +178,6 @@ async def _untag_each(
             continue
         removed.append(tag)
     return removed, left
-
-
-def apply_note(left_alone: Sequence[str], newcomers: Sequence[str]) -> str | None:
-    """What an outcome says about tags that changed between the plan and the change."""
-    parts = []
-    if newcomers:
-        parts.append(f"tagged since the plan ({_listed(newcomers)}): only untagged")
-    if left_alone:
-        parts.append(f"moved or deleted since the plan, left alone: {_listed(left_alone)}")
-    return "; ".join(parts) or None
 
 
 class _TagMap:
@@ -311,7 +250,7 @@ async def _delete_untagged(tag_map: _TagMap, digest: str) -> ApplyOutcome:
         tagged = await tag_map.tags_on(digest)
         if tagged:
             return ApplyOutcome(
-                repo, digest, action, (), note=f"tagged since the plan ({_listed(tagged)})"
+                repo, digest, action, (), note=f"tagged since the plan ({listed(tagged)})"
             )
         await client.delete_manifest(repo, digest)
     except NotFoundError:

@@ -1,7 +1,7 @@
 """What ``regtui find`` matches (pure): tag patterns, and how a manifest uses a digest.
 
 A tag pattern is a shell glob (``1.*``, ``v[0-9]*``) or, with ``regex=True``, a regular
-expression in RE2's syntax (:mod:`tui.logic.patterns`: linear time, no lookaround or
+expression in RE2's syntax (:mod:`regtui_retention.patterns`: linear time, no lookaround or
 backreferences); both must match the whole tag. A digest is matched against a manifest in four ways:
 the tag points at it (``tag``), the tag points at an index that has it as a child
 (``index_child``), or the image uses it as its config (``config``) or as a layer (``layer``).
@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from regtui_retention.patterns import PatternError, TagRegex
 from tui.client.models import ImageIndex, ImageManifest, Manifest, Platform
 from tui.logic.imagediff import platform_json
-from tui.logic.patterns import PatternError, TagRegex
 
 __all__ = [
     "FindHit",

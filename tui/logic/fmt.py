@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from regtui_retention.times import parse_time
+
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 _IRREGULAR_PLURALS = {
@@ -68,21 +70,9 @@ def short_digest(digest: str | None, length: int = 12) -> str:
 
 
 def parse_created(value: str | None) -> datetime | None:
-    """An image config's ``created`` (RFC 3339, maybe with nanoseconds) as an aware datetime."""
-    if not value:
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    # Python's parser takes at most 6 fractional digits; Go writes up to 9.
-    if "." in text:
-        head, _, tail = text.partition(".")
-        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]  # not the zone's digits
-        zone = tail[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """An image config's ``created`` (RFC 3339, maybe with nanoseconds) as an aware datetime
+    (:func:`regtui_retention.times.parse_time`, which the retention planner shares)."""
+    return parse_time(value)
 
 
 def format_created(value: datetime | None) -> str:

@@ -10,12 +10,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from regtui_retention.words import natural_key
+
 
 class TagSort(enum.StrEnum):
     NAME = "name"
     VERSION = "version"
     DATE = "date"
     PUSHED = "pushed"
+    PULLED = "pulled"
     SIZE = "size"
 
     def next(self) -> TagSort:
@@ -35,6 +38,8 @@ class TagRow:
     created: datetime | None = None
     pushed: datetime | None = None
     """When the tag was pushed: known on the bundled registry (from its storage), else None."""
+    pulled: datetime | None = None
+    """When its image was last pulled (a manifest GET): the bundled registry's record."""
     platforms: tuple[str, ...] = ()
     loaded: bool = False
     error: str | None = None
@@ -43,17 +48,7 @@ class TagRow:
         return replace(self, loaded=True, **changes)
 
 
-_TOKEN = re.compile(r"\d+|[^\d]+")
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
-    """``"build10"`` after ``"build9"``: digits compare as numbers, the rest as lowercase text."""
-    return tuple(
-        (0, int(token), "") if token.isdigit() else (1, 0, token.lower())
-        for token in _TOKEN.findall(text)
-    )
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -83,8 +78,8 @@ def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False)
         return sorted(items, key=lambda row: natural_key(row.tag), reverse=descending)
     if key is TagSort.VERSION:
         return sorted(items, key=lambda row: version_key(row.tag), reverse=descending)
-    if key in (TagSort.DATE, TagSort.PUSHED):
-        field = "created" if key is TagSort.DATE else "pushed"
+    if key in (TagSort.DATE, TagSort.PUSHED, TagSort.PULLED):
+        field = "created" if key is TagSort.DATE else key.value
         known = [row for row in items if getattr(row, field) is not None]
         unknown = [row for row in items if getattr(row, field) is None]
         known.sort(key=lambda row: (getattr(row, field), row.tag), reverse=descending)

@@ -1,15 +1,8 @@
-"""Lists in sentences: ``a, b and c`` (plurals are :func:`tui.logic.fmt.plural`'s)."""
+"""Lists in sentences: ``a, b and c`` (plurals are :func:`tui.logic.fmt.plural`'s). The function
+lives in :mod:`regtui_retention.words`, which the retention plans' sentences share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from regtui_retention.words import join_and
 
 __all__ = ["join_and"]
-
-
-def join_and(items: Sequence[str]) -> str:
-    """``[]`` -> ``""``, ``[a]`` -> ``a``, ``[a, b]`` -> ``a and b``, ``[a, b, c]`` ->
-    ``a, b and c``."""
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
-from tui.data.details import DetailsLoader, push_times
+from tui.data.details import DetailsLoader, tag_times
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
@@ -224,8 +224,8 @@ class RepositoryScreen(RegtuiScreen):
         self.workers.cancel_group(self, "details")
         self.show_summary()
         client = self.regtui.client
-        # Push times come from a report of the whole repository: asked at the same time.
-        pushing = asyncio.ensure_future(push_times(client, self.repository))
+        # Push and pull times come from a report of the whole repository: asked meanwhile.
+        pushing = asyncio.ensure_future(tag_times(client, self.repository))
         try:
             tags = await client.list_tags(self.repository)
         except RegistryClientError:
@@ -236,13 +236,17 @@ class RepositoryScreen(RegtuiScreen):
             pushing.cancel()
             raise
         if tags:
-            pushed = await pushing
+            pushed, pulled = await pushing
         else:
             pushing.cancel()
-            pushed = {}
+            pushed, pulled = {}, {}
         if pushed:
             self.table.show_pushed()
-        self.rows = {tag: TagRow(tag, pushed=pushed.get(tag)) for tag in tags}
+        if pulled:
+            self.table.show_pulled()
+        self.rows = {
+            tag: TagRow(tag, pushed=pushed.get(tag), pulled=pulled.get(tag)) for tag in tags
+        }
         self.marked &= set(self.rows)
         self._loaded = True
         self.details_done = not tags
@@ -390,10 +394,13 @@ class RepositoryScreen(RegtuiScreen):
         self.sort_key = self.sort_key.next()
         if self.sort_key is TagSort.PUSHED and not self.table.shows_pushed:
             self.sort_key = self.sort_key.next()  # this registry does not say when
+        if self.sort_key is TagSort.PULLED and not self.table.shows_pulled:
+            self.sort_key = self.sort_key.next()  # nothing pulled (or not said)
         # Newest and biggest first are what people look for.
         self.descending = self.sort_key in (
             TagSort.DATE,
             TagSort.PUSHED,
+            TagSort.PULLED,
             TagSort.SIZE,
             TagSort.VERSION,
         )

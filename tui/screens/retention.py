@@ -51,6 +51,8 @@ DEFAULT_RULES = """\
 # keep_newest: 5
 # keep_tags: ['latest', 'stable']
 # keep_semver: ['>=1.2 <2']
+# pulled_within: 30d
+# keep_newest_pulled: 3
 # delete_older_than: 30d
 # delete_untagged_older_than: 7d
 # include: ['team/*']

@@ -1,5 +1,6 @@
 """The table of tags of one repository: marks, digest, size, created, platforms, and pushed
-where the registry tells when each tag was pushed (the bundled registry)."""
+where the registry tells when each tag was pushed (the bundled registry), pulled once it tells
+that a tag's image was pulled."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ COLUMNS = (
     ("platforms", "Platforms"),
 )
 PUSHED_COLUMN = ("pushed", "Pushed")
+PULLED_COLUMN = ("pulled", "Pulled")
 ADD_CHUNK = 1000
 """Rows added to the table at once; more are added in chunks of this many between frames."""
 PENDING = Text("…", style="dim")
@@ -58,11 +60,22 @@ class TagTable(DataTable[str | Text]):
 
     def show_pushed(self) -> None:
         """Add the Pushed column (once): the registry knows when each tag was pushed."""
-        if self.shows_pushed:
+        self._add_column(PUSHED_COLUMN)
+
+    @property
+    def shows_pulled(self) -> bool:
+        return PULLED_COLUMN in self._columns
+
+    def show_pulled(self) -> None:
+        """Add the Pulled column (once): the registry says when tags' images were pulled."""
+        self._add_column(PULLED_COLUMN)
+
+    def _add_column(self, column: tuple[str, str]) -> None:
+        if column in self._columns:
             return
-        key, label = PUSHED_COLUMN
+        key, label = column
         self.add_column(label, key=key, default="")
-        self._columns = (*COLUMNS, PUSHED_COLUMN)
+        self._columns = (*self._columns, column)
         self._shown = {}  # every row's cells are made again, with the new column
 
     def show_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
@@ -200,7 +213,10 @@ class TagTable(DataTable[str | Text]):
         tag = visible_markup(row.tag)
         mark = Text("●", style="bold red") if marked else Text(" ")
         # Compact dates and platforms: every column stays readable in 80 columns.
-        pushed: tuple[str | Text, ...] = (_when(row.pushed),) if self.shows_pushed else ()
+        pushed: tuple[str | Text, ...] = tuple(
+            _when(row.pushed if key == "pushed" else row.pulled)
+            for key, _ in self._columns[len(COLUMNS) :]
+        )
         if row.error:
             return (mark, tag, Text(visible(row.error), style="red"), "", "", "", *pushed)
         if not row.loaded:

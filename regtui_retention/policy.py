@@ -1,6 +1,6 @@
 """Retention policies: the rules, their YAML form and durations (pure, no I/O).
 
-:func:`tui.logic.retention.evaluate` applies a :class:`Policy` to a registry's state.
+:func:`regtui_retention.plan.evaluate` applies a :class:`Policy` to a registry's state.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from tui.logic.patterns import PatternError, TagRegex
-from tui.logic.semver import SemverError, parse_range
+from regtui_retention.patterns import PatternError, TagRegex
+from regtui_retention.semver import SemverError, parse_range
 
 
 class PolicyError(ValueError):
@@ -55,9 +55,12 @@ class Policy:
     """Retention rules; see :func:`evaluate` for the order in which they apply.
 
     Keep rules (a tag any of them matches is never deleted): ``keep_newest`` (the N newest
-    tags of each repository by ``by`` date), ``keep_tags`` (regular expressions, matched against
-    the whole tag, run on RE2: see :mod:`tui.logic.patterns`), ``keep_semver`` (ranges such as
-    ``>=1.2 <2``, see :mod:`tui.logic.semver`).
+    tags of each repository by ``by`` date), ``keep_tags`` (regular expressions, matched
+    against the whole tag, run on RE2: see :mod:`regtui_retention.patterns`), ``keep_semver``
+    (ranges such as ``>=1.2 <2``, see :mod:`regtui_retention.semver`), ``pulled_within``
+    (seconds; tags whose image was pulled that recently: a GET of its manifest by tag or
+    digest, as the bundled registry records it), ``keep_newest_pulled`` (the N most
+    recently pulled tags of each repository; tags never pulled are not among them).
     Delete rules: ``delete_older_than`` (seconds; tags whose ``by`` date is older), and
     ``delete_untagged_older_than`` (seconds; manifests no tag reaches, by push time).
     Scope: ``include``/``exclude`` are shell patterns on repository names (``team/*``).
@@ -71,11 +74,15 @@ class Policy:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     by: DateSource = DateSource.CREATED
+    pulled_within: float | None = None
+    keep_newest_pulled: int | None = None
 
     def __post_init__(self) -> None:
         if self.keep_newest is not None and self.keep_newest < 0:
             raise PolicyError("keep_newest must be zero or more")
-        for value in (self.delete_older_than, self.delete_untagged_older_than):
+        if self.keep_newest_pulled is not None and self.keep_newest_pulled < 0:
+            raise PolicyError("keep_newest_pulled must be zero or more")
+        for value in (self.delete_older_than, self.delete_untagged_older_than, self.pulled_within):
             if value is not None and value < 0:
                 raise PolicyError("durations must be zero or more")
         for pattern in self.keep_tags:
@@ -91,7 +98,18 @@ class Policy:
 
     @property
     def has_keep_rule(self) -> bool:
-        return self.keep_newest is not None or bool(self.keep_tags) or bool(self.keep_semver)
+        return (
+            self.keep_newest is not None
+            or bool(self.keep_tags)
+            or bool(self.keep_semver)
+            or self.pulled_within is not None
+            or self.keep_newest_pulled is not None
+        )
+
+    @property
+    def uses_pull_times(self) -> bool:
+        """Whether a rule reads when tags were pulled (only the bundled registry knows)."""
+        return self.pulled_within is not None or self.keep_newest_pulled is not None
 
     @property
     def deletes_tags(self) -> bool:
@@ -113,6 +131,8 @@ class Policy:
             "include": list(self.include),
             "exclude": list(self.exclude),
             "by": self.by.value,
+            "pulled_within_seconds": self.pulled_within,
+            "keep_newest_pulled": self.keep_newest_pulled,
         }
 
 
@@ -125,6 +145,8 @@ POLICY_KEYS = (
     "include",
     "exclude",
     "by",
+    "pulled_within",
+    "keep_newest_pulled",
 )
 
 
@@ -155,11 +177,15 @@ def policy_from_mapping(doc: Any) -> Policy:
             f"unknown policy {'key' if len(unknown) == 1 else 'keys'}: {', '.join(unknown)} "
             f"(known: {', '.join(POLICY_KEYS)})"
         )
-    keep_newest = doc.get("keep_newest")
-    if keep_newest is not None and (
-        not isinstance(keep_newest, int) or isinstance(keep_newest, bool)
-    ):
-        raise PolicyError("keep_newest must be a whole number")
+
+    def whole(key: str) -> int | None:
+        value = doc.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise PolicyError(f"{key} must be a whole number")
+        return value
+
+    keep_newest = whole("keep_newest")
+    keep_newest_pulled = whole("keep_newest_pulled")
     by = doc.get("by", DateSource.CREATED.value)
     if by not in tuple(DateSource):
         raise PolicyError("by must be 'created' or 'pushed'")
@@ -177,4 +203,6 @@ def policy_from_mapping(doc: Any) -> Policy:
         include=_strings(doc, "include"),
         exclude=_strings(doc, "exclude"),
         by=DateSource(by),
+        pulled_within=duration("pulled_within"),
+        keep_newest_pulled=keep_newest_pulled,
     )
