@@ -1,6 +1,6 @@
 """Every range operator at its boundaries, with full versions and pre-releases.
 
-The rules are the module's documented ones (tui/logic/semver.py): missing parts are 0, a
+The rules are the module's documented ones (regtui_retention/semver.py): missing parts are 0, a
 pre-release sorts before its release and is otherwise compared like any version, a partial
 version names a set (``1.2`` is every ``1.2.z``), and the upper bound of ``^``, ``~`` and a
 partial ``<=``/``=`` excludes that bound's own pre-releases. Expected answers are written out

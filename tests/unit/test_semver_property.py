@@ -2,9 +2,9 @@
 
 Versions are drawn as integer tuples (and pre-release identifiers as ints or words), rendered
 to tag and range text for the code under test, and the expected answer is computed on the
-tuples: precedence by an explicit comparison function, each operator by its documented meaning
-(see tui/logic/semver.py's docstring), partial versions and ``^``/``~`` as intervals of release
-triples.
+tuples: precedence by an explicit comparison function, each operator by its documented
+meaning (see regtui_retention/semver.py's docstring), partial versions and ``^``/``~`` as
+intervals of release triples.
 """
 
 from __future__ import annotations

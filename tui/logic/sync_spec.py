@@ -41,6 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from regtui_retention.patterns import PatternError, TagRegex
+from regtui_retention.semver import SemverError, SemverRange, parse_range, parse_version
 from tui.client.models import Platform
 from tui.client.reference import (
     NAME_RE,
@@ -49,8 +51,6 @@ from tui.client.reference import (
     parse_reference,
     parse_registry,
 )
-from tui.logic.patterns import PatternError, TagRegex
-from tui.logic.semver import SemverError, SemverRange, parse_range, parse_version
 from tui.logic.tags import natural_key
 
 __all__ = [
