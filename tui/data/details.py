@@ -21,6 +21,7 @@ from tui.client import (
     Schema1Manifest,
     repository_storage,
 )
+from tui.client.cache import CacheReport, cache_report
 from tui.logic.fmt import parse_created
 from tui.logic.image_view import ChildManifest
 from tui.logic.tags import TagRow
@@ -237,3 +238,12 @@ async def tag_times(
     pushed = {t.tag: t.pushed for t in report.tags if t.pushed is not None}
     pulled = {t.tag: t.pulled for t in report.tags if t.pulled is not None}
     return pushed, pulled
+
+
+async def cached_tags(client: RegistryClient, repository: str) -> CacheReport | None:
+    """What of ``repository`` a pull-through cache holds and until when (the bundled registry
+    as a mirror); ``None`` for a repository no cache covers, another registry, or a refusal."""
+    try:
+        return await cache_report(client, repository)
+    except RegistryClientError:
+        return None

@@ -40,6 +40,8 @@ class TagRow:
     """When the tag was pushed: known on the bundled registry (from its storage), else None."""
     pulled: datetime | None = None
     """When its image was last pulled (a manifest GET): the bundled registry's record."""
+    expires: datetime | None = None
+    """When a pull-through cache lets the tag's image go (the bundled registry as a mirror)."""
     platforms: tuple[str, ...] = ()
     loaded: bool = False
     error: str | None = None

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from textual import work
 from textual.app import ComposeResult
@@ -13,7 +14,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
-from tui.data.details import DetailsLoader, tag_times
+from tui.client.cache import CacheReport
+from tui.data.details import DetailsLoader, cached_tags, tag_times
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
@@ -24,6 +26,7 @@ from tui.logic.retention import (
     ActionKind,
     BulkAction,
     describe_bulk,
+    format_duration,
     keep_newest,
     plan_bulk_delete,
 )
@@ -104,6 +107,8 @@ class RepositoryScreen(RegtuiScreen):
         """``marked``: tags to show marked for review (a retention plan's tags that go)."""
         super().__init__()
         self.repository = repository
+        self.cache: CacheReport | None = None
+        """What a pull-through cache holds of this repository (``None``: not a mirror's)."""
         self.rows: dict[str, TagRow] = {}
         self.marked: set[str] = set(marked)
         self.sort_key = TagSort.NAME
@@ -187,10 +192,15 @@ class RepositoryScreen(RegtuiScreen):
         direction = "↓" if self.descending else "↑"
         marked = f" · {len(self.marked)} marked" if self.marked else ""
         read_only = " · read-only" if self.is_read_only() else ""
+        cache = ""
+        if self.cache is not None:
+            ttl = self.cache.ttl_seconds
+            kept = f"kept {format_duration(ttl)}" if ttl else "kept until removed"
+            cache = f" · cache of {visible_markup(self.cache.upstream)}, {kept}"
         heading = (
             f"{visible_markup(self.repository)} · {count_of(len(self.rows), 'tag')} · "
             f"sorted by {self.sort_key} "
-            f"{direction}{marked}{read_only}"
+            f"{direction}{marked}{read_only}{cache}"
         )
         if heading != self._heading_text:
             self._heading_text = heading
@@ -244,8 +254,18 @@ class RepositoryScreen(RegtuiScreen):
             self.table.show_pushed()
         if pulled:
             self.table.show_pulled()
+        # A pull-through cache's repository: what is cached, and until when (the bundled
+        # registry only: the only one that says when each tag was pushed).
+        self.cache = await cached_tags(client, self.repository) if pushed else None
+        expires: dict[str, datetime] = {}
+        if self.cache is not None:
+            self.table.show_expires()
+            expires = {t.tag: t.expires for t in self.cache.tags.values() if t.expires}
         self.rows = {
-            tag: TagRow(tag, pushed=pushed.get(tag), pulled=pulled.get(tag)) for tag in tags
+            tag: TagRow(
+                tag, pushed=pushed.get(tag), pulled=pulled.get(tag), expires=expires.get(tag)
+            )
+            for tag in tags
         }
         self.marked &= set(self.rows)
         self._loaded = True

@@ -28,6 +28,7 @@ COLUMNS = (
 )
 PUSHED_COLUMN = ("pushed", "Pushed")
 PULLED_COLUMN = ("pulled", "Pulled")
+EXPIRES_COLUMN = ("expires", "Expires")
 ADD_CHUNK = 1000
 """Rows added to the table at once; more are added in chunks of this many between frames."""
 PENDING = Text("…", style="dim")
@@ -69,6 +70,10 @@ class TagTable(DataTable[str | Text]):
     def show_pulled(self) -> None:
         """Add the Pulled column (once): the registry says when tags' images were pulled."""
         self._add_column(PULLED_COLUMN)
+
+    def show_expires(self) -> None:
+        """Add the Expires column (once): the repository is a pull-through cache's."""
+        self._add_column(EXPIRES_COLUMN)
 
     def _add_column(self, column: tuple[str, str]) -> None:
         if column in self._columns:
@@ -214,8 +219,7 @@ class TagTable(DataTable[str | Text]):
         mark = Text("●", style="bold red") if marked else Text(" ")
         # Compact dates and platforms: every column stays readable in 80 columns.
         pushed: tuple[str | Text, ...] = tuple(
-            _when(row.pushed if key == "pushed" else row.pulled)
-            for key, _ in self._columns[len(COLUMNS) :]
+            _when(getattr(row, key)) for key, _ in self._columns[len(COLUMNS) :]
         )
         if row.error:
             return (mark, tag, Text(visible(row.error), style="red"), "", "", "", *pushed)
