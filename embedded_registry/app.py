@@ -23,6 +23,7 @@ from embedded_registry.config import Config, ConfigError, HtpasswdConfig, TokenC
 from embedded_registry.health import APP_KEY as HEALTH_KEY
 from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
+from embedded_registry.notifications import setup as setup_notifications
 from embedded_registry.proxy import middleware as mirror_middleware
 from embedded_registry.proxy import setup as setup_mirrors
 from embedded_registry.routes import (
@@ -221,6 +222,9 @@ def _setup_extensions(app: web.Application) -> None:
         from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
 
         ext_tags.setup_routes(app)
+        from embedded_registry.routes import ext_events  # the Events extension
+
+        ext_events.setup_routes(app)
 
 
 async def _upload_purger(app: web.Application) -> AsyncIterator[None]:
@@ -334,6 +338,7 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app[COMMIT_LOCK_KEY] = asyncio.Lock()
     app.on_response_prepare.append(_add_headers)
     app.cleanup_ctx.append(_upload_purger)
+    setup_notifications(app, config, storage)  # events: webhooks' journal, Events extension
     _setup_extensions(app)
     if config.proxies:
         setup_mirrors(app, config)
