@@ -1,10 +1,11 @@
 """Delivery of the journal to one endpoint, in the background (never in a request's path).
 
-One task per endpoint and process sends the endpoint's segments oldest first, one envelope per
-segment, and removes a segment once the endpoint accepted it: at least once, in order, each
-event with its id for the receiver to drop a duplicate. Failures follow Distribution's retrying
-sink: after ``threshold`` failures in a row, one attempt per ``backoff``; a segment is retried
-until it goes through, so a sink that is down for an hour gets everything when it returns.
+One task per endpoint and process sends the endpoint's segments oldest first (up to
+``MAX_BATCH`` of them in one envelope) and removes them once the endpoint accepted them: at
+least once, in order, each event with its id for the receiver to drop a duplicate. Failures
+follow Distribution's retrying sink: after ``threshold`` failures in a row, one attempt per
+``backoff``; an envelope is retried until it goes through, so a sink that is down for an hour
+gets everything when it returns.
 
 The HTTP request follows Distribution's ``httpSink``: POST, ``Content-Type`` the events media
 type, the configured headers, ``timeout`` for the whole exchange; 2xx and 3xx accepted. A
@@ -36,6 +37,9 @@ TAKEOVER_AGE = 30.0
 """Seconds after which a segment another process wrote is sent by this one too."""
 RESCAN_INTERVAL = 5.0
 """Seconds between two listings of the journal when nothing new was written here."""
+MAX_BATCH = 50
+"""Journal segments (each the events of one request) sent in one envelope at most: a sink
+that comes back after an outage gets the backlog in few requests."""
 MAX_REDIRECTS = 10
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "regtui-notifications"
@@ -136,21 +140,35 @@ class Deliverer:
                 except Exception as exc:  # the storage may be down a while: list again later
                     log.warning("notifications: cannot list the journal: %s", exc)
                     segments = []
-                for segment in segments:
-                    if self._due(segment):
-                        await self._send(session, segment)
+                due = [segment for segment in segments if self._due(segment)]
+                for start in range(0, len(due), MAX_BATCH):
+                    await self._send(session, due[start : start + MAX_BATCH])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), RESCAN_INTERVAL)
 
-    async def _send(self, session: aiohttp.ClientSession, segment: Segment) -> None:
-        """Send one segment until the endpoint takes it (or it is gone)."""
-        events: list[Event] | None = None
+    async def _read(self, batch: list[Segment]) -> tuple[list[Segment], list[Event]]:
+        """The segments of ``batch`` still there and readable, and their events in order."""
+        kept: list[Segment] = []
+        events: list[Event] = []
+        for segment, found in zip(
+            batch, await asyncio.gather(*(self.journal.read(s) for s in batch)), strict=True
+        ):
+            if found is None:
+                self._unreadable.add(segment.key)
+                continue
+            kept.append(segment)
+            events += found
+        return kept, events
+
+    async def _send(self, session: aiohttp.ClientSession, batch: list[Segment]) -> None:
+        """Send ``batch`` (one envelope) until the endpoint takes it."""
+        segments: list[Segment] | None = None
+        events: list[Event] = []
         while True:
             try:
-                if events is None:
-                    events = await self.journal.read(segment)
-                    if events is None:
-                        self._unreadable.add(segment.key)
+                if segments is None:
+                    segments, events = await self._read(batch)
+                    if not events:
                         return
                 await asyncio.sleep(self.breaker.delay())
                 await post(session, self.endpoint, envelope(events))
@@ -168,9 +186,9 @@ class Deliverer:
             self.last_error = None
             self.delivered += len(events)
             try:
-                await self.journal.remove(segment)
+                await asyncio.gather(*(self.journal.remove(segment) for segment in segments))
             except Exception as exc:  # sent again later: the receiver drops it by id
-                log.warning("notifications: cannot remove a delivered segment: %s", exc)
+                log.warning("notifications: cannot remove delivered segments: %s", exc)
             return
 
     def _note(self, error: str) -> None:

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 RECENT = 2000
 """Events this process keeps for the Events extension."""
+SHUTDOWN_GRACE = 5.0
+"""Seconds a clean shutdown waits for the journal writes still in flight (pulls)."""
 
 
 def _ip(text: str) -> bool:
@@ -196,6 +198,8 @@ class Notifier:
             else:
                 log.info("notifications: endpoint %s (%s)", endpoint.name, endpoint.url)
         yield
+        if self._background:  # pulls still being journaled: let them land (bounded)
+            await asyncio.wait(set(self._background), timeout=SHUTDOWN_GRACE)
         for task in [*tasks, *self._background]:
             task.cancel()
         for task in [*tasks, *self._background]:
