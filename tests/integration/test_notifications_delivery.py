@@ -155,3 +155,33 @@ def test_credentials_never_follow_a_redirect_to_another_origin(tmp_path: Path) -
     assert all("Authorization" not in got.headers for got in elsewhere.received)
     moved = [got for got in sink.received if got.path == "/moved"]
     assert moved and all(got.headers["Authorization"] == "Bearer do-not-leak" for got in moved)
+
+
+def test_each_endpoint_gets_only_what_it_does_not_ignore(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, b"filtered\n")
+    with webhook_sink() as sink:
+        config = {
+            "notifications": {
+                "endpoints": [
+                    {
+                        "name": "manifests",
+                        "url": sink.url("/manifests"),
+                        "ignoredmediatypes": ["application/octet-stream"],
+                    },
+                    {"name": "writes", "url": sink.url("/writes"), "ignore": {"actions": ["pull"]}},
+                ]
+            }
+        }
+        with bundled_registry(tmp_path / "registry", config=config) as registry:
+            skopeo_push(layout, registry.host, "only/app:v1")
+            pulled = httpx.get(f"{registry.url}/v2/only/app/manifests/v1")
+            assert pulled.status_code == 200
+            manifests = sink.wait_for("/manifests", lambda got: len(got) >= 2)
+            writes = sink.wait_for("/writes", lambda got: _pushes(got) >= 4)
+            time.sleep(0.5)
+    assert [(e["action"], e["target"]["tag"]) for e in sink.events("/manifests")] == [
+        ("push", "v1"),
+        ("pull", "v1"),
+    ]
+    assert all(e["target"]["mediaType"] != "application/octet-stream" for e in manifests)
+    assert {e["action"] for e in sink.events("/writes")} == {"push"} and len(writes) == 4

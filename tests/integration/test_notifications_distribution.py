@@ -110,7 +110,12 @@ def _events_of(
 ) -> tuple[list[dict[str, Any]], RunningRegistry]:
     """Run a registry with an endpoint on ``path`` of ``sink``, send it the traffic; the
     events it sent once the two deletes came in (and a second for stragglers)."""
-    config = {"notifications": {"endpoints": [_endpoint(sink, path)]}}
+    config = {
+        "notifications": {
+            "events": {"includereferences": True},  # a manifest's config and layers too
+            "endpoints": [_endpoint(sink, path)],
+        }
+    }
     with start(root, config=config) as registry:
         _traffic(registry, layout, root.parent / f"{root.name}-pulled")
         events = sink.wait_for(path, lambda got: sum(e["action"] == "delete" for e in got) >= 2)
@@ -129,6 +134,8 @@ def test_events_match_docker_registry_for_the_same_skopeo_traffic(tmp_path: Path
         )
         ours, bundled = _events_of(bundled_registry, tmp_path / "bundled", sink, "/bundled", layout)
     actions = Counter(event["action"] for event in theirs)
+    referenced = [e for e in theirs if e["target"].get("references")]
+    assert referenced and all(len(e["target"]["references"]) == 3 for e in referenced)
     assert actions["push"] >= 4 and actions["pull"] >= 4 and actions["mount"] >= 1, actions
     assert Counter(_comparable(e, bundled) for e in ours) == Counter(
         _comparable(e, distribution) for e in theirs
