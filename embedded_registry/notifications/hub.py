@@ -28,7 +28,7 @@ from aiohttp import web
 from embedded_registry.admin import AUTH_USER
 from embedded_registry.config import Config, ConfigError
 from embedded_registry.notifications.delivery import Deliverer
-from embedded_registry.notifications.events import Event, Origin, RequestRecord, wanted
+from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
 from embedded_registry.notifications.journal import Journal
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.facade import RegistryStorage
@@ -106,7 +106,7 @@ class Notifier:
         user = request.get(AUTH_USER)
         return Origin(
             request=RequestRecord(
-                id=str(uuid.uuid4()),
+                id=new_id(),
                 addr=remote_addr(request),
                 host=request.host,
                 method=request.method,
