@@ -94,7 +94,7 @@ class Notifier:
         }
         self.recent: deque[tuple[int, Event]] = deque(maxlen=RECENT)
         self.cursor = 0
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # -- recording ----------------------------------------------------------------------------
@@ -121,8 +121,9 @@ class Notifier:
         for item in events:
             self.cursor += 1
             self.recent.append((self.cursor, item))
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:  # someone waits (a long poll)
+            changed.set()
 
     async def record(self, events: list[Event]) -> None:
         """Keep ``events`` and return once they are in the journal (a push, a delete)."""
@@ -175,6 +176,8 @@ class Notifier:
         """Return when an event after ``cursor`` exists, or after ``seconds``."""
         if cursor != self.cursor or seconds <= 0:
             return
+        if self._changed is None:
+            self._changed = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
 
