@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -40,6 +41,8 @@ RESCAN_INTERVAL = 5.0
 MAX_BATCH = 50
 """Journal segments (each the events of one request) sent in one envelope at most: a sink
 that comes back after an outage gets the backlog in few requests."""
+MEMORY_LIMIT = 100_000
+"""Requests' events kept in memory when the journal cannot be written (the oldest go first)."""
 MAX_REDIRECTS = 10
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "regtui-notifications"
@@ -121,6 +124,9 @@ class Deliverer:
         self.delivered = 0
         self.last_error: str | None = None
         self._unreadable: set[str] = set()
+        self.memory: deque[list[Event]] = deque(maxlen=MEMORY_LIMIT)
+        """Events the journal could not take (a read-only or failing storage): sent from
+        memory, as Distribution sends everything, and lost on a crash."""
 
     def _due(self, segment: Segment) -> bool:
         if segment.key in self._unreadable:
@@ -143,6 +149,7 @@ class Deliverer:
                 due = [segment for segment in segments if self._due(segment)]
                 for start in range(0, len(due), MAX_BATCH):
                     await self._send(session, due[start : start + MAX_BATCH])
+                await self._send_memory(session)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), RESCAN_INTERVAL)
 
@@ -161,34 +168,47 @@ class Deliverer:
         return kept, events
 
     async def _send(self, session: aiohttp.ClientSession, batch: list[Segment]) -> None:
-        """Send ``batch`` (one envelope) until the endpoint takes it."""
-        segments: list[Segment] | None = None
-        events: list[Event] = []
+        """Send the journal segments of ``batch`` in one envelope, then remove them."""
         while True:
             try:
-                if segments is None:
-                    segments, events = await self._read(batch)
-                    if not events:
-                        return
-                await asyncio.sleep(self.breaker.delay())
-                await post(session, self.endpoint, envelope(events))
-            except DeliveryError as exc:
-                self.breaker.failed()
-                self._note(str(exc))
-                continue
+                segments, events = await self._read(batch)
+                break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # storage trouble: try again after the backoff
                 self.breaker.failed()
-                self._note(f"{type(exc).__name__}: {exc}")
+                self._note(f"cannot read the journal: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(self.breaker.delay())
+        if not events:
+            return
+        await self._deliver(session, events)
+        try:
+            await asyncio.gather(*(self.journal.remove(segment) for segment in segments))
+        except Exception as exc:  # sent again later: the receiver drops it by id
+            log.warning("notifications: cannot remove delivered segments: %s", exc)
+
+    async def _send_memory(self, session: aiohttp.ClientSession) -> None:
+        """Send what could not be journaled (Distribution's in-memory queue, as a fallback)."""
+        while self.memory:
+            events: list[Event] = []
+            while self.memory and len(events) < MAX_BATCH:
+                events += self.memory.popleft()
+            await self._deliver(session, events)
+
+    async def _deliver(self, session: aiohttp.ClientSession, events: list[Event]) -> None:
+        """POST ``events`` in one envelope until the endpoint takes them."""
+        body = envelope(events)
+        while True:
+            await asyncio.sleep(self.breaker.delay())
+            try:
+                await post(session, self.endpoint, body)
+            except DeliveryError as exc:
+                self.breaker.failed()
+                self._note(str(exc))
                 continue
             self.breaker.succeeded()
             self.last_error = None
             self.delivered += len(events)
-            try:
-                await asyncio.gather(*(self.journal.remove(segment) for segment in segments))
-            except Exception as exc:  # sent again later: the receiver drops it by id
-                log.warning("notifications: cannot remove delivered segments: %s", exc)
             return
 
     def _note(self, error: str) -> None:

@@ -8,7 +8,9 @@
 * written to the journal (:mod:`.journal`) for each active endpoint that does not ignore it,
   then sent by that endpoint's :class:`~.delivery.Deliverer` in the background. A push, mount
   or delete is journaled before its answer goes out (a crash after the answer loses nothing);
-  a pull is journaled right after, without holding the answer back.
+  a pull is journaled right after, without holding the answer back. A storage that refuses
+  the journal (mounted read-only, failing) does not lose the events at once: they are sent
+  from memory, as Distribution sends everything (one error line until the journal works again).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class Notifier:
         self.cursor = 0
         self._changed: asyncio.Event | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._journal_error: str | None = None
 
     # -- recording ----------------------------------------------------------------------------
     def origin(self, request: web.Request) -> Origin:
@@ -151,17 +154,21 @@ class Notifier:
             ]
             if not kept:
                 continue
+            deliverer = self.deliverers[endpoint.name]
             try:
                 await self.journal.append(endpoint.name, kept)
-            except Exception as exc:  # the request succeeded: say it, do not fail it
-                log.error(
-                    "notifications: %d event(s) for %s not journaled: %s",
-                    len(kept),
-                    endpoint.name,
-                    exc,
-                )
-                continue
-            self.deliverers[endpoint.name].wake.set()
+            except Exception as exc:  # the request succeeded: never fail it for this
+                deliverer.memory.append(kept)
+                if str(exc) != self._journal_error:
+                    log.error(
+                        "notifications: cannot write the journal (%s): events are sent from "
+                        "memory until it can, and a crash loses them",
+                        exc,
+                    )
+                self._journal_error = str(exc)
+            else:
+                self._journal_error = None
+            deliverer.wake.set()
 
     # -- reading ------------------------------------------------------------------------------
     def since(self, cursor: int, limit: int) -> tuple[list[tuple[int, Event]], int]:

@@ -185,3 +185,18 @@ def test_each_endpoint_gets_only_what_it_does_not_ignore(tmp_path: Path) -> None
     ]
     assert all(e["target"]["mediaType"] != "application/octet-stream" for e in manifests)
     assert {e["action"] for e in sink.events("/writes")} == {"push"} and len(writes) == 4
+
+
+def test_a_storage_that_refuses_the_journal_still_delivers_from_memory(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, b"no journal\n")
+    root = tmp_path / "registry"
+    (root / "regtui").mkdir(parents=True)
+    (root / JOURNAL).write_text("a file where the journal's directory goes\n")
+    with webhook_sink() as sink:
+        config = _config(sink.url("/hook"))
+        with bundled_registry(root, config=config) as registry:
+            skopeo_push(layout, registry.host, "memory/app:v1")
+            events = sink.wait_for("/hook", lambda got: _pushes(got) >= 4)
+            assert any(e["target"].get("tag") == "v1" for e in events)
+            log = registry.log()
+    assert log.count("cannot write the journal") == 1, log
