@@ -31,7 +31,7 @@ from embedded_registry.admin import AUTH_USER
 from embedded_registry.config import Config, ConfigError
 from embedded_registry.notifications.delivery import Deliverer
 from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
-from embedded_registry.notifications.journal import Journal
+from embedded_registry.notifications.journal import Journal, endpoint_dir
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.facade import RegistryStorage
 
@@ -200,8 +200,30 @@ class Notifier:
         ]
 
     # -- lifetime -----------------------------------------------------------------------------
+    async def _warn_orphans(self) -> None:
+        """Say so when the journal holds events for an endpoint no longer configured (renamed,
+        removed, disabled): nothing sends them."""
+        if self.journal is None:
+            return
+        active = {endpoint_dir(endpoint.name) for endpoint in self.endpoints}
+        try:
+            for directory in await self.journal.endpoint_dirs():
+                if directory.rstrip("/") in active:
+                    continue
+                waiting = len(await self.journal.driver.list(directory))
+                if waiting:
+                    log.warning(
+                        "notifications: %s holds %d undelivered event file(s) of an endpoint "
+                        "that is not configured (or disabled); nothing sends them",
+                        directory,
+                        waiting,
+                    )
+        except Exception as exc:  # a warning only: never keep the registry from serving
+            log.warning("notifications: cannot read the journal: %s", exc)
+
     async def run(self) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(d.run()) for d in self.deliverers.values()]
+        tasks.append(asyncio.create_task(self._warn_orphans()))
         for endpoint in self.config.notifications.endpoints:
             if endpoint.disabled:
                 log.info("notifications: endpoint %s disabled, skipping", endpoint.name)

@@ -96,3 +96,10 @@ class Journal:
             await self.driver.delete(segment.key)
         except PathNotFoundError:
             return
+
+    async def endpoint_dirs(self) -> list[str]:
+        """Every endpoint directory of the journal (configured endpoints or not)."""
+        try:
+            return sorted(await self.driver.list(JOURNAL_DIR))
+        except PathNotFoundError:
+            return []

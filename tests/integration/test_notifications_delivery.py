@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.images import make_image, write_oci_layout
+from tests.helpers.images import make_image, push_image, write_oci_layout
 from tests.helpers.servers import bundled_registry, free_port, require_tool
 from tests.helpers.sink import Behaviour, webhook_sink
 
@@ -200,3 +200,21 @@ def test_a_storage_that_refuses_the_journal_still_delivers_from_memory(tmp_path:
             assert any(e["target"].get("tag") == "v1" for e in events)
             log = registry.log()
     assert log.count("cannot write the journal") == 1, log
+
+
+def test_events_left_for_an_endpoint_no_longer_configured_are_named_at_start(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "registry"
+    down = f"http://127.0.0.1:{free_port()}/hook"
+    with bundled_registry(root, config=_config(down)) as registry:
+        httpx.delete(f"{registry.url}/v2/gone/app/manifests/v1")  # 404: no event
+        push_image(registry.url, "gone/app", "v1", make_image([{"x": b"x"}]))
+    assert _pushes(_journaled(root)) == 3
+    with bundled_registry(root, config=_config(down, name="renamed")) as registry:
+        deadline = time.monotonic() + 10
+        while "undelivered event file" not in registry.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "3 undelivered event file(s) of an endpoint that is not configured" in (
+            registry.log()
+        )
