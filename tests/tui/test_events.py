@@ -129,7 +129,18 @@ async def test_a_refusal_is_a_notification_and_the_app_stays(
             screen = await open_events(pilot)
             await wait_for(pilot, lambda: notifications(app))
             assert any("denied" in text for text in notifications(app)), notifications(app)
-            assert "No events" in status(screen)
+            assert "administrators only" in status(screen)
             assert rows(screen) == []
             await pilot.press("escape")
             await wait_for(pilot, lambda: isinstance(app.screen, RegistryScreen))
+
+
+async def test_another_registry_has_no_events_and_says_so(
+    distribution: RunningRegistry, app_for: AppFactory
+) -> None:
+    app = app_for(distribution)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_events(pilot)
+        await wait_for(pilot, lambda: notifications(app))
+        assert "has none to show" in status(screen)
+        assert rows(screen) == []

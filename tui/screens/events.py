@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tui.client import NotFoundError, RefusedError
 from tui.client.ext import RegistryEvent, recent_events
 from tui.logic.escape import visible_markup
 from tui.logic.events import COLUMNS, EventFilter, next_action, row
@@ -118,9 +119,15 @@ class EventsScreen(RegtuiScreen):
                     self.live = True
                     self._render_rows()
         except Exception as exc:
-            self.problem = (
-                f"No events: {type(exc).__name__.removesuffix('Error').lower()} "
-                "(see the notification)"
-            )
+            self.problem = f"No events: {_why(exc)}"
             self._status()
             raise
+
+
+def _why(error: Exception) -> str:
+    """The status line's reason (the notification has the registry's own words)."""
+    if isinstance(error, RefusedError):
+        return "the registry shows them to its administrators only"
+    if isinstance(error, NotFoundError):
+        return "this registry has none to show (regtui's bundled registry has)"
+    return "they could not be read (see the notification)"
