@@ -144,3 +144,20 @@ async def test_another_registry_has_no_events_and_says_so(
         await wait_for(pilot, lambda: notifications(app))
         assert "has none to show" in status(screen)
         assert rows(screen) == []
+
+
+async def test_an_empty_registry_is_waited_on_not_polled(
+    tmp_path: Path, app_for: AppFactory
+) -> None:
+    with bundled_registry(tmp_path / "registry") as registry:
+        app = app_for(registry)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_events(pilot)
+            assert rows(screen) == [] and "0 of 0 events" in status(screen)
+            await pilot.pause(2.0)
+            await asyncio.to_thread(
+                push_image, registry.url, "first/app", "v1", make_image([{"f": b"f"}])
+            )
+            await wait_for(pilot, lambda: len(rows(screen)) == 3)
+        asked = registry.log().count("/v2/_regtui/ext/events")
+        assert 2 <= asked <= 4, asked  # the first read, one long poll per answer: no busy loop

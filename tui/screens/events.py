@@ -106,10 +106,11 @@ class EventsScreen(RegtuiScreen):
     async def follow(self) -> None:
         """Read the events, then wait for new ones (long poll) while the screen is open."""
         client = self.regtui.client
-        instance, since = "", 0
+        instance, since, wait = "", 0, 0.0
         try:
             while True:
-                page = await recent_events(client, since=since, wait=POLL_WAIT if since else 0)
+                page = await recent_events(client, since=since, wait=wait)
+                wait = POLL_WAIT  # the first answer at once; then wait for news
                 if instance and page.instance != instance:  # the registry restarted
                     instance, since = page.instance, 0
                     continue
