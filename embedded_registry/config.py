@@ -12,9 +12,10 @@ a section of the wrong type (``auth: htpasswd``, ``storage: []``, ``storage: s3`
 section, two auth methods or two storage drivers are ``ConfigError``; so is a non-string path
 (``rootdirectory: 5``). ``proxy`` (a pull-through cache: ``remoteurl``, ``username``,
 ``password``, ``ttl``) is checked as strictly (see :class:`ProxyConfig`). The sections
-that watch the registry are honoured exactly too: an unknown or malformed key of ``health`` or
-``http.debug`` is a ``ConfigError``, and so is ``notifications`` with an endpoint that is not
-``disabled: true`` (webhooks are not implemented yet). A known section of any other type
+that watch the registry are honoured exactly too: an unknown or malformed key of ``health``,
+``http.debug`` or ``notifications`` (an endpoint without a name or an http(s) url, an unknown
+key, a bad duration, headers that are not lists, an unknown action, two endpoints of one name)
+is a ``ConfigError``. A known section of any other type
 (``http: x``, ``log: 5``) is an error too. Unknown keys elsewhere (``http.secret``, ``log.fields``,
 the performance-only ``storage.cache``) are reported in ``Config.warnings`` and otherwise ignored,
 as are the matching ``REGISTRY_*`` variables.
