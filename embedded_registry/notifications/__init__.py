@@ -4,7 +4,7 @@ The routes report what happened with one call each; the events they make are Dis
 (:mod:`.events`), recorded by the application's :class:`~.hub.Notifier`:
 
 * ``await blob_pushed(...)``, ``await blob_mounted(...)``, ``await manifest_pushed(...)``,
-  ``await manifest_deleted(...)``, ``await tag_deleted(...)``, ``await blob_deleted(...)``:
+  ``await manifest_deleted(...)`` (by digest or tag), ``await blob_deleted(...)``:
   journaled for the webhooks before the answer;
 * ``blob_pulled(...)``, ``manifest_pulled(...)``: recorded without holding the answer back.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from embedded_registry import names
 from embedded_registry.keys import STORAGE_KEY
 from embedded_registry.notifications.events import (
     BLOB_MEDIA_TYPE,
@@ -40,7 +41,6 @@ __all__ = [
     "manifest_pulled",
     "manifest_pushed",
     "setup",
-    "tag_deleted",
 ]
 
 
@@ -124,21 +124,20 @@ def manifest_pulled(
         notifier.record_soon([pulled])
 
 
-async def manifest_deleted(request: web.Request, name: str, digest: str, tags: list[str]) -> None:
-    """A revision deleted by digest, and the tags that went with it."""
+async def manifest_deleted(
+    request: web.Request, name: str, reference: str, tags: list[str]
+) -> None:
+    """A revision deleted by digest and the ``tags`` that went with it, or a tag deleted."""
     notifier = _notifier(request)
     if notifier is not None:
         origin = notifier.origin(request)
-        deleted = [event("delete", target(digest=digest, repository=name), origin)]
+        deleted = []
+        if names.looks_like_digest(reference):
+            deleted.append(event("delete", target(digest=reference, repository=name), origin))
+        else:
+            tags = [reference]
         deleted += [event("delete", target(repository=name, tag=tag), origin) for tag in tags]
         await notifier.record(deleted)
-
-
-async def tag_deleted(request: web.Request, name: str, tag: str) -> None:
-    notifier = _notifier(request)
-    if notifier is not None:
-        untagged = event("delete", target(repository=name, tag=tag), notifier.origin(request))
-        await notifier.record([untagged])
 
 
 async def blob_deleted(request: web.Request, name: str, digest: str) -> None:

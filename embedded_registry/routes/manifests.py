@@ -91,15 +91,13 @@ async def delete_manifest(request: web.Request) -> web.Response:
     name = repo_name(request)
     reference = _reference(request)
     store = storage(request)
+    tags: list[str] = []
     async with request.app[COMMIT_LOCK_KEY]:
         if names.looks_like_digest(reference):
             tags = await store.delete_manifest(name, reference)
         else:
             await store.delete_tag(name, reference)
-    if names.looks_like_digest(reference):
-        await notifications.manifest_deleted(request, name, reference, tags)
-    else:
-        await notifications.tag_deleted(request, name, reference)
+    await notifications.manifest_deleted(request, name, reference, tags)
     return web.Response(status=202, headers={"Content-Length": "0"})
 
 

@@ -201,3 +201,20 @@ def test_cli_follow_prints_new_events_as_json_lines(tmp_path: Path) -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+def test_deletes_by_tag_and_by_digest_are_distributions_delete_events(tmp_path: Path) -> None:
+    with bundled_registry(tmp_path / "registry") as registry:
+        one, two = make_image([{"one": b"1"}]), make_image([{"two": b"2"}])
+        push_image(registry.url, "del/app", "keep", one)
+        push_image(registry.url, "del/app", "untag-me", one)
+        push_image(registry.url, "del/app", "gone", two)
+        push_image(registry.url, "del/app", "gone-too", two)
+        assert httpx.delete(f"{registry.url}/v2/del/app/manifests/untag-me").status_code == 202
+        assert httpx.delete(f"{registry.url}/v2/del/app/manifests/{two.digest}").status_code == 202
+        events = httpx.get(f"{registry.url}{EVENTS}", headers=registry.admin_headers()).json()
+    deletes = [e["target"] for e in events["events"] if e["action"] == "delete"]
+    assert deletes[0] == {"repository": "del/app", "tag": "untag-me"}
+    assert deletes[1] == {"digest": two.digest, "repository": "del/app"}
+    assert sorted(d["tag"] for d in deletes[2:]) == ["gone", "gone-too"]
+    assert all(set(d) == {"repository", "tag"} for d in deletes[2:])
