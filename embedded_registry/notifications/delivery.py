@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from urllib.parse import urljoin, urlsplit
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 TAKEOVER_AGE = 30.0
 """Seconds after which a segment another process wrote is sent by this one too."""
+TAKEOVER_AGE_ENV = "REGTUI_NOTIFY_TAKEOVER_AGE"
+"""Seconds instead of ``TAKEOVER_AGE`` (tests: a replica takes over in seconds)."""
 RESCAN_INTERVAL = 5.0
 """Seconds between two listings of the journal when nothing new was written here."""
 MAX_BATCH = 50
@@ -119,6 +122,7 @@ class Deliverer:
         self.endpoint = endpoint
         self.journal = journal
         self.started_ns = time.time_ns()
+        self.takeover_ns = float(os.environ.get(TAKEOVER_AGE_ENV) or TAKEOVER_AGE) * 1e9
         self.wake = asyncio.Event()
         self.breaker = Breaker(endpoint.threshold, endpoint.backoff)
         self.delivered = 0
@@ -133,7 +137,7 @@ class Deliverer:
             return False
         if segment.instance == self.journal.instance or segment.written_ns < self.started_ns:
             return True
-        return time.time_ns() - segment.written_ns > TAKEOVER_AGE * 1e9
+        return time.time_ns() - segment.written_ns > self.takeover_ns
 
     async def run(self) -> None:
         async with aiohttp.ClientSession(
