@@ -99,6 +99,7 @@ class Notifier:
         self._changed: asyncio.Event | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._journal_error: str | None = None
+        self._closing = False
 
     # -- recording ----------------------------------------------------------------------------
     def origin(self, request: web.Request) -> Origin:
@@ -181,12 +182,20 @@ class Notifier:
 
     async def wait(self, cursor: int, seconds: float) -> None:
         """Return when an event after ``cursor`` exists, or after ``seconds``."""
-        if cursor != self.cursor or seconds <= 0:
+        if cursor != self.cursor or seconds <= 0 or self._closing:
             return
         if self._changed is None:
             self._changed = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
+
+    async def closing(self, _: web.Application) -> None:
+        """The server is stopping: answer the long polls now (aiohttp waits for every request
+        in flight before it stops, up to a minute)."""
+        self._closing = True
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def status(self) -> list[dict[str, Any]]:
         """Each endpoint's delivery state (for the Events extension)."""
@@ -253,3 +262,4 @@ def setup(app: web.Application, config: Config, storage: RegistryStorage) -> Non
             yield
 
     app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(notifier.closing)

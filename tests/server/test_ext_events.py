@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -218,3 +219,23 @@ def test_deletes_by_tag_and_by_digest_are_distributions_delete_events(tmp_path: 
     assert deletes[1] == {"digest": two.digest, "repository": "del/app"}
     assert sorted(d["tag"] for d in deletes[2:]) == ["gone", "gone-too"]
     assert all(set(d) == {"repository", "tag"} for d in deletes[2:])
+
+
+def test_a_long_poll_does_not_hold_the_server_s_stop(tmp_path: Path) -> None:
+    with bundled_registry(tmp_path / "registry") as registry:
+        answers: list[int] = []
+
+        def poll() -> None:
+            url = f"{registry.url}{EVENTS}?wait=60"
+            answers.append(httpx.get(url, headers=registry.admin_headers(), timeout=90).status_code)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(1.0)
+        started = time.monotonic()
+        registry.process.send_signal(signal.SIGTERM)
+        registry.process.wait(timeout=60)
+        stopped = time.monotonic() - started
+        poller.join(10)
+    assert stopped < 10, stopped  # aiohttp waits up to 60 s for requests in flight
+    assert answers == [200]
