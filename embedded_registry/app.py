@@ -23,6 +23,7 @@ from embedded_registry.config import Config, ConfigError, HtpasswdConfig, TokenC
 from embedded_registry.health import APP_KEY as HEALTH_KEY
 from embedded_registry.health import HEALTH_PATHS, HealthChecks, build_checks, run_checks
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY, STORAGE_KEY
+from embedded_registry.notifications import setup as setup_notifications
 from embedded_registry.proxy import middleware as mirror_middleware
 from embedded_registry.proxy import setup as setup_mirrors
 from embedded_registry.routes import (
@@ -232,6 +233,10 @@ def _setup_extensions(app: web.Application) -> None:
 
         ext_retention.setup_routes(app)
 
+        from embedded_registry.routes import ext_events  # the Events extension
+
+        ext_events.setup_routes(app)
+
 
 async def _upload_purger(app: web.Application) -> AsyncIterator[None]:
     """Remove stale uploads on ``storage.maintenance.uploadpurging``'s schedule."""
@@ -348,6 +353,7 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app.cleanup_ctx.append(_upload_purger)
     app.cleanup_ctx.append(pulltimes.pull_time_flusher)  # pull times: batched, flushed at exit
     app.cleanup_ctx.append(retention.scheduled_retention)  # regtui.retention's runs
+    setup_notifications(app, config, storage)  # events: webhooks' journal, Events extension
     _setup_extensions(app)
     if config.proxies:
         setup_mirrors(app, config)

@@ -12,9 +12,10 @@ a section of the wrong type (``auth: htpasswd``, ``storage: []``, ``storage: s3`
 section, two auth methods or two storage drivers are ``ConfigError``; so is a non-string path
 (``rootdirectory: 5``). ``proxy`` (a pull-through cache: ``remoteurl``, ``username``,
 ``password``, ``ttl``) is checked as strictly (see :class:`ProxyConfig`). The sections
-that watch the registry are honoured exactly too: an unknown or malformed key of ``health`` or
-``http.debug`` is a ``ConfigError``, and so is ``notifications`` with an endpoint that is not
-``disabled: true`` (webhooks are not implemented yet). A known section of any other type
+that watch the registry are honoured exactly too: an unknown or malformed key of ``health``,
+``http.debug`` or ``notifications`` (an endpoint without a name or an http(s) url, an unknown
+key, a bad duration, headers that are not lists, an unknown action, two endpoints of one name)
+is a ``ConfigError``. A known section of any other type
 (``http: x``, ``log: 5``) is an error too. Unknown keys elsewhere (``http.secret``, ``log.fields``,
 the performance-only ``storage.cache``) are reported in ``Config.warnings`` and otherwise ignored,
 as are the matching ``REGISTRY_*`` variables.
@@ -242,6 +243,39 @@ class HealthConfig:
     tcp: tuple[TcpCheck, ...] = ()
 
 
+DEFAULT_NOTIFY_TIMEOUT = 1.0
+DEFAULT_NOTIFY_THRESHOLD = 10
+DEFAULT_NOTIFY_BACKOFF = 1.0
+EVENT_ACTIONS = ("pull", "push", "mount", "delete")
+
+
+@dataclass(frozen=True)
+class NotificationEndpoint:
+    """``notifications.endpoints[]``: a webhook (Distribution's defaults for zero values)."""
+
+    name: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = DEFAULT_NOTIFY_TIMEOUT
+    threshold: int = DEFAULT_NOTIFY_THRESHOLD
+    backoff: float = DEFAULT_NOTIFY_BACKOFF
+    ignored_media_types: frozenset[str] = frozenset()
+    """``ignoredmediatypes`` and ``ignore.mediatypes`` together, as Distribution joins them."""
+    ignored_actions: frozenset[str] = frozenset()
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    endpoints: tuple[NotificationEndpoint, ...] = ()
+    """Every configured endpoint, the disabled ones too."""
+    include_references: bool = False
+
+    @property
+    def active(self) -> tuple[NotificationEndpoint, ...]:
+        return tuple(endpoint for endpoint in self.endpoints if not endpoint.disabled)
+
+
 @dataclass
 class LogConfig:
     level: str = "info"
@@ -303,6 +337,7 @@ class Config:
     auth: HtpasswdConfig | TokenConfig | None = None
     health: HealthConfig = field(default_factory=HealthConfig)
     extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     warnings: list[str] = field(default_factory=list)
     proxies: tuple[ProxyConfig, ...] = ()
     """Pull-through caches, Distribution's ``proxy`` and regtui's ``regtui.proxy``."""
@@ -564,6 +599,105 @@ def _parse_tcp_checks(value: Any) -> tuple[TcpCheck, ...]:
     return tuple(checks)
 
 
+_ENDPOINT_KEYS = {
+    "name",
+    "disabled",
+    "url",
+    "headers",
+    "timeout",
+    "threshold",
+    "backoff",
+    "ignoredmediatypes",
+    "ignore",
+}
+
+
+def _text_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{what} must be a list of strings, not {_kind(value)}")
+    return list(value)
+
+
+def _endpoint_headers(value: Any, number: int) -> tuple[tuple[str, str], ...]:
+    """Go's ``http.Header`` in YAML: a mapping of names to lists of values."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError(f"endpoint {number}: headers must be a mapping of lists")
+    pairs = []
+    for name, values in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise ValueError(f"endpoint {number}: {name!r} is not a header name")
+        for item in _text_list(values, f"endpoint {number}: headers.{name}"):
+            if any(ch in item for ch in "\r\n\0"):
+                raise ValueError(f"endpoint {number}: headers.{name} holds a line break")
+            pairs.append((name, item))
+    return tuple(pairs)
+
+
+def _endpoint_duration(item: Mapping[str, Any], key: str, number: int, default: float) -> float:
+    value = parse_duration(item.get(key) or 0)
+    if value < 0:
+        raise ValueError(f"endpoint {number}: {key} must not be negative")
+    return value or default
+
+
+def _parse_endpoint(item: Any, number: int) -> NotificationEndpoint:
+    if not isinstance(item, dict):
+        raise ValueError(f"endpoint {number} must be a mapping, not {_kind(item)}")
+    item = {str(key).lower(): value for key, value in item.items()}
+    unknown = sorted(set(item) - _ENDPOINT_KEYS)
+    if unknown:
+        raise ValueError(f"endpoint {number}: unknown key {unknown[0]}")
+    name, url = item.get("name"), item.get("url")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"endpoint {number} needs a name")
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[^/?#\s]+[^\s]*", url.strip()):
+        raise ValueError(f"endpoint {name}: url must be an http:// or https:// URL")
+    ignore = item.get("ignore") or {}
+    if not isinstance(ignore, dict) or set(map(str, ignore)) - {"mediatypes", "actions"}:
+        raise ValueError(f"endpoint {name}: ignore takes mediatypes and actions only")
+    actions = _text_list(ignore.get("actions"), f"endpoint {name}: ignore.actions")
+    for action in actions:
+        if action not in EVENT_ACTIONS:
+            raise ValueError(
+                f"endpoint {name}: ignore.actions: {action!r} is not one of "
+                f"{', '.join(EVENT_ACTIONS)}"
+            )
+    media = _text_list(item.get("ignoredmediatypes"), f"endpoint {name}: ignoredmediatypes")
+    media += _text_list(ignore.get("mediatypes"), f"endpoint {name}: ignore.mediatypes")
+    threshold = _parse_int(item.get("threshold") or 0)
+    if threshold < 0:
+        raise ValueError(f"endpoint {name}: threshold must not be negative")
+    return NotificationEndpoint(
+        name=name,
+        url=url.strip(),
+        headers=_endpoint_headers(item.get("headers"), number),
+        timeout=_endpoint_duration(item, "timeout", number, DEFAULT_NOTIFY_TIMEOUT),
+        threshold=threshold or DEFAULT_NOTIFY_THRESHOLD,
+        backoff=_endpoint_duration(item, "backoff", number, DEFAULT_NOTIFY_BACKOFF),
+        ignored_media_types=frozenset(media),
+        ignored_actions=frozenset(actions),
+        disabled=parse_bool(item.get("disabled", False)),
+    )
+
+
+def _parse_endpoints(value: Any) -> tuple[NotificationEndpoint, ...]:
+    """``notifications.endpoints``: a list of webhooks, each name once."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of endpoints (- name: ...), not {_kind(value)}")
+    endpoints = tuple(_parse_endpoint(item, number) for number, item in enumerate(value, 1))
+    names = [endpoint.name for endpoint in endpoints]
+    for name in names:
+        if names.count(name) > 1:
+            raise ValueError(f"two endpoints are named {name}")
+    return endpoints
+
+
 def _parse_url_path(value: Any) -> str:
     text = _parse_text(value).strip()
     if not text.startswith("/"):
@@ -728,6 +862,8 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "health.file": _parse_file_checks,
     "health.http": _parse_http_checks,
     "health.tcp": _parse_tcp_checks,
+    "notifications.endpoints": _parse_endpoints,
+    "notifications.events.includereferences": parse_bool,
     "http.debug.addr": parse_addr,
     "http.debug.prometheus.enabled": parse_bool,
     "http.debug.prometheus.path": _parse_url_path,
@@ -747,7 +883,12 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "regtui.retention.gc": parse_bool,
 }
 # Mappings whose children are data, not keys.
-_LEAF_MAPPINGS = {"http.headers", "regtui.proxy", "regtui.retention.rules"}
+_LEAF_MAPPINGS = {
+    "http.headers",
+    "regtui.proxy",
+    "regtui.retention.rules",
+    "notifications.endpoints",
+}
 # The sections the known keys live in: each must be a mapping (``http: x`` is an error).
 _SECTIONS = {key.rsplit(".", i)[0] for key in KNOWN_KEYS for i in range(1, key.count(".") + 1)}
 _OTHER_STORAGE_DRIVERS = {"gcs", "azure", "swift", "oss", "inmemory"}
@@ -757,12 +898,11 @@ _STORAGE_SETTINGS = {"maintenance", "cache", "delete", "redirect", "tag"}
 AUTH_METHODS = ("htpasswd", "token")
 
 _GUARDED = ("auth", "storage", "http.tls", "proxy")
-_STRICT = ("health", "http.debug", "regtui.retention")
-"""Sections operators rely on to watch the registry: honoured exactly, or it does not start
-(``notifications`` too, refused while its endpoints are not implemented)."""
+_STRICT = ("health", "http.debug", "notifications", "regtui.retention")
+"""Sections operators rely on to watch the registry: honoured exactly, or it does not start."""
 NOTIFICATIONS_REFUSED = (
-    "notifications: webhook endpoints are not implemented yet; remove notifications.endpoints "
-    "(or set disabled: true on each) to start"
+    "notifications.endpoints: set the endpoints in the config file (a list of mappings), not "
+    "in REGISTRY_NOTIFICATIONS_* variables"
 )
 """Sections that guard data or access: honoured exactly, or the registry does not start."""
 _WARN_ONLY = (
@@ -787,28 +927,8 @@ def _check_strict(key: str) -> None:
     if _under(key, _STRICT):
         raise ConfigError(
             f"{key} is not a setting regtui supports; it refuses to start rather than ignore a "
-            "health, debug or retention setting"
+            "health, debug, notifications or retention setting"
         )
-
-
-def _check_notifications(raw: Mapping[str, Any]) -> None:
-    """``notifications`` with an endpoint not ``disabled: true`` stops the start (fail closed:
-    a webhook that CI or an audit trail waits for must not be dropped silently)."""
-    if any(key.startswith("notifications.endpoints.") for key in raw):
-        raise ConfigError("notifications.endpoints must be a list of endpoints")
-    endpoints = raw.get("notifications.endpoints")
-    if endpoints is None:
-        return
-    if not isinstance(endpoints, list):
-        raise ConfigError(f"notifications.endpoints must be a list, not {_kind(endpoints)}")
-    for endpoint in endpoints:
-        disabled = endpoint.get("disabled", False) if isinstance(endpoint, dict) else False
-        try:
-            off = parse_bool(disabled)
-        except ValueError:
-            off = False
-        if not off:
-            raise ConfigError(NOTIFICATIONS_REFUSED)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
@@ -914,7 +1034,6 @@ def load_config(
                 "ignore a setting of auth, storage or http.tls"
             )
     _check_storage_drivers({key for key in raw if key.startswith("storage.")})
-    _check_notifications(raw)
     raw.update(env_values)
     if overrides is not None and overrides.root is not None:
         # --root chooses the filesystem driver, whatever the file says (as a flag wins).
@@ -1086,6 +1205,10 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
             tcp=get("health.tcp", ()),
         ),
         extensions=extensions,
+        notifications=NotificationsConfig(
+            endpoints=get("notifications.endpoints", ()),
+            include_references=get("notifications.events.includereferences", False),
+        ),
         warnings=warnings,
         proxies=_check_proxy(values),
         retention=retention,

@@ -10,7 +10,7 @@ import re
 
 from aiohttp import web
 
-from embedded_registry import errors, names
+from embedded_registry import errors, names, notifications
 from embedded_registry.keys import COMMIT_LOCK_KEY
 from embedded_registry.routes.common import config, repo_name, require_delete, storage
 
@@ -89,6 +89,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     blob = await store.served_blob(name, digest, config(request).storage.gc_grace_period)
     if blob is None:
         raise errors.blob_unknown(digest)
+    notifications.blob_pulled(request, name, digest, blob.size)
     headers = _blob_headers(digest)
     headers["ETag"] = f'"{digest}"'
     if _etag_matches(request, digest):
@@ -115,6 +116,7 @@ async def delete_blob(request: web.Request) -> web.Response:
         existed = await storage(request).unlink_blob(name, digest)
     if not existed:
         raise errors.blob_unknown()
+    await notifications.blob_deleted(request, name, digest)
     return web.Response(status=202, headers={"Content-Length": "0"})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from embedded_registry import errors, names
+from embedded_registry import errors, names, notifications
 from embedded_registry.keys import COMMIT_LOCK_KEY
 from embedded_registry.mediatypes import MAX_MANIFEST_SIZE
 from embedded_registry.routes.common import (
@@ -44,6 +44,11 @@ def _is_pull(request: web.Request) -> bool:
     return agent != "regtui" and not agent.startswith("regtui/")
 
 
+def _tag(reference: str) -> str:
+    """The tag a reference names, or ``""`` for a digest."""
+    return "" if names.looks_like_digest(reference) else reference
+
+
 async def get_manifest(request: web.Request) -> web.Response:
     """The stored bytes with their media type, whatever the Accept header lists.
 
@@ -54,6 +59,7 @@ async def get_manifest(request: web.Request) -> web.Response:
     name = repo_name(request)
     reference = _reference_to_read(request)
     digest, body, info = await storage(request).get_manifest(name, reference)
+    notifications.manifest_pulled(request, name, digest, info.media_type, body, _tag(reference))
     headers = {
         "Content-Type": info.media_type,
         "Docker-Content-Digest": digest,
@@ -80,6 +86,9 @@ async def put_manifest(request: web.Request) -> web.Response:
     content_type = media_type(request.headers.get("Content-Type"))
     async with request.app[COMMIT_LOCK_KEY]:
         digest, info = await storage(request).put_manifest(name, reference, body, content_type)
+    await notifications.manifest_pushed(
+        request, name, digest, info.media_type, body, _tag(reference)
+    )
     headers = {
         "Location": absolute_url(request, f"/v2/{name}/manifests/{digest}"),
         "Docker-Content-Digest": digest,
@@ -96,11 +105,13 @@ async def delete_manifest(request: web.Request) -> web.Response:
     name = repo_name(request)
     reference = _reference(request)
     store = storage(request)
+    tags: list[str] = []
     async with request.app[COMMIT_LOCK_KEY]:
         if names.looks_like_digest(reference):
-            await store.delete_manifest(name, reference)
+            tags = await store.delete_manifest(name, reference)
         else:
             await store.delete_tag(name, reference)
+    await notifications.manifest_deleted(request, name, reference, tags)
     return web.Response(status=202, headers={"Content-Length": "0"})
 
 

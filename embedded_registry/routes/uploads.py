@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from embedded_registry import errors, names
+from embedded_registry import errors, names, notifications
 from embedded_registry.routes.common import absolute_url, repo_name, storage
 
 # Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
@@ -106,16 +106,18 @@ async def start_upload(request: web.Request) -> web.Response:
         and names.is_valid_name(source)
         and await store.mount(source, name, mount)
     ):
+        await notifications.blob_mounted(request, name, mount, source)
         return _blob_created(request, name, mount)
     upload_id = await store.create_upload(name)
     if "digest" in request.query:
         digest = _digest_param(request)
         async with store.upload_lock(upload_id):
             try:
-                await store.finish_upload_with(name, upload_id, digest, _chunks(request))
+                size = await store.finish_upload_with(name, upload_id, digest, _chunks(request))
             except BaseException:
                 await store.cancel_upload(name, upload_id)
                 raise
+        await notifications.blob_pushed(request, name, digest, size)
         return _blob_created(request, name, digest)
     return _upload_response(request, name, upload_id, 0, 202)
 
@@ -163,11 +165,12 @@ async def finish_upload(request: web.Request) -> web.Response:
     start, length = _content_range(request)
     async with store.upload_lock(upload_id):
         if request.body_exists:
-            await store.finish_upload_with(
+            size = await store.finish_upload_with(
                 name, upload_id, digest, _chunks(request), start=start, length=length
             )
         else:
-            await store.finish_upload(name, upload_id, digest)
+            size = await store.finish_upload(name, upload_id, digest)
+    await notifications.blob_pushed(request, name, digest, size)
     return _blob_created(request, name, digest)
 
 

@@ -234,7 +234,11 @@ def registry_config(s3: Mapping[str, Any], **storage: Any) -> dict[str, Any]:
 
 @contextmanager
 def bundled_on_s3(
-    workdir: Path, config: Mapping[str, Any], *, name: str = "regtui"
+    workdir: Path,
+    config: Mapping[str, Any],
+    *,
+    name: str = "regtui",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningRegistry]:
     """``python -m embedded_registry --config FILE`` (no ``--root``: the file's s3 driver)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +260,7 @@ def bundled_on_s3(
             ],
             stdout=subprocess.PIPE,
             stderr=log,
-            env=server_env({ADMIN_DIR_ENV: str(admin_dir)}),
+            env=server_env({**(env or {}), ADMIN_DIR_ENV: str(admin_dir)}),
         )
         try:
             assert process.stdout is not None

@@ -109,14 +109,12 @@ def test_unknown_keys_are_warnings(tmp_path: Path) -> None:
         {
             "http": {"secret": "s", "addr": "127.0.0.1:5000"},
             "storage": {"cache": {"blobdescriptor": "inmemory"}},
-            "notifications": {"endpoints": []},
         },
     )
     config = load_config(path, env={"REGISTRY_NOPE": "1"})
     assert config.http.port == 5000
     assert "ignoring unsupported config key http.secret" in config.warnings
     assert "ignoring unsupported config key storage.cache.blobdescriptor" in config.warnings
-    assert any("notifications" in warning for warning in config.warnings)
     assert "ignoring unknown environment variable REGISTRY_NOPE" in config.warnings
 
 

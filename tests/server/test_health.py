@@ -1,7 +1,7 @@
 """Distribution's ``health`` section on a running server: each check (file, storage driver, TCP,
 HTTP) flips ``/debug/health`` and the API to 503 while it fails and back to 200 by itself, in
-the background; a health config it cannot honour, and ``notifications`` endpoints (not
-implemented), stop ``regtui serve`` with one line.
+the background; a health config it cannot honour, and malformed ``notifications`` endpoints,
+stop ``regtui serve`` with one line.
 
 Before this, ``health.file``, ``health.http`` and ``health.tcp`` were warned about and ignored,
 and ``health.storagedriver`` was parsed but not honoured (``/v2/`` stayed 200 with the storage
@@ -224,15 +224,31 @@ REFUSED: list[tuple[str, str]] = [
     ("http:\n  debug: {prometheus: {enabled: true}}\n", "needs http.debug.addr"),
     ("http:\n  debug: {addr: ':0', prometheus: {enabled: true, path: metrics}}\n", "path"),
     (
-        "notifications:\n  endpoints:\n    - {name: ci, url: 'http://127.0.0.1:1/hook'}\n",
-        "notifications: webhook endpoints are not implemented yet",
+        "notifications:\n  endpoints:\n    - {name: ci, url: 'ftp://127.0.0.1:1/hook'}\n",
+        "url must be an http:// or https:// URL",
     ),
     (
         "notifications:\n  endpoints:\n    - {name: a, url: 'http://x/', disabled: true}\n"
-        "    - {name: b, url: 'http://y/', disabled: false}\n",
-        "not implemented yet",
+        "    - {name: b, url: 'http://y/', treshold: 3}\n",
+        "unknown key treshold",
     ),
-    ("notifications:\n  endpoints: {name: ci}\n", "notifications.endpoints must be a list"),
+    ("notifications:\n  endpoints: {name: ci}\n", "expected a list of endpoints"),
+    ("notifications:\n  endpoints:\n    - {url: 'http://x/'}\n", "needs a name"),
+    ("notifications:\n  endpoints:\n    - {name: a, url: 'http://x/', timeout: soon}\n", "soon"),
+    (
+        "notifications:\n  endpoints:\n    - {name: a, url: 'http://x/', headers: {A: b}}\n",
+        "headers.A must be a list",
+    ),
+    (
+        "notifications:\n  endpoints:\n    - {name: a, url: 'http://x/', "
+        "ignore: {actions: [pul]}}\n",
+        "'pul' is not one of",
+    ),
+    (
+        "notifications:\n  endpoints:\n    - {name: a, url: 'http://x/'}\n    - {name: a, url: 'http://y/'}\n",
+        "two endpoints are named a",
+    ),
+    ("notifications:\n  queue: redis\n", "notifications.queue"),
 ]
 
 

@@ -33,16 +33,20 @@ from tui.client.registry import RegistryClient
 
 STORAGE_PATH = "/v2/_regtui/ext/storage"
 GC_PATH = "/v2/_regtui/ext/gc"
+EVENTS_PATH = "/v2/_regtui/ext/events"
 
 __all__ = [
     "RETENTION_PATH",
+    "EventsPage",
     "GcProblem",
     "GcRemoval",
     "GcResult",
+    "RegistryEvent",
     "RepoStorage",
     "StorageReport",
     "UploadStorage",
     "collect_garbage",
+    "recent_events",
     "retention_log",
     "run_retention",
     "storage_usage",
@@ -256,6 +260,74 @@ class GcResult:
         )
 
 
+@dataclass(frozen=True)
+class RegistryEvent:
+    """One registry event (Distribution's notification event): what, on what, by whom, from
+    where. ``raw`` is the event as the server sent it (``regtui events --json`` prints it)."""
+
+    id: str
+    timestamp: str
+    action: str
+    repository: str
+    digest: str | None
+    tag: str | None
+    media_type: str | None
+    size: int
+    from_repository: str | None
+    actor: str | None
+    addr: str | None
+    method: str | None
+    useragent: str | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RegistryEvent:
+        def part(key: str) -> dict[str, Any]:
+            value = doc.get(key)
+            return value if isinstance(value, dict) else {}
+
+        target, request, actor = part("target"), part("request"), part("actor")
+        return cls(
+            id=_str(doc, "id") or "",
+            timestamp=_str(doc, "timestamp") or "",
+            action=_str(doc, "action") or "",
+            repository=_str(target, "repository") or "",
+            digest=_str(target, "digest"),
+            tag=_str(target, "tag"),
+            media_type=_str(target, "mediaType"),
+            size=_int(target, "size"),
+            from_repository=_str(target, "fromRepository"),
+            actor=_str(actor, "name"),
+            addr=_str(request, "addr"),
+            method=_str(request, "method"),
+            useragent=_str(request, "useragent"),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """An answer of the events endpoint: events after the cursor asked for, the cursor to ask
+    with next, the server process's id (it changes on a restart: start again from 0), and each
+    webhook endpoint's state (``name``, ``delivered``, ``failing``)."""
+
+    instance: str
+    next: int
+    events: tuple[RegistryEvent, ...]
+    endpoints: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def from_json(cls, doc: Any) -> EventsPage:
+        if not isinstance(doc, dict):
+            raise MalformedResponseError("the events answer is not a JSON object")
+        return cls(
+            instance=_str(doc, "instance") or "",
+            next=_int(doc, "next"),
+            events=tuple(RegistryEvent.from_json(item) for item in _objects(doc, "events")),
+            endpoints=tuple(_objects(doc, "endpoints")),
+        )
+
+
 def _json_body(response: Any, what: str) -> Any:
     try:
         return response.json()
@@ -389,3 +461,19 @@ async def run_retention(client: RegistryClient, *, dry_run: bool | None = None) 
     if not isinstance(document, dict):
         raise MalformedResponseError("a retention run: the record is not a JSON object")
     return document
+
+
+async def recent_events(
+    client: RegistryClient, *, since: int = 0, wait: float = 0.0, limit: int | None = None
+) -> EventsPage:
+    """The bundled registry's recent events after the cursor ``since`` (0: all it keeps).
+
+    ``wait`` > 0 is a long poll: the server answers as soon as a newer event exists, or after
+    ``wait`` seconds (kept below the client's own timeout) with none."""
+    wait = max(0.0, min(wait, client.timeout - 5.0))
+    query = f"?since={max(since, 0)}&wait={wait:g}"
+    if limit is not None:
+        query += f"&limit={limit}"
+    response = await _admin_request(client, "GET", EVENTS_PATH + query)
+    _check(client, response, "the registry's events")
+    return EventsPage.from_json(_json_body(response, "the registry's events"))

@@ -37,7 +37,8 @@ def validate_repository_name(value: str) -> str | None:
 
 class RegistryScreen(RegtuiScreen):
     """Repositories by namespace. enter opens one; o opens one by name; f finds tags or a digest
-    in every repository; g shows storage and GC; p plans retention."""
+    in every repository; g shows storage and GC; p plans retention; e shows the registry's
+    events."""
 
     BINDINGS = [
         # Short words: every key of this screen fits the footer of an 80-column terminal.
@@ -48,6 +49,7 @@ class RegistryScreen(RegtuiScreen):
         Binding("g", "storage", "Storage", id="storage", tooltip="Storage and GC"),
         Binding("p", "retention", "Retention", id="retention"),
         Binding("r", "reload", "Reload", id="reload"),
+        Binding("e", "events", "Events", id="events", tooltip="Recent pushes, pulls, deletes"),
     ]
     SHOWS_PALETTE_KEY = True
 
@@ -230,6 +232,11 @@ class RegistryScreen(RegtuiScreen):
         from tui.screens.storage import StorageScreen
 
         self.app.push_screen(StorageScreen())
+
+    def action_events(self) -> None:
+        from tui.screens.events import EventsScreen  # loaded when first opened (start-up time)
+
+        self.app.push_screen(EventsScreen())
 
     def action_retention(self) -> None:
         from tui.screens.retention import RetentionScreen

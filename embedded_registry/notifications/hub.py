@@ -1,0 +1,265 @@
+"""The registry's events: recorded for the Events extension, journaled for the webhooks.
+
+:class:`Notifier` lives in the application (``NOTIFIER_KEY``). Each event a route reports
+(:mod:`embedded_registry.notifications`) is
+
+* kept in a ring of the last :data:`RECENT` events of this process, with a cursor, for the
+  administrative ``/v2/_regtui/ext/events`` (long-poll: a reader waits for the next one);
+* written to the journal (:mod:`.journal`) for each active endpoint that does not ignore it,
+  then sent by that endpoint's :class:`~.delivery.Deliverer` in the background. A push, mount
+  or delete is journaled before its answer goes out (a crash after the answer loses nothing);
+  a pull is journaled right after, without holding the answer back. A storage that refuses
+  the journal (mounted read-only, failing) does not lose the events at once: they are sent
+  from memory, as Distribution sends everything (one error line until the journal works again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from embedded_registry.admin import AUTH_USER
+from embedded_registry.config import Config, ConfigError
+from embedded_registry.notifications.delivery import Deliverer
+from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
+from embedded_registry.notifications.journal import Journal, endpoint_dir
+from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.facade import RegistryStorage
+
+log = logging.getLogger(__name__)
+
+RECENT = 2000
+"""Events this process keeps for the Events extension."""
+SHUTDOWN_GRACE = 5.0
+"""Seconds a clean shutdown waits for the journal writes still in flight (pulls)."""
+
+
+def _ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def remote_addr(request: web.Request) -> str:
+    """Distribution's ``RemoteAddr``: the first ``X-Forwarded-For`` address, else
+    ``X-Real-Ip``, else the peer's ``host:port``."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded:
+        first = forwarded.split(",")[0].strip()
+        if _ip(first):
+            return first
+    real = request.headers.get("X-Real-Ip", "").strip()
+    if real and _ip(real):
+        return real
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = str(peer[0]), peer[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return request.remote or ""
+
+
+def base_url(request: web.Request) -> str:
+    """This registry as the client reached it (Distribution's URL builder, as
+    ``routes.common.absolute_url``)."""
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    return f"{scheme}://{host}"
+
+
+class Notifier:
+    """Events of one registry process: the recent ones, and the webhooks' journal."""
+
+    def __init__(self, config: Config, driver: StorageDriver | None) -> None:
+        self.config = config
+        self.endpoints = config.notifications.active
+        self.include_references = config.notifications.include_references
+        self.instance_id = str(uuid.uuid4())
+        self.hostname = socket.gethostname()
+        self.journal = Journal(driver, uuid.UUID(self.instance_id).hex) if driver else None
+        if self.endpoints and self.journal is None:
+            raise ConfigError("notifications need a storage driver for their journal")
+        self.deliverers = {
+            endpoint.name: Deliverer(endpoint, self.journal)
+            for endpoint in self.endpoints
+            if self.journal is not None
+        }
+        self.recent: deque[tuple[int, Event]] = deque(maxlen=RECENT)
+        self.cursor = 0
+        self._changed: asyncio.Event | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._journal_error: str | None = None
+        self._closing = False
+
+    # -- recording ----------------------------------------------------------------------------
+    def origin(self, request: web.Request) -> Origin:
+        port = self.config.http.port
+        if not port:
+            local = request.transport.get_extra_info("sockname") if request.transport else None
+            port = local[1] if isinstance(local, tuple) and len(local) >= 2 else 0
+        user = request.get(AUTH_USER)
+        return Origin(
+            request=RequestRecord(
+                id=new_id(),
+                addr=remote_addr(request),
+                host=request.host,
+                method=request.method,
+                useragent=request.headers.get("User-Agent", ""),
+            ),
+            actor=user if isinstance(user, str) else "",
+            source_addr=f"{self.hostname}:{port}",
+            instance_id=self.instance_id,
+        )
+
+    def _remember(self, events: list[Event]) -> None:
+        for item in events:
+            self.cursor += 1
+            self.recent.append((self.cursor, item))
+        changed, self._changed = self._changed, None
+        if changed is not None:  # someone waits (a long poll)
+            changed.set()
+
+    async def record(self, events: list[Event]) -> None:
+        """Keep ``events`` and return once they are in the journal (a push, a delete)."""
+        self._remember(events)
+        if self.deliverers:
+            await self._journal(events)
+
+    def record_soon(self, events: list[Event]) -> None:
+        """Keep ``events``; journal them in the background (a pull: the answer is not held
+        back)."""
+        self._remember(events)
+        if not self.deliverers:
+            return
+        task = asyncio.get_running_loop().create_task(self._journal(events))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _journal(self, events: list[Event]) -> None:
+        assert self.journal is not None
+        for endpoint in self.endpoints:
+            kept = [
+                item
+                for item in events
+                if wanted(item, endpoint.ignored_media_types, endpoint.ignored_actions)
+            ]
+            if not kept:
+                continue
+            deliverer = self.deliverers[endpoint.name]
+            try:
+                await self.journal.append(endpoint.name, kept)
+            except Exception as exc:  # the request succeeded: never fail it for this
+                deliverer.memory.append(kept)
+                if str(exc) != self._journal_error:
+                    log.error(
+                        "notifications: cannot write the journal (%s): events are sent from "
+                        "memory until it can, and a crash loses them",
+                        exc,
+                    )
+                self._journal_error = str(exc)
+            else:
+                self._journal_error = None
+            deliverer.wake.set()
+
+    # -- reading ------------------------------------------------------------------------------
+    def since(self, cursor: int, limit: int) -> tuple[list[tuple[int, Event]], int]:
+        """Events after ``cursor`` (all kept ones when ``cursor`` is ahead of this process: a
+        restart), at most ``limit`` (the oldest first); and the cursor to ask with next."""
+        if cursor > self.cursor or cursor < 0:
+            cursor = 0
+        found = [(seq, item) for seq, item in self.recent if seq > cursor][:limit]
+        return found, found[-1][0] if found else max(cursor, 0)
+
+    async def wait(self, cursor: int, seconds: float) -> None:
+        """Return when an event after ``cursor`` exists, or after ``seconds``."""
+        if cursor != self.cursor or seconds <= 0 or self._closing:
+            return
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), seconds)
+
+    async def closing(self, _: web.Application) -> None:
+        """The server is stopping: answer the long polls now (aiohttp waits for every request
+        in flight before it stops, up to a minute)."""
+        self._closing = True
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each endpoint's delivery state (for the Events extension)."""
+        return [
+            {
+                "name": name,
+                "delivered": deliverer.delivered,
+                "failing": deliverer.last_error,
+            }
+            for name, deliverer in self.deliverers.items()
+        ]
+
+    # -- lifetime -----------------------------------------------------------------------------
+    async def _warn_orphans(self) -> None:
+        """Say so when the journal holds events for an endpoint no longer configured (renamed,
+        removed, disabled): nothing sends them."""
+        if self.journal is None:
+            return
+        active = {endpoint_dir(endpoint.name) for endpoint in self.endpoints}
+        try:
+            for directory in await self.journal.endpoint_dirs():
+                if directory.rstrip("/") in active:
+                    continue
+                waiting = len(await self.journal.driver.list(directory))
+                if waiting:
+                    log.warning(
+                        "notifications: %s holds %d undelivered event file(s) of an endpoint "
+                        "that is not configured (or disabled); nothing sends them",
+                        directory,
+                        waiting,
+                    )
+        except Exception as exc:  # a warning only: never keep the registry from serving
+            log.warning("notifications: cannot read the journal: %s", exc)
+
+    async def run(self) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(d.run()) for d in self.deliverers.values()]
+        tasks.append(asyncio.create_task(self._warn_orphans()))
+        for endpoint in self.config.notifications.endpoints:
+            if endpoint.disabled:
+                log.info("notifications: endpoint %s disabled, skipping", endpoint.name)
+            else:
+                log.info("notifications: endpoint %s (%s)", endpoint.name, endpoint.url)
+        yield
+        if self._background:  # pulls still being journaled: let them land (bounded)
+            await asyncio.wait(set(self._background), timeout=SHUTDOWN_GRACE)
+        for task in [*tasks, *self._background]:
+            task.cancel()
+        for task in [*tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+NOTIFIER_KEY: web.AppKey[Notifier] = web.AppKey("notifier", Notifier)
+
+
+def setup(app: web.Application, config: Config, storage: RegistryStorage) -> None:
+    """Give ``app`` its :class:`Notifier` (ConfigError when the endpoints cannot be served)."""
+    driver = getattr(storage, "driver", None)
+    notifier = Notifier(config, driver if isinstance(driver, StorageDriver) else None)
+    app[NOTIFIER_KEY] = notifier
+
+    async def lifetime(_: web.Application) -> AsyncIterator[None]:
+        async for _step in notifier.run():
+            yield
+
+    app.cleanup_ctx.append(lifetime)
+    app.on_shutdown.append(notifier.closing)

@@ -1,0 +1,105 @@
+"""The notification journal: events waiting for an endpoint, kept in the registry's storage.
+
+Distribution keeps its queue in memory: a restart or a crash loses every event not yet
+delivered. regtui writes each request's events, for each endpoint that takes them, to one
+object of the storage *before* the request is answered (through the storage driver, so a
+bucket shared by replicas holds it as the filesystem does)::
+
+    <root>/regtui/notifications/<endpoint>/<time ns>-<instance>-<seq>.json
+
+``<endpoint>`` is the endpoint's name made safe for a key, plus a short hash of the name. The
+object holds ``{"events": [...]}``; it is removed once the endpoint answered 2xx (or 3xx, as
+Distribution accepts) for it. Keys sort by time, so the oldest events go first. Outside
+``docker/registry/v2``: neither Distribution nor GC ever reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import time
+from dataclasses import dataclass
+
+from embedded_registry.notifications.events import Event
+from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
+
+JOURNAL_DIR = "/regtui/notifications"
+MAX_SEGMENT_BYTES = 16 << 20
+"""A segment larger than this is not an event file of ours: it is left alone."""
+_SEGMENT = re.compile(r"(\d{20})-([0-9a-f]{32})-(\d{10})\.json")
+
+
+def endpoint_dir(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.")[:40] or "endpoint"
+    return f"{JOURNAL_DIR}/{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    """One journal object: when it was written, by which process (instance), its key."""
+
+    written_ns: int
+    instance: str
+    key: str
+
+
+class Journal:
+    """The events of one process waiting for its endpoints, in a storage driver."""
+
+    def __init__(self, driver: StorageDriver, instance: str) -> None:
+        self.driver = driver
+        self.instance = instance
+        self._seq = itertools.count()
+
+    async def append(self, endpoint: str, events: list[Event]) -> Segment:
+        """Write ``events`` for ``endpoint`` (one object, atomically)."""
+        written = time.time_ns()
+        name = f"{written:020d}-{self.instance}-{next(self._seq):010d}.json"
+        key = f"{endpoint_dir(endpoint)}/{name}"
+        body = json.dumps({"events": events}, separators=(",", ":")).encode()
+        await self.driver.put_content(key, body)
+        return Segment(written, self.instance, key)
+
+    async def pending(self, endpoint: str) -> list[Segment]:
+        """The segments waiting for ``endpoint``, oldest first."""
+        try:
+            keys = await self.driver.list(endpoint_dir(endpoint))
+        except PathNotFoundError:
+            return []
+        segments = []
+        for key in keys:
+            match = _SEGMENT.fullmatch(key.rsplit("/", 1)[-1])
+            if match is not None:
+                segments.append(Segment(int(match.group(1)), match.group(2), key))
+        return sorted(segments)
+
+    async def read(self, segment: Segment) -> list[Event] | None:
+        """The events of ``segment``; ``None`` when it is gone (delivered by another
+        replica) or is no journal object (unreadable: it is left for an operator)."""
+        try:
+            data = await self.driver.get_content(segment.key, limit=MAX_SEGMENT_BYTES)
+        except PathNotFoundError:
+            return None
+        try:
+            document = json.loads(data)
+        except ValueError:
+            return None
+        events = document.get("events") if isinstance(document, dict) else None
+        if not isinstance(events, list) or not all(isinstance(item, dict) for item in events):
+            return None
+        return events
+
+    async def remove(self, segment: Segment) -> None:
+        try:
+            await self.driver.delete(segment.key)
+        except PathNotFoundError:
+            return
+
+    async def endpoint_dirs(self) -> list[str]:
+        """Every endpoint directory of the journal (configured endpoints or not)."""
+        try:
+            return sorted(await self.driver.list(JOURNAL_DIR))
+        except PathNotFoundError:
+            return []
