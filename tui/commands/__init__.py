@@ -55,6 +55,9 @@ SUMMARIES: dict[str, dict[str, str]] = {
     "sync": {
         "sync": "keep repositories in step with a YAML file of sources and targets, by digest"
     },
+    "scrub": {
+        "scrub": "verify every blob against its digest, every manifest's references and every link"
+    },
 }
 """Every command module, in the order of ``regtui --help``: the commands it registers (in its
 own order), with their one-line help."""
