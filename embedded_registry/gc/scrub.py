@@ -43,9 +43,11 @@ from typing import Any
 from embedded_registry import names
 from embedded_registry.mediatypes import parse_stored_manifest
 from embedded_registry.storage.driver.base import (
+    FileInfo,
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
+    list_files,
 )
 from embedded_registry.storage.paths import KEYS
 
@@ -56,8 +58,10 @@ DEFAULT_JOBS = 2
 """Files hashed at once: two keep a disk busy while one file's hash runs."""
 READ_BLOCK = 4 << 20
 """Bytes read per system call on a local disk (as ``sha256sum``'s large reads)."""
-WINDOW = 1024
-"""Blobs checked but not yet under the cursor (one slow file ahead of many small ones)."""
+BATCH = 16
+"""Blobs hashed one after the other by one job (small blobs: one thread hop for many)."""
+WINDOW = 64
+"""Batches checked but not yet under the cursor (one slow file ahead of many small ones)."""
 SAVE_INTERVAL = 2.0
 PROGRESS_INTERVAL = 0.5
 LINK_LIMIT = 1024
@@ -344,13 +348,24 @@ async def _hash_driver(driver: StorageDriver, key: str, algorithm: str) -> _Hash
     return _Hashed("ok", hasher.hexdigest(), size)
 
 
-async def hash_blob(driver: StorageDriver, digest: str) -> _Hashed:
-    key = KEYS.blob_data(digest)
-    algorithm = digest.partition(":")[0]
-    local = driver.local_path(key)
-    if local is not None:
-        return await asyncio.to_thread(_hash_local, local, algorithm)
-    return await _hash_driver(driver, key, algorithm)
+async def hash_blobs(driver: StorageDriver, digests: list[str]) -> list[_Hashed]:
+    """Hash the blobs ``digests``: on a local disk one after the other in one worker thread
+    (a thread hop costs more than hashing a small file), else through the driver's reader."""
+    keys = [KEYS.blob_data(digest) for digest in digests]
+    local = [driver.local_path(key) for key in keys]
+    if all(path is not None for path in local):
+
+        def hash_all() -> list[_Hashed]:
+            return [
+                _hash_local(str(path), digest.partition(":")[0])
+                for path, digest in zip(local, digests, strict=True)
+            ]
+
+        return await asyncio.to_thread(hash_all)
+    return [
+        await _hash_driver(driver, key, digest.partition(":")[0])
+        for key, digest in zip(keys, digests, strict=True)
+    ]
 
 
 # -- listings ---------------------------------------------------------------------------------
@@ -553,34 +568,44 @@ class Scrubber:
     async def _blobs(self) -> None:
         self.state.progress.phase = "blobs"
         gate = asyncio.Semaphore(self.jobs)
-        pending: deque[tuple[str, asyncio.Task[_Hashed]]] = deque()
+        pending: deque[tuple[list[str], asyncio.Task[list[_Hashed]]]] = deque()
 
         def fraction(value: float) -> None:
             self.state.progress.fraction = value
 
         async def settle(wait: bool) -> None:
             while pending and (wait or pending[0][1].done()):
-                digest, task = pending.popleft()
-                await self._blob_checked(digest, await task)
-                self.state.cursor = digest
+                digests, task = pending.popleft()
+                for digest, hashed in zip(digests, await task, strict=True):
+                    await self._blob_checked(digest, hashed)
+                self.state.cursor = digests[-1]
                 wait = False if len(pending) < WINDOW else wait
             await self._checkpoint()
 
-        async def check(digest: str) -> _Hashed:
+        async def check(digests: list[str]) -> list[_Hashed]:
             try:
-                return await hash_blob(self.driver, digest)
+                return await hash_blobs(self.driver, digests)
             finally:
                 gate.release()
 
+        async def submit(digests: list[str]) -> None:
+            await gate.acquire()
+            pending.append((digests, asyncio.ensure_future(check(digests))))
+            await settle(len(pending) >= WINDOW)
+
+        batch: list[str] = []
         try:
             async for digest in blob_digests(self.driver, self.state.cursor, fraction):
-                await gate.acquire()
-                pending.append((digest, asyncio.ensure_future(check(digest))))
-                await settle(len(pending) >= WINDOW)
+                batch.append(digest)
+                if len(batch) >= BATCH:
+                    await submit(batch)
+                    batch = []
+            if batch:
+                await submit(batch)
             while pending:
                 await settle(True)
         finally:
-            for _digest, task in pending:
+            for _digests, task in pending:
                 task.cancel()
         self.state.progress.fraction = 1.0
 
@@ -642,33 +667,57 @@ class Scrubber:
         self._blob_sizes[digest] = size
         return size
 
-    async def _read_link(self, key: str) -> tuple[str | None, str | None]:
-        """``(digest, None)`` for a good link, ``(None, problem kind)`` otherwise
-        (``None, None``: no link there)."""
-        try:
-            info = await self.driver.stat(key)
-        except PathNotFoundError:
-            return None, None
-        if info.is_dir:
-            return None, LINK_NOT_FILE
-        try:
-            raw = await self.driver.get_content(key, limit=LINK_LIMIT)
-        except PathNotFoundError:
-            return None, None
-        except StorageDriverError:
-            return None, LINK_NOT_FILE
-        text = raw.decode("ascii", errors="replace").strip()
-        return (text, None) if names.is_valid_digest(text) else (None, LINK_INVALID)
+    async def _listing(self, base: str) -> AsyncIterator[FileInfo]:
+        """Every file under ``base`` from one listing (and, on a local disk, every directory:
+        a directory where a link should be is seen even when empty)."""
+        lister = getattr(self.driver, "list_files", None)
+        if self.driver.directory_times and lister is not None:
+            try:
+                async for info in lister(base, directories=True):
+                    yield info
+            except PathNotFoundError:
+                return
+        else:
+            async for info in list_files(self.driver, base):
+                yield info
 
-    async def _links(self, base: str) -> list[tuple[str, str]]:
-        """``(digest named by the path, link key)`` of every ``<alg>/<hex>/link`` under
-        ``base``."""
-        found = []
-        for algorithm_key in await _children(self.driver, base):
-            for hex_key in await _children(self.driver, algorithm_key):
-                digest = f"{_leaf(algorithm_key)}:{_leaf(hex_key)}"
-                if names.is_valid_digest(digest):
-                    found.append((digest, f"{hex_key}/link"))
+    async def _links(
+        self, base: str, shape: Callable[[list[str]], str | None]
+    ) -> list[tuple[str, str, str | None, str | None]]:
+        """``(name, key, digest it holds, problem kind)`` of every link under ``base``: one
+        listing, then the links read together. ``shape(parts)`` names what a link at
+        ``base/<parts...>/link`` is for (a digest, a tag), None for anything else."""
+        files: dict[str, tuple[str, bool]] = {}
+        async for info in self._listing(base):
+            parts = info.path[len(base) + 1 :].split("/")
+            for end in range(1, len(parts) + 1):
+                if parts[end - 1] != "link":
+                    continue
+                what = shape(parts[: end - 1])
+                if what is None:
+                    continue
+                key = "/".join([base, *parts[:end]])
+                not_file = info.is_dir or end < len(parts)
+                if not_file or key not in files:
+                    files[key] = (what, not_file or files.get(key, ("", False))[1])
+                break
+        keys = sorted(files)
+        readable = [key for key in keys if not files[key][1]]
+        contents = dict(
+            zip(readable, await self.driver.get_many(readable, limit=LINK_LIMIT), strict=True)
+        )
+        found: list[tuple[str, str, str | None, str | None]] = []
+        for key in keys:
+            what, not_file = files[key]
+            raw = contents.get(key)
+            if not_file or isinstance(raw, StorageDriverError):
+                found.append((what, key, None, LINK_NOT_FILE))
+            elif raw is None:
+                continue  # gone since the listing
+            else:
+                text = raw.decode("ascii", errors="replace").strip()
+                valid = names.is_valid_digest(text)
+                found.append((what, key, text if valid else None, None if valid else LINK_INVALID))
         return found
 
     async def _remove_link(self, problem: ScrubProblem, key: str) -> None:
@@ -695,15 +744,12 @@ class Scrubber:
                 return await coro
 
         # _layers links
-        layer_links = await self._links(KEYS.layers_dir(name))
+        layer_links = await self._links(KEYS.layers_dir(name), _digest_shape)
         linked: set[str] = set()
-        results = await asyncio.gather(
-            *(bounded(self._read_link(key)) for _digest, key in layer_links)
-        )
         sizes = await asyncio.gather(
-            *(bounded(self._blob_size(digest)) for digest, _key in layer_links)
+            *(bounded(self._blob_size(digest)) for digest, _key, _t, _b in layer_links)
         )
-        for (digest, key), (target, bad), size in zip(layer_links, results, sizes, strict=True):
+        for (digest, key, target, bad), size in zip(layer_links, sizes, strict=True):
             progress.links += 1
             if bad == LINK_NOT_FILE:
                 self._problem(
@@ -730,12 +776,12 @@ class Scrubber:
                 linked.add(digest)
 
         # revisions
-        revision_links = await self._links(KEYS.revisions_dir(name))
+        manifest_links = await self._links(KEYS.manifests_dir(name), _manifest_shape)
         revisions: set[str] = set()
-        results = await asyncio.gather(
-            *(bounded(self._read_link(key)) for _digest, key in revision_links)
-        )
-        for (digest, key), (target, bad) in zip(revision_links, results, strict=True):
+        for what, key, target, bad in manifest_links:
+            if not what.startswith("digest:"):
+                continue
+            digest = what.removeprefix("digest:")
             progress.links += 1
             if bad == LINK_NOT_FILE:
                 self._problem(
@@ -752,14 +798,11 @@ class Scrubber:
 
         # tags
         tags: dict[str, list[str]] = {}
-        tag_keys = await _children(self.driver, KEYS.tags_dir(name))
-        tag_names = [_leaf(k) for k in tag_keys if names.is_valid_tag(_leaf(k))]
-        results = await asyncio.gather(
-            *(bounded(self._read_link(KEYS.tag_current_link(name, t))) for t in tag_names)
-        )
         tag_problems: list[tuple[str, str, str]] = []
-        for tag, (target, bad) in zip(tag_names, results, strict=True):
-            key = KEYS.tag_current_link(name, tag)
+        for what, key, target, bad in manifest_links:
+            if not what.startswith("tag:"):
+                continue
+            tag = what.removeprefix("tag:")
             progress.links += 1
             if bad == LINK_NOT_FILE:
                 self._problem(
@@ -969,6 +1012,23 @@ class Scrubber:
             for problem in problems:
                 for image in images:
                     problem.add_image(image)
+
+
+def _digest_shape(parts: list[str]) -> str | None:
+    """``<alg>/<hex>`` (a ``_layers`` link's directory): the digest."""
+    digest = ":".join(parts)
+    return digest if len(parts) == 2 and names.is_valid_digest(digest) else None
+
+
+def _manifest_shape(parts: list[str]) -> str | None:
+    """In ``_manifests``: ``revisions/<alg>/<hex>`` -> ``digest:<digest>``,
+    ``tags/<tag>/current`` -> ``tag:<tag>``; None for the rest (tag history, the marker)."""
+    if len(parts) == 3 and parts[0] == "revisions":
+        digest = _digest_shape(parts[1:])
+        return None if digest is None else f"digest:{digest}"
+    if len(parts) == 3 and parts[0] == "tags" and parts[2] == "current":
+        return f"tag:{parts[1]}" if names.is_valid_tag(parts[1]) else None
+    return None
 
 
 def _corrupt_size(problem: ScrubProblem) -> int | None:
