@@ -84,3 +84,46 @@ def test_scrub_is_administrative(
         headers=registry.admin_headers(),
     )
     assert bad.status_code == 400 and "repair must be true or false" in bad.text
+
+
+def test_each_bad_input_is_one_line_and_the_server_stays_up(
+    registry: RunningRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory where a blob's data should be, a tag on a missing revision, a manifest
+    edited by hand: the scrub over the API reports each, and the server answers after."""
+    other = make_image([{"other": b"o" * 3000}])
+    third = make_image([{"third": b"t" * 2000}])
+    push_image(registry.url, "app", "v1", IMAGE)
+    push_image(registry.url, "app", "v2", other)
+    push_image(registry.url, "lib", "v1", third)
+    data = _blob(registry.root, other.layers[0].digest)
+    data.unlink()
+    (data / "surprise").mkdir(parents=True)
+    manifests = Path(registry.root, "docker/registry/v2/repositories/lib/_manifests")
+    (manifests / "tags/v1/current/link").write_text("sha256:" + "1" * 64)
+    edited = _blob(registry.root, IMAGE.digest)
+    document = json.loads(edited.read_bytes())
+    document["annotations"] = {"edited": "by hand"}
+    edited.write_bytes(json.dumps(document).encode())
+
+    assert main(["scrub", registry.url, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    found = {(p["kind"], tuple(p["images"])) for p in doc["problems"]}
+    assert found == {
+        ("blob-not-a-file", ("app:v2",)),
+        ("tag-dangling", ("lib:v1",)),
+        ("blob-corrupt", ("app:v1",)),
+    }
+    assert main(["scrub", registry.url]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + 3 + 1  # header, one line a problem, the verdict
+    assert httpx.get(f"{registry.url}/v2/lib/tags/list").status_code == 200
+    assert (data / "surprise").is_dir()  # nothing changed without --repair
+
+
+def test_another_registry_offers_no_scrub(
+    distribution: RunningRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scrub", distribution.url]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "offers no scrub" in line and "--root DIR" in line

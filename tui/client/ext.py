@@ -29,7 +29,12 @@ import httpx
 
 from tui.client._admin import send_as_local_admin, stream_as_local_admin
 from tui.client._base import oci_errors, transport_error
-from tui.client.errors import MalformedResponseError, RefusedError, RegistryClientError
+from tui.client.errors import (
+    MalformedResponseError,
+    RefusedError,
+    RegistryClientError,
+    UnsupportedError,
+)
 from tui.client.registry import RegistryClient
 
 STORAGE_PATH = "/v2/_regtui/ext/storage"
@@ -501,6 +506,11 @@ async def _scrub_stream(
     still pass (401/403 or a redirect to the local-admin request)."""
     if response.status_code >= 400:
         await response.aread()
+        if response.status_code in (404, 405):
+            raise UnsupportedError(
+                f"{client.host} offers no scrub (only regtui's bundled registry does): run "
+                "regtui scrub --root DIR or --config FILE on its storage"
+            )
         _check(client, response, "the scrub")
     async for document in _ndjson(response):
         kind = document.get("type")
