@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from embedded_registry import errors
-from embedded_registry.gc.scrub import ScrubProgress, scrub_on
+from embedded_registry.gc.scrub import Scrubber
 from embedded_registry.routes.common import config
 from embedded_registry.routes.ext import (
     GC_RUN_LOCK_KEY,
@@ -71,27 +71,22 @@ async def run_scrub(request: web.Request) -> web.StreamResponse:
             headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"}
         )
         await response.prepare(request)
-        latest: list[ScrubProgress] = []
-        await response.write(_line({"type": "progress", **ScrubProgress().to_json()}))
-
-        def progress(snapshot: ScrubProgress) -> None:
-            latest[:] = [snapshot]
-
-        task = asyncio.ensure_future(
-            scrub_on(driver, repair=repair, restart=restart, progress=progress)
-        )
+        scrubber = Scrubber(driver, repair=repair, restart=restart)
+        task = asyncio.ensure_future(scrubber.run())
         try:
             while not task.done():
+                # Every second, whatever moved: a huge blob hashing for minutes is no silence
+                # a client's read timeout takes for a dead server.
+                progress = scrubber.state.progress.to_json()
+                await response.write(_line({"type": "progress", **progress}))
                 await asyncio.wait({task}, timeout=HEARTBEAT)
-                if latest and not task.done():
-                    await response.write(_line({"type": "progress", **latest[0].to_json()}))
             try:
-                report, warning = task.result()
+                report = task.result()
             except StorageDriverError as exc:
                 message = _public_report(request, {"message": str(exc)})["message"]
                 await response.write(_line({"type": "error", "message": message}))
             else:
-                document = {"type": "report", **report.to_json(), "warning": warning}
+                document = {"type": "report", **report.to_json(), "warning": scrubber.warning}
                 await response.write(_line(_public_report(request, document)))
             await response.write_eof()
         finally:
