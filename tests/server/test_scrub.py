@@ -288,3 +288,19 @@ def test_usage_mistakes_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert len(err) == 3 and all(line.startswith("regtui: error: ") for line in err)
     assert main(["scrub", "--root", str(tmp_path)]) == 1  # not a storage root: one line
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_config_names_the_filesystem_root_and_state_may_be_a_local_file(
+    store: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, writer, digests = store
+    config = tmp_path / "config.yml"
+    config.write_text(json.dumps({"storage": {"filesystem": {"rootdirectory": str(root)}}}))
+    state = tmp_path / "scrub-state.json"
+    layer = _layer(writer, digests["lib:v1"])
+    writer.layout.blob_data(layer).write_bytes(b"not the layer")
+    code = main(["scrub", "--config", str(config), "--state", str(state), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and [p["images"] for p in doc["problems"]] == [["lib:v1"]]
+    assert json.loads(state.read_text())["phase"] == "done"
+    assert not (root / STATE_KEY.lstrip("/")).exists()  # --state: nothing written in the store
