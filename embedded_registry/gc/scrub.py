@@ -830,22 +830,40 @@ class Scrubber:
         broken: dict[str, list[ScrubProblem]] = {}
         parents: dict[str, set[str]] = {}
 
-        async def manifest(digest: str) -> tuple[str, bytes | None, int | None]:
+        Refs = list[tuple[str, str, int | None]]
+
+        async def manifest(digest: str) -> tuple[str, int | None, str | None, Refs | None]:
+            """``(digest, size, what is wrong, references)``; the body is not kept."""
             size = await self._blob_size(digest)
-            if size is None or size > MAX_MANIFEST_BYTES or digest in self._bad_blobs:
-                return digest, None, size
+            if size is None or digest in self._bad_blobs:
+                return digest, size, None, None
+            if size > MAX_MANIFEST_BYTES:
+                return digest, size, f"{size} bytes: too big for a manifest", None
             try:
                 body = await self.driver.get_content(
                     KEYS.blob_data(digest), limit=MAX_MANIFEST_BYTES
                 )
-            except StorageDriverError:
-                return digest, None, size
-            return digest, body, size
+            except PathNotFoundError:
+                return digest, None, None, None
+            except StorageDriverError as exc:
+                return digest, size, f"cannot be read: {exc}", None
+            parsed = parse_stored_manifest(digest, body)
+            if parsed.error is not None:
+                return digest, size, f"unreadable manifest: {parsed.error}", None
+            named = _descriptor_sizes(body)
+            refs: Refs = []
+            if parsed.config is not None:
+                refs.append(("config", parsed.config, named.get(parsed.config)))
+            refs += [("layer", layer, named.get(layer)) for layer in parsed.layers]
+            refs += [("child", child, named.get(child)) for child in parsed.children]
+            if parsed.subject is not None:
+                refs.append(("subject", parsed.subject, None))
+            return digest, size, None, refs
 
         ordered = sorted(revisions)
-        bodies = await asyncio.gather(*(bounded(manifest(d)) for d in ordered))
-        referenced: dict[str, list[tuple[str, str, int | None]]] = {}
-        for digest, body, size in bodies:
+        described = await asyncio.gather(*(bounded(manifest(d)) for d in ordered))
+        referenced: dict[str, Refs] = {}
+        for digest, size, wrong, refs in described:
             progress.manifests += 1
             key = KEYS.revision_link(name, digest)
             if digest in self._bad_blobs:
@@ -866,39 +884,18 @@ class Scrubber:
                 broken.setdefault(digest, []).append(problem)
                 await self._remove_link(problem, key)
                 continue
-            if body is None:
+            if wrong is not None or refs is None:
                 problem = self._problem(
                     ScrubProblem(
                         MANIFEST_INVALID,
                         KEYS.blob_data(digest),
-                        f"{size} bytes: too big for a manifest",
+                        wrong or "unreadable manifest",
                         digest,
                         name,
                     )
                 )
                 broken.setdefault(digest, []).append(problem)
                 continue
-            parsed = parse_stored_manifest(digest, body)
-            if parsed.error is not None:
-                problem = self._problem(
-                    ScrubProblem(
-                        MANIFEST_INVALID,
-                        KEYS.blob_data(digest),
-                        f"unreadable manifest: {parsed.error}",
-                        digest,
-                        name,
-                    )
-                )
-                broken.setdefault(digest, []).append(problem)
-                continue
-            sizes_named = _descriptor_sizes(body)
-            refs: list[tuple[str, str, int | None]] = []
-            if parsed.config is not None:
-                refs.append(("config", parsed.config, sizes_named.get(parsed.config)))
-            refs += [("layer", layer, sizes_named.get(layer)) for layer in parsed.layers]
-            refs += [("child", child, sizes_named.get(child)) for child in parsed.children]
-            if parsed.subject is not None:
-                refs.append(("subject", parsed.subject, None))
             referenced[digest] = refs
             for role, child, _size in refs:
                 if role == "child":

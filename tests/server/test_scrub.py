@@ -304,3 +304,17 @@ def test_config_names_the_filesystem_root_and_state_may_be_a_local_file(
     assert code == 1 and [p["images"] for p in doc["problems"]] == [["lib:v1"]]
     assert json.loads(state.read_text())["phase"] == "done"
     assert not (root / STATE_KEY.lstrip("/")).exists()  # --state: nothing written in the store
+
+
+def test_a_revision_that_is_no_manifest_is_manifest_invalid(
+    store: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, writer, _digests = store
+    not_json = writer.blob(b"\x1f\x8b not a manifest")
+    writer.revision("lib", not_json)
+    code, doc, _err = _scrub(capsys, root)
+    assert code == 1
+    [problem] = doc["problems"]
+    assert problem["kind"] == "manifest-invalid" and problem["digest"] == not_json
+    assert problem["message"].startswith("unreadable manifest: not JSON")
+    assert problem["images"] == [f"lib@{not_json}"]  # untagged: named by digest
