@@ -318,3 +318,35 @@ def test_a_revision_that_is_no_manifest_is_manifest_invalid(
     assert problem["kind"] == "manifest-invalid" and problem["digest"] == not_json
     assert problem["message"].startswith("unreadable manifest: not JSON")
     assert problem["images"] == [f"lib@{not_json}"]  # untagged: named by digest
+
+
+def test_a_cancelled_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the server does when its client goes away: the scrub's task is cancelled; its
+    saved progress lets the next run go on from there."""
+    root = tmp_path / "root"
+    writer = LayoutWriter(root)
+    writer.ensure()
+    for number in range(40):
+        writer.put("app", writer.manifest("app", f"image {number}"), f"t{number}")
+    monkeypatch.setattr(scrub_module, "SAVE_INTERVAL", 0.0)
+    monkeypatch.setattr(scrub_module, "PROGRESS_INTERVAL", 0.0)
+
+    async def cancel_midway() -> None:
+        midway = asyncio.Event()
+
+        def progress(snapshot: ScrubProgress) -> None:
+            if snapshot.blobs >= 40:
+                midway.set()
+
+        scrubber = Scrubber(FilesystemDriver(root), jobs=1, progress=progress)
+        task = asyncio.ensure_future(scrubber.run())
+        await midway.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_midway())
+    saved = json.loads((root / STATE_KEY.lstrip("/")).read_text())
+    assert saved["phase"] == "blobs" and 40 <= saved["progress"]["blobs"] < 120
+    report = asyncio.run(Scrubber(FilesystemDriver(root)).run())
+    assert report.resumed and report.clean and report.progress.blobs == 120
