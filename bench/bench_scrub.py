@@ -143,12 +143,27 @@ def small_store(root: Path, count: int) -> None:
 
 
 MEASURE = """
-import resource, subprocess, sys
-done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+import json, resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True)
 if done.returncode:
+    sys.stderr.write(done.stderr.decode())
     sys.exit(done.returncode)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.loads(done.stdout)["blobs"], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
+
+
+def measure_scrub(root: Path) -> tuple[int, float, int]:
+    """``regtui scrub --root`` as a process: the blobs it read, its time, its peak RSS (KiB).
+    A fresh parent per measure: RUSAGE_CHILDREN's peak is the largest of every child waited."""
+    scrub_command = [sys.executable, "-m", "tui", "scrub", "--root", str(root), "--json"]
+    command = [sys.executable, "-c", MEASURE, *scrub_command]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"scrub failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    blobs, peak = (int(x) for x in done.stdout.decode().split()[-2:])
+    return blobs, seconds, peak
 
 
 def memory(workdir: Path, count: int) -> tuple[int, float, int]:
@@ -156,18 +171,9 @@ def memory(workdir: Path, count: int) -> tuple[int, float, int]:
     started = time.perf_counter()
     small_store(root, count)
     print(f"  wrote {count:,} blobs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    blobs = len(data_files(root))
-    scrub_command = [sys.executable, "-m", "tui", "scrub", "--root", str(root), "--json"]
-    # A fresh parent per measure: RUSAGE_CHILDREN's peak is the largest of every child waited.
-    command = [sys.executable, "-c", MEASURE, *scrub_command]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, check=False)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"scrub failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    peak = int(done.stdout.decode().split()[-1])
+    measured = measure_scrub(root)
     shutil.rmtree(root)
-    return blobs, seconds, peak
+    return measured
 
 
 def main() -> None:
