@@ -36,9 +36,9 @@ import stat as stat_module
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from embedded_registry import names
 from embedded_registry.mediatypes import parse_stored_manifest
@@ -50,6 +50,8 @@ from embedded_registry.storage.driver.base import (
     list_files,
 )
 from embedded_registry.storage.paths import KEYS
+
+T = TypeVar("T")
 
 STATE_KEY = "/regtui/scrub/state.json"
 QUARANTINE_DIR = "/regtui/scrub/quarantine"
@@ -734,23 +736,34 @@ class Scrubber:
         problem.repaired = "link removed"
 
     async def _repository(self, name: str) -> None:
+        """Check one repository: its links, its manifests' references, its tags; then name
+        the images each problem breaks."""
         self._blob_sizes = {}
-        limit = asyncio.Semaphore(CONCURRENCY)
-        progress = self.state.progress
-        quarantined = set(self.state.quarantined)
+        repo = _Repo(name, set(self.state.quarantined))
+        await self._check_layer_links(repo)
+        await self._check_manifest_links(repo)
+        await self._check_manifests(repo)
+        await self._check_references(repo)
+        await self._check_tags(repo)
+        # Images: each broken manifest, through the indexes above it, up to the tags.
+        for digest, problems in repo.broken.items():
+            images = _images(name, digest, repo.tags, repo.parents)
+            for problem in problems:
+                for image in images:
+                    problem.add_image(image)
 
-        async def bounded(coro: Any) -> Any:
-            async with limit:
-                return await coro
+    async def _bounded(self, repo: _Repo, work: Awaitable[T]) -> T:
+        async with repo.limit:
+            return await work
 
-        # _layers links
+    async def _check_layer_links(self, repo: _Repo) -> None:
+        name = repo.name
         layer_links = await self._links(KEYS.layers_dir(name), _digest_shape)
-        linked: set[str] = set()
         sizes = await asyncio.gather(
-            *(bounded(self._blob_size(digest)) for digest, _key, _t, _b in layer_links)
+            *(self._bounded(repo, self._blob_size(d)) for d, _key, _t, _b in layer_links)
         )
         for (digest, key, target, bad), size in zip(layer_links, sizes, strict=True):
-            progress.links += 1
+            self.state.progress.links += 1
             if bad == LINK_NOT_FILE:
                 self._problem(
                     ScrubProblem(bad, key, "a directory where a link should be", digest, name)
@@ -761,7 +774,7 @@ class Scrubber:
                 )
             elif target is None:
                 continue  # a directory without its link (a GC or push in flight)
-            elif size is None and digest not in quarantined and digest not in self._bad_blobs:
+            elif size is None and digest not in repo.quarantined and digest not in self._bad_blobs:
                 problem = self._problem(
                     ScrubProblem(
                         LINK_DANGLING,
@@ -773,242 +786,210 @@ class Scrubber:
                 )
                 await self._remove_link(problem, key)
             else:
-                linked.add(digest)
+                repo.linked.add(digest)
 
-        # revisions
+    async def _check_manifest_links(self, repo: _Repo) -> None:
+        """Revision links, then each tag's ``current/link`` (one listing of ``_manifests``)."""
+        name = repo.name
         manifest_links = await self._links(KEYS.manifests_dir(name), _manifest_shape)
-        revisions: set[str] = set()
         for what, key, target, bad in manifest_links:
             if not what.startswith("digest:"):
                 continue
             digest = what.removeprefix("digest:")
-            progress.links += 1
+            self.state.progress.links += 1
             if bad == LINK_NOT_FILE:
                 self._problem(
                     ScrubProblem(bad, key, "a directory where a link should be", digest, name)
                 )
             elif bad == LINK_INVALID or (target is not None and target != digest):
-                self._problem(
-                    ScrubProblem(
-                        LINK_INVALID, key, "the link does not name its manifest", digest, name
-                    )
-                )
+                message = "the link does not name its manifest"
+                self._problem(ScrubProblem(LINK_INVALID, key, message, digest, name))
             elif target is not None:
-                revisions.add(digest)
-
-        # tags
-        tags: dict[str, list[str]] = {}
-        tag_problems: list[tuple[str, str, str]] = []
+                repo.revisions.add(digest)
         for what, key, target, bad in manifest_links:
             if not what.startswith("tag:"):
                 continue
-            tag = what.removeprefix("tag:")
-            progress.links += 1
+            image = f"{name}:{what.removeprefix('tag:')}"
+            self.state.progress.links += 1
             if bad == LINK_NOT_FILE:
-                self._problem(
-                    ScrubProblem(
-                        bad,
-                        key,
-                        "a directory where a link should be",
-                        None,
-                        name,
-                        [f"{name}:{tag}"],
-                    )
-                )
+                message = "a directory where a link should be"
+                self._problem(ScrubProblem(bad, key, message, None, name, [image]))
             elif bad == LINK_INVALID:
-                self._problem(
-                    ScrubProblem(
-                        bad, key, "the tag's link names no digest", None, name, [f"{name}:{tag}"]
-                    )
-                )
+                message = "the tag's link names no digest"
+                self._problem(ScrubProblem(bad, key, message, None, name, [image]))
             elif target is not None:
-                tags.setdefault(target, []).append(tag)
-                if target not in revisions:
-                    tag_problems.append((tag, target, key))
+                repo.tags.setdefault(target, []).append(image.rsplit(":", 1)[1])
+                if target not in repo.revisions:
+                    repo.dangling_tags.append((image, target, key))
 
-        # manifests
-        broken: dict[str, list[ScrubProblem]] = {}
-        parents: dict[str, set[str]] = {}
+    async def _describe(self, digest: str) -> tuple[str, int | None, str | None, Refs | None]:
+        """``(digest, size, what is wrong, references)`` of a stored manifest; the body is
+        not kept."""
+        size = await self._blob_size(digest)
+        if size is None or digest in self._bad_blobs:
+            return digest, size, None, None
+        if size > MAX_MANIFEST_BYTES:
+            return digest, size, f"{size} bytes: too big for a manifest", None
+        try:
+            body = await self.driver.get_content(KEYS.blob_data(digest), limit=MAX_MANIFEST_BYTES)
+        except PathNotFoundError:
+            return digest, None, None, None
+        except StorageDriverError as exc:
+            return digest, size, f"cannot be read: {exc}", None
+        parsed = parse_stored_manifest(digest, body)
+        if parsed.error is not None:
+            return digest, size, f"unreadable manifest: {parsed.error}", None
+        named = _descriptor_sizes(body)
+        refs: Refs = []
+        if parsed.config is not None:
+            refs.append(("config", parsed.config, named.get(parsed.config)))
+        refs += [("layer", layer, named.get(layer)) for layer in parsed.layers]
+        refs += [("child", child, named.get(child)) for child in parsed.children]
+        if parsed.subject is not None:
+            refs.append(("subject", parsed.subject, None))
+        return digest, size, None, refs
 
-        Refs = list[tuple[str, str, int | None]]
-
-        async def manifest(digest: str) -> tuple[str, int | None, str | None, Refs | None]:
-            """``(digest, size, what is wrong, references)``; the body is not kept."""
-            size = await self._blob_size(digest)
-            if size is None or digest in self._bad_blobs:
-                return digest, size, None, None
-            if size > MAX_MANIFEST_BYTES:
-                return digest, size, f"{size} bytes: too big for a manifest", None
-            try:
-                body = await self.driver.get_content(
-                    KEYS.blob_data(digest), limit=MAX_MANIFEST_BYTES
-                )
-            except PathNotFoundError:
-                return digest, None, None, None
-            except StorageDriverError as exc:
-                return digest, size, f"cannot be read: {exc}", None
-            parsed = parse_stored_manifest(digest, body)
-            if parsed.error is not None:
-                return digest, size, f"unreadable manifest: {parsed.error}", None
-            named = _descriptor_sizes(body)
-            refs: Refs = []
-            if parsed.config is not None:
-                refs.append(("config", parsed.config, named.get(parsed.config)))
-            refs += [("layer", layer, named.get(layer)) for layer in parsed.layers]
-            refs += [("child", child, named.get(child)) for child in parsed.children]
-            if parsed.subject is not None:
-                refs.append(("subject", parsed.subject, None))
-            return digest, size, None, refs
-
-        ordered = sorted(revisions)
-        described = await asyncio.gather(*(bounded(manifest(d)) for d in ordered))
-        referenced: dict[str, Refs] = {}
+    async def _check_manifests(self, repo: _Repo) -> None:
+        """Every revision's manifest: stored, readable; its references kept for the next
+        step (and the index children for the images)."""
+        name = repo.name
+        described = await asyncio.gather(
+            *(self._bounded(repo, self._describe(d)) for d in sorted(repo.revisions))
+        )
         for digest, size, wrong, refs in described:
-            progress.manifests += 1
+            self.state.progress.manifests += 1
             key = KEYS.revision_link(name, digest)
             if digest in self._bad_blobs:
-                broken.setdefault(digest, []).append(self._bad_blobs[digest])
-                continue
-            if size is None:
-                if digest in quarantined:
+                repo.broke(digest, self._bad_blobs[digest])
+            elif size is None:
+                if digest in repo.quarantined:
                     continue
-                problem = self._problem(
-                    ScrubProblem(
-                        LINK_DANGLING,
-                        key,
-                        "a revision link to a manifest that is not stored",
-                        digest,
-                        name,
-                    )
-                )
-                broken.setdefault(digest, []).append(problem)
+                message = "a revision link to a manifest that is not stored"
+                problem = self._problem(ScrubProblem(LINK_DANGLING, key, message, digest, name))
+                repo.broke(digest, problem)
                 await self._remove_link(problem, key)
-                continue
-            if wrong is not None or refs is None:
-                problem = self._problem(
-                    ScrubProblem(
-                        MANIFEST_INVALID,
-                        KEYS.blob_data(digest),
-                        wrong or "unreadable manifest",
-                        digest,
-                        name,
-                    )
+            elif wrong is not None or refs is None:
+                where = KEYS.blob_data(digest)
+                message = wrong or "unreadable manifest"
+                repo.broke(
+                    digest,
+                    self._problem(ScrubProblem(MANIFEST_INVALID, where, message, digest, name)),
                 )
-                broken.setdefault(digest, []).append(problem)
-                continue
-            referenced[digest] = refs
-            for role, child, _size in refs:
-                if role == "child":
-                    parents.setdefault(child, set()).add(digest)
+            else:
+                repo.referenced[digest] = refs
+                for role, child, _size in refs:
+                    if role == "child":
+                        repo.parents.setdefault(child, set()).add(digest)
 
-        blob_refs = {d for refs in referenced.values() for _role, d, _s in refs}
+    async def _check_references(self, repo: _Repo) -> None:
+        """What each manifest names: in the store, linked where the registry looks."""
+        name = repo.name
+        blob_refs = {d for refs in repo.referenced.values() for _role, d, _s in refs}
         await asyncio.gather(
-            *(bounded(self._blob_size(d)) for d in blob_refs if names.is_valid_digest(d))
+            *(
+                self._bounded(repo, self._blob_size(d))
+                for d in blob_refs
+                if names.is_valid_digest(d)
+            )
         )
-        for digest, refs in referenced.items():
-            where = KEYS.blob_data(digest)
+        for digest, refs in repo.referenced.items():
             for role, ref, named_size in refs:
-                if not names.is_valid_digest(ref):
-                    problem = self._problem(
-                        ScrubProblem(
-                            MANIFEST_INVALID,
-                            where,
-                            f"its {role} names no digest: {ref[:80]!r}",
-                            digest,
-                            name,
-                        )
-                    )
-                    broken.setdefault(digest, []).append(problem)
-                    continue
                 bad_blob = self._bad_blobs.get(ref)
                 stored = self._blob_sizes.get(ref)
-                if bad_blob is not None:
-                    if named_size is not None and bad_blob.kind == BLOB_CORRUPT:
-                        actual = _corrupt_size(bad_blob)
-                        if (
-                            actual is not None
-                            and actual < named_size
-                            and "truncated" not in bad_blob.message
-                        ):
-                            bad_blob.message = (
-                                f"truncated: {actual} of {named_size} bytes "
-                                "(does not match its digest)"
-                            )
-                    broken.setdefault(digest, []).append(bad_blob)
+                if not names.is_valid_digest(ref):
+                    repo.broke(
+                        digest,
+                        self._flag(
+                            repo,
+                            digest,
+                            MANIFEST_INVALID,
+                            f"its {role} names no digest: {ref[:80]!r}",
+                        ),
+                    )
+                elif bad_blob is not None:
+                    _note_truncation(bad_blob, named_size)
+                    repo.broke(digest, bad_blob)
                 elif role == "subject":
-                    if ref not in revisions:
-                        self._problem(
-                            ScrubProblem(
-                                SUBJECT_MISSING,
-                                where,
-                                f"its subject {_short(ref)}… is not in the repository "
-                                "(allowed: a referrer may come first)",
-                                digest,
-                                name,
-                                severity=WARNING,
-                            )
+                    if ref not in repo.revisions:
+                        self._flag(
+                            repo,
+                            digest,
+                            SUBJECT_MISSING,
+                            f"its subject {_short(ref)}… is not in the repository "
+                            "(allowed: a referrer may come first)",
+                            WARNING,
                         )
                 elif role == "child":
-                    if ref not in revisions or stored is None:
+                    if ref not in repo.revisions or stored is None:
                         missing = "is not stored" if stored is None else "has no revision link"
-                        problem = self._problem(
-                            ScrubProblem(
-                                CHILD_MISSING,
-                                where,
-                                f"its child manifest {_short(ref)}… {missing}",
-                                digest,
-                                name,
-                            )
-                        )
-                        broken.setdefault(digest, []).append(problem)
+                        message = f"its child manifest {_short(ref)}… {missing}"
+                        repo.broke(digest, self._flag(repo, digest, CHILD_MISSING, message))
                 elif stored is None:
-                    if ref in quarantined:
-                        continue
-                    problem = self._problem(
-                        ScrubProblem(
-                            REFERENCE_MISSING,
-                            where,
-                            f"its {role} {_short(ref)}… is not stored",
-                            digest,
-                            name,
-                        )
+                    if ref not in repo.quarantined:
+                        message = f"its {role} {_short(ref)}… is not stored"
+                        repo.broke(digest, self._flag(repo, digest, REFERENCE_MISSING, message))
+                elif ref not in repo.linked:
+                    message = (
+                        f"its {role} {_short(ref)}… is stored but not linked in {name} "
+                        "(pulls get 404)"
                     )
-                    broken.setdefault(digest, []).append(problem)
-                elif ref not in linked:
-                    problem = self._problem(
-                        ScrubProblem(
-                            REFERENCE_UNLINKED,
-                            where,
-                            f"its {role} {_short(ref)}… is stored but not linked in {name} "
-                            "(pulls get 404)",
-                            digest,
-                            name,
-                        )
-                    )
-                    broken.setdefault(digest, []).append(problem)
+                    repo.broke(digest, self._flag(repo, digest, REFERENCE_UNLINKED, message))
 
-        for tag, target, key in tag_problems:
+    def _flag(
+        self, repo: _Repo, digest: str, kind: str, message: str, severity: str = ERROR
+    ) -> ScrubProblem:
+        """A problem of the manifest ``digest`` of ``repo``."""
+        where = KEYS.blob_data(digest)
+        return self._problem(
+            ScrubProblem(kind, where, message, digest, repo.name, severity=severity)
+        )
+
+    async def _check_tags(self, repo: _Repo) -> None:
+        """Tags on a revision that does not exist (removed when nothing is stored there)."""
+        for image, target, key in repo.dangling_tags:
             stored = await self._blob_size(target)
+            missing = "is not stored" if stored is None else "has no revision link"
+            message = f"the tag points at {_short(target)}…, which {missing}"
             problem = self._problem(
-                ScrubProblem(
-                    TAG_DANGLING,
-                    key,
-                    f"the tag points at {_short(target)}…, which "
-                    + ("is not stored" if stored is None else "has no revision link"),
-                    target,
-                    name,
-                    [f"{name}:{tag}"],
-                )
+                ScrubProblem(TAG_DANGLING, key, message, target, repo.name, [image])
             )
-            if stored is None and target not in quarantined and target not in self._bad_blobs:
+            if stored is None and target not in repo.quarantined and target not in self._bad_blobs:
                 await self._remove_link(problem, key)
 
-        # Images: each broken manifest, through the indexes above it, up to the tags.
-        for digest, problems in broken.items():
-            images = _images(name, digest, tags, parents)
-            for problem in problems:
-                for image in images:
-                    problem.add_image(image)
+
+Refs = list[tuple[str, str, int | None]]
+"""A manifest's references: ``(role, digest, the size its descriptor gives)``."""
+
+
+@dataclass(slots=True)
+class _Repo:
+    """What the checks of one repository find and share."""
+
+    name: str
+    quarantined: set[str]
+    limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
+    linked: set[str] = field(default_factory=set)
+    revisions: set[str] = field(default_factory=set)
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    """Tags by the digest they point at."""
+    dangling_tags: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(repo:tag, digest, key)`` of tags on a digest without a revision link."""
+    referenced: dict[str, Refs] = field(default_factory=dict)
+    parents: dict[str, set[str]] = field(default_factory=dict)
+    broken: dict[str, list[ScrubProblem]] = field(default_factory=dict)
+
+    def broke(self, digest: str, problem: ScrubProblem) -> None:
+        """``problem`` breaks the manifest ``digest`` (and the images above it)."""
+        self.broken.setdefault(digest, []).append(problem)
+
+
+def _note_truncation(problem: ScrubProblem, named_size: int | None) -> None:
+    """A corrupt blob shorter than a manifest says it is: say it was truncated."""
+    if named_size is None or problem.kind != BLOB_CORRUPT or "truncated" in problem.message:
+        return
+    actual = _corrupt_size(problem)
+    if actual is not None and actual < named_size:
+        problem.message = f"truncated: {actual} of {named_size} bytes (does not match its digest)"
 
 
 def _digest_shape(parts: list[str]) -> str | None:
