@@ -350,3 +350,19 @@ def test_a_cancelled_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert saved["phase"] == "blobs" and 40 <= saved["progress"]["blobs"] < 120
     report = asyncio.run(Scrubber(FilesystemDriver(root)).run())
     assert report.resumed and report.clean and report.progress.blobs == 120
+
+
+def test_a_referrer_before_its_subject_is_a_warning_only(
+    store: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The OCI spec lets a referrer (a signature) be pushed before its subject: reported as a
+    warning, and the store is still clean (exit 0)."""
+    root, writer, _digests = store
+    absent = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 10}
+    absent["digest"] = "sha256:" + "2" * 64
+    signature = writer.put("app", writer.manifest("app", "signature", subject=absent))
+    code, doc, _err = _scrub(capsys, root)
+    assert code == 0 and doc["clean"] is True
+    [problem] = doc["problems"]
+    assert problem["kind"] == "subject-missing" and problem["severity"] == "warning"
+    assert problem["digest"] == signature
