@@ -51,6 +51,7 @@ async def _scrub_screen(pilot, app) -> ScrubScreen:  # type: ignore[no-untyped-d
     await registry_ready(pilot)
     await pilot.press("g")
     await wait_for(pilot, lambda: isinstance(app.screen, StorageScreen))
+    await assert_keys_in_view(pilot, app.screen, ["s"])  # the way in, shown at 80x24 too
     await pilot.press("s")
     await wait_for(pilot, lambda: isinstance(app.screen, ScrubScreen))
     screen = app.screen
