@@ -103,7 +103,10 @@ class ScrubProblem:
     repaired: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """As ``--json`` shows it (docs/json.md: ``repository``, not ``repo``)."""
+        document = asdict(self)
+        document["repository"] = document.pop("repo")
+        return document
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ScrubProblem:
@@ -112,7 +115,7 @@ class ScrubProblem:
             key=str(doc["key"]),
             message=str(doc["message"]),
             digest=doc.get("digest"),
-            repo=doc.get("repo"),
+            repo=doc.get("repository"),
             images=[str(i) for i in doc.get("images") or []],
             severity=str(doc.get("severity") or ERROR),
             repaired=doc.get("repaired"),
@@ -136,7 +139,7 @@ class ScrubProgress:
     links: int = 0
     problems: int = 0
     fraction: float = 0.0
-    seconds: float = 0.0
+    elapsed_seconds: float = 0.0
     resumed: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -218,7 +221,7 @@ class ScrubReport:
             "repositories": self.progress.repositories,
             "manifests": self.progress.manifests,
             "links": self.progress.links,
-            "seconds": self.progress.seconds,
+            "elapsed_seconds": self.progress.elapsed_seconds,
             "broken_images": self.broken_images,
             "problems": [p.to_json() for p in self.problems],
         }
@@ -513,7 +516,7 @@ class Scrubber:
 
     def _tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        self.state.progress.seconds = round(self._elapsed_before + now - self._clock, 3)
+        self.state.progress.elapsed_seconds = round(self._elapsed_before + now - self._clock, 3)
         if self.on_progress is not None and (force or now - self._shown >= PROGRESS_INTERVAL):
             self._shown = now
             self.on_progress(self.state.progress)
@@ -538,7 +541,7 @@ class Scrubber:
             if saved is not None and saved.phase != "done":
                 self.state = saved
                 resumed = True
-                self._elapsed_before = saved.progress.seconds
+                self._elapsed_before = saved.progress.elapsed_seconds
                 for problem in saved.problems:
                     if problem.kind in BLOB_KINDS and problem.digest is not None:
                         self._bad_blobs[problem.digest] = problem

@@ -428,7 +428,7 @@ class ScrubProblem:
             key=_str(doc, "key") or "",
             message=_str(doc, "message") or "",
             digest=_str(doc, "digest"),
-            repo=_str(doc, "repo"),
+            repo=_str(doc, "repository"),
             images=tuple(i for i in images if isinstance(i, str))
             if isinstance(images, list)
             else (),

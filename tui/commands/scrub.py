@@ -210,7 +210,7 @@ def _table(document: dict[str, Any], problems: list[dict[str, Any]]) -> None:
             str(p.get("severity", "error")),
             str(p.get("kind", "")),
             c.short_digest(p.get("digest")) or str(p.get("key", "")).rsplit("/", 3)[-3],
-            str(p.get("repo") or "-"),
+            str(p.get("repository") or "-"),
             str(p.get("message", "")),
             ", ".join(p.get("images") or []) or "-",
             *([str(p.get("repaired") or "-")] if document.get("repair") else []),
@@ -229,7 +229,7 @@ def _table(document: dict[str, Any], problems: list[dict[str, Any]]) -> None:
         f"{count_of(int(document.get('repositories', 0)), 'repository')}, "
         f"{count_of(int(document.get('manifests', 0)), 'manifest')}, "
         f"{count_of(int(document.get('links', 0)), 'link')} checked in "
-        f"{float(document.get('seconds', 0.0)):.1f} s"
+        f"{float(document.get('elapsed_seconds', 0.0)):.1f} s"
     )
     verdict = "clean" if not errors else f"{errors} problem{'s' if errors != 1 else ''}"
     broken = document.get("broken_images") or []
