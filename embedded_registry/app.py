@@ -232,6 +232,10 @@ def _setup_extensions(app: web.Application) -> None:
         from embedded_registry.routes import ext_retention  # the retention log: administrators
 
         ext_retention.setup_routes(app)
+        if importlib.util.find_spec("embedded_registry.routes.ext") is not None:
+            from embedded_registry.routes import ext_scrub  # the scrub: GC's access and lock
+
+            ext_scrub.setup_routes(app)
 
         from embedded_registry.routes import ext_events  # the Events extension
 

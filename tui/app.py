@@ -48,6 +48,7 @@ class RegtuiApp(App[None]):
         self._client = client
         self._owns_client = client is None
         self.deletion_refused: str | None = None
+        self.scrub_broken: dict[str, tuple[str, ...]] = {}
         self.sub_title = settings.title or settings.registry
 
     # -- the registry client ------------------------------------------------------------------

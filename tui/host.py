@@ -37,6 +37,9 @@ class RegtuiHost(Protocol):
     deletion_refused: str | None
     """Why this registry refuses deletion (it answered 405), once it has; else ``None``."""
 
+    scrub_broken: dict[str, tuple[str, ...]]
+    """The images the last scrub found broken, by repository (the catalog marks them)."""
+
     def pull_host(self) -> str:
         """The registry as ``docker pull`` wants it."""
         ...

@@ -483,5 +483,5 @@ def test_the_app_is_a_regtui_host() -> None:
     members = [name for name in dir(RegtuiHost) if not name.startswith("_")]
     members += list(RegtuiHost.__annotations__)
     missing = [name for name in members if not hasattr(RegtuiApp, name)]
-    # ``settings``, ``deletion_refused`` are set per instance in ``__init__``.
-    assert set(missing) <= {"settings", "deletion_refused"}, missing
+    # ``settings``, ``deletion_refused``, ``scrub_broken`` are set per instance in ``__init__``.
+    assert set(missing) <= {"settings", "deletion_refused", "scrub_broken"}, missing

@@ -17,11 +17,12 @@ current user and no one else may read it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import ssl
 import stat
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "is_loopback_address",
     "local_admin_secret",
     "send_as_local_admin",
+    "stream_as_local_admin",
 ]
 
 ADMIN_DIR_ENV = "REGTUI_ADMIN_DIR"
@@ -126,3 +128,34 @@ async def send_as_local_admin(
         headers={"User-Agent": "regtui"},
     ) as http:
         return await http.request(method, path, json=json, headers={SECRET_HEADER: secret})
+
+
+@contextlib.asynccontextmanager
+async def stream_as_local_admin(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    request_timeout: float = 30.0,
+    json: Any = None,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[httpx.Response | None]:
+    """:func:`send_as_local_admin` for an answer read as it comes (the scrub's progress): the
+    response, its body not read yet (closed on exit), or ``None`` when there is no secret."""
+    secret = local_admin_secret(base_url, env)
+    if secret is None:
+        yield None
+        return
+    async with (
+        httpx.AsyncClient(
+            base_url=base_url,
+            verify=_verify(verify),
+            trust_env=False,  # no proxy: the secret goes straight to the loopback address
+            follow_redirects=False,
+            timeout=httpx.Timeout(request_timeout, connect=min(request_timeout, 10.0)),
+            headers={"User-Agent": "regtui"},
+        ) as http,
+        http.stream(method, path, json=json, headers={SECRET_HEADER: secret}) as response,
+    ):
+        yield response

@@ -21,14 +21,20 @@ server does not take it (401/403), they go as every other request, with the clie
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from tui.client._admin import send_as_local_admin
+from tui.client._admin import send_as_local_admin, stream_as_local_admin
 from tui.client._base import oci_errors, transport_error
-from tui.client.errors import MalformedResponseError, RefusedError
+from tui.client.errors import (
+    MalformedResponseError,
+    RefusedError,
+    RegistryClientError,
+    UnsupportedError,
+)
 from tui.client.registry import RegistryClient
 
 STORAGE_PATH = "/v2/_regtui/ext/storage"
@@ -43,12 +49,15 @@ __all__ = [
     "GcResult",
     "RegistryEvent",
     "RepoStorage",
+    "ScrubProblem",
+    "ScrubResult",
     "StorageReport",
     "UploadStorage",
     "collect_garbage",
     "recent_events",
     "retention_log",
     "run_retention",
+    "scrub_registry",
     "storage_usage",
     "supports_extension",
 ]
@@ -477,3 +486,171 @@ async def recent_events(
     response = await _admin_request(client, "GET", EVENTS_PATH + query)
     _check(client, response, "the registry's events")
     return EventsPage.from_json(_json_body(response, "the registry's events"))
+
+
+# -- scrub ---------------------------------------------------------------------------------------
+
+SCRUB_PATH = "/v2/_regtui/ext/scrub"
+MAX_SCRUB_LINE = 64 << 20
+"""The longest line of the scrub's stream (its report lists every problem)."""
+
+
+@dataclass(frozen=True)
+class ScrubProblem:
+    """One thing the scrub found wrong, with the images it breaks and what a repair did."""
+
+    kind: str
+    key: str
+    message: str
+    digest: str | None
+    repo: str | None
+    images: tuple[str, ...]
+    severity: str
+    repaired: str | None
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ScrubProblem:
+        images = doc.get("images")
+        return cls(
+            kind=_str(doc, "kind") or "",
+            key=_str(doc, "key") or "",
+            message=_str(doc, "message") or "",
+            digest=_str(doc, "digest"),
+            repo=_str(doc, "repository"),
+            images=tuple(i for i in images if isinstance(i, str))
+            if isinstance(images, list)
+            else (),
+            severity=_str(doc, "severity") or "error",
+            repaired=_str(doc, "repaired"),
+        )
+
+
+@dataclass(frozen=True)
+class ScrubResult:
+    """The scrub's report (``document``: as the server sent it, for ``--json``)."""
+
+    document: dict[str, Any]
+    problems: tuple[ScrubProblem, ...]
+    broken_images: tuple[str, ...]
+    blobs: int
+    bytes: int
+    repositories: int
+    resumed: bool
+    warning: str | None
+
+    @property
+    def clean(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ScrubResult:
+        document = {k: v for k, v in doc.items() if k != "type"}
+        broken = doc.get("broken_images")
+        return cls(
+            document=document,
+            problems=tuple(ScrubProblem.from_json(p) for p in _objects(doc, "problems")),
+            broken_images=tuple(b for b in broken if isinstance(b, str))
+            if isinstance(broken, list)
+            else (),
+            blobs=_int(doc, "blobs"),
+            bytes=_int(doc, "bytes"),
+            repositories=_int(doc, "repositories"),
+            resumed=doc.get("resumed") is True,
+            warning=_str(doc, "warning"),
+        )
+
+
+async def _ndjson(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of a streamed answer, one a line, each line bounded."""
+    pending = b""
+    async for piece in response.aiter_bytes():
+        pending += piece
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                yield _ndjson_line(line)
+        if len(pending) > MAX_SCRUB_LINE:
+            raise MalformedResponseError("the scrub's answer has a line too long")
+    if pending.strip():
+        yield _ndjson_line(pending)
+
+
+def _ndjson_line(line: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(line)
+    except ValueError as exc:
+        raise MalformedResponseError(f"the scrub's answer is not JSON lines ({exc})") from None
+    if not isinstance(document, dict):
+        raise MalformedResponseError("the scrub's answer has a line that is no JSON object")
+    return document
+
+
+async def _scrub_stream(
+    client: RegistryClient,
+    response: httpx.Response,
+    progress: Callable[[dict[str, Any]], None] | None,
+) -> ScrubResult | None:
+    """Read the scrub's stream; ``None`` when the answer is a refusal the ordinary path may
+    still pass (401/403 or a redirect to the local-admin request)."""
+    if response.status_code >= 400:
+        await response.aread()
+        if response.status_code in (404, 405):
+            raise UnsupportedError(
+                f"{client.host} offers no scrub (only regtui's bundled registry does): run "
+                "regtui scrub --root DIR or --config FILE on its storage"
+            )
+        _check(client, response, "the scrub")
+    async for document in _ndjson(response):
+        kind = document.get("type")
+        if kind == "progress" and progress is not None:
+            progress(document)
+        elif kind == "report":
+            return ScrubResult.from_json(document)
+        elif kind == "error":
+            message = _str(document, "message") or "the scrub failed"
+            raise RegistryClientError(f"{client.host}: the scrub failed: {message}")
+    raise MalformedResponseError("the scrub's answer ended without a report")
+
+
+async def scrub_registry(
+    client: RegistryClient,
+    *,
+    repair: bool = False,
+    restart: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> ScrubResult:
+    """Run the bundled registry's scrub, calling ``progress`` with each progress line (a dict:
+    ``phase``, ``blobs``, ``bytes``, ``fraction``, ``repositories``, ``problems`` ...);
+    ``repair`` quarantines corrupt blobs and removes links to nothing."""
+    body = {"repair": repair, "restart": restart}
+    await client._ensure_base_url()  # the scheme of a loopback registry is probed first
+    try:
+        async with stream_as_local_admin(
+            client.base_url,
+            "POST",
+            SCRUB_PATH,
+            verify=client.verify,
+            request_timeout=client.timeout,
+            json=body,
+        ) as response:
+            if (
+                response is not None
+                and response.status_code not in (401, 403)
+                and not response.is_redirect
+            ):
+                result = await _scrub_stream(client, response, progress)
+                assert result is not None
+                return result
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        pass  # not sent: the ordinary path says what is wrong, in its own terms
+    except httpx.TransportError as exc:  # sent, perhaps acted on: never sent twice
+        raise transport_error(exc, client.host) from exc
+    response = await client._send("POST", SCRUB_PATH, stream=True, json=body)
+    try:
+        result = await _scrub_stream(client, response, progress)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, client.host) from exc
+    finally:
+        await response.aclose()
+    assert result is not None
+    return result

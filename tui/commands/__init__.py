@@ -58,6 +58,9 @@ SUMMARIES: dict[str, dict[str, str]] = {
     "events": {
         "events": "recent pushes, pulls and deletes of the bundled registry (--follow: live)"
     },
+    "scrub": {
+        "scrub": "verify every blob against its digest, every manifest's references and every link"
+    },
 }
 """Every command module, in the order of ``regtui --help``: the commands it registers (in its
 own order), with their one-line help."""

@@ -82,6 +82,10 @@ class RegistryScreen(RegtuiScreen):
     def focus_main(self) -> None:
         self.query_one(RepoTree).focus()
 
+    def on_screen_resume(self) -> None:
+        # Back from a scrub: the images it found broken are marked in the catalog.
+        self.repo_tree.set_broken(self.regtui.scrub_broken)
+
     @property
     def repo_tree(self) -> RepoTree:
         return self.query_one(RepoTree)

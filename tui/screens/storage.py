@@ -27,6 +27,7 @@ class StorageScreen(RegtuiScreen):
         *guarded("t", "toggle_untagged", "Untagged too", id="gc-untagged"),
         *guarded("p", "toggle_grace", "Grace period", id="gc-grace"),
         Binding("r", "refresh_usage", "Refresh", id="refresh-usage"),
+        Binding("s", "scrub", "Scrub", id="scrub", tooltip="Scrub: verify every blob and link"),
     ]
 
     def __init__(self) -> None:
@@ -261,3 +262,8 @@ class StorageScreen(RegtuiScreen):
         self.notify(f"Freed {human_size(result.freed_bytes)}.", title="GC done")
         self.before = self.after
         self._explain(self._gc_explanation())
+
+    def action_scrub(self) -> None:
+        from tui.screens.scrub import ScrubScreen  # loaded on first use, as the app's screens
+
+        self.app.push_screen(ScrubScreen())

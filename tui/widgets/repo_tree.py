@@ -96,6 +96,8 @@ class RepoTree(ScrollView, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.counts: dict[str, int | str] = {}
+        self.broken: dict[str, tuple[str, ...]] = {}
+        """Broken images by repository, from the last scrub: marked in red."""
         self._model = RepoNode("", "")
         self._match: Match | None = None
         self._rows: list[TreeRow] = []
@@ -151,6 +153,12 @@ class RepoTree(ScrollView, can_focus=True):
                 return index
         return 0
 
+    def set_broken(self, broken: dict[str, tuple[str, ...]]) -> None:
+        """Mark the repositories whose images the last scrub found broken."""
+        if broken != self.broken:
+            self.broken = dict(broken)
+            self.refresh()
+
     def set_count(self, repository: str, count: int | str) -> None:
         self.counts[repository] = count
         self.refresh()
@@ -190,6 +198,9 @@ class RepoTree(ScrollView, can_focus=True):
             label.append(f"  {count_of(count, 'tag')}", style=dim)
         elif count:
             label.append(f"  {count}", style="red")
+        broken = self.broken.get(repository)
+        if broken:
+            label.append(f"  ✗ {count_of(len(broken), 'broken image')}", style="bold red")
         return label
 
     def render_line(self, y: int) -> Strip:
