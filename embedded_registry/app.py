@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from embedded_registry import errors, pulltimes, retention
+from embedded_registry import errors, govern, pulltimes, retention
 from embedded_registry.admin import APP_KEY as ADMIN_KEY
 from embedded_registry.admin import AdminAccess, local_admin_middleware
 from embedded_registry.auth import TOKEN_EXTRA_MISSING, AuthError, Htpasswd, htpasswd_middleware
@@ -358,6 +358,7 @@ def create_app(config: Config, storage: RegistryStorage | None = None) -> web.Ap
     app.cleanup_ctx.append(pulltimes.pull_time_flusher)  # pull times: batched, flushed at exit
     app.cleanup_ctx.append(retention.scheduled_retention)  # regtui.retention's runs
     setup_notifications(app, config, storage)  # events: webhooks' journal, Events extension
+    govern.install(app, config, storage)  # regtui.immutable, regtui.quota
     _setup_extensions(app)
     if config.proxies:
         setup_mirrors(app, config)

@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from embedded_registry import names
+from embedded_registry.govern_rules import GovernConfig, parse_immutable, parse_quotas
 from regtui_retention.policy import Policy, PolicyError, policy_from_mapping
 from regtui_retention.policyfile import read_policy_file
 
@@ -338,6 +339,8 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     extensions: ExtensionsConfig = field(default_factory=ExtensionsConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    govern: GovernConfig = field(default_factory=GovernConfig)
+    """``regtui.immutable`` and ``regtui.quota`` (:mod:`embedded_registry.govern_rules`)."""
     warnings: list[str] = field(default_factory=list)
     proxies: tuple[ProxyConfig, ...] = ()
     """Pull-through caches, Distribution's ``proxy`` and regtui's ``regtui.proxy``."""
@@ -881,6 +884,8 @@ KNOWN_KEYS: dict[str, Callable[[Any], Any]] = {
     "regtui.retention.interval": parse_duration,
     "regtui.retention.dryrun": parse_bool,
     "regtui.retention.gc": parse_bool,
+    "regtui.immutable": parse_immutable,
+    "regtui.quota": parse_quotas,
 }
 # Mappings whose children are data, not keys.
 _LEAF_MAPPINGS = {
@@ -888,6 +893,8 @@ _LEAF_MAPPINGS = {
     "regtui.proxy",
     "regtui.retention.rules",
     "notifications.endpoints",
+    "regtui.immutable",
+    "regtui.quota",
 }
 # The sections the known keys live in: each must be a mapping (``http: x`` is an error).
 _SECTIONS = {key.rsplit(".", i)[0] for key in KNOWN_KEYS for i in range(1, key.count(".") + 1)}
@@ -898,7 +905,14 @@ _STORAGE_SETTINGS = {"maintenance", "cache", "delete", "redirect", "tag"}
 AUTH_METHODS = ("htpasswd", "token")
 
 _GUARDED = ("auth", "storage", "http.tls", "proxy")
-_STRICT = ("health", "http.debug", "notifications", "regtui.retention")
+_STRICT = (
+    "health",
+    "http.debug",
+    "notifications",
+    "regtui.retention",
+    "regtui.immutable",
+    "regtui.quota",
+)
 """Sections operators rely on to watch the registry: honoured exactly, or it does not start."""
 NOTIFICATIONS_REFUSED = (
     "notifications.endpoints: set the endpoints in the config file (a list of mappings), not "
@@ -927,7 +941,7 @@ def _check_strict(key: str) -> None:
     if _under(key, _STRICT):
         raise ConfigError(
             f"{key} is not a setting regtui supports; it refuses to start rather than ignore a "
-            "health, debug, notifications or retention setting"
+            "health, debug, notifications, retention or governance setting"
         )
 
 
@@ -1209,6 +1223,7 @@ def _build(values: dict[str, Any], env: Mapping[str, str], warnings: list[str]) 
             endpoints=get("notifications.endpoints", ()),
             include_references=get("notifications.events.includereferences", False),
         ),
+        govern=GovernConfig(get("regtui.immutable", ()), get("regtui.quota", ())),
         warnings=warnings,
         proxies=_check_proxy(values),
         retention=retention,

@@ -40,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from embedded_registry import errors
+from embedded_registry import errors, govern
 from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport
 from embedded_registry.gc.collect import collect_garbage_on
@@ -141,7 +141,7 @@ async def storage_report(request: web.Request) -> web.Response:
     _check_access(request)
     grace = config(request).storage.gc_grace_period
     report = await _usage(request, grace)
-    return _json(_public_report(request, report.to_json()))
+    return _json(govern.with_quotas(request, _public_report(request, report.to_json())))
 
 
 def _flag(body: dict[str, Any], name: str, default: bool) -> bool:

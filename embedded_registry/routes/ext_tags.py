@@ -5,7 +5,8 @@ What retention needs and the API cannot say: when each tag was pushed (the mtime
 exact size of every blob each manifest keeps alive::
 
     {"name": "team/app",
-     "tags": [{"tag": "v1", "digest": "sha256:…", "pushed": "2025-06-01T10:00:00Z"}],
+     "tags": [{"tag": "v1", "digest": "sha256:…", "pushed": "2025-06-01T10:00:00Z",
+               "immutable": "regtui.immutable[0] (…)" | null}],
      "manifests": [{"digest": "sha256:…", "pushed": "…", "created": "…" | null,
                     "blobs": [{"digest": "sha256:…", "size": 123}],   # itself, config, layers
                     "children": ["sha256:…"], "subject": "sha256:…" | null}]}
@@ -34,7 +35,7 @@ import json
 
 from aiohttp import web
 
-from embedded_registry import errors, names
+from embedded_registry import errors, govern, names
 from embedded_registry.routes.common import json_response, storage
 
 PATH = "/v2/{name:.+}/_regtui/tags"
@@ -50,6 +51,7 @@ async def repository_tags(request: web.Request) -> web.Response:
     document = await describe(name)
     if document is None:
         raise errors.name_unknown(name)
+    govern.mark_immutable(request, document)  # regtui.immutable: each tag's rule, or null
     return json_response(json.dumps(document, separators=(",", ":")).encode())
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from embedded_registry import errors, names, notifications
+from embedded_registry import errors, govern, names, notifications
 from embedded_registry.keys import COMMIT_LOCK_KEY
 from embedded_registry.mediatypes import MAX_MANIFEST_SIZE
 from embedded_registry.routes.common import (
@@ -85,6 +85,7 @@ async def put_manifest(request: web.Request) -> web.Response:
     body = await read_limited(request, MAX_MANIFEST_SIZE)
     content_type = media_type(request.headers.get("Content-Type"))
     async with request.app[COMMIT_LOCK_KEY]:
+        await govern.check_manifest_put(request, name, reference, body, content_type)
         digest, info = await storage(request).put_manifest(name, reference, body, content_type)
     await notifications.manifest_pushed(
         request, name, digest, info.media_type, body, _tag(reference)
@@ -107,6 +108,7 @@ async def delete_manifest(request: web.Request) -> web.Response:
     store = storage(request)
     tags: list[str] = []
     async with request.app[COMMIT_LOCK_KEY]:
+        await govern.check_delete(request, name, reference)
         if names.looks_like_digest(reference):
             tags = await store.delete_manifest(name, reference)
         else:

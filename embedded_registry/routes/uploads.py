@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from embedded_registry import errors, names, notifications
+from embedded_registry import errors, govern, names, notifications
 from embedded_registry.routes.common import absolute_url, repo_name, storage
 
 # Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
@@ -113,7 +113,10 @@ async def start_upload(request: web.Request) -> web.Response:
         digest = _digest_param(request)
         async with store.upload_lock(upload_id):
             try:
-                size = await store.finish_upload_with(name, upload_id, digest, _chunks(request))
+                async with govern.upload_quota(request, name, upload_id, digest) as meter:
+                    size = await store.finish_upload_with(
+                        name, upload_id, digest, meter(_chunks(request))
+                    )
             except BaseException:
                 await store.cancel_upload(name, upload_id)
                 raise
@@ -139,9 +142,10 @@ async def patch_upload(request: web.Request) -> web.Response:
         length = request.content_length
     async with store.upload_lock(upload_id):
         try:
-            size = await store.append_upload(
-                name, upload_id, _chunks(request), start=start, length=length
-            )
+            async with govern.upload_quota(request, name, upload_id) as meter:
+                size = await store.append_upload(
+                    name, upload_id, meter(_chunks(request)), start=start, length=length
+                )
         except errors.RegistryError as error:
             if error.code == "RANGE_INVALID":
                 current = await store.upload_size(name, upload_id)
@@ -165,9 +169,10 @@ async def finish_upload(request: web.Request) -> web.Response:
     start, length = _content_range(request)
     async with store.upload_lock(upload_id):
         if request.body_exists:
-            size = await store.finish_upload_with(
-                name, upload_id, digest, _chunks(request), start=start, length=length
-            )
+            async with govern.upload_quota(request, name, upload_id, digest) as meter:
+                size = await store.finish_upload_with(
+                    name, upload_id, digest, meter(_chunks(request)), start=start, length=length
+                )
         else:
             size = await store.finish_upload(name, upload_id, digest)
     await notifications.blob_pushed(request, name, digest, size)
