@@ -107,7 +107,7 @@ def immutable_refusal(
 ) -> errors.RegistryError:
     return errors.RegistryError(
         "DENIED",
-        message=f"tag {tag} of {name} is immutable: cannot {action} it (rule {rule.label})",
+        message=f"tag {tag} of {name} is immutable: cannot {action} (rule {rule.label})",
         detail={"rule": rule.label, "repository": name, "tag": tag},
         status=403,
     )
@@ -148,12 +148,14 @@ class Governor:
         if not names.looks_like_digest(reference):
             rule = self.immutable_rule(name, reference)
             if rule is not None and await self.store.tag_digest(name, reference) is not None:
-                raise immutable_refusal(rule, name, reference, "delete")
+                raise immutable_refusal(rule, name, reference, "delete it")
             return
         for tag in await self.store.tags(name) or []:
             rule = self.immutable_rule(name, tag)
             if rule is not None and await self.store.tag_digest(name, tag) == reference:
-                raise immutable_refusal(rule, name, tag, f"delete manifest {reference} it names")
+                raise immutable_refusal(
+                    rule, name, tag, f"delete manifest {reference}, which it names"
+                )
 
     async def check_manifest_put(
         self, name: str, reference: str, body: bytes, content_type: str
@@ -170,7 +172,9 @@ class Governor:
             if rule is not None:
                 current = await self.store.tag_digest(name, reference)
                 if current is not None and current != digest:
-                    raise immutable_refusal(rule, name, reference, f"move it from {current}")
+                    raise immutable_refusal(
+                        rule, name, reference, f"move it from {current} to {digest}"
+                    )
         quotas = self.rules.quotas_for(name)
         if not quotas:
             return

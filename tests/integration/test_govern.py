@@ -272,3 +272,47 @@ def test_concurrent_pushes_racing_the_limit_never_overshoot(
     assert len(accepted) == 3, (accepted, refused)
     assert used == sum(sizes[i] for i in accepted) <= limit
     assert all("DENIED" in r for r in refused)
+
+
+def test_cli_shows_immutable_tags_and_refusals_in_one_line(
+    immutable: RunningRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = random_image(1500)
+    push_image(immutable.url, "team/cli", "v9", image)
+    push_image(immutable.url, "team/cli", "edge", image)
+    host = immutable.url.removeprefix("http://")
+    capsys.readouterr()
+    assert main(["tags", f"{host}/team/cli", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["tags"] == ["edge", "v9"]
+    assert list(listed["immutable"]) == ["v9"]
+    assert listed["immutable"]["v9"].startswith("regtui.immutable[0]")
+    for command in (
+        ["untag", f"{host}/team/cli:v9"],
+        ["rm", f"{host}/team/cli:v9", "--yes"],
+    ):
+        code = main(command)
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.strip()]
+        assert code != 0, captured
+        assert len(lines) == 1, lines
+        assert "immutable" in lines[0] and "regtui.immutable[0]" in lines[0], lines
+        assert "Traceback" not in captured.err
+    assert _digest(immutable, "team/cli", "v9") == image.digest
+
+
+def test_prune_reports_the_immutable_refusal_in_one_line(
+    immutable: RunningRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for index, tag in enumerate(("v1", "old1")):
+        push_image(immutable.url, "team/p", tag, random_image(500 + index))
+    host = immutable.url.removeprefix("http://")
+    capsys.readouterr()
+    code = main(["prune", host, "--keep-newest", "0", "--repo", "team/p", "--yes"])
+    captured = capsys.readouterr()
+    assert code == 1
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "regtui.immutable[0]" in lines[0], lines
+    assert "deleted team/p@" in captured.out  # old1 went
+    assert _digest(immutable, "team/p", "v1") is not None
+    assert _digest(immutable, "team/p", "old1") is None

@@ -55,6 +55,8 @@ class TagPush:
     pushed: datetime | None
     pulled: datetime | None = None
     """When the tag's image was last pulled (a GET of its manifest, by tag or digest)."""
+    immutable: str | None = None
+    """The ``regtui.immutable`` rule that keeps the tag from moving or going, or None."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ class RepositoryStorage:
         if not isinstance(doc, dict):
             raise MalformedResponseError("the tags report is not a JSON object")
         tags = tuple(
-            TagPush(tag, digest, _time(t.get("pushed")), _time(t.get("pulled")))
+            TagPush(
+                tag, digest, _time(t.get("pushed")), _time(t.get("pulled")), _str(t, "immutable")
+            )
             for t in _objects(doc, "tags")
             if (tag := _str(t, "tag")) and (digest := _str(t, "digest"))
         )

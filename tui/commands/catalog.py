@@ -129,7 +129,30 @@ def _quick_tags(args: argparse.Namespace) -> int | None:
     except (c.UsageError, InvalidReferenceError):
         return None  # the full command says what is wrong
     tags = _quick(args, c.registry_of(ref), f"/v2/{ref.repository}/tags/list", "tags")
-    return None if tags is None else _show_tags(args, ref, tags, [])
+    if tags is None:
+        return None
+    immutable: list[str] = []
+    if args.json:  # the bundled registry's immutable tags; [] from any other registry
+        path = immutable_path(ref.repository)
+        immutable = _quick(args, c.registry_of(ref), path, "tags") or []
+    return _show_tags(args, ref, tags, [], immutable=immutable)
+
+
+def immutable_path(repo: str) -> str:
+    """Where the bundled registry lists the tags ``regtui.immutable`` holds in ``repo``."""
+    return f"/v2/{repo}/_regtui/immutable"
+
+
+async def _immutable_tags(client: RegistryClient, repo: str) -> list[str]:
+    """The tags of ``repo`` the registry holds immutable (``[]`` from one that does not say)."""
+    response = await client.request("GET", immutable_path(repo))
+    if response.status_code != 200:
+        return []
+    try:
+        listed = response.json().get("tags")
+    except (ValueError, AttributeError):
+        return []
+    return [t for t in listed if isinstance(t, str)] if isinstance(listed, list) else []
 
 
 async def _tags(args: argparse.Namespace) -> int:
@@ -147,12 +170,19 @@ async def _tags(args: argparse.Namespace) -> int:
         )
         # The bundled registry tells when each tag was pushed and last pulled (others: 404).
         report = await repository_storage(client, ref.repository) if args.long else None
+        immutable = (
+            [t.tag for t in report.tags if t.immutable is not None]
+            if report is not None
+            else await _immutable_tags(client, ref.repository)
+            if args.json
+            else []
+        )
     times = (
         {t.tag: {"pushed": _rfc3339(t.pushed), "pulled": _rfc3339(t.pulled)} for t in report.tags}
         if report is not None
         else None
     )
-    return _show_tags(args, ref, tags, heads, times)
+    return _show_tags(args, ref, tags, heads, times, immutable)
 
 
 def _rfc3339(value: datetime | None) -> str | None:
@@ -167,12 +197,17 @@ def _show_tags(
     tags: list[str],
     heads: Sequence[Descriptor],
     times: dict[str, dict[str, str | None]] | None = None,
+    immutable: list[str] | None = None,
 ) -> int:
+    """``immutable``: the tags the registry holds immutable (the bundled registry's
+    ``regtui.immutable``); ``tags --json`` lists them under ``"immutable"``."""
+    held = set(immutable or ())
     if args.json:
         data: dict[str, Any] = {
             "registry": ref.registry,
             "repository": ref.repository,
             "tags": tags,
+            "immutable": [tag for tag in tags if tag in held],
         }
         if args.long:
             data["manifests"] = [
@@ -183,16 +218,23 @@ def _show_tags(
                     "size": h.size,
                     # the bundled registry: when the tag was pushed and its image last pulled
                     **((times or {}).get(tag) or {"pushed": None, "pulled": None}),
+                    "immutable": tag in held,
                 }
                 for tag, h in zip(tags, heads, strict=True)
             ]
         c.print_json(data)
     elif args.long:
         rows = [
-            [tag, h.digest, c.media_kind(h.media_type), c.size(h.size)]
+            [
+                tag,
+                h.digest,
+                c.media_kind(h.media_type),
+                c.size(h.size),
+                "immutable" if tag in held else "",
+            ]
             for tag, h in zip(tags, heads, strict=True)
         ]
-        c.table(rows, ["TAG", "DIGEST", "TYPE", "MANIFEST"], right=(3,))
+        c.table(rows, ["TAG", "DIGEST", "TYPE", "MANIFEST", "RULE"], right=(3,))
     else:
         for tag in tags:
             c.say(tag)

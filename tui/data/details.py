@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -223,21 +223,31 @@ async def index_children(
     return list(await asyncio.gather(*(read(child) for child in index.manifests[:limit])))
 
 
-async def tag_times(
-    client: RegistryClient, repository: str
-) -> tuple[dict[str, datetime], dict[str, datetime]]:
-    """When each tag of ``repository`` was pushed, and when its image was last pulled: the
-    bundled registry knows (from its storage); any other registry, or one that refuses, gives
-    ``({}, {})``."""
+@dataclass(frozen=True)
+class TagFacts:
+    """What the bundled registry says of each tag beyond the API: when it was pushed, when its
+    image was last pulled, and the ``regtui.immutable`` rule that holds it (tags no rule holds
+    are absent)."""
+
+    pushed: dict[str, datetime] = field(default_factory=dict)
+    pulled: dict[str, datetime] = field(default_factory=dict)
+    immutable: dict[str, str] = field(default_factory=dict)
+
+
+async def tag_facts(client: RegistryClient, repository: str) -> TagFacts:
+    """The :class:`TagFacts` of ``repository``'s tags; empty from any other registry, or one
+    that refuses."""
     try:
         report = await repository_storage(client, repository)
     except RegistryClientError:
-        return {}, {}
+        return TagFacts()
     if report is None:
-        return {}, {}
-    pushed = {t.tag: t.pushed for t in report.tags if t.pushed is not None}
-    pulled = {t.tag: t.pulled for t in report.tags if t.pulled is not None}
-    return pushed, pulled
+        return TagFacts()
+    return TagFacts(
+        {t.tag: t.pushed for t in report.tags if t.pushed is not None},
+        {t.tag: t.pulled for t in report.tags if t.pulled is not None},
+        {t.tag: t.immutable for t in report.tags if t.immutable is not None},
+    )
 
 
 async def cached_tags(client: RegistryClient, repository: str) -> CacheReport | None:

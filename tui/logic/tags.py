@@ -43,6 +43,9 @@ class TagRow:
     expires: datetime | None = None
     """When a pull-through cache lets the tag's image go (the bundled registry as a mirror)."""
     platforms: tuple[str, ...] = ()
+    immutable: str | None = None
+    """The registry's rule that makes the tag immutable (the bundled registry's
+    ``regtui.immutable``), or None."""
     loaded: bool = False
     error: str | None = None
 

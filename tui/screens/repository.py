@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
 from tui.client.cache import CacheReport
-from tui.data.details import DetailsLoader, cached_tags, tag_times
+from tui.data.details import DetailsLoader, TagFacts, cached_tags, tag_facts
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
 from tui.dialogs.results import ItemResult, ResultsDialog
@@ -235,7 +235,7 @@ class RepositoryScreen(RegtuiScreen):
         self.show_summary()
         client = self.regtui.client
         # Push and pull times come from a report of the whole repository: asked meanwhile.
-        pushing = asyncio.ensure_future(tag_times(client, self.repository))
+        pushing = asyncio.ensure_future(tag_facts(client, self.repository))
         try:
             tags = await client.list_tags(self.repository)
         except RegistryClientError:
@@ -246,24 +246,28 @@ class RepositoryScreen(RegtuiScreen):
             pushing.cancel()
             raise
         if tags:
-            pushed, pulled = await pushing
+            facts = await pushing
         else:
             pushing.cancel()
-            pushed, pulled = {}, {}
-        if pushed:
+            facts = TagFacts()
+        if facts.pushed:
             self.table.show_pushed()
-        if pulled:
+        if facts.pulled:
             self.table.show_pulled()
         # A pull-through cache's repository: what is cached, and until when (the bundled
         # registry only: the only one that says when each tag was pushed).
-        self.cache = await cached_tags(client, self.repository) if pushed else None
+        self.cache = await cached_tags(client, self.repository) if facts.pushed else None
         expires: dict[str, datetime] = {}
         if self.cache is not None:
             self.table.show_expires()
             expires = {t.tag: t.expires for t in self.cache.tags.values() if t.expires}
         self.rows = {
             tag: TagRow(
-                tag, pushed=pushed.get(tag), pulled=pulled.get(tag), expires=expires.get(tag)
+                tag,
+                pushed=facts.pushed.get(tag),
+                pulled=facts.pulled.get(tag),
+                expires=expires.get(tag),
+                immutable=facts.immutable.get(tag),
             )
             for tag in tags
         }

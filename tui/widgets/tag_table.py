@@ -31,6 +31,8 @@ PULLED_COLUMN = ("pulled", "Pulled")
 EXPIRES_COLUMN = ("expires", "Expires")
 ADD_CHUNK = 1000
 """Rows added to the table at once; more are added in chunks of this many between frames."""
+IMMUTABLE_MARK = Text("⊘", style="bold cyan")
+"""The mark of a tag the registry keeps from moving or going (``regtui.immutable``)."""
 PENDING = Text("…", style="dim")
 """The cell of a detail not read yet (one instance: DataTable never changes a cell's value)."""
 
@@ -216,7 +218,13 @@ class TagTable(DataTable[str | Text]):
         """The row's cells, one per column shown; the registry's text escaped (a tag or an
         error may hold markup or control characters)."""
         tag = visible_markup(row.tag)
-        mark = Text("●", style="bold red") if marked else Text(" ")
+        mark = (
+            Text("●", style="bold red")
+            if marked
+            else IMMUTABLE_MARK
+            if row.immutable is not None
+            else Text(" ")
+        )
         # Compact dates and platforms: every column stays readable in 80 columns.
         pushed: tuple[str | Text, ...] = tuple(
             _when(getattr(row, key)) for key, _ in self._columns[len(COLUMNS) :]
