@@ -55,7 +55,7 @@ from aiohttp import web
 
 from embedded_registry import errors, names
 from embedded_registry.config import Config
-from embedded_registry.govern_rules import GovernConfig, ImmutableRule, QuotaRule
+from embedded_registry.govern_rules import GovernConfig, ImmutableRule, QuotaRule, quota_usage
 from embedded_registry.mediatypes import StoredManifest, parse_manifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import PathNotFoundError, PreconditionFailedError
 from embedded_registry.storage.store import DriverStorage, compute_digest
@@ -390,16 +390,7 @@ class Governor:
     def quota_report(self, referenced: dict[str, int]) -> list[dict[str, Any]]:
         """Each quota rule with its usage, from a usage report's referenced bytes per
         repository (the numbers ``du`` shows)."""
-        return [
-            {
-                "rule": rule.label,
-                "scope": rule.scope,
-                "name": rule.name,
-                "limit": rule.limit,
-                "used": sum(b for repo, b in referenced.items() if rule.covers(repo)),
-            }
-            for rule in self.rules.quotas
-        ]
+        return quota_usage(self.rules.quotas, referenced)
 
 
 GOVERN_KEY: web.AppKey[Governor] = web.AppKey("govern")

@@ -227,6 +227,21 @@ def parse_quotas(value: Any) -> tuple[QuotaRule, ...]:
     return tuple(rules)
 
 
+def quota_usage(rules: tuple[QuotaRule, ...], referenced: dict[str, int]) -> list[dict[str, Any]]:
+    """Each quota rule with its limit and its usage, from the referenced bytes of each
+    repository as a usage report (``du``) counts them."""
+    return [
+        {
+            "rule": rule.label,
+            "scope": rule.scope,
+            "name": rule.name,
+            "limit": rule.limit,
+            "used": sum(b for repo, b in referenced.items() if rule.covers(repo)),
+        }
+        for rule in rules
+    ]
+
+
 @dataclass(frozen=True)
 class GovernConfig:
     """The rules of ``regtui.immutable`` and ``regtui.quota`` (none: nothing is governed)."""

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from tests.helpers.servers import RunningRegistry, bundled_registry, require_tool
+from tests.helpers.servers import ADMIN_DIR_ENV, RunningRegistry, bundled_registry, require_tool
 from tests.server.spec_support import (
     assert_oci_error,
     blob_on_disk,
@@ -145,7 +146,7 @@ def _quota_registry(tmp_path: Path, quota: list[dict[str, Any]]) -> Any:
 
 
 def test_quota_exact_as_du_counts_shared_layers_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The limit is exactly what two images sharing a layer use, as du counts: both go in, and
     a third image with one byte more of anything is refused."""
@@ -165,6 +166,23 @@ def test_quota_exact_as_du_counts_shared_layers_once(
         assert du_root(registry.root, capsys)["q/app"] == limit
         # Re-pushing what is there costs nothing; a re-tag neither.
         assert copy_in(tmp_path, registry, one, "q/app:again") == ""
+        # The storage panels show the use against the limit: du over the API and offline.
+        monkeypatch.setenv(ADMIN_DIR_ENV, str(registry.admin_dir))
+        capsys.readouterr()
+        assert main(["du", registry.url.removeprefix("http://")]) == 0
+        assert "quota repository q/app: " in capsys.readouterr().out
+        config_file = tmp_path / "du-config.yml"
+        config_file.write_text(
+            yaml.safe_dump(
+                {
+                    "storage": {"filesystem": {"rootdirectory": str(registry.root)}},
+                    "regtui": {"quota": [{"repository": "q/app", "limit": limit}]},
+                }
+            )
+        )
+        assert main(["du", "--config", str(config_file), "--json"]) == 0
+        offline = json.loads(capsys.readouterr().out)["quotas"]
+        assert [(q["name"], q["used"], q["limit"]) for q in offline] == [("q/app", limit, limit)]
         report = httpx.get(
             f"{registry.url}/v2/_regtui/ext/storage", headers=registry.admin_headers()
         ).json()

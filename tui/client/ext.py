@@ -47,6 +47,7 @@ __all__ = [
     "GcProblem",
     "GcRemoval",
     "GcResult",
+    "QuotaStorage",
     "RegistryEvent",
     "RepoStorage",
     "ScrubProblem",
@@ -139,6 +140,28 @@ class UploadStorage:
 
 
 @dataclass(frozen=True)
+class QuotaStorage:
+    """A quota of the bundled registry (``regtui.quota``): its limit and what is used of it,
+    counted as the repositories' referenced bytes."""
+
+    rule: str
+    scope: str
+    name: str
+    limit: int
+    used: int
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> QuotaStorage:
+        return cls(
+            rule=_str(doc, "rule") or "",
+            scope=_str(doc, "scope") or "",
+            name=_str(doc, "name") or "",
+            limit=_int(doc, "limit"),
+            used=_int(doc, "used"),
+        )
+
+
+@dataclass(frozen=True)
 class StorageReport:
     """Storage usage of the bundled registry: every blob counted once, sizes from the files."""
 
@@ -159,6 +182,8 @@ class StorageReport:
     protected_young_bytes: int = 0
     """Unreferenced bytes only the grace period keeps (0 from a server that does not say)."""
     protected_young_blobs: int = 0
+    quotas: tuple[QuotaStorage, ...] = ()
+    """The registry's quotas with their use (none from a server without quotas)."""
 
     @classmethod
     def from_json(cls, doc: Any) -> StorageReport:
@@ -185,6 +210,7 @@ class StorageReport:
             problems=problems,
             protected_young_bytes=_int(doc, "protected_young_bytes"),
             protected_young_blobs=_int(doc, "protected_young_blobs"),
+            quotas=tuple(QuotaStorage.from_json(q) for q in _objects(doc, "quotas")),
         )
 
 

@@ -112,6 +112,10 @@ async def _du(args: argparse.Namespace) -> int:
         have = "has" if unknown == 1 else "have"
         print(f"{count_of(unknown, 'schema1 layer')} {have} no size in the manifests.")
     print(data["note"])
+    from tui.data.storage import quota_sentence
+
+    for quota in data.get("quotas", []):
+        print(quota_sentence(quota))
     return c.EXIT_OK
 
 
@@ -185,6 +189,10 @@ def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]
         "unknown_sizes": 0,
         "reclaimable_bytes": report.reclaimable_bytes,
         "repositories": repos,
+        "quotas": [
+            {"scope": q.scope, "name": q.name, "limit": q.limit, "used": q.used, "rule": q.rule}
+            for q in report.quotas
+        ],
         "note": (
             "Exact, from the registry's storage (every blob on disk, garbage included); "
             f"GC would reclaim {c.size(report.reclaimable_bytes)}."

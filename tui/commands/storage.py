@@ -477,13 +477,23 @@ def du_root(args: argparse.Namespace) -> int:
         except OSError as exc:
             fail(f"{args.root}: {exc}")
             return EXIT_ERROR
+    from embedded_registry.govern_rules import quota_usage
+
+    quotas = quota_usage(
+        config.govern.quotas if config is not None else (),
+        {r.name: r.referenced_bytes for r in report.repositories},
+    )
     only = set(getattr(args, "repo", None) or ())
     if only:
         report.repositories = [r for r in report.repositories if r.name in only]
     if getattr(args, "json", False):
-        print_json(du_root_json(report))
+        print_json({**du_root_json(report), "quotas": quotas})
     else:
         _print_du(report)
+        from tui.data.storage import quota_sentence
+
+        for quota in quotas:
+            print(quota_sentence(quota))
     return EXIT_OK
 
 

@@ -17,6 +17,7 @@ from tui.data.storage import (
     CallableBackend,
     GcItem,
     GcView,
+    QuotaUsage,
     RepoUsage,
     StorageBackend,
     UsageView,
@@ -67,6 +68,15 @@ def usage_view_from_report(report: Any, *, source: str) -> UsageView:
         grace_period=_optional_float(_get(report, "grace_period")),
         protected_young_bytes=_optional_int(_get(report, "protected_young_bytes")) or 0,
         protected_young_blobs=_optional_int(_get(report, "protected_young_blobs")) or 0,
+        quotas=tuple(
+            QuotaUsage(
+                scope=str(_get(q, "scope", default="")),
+                name=str(_get(q, "name", default="")),
+                limit=int(_get(q, "limit", default=0)),
+                used=int(_get(q, "used", default=0)),
+            )
+            for q in _get(report, "quotas", default=[]) or []
+        ),
     )
 
 

@@ -12,10 +12,11 @@ The view models here are plain dataclasses; ``compare_usage`` computes the befor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from tui.logic.escape import visible
 from tui.logic.fmt import human_size
 
 
@@ -30,6 +31,33 @@ class RepoUsage:
     @property
     def shared_bytes(self) -> int:
         return self.total_bytes - self.exclusive_bytes
+
+
+@dataclass(frozen=True)
+class QuotaUsage:
+    """A quota of the registry (``regtui.quota``) and what is used of it."""
+
+    scope: str
+    """``repository`` or ``namespace``."""
+    name: str
+    limit: int
+    used: int
+
+    @property
+    def fraction(self) -> float:
+        return self.used / self.limit if self.limit else (1.0 if self.used else 0.0)
+
+    @property
+    def line(self) -> str:
+        """``12.0 MiB of 100 MiB (12%)``."""
+        return f"{human_size(self.used)} of {human_size(self.limit)} ({self.fraction:.0%})"
+
+
+def quota_sentence(quota: Mapping[str, Any]) -> str:
+    """``quota repository team/app: 1.2 MiB of 10.0 MiB (12%)``, from a quota of a storage
+    report (``scope``, ``name``, ``limit``, ``used``): one line of ``regtui du``."""
+    usage = QuotaUsage(str(quota["scope"]), str(quota["name"]), quota["limit"], quota["used"])
+    return f"quota {usage.scope} {visible(usage.name)}: {usage.line}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,8 @@ class UsageView:
     protected_young_bytes: int = 0
     """Unreferenced bytes that only the grace period keeps (written within it)."""
     protected_young_blobs: int = 0
+    quotas: tuple[QuotaUsage, ...] = ()
+    """The registry's quotas and their use (the bundled registry's ``regtui.quota``)."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from tui.data.storage import (
     grace_label,
     grace_note,
 )
-from tui.logic.escape import visible_markup
+from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import count_of, human_size, signed_size
 
 MAX_REPO_ROWS = 200
@@ -138,6 +138,16 @@ def usage_table(view: UsageView, title: str, *, before: UsageView | None = None)
         *pad,
         *delta(UPLOADS_LINE),
     )
+    if view.quotas:
+        table.add_section()
+    for quota in view.quotas:
+        style = "bold red" if quota.fraction >= 1 else "yellow" if quota.fraction >= 0.9 else ""
+        table.add_row(
+            Text(f"quota {quota.scope} ", style="cyan") + Text(visible(quota.name)),
+            Text(quota.line, style=style),
+            *pad,
+            *([""] if before is not None else []),
+        )
     return table
 
 
