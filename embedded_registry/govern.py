@@ -301,7 +301,10 @@ class Governor:
                 adding = size if digest not in charge.blobs else 0
                 for blob in dict.fromkeys(blobs):
                     if blob not in charge.blobs:
-                        adding += await self._size(blob) or 0
+                        linked = await self.store.linked_size(name, blob)
+                        if linked is None:
+                            return  # the storage refuses it: MANIFEST_BLOB_UNKNOWN
+                        adding += linked
                 used = await self.used(rule, known)
                 now = time.time()
                 pending = []
