@@ -506,3 +506,11 @@ def with_quotas(request: web.Request, document: dict[str, Any]) -> dict[str, Any
     referenced = {r["name"]: r["referenced_bytes"] for r in document.get("repositories", [])}
     document["quotas"] = rules.quota_report(referenced) if rules is not None else []
     return document
+
+
+def usage_by_repository(app: web.Application) -> dict[str, int]:
+    """``{repository: referenced bytes}`` of ``app``'s storage as last counted (every quota
+    check and a background refresh each minute keep it current; no walk per call): what a
+    metrics gauge exports. Empty on a storage the governor does not watch."""
+    rules = app.get(GOVERN_KEY)
+    return rules.usage_by_repository() if rules is not None else {}
