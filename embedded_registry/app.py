@@ -226,11 +226,14 @@ def _setup_extensions(app: web.Application) -> None:
 
         ext.setup_routes(app)
     if app[CONFIG_KEY].extensions.enabled:  # regtui.extensions.enabled: false turns all off
-        from embedded_registry.routes import ext_tags  # tags with push times: tags/list's access
+        from embedded_registry.routes import (
+            ext_govern,  # the tags regtui.immutable holds: tags/list's access
+            ext_retention,  # the retention log: administrators
+            ext_tags,  # tags with push times: tags/list's access
+        )
 
         ext_tags.setup_routes(app)
-        from embedded_registry.routes import ext_retention  # the retention log: administrators
-
+        ext_govern.setup_routes(app)
         ext_retention.setup_routes(app)
         if importlib.util.find_spec("embedded_registry.routes.ext") is not None:
             from embedded_registry.routes import ext_scrub  # the scrub: GC's access and lock

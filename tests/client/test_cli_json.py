@@ -86,12 +86,18 @@ def check(value: Any, schema: Any, where: str = "$") -> None:
 PLATFORM = {"os": str, "architecture": str, "variant": Nullable(str)}
 DESCRIPTOR = {"digest": Digest, "media_type": str, "size": int}
 LS = {"registry": str, "repositories": ListOf(str)}
-TAGS = {"registry": str, "repository": str, "tags": ListOf(str)}
+TAGS = {"registry": str, "repository": str, "tags": ListOf(str), "immutable": ListOf(str)}
 TAGS_LONG = {
     **TAGS,
     # pushed, pulled: the bundled registry's times, null where a registry does not say
     "manifests": ListOf(
-        {"tag": str, **DESCRIPTOR, "pushed": Nullable(Time), "pulled": Nullable(Time)}
+        {
+            "tag": str,
+            **DESCRIPTOR,
+            "pushed": Nullable(Time),
+            "pulled": Nullable(Time),
+            "immutable": bool,
+        }
     ),
 }
 REFS = {
@@ -179,7 +185,9 @@ REPO_USAGE = {
     "exclusive_bytes": int,
     "unknown_sizes": int,
 }
+QUOTA = {"rule": str, "scope": str, "name": str, "limit": int, "used": int}
 DU_COMMON = {
+    "quotas": ListOf(QUOTA),
     "is_estimate": bool,
     "total_bytes": int,
     "blob_count": int,

@@ -303,8 +303,11 @@ def test_cli_shows_immutable_tags_and_refusals_in_one_line(
     assert main(["tags", f"{host}/team/cli", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["tags"] == ["edge", "v9"]
-    assert list(listed["immutable"]) == ["v9"]
-    assert listed["immutable"]["v9"].startswith("regtui.immutable[0]")
+    assert listed["immutable"] == ["v9"]
+    capsys.readouterr()
+    assert main(["tags", f"{host}/team/cli", "--json", "--long"]) == 0
+    long = json.loads(capsys.readouterr().out)
+    assert {m["tag"]: m["immutable"] for m in long["manifests"]} == {"edge": False, "v9": True}
     for command in (
         ["untag", f"{host}/team/cli:v9"],
         ["rm", f"{host}/team/cli:v9", "--yes"],

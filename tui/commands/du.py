@@ -135,6 +135,7 @@ def _estimate_json(estimate: dict[str, Any]) -> dict[str, Any]:
         "sum_of_repositories_bytes": estimate["sum_of_repos"],
         "unknown_sizes": estimate["unknown_sizes"],
         "reclaimable_bytes": None,
+        "quotas": [],
         "repositories": [
             repo_json(
                 r["name"],
