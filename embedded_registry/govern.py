@@ -7,9 +7,10 @@ OCI error ``DENIED`` (HTTP 403) with a message that names the rule.
 **Immutable tags.** A manifest PUT that would point an immutable tag at another digest is
 refused (the same digest again is an idempotent re-push: accepted); so is a DELETE of the tag,
 and a DELETE by digest of a manifest an immutable tag points at. Only editing config.yml lifts a
-rule. Within one process the commit lock serialises the check with the commit; two replicas
-that both create the same new immutable tag at the same moment with different digests can both
-succeed (the last write wins), which this module does not close (documented in the README).
+rule. Within one process the commit lock serialises the check with the commit. Across
+replicas, before an immutable tag is first set, the PUT claims it for its digest with a
+conditional write (``/regtui/immutable/<name>/<tag>``): of two replicas setting the same new
+tag at once to different digests, the loser is refused as a move.
 
 **Quotas.** A repository's usage is what ``regtui du`` shows as its referenced bytes: every
 blob its manifests reference (the manifests themselves, configs, layers, the children of
@@ -64,6 +65,8 @@ log = logging.getLogger("embedded_registry.govern")
 
 RECORD_ROOT = "/regtui/quota"
 """Driver path of the reservation records (beside the GC lease, outside Distribution's tree)."""
+CLAIM_ROOT = "/regtui/immutable"
+"""Driver path of the claims of immutable tags being set for the first time."""
 RESERVATION_TTL = 120.0
 CAS_ATTEMPTS = 20
 CONCURRENCY = 16
@@ -167,22 +170,56 @@ class Governor:
             digest = compute_digest(body, algorithm)
         except ValueError:
             return  # an unknown algorithm: the storage answers DIGEST_INVALID
-        if not is_digest:
-            rule = self.immutable_rule(name, reference)
-            if rule is not None:
-                current = await self.store.tag_digest(name, reference)
-                if current is not None and current != digest:
-                    raise immutable_refusal(
-                        rule, name, reference, f"move it from {current} to {digest}"
-                    )
+        rule = None if is_digest else self.immutable_rule(name, reference)
+        claim = False
+        if rule is not None:
+            current = await self.store.tag_digest(name, reference)
+            if current is not None and current != digest:
+                raise immutable_refusal(
+                    rule, name, reference, f"move it from {current} to {digest}"
+                )
+            claim = current is None
         quotas = self.rules.quotas_for(name)
-        if not quotas:
+        if quotas:
+            try:
+                info = parse_manifest(body, content_type)
+            except errors.RegistryError:
+                return  # the storage refuses it with the same error
+            await self._reserve(name, digest, len(body), info.blobs, quotas)
+        if claim and rule is not None:
+            await self._claim(rule, name, reference, digest)
+
+    async def _claim(self, rule: ImmutableRule, name: str, tag: str, digest: str) -> None:
+        """Before an immutable tag is first set: claim it for ``digest`` with a conditional
+        write, so that two replicas setting it at once to different digests do not both win
+        (the loser is refused as a move). A claim lasts ``RESERVATION_TTL`` (a commit that
+        failed after it blocks other digests that long at most)."""
+        path = f"{CLAIM_ROOT}/{name}/{tag}"
+        for _attempt in range(CAS_ATTEMPTS):
+            try:
+                data, version = await self.store.driver.get_versioned(path)
+            except PathNotFoundError:
+                data, version = b"", None
+            try:
+                held = json.loads(data) if data else {}
+            except ValueError:
+                held = {}
+            now = time.time()
+            other = held.get("digest") if isinstance(held, dict) else None
+            expires = held.get("expires", 0) if isinstance(held, dict) else 0
+            if other == digest:
+                return
+            if isinstance(other, str) and isinstance(expires, int | float) and expires > now:
+                raise immutable_refusal(
+                    rule, name, tag, f"move it from {other} (being pushed) to {digest}"
+                )
+            document = json.dumps({"digest": digest, "expires": now + RESERVATION_TTL})
+            try:
+                await self.store.driver.put_conditional(path, document.encode(), version=version)
+            except PreconditionFailedError:
+                continue
             return
-        try:
-            info = parse_manifest(body, content_type)
-        except errors.RegistryError:
-            return  # the storage refuses it with the same error
-        await self._reserve(name, digest, len(body), info.blobs, quotas)
+        raise errors.too_many_requests(f"too many pushes racing for tag {tag}: retry the push")
 
     # -- quotas: usage from the layout --------------------------------------------------------
     async def _manifest(self, name: str, digest: str) -> StoredManifest | None:

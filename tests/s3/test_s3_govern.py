@@ -89,3 +89,47 @@ def test_two_replicas_racing_a_quota_never_overshoot(
     assert du.returncode == 0, du.stderr
     usage = {r["name"]: r["referenced_bytes"] for r in json.loads(du.stdout)["repositories"]}
     assert usage["race/app"] == sum(sizes[i] for i in accepted) <= limit
+
+
+def test_two_replicas_racing_to_set_a_new_immutable_tag_one_wins(
+    s3_engine: SeaweedS3, bucket: str, tmp_path: Path
+) -> None:
+    images = [make_image([{"d": os.urandom(2_000)}]) for _ in range(8)]
+    config = registry_config(s3_engine.s3_config(bucket), redirect={"disable": True})
+    config["regtui"] = {"immutable": [{"repository": "race/*", "tags": ["v*"]}]}
+    won: list[int] = []
+    refused: list[str] = []
+    with (
+        bundled_on_s3(tmp_path, config, name="one") as one,
+        bundled_on_s3(tmp_path, config, name="two") as two,
+    ):
+        for index, image in enumerate(images):  # the blobs first: the manifests then race
+            push_image((one, two)[index % 2].url, "race/app", None, image)
+        start = threading.Barrier(len(images))
+
+        def push(index: int) -> None:
+            replica = (one, two)[index % 2]
+            with httpx.Client(base_url=replica.url, timeout=60) as client:
+                start.wait()
+                response = client.put(
+                    "/v2/race/app/manifests/v1",
+                    content=images[index].manifest.data,
+                    headers={"Content-Type": images[index].manifest.media_type},
+                )
+            if response.status_code == 201:
+                won.append(index)
+            else:
+                refused.append(response.text)
+
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(len(images))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(won) == 1, (won, refused)
+        assert all("immutable" in r for r in refused), refused
+        head = httpx.head(
+            f"{one.url}/v2/race/app/manifests/v1",
+            headers={"Accept": images[0].manifest.media_type},
+        )
+        assert head.headers["Docker-Content-Digest"] == images[won[0]].digest
