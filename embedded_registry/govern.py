@@ -97,9 +97,9 @@ class QuotaExceeded(errors.RegistryError):
             "rule": rule.label,
             "scope": rule.scope,
             "name": rule.name,
-            "limit": rule.limit,
-            "used": used,
-            "adding": adding,
+            "limit_bytes": rule.limit,
+            "used_bytes": used,
+            "adding_bytes": adding,
         }
         super().__init__("DENIED", message=message, detail=detail, status=403)
         self.close_connection = True  # the refused body may still be arriving

@@ -235,8 +235,8 @@ def quota_usage(rules: tuple[QuotaRule, ...], referenced: dict[str, int]) -> lis
             "rule": rule.label,
             "scope": rule.scope,
             "name": rule.name,
-            "limit": rule.limit,
-            "used": sum(b for repo, b in referenced.items() if rule.covers(repo)),
+            "limit_bytes": rule.limit,
+            "used_bytes": sum(b for repo, b in referenced.items() if rule.covers(repo)),
         }
         for rule in rules
     ]

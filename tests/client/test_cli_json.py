@@ -185,7 +185,7 @@ REPO_USAGE = {
     "exclusive_bytes": int,
     "unknown_sizes": int,
 }
-QUOTA = {"rule": str, "scope": str, "name": str, "limit": int, "used": int}
+QUOTA = {"rule": str, "scope": str, "name": str, "limit_bytes": int, "used_bytes": int}
 DU_COMMON = {
     "quotas": ListOf(QUOTA),
     "is_estimate": bool,

@@ -16,8 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
-from tests.helpers.servers import ADMIN_DIR_ENV, RunningRegistry, bundled_registry, require_tool
 from tests.server.spec_support import (
     assert_oci_error,
     blob_on_disk,
@@ -25,6 +23,8 @@ from tests.server.spec_support import (
     upload_files,
     with_query,
 )
+
+from tests.helpers.servers import ADMIN_DIR_ENV, RunningRegistry, bundled_registry, require_tool
 from tui.cli import main
 from tui.imagegen import Image, PushError, make_image, make_layer, push_image, write_oci_layout
 
@@ -182,7 +182,9 @@ def test_quota_exact_as_du_counts_shared_layers_once(
         )
         assert main(["du", "--config", str(config_file), "--json"]) == 0
         offline = json.loads(capsys.readouterr().out)["quotas"]
-        assert [(q["name"], q["used"], q["limit"]) for q in offline] == [("q/app", limit, limit)]
+        assert [(q["name"], q["used_bytes"], q["limit_bytes"]) for q in offline] == [
+            ("q/app", limit, limit)
+        ]
         report = httpx.get(
             f"{registry.url}/v2/_regtui/ext/storage", headers=registry.admin_headers()
         ).json()
@@ -191,8 +193,8 @@ def test_quota_exact_as_du_counts_shared_layers_once(
                 "rule": "regtui.quota[0] (repository q/app)",
                 "scope": "repository",
                 "name": "q/app",
-                "limit": limit,
-                "used": limit,
+                "limit_bytes": limit,
+                "used_bytes": limit,
             }
         ]
 
@@ -217,7 +219,7 @@ def test_blob_upload_over_quota_refused_as_bytes_arrive(tmp_path: Path) -> None:
         document = assert_oci_error(response, 403, "DENIED")
         error = document["errors"][0]
         assert "quota exceeded" in error["message"]
-        assert error["detail"]["limit"] == 65536 and error["detail"]["used"] == 0
+        assert error["detail"]["limit_bytes"] == 65536 and error["detail"]["used_bytes"] == 0
         assert upload_files(registry.root) == set()
         assert_oci_error(client.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
 

@@ -156,8 +156,8 @@ class QuotaStorage:
             rule=_str(doc, "rule") or "",
             scope=_str(doc, "scope") or "",
             name=_str(doc, "name") or "",
-            limit=_int(doc, "limit"),
-            used=_int(doc, "used"),
+            limit=_int(doc, "limit_bytes"),
+            used=_int(doc, "used_bytes"),
         )
 
 

@@ -191,7 +191,13 @@ def _exact_json(report: StorageReport, only: list[str] | None) -> dict[str, Any]
         "reclaimable_bytes": report.reclaimable_bytes,
         "repositories": repos,
         "quotas": [
-            {"scope": q.scope, "name": q.name, "limit": q.limit, "used": q.used, "rule": q.rule}
+            {
+                "rule": q.rule,
+                "scope": q.scope,
+                "name": q.name,
+                "limit_bytes": q.limit,
+                "used_bytes": q.used,
+            }
             for q in report.quotas
         ],
         "note": (

@@ -56,7 +56,9 @@ class QuotaUsage:
 def quota_sentence(quota: Mapping[str, Any]) -> str:
     """``quota repository team/app: 1.2 MiB of 10.0 MiB (12%)``, from a quota of a storage
     report (``scope``, ``name``, ``limit``, ``used``): one line of ``regtui du``."""
-    usage = QuotaUsage(str(quota["scope"]), str(quota["name"]), quota["limit"], quota["used"])
+    usage = QuotaUsage(
+        str(quota["scope"]), str(quota["name"]), quota["limit_bytes"], quota["used_bytes"]
+    )
     return f"quota {usage.scope} {visible(usage.name)}: {usage.line}"
 
 
