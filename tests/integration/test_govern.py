@@ -16,15 +16,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.server.spec_support import (
+
+from tests.helpers.servers import ADMIN_DIR_ENV, RunningRegistry, bundled_registry, require_tool
+from tests.helpers.spec import (
     assert_oci_error,
     blob_on_disk,
     start_upload,
     upload_files,
     with_query,
 )
-
-from tests.helpers.servers import ADMIN_DIR_ENV, RunningRegistry, bundled_registry, require_tool
 from tui.cli import main
 from tui.imagegen import Image, PushError, make_image, make_layer, push_image, write_oci_layout
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,9 +17,9 @@ import httpx
 import pytest
 
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
-from tests.s3.test_s3_gc import _regtui
+from tests.helpers.servers import server_env
+from tests.helpers.spec import assert_oci_error, start_upload, with_query
 from tests.s3.test_s3_registry import bucket_keys, pending_multipart_uploads
-from tests.server.spec_support import assert_oci_error, start_upload, with_query
 from tui.imagegen import Image, PushError, make_image, push_image
 
 pytestmark = pytest.mark.slow
@@ -85,7 +87,14 @@ def test_two_replicas_racing_a_quota_never_overshoot(
         assert not [k for k in keys if "/_uploads/" in k]
         assert not [k for k in pending_multipart_uploads(s3_engine, bucket) if "race" in k]
 
-    du = _regtui("du", "--config", str(tmp_path / "one-config.yml"), "--json")
+    du = subprocess.run(
+        [sys.executable, "-m", "tui", "du", "--config", str(tmp_path / "one-config.yml"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_env(),
+        check=False,
+    )
     assert du.returncode == 0, du.stderr
     usage = {r["name"]: r["referenced_bytes"] for r in json.loads(du.stdout)["repositories"]}
     assert usage["race/app"] == sum(sizes[i] for i in accepted) <= limit

@@ -72,8 +72,8 @@ def usage_view_from_report(report: Any, *, source: str) -> UsageView:
             QuotaUsage(
                 scope=str(_get(q, "scope", default="")),
                 name=str(_get(q, "name", default="")),
-                limit=int(_get(q, "limit_bytes", default=0)),
-                used=int(_get(q, "used_bytes", default=0)),
+                limit=int(_get(q, "limit_bytes", "limit", default=0)),
+                used=int(_get(q, "used_bytes", "used", default=0)),
             )
             for q in _get(report, "quotas", default=[]) or []
         ),
