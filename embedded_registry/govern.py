@@ -253,32 +253,36 @@ class Governor:
         bytes (GC's mark of the repository: every revision, its config, layers and children)."""
         revisions = frozenset(await self.store.revisions(name))
         limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def read(digest: str) -> StoredManifest | None:
+            async with limit:
+                return await self._manifest(name, digest)
+
+        async def size(digest: str) -> int | None:
+            async with limit:
+                return await self._size(digest)
+
         referenced: set[str] = set()
         stack = list(revisions)
         while stack:
             batch = [d for d in dict.fromkeys(stack) if d not in referenced]
             stack = []
             referenced.update(batch)
-
-            async def read(digest: str) -> StoredManifest | None:
-                async with limit:
-                    return await self._manifest(name, digest)
-
-            for parsed in await asyncio.gather(*(read(d) for d in batch)):
-                if parsed is None or parsed.error is not None:
+            # Parsed manifests are kept by digest: only the new ones cost a read.
+            parsed = {d: self._parsed.get(d) for d in batch}
+            missing = [d for d, p in parsed.items() if p is None]
+            parsed.update(zip(missing, await asyncio.gather(*map(read, missing)), strict=True))
+            for manifest in parsed.values():
+                if manifest is None or manifest.error is not None:
                     continue
-                if parsed.config is not None:
-                    referenced.add(parsed.config)
-                referenced.update(parsed.layers)
-                stack.extend(c for c in parsed.children if c not in referenced)
-
-        async def size(digest: str) -> int | None:
-            async with limit:
-                return await self._size(digest)
-
-        ordered = sorted(referenced)
-        sizes = await asyncio.gather(*(size(d) for d in ordered))
-        present = {d: s for d, s in zip(ordered, sizes, strict=True) if s is not None}
+                if manifest.config is not None:
+                    referenced.add(manifest.config)
+                referenced.update(manifest.layers)
+                stack.extend(c for c in manifest.children if c not in referenced)
+        sizes = {d: self._sizes.get(d) for d in referenced}
+        unknown = [d for d, known in sizes.items() if known is None]
+        sizes.update(zip(unknown, await asyncio.gather(*map(size, unknown)), strict=True))
+        present = {d: s for d, s in sizes.items() if s is not None}
         charge = Charge(sum(present.values()), frozenset(present), revisions)
         self._usage[name] = charge.bytes
         return charge
@@ -328,39 +332,41 @@ class Governor:
         """Check every quota of ``name`` for the manifest ``digest`` and record a reservation
         of the bytes it adds in each rule's record (conditional writes: see the module
         docstring)."""
-        for rule in quotas:
-            for _attempt in range(CAS_ATTEMPTS):
-                entries, version = await self._read_record(rule)
-                known: dict[str, Charge] = {}
-                charge = known[name] = await self.charge(name)
-                if digest in charge.revisions:
-                    break  # already in the repository: costs nothing
-                adding = size if digest not in charge.blobs else 0
-                for blob in dict.fromkeys(blobs):
-                    if blob not in charge.blobs:
-                        linked = await self.store.linked_size(name, blob)
-                        if linked is None:
-                            return  # the storage refuses it: MANIFEST_BLOB_UNKNOWN
-                        adding += linked
-                used = await self.used(rule, known)
-                now = time.time()
+        for _attempt in range(CAS_ATTEMPTS):
+            # The records first, the layout after: a reservation dropped from a record was
+            # visible to its writer, hence to this later scan (see the module docstring).
+            records = [await self._read_record(rule) for rule in quotas]
+            known: dict[str, Charge] = {}
+            charge = known[name] = await self.charge(name)
+            if digest in charge.revisions:
+                return  # already in the repository: costs nothing
+            adding = size if digest not in charge.blobs else 0
+            for blob in dict.fromkeys(blobs):
+                if blob not in charge.blobs:
+                    linked = await self.store.linked_size(name, blob)
+                    if linked is None:
+                        return  # the storage refuses it: MANIFEST_BLOB_UNKNOWN
+                    adding += linked
+            if not adding:
+                return
+            now = time.time()
+            writes = []
+            for rule, (entries, version) in zip(quotas, records, strict=True):
                 pending = []
                 for entry in entries:
                     if entry["expires"] <= now:
                         continue
+                    if entry["repo"] == name and entry["digest"] == digest:
+                        continue  # our own earlier attempt
                     repo_charge = known.get(entry["repo"])
                     if repo_charge is None and rule.covers(entry["repo"]):
                         repo_charge = known[entry["repo"]] = await self.charge(entry["repo"])
                     if repo_charge is not None and entry["digest"] in repo_charge.revisions:
                         continue  # committed: the layout counts it
-                    if entry["repo"] == name and entry["digest"] == digest:
-                        continue  # our own earlier attempt
                     pending.append(entry)
-                reserved = sum(e["bytes"] for e in pending)
-                if adding and used + reserved + adding > rule.limit:
-                    raise QuotaExceeded(rule, used + reserved, adding)
-                if not adding:
-                    break
+                used = await self.used(rule, known) + sum(e["bytes"] for e in pending)
+                if used + adding > rule.limit:
+                    raise QuotaExceeded(rule, used, adding)
                 pending.append(
                     {
                         "repo": name,
@@ -370,19 +376,18 @@ class Governor:
                         "by": self._owner,
                     }
                 )
-                document = json.dumps({"reservations": pending}, separators=(",", ":"))
-                try:
+                writes.append((rule, pending, version))
+            try:
+                for rule, pending, version in writes:
+                    document = json.dumps({"reservations": pending}, separators=(",", ":"))
                     await self.store.driver.put_conditional(
                         self._record(rule), document.encode(), version=version
                     )
-                except PreconditionFailedError:
-                    await asyncio.sleep(0.01)
-                    continue
-                break
-            else:
-                raise errors.too_many_requests(
-                    f"too many pushes racing for {rule.label}: retry the push"
-                )
+            except PreconditionFailedError:
+                await asyncio.sleep(0.01)
+                continue  # another writer won: read and check again
+            return
+        raise errors.too_many_requests("too many pushes racing for a quota: retry the push")
 
     async def upload_allowance(self, name: str, digest: str | None) -> int | None:
         """Bytes an upload to ``name`` may still bring (None: no quota applies, or the blob
