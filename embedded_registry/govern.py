@@ -445,7 +445,7 @@ def install(app: web.Application, config: Config, store: Any) -> None:
     """Give ``app`` its governor (when ``store`` is the driver storage every config opens)."""
     if isinstance(store, DriverStorage):
         app[GOVERN_KEY] = Governor(config.govern, store)
-        if config.govern.quotas or config.http.debug.prometheus_enabled:
+        if config.govern.quotas:  # the metrics keep their own (repository_bytes.py)
             app.cleanup_ctx.append(_refresher)
 
 
