@@ -34,7 +34,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ from aiohttp import web
 from embedded_registry import errors
 from embedded_registry.config import Config, RetentionConfig
 from embedded_registry.gc.collect import collect_garbage_on
+from embedded_registry.govern import Governor
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriverError
 from embedded_registry.storage.lease import GcBusy, acquire, lease_holder
@@ -88,8 +89,21 @@ async def _tags_on(storage: DriverStorage, repo: str, digest: str) -> set[str]:
     return found
 
 
+Check = Callable[[str, str], Awaitable[None]]
+"""``check(repository, tag or digest)`` before a delete: raises to refuse it (the immutable
+tags of ``regtui.immutable``, :meth:`embedded_registry.govern.Governor.check_delete`)."""
+
+
+async def _no_check(repo: str, reference: str) -> None:
+    return None
+
+
 async def _untag_each(
-    storage: DriverStorage, repo: str, digest: str, tags: tuple[str, ...]
+    storage: DriverStorage,
+    repo: str,
+    digest: str,
+    tags: tuple[str, ...],
+    check: Check = _no_check,
 ) -> tuple[list[str], list[str]]:
     """Remove each tag still on ``digest`` (read right before); returns removed, left alone."""
     removed: list[str] = []
@@ -98,13 +112,18 @@ async def _untag_each(
         if await storage.tag_digest(repo, tag) != digest:
             left.append(tag)
             continue
+        await check(repo, tag)
         await storage.delete_tag(repo, tag)
         removed.append(tag)
     return removed, left
 
 
 async def apply_plan(
-    storage: DriverStorage, plan: PrunePlan, *, commit_lock: asyncio.Lock | None = None
+    storage: DriverStorage,
+    plan: PrunePlan,
+    *,
+    commit_lock: asyncio.Lock | None = None,
+    check: Check = _no_check,
 ) -> list[ApplyOutcome]:
     """Carry out ``plan`` on the storage, each change checked right before it is made (under
     ``commit_lock``, the server's: no manifest PUT of this process lands in between).
@@ -126,7 +145,9 @@ async def apply_plan(
             try:
                 async with guard():
                     outcomes.append(
-                        await _apply_action(storage, repo.name, action.kind, tags, action.digest)
+                        await _apply_action(
+                            storage, repo.name, action.kind, tags, action.digest, check
+                        )
                     )
             except failures as exc:
                 outcomes.append(
@@ -143,6 +164,7 @@ async def apply_plan(
                             ApplyOutcome(repo.name, untagged.digest, action_name, (), note=note)
                         )
                         continue
+                    await check(repo.name, untagged.digest)
                     await storage.delete_manifest(repo.name, untagged.digest)
                 outcomes.append(ApplyOutcome(repo.name, untagged.digest, action_name, ()))
             except failures as exc:
@@ -153,7 +175,12 @@ async def apply_plan(
 
 
 async def _apply_action(
-    storage: DriverStorage, repo: str, kind: ActionKind, planned: tuple[str, ...], digest: str
+    storage: DriverStorage,
+    repo: str,
+    kind: ActionKind,
+    planned: tuple[str, ...],
+    digest: str,
+    check: Check = _no_check,
 ) -> ApplyOutcome:
     tags = planned
     left_alone: list[str] = []
@@ -164,9 +191,10 @@ async def _apply_action(
         tags = tuple(t for t in planned if t in on_it)
         left_alone = [t for t in planned if t not in on_it]
         if tags and not newcomers:
+            await check(repo, digest)
             await storage.delete_manifest(repo, digest)
             return ApplyOutcome(repo, digest, "delete", tags, note=apply_note(left_alone, []))
-    removed, left = await _untag_each(storage, repo, digest, tags)
+    removed, left = await _untag_each(storage, repo, digest, tags, check)
     note = apply_note([*left_alone, *left], newcomers)
     return ApplyOutcome(repo, digest, "untag" if removed else "skip", tuple(removed), note=note)
 
@@ -278,7 +306,9 @@ async def _run(
             plan.bytes_freed,
         )
         return
-    outcomes = await apply_plan(storage, plan, commit_lock=commit_lock)
+    # regtui.immutable holds here too: an immutable tag is never deleted by a scheduled run.
+    check = Governor(config.govern, storage).check_delete
+    outcomes = await apply_plan(storage, plan, commit_lock=commit_lock, check=check)
     record["applied"] = [o.to_json() for o in outcomes]
     record["failed"] = sum(1 for o in outcomes if o.error)
     deleted = any(o.action in ("delete", "delete untagged") and not o.error for o in outcomes)

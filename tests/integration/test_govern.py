@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -339,3 +340,39 @@ def test_prune_reports_the_immutable_refusal_in_one_line(
     assert "deleted team/p@" in captured.out  # old1 went
     assert _digest(immutable, "team/p", "v1") is not None
     assert _digest(immutable, "team/p", "old1") is None
+
+
+def test_scheduled_retention_never_deletes_an_immutable_tag(tmp_path: Path) -> None:
+    """regtui.retention runs in the server and deletes through the storage, not the routes:
+    the immutable rule holds there too (the run records the refusal)."""
+    config = {
+        "version": "0.1",
+        "storage": {"maintenance": {"uploadpurging": {"enabled": False}}},
+        "regtui": {
+            "immutable": IMMUTABLE,
+            "retention": {
+                "rules": {"delete_older_than": "1s", "by": "pushed"},
+                "interval": "1s",
+                "gc": False,
+            },
+        },
+    }
+    with bundled_registry(tmp_path / "root", config=config) as registry:
+        held, other = random_image(800), random_image(900)
+        push_image(registry.url, "team/ret", "v1", held)
+        push_image(registry.url, "team/ret", "old", other)
+        deadline = time.monotonic() + 60
+        applied: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not any(a.get("error") for a in applied):
+            time.sleep(0.5)
+            response = httpx.get(
+                f"{registry.url}/v2/_regtui/ext/retention",
+                headers=registry.admin_headers(),
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            applied = [a for run in response.json()["runs"] for a in run.get("applied", [])]
+        refusals = [a["error"] for a in applied if a.get("error")]
+        assert refusals and all("regtui.immutable[0]" in e for e in refusals), applied
+        assert _digest(registry, "team/ret", "v1") == held.digest
+        assert _digest(registry, "team/ret", "old") is None
