@@ -44,6 +44,7 @@ from embedded_registry import errors
 from embedded_registry.config import Config, RetentionConfig
 from embedded_registry.gc.collect import collect_garbage_on
 from embedded_registry.govern import Governor
+from embedded_registry.govern_rules import GovernConfig
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, STORAGE_KEY
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriverError
 from embedded_registry.storage.lease import GcBusy, acquire, lease_holder
@@ -64,12 +65,19 @@ FIRST_RUN_DELAY = 5.0
 # ---------------------------------------------------------------------- state and apply
 
 
-async def read_state(storage: DriverStorage, source: str = "storage") -> RegistryState:
-    """Every repository of ``storage`` with push and pull times and exact sizes."""
+async def read_state(
+    storage: DriverStorage, source: str = "storage", govern: GovernConfig | None = None
+) -> RegistryState:
+    """Every repository of ``storage`` with push and pull times and exact sizes; with
+    ``govern``, each tag's ``regtui.immutable`` rule (the plan keeps those tags)."""
     repos = []
     for name in await storage.repositories():
         doc = await storage.describe_repository(name)
         if doc is not None:
+            if govern is not None:
+                for entry in doc.get("tags", []):
+                    rule = govern.immutable_rule(name, entry["tag"])
+                    entry["immutable"] = rule.label if rule is not None else None
             repos.append(repo_state_from_document(doc))
     return RegistryState(tuple(repos), exact=True, source=source)
 
@@ -294,7 +302,7 @@ async def _run(
     commit_lock: asyncio.Lock | None,
 ) -> None:
     await storage.flush_pulls()  # this replica's pulls count in the plan
-    state = await read_state(storage)
+    state = await read_state(storage, govern=config.govern)
     plan = evaluate(settings.policy, state, datetime.now(UTC))
     record["planned"] = _summary(plan)
     record["plan"] = plan_record(plan)

@@ -64,6 +64,7 @@ def repo_state_from_document(doc: Mapping[str, Any]) -> RepoState:
             created.get(digest),
             parse_time(t.get("pushed")),
             parse_time(t.get("pulled")),
+            _str(t, "immutable"),
         )
         for t in _objects(doc, "tags")
         if (tag := _str(t, "tag")) and (digest := _str(t, "digest"))

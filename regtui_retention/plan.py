@@ -120,6 +120,8 @@ class TagState:
     pushed: datetime | None = None
     pulled: datetime | None = None
     """When its image was last pulled (a GET of the manifest; the bundled registry only)."""
+    immutable: str | None = None
+    """The bundled registry's ``regtui.immutable`` rule that holds the tag (it never goes)."""
 
     def date(self, by: DateSource) -> datetime | None:
         return self.created if by is DateSource.CREATED else self.pushed
@@ -348,6 +350,9 @@ def _keep_reasons(policy: Policy, tags: Sequence[TagState], now: datetime) -> di
             if matcher.matches(t.tag):
                 reasons[t.tag].append(f"keep_semver {text}")
     _pull_reasons(policy, tags, now, reasons)
+    for t in tags:  # the registry refuses to delete it: the plan says so instead of trying
+        if t.immutable is not None:
+            reasons[t.tag].append(f"immutable: {t.immutable}")
     return reasons
 
 

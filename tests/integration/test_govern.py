@@ -325,19 +325,25 @@ def test_cli_shows_immutable_tags_and_refusals_in_one_line(
     assert _digest(immutable, "team/cli", "v9") == image.digest
 
 
-def test_prune_reports_the_immutable_refusal_in_one_line(
+def test_prune_keeps_immutable_tags_and_says_which_rule(
     immutable: RunningRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The plan keeps what the registry would refuse to delete, and says which rule: nothing
+    is tried and refused."""
     for index, tag in enumerate(("v1", "old1")):
         push_image(immutable.url, "team/p", tag, random_image(500 + index))
     host = immutable.url.removeprefix("http://")
     capsys.readouterr()
-    code = main(["prune", host, "--keep-newest", "0", "--repo", "team/p", "--yes"])
+    code = main(["prune", host, "--keep-newest", "0", "--repo", "team/p", "--yes", "--json"])
     captured = capsys.readouterr()
-    assert code == 1
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "regtui.immutable[0]" in lines[0], lines
-    assert "deleted team/p@" in captured.out  # old1 went
+    assert code == 0, captured.err
+    plan = json.loads(captured.out)["plan"]
+    (repo,) = plan["repositories"]
+    staying = {t["tag"]: t["reasons"] for t in repo["tags_staying"]}
+    assert any("regtui.immutable[0]" in reason for reason in staying["v1"]), staying
+    assert [t["tag"] for t in repo["tags_going"]] == ["old1"]
+    applied = json.loads(captured.out)["applied"]
+    assert [a for a in applied if a["error"]] == []
     assert _digest(immutable, "team/p", "v1") is not None
     assert _digest(immutable, "team/p", "old1") is None
 
@@ -362,17 +368,25 @@ def test_scheduled_retention_never_deletes_an_immutable_tag(tmp_path: Path) -> N
         push_image(registry.url, "team/ret", "v1", held)
         push_image(registry.url, "team/ret", "old", other)
         deadline = time.monotonic() + 60
-        applied: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not any(a.get("error") for a in applied):
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and _digest(registry, "team/ret", "old") is not None:
             time.sleep(0.5)
-            response = httpx.get(
-                f"{registry.url}/v2/_regtui/ext/retention",
-                headers=registry.admin_headers(),
-                timeout=30,
-            )
-            assert response.status_code == 200, response.text
-            applied = [a for run in response.json()["runs"] for a in run.get("applied", [])]
-        refusals = [a["error"] for a in applied if a.get("error")]
-        assert refusals and all("regtui.immutable[0]" in e for e in refusals), applied
+        response = httpx.get(
+            f"{registry.url}/v2/_regtui/ext/retention",
+            headers=registry.admin_headers(),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        runs = response.json()["runs"]
+        applied = [a for run in runs for a in run.get("applied", [])]
+        assert [a for a in applied if a.get("error")] == []  # nothing tried and refused
+        staying = [
+            tag
+            for run in runs
+            for repo in run.get("plan", {}).get("repositories", [])
+            for tag in repo.get("tags_staying", [])
+            if tag["tag"] == "v1"
+        ]
+        assert staying and any("regtui.immutable[0]" in r for r in staying[0]["reasons"]), runs
         assert _digest(registry, "team/ret", "v1") == held.digest
         assert _digest(registry, "team/ret", "old") is None

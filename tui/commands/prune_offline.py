@@ -19,6 +19,8 @@ from typing import Any
 
 from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage, scan_root
 from embedded_registry.gc.offline import writer_activity
+from embedded_registry.govern import Governor
+from embedded_registry.govern_rules import GovernConfig
 from embedded_registry.retention import apply_plan, read_state
 from embedded_registry.storage.driver.base import StorageDriverError
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
@@ -49,19 +51,30 @@ def _storage(root: Path) -> DriverStorage:
     return DriverStorage(FilesystemDriver(root), coordinate=True)
 
 
-def read_directory(root: Path) -> RegistryState:
-    """Every repository of the directory with push and pull times and exact sizes."""
-    return asyncio.run(read_state(_storage(root), source="directory"))
+def read_directory(root: Path, govern: GovernConfig | None = None) -> RegistryState:
+    """Every repository of the directory with push and pull times and exact sizes (and, with
+    a config's ``govern``, the ``regtui.immutable`` rule of each tag: the plan keeps them)."""
+    return asyncio.run(read_state(_storage(root), source="directory", govern=govern))
 
 
-def apply_to_directory(root: Path, plan: PrunePlan) -> list[ApplyOutcome]:
+def apply_to_directory(
+    root: Path, plan: PrunePlan, govern: GovernConfig | None = None
+) -> list[ApplyOutcome]:
     """Carry out ``plan`` on the directory, each change checked right before it is made (the
-    bundled registry's scheduled retention applies its plans with the same code)."""
-    return asyncio.run(apply_plan(_storage(root), plan))
+    bundled registry's scheduled retention applies its plans with the same code, and refuses
+    what ``regtui.immutable`` holds as it does)."""
+    storage = _storage(root)
+    if govern is None:
+        return asyncio.run(apply_plan(storage, plan))
+    return asyncio.run(apply_plan(storage, plan, check=Governor(govern, storage).check_delete))
 
 
 def run(args: argparse.Namespace, policy: Policy) -> int:
-    root = Path(args.root) if args.root is not None else load_root_from_config(args.config)
+    govern = None
+    if args.root is not None:
+        root = Path(args.root)
+    else:
+        root, govern = load_root_from_config(args.config)
     if not (root / V2_PREFIX).is_dir():
         raise c.UsageError(f"{root} is not a registry storage root (no {V2_PREFIX.as_posix()})")
     grace = DEFAULT_GRACE_PERIOD
@@ -71,7 +84,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         except ValueError as exc:
             raise c.UsageError(f"--gc-grace: {exc}") from None
     try:
-        state = read_directory(root)
+        state = read_directory(root, govern)
     except (OSError, StorageDriverError) as exc:
         c.fail(f"{root}: {exc}")
         return c.EXIT_ERROR
@@ -89,7 +102,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     if not args.yes and not confirm(plan):
         print("Nothing deleted.", file=sys.stderr)
         return c.EXIT_ERROR
-    outcomes = apply_to_directory(root, plan)
+    outcomes = apply_to_directory(root, plan, govern)
     if not args.json:
         print_outcomes(outcomes)
     gc = None

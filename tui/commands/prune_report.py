@@ -12,11 +12,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
 from tui.data.retention import ApplyOutcome
 from tui.logic.fmt import count_of, human_size, short_digest
+
+if TYPE_CHECKING:
+    from embedded_registry.govern_rules import GovernConfig
 from tui.logic.retention import ActionKind, PrunePlan, RegistryState, why_untag_only
 
 
@@ -137,7 +140,9 @@ def print_outcomes(outcomes: Sequence[ApplyOutcome]) -> None:
         c.say(f"{verb.get(o.action, o.action)} {o.repo}@{short_digest(o.digest)}{tags}{note}")
 
 
-def load_root_from_config(path: str) -> Path:
+def load_root_from_config(path: str) -> tuple[Path, GovernConfig]:
+    """The filesystem root a config.yml names, and its ``regtui.immutable``/``quota`` rules
+    (offline pruning keeps the tags the server would refuse to delete)."""
     from embedded_registry.config import ConfigError, load_config
 
     try:
@@ -151,4 +156,4 @@ def load_root_from_config(path: str) -> Path:
             f"{path}: offline pruning needs a filesystem root; on s3, prune through the "
             "registry (regtui prune HOST)"
         )
-    return config.storage.root
+    return config.storage.root, config.govern

@@ -67,7 +67,8 @@ def repo_state_from_storage(report: RepositoryStorage) -> RepoState:
         for m in report.manifests
     }
     tags = tuple(
-        TagState(t.tag, t.digest, created.get(t.digest), t.pushed, t.pulled) for t in report.tags
+        TagState(t.tag, t.digest, created.get(t.digest), t.pushed, t.pulled, t.immutable)
+        for t in report.tags
     )
     return RepoState(report.name, tags, manifests, complete=True)
 
