@@ -53,7 +53,14 @@ from embedded_registry.storage.driver.base import (
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
+)
+from embedded_registry.storage.driver.capabilities import (
+    CheapTouch,
+    DirectoryTimes,
+    LocalFiles,
+    MultipartUploads,
     list_files,
+    version_of,
 )
 from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.lease import CommitGuard, CommitTooSlow
@@ -183,19 +190,30 @@ async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -
     return written
 
 
+async def _refresh(driver: CheapTouch, data: str, mtime: float, grace_period: float) -> bool:
+    """Keep a blob a client has just been told about out of GC's reach; whether it is
+    still there (drivers with a ``cheap_touch`` only: on object storage a touch is a
+    rewrite, and GC's lease and grace period protect what is served).
+
+    A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
+    GC must not sweep the blob in between. Its time is set to now when older than
+    ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` seconds (never
+    with a grace period of 0: then nothing is protected); GC checks the time again right
+    before removing a blob.
+    """
+    interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
+    if grace_period <= 0 or time.time() - mtime < interval:
+        return True
+    return await driver.touch(data)
+
+
 class _LocalIndexes:
     """The listings a ``directory_times`` driver keeps in memory, on its local paths: each
     repository's tags (a ``stat`` of its ``tags`` directory per request), the catalog (a
     ``stat`` per directory) and the referrers (a few ``stat`` calls per request)."""
 
-    def __init__(self, driver: StorageDriver, read_manifest: Callable[[str], Any]) -> None:
-        def local(path: Any) -> str:
-            found = driver.local_path(path)
-            if found is None:
-                raise StorageDriverError(f"the {driver.name} driver has no local paths")
-            return found
-
-        self.repositories = local(KEYS.repositories_dir)
+    def __init__(self, driver: LocalFiles, read_manifest: Callable[[str], Any]) -> None:
+        self.repositories = driver.local_path(KEYS.repositories_dir)
         self.tags = TagIndex()
         self.catalog = SharedRefresh(RepositoryIndex(self.repositories))
         self.referrers = ReferrersIndex(self.repositories, read_manifest)
@@ -242,7 +260,7 @@ class DriverStorage(RegistryStorage):
         self.pulls = PullTimes(driver)
         """When each manifest was last pulled: in memory, written in batches (storage.pulls)."""
         self._local: _LocalIndexes | None = None
-        if driver.directory_times:
+        if isinstance(driver, LocalFiles) and isinstance(driver, DirectoryTimes):
             self._local = _LocalIndexes(driver, self._read_manifest_now)
 
     def _read_manifest_now(self, digest: str) -> ManifestInfo | None:
@@ -251,9 +269,9 @@ class DriverStorage(RegistryStorage):
         cached = self._info.get(digest)
         if cached is not None:
             return cached
-        path = self.driver.local_path(KEYS.blob_data(digest))
-        if path is None:
+        if not isinstance(self.driver, LocalFiles):
             return None
+        path = self.driver.local_path(KEYS.blob_data(digest))
         try:
             with open(path, "rb") as handle:
                 body = handle.read(MAX_MANIFEST_READ + 1)
@@ -310,25 +328,13 @@ class DriverStorage(RegistryStorage):
             return None
         if info.is_dir:
             return None
-        if self.driver.cheap_touch and not await self._refresh(data, info.mtime, grace_period):
+        driver = self.driver
+        if isinstance(driver, CheapTouch) and not await _refresh(
+            driver, data, info.mtime, grace_period
+        ):
             return None
-        return ServedBlob(digest, info.size, self.driver.local_path(data))
-
-    async def _refresh(self, data: str, mtime: float, grace_period: float) -> bool:
-        """Keep a blob a client has just been told about out of GC's reach; whether it is
-        still there (drivers with a ``cheap_touch`` only: on object storage a touch is a
-        rewrite, and GC's lease and grace period protect what is served).
-
-        A client that HEADs a blob and sees 200 skips its upload and pushes a manifest next;
-        GC must not sweep the blob in between. Its time is set to now when older than
-        ``REFRESH_FRACTION`` of ``grace_period`` or ``REFRESH_MAX_INTERVAL`` seconds (never
-        with a grace period of 0: then nothing is protected); GC checks the time again right
-        before removing a blob.
-        """
-        interval = min(grace_period * REFRESH_FRACTION, REFRESH_MAX_INTERVAL)
-        if grace_period <= 0 or time.time() - mtime < interval:
-            return True
-        return await self.driver.touch(data)
+        local = driver.local_path(data) if isinstance(driver, LocalFiles) else None
+        return ServedBlob(digest, info.size, local)
 
     def blob_reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
         return self.driver.reader(KEYS.blob_data(digest), offset, length)
@@ -351,7 +357,8 @@ class DriverStorage(RegistryStorage):
             return False
         # Touched before linking (where a touch is cheap): a blob GC takes away meanwhile is
         # not mounted (the client uploads it), and a mounted one is young again.
-        if self.driver.cheap_touch and not await self.driver.touch(KEYS.blob_data(digest)):
+        driver = self.driver
+        if isinstance(driver, CheapTouch) and not await driver.touch(KEYS.blob_data(digest)):
             return False
         await self._write_link(KEYS.layer_link(name, digest), digest)
         return True
@@ -481,7 +488,7 @@ class DriverStorage(RegistryStorage):
             current
             or start
             or algorithm not in hashlib.algorithms_available
-            or not self.driver.invisible_until_commit
+            or not isinstance(self.driver, MultipartUploads)
         ):
             # A file written in place would be visible at the blob's key half-written: the
             # body goes to the upload, moved into place once verified.
@@ -558,9 +565,9 @@ class DriverStorage(RegistryStorage):
                 purged.append((name, upload_id))
                 if not dry_run:
                     await self.cancel_upload(name, upload_id)
-        lister = getattr(self.driver, "multipart_uploads", None)
-        if lister is not None:
-            for path, _mpu, initiated in await lister(KEYS.repositories_dir):
+        driver = self.driver
+        if isinstance(driver, MultipartUploads):
+            for path, _mpu, initiated in await driver.multipart_uploads(KEYS.repositories_dir):
                 head, sep, tail = path.rpartition("/_uploads/")
                 upload_id = tail.partition("/")[0]
                 if sep and upload_id not in known and 0 < initiated < cutoff:
@@ -570,10 +577,9 @@ class DriverStorage(RegistryStorage):
                         await self.cancel_upload(name, upload_id)
             # Monolithic pushes write at the blob's key (finish_upload_with); one cut short by a
             # crash leaves its multipart upload there, invisible, until it is aborted here.
-            aborter = getattr(self.driver, "abort_upload", None)
-            for path, mpu, initiated in await lister(KEYS.blobs_dir):
-                if 0 < initiated < cutoff and aborter is not None and not dry_run:
-                    await aborter(path, mpu)
+            for path, mpu, initiated in await driver.multipart_uploads(KEYS.blobs_dir):
+                if 0 < initiated < cutoff and not dry_run:
+                    await driver.abort_upload(path, mpu)
         return purged
 
     # -- manifests ----------------------------------------------------------------------------
@@ -722,7 +728,7 @@ class DriverStorage(RegistryStorage):
         if not is_digest:
             try:
                 await self.tag(name, reference, digest)
-            except errors.RegistryError:
+            except StorageDriverError:
                 # The disk filled up while tagging: the PUT fails, so leave no new revision a
                 # client could find by digest (a tag without its current link is never listed).
                 if new_revision:
@@ -859,7 +865,7 @@ class DriverStorage(RegistryStorage):
         return sorted(present)
 
     async def _marker_version(self, name: str) -> str | None:
-        return await self.driver.version(KEYS.commit_marker(name))
+        return await version_of(self.driver, KEYS.commit_marker(name))
 
     async def _known(
         self,
