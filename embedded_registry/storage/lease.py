@@ -317,7 +317,9 @@ async def acquire(
     expires = time.time() + ttl
     body = json.dumps({"holder": holder, "expires": expires}).encode()
     try:
-        version = await conditional_writes(driver).put_conditional(path, body, version=current or None)
+        version = await conditional_writes(driver).put_conditional(
+            path, body, version=current or None
+        )
     except PreconditionFailedError:
         raise GcBusy("another garbage collection took the lease at the same moment") from None
     return Lease(driver, holder, version, ttl, expires, path)

@@ -22,6 +22,7 @@ from embedded_registry.gc.offline import writer_activity
 from embedded_registry.retention import apply_plan, read_state
 from embedded_registry.storage.driver.base import StorageDriverError
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.paths import V2_PREFIX
 from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import storage_usage
@@ -46,7 +47,7 @@ READ_ONLY_HINT = (
 
 def _storage(root: Path) -> DriverStorage:
     """The directory as the bundled registry serves it: its stores on the filesystem driver."""
-    return DriverStorage(FilesystemDriver(root), coordinate=True)
+    return driver_storage(FilesystemDriver(root), coordinate=True)
 
 
 def read_directory(root: Path) -> RegistryState:
