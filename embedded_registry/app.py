@@ -35,8 +35,8 @@ from embedded_registry.routes import (
     tags,
     uploads,
 )
+from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageFull
-from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.factory import filesystem_storage
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from embedded_registry.gc import (
     remove_serving_marker,
     write_serving_marker,
 )
+from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.factory import (
     StorageUnavailable,
     filesystem_storage,

@@ -7,9 +7,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
+from embedded_registry.storage.api import ServedBlob
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.capabilities import CheapTouch, LocalFiles
-from embedded_registry.storage.facade import ServedBlob
 from embedded_registry.storage.links import Links
 from embedded_registry.storage.paths import KEYS
 

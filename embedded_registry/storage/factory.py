@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 
 from embedded_registry.config import Config
+from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
 from embedded_registry.storage.driver.capabilities import DirectoryTimes, LocalFiles
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.local_listings import LocalListings
 from embedded_registry.storage.store import DriverStorage
 

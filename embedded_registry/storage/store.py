@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from embedded_registry.mediatypes import ManifestInfo
+from embedded_registry.storage.api import RegistryStorage, ServedBlob
 from embedded_registry.storage.blobs import Blobs
 from embedded_registry.storage.driver.base import (
     PathNotFoundError,
@@ -36,7 +37,6 @@ from embedded_registry.storage.driver.base import (
     StorageDriverError,
 )
 from embedded_registry.storage.ext_document import describe_repository
-from embedded_registry.storage.facade import RegistryStorage, ServedBlob
 from embedded_registry.storage.links import Links
 from embedded_registry.storage.listings import Listings
 from embedded_registry.storage.local_listings import LocalListings

@@ -104,7 +104,7 @@ async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -
 
 class Uploads:
     """The upload sessions of every repository (the methods of
-    :class:`~embedded_registry.storage.facade.RegistryStorage` of the same names)."""
+    :class:`~embedded_registry.storage.api.RegistryStorage` of the same names)."""
 
     def __init__(
         self, driver: StorageDriver, links: Links, local: LocalListings | None = None
