@@ -29,7 +29,7 @@ from embedded_registry.usage import storage_usage
 from tui.commands import _common as c
 from tui.commands.prune_report import (
     confirm,
-    finish,
+    final_report,
     gc_summary,
     load_root_from_config,
     print_outcomes,
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     if not args.json:
         print_plan(plan, state)
     if args.dry_run or plan.is_empty:
-        return finish(args, plan, report, [], None)
+        return final_report(args, plan, report, [], None)
     if not args.force:
         reason = writer_activity(scan_root(root), root=root)
         if reason is not None:
@@ -100,4 +100,4 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         collect_garbage(root, grace_period=grace, refuse_if_active=False)
         after = storage_usage(root, grace_period=grace).total_bytes
         gc = gc_summary(before, after)
-    return finish(args, plan, report, outcomes, gc)
+    return final_report(args, plan, report, outcomes, gc)
