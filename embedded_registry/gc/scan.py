@@ -271,7 +271,7 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
     uploads: dict[tuple[str, str], list[FileInfo]] = {}
     listed = 0
     listing = (
-        driver.list_tree(KEYS.v2, leaf=layout_leaf)
+        driver.list_files(KEYS.v2, directories=True, leaf=layout_leaf)
         if isinstance(driver, DirectoryTimes)
         else list_files(driver, KEYS.v2)
     )

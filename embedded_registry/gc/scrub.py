@@ -683,7 +683,7 @@ class Scrubber:
         driver = self.driver
         if isinstance(driver, DirectoryTimes):
             try:
-                async for info in driver.list_tree(base):
+                async for info in driver.list_files(base, directories=True):
                     yield info
             except PathNotFoundError:
                 return

@@ -77,11 +77,21 @@ class DirectoryTimes(Protocol):
     removed from it (a local filesystem): GC reads deletes there, and the listings kept in
     memory (tags, catalog, referrers) are checked with a ``stat`` of each directory."""
 
+    def list_files(
+        self,
+        path: str,
+        *,
+        directories: bool = False,
+        leaf: Callable[[str], str | None] | None = None,
+    ) -> AsyncIterator[FileInfo]:
+        """Every file (with ``directories``, and directory) under ``path``, parents before
+        children; ``leaf(key)`` may name the one file a directory holds (one ``stat``)."""
+        ...
+
     def list_tree(
         self, path: str, *, leaf: Callable[[str], str | None] | None = None
     ) -> AsyncIterator[FileInfo]:
-        """Every file and directory under ``path``, parents before children; ``leaf(key)``
-        may name the one file a directory holds (looked at with one ``stat``)."""
+        """``list_files(path, directories=True, leaf=leaf)``."""
         ...
 
 
