@@ -314,7 +314,7 @@ def count_requests(engine: SeaweedS3, size_mib: int, chunk_mib: int, tags: int) 
             async for _block in storage.blob_reader(digest, 0, None):
                 pass
             row(f"GET blob, {size_mib} MiB streamed")
-            storage.redirect = True
+            storage.blobs.redirect = True
             await storage.served_blob("bench/mono", digest, 0)
             await storage.blob_redirect(digest)
             row("GET blob, redirect")

@@ -35,7 +35,8 @@ from embedded_registry.routes import (
     tags,
     uploads,
 )
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.api import RegistryStorage
+from embedded_registry.storage.driver.base import StorageFull
 from embedded_registry.storage.factory import filesystem_storage
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except errors.RegistryError as error:
         return error_response(error, request)
+    except StorageFull:
+        return error_response(errors.storage_full(), request)
     except web.HTTPNotFound:
         return web.Response(status=404, text="404 page not found\n")
     except web.HTTPMethodNotAllowed:

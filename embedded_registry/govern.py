@@ -59,7 +59,9 @@ from embedded_registry.config import Config
 from embedded_registry.govern_rules import GovernConfig, ImmutableRule, QuotaRule, quota_usage
 from embedded_registry.mediatypes import StoredManifest, parse_manifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import PathNotFoundError, PreconditionFailedError
-from embedded_registry.storage.store import DriverStorage, compute_digest
+from embedded_registry.storage.driver.capabilities import conditional_writes
+from embedded_registry.storage.manifests import compute_digest
+from embedded_registry.storage.store import DriverStorage
 
 log = logging.getLogger("embedded_registry.govern")
 
@@ -197,7 +199,7 @@ class Governor:
         path = f"{CLAIM_ROOT}/{name}/{tag}"
         for _attempt in range(CAS_ATTEMPTS):
             try:
-                data, version = await self.store.driver.get_versioned(path)
+                data, version = await conditional_writes(self.store.driver).get_versioned(path)
             except PathNotFoundError:
                 data, version = b"", None
             try:
@@ -215,7 +217,9 @@ class Governor:
                 )
             document = json.dumps({"digest": digest, "expires": now + RESERVATION_TTL})
             try:
-                await self.store.driver.put_conditional(path, document.encode(), version=version)
+                await conditional_writes(self.store.driver).put_conditional(
+                    path, document.encode(), version=version
+                )
             except PreconditionFailedError:
                 continue
             return
@@ -308,7 +312,9 @@ class Governor:
 
     async def _read_record(self, rule: QuotaRule) -> tuple[list[dict[str, Any]], str | None]:
         try:
-            data, version = await self.store.driver.get_versioned(self._record(rule))
+            data, version = await conditional_writes(self.store.driver).get_versioned(
+                self._record(rule)
+            )
         except PathNotFoundError:
             return [], None
         try:
@@ -380,7 +386,7 @@ class Governor:
             try:
                 for rule, pending, version in writes:
                     document = json.dumps({"reservations": pending}, separators=(",", ":"))
-                    await self.store.driver.put_conditional(
+                    await conditional_writes(self.store.driver).put_conditional(
                         self._record(rule), document.encode(), version=version
                     )
             except PreconditionFailedError:

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 
 from embedded_registry.config import FileCheck, HealthConfig, HttpCheck, TcpCheck, parse_addr
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.api import RegistryStorage
 
 log = logging.getLogger(__name__)
 

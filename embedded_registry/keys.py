@@ -10,7 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from embedded_registry.config import Config
     from embedded_registry.gc.collect import GcObserver
-    from embedded_registry.storage.facade import RegistryStorage
+    from embedded_registry.storage.api import RegistryStorage
 
 CONFIG_KEY: web.AppKey[Config] = web.AppKey("config")
 STORAGE_KEY: web.AppKey[RegistryStorage] = web.AppKey("storage")

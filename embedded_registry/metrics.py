@@ -29,8 +29,8 @@ from prometheus_client.exposition import generate_latest
 from embedded_registry.gc import GcReport
 from embedded_registry.gc.collect import COMPLETED
 from embedded_registry.repository_bytes import RepositoryBytes
+from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver
-from embedded_registry.storage.facade import RegistryStorage
 from embedded_registry.storage.metered import Cell, CounterSet, HistogramSet, Series, driver_metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from embedded_registry.keys import CONFIG_KEY, STORAGE_KEY
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.api import RegistryStorage
 
 log = logging.getLogger("embedded_registry.pulls")
 

@@ -56,7 +56,7 @@ def referenced_bytes(snapshot: Snapshot) -> dict[str, int]:
     marks = mark(snapshot, delete_untagged=False, now=time.time(), grace=0.0)
     blobs = snapshot.blob_stats()
     return {
-        repo.name: sum(blobs[d].st_size for d in marks.repos[repo.name].blobs if d in blobs)
+        repo.name: sum(blobs[d].size for d in marks.repos[repo.name].blobs if d in blobs)
         for repo in snapshot.repos
     }
 

@@ -29,7 +29,8 @@ from embedded_registry.gc import (
     remove_serving_marker,
     write_serving_marker,
 )
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.api import RegistryStorage
+from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import (
     StorageUnavailable,
     filesystem_storage,
@@ -188,7 +189,7 @@ async def _serve(
     if local and not config.storage.read_only:
         with contextlib.suppress(OSError):
             marker = write_serving_marker(config.storage.root, url)
-        for restored in recover_interrupted_sweep(Layout(config.storage.root)):
+        for restored in await recover_interrupted_sweep(FilesystemDriver(config.storage.root)):
             log.warning("restored %s, left aside by an interrupted garbage collection", restored)
     access = app[admin.APP_KEY]
     if config.extensions.enabled:

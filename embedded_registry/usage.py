@@ -92,7 +92,7 @@ class UsageReport:
 
 def _size(snapshot: Snapshot, digest: str) -> int:
     st = snapshot.blob_stat(digest)
-    return st.st_size if st is not None else 0
+    return st.size if st is not None else 0
 
 
 def _reclaimable(snapshot: Snapshot, marks: MarkResult, young: float) -> set[str]:
@@ -123,12 +123,12 @@ def storage_usage(
     tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period)
 
     blobs = snapshot.blob_stats()
-    total = sum(st.st_size for st in blobs.values())
+    total = sum(st.size for st in blobs.values())
     bytes_by_kind = dict.fromkeys((ROLE_LAYER, ROLE_CONFIG, ROLE_MANIFEST, UNREFERENCED), 0)
     blobs_by_kind = dict.fromkeys(bytes_by_kind, 0)
     for digest, st in blobs.items():
         kind = every.roles.get(digest, UNREFERENCED) if digest in every.marked else UNREFERENCED
-        bytes_by_kind[kind] += st.st_size
+        bytes_by_kind[kind] += st.size
         blobs_by_kind[kind] += 1
 
     owners: dict[str, int] = {}
@@ -144,8 +144,8 @@ def storage_usage(
                 name=repo.name,
                 manifests=len(repo.revisions),
                 tags=len(repo.tags),
-                referenced_bytes=sum(blobs[d].st_size for d in present),
-                exclusive_bytes=sum(blobs[d].st_size for d in present if owners[d] == 1),
+                referenced_bytes=sum(blobs[d].size for d in present),
+                exclusive_bytes=sum(blobs[d].size for d in present if owners[d] == 1),
                 blobs=len(present),
             )
         )

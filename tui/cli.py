@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(arguments: list[str]) -> int:
     parser = None
     if arguments[:1] in (["gc"], ["du"]):
-        from tui.commands.storage import offline_parser
+        from tui.commands.gc import offline_parser
 
         parser = offline_parser(arguments)
     parser = parser or build_parser(arguments)

@@ -63,12 +63,12 @@ class PushActivity:
         if cached is not None:
             return cached
         revisions = repo.path + "/_manifests/revisions"
-        newest = max((st.st_mtime for st in repo.revisions.values()), default=0.0)
+        newest = max((st.mtime for st in repo.revisions.values()), default=0.0)
         for digest in repo.unlinked_revisions:
             algorithm, _, hex_part = digest.partition(":")
             st = self.snapshot.stat(f"{revisions}/{algorithm}/{hex_part}")
             if st is not None:
-                newest = max(newest, st.st_mtime)
+                newest = max(newest, st.mtime)
         recorded, tagged = self.snapshot.commit_events(repo)
         last_tag = max(self._tag_events(repo), tagged)
         self._last_tag[repo.name] = last_tag
@@ -79,11 +79,11 @@ class PushActivity:
     def _tag_events(self, repo: RepoSnapshot) -> float:
         tags_dir = repo.path + "/_manifests/tags"
         st = self.snapshot.stat(tags_dir)
-        newest = st.st_mtime if st is not None else 0.0
+        newest = st.mtime if st is not None else 0.0
         for tag in repo.tags:
             link_st = self.snapshot.stat(f"{tags_dir}/{tag}/current/link")
             if link_st is not None:
-                newest = max(newest, link_st.st_mtime)
+                newest = max(newest, link_st.mtime)
         return newest
 
     def untagged_push_in_flight(self, repo: RepoSnapshot) -> bool:
@@ -94,7 +94,7 @@ class PushActivity:
         last = self.last_commit(repo)
         if last <= self.young:
             return False
-        newest_revision = max((st.st_mtime for st in repo.revisions.values()), default=0.0)
+        newest_revision = max((st.mtime for st in repo.revisions.values()), default=0.0)
         return newest_revision >= last and newest_revision > self._last_tag[repo.name]
 
     # -- per blob --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from embedded_registry.config import Config
+from embedded_registry.gc.journal import recover_interrupted_sweep
 from embedded_registry.gc.offline import RegistryActive, writer_activity
 from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, decide
 from embedded_registry.gc.scan import (
@@ -71,7 +72,8 @@ async def collect_garbage_on(
     filesystem root, whose one registry holds its own commits back while its GC runs.
     ``check`` sees the snapshot before anything is planned (``regtui gc`` refuses there while a
     registry is writing). A real run first lets the driver repair what a killed sweep or writer
-    left (:meth:`StorageDriver.before_gc`). ``observe`` hears how the run ended.
+    left aside (:func:`embedded_registry.gc.journal.recover_interrupted_sweep`). ``observe``
+    hears how the run ended.
     """
     if commit_window is None:
         commit_window = COMMIT_WINDOW if driver.shared else 0.0
@@ -112,7 +114,7 @@ async def _leased(
             if progress is not None and commit_window > 0:
                 progress(f"took the GC lease; waiting {commit_window:g} s for commits in flight")
             await asyncio.sleep(commit_window)
-            await driver.before_gc()
+            await recover_interrupted_sweep(driver)
             report: GcReport = await collect(lease)
     finally:
         await lease.release()

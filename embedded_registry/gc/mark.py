@@ -45,10 +45,10 @@ def _roots(
     # A manifest pushed moments ago may be a child whose index is not pushed yet: kept while
     # a push is in flight in its repository (embedded_registry.gc.activity).
     young = activity.young
-    if any(st.st_mtime > young for st in repo.revisions.values()) and (
+    if any(st.mtime > young for st in repo.revisions.values()) and (
         activity.untagged_push_in_flight(repo)
     ):
-        roots.update(d for d, st in repo.revisions.items() if st.st_mtime > young)
+        roots.update(d for d, st in repo.revisions.items() if st.mtime > young)
     return roots
 
 

@@ -116,11 +116,11 @@ def sweepable_blobs(
         st = snapshot.blob_stat(digest)
         if st is None:
             continue  # a directory without data: not a blob (Distribution ignores it too)
-        newest = st.st_mtime
+        newest = st.mtime
         for repo in linked_by.get(digest, ()):
             link_st = snapshot.stat(layer_link_path(repo, digest))
             if link_st is not None:
-                newest = max(newest, link_st.st_mtime)
+                newest = max(newest, link_st.mtime)
         if activity.protects_blob(digest, newest):
             too_young += 1
         else:
@@ -137,7 +137,7 @@ def _removed_manifests(snapshot: Snapshot, repo: RepoSnapshot, kept: set[str]) -
         if snapshot.blob_stat(digest) is not None:
             algorithm, _, hex_part = digest.partition(":")
             path = f"{repo.path}/_manifests/revisions/{algorithm}/{hex_part}"
-            removals.append(Removal("manifest", path, st.st_size, digest, repo.name))
+            removals.append(Removal("manifest", path, st.size, digest, repo.name))
     return removals
 
 
@@ -170,7 +170,7 @@ def plan(
     for digest in sorted(swept):
         st = snapshot.blob_stat(digest)
         assert st is not None
-        removals.append(Removal("blob", snapshot.blob_dirs[digest], st.st_size, digest))
+        removals.append(Removal("blob", snapshot.blob_dirs[digest], st.size, digest))
 
     def gone_after(digest: str) -> bool:
         if digest in swept or digest not in snapshot.blob_dirs:
@@ -184,9 +184,9 @@ def plan(
         links_left = False
         for digest in sorted(repo.layer_links):
             link_st = snapshot.stat(layer_link_path(repo, digest)) if gone_after(digest) else None
-            if link_st is not None and not activity.protects_repo_link(repo, link_st.st_mtime):
+            if link_st is not None and not activity.protects_repo_link(repo, link_st.mtime):
                 path = layer_link_path(repo, digest).rsplit("/", 1)[0]
-                removals.append(Removal("layer_link", path, link_st.st_size, digest, repo.name))
+                removals.append(Removal("layer_link", path, link_st.size, digest, repo.name))
             else:
                 links_left = True
         live = repo.revisions.keys() - gone
@@ -196,7 +196,7 @@ def plan(
             for tag, digest, entry_dir in _tag_index_entries(snapshot, repo):
                 if digest in gone or (digest not in live and gone_after(digest)):
                     entry_st = snapshot.stat(entry_dir + "/link")
-                    size = entry_st.st_size if entry_st is not None else 0
+                    size = entry_st.size if entry_st is not None else 0
                     removals.append(Removal("tag_index", entry_dir, size, digest, repo.name, tag))
         uploads_left = False
         for upload in repo.uploads:
@@ -229,7 +229,7 @@ def plan(
 def _has_protected_links(repo: RepoSnapshot, activity: PushActivity) -> bool:
     for digest in repo.layer_links:
         st = activity.snapshot.stat(layer_link_path(repo, digest))
-        if st is not None and activity.protects_repo_link(repo, st.st_mtime):
+        if st is not None and activity.protects_repo_link(repo, st.mtime):
             return True
     return False
 

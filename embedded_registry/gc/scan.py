@@ -16,16 +16,18 @@ What differs on an object store (no directories, no cheap ``utime``):
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from embedded_registry import names
 from embedded_registry.mediatypes import StoredManifest, parse_stored_manifest
-from embedded_registry.storage.driver.base import (
-    FileInfo,
-    StorageDriver,
+from embedded_registry.storage.driver.base import FileInfo, StorageDriver
+from embedded_registry.storage.driver.capabilities import (
+    DirectoryTimes,
+    LocalFiles,
+    MultipartUploads,
+    get_many,
     list_files,
 )
 from embedded_registry.storage.fsutil import STALE_TEMP_AGE, TEMP_PREFIX
@@ -61,7 +63,7 @@ class RepoSnapshot:
 
     name: str
     path: str
-    revisions: dict[str, os.stat_result] = field(default_factory=dict)
+    revisions: dict[str, FileInfo] = field(default_factory=dict)
     unlinked_revisions: set[str] = field(default_factory=set)
     tags: list[str] = field(default_factory=list)
     layer_links: set[str] = field(default_factory=set)
@@ -71,10 +73,12 @@ class RepoSnapshot:
 LINK_BYTES = 1024
 
 
-def _stat(size: int, mtime: float, is_dir: bool = False) -> os.stat_result:
-    """A stat result carrying an object's size and LastModified (what GC reads of a file)."""
-    mode = 0o040755 if is_dir else 0o100644
-    return os.stat_result((mode, 0, 0, 1, 0, 0, size, mtime, mtime, mtime))
+def storage_prefix(driver: StorageDriver) -> str:
+    """How reports name the storage: its local root (a driver of local files), or
+    ``<driver>:`` (``s3:/docker/registry/v2/...``)."""
+    if isinstance(driver, LocalFiles):
+        return driver.local_path("/").rstrip("/")
+    return f"{driver.name}:"
 
 
 class Snapshot:
@@ -89,11 +93,10 @@ class Snapshot:
     def __init__(self, driver: StorageDriver) -> None:
         self.driver = driver
         # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
-        local = driver.local_path("/")
-        self.prefix = local.rstrip("/") if local is not None else f"{driver.name}:"
+        self.prefix = storage_prefix(driver)
         self.blob_dirs: dict[str, str] = {}
         self.repos: list[RepoSnapshot] = []
-        self._stats: dict[str, os.stat_result | None] = {}
+        self._stats: dict[str, FileInfo | None] = {}
         self._manifests: dict[str, StoredManifest | None] = {}
         self._tag_targets: dict[str, dict[str, str | None]] = {}
         self._valid_names: dict[str, bool] = {}
@@ -102,13 +105,13 @@ class Snapshot:
         writer's): a real run removes them."""
         self.events: dict[str, tuple[float, float]] = {}
         """Per repository: (the commit marker's LastModified, the newest tag link's)."""
-        self.entries: dict[str, os.stat_result] = {}
+        self.entries: dict[str, FileInfo] = {}
         """Every file (and directory, where the driver lists them) under ``repositories``,
         by snapshot path: what plan and activity read of links and directories."""
         self.tag_index: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.repo_bytes: dict[str, int] = {}
 
-    def stat(self, path: str) -> os.stat_result | None:
+    def stat(self, path: str) -> FileInfo | None:
         """The stat of a file (or directory, where the driver lists them) under
         ``repositories`` (None: not there)."""
         return self.entries.get(path)
@@ -130,11 +133,11 @@ class Snapshot:
         """The driver key of a snapshot path."""
         return path.removeprefix(self.prefix)
 
-    def blob_stat(self, digest: str) -> os.stat_result | None:
+    def blob_stat(self, digest: str) -> FileInfo | None:
         """The stat of a blob's ``data``; None when there is no such blob."""
         return self._stats.get(digest)
 
-    def blob_stats(self) -> dict[str, os.stat_result]:
+    def blob_stats(self) -> dict[str, FileInfo]:
         """Every blob that has a ``data`` file: digest -> its stat."""
         return {d: st for d, st in self._stats.items() if st is not None}
 
@@ -170,7 +173,7 @@ def _add_repository_key(
             valid = snapshot._valid_names[name] = bool(name) and names.is_valid_name(name)
         if not valid:
             return
-        snapshot.entries[prefix + info.path] = _stat(info.size, info.mtime, info.is_dir)
+        snapshot.entries[prefix + info.path] = info
         if info.is_dir:
             _repo(repos, name, prefix, base)
             if part == "_uploads" and rest:
@@ -205,7 +208,7 @@ def _add_repository_key(
         if part == "_manifests" and len(rest) == 4 and rest[0] == "revisions" and rest[3] == "link":
             digest = f"{rest[1]}:{rest[2]}"
             if names.is_valid_digest(digest):
-                _repo(repos, name, prefix, base).revisions[digest] = _stat(info.size, info.mtime)
+                _repo(repos, name, prefix, base).revisions[digest] = info
         elif (
             part == "_manifests"
             and len(rest) == 4
@@ -268,8 +271,8 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
     uploads: dict[tuple[str, str], list[FileInfo]] = {}
     listed = 0
     listing = (
-        driver.list_files(KEYS.v2, directories=True, leaf=layout_leaf)  # type: ignore[attr-defined]
-        if driver.directory_times
+        driver.list_files(KEYS.v2, directories=True, leaf=layout_leaf)
+        if isinstance(driver, DirectoryTimes)
         else list_files(driver, KEYS.v2)
     )
     stale = time.time() - STALE_TEMP_AGE
@@ -288,13 +291,12 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
                 digest = f"{parts[0]}:{parts[2]}"
                 if names.is_valid_digest(digest):
                     snapshot.blob_dirs[digest] = prefix + info.path.rsplit("/", 1)[0]
-                    snapshot._stats[digest] = _stat(info.size, info.mtime)
+                    snapshot._stats[digest] = info
         elif info.path.startswith(repos_base + "/"):
             _add_repository_key(snapshot, repos, uploads, info, repos_base)
     # Uploads that are only a multipart upload (nothing listed yet) count as sessions too.
-    lister = getattr(driver, "multipart_uploads", None)
-    if lister is not None:
-        for path, _upload_id, initiated in await lister(repos_base):
+    if isinstance(driver, MultipartUploads):
+        for path, _upload_id, initiated in await driver.multipart_uploads(repos_base):
             head, sep, tail = path.rpartition("/_uploads/")
             name = head[len(repos_base) + 1 :]
             if sep and names.is_valid_name(name):
@@ -325,13 +327,13 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
             st = snapshot.blob_stat(digest)
             if st is None:
                 snapshot._manifests[digest] = None
-            elif st.st_size > MAX_MANIFEST_BYTES:
-                error = f"{st.st_size} bytes: too big for a manifest"
+            elif st.size > MAX_MANIFEST_BYTES:
+                error = f"{st.size} bytes: too big for a manifest"
                 snapshot._manifests[digest] = StoredManifest(digest, error=error)
             else:
                 readable.append(digest)
         paths = [KEYS.blob_data(d) for d in readable]
-        bodies = await driver.get_many(paths, limit=MAX_MANIFEST_BYTES)
+        bodies = await get_many(driver, paths, limit=MAX_MANIFEST_BYTES)
         for digest, body in zip(readable, bodies, strict=True):
             if body is None or isinstance(body, bytes):
                 parsed = None if body is None else parse_stored_manifest(digest, body)
@@ -353,7 +355,8 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
     }
     await read_manifests(sorted(children))
     tags = [(repo, tag) for repo in snapshot.repos for tag in repo.tags]
-    links = await driver.get_many(
+    links = await get_many(
+        driver,
         [KEYS.tag_current_link(repo.name, tag) for repo, tag in tags],
         limit=LINK_BYTES,
     )

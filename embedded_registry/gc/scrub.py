@@ -47,6 +47,11 @@ from embedded_registry.storage.driver.base import (
     PathNotFoundError,
     StorageDriver,
     StorageDriverError,
+)
+from embedded_registry.storage.driver.capabilities import (
+    DirectoryTimes,
+    LocalFiles,
+    get_many,
     list_files,
 )
 from embedded_registry.storage.paths import KEYS
@@ -357,8 +362,8 @@ async def hash_blobs(driver: StorageDriver, digests: list[str]) -> list[_Hashed]
     """Hash the blobs ``digests``: on a local disk one after the other in one worker thread
     (a thread hop costs more than hashing a small file), else through the driver's reader."""
     keys = [KEYS.blob_data(digest) for digest in digests]
-    local = [driver.local_path(key) for key in keys]
-    if all(path is not None for path in local):
+    if isinstance(driver, LocalFiles):
+        local = [driver.local_path(key) for key in keys]
 
         def hash_all() -> list[_Hashed]:
             return [
@@ -675,10 +680,10 @@ class Scrubber:
     async def _listing(self, base: str) -> AsyncIterator[FileInfo]:
         """Every file under ``base`` from one listing (and, on a local disk, every directory:
         a directory where a link should be is seen even when empty)."""
-        lister = getattr(self.driver, "list_files", None)
-        if self.driver.directory_times and lister is not None:
+        driver = self.driver
+        if isinstance(driver, DirectoryTimes):
             try:
-                async for info in lister(base, directories=True):
+                async for info in driver.list_files(base, directories=True):
                     yield info
             except PathNotFoundError:
                 return
@@ -709,7 +714,7 @@ class Scrubber:
         keys = sorted(files)
         readable = [key for key in keys if not files[key][1]]
         contents = dict(
-            zip(readable, await self.driver.get_many(readable, limit=LINK_LIMIT), strict=True)
+            zip(readable, await get_many(self.driver, readable, limit=LINK_LIMIT), strict=True)
         )
         found: list[tuple[str, str, str | None, str | None]] = []
         for key in keys:

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
+from embedded_registry.gc.journal import (
+    SWEEP_JOURNAL,
+    recover_interrupted_sweep,
+    sweep_finished,
+    sweep_started,
+)
 from embedded_registry.gc.mark import Problem
 from embedded_registry.gc.plan import Removal
+from embedded_registry.gc.removal import (
+    SWEEPING_SUFFIX,
+    Fence,
+    remove_empty_dirs,
+    remove_if_older,
+    remove_unless,
+)
 from embedded_registry.gc.scan import Snapshot
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
-from embedded_registry.storage.driver.filesystem import recover_interrupted_sweep
-from embedded_registry.storage.fsutil import SWEEP_JOURNAL, SWEEPING_SUFFIX
 from embedded_registry.storage.lease import LeaseLost
 from embedded_registry.storage.paths import KEYS
 
@@ -32,10 +43,6 @@ SWEEP_CONCURRENCY = 32
 """Removals of one kind in flight at once: on a filesystem they run in worker threads (unlink
 and rmdir are kernel time that threads overlap, and on overlay or network filesystems they
 dominate a sweep), on an object store they are requests."""
-
-
-Fence = Callable[[], Awaitable[None]]
-"""Called right before each removal; raises :class:`LeaseLost` when the sweep must stop."""
 
 REFRESHED = "used since the scan"
 """Why a planned blob was kept: its data was touched (a HEAD, GET, mount) or pushed again after
@@ -61,10 +68,10 @@ async def execute(
 
     Only the directory of each item goes (``<hex>/`` of a blob or link, the upload), as
     Distribution does, so a concurrent writer never loses a directory it has just created.
-    Each blob is checked once more right before it goes (:meth:`StorageDriver.remove_if_older`):
+    Each blob is checked once more right before it goes (:func:`.removal.remove_if_older`):
     one modified after ``young`` (the grace cutoff) or, for a blob planned younger than that,
     after the scan, is kept and its removal marked ``skipped``. A ``_layers`` link planned
-    because its blob was gone stays when the blob is back (:meth:`StorageDriver.remove_unless`).
+    because its blob was gone stays when the blob is back (:func:`.removal.remove_unless`).
     """
     driver = snapshot.driver
     limit = asyncio.Semaphore(SWEEP_CONCURRENCY)
@@ -107,7 +114,7 @@ async def execute(
             except Exception as exc:  # one failure is reported; the sweep goes on
                 problems.append(Problem(removal.repo or "", removal.digest, f"{path}: {exc}"))
 
-    await driver.sweep_started()
+    await sweep_started(driver)
     try:
         for path in snapshot.stale_temporaries:
             if not await fenced():
@@ -131,7 +138,7 @@ async def execute(
             await asyncio.gather(*(remove(r) for r in batch))
         stop_if_lost()
     finally:
-        await driver.sweep_finished()
+        await sweep_finished(driver)
 
 
 async def _remove(
@@ -145,9 +152,9 @@ async def _remove(
 ) -> None:
     if removal.kind == "blob" and removal.digest:
         st = snapshot.blob_stat(removal.digest)
-        cutoff = max(young, st.st_mtime) if st is not None else young
+        cutoff = max(young, st.mtime) if st is not None else young
         # The fence goes between the blob's last check and its delete (the driver's call).
-        if not await driver.remove_if_older(path + "/data", cutoff, fence=fence):
+        if not await remove_if_older(driver, path + "/data", cutoff, fence=fence):
             removal.skipped = REFRESHED
             return
         removal.removed = True
@@ -156,13 +163,13 @@ async def _remove(
         await fence()
     if removal.kind == "layer_link" and removal.digest:
         blob = KEYS.blob_data(removal.digest)
-        if not await driver.remove_unless(path + "/link", blob):
+        if not await remove_unless(driver, path + "/link", blob):
             return
     elif removal.kind == "repository":
         for part in ("_layers", "_manifests", "_uploads"):
             with contextlib.suppress(PathNotFoundError):
                 await driver.delete(f"{path}/{part}")
-        await driver.remove_empty_dirs(path, repositories)
+        await remove_empty_dirs(driver, path, repositories)
     else:
         await driver.delete(path)
     removal.removed = True

@@ -32,8 +32,8 @@ from embedded_registry.config import Config, ConfigError
 from embedded_registry.notifications.delivery import Deliverer
 from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
 from embedded_registry.notifications.journal import Journal, endpoint_dir
+from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver
-from embedded_registry.storage.facade import RegistryStorage
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from embedded_registry.mediatypes import (
 )
 from embedded_registry.proxy.schedule import BLOB, MANIFEST, Schedule
 from embedded_registry.proxy.upstream import Upstream, UpstreamError, UpstreamTimeout
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.api import RegistryStorage
 
 log = logging.getLogger(__name__)
 

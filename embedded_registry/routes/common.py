@@ -9,7 +9,7 @@ from aiohttp import web
 from embedded_registry import errors, names
 from embedded_registry.config import Config
 from embedded_registry.keys import CONFIG_KEY, STORAGE_KEY
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.api import RegistryStorage
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 

@@ -44,10 +44,13 @@ from embedded_registry import errors, govern
 from embedded_registry.admin import Caller, caller
 from embedded_registry.gc import GcReport
 from embedded_registry.gc.collect import collect_garbage_on
+from embedded_registry.gc.scan import storage_prefix
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY
 from embedded_registry.routes.common import config, json_response, storage
 from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.driver.capabilities import LocalFiles
 from embedded_registry.storage.lease import GcBusy
+from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import UsageReport, usage_on
 
 PREFIX = "/v2/_regtui/ext"
@@ -94,16 +97,15 @@ def _public(document: dict[str, Any], root: Path) -> dict[str, Any]:
 
 
 def _driver(request: web.Request) -> StorageDriver:
-    driver = getattr(storage(request), "driver", None)
-    if not isinstance(driver, StorageDriver):
-        raise errors.unsupported(f"no GC on the {storage(request).kind} storage")
-    return driver
+    store = storage(request)
+    if not isinstance(store, DriverStorage):
+        raise errors.unsupported(f"no GC on the {store.kind} storage")
+    return store.driver
 
 
 def _where(driver: StorageDriver) -> str:
     """How reports name the storage: its local root, or ``<driver>:``."""
-    local = driver.local_path("/")
-    return local.rstrip("/") if local is not None else f"{driver.name}:"
+    return storage_prefix(driver)
 
 
 async def _usage(request: web.Request, grace: float) -> UsageReport:
@@ -124,9 +126,8 @@ async def _collect(request: web.Request, options: dict[str, Any]) -> GcReport:
 
 def _public_report(request: web.Request, document: dict[str, Any]) -> dict[str, Any]:
     driver = _driver(request)
-    local = driver.local_path("/")
-    if local is not None:
-        return _public(document, Path(local))
+    if isinstance(driver, LocalFiles):
+        return _public(document, Path(driver.local_path("/")))
     # Driver paths are "<driver>:/docker/registry/v2/...": relative to the storage, as above.
     document = {key: value for key, value in document.items() if key != "root"}
     return _scrub(document, (f"{driver.name}:",))  # type: ignore[no-any-return]

@@ -45,10 +45,7 @@ async def repository_tags(request: web.Request) -> web.Response:
     """``GET /v2/<name>/_regtui/tags``: see the module docstring."""
     name = names.check_name(request.match_info["name"])
     # The storage reads the document through its driver (file times or LastModified).
-    describe = getattr(storage(request), "describe_repository", None)
-    if describe is None:
-        raise errors.unsupported("push times are not known on this storage")
-    document = await describe(name)
+    document = await storage(request).describe_repository(name)
     if document is None:
         raise errors.name_unknown(name)
     govern.mark_immutable(request, document)  # regtui.immutable: each tag's rule, or null

@@ -10,7 +10,7 @@ too (:mod:`embedded_registry.gc`).
 
 from __future__ import annotations
 
-from embedded_registry.storage.facade import RegistryStorage, ServedBlob
+from embedded_registry.storage.api import RegistryStorage, ServedBlob
 from embedded_registry.storage.paths import Layout
 
 __all__ = [

@@ -1,21 +1,40 @@
-"""The configured storage: the filesystem root, or a storage driver (s3)."""
+"""The configured storage: the filesystem root, or a storage driver (s3), and the parts the
+store keeps for it (the listings a local root keeps in memory)."""
 
 from __future__ import annotations
 
+import functools
+
 from embedded_registry.config import Config
+from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
+from embedded_registry.storage.driver.capabilities import DirectoryTimes, LocalFiles
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.facade import RegistryStorage
+from embedded_registry.storage.local_listings import LocalListings
 from embedded_registry.storage.store import DriverStorage
 
 S3_EXTRA_MISSING = "storage.s3 needs the s3 extra: pip install 'regtui[s3]'"
+
+
+def driver_storage(
+    driver: StorageDriver, *, redirect: bool = False, coordinate: bool = False
+) -> DriverStorage:
+    """The store on ``driver``. Where its keys are local files whose directory times record
+    changes (the filesystem driver), the listings (tags, catalog, referrers, uploads) are kept
+    in memory and checked with a ``stat`` per directory
+    (:class:`~embedded_registry.storage.local_listings.LocalListings`); elsewhere each call
+    lists."""
+    local = None
+    if isinstance(driver, LocalFiles) and isinstance(driver, DirectoryTimes):
+        local = functools.partial(LocalListings, driver)
+    return DriverStorage(driver, redirect=redirect, coordinate=coordinate, local_listings=local)
 
 
 def filesystem_storage(config: Config) -> DriverStorage:
     """The storage of ``storage.filesystem.rootdirectory``: the filesystem driver, never
     redirecting (sendfile serves blobs), honouring the GC lease like any other replica."""
     driver = metered(config, FilesystemDriver(config.storage.root))
-    return DriverStorage(driver, redirect=False, coordinate=True)
+    return driver_storage(driver, coordinate=True)
 
 
 def metered(config: Config, driver: StorageDriver) -> StorageDriver:
@@ -55,6 +74,6 @@ async def open_storage(config: Config) -> RegistryStorage:
     except BaseException:
         await driver.close()
         raise
-    return DriverStorage(
+    return driver_storage(
         metered(config, driver), redirect=not config.storage.redirect_disabled, coordinate=True
     )

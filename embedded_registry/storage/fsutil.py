@@ -7,10 +7,9 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from embedded_registry import errors, names
+from embedded_registry import names
 
 TEMP_PREFIX = ".tmp-"
 
@@ -24,17 +23,6 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` says the filesystem (or the user's quota) is full."""
     return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
-
-
-@contextlib.contextmanager
-def disk_full_as_registry_error() -> Iterator[None]:
-    """Turn ENOSPC/EDQUOT raised inside into :func:`errors.storage_full` (507, no path)."""
-    try:
-        yield
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise errors.storage_full() from None
-        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -54,38 +42,29 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, rename it into place.
 
-    A full disk raises :func:`errors.storage_full` and leaves no temporary file behind.
+    A full disk raises its OSError (ENOSPC, EDQUOT) and leaves no temporary file behind.
     """
-    with disk_full_as_registry_error():
-        for attempt in range(MAKE_DIR_ATTEMPTS):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
-                break
-            except FileNotFoundError:
-                # GC removed the (empty) directory between the mkdir and here: make it again.
-                if attempt == MAKE_DIR_ATTEMPTS - 1:
-                    raise
+    for attempt in range(MAKE_DIR_ATTEMPTS):
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp_name, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_name)
-            raise
+            fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+            break
+        except FileNotFoundError:
+            # GC removed the (empty) directory between the mkdir and here: make it again.
+            if attempt == MAKE_DIR_ATTEMPTS - 1:
+                raise
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
     fsync_dir(path.parent)
 
-
-SWEEPING_SUFFIX = ".sweeping"
-"""GC's sweep renames a blob's ``data`` (or a link) to ``data.sweeping`` for its last check."""
-
-SWEEP_JOURNAL = ".regtui-gc-sweeping"
-"""Present under ``docker/registry/v2/`` while a sweep runs. Found at the start of the next GC
-or server start, it means a sweep was killed: a blob may be left renamed aside, and
-:func:`embedded_registry.gc.sweep.recover_interrupted_sweep` puts such blobs back."""
 
 MAKE_DIR_ATTEMPTS = 5
 """How often a write re-creates a directory that a concurrent GC removed as empty under it."""
@@ -136,14 +115,3 @@ def read_link(path: Path | str) -> str | None:
         return None
     text = data.decode("ascii", errors="replace").strip()
     return text if names.is_valid_digest(text) else None
-
-
-def remove_empty_dirs(start: Path, stop: Path) -> None:
-    """Remove ``start`` and its parents while they are empty, never ``stop`` or above."""
-    current = start
-    while current != stop and stop in current.parents:
-        try:
-            current.rmdir()
-        except OSError:
-            return
-        current = current.parent

@@ -68,6 +68,7 @@ from embedded_registry.storage.driver.base import (
     PreconditionFailedError,
     StorageDriver,
 )
+from embedded_registry.storage.driver.capabilities import conditional_writes
 
 LEASE_PATH = "/regtui/gc-lease"
 LEASE_TTL = 120.0
@@ -190,7 +191,7 @@ class Lease:
         self.check()
         expires = time.time() + self.ttl
         try:
-            self.version = await self.driver.put_conditional(
+            self.version = await conditional_writes(self.driver).put_conditional(
                 self.path, self._body(expires), version=self.version
             )
         except PreconditionFailedError:
@@ -200,7 +201,7 @@ class Lease:
 
     async def _verify(self) -> None:
         try:
-            data, _version = await self.driver.get_versioned(self.path)
+            data, _version = await conditional_writes(self.driver).get_versioned(self.path)
         except PathNotFoundError:
             self._lose("it was removed from the storage")
             return
@@ -257,7 +258,7 @@ class Lease:
         if self.lost:
             return
         with contextlib.suppress(PathNotFoundError):
-            data, _version = await self.driver.get_versioned(self.path)
+            data, _version = await conditional_writes(self.driver).get_versioned(self.path)
             if _decode(data).get("holder") == self.holder:
                 await self.driver.delete(self.path)
 
@@ -266,7 +267,7 @@ async def revoke(driver: StorageDriver) -> bool:
     """Replace a lease that has run out with a revoked one (on its version: a lease taken
     or refreshed meanwhile stays); whether it was revoked."""
     try:
-        data, version = await driver.get_versioned(LEASE_PATH)
+        data, version = await conditional_writes(driver).get_versioned(LEASE_PATH)
     except PathNotFoundError:
         return False
     document = _decode(data)
@@ -276,7 +277,7 @@ async def revoke(driver: StorageDriver) -> bool:
         {"holder": f"nobody (revoked by pid {os.getpid()})", "expires": 0, "revoked": True}
     ).encode()
     try:
-        await driver.put_conditional(LEASE_PATH, body, version=version)
+        await conditional_writes(driver).put_conditional(LEASE_PATH, body, version=version)
     except PreconditionFailedError:
         return False
     return True
@@ -302,12 +303,12 @@ async def acquire(
     expires = time.time() + ttl
     body = json.dumps({"holder": holder, "expires": expires}).encode()
     try:
-        version = await driver.put_conditional(path, body, version=None)
+        version = await conditional_writes(driver).put_conditional(path, body, version=None)
         return Lease(driver, holder, version, ttl, expires, path)
     except PreconditionFailedError:
         pass
     try:
-        data, current = await driver.get_versioned(path)
+        data, current = await conditional_writes(driver).get_versioned(path)
     except PathNotFoundError:
         data, current = b"", ""
     document = _decode(data)
@@ -316,7 +317,9 @@ async def acquire(
     expires = time.time() + ttl
     body = json.dumps({"holder": holder, "expires": expires}).encode()
     try:
-        version = await driver.put_conditional(path, body, version=current or None)
+        version = await conditional_writes(driver).put_conditional(
+            path, body, version=current or None
+        )
     except PreconditionFailedError:
         raise GcBusy("another garbage collection took the lease at the same moment") from None
     return Lease(driver, holder, version, ttl, expires, path)

@@ -5,9 +5,9 @@ so a registry without metrics pays nothing).
 The wrapper is built from the wrapped driver's class, not from a list of methods: every public
 coroutine method (``stat``, ``get_content``, ``move``, ``list_files``, ``multipart_uploads``...)
 is timed, every public async generator (``reader``, ``walk``, ``list_files``) is timed from its
-first step to its end, and everything else (``local_path``, ``name``, the capability flags, a
-driver's own attributes) is handed through. A driver that gains or loses a method is wrapped as it
-is, and ``getattr(driver, "multipart_uploads", None)`` still answers what the wrapped one has.
+first step to its end, and everything else (``local_path``, ``name``, a driver's own
+attributes) is handed through. A driver that gains or loses a method is wrapped as it
+is, and ``isinstance`` with a Protocol of ``driver.capabilities`` answers what the wrapped one has.
 The writers a driver returns are wrapped the same way (``writer.write``, ``writer.commit``...).
 
 Operations are what the stores and GC ask of the driver; what a driver does inside one (the

@@ -37,6 +37,7 @@ from embedded_registry.storage.driver.base import (
     StorageDriver,
     StorageDriverError,
 )
+from embedded_registry.storage.driver.capabilities import conditional_writes
 
 log = logging.getLogger("embedded_registry.pulls")
 
@@ -138,7 +139,7 @@ class PullTimes:
         key = pulls_key(name)
         for _ in range(FLUSH_ATTEMPTS):
             try:
-                data, version = await self.driver.get_versioned(key)
+                data, version = await conditional_writes(self.driver).get_versioned(key)
             except PathNotFoundError:
                 data, version = b"", None
             stored = _decode(data) if data else {}
@@ -149,7 +150,7 @@ class PullTimes:
                 return
             body = json.dumps(merged, separators=(",", ":"), sort_keys=True).encode()
             try:
-                await self.driver.put_conditional(key, body, version=version)
+                await conditional_writes(self.driver).put_conditional(key, body, version=version)
             except PreconditionFailedError:
                 continue  # another replica wrote in between: read, merge again
             return

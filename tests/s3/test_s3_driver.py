@@ -11,7 +11,7 @@ from pathlib import Path
 
 from embedded_registry.config import load_config
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.factory import open_storage
+from embedded_registry.storage.factory import driver_storage, open_storage
 from embedded_registry.storage.paths import Layout
 from embedded_registry.storage.store import DriverStorage
 from tests.helpers.layout import walk_repositories, walk_tags, walk_uploads
@@ -30,14 +30,14 @@ async def _chunks(data: bytes, size: int = MIB) -> AsyncIterator[bytes]:
 async def test_driver_storage_on_the_filesystem_driver_keeps_distributions_layout(
     tmp_path: Path,
 ) -> None:
-    driven = DriverStorage(FilesystemDriver(tmp_path))
+    driven = driver_storage(FilesystemDriver(tmp_path))
     image = make_image([{"f": os.urandom(3 * MIB)}])
     for blob in image.blobs():
         upload = await driven.create_upload("fs/app")
         half = len(blob.data) // 2
         assert await driven.append_upload("fs/app", upload, _chunks(blob.data[:half])) == half
         # A fresh store (another process) resumes the upload from what is on disk.
-        resumed = DriverStorage(FilesystemDriver(tmp_path))
+        resumed = driver_storage(FilesystemDriver(tmp_path))
         assert await resumed.upload_size("fs/app", upload) == half
         await resumed.append_upload("fs/app", upload, _chunks(blob.data[half:]), start=half)
         assert await resumed.finish_upload("fs/app", upload, blob.digest) == len(blob.data)

@@ -306,7 +306,7 @@ def test_a_tag_distribution_deletes_goes_from_the_list_within_the_recheck_time(
 ) -> None:
     """Distribution does not rewrite regtui's commit marker: the known tags are listed again
     from the bucket after ``TAG_RECHECK_SECONDS``, so its delete shows within that time."""
-    from embedded_registry.storage.store import TAG_RECHECK_SECONDS
+    from embedded_registry.storage.listings import TAG_RECHECK_SECONDS
     from tests.helpers.s3 import distribution_on_s3
 
     s3 = s3_engine.s3_config(bucket)

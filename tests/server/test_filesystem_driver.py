@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from embedded_registry.gc.removal import remove_if_older, remove_unless
 from embedded_registry.gc.scan import layout_leaf
 from embedded_registry.storage.driver.base import (
     PathNotFoundError,
@@ -81,13 +82,13 @@ def test_remove_if_older_keeps_a_touched_blob_and_removes_an_old_one(tmp_path: P
     data = _blob(tmp_path)
     key = f"{V2}/blobs/sha256/ab/{HEX}/data"
     cutoff = time.time() - 60
-    assert asyncio.run(driver.remove_if_older(key, cutoff)) is False  # written just now
+    assert asyncio.run(remove_if_older(driver, key, cutoff)) is False  # written just now
     assert data.read_bytes() == b"data"
     os.utime(data, (cutoff - 10, cutoff - 10))
-    assert asyncio.run(driver.remove_if_older(key, cutoff)) is True
+    assert asyncio.run(remove_if_older(driver, key, cutoff)) is True
     assert not data.parent.exists()  # the blob's directory went with it
     assert data.parent.parent.is_dir()  # its parents stay (a push may be creating them)
-    assert asyncio.run(driver.remove_if_older(key, cutoff)) is True  # already gone
+    assert asyncio.run(remove_if_older(driver, key, cutoff)) is True  # already gone
 
 
 def test_remove_unless_keeps_a_link_whose_blob_is_back(tmp_path: Path) -> None:
@@ -98,11 +99,11 @@ def test_remove_unless_keeps_a_link_whose_blob_is_back(tmp_path: Path) -> None:
     link_key = f"{V2}/repositories/app/_layers/sha256/{HEX}/link"
     blob_key = f"{V2}/blobs/sha256/ab/{HEX}/data"
     _blob(tmp_path)
-    assert asyncio.run(driver.remove_unless(link_key, blob_key)) is False
+    assert asyncio.run(remove_unless(driver, link_key, blob_key)) is False
     assert link.read_text() == f"sha256:{HEX}"
     assert not list(link.parent.glob("*.sweeping"))
     (tmp_path / blob_key.lstrip("/")).unlink()
-    assert asyncio.run(driver.remove_unless(link_key, blob_key)) is True
+    assert asyncio.run(remove_unless(driver, link_key, blob_key)) is True
     assert not link.parent.exists()
 
 

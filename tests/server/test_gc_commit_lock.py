@@ -31,6 +31,7 @@ from embedded_registry.app import create_app
 from embedded_registry.config import Config, StorageConfig
 from embedded_registry.keys import COMMIT_LOCK_KEY
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.paths import Layout
 from embedded_registry.storage.store import DriverStorage
 from tests.helpers.images import make_image, push_image
@@ -64,7 +65,7 @@ def served(root: Path) -> Iterator[tuple[str, DriverStorage, RecordingLock]]:
     admin secret in ``ADMIN_HEADERS`` for GC requests)."""
     Layout(root).blobs_dir.mkdir(parents=True)
     Layout(root).repositories_dir.mkdir(parents=True)
-    storage = DriverStorage(FilesystemDriver(root), coordinate=True)
+    storage = driver_storage(FilesystemDriver(root), coordinate=True)
     app = create_app(Config(storage=StorageConfig(root=root)), storage)
     lock = RecordingLock()
     app[COMMIT_LOCK_KEY] = lock
@@ -160,7 +161,7 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
         gc: Background | None = None
         pushed: Background | None = None
         if order == "put_checked_then_gc":
-            checked = storage.linked_size
+            checked = storage.links.linked_size
 
             async def hooked(name: str, digest: str) -> int | None:
                 nonlocal gc
@@ -171,7 +172,7 @@ def test_no_acknowledged_manifest_names_a_swept_blob(tmp_path: Path, order: str)
                     await asyncio.to_thread(_wait_for_either, gc.done, lock.contended)
                 return size
 
-            storage.linked_size = hooked  # type: ignore[method-assign]
+            storage.links.linked_size = hooked  # type: ignore[method-assign]
             answer = put()
         else:
             real_sweep = gc_collect.execute

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from embedded_registry.gc import collect_garbage, execute, mark, plan, scan_root
+from embedded_registry.gc import removal as gc_removal
 from embedded_registry.gc.sweep import REFRESHED
 from embedded_registry.storage.driver import filesystem as filesystem_driver
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
@@ -191,7 +192,7 @@ def test_the_sweep_keeps_a_blob_pushed_again_between_its_check_and_its_removal(
         snapshot, marks, delete_untagged=False, remove_empty_repos=False, now=now, grace=HOURS
     )
     assert layer.digest in {r.digest for r in removals if r.kind == "blob"}
-    real_remove = filesystem_driver._remove_only
+    real_remove = gc_removal._remove_only
     data = Layout(root).blob_data(layer.digest)
 
     def then_pushed_again(aside: str, live: str) -> bool:
@@ -203,7 +204,7 @@ def test_the_sweep_keeps_a_blob_pushed_again_between_its_check_and_its_removal(
             os.replace(source, data)
         return real_remove(aside, live)
 
-    monkeypatch.setattr(filesystem_driver, "_remove_only", then_pushed_again)
+    monkeypatch.setattr(gc_removal, "_remove_only", then_pushed_again)
     problems: list[Any] = []
     asyncio.run(execute(snapshot, removals, problems, now - HOURS))
 

@@ -19,8 +19,8 @@ import pytest
 from embedded_registry.mediatypes import ManifestInfo, describe_stored
 from embedded_registry.storage.catalog import RepositoryIndex, page
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.referrers import ReferrersIndex
-from embedded_registry.storage.store import DriverStorage
 from embedded_registry.storage.tagindex import TagIndex
 from tests.helpers.layout import (
     LayoutWriter,
@@ -306,7 +306,7 @@ async def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
     assert listed() == ["latest", "v2", "v3", "v4"]
 
     # Deleted through the served store: its tags go with the manifest.
-    served = DriverStorage(FilesystemDriver(storage.root), coordinate=True)
+    served = driver_storage(FilesystemDriver(storage.root), coordinate=True)
     assert await served.delete_manifest("app", digest) == ["latest", "v2", "v3", "v4"]
     assert listed() == []
 
@@ -346,12 +346,12 @@ async def test_the_served_storage_answers_from_the_indexes(storage: LayoutWriter
     """What the server serves (``DriverStorage`` on the filesystem driver) keeps the tags, the
     catalog and the referrers in these indexes: an unchanged tree is checked, not listed again,
     and a change made by another process is seen at once."""
-    served = DriverStorage(FilesystemDriver(storage.root), coordinate=True)
+    served = driver_storage(FilesystemDriver(storage.root), coordinate=True)
     subject = _put(storage, "app", "image")
     referrer = _put(storage, "app", "sig", subject=_subject(storage, subject))
     storage.tag("app", "v1", subject)
     _age(storage.root)
-    local = served._local
+    local = served.listings.local
     assert local is not None
 
     assert await served.tags("app") == ["v1"]

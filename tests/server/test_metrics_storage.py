@@ -25,6 +25,12 @@ from embedded_registry.storage.driver.base import (
     PathNotFoundError,
     StorageDriver,
 )
+from embedded_registry.storage.driver.capabilities import (
+    CheapTouch,
+    DirectoryTimes,
+    LocalFiles,
+    MultipartUploads,
+)
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import filesystem_storage
 from embedded_registry.storage.metered import driver_metrics, metered_driver
@@ -219,9 +225,10 @@ def count(driver: StorageDriver, action: str, outcome: str = "ok") -> float:
 async def test_the_wrapper_times_whatever_the_driver_offers(tmp_path: Path) -> None:
     inner = GrownDriver(tmp_path)
     driver = metered_driver(inner)
-    assert driver.name == "grown" and driver.cheap_touch and driver.directory_times
-    assert driver.local_path("/a") == inner.local_path("/a")
-    assert getattr(driver, "multipart_uploads", None) is None  # the filesystem has none
+    assert driver.name == "grown"
+    assert isinstance(driver, CheapTouch) and isinstance(driver, DirectoryTimes)
+    assert isinstance(driver, LocalFiles) and driver.local_path("/a") == inner.local_path("/a")
+    assert not isinstance(driver, MultipartUploads)  # the filesystem has none
 
     await driver.put_content("/d/a", b"hello")
     assert await driver.get_content("/d/a") == b"hello"

@@ -13,13 +13,14 @@ import pytest
 from embedded_registry import errors
 from embedded_registry.mediatypes import OCI_MANIFEST
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.paths import Layout
 from embedded_registry.storage.store import DriverStorage
 from tests.helpers.layout import LayoutWriter, digest_of
 
 
 def served(root: Path) -> DriverStorage:
-    return DriverStorage(FilesystemDriver(root), coordinate=True)
+    return driver_storage(FilesystemDriver(root), coordinate=True)
 
 
 async def test_put_writes_distribution_links(tmp_path: Path) -> None:

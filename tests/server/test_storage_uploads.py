@@ -1,6 +1,6 @@
 """The stores on the filesystem driver, in process: atomic blob commits, resumable uploads,
 concurrent identical pushes, a process killed mid-upload, a writer cut off mid-way, stale upload
-purging. What the server serves (``DriverStorage(FilesystemDriver(root))``), without HTTP."""
+purging. What the server serves (``driver_storage(FilesystemDriver(root))``), without HTTP."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 
 from embedded_registry import errors
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.paths import Layout
 from embedded_registry.storage.store import DriverStorage
 
@@ -34,7 +35,7 @@ async def chunks(data: bytes, size: int = 300_000) -> AsyncIterator[bytes]:
 
 
 def served(root: Path) -> DriverStorage:
-    return DriverStorage(FilesystemDriver(root), coordinate=True)
+    return driver_storage(FilesystemDriver(root), coordinate=True)
 
 
 def visible_files(root: Path) -> set[str]:
@@ -126,6 +127,7 @@ async def test_concurrent_identical_pushes_both_succeed_with_one_copy(tmp_path: 
 KILL_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
+    from embedded_registry.storage.factory import driver_storage
     from embedded_registry.storage.store import DriverStorage
     from embedded_registry.storage.driver.filesystem import FilesystemDriver
 
@@ -135,7 +137,7 @@ KILL_SCRIPT = textwrap.dedent(
             await asyncio.sleep(0.001)
 
     async def main():
-        storage = DriverStorage(FilesystemDriver(sys.argv[1]))
+        storage = driver_storage(FilesystemDriver(sys.argv[1]))
         upload_id = await storage.create_upload("app")
         print(upload_id, flush=True)
         await storage.append_upload("app", upload_id, endless())

@@ -6,7 +6,7 @@ from tui.data.backends import gc_view_from_report, usage_view_from_report
 from tui.data.storage import (
     RECLAIMABLE_LINE,
     RECLAIMABLE_UNTAGGED_LINE,
-    RepoUsage,
+    RepoUsageView,
     UsageView,
     compare_usage,
 )
@@ -18,7 +18,7 @@ def view(total: int, repos: dict[str, int], *, untagged: int | None = 500) -> Us
         estimate=False,
         total_bytes=total,
         blob_count=len(repos) + 1,
-        repos=tuple(RepoUsage(name, size, size) for name, size in repos.items()),
+        repos=tuple(RepoUsageView(name, size, size) for name, size in repos.items()),
         reclaimable_bytes=0,
         reclaimable_untagged_bytes=untagged,
     )

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         TLSError,
         UnsupportedError,
     )
-    from tui.client.estimate import RepoContent, RepoUsage, UsageEstimate, estimate_usage
+    from tui.client.estimate import RepoContent, RepoEstimate, UsageEstimate, estimate_usage
     from tui.client.models import (
         DeletePlan,
         Descriptor,
@@ -115,7 +115,7 @@ _PUSH_TIMES = (
 _LAZY = {
     **dict.fromkeys(("Challenge", "Credentials", "RegistryAuth", "parse_www_authenticate"), "auth"),
     **dict.fromkeys(_ERRORS, "errors"),
-    **dict.fromkeys(("RepoContent", "RepoUsage", "UsageEstimate", "estimate_usage"), "estimate"),
+    **dict.fromkeys(("RepoContent", "RepoEstimate", "UsageEstimate", "estimate_usage"), "estimate"),
     **dict.fromkeys(_MODELS, "models"),
     **dict.fromkeys(("InvalidReferenceError", "Reference", "parse_reference"), "reference"),
     **dict.fromkeys(("BlobStream", "RegistryClient"), "registry"),
@@ -167,7 +167,7 @@ __all__ = [
     "RegistryClientError",
     "RegistryTimeoutError",
     "RepoContent",
-    "RepoUsage",
+    "RepoEstimate",
     "RepositoryStorage",
     "ResponseTooLargeError",
     "Schema1Manifest",

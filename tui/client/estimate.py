@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tui.client.models import ImageIndex, ImageManifest, ManifestResult, Schema1Manifest
 
-__all__ = ["RepoContent", "RepoUsage", "UsageEstimate", "blobs_of", "estimate_usage"]
+__all__ = ["RepoContent", "RepoEstimate", "UsageEstimate", "blobs_of", "estimate_usage"]
 
 ESTIMATE_NOTE = (
     "Estimate from manifests: each blob counted once; blobs no manifest references "
@@ -33,7 +33,10 @@ class RepoContent:
 
 
 @dataclass(frozen=True)
-class RepoUsage:
+class RepoEstimate:
+    """One repository's usage as estimated from its manifests over the API (the server's exact
+    figures are ``embedded_registry.usage.RepoUsage``)."""
+
     name: str
     tags: int
     manifests: int
@@ -48,7 +51,7 @@ class RepoUsage:
 
 @dataclass(frozen=True)
 class UsageEstimate:
-    repos: tuple[RepoUsage, ...]
+    repos: tuple[RepoEstimate, ...]
     total_bytes: int
     blob_count: int
     sum_of_repos: int
@@ -97,10 +100,10 @@ def estimate_usage(repos: Iterable[RepoContent]) -> UsageEstimate:
             owners[blob] = owners.get(blob, 0) + 1
             if sizes.get(blob) is None:
                 sizes[blob] = size
-    usages: list[RepoUsage] = []
+    usages: list[RepoEstimate] = []
     for repo, blobs in per_repo:
         usages.append(
-            RepoUsage(
+            RepoEstimate(
                 name=repo.name,
                 tags=len(repo.tags),
                 manifests=len(repo.manifests),

@@ -34,9 +34,7 @@ SUMMARIES: dict[str, dict[str, str]] = {
     "du": {
         "du": "storage per repository: over the API (HOST) or offline from a directory (--root DIR)"
     },
-    "storage": {
-        "gc": "garbage-collect a storage directory (offline, like registry garbage-collect)"
-    },
+    "gc": {"gc": "garbage-collect a storage directory (offline, like registry garbage-collect)"},
     "prune": {
         "prune": "delete tags and manifests by retention rules (see the plan with --dry-run)"
     },

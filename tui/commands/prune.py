@@ -28,7 +28,7 @@ from typing import Any
 from tui.client import RegistryClient, RegistryClientError
 from tui.commands import _common as c
 from tui.commands.access import add_access_arguments
-from tui.commands.prune_report import confirm, finish, gc_summary, print_outcomes, print_plan
+from tui.commands.prune_report import confirm, final_report, gc_summary, print_outcomes, print_plan
 from tui.data.retention import apply_plan, load_policy, read_state
 from tui.logic.retention import (
     EVALUATION_ORDER,
@@ -237,7 +237,7 @@ async def _online(args: argparse.Namespace, policy: Policy) -> int:
         if not args.json:
             print_plan(plan, state)
         if args.dry_run or plan.is_empty:
-            return finish(args, plan, report, [], None)
+            return final_report(args, plan, report, [], None)
         if not args.yes and not confirm(plan):
             print("Nothing deleted.", file=sys.stderr)
             return c.EXIT_ERROR
@@ -245,7 +245,7 @@ async def _online(args: argparse.Namespace, policy: Policy) -> int:
         if not args.json:
             print_outcomes(outcomes)
         gc = await _online_gc(client, args, state) if args.gc else None
-    return finish(args, plan, report, outcomes, gc)
+    return final_report(args, plan, report, outcomes, gc)
 
 
 async def _online_gc(

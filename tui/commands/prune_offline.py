@@ -24,13 +24,14 @@ from embedded_registry.govern_rules import GovernConfig
 from embedded_registry.retention import apply_plan, read_state
 from embedded_registry.storage.driver.base import StorageDriverError
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
+from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.paths import V2_PREFIX
 from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import storage_usage
 from tui.commands import _common as c
 from tui.commands.prune_report import (
     confirm,
-    finish,
+    final_report,
     gc_summary,
     load_root_from_config,
     print_outcomes,
@@ -48,7 +49,7 @@ READ_ONLY_HINT = (
 
 def _storage(root: Path) -> DriverStorage:
     """The directory as the bundled registry serves it: its stores on the filesystem driver."""
-    return DriverStorage(FilesystemDriver(root), coordinate=True)
+    return driver_storage(FilesystemDriver(root), coordinate=True)
 
 
 def read_directory(root: Path, govern: GovernConfig | None = None) -> RegistryState:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     if not args.json:
         print_plan(plan, state)
     if args.dry_run or plan.is_empty:
-        return finish(args, plan, report, [], None)
+        return final_report(args, plan, report, [], None)
     if not args.force:
         reason = writer_activity(scan_root(root), root=root)
         if reason is not None:
@@ -112,4 +113,4 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         collect_garbage(root, grace_period=grace, refuse_if_active=False)
         after = storage_usage(root, grace_period=grace).total_bytes
         gc = gc_summary(before, after)
-    return finish(args, plan, report, outcomes, gc)
+    return final_report(args, plan, report, outcomes, gc)

@@ -40,13 +40,15 @@ def gc_summary(before: int, after: int) -> dict[str, Any]:
     return {"before_bytes": before, "after_bytes": after, "bytes_freed": before - after}
 
 
-def finish(
+def final_report(
     args: argparse.Namespace,
     plan: PrunePlan,
     report: dict[str, Any],
     outcomes: Sequence[ApplyOutcome],
     gc: dict[str, Any] | None,
 ) -> int:
+    """The end of a prune: the JSON report (plan, what was applied, GC) or the GC line, one
+    line per failed action; the exit code (an error, a plan left with ``--check``, or OK)."""
     failed = [o for o in outcomes if o.error]
     if args.json:
         report.update(

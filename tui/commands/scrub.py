@@ -93,7 +93,8 @@ def _scrub_offline(args: argparse.Namespace) -> int:
     from embedded_registry.gc.scrub import DEFAULT_JOBS, scrub_on
     from embedded_registry.storage.driver.base import StorageDriverError
     from embedded_registry.storage.factory import StorageUnavailable
-    from tui.commands.storage import _check_root, _configured, serving_warning
+    from tui.commands.gc import serving_warning
+    from tui.commands.storage import check_root, configured
 
     line = c.ProgressLine(_describe)
     jobs = args.jobs or DEFAULT_JOBS
@@ -113,7 +114,7 @@ def _scrub_offline(args: argparse.Namespace) -> int:
 
     try:
         if args.config is not None:
-            config = _configured(args)
+            config = configured(args)
             if config is None:
                 return c.EXIT_ERROR
             if args.repair:
@@ -129,7 +130,7 @@ def _scrub_offline(args: argparse.Namespace) -> int:
 
                 report, warning = asyncio.run(on_s3())
                 return _report(args, report, warning, line)
-        root = _check_root(args.root)
+        root = check_root(args.root)
         if root is None:
             return c.EXIT_ERROR
         from embedded_registry.storage.driver.filesystem import FilesystemDriver

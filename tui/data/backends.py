@@ -18,7 +18,7 @@ from tui.data.storage import (
     GcItem,
     GcView,
     QuotaUsage,
-    RepoUsage,
+    RepoUsageView,
     StorageBackend,
     UsageView,
 )
@@ -44,7 +44,7 @@ def _get(report: Any, *names: str, default: Any = None) -> Any:
 def usage_view_from_report(report: Any, *, source: str) -> UsageView:
     """A server usage report (``embedded_registry.usage.UsageReport`` or its JSON) as a view."""
     repos = tuple(
-        RepoUsage(
+        RepoUsageView(
             name=str(_get(repo, "name")),
             total_bytes=int(_get(repo, "referenced_bytes", "bytes", default=0)),
             exclusive_bytes=int(_get(repo, "exclusive_bytes", default=0)),
@@ -148,7 +148,8 @@ class EstimateBackend:
             total_bytes=estimate.total_bytes,
             blob_count=estimate.blob_count,
             repos=tuple(
-                RepoUsage(repo.name, repo.bytes, repo.exclusive_bytes) for repo in estimate.repos
+                RepoUsageView(repo.name, repo.bytes, repo.exclusive_bytes)
+                for repo in estimate.repos
             ),
             reclaimable_bytes=None,
             notes=tuple(notes),

@@ -21,7 +21,9 @@ from tui.logic.fmt import human_size
 
 
 @dataclass(frozen=True)
-class RepoUsage:
+class RepoUsageView:
+    """One repository's row in the storage panels, from an estimate or an exact report."""
+
     name: str
     total_bytes: int
     """Bytes of every blob the repository references."""
@@ -69,7 +71,7 @@ class UsageView:
     estimate: bool
     total_bytes: int
     blob_count: int
-    repos: tuple[RepoUsage, ...]
+    repos: tuple[RepoUsageView, ...]
     reclaimable_bytes: int | None
     """What a GC keeping every manifest would free now: blobs no manifest references (past the
     grace period). ``None`` when it cannot be known (estimates)."""

@@ -6,26 +6,24 @@ blobs/sha256/ab/<hex>/data``), the same for every driver, so a bucket prefix wri
 Distribution's s3 driver and a directory written by its filesystem driver are served as they are.
 
 Every method is async: the s3 driver is natively async, the filesystem driver runs its blocking
-calls in threads where they are more than a stat. What only one driver can offer is optional:
-:meth:`StorageDriver.local_path` (sendfile) and :meth:`StorageDriver.redirect_url` (a presigned
-URL), and the capability flags the stores read (``invisible_until_commit``, ``cheap_touch``,
-``directory_times``).
+calls in threads where they are more than a stat. :class:`StorageDriver` holds the core
+operations only; what only some drivers can do (a local path for sendfile, a cheap touch,
+listings with times, conditional writes, multipart uploads) is a small Protocol of
+:mod:`embedded_registry.storage.driver.capabilities`. A driver knows nothing of HTTP nor of GC:
+it raises :class:`StorageDriverError` and its kinds (:class:`StorageFull` for a full disk),
+which the routes turn into answers; GC's sweep, its journal and its recovery live in
+:mod:`embedded_registry.gc`.
 """
 
 from __future__ import annotations
 
 import abc
-import asyncio
-import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-MANY_CONCURRENCY = 32
-"""Requests :meth:`StorageDriver.get_many` keeps in flight."""
 
 PAUSE_ENV = "REGTUI_PAUSE_AT"
 """For tests of races only: ``<point>`` or ``<point>@<text>`` (comma-separated) names where
@@ -59,9 +57,14 @@ class StorageDriverError(Exception):
     """A driver could not do what was asked (the message is one line, without secrets)."""
 
 
-Contents = list[bytes | StorageDriverError | None]
-"""What :meth:`StorageDriver.get_many` returns: per path, the bytes, None (nothing there) or the
-error that kept it from being read."""
+class StorageFull(StorageDriverError):
+    """The storage has no room left (ENOSPC, EDQUOT: a full disk or quota). The routes answer
+    507 Insufficient Storage; the message names no path."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the registry's storage is full: free space on it (or raise its quota) and retry"
+        )
 
 
 class PathNotFoundError(StorageDriverError):
@@ -118,51 +121,21 @@ class FileWriter(abc.ABC):
 
 
 class StorageDriver(abc.ABC):
-    """Bytes under keys. Missing keys raise :class:`PathNotFoundError`."""
+    """Bytes under keys, the core operations of Distribution's ``StorageDriver``: get and
+    put content, a reader, a writer, stat, list, move, delete, walk and a redirect URL (plus
+    ``check`` and ``close``). Missing keys raise :class:`PathNotFoundError`; a full storage
+    :class:`StorageFull`. What only some drivers can do is a Protocol of
+    :mod:`embedded_registry.storage.driver.capabilities`, checked with ``isinstance``."""
 
     name: str = "driver"
     shared: bool = True
     """Other processes (replicas of one bucket) may commit to this storage at the same time:
     GC then waits ``storage.lease.COMMIT_WINDOW`` after taking its lease."""
 
-    invisible_until_commit: bool = True
-    """A writer's bytes are invisible at its key until ``commit`` (an S3 multipart upload).
-    Where they are not (a file written in place), the stores never write a blob's own key
-    with a writer: they write an upload and ``move`` it into place once verified."""
-
-    cheap_touch: bool = False
-    """``touch`` is a cheap local call (a ``utime``), not a request: the stores then refresh
-    a blob's time whenever they tell a client about it (GC's grace period then protects it)."""
-
-    directory_times: bool = False
-    """``local_path`` gives every key, and a directory's modification time changes whenever
-    an entry is added to it or removed from it (a local filesystem): the stores then keep
-    their listings (tags, catalog, referrers) in memory and check them with a ``stat`` of
-    each directory instead of listing it again. The system calls of a ``stat`` or of a small
-    read are cheaper than the hop to a worker thread, so such a driver does them inline. Its
-    ``list_files(path, directories=True, leaf=...)`` also lists directories with their times
-    (GC reads deletes there)."""
-
     @abc.abstractmethod
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
-        """The whole content at ``path`` (a small object: a link, a manifest)."""
-
-    async def get_many(self, paths: Sequence[str], *, limit: int | None = None) -> Contents:
-        """The contents of many small files (GC's scan reads every manifest and tag link):
-        for each path its bytes, None when nothing is stored there, or the error that kept it
-        from being read. Here: ``MANY_CONCURRENCY`` requests at once."""
-        gate = asyncio.Semaphore(MANY_CONCURRENCY)
-
-        async def one(path: str) -> bytes | StorageDriverError | None:
-            async with gate:
-                try:
-                    return await self.get_content(path, limit=limit)
-                except PathNotFoundError:
-                    return None
-                except StorageDriverError as exc:
-                    return exc
-
-        return list(await asyncio.gather(*(one(path) for path in paths)))
+        """The whole content at ``path`` (a small object: a link, a manifest), at most
+        ``limit`` bytes of it."""
 
     @abc.abstractmethod
     async def put_content(self, path: str, data: bytes) -> None:
@@ -178,7 +151,8 @@ class StorageDriver(abc.ABC):
         (PathNotFoundError when there is none)."""
 
     @abc.abstractmethod
-    async def stat(self, path: str) -> FileInfo: ...
+    async def stat(self, path: str) -> FileInfo:
+        """What is at ``path``: a file (size, time) or a directory (a common prefix)."""
 
     @abc.abstractmethod
     async def list(self, path: str) -> list[str]:
@@ -202,90 +176,8 @@ class StorageDriver(abc.ABC):
                 async for inner in self.walk(child):
                     yield inner
 
-    async def version(self, path: str) -> str | None:
-        """An opaque tag of the file at ``path`` that changes whenever it is rewritten or
-        removed (None: no file there); callers compare two of them, never parse one."""
-        try:
-            info = await self.stat(path)
-        except PathNotFoundError:
-            return None
-        return None if info.is_dir else f"{info.size}:{info.mtime!r}"
-
-    async def touch(self, path: str) -> bool:
-        """Make ``path`` look just written (GC's grace period then protects it); whether it is
-        there. The default rewrites small content; drivers do better where they can."""
-        try:
-            await self.put_content(path, await self.get_content(path))
-        except PathNotFoundError:
-            return False
-        return True
-
-    async def get_versioned(self, path: str) -> tuple[bytes, str]:
-        """The content at ``path`` and its version tag (an S3 ETag), for conditional writes."""
-        raise StorageDriverError(f"the {self.name} driver has no conditional writes")
-
-    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
-        """Write ``path`` only if it is absent (``version`` None) or still at ``version``;
-        its new version tag. PreconditionFailedError otherwise (another writer won)."""
-        raise StorageDriverError(f"the {self.name} driver has no conditional writes")
-
-    # -- what GC's sweep asks (the filesystem driver closes the windows an object store has) --
-    async def remove_if_older(
-        self,
-        path: str,
-        cutoff: float,
-        *,
-        fence: Callable[[], Awaitable[None]] | None = None,
-    ) -> bool:
-        """Delete the file at ``path`` unless it was written (or touched) after ``cutoff``;
-        whether it is gone. ``fence`` (GC's lease check) is awaited right before the delete
-        and stops it by raising. Here a stat, then a delete: a write between the two is lost
-        (an object store has no delete-if-unchanged; :mod:`embedded_registry.storage.lease`)."""
-        try:
-            info = await self.stat(path)
-        except PathNotFoundError:
-            return True
-        if info.mtime > cutoff:
-            return False
-        if fence is not None:
-            await fence()
-        with contextlib.suppress(PathNotFoundError):
-            await self.delete(path)
-        return True
-
-    async def remove_unless(self, path: str, witness: str) -> bool:
-        """Delete the file at ``path`` (a link) unless ``witness`` (its blob) exists; whether
-        it is gone."""
-        try:
-            await self.stat(witness)
-        except PathNotFoundError:
-            with contextlib.suppress(PathNotFoundError):
-                await self.delete(path)
-            return True
-        return False
-
-    async def remove_empty_dirs(self, path: str, stop: str) -> None:
-        """Remove the directory ``path`` and its parents while empty, never ``stop`` or above
-        (nothing to do where directories do not exist)."""
-        return None
-
-    async def before_gc(self) -> None:
-        """Repair what a killed sweep or writer left, before a real GC scans."""
-        return None
-
-    async def sweep_started(self) -> None:
-        """A sweep begins: record it, so that a killed one can be repaired."""
-        return None
-
-    async def sweep_finished(self) -> None:
-        return None
-
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         """A URL the client may fetch ``path`` from directly, or ``None`` (serve it here)."""
-        return None
-
-    def local_path(self, path: str) -> str | None:
-        """A path on this machine holding ``path``'s bytes (for sendfile), or ``None``."""
         return None
 
     async def check(self) -> None:
@@ -295,18 +187,3 @@ class StorageDriver(abc.ABC):
     async def close(self) -> None:
         """Release connections."""
         return None
-
-
-async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
-    """Every file under ``path`` (the driver's flat listing where it has one)."""
-    lister = getattr(driver, "list_files", None)
-    if lister is not None:
-        async for info in lister(path):
-            yield info
-        return
-    try:
-        async for info in driver.walk(path):
-            if not info.is_dir:
-                yield info
-    except PathNotFoundError:
-        return

@@ -4,37 +4,36 @@
 Writes of content go through :func:`embedded_registry.storage.fsutil.atomic_write` (temporary
 file, fsync, rename). A writer of a new file writes a temporary file beside its key, renamed
 into place by ``close`` or ``commit`` (which fsyncs first); a writer that appends writes the
-file itself, so its bytes are visible as they are written (``invisible_until_commit`` is false:
-the stores append to uploads, never to a blob's own key, and ``move`` them into place once
+file itself, so its bytes are visible as they are written (it has no ``MultipartUploads``: the
+stores append to uploads, never to a blob's own key, and ``move`` them into place once
 verified).
 
-What a local disk offers more than an object store, as capabilities the stores use:
-``local_path`` (sendfile, and the directory-time listings of ``directory_times``), a cheap
-``touch`` (``utime``), and inline system calls: a ``stat``, a ``utime`` and the read of a small
-file (a link, a manifest) run on the event loop, cheaper than a hop to a worker thread; larger
-reads and writes, listings, renames and deletes run in worker threads.
+What a local disk offers more than an object store, as the Protocols of
+:mod:`embedded_registry.storage.driver.capabilities`: ``LocalFiles`` (sendfile; GC's sweep
+renames aside), ``CheapTouch`` (``utime``), ``DirectoryTimes`` (listings with directories),
+``BatchReads``, ``ConditionalWrites`` (a ``flock``), and inline system calls: a ``stat``, a
+``utime`` and the read of a small file (a link, a manifest) run on the event loop, cheaper than a
+hop to a worker thread; larger reads and writes, listings, renames and deletes run in worker
+threads.
 
-A full disk (ENOSPC, EDQUOT) is :func:`embedded_registry.errors.storage_full` (507), and a
-writer that meets it gives back the space of what it had written.
+A full disk (ENOSPC, EDQUOT) raises :class:`~embedded_registry.storage.driver.base.StorageFull`,
+and a writer that meets it gives back the space of what it had written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import os
 import shutil
 import stat as stat_module
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from embedded_registry import errors
 from embedded_registry.storage.driver.base import (
-    Contents,
     FileInfo,
     FileWriter,
     InvalidOffsetError,
@@ -42,22 +41,17 @@ from embedded_registry.storage.driver.base import (
     PreconditionFailedError,
     StorageDriver,
     StorageDriverError,
-    pause_point,
+    StorageFull,
 )
+from embedded_registry.storage.driver.capabilities import Contents
 from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
-    SWEEP_JOURNAL,
-    SWEEPING_SUFFIX,
     TEMP_PREFIX,
     atomic_write,
-    disk_full_as_registry_error,
     fsync_dir,
     is_disk_full,
-    read_link,
-    remove_empty_dirs,
-    remove_stale_temp_files,
 )
-from embedded_registry.storage.paths import KEYS, Layout
+from embedded_registry.storage.paths import KEYS
 
 READ_CHUNK = 1 << 20
 INLINE_READ = 256 << 10
@@ -71,6 +65,23 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def disk_full_as_storage_full() -> Iterator[None]:
+    """Turn ENOSPC/EDQUOT raised inside into :class:`StorageFull` (its message names no
+    path)."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise StorageFull() from None
+        raise
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    with disk_full_as_storage_full():
+        atomic_write(path, data)
 
 
 NEW_FILE_MODE = 0o666 & ~_umask()
@@ -129,7 +140,7 @@ class _FileWriter(FileWriter):
             if not is_disk_full(exc):
                 raise
             self._give_back()
-            raise errors.storage_full() from None
+            raise StorageFull() from None
         self._size += len(data)
 
     def _give_back(self) -> None:
@@ -155,7 +166,7 @@ class _FileWriter(FileWriter):
         handle = self._file()
 
         def flush() -> None:
-            with disk_full_as_registry_error():
+            with disk_full_as_storage_full():
                 os.fsync(handle.fileno())
 
         try:
@@ -178,9 +189,6 @@ class _FileWriter(FileWriter):
 
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
-    invisible_until_commit = False
-    cheap_touch = True
-    directory_times = True
     shared = False
     """One bundled registry serves a root and holds its own commits back while its GC runs;
     ``regtui gc --root`` refuses while it serves (:mod:`embedded_registry.gc.offline`)."""
@@ -202,7 +210,8 @@ class FilesystemDriver(StorageDriver):
     def _full(self, path: str) -> Path:
         return Path(self._local(path))
 
-    def local_path(self, path: str) -> str | None:
+    def local_path(self, path: str) -> str:
+        """The file of key ``path`` (``LocalFiles``: sendfile, GC's sweep)."""
         return self._local(path)
 
     async def get_content(self, path: str, *, limit: int | None = None) -> bytes:
@@ -225,7 +234,7 @@ class FilesystemDriver(StorageDriver):
             raise StorageDriverError(f"{full}: is a directory") from None
 
     async def put_content(self, path: str, data: bytes) -> None:
-        await asyncio.to_thread(atomic_write, self._full(path), data)
+        await asyncio.to_thread(_atomic_write, self._full(path), data)
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
@@ -254,7 +263,7 @@ class FilesystemDriver(StorageDriver):
         full = self._full(path)
 
         def open_file() -> tuple[BinaryIO, int, Path | None]:
-            with disk_full_as_registry_error():
+            with disk_full_as_storage_full():
                 return open_or_create()
 
         def open_or_create() -> tuple[BinaryIO, int, Path | None]:
@@ -300,7 +309,7 @@ class FilesystemDriver(StorageDriver):
         src, dst = self._full(source), self._full(dest)
 
         def rename() -> None:
-            with disk_full_as_registry_error():
+            with disk_full_as_storage_full():
                 move_into_place()
 
         def move_into_place() -> None:
@@ -333,6 +342,7 @@ class FilesystemDriver(StorageDriver):
         await asyncio.to_thread(remove)
 
     async def touch(self, path: str) -> bool:
+        """``CheapTouch``: one ``utime``; whether ``path`` is there."""
         try:
             os.utime(self._local(path))
         except _MISSING:
@@ -401,7 +411,7 @@ class FilesystemDriver(StorageDriver):
                     current = None
                 if current != version:
                     raise PreconditionFailedError(f"{path} changed (expected {version})")
-                atomic_write(full, data)
+                _atomic_write(full, data)
                 return _version_of(os.stat(full))
 
         return await asyncio.to_thread(write)
@@ -429,141 +439,11 @@ class FilesystemDriver(StorageDriver):
         for info in found:
             yield info
 
-    # -- GC's sweep: renamed aside for the last check, so no write slips in between -------------
-    async def remove_if_older(
-        self,
-        path: str,
-        cutoff: float,
-        *,
-        fence: Callable[[], Awaitable[None]] | None = None,
-    ) -> bool:
-        """The data is renamed aside, then checked: a touch (HEAD, GET, mount) or a re-push
-        that comes after the rename finds no file and the client uploads the blob again; one
-        that came before it is seen here and the file is put back. Then the file goes, and its
-        directory if nothing else is in it (never ``rmtree``: an upload may have put a fresh
-        file there since). ``fence`` is awaited first: the rename aside is where the removal
-        begins, and whatever touches the blob after the fence is seen by the check."""
-        if fence is not None:
-            await fence()
-        return await asyncio.to_thread(_remove_if_older, self._local(path), cutoff)
-
-    async def remove_unless(self, path: str, witness: str) -> bool:
-        """The link is renamed aside, then the blob looked for: an upload that commits the blob
-        again links it after its data is in place, so either this sees the data (the link is
-        put back) or the upload comes later, finds no link and writes it again."""
-        full, other = self._local(path), self._local(witness)
-        return await asyncio.to_thread(_remove_unless, full, other)
-
-    async def remove_empty_dirs(self, path: str, stop: str) -> None:
-        await asyncio.to_thread(remove_empty_dirs, self._full(path), self._full(stop))
-
-    async def before_gc(self) -> None:
-        """Put back what a killed sweep left renamed aside (GC's scan finds the temporary
-        files of killed writers, and its sweep removes them)."""
-        await asyncio.to_thread(recover_interrupted_sweep, Layout(self.root))
-
-    def _journal(self) -> Path:
-        return self._full(KEYS.v2) / SWEEP_JOURNAL
-
-    async def sweep_started(self) -> None:
-        """The journal of :func:`embedded_registry.gc.sweep.recover_interrupted_sweep`: found
-        at the next GC or server start, it says blobs may be left renamed aside."""
-        journal = self._journal()
-        await asyncio.to_thread(journal.write_text, f"{os.getpid()}\n")
-
-    async def sweep_finished(self) -> None:
-        await asyncio.to_thread(self._journal().unlink, missing_ok=True)
-
-
-def _remove_if_older(data: str, cutoff: float) -> bool:
-    try:
-        if os.stat(data).st_mtime > cutoff:
-            return False
-    except _MISSING:
-        return True
-    # A HEAD, GET or mount may touch the blob right here: the check after the rename sees it.
-    pause_point("gc-sweep-rename", data)
-    aside = data + SWEEPING_SUFFIX
-    os.rename(data, aside)
-    if os.stat(aside).st_mtime > cutoff:
-        # Touched between the two checks: back (a copy pushed meanwhile has the same bytes).
-        os.replace(aside, data)
-        return False
-    return _remove_only(aside, data)
-
-
-def _remove_unless(link: str, witness: str) -> bool:
-    aside = link + SWEEPING_SUFFIX
-    try:
-        os.rename(link, aside)
-    except _MISSING:
-        return True
-    if os.path.exists(witness):
-        os.replace(aside, link)
-        return False
-    return _remove_only(aside, link)
-
-
-def _remove_only(aside: str, live: str) -> bool:
-    """Remove ``aside``, then its directory if empty; whether ``live`` is absent after."""
-    with contextlib.suppress(*_MISSING):
-        os.unlink(aside)
-    directory = os.path.dirname(aside)
-    for attempt in range(2):
-        try:
-            os.rmdir(directory)
-            return True
-        except _MISSING:
-            return True
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
-        if os.path.exists(live):
-            return False  # pushed again meanwhile: it stays
-        if attempt == 0:
-            remove_stale_temp_files(Path(directory))
-    return True
-
-
-def recover_interrupted_sweep(layout: Layout) -> list[str]:
-    """Put back blobs a killed sweep left renamed aside; return their paths.
-
-    Cheap when no sweep was interrupted (one ``stat``); otherwise one walk of the blobs.
-    """
-    journal = os.path.join(layout.v2, SWEEP_JOURNAL)
-    if not os.path.exists(journal):
-        return []
-    restored = []
-    for directory, _subdirs, files in os.walk(layout.blobs_dir):
-        for name in files:
-            if name != "data" + SWEEPING_SUFFIX:
-                continue
-            aside = os.path.join(directory, name)
-            data = os.path.join(directory, "data")
-            if os.path.exists(data):
-                os.unlink(aside)  # a fresh push of the same bytes replaced it
-            else:
-                os.rename(aside, data)
-                restored.append(data)
-    # A ``_layers`` link renamed aside: back when its blob is there, else it goes.
-    for directory, subdirs, files in os.walk(layout.repositories_dir):
-        subdirs[:] = [d for d in subdirs if d != "_manifests" and d != "_uploads"]
-        if "link" + SWEEPING_SUFFIX not in files:
-            continue
-        aside = os.path.join(directory, "link" + SWEEPING_SUFFIX)
-        digest = read_link(aside)
-        link = os.path.join(directory, "link")
-        if (
-            digest is not None
-            and not os.path.exists(link)
-            and os.path.exists(str(layout.blob_data(digest)))
-        ):
-            os.rename(aside, link)
-            restored.append(link)
-        else:
-            os.unlink(aside)
-    os.unlink(journal)
-    return restored
+    def list_tree(
+        self, path: str, *, leaf: Callable[[str], str | None] | None = None
+    ) -> AsyncIterator[FileInfo]:
+        """``DirectoryTimes``: :meth:`list_files` with the directories and their times."""
+        return self.list_files(path, directories=True, leaf=leaf)
 
 
 def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | None:

@@ -57,6 +57,7 @@ from embedded_registry.storage.driver.base import (
     StorageDriver,
     StorageDriverError,
 )
+from embedded_registry.storage.driver.capabilities import Uploads
 
 MIN_CHUNK_SIZE = MIN_S3_CHUNK_SIZE
 MAX_COPY_PART = 5 << 30
@@ -84,8 +85,6 @@ SMALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 
 _Names = list[str]
 _Keys = list[dict[str, str]]
-_Uploads = list[tuple[str, str, float]]
-"""Unfinished multipart uploads: ``(path, upload id, initiated)``."""
 
 
 def _code(exc: ClientError) -> str:
@@ -606,10 +605,10 @@ class S3Driver(StorageDriver):
             first = errors[0]
             raise StorageDriverError(f"cannot delete {first.get('Key')}: {first.get('Code')}")
 
-    async def multipart_uploads(self, path: str) -> _Uploads:
+    async def multipart_uploads(self, path: str) -> Uploads:
         """Unfinished multipart uploads under ``path``: ``(path, upload id, initiated)``."""
         key = self.key(path)
-        found: _Uploads = []
+        found: Uploads = []
         paginator = self.client.get_paginator("list_multipart_uploads")
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
             for upload in page.get("Uploads", []):
@@ -705,13 +704,6 @@ class S3Driver(StorageDriver):
                 return _S3Writer(self, key, created["UploadId"], [])
             await resumed._restart()
         return resumed
-
-    async def touch(self, path: str) -> bool:
-        try:
-            await self.stat(path)
-        except PathNotFoundError:
-            return False
-        return True
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         operation = {"GET": "get_object", "HEAD": "head_object"}.get(method)

@@ -12,6 +12,7 @@ import abc
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from embedded_registry.mediatypes import ManifestInfo
 from embedded_registry.storage.catalog import page
@@ -163,6 +164,11 @@ class RegistryStorage(abc.ABC):
     @abc.abstractmethod
     async def repositories(self) -> list[str]:
         """Every repository, in catalog order."""
+
+    @abc.abstractmethod
+    async def describe_repository(self, name: str) -> dict[str, Any] | None:
+        """The ``ext/tags`` document of ``name`` (push times, targets, manifests with their
+        blobs, :mod:`embedded_registry.routes.ext_tags`); ``None``: no such repository."""
 
     async def catalog_page(self, last: str | None, count: int) -> tuple[list[str], bool]:
         """The ``count`` repositories after ``last`` in catalog order, and whether more

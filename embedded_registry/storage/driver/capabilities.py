@@ -1,0 +1,196 @@
+"""What only some drivers can do: small Protocols, each named for what it allows, checked with
+``isinstance`` by the stores, the GC lease and GC (never a flag or a ``getattr``).
+
+========================  ==========  ===================================================
+Protocol                  drivers     what it allows
+========================  ==========  ===================================================
+:class:`LocalFiles`       filesystem  sendfile of a blob; GC's rename-aside sweep
+:class:`CheapTouch`       filesystem  refresh a blob whenever a client is told of it
+:class:`TimedListing`     both        one flat listing of files with sizes and times
+:class:`DirectoryTimes`   filesystem  listings with directories (their times record deletes)
+:class:`BatchReads`       filesystem  many small reads per worker-thread hop
+:class:`ConditionalWrites` both       versions, get and put-if-unchanged (the GC lease)
+:class:`MultipartUploads` s3          writes invisible until commit, listed and aborted
+========================  ==========  ===================================================
+
+:func:`list_files`, :func:`get_many` and :func:`version_of` use a capability where the driver
+has it and the core operations otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from embedded_registry.storage.driver.base import (
+    FileInfo,
+    PathNotFoundError,
+    StorageDriver,
+    StorageDriverError,
+)
+
+MANY_CONCURRENCY = 32
+"""Requests :func:`get_many` keeps in flight on a driver without :class:`BatchReads`."""
+
+Contents = list[bytes | StorageDriverError | None]
+"""What :func:`get_many` returns: per path, the bytes, None (nothing there) or the error that
+kept it from being read."""
+
+Uploads = list[tuple[str, str, float]]
+"""Unfinished multipart uploads: ``(key, upload id, initiated)``."""
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """Every key is a file on this machine: a blob is served with sendfile, and GC's sweep
+    renames a blob aside for its last check (:mod:`embedded_registry.gc.removal`)."""
+
+    def local_path(self, path: str) -> str:
+        """The file holding key ``path``."""
+        ...
+
+
+@runtime_checkable
+class CheapTouch(Protocol):
+    """``touch`` is a local call (a ``utime``), not a request: the stores refresh a blob's
+    time whenever they tell a client about it, and GC's grace period then protects it."""
+
+    async def touch(self, path: str) -> bool:
+        """Make ``path`` look just written; whether it is there."""
+        ...
+
+
+@runtime_checkable
+class TimedListing(Protocol):
+    """One flat listing of every file under a key, with sizes and times (S3's
+    ``ListObjectsV2``; a ``scandir`` walk)."""
+
+    def list_files(self, path: str) -> AsyncIterator[FileInfo]:
+        """Every file under ``path``."""
+        ...
+
+
+@runtime_checkable
+class DirectoryTimes(Protocol):
+    """Directories exist, and a directory's time changes whenever an entry is added to it or
+    removed from it (a local filesystem): GC reads deletes there, and the listings kept in
+    memory (tags, catalog, referrers) are checked with a ``stat`` of each directory."""
+
+    def list_files(
+        self,
+        path: str,
+        *,
+        directories: bool = False,
+        leaf: Callable[[str], str | None] | None = None,
+    ) -> AsyncIterator[FileInfo]:
+        """Every file (with ``directories``, and directory) under ``path``, parents before
+        children; ``leaf(key)`` may name the one file a directory holds (one ``stat``)."""
+        ...
+
+    def list_tree(
+        self, path: str, *, leaf: Callable[[str], str | None] | None = None
+    ) -> AsyncIterator[FileInfo]:
+        """``list_files(path, directories=True, leaf=leaf)``."""
+        ...
+
+
+@runtime_checkable
+class BatchReads(Protocol):
+    """Many small files read at once, cheaper than one request each."""
+
+    async def get_many(self, paths: Sequence[str], *, limit: int | None = None) -> Contents:
+        """For each path its bytes, None when nothing is stored there, or the error."""
+        ...
+
+
+@runtime_checkable
+class ConditionalWrites(Protocol):
+    """Versions of a file and writes that succeed only on the version read (S3
+    ``If-Match``/``If-None-Match``, a ``flock`` on the filesystem): the GC lease."""
+
+    async def version(self, path: str) -> str | None:
+        """An opaque tag of the file at ``path`` that changes whenever it is rewritten or
+        removed (None: no file there)."""
+        ...
+
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        """The content at ``path`` and its version tag."""
+        ...
+
+    async def put_conditional(self, path: str, data: bytes, *, version: str | None) -> str:
+        """Write ``path`` only if it is absent (``version`` None) or still at ``version``;
+        its new version tag. PreconditionFailedError otherwise (another writer won)."""
+        ...
+
+
+@runtime_checkable
+class MultipartUploads(Protocol):
+    """A writer is a multipart upload: its bytes are invisible at its key until ``commit``
+    (a monolithic push may stream straight to the blob's key), and one left unfinished by a
+    crash is listed and aborted (upload purging)."""
+
+    async def multipart_uploads(self, path: str) -> Uploads:
+        """Unfinished multipart uploads under ``path``."""
+        ...
+
+    async def abort_upload(self, path: str, upload_id: str) -> None:
+        """Abort one multipart upload (gone already: nothing to do)."""
+        ...
+
+
+async def list_files(driver: StorageDriver, path: str) -> AsyncIterator[FileInfo]:
+    """Every file under ``path``: the driver's :class:`TimedListing` where it has one, else
+    its ``walk`` (nothing when ``path`` does not exist)."""
+    if isinstance(driver, TimedListing):
+        async for info in driver.list_files(path):
+            yield info
+        return
+    try:
+        async for info in driver.walk(path):
+            if not info.is_dir:
+                yield info
+    except PathNotFoundError:
+        return
+
+
+async def get_many(
+    driver: StorageDriver, paths: Sequence[str], *, limit: int | None = None
+) -> Contents:
+    """The contents of many small files (GC's scan reads every manifest and tag link): for
+    each path its bytes, None when nothing is stored there, or the error that kept it from
+    being read. The driver's :class:`BatchReads` where it has one; else ``MANY_CONCURRENCY``
+    requests at once."""
+    if isinstance(driver, BatchReads):
+        return await driver.get_many(paths, limit=limit)
+    gate = asyncio.Semaphore(MANY_CONCURRENCY)
+
+    async def one(path: str) -> bytes | StorageDriverError | None:
+        async with gate:
+            try:
+                return await driver.get_content(path, limit=limit)
+            except PathNotFoundError:
+                return None
+            except StorageDriverError as exc:
+                return exc
+
+    return list(await asyncio.gather(*(one(path) for path in paths)))
+
+
+async def version_of(driver: StorageDriver, path: str) -> str | None:
+    """A tag of the file at ``path`` that changes when it is rewritten or removed (None: no
+    file): the driver's :class:`ConditionalWrites` version, else its size and time."""
+    if isinstance(driver, ConditionalWrites):
+        return await driver.version(path)
+    try:
+        info = await driver.stat(path)
+    except PathNotFoundError:
+        return None
+    return None if info.is_dir else f"{info.size}:{info.mtime!r}"
+
+
+def conditional_writes(driver: StorageDriver) -> ConditionalWrites:
+    """``driver`` as :class:`ConditionalWrites`; StorageDriverError when it has none."""
+    if not isinstance(driver, ConditionalWrites):
+        raise StorageDriverError(f"the {driver.name} driver has no conditional writes")
+    return driver
