@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import tarfile
 import zlib
@@ -24,6 +23,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from tests.helpers.memory import peak_kib
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -260,7 +261,7 @@ async def _probe(argv: list[str]) -> dict[str, object]:
     kind, host = argv[0], argv[1]
     async with RegistryClient(host) as client:
         await client.ping()  # warm: imports, TLS, pool
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = peak_kib()
         error: BaseException | None = None
         files = None
         try:
@@ -274,7 +275,7 @@ async def _probe(argv: list[str]) -> dict[str, object]:
                 files = root.file_count if root is not None else None
         except (RegistryClientError, LayerFormatError) as exc:
             error = exc
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = peak_kib()
     return {
         "grown_kib": after - before,
         "error": type(error).__name__ if error else None,

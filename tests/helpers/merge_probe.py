@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from tests.helpers.memory import peak_kib
 from tui.client import RegistryClient
 from tui.data.inside import ImageSource, diff_images, read_layers, resolve_image
 from tui.logic.fsmerge import directory_sizes, merge_layers
@@ -24,7 +25,7 @@ from tui.logic.inside_view import merged_rows
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return peak_kib() / 1024
 
 
 async def probe(host: str, repo: str, base: str, reference: str) -> dict[str, Any]:

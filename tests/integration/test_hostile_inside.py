@@ -32,9 +32,9 @@ REPO = "hostile/app"
 DEPTH = 50_000
 REPEATS = 10_000
 PEAK_BOUND_MIB = 1024
-"""Peak memory of the child that reads, stacks and diffs the deep image. Before: 4.8 GB (the
-quadratic merge; it meets the child's 2 GiB cap). Linear: 71 MB alone, 534 MB seen once in a
-full CI run on a loaded machine; the bound tells linear from quadratic with room for that."""
+"""Peak memory of the child that reads, stacks and diffs the deep image (its own, VmHWM:
+``tests/helpers/memory.py``). Before: 4.8 GB (the quadratic merge; it meets the child's 2 GiB
+cap). Linear: 71 MB; the bound tells linear from quadratic with room to spare."""
 ROOT = Path(__file__).resolve().parents[2]
 
 EVIL = [
