@@ -23,7 +23,9 @@ from textual.widgets import DataTable, Input
 from tui.app import AppSettings, RegtuiApp, make_app
 from tui.commands.connect import directory_backend, local_registry
 from tui.demo import populate
+from tui.dialogs.copy import CopyDialog
 from tui.screens.diff import DiffScreen
+from tui.screens.events import EventsScreen
 from tui.screens.find import FindScreen
 from tui.screens.image import ImageScreen
 from tui.screens.layer_files import LayerFilesScreen
@@ -131,6 +133,22 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         assert isinstance(screen, RetentionScreen)
         await until(pilot, lambda: screen.plan is not None)
 
+    async def copy_to(pilot: Pilot[None]) -> None:
+        await pilot.press("escape")  # back from Retention
+        await app.push_screen(RepositoryScreen("acme/api"))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await until(pilot, lambda: screen.details_done)
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, CopyDialog))
+
+    async def events(pilot: Pilot[None]) -> None:
+        await pilot.press("escape")  # cancel the copy
+        await app.push_screen(EventsScreen())
+        screen = app.screen
+        assert isinstance(screen, EventsScreen)
+        await until(pilot, lambda: screen.live)
+
     steps = [
         ("registry", registry),
         ("repository", repository),
@@ -143,6 +161,8 @@ async def shoot(app: RegtuiApp, out: Path) -> list[Path]:
         ("storage-gc-after", storage_after),
         ("help", help_screen),
         ("retention", retention),
+        ("copy-to", copy_to),
+        ("events", events),
     ]
     async with app.run_test(size=SIZE) as pilot:
         for name, step in steps:
