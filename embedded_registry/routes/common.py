@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -90,3 +93,18 @@ def next_link(request: web.Request, last: str, count: int) -> str:
     query["last"] = last
     query["n"] = str(count)
     return f'<{request.path}?{urlencode(sorted(query.items()))}>; rel="next"'
+
+
+async def json_object_body(
+    request: web.Request, bad_request: Callable[[str], errors.RegistryError]
+) -> dict[str, Any]:
+    """An administrative request's body: a JSON object, or ``{}`` when there is none (bounded
+    by aiohttp's ``client_max_size``: 413 beyond it); ``bad_request(detail)`` otherwise."""
+    raw = await request.read() if request.body_exists else b""
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise bad_request(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object")
+    return body

@@ -46,7 +46,7 @@ from embedded_registry.gc import GcReport
 from embedded_registry.gc.collect import collect_garbage_on
 from embedded_registry.gc.scan import storage_prefix
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY
-from embedded_registry.routes.common import config, json_response, storage
+from embedded_registry.routes.common import config, json_object_body, json_response, storage
 from embedded_registry.storage.driver.base import StorageDriver
 from embedded_registry.storage.driver.capabilities import LocalFiles
 from embedded_registry.storage.lease import GcBusy
@@ -159,14 +159,7 @@ def _bad_request(detail: str) -> errors.RegistryError:
 
 
 async def _gc_options(request: web.Request, who: Caller) -> dict[str, Any]:
-    # Bounded by aiohttp's client_max_size (1 MiB): 413 beyond it.
-    raw = await request.read() if request.body_exists else b""
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise _bad_request(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _bad_request("the body must be a JSON object")
+    body = await json_object_body(request, _bad_request)
     configured = config(request).storage.gc_grace_period
     grace = body.get("grace_period", configured)
     if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:

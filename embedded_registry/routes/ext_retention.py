@@ -28,7 +28,7 @@ from embedded_registry.retention import (
     read_runs,
     run_retention,
 )
-from embedded_registry.routes.common import config, json_response, storage
+from embedded_registry.routes.common import config, json_object_body, json_response, storage
 from embedded_registry.routes.ext import DENIED_DETAIL, PREFIX
 from embedded_registry.storage.store import DriverStorage
 
@@ -70,13 +70,7 @@ async def run_now(request: web.Request) -> web.Response:
     settings = config(request).retention
     if settings is None:
         raise errors.unsupported("regtui.retention is not configured on this registry")
-    raw = await request.read() if request.body_exists else b""
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise _bad_request(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _bad_request("the body must be a JSON object")
+    body = await json_object_body(request, _bad_request)
     dry_run = body.get("dry_run", settings.dry_run)
     if not isinstance(dry_run, bool):
         raise _bad_request("dry_run must be true or false")

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from embedded_registry import errors
 from embedded_registry.gc.scrub import Scrubber
-from embedded_registry.routes.common import config
+from embedded_registry.routes.common import config, json_object_body
 from embedded_registry.routes.ext import (
     GC_RUN_LOCK_KEY,
     PREFIX,
@@ -46,13 +46,7 @@ def _line(document: dict[str, Any]) -> bytes:
 
 
 async def _options(request: web.Request) -> tuple[bool, bool]:
-    raw = await request.read() if request.body_exists else b""
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise _bad_request(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise _bad_request("the body must be a JSON object")
+    body = await json_object_body(request, _bad_request)
     return _flag(body, "repair", False), _flag(body, "restart", False)
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
+from tui.client._pushtimes import _time, tags_path
 from tui.client.errors import MalformedResponseError
 from tui.client.registry import RegistryClient
 
@@ -23,17 +23,8 @@ MAX_REPORT_BYTES = 16 << 20
 
 
 def cache_path(repo: str) -> str:
-    return f"/v2/{quote(repo, safe='/')}/_regtui/cache"
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    """``/v2/<repo>/_regtui/cache``, beside the push times' ``/_regtui/tags``."""
+    return tags_path(repo).removesuffix("/tags") + "/cache"
 
 
 def _text(doc: dict[str, Any], key: str) -> str:

@@ -51,6 +51,7 @@ from tui.client.reference import (
     parse_reference,
     parse_registry,
 )
+from tui.logic.copy_plan import PlatformError, parse_platform
 from tui.logic.tags import natural_key
 
 __all__ = [
@@ -196,10 +197,10 @@ def _platform(value: Any, where: str) -> Platform | None:
     text = _text(value, where)
     if text == "all":
         return None
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise SyncSpecError(f"{where}: expected all or OS/ARCH[/VARIANT], not {text!r}")
-    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+    try:
+        return parse_platform(text)
+    except PlatformError:
+        raise SyncSpecError(f"{where}: expected all or OS/ARCH[/VARIANT], not {text!r}") from None
 
 
 def _tag_filter(value: Any, where: str) -> TagFilter:
