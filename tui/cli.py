@@ -43,10 +43,16 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         description="Explore, clean and serve container registries from the terminal.",
     )
     parser.add_argument("--version", action="version", version=f"regtui {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    from tui.commands import register_commands
+    from tui.commands import SummaryOnly, module_of, register_commands
 
+    # Commands that only get named in the help are no parsers (see SummaryOnly).
+    kind = Parser if module_of(argv) else SummaryOnly
+    subparsers = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=kind,  # type: ignore[type-var]  # argparse only calls it with kwargs
+    )
+    subparsers.required = True
     register_commands(subparsers, argv)
     return parser
 

@@ -96,6 +96,7 @@ def test_help_loads_no_app_server_or_network(tmp_path: Path, argv: list[str]) ->
     if argv == ["--help"]:
         # every command by its summary: no command module, only the plumbing (exit codes...)
         assert set(loaded(modules, ("tui.commands.",))) <= set(PLUMBING)
+        assert "typing" not in modules  # a few milliseconds of the 40 ms budget
 
 
 def test_listings_take_the_quick_path(registry: RunningRegistry, tmp_path: Path) -> None:
@@ -210,3 +211,26 @@ async def test_the_app_walks_on_aiohttps_pool(registry: RunningRegistry) -> None
         assert isinstance(transport, ClientTransport)
         assert transport.fast_after == 0
         assert transport.fast  # the requests so far went through aiohttp
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["tgas"], "invalid choice: 'tgas'"),
+        (["-x", "tags", "HOST/REPO"], "unrecognized arguments: -x HOST/REPO"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_a_command_line_that_runs_no_command_is_a_usage_error(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Commands only named in the help are no parsers (``SummaryOnly``): whatever reaches them
+    still ends as argparse's usage error (exit 2, one line), never an AttributeError."""
+    from tui.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert words in error
+    assert "Traceback" not in error

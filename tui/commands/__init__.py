@@ -8,15 +8,21 @@ Only the module of the command that runs is imported and registered; ``regtui --
 every command by its one-line summary (``SUMMARIES``; a test checks it against the real
 parsers). So ``--help`` imports no command module and ``regtui tags`` only
 :mod:`tui.commands.catalog` (``connect`` and ``serve`` load the app or the server when
-imported). Each parser argparse builds costs a few gettext look-ups on disk.
+imported). Each parser argparse builds costs a few gettext look-ups on disk, so a command that
+is only named is no parser (:class:`SummaryOnly`); and nothing on this path imports
+:mod:`typing` (a few milliseconds of every start).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+if TYPE_CHECKING:
+    from typing import Any
 
 SUMMARIES: dict[str, dict[str, str]] = {
     "connect": {"connect": "explore a registry in the terminal app"},
@@ -73,15 +79,43 @@ def __getattr__(name: str) -> tuple[ModuleType, ...]:
     raise AttributeError(name)
 
 
-def register_commands(subparsers: Any, argv: Sequence[str] = ()) -> None:
-    """Register the commands: when ``argv`` runs one, only its module (no other command can
-    show up in the output then: the usage line names ``COMMAND``, not the choices); otherwise
-    (``--help``, no command, a mistyped one) every command by its summary, in order."""
+def module_of(argv: Sequence[str]) -> str | None:
+    """The command module that ``argv`` runs (its first word names one of its commands), or
+    None (``--help``, no command, a mistyped one)."""
     wanted = argv[0] if argv else None
     for name, summaries in SUMMARIES.items():
         if wanted in summaries:
-            importlib.import_module(f"tui.commands.{name}").register(subparsers)
-            return
+            return name
+    return None
+
+
+class SummaryOnly:
+    """What a command is when it is only named in ``regtui --help``: argparse keeps the object
+    its subparsers action makes for each name but lays the help out from the name and summary
+    alone, so building a real parser (a few gettext look-ups on disk each) would be wasted.
+
+    Reached only when the command line runs no command although a command's name follows the
+    global options (``regtui -x tags``): the rest is handed back as unrecognized, which argparse
+    reports as a usage error."""
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def parse_known_args(
+        self, args: Sequence[str], namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        return namespace or argparse.Namespace(), list(args)
+
+
+def register_commands(subparsers: Any, argv: Sequence[str] = ()) -> None:
+    """Register the commands: when ``argv`` runs one, only its module (no other command can
+    show up in the output then: the usage line names ``COMMAND``, not the choices); otherwise
+    (``--help``, no command, a mistyped one) every command by its summary, in order, with
+    ``subparsers`` made with ``parser_class=SummaryOnly``."""
+    name = module_of(argv)
+    if name is not None:
+        importlib.import_module(f"tui.commands.{name}").register(subparsers)
+        return
     for summaries in SUMMARIES.values():
         for command, summary in summaries.items():
-            subparsers.add_parser(command, help=summary, add_help=False)
+            subparsers.add_parser(command, help=summary)

@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tui.commands.access import (
     PasswordError,
@@ -25,7 +24,11 @@ from tui.commands.access import (
 )
 from tui.logic.escape import visible
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+
+if TYPE_CHECKING:  # typing itself is not loaded at run time: every start builds a parser
+    from typing import Any, TypeAlias
+
     from tui.client import Reference, RegistryClient
     from tui.client.models import Platform
 
@@ -43,8 +46,7 @@ EXIT_INTERRUPTED = 128 + 2
 EXIT_BROKEN_PIPE = 128 + 13
 """The reader of the output went away (``regtui du | head``): a shell's code for SIGPIPE."""
 
-Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-P = TypeVar("P")
+Command: TypeAlias = "Callable[[argparse.Namespace], Coroutine[Any, Any, int]]"
 
 
 class UsageError(Exception):
@@ -207,18 +209,18 @@ def repo_ref(text: str) -> Reference:
 # ---------------------------------------------------------------------- progress
 
 
-class ProgressLine(Generic[P]):
+class ProgressLine:
     """One line on stderr, rewritten at most ten times a second, only on a terminal: the text
     ``describe`` makes of each progress report (escaped, at most 200 characters). Call
     :meth:`clear` before printing a result line, and when done."""
 
-    def __init__(self, describe: Callable[[P], str]) -> None:
+    def __init__(self, describe: Callable[[Any], str]) -> None:
         self.enabled = sys.stderr.isatty()
         self._describe = describe
         self._last = 0.0
         self._shown = False
 
-    def __call__(self, progress: P) -> None:
+    def __call__(self, progress: object) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < 0.1:
             return
