@@ -45,11 +45,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import random
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -58,7 +60,11 @@ from embedded_registry import errors, names
 from embedded_registry.config import Config
 from embedded_registry.govern_rules import GovernConfig, ImmutableRule, QuotaRule, quota_usage
 from embedded_registry.mediatypes import StoredManifest, parse_manifest, parse_stored_manifest
-from embedded_registry.storage.driver.base import PathNotFoundError, PreconditionFailedError
+from embedded_registry.storage.driver.base import (
+    PathNotFoundError,
+    PreconditionFailedError,
+    StorageDriverError,
+)
 from embedded_registry.storage.driver.capabilities import conditional_writes
 from embedded_registry.storage.manifests import compute_digest
 from embedded_registry.storage.store import DriverStorage
@@ -70,7 +76,16 @@ RECORD_ROOT = "/regtui/quota"
 CLAIM_ROOT = "/regtui/immutable"
 """Driver path of the claims of immutable tags being set for the first time."""
 RESERVATION_TTL = 120.0
-CAS_ATTEMPTS = 20
+"""Seconds a manifest's reservation (and an immutable tag's claim) outlives a failed commit."""
+UPLOAD_TTL = 600.0
+UPLOAD_TTL_ENV = "REGTUI_UPLOAD_RESERVATION_TTL"
+"""Seconds an upload's reservation lasts after its last write (``UPLOAD_TTL`` unless this
+variable says otherwise): a crashed upload's, or a blob's no manifest came to reference."""
+SMALL_UPLOAD = 1 << 20
+"""A streamed upload (no declared length) reserves exactly what it received up to this size,
+then ahead of its bytes: as much again as it received, at most ``GROWTH_MAX``."""
+GROWTH_MAX = 64 << 20
+CAS_ATTEMPTS = 30
 CONCURRENCY = 16
 PARSED_CACHE = 8192
 REFRESH_INTERVAL = 60.0
@@ -86,13 +101,24 @@ def _size_text(size: int) -> str:
     return f"{size} B"
 
 
+def upload_reservation_ttl() -> float:
+    try:
+        value = float(os.environ.get(UPLOAD_TTL_ENV, ""))
+    except ValueError:
+        return UPLOAD_TTL
+    return value if 0 < value < float("inf") else UPLOAD_TTL
+
+
 class QuotaExceeded(errors.RegistryError):
     """DENIED: the push would bring a repository or namespace over its quota."""
 
-    def __init__(self, rule: QuotaRule, used: int, adding: int) -> None:
+    def __init__(self, rule: QuotaRule, used: int, adding: int, reserved: int = 0) -> None:
+        using = _size_text(used)
+        if reserved:
+            using += f", of which {_size_text(reserved)} reserved by pushes in progress"
         message = (
             f"quota exceeded: adding {_size_text(adding)} to {rule.scope} {rule.name} "
-            f"(using {_size_text(used)}) would exceed its limit of {_size_text(rule.limit)} "
+            f"(using {using}) would exceed its limit of {_size_text(rule.limit)} "
             f"({rule.label})"
         )
         detail = {
@@ -101,6 +127,7 @@ class QuotaExceeded(errors.RegistryError):
             "name": rule.name,
             "limit_bytes": rule.limit,
             "used_bytes": used,
+            "reserved_bytes": reserved,
             "adding_bytes": adding,
         }
         super().__init__("DENIED", message=message, detail=detail, status=403)
@@ -130,13 +157,52 @@ class Charge:
 
 EMPTY = Charge(0, frozenset(), frozenset())
 
+MANIFEST, UPLOAD, BLOB = "manifest", "upload", "blob"
+KINDS = (MANIFEST, UPLOAD, BLOB)
+"""What a reservation holds bytes for: a manifest being committed (its ``digest``), an upload
+in progress (``digest``: its id), an uploaded blob no manifest references yet (its digest)."""
+
+Own = set[tuple[str, str]]
+"""A writer's own entries in the records: ``(kind, digest)`` in its repository."""
+
+
+@dataclass
+class _Scan:
+    """One read of the records of a repository's quotas and of the layout."""
+
+    charge: Charge
+    """The repository's usage in the layout."""
+    records: list[tuple[list[dict[str, Any]], str | None, bool]] = field(default_factory=list)
+    """Per rule: the entries that still count (neither expired, committed, nor the writer's),
+    the record's version, and whether the writer's own (or absorbed) entries were dropped."""
+    used: list[int] = field(default_factory=list)
+    """Per rule: the layout's bytes plus those entries' bytes."""
+    reserved: list[int] = field(default_factory=list)
+    """Per rule: those entries' bytes."""
+    pending_blobs: set[str] = field(default_factory=set)
+    """Blobs of the repository uploaded and reserved, not yet referenced."""
+
+
+Decision = tuple[bool, dict[str, Any] | None, int | None]
+Decide = Callable[[_Scan], Awaitable[Decision]]
+
+
+async def _release(_scan: _Scan) -> Decision:
+    return True, None, None
+
 
 class Governor:
     """The rules of one registry over its storage (one per process)."""
 
-    def __init__(self, rules: GovernConfig, store: DriverStorage) -> None:
+    def __init__(
+        self, rules: GovernConfig, store: DriverStorage, clock: Callable[[], float] = time.time
+    ) -> None:
         self.rules = rules
         self.store = store
+        self.clock = clock
+        """The time of the reservations' expiries (wall-clock: replicas compare them)."""
+        self.upload_ttl = upload_reservation_ttl()
+        self._locks: dict[str, asyncio.Lock] = {}
         self._parsed: OrderedDict[str, StoredManifest] = OrderedDict()
         self._sizes: OrderedDict[str, int] = OrderedDict()
         self._usage: dict[str, int] = {}
@@ -329,99 +395,204 @@ class Governor:
             and isinstance(e.get("digest"), str)
             and isinstance(e.get("bytes"), int)
             and isinstance(e.get("expires"), int | float)
+            and e.get("kind", MANIFEST) in KINDS
         ]
         return valid, version
 
-    async def _reserve(
-        self, name: str, digest: str, size: int, blobs: tuple[str, ...], quotas: list[QuotaRule]
-    ) -> None:
-        """Check every quota of ``name`` for the manifest ``digest`` and record a reservation
-        of the bytes it adds in each rule's record (conditional writes: see the module
-        docstring)."""
-        for _attempt in range(CAS_ATTEMPTS):
-            # The records first, the layout after: a reservation dropped from a record was
-            # visible to its writer, hence to this later scan (see the module docstring).
-            records = [await self._read_record(rule) for rule in quotas]
-            known: dict[str, Charge] = {}
-            charge = known[name] = await self.charge(name)
-            if digest in charge.revisions:
-                return  # already in the repository: costs nothing
-            adding = size if digest not in charge.blobs else 0
-            for blob in dict.fromkeys(blobs):
-                if blob not in charge.blobs:
-                    linked = await self.store.linked_size(name, blob)
-                    if linked is None:
-                        return  # the storage refuses it: MANIFEST_BLOB_UNKNOWN
-                    adding += linked
-            if not adding:
-                return
-            now = time.time()
-            writes = []
-            for rule, (entries, version) in zip(quotas, records, strict=True):
-                pending = []
-                for entry in entries:
-                    if entry["expires"] <= now:
-                        continue
-                    if entry["repo"] == name and entry["digest"] == digest:
-                        continue  # our own earlier attempt
-                    repo_charge = known.get(entry["repo"])
-                    if repo_charge is None and rule.covers(entry["repo"]):
-                        repo_charge = known[entry["repo"]] = await self.charge(entry["repo"])
-                    if repo_charge is not None and entry["digest"] in repo_charge.revisions:
-                        continue  # committed: the layout counts it
-                    pending.append(entry)
-                used = await self.used(rule, known) + sum(e["bytes"] for e in pending)
-                if used + adding > rule.limit:
-                    raise QuotaExceeded(rule, used, adding)
-                pending.append(
-                    {
-                        "repo": name,
-                        "digest": digest,
-                        "bytes": adding,
-                        "expires": now + RESERVATION_TTL,
-                        "by": self._owner,
-                    }
-                )
-                writes.append((rule, pending, version))
+    @contextlib.asynccontextmanager
+    async def _locked(self, quotas: list[QuotaRule]) -> AsyncIterator[None]:
+        """This process's writers of the same records one at a time (in the records' order:
+        no deadlock), so they do not make each other's conditional writes fail; replicas race
+        through the conditional writes."""
+        async with contextlib.AsyncExitStack() as stack:
+            for path in sorted({self._record(rule) for rule in quotas}):
+                await stack.enter_async_context(self._locks.setdefault(path, asyncio.Lock()))
+            yield
+
+    async def _scan(
+        self, name: str, quotas: list[QuotaRule], own: Own, absorb: frozenset[str]
+    ) -> _Scan:
+        """The records of ``quotas``, then the layout (in this order: a reservation dropped
+        from a record was visible to its writer, hence to this later read of the layout),
+        seen by a writer of ``name`` whose own entries are ``own`` and whose manifest
+        references the blobs ``absorb``."""
+        records = [await self._read_record(rule) for rule in quotas]
+        known: dict[str, Charge] = {}
+        charge = known[name] = await self.charge(name)
+        now = self.clock()
+        scan = _Scan(charge)
+        for rule, (entries, version) in zip(quotas, records, strict=True):
+            kept: list[dict[str, Any]] = []
+            touched = False
+            for entry in entries:
+                kind, repo, digest = entry.get("kind", MANIFEST), entry["repo"], entry["digest"]
+                if entry["expires"] <= now:
+                    continue
+                if repo == name and (kind, digest) in own:
+                    touched = True  # our own earlier reservation: replaced (or released)
+                    continue
+                if repo == name and kind == BLOB and digest in absorb:
+                    touched = True  # an uploaded blob of this manifest: its bytes move in
+                    continue
+                if kind != UPLOAD:
+                    repo_charge = known.get(repo)
+                    if repo_charge is None and rule.covers(repo):
+                        repo_charge = known[repo] = await self.charge(repo)
+                    if repo_charge is not None and digest in (
+                        repo_charge.revisions if kind == MANIFEST else repo_charge.blobs
+                    ):
+                        continue  # committed (referenced): the layout counts it
+                kept.append(entry)
+                if repo == name and kind == BLOB:
+                    scan.pending_blobs.add(digest)
+            reserved = sum(e["bytes"] for e in kept)
+            scan.records.append((kept, version, touched))
+            scan.reserved.append(reserved)
+            scan.used.append(await self.used(rule, known) + reserved)
+        return scan
+
+    async def _attempts(
+        self,
+        name: str,
+        quotas: list[QuotaRule],
+        own: Own,
+        absorb: frozenset[str],
+        decide: Decide,
+    ) -> int | None:
+        """Read, ``decide`` and write each rule's record with conditional writes, again from
+        the read when another writer won. ``decide(scan)`` answers ``(write, entry, value)``:
+        whether to write at all, the entry of ours to add (None: ours removed) and what to
+        return; it raises QuotaExceeded to refuse."""
+        for attempt in range(CAS_ATTEMPTS):
+            scan = await self._scan(name, quotas, own, absorb)
+            write, entry, value = await decide(scan)
+            touched = any(t for _entries, _version, t in scan.records)
+            if not write or (entry is None and not touched):
+                return value
             try:
-                for rule, pending, version in writes:
+                for rule, (entries, version, _touched) in zip(quotas, scan.records, strict=True):
+                    pending = [*entries, entry] if entry is not None else entries
                     document = json.dumps({"reservations": pending}, separators=(",", ":"))
                     await conditional_writes(self.store.driver).put_conditional(
                         self._record(rule), document.encode(), version=version
                     )
             except PreconditionFailedError:
-                await asyncio.sleep(0.01)
-                continue  # another writer won: read and check again
-            return
+                # Another writer won: read and check again (jittered, so racers spread out).
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                continue
+            return value
         raise errors.too_many_requests("too many pushes racing for a quota: retry the push")
 
-    async def upload_allowance(self, name: str, digest: str | None) -> int | None:
-        """Bytes an upload to ``name`` may still bring (None: no quota applies, or the blob
-        ``digest`` is already referenced there and costs nothing)."""
-        quotas = self.rules.quotas_for(name)
-        if not quotas:
-            return None
-        known: dict[str, Charge] = {}
-        charge = known[name] = await self.charge(name)
-        if digest is not None and digest in charge.blobs:
-            return None
-        allowance: int | None = None
-        for rule in quotas:
-            left = rule.limit - await self.used(rule, known)
-            allowance = left if allowance is None else min(allowance, left)
-        return allowance
+    async def _update(
+        self,
+        name: str,
+        quotas: list[QuotaRule],
+        own: Own,
+        decide: Decide,
+        absorb: frozenset[str] = frozenset(),
+    ) -> int | None:
+        """:meth:`_attempts` under this process's locks of the records. A refusal removes
+        what the refused writer held (its own entries, and the blobs its manifest named)."""
+        async with self._locked(quotas):
+            try:
+                return await self._attempts(name, quotas, own, absorb, decide)
+            except QuotaExceeded:
+                try:
+                    await self._attempts(name, quotas, own, absorb, _release)
+                except (errors.RegistryError, StorageDriverError) as exc:
+                    log.warning("releasing a refused reservation failed: %s", exc)
+                raise
 
-    async def quota_denial(self, name: str, used_over: int) -> QuotaExceeded:
-        """The refusal of an upload to ``name`` that reached ``used_over`` bytes."""
-        known: dict[str, Charge] = {}
-        worst: tuple[int, QuotaRule, int] | None = None
-        for rule in self.rules.quotas_for(name):
-            used = await self.used(rule, known)
-            left = rule.limit - used
-            if worst is None or left < worst[0]:
-                worst = (left, rule, used)
-        assert worst is not None
-        return QuotaExceeded(worst[1], worst[2], used_over)
+    def _entry(self, name: str, kind: str, key: str, size: int, ttl: float) -> dict[str, Any]:
+        return {
+            "repo": name,
+            "kind": kind,
+            "digest": key,
+            "bytes": size,
+            "expires": self.clock() + ttl,
+            "by": self._owner,
+        }
+
+    @staticmethod
+    def _refusal(quotas: list[QuotaRule], scan: _Scan, adding: int) -> QuotaExceeded | None:
+        """The refusal of ``adding`` more bytes: the rule it would bring over (None: fits)."""
+        for rule, used, reserved in zip(quotas, scan.used, scan.reserved, strict=True):
+            if used + adding > rule.limit:
+                return QuotaExceeded(rule, used, adding, reserved)
+        return None
+
+    async def _reserve(
+        self, name: str, digest: str, size: int, blobs: tuple[str, ...], quotas: list[QuotaRule]
+    ) -> None:
+        """Check every quota of ``name`` for the manifest ``digest`` and record a reservation
+        of the bytes it adds in each rule's record (see the module docstring); the
+        reservations of its blobs' uploads move into it."""
+
+        async def decide(scan: _Scan) -> Decision:
+            charge = scan.charge
+            if digest in charge.revisions:
+                return False, None, None  # already in the repository: costs nothing
+            adding = size if digest not in charge.blobs else 0
+            for blob in dict.fromkeys(blobs):
+                if blob not in charge.blobs:
+                    linked = await self.store.linked_size(name, blob)
+                    if linked is None:
+                        return False, None, None  # refused: MANIFEST_BLOB_UNKNOWN
+                    adding += linked
+            if not adding:
+                return False, None, None
+            refusal = self._refusal(quotas, scan, adding)
+            if refusal is not None:
+                raise refusal
+            return True, self._entry(name, MANIFEST, digest, adding, RESERVATION_TTL), None
+
+        await self._update(name, quotas, {(MANIFEST, digest)}, decide, frozenset(blobs))
+
+    async def reserve_upload(
+        self, name: str, upload_id: str, at_least: int, wanted: int, digest: str | None = None
+    ) -> int | None:
+        """Reserve between ``at_least`` and ``wanted`` bytes for the upload ``upload_id`` to
+        ``name`` (its whole size, not an increment): the bytes granted. None when it costs
+        nothing (``digest``, the blob's when the request names it, is referenced in ``name``
+        or reserved there by another upload): then it holds no reservation. QuotaExceeded
+        when even ``at_least`` does not fit. More than ``at_least`` is granted only out of
+        half the room left (a streamed upload reserves ahead, without taking it all)."""
+        quotas = self.rules.quotas_for(name)
+
+        async def decide(scan: _Scan) -> Decision:
+            if digest is not None and (digest in scan.charge.blobs or digest in scan.pending_blobs):
+                return True, None, None
+            refusal = self._refusal(quotas, scan, at_least)
+            if refusal is not None:
+                raise refusal
+            room = min(rule.limit - used for rule, used in zip(quotas, scan.used, strict=True))
+            grant = at_least + min(max(wanted - at_least, 0), (room - at_least) // 2)
+            ttl = self.upload_ttl
+            return True, self._entry(name, UPLOAD, upload_id, grant, ttl), grant
+
+        return await self._update(name, quotas, {(UPLOAD, upload_id)}, decide)
+
+    async def upload_finished(self, name: str, upload_id: str, digest: str, size: int) -> None:
+        """The upload is the blob ``digest`` now: its reservation becomes the blob's, of its
+        exact size, held until a manifest of ``name`` references the blob (the layout counts
+        it then) or for the upload reservation's time; none when ``name`` already references
+        the blob or another upload reserved it."""
+        quotas = self.rules.quotas_for(name)
+
+        async def decide(scan: _Scan) -> Decision:
+            if digest in scan.charge.blobs or digest in scan.pending_blobs:
+                return True, None, None
+            return True, self._entry(name, BLOB, digest, size, self.upload_ttl), None
+
+        if quotas:
+            await self._update(name, quotas, {(UPLOAD, upload_id)}, decide)
+
+    async def release_upload(self, name: str, upload_id: str) -> None:
+        """Drop the upload's reservation (cancelled, refused or failed: a later request of
+        the same upload reserves its whole size again)."""
+        quotas = self.rules.quotas_for(name)
+        if quotas:
+            await self._update(name, quotas, {(UPLOAD, upload_id)}, _release)
 
     # -- reports ------------------------------------------------------------------------------
     def usage_by_repository(self) -> dict[str, int]:
@@ -501,40 +672,82 @@ def _unmetered(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     return chunks
 
 
+class _UploadMeter:
+    """An upload's reservation while a request's body arrives (see :func:`upload_quota`)."""
+
+    def __init__(self, rules: Governor, name: str, upload_id: str, received: int) -> None:
+        self.rules, self.name, self.upload_id = rules, name, upload_id
+        self.received = received
+        """The upload's size so far (what was stored before, and the body's bytes metered)."""
+        self.granted: int | None = None
+        self.written = 0.0
+
+    async def reserve(self, at_least: int, wanted: int, digest: str | None = None) -> None:
+        self.granted = await self.rules.reserve_upload(
+            self.name, self.upload_id, at_least, wanted, digest
+        )
+        self.written = self.rules.clock()
+
+    async def meter(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, each let through once the reservation covers it: the piece that does
+        not fit is refused (QuotaExceeded) before it is written."""
+        async for chunk in chunks:
+            self.received += len(chunk)
+            if self.granted is not None and (
+                self.received > self.granted
+                or self.rules.clock() - self.written > self.rules.upload_ttl / 3
+            ):
+                total = self.received
+                ahead = 0 if total < SMALL_UPLOAD else min(total, GROWTH_MAX)
+                await self.reserve(total, max(self.granted, total + ahead))
+            yield chunk
+
+
 @contextlib.asynccontextmanager
 async def upload_quota(
     request: web.Request, name: str, upload_id: str, digest: str | None = None
 ) -> AsyncIterator[Meter]:
-    """Around the write of an upload's body: a meter for the body that refuses (DENIED) the
-    byte that would go over the quota, or refuses at once when the declared length already
-    does; either way the upload is cancelled, so nothing of it stays. ``digest``: the blob's,
-    when the request names it (the closing PUT)."""
+    """Around the write of an upload's body (and the closing PUT, with or without one): the
+    upload reserves its whole size in the quotas' records before its bytes are stored, so
+    uploads racing each other, on any replica, never store more than the room together; a
+    declared length over the room is refused at once, a streamed body as the byte that does
+    not fit arrives (DENIED), and the upload is then cancelled: nothing of it stays. On the
+    closing request (``digest``: the blob's) the reservation becomes the blob's. When the
+    request fails otherwise, the reservation goes (the upload's next request reserves its
+    size again); a crashed replica's lasts ``UPLOAD_TTL`` after its last write."""
     rules = governor(request)
-    allowance = None if rules is None else await rules.upload_allowance(name, digest)
-    if rules is None or allowance is None:
+    if rules is None or not rules.rules.quotas_for(name):
         yield _unmetered
         return
     store = rules.store
-    already = await store.upload_size(name, upload_id)
-    declared = request.content_length or 0
-    if already + declared > allowance:
-        await store.cancel_upload(name, upload_id)
-        raise await rules.quota_denial(name, already + declared)
-    limit = allowance
-
-    async def meter(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        total = already
-        async for chunk in chunks:
-            total += len(chunk)
-            if total > limit:
-                raise await rules.quota_denial(name, total)
-            yield chunk
-
+    meter = _UploadMeter(rules, name, upload_id, await store.upload_size(name, upload_id))
     try:
-        yield meter
-    except QuotaExceeded:
-        await store.cancel_upload(name, upload_id)
+        if request.body_exists and request.content_length is None:  # streamed: as it comes
+            if meter.received or digest is not None:
+                await meter.reserve(meter.received, meter.received, digest)
+            else:  # nothing to hold yet: the first piece reserves
+                meter.granted, meter.written = 0, rules.clock()
+        else:
+            declared = meter.received + (request.content_length or 0)
+            await meter.reserve(declared, declared, digest)
+        yield meter.meter
+        if digest is not None:
+            await rules.upload_finished(name, upload_id, digest, meter.received)
+    except BaseException as exc:
+        if isinstance(exc, QuotaExceeded):
+            await store.cancel_upload(name, upload_id)
+        try:
+            await rules.release_upload(name, upload_id)
+        except (errors.RegistryError, StorageDriverError) as failure:
+            log.warning("releasing the reservation of upload %s failed: %s", upload_id, failure)
         raise
+
+
+async def upload_cancelled(request: web.Request, name: str, upload_id: str) -> None:
+    """After an upload's DELETE: its reservation goes with it."""
+    rules = governor(request)
+    if rules is not None:
+        await rules.release_upload(name, upload_id)
 
 
 def mark_immutable(request: web.Request, document: dict[str, Any]) -> dict[str, Any]:

@@ -167,12 +167,14 @@ async def finish_upload(request: web.Request) -> web.Response:
     await store.upload_size(name, upload_id)
     digest = _digest_param(request)
     start, length = _content_range(request)
-    async with store.upload_lock(upload_id):
+    async with (
+        store.upload_lock(upload_id),
+        govern.upload_quota(request, name, upload_id, digest) as meter,
+    ):
         if request.body_exists:
-            async with govern.upload_quota(request, name, upload_id, digest) as meter:
-                size = await store.finish_upload_with(
-                    name, upload_id, digest, meter(_chunks(request)), start=start, length=length
-                )
+            size = await store.finish_upload_with(
+                name, upload_id, digest, meter(_chunks(request)), start=start, length=length
+            )
         else:
             size = await store.finish_upload(name, upload_id, digest)
     await notifications.blob_pushed(request, name, digest, size)
@@ -185,6 +187,7 @@ async def cancel_upload(request: web.Request) -> web.Response:
     store = storage(request)
     async with store.upload_lock(upload_id):
         existed = await store.cancel_upload(name, upload_id)
+        await govern.upload_cancelled(request, name, upload_id)
     if not existed:
         raise errors.blob_upload_unknown()
     return web.Response(status=204, headers={"Docker-Upload-UUID": upload_id})
