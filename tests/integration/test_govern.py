@@ -164,6 +164,9 @@ def test_quota_exact_as_du_counts_shared_layers_once(
         refused = copy_in(tmp_path, registry, three, "q/app:three")
         assert "quota exceeded" in refused and "regtui.quota[0]" in refused, refused
         assert _digest(registry, "q/app", "three") is None
+        # Nothing of the refused push is stored: neither its blobs nor its manifest.
+        for blob in (three.manifest, *three.blobs()):
+            assert not blob_on_disk(registry.root, blob.digest).exists(), blob.digest
         assert du_root(registry.root, capsys)["q/app"] == limit
         # Re-pushing what is there costs nothing; a re-tag neither.
         assert copy_in(tmp_path, registry, one, "q/app:again") == ""
@@ -252,16 +255,25 @@ def test_manifest_over_quota_refused_when_each_blob_fits(tmp_path: Path) -> None
 def test_namespace_quota_sums_its_repositories(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    require_tool("skopeo")
     a, b = random_image(5000), random_image(5000)
     limit = image_bytes(a) + image_bytes(b)
     with _quota_registry(tmp_path, [{"namespace": "ns", "limit": limit}]) as registry:
         push_image(registry.url, "ns/a", "v1", a)
-        push_image(registry.url, "ns/b", "v1", b)
+        assert copy_in(tmp_path, registry, b, "ns/b:v1") == ""
         push_image(registry.url, "other/c", "v1", random_image(9000))  # not in the namespace
         with pytest.raises(PushError, match=r"regtui\.quota"):
             push_image(registry.url, "ns/c", "v1", random_image(100))
+        # skopeo into a third repository of the namespace: refused by the namespace's rule,
+        # and nothing of it stored.
+        late = random_image(3000)
+        refused = copy_in(tmp_path, registry, late, "ns/d:v1")
+        assert "quota exceeded" in refused and "namespace ns" in refused, refused
+        for blob in (late.manifest, *late.blobs()):
+            assert not blob_on_disk(registry.root, blob.digest).exists(), blob.digest
         usage = du_root(registry.root, capsys)
         assert usage["ns/a"] + usage["ns/b"] == limit and usage.get("ns/c", 0) == 0
+        assert usage.get("ns/d", 0) == 0
 
 
 def test_concurrent_pushes_racing_the_limit_never_overshoot(
