@@ -18,25 +18,36 @@ indexes), each counted once per repository however many manifests share it, read
 storage's layout at each check (never a counter kept in one process). A namespace's usage is
 the sum over its repositories. The checks:
 
-- a blob upload (POST with a body, PATCH, closing PUT) may not bring the repository's usage
-  plus the upload's size over the limit: refused before reading when the declared length is
-  too much, else as soon as the running size is; the upload is then cancelled, so nothing
-  half-written stays. A blob whose digest is already referenced in the repository costs
-  nothing. (The upload is counted alone: blobs of the same push uploaded before it are not
-  yet referenced, so they count from the manifest on.)
+- a blob upload (POST with a body, PATCH, closing PUT) reserves its whole size before its
+  bytes are stored: refused at once when its declared length does not fit, else (a streamed
+  body, no length) as soon as the running size does not; the upload is then cancelled, so
+  nothing half-written stays. A blob whose digest is already referenced in the repository,
+  or reserved there by another upload, costs nothing.
 - a manifest PUT is refused when the blobs it adds to the repository (those it references
   that the repository's manifests do not reference yet, and the manifest itself) would bring
   usage over the limit. This is the exact gate.
 
-Exact across replicas: before it commits, a manifest PUT records a *reservation* (its digest
-and the bytes it adds) in a per-rule record in the storage (``/regtui/quota/...``), written
-with the driver's conditional put (S3 ``If-Match``/``If-None-Match``; ``flock`` on a disk).
-A check counts the layout, plus every reservation whose manifest the layout does not show yet;
-a writer that lost the race re-reads and checks again. So two replicas racing the last bytes
-of a quota never both pass. A reservation outlives a failed commit by ``RESERVATION_TTL`` at
-most (it then counts no more). Uploads are checked without reservations: two uploads racing
-the same last bytes can both be stored, and the manifest PUT refuses the push that goes over
-(its blobs, referenced by nothing, are GC's).
+Exact across replicas: every check reads a per-rule record in the storage
+(``/regtui/quota/<scope>/<name>/reservations``) and writes it back with the driver's
+conditional put (S3 ``If-Match``/``If-None-Match``; ``flock`` on a disk), so two replicas
+racing the last bytes never both pass (a writer that lost the race re-reads and checks
+again; within one process, writers of a record take turns). A check counts the layout plus
+the *reservations* that the layout does not show yet, of three kinds:
+
+- ``manifest``: a manifest PUT's bytes (its digest), until its revision is in the layout, or
+  ``RESERVATION_TTL`` after a failed commit;
+- ``upload``: an upload in progress (its id), its whole size so far; a streamed body reserves
+  exactly what it received up to ``SMALL_UPLOAD``, then ahead of it (as much again, at most
+  ``GROWTH_MAX``, never more than half the room left): a write of the record per doubling,
+  not per piece. Released when the upload is refused, fails or is deleted (its next request
+  reserves its size again); each write lasts ``UPLOAD_TTL`` (a request renews it every third
+  of that), so a crashed replica's ends by time;
+- ``blob``: an upload finished as this blob, its exact size, until a manifest of the
+  repository references it, or ``UPLOAD_TTL``. The manifest PUT that names it takes its bytes
+  into its own reservation (a manifest refused drops them).
+
+So blob uploads racing each other on any replicas never store more than the room left, and
+the manifest PUT counts the push exactly.
 """
 
 from __future__ import annotations
