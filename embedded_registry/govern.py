@@ -42,9 +42,11 @@ the *reservations* that the layout does not show yet, of three kinds:
   not per piece. Released when the upload is refused, fails or is deleted (its next request
   reserves its size again); each write lasts ``UPLOAD_TTL`` (a request renews it every third
   of that), so a crashed replica's ends by time;
-- ``blob``: an upload finished as this blob, its exact size, until a manifest of the
-  repository references it, or ``UPLOAD_TTL``. The manifest PUT that names it takes its bytes
-  into its own reservation (a manifest refused drops them).
+- ``blob``: an upload's closing request (it names the blob) reserves for the blob, of its
+  exact size once stored, until a manifest of the repository references it, or
+  ``UPLOAD_TTL``. The manifest PUT that names it takes its bytes into its own reservation (a
+  manifest refused drops them). A monolithic push writes the record once per blob; a
+  chunked one (skopeo, docker) twice.
 
 So blob uploads racing each other on any replicas never store more than the room left, and
 the manifest PUT counts the push exactly.
@@ -560,50 +562,55 @@ class Governor:
         await self._update(name, quotas, {(MANIFEST, digest)}, decide, frozenset(blobs))
 
     async def reserve_upload(
-        self, name: str, upload_id: str, at_least: int, wanted: int, digest: str | None = None
+        self,
+        name: str,
+        upload_id: str,
+        at_least: int,
+        wanted: int,
+        digest: str | None = None,
+        *,
+        holds_blob: bool = False,
+        check: bool = True,
     ) -> int | None:
         """Reserve between ``at_least`` and ``wanted`` bytes for the upload ``upload_id`` to
-        ``name`` (its whole size, not an increment): the bytes granted. None when it costs
-        nothing (``digest``, the blob's when the request names it, is referenced in ``name``
-        or reserved there by another upload): then it holds no reservation. QuotaExceeded
-        when even ``at_least`` does not fit. More than ``at_least`` is granted only out of
-        half the room left (a streamed upload reserves ahead, without taking it all)."""
+        ``name`` (its whole size, not an increment): the bytes granted. With ``digest`` (the
+        closing PUT names the blob), the reservation is the blob's already (``holds_blob``:
+        this request wrote it before), and None when the blob costs nothing (referenced in
+        ``name``, or reserved there by another upload): then the upload holds nothing.
+        QuotaExceeded when even ``at_least`` does not fit (unless not ``check``: the bytes
+        are stored already). More than ``at_least`` is granted only out of half the room left
+        (a streamed body reserves ahead, never all of it)."""
         quotas = self.rules.quotas_for(name)
+        own = {(UPLOAD, upload_id)}
+        if digest is not None and holds_blob:
+            own.add((BLOB, digest))
 
         async def decide(scan: _Scan) -> Decision:
             if digest is not None and (digest in scan.charge.blobs or digest in scan.pending_blobs):
                 return True, None, None
             refusal = self._refusal(quotas, scan, at_least)
-            if refusal is not None:
+            if refusal is not None and check:
                 raise refusal
             room = min(rule.limit - used for rule, used in zip(quotas, scan.used, strict=True))
-            grant = at_least + min(max(wanted - at_least, 0), (room - at_least) // 2)
-            ttl = self.upload_ttl
-            return True, self._entry(name, UPLOAD, upload_id, grant, ttl), grant
+            grant = at_least + max(min(wanted - at_least, (room - at_least) // 2), 0)
+            if digest is None:
+                entry = self._entry(name, UPLOAD, upload_id, grant, self.upload_ttl)
+            else:
+                entry = self._entry(name, BLOB, digest, grant, self.upload_ttl)
+            return True, entry, grant
 
-        return await self._update(name, quotas, {(UPLOAD, upload_id)}, decide)
+        return await self._update(name, quotas, own, decide)
 
-    async def upload_finished(self, name: str, upload_id: str, digest: str, size: int) -> None:
-        """The upload is the blob ``digest`` now: its reservation becomes the blob's, of its
-        exact size, held until a manifest of ``name`` references the blob (the layout counts
-        it then) or for the upload reservation's time; none when ``name`` already references
-        the blob or another upload reserved it."""
-        quotas = self.rules.quotas_for(name)
-
-        async def decide(scan: _Scan) -> Decision:
-            if digest in scan.charge.blobs or digest in scan.pending_blobs:
-                return True, None, None
-            return True, self._entry(name, BLOB, digest, size, self.upload_ttl), None
-
-        if quotas:
-            await self._update(name, quotas, {(UPLOAD, upload_id)}, decide)
-
-    async def release_upload(self, name: str, upload_id: str) -> None:
+    async def release_upload(self, name: str, upload_id: str, blob: str | None = None) -> None:
         """Drop the upload's reservation (cancelled, refused or failed: a later request of
-        the same upload reserves its whole size again)."""
+        the same upload reserves its whole size again), and ``blob``'s, which its closing
+        request wrote."""
         quotas = self.rules.quotas_for(name)
+        own = {(UPLOAD, upload_id)}
+        if blob is not None:
+            own.add((BLOB, blob))
         if quotas:
-            await self._update(name, quotas, {(UPLOAD, upload_id)}, _release)
+            await self._update(name, quotas, own, _release)
 
     # -- reports ------------------------------------------------------------------------------
     def usage_by_repository(self) -> dict[str, int]:
@@ -686,17 +693,28 @@ def _unmetered(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 class _UploadMeter:
     """An upload's reservation while a request's body arrives (see :func:`upload_quota`)."""
 
-    def __init__(self, rules: Governor, name: str, upload_id: str, received: int) -> None:
-        self.rules, self.name, self.upload_id = rules, name, upload_id
+    def __init__(
+        self, rules: Governor, name: str, upload_id: str, digest: str | None, received: int
+    ) -> None:
+        self.rules, self.name, self.upload_id, self.digest = rules, name, upload_id, digest
         self.received = received
         """The upload's size so far (what was stored before, and the body's bytes metered)."""
         self.granted: int | None = None
+        """Bytes reserved (None: the blob costs nothing)."""
+        self.holds_blob = False
+        """Whether this request wrote the reservation of the blob ``digest``."""
         self.written = 0.0
 
-    async def reserve(self, at_least: int, wanted: int, digest: str | None = None) -> None:
+    async def reserve(self, at_least: int, wanted: int) -> None:
         self.granted = await self.rules.reserve_upload(
-            self.name, self.upload_id, at_least, wanted, digest
+            self.name,
+            self.upload_id,
+            at_least,
+            wanted,
+            self.digest,
+            holds_blob=self.holds_blob,
         )
+        self.holds_blob = self.digest is not None and self.granted is not None
         self.written = self.rules.clock()
 
     async def meter(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -713,6 +731,30 @@ class _UploadMeter:
                 await self.reserve(total, max(self.granted, total + ahead))
             yield chunk
 
+    async def settle(self) -> None:
+        """After the closing request: the blob's reservation of its exact size (a streamed
+        body reserved ahead of its bytes)."""
+        if self.digest is not None and self.granted not in (None, self.received):
+            self.granted = await self.rules.reserve_upload(
+                self.name,
+                self.upload_id,
+                self.received,
+                self.received,
+                self.digest,
+                holds_blob=self.holds_blob,
+                check=False,  # less than it held: the blob is stored already
+            )
+
+    async def release(self) -> None:
+        try:
+            await self.rules.release_upload(
+                self.name, self.upload_id, self.digest if self.holds_blob else None
+            )
+        except (errors.RegistryError, StorageDriverError) as failure:
+            log.warning(
+                "releasing the reservation of upload %s failed: %s", self.upload_id, failure
+            )
+
 
 @contextlib.asynccontextmanager
 async def upload_quota(
@@ -722,35 +764,32 @@ async def upload_quota(
     upload reserves its whole size in the quotas' records before its bytes are stored, so
     uploads racing each other, on any replica, never store more than the room together; a
     declared length over the room is refused at once, a streamed body as the byte that does
-    not fit arrives (DENIED), and the upload is then cancelled: nothing of it stays. On the
-    closing request (``digest``: the blob's) the reservation becomes the blob's. When the
-    request fails otherwise, the reservation goes (the upload's next request reserves its
-    size again); a crashed replica's lasts ``UPLOAD_TTL`` after its last write."""
+    not fit arrives (DENIED), and the upload is then cancelled: nothing of it stays. The
+    closing request (``digest``: the blob's) reserves for the blob, which keeps it until a
+    manifest references it. When the request fails otherwise, the reservation goes (the
+    upload's next request reserves its size again); a crashed replica's lasts ``UPLOAD_TTL``
+    after its last write."""
     rules = governor(request)
     if rules is None or not rules.rules.quotas_for(name):
         yield _unmetered
         return
     store = rules.store
-    meter = _UploadMeter(rules, name, upload_id, await store.upload_size(name, upload_id))
+    meter = _UploadMeter(rules, name, upload_id, digest, await store.upload_size(name, upload_id))
     try:
         if request.body_exists and request.content_length is None:  # streamed: as it comes
             if meter.received or digest is not None:
-                await meter.reserve(meter.received, meter.received, digest)
+                await meter.reserve(meter.received, meter.received)
             else:  # nothing to hold yet: the first piece reserves
                 meter.granted, meter.written = 0, rules.clock()
         else:
             declared = meter.received + (request.content_length or 0)
-            await meter.reserve(declared, declared, digest)
+            await meter.reserve(declared, declared)
         yield meter.meter
-        if digest is not None:
-            await rules.upload_finished(name, upload_id, digest, meter.received)
+        await meter.settle()
     except BaseException as exc:
         if isinstance(exc, QuotaExceeded):
             await store.cancel_upload(name, upload_id)
-        try:
-            await rules.release_upload(name, upload_id)
-        except (errors.RegistryError, StorageDriverError) as failure:
-            log.warning("releasing the reservation of upload %s failed: %s", upload_id, failure)
+        await meter.release()
         raise
 
 
