@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers.images import Image, make_image, push_image, write_oci_layout
 from tests.helpers.servers import RunningRegistry, bundled_registry, require_tool
-from tui.imagegen import PushError
+from tui.imagegen import PushError, push_blob, push_manifest
 
 pytestmark = pytest.mark.interop
 
@@ -215,8 +215,9 @@ def test_dry_run_only_reports(tmp: Path) -> None:
 
 
 def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Path) -> None:
-    """Old images go by schedule while four clients keep pushing new ones; every push that
-    was acknowledged pulls back whole afterwards, and GC freed exactly what the plan said."""
+    """Old images go by schedule while four clients keep pushing new ones, and a slow one
+    has its blobs in before the run and its manifest after it; every push that was
+    acknowledged pulls back whole afterwards, and GC freed exactly what the plan said."""
     rules = {"keep_tags": "^new-.*", "delete_older_than": "3s", "by": "pushed"}
     old = [image(f"old{i}", 50000 + i) for i in range(6)]
     with bundled_registry(tmp / "root") as first:  # no retention yet
@@ -225,6 +226,11 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
     time.sleep(3.5)  # all of them older than the policy's 3 s at the first run
     config = retention_config(rules)
     config["regtui"]["retention"]["interval"] = "6s"  # the first run 5 s in: pushes go on
+    # GC's grace period protects the pushes in flight (blobs in, manifest not yet): a client
+    # that takes longer than it between its blobs and its manifest loses its blobs to the
+    # run's GC (which then frees more than the plan). The deleted images go at once anyway:
+    # nothing is pushed where they were.
+    config["storage"]["maintenance"]["gc"]["graceperiod"] = "1h"
     with bundled_registry(tmp / "root", config=config) as registry:
         pushed: list[tuple[str, str, Image, float]] = []
         failures: list[BaseException] = []
@@ -244,23 +250,36 @@ def test_scheduled_retention_frees_the_planned_bytes_while_pushes_go_on(tmp: Pat
             except BaseException as exc:  # a failed push fails the test below
                 failures.append(exc)
 
+        # One push is slow (a client under load): its blobs go in before the run, its
+        # manifest after it. The run's GC must leave them alone (a push in flight).
+        slow = image("slow", 3000)
+        with httpx.Client(base_url=registry.url, timeout=60) as client:
+            for blob in slow.blobs():
+                push_blob(client, "new/slow", blob)
         threads = [threading.Thread(target=pusher, args=(w,)) for w in range(4)]
         for thread in threads:
             thread.start()
         try:
             run = wait_for_run(registry, lambda r: "gc" in r)
+            released = _stamp(run["lease_released"])
+            deadline = time.monotonic() + 60  # pushes go on past the run's end
+            while not any(acked > released for *_, acked in pushed) and not failures:
+                assert time.monotonic() < deadline, "no push acknowledged after the run"
+                time.sleep(0.1)
         finally:
-            time.sleep(1.0)  # pushes go on past the run's end
             stop.set()
             for thread in threads:
                 thread.join(timeout=60)
         assert not failures, failures
+        with httpx.Client(base_url=registry.url, timeout=60) as client:
+            push_manifest(client, "new/slow", "new-slow", slow.manifest)  # not refused
+        pushed.append(("new/slow", "new-slow", slow, time.time()))
         assert run["planned"]["manifests_deleted"] == 6
         assert run["gc"]["bytes_freed"] == run["planned"]["bytes_freed"]
         old_bytes = sum(len(b.data) for item in old for b in (item.manifest, *item.blobs()))
         assert run["planned"]["bytes_freed"] == old_bytes
         # The run happened in the midst of the pushes.
-        taken, released = _stamp(run["lease_taken"]), _stamp(run["lease_released"])
+        taken = _stamp(run["lease_taken"])
         assert any(acked < taken for *_, acked in pushed)
         assert any(acked > released for *_, acked in pushed)
         with httpx.Client(base_url=registry.url, timeout=60) as client:
