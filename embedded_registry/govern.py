@@ -483,7 +483,9 @@ class Governor:
             if not write or (entry is None and not touched):
                 return value
             try:
-                for rule, (entries, version, _touched) in zip(quotas, scan.records, strict=True):
+                for rule, (entries, version, changed) in zip(quotas, scan.records, strict=True):
+                    if entry is None and not changed:
+                        continue  # nothing of ours there
                     pending = [*entries, entry] if entry is not None else entries
                     document = json.dumps({"reservations": pending}, separators=(",", ":"))
                     await conditional_writes(self.store.driver).put_conditional(

@@ -76,10 +76,16 @@ def streamed(client: httpx.Client, repo: str, data: bytes, piece: int = 4096) ->
 
 
 def race(
-    urls: list[str], repo: str, blobs: list[bytes], upload: Any, rule: str = "regtui.quota[0]"
+    urls: list[str],
+    repo: str | list[str],
+    blobs: list[bytes],
+    upload: Any,
+    rule: str = "regtui.quota[0]",
 ) -> list[int]:
     """Upload every blob at once from its own thread (blob ``i`` to ``urls[i % len(urls)]``:
-    one registry, or replicas in turn); the HTTP status of each."""
+    one registry, or replicas in turn; into ``repo``, or ``repo[i % len(repo)]``); the HTTP
+    status of each."""
+    repos = [repo] if isinstance(repo, str) else repo
     statuses: list[int] = [0] * len(blobs)
     bodies: list[str] = [""] * len(blobs)
     start = threading.Barrier(len(blobs))
@@ -87,7 +93,7 @@ def race(
     def one(index: int) -> None:
         with httpx.Client(base_url=urls[index % len(urls)], timeout=60) as client:
             start.wait()
-            response = upload(client, repo, blobs[index])
+            response = upload(client, repos[index % len(repos)], blobs[index])
             statuses[index], bodies[index] = response.status_code, response.text
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(blobs))]
@@ -118,6 +124,25 @@ def test_concurrent_uploads_with_declared_lengths_store_exactly_what_fits(
         accepted = {digest_of(b) for b, s in zip(blobs, statuses, strict=True) if s == 201}
         assert len(accepted) == 3, statuses
         assert stored_blobs(registry.root) == dict.fromkeys(accepted, size)
+        assert upload_files(registry.root) == set()
+
+
+def test_uploads_to_a_namespace_share_its_room_exactly(tmp_path: Path) -> None:
+    """Uploads racing into two repositories of a namespace, one of them with its own smaller
+    quota too: each upload holds its bytes in both records, so neither limit is passed."""
+    size = 30_000
+    quota = [
+        {"namespace": "ns", "limit": 4 * size + size // 2},
+        {"repository": "ns/a", "limit": 2 * size + size // 2},
+    ]
+    config = {"version": "0.1", "regtui": {"quota": quota}}
+    blobs = [os.urandom(size) for _ in range(10)]
+    with bundled_registry(tmp_path / "root", config=config) as registry:
+        statuses = race([registry.url], ["ns/a", "ns/b"], blobs, monolithic, "regtui.quota[")
+        into_a = [s for i, s in enumerate(statuses) if i % 2 == 0]
+        assert into_a.count(201) <= 2 and statuses.count(201) == 4, statuses
+        stored = stored_blobs(registry.root)
+        assert sum(stored.values()) == 4 * size
         assert upload_files(registry.root) == set()
 
 
