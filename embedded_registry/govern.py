@@ -724,13 +724,12 @@ class _UploadMeter:
         not fit is refused (QuotaExceeded) before it is written."""
         async for chunk in chunks:
             self.received += len(chunk)
-            if self.granted is not None and (
-                self.received > self.granted
-                or self.rules.clock() - self.written > self.rules.upload_ttl / 3
-            ):
+            if self.granted is not None and self.received > self.granted:
                 total = self.received
                 ahead = 0 if total < SMALL_UPLOAD else min(total, GROWTH_MAX)
-                await self.reserve(total, max(self.granted, total + ahead))
+                await self.reserve(total, total + ahead)
+            elif self.granted and self.rules.clock() - self.written > self.rules.upload_ttl / 3:
+                await self.reserve(self.granted, self.granted)  # renewed: a long body
             yield chunk
 
     async def settle(self) -> None:

@@ -272,3 +272,42 @@ def test_a_crashed_uploads_reservation_ends_by_time(tmp_path: Path) -> None:
     finally:
         while _hanging:
             _hanging.pop().close()
+
+
+def test_a_long_upload_keeps_its_reservation_past_its_time(tmp_path: Path) -> None:
+    """An upload whose body takes longer than the reservation's time renews it as its bytes
+    arrive: the room it holds is never given to another upload meanwhile."""
+    size = 60_000
+    limit = 100_000
+    data = os.urandom(size)
+    with (
+        bundled_registry(
+            tmp_path / "root", config=_quota_config("q/long", limit), env={TTL_ENV: "3"}
+        ) as registry,
+        httpx.Client(base_url=registry.url, timeout=30) as client,
+    ):
+        location = start_upload(client, "q/long")
+        path = location.split(registry.host, 1)[-1]
+        sock = socket.create_connection(("127.0.0.1", registry.port))
+        try:
+            head = (
+                f"PATCH {path} HTTP/1.1\r\nHost: {registry.host}\r\n"
+                f"Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+            )
+            sock.sendall(head.encode())
+            sent = 0
+            for _ in range(12):  # 6 s of a slow body: twice the reservation's time
+                sock.sendall(data[sent : sent + 1000])
+                sent += 1000
+                time.sleep(0.5)
+            refused = monolithic(client, "q/long", os.urandom(50_000))
+            body = assert_oci_error(refused, 403, "DENIED")
+            assert body["errors"][0]["detail"]["reserved_bytes"] == size
+            sock.sendall(data[sent:])
+            answer = sock.recv(65536).decode(errors="replace")
+            assert answer.startswith("HTTP/1.1 202"), answer
+        finally:
+            sock.close()
+        response = client.put(with_query(location, digest=digest_of(data)))
+        assert response.status_code == 201, response.text
+        assert stored_blobs(registry.root) == {digest_of(data): size}
