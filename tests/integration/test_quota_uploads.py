@@ -241,6 +241,14 @@ def _start_patch(registry: RunningRegistry, location: str, declared: int, sent: 
 _hanging: list[socket.socket] = []
 
 
+def reservations(root: Path, repo: str) -> list[dict[str, Any]]:
+    """The reservations held in the storage for ``repo``'s quota (its record on the disk)."""
+    record = root / "regtui" / "quota" / "repository" / repo / "reservations"
+    if not record.exists():
+        return []
+    return list(json.loads(record.read_text())["reservations"])
+
+
 def test_a_crashed_uploads_reservation_ends_by_time(tmp_path: Path) -> None:
     """A replica killed during an upload leaves its reservation in the storage: the room it
     held stays taken (no other replica can tell a crash from a slow client) until the
@@ -249,15 +257,20 @@ def test_a_crashed_uploads_reservation_ends_by_time(tmp_path: Path) -> None:
     limit = 2 * size
     root = tmp_path / "root"
     config = _quota_config("q/crash", limit)
-    env = {TTL_ENV: "6"}
+    env = {TTL_ENV: "15"}
     try:
         with bundled_registry(root, config=config, env=env) as first:
             with httpx.Client(base_url=first.url, timeout=30) as client:
                 location = start_upload(client, "q/crash")
             _start_patch(first, location, int(1.5 * size), os.urandom(1000))
-            time.sleep(0.5)  # the PATCH reserved its declared length
+            deadline = time.monotonic() + 30
+            while not reservations(root, "q/crash"):  # the PATCH reserved its length
+                assert time.monotonic() < deadline, "the PATCH reserved nothing"
+                time.sleep(0.05)
             first.process.kill()  # a crash: nothing released it
             first.process.wait(timeout=10)
+        (held,) = reservations(root, "q/crash")
+        assert held["bytes"] == int(1.5 * size)
         with (
             bundled_registry(root, config=config, env=env) as second,
             httpx.Client(base_url=second.url, timeout=30) as client,
@@ -267,7 +280,7 @@ def test_a_crashed_uploads_reservation_ends_by_time(tmp_path: Path) -> None:
             body = assert_oci_error(refused, 403, "DENIED")
             assert body["errors"][0]["detail"]["reserved_bytes"] == int(1.5 * size)
             assert digest_of(blob) not in stored_blobs(root)
-            time.sleep(6.5)  # past the reservation's time
+            time.sleep(max(0.0, held["expires"] - time.time()) + 0.5)  # its time is out
             assert monolithic(client, "q/crash", blob).status_code == 201
     finally:
         while _hanging:
@@ -295,6 +308,10 @@ def test_a_long_upload_keeps_its_reservation_past_its_time(tmp_path: Path) -> No
                 f"Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
             )
             sock.sendall(head.encode())
+            deadline = time.monotonic() + 30
+            while not reservations(registry.root, "q/long"):  # the declared length, held
+                assert time.monotonic() < deadline, "the PATCH reserved nothing"
+                time.sleep(0.05)
             sent = 0
             for _ in range(12):  # 6 s of a slow body: twice the reservation's time
                 sock.sendall(data[sent : sent + 1000])
