@@ -269,6 +269,11 @@ def parse_stored_manifest(digest: str, data: bytes) -> StoredManifest:
         return StoredManifest(digest, error=f"not JSON ({exc.__class__.__name__}: {exc})")
     except RecursionError:
         return StoredManifest(digest, error="not a manifest: JSON nested too deeply")
+    return parse_stored_document(digest, doc)
+
+
+def parse_stored_document(digest: str, doc: object) -> StoredManifest:
+    """:func:`parse_stored_manifest` of a body already parsed as JSON (``doc``)."""
     if not isinstance(doc, dict):
         return StoredManifest(digest, error="not a JSON object")
     media_type = doc.get("mediaType")

@@ -1,29 +1,142 @@
 """The ``ext/tags`` document of a repository (:mod:`embedded_registry.routes.ext_tags`): push
 times are the LastModified of each tag's ``current/link`` and of each revision link, from one
-recursive listing of ``_manifests``; the links, manifests and configs are then read (a few at a
-time), blob sizes from one HEAD each."""
+recursive listing of ``_manifests``; the links, manifests and configs are then read in batches
+(:func:`~embedded_registry.storage.driver.capabilities.get_many`: many files per worker-thread
+hop on the filesystem), the size of each layer from one ``stat`` (a config's is its length).
+
+Each manifest also carries what the app's row of a tag shows (``mediaType``, ``size``,
+``platform`` or ``platforms``, ``artifactType``, ``configMediaType``), so that the app needs no
+request per tag on the bundled registry: :func:`row_facts`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from embedded_registry import names
-from embedded_registry.mediatypes import parse_stored_manifest
-from embedded_registry.storage.driver.base import PathNotFoundError
-from embedded_registry.storage.driver.capabilities import list_files
-from embedded_registry.storage.links import CONCURRENCY, Links
+from embedded_registry.mediatypes import (
+    INDEXES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    StoredManifest,
+    parse_stored_document,
+)
+from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
+from embedded_registry.storage.driver.capabilities import get_many, list_files
+from embedded_registry.storage.links import CONCURRENCY, LINK_LIMIT, Links
 from embedded_registry.storage.paths import KEYS
 from embedded_registry.storage.pulls import PullTimes
 
 EXT_DOCUMENT_BYTES = 4 << 20
 """Manifests and configs the ext/tags document reads, bounded as the filesystem reader does."""
+PARSE_BATCH = 500
+"""Manifests or configs parsed between two yields to the event loop (a repository of 10,000
+tags is 20,000 documents: the server keeps answering other requests meanwhile)."""
 
 
 def _rfc3339(mtime: float) -> str:
     return datetime.fromtimestamp(mtime, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_document(data: bytes) -> object:
+    """``data`` parsed as JSON; None when it is not JSON (what :func:`parse_stored_document`
+    then reports as not a JSON object)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _json_object(data: bytes | None) -> dict[str, Any] | None:
+    if data is None or len(data) > EXT_DOCUMENT_BYTES:
+        return None
+    document = _json_document(data)
+    return document if isinstance(document, dict) else None
+
+
+def _size(descriptor: Any) -> int | None:
+    size = descriptor.get("size") if isinstance(descriptor, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
+
+def _str(document: dict[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def platform_text(platform: Any) -> str | None:
+    """``os/architecture[/variant]`` of a platform object (an index descriptor's, or an image
+    config itself), None without both an OS and an architecture."""
+    if not isinstance(platform, dict):
+        return None
+    os_name, architecture = _str(platform, "os"), _str(platform, "architecture")
+    if not os_name or not architecture:
+        return None
+    variant = _str(platform, "variant")
+    return "/".join([os_name, architecture, *([variant] if variant else [])])
+
+
+def row_facts(document: dict[str, Any]) -> dict[str, Any]:
+    """What a tag's row shows of the manifest ``document`` (its config's part comes from
+    :func:`config_facts`): the media type it is served with (as ``describe_stored`` tells it),
+    for an image manifest the declared size of its config and layers, for an index the
+    platform of each manifest it lists."""
+    media_type = _str(document, "mediaType")
+    if document.get("schemaVersion") == 1:
+        return {}  # schema1: the app reads such a tag itself (its date is in its history)
+    if media_type is None:
+        media_type = OCI_INDEX if "manifests" in document else OCI_MANIFEST
+    facts: dict[str, Any] = {
+        "mediaType": media_type,
+        "artifactType": _str(document, "artifactType"),
+    }
+    if media_type in INDEXES:
+        listed = document.get("manifests")
+        facts["platforms"] = [
+            {"digest": d.get("digest"), "platform": platform_text(d.get("platform"))}
+            for d in (listed if isinstance(listed, list) else [])
+            if isinstance(d, dict) and isinstance(d.get("digest"), str)
+        ]
+        return facts
+    config = document.get("config")
+    layers = document.get("layers")
+    listed_layers = layers if isinstance(layers, list) else []
+    sizes = [_size(config), *(_size(layer) for layer in listed_layers)]
+    facts["size"] = None if None in sizes else sum(s for s in sizes if s is not None)
+    if isinstance(config, dict):
+        facts["config"] = _str(config, "digest")
+        facts["configMediaType"] = _str(config, "mediaType")
+    return facts
+
+
+def config_facts(data: bytes | None) -> tuple[str | None, str | None]:
+    """An image config's ``created`` as written there and its platform (``os/arch``)."""
+    document = _json_object(data)
+    if document is None:
+        return None, None
+    return _str(document, "created"), platform_text(document)
+
+
+async def _read_all(
+    driver: StorageDriver, paths: Sequence[str], *, limit: int
+) -> list[bytes | None]:
+    """Many small files at once; a file that cannot be read fails the document (as one read
+    would), a missing one is None."""
+    contents = await get_many(driver, paths, limit=limit)
+    for content in contents:
+        if isinstance(content, StorageDriverError):
+            raise content
+    return [c if not isinstance(c, StorageDriverError) else None for c in contents]
+
+
+def _link_digest(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    text = raw.decode("ascii", errors="replace").strip()
+    return text if names.is_valid_digest(text) else None
 
 
 async def describe_repository(links: Links, name: str, pulls: PullTimes) -> dict[str, Any] | None:
@@ -48,79 +161,84 @@ async def describe_repository(links: Links, name: str, pulls: PullTimes) -> dict
                 revision_times[digest] = info.mtime
     if not seen:
         return None
-    limit = asyncio.Semaphore(CONCURRENCY)
-    sizes: dict[str, asyncio.Task[int | None]] = {}
-
-    async def target(tag: str) -> str | None:
-        async with limit:
-            return await links.tag_digest(name, tag)
-
-    async def blob_size(digest: str) -> int | None:
-        async with limit:
-            return await links.blob_size(digest)
-
-    def size_of(digest: str) -> asyncio.Task[int | None]:
-        if digest not in sizes:
-            sizes[digest] = asyncio.ensure_future(blob_size(digest))
-        return sizes[digest]
-
-    async def created(config: str | None) -> str | None:
-        if config is None or not names.is_valid_digest(config):
-            return None
-        async with limit:
-            try:
-                data = await driver.get_content(
-                    KEYS.blob_data(config), limit=EXT_DOCUMENT_BYTES + 1
-                )
-            except PathNotFoundError:
-                return None
-        try:
-            document = json.loads(data) if len(data) <= EXT_DOCUMENT_BYTES else None
-        except ValueError:
-            return None
-        value = document.get("created") if isinstance(document, dict) else None
-        return value if isinstance(value, str) else None
-
-    async def manifest(digest: str) -> dict[str, Any] | None:
-        async with limit:
-            body = await links.read_manifest(digest)
-        if body is None or len(body) > EXT_DOCUMENT_BYTES:
-            return None
-        parsed = parse_stored_manifest(digest, body)
-        referenced = [digest, *([parsed.config] if parsed.config else []), *parsed.layers]
-        blobs = list(dict.fromkeys(referenced))
-        found = await asyncio.gather(*(size_of(b) for b in blobs if b != digest))
-        known = dict(zip([b for b in blobs if b != digest], found, strict=True))
-        known[digest] = len(body)
-        return {
-            "digest": digest,
-            "pushed": _rfc3339(revision_times[digest]),
-            "created": await created(parsed.config),
-            "blobs": [{"digest": b, "size": known[b]} for b in blobs],
-            "children": list(parsed.children),
-            "subject": parsed.subject,
-        }
-
     ordered_tags = sorted(tag_times)
-    targets, described, pulled = await asyncio.gather(
-        asyncio.gather(*(target(t) for t in ordered_tags)),
-        asyncio.gather(*(manifest(d) for d in sorted(revision_times))),
+    revisions = sorted(revision_times)
+    tag_links, bodies, pulled = await asyncio.gather(
+        _read_all(driver, [KEYS.tag_current_link(name, t) for t in ordered_tags], limit=LINK_LIMIT),
+        _read_all(driver, [KEYS.blob_data(d) for d in revisions], limit=EXT_DOCUMENT_BYTES + 1),
         pulls.times(name),
     )
+
+    # Every manifest parsed (a batch at a time), then every config they name read at once.
+    parsed: dict[str, tuple[StoredManifest, int, dict[str, Any]]] = {}
+    for number, (digest, body) in enumerate(zip(revisions, bodies, strict=True), 1):
+        if body is not None and len(body) <= EXT_DOCUMENT_BYTES:
+            document = _json_document(body)
+            facts = row_facts(document) if isinstance(document, dict) else {}
+            parsed[digest] = (parse_stored_document(digest, document), len(body), facts)
+        if number % PARSE_BATCH == 0:
+            await asyncio.sleep(0)
+    configs = sorted(
+        {m.config for m, _, _ in parsed.values() if m.config and names.is_valid_digest(m.config)}
+    )
+    config_bodies = await _read_all(
+        driver, [KEYS.blob_data(c) for c in configs], limit=EXT_DOCUMENT_BYTES + 1
+    )
+    config_info: dict[str, tuple[str | None, str | None]] = {}
+    sizes: dict[str, int | None] = {}
+    for number, (config, data) in enumerate(zip(configs, config_bodies, strict=True), 1):
+        config_info[config] = config_facts(data)
+        if data is None or len(data) <= EXT_DOCUMENT_BYTES:
+            sizes[config] = None if data is None else len(data)  # read whole: its size
+        if number % PARSE_BATCH == 0:
+            await asyncio.sleep(0)
+
+    # The layers' sizes: one stat each (a config larger than what is read too).
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def blob_size(digest: str) -> tuple[str, int | None]:
+        async with limit:
+            return digest, await links.blob_size(digest)
+
+    unknown = {
+        b
+        for digest, (m, _, _) in parsed.items()
+        for b in (*([m.config] if m.config else []), *m.layers)
+        if b != digest and b not in sizes
+    }
+    sizes.update(await asyncio.gather(*(blob_size(b) for b in sorted(unknown))))
 
     def last_pull(digest: str) -> str | None:
         when = pulled.get(digest)
         return _rfc3339(when) if when is not None else None
 
+    manifests = []
+    for digest, (m, length, facts) in parsed.items():
+        blobs = list(dict.fromkeys([digest, *([m.config] if m.config else []), *m.layers]))
+        created, platform = config_info.get(m.config, (None, None)) if m.config else (None, None)
+        entry: dict[str, Any] = {
+            "digest": digest,
+            "pushed": _rfc3339(revision_times[digest]),
+            "created": created,
+            "blobs": [{"digest": b, "size": length if b == digest else sizes[b]} for b in blobs],
+            "children": list(m.children),
+            "subject": m.subject,
+            "pulled": last_pull(digest),
+        }
+        if facts:
+            entry.update(facts)
+            if "size" in facts:
+                entry["platform"] = platform
+        manifests.append(entry)
+
     tags = [
         {
             "tag": tag,
-            "digest": digest,
+            "digest": target,
             "pushed": _rfc3339(tag_times[tag]),
-            "pulled": last_pull(digest),
+            "pulled": last_pull(target),
         }
-        for tag, digest in zip(ordered_tags, targets, strict=True)
-        if digest is not None
+        for tag, raw in zip(ordered_tags, tag_links, strict=True)
+        if (target := _link_digest(raw)) is not None
     ]
-    manifests = [m | {"pulled": last_pull(m["digest"])} for m in described if m is not None]
     return {"name": name, "tags": tags, "manifests": manifests}

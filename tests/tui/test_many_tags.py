@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -144,6 +145,10 @@ class Proxy:
     """Until set, every manifest read by tag waits (nothing is read yet)."""
     host: str = ""
     session: aiohttp.ClientSession | None = None
+    report_details: bool = False
+    """Let the registry's ``_regtui/tags`` report carry the rows' details (the bundled
+    registry's); off, the report only says when each tag was pushed, as an older bundled
+    registry's did, and the app reads each tag's details itself: what these tests are about."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests[f"{request.method} {request.path}"] += 1
@@ -178,6 +183,8 @@ class Proxy:
             allow_redirects=False,
         ) as answer:
             body = await answer.read()
+            if request.path.endswith("/_regtui/tags") and not self.report_details:
+                body = _without_row_details(body)
             keep = {
                 name: value
                 for name, value in answer.headers.items()
@@ -187,6 +194,26 @@ class Proxy:
 
     def gets(self, path: str) -> int:
         return self.requests[f"GET {path}"]
+
+
+ROW_DETAILS = (
+    "mediaType",
+    "artifactType",
+    "config",
+    "configMediaType",
+    "size",
+    "platform",
+    "platforms",
+)
+"""What the bundled registry's report says of each manifest for the app's rows."""
+
+
+def _without_row_details(body: bytes) -> bytes:
+    report = json.loads(body)
+    for manifest in report["manifests"]:
+        for key in ROW_DETAILS:
+            manifest.pop(key, None)
+    return json.dumps(report).encode()
 
 
 @pytest.fixture
@@ -415,3 +442,26 @@ async def test_a_big_repository_keeps_the_collector_off_its_rows_while_open(
         await wait_for(pilot, lambda: not isinstance(app.screen, RepositoryScreen))
         await wait_for(pilot, lambda: len(collections) == 1)
         assert gc.get_freeze_count() > 0  # what lives is frozen again
+
+
+async def test_the_bundled_registrys_report_carries_every_rows_details(
+    many_tags: ManyTags, proxy: Proxy, app_for: AppFactory
+) -> None:
+    """The report of ``_regtui/tags`` holds what every row shows, images, the index and the
+    artifact alike, exactly as the per-tag reads make it: no manifest or config is read."""
+    proxy.report_details = True
+    proxy.missing.update(MISSING)  # would fail those rows, were they read one by one
+    everything = set(many_tags.expected)
+    app = app_for(proxy.host)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(RepositoryScreen(REPO))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await wait_for(pilot, lambda: screen.details_done and not screen.table.adding)
+        check_rows(screen, many_tags, everything)
+        assert str(screen.table.get_row("sig-a")[5]) == ARTIFACT_TYPE
+        assert "could not be read" not in status(screen)
+    assert proxy.gets(f"/v2/{REPO}/_regtui/tags") == 1
+    assert proxy.asked == []
+    read = [path for path in proxy.requests if "/manifests/" in path or "/blobs/" in path]
+    assert read == []

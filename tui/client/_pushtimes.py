@@ -43,6 +43,11 @@ def _str(doc: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _size(value: Any) -> int | None:
+    valid = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if valid else None
+
+
 def _objects(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
     value = doc.get(key)
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
@@ -70,6 +75,19 @@ class ManifestRevision:
     children: tuple[str, ...] = ()
     subject: str | None = None
     pulled: datetime | None = None
+    media_type: str | None = None
+    """The media type it is served with; None from a registry that does not say (then
+    neither do the fields below)."""
+    artifact_type: str | None = None
+    config: str | None = None
+    """An image manifest's config digest."""
+    config_media_type: str | None = None
+    size: int | None = None
+    """An image manifest's declared size of its config and layers."""
+    platform: str | None = None
+    """An image's ``os/architecture[/variant]``, from its config."""
+    platforms: tuple[tuple[str, str | None], ...] = ()
+    """An index's manifests: (digest, ``os/architecture[/variant]`` or None), in order."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +114,9 @@ class RepositoryStorage:
                 continue
             blobs: dict[str, int | None] = {}
             for blob in _objects(m, "blobs"):
-                blob_digest, size = _str(blob, "digest"), blob.get("size")
+                blob_digest = _str(blob, "digest")
                 if blob_digest:
-                    valid = isinstance(size, int) and not isinstance(size, bool) and size >= 0
-                    blobs[blob_digest] = size if valid else None
+                    blobs[blob_digest] = _size(blob.get("size"))
             children = m.get("children")
             manifests.append(
                 ManifestRevision(
@@ -112,6 +129,17 @@ class RepositoryStorage:
                     else (),
                     subject=_str(m, "subject"),
                     pulled=_time(m.get("pulled")),
+                    media_type=_str(m, "mediaType"),
+                    artifact_type=_str(m, "artifactType"),
+                    config=_str(m, "config"),
+                    config_media_type=_str(m, "configMediaType"),
+                    size=_size(m.get("size")),
+                    platform=_str(m, "platform"),
+                    platforms=tuple(
+                        (digest, _str(p, "platform"))
+                        for p in _objects(m, "platforms")
+                        if (digest := _str(p, "digest"))
+                    ),
                 )
             )
         return cls(_str(doc, "name") or "", tags, tuple(manifests))

@@ -15,13 +15,16 @@ from tui.client import (
     ImageIndex,
     ImageManifest,
     ManifestResult,
+    ManifestRevision,
     NotFoundError,
     RegistryClient,
     RegistryClientError,
+    RepositoryStorage,
     Schema1Manifest,
     repository_storage,
 )
 from tui.client.cache import CacheReport, cache_report
+from tui.client.models import DOCKER_CONFIG, IMAGE_MEDIA_TYPES, INDEX_MEDIA_TYPES, OCI_CONFIG
 from tui.logic.fmt import parse_created
 from tui.logic.image_view import ChildManifest
 from tui.logic.tags import TagRow
@@ -224,14 +227,89 @@ async def index_children(
 
 
 @dataclass(frozen=True)
+class TagDetails:
+    """A tag's row details as the bundled registry's ``_regtui/tags`` document tells them: what
+    :class:`DetailsLoader` reads with a request or two per tag elsewhere."""
+
+    digest: str
+    facts: ImageFacts
+
+
+def _image_facts(
+    revision: ManifestRevision, by_digest: dict[str, ManifestRevision]
+) -> ImageFacts | None:
+    """The row facts of one manifest revision, exactly as :class:`DetailsLoader` makes them
+    from the manifest and its config; None where the document does not hold all of it (an
+    older registry, a schema1 manifest, a missing config or platform manifest): such a tag is
+    read as on any registry."""
+    media_type = revision.media_type
+    if media_type in IMAGE_MEDIA_TYPES:
+        config = revision.config
+        if revision.size is None or config is None or revision.config_media_type is None:
+            return None
+        if revision.artifact_type is not None or revision.config_media_type not in (
+            DOCKER_CONFIG,
+            OCI_CONFIG,
+        ):
+            kind = revision.artifact_type or revision.config_media_type
+            return ImageFacts(media_type, revision.size, None, (kind,))
+        if revision.blobs.get(config) is None:
+            return None  # the config is not there: reading it fails, as the loader reports
+        platforms = (revision.platform,) if revision.platform else ()
+        return ImageFacts(media_type, revision.size, parse_created(revision.created), platforms)
+    if media_type in INDEX_MEDIA_TYPES:
+        children = [
+            (digest, platform)
+            for digest, platform in revision.platforms
+            if not (platform and platform.split("/", 1)[0] == "unknown")  # attestations
+        ]
+        sizes: list[int] = []
+        dates: list[datetime] = []
+        for digest, _ in children[:INDEX_CHILDREN_READ]:
+            child = by_digest.get(digest)
+            if child is None or child.media_type is None:
+                return None
+            if child.media_type not in IMAGE_MEDIA_TYPES:
+                continue  # the loader reads no size or date of a nested index
+            if child.size is None or child.config is None or child.blobs.get(child.config) is None:
+                return None
+            sizes.append(child.size)
+            if (created := parse_created(child.created)) is not None:
+                dates.append(created)
+        return ImageFacts(
+            media_type,
+            max(sizes) if sizes else None,
+            max(dates) if dates else None,
+            tuple(platform for _, platform in children if platform),
+        )
+    return None
+
+
+def details_from_report(report: RepositoryStorage) -> dict[str, TagDetails]:
+    """Every tag's row details the report holds (tags it cannot describe are left out)."""
+    by_digest = {revision.digest: revision for revision in report.manifests}
+    facts: dict[str, ImageFacts | None] = {}
+    details: dict[str, TagDetails] = {}
+    for tag in report.tags:
+        if tag.digest not in facts:
+            revision = by_digest.get(tag.digest)
+            facts[tag.digest] = _image_facts(revision, by_digest) if revision else None
+        found = facts[tag.digest]
+        if found is not None:
+            details[tag.tag] = TagDetails(tag.digest, found)
+    return details
+
+
+@dataclass(frozen=True)
 class TagFacts:
     """What the bundled registry says of each tag beyond the API: when it was pushed, when its
-    image was last pulled, and the ``regtui.immutable`` rule that holds it (tags no rule holds
-    are absent)."""
+    image was last pulled, the ``regtui.immutable`` rule that holds it (tags no rule holds
+    are absent), and the details of its row (:func:`details_from_report`)."""
 
     pushed: dict[str, datetime] = field(default_factory=dict)
     pulled: dict[str, datetime] = field(default_factory=dict)
     immutable: dict[str, str] = field(default_factory=dict)
+    details: dict[str, TagDetails] = field(default_factory=dict)
 
 
 async def tag_facts(client: RegistryClient, repository: str) -> TagFacts:
@@ -247,6 +325,7 @@ async def tag_facts(client: RegistryClient, repository: str) -> TagFacts:
         {t.tag: t.pushed for t in report.tags if t.pushed is not None},
         {t.tag: t.pulled for t in report.tags if t.pulled is not None},
         {t.tag: t.immutable for t in report.tags if t.immutable is not None},
+        details_from_report(report),
     )
 
 

@@ -79,6 +79,29 @@ def _collect_and_refreeze() -> None:
     gc.freeze()
 
 
+def _row(tag: str, facts: TagFacts, expires: datetime | None) -> TagRow:
+    """The row of ``tag`` with what the registry's report says of it: when pushed and pulled,
+    and its details when the report holds them (the bundled registry's)."""
+    row = TagRow(
+        tag,
+        pushed=facts.pushed.get(tag),
+        pulled=facts.pulled.get(tag),
+        expires=expires,
+        immutable=facts.immutable.get(tag),
+    )
+    details = facts.details.get(tag)
+    if details is None:
+        return row
+    image = details.facts
+    return row.with_details(
+        digest=details.digest,
+        media_type=image.media_type,
+        size=image.size,
+        created=image.created,
+        platforms=image.platforms,
+    )
+
+
 def validate_keep(value: str) -> str | None:
     if not value.isdigit():
         return "Enter a whole number (0 or more)."
@@ -234,7 +257,8 @@ class RepositoryScreen(RegtuiScreen):
         self.workers.cancel_group(self, "details")
         self.show_summary()
         client = self.regtui.client
-        # Push and pull times come from a report of the whole repository: asked meanwhile.
+        # Push and pull times (and, from the bundled registry, every row's details) come from
+        # a report of the whole repository: asked meanwhile, the tags shown before it answers.
         pushing = asyncio.ensure_future(tag_facts(client, self.repository))
         try:
             tags = await client.list_tags(self.repository)
@@ -245,11 +269,17 @@ class RepositoryScreen(RegtuiScreen):
         except BaseException:
             pushing.cancel()
             raise
-        if tags:
-            facts = await pushing
-        else:
+        self.rows = {tag: TagRow(tag) for tag in tags}
+        self.marked &= set(self.rows)
+        self._loaded = True
+        self.details_done = not tags
+        self._details_progress = (0, len(tags))
+        self.render_rows()
+        self.show_summary()
+        if not tags:
             pushing.cancel()
-            facts = TagFacts()
+            return
+        facts = await pushing
         if facts.pushed:
             self.table.show_pushed()
         if facts.pulled:
@@ -261,36 +291,35 @@ class RepositoryScreen(RegtuiScreen):
         if self.cache is not None:
             self.table.show_expires()
             expires = {t.tag: t.expires for t in self.cache.tags.values() if t.expires}
-        self.rows = {
-            tag: TagRow(
-                tag,
-                pushed=facts.pushed.get(tag),
-                pulled=facts.pulled.get(tag),
-                expires=expires.get(tag),
-                immutable=facts.immutable.get(tag),
-            )
-            for tag in tags
-        }
-        self.marked &= set(self.rows)
-        self._loaded = True
-        self.details_done = not tags
-        self.render_rows()
+        listed, self.rows = self.rows, {}
+        for tag in tags:
+            row = _row(tag, facts, expires.get(tag))
+            # A row the report adds nothing to stays the same object: the table keeps it.
+            self.rows[tag] = listed[tag] if row == listed[tag] else row
+        unread = [row for row in self.rows.values() if not row.loaded]
+        self._details_progress = (len(tags) - len(unread), len(tags))
+        self.details_done = not unread
+        if any(self.rows[tag] is not listed[tag] for tag in tags):
+            self.render_rows()
+        if unread:
+            self.load_details(unread)
+        else:
+            self._freeze_heap()
         self.show_summary()
-        if tags:
-            self.load_details()
 
     @work(exclusive=True, group="details", exit_on_error=False)
-    async def load_details(self) -> None:
+    async def load_details(self, unread: list[TagRow]) -> None:
+        """Read the details of the ``unread`` rows, a request or two per tag (those the
+        registry's report did not hold: every tag, on a registry other than the bundled one)."""
         loader = DetailsLoader(
             self.regtui.client,
             self.repository,
-            self.rows.values(),
+            unread,
             workers=self.regtui.settings.max_concurrency,
         )
         self._loader = loader
         self._freeze_heap()
         self._arrived = {}
-        self._details_progress = (0, loader.total)
         self._last_sort = self._last_write = time.monotonic()
         loader.prioritize(self.table.visible_tags(margin=VISIBLE_MARGIN))
 
@@ -371,8 +400,8 @@ class RepositoryScreen(RegtuiScreen):
         arrived, self._arrived = self._arrived, {}
         if not arrived:
             return
-        done = self._details_progress[0] if self._details_progress else 0
-        self._details_progress = (done + len(arrived), loader.total)
+        done, of = self._details_progress or (0, loader.total)
+        self._details_progress = (done + len(arrived), of)
         self._failed += sum(1 for row in arrived.values() if row.error)
         self.rows.update((tag, row) for tag, row in arrived.items() if tag in self.rows)
         self._unwritten.update(arrived)
