@@ -17,8 +17,16 @@ app headless (``run_test``) and measures:
   of each phase (a 5 ms tick that comes late: no key, no frame meanwhile), each sort
   keystroke until painted, the app's CPU time, and the process's peak memory meanwhile.
 
-Targets (issue 12): first paint < 0.5 s, filter keystroke p95 < 50 ms, memory < 200 MB, no
-event-loop stall over 250 ms while 10,000 tags load and sort.
+The big repository is opened on the bundled registry and on Debian's ``docker-registry``
+(Distribution 2.8, serving the same directory), a fresh server of each per round, in alternated
+rounds (``--rounds``): medians of each and the ratio. On the bundled registry one request (its
+``_regtui/tags`` report) carries every row's details; on Distribution the app reads each tag's
+manifest and config.
+
+Targets (issue 12): first paint < 0.5 s, filter keystroke p95 < 50 ms, memory < 200 MB.
+Issue 22, one repository of 10,000 tags: listed and painted within 1 s and every detail in
+within 5 s on the bundled registry, within 15 s on Distribution; no event-loop stall over
+100 ms while they load.
 
     python bench/bench_tui.py                    # 10,000 repos x 10 tags
     python bench/bench_tui.py --repos 1000 --tags 5
@@ -26,6 +34,7 @@ event-loop stall over 250 ms while 10,000 tags load and sort.
     python bench/bench_tui.py --repos 100 --tags 10 --big-tags 2000   # a quick run
     python bench/bench_tui.py --repos 0 --big-tags 10000              # only the big repository
     python bench/bench_tui.py --repos 0 --big-tags 10000 --trace-stalls   # where it stalled
+    python bench/bench_tui.py --repos 0 --big-tags 10000 --server bundled --rounds 1
 
 On a shared machine the wall-clock stalls include waiting for a core; the loop's CPU time
 between ticks ("CPU of the loop") is the app's own part and the steadier figure.
@@ -49,6 +58,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,7 +79,11 @@ from tui.screens.repository import RepositoryScreen  # noqa: E402
 TARGET_FIRST_PAINT = 0.5
 TARGET_FILTER = 0.050
 TARGET_MEMORY_MB = 200
-TARGET_STALL = 0.250
+TARGET_STALL = 0.100
+TARGET_LIST = 1.0
+"""Listed and painted, either registry."""
+TARGET_DETAILS = {"bundled": 5.0, "distribution": 15.0}
+SERVERS = ("bundled", "distribution")
 BIG_REPOSITORY = "big/tags"
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -314,18 +328,31 @@ async def measure_big_repository(host: str, tags: int, *, trace: bool) -> dict[s
         while not isinstance(app.screen, RepositoryScreen):
             await pilot.pause(0.01)
         screen = app.screen
-        while len(screen.rows) < tags or screen.table.row_count < tags:
-            await pilot.pause(0.01)
+        painted = asyncio.get_running_loop().create_future()
+        done = asyncio.get_running_loop().create_future()
+
+        async def watch() -> None:
+            """When every tag is in the table (listed and painted), and when every detail
+            is (a 5 ms poll beside the app: the sorts below do not delay the reading)."""
+            while len(screen.rows) < tags or screen.table.row_count < tags:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            painted.set_result(time.perf_counter() - started)
+            while not (screen.details_done and not screen.table.adding):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            done.set_result(time.perf_counter() - started)
+
+        watcher = asyncio.create_task(watch())
+        await painted
         await pilot.pause()  # painted
-        result["list_s"] = time.perf_counter() - started
+        result["list_s"] = painted.result()
         meter.phase = "load"
         # While the details load: by date, then (a second later) by size.
         during = await sort_until(pilot, screen, TagSort.DATE)
         await pilot.pause(1.0)
         during |= await sort_until(pilot, screen, TagSort.SIZE)
-        while not screen.details_done:
-            await pilot.pause(0.02)
-        result["details_s"] = time.perf_counter() - started
+        await done
+        await watcher
+        result["details_s"] = done.result()
         result["cpu_s"] = time.process_time() - cpu
         await pilot.pause()
         check_order(screen, TagSort.SIZE, tags)
@@ -469,6 +496,13 @@ def main() -> int:
         "--profile", type=Path, help="write a cProfile of the filter keystrokes to this file"
     )
     parser.add_argument(
+        "--server",
+        choices=(*SERVERS, "both"),
+        default="both",
+        help="where the big repository is opened (both: alternated rounds, and the ratio)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the big repository")
+    parser.add_argument(
         "--trace-stalls",
         action="store_true",
         help="print where the event loop was while it stalled (big repository)",
@@ -478,17 +512,25 @@ def main() -> int:
         root = args.storage or Path(tmp) / "registry"
         prepare_storage(root, args.repos, args.tags, args.big_tags)
         repos = args.repos + (1 if args.big_tags else 0)
-        with open(os.devnull, "w", encoding="utf-8") as log, local_registry(root, log=log) as reg:
-            result = (
-                asyncio.run(measure(reg.host, repos, profile=args.profile)) if args.repos else {}
-            )
-            big = (
-                asyncio.run(
-                    measure_big_repository(reg.host, args.big_tags, trace=args.trace_stalls)
-                )
-                if args.big_tags
-                else {}
-            )
+        result: dict[str, float] = {}
+        if args.repos:
+            with (
+                open(os.devnull, "w", encoding="utf-8") as log,
+                local_registry(root, log=log) as reg,
+            ):
+                result = asyncio.run(measure(reg.host, repos, profile=args.profile))
+        servers = SERVERS if args.server == "both" else (args.server,)
+        big_rounds: dict[str, list[dict[str, float]]] = {server: [] for server in servers}
+        for number in range(args.rounds if args.big_tags else 0):
+            # Alternated: who goes first changes every round (a fresh server each time).
+            for server in servers if number % 2 == 0 else tuple(reversed(servers)):
+                with running(server, root) as host:
+                    measured = asyncio.run(
+                        measure_big_repository(host, args.big_tags, trace=args.trace_stalls)
+                    )
+                print(f"round {number + 1}, {server}: ", end="")
+                print_big(args.big_tags, measured)
+                big_rounds[server].append(measured)
     checks: list[tuple[str, float, float, str]] = []
     if result:
         checks += [
@@ -501,12 +543,27 @@ def main() -> int:
             f"filter keystroke: p50 {result['filter_median_ms']:.1f} ms, "
             f"p95 {result['filter_p95_ms']:.1f} ms, max {result['filter_max_ms']:.1f} ms"
         )
-    if big:
+    medians = {
+        server: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        for server, rounds in big_rounds.items()
+        if rounds
+    }
+    for server, big in medians.items():
+        print(f"median of {len(big_rounds[server])} rounds, {server}: ", end="")
         print_big(args.big_tags, big)
+        loading = max(big["list_stall_max_s"], big["load_stall_max_s"])
         checks += [
-            (f"stall, {phase}", big[f"{phase}_stall_max_s"], TARGET_STALL, "s")
-            for phase in ("list", "load", "sort")
+            (f"{server}: listed, painted", big["list_s"], TARGET_LIST, "s"),
+            (f"{server}: every detail", big["details_s"], TARGET_DETAILS[server], "s"),
+            (f"{server}: stall loading", loading, TARGET_STALL, "s"),
         ]
+    if len(medians) == 2:
+        ours, peer = medians["bundled"], medians["distribution"]
+        print(
+            "bundled / Distribution: listed and painted "
+            f"{ours['list_s'] / peer['list_s']:.2f}x, every detail "
+            f"{ours['details_s'] / peer['details_s']:.2f}x the time"
+        )
     ok = True
     for name, value, target, unit in checks:
         passed = value < target
@@ -514,6 +571,20 @@ def main() -> int:
         verdict = "OK" if passed else "MISSED"
         print(f"{name:<24} {value:8.3f} {unit}  (target < {target} {unit})  {verdict}")
     return 0 if ok else 1
+
+
+@contextlib.contextmanager
+def running(server: str, root: Path) -> Iterator[str]:
+    """A fresh ``server`` (bundled or Distribution) on ``root``; its host."""
+    if server == "bundled":
+        with open(os.devnull, "w", encoding="utf-8") as log, local_registry(root, log=log) as reg:
+            yield reg.host
+        return
+    from tests.helpers.servers import distribution_registry
+
+    os.environ.pop("AWS_CA_BUNDLE", None)  # Debian's docker-registry panics with it set
+    with distribution_registry(root) as registry:
+        yield registry.host
 
 
 def print_big(tags: int, big: dict[str, float]) -> None:

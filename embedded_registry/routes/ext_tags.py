@@ -9,7 +9,14 @@ exact size of every blob each manifest keeps alive::
                "immutable": "regtui.immutable[0] (…)" | null}],
      "manifests": [{"digest": "sha256:…", "pushed": "…", "created": "…" | null,
                     "blobs": [{"digest": "sha256:…", "size": 123}],   # itself, config, layers
-                    "children": ["sha256:…"], "subject": "sha256:…" | null}]}
+                    "children": ["sha256:…"], "subject": "sha256:…" | null,
+                    # what the app's row of a tag shows (ext_document.row_facts):
+                    "mediaType": "…", "artifactType": "…" | null,
+                    # an image manifest: declared config + layers, its config's platform
+                    "size": 123, "config": "sha256:…", "configMediaType": "…",
+                    "platform": "linux/amd64" | null,
+                    # an index: each manifest it lists
+                    "platforms": [{"digest": "sha256:…", "platform": "linux/arm64" | null}]}]}
 
 Access is that of ``tags/list`` of the same repository (the auth middleware when auth is on,
 anyone otherwise): it reveals the repository's tags and the digests, sizes and dates of the

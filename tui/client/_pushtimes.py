@@ -3,7 +3,8 @@
 ``GET /v2/<name>/_regtui/tags`` (the bundled registry only; same access as ``tags/list``, and
 under the repository's own path so that a proxy's path rules for it apply) answers when each tag
 was pushed and last pulled, every manifest revision of the repository (untagged ones too)
-and the exact size of each blob they reference. Other registries answer 404:
+and the exact size of each blob they reference, and of each manifest what the Tags screen's row
+shows (:func:`tui.data.details.details_from_report`). Other registries answer 404:
 :func:`repository_storage` returns ``None`` there. The same document is what
 ``regtui prune --root`` reads from a directory: :meth:`RepositoryStorage.from_json` parses both.
 """
