@@ -308,8 +308,11 @@ async def test_hundreds_of_tags_sort_and_filter_while_and_after_loading(
         await app.push_screen(RepositoryScreen(REPO))
         screen = app.screen
         assert isinstance(screen, RepositoryScreen)
-        await wait_for(pilot, lambda: screen.table.row_count == len(everything))
-        assert screen.table.shows_pushed
+        # The tags are listed first; the Pushed column comes with the registry's report.
+        await wait_for(
+            pilot,
+            lambda: screen.table.row_count == len(everything) and screen.table.shows_pushed,
+        )
         # The rows on screen (and a page below) are read first: in name order, not the
         # registry's (which puts 1.10.0 to 1.19.4 before 1.2.0).
         first = screen.table.visible_tags(margin=VISIBLE_MARGIN)
