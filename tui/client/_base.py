@@ -291,7 +291,14 @@ class ClientBase:
         return f"{self.base_url}{path}"
 
     async def request(
-        self, method: str, path: str, *, max_bytes: int = MAX_JSON_BYTES, **kw: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        max_bytes: int = MAX_JSON_BYTES,
+        deadline: float | None = None,
+        check_depth: bool = True,
+        **kw: Any,
     ) -> httpx.Response:
         """Send an authenticated request; idempotent ones are retried with back-off.
 
@@ -300,9 +307,21 @@ class ClientBase:
         :class:`~tui.client.errors.ResponseTooLargeError` (reading stops there), a JSON body
         nested deeper than 256 levels :class:`MalformedResponseError`. HTTP statuses are
         returned as they are (use :meth:`raise_for_status`), except that a 429 still there after
-        the retries raises :class:`RateLimitedError`. The body is read.
+        the retries raises :class:`RateLimitedError`. The body is read. ``deadline``: seconds
+        for this request instead of ``timeout`` (an answer the server needs long to make).
+        ``check_depth=False``: the caller parses the body where deep nesting is caught (a
+        parse off the event loop: the check scans the whole body on the loop, 0.2 s and more
+        for megabytes).
         """
-        return await self._send(method, path, stream=False, max_bytes=max_bytes, **kw)
+        return await self._send(
+            method,
+            path,
+            stream=False,
+            max_bytes=max_bytes,
+            deadline=deadline,
+            check_depth=check_depth,
+            **kw,
+        )
 
     async def _send(
         self,
@@ -312,6 +331,8 @@ class ClientBase:
         stream: bool,
         max_bytes: int = MAX_JSON_BYTES,
         what: str | None = None,
+        deadline: float | None = None,
+        check_depth: bool = True,
         **kw: Any,
     ) -> httpx.Response:
         """One request with retries. The deadline covers the exchange up to the end of the body,
@@ -321,7 +342,9 @@ class ClientBase:
         what = what or f"{method.upper()} {_path_of(url)}"
         retriable = method.upper() in IDEMPOTENT
         content = kw.get("content")
-        deadline = self.timeout
+        if deadline is not None:
+            kw["timeout"] = httpx.Timeout(deadline, connect=min(self.timeout, 10.0))
+        deadline = deadline or self.timeout
         if isinstance(content, bytes | bytearray):
             deadline += len(content) / UPLOAD_RATE  # a body to send gets time for it too
         attempt = 0
@@ -334,7 +357,7 @@ class ClientBase:
                     response = await self._http.send(request, stream=True)
                     if not stream:
                         body = await read_bounded(response, max_bytes, what)
-                        if _LOOKS_JSON.match(body):
+                        if check_depth and _LOOKS_JSON.match(body):
                             check_json_depth(body, f"answer to {what}")
             except TimeoutError as exc:
                 raise self._timeout_error(what, deadline) from exc

@@ -146,9 +146,23 @@ class RepositoryStorage:
         return cls(_str(doc, "name") or "", tags, tuple(manifests))
 
 
+MAX_REPORT_BYTES = 512 << 20
+"""The report of a repository is about 1 KiB per tag: 100,000 tags are 100 MiB."""
+REPORT_DEADLINE_FACTOR = 10
+"""The report of a repository of 10,000 tags takes the server seconds to make (it reads every
+manifest and config): it gets this many times the client's timeout. Given up on, the app would
+read every tag's details itself, which takes longer still."""
+
+
 async def repository_storage(client: RegistryClient, repo: str) -> RepositoryStorage | None:
     """Push times and revisions of ``repo``; ``None`` from a registry without the endpoint."""
-    response = await client.request("GET", tags_path(repo))
+    response = await client.request(
+        "GET",
+        tags_path(repo),
+        deadline=client.timeout * REPORT_DEADLINE_FACTOR,
+        max_bytes=MAX_REPORT_BYTES,
+        check_depth=False,  # _parse catches deep nesting, off the event loop
+    )
     if response.status_code in (404, 405):
         return None  # Distribution and others: not a route they know
     client.raise_for_status(response, f"the push times of {repo}")
@@ -161,4 +175,6 @@ def _parse(body: bytes, repo: str) -> RepositoryStorage:
         doc = json.loads(body)
     except (ValueError, json.JSONDecodeError) as exc:
         raise MalformedResponseError(f"the push times of {repo}: not JSON ({exc})") from None
+    except RecursionError:
+        raise MalformedResponseError(f"the push times of {repo}: JSON nested too deeply") from None
     return RepositoryStorage.from_json(doc)
