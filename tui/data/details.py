@@ -321,6 +321,11 @@ async def tag_facts(client: RegistryClient, repository: str) -> TagFacts:
         return TagFacts()
     if report is None:
         return TagFacts()
+    # 10,000 tags' facts take a tenth of a second and more: made in a worker thread.
+    return await asyncio.to_thread(_facts_of_report, report)
+
+
+def _facts_of_report(report: RepositoryStorage) -> TagFacts:
     return TagFacts(
         {t.tag: t.pushed for t in report.tags if t.pushed is not None},
         {t.tag: t.pulled for t in report.tags if t.pulled is not None},

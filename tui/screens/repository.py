@@ -82,23 +82,28 @@ def _collect_and_refreeze() -> None:
 def _row(tag: str, facts: TagFacts, expires: datetime | None) -> TagRow:
     """The row of ``tag`` with what the registry's report says of it: when pushed and pulled,
     and its details when the report holds them (the bundled registry's)."""
-    row = TagRow(
-        tag,
-        pushed=facts.pushed.get(tag),
-        pulled=facts.pulled.get(tag),
-        expires=expires,
-        immutable=facts.immutable.get(tag),
-    )
     details = facts.details.get(tag)
     if details is None:
-        return row
+        return TagRow(
+            tag,
+            pushed=facts.pushed.get(tag),
+            pulled=facts.pulled.get(tag),
+            expires=expires,
+            immutable=facts.immutable.get(tag),
+        )
     image = details.facts
-    return row.with_details(
+    return TagRow(  # made at once: a replace() per row of 10,000 is a tenth of a second
+        tag,
         digest=details.digest,
         media_type=image.media_type,
         size=image.size,
         created=image.created,
+        pushed=facts.pushed.get(tag),
+        pulled=facts.pulled.get(tag),
+        expires=expires,
         platforms=image.platforms,
+        immutable=facts.immutable.get(tag),
+        loaded=True,
     )
 
 
