@@ -57,6 +57,10 @@ UNTAG_METHODS = {
 PROGRESSIVE_SORT_SECONDS = 1.0
 """While details load, how often rows sorted by date or size (or filtered) are put back in
 order."""
+SORT_COST_FACTOR = 20
+"""While details load, rows are put in order at most once per this many times what the last
+ordering cost (with 10,000 rows a sort and its table writes take tens of milliseconds: on a
+registry that answers slowly, a sort every second would be much of the app's work)."""
 FLUSH_SECONDS = 0.1
 """While details load, how often the rows read meanwhile go into the table (and the count)."""
 HIDDEN_WRITE_SECONDS = 1.0
@@ -155,6 +159,8 @@ class RepositoryScreen(RegtuiScreen):
         self._unsorted = False
         """Details came in since the rows were last put in order."""
         self._last_sort = self._last_write = 0.0
+        self._sort_every = PROGRESSIVE_SORT_SECONDS
+        """While details load: seconds between two orderings (:data:`SORT_COST_FACTOR`)."""
         self._status_text: str | None = None
         self._heading_text: str | None = None
         self._shown_count = 0
@@ -389,8 +395,10 @@ class RepositoryScreen(RegtuiScreen):
         if now - self._last_freeze >= FREEZE_SECONDS:
             self._last_freeze = now
             self._freeze_heap()
-        if self._unsorted and progressive and now - self._last_sort >= PROGRESSIVE_SORT_SECONDS:
+        if self._unsorted and progressive and now - self._last_sort >= self._sort_every:
             self.render_rows()  # writes every row, and puts them in order
+            cost = time.monotonic() - now
+            self._sort_every = max(PROGRESSIVE_SORT_SECONDS, SORT_COST_FACTOR * cost)
         elif self._unwritten:
             in_view = self.table.visible_tags()
             if now - self._last_write >= HIDDEN_WRITE_SECONDS or any(
