@@ -18,6 +18,11 @@ Usage (from the repository root; ``apt-get install wrk`` first)::
 
     python3 bench/bench_registry.py               # 1 GiB blobs, 3 rounds
     python3 bench/bench_registry.py --size-mib 64 --rounds 1 --seconds 1   # a quick run
+    python3 bench/bench_registry.py --blobs --sizes 256 1024 --rounds 5   # blob figures only
+
+``--blobs`` measures only the blobs, as CI and an operator meet them: each round starts both
+servers on fresh roots, pushes the blob monolithically and pulls it right after (page cache
+warm for both, as it is after a push), then pushes it again in ``--chunk-mib`` PATCHes.
 
 Push and pull figures are MiB/s of blob payload; higher is better for every figure except RSS.
 """
@@ -191,10 +196,10 @@ def push_chunked(url: str, blob: BlobFiles, digest: str) -> float:
     return time.perf_counter() - started
 
 
-def pull(url: str, digest: str, size: int) -> float:
+def pull(url: str, digest: str, size: int, repository: str = "bench/mono") -> float:
     started = time.perf_counter()
     received = int(
-        curl("-o", "/dev/null", "-w", "%{size_download}", f"{url}/v2/bench/mono/blobs/{digest}")
+        curl("-o", "/dev/null", "-w", "%{size_download}", f"{url}/v2/{repository}/blobs/{digest}")
     )
     if received != size:
         raise RuntimeError(f"pulled {received} bytes, expected {size}")
@@ -427,6 +432,53 @@ def measure(servers: Sequence[Server], args: argparse.Namespace, workdir: Path) 
     return rows
 
 
+@contextmanager
+def fresh_server(name: str, root: Path) -> Iterator[Server]:
+    """``name`` ("regtui" or "distribution") on an empty ``root``, removed afterwards."""
+    try:
+        if name == "regtui":
+            with bundled_registry(root) as ours:
+                yield Server(name, ours.url, ours.process.pid)
+        else:
+            config = distribution_stock_config(root)
+            with distribution_registry(root, config=config) as theirs:
+                yield Server(name, theirs.url, theirs.process.pid)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _unique_prefix(name: str, n: int) -> bytes:
+    return f"{name[:8]}-{n:07d}".encode().ljust(16, b".")
+
+
+def measure_blobs(args: argparse.Namespace, workdir: Path) -> list[Row]:
+    """Per size, per round, both servers alternated, each on a fresh root: a monolithic push,
+    the pull of that blob right after it, and a chunked push of another."""
+    rows: list[Row] = []
+    counter = iter(range(1, 1_000_000))
+    for size_mib in args.sizes:
+        size = size_mib * MIB
+        blob = BlobFiles(workdir, size, args.chunk_mib * MIB)
+        mono = Row(f"push {size_mib} MiB monolithic (curl)", "MiB/s")
+        pulled = Row(f"pull {size_mib} MiB right after its push (curl)", "MiB/s")
+        chunked = Row(f"push {size_mib} MiB chunked {args.chunk_mib} MiB (curl)", "MiB/s")
+        for n, name in alternate(["regtui", "distribution"], args.rounds):
+            with fresh_server(name, workdir / f"root-{size_mib}-{n}-{name}") as server:
+                digest = blob.make_unique(_unique_prefix(name, next(counter)))
+                seconds = push_monolithic(server.url, blob, digest)
+                mono.values.setdefault(name, []).append(size_mib / seconds)
+                seconds = pull(server.url, digest, size)
+                pulled.values.setdefault(name, []).append(size_mib / seconds)
+                digest = blob.make_unique(_unique_prefix(name, next(counter)))
+                seconds = push_chunked(server.url, blob, digest)
+                chunked.values.setdefault(name, []).append(size_mib / seconds)
+            print(f"  {size_mib} MiB round {n + 1} {name} done", file=sys.stderr)
+        rows += [mono, pulled, chunked]
+        for path in [blob.whole, *blob.chunks]:
+            path.unlink()
+    return rows
+
+
 def memory_rows(
     servers: Sequence[Server], args: argparse.Namespace, idle: dict[str, float]
 ) -> list[Row]:
@@ -476,6 +528,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per figure")
     parser.add_argument("--soak", type=int, default=100_000, help="requests of the memory soak")
     parser.add_argument("--keep", action="store_true", help="keep the temporary storage roots")
+    parser.add_argument(
+        "--blobs",
+        action="store_true",
+        help="only the blob figures (push, pull right after it, chunked push), fresh roots",
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[256, 1024], help="blob MiB with --blobs"
+    )
     return parser.parse_args(argv)
 
 
@@ -499,7 +559,8 @@ def servers(workdir: Path) -> Iterator[list[Server]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [tool for tool in ("docker-registry", "curl", "wrk", "ab") if not shutil.which(tool)]
+    tools = ("docker-registry", "curl") if args.blobs else ("docker-registry", "curl", "wrk", "ab")
+    missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
         print(
             f"bench: error: install {', '.join(missing)} (Debian: docker-registry curl wrk "
@@ -509,6 +570,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="regtui-bench-"))
     distribution_binary = shutil.which("docker-registry") or ""
+    if args.blobs:
+        try:
+            print(
+                f"Distribution: Debian's docker-registry built with "
+                f"{go_version(distribution_binary)}; stock config, less auth. Blobs of "
+                f"{', '.join(map(str, args.sizes))} MiB, chunks {args.chunk_mib} MiB, medians "
+                f"of {args.rounds} alternated rounds, fresh roots every round; "
+                f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start\n"
+            )
+            print_table(measure_blobs(args, workdir), ["regtui", "distribution"])
+            print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        finally:
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return 0
     try:
         with servers(workdir) as running:
             idle = {server.name: rss_mib(server.pid) for server in running}
