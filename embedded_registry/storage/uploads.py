@@ -13,7 +13,9 @@ import contextlib
 import hashlib
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +34,8 @@ from embedded_registry.storage.paths import KEYS, split_digest
 WRITE_CHUNK = 2 << 20
 """Bytes of an upload gathered from the socket before one write and hash step (the routes
 read bodies in pieces of this size, so a block is usually one piece: no copy)."""
+HASH_AHEAD = 4 << 20
+"""Bytes an upload's hash thread may have yet to hash before the upload waits for it."""
 
 
 def parse_startedat(text: str) -> float | None:
@@ -55,26 +59,56 @@ class _UploadState:
     hasher: Any = None
 
 
+class _Hashing:
+    """A hash fed from its own worker thread: ``update`` hands the bytes over and returns at
+    once while less than ``HASH_AHEAD`` bytes wait (no round trip to the event loop per
+    block); ``settle`` waits for all of them. One thread: the blocks are hashed in order."""
+
+    def __init__(self, hasher: Any) -> None:
+        self.hasher = hasher
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="regtui-hash")
+        self._pending: deque[tuple[Future[None], int]] = deque()
+        self._queued = 0
+
+    async def update(self, data: bytes) -> None:
+        self._pending.append((self._worker.submit(self.hasher.update, data), len(data)))
+        self._queued += len(data)
+        while self._queued > HASH_AHEAD:
+            await self._settle_one()
+
+    async def _settle_one(self) -> None:
+        future, length = self._pending[0]
+        await asyncio.shield(asyncio.wrap_future(future))
+        self._pending.popleft()
+        self._queued -= length
+
+    async def settle(self) -> None:
+        """Every block handed over is hashed; the worker thread ends."""
+        try:
+            while self._pending:
+                await self._settle_one()
+        finally:
+            self._worker.shutdown(wait=False)
+
+
 async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
     """Write ``chunks`` and hash them (``hasher`` may be None); the bytes written.
 
-    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block is written and hashed at
-    once (both release the GIL: hashing overlaps with the write), while the loop reads the
-    next block from the socket. Every byte is written when this returns."""
-    pending: list[asyncio.Future[Any]] = []
+    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block goes to the hash's worker
+    thread and to the writer (the filesystem's writes go to the writer's own thread), and
+    both work while the loop reads the next block from the socket. Every byte is handed to
+    the writer and hashed when this returns (the writer's ``close`` or ``commit`` waits for
+    its writes)."""
+    hashing = _Hashing(hasher) if hasher is not None else None
     buffer: list[bytes] = []
     buffered = written = 0
 
-    async def settle() -> None:
-        futures = pending[:]
-        pending.clear()
-        for future in futures:
-            await future
-
-    def start(data: bytes) -> None:
-        pending.append(asyncio.ensure_future(writer.write(data)))
-        if hasher is not None:
-            pending.append(asyncio.ensure_future(asyncio.to_thread(hasher.update, data)))
+    async def put(data: bytes) -> None:
+        nonlocal written
+        if hashing is not None:
+            await hashing.update(data)
+        await writer.write(data)
+        written += len(data)
 
     try:
         async for piece in chunks:
@@ -84,21 +118,14 @@ async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -
                 data = b"".join(buffer) if len(buffer) > 1 else buffer[0]
                 buffer.clear()
                 buffered = 0
-                await settle()
-                start(data)
-                written += len(data)
-        await settle()
+                await put(data)
         if buffered:
-            data = b"".join(buffer)
-            start(data)
-            written += len(data)
-            await settle()
-    except BaseException:
-        # Let the work in flight end before the writer is closed; the caller drops the hash.
-        for future in pending:
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(future)
-        raise
+            await put(b"".join(buffer))
+    finally:
+        # Also after a failure: the hash's work in flight ends before anyone reads the
+        # hasher (the caller drops it then).
+        if hashing is not None:
+            await hashing.settle()
     return written
 
 

@@ -29,9 +29,10 @@ import os
 import shutil
 import stat as stat_module
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 from embedded_registry.storage.driver.base import (
     FileInfo,
@@ -44,6 +45,7 @@ from embedded_registry.storage.driver.base import (
     StorageFull,
 )
 from embedded_registry.storage.driver.capabilities import Contents
+from embedded_registry.storage.driver.writeback import start_writeback
 from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
     TEMP_PREFIX,
@@ -54,6 +56,8 @@ from embedded_registry.storage.fsutil import (
 from embedded_registry.storage.paths import KEYS
 
 READ_CHUNK = 1 << 20
+WRITE_AHEAD = 4 << 20
+"""Bytes a writer's worker thread may have yet to write before ``write`` waits for it."""
 INLINE_READ = 256 << 10
 """A file this small (a link, a manifest) is read on the event loop; a bigger one in a thread."""
 MANY_BATCH = 512
@@ -107,41 +111,91 @@ class _FileWriter(FileWriter):
     """Appends to ``path``; or, for a new file (``temp`` given), writes ``temp`` beside it,
     renamed onto ``path`` by ``close`` or ``commit``: a writer cut short (a crash, a
     cancellation) never leaves a partial file at its key, only a temporary one that GC's
-    stale-temporary sweep removes."""
+    stale-temporary sweep removes.
 
-    def __init__(self, path: Path, handle: BinaryIO, size: int, temp: Path | None = None) -> None:
+    Writes are pipelined: ``write`` hands its bytes to this writer's own worker thread and
+    returns at once while less than ``WRITE_AHEAD`` bytes wait there, so the event loop reads
+    the next bytes from the socket meanwhile, and the thread writes one block after another
+    without waiting for the loop to hand it the next (no round trip per block: on a busy
+    machine each costs a scheduler wake-up). The thread starts each block's disk write at once
+    (:func:`~embedded_registry.storage.driver.writeback.start_writeback`), so ``commit``'s
+    fsync finds little left to write. A write that failed is reported by the next ``write``,
+    ``close`` or ``commit`` (a full disk as :class:`StorageFull`, with this writer's bytes
+    given back)."""
+
+    def __init__(self, path: Path, fd: int, size: int, temp: Path | None = None) -> None:
         self._path = path
         self._temp = temp
-        self._handle: BinaryIO | None = handle
+        self._fd: int | None = fd
         self._size = size
         self._start = size
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[Future[None], int]] = deque()
+        self._queued = 0
+        self._failure: OSError | None = None
 
     @property
     def size(self) -> int:
         return self._size
 
-    def _file(self) -> BinaryIO:
-        if self._handle is None:
+    def _file(self) -> int:
+        if self._fd is None:
             raise StorageDriverError("writer already closed")
-        return self._handle
+        return self._fd
+
+    def _write_at(self, fd: int, data: bytes, offset: int) -> None:
+        """In the worker thread: ``data`` at the end of the file (at ``offset``)."""
+        if self._failure is not None:
+            return  # a write before this one failed: the file ends there
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            self._failure = exc
+            return
+        start_writeback(fd, offset, len(data))
 
     async def write(self, data: bytes) -> None:
-        handle = self._file()
-
-        def write_through() -> None:
-            # Flushed here, in the worker thread: nothing is left for close() to write (and
-            # to fail at) on the event loop.
-            handle.write(data)
-            handle.flush()
-
-        try:
-            await asyncio.to_thread(write_through)
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            self._give_back()
-            raise StorageFull() from None
+        fd = self._file()
+        self._report()
+        if not data:
+            return
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="regtui-writer")
+        future = self._worker.submit(self._write_at, fd, data, self._size)
+        self._pending.append((future, len(data)))
+        self._queued += len(data)
         self._size += len(data)
+        while self._queued > WRITE_AHEAD:
+            await self._settle_one()
+        self._report()
+
+    async def _settle_one(self) -> None:
+        future, length = self._pending[0]
+        try:
+            await asyncio.shield(asyncio.wrap_future(future))
+        finally:
+            if future.done() and self._pending and self._pending[0][0] is future:
+                self._pending.popleft()
+                self._queued -= length
+
+    async def _drain(self) -> None:
+        """Wait for every write handed to the worker; report one that failed."""
+        while self._pending:
+            await self._settle_one()
+        self._report()
+
+    def _report(self) -> None:
+        """Raise the failure of a write (the bytes after it were not written): what this
+        writer wrote is given back, so the file is as it was opened."""
+        failure, self._failure = self._failure, None
+        if failure is None:
+            return
+        self._give_back()
+        if is_disk_full(failure):
+            raise StorageFull() from None
+        raise failure
 
     def _give_back(self) -> None:
         """After a full disk: drop what this writer wrote (the file is as it was opened)."""
@@ -149,27 +203,54 @@ class _FileWriter(FileWriter):
             os.truncate(self._temp or self._path, self._start)
         self._size = self._start
 
+    def _end(self) -> None:
+        """Close the file and stop the worker. With writes still in the worker (a close
+        cancelled while it waited), the worker closes the file after them: never a write to a
+        closed (or reused) descriptor."""
+        fd, self._fd = self._fd, None
+        worker, self._worker = self._worker, None
+        self._pending.clear()
+        self._queued = 0
+        if worker is None:
+            if fd is not None:
+                os.close(fd)
+            return
+        if fd is not None:
+            worker.submit(os.close, fd)
+        worker.shutdown(wait=False)
+
     async def close(self) -> None:
-        # Every write was flushed: close(2) of a file without fsync, cheaper inline than in
-        # a worker thread. A new file takes its place at its key (a rename, no fsync: close
-        # keeps the content for a later append; commit makes it durable).
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
+        # Every write has reached the file once drained: close(2) of a file without fsync,
+        # cheaper inline than in a worker thread. A new file takes its place at its key (a
+        # rename, no fsync: close keeps the content for a later append; commit makes it
+        # durable).
+        if self._fd is None:
+            return
+        try:
+            await self._drain()
+        except BaseException:
+            self._end()
             temp, self._temp = self._temp, None
-            if temp is not None:
-                os.replace(temp, self._path)
+            if temp is not None:  # a new file that failed takes no place at its key
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+            raise
+        self._end()
+        temp, self._temp = self._temp, None
+        if temp is not None:
+            os.replace(temp, self._path)
 
     async def commit(self) -> None:
         """fsync the file (its bytes are durable before anything names them) and end the
         writer."""
-        handle = self._file()
+        fd = self._file()
 
         def flush() -> None:
             with disk_full_as_storage_full():
-                os.fsync(handle.fileno())
+                os.fsync(fd)
 
         try:
+            await self._drain()
             await asyncio.to_thread(flush)
         except BaseException:
             await self.cancel()
@@ -180,9 +261,11 @@ class _FileWriter(FileWriter):
             await asyncio.to_thread(fsync_dir, self._path.parent)
 
     async def cancel(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.close()
+        try:
+            with contextlib.suppress(Exception):
+                await self._drain()
+        finally:
+            self._end()
         temp, self._temp = self._temp, None
         await asyncio.to_thread((temp or self._path).unlink, missing_ok=True)
 
@@ -261,32 +344,37 @@ class FilesystemDriver(StorageDriver):
 
     async def writer(self, path: str, *, append: bool = False) -> FileWriter:
         full = self._full(path)
+        if append:
+            # Opening a file that is there is one system call, cheaper inline than a hop to a
+            # worker thread (every PATCH of a chunked push opens its upload).
+            try:
+                with disk_full_as_storage_full():
+                    fd = os.open(full, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            except (*_MISSING, IsADirectoryError):
+                raise PathNotFoundError(path) from None
+            try:
+                size = os.fstat(fd).st_size
+            except BaseException:
+                os.close(fd)
+                raise
+            return _FileWriter(full, fd, size)
 
-        def open_file() -> tuple[BinaryIO, int, Path | None]:
+        def create() -> tuple[int, Path]:
             with disk_full_as_storage_full():
-                return open_or_create()
+                for attempt in range(MAKE_DIR_ATTEMPTS):
+                    full.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        fd, temp = tempfile.mkstemp(dir=full.parent, prefix=TEMP_PREFIX)
+                        os.fchmod(fd, NEW_FILE_MODE)  # as open(2) makes it, not mkstemp's 0600
+                        return fd, Path(temp)
+                    except FileNotFoundError:
+                        # GC removed the (empty) directory between the mkdir and here.
+                        if attempt == MAKE_DIR_ATTEMPTS - 1:
+                            raise
+                raise AssertionError("unreachable")
 
-        def open_or_create() -> tuple[BinaryIO, int, Path | None]:
-            if append:
-                try:
-                    handle = full.open("ab")
-                except _MISSING:
-                    raise PathNotFoundError(path) from None
-                return handle, handle.tell(), None
-            for attempt in range(MAKE_DIR_ATTEMPTS):
-                full.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    fd, temp = tempfile.mkstemp(dir=full.parent, prefix=TEMP_PREFIX)
-                    os.fchmod(fd, NEW_FILE_MODE)  # as open(2) makes it, not mkstemp's 0600
-                    return os.fdopen(fd, "wb"), 0, Path(temp)
-                except FileNotFoundError:
-                    # GC removed the (empty) directory between the mkdir and here.
-                    if attempt == MAKE_DIR_ATTEMPTS - 1:
-                        raise
-            raise AssertionError("unreachable")
-
-        handle, size, temp = await asyncio.to_thread(open_file)
-        return _FileWriter(full, handle, size, temp)
+        fd, temp = await asyncio.to_thread(create)
+        return _FileWriter(full, fd, 0, temp)
 
     async def stat(self, path: str) -> FileInfo:
         try:
