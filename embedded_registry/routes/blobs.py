@@ -6,6 +6,8 @@ URL (Distribution's default), or streams the object when ``storage.redirect.disa
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 
 from aiohttp import web
@@ -17,11 +19,12 @@ from embedded_registry.routes.common import config, repo_name, require_delete, s
 BLOB_CONTENT_TYPE = "application/octet-stream"
 
 
-class BlobFileResponse(web.FileResponse):
-    """A blob sent with sendfile; its ETag is the digest (set in ``on_response_prepare``)."""
+class BlobFileResponse(web.StreamResponse):
+    """A blob sent from its local file with sendfile; its ETag is the digest (set in
+    ``on_response_prepare``)."""
 
-    def __init__(self, path: object, digest: str, headers: dict[str, str]) -> None:
-        super().__init__(path, headers=headers)  # type: ignore[arg-type]
+    def __init__(self, digest: str, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status=status, headers=headers)
         self.digest = digest
 
 
@@ -82,6 +85,41 @@ async def _stream_blob(
     return response
 
 
+async def _send_file(
+    request: web.Request, path: str, digest: str, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The blob's local file, or the part a ``Range`` asks for, with sendfile.
+
+    Opened and measured on the event loop (an ``open`` and an ``fstat``, as cheap as the
+    ``stat`` before them: aiohttp's ``FileResponse`` hands both to a worker thread, and on a
+    busy machine the wake-up of that thread costs more than the calls). ``If-Range`` is
+    compared with the ETag (the digest), as Distribution's ``http.ServeContent`` does."""
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: ASYNC230, SIM115 (inline on purpose)
+    except (FileNotFoundError, NotADirectoryError):
+        raise errors.blob_unknown(digest) from None  # GC swept it since the stat
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if_range = request.headers.get("If-Range")
+        honoured = if_range is None or if_range.strip() == f'"{digest}"'
+        wanted = _single_range(request, size) if honoured else None
+        start, end = wanted if wanted is not None else (0, size - 1)
+        response = BlobFileResponse(digest, 206 if wanted is not None else 200, headers)
+        if wanted is not None:
+            response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        count = end - start + 1 if size else 0
+        response.content_length = count
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        await response.prepare(request)
+        if count:
+            # asyncio reads and writes in its place where sendfile cannot go (TLS).
+            await asyncio.get_running_loop().sendfile(transport, handle, start, count)
+        await response.write_eof()
+    return response
+
+
 async def get_blob(request: web.Request) -> web.StreamResponse:
     name = repo_name(request)
     digest = names.check_digest(request.match_info["digest"])
@@ -98,7 +136,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         headers["Content-Length"] = str(blob.size)
         return web.Response(status=200, headers=headers)
     if blob.local_path is not None:
-        return BlobFileResponse(blob.local_path, digest, headers)
+        return await _send_file(request, blob.local_path, digest, headers)
     url = await store.blob_redirect(digest)
     if url is not None:
         return web.Response(

@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from tests.helpers.servers import RunningRegistry
 from tests.helpers.spec import (
     ACCEPT_ALL,
     assert_oci_error,
@@ -183,3 +184,21 @@ def test_manifest_bytes_are_served_exactly_as_pushed(client: httpx.Client) -> No
     assert response.status_code == 201, response.text
     served = client.get("/v2/exact/manifests/pretty", headers={"Accept": ACCEPT_ALL})
     assert served.content == pretty
+
+
+def test_blob_if_range_is_compared_with_the_digest_etag_as_distribution_does(
+    client: httpx.Client, distribution: RunningRegistry
+) -> None:
+    """``If-Range`` names the ETag (the digest): the range when it matches, the whole blob
+    when it does not; Distribution (Go's ``http.ServeContent``) answers the same."""
+    data = bytes(range(256)) * 40
+    with httpx.Client(base_url=distribution.url, timeout=30) as theirs:
+        answers = []
+        for server in (client, theirs):
+            digest = push_blob_bytes(server, "ifrange", data)
+            url = f"/v2/ifrange/blobs/{digest}"
+            same = server.get(url, headers={"Range": "bytes=10-19", "If-Range": f'"{digest}"'})
+            other = server.get(url, headers={"Range": "bytes=10-19", "If-Range": '"sha256:00"'})
+            answers.append((same.status_code, same.content, other.status_code, other.content))
+    assert answers[0] == answers[1]
+    assert answers[0] == (206, data[10:20], 200, data)
