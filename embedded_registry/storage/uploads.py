@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +27,7 @@ from embedded_registry.storage.driver.capabilities import (
     MultipartUploads,
     list_files,
 )
+from embedded_registry.storage.driver.lanes import Lane
 from embedded_registry.storage.links import LINK_LIMIT, Links, startedat_text
 from embedded_registry.storage.local_listings import LocalListings
 from embedded_registry.storage.paths import KEYS, split_digest
@@ -60,18 +61,19 @@ class _UploadState:
 
 
 class _Hashing:
-    """A hash fed from its own worker thread: ``update`` hands the bytes over and returns at
-    once while less than ``HASH_AHEAD`` bytes wait (no round trip to the event loop per
-    block); ``settle`` waits for all of them. One thread: the blocks are hashed in order."""
+    """A hash fed down its own :class:`~embedded_registry.storage.driver.lanes.Lane`:
+    ``update`` hands the bytes over and returns at once while less than ``HASH_AHEAD`` bytes
+    wait (no round trip to the event loop per block); ``settle`` waits for all of them. One
+    lane: the blocks are hashed in order."""
 
     def __init__(self, hasher: Any) -> None:
         self.hasher = hasher
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="regtui-hash")
+        self._lane = Lane()
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._queued = 0
 
     async def update(self, data: bytes) -> None:
-        self._pending.append((self._worker.submit(self.hasher.update, data), len(data)))
+        self._pending.append((self._lane.submit(self.hasher.update, data), len(data)))
         self._queued += len(data)
         while self._queued > HASH_AHEAD:
             await self._settle_one()
@@ -83,19 +85,16 @@ class _Hashing:
         self._queued -= length
 
     async def settle(self) -> None:
-        """Every block handed over is hashed; the worker thread ends."""
-        try:
-            while self._pending:
-                await self._settle_one()
-        finally:
-            self._worker.shutdown(wait=False)
+        """Every block handed over is hashed."""
+        while self._pending:
+            await self._settle_one()
 
 
 async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
     """Write ``chunks`` and hash them (``hasher`` may be None); the bytes written.
 
-    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block goes to the hash's worker
-    thread and to the writer (the filesystem's writes go to the writer's own thread), and
+    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block goes to the hash's lane
+    and to the writer (the filesystem's writer has a lane of its own), and
     both work while the loop reads the next block from the socket. Every byte is handed to
     the writer and hashed when this returns (the writer's ``close`` or ``commit`` waits for
     its writes)."""

@@ -31,7 +31,7 @@ import stat as stat_module
 import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from embedded_registry.storage.driver.base import (
@@ -45,6 +45,7 @@ from embedded_registry.storage.driver.base import (
     StorageFull,
 )
 from embedded_registry.storage.driver.capabilities import Contents
+from embedded_registry.storage.driver.lanes import Lane
 from embedded_registry.storage.driver.writeback import start_writeback
 from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
@@ -113,11 +114,12 @@ class _FileWriter(FileWriter):
     cancellation) never leaves a partial file at its key, only a temporary one that GC's
     stale-temporary sweep removes.
 
-    Writes are pipelined: ``write`` hands its bytes to this writer's own worker thread and
-    returns at once while less than ``WRITE_AHEAD`` bytes wait there, so the event loop reads
-    the next bytes from the socket meanwhile, and the thread writes one block after another
-    without waiting for the loop to hand it the next (no round trip per block: on a busy
-    machine each costs a scheduler wake-up). The thread starts each block's disk write at once
+    Writes are pipelined: ``write`` hands its bytes to this writer's
+    :class:`~embedded_registry.storage.driver.lanes.Lane` and returns at once while less than
+    ``WRITE_AHEAD`` bytes wait there, so the event loop reads the next bytes from the socket
+    meanwhile, and the lane writes one block after another without waiting for the loop to
+    hand it the next (no round trip per block: on a busy machine each costs a scheduler
+    wake-up). The lane starts each block's disk write at once
     (:func:`~embedded_registry.storage.driver.writeback.start_writeback`), so ``commit``'s
     fsync finds little left to write. A write that failed is reported by the next ``write``,
     ``close`` or ``commit`` (a full disk as :class:`StorageFull`, with this writer's bytes
@@ -129,7 +131,7 @@ class _FileWriter(FileWriter):
         self._fd: int | None = fd
         self._size = size
         self._start = size
-        self._worker: ThreadPoolExecutor | None = None
+        self._lane: Lane | None = None
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._queued = 0
         self._failure: OSError | None = None
@@ -161,9 +163,9 @@ class _FileWriter(FileWriter):
         self._report()
         if not data:
             return
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="regtui-writer")
-        future = self._worker.submit(self._write_at, fd, data, self._size)
+        if self._lane is None:
+            self._lane = Lane()
+        future = self._lane.submit(self._write_at, fd, data, self._size)
         self._pending.append((future, len(data)))
         self._queued += len(data)
         self._size += len(data)
@@ -204,20 +206,19 @@ class _FileWriter(FileWriter):
         self._size = self._start
 
     def _end(self) -> None:
-        """Close the file and stop the worker. With writes still in the worker (a close
-        cancelled while it waited), the worker closes the file after them: never a write to a
-        closed (or reused) descriptor."""
+        """Close the file. With writes still in the lane (a close cancelled while it
+        waited), the lane closes the file after them: never a write to a closed (or reused)
+        descriptor."""
         fd, self._fd = self._fd, None
-        worker, self._worker = self._worker, None
+        lane, self._lane = self._lane, None
         self._pending.clear()
         self._queued = 0
-        if worker is None:
-            if fd is not None:
-                os.close(fd)
+        if fd is None:
             return
-        if fd is not None:
-            worker.submit(os.close, fd)
-        worker.shutdown(wait=False)
+        if lane is None:
+            os.close(fd)
+        else:
+            lane.submit(os.close, fd)
 
     async def close(self) -> None:
         # Every write has reached the file once drained: close(2) of a file without fsync,
