@@ -15,8 +15,6 @@ from embedded_registry.routes.common import absolute_url, repo_name, storage
 
 # Content-Range of a chunk: the spec's "<start>-<end>", also "bytes <start>-<end>/<total|*>".
 CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
-# One piece of the body as the storage writes and hashes it (store.WRITE_CHUNK): read in one go.
-READ_CHUNK = 2 << 20
 
 
 def _upload_path(name: str, upload_id: str, size: int = 0) -> str:
@@ -58,8 +56,12 @@ def _blob_created(request: web.Request, name: str, digest: str) -> web.Response:
     )
 
 
-def _chunks(request: web.Request) -> AsyncIterator[bytes]:
-    return request.content.iter_chunked(READ_CHUNK)
+async def _chunks(request: web.Request) -> AsyncIterator[bytes]:
+    """The body as aiohttp's parser received it, piece by piece: no piece is joined here
+    (the storage gathers its blocks once; ``iter_chunked`` would join them a first time)."""
+    async for data, _end_of_chunk in request.content.iter_chunks():
+        if data:
+            yield data
 
 
 def _content_range(request: web.Request) -> tuple[int | None, int | None]:

@@ -34,7 +34,7 @@ from embedded_registry.storage.paths import KEYS, split_digest
 
 WRITE_CHUNK = 2 << 20
 """Bytes of an upload gathered from the socket before one write and hash step (the routes
-read bodies in pieces of this size, so a block is usually one piece: no copy)."""
+hand over the pieces aiohttp's parser received: one join per block)."""
 HASH_AHEAD = 4 << 20
 """Bytes an upload's hash thread may have yet to hash before the upload waits for it."""
 
