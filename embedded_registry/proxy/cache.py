@@ -313,8 +313,11 @@ class Mirror:
         flight = self._flight(key, lambda: self._fetch_blob(name, remote, digest, tee))
         try:
             size = await asyncio.shield(tee.ready)
-        except UpstreamError as exc:
-            raise upstream_failed(exc) from None
+        except BaseException as exc:
+            tee.detach()  # no client waits for pieces: the fetch never blocks on one
+            if isinstance(exc, UpstreamError):
+                raise upstream_failed(exc) from None
+            raise
         if size is None:  # no length announced: served from the storage once verified
             tee.detach()
             try:

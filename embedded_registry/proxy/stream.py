@@ -113,8 +113,8 @@ async def stream_response(
     }
     response = web.StreamResponse(status=200, headers=headers)
     response.content_length = size
-    notifications.blob_pulled(request, name, digest, size)
     try:
+        notifications.blob_pulled(request, name, digest, size)
         await response.prepare(request)
         while True:
             item = await tee.next()

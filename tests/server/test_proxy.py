@@ -264,6 +264,7 @@ def test_a_client_gone_mid_stream_leaves_a_verified_blob_or_nothing(
         assert _wait_for(lambda: not uploads.exists() or not any(uploads.iterdir()))
         stored = layer.digest in stored_blobs(mirror.root)
         assert stored is (corrupt is None)
+        assert "Traceback" not in mirror.log_path.read_text()
         if corrupt is None:
             assert httpx.get(url, timeout=30).content == layer.data
             assert len(front.requests("GET", f"/blobs/{layer.digest}")) == 1
