@@ -309,7 +309,7 @@ class Mirror:
             await self.ensure_blob(name, digest, grace_period)
             return None
         remote = self.upstream.remote_name(name)
-        tee = BlobTee()
+        tee = BlobTee(digest)
         flight = self._flight(key, lambda: self._fetch_blob(name, remote, digest, tee))
         try:
             size = await asyncio.shield(tee.ready)
@@ -392,6 +392,8 @@ class Mirror:
                             f"{describe} sent a blob {digest} of another size than it "
                             f"announced ({error.detail}); nothing was cached"
                         ) from None
+                    if tee is not None:
+                        await tee.received_all()  # verified: the client's stream ends now
                     try:
                         await storage.finish_upload(name, upload_id, digest)
                     except errors.RegistryError as error:

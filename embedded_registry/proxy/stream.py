@@ -5,12 +5,13 @@ The fetch (:meth:`embedded_registry.proxy.cache.Mirror._fetch_blob`) writes the 
 pieces into an upload session, which hashes them as they pass, and hands each piece to a
 :class:`BlobTee` on its way. The client's response (:func:`stream_response`) announces the
 upstream's ``Content-Length`` and sends the pieces as they come, **one piece behind**: the last
-piece is handed over only once the digest checked out and the blob is committed to the storage.
-When the digest or the size is wrong, or the upstream breaks off, the upload is dropped and the
-response is cut short (the connection closed before ``Content-Length`` bytes): a client never
-gets a complete wrong blob, and the storage never holds one. A client that goes away only
-detaches from the tee: the fetch goes on and the blob is committed when it verifies (or dropped
-when not), for the next pull.
+piece is handed over only once the whole blob is in and its digest and size checked out (the tee
+hashes the pieces as they pass; the storage, which verifies them again, then makes the blob
+durable and visible without the client waiting for its fsync). When the digest or the size is
+wrong, or the upstream breaks off, the upload is dropped and the response is cut short (the
+connection closed before ``Content-Length`` bytes): a client never gets a complete wrong blob,
+and the storage never holds one. A client that goes away only detaches from the tee: the fetch
+goes on and the blob is committed when it verifies (or dropped when not), for the next pull.
 
 A slow client slows the fetch (the tee holds ``TEE_DEPTH`` pieces at most): memory stays
 bounded, as with Distribution's proxy.
@@ -19,6 +20,7 @@ bounded, as with Distribution's proxy.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 
 from aiohttp import web
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 TEE_DEPTH = 4
 """Pieces (each up to the cache's read size) waiting for a slow client before the fetch waits."""
+THREADED_HASH = 256 * 1024
+"""Pieces this large are hashed in a worker thread (hashlib lets go of the GIL)."""
 BLOB_CONTENT_TYPE = "application/octet-stream"
 
 
@@ -44,7 +48,13 @@ class _Failed:
 class BlobTee:
     """The pieces of one blob fetch, for the client that asked for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+        algorithm = digest.partition(":")[0]
+        self._hasher = hashlib.new(algorithm) if algorithm in ("sha256", "sha512") else None
+        self._received = 0
+        self._size: int | None = None
+        self._ended = False
         self.ready: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         """The size the upstream announced (the response's ``Content-Length``); ``None`` when
         it announced none (the blob is served from the storage once fetched); the fetch's
@@ -55,17 +65,38 @@ class BlobTee:
 
     # -- the fetch's side -------------------------------------------------------------------
     def announce(self, size: int | None) -> None:
+        self._size = size
         if not self.ready.done():
             self.ready.set_result(size)
 
     async def piece(self, chunk: bytes) -> None:
-        """A piece went to the storage: the one held before goes to the client."""
+        """A piece went to the storage: hashed, and the one held before goes to the client."""
+        if self._hasher is not None:
+            if len(chunk) >= THREADED_HASH:
+                await asyncio.to_thread(self._hasher.update, chunk)
+            else:
+                self._hasher.update(chunk)
+        self._received += len(chunk)
         if self._held is not None:
             await self._put(self._held)
         self._held = chunk
 
+    async def received_all(self) -> None:
+        """The whole body is in the upload: when its size and digest check out, the client
+        gets the last piece and the end now (the storage still verifies and commits)."""
+        if self._hasher is None or self._received != self._size:
+            return
+        if f"{self.digest.partition(':')[0]}:{self._hasher.hexdigest()}" == self.digest:
+            await self._end()
+
     async def committed(self) -> None:
-        """The blob verified and is committed: the last piece, then the end."""
+        """The blob is committed (verified by the storage): the last piece, then the end."""
+        await self._end()
+
+    async def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
         held, self._held = self._held, None
         if held is not None:
             await self._put(held)
@@ -73,8 +104,11 @@ class BlobTee:
 
     def failed(self, error: BaseException) -> None:
         """The fetch failed: the client gets the error before its response started, a stream
-        cut short after. Never waits (the fetch is unwinding)."""
+        cut short after (unless it got the whole verified blob already). Never waits (the
+        fetch is unwinding)."""
         self._held = None
+        if self._ended:
+            return
         if not self.ready.done():
             self.ready.set_exception(error)
             self.ready.exception()  # retrieved: a client gone meanwhile is no warning

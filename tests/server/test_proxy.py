@@ -232,7 +232,8 @@ def test_a_first_pull_streams_the_blob_before_the_upstream_sent_all_of_it(tmp_pa
             response.close()
             client.close()
         assert got == layer.data
-        assert layer.digest in stored_blobs(mirror.root)
+        # the client's stream ends once the digest checked out; the commit follows at once
+        assert _wait_for(lambda: layer.digest in stored_blobs(mirror.root))
         again = httpx.get(url, timeout=30)
         assert again.content == layer.data
         assert len(front.requests("GET", f"/blobs/{layer.digest}")) == 1
