@@ -141,8 +141,9 @@ def profile(size_mib: int, layers: int) -> None:
         source = stack.enter_context(distribution_registry(workdir / "src"))
         seed(source.url, workdir, size_mib, layers)
         destination = stack.enter_context(distribution_registry(workdir / "dst"))
+        order = os.environ.get("PROFILE_SORT", "cumtime")  # tottime: where the CPU goes
         subprocess.run(
-            [sys.executable, "-m", "cProfile", "-s", "cumtime", "-m", "tui", "cp",
+            [sys.executable, "-m", "cProfile", "-s", order, "-m", "tui", "cp",
              f"{source.host}/bench/big:1", f"{destination.host}/bench/copy:1"],
             check=True, cwd=REPO_ROOT,
         )  # fmt: skip

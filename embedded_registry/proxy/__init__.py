@@ -4,7 +4,9 @@
 Distribution's ``proxy``, those under ``<namespace>/`` with ``regtui.proxy``) it makes a pulled
 manifest or blob present in the storage (:mod:`embedded_registry.proxy.cache`), then lets the
 ordinary handler serve it, so GC, ``du`` and the storage panels see cached repositories as any
-other. Writes to such a repository answer 405 UNSUPPORTED, as registry:2 in proxy mode does;
+other; the first GET of a blob is streamed to its client while it is written and verified
+(:mod:`embedded_registry.proxy.stream`: the stream is cut short when the digest is wrong).
+Writes to such a repository answer 405 UNSUPPORTED, as registry:2 in proxy mode does;
 ``tags/list`` is the upstream's while it answers, the cached tags otherwise.
 ``/v2/<name>/_regtui/cache`` (:func:`cache_report`) says what is cached and when it expires.
 """
@@ -129,6 +131,11 @@ async def _blob(
             "Content-Length": str(size),
         }
         return web.Response(status=200, headers=headers)
+    if "Range" not in request.headers and "If-None-Match" not in request.headers:
+        streamed = await mirror.stream_blob(request, name, digest, grace)
+        if streamed is not None:
+            return streamed
+        return await handler(request)
     await mirror.ensure_blob(name, digest, grace)
     return await handler(request)
 

@@ -5,7 +5,9 @@
   and stored under the tag. While the upstream is unreachable, times out or answers an error,
   the cached manifest is served (a client gets an error only when nothing is cached).
 - A manifest by digest, a blob: served from the storage when cached, else fetched once (pulls
-  of one blob at the same time share the fetch) and stored.
+  of one blob at the same time share the fetch) and stored; the GET that started a blob's fetch
+  gets its bytes as they pass (:mod:`embedded_registry.proxy.stream`), the last piece only
+  once the blob verified and was committed.
 - Nothing is stored that was not verified: a manifest's bytes must hash to the digest asked
   for (and to the one the upstream announced); a blob streams into an upload session, which is
   committed only when its digest matches (and its size the announced one); otherwise the
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
+from aiohttp import web
 
 from embedded_registry import errors, names
 from embedded_registry.config import ProxyConfig
@@ -37,6 +40,7 @@ from embedded_registry.mediatypes import (
     OCI_MANIFEST,
 )
 from embedded_registry.proxy.schedule import BLOB, MANIFEST, Schedule
+from embedded_registry.proxy.stream import BlobTee, stream_response
 from embedded_registry.proxy.upstream import Upstream, UpstreamError, UpstreamTimeout
 from embedded_registry.storage.api import RegistryStorage
 
@@ -66,6 +70,13 @@ async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         yield chunk
 
 
+async def _passing(chunks: AsyncIterator[bytes], tee: BlobTee) -> AsyncIterator[bytes]:
+    """``chunks`` to the storage, each handed to ``tee`` once the storage took it."""
+    async for chunk in chunks:
+        yield chunk
+        await tee.piece(chunk)
+
+
 class Mirror:
     """The cache of one upstream, on the registry's storage."""
 
@@ -86,9 +97,10 @@ class Mirror:
     async def close(self) -> None:
         await self.upstream.close()
 
-    async def _once(self, key: tuple[str, ...], work: Callable[[], Awaitable[str]]) -> str:
-        """``work`` run once for every caller asking for ``key`` meanwhile; it goes on when a
-        client goes away (the others still wait for it)."""
+    def _flight(
+        self, key: tuple[str, ...], work: Callable[[], Awaitable[str]]
+    ) -> asyncio.Future[str]:
+        """The fetch of ``key`` in flight, ``work`` started when there is none."""
         flight = self._flights.get(key)
         if flight is None:
             flight = asyncio.ensure_future(work())
@@ -101,7 +113,12 @@ class Mirror:
                     done.exception()  # retrieved: a failure nobody awaited is no warning
 
             flight.add_done_callback(landed)
-        return await asyncio.shield(flight)
+        return flight
+
+    async def _once(self, key: tuple[str, ...], work: Callable[[], Awaitable[str]]) -> str:
+        """``work`` run once for every caller asking for ``key`` meanwhile; it goes on when a
+        client goes away (the others still wait for it)."""
+        return await asyncio.shield(self._flight(key, work))
 
     # -- manifests --------------------------------------------------------------------------
     async def _cached_digest(self, name: str, reference: str) -> str | None:
@@ -279,6 +296,37 @@ class Mirror:
         except UpstreamError as exc:
             raise upstream_failed(exc) from None
 
+    async def stream_blob(
+        self, request: web.Request, name: str, digest: str, grace_period: float
+    ) -> web.StreamResponse | None:
+        """A GET of the blob: its fetch streamed to this client while it is written and
+        verified (:mod:`embedded_registry.proxy.stream`); None when the storage is to serve it
+        (cached already, or another pull's fetch was in flight and is now done)."""
+        if await self.storage.served_blob(name, digest, grace_period) is not None:
+            return None
+        key = ("blob", digest)
+        if key in self._flights:  # another pull fetches it: it is served once stored
+            await self.ensure_blob(name, digest, grace_period)
+            return None
+        remote = self.upstream.remote_name(name)
+        tee = BlobTee(digest)
+        flight = self._flight(key, lambda: self._fetch_blob(name, remote, digest, tee))
+        try:
+            size = await asyncio.shield(tee.ready)
+        except BaseException as exc:
+            tee.detach()  # no client waits for pieces: the fetch never blocks on one
+            if isinstance(exc, UpstreamError):
+                raise upstream_failed(exc) from None
+            raise
+        if size is None:  # no length announced: served from the storage once verified
+            tee.detach()
+            try:
+                await asyncio.shield(flight)
+            except UpstreamError as exc:
+                raise upstream_failed(exc) from None
+            return None
+        return await stream_response(request, name, digest, size, tee, self.upstream.describe())
+
     async def blob_size(self, name: str, digest: str) -> int:
         """The size the upstream gives the blob (a HEAD of an uncached blob; nothing is
         fetched, as Distribution's proxy stats the remote blob)."""
@@ -299,9 +347,25 @@ class Mirror:
             )
         return size
 
-    async def _fetch_blob(self, name: str, remote: str, digest: str) -> str:
+    async def _fetch_blob(
+        self, name: str, remote: str, digest: str, tee: BlobTee | None = None
+    ) -> str:
         """Stream the blob into an upload of ``name``, commit it when its digest (and the
-        announced size) match, schedule its expiry; ``name``."""
+        announced size) match, schedule its expiry; ``name``. ``tee`` gets each piece as it
+        passes, the end once committed, or the failure."""
+        try:
+            holder = await self._fetch_blob_into(name, remote, digest, tee)
+        except BaseException as error:
+            if tee is not None:
+                tee.failed(error)
+            raise
+        if tee is not None:
+            await tee.committed()
+        return holder
+
+    async def _fetch_blob_into(
+        self, name: str, remote: str, digest: str, tee: BlobTee | None
+    ) -> str:
         storage = self.storage
         describe = self.upstream.describe()
         upload_id = await storage.create_upload(name)
@@ -314,11 +378,13 @@ class Mirror:
                     raise errors.blob_unknown(digest)
                 self._check_status(response.status, f"blob {digest}")
                 announced = response.content_length
+                chunks = _chunks(response)
+                if tee is not None:
+                    tee.announce(announced)
+                    chunks = _passing(chunks, tee)
                 async with storage.upload_lock(upload_id):
                     try:
-                        await storage.append_upload(
-                            name, upload_id, _chunks(response), length=announced
-                        )
+                        await storage.append_upload(name, upload_id, chunks, length=announced)
                     except errors.RegistryError as error:
                         if error.code != "SIZE_INVALID":
                             raise
@@ -326,6 +392,8 @@ class Mirror:
                             f"{describe} sent a blob {digest} of another size than it "
                             f"announced ({error.detail}); nothing was cached"
                         ) from None
+                    if tee is not None:
+                        await tee.received_all()  # verified: the client's stream ends now
                     try:
                         await storage.finish_upload(name, upload_id, digest)
                     except errors.RegistryError as error:
@@ -346,7 +414,7 @@ class Mirror:
         finally:
             if not committed:
                 with contextlib.suppress(errors.RegistryError, OSError):
-                    await storage.cancel_upload(name, upload_id)
+                    await asyncio.shield(storage.cancel_upload(name, upload_id))
         self.schedule.add(BLOB, name, digest, self.settings.ttl)
         return name
 

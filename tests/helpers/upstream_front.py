@@ -11,6 +11,8 @@ attributes to make it fail in one way:
   ``"manifest"`` adds a space to manifest bodies and keeps the announced digest; ``"size"``
   appends bytes to blob bodies (a body longer than its descriptor); ``"short"`` announces 100
   bytes more than it sends, then closes the connection;
+- ``hold``: a blob GET sends its first ``hold_after`` bytes, then waits until this
+  ``threading.Event`` is set before the rest (an upstream caught mid-blob);
 - ``redirect_blobs``: blob GETs answer 307 to this base URL (another front, a "CDN"), which
   fetches the blob with ``fetch_auth``, the credentials of its own.
 
@@ -46,6 +48,8 @@ class Front:
     hang: float = 0.0
     corrupt: str | None = None
     redirect_blobs: str | None = None
+    hold: threading.Event | None = None
+    hold_after: int = 1 << 20
     fetch_auth: tuple[str, str] | None = None
     seen: list[Seen] = field(default_factory=list)
 
@@ -102,6 +106,15 @@ async def _handle(
                 return short
             elif front.corrupt == "manifest" and "/manifests/" in request.path:
                 content = content + b" "
+            if front.hold is not None and is_blob:
+                held = web.StreamResponse(status=200, headers=out)
+                held.content_length = len(content)
+                await held.prepare(request)
+                await held.write(content[: front.hold_after])
+                await asyncio.to_thread(front.hold.wait)
+                await held.write(content[front.hold_after :])
+                await held.write_eof()
+                return held
         response = web.Response(status=upstream.status, body=content, headers=out)
         if request.method == "HEAD":
             response = web.Response(status=upstream.status, headers=out)

@@ -143,6 +143,29 @@ def test_a_second_sync_moves_nothing_and_check_sees_a_new_tag(
     assert digest_of(target.url, "mirror/app", "v1.1.0") == arm.digest
 
 
+def test_a_second_sync_of_unchanged_images_loads_no_copy_engine_nor_aiohttp(
+    source: RunningRegistry, target: RunningRegistry, tmp_path: Path
+) -> None:
+    """Nothing to move: the plan's requests go through the light transport's kept-alive
+    connections, and neither aiohttp (~100 ms to import) nor the copy engine (the layout and
+    archive formats) is loaded; a run that copies loads them."""
+    from tests.client.test_cli_imports import modules_of
+
+    for n in range(3):
+        push_image(source.url, f"team/app{n}", "v1", make_image([{"f": os.urandom(1000)}]))
+    spec = write_spec(
+        tmp_path / "sync.yml",
+        [{"source": source.host, "target": f"{target.host}/mirror", "repositories": ["team/*"]}],
+    )
+    heavy = {"aiohttp", "tui.client._aiohttp", "tui.data.copy", "tui.data.docker_archive"}
+    first = modules_of(tmp_path, "sync", str(spec))
+    assert "tui.data.copy" in first  # it copied
+    again = modules_of(tmp_path, "sync", str(spec))
+    assert "tui.client._h11" in again  # it did run, on the light transport
+    assert heavy & again == set()
+    assert all(whole(target.url, f"mirror/team/app{n}", "v1") for n in range(3))
+
+
 def test_one_platform_a_whole_registry_and_a_failing_source(
     source: RunningRegistry, target: RunningRegistry, tmp_path: Path
 ) -> None:

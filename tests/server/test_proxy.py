@@ -9,8 +9,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,6 +188,89 @@ def test_concurrent_pulls_of_one_blob_fetch_it_once(tmp_path: Path) -> None:
             bodies = list(pool.map(lambda _: httpx.get(url, timeout=60).content, range(6)))
         assert all(body == layer.data for body in bodies)
         assert len(front.requests("GET", f"/blobs/{layer.digest}")) == 1
+
+
+def _first_bytes(
+    url: str, count: int
+) -> tuple[httpx.Client, httpx.Response, Iterator[bytes], bytes]:
+    """A GET of ``url`` whose first ``count`` bytes are read (the response left open, the
+    rest of its body in the iterator)."""
+    client = httpx.Client(timeout=30)
+    response = client.send(client.build_request("GET", url), stream=True)
+    assert response.status_code == 200
+    pieces = response.iter_raw(64 * 1024)
+    got = b""
+    while len(got) < count:
+        got += next(pieces)
+    return client, response, pieces, got
+
+
+def test_a_first_pull_streams_the_blob_before_the_upstream_sent_all_of_it(tmp_path: Path) -> None:
+    """The client gets the blob's first bytes while the upstream still holds back the rest
+    (as Distribution's proxy streams); the whole blob is then stored, verified, and a second
+    pull is served from the storage."""
+    image = make_image([{"big": os.urandom(10 << 20)}])  # incompressible: a 10 MiB layer
+    layer = image.layers[0]
+    hold = threading.Event()
+    with (
+        upstream(tmp_path) as up,
+        upstream_front(up.url, hold=hold, hold_after=4 << 20) as front,
+        bundled_registry(tmp_path / "mirror", config=proxy_config(front.url)) as mirror,
+    ):
+        push_image(up.url, "team/big", "v1", image, auth=(USER, PASSWORD))
+        url = f"{mirror.url}/v2/team/big/blobs/{layer.digest}"
+        client, response, rest, got = _first_bytes(url, 1 << 20)
+        try:
+            assert int(response.headers["Content-Length"]) == layer.size
+            assert response.headers["Docker-Content-Digest"] == layer.digest
+            assert got == layer.data[: len(got)]  # before the upstream sent the rest
+            assert layer.digest not in stored_blobs(mirror.root)
+            hold.set()
+            got += b"".join(rest)
+        finally:
+            hold.set()
+            response.close()
+            client.close()
+        assert got == layer.data
+        # the client's stream ends once the digest checked out; the commit follows at once
+        assert _wait_for(lambda: layer.digest in stored_blobs(mirror.root))
+        again = httpx.get(url, timeout=30)
+        assert again.content == layer.data
+        assert len(front.requests("GET", f"/blobs/{layer.digest}")) == 1
+
+
+@pytest.mark.parametrize("corrupt", [None, "blob"])
+def test_a_client_gone_mid_stream_leaves_a_verified_blob_or_nothing(
+    tmp_path: Path, corrupt: str | None
+) -> None:
+    """The first puller disconnects half-way: the fetch goes on; a blob that verifies is
+    stored (the next pull asks the upstream nothing), one that does not leaves nothing."""
+    image = make_image([{"big": os.urandom(10 << 20)}])  # incompressible: a 10 MiB layer
+    layer = image.layers[0]
+    hold = threading.Event()
+    with (
+        upstream(tmp_path) as up,
+        upstream_front(up.url, hold=hold, hold_after=4 << 20, corrupt=corrupt) as front,
+        bundled_registry(tmp_path / "mirror", config=proxy_config(front.url)) as mirror,
+    ):
+        push_image(up.url, "team/big", "v1", image, auth=(USER, PASSWORD))
+        url = f"{mirror.url}/v2/team/big/blobs/{layer.digest}"
+        try:
+            client, response, _, _ = _first_bytes(url, 1 << 20)
+            response.close()  # gone, mid-stream
+            client.close()
+        finally:
+            hold.set()
+        uploads = mirror.root / V2 / "repositories" / "team" / "big" / "_uploads"
+        assert _wait_for(lambda: not uploads.exists() or not any(uploads.iterdir()))
+        stored = layer.digest in stored_blobs(mirror.root)
+        assert stored is (corrupt is None)
+        assert "Traceback" not in mirror.log_path.read_text()
+        if corrupt is None:
+            assert httpx.get(url, timeout=30).content == layer.data
+            assert len(front.requests("GET", f"/blobs/{layer.digest}")) == 1
+        else:
+            assert not layer_linked(mirror.root, "team/big", layer.digest)
 
 
 def test_a_tag_moved_upstream_is_fetched_again(tmp_path: Path) -> None:
@@ -426,15 +511,27 @@ def test_a_failing_or_lying_upstream_caches_nothing(
                 setattr(front, name, value)
             with httpx.Client(base_url=mirror.url, timeout=60) as client:
                 if fault.get("corrupt") in ("blob", "size", "short"):
-                    response = client.get(f"/v2/cache/team/app/blobs/{image.layers[0].digest}")
+                    # The first pull streams: the client's stream is cut short (never a
+                    # complete wrong blob), the server says why in one line.
+                    blob = f"/v2/cache/team/app/blobs/{image.layers[0].digest}"
+                    with pytest.raises(httpx.RemoteProtocolError):
+                        client.get(blob)
+                    assert _wait_for(lambda: says in mirror.log_path.read_text())
+                    said = [
+                        line for line in mirror.log_path.read_text().splitlines() if says in line
+                    ]
+                    assert len(said) == 1 and front.url in said[0] and "cut short" in said[0]
+                    assert "Traceback" not in mirror.log_path.read_text()
+                    response = None
                 else:
                     response = client.get(
                         "/v2/cache/team/app/manifests/v1", headers={"Accept": ACCEPT_ALL}
                     )
-            assert response.status_code == status, response.text
-            assert error_code(response) == "UNAVAILABLE"
-            detail = response.json()["errors"][0]["detail"]
-            assert says in detail and front.url in detail
+            if response is not None:
+                assert response.status_code == status, response.text
+                assert error_code(response) == "UNAVAILABLE"
+                detail = response.json()["errors"][0]["detail"]
+                assert says in detail and front.url in detail
             assert not revision_exists(mirror.root, "cache/team/app", image.digest)
             assert stored_blobs(mirror.root) == set()
             uploads = mirror.root / V2 / "repositories" / "cache" / "team" / "app" / "_uploads"

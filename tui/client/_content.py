@@ -85,7 +85,7 @@ class BlobStream:
         hasher = hashlib.new(digest_algorithm(self.digest))
         window_start, window_bytes = time.monotonic(), 0
         window = self._stall_timeout
-        chunks = self.response.aiter_bytes(self._chunk_size)
+        chunks = self._pieces()
         pending: asyncio.Future[bytes] | None = None
         try:
             while True:
@@ -135,6 +135,22 @@ class BlobStream:
                 actual=actual,
                 response=self.response,
             )
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        """The body in pieces of at least ``chunk_size`` bytes (the last may be shorter): the
+        transport's pieces gathered with one join. Not httpx's ``aiter_bytes(chunk_size)``,
+        whose re-chunking buffer copies every byte three times (a quarter of a copy's CPU)."""
+        gathered: list[bytes] = []
+        size = 0
+        async for piece in self.response.aiter_bytes():
+            gathered.append(piece)
+            size += len(piece)
+            if size >= self._chunk_size:
+                yield gathered[0] if len(gathered) == 1 else b"".join(gathered)
+                gathered.clear()
+                size = 0
+        if gathered:
+            yield b"".join(gathered)
 
     def _stalled(self, received: int) -> RegistryTimeoutError:
         assert self._stall_timeout is not None

@@ -81,7 +81,7 @@ async def _sync(args: argparse.Namespace) -> int:
 
     from tui.client import RegistryClient
     from tui.client.reference import api_host
-    from tui.data.sync import run_sync
+    from tui.data.sync import REPOSITORIES_AT_ONCE, run_sync
 
     spec = _load(args.file)
     if args.parallel is not None:
@@ -110,8 +110,8 @@ async def _sync(args: argparse.Namespace) -> int:
                 insecure=access.insecure if access else False,
                 ca_cert=access.ca_cert if access else None,
                 timeout=args.timeout,
-                max_concurrency=4 * spec.parallel + 4,
-                fast_after=0,
+                max_concurrency=max(REPOSITORIES_AT_ONCE, 4 * spec.parallel + 4),
+                fast_after=None,
                 rate_limit=spec.rate_limit or None,
             )
         return clients[key]

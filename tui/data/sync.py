@@ -9,6 +9,11 @@ digest the copy would write is unchanged: nothing moves for it, so a second run 
 file costs a few requests per tag. Every other tag is copied by :func:`tui.data.copy.copy_image`,
 ``parallel`` images at once, each writing its blobs, then its manifests, then its tag: a sync
 killed at any instant leaves no tag on an incomplete image, and the next run finishes the work.
+
+A second run of an unchanged file is the common case, so planning costs little: one client per
+registry (its keep-alive connections reused by every request), ``REPOSITORIES_AT_ONCE``
+repositories read at once, and the copy engine (:mod:`tui.data.copy` with the OCI layout and
+archive formats behind it) imported only when something is to be copied.
 """
 
 from __future__ import annotations
@@ -17,18 +22,21 @@ import asyncio
 import fnmatch
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tui.client import NotFoundError, RegistryClient, RegistryClientError
 from tui.client.models import ImageIndex
-from tui.data.copy import CopyResult, copy_image
-from tui.data.copy_io import CopyError, RegistryDestination, RegistrySource
 from tui.logic.copy_plan import PlatformError, choose_platform
 from tui.logic.sync_spec import Entry, SyncSpec, SyncSpecError, target_repository
 
+if TYPE_CHECKING:
+    from tui.data.copy import CopyResult
+
 __all__ = ["ImageJob", "SyncOutcome", "plan_sync", "run_sync"]
 
-REPOSITORIES_AT_ONCE = 16
-"""Repositories whose tags are read (and compared) at once while planning."""
+REPOSITORIES_AT_ONCE = 32
+"""Repositories whose tags are read (and compared) at once while planning (each registry's
+client bounds the requests in flight)."""
 
 Clients = Callable[[str], RegistryClient]
 """The client for a registry as the sync file names it (one per registry, shared)."""
@@ -210,18 +218,23 @@ async def run_sync(
     """Plan, then copy what changed (``spec.parallel`` images at once); one outcome per image
     and per failure. A dry run copies nothing: what would move is ``planned``."""
     jobs, outcomes = await plan_sync(spec, clients)
+    if dry_run or all(job.unchanged for job in jobs):
+        return outcomes + [
+            _told(progress, SyncOutcome(job, "unchanged" if job.unchanged else "planned"))
+            for job in jobs
+        ]
+    # Something moves: the copy engine (and the formats beside it) is loaded only now.
+    from tui.data.copy import copy_image
+    from tui.data.copy_io import CopyError, RegistryDestination, RegistrySource
+
     gate = asyncio.Semaphore(spec.parallel)
 
     def told(outcome: SyncOutcome) -> SyncOutcome:
-        if progress is not None:
-            progress(outcome)
-        return outcome
+        return _told(progress, outcome)
 
     async def one(job: ImageJob) -> SyncOutcome:
         if job.unchanged:
             return told(SyncOutcome(job, "unchanged"))
-        if dry_run:
-            return told(SyncOutcome(job, "planned"))
         async with gate:
             source_client = clients(job.source_registry)
             source = RegistrySource(
@@ -247,3 +260,9 @@ async def run_sync(
 
     outcomes += await asyncio.gather(*(one(job) for job in jobs))
     return outcomes
+
+
+def _told(progress: Callable[[SyncOutcome], None] | None, outcome: SyncOutcome) -> SyncOutcome:
+    if progress is not None:
+        progress(outcome)
+    return outcome
