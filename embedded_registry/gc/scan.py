@@ -16,6 +16,7 @@ What differs on an object store (no directories, no cheap ``utime``):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ from embedded_registry.mediatypes import StoredManifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import FileInfo, StorageDriver
 from embedded_registry.storage.driver.capabilities import (
     DirectoryTimes,
-    LocalFiles,
+    LocalRoot,
     MultipartUploads,
+    NameListing,
     get_many,
     list_files,
 )
@@ -74,10 +76,10 @@ LINK_BYTES = 1024
 
 
 def storage_prefix(driver: StorageDriver) -> str:
-    """How reports name the storage: its local root (a driver of local files), or
-    ``<driver>:`` (``s3:/docker/registry/v2/...``)."""
-    if isinstance(driver, LocalFiles):
-        return driver.local_path("/").rstrip("/")
+    """How reports name the storage: its local root (a driver of files under one local
+    directory), or ``<driver>:`` (``s3:/docker/registry/v2/...``)."""
+    if isinstance(driver, LocalRoot):
+        return str(driver.root).rstrip("/")
     return f"{driver.name}:"
 
 
@@ -90,8 +92,13 @@ class Snapshot:
     Plan and push activity read links and directories here, never from the OS.
     """
 
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, names: NameListing | None = None) -> None:
         self.driver = driver
+        self._names = names
+        """Where the driver lists by name (:class:`NameListing`), the scan reads names only
+        and the stats a decision needs are taken here when first asked for, once each (from
+        the worker thread that marks and plans)."""
+        self._looked: dict[str, FileInfo | None] = {}
         # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
         self.prefix = storage_prefix(driver)
         self.blob_dirs: dict[str, str] = {}
@@ -114,19 +121,53 @@ class Snapshot:
     def stat(self, path: str) -> FileInfo | None:
         """The stat of a file (or directory, where the driver lists them) under
         ``repositories`` (None: not there)."""
-        return self.entries.get(path)
+        found = self.entries.get(path)
+        if found is not None or self._names is None:
+            return found
+        try:
+            return self._looked[path]
+        except KeyError:
+            pass
+        info = self._looked[path] = self._names.stat_now(self.key(path))
+        return info
 
     def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
         """``tags/<tag>/index/<alg>/<hex>`` entries: (digest, entry path)."""
-        return iter(self.tag_index.get((repo.name, tag), ()))
+        key = (repo.name, tag)
+        if self._names is not None and key not in self.tag_index:
+            index = f"{self.key(repo.path)}/_manifests/tags/{tag}/index"
+            self.tag_index[key] = [
+                (digest, self.prefix + path) for digest, path in _digest_dirs(self._names, index)
+            ]
+        return iter(self.tag_index.get(key, ()))
 
     def own_bytes(self, repo: RepoSnapshot) -> int:
         """The bytes of the files in ``repo``'s own ``_`` directories."""
+        if self._names is not None and repo.name not in self.repo_bytes:
+            names, total = self._names, 0
+            top = self.key(repo.path)
+            pending = [f"{top}/{n}" for n, d in names.entries_now(top) or () if n[:1] == "_" and d]
+            while pending:
+                directory = pending.pop()
+                for name, is_dir in names.entries_now(directory) or ():
+                    if is_dir:
+                        pending.append(f"{directory}/{name}")
+                    elif (info := names.stat_now(f"{directory}/{name}")) is not None:
+                        total += info.size
+            self.repo_bytes[repo.name] = total
         return self.repo_bytes.get(repo.name, 0)
 
     def commit_events(self, repo: RepoSnapshot) -> tuple[float, float]:
         """Times of manifest events the names alone do not show: ``(the commit marker's
         LastModified, the newest tag link's)`` (:mod:`embedded_registry.gc.activity`)."""
+        if self._names is not None and repo.name not in self.events:
+            marker = self.stat(f"{repo.path}/_manifests/{COMMIT_MARKER}")
+            tagged = 0.0
+            for tag in repo.tags:
+                link = self.entries.get(f"{repo.path}/_manifests/tags/{tag}/current/link")
+                if link is not None:
+                    tagged = max(tagged, link.mtime)
+            self.events[repo.name] = (marker.mtime if marker is not None else 0.0, tagged)
         return self.events.get(repo.name, (0.0, 0.0))
 
     def key(self, path: str) -> str:
@@ -135,13 +176,36 @@ class Snapshot:
 
     def blob_stat(self, digest: str) -> FileInfo | None:
         """The stat of a blob's ``data``; None when there is no such blob."""
-        return self._stats.get(digest)
+        try:
+            return self._stats[digest]
+        except KeyError:
+            pass
+        if self._names is None:
+            return None
+        directory = self.blob_dirs.get(digest)
+        info = None
+        if directory is not None:
+            info = self._names.stat_now(f"{directory[len(self.prefix) :]}/data")
+        self._stats[digest] = info
+        return info
 
     def blob_stats(self) -> dict[str, FileInfo]:
         """Every blob that has a ``data`` file: digest -> its stat."""
+        if self._names is not None:
+            for digest in self.blob_dirs:
+                self.blob_stat(digest)
         return {d: st for d, st in self._stats.items() if st is not None}
 
     def tag_targets(self, repo: RepoSnapshot) -> dict[str, str | None]:
+        """What each tag of ``repo`` points at (None: its ``current/link`` names nothing)."""
+        if self._names is not None and repo.name not in self._tag_targets:
+            names, top = self._names, self.key(repo.path)
+            self._tag_targets[repo.name] = {
+                tag: _link_target(
+                    names.read_now(f"{top}/_manifests/tags/{tag}/current/link", LINK_BYTES)
+                )
+                for tag in repo.tags
+            }
         return self._tag_targets.get(repo.name, {})
 
     def manifest(self, digest: str) -> StoredManifest | None:
@@ -261,8 +325,170 @@ def layout_leaf(key: str) -> str | None:
     return None
 
 
-async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snapshot:
-    """One listing of the storage, then every manifest and tag link it names."""
+def _link_target(raw: bytes | Exception | None) -> str | None:
+    text = raw.decode("ascii", "replace").strip() if isinstance(raw, bytes) else ""
+    return text if names.is_valid_digest(text) else None
+
+
+def _digest_dirs(listing: NameListing, key: str) -> list[tuple[str, str]]:
+    """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory)."""
+    found = []
+    for algorithm, is_dir in listing.entries_now(key) or ():
+        if is_dir:
+            top = f"{key}/{algorithm}"
+            for hex_part, inner in listing.entries_now(top) or ():
+                digest = f"{algorithm}:{hex_part}"
+                if inner and names.is_valid_digest(digest):
+                    found.append((digest, f"{top}/{hex_part}"))
+    return found
+
+
+def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -> None:
+    """The layout read level by level by name (a blocking call of a worker thread): blob
+    directories, repositories with their layer links, revisions (one ``stat`` of each link),
+    tags (one ``stat`` of each ``current/link``) and uploads (every file: their sizes and
+    times). Nothing else is looked at here; the stats a decision needs are taken by
+    :class:`Snapshot` when asked. With ``temporaries`` (a real run), the directories whose
+    link is rewritten (a revision, a tag's ``current``) are listed too, for the temporary files
+    of a killed writer."""
+    prefix = snapshot.prefix
+    stale = time.time() - STALE_TEMP_AGE
+    entries, stat = listing.entries_now, listing.stat_now
+
+    def files(key: str, found: list[tuple[str, bool]] | None) -> None:
+        """Note the stale temporary files among the entries of ``key``."""
+        for name, is_dir in found or ():
+            if not is_dir and name.startswith(TEMP_PREFIX):
+                info = stat(f"{key}/{name}")
+                if info is not None and info.mtime < stale:
+                    snapshot.stale_temporaries.append(f"{key}/{name}")
+
+    files(KEYS.v2, entries(KEYS.v2))
+    blobs = KEYS.blobs_dir
+    blob_dirs = snapshot.blob_dirs
+    is_valid_digest = names.is_valid_digest
+    top = entries(blobs)
+    files(blobs, top)
+    for algorithm, is_dir in top or ():
+        if not is_dir:
+            continue
+        algorithm_key = f"{blobs}/{algorithm}"
+        for two, inner in entries(algorithm_key) or ():
+            if not inner:
+                continue
+            two_key = f"{algorithm_key}/{two}"
+            base = f"{prefix}{two_key}/"
+            for hex_part, is_blob_dir in entries(two_key) or ():
+                digest = f"{algorithm}:{hex_part}"
+                if is_blob_dir and is_valid_digest(digest):
+                    blob_dirs[digest] = base + hex_part
+
+    repositories = KEYS.repositories_dir
+    repos: dict[str, RepoSnapshot] = {}
+    pending = [("", repositories)]
+    while pending:
+        name, key = pending.pop()
+        found = entries(key)
+        files(key, found)
+        parts = []
+        for child, is_dir in found or ():
+            if not is_dir:
+                continue
+            if child.startswith("_"):
+                parts.append(child)
+            else:
+                pending.append((f"{name}/{child}" if name else child, f"{key}/{child}"))
+        if not parts or not name or not names.is_valid_name(name):
+            continue
+        repo = repos[name] = RepoSnapshot(name, prefix + key)
+        for part in parts:
+            if part == "_layers":
+                repo.layer_links = {d for d, _ in _digest_dirs(listing, f"{key}/_layers")}
+            elif part == "_manifests":
+                _list_manifests(snapshot, listing, repo, f"{key}/_manifests", temporaries, files)
+            elif part == "_uploads":
+                repo.uploads = _list_uploads(listing, name, f"{key}/_uploads", prefix)
+    snapshot.repos = [repos[name] for name in sorted(repos)]
+
+
+def _list_manifests(
+    snapshot: Snapshot,
+    listing: NameListing,
+    repo: RepoSnapshot,
+    key: str,
+    temporaries: bool,
+    files: Callable[[str, list[tuple[str, bool]] | None], None],
+) -> None:
+    entries, stat, prefix = listing.entries_now, listing.stat_now, snapshot.prefix
+    top = entries(key)
+    files(key, top)
+    kinds = {name for name, is_dir in top or () if is_dir}
+    if "revisions" in kinds:
+        for digest, revision in _digest_dirs(listing, f"{key}/revisions"):
+            if temporaries:
+                found = entries(revision)
+                files(revision, found)
+                if not any(name == "link" for name, _ in found or ()):
+                    repo.unlinked_revisions.add(digest)
+                    continue
+            info = stat(f"{revision}/link")
+            if info is None or info.is_dir:
+                repo.unlinked_revisions.add(digest)
+            else:
+                repo.revisions[digest] = info
+                snapshot.entries[f"{prefix}{revision}/link"] = info
+    if "tags" in kinds:
+        tags = f"{key}/tags"
+        for tag, is_dir in entries(tags) or ():
+            if not is_dir:
+                continue
+            current = f"{tags}/{tag}/current"
+            if temporaries:
+                files(current, entries(current))
+            info = stat(f"{current}/link")
+            if info is not None and not info.is_dir:
+                repo.tags.append(tag)
+                snapshot.entries[f"{prefix}{current}/link"] = info
+        repo.tags.sort()
+
+
+def _list_uploads(listing: NameListing, name: str, key: str, prefix: str) -> list[Upload]:
+    """Every upload session: the sizes of its files, the newest time of its files and
+    directories."""
+    sessions = []
+    for upload_id, is_dir in listing.entries_now(key) or ():
+        path = f"{key}/{upload_id}"
+        size, last = 0, 0.0
+        pending = [(path, is_dir)]
+        while pending:
+            item, directory = pending.pop()
+            info = listing.stat_now(item)
+            if info is None:
+                continue  # finished (and removed) while we looked
+            last = max(last, info.mtime)
+            if directory:
+                pending.extend((f"{item}/{n}", d) for n, d in listing.entries_now(item) or ())
+            else:
+                size += info.size
+        if last:
+            sessions.append(Upload(name, upload_id, prefix + path, size, last))
+    return sessions
+
+
+async def scan(
+    driver: StorageDriver, progress: Progress | None = None, *, temporaries: bool = True
+) -> Snapshot:
+    """One listing of the storage, then every manifest and tag link it names. Where the
+    driver lists by name (:class:`NameListing`), names only, and stats when asked for; a
+    dry run passes ``temporaries=False`` (it removes no temporary file, so the directories
+    whose link is rewritten are not listed for them)."""
+    if isinstance(driver, NameListing):
+        snapshot = Snapshot(driver, driver)
+        await asyncio.to_thread(_list_by_name, snapshot, driver, temporaries)
+        if progress is not None:
+            progress(f"listed {len(snapshot.blob_dirs)} blobs, {len(snapshot.repos)} repositories")
+        await _read_references(snapshot, progress)
+        return snapshot
     snapshot = Snapshot(driver)
     prefix = snapshot.prefix
     blobs_base = KEYS.blobs_dir
@@ -322,6 +548,9 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
     driver = snapshot.driver
 
     async def read_manifests(digests: list[str]) -> None:
+        if snapshot._names is not None:
+            await read_by_name(digests)
+            return
         readable = []
         for digest in digests:
             st = snapshot.blob_stat(digest)
@@ -341,6 +570,29 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
             else:
                 snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
 
+    async def read_by_name(digests: list[str]) -> None:
+        """Every manifest read without a ``stat`` first: one read too big for a manifest is
+        reported with its size."""
+        readable = [d for d in digests if d in snapshot.blob_dirs]
+        for digest in digests:
+            if digest not in snapshot.blob_dirs:
+                snapshot._manifests[digest] = None
+        paths = [f"{snapshot.key(snapshot.blob_dirs[d])}/data" for d in readable]
+        bodies = await get_many(driver, paths, limit=MAX_MANIFEST_BYTES + 1)
+        for digest, body in zip(readable, bodies, strict=True):
+            if body is None:
+                snapshot._stats[digest] = None
+                snapshot._manifests[digest] = None
+            elif not isinstance(body, bytes):
+                snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
+            elif len(body) > MAX_MANIFEST_BYTES:
+                st = snapshot.blob_stat(digest)
+                size = st.size if st is not None else len(body)
+                error = f"{size} bytes: too big for a manifest"
+                snapshot._manifests[digest] = StoredManifest(digest, error=error)
+            else:
+                snapshot._manifests[digest] = parse_stored_manifest(digest, body)
+
     digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     if progress is not None:
         progress(f"reading {len(digests)} manifests")
@@ -354,6 +606,8 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
         if c not in snapshot._manifests
     }
     await read_manifests(sorted(children))
+    if snapshot._names is not None:
+        return  # tag links are read when asked for (a mark that keeps tagged manifests only)
     tags = [(repo, tag) for repo in snapshot.repos for tag in repo.tags]
     links = await get_many(
         driver,

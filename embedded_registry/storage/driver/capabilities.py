@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from embedded_registry.storage.driver.base import (
@@ -194,3 +195,64 @@ def conditional_writes(driver: StorageDriver) -> ConditionalWrites:
     if not isinstance(driver, ConditionalWrites):
         raise StorageDriverError(f"the {driver.name} driver has no conditional writes")
     return driver
+
+
+@runtime_checkable
+class NameListing(Protocol):
+    """A directory is listed by name, each entry's kind known without a ``stat``
+    (``scandir``'s ``d_type``), and a file's size and time is one blocking call: GC's scan
+    reads the layout level by level in one worker thread and stats only what a decision needs
+    (:mod:`embedded_registry.gc.scan`). Blocking: call them from a worker thread."""
+
+    def entries_now(self, path: str) -> list[tuple[str, bool]] | None:
+        """The entries of the directory ``path`` as (name, is a directory); None when there
+        is no such directory."""
+        ...
+
+    def stat_now(self, path: str) -> FileInfo | None:
+        """What is at ``path`` (None: nothing)."""
+        ...
+
+    def read_now(self, path: str, limit: int) -> bytes | StorageDriverError | None:
+        """At most ``limit`` bytes of the file ``path``; None when it is not there, the error
+        when it cannot be read."""
+        ...
+
+
+@runtime_checkable
+class RenameAside(Protocol):
+    """A file is renamed atomically (aside, and back), and an emptied directory removed, by
+    blocking calls one worker thread makes in a row: GC's sweep renames a blob's data or a
+    link aside for its last check, one thread hop per removal (:mod:`embedded_registry.gc.
+    removal`; its journal, :mod:`embedded_registry.gc.journal`, puts back what a killed
+    sweep left aside). Blocking: call them from a worker thread."""
+
+    def stat_now(self, path: str) -> FileInfo | None:
+        """What is at ``path`` (None: nothing)."""
+        ...
+
+    def entries_now(self, path: str) -> list[tuple[str, bool]] | None:
+        """The entries of the directory ``path`` as (name, is a directory); None: none."""
+        ...
+
+    def rename_now(self, source: str, dest: str) -> bool:
+        """Rename ``source`` to ``dest`` in one step (replacing it); False when ``source``
+        is not there."""
+        ...
+
+    def unlink_now(self, path: str) -> bool:
+        """Remove the file ``path``; False when it is not there."""
+        ...
+
+    def remove_dir_now(self, path: str) -> bool:
+        """Remove the directory ``path`` if it is empty; False when something is in it (True
+        when it is gone or was not there)."""
+        ...
+
+
+@runtime_checkable
+class LocalRoot(Protocol):
+    """Every key is a file under one directory of this machine: reports (GC's removals) name
+    what they list by its local path, ``<root>/docker/registry/v2/...``."""
+
+    root: Path
