@@ -4,13 +4,17 @@
 ========================  ==========  ===================================================
 Protocol                  drivers     what it allows
 ========================  ==========  ===================================================
-:class:`LocalFiles`       filesystem  sendfile of a blob; GC's rename-aside sweep
+:class:`LocalFiles`       filesystem  sendfile of a blob
 :class:`CheapTouch`       filesystem  refresh a blob whenever a client is told of it
 :class:`TimedListing`     both        one flat listing of files with sizes and times
 :class:`DirectoryTimes`   filesystem  listings with directories (their times record deletes)
 :class:`BatchReads`       filesystem  many small reads per worker-thread hop
 :class:`ConditionalWrites` both       versions, get and put-if-unchanged (the GC lease)
 :class:`MultipartUploads` s3          writes invisible until commit, listed and aborted
+:class:`NameListing`      filesystem  GC's scan by name, stats only where a decision needs
+:class:`RenameAside`      filesystem  GC's sweep renames aside for its last check
+:class:`LocalRoot`        filesystem  reports name local paths
+:class:`BlockingReads`    filesystem  scrub hashes many files per worker-thread hop
 ========================  ==========  ===================================================
 
 :func:`list_files`, :func:`get_many` and :func:`version_of` use a capability where the driver
@@ -20,6 +24,7 @@ has it and the core operations otherwise.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -44,8 +49,7 @@ Uploads = list[tuple[str, str, float]]
 
 @runtime_checkable
 class LocalFiles(Protocol):
-    """Every key is a file on this machine: a blob is served with sendfile, and GC's sweep
-    renames a blob aside for its last check (:mod:`embedded_registry.gc.removal`)."""
+    """Every key is a file on this machine: a blob is served with sendfile."""
 
     def local_path(self, path: str) -> str:
         """The file holding key ``path``."""
@@ -256,3 +260,16 @@ class LocalRoot(Protocol):
     what they list by its local path, ``<root>/docker/registry/v2/...``."""
 
     root: Path
+
+
+@runtime_checkable
+class BlockingReads(Protocol):
+    """A file is opened and read by blocking calls one worker thread makes in a row (a local
+    disk): scrub hashes blob after blob in large reads, one thread hop for many files,
+    instead of a hop per block of the driver's ``reader``."""
+
+    def open_now(self, path: str) -> io.RawIOBase | None:
+        """The file ``path`` opened for reading (unbuffered); None when nothing is there.
+        Raises IsADirectoryError when what is there is not a file, the OSError of an
+        unreadable one."""
+        ...

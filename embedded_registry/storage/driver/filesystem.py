@@ -9,9 +9,11 @@ stores append to uploads, never to a blob's own key, and ``move`` them into plac
 verified).
 
 What a local disk offers more than an object store, as the Protocols of
-:mod:`embedded_registry.storage.driver.capabilities`: ``LocalFiles`` (sendfile; GC's sweep
-renames aside), ``CheapTouch`` (``utime``), ``DirectoryTimes`` (listings with directories),
-``BatchReads``, ``ConditionalWrites`` (a ``flock``), and inline system calls: a ``stat``, a
+:mod:`embedded_registry.storage.driver.capabilities`: ``LocalFiles`` (sendfile),
+``CheapTouch`` (``utime``), ``DirectoryTimes`` (listings with directories), ``BatchReads``,
+``ConditionalWrites`` (a ``flock``), blocking calls on keys for a worker thread to make in a
+row (``NameListing``: GC's scan; ``RenameAside``: GC's sweep; ``BlockingReads``: scrub),
+``LocalRoot`` (reports name local paths), and inline system calls: a ``stat``, a
 ``utime`` and the read of a small file (a link, a manifest) run on the event loop, cheaper than a
 hop to a worker thread; larger reads and writes, listings, renames and deletes run in worker
 threads.
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import shutil
 import stat as stat_module
@@ -472,6 +475,23 @@ class FilesystemDriver(StorageDriver):
     def read_now(self, path: str, limit: int) -> bytes | StorageDriverError | None:
         """``NameListing``: at most ``limit`` bytes of a small file (a link)."""
         return _read_file(self._local(path), limit)
+
+    def open_now(self, path: str) -> io.FileIO | None:
+        """``BlockingReads``: the file opened unbuffered, read ahead sequentially (scrub
+        hashes it whole); None when it is not there."""
+        try:
+            fd = os.open(self._local(path), os.O_RDONLY | os.O_CLOEXEC)
+        except _MISSING:
+            return None
+        try:
+            if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(errno.EISDIR, "not a file", path)
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            return io.FileIO(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def rename_now(self, source: str, dest: str) -> bool:
         """``RenameAside``: one ``rename(2)``, no ``fsync`` (a rename aside is undone by GC's
