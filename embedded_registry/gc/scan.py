@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from embedded_registry import names
@@ -83,6 +83,57 @@ def storage_prefix(driver: StorageDriver) -> str:
     return f"{driver.name}:"
 
 
+class BlobDirs(MutableMapping[str, str]):
+    """Blob directories by digest. The path of one where the layout puts it
+    (``<base>/<alg>/<hex[:2]>/<hex>``) is computed when asked for, not kept: a store of
+    millions of blobs holds one string per blob here, not two."""
+
+    __slots__ = ("_base", "_digests", "_elsewhere")
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self._digests: dict[str, str] = {}  # each digest to itself: see canonical()
+        self._elsewhere: dict[str, str] = {}
+
+    def canonical(self, digest: str) -> str:
+        """The digest string kept here when there is one equal to ``digest`` (the links of
+        every repository then share it instead of holding copies)."""
+        return self._digests.get(digest, digest)
+
+    def _where(self, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self._base}/{algorithm}/{hex_part[:2]}/{hex_part}"
+
+    def __getitem__(self, digest: str) -> str:
+        if digest in self._digests:
+            return self._where(digest)
+        return self._elsewhere[digest]
+
+    def __setitem__(self, digest: str, path: str) -> None:
+        if path == self._where(digest):
+            self._digests[digest] = digest
+            self._elsewhere.pop(digest, None)
+        else:
+            self._digests.pop(digest, None)
+            self._elsewhere[digest] = path
+
+    def __delitem__(self, digest: str) -> None:
+        if digest in self._digests:
+            del self._digests[digest]
+        else:
+            del self._elsewhere[digest]
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._digests or digest in self._elsewhere
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._digests
+        yield from self._elsewhere
+
+    def __len__(self) -> int:
+        return len(self._digests) + len(self._elsewhere)
+
+
 class Snapshot:
     """What a storage holds, from one listing of its driver (built by :func:`scan`): blob and
     repository names with the sizes and times of their files, every manifest and tag target.
@@ -101,7 +152,7 @@ class Snapshot:
         self._looked: dict[str, FileInfo | None] = {}
         # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
         self.prefix = storage_prefix(driver)
-        self.blob_dirs: dict[str, str] = {}
+        self.blob_dirs = BlobDirs(self.prefix + KEYS.blobs_dir)
         self.repos: list[RepoSnapshot] = []
         self._stats: dict[str, FileInfo | None] = {}
         self._manifests: dict[str, StoredManifest | None] = {}
@@ -164,7 +215,7 @@ class Snapshot:
             marker = self.stat(f"{repo.path}/_manifests/{COMMIT_MARKER}")
             tagged = 0.0
             for tag in repo.tags:
-                link = self.entries.get(f"{repo.path}/_manifests/tags/{tag}/current/link")
+                link = self.stat(f"{repo.path}/_manifests/tags/{tag}/current/link")
                 if link is not None:
                     tagged = max(tagged, link.mtime)
             self.events[repo.name] = (marker.mtime if marker is not None else 0.0, tagged)
@@ -330,8 +381,11 @@ def _link_target(raw: bytes | Exception | None) -> str | None:
     return text if names.is_valid_digest(text) else None
 
 
-def _digest_dirs(listing: NameListing, key: str) -> list[tuple[str, str]]:
-    """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory)."""
+def _digest_dirs(
+    listing: NameListing, key: str, canonical: Callable[[str], str] = str
+) -> list[tuple[str, str]]:
+    """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory), each
+    digest as ``canonical`` gives it."""
     found = []
     for algorithm, is_dir in listing.entries_now(key) or ():
         if is_dir:
@@ -339,7 +393,7 @@ def _digest_dirs(listing: NameListing, key: str) -> list[tuple[str, str]]:
             for hex_part, inner in listing.entries_now(top) or ():
                 digest = f"{algorithm}:{hex_part}"
                 if inner and names.is_valid_digest(digest):
-                    found.append((digest, f"{top}/{hex_part}"))
+                    found.append((canonical(digest), f"{top}/{hex_part}"))
     return found
 
 
@@ -403,7 +457,8 @@ def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -
         repo = repos[name] = RepoSnapshot(name, prefix + key)
         for part in parts:
             if part == "_layers":
-                repo.layer_links = {d for d, _ in _digest_dirs(listing, f"{key}/_layers")}
+                layers = _digest_dirs(listing, f"{key}/_layers", blob_dirs.canonical)
+                repo.layer_links = {digest for digest, _ in layers}
             elif part == "_manifests":
                 _list_manifests(snapshot, listing, repo, f"{key}/_manifests", temporaries, files)
             elif part == "_uploads":
@@ -419,12 +474,13 @@ def _list_manifests(
     temporaries: bool,
     files: Callable[[str, list[tuple[str, bool]] | None], None],
 ) -> None:
-    entries, stat, prefix = listing.entries_now, listing.stat_now, snapshot.prefix
+    entries, stat = listing.entries_now, listing.stat_now
     top = entries(key)
     files(key, top)
     kinds = {name for name, is_dir in top or () if is_dir}
     if "revisions" in kinds:
-        for digest, revision in _digest_dirs(listing, f"{key}/revisions"):
+        revisions = _digest_dirs(listing, f"{key}/revisions", snapshot.blob_dirs.canonical)
+        for digest, revision in revisions:
             if temporaries:
                 found = entries(revision)
                 files(revision, found)
@@ -436,7 +492,6 @@ def _list_manifests(
                 repo.unlinked_revisions.add(digest)
             else:
                 repo.revisions[digest] = info
-                snapshot.entries[f"{prefix}{revision}/link"] = info
     if "tags" in kinds:
         tags = f"{key}/tags"
         for tag, is_dir in entries(tags) or ():
@@ -448,7 +503,6 @@ def _list_manifests(
             info = stat(f"{current}/link")
             if info is not None and not info.is_dir:
                 repo.tags.append(tag)
-                snapshot.entries[f"{prefix}{current}/link"] = info
         repo.tags.sort()
 
 
