@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from embedded_registry import names
@@ -538,10 +538,17 @@ async def scan(
     whose link is rewritten are not listed for them)."""
     if isinstance(driver, NameListing):
         snapshot = Snapshot(driver, driver)
-        await asyncio.to_thread(_list_by_name, snapshot, driver, temporaries)
-        if progress is not None:
-            progress(f"listed {len(snapshot.blob_dirs)} blobs, {len(snapshot.repos)} repositories")
-        await _read_references(snapshot, progress)
+        by_name: NameListing = driver
+
+        def list_and_read() -> None:
+            _list_by_name(snapshot, by_name, temporaries)
+            if progress is not None:
+                blobs, repos = len(snapshot.blob_dirs), len(snapshot.repos)
+                progress(f"listed {blobs} blobs in {repos} repositories; reading manifests")
+            _read_manifests_now(snapshot, by_name)
+
+        # One worker thread lists and reads: hops between threads cost more than the calls.
+        await asyncio.to_thread(list_and_read)
         return snapshot
     snapshot = Snapshot(driver)
     prefix = snapshot.prefix
@@ -598,13 +605,49 @@ async def scan(
     return snapshot
 
 
+def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
+    """Every manifest of a revision (and every child of an index that is only a blob), read
+    by name without a ``stat`` first: one too big for a manifest is reported with its size.
+    Tag links are read when asked for (a mark that keeps tagged manifests only)."""
+    blob_dirs, manifests = snapshot.blob_dirs, snapshot._manifests
+    prefix = len(snapshot.prefix)
+
+    def read(digests: Iterable[str]) -> None:
+        for digest in digests:
+            if digest not in blob_dirs:
+                manifests[digest] = None
+                continue
+            body = listing.read_now(f"{blob_dirs[digest][prefix:]}/data", MAX_MANIFEST_BYTES + 1)
+            if body is None:
+                snapshot._stats[digest] = None
+                manifests[digest] = None
+            elif not isinstance(body, bytes):
+                manifests[digest] = StoredManifest(digest, error=str(body))
+            elif len(body) > MAX_MANIFEST_BYTES:
+                st = snapshot.blob_stat(digest)
+                size = st.size if st is not None else len(body)
+                error = f"{size} bytes: too big for a manifest"
+                manifests[digest] = StoredManifest(digest, error=error)
+            else:
+                manifests[digest] = parse_stored_manifest(digest, body)
+
+    digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
+    read(digests)
+    # Children of indexes are revisions of their repository too: read above; a child that is
+    # only a blob is read here.
+    children = {
+        c
+        for d in digests
+        for c in ((manifests.get(d) or StoredManifest(d)).children)
+        if c not in manifests
+    }
+    read(sorted(children))
+
+
 async def _read_references(snapshot: Snapshot, progress: Progress | None) -> None:
     driver = snapshot.driver
 
     async def read_manifests(digests: list[str]) -> None:
-        if snapshot._names is not None:
-            await read_by_name(digests)
-            return
         readable = []
         for digest in digests:
             st = snapshot.blob_stat(digest)
@@ -624,29 +667,6 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
             else:
                 snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
 
-    async def read_by_name(digests: list[str]) -> None:
-        """Every manifest read without a ``stat`` first: one read too big for a manifest is
-        reported with its size."""
-        readable = [d for d in digests if d in snapshot.blob_dirs]
-        for digest in digests:
-            if digest not in snapshot.blob_dirs:
-                snapshot._manifests[digest] = None
-        paths = [f"{snapshot.key(snapshot.blob_dirs[d])}/data" for d in readable]
-        bodies = await get_many(driver, paths, limit=MAX_MANIFEST_BYTES + 1)
-        for digest, body in zip(readable, bodies, strict=True):
-            if body is None:
-                snapshot._stats[digest] = None
-                snapshot._manifests[digest] = None
-            elif not isinstance(body, bytes):
-                snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
-            elif len(body) > MAX_MANIFEST_BYTES:
-                st = snapshot.blob_stat(digest)
-                size = st.size if st is not None else len(body)
-                error = f"{size} bytes: too big for a manifest"
-                snapshot._manifests[digest] = StoredManifest(digest, error=error)
-            else:
-                snapshot._manifests[digest] = parse_stored_manifest(digest, body)
-
     digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     if progress is not None:
         progress(f"reading {len(digests)} manifests")
@@ -660,8 +680,6 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
         if c not in snapshot._manifests
     }
     await read_manifests(sorted(children))
-    if snapshot._names is not None:
-        return  # tag links are read when asked for (a mark that keeps tagged manifests only)
     tags = [(repo, tag) for repo in snapshot.repos for tag in repo.tags]
     links = await get_many(
         driver,
