@@ -530,12 +530,12 @@ def _list_uploads(listing: NameListing, name: str, key: str, prefix: str) -> lis
 
 
 async def scan(
-    driver: StorageDriver, progress: Progress | None = None, *, temporaries: bool = True
+    driver: StorageDriver, progress: Progress | None = None, *, temporaries: bool = False
 ) -> Snapshot:
     """One listing of the storage, then every manifest and tag link it names. Where the
-    driver lists by name (:class:`NameListing`), names only, and stats when asked for; a
-    dry run passes ``temporaries=False`` (it removes no temporary file, so the directories
-    whose link is rewritten are not listed for them)."""
+    driver lists by name (:class:`NameListing`), names only, and stats when asked for; with
+    ``temporaries`` (a real GC run, which removes them), the directories whose link is
+    rewritten are listed too, for the temporary files a killed writer left there."""
     if isinstance(driver, NameListing):
         snapshot = Snapshot(driver, driver)
         by_name: NameListing = driver
