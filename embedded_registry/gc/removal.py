@@ -139,7 +139,7 @@ def _remove_stale_temporaries(driver: RenameAside, top: str) -> None:
     pending = [top]
     while pending:
         directory = pending.pop()
-        for name, is_dir in driver.entries_now(directory) or ():
+        for name, is_dir in driver.entries(directory) or ():
             path = f"{directory}/{name}"
             if is_dir:
                 pending.append(path)

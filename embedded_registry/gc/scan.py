@@ -197,10 +197,10 @@ class Snapshot:
         if self._names is not None and repo.name not in self.repo_bytes:
             names, total = self._names, 0
             top = self.key(repo.path)
-            pending = [f"{top}/{n}" for n, d in names.entries_now(top) or () if n[:1] == "_" and d]
+            pending = [f"{top}/{n}" for n, d in names.entries(top) or () if n[:1] == "_" and d]
             while pending:
                 directory = pending.pop()
-                for name, is_dir in names.entries_now(directory) or ():
+                for name, is_dir in names.entries(directory) or ():
                     if is_dir:
                         pending.append(f"{directory}/{name}")
                     elif (info := names.stat_now(f"{directory}/{name}")) is not None:
@@ -387,10 +387,10 @@ def _digest_dirs(
     """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory), each
     digest as ``canonical`` gives it."""
     found = []
-    for algorithm, is_dir in listing.entries_now(key) or ():
+    for algorithm, is_dir in listing.entries(key) or ():
         if is_dir:
             top = f"{key}/{algorithm}"
-            for hex_part, inner in listing.entries_now(top) or ():
+            for hex_part, inner in listing.entries(top) or ():
                 digest = f"{algorithm}:{hex_part}"
                 if inner and names.is_valid_digest(digest):
                     found.append((canonical(digest), f"{top}/{hex_part}"))
@@ -407,7 +407,7 @@ def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -
     of a killed writer."""
     prefix = snapshot.prefix
     stale = time.time() - STALE_TEMP_AGE
-    entries, stat = listing.entries_now, listing.stat_now
+    entries, stat = listing.entries, listing.stat_now
 
     def files(key: str, found: list[tuple[str, bool]] | None) -> None:
         """Note the stale temporary files among the entries of ``key``."""
@@ -474,7 +474,7 @@ def _list_manifests(
     temporaries: bool,
     files: Callable[[str, list[tuple[str, bool]] | None], None],
 ) -> None:
-    entries, stat = listing.entries_now, listing.stat_now
+    entries, stat = listing.entries, listing.stat_now
     top = entries(key)
     files(key, top)
     kinds = {name for name, is_dir in top or () if is_dir}
@@ -510,7 +510,7 @@ def _list_uploads(listing: NameListing, name: str, key: str, prefix: str) -> lis
     """Every upload session: the sizes of its files, the newest time of its files and
     directories."""
     sessions = []
-    for upload_id, is_dir in listing.entries_now(key) or ():
+    for upload_id, is_dir in listing.entries(key) or ():
         path = f"{key}/{upload_id}"
         size, last = 0, 0.0
         pending = [(path, is_dir)]
@@ -521,7 +521,7 @@ def _list_uploads(listing: NameListing, name: str, key: str, prefix: str) -> lis
                 continue  # finished (and removed) while we looked
             last = max(last, info.mtime)
             if directory:
-                pending.extend((f"{item}/{n}", d) for n, d in listing.entries_now(item) or ())
+                pending.extend((f"{item}/{n}", d) for n, d in listing.entries(item) or ())
             else:
                 size += info.size
         if last:

@@ -70,7 +70,7 @@ def test_what_only_some_drivers_can_do_is_a_protocol_checked_with_isinstance(
     offered: tuple[type, ...] = (TimedListing, ConditionalWrites, MultipartUploads)
     assert all(issubclass(s3, capability) for capability in offered)
     assert not any(issubclass(s3, c) for c in (LocalFiles, CheapTouch, DirectoryTimes, BatchReads))
-    assert not any(hasattr(s3, m) for m in ("entries_now", "rename_now", "open_now"))
+    assert not any(hasattr(s3, m) for m in ("entries", "rename_now", "open_now"))
 
 
 def test_a_full_disk_is_a_storage_error_of_the_driver_not_an_http_one(

@@ -208,7 +208,7 @@ class NameListing(Protocol):
     reads the layout level by level in one worker thread and stats only what a decision needs
     (:mod:`embedded_registry.gc.scan`). Blocking: call them from a worker thread."""
 
-    def entries_now(self, path: str) -> list[tuple[str, bool]] | None:
+    def entries(self, path: str) -> list[tuple[str, bool]] | None:
         """The entries of the directory ``path`` as (name, is a directory); None when there
         is no such directory."""
         ...
@@ -235,7 +235,7 @@ class RenameAside(Protocol):
         """What is at ``path`` (None: nothing)."""
         ...
 
-    def entries_now(self, path: str) -> list[tuple[str, bool]] | None:
+    def entries(self, path: str) -> list[tuple[str, bool]] | None:
         """The entries of the directory ``path`` as (name, is a directory); None: none."""
         ...
 

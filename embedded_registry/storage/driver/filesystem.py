@@ -453,7 +453,7 @@ class FilesystemDriver(StorageDriver):
         return self.list_files(path, directories=True, leaf=leaf)
 
     # -- blocking calls from a worker thread (NameListing: GC's scan; RenameAside: its sweep) ---
-    def entries_now(self, path: str) -> _Entries | None:
+    def entries(self, path: str) -> _Entries | None:
         """``NameListing``: the entries of a directory with their kinds from ``d_type`` (no
         ``stat``); None when it is not there."""
         try:
