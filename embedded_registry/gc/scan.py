@@ -503,6 +503,8 @@ def _list_manifests(
             info = stat(f"{current}/link")
             if info is not None and not info.is_dir:
                 repo.tags.append(tag)
+                # Kept: push activity reads the times of a repository's tag links together.
+                snapshot.entries[f"{snapshot.prefix}{current}/link"] = info
         repo.tags.sort()
 
 
