@@ -10,13 +10,21 @@ on identical copies with a warm page cache, in the same run:
 * ``docker-registry garbage-collect`` vs ``regtui gc`` (real runs, each on its own copy),
 * ``du -sb`` vs ``regtui du --root``,
 
-all as command-line processes (regtui's times include starting Python), medians of ``--runs``
+all as command-line processes (regtui's times include starting Python, its modules compiled
+once as an install does), medians of ``--runs``
 rounds alternating the two (a real run gets fresh copies each round). Prints the Go release of
 the Distribution binary, times and ratios (regtui / other: below 1 means regtui is faster) and
 checks both GCs chose the same blobs.
 
     python bench/bench_gc.py                # 2,000 images in 200 repos, then 20,000 in 2,000
     python bench/bench_gc.py --images 2000 --repos 200
+    python bench/bench_gc.py --images 200000 --repos 20000 --runs 1 --tree /var/tmp/gc-200k
+
+Each figure: wall time, CPU time (user + system of the process and its threads: steadier than
+wall time on a loaded machine) and peak memory (the process's ``VmHWM``), ours and the peer's.
+The dry runs read the synthetic tree itself (GC's dry run writes nothing); the real runs each
+get a fresh copy. ``--tree`` keeps the tree for the next run (writing 200,000 images takes a
+while: ``--jobs`` processes write it).
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
+import os
 import re
 import shutil
 import statistics
@@ -32,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,10 +96,11 @@ def _descriptor(media_type: str, digest: str, size: int) -> dict[str, object]:
     return {"mediaType": media_type, "size": size, "digest": digest}
 
 
-def synthesize(root: Path, images: int, repos: int) -> None:
+def synthesize(root: Path, images: int, repos: int, which: range | None = None) -> None:
+    """``images`` images in ``repos`` repositories (or the repositories ``which`` of them)."""
     writer = Writer(root)
     per_repo = max(1, images // repos)
-    for r in range(repos):
+    for r in which if which is not None else range(repos):
         repo = f"ns{r % 10}/repo{r}"
         base = f"base layer of {repo}".encode() * 8
         base_digest = writer.blob(base)
@@ -133,13 +145,51 @@ def synthesize(root: Path, images: int, repos: int) -> None:
                 writer.unrevision(repo, manifest_digest)
 
 
-def _timed(command: list[str], **kw: object) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {done.stderr or done.stdout}")
-    return elapsed, done.stdout
+@dataclass
+class Run:
+    """One process: wall time, CPU time (user + system, every thread), peak memory (KiB) and
+    its output."""
+
+    wall: float
+    cpu: float
+    peak_kib: int
+    out: str
+
+
+def _vmhwm(pid: int) -> int:
+    """``VmHWM`` of a running process in KiB (as ``tests.helpers.memory.peak_kib`` reads its
+    own), 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _timed(command: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run ``command``; its peak memory is its own ``VmHWM``, read every few milliseconds
+    while it runs (``ru_maxrss`` would carry over this process's own over the exec)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env)
+        peak = 0
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            peak = max(peak, _vmhwm(process.pid))
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        output = out.read()
+        if process.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed: {err.read() or output}")
+    return Run(elapsed, usage.ru_utime + usage.ru_stime, peak, output)
 
 
 def _config(root: Path, path: Path) -> Path:
@@ -170,51 +220,81 @@ def _warm(*roots: Path) -> None:
 
 
 def _alternated(
-    runs: int, ours: Callable[[], tuple[float, str]], theirs: Callable[[], tuple[float, str]] | None
-) -> tuple[tuple[float, str], tuple[float, str] | None]:
-    """Medians of ``runs`` alternated rounds (:func:`bench.bench_registry.alternate`); each with
-    the output of its first run."""
-    results: dict[str, list[tuple[float, str]]] = {"ours": [], "theirs": []}
+    runs: int, ours: Callable[[], Run], theirs: Callable[[], Run] | None
+) -> tuple[Run, Run | None]:
+    """Medians of ``runs`` alternated rounds (:func:`bench.bench_registry.alternate`) of wall
+    and CPU time, the highest peak memory; each with the output of its first run."""
+    results: dict[str, list[Run]] = {"ours": [], "theirs": []}
     runners = {"ours": ours, **({"theirs": theirs} if theirs is not None else {})}
     for _, name in alternate(list(runners), runs):
         results[name].append(runners[name]())
 
-    def median(done: list[tuple[float, str]]) -> tuple[float, str]:
-        return statistics.median(r[0] for r in done), done[0][1]
+    def median(done: list[Run]) -> Run:
+        return Run(
+            statistics.median(r.wall for r in done),
+            statistics.median(r.cpu for r in done),
+            max(r.peak_kib for r in done),
+            done[0].out,
+        )
 
     return median(results["ours"]), (median(results["theirs"]) if results["theirs"] else None)
 
 
-def bench(images: int, repos: int, workdir: Path, runs: int) -> None:
+def _synthesize_part(args: tuple[Path, int, int, int, int]) -> None:
+    root, images, repos, first, last = args
+    synthesize(root, images, repos, range(first, last))
+
+
+def generate(root: Path, images: int, repos: int, jobs: int) -> None:
+    """:func:`synthesize` in ``jobs`` processes, each writing its own repositories (the
+    writes wait on the disk more than on Python: processes overlap the waits)."""
+    if jobs <= 1:
+        synthesize(root, images, repos)
+        return
+    step = -(-repos // jobs)
+    parts = [(root, images, repos, n, min(n + step, repos)) for n in range(0, repos, step)]
+    with multiprocessing.Pool(jobs) as pool:
+        pool.map(_synthesize_part, parts)
+
+
+def bench(
+    images: int, repos: int, workdir: Path, runs: int, *, jobs: int, tree: Path | None, real: bool
+) -> None:
     registry = shutil.which("docker-registry")
     regtui = [sys.executable, "-m", "tui"]
-    base = workdir / f"base-{images}"
+    base = tree if tree is not None else workdir / f"base-{images}"
     started = time.perf_counter()
-    synthesize(base, images, repos)
+    if not (base / V2).is_dir():
+        generate(base, images, repos, jobs)
     print(
         f"\n== {images} images in {repos} repositories (written in "
         f"{time.perf_counter() - started:.1f} s), medians of {runs} alternated rounds"
     )
-    dry = workdir / f"dry-{images}"
-    subprocess.run(["cp", "-a", str(base), str(dry)], check=True)
-    _warm(base, dry)
     gc = [*regtui, "gc", "--grace-period", "0", "--force", "--json"]
+    # The dry runs read the tree itself: nothing is written there.
+    dry = base
+    _warm(base)
+    # regtui as installed: its modules compiled once (pip does it at install), not at every
+    # start, whatever PYTHONDONTWRITEBYTECODE says; one untimed run compiles them.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    _timed([*gc, "--root", str(dry), "--dry-run"], env)
 
-    rows: list[tuple[str, float, float | None]] = []
+    rows: list[tuple[str, Run, Run | None]] = []
     config = _config(dry, workdir / f"dry-{images}.yml")
-    (ours_dry, out), theirs_dry = _alternated(
+    ours_dry, theirs_dry = _alternated(
         runs,
-        lambda: _timed([*gc, "--root", str(dry), "--dry-run"]),
+        lambda: _timed([*gc, "--root", str(dry), "--dry-run"], env),
         (lambda: _timed([registry, "garbage-collect", "--dry-run", str(config)]))
         if registry
         else None,
     )
-    ours = {r["digest"] for r in json.loads(out)["removals"] if r["kind"] == "blob"}
+    ours = {r["digest"] for r in json.loads(ours_dry.out)["removals"] if r["kind"] == "blob"}
     if theirs_dry is not None:
-        eligible = set(re.findall(r"^blob eligible for deletion: (\S+)$", theirs_dry[1], re.M))
+        eligible = set(re.findall(r"^blob eligible for deletion: (\S+)$", theirs_dry.out, re.M))
         same = "same blobs" if eligible == ours else f"DIFFERENT: {len(eligible)} vs {len(ours)}"
         print(f"   {len(ours)} blobs eligible ({same})")
-    rows.append(("gc --dry-run", ours_dry, theirs_dry[0] if theirs_dry else None))
+    rows.append(("gc --dry-run", ours_dry, theirs_dry))
 
     copies: list[Path] = []
 
@@ -225,38 +305,52 @@ def bench(images: int, repos: int, workdir: Path, runs: int) -> None:
         copies.append(copy)
         return copy
 
-    def ours_real() -> tuple[float, str]:
+    def ours_real() -> Run:
         root = fresh("regtui-real")
-        return _timed([*gc, "--root", str(root)])[0], str(root)
+        done = _timed([*gc, "--root", str(root)], env)
+        done.out = str(root)
+        return done
 
-    def theirs_real() -> tuple[float, str]:
+    def theirs_real() -> Run:
         root = fresh("dist-real")
         config = _config(root, workdir / f"real-{images}-{len(copies)}.yml")
-        return _timed([registry or "", "garbage-collect", str(config)])[0], str(root)
+        done = _timed([registry or "", "garbage-collect", str(config)])
+        done.out = str(root)
+        return done
 
-    (ours_time, ours_root), theirs = _alternated(runs, ours_real, theirs_real if registry else None)
-    rows.append(("gc (real run)", ours_time, theirs[0] if theirs else None))
-    if theirs is not None:
-        left_theirs, left_ours = _blob_names(Path(theirs[1])), _blob_names(Path(ours_root))
-        same = "the same" if left_theirs == left_ours else "DIFFERENT"
-        print(f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies")
+    if real:
+        ours_run, theirs = _alternated(runs, ours_real, theirs_real if registry else None)
+        rows.append(("gc (real run)", ours_run, theirs))
+        if theirs is not None:
+            left_theirs, left_ours = _blob_names(Path(theirs.out)), _blob_names(Path(ours_run.out))
+            same = "the same" if left_theirs == left_ours else "DIFFERENT"
+            print(f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies")
+        for path in copies:
+            shutil.rmtree(path)
 
     _warm(base)
-    (du_ours, _), du_theirs = _alternated(
+    du_ours, du_theirs = _alternated(
         runs,
-        lambda: _timed([*regtui, "du", "--root", str(base), "--json"]),
+        lambda: _timed([*regtui, "du", "--root", str(base), "--json"], env),
         lambda: _timed(["du", "-sb", str(base)]),
     )
-    rows.append(("du", du_ours, du_theirs[0] if du_theirs else None))
+    rows.append(("du", du_ours, du_theirs))
 
-    print(f"   {'':<14} {'regtui':>8} {'other':>8} {'ratio':>6}   (other: Distribution; du -sb)")
+    print(
+        f"   {'':<14} {'regtui':>8} {'other':>8} {'ratio':>6}   {'CPU: regtui':>11} {'other':>7}"
+        f" {'ratio':>6}   {'peak MiB: regtui':>16} {'other':>6}   (other: Distribution; du -sb)"
+    )
     for name, mine, other in rows:
         if other is None:
-            print(f"   {name:<14} {mine:>7.2f}s {'-':>8} {'-':>6}")
-        else:
-            print(f"   {name:<14} {mine:>7.2f}s {other:>7.2f}s {mine / other:>5.2f}x")
-    for path in [base, dry, *copies]:
-        shutil.rmtree(path)
+            print(f"   {name:<14} {mine.wall:>7.2f}s {'-':>8} {'-':>6}")
+            continue
+        print(
+            f"   {name:<14} {mine.wall:>7.2f}s {other.wall:>7.2f}s {mine.wall / other.wall:>5.2f}x"
+            f"   {mine.cpu:>10.2f}s {other.cpu:>6.2f}s {mine.cpu / other.cpu:>5.2f}x"
+            f"   {mine.peak_kib / 1024:>16.1f} {other.peak_kib / 1024:>6.1f}"
+        )
+    if tree is None:
+        shutil.rmtree(base)
 
 
 def main() -> None:
@@ -264,6 +358,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="images (default: 2,000 then 20,000)")
     parser.add_argument("--repos", type=int, help="repositories (default: images / 10)")
     parser.add_argument("--runs", type=int, default=3, help="alternated rounds (medians)")
+    parser.add_argument(
+        "--jobs", type=int, default=4, help="processes writing the synthetic tree (default 4)"
+    )
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        help="keep the synthetic tree here and reuse it when it exists (one size only)",
+    )
+    parser.add_argument(
+        "--no-real", action="store_true", help="skip the real runs (each needs two copies)"
+    )
     args = parser.parse_args()
     sizes = (
         [(args.images, args.repos or max(1, args.images // 10))]
@@ -273,6 +378,8 @@ def main() -> None:
             (20000, 2000),
         ]
     )
+    if args.tree is not None and len(sizes) > 1:
+        parser.error("--tree needs --images")
     registry = shutil.which("docker-registry")
     if not registry:
         print("docker-registry not installed: regtui times only", file=sys.stderr)
@@ -283,7 +390,15 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="regtui-bench-gc-") as tmp:
         for images, repos in sizes:
-            bench(images, repos, Path(tmp), args.runs)
+            bench(
+                images,
+                repos,
+                Path(tmp),
+                args.runs,
+                jobs=args.jobs,
+                tree=args.tree,
+                real=not args.no_real,
+            )
 
 
 if __name__ == "__main__":

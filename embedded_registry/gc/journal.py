@@ -1,7 +1,7 @@
 """The sweep's journal and its recovery, through the driver.
 
 Where the sweep renames files aside (a driver with
-:class:`~embedded_registry.storage.driver.capabilities.LocalFiles`,
+:class:`~embedded_registry.storage.driver.capabilities.RenameAside`,
 :mod:`embedded_registry.gc.removal`), a journal under ``docker/registry/v2/`` says a sweep
 runs. Found at the start of the next GC or server start, it means a sweep was killed: a blob or
 a ``_layers`` link may be left renamed aside, and :func:`recover_interrupted_sweep` puts them
@@ -16,7 +16,7 @@ import os
 from embedded_registry import names
 from embedded_registry.gc.removal import SWEEPING_SUFFIX
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
-from embedded_registry.storage.driver.capabilities import LocalFiles, list_files
+from embedded_registry.storage.driver.capabilities import RenameAside, list_files
 from embedded_registry.storage.paths import KEYS
 
 SWEEP_JOURNAL = ".regtui-gc-sweeping"
@@ -30,13 +30,13 @@ _LINK_ASIDE = "link" + SWEEPING_SUFFIX
 
 async def sweep_started(driver: StorageDriver) -> None:
     """A sweep begins: record it, so that a killed one can be repaired."""
-    if isinstance(driver, LocalFiles):
+    if isinstance(driver, RenameAside):
         await driver.put_content(JOURNAL_KEY, f"{os.getpid()}\n".encode())
 
 
 async def sweep_finished(driver: StorageDriver) -> None:
     """The sweep ended (whatever the outcome): nothing is left aside."""
-    if isinstance(driver, LocalFiles):
+    if isinstance(driver, RenameAside):
         with contextlib.suppress(PathNotFoundError):
             await driver.delete(JOURNAL_KEY)
 

@@ -16,8 +16,9 @@ What differs on an object store (no directories, no cheap ``utime``):
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from embedded_registry import names
@@ -25,8 +26,9 @@ from embedded_registry.mediatypes import StoredManifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import FileInfo, StorageDriver
 from embedded_registry.storage.driver.capabilities import (
     DirectoryTimes,
-    LocalFiles,
+    LocalRoot,
     MultipartUploads,
+    NameListing,
     get_many,
     list_files,
 )
@@ -74,11 +76,62 @@ LINK_BYTES = 1024
 
 
 def storage_prefix(driver: StorageDriver) -> str:
-    """How reports name the storage: its local root (a driver of local files), or
-    ``<driver>:`` (``s3:/docker/registry/v2/...``)."""
-    if isinstance(driver, LocalFiles):
-        return driver.local_path("/").rstrip("/")
+    """How reports name the storage: its local root (a driver of files under one local
+    directory), or ``<driver>:`` (``s3:/docker/registry/v2/...``)."""
+    if isinstance(driver, LocalRoot):
+        return str(driver.root).rstrip("/")
     return f"{driver.name}:"
+
+
+class BlobDirs(MutableMapping[str, str]):
+    """Blob directories by digest. The path of one where the layout puts it
+    (``<base>/<alg>/<hex[:2]>/<hex>``) is computed when asked for, not kept: a store of
+    millions of blobs holds one string per blob here, not two."""
+
+    __slots__ = ("_base", "_digests", "_elsewhere")
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self._digests: dict[str, str] = {}  # each digest to itself: see canonical()
+        self._elsewhere: dict[str, str] = {}
+
+    def canonical(self, digest: str) -> str:
+        """The digest string kept here when there is one equal to ``digest`` (the links of
+        every repository then share it instead of holding copies)."""
+        return self._digests.get(digest, digest)
+
+    def _where(self, digest: str) -> str:
+        algorithm, _, hex_part = digest.partition(":")
+        return f"{self._base}/{algorithm}/{hex_part[:2]}/{hex_part}"
+
+    def __getitem__(self, digest: str) -> str:
+        if digest in self._digests:
+            return self._where(digest)
+        return self._elsewhere[digest]
+
+    def __setitem__(self, digest: str, path: str) -> None:
+        if path == self._where(digest):
+            self._digests[digest] = digest
+            self._elsewhere.pop(digest, None)
+        else:
+            self._digests.pop(digest, None)
+            self._elsewhere[digest] = path
+
+    def __delitem__(self, digest: str) -> None:
+        if digest in self._digests:
+            del self._digests[digest]
+        else:
+            del self._elsewhere[digest]
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._digests or digest in self._elsewhere
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._digests
+        yield from self._elsewhere
+
+    def __len__(self) -> int:
+        return len(self._digests) + len(self._elsewhere)
 
 
 class Snapshot:
@@ -90,11 +143,16 @@ class Snapshot:
     Plan and push activity read links and directories here, never from the OS.
     """
 
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, names: NameListing | None = None) -> None:
         self.driver = driver
+        self._names = names
+        """Where the driver lists by name (:class:`NameListing`), the scan reads names only
+        and the stats a decision needs are taken here when first asked for, once each (from
+        the worker thread that marks and plans)."""
+        self._looked: dict[str, FileInfo | None] = {}
         # Paths in reports: local paths on the filesystem, "<driver>:<key>" elsewhere.
         self.prefix = storage_prefix(driver)
-        self.blob_dirs: dict[str, str] = {}
+        self.blob_dirs = BlobDirs(self.prefix + KEYS.blobs_dir)
         self.repos: list[RepoSnapshot] = []
         self._stats: dict[str, FileInfo | None] = {}
         self._manifests: dict[str, StoredManifest | None] = {}
@@ -114,19 +172,53 @@ class Snapshot:
     def stat(self, path: str) -> FileInfo | None:
         """The stat of a file (or directory, where the driver lists them) under
         ``repositories`` (None: not there)."""
-        return self.entries.get(path)
+        found = self.entries.get(path)
+        if found is not None or self._names is None:
+            return found
+        try:
+            return self._looked[path]
+        except KeyError:
+            pass
+        info = self._looked[path] = self._names.stat_now(self.key(path))
+        return info
 
     def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
         """``tags/<tag>/index/<alg>/<hex>`` entries: (digest, entry path)."""
-        return iter(self.tag_index.get((repo.name, tag), ()))
+        key = (repo.name, tag)
+        if self._names is not None and key not in self.tag_index:
+            index = f"{self.key(repo.path)}/_manifests/tags/{tag}/index"
+            self.tag_index[key] = [
+                (digest, self.prefix + path) for digest, path in _digest_dirs(self._names, index)
+            ]
+        return iter(self.tag_index.get(key, ()))
 
     def own_bytes(self, repo: RepoSnapshot) -> int:
         """The bytes of the files in ``repo``'s own ``_`` directories."""
+        if self._names is not None and repo.name not in self.repo_bytes:
+            names, total = self._names, 0
+            top = self.key(repo.path)
+            pending = [f"{top}/{n}" for n, d in names.entries(top) or () if n[:1] == "_" and d]
+            while pending:
+                directory = pending.pop()
+                for name, is_dir in names.entries(directory) or ():
+                    if is_dir:
+                        pending.append(f"{directory}/{name}")
+                    elif (info := names.stat_now(f"{directory}/{name}")) is not None:
+                        total += info.size
+            self.repo_bytes[repo.name] = total
         return self.repo_bytes.get(repo.name, 0)
 
     def commit_events(self, repo: RepoSnapshot) -> tuple[float, float]:
         """Times of manifest events the names alone do not show: ``(the commit marker's
         LastModified, the newest tag link's)`` (:mod:`embedded_registry.gc.activity`)."""
+        if self._names is not None and repo.name not in self.events:
+            marker = self.stat(f"{repo.path}/_manifests/{COMMIT_MARKER}")
+            tagged = 0.0
+            for tag in repo.tags:
+                link = self.stat(f"{repo.path}/_manifests/tags/{tag}/current/link")
+                if link is not None:
+                    tagged = max(tagged, link.mtime)
+            self.events[repo.name] = (marker.mtime if marker is not None else 0.0, tagged)
         return self.events.get(repo.name, (0.0, 0.0))
 
     def key(self, path: str) -> str:
@@ -135,13 +227,36 @@ class Snapshot:
 
     def blob_stat(self, digest: str) -> FileInfo | None:
         """The stat of a blob's ``data``; None when there is no such blob."""
-        return self._stats.get(digest)
+        try:
+            return self._stats[digest]
+        except KeyError:
+            pass
+        if self._names is None:
+            return None
+        directory = self.blob_dirs.get(digest)
+        info = None
+        if directory is not None:
+            info = self._names.stat_now(f"{directory[len(self.prefix) :]}/data")
+        self._stats[digest] = info
+        return info
 
     def blob_stats(self) -> dict[str, FileInfo]:
         """Every blob that has a ``data`` file: digest -> its stat."""
+        if self._names is not None:
+            for digest in self.blob_dirs:
+                self.blob_stat(digest)
         return {d: st for d, st in self._stats.items() if st is not None}
 
     def tag_targets(self, repo: RepoSnapshot) -> dict[str, str | None]:
+        """What each tag of ``repo`` points at (None: its ``current/link`` names nothing)."""
+        if self._names is not None and repo.name not in self._tag_targets:
+            names, top = self._names, self.key(repo.path)
+            self._tag_targets[repo.name] = {
+                tag: _link_target(
+                    names.read_now(f"{top}/_manifests/tags/{tag}/current/link", LINK_BYTES)
+                )
+                for tag in repo.tags
+            }
         return self._tag_targets.get(repo.name, {})
 
     def manifest(self, digest: str) -> StoredManifest | None:
@@ -261,8 +376,182 @@ def layout_leaf(key: str) -> str | None:
     return None
 
 
-async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snapshot:
-    """One listing of the storage, then every manifest and tag link it names."""
+def _link_target(raw: bytes | Exception | None) -> str | None:
+    text = raw.decode("ascii", "replace").strip() if isinstance(raw, bytes) else ""
+    return text if names.is_valid_digest(text) else None
+
+
+def _digest_dirs(
+    listing: NameListing, key: str, canonical: Callable[[str], str] = str
+) -> list[tuple[str, str]]:
+    """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory), each
+    digest as ``canonical`` gives it."""
+    found = []
+    for algorithm, is_dir in listing.entries(key) or ():
+        if is_dir:
+            top = f"{key}/{algorithm}"
+            for hex_part, inner in listing.entries(top) or ():
+                digest = f"{algorithm}:{hex_part}"
+                if inner and names.is_valid_digest(digest):
+                    found.append((canonical(digest), f"{top}/{hex_part}"))
+    return found
+
+
+def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -> None:
+    """The layout read level by level by name (a blocking call of a worker thread): blob
+    directories, repositories with their layer links, revisions (one ``stat`` of each link),
+    tags (one ``stat`` of each ``current/link``) and uploads (every file: their sizes and
+    times). Nothing else is looked at here; the stats a decision needs are taken by
+    :class:`Snapshot` when asked. With ``temporaries`` (a real run), the directories whose
+    link is rewritten (a revision, a tag's ``current``) are listed too, for the temporary files
+    of a killed writer."""
+    prefix = snapshot.prefix
+    stale = time.time() - STALE_TEMP_AGE
+    entries, stat = listing.entries, listing.stat_now
+
+    def files(key: str, found: list[tuple[str, bool]] | None) -> None:
+        """Note the stale temporary files among the entries of ``key``."""
+        for name, is_dir in found or ():
+            if not is_dir and name.startswith(TEMP_PREFIX):
+                info = stat(f"{key}/{name}")
+                if info is not None and info.mtime < stale:
+                    snapshot.stale_temporaries.append(f"{key}/{name}")
+
+    files(KEYS.v2, entries(KEYS.v2))
+    blobs = KEYS.blobs_dir
+    blob_dirs = snapshot.blob_dirs
+    is_valid_digest = names.is_valid_digest
+    top = entries(blobs)
+    files(blobs, top)
+    for algorithm, is_dir in top or ():
+        if not is_dir:
+            continue
+        algorithm_key = f"{blobs}/{algorithm}"
+        for two, inner in entries(algorithm_key) or ():
+            if not inner:
+                continue
+            two_key = f"{algorithm_key}/{two}"
+            base = f"{prefix}{two_key}/"
+            for hex_part, is_blob_dir in entries(two_key) or ():
+                digest = f"{algorithm}:{hex_part}"
+                if is_blob_dir and is_valid_digest(digest):
+                    blob_dirs[digest] = base + hex_part
+
+    repositories = KEYS.repositories_dir
+    repos: dict[str, RepoSnapshot] = {}
+    pending = [("", repositories)]
+    while pending:
+        name, key = pending.pop()
+        found = entries(key)
+        files(key, found)
+        parts = []
+        for child, is_dir in found or ():
+            if not is_dir:
+                continue
+            if child.startswith("_"):
+                parts.append(child)
+            else:
+                pending.append((f"{name}/{child}" if name else child, f"{key}/{child}"))
+        if not parts or not name or not names.is_valid_name(name):
+            continue
+        repo = repos[name] = RepoSnapshot(name, prefix + key)
+        for part in parts:
+            if part == "_layers":
+                layers = _digest_dirs(listing, f"{key}/_layers", blob_dirs.canonical)
+                repo.layer_links = {digest for digest, _ in layers}
+            elif part == "_manifests":
+                _list_manifests(snapshot, listing, repo, f"{key}/_manifests", temporaries, files)
+            elif part == "_uploads":
+                repo.uploads = _list_uploads(listing, name, f"{key}/_uploads", prefix)
+    snapshot.repos = [repos[name] for name in sorted(repos)]
+
+
+def _list_manifests(
+    snapshot: Snapshot,
+    listing: NameListing,
+    repo: RepoSnapshot,
+    key: str,
+    temporaries: bool,
+    files: Callable[[str, list[tuple[str, bool]] | None], None],
+) -> None:
+    entries, stat = listing.entries, listing.stat_now
+    top = entries(key)
+    files(key, top)
+    kinds = {name for name, is_dir in top or () if is_dir}
+    if "revisions" in kinds:
+        revisions = _digest_dirs(listing, f"{key}/revisions", snapshot.blob_dirs.canonical)
+        for digest, revision in revisions:
+            if temporaries:
+                found = entries(revision)
+                files(revision, found)
+                if not any(name == "link" for name, _ in found or ()):
+                    repo.unlinked_revisions.add(digest)
+                    continue
+            info = stat(f"{revision}/link")
+            if info is None or info.is_dir:
+                repo.unlinked_revisions.add(digest)
+            else:
+                repo.revisions[digest] = info
+    if "tags" in kinds:
+        tags = f"{key}/tags"
+        for tag, is_dir in entries(tags) or ():
+            if not is_dir:
+                continue
+            current = f"{tags}/{tag}/current"
+            if temporaries:
+                files(current, entries(current))
+            info = stat(f"{current}/link")
+            if info is not None and not info.is_dir:
+                repo.tags.append(tag)
+                # Kept: push activity reads the times of a repository's tag links together.
+                snapshot.entries[f"{snapshot.prefix}{current}/link"] = info
+        repo.tags.sort()
+
+
+def _list_uploads(listing: NameListing, name: str, key: str, prefix: str) -> list[Upload]:
+    """Every upload session: the sizes of its files, the newest time of its files and
+    directories."""
+    sessions = []
+    for upload_id, is_dir in listing.entries(key) or ():
+        path = f"{key}/{upload_id}"
+        size, last = 0, 0.0
+        pending = [(path, is_dir)]
+        while pending:
+            item, directory = pending.pop()
+            info = listing.stat_now(item)
+            if info is None:
+                continue  # finished (and removed) while we looked
+            last = max(last, info.mtime)
+            if directory:
+                pending.extend((f"{item}/{n}", d) for n, d in listing.entries(item) or ())
+            else:
+                size += info.size
+        if last:
+            sessions.append(Upload(name, upload_id, prefix + path, size, last))
+    return sessions
+
+
+async def scan(
+    driver: StorageDriver, progress: Progress | None = None, *, temporaries: bool = False
+) -> Snapshot:
+    """One listing of the storage, then every manifest and tag link it names. Where the
+    driver lists by name (:class:`NameListing`), names only, and stats when asked for; with
+    ``temporaries`` (a real GC run, which removes them), the directories whose link is
+    rewritten are listed too, for the temporary files a killed writer left there."""
+    if isinstance(driver, NameListing):
+        snapshot = Snapshot(driver, driver)
+        by_name: NameListing = driver
+
+        def list_and_read() -> None:
+            _list_by_name(snapshot, by_name, temporaries)
+            if progress is not None:
+                blobs, repos = len(snapshot.blob_dirs), len(snapshot.repos)
+                progress(f"listed {blobs} blobs in {repos} repositories; reading manifests")
+            _read_manifests_now(snapshot, by_name)
+
+        # One worker thread lists and reads: hops between threads cost more than the calls.
+        await asyncio.to_thread(list_and_read)
+        return snapshot
     snapshot = Snapshot(driver)
     prefix = snapshot.prefix
     blobs_base = KEYS.blobs_dir
@@ -316,6 +605,45 @@ async def scan(driver: StorageDriver, progress: Progress | None = None) -> Snaps
         repo.tags.sort()
     await _read_references(snapshot, progress)
     return snapshot
+
+
+def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
+    """Every manifest of a revision (and every child of an index that is only a blob), read
+    by name without a ``stat`` first: one too big for a manifest is reported with its size.
+    Tag links are read when asked for (a mark that keeps tagged manifests only)."""
+    blob_dirs, manifests = snapshot.blob_dirs, snapshot._manifests
+    prefix = len(snapshot.prefix)
+
+    def read(digests: Iterable[str]) -> None:
+        for digest in digests:
+            if digest not in blob_dirs:
+                manifests[digest] = None
+                continue
+            body = listing.read_now(f"{blob_dirs[digest][prefix:]}/data", MAX_MANIFEST_BYTES + 1)
+            if body is None:
+                snapshot._stats[digest] = None
+                manifests[digest] = None
+            elif not isinstance(body, bytes):
+                manifests[digest] = StoredManifest(digest, error=str(body))
+            elif len(body) > MAX_MANIFEST_BYTES:
+                st = snapshot.blob_stat(digest)
+                size = st.size if st is not None else len(body)
+                error = f"{size} bytes: too big for a manifest"
+                manifests[digest] = StoredManifest(digest, error=error)
+            else:
+                manifests[digest] = parse_stored_manifest(digest, body)
+
+    digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
+    read(digests)
+    # Children of indexes are revisions of their repository too: read above; a child that is
+    # only a blob is read here.
+    children = {
+        c
+        for d in digests
+        for c in ((manifests.get(d) or StoredManifest(d)).children)
+        if c not in manifests
+    }
+    read(sorted(children))
 
 
 async def _read_references(snapshot: Snapshot, progress: Progress | None) -> None:

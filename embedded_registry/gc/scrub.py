@@ -28,11 +28,9 @@ of the blob heals them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
-import stat as stat_module
 import threading
 import time
 from collections import deque
@@ -49,8 +47,8 @@ from embedded_registry.storage.driver.base import (
     StorageDriverError,
 )
 from embedded_registry.storage.driver.capabilities import (
+    BlockingReads,
     DirectoryTimes,
-    LocalFiles,
     get_many,
     list_files,
 )
@@ -295,41 +293,35 @@ class _Hashed:
     error: str = ""
 
 
-def _hash_local(path: str, algorithm: str) -> _Hashed:
-    """Hash the file at ``path`` in this (worker) thread, in ``READ_BLOCK`` reads into one
+def _hash_local(driver: BlockingReads, key: str, algorithm: str) -> _Hashed:
+    """Hash the file at ``key`` in this (worker) thread, in ``READ_BLOCK`` reads into one
     buffer; ``hashlib`` releases the GIL while it hashes."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return _Hashed("absent")
+        handle = driver.open_now(key)
     except IsADirectoryError:
         return _Hashed("not-file")
     except OSError as exc:
         return _Hashed("unreadable", error=exc.strerror or str(exc))
+    if handle is None:
+        return _Hashed("absent")
     try:
-        st = os.fstat(fd)
-        if not stat_module.S_ISREG(st.st_mode):
-            return _Hashed("not-file")
-        with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         hasher = hashlib.new(algorithm)
         buffer = getattr(_buffers, "block", None)
         if buffer is None:
             buffer = _buffers.block = bytearray(READ_BLOCK)
         view = memoryview(buffer)
         size = 0
-        with open(fd, "rb", buffering=0, closefd=False) as handle:
-            while True:
-                count = handle.readinto(view)
-                if not count:
-                    break
-                hasher.update(view[:count])
-                size += count
+        while True:
+            count = handle.readinto(view)
+            if not count:
+                break
+            hasher.update(view[:count])
+            size += count
         return _Hashed("ok", hasher.hexdigest(), size)
     except OSError as exc:
         return _Hashed("unreadable", error=exc.strerror or str(exc))
     finally:
-        os.close(fd)
+        handle.close()
 
 
 async def _hash_driver(driver: StorageDriver, key: str, algorithm: str) -> _Hashed:
@@ -362,13 +354,13 @@ async def hash_blobs(driver: StorageDriver, digests: list[str]) -> list[_Hashed]
     """Hash the blobs ``digests``: on a local disk one after the other in one worker thread
     (a thread hop costs more than hashing a small file), else through the driver's reader."""
     keys = [KEYS.blob_data(digest) for digest in digests]
-    if isinstance(driver, LocalFiles):
-        local = [driver.local_path(key) for key in keys]
+    if isinstance(driver, BlockingReads):
+        reads = driver
 
         def hash_all() -> list[_Hashed]:
             return [
-                _hash_local(str(path), digest.partition(":")[0])
-                for path, digest in zip(local, digests, strict=True)
+                _hash_local(reads, key, digest.partition(":")[0])
+                for key, digest in zip(keys, digests, strict=True)
             ]
 
         return await asyncio.to_thread(hash_all)

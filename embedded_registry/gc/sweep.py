@@ -154,7 +154,9 @@ async def _remove(
         st = snapshot.blob_stat(removal.digest)
         cutoff = max(young, st.mtime) if st is not None else young
         # The fence goes between the blob's last check and its delete (the driver's call).
-        if not await remove_if_older(driver, path + "/data", cutoff, fence=fence):
+        data = path + "/data"
+        shown = removal.path + "/data"
+        if not await remove_if_older(driver, data, cutoff, fence=fence, shown=shown):
             removal.skipped = REFRESHED
             return
         removal.removed = True

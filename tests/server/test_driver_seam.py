@@ -13,11 +13,15 @@ from embedded_registry import errors
 from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError, StorageFull
 from embedded_registry.storage.driver.capabilities import (
     BatchReads,
+    BlockingReads,
     CheapTouch,
     ConditionalWrites,
     DirectoryTimes,
     LocalFiles,
+    LocalRoot,
     MultipartUploads,
+    NameListing,
+    RenameAside,
     TimedListing,
 )
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
@@ -54,6 +58,10 @@ def test_what_only_some_drivers_can_do_is_a_protocol_checked_with_isinstance(
         DirectoryTimes,
         BatchReads,
         ConditionalWrites,
+        NameListing,
+        RenameAside,
+        LocalRoot,
+        BlockingReads,
     )
     assert all(isinstance(driver, capability) for capability in local)
     assert not isinstance(driver, MultipartUploads)
@@ -62,6 +70,7 @@ def test_what_only_some_drivers_can_do_is_a_protocol_checked_with_isinstance(
     offered: tuple[type, ...] = (TimedListing, ConditionalWrites, MultipartUploads)
     assert all(issubclass(s3, capability) for capability in offered)
     assert not any(issubclass(s3, c) for c in (LocalFiles, CheapTouch, DirectoryTimes, BatchReads))
+    assert not any(hasattr(s3, m) for m in ("entries", "rename_now", "open_now"))
 
 
 def test_a_full_disk_is_a_storage_error_of_the_driver_not_an_http_one(

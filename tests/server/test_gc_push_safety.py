@@ -195,14 +195,14 @@ def test_the_sweep_keeps_a_blob_pushed_again_between_its_check_and_its_removal(
     real_remove = gc_removal._remove_only
     data = Layout(root).blob_data(layer.digest)
 
-    def then_pushed_again(aside: str, live: str) -> bool:
-        if live == str(data):
+    def then_pushed_again(driver: Any, aside: str, live: str) -> bool:
+        if live == KEYS.blob_data(layer.digest):
             # The data was renamed aside and checked: an upload of the same bytes commits
             # now, renaming its file into place as the registry does.
             source = tmp_path / "upload-data"
             source.write_bytes(layer.data)
             os.replace(source, data)
-        return real_remove(aside, live)
+        return real_remove(driver, aside, live)
 
     monkeypatch.setattr(gc_removal, "_remove_only", then_pushed_again)
     problems: list[Any] = []
@@ -287,13 +287,13 @@ def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
         snapshot, marks, delete_untagged=False, remove_empty_repos=False, now=now, grace=HOURS
     )
     assert layer.digest in {r.digest for r in removals if r.kind == "layer_link"}
-    real_exists = os.path.exists
-    layer_data = str(layout.blob_data(layer.digest))
+    real_stat = FilesystemDriver.stat_now
+    layer_data = KEYS.blob_data(layer.digest)
     link = layout.layer_link("app", layer.digest)
 
-    def upload_right_after_the_check(path: Any) -> bool:
-        found = real_exists(path)
-        if str(path) == layer_data and not found:
+    def upload_right_after_the_check(driver: FilesystemDriver, path: str) -> Any:
+        found = real_stat(driver, path)
+        if path == layer_data and found is None:
             # The sweep has just seen no blob: the upload commits and links it now.
             layout.blob_data(layer.digest).parent.mkdir(parents=True)
             layout.blob_data(layer.digest).write_bytes(layer.data)
@@ -301,7 +301,7 @@ def test_a_link_rewritten_by_an_upload_during_the_sweep_stays(
             link.write_text(layer.digest)
         return found
 
-    monkeypatch.setattr(filesystem_driver.os.path, "exists", upload_right_after_the_check)
+    monkeypatch.setattr(FilesystemDriver, "stat_now", upload_right_after_the_check)
     problems: list[Any] = []
     asyncio.run(execute(snapshot, removals, problems, now - HOURS))
     monkeypatch.undo()

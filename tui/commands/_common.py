@@ -242,8 +242,9 @@ class ProgressLine:
 def print_json(data: Any) -> None:
     import json
 
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    # One write: json.dump writes piece by piece, a system call each when stdout is
+    # unbuffered (PYTHONUNBUFFERED): 86,000 of them for a GC report of 2,400 removals.
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 def platform_json(platform: Platform | None) -> dict[str, str | None] | None:

@@ -4,13 +4,17 @@
 ========================  ==========  ===================================================
 Protocol                  drivers     what it allows
 ========================  ==========  ===================================================
-:class:`LocalFiles`       filesystem  sendfile of a blob; GC's rename-aside sweep
+:class:`LocalFiles`       filesystem  sendfile of a blob
 :class:`CheapTouch`       filesystem  refresh a blob whenever a client is told of it
 :class:`TimedListing`     both        one flat listing of files with sizes and times
 :class:`DirectoryTimes`   filesystem  listings with directories (their times record deletes)
 :class:`BatchReads`       filesystem  many small reads per worker-thread hop
 :class:`ConditionalWrites` both       versions, get and put-if-unchanged (the GC lease)
 :class:`MultipartUploads` s3          writes invisible until commit, listed and aborted
+:class:`NameListing`      filesystem  GC's scan by name, stats only where a decision needs
+:class:`RenameAside`      filesystem  GC's sweep renames aside for its last check
+:class:`LocalRoot`        filesystem  reports name local paths
+:class:`BlockingReads`    filesystem  scrub hashes many files per worker-thread hop
 ========================  ==========  ===================================================
 
 :func:`list_files`, :func:`get_many` and :func:`version_of` use a capability where the driver
@@ -20,7 +24,9 @@ has it and the core operations otherwise.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from embedded_registry.storage.driver.base import (
@@ -43,8 +49,7 @@ Uploads = list[tuple[str, str, float]]
 
 @runtime_checkable
 class LocalFiles(Protocol):
-    """Every key is a file on this machine: a blob is served with sendfile, and GC's sweep
-    renames a blob aside for its last check (:mod:`embedded_registry.gc.removal`)."""
+    """Every key is a file on this machine: a blob is served with sendfile."""
 
     def local_path(self, path: str) -> str:
         """The file holding key ``path``."""
@@ -194,3 +199,77 @@ def conditional_writes(driver: StorageDriver) -> ConditionalWrites:
     if not isinstance(driver, ConditionalWrites):
         raise StorageDriverError(f"the {driver.name} driver has no conditional writes")
     return driver
+
+
+@runtime_checkable
+class NameListing(Protocol):
+    """A directory is listed by name, each entry's kind known without a ``stat``
+    (``scandir``'s ``d_type``), and a file's size and time is one blocking call: GC's scan
+    reads the layout level by level in one worker thread and stats only what a decision needs
+    (:mod:`embedded_registry.gc.scan`). Blocking: call them from a worker thread."""
+
+    def entries(self, path: str) -> list[tuple[str, bool]] | None:
+        """The entries of the directory ``path`` as (name, is a directory); None when there
+        is no such directory."""
+        ...
+
+    def stat_now(self, path: str) -> FileInfo | None:
+        """What is at ``path`` (None: nothing)."""
+        ...
+
+    def read_now(self, path: str, limit: int) -> bytes | StorageDriverError | None:
+        """At most ``limit`` bytes of the file ``path``; None when it is not there, the error
+        when it cannot be read."""
+        ...
+
+
+@runtime_checkable
+class RenameAside(Protocol):
+    """A file is renamed atomically (aside, and back), and an emptied directory removed, by
+    blocking calls one worker thread makes in a row: GC's sweep renames a blob's data or a
+    link aside for its last check, one thread hop per removal (:mod:`embedded_registry.gc.
+    removal`; its journal, :mod:`embedded_registry.gc.journal`, puts back what a killed
+    sweep left aside). Blocking: call them from a worker thread."""
+
+    def stat_now(self, path: str) -> FileInfo | None:
+        """What is at ``path`` (None: nothing)."""
+        ...
+
+    def entries(self, path: str) -> list[tuple[str, bool]] | None:
+        """The entries of the directory ``path`` as (name, is a directory); None: none."""
+        ...
+
+    def rename_now(self, source: str, dest: str) -> bool:
+        """Rename ``source`` to ``dest`` in one step (replacing it); False when ``source``
+        is not there."""
+        ...
+
+    def unlink_now(self, path: str) -> bool:
+        """Remove the file ``path``; False when it is not there."""
+        ...
+
+    def remove_dir_now(self, path: str) -> bool:
+        """Remove the directory ``path`` if it is empty; False when something is in it (True
+        when it is gone or was not there)."""
+        ...
+
+
+@runtime_checkable
+class LocalRoot(Protocol):
+    """Every key is a file under one directory of this machine: reports (GC's removals) name
+    what they list by its local path, ``<root>/docker/registry/v2/...``."""
+
+    root: Path
+
+
+@runtime_checkable
+class BlockingReads(Protocol):
+    """A file is opened and read by blocking calls one worker thread makes in a row (a local
+    disk): scrub hashes blob after blob in large reads, one thread hop for many files,
+    instead of a hop per block of the driver's ``reader``."""
+
+    def open_now(self, path: str) -> io.RawIOBase | None:
+        """The file ``path`` opened for reading (unbuffered); None when nothing is there.
+        Raises IsADirectoryError when what is there is not a file, the OSError of an
+        unreadable one."""
+        ...

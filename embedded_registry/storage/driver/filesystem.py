@@ -9,9 +9,11 @@ stores append to uploads, never to a blob's own key, and ``move`` them into plac
 verified).
 
 What a local disk offers more than an object store, as the Protocols of
-:mod:`embedded_registry.storage.driver.capabilities`: ``LocalFiles`` (sendfile; GC's sweep
-renames aside), ``CheapTouch`` (``utime``), ``DirectoryTimes`` (listings with directories),
-``BatchReads``, ``ConditionalWrites`` (a ``flock``), and inline system calls: a ``stat``, a
+:mod:`embedded_registry.storage.driver.capabilities`: ``LocalFiles`` (sendfile),
+``CheapTouch`` (``utime``), ``DirectoryTimes`` (listings with directories), ``BatchReads``,
+``ConditionalWrites`` (a ``flock``), blocking calls on keys for a worker thread to make in a
+row (``NameListing``: GC's scan; ``RenameAside``: GC's sweep; ``BlockingReads``: scrub),
+``LocalRoot`` (reports name local paths), and inline system calls: a ``stat``, a
 ``utime`` and the read of a small file (a link, a manifest) run on the event loop, cheaper than a
 hop to a worker thread; larger reads and writes, listings, renames and deletes run in worker
 threads.
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
+import io
 import os
 import shutil
 import stat as stat_module
@@ -61,9 +65,12 @@ WRITE_AHEAD = 4 << 20
 """Bytes a writer's worker thread may have yet to write before ``write`` waits for it."""
 INLINE_READ = 256 << 10
 """A file this small (a link, a manifest) is read on the event loop; a bigger one in a thread."""
+FIRST_READ = 64 << 10
+"""Bytes of a small file read first (a link, a manifest: all of it, one allocation)."""
 MANY_BATCH = 512
 """Files :meth:`FilesystemDriver.get_many` reads per worker-thread hop."""
 _MISSING = (FileNotFoundError, NotADirectoryError)
+_Entries = list[tuple[str, bool]]
 
 
 def _umask() -> int:
@@ -534,6 +541,76 @@ class FilesystemDriver(StorageDriver):
         """``DirectoryTimes``: :meth:`list_files` with the directories and their times."""
         return self.list_files(path, directories=True, leaf=leaf)
 
+    # -- blocking calls from a worker thread (NameListing: GC's scan; RenameAside: its sweep) ---
+    def entries(self, path: str) -> _Entries | None:
+        """``NameListing``: the entries of a directory with their kinds from ``d_type`` (no
+        ``stat``); None when it is not there."""
+        try:
+            with os.scandir(self._local(path)) as it:
+                return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in it]
+        except _MISSING:
+            return None
+
+    def stat_now(self, path: str) -> FileInfo | None:
+        """``NameListing``, ``RenameAside``: one ``stat``; None when nothing is there."""
+        try:
+            st = os.stat(self._local(path))
+        except _MISSING:
+            return None
+        if stat_module.S_ISDIR(st.st_mode):
+            return FileInfo(path, 0, st.st_mtime, True)
+        return FileInfo(path, st.st_size, st.st_mtime, False)
+
+    def read_now(self, path: str, limit: int) -> bytes | StorageDriverError | None:
+        """``NameListing``: at most ``limit`` bytes of a small file (a link)."""
+        return _read_file(self._local(path), limit)
+
+    def open_now(self, path: str) -> io.FileIO | None:
+        """``BlockingReads``: the file opened unbuffered, read ahead sequentially (scrub
+        hashes it whole); None when it is not there."""
+        try:
+            fd = os.open(self._local(path), os.O_RDONLY | os.O_CLOEXEC)
+        except _MISSING:
+            return None
+        try:
+            if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(errno.EISDIR, "not a file", path)
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            return io.FileIO(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def rename_now(self, source: str, dest: str) -> bool:
+        """``RenameAside``: one ``rename(2)``, no ``fsync`` (a rename aside is undone by GC's
+        journal after a crash); False when ``source`` is not there."""
+        try:
+            os.replace(self._local(source), self._local(dest))
+        except _MISSING:
+            return False
+        return True
+
+    def unlink_now(self, path: str) -> bool:
+        """``RenameAside``: one ``unlink(2)``; False when the file is not there."""
+        try:
+            os.unlink(self._local(path))
+        except _MISSING:
+            return False
+        return True
+
+    def remove_dir_now(self, path: str) -> bool:
+        """``RenameAside``: one ``rmdir(2)``; False when the directory is not empty."""
+        try:
+            os.rmdir(self._local(path))
+        except _MISSING:
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return False
+            raise
+        return True
+
 
 def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | None:
     try:
@@ -543,11 +620,20 @@ def _read_file(path: str, limit: int | None) -> bytes | StorageDriverError | Non
     except OSError as exc:
         return StorageDriverError(f"unreadable: {exc.strerror}")
     try:
-        if limit is not None:
-            return os.read(fd, limit)
-        chunks = []
-        while chunk := os.read(fd, READ_CHUNK):
+        # A first read of a small size: os.read(fd, n) allocates n bytes before it reads, and
+        # a limit is usually far above what a link or a manifest holds.
+        first = os.read(fd, FIRST_READ if limit is None else min(limit, FIRST_READ))
+        if len(first) < FIRST_READ or limit == FIRST_READ:
+            return first
+        chunks = [first]
+        left = None if limit is None else limit - len(first)
+        while left is None or left > 0:
+            chunk = os.read(fd, READ_CHUNK if left is None else min(left, READ_CHUNK))
+            if not chunk:
+                break
             chunks.append(chunk)
+            if left is not None:
+                left -= len(chunk)
         return b"".join(chunks)
     except OSError as exc:
         return StorageDriverError(f"unreadable: {exc.strerror}")
