@@ -48,7 +48,6 @@ from embedded_registry.gc.scan import storage_prefix
 from embedded_registry.keys import COMMIT_LOCK_KEY, CONFIG_KEY, GC_OBSERVER_KEY
 from embedded_registry.routes.common import config, json_object_body, json_response, storage
 from embedded_registry.storage.driver.base import StorageDriver
-from embedded_registry.storage.driver.capabilities import LocalFiles
 from embedded_registry.storage.lease import GcBusy
 from embedded_registry.storage.store import DriverStorage
 from embedded_registry.usage import UsageReport, usage_on
@@ -125,12 +124,12 @@ async def _collect(request: web.Request, options: dict[str, Any]) -> GcReport:
 
 
 def _public_report(request: web.Request, document: dict[str, Any]) -> dict[str, Any]:
-    driver = _driver(request)
-    if isinstance(driver, LocalFiles):
-        return _public(document, Path(driver.local_path("/")))
+    where = _where(_driver(request))
+    if not where.endswith(":"):  # the local root the reports name
+        return _public(document, Path(where))
     # Driver paths are "<driver>:/docker/registry/v2/...": relative to the storage, as above.
     document = {key: value for key, value in document.items() if key != "root"}
-    return _scrub(document, (f"{driver.name}:",))  # type: ignore[no-any-return]
+    return _scrub(document, (where,))  # type: ignore[no-any-return]
 
 
 def _json(document: Any) -> web.Response:

@@ -5,25 +5,26 @@ A directory is a repository when it holds ``_layers`` (Distribution 2.8's rule) 
 "a-b"), the order Distribution's sorted walk produces.
 
 :class:`RepositoryIndex` keeps the walk of the tree in memory and brings it up to date with one
-``stat`` per directory it walked: adding or removing an entry changes the modification time of
-the directory that holds it (a repository created by another process, ``_manifests`` removed by
-hand, a namespace deleted), and only the directories whose time or inode changed are listed
-again. A time too close to the moment of the look is not
-trusted (a file system's clock ticks coarsely, so a change in the same tick would keep the time),
-and that directory is listed again next time.
+stamp (a ``stat``, the driver's
+:class:`~embedded_registry.storage.driver.capabilities.DirectoryTimes`) per directory it walked:
+adding or removing an entry changes the modification time of the directory that holds it (a
+repository created by another process, ``_manifests`` removed by hand, a namespace deleted), and
+only the directories whose time or inode changed are listed again. A time too close to the
+moment of the look is not trusted (a file system's clock ticks coarsely, so a change in the same
+tick would keep the time), and that directory is listed again next time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from embedded_registry import names
+from embedded_registry.storage.driver.capabilities import DirectoryTimes, Stamp
+from embedded_registry.storage.paths import KEYS
 
 _REPO_MARKERS = ("_layers", "_manifests")
 
@@ -48,9 +49,6 @@ def page(repositories: list[str], last: str | None, count: int) -> tuple[list[st
 
 # -- the index kept in memory -------------------------------------------------------------------
 
-Stamp = tuple[int, int]
-"""A directory's inode and modification time in nanoseconds."""
-
 
 @dataclass
 class _Directory:
@@ -62,24 +60,28 @@ class _Directory:
     children: dict[str, _Directory] = field(default_factory=dict)
 
 
-def directory_stamp(path: str) -> Stamp | None:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return (st.st_ino, st.st_mtime_ns)
+def settled(stamp: Stamp, now: int) -> bool:
+    """Whether a directory with ``stamp`` (its time the second item, in nanoseconds), looked
+    at ``now``, may be trusted until its stamp changes."""
+    return now - stamp[1] > UNSETTLED_NS
 
 
 class RepositoryIndex:
-    """The sorted repository names under one ``repositories/`` directory, kept in memory.
+    """The sorted repository names under the ``repositories/`` directory of ``driver``, kept
+    in memory.
 
-    :meth:`refresh` checks the tree (a ``stat`` per directory, a listing only of the changed
-    ones) and returns the current names; :meth:`page` answers ``n``/``last`` by bisection.
-    Safe to call from several threads (one refresh at a time).
+    :meth:`refresh` checks the tree (a directory stamp each, a listing only of the changed
+    ones: blocking calls of the driver's
+    :class:`~embedded_registry.storage.driver.capabilities.DirectoryTimes`) and returns the
+    current names; :meth:`page` answers ``n``/``last`` by bisection. Safe to call from several
+    threads (one refresh at a time).
     """
 
-    def __init__(self, repositories_dir: Path | str) -> None:
-        self.repositories_dir = str(repositories_dir)
+    def __init__(
+        self, driver: DirectoryTimes, repositories_dir: str = KEYS.repositories_dir
+    ) -> None:
+        self.driver = driver
+        self.repositories_dir = repositories_dir.rstrip("/")
         self._root: _Directory | None = None
         self._names: list[str] = []
         self._keys: list[tuple[str, ...]] = []
@@ -130,9 +132,9 @@ class RepositoryIndex:
     # -- walking ------------------------------------------------------------------------------
 
     def _list(self, path: str, now: int) -> _Directory:
-        """List ``path`` and everything below it (the stat comes first: a change made while
-        listing leaves a newer time, seen at the next look)."""
-        stamp = directory_stamp(path)
+        """List ``path`` and everything below it (the stamp comes first: a change made while
+        listing leaves a newer one, seen at the next look)."""
+        stamp = self.driver.directory_stamp(path)
         directory = _Directory(stamp or (0, 0), settled=False, is_repository=False)
         if stamp is None:
             return directory
@@ -144,31 +146,31 @@ class RepositoryIndex:
     ) -> None:
         self.listings += 1
         self._changed = True
-        directory.settled = now - directory.stamp[1] > UNSETTLED_NS
-        try:
-            entries = list(os.scandir(path))
-        except (FileNotFoundError, NotADirectoryError):
+        directory.settled = settled(directory.stamp, now)
+        entries = self.driver.entries(path)
+        if entries is None:
             directory.is_repository = False
             directory.children = {}
             return
         is_repository = False
         children: dict[str, _Directory] = {}
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False):
+        for name, is_dir in entries:
+            if not is_dir:
                 continue
-            if entry.name in _REPO_MARKERS:
+            if name in _REPO_MARKERS:
                 is_repository = True
-            elif not entry.name.startswith("_"):
-                old = previous.get(entry.name)
-                child = self._check(entry.path, old, now) if old is not None else None
-                children[entry.name] = child or self._list(entry.path, now)
+            elif not name.startswith("_"):
+                old = previous.get(name)
+                child_path = f"{path}/{name}"
+                child = self._check(child_path, old, now) if old is not None else None
+                children[name] = child or self._list(child_path, now)
         directory.is_repository = is_repository
         directory.children = children
 
     def _check(self, path: str, directory: _Directory, now: int) -> _Directory | None:
         """``directory`` brought up to date, or ``None`` when ``path`` is gone or another
         directory now (to be listed from scratch)."""
-        stamp = directory_stamp(path)
+        stamp = self.driver.directory_stamp(path)
         if stamp is None or stamp[0] != directory.stamp[0]:
             return None
         if stamp != directory.stamp or not directory.settled:
@@ -176,7 +178,7 @@ class RepositoryIndex:
             self._fill(directory, path, now, directory.children)
             return directory
         for name, child in list(directory.children.items()):
-            checked = self._check(os.path.join(path, name), child, now)
+            checked = self._check(f"{path}/{name}", child, now)
             if checked is None:
                 # Gone or replaced: the parent's time changed too, unless in the same tick;
                 # list the parent again to be sure of its entries.

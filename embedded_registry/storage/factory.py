@@ -8,7 +8,7 @@ import functools
 from embedded_registry.config import Config
 from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
-from embedded_registry.storage.driver.capabilities import DirectoryTimes, LocalFiles
+from embedded_registry.storage.driver.capabilities import DirectoryTimes
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.local_listings import LocalListings
 from embedded_registry.storage.store import DriverStorage
@@ -19,13 +19,14 @@ S3_EXTRA_MISSING = "storage.s3 needs the s3 extra: pip install 'regtui[s3]'"
 def driver_storage(
     driver: StorageDriver, *, redirect: bool = False, coordinate: bool = False
 ) -> DriverStorage:
-    """The store on ``driver``. Where its keys are local files whose directory times record
-    changes (the filesystem driver), the listings (tags, catalog, referrers, uploads) are kept
-    in memory and checked with a ``stat`` per directory
+    """The store on ``driver``. Where a directory's stamp tells whether its listing changed
+    (:class:`~embedded_registry.storage.driver.capabilities.DirectoryTimes`: the filesystem
+    driver), the listings (tags, catalog, referrers, uploads) are kept in memory and checked
+    with a ``stat`` per directory
     (:class:`~embedded_registry.storage.local_listings.LocalListings`); elsewhere each call
     lists."""
     local = None
-    if isinstance(driver, LocalFiles) and isinstance(driver, DirectoryTimes):
+    if isinstance(driver, DirectoryTimes):
         local = functools.partial(LocalListings, driver)
     return DriverStorage(driver, redirect=redirect, coordinate=coordinate, local_listings=local)
 

@@ -1,6 +1,7 @@
 """What the storage lists: each repository's tags and revisions, the referrers of a manifest
 and the catalog. With :class:`~embedded_registry.storage.local_listings.LocalListings` (the
-factory's choice for a local root) they are kept in memory and checked against directory times;
+factory's choice for a driver with directory times) they are kept in memory and checked against
+directory stamps;
 elsewhere (an object store) each call lists, sharing requests between concurrent callers and
 trusting what the commit marker says has not changed."""
 
@@ -78,7 +79,7 @@ class Listings:
         means no ``tags`` directory, as Distribution answers.
         """
         if self.local is not None:
-            return self.local.tags.tags(self.local.tags_dir(name))
+            return await self.local.tags.tags(self.local.tags_dir(name))
         listing = self._tag_listings.get(name)
         if listing is None:
             listing = self._tag_listings[name] = _TagListings()
@@ -212,7 +213,7 @@ class Listings:
     async def referrers(self, name: str, subject: str) -> list[dict[str, object]]:
         """Descriptors of the manifests of ``name`` whose ``subject`` is ``subject``."""
         if self.local is not None:
-            return await asyncio.to_thread(self.local.referrers.referrers, name, subject)
+            return await self.local.referrers.referrers(name, subject)
         limit = asyncio.Semaphore(CONCURRENCY)
 
         async def describe(digest: str) -> ManifestInfo | None:

@@ -1,7 +1,9 @@
 """The referrers of each repository, kept in memory and checked against the disk per request.
 
 Listing referrers means reading every manifest revision of a repository. :class:`ReferrersIndex`
-does that once per repository and then only checks, with a ``stat`` each, the directories whose
+does that once per repository (through the driver: its links and manifests) and then only checks,
+with a directory stamp each (a ``stat``, the driver's
+:class:`~embedded_registry.storage.driver.capabilities.DirectoryTimes`), the directories whose
 change could change an answer:
 
 * ``_manifests/revisions/<algorithm>/``: its time changes when a revision is added or its
@@ -18,17 +20,16 @@ revision whose manifest could not be read: the repository is read again next tim
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from embedded_registry import names
-from embedded_registry.mediatypes import ManifestInfo
-from embedded_registry.storage.catalog import UNSETTLED_NS, directory_stamp
-from embedded_registry.storage.fsutil import read_link
+from embedded_registry.storage.catalog import settled
+from embedded_registry.storage.driver.capabilities import DirectoryTimes, Stamp
+from embedded_registry.storage.links import Links
+from embedded_registry.storage.manifest_cache import ManifestCache
+from embedded_registry.storage.paths import KEYS
 
 ALGORITHMS = ("sha256", "sha512")
 MAX_REPOSITORIES = 1024
@@ -39,82 +40,78 @@ Descriptor = dict[str, object]
 
 @dataclass
 class _Entry:
-    watched: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    watched: dict[str, Stamp | None] = field(default_factory=dict)
     trusted: bool = True
     by_subject: dict[str, list[Descriptor]] = field(default_factory=dict)
 
 
 class ReferrersIndex:
-    """``referrers(name, subject)`` without rereading every revision per request, for the
-    repositories under the local directory ``repositories_dir``; ``read_manifest(digest)``
-    describes a stored manifest (``None``: missing or unreadable). Safe to call from several
-    threads."""
+    """``referrers(name, subject)`` without rereading every revision per request: the
+    revision links through ``links``, the manifests through ``manifests`` (the store's cache),
+    the directory stamps from ``times`` (the same driver). For the event loop: concurrent
+    requests may read a changed repository at once, and the last reading is kept."""
 
     def __init__(
         self,
-        repositories_dir: str,
-        read_manifest: Callable[[str], ManifestInfo | None],
+        times: DirectoryTimes,
+        links: Links,
+        manifests: ManifestCache,
         max_repositories: int = MAX_REPOSITORIES,
     ) -> None:
-        self.repositories_dir = repositories_dir
-        self.read_manifest = read_manifest
+        self.times = times
+        self.links = links
+        self.manifests = manifests
         self.max_repositories = max_repositories
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()
         self.reads = 0
-        """Repositories read from disk so far (for tests and benchmarks)."""
+        """Repositories read so far (for tests and benchmarks)."""
 
-    def referrers(self, name: str, subject: str) -> list[Descriptor]:
+    async def referrers(self, name: str, subject: str) -> list[Descriptor]:
         """Descriptors of the manifests of ``name`` whose ``subject`` is ``subject``."""
-        with self._lock:
-            entry = self._entries.get(name)
-            if entry is not None and self._current(entry):
-                self._entries.move_to_end(name)
-            else:
-                entry = self._read(name)
-                self._entries[name] = entry
-                self._entries.move_to_end(name)
-                while len(self._entries) > self.max_repositories:
-                    self._entries.popitem(last=False)
-            return list(entry.by_subject.get(subject, ()))
+        entry = self._entries.get(name)
+        if entry is None or not self._current(entry):
+            entry = await self._read(name)
+            self._entries[name] = entry
+            while len(self._entries) > self.max_repositories:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(name)
+        return list(entry.by_subject.get(subject, ()))
 
-    @staticmethod
-    def _current(entry: _Entry) -> bool:
-        return entry.trusted and all(
-            directory_stamp(path) == stamp for path, stamp in entry.watched.items()
-        )
+    def _current(self, entry: _Entry) -> bool:
+        stamp = self.times.directory_stamp
+        return entry.trusted and all(stamp(key) == seen for key, seen in entry.watched.items())
 
-    def _read(self, name: str) -> _Entry:
+    async def _read(self, name: str) -> _Entry:
         self.reads += 1
         now = time.time_ns()
         entry = _Entry()
         found: list[tuple[str, str, Descriptor]] = []
         for algorithm in ALGORITHMS:
-            base = f"{self.repositories_dir}/{name}/_manifests/revisions/{algorithm}"
-            stamp = directory_stamp(base)  # before the listing: a later change shows a newer time
+            base = f"{KEYS.revisions_dir(name)}/{algorithm}"
+            # The stamp before the listing: a later change shows a newer one.
+            stamp = self.times.directory_stamp(base)
             entry.watched[base] = stamp
             if stamp is None:
                 continue
             self._distrust_if_recent(entry, stamp, now)
-            try:
-                hexes = os.listdir(base)
-            except (FileNotFoundError, NotADirectoryError):
+            hexes = self.times.entries(base)
+            if hexes is None:
                 entry.trusted = False
                 continue
-            for hex_part in hexes:
+            for hex_part, _is_dir in hexes:
                 digest = f"{algorithm}:{hex_part}"
                 if not names.is_valid_digest(digest):
                     continue
-                directory = os.path.join(base, hex_part)
-                dir_stamp = directory_stamp(directory)
+                directory = f"{base}/{hex_part}"
+                dir_stamp = self.times.directory_stamp(directory)
                 if dir_stamp is None:
                     entry.trusted = False  # removed while listed: read again next time
                     continue
-                if read_link(f"{directory}/link") != digest:
+                if await self.links.read_link(f"{directory}/link") != digest:
                     entry.watched[directory] = dir_stamp  # deleted; a re-push writes the link
                     self._distrust_if_recent(entry, dir_stamp, now)
                     continue
-                info = self.read_manifest(digest)
+                info = await self.manifests.info(digest)
                 if info is None:
                     entry.trusted = False  # the manifest blob is missing or unreadable
                     continue
@@ -127,6 +124,6 @@ class ReferrersIndex:
         return entry
 
     @staticmethod
-    def _distrust_if_recent(entry: _Entry, stamp: tuple[int, int], now: int) -> None:
-        if now - stamp[1] <= UNSETTLED_NS:
+    def _distrust_if_recent(entry: _Entry, stamp: Stamp, now: int) -> None:
+        if not settled(stamp, now):
             entry.trusted = False

@@ -50,8 +50,8 @@ class DriverStorage(RegistryStorage):
     """The registry's storage on one driver: its parts composed behind the methods of
     :class:`RegistryStorage`. ``local_listings`` (the factory's choice for a local root,
     :func:`embedded_registry.storage.factory.driver_storage`) makes the listings kept in
-    memory, given the manifest cache; ``coordinate`` honours the GC lease of other replicas
-    around commits; ``redirect`` sends clients to the driver's presigned URLs."""
+    memory, given the links and the manifest cache; ``coordinate`` honours the GC lease of
+    other replicas around commits; ``redirect`` sends clients to the driver's presigned URLs."""
 
     def __init__(
         self,
@@ -59,13 +59,15 @@ class DriverStorage(RegistryStorage):
         *,
         redirect: bool = False,
         coordinate: bool = False,
-        local_listings: Callable[[ManifestCache], LocalListings] | None = None,
+        local_listings: Callable[[Links, ManifestCache], LocalListings] | None = None,
     ) -> None:
         self.driver = driver
         self.kind = driver.name
         self.links = Links(driver)
         self.manifest_cache = ManifestCache(self.links)
-        local = local_listings(self.manifest_cache) if local_listings is not None else None
+        local = (
+            local_listings(self.links, self.manifest_cache) if local_listings is not None else None
+        )
         self.blobs = Blobs(driver, self.links, redirect=redirect)
         self.uploads = Uploads(driver, self.links, local)
         self.listings = Listings(driver, self.links, self.manifest_cache, local)

@@ -22,11 +22,7 @@ from typing import Any
 
 from embedded_registry import errors, names
 from embedded_registry.storage.driver.base import FileWriter, PathNotFoundError, StorageDriver
-from embedded_registry.storage.driver.capabilities import (
-    LocalFiles,
-    MultipartUploads,
-    list_files,
-)
+from embedded_registry.storage.driver.capabilities import MultipartUploads, list_files
 from embedded_registry.storage.driver.lanes import Lane
 from embedded_registry.storage.links import LINK_LIMIT, Links, startedat_text
 from embedded_registry.storage.local_listings import LocalListings
@@ -170,7 +166,7 @@ class Uploads:
 
     async def size(self, name: str, upload_id: str) -> int:
         """Bytes received so far; BLOB_UPLOAD_UNKNOWN when there is no such upload."""
-        if isinstance(self.driver, LocalFiles):  # a local file: a stat, no writer to open
+        if not isinstance(self.driver, MultipartUploads):  # at its key: a stat, no writer
             try:
                 info = await self.driver.stat(KEYS.upload_data(name, upload_id))
             except PathNotFoundError:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from embedded_registry.mediatypes import ManifestInfo, describe_stored
+from embedded_registry.mediatypes import describe_stored
 from embedded_registry.storage.catalog import RepositoryIndex, page
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import driver_storage
+from embedded_registry.storage.links import Links
+from embedded_registry.storage.manifest_cache import ManifestCache
+from embedded_registry.storage.paths import KEYS
 from embedded_registry.storage.referrers import ReferrersIndex
 from embedded_registry.storage.tagindex import TagIndex
 from tests.helpers.layout import (
@@ -62,7 +64,7 @@ def _settled(storage: LayoutWriter, index: RepositoryIndex) -> list[str]:
 
 def test_catalog_index_follows_outside_changes_without_walking(storage: LayoutWriter) -> None:
     repositories = storage.layout.repositories_dir
-    index = RepositoryIndex(repositories)
+    index = RepositoryIndex(FilesystemDriver(storage.root))
     assert _settled(storage, index) == walk_repositories(repositories)
     walked = index.listings
 
@@ -93,7 +95,7 @@ def test_catalog_index_sees_a_change_within_the_same_clock_tick(storage: LayoutW
     """A directory changed right after it was listed may keep its time (coarse clocks): the
     index does not trust a time that recent and lists it again."""
     repositories = storage.layout.repositories_dir
-    index = RepositoryIndex(repositories)
+    index = RepositoryIndex(FilesystemDriver(storage.root))
     team = repositories / "team"
     os.utime(team)  # just now
     index.refresh()
@@ -105,7 +107,7 @@ def test_catalog_index_sees_a_change_within_the_same_clock_tick(storage: LayoutW
 
 def test_catalog_index_pages_like_the_walk(storage: LayoutWriter) -> None:
     repositories = storage.layout.repositories_dir
-    index = RepositoryIndex(repositories)
+    index = RepositoryIndex(FilesystemDriver(storage.root))
     names = walk_repositories(repositories)
     for last in (None, "", "a", "a/b", "a/a", "a-a", "b", "deep", "team/one", "zzz"):
         for count in (0, 1, 2, 5, 100):
@@ -115,7 +117,7 @@ def test_catalog_index_pages_like_the_walk(storage: LayoutWriter) -> None:
 def test_catalog_index_pagination_across_changes(storage: LayoutWriter) -> None:
     """A page after ``last`` is cut from the names on disk now, not when the walk began."""
     repositories = storage.layout.repositories_dir
-    index = RepositoryIndex(repositories)
+    index = RepositoryIndex(FilesystemDriver(storage.root))
     _settled(storage, index)
     first, more = index.page(None, 3)
     assert first == ["a", "a/b", "a-b"] and more
@@ -128,7 +130,7 @@ def test_catalog_index_pagination_across_changes(storage: LayoutWriter) -> None:
 
 def test_catalog_index_of_a_missing_or_recreated_root(tmp_path: Path) -> None:
     storage = LayoutWriter(tmp_path)
-    index = RepositoryIndex(storage.layout.repositories_dir)
+    index = RepositoryIndex(FilesystemDriver(storage.root))
     assert index.refresh() == []
     _repo(storage, "late")
     assert index.refresh() == ["late"]
@@ -149,16 +151,11 @@ def _subject(storage: LayoutWriter, digest: str) -> dict[str, object]:
     return storage.descriptor(digest)
 
 
-def _info(storage: LayoutWriter) -> Callable[[str], ManifestInfo | None]:
-    """How the served store describes a manifest it holds: from the blob's bytes."""
-
-    def info(digest: str) -> ManifestInfo | None:
-        try:
-            return describe_stored(storage.read_blob(digest))
-        except FileNotFoundError:
-            return None
-
-    return info
+def _referrers_index(storage: LayoutWriter, **options: int) -> ReferrersIndex:
+    """The index as the served store makes it: links and manifests read through the driver."""
+    driver = FilesystemDriver(storage.root)
+    links = Links(driver)
+    return ReferrersIndex(driver, links, ManifestCache(links), **options)
 
 
 def _fresh_referrers(storage: LayoutWriter, name: str, subject: str) -> list[dict[str, object]]:
@@ -171,72 +168,70 @@ def _fresh_referrers(storage: LayoutWriter, name: str, subject: str) -> list[dic
     return found
 
 
-def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
+async def test_referrers_index_follows_outside_changes(tmp_path: Path) -> None:
     storage = LayoutWriter(tmp_path)
-    index = ReferrersIndex(os.fspath(storage.layout.repositories_dir), _info(storage))
+    index = _referrers_index(storage)
     subject = _put(storage, "app", "image")
     first = _put(storage, "app", "sig-1", subject=_subject(storage, subject))
     _put(storage, "app", "unrelated")
 
-    def listed() -> list[str]:
+    async def listed() -> list[str]:
         fresh = _fresh_referrers(storage, "app", subject)
-        cached = index.referrers("app", subject)
+        cached = await index.referrers("app", subject)
         assert cached == fresh
         return [str(d["digest"]) for d in cached]
 
-    assert listed() == [first]
+    assert await listed() == [first]
     _age(storage.root)
-    listed()
+    await listed()
     reads = index.reads
-    assert listed() == [first]
+    assert await listed() == [first]
     assert index.reads == reads, "an unchanged repository is checked, not read again"
 
     # Another referrer pushed (a new revision directory).
     second = _put(storage, "app", "sig-2", subject=_subject(storage, subject))
-    assert sorted(listed()) == sorted([first, second])
+    assert sorted(await listed()) == sorted([first, second])
 
     # A referrer deleted by digest (only its link goes, as Distribution does it).
     _age(storage.root)
-    listed()
+    await listed()
     storage.layout.revision_link("app", first).unlink()
-    assert listed() == [second]
+    assert await listed() == [second]
 
     # Pushed again: the link comes back into the directory that stayed.
     _age(storage.root)
-    listed()
+    await listed()
     storage.layout.revision_link("app", first).write_text(first)
-    assert sorted(listed()) == sorted([first, second])
+    assert sorted(await listed()) == sorted([first, second])
 
     # A non-referrer deleted: not watched, the answer does not change (and is still right).
     _age(storage.root)
-    listed()
+    await listed()
     reads = index.reads
     unrelated = [d for d in walk_revisions(storage.layout, "app") if d not in (first, second)]
     for digest in unrelated:
         if digest != subject:
             storage.layout.revision_link("app", digest).unlink()
-    assert sorted(listed()) == sorted([first, second])
+    assert sorted(await listed()) == sorted([first, second])
     assert index.reads == reads
 
     # The repository deleted by hand, then made again with other content.
     _age(storage.root)
-    listed()
+    await listed()
     shutil.rmtree(storage.layout.repo_dir("app"))
-    assert listed() == []
+    assert await listed() == []
     again = _put(storage, "app", "sig-3", subject=_subject(storage, subject))
-    assert listed() == [again]
+    assert await listed() == [again]
 
 
-def test_referrers_index_is_bounded(tmp_path: Path) -> None:
+async def test_referrers_index_is_bounded(tmp_path: Path) -> None:
     storage = LayoutWriter(tmp_path)
-    index = ReferrersIndex(
-        os.fspath(storage.layout.repositories_dir), _info(storage), max_repositories=3
-    )
+    index = _referrers_index(storage, max_repositories=3)
     for n in range(6):
         name = f"repo{n}"
         subject = _put(storage, name, "image")
         referrer = _put(storage, name, "sig", subject=_subject(storage, subject))
-        assert [d["digest"] for d in index.referrers(name, subject)] == [referrer]
+        assert [d["digest"] for d in await index.referrers(name, subject)] == [referrer]
     assert len(index._entries) == 3
 
 
@@ -253,8 +248,13 @@ def _tag_by_hand(
         (current / "link").write_text(digest)
 
 
-def _tags(index: TagIndex, storage: LayoutWriter, name: str) -> list[str] | None:
-    return index.tags(os.fspath(storage.layout.tags_dir(name)))
+def _tag_index(storage: LayoutWriter, **options: int) -> TagIndex:
+    driver = FilesystemDriver(storage.root)
+    return TagIndex(driver, driver, **options)
+
+
+async def _tags(index: TagIndex, name: str) -> list[str] | None:
+    return await index.tags(KEYS.tags_dir(name))
 
 
 async def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
@@ -262,83 +262,83 @@ async def test_tag_index_follows_outside_changes(tmp_path: Path) -> None:
     digest = _put(storage, "app", "image")
     for tag in ("v1", "v2", "latest"):
         storage.tag("app", tag, digest)
-    index = TagIndex()
+    index = _tag_index(storage)
 
-    def listed() -> list[str] | None:
-        answer = _tags(index, storage, "app")
+    async def listed() -> list[str] | None:
+        answer = await _tags(index, "app")
         assert answer == walk_tags(storage.layout, "app")
         return answer
 
-    assert listed() == ["latest", "v1", "v2"]
+    assert await listed() == ["latest", "v1", "v2"]
     _age(storage.root)
-    listed()
+    await listed()
     listings = index.listings
-    assert listed() == ["latest", "v1", "v2"]
+    assert await listed() == ["latest", "v1", "v2"]
     assert index.listings == listings, "an unchanged repository is checked, not listed"
 
     # Another process tags (a new directory in tags/).
     _age(storage.root)
-    listed()
+    await listed()
     _tag_by_hand(storage, "app", "v3", digest)
-    assert listed() == ["latest", "v1", "v2", "v3"]
+    assert await listed() == ["latest", "v1", "v2", "v3"]
 
     # A tag directory without its link (a push in the middle, or killed there): not listed,
     # then listed once the link arrives, although the tags directory did not change again.
     _age(storage.root)
-    listed()
+    await listed()
     _tag_by_hand(storage, "app", "v4", digest, link=False)
-    assert listed() == ["latest", "v1", "v2", "v3"]
+    assert await listed() == ["latest", "v1", "v2", "v3"]
     _age(storage.root)
-    assert listed() == ["latest", "v1", "v2", "v3"]
+    assert await listed() == ["latest", "v1", "v2", "v3"]
     (storage.layout.tag_current_link("app", "v4")).write_text(digest)
-    assert listed() == ["latest", "v1", "v2", "v3", "v4"]
+    assert await listed() == ["latest", "v1", "v2", "v3", "v4"]
 
     # A short link (Distribution writes in place): not listed.
     _age(storage.root)
-    listed()
+    await listed()
     _tag_by_hand(storage, "app", "v5", "sha256:abc")
-    assert listed() == ["latest", "v1", "v2", "v3", "v4"]
+    assert await listed() == ["latest", "v1", "v2", "v3", "v4"]
 
     # Untagged by another process (Distribution removes the tag's directory).
     _age(storage.root)
-    listed()
+    await listed()
     shutil.rmtree(storage.layout.tag_dir("app", "v1"))
-    assert listed() == ["latest", "v2", "v3", "v4"]
+    assert await listed() == ["latest", "v2", "v3", "v4"]
 
     # Deleted through the served store: its tags go with the manifest.
     served = driver_storage(FilesystemDriver(storage.root), coordinate=True)
     assert await served.delete_manifest("app", digest) == ["latest", "v2", "v3", "v4"]
-    assert listed() == []
+    assert await listed() == []
 
     # The repository removed by hand, then pushed again.
     shutil.rmtree(storage.layout.repo_dir("app"))
-    assert listed() is None
+    assert await listed() is None
     digest = _put(storage, "app", "again")
     storage.tag("app", "new", digest)
-    assert listed() == ["new"]
+    assert await listed() == ["new"]
 
 
-def test_tag_index_sees_a_tag_within_the_same_clock_tick(tmp_path: Path) -> None:
+async def test_tag_index_sees_a_tag_within_the_same_clock_tick(tmp_path: Path) -> None:
     storage = LayoutWriter(tmp_path)
-    index = TagIndex()
+    index = _tag_index(storage)
     digest = _put(storage, "app", "image")
     storage.tag("app", "v1", digest)
     tags_dir = storage.layout.tags_dir("app")
     os.utime(tags_dir)  # just now
-    assert _tags(index, storage, "app") == ["v1"]
+    assert await _tags(index, "app") == ["v1"]
     stamp = tags_dir.stat().st_mtime_ns
     _tag_by_hand(storage, "app", "v2", digest)
     os.utime(tags_dir, ns=(stamp, stamp))  # the same time as when it was listed
-    assert _tags(index, storage, "app") == ["v1", "v2"]
+    assert await _tags(index, "app") == ["v1", "v2"]
 
 
-def test_tag_index_is_bounded(tmp_path: Path) -> None:
+async def test_tag_index_is_bounded(tmp_path: Path) -> None:
     storage = LayoutWriter(tmp_path)
-    index = TagIndex(limit=3)
+    index = _tag_index(storage, limit=3)
     for n in range(6):
         name = f"repo{n}"
         storage.tag(name, "v1", _put(storage, name, "image"))
-        assert index.tags(os.fspath(storage.layout.tags_dir(name))) == ["v1"]
+        assert await _tags(index, name) == ["v1"]
     assert len(index._listings) == 3
 
 

@@ -7,7 +7,9 @@ Protocol                  drivers     what it allows
 :class:`LocalFiles`       filesystem  sendfile of a blob
 :class:`CheapTouch`       filesystem  refresh a blob whenever a client is told of it
 :class:`TimedListing`     both        one flat listing of files with sizes and times
-:class:`DirectoryTimes`   filesystem  listings with directories (their times record deletes)
+:class:`DirectoryTimes`   filesystem  a directory's stamp tells whether its listing changed:
+                                      listings kept in memory, checked with one ``stat``;
+                                      listings with directories (their times record deletes)
 :class:`BatchReads`       filesystem  many small reads per worker-thread hop
 :class:`ConditionalWrites` both       versions, get and put-if-unchanged (the GC lease)
 :class:`MultipartUploads` s3          writes invisible until commit, listed and aborted
@@ -16,6 +18,11 @@ Protocol                  drivers     what it allows
 :class:`LocalRoot`        filesystem  reports name local paths
 :class:`BlockingReads`    filesystem  scrub hashes many files per worker-thread hop
 ========================  ==========  ===================================================
+
+A store reads and writes only keys of :mod:`embedded_registry.storage.paths`, through the core
+operations and these Protocols: nothing outside the drivers opens, stats or walks a file of the
+storage itself (``tests/server/test_seam_rule.py`` keeps it so). ``LocalFiles`` is for what needs
+a real file descriptor only.
 
 :func:`list_files`, :func:`get_many` and :func:`version_of` use a capability where the driver
 has it and the core operations otherwise.
@@ -45,6 +52,14 @@ kept it from being read."""
 
 Uploads = list[tuple[str, str, float]]
 """Unfinished multipart uploads: ``(key, upload id, initiated)``."""
+
+Stamp = tuple[int, int]
+"""What :meth:`DirectoryTimes.directory_stamp` gives: ``(identity, time)``, the identity of
+the directory (an inode: it changes when the directory is replaced) and its modification time
+in nanoseconds (it changes when an entry is added or removed)."""
+
+Entry = tuple[str, bool]
+"""One entry of a directory: its name and whether it is a directory."""
 
 
 @runtime_checkable
@@ -79,8 +94,25 @@ class TimedListing(Protocol):
 @runtime_checkable
 class DirectoryTimes(Protocol):
     """Directories exist, and a directory's time changes whenever an entry is added to it or
-    removed from it (a local filesystem): GC reads deletes there, and the listings kept in
-    memory (tags, catalog, referrers) are checked with a ``stat`` of each directory."""
+    removed from it (a local filesystem): a directory's stamp tells whether its listing
+    changed. The listings kept in memory (tags, catalog, referrers, upload sessions:
+    :mod:`embedded_registry.storage.local_listings`) are checked with one stamp per directory
+    instead of being listed again, and GC reads deletes in the listings with directories.
+
+    :meth:`directory_stamp` and :meth:`entries` are blocking, one system call each: cheap
+    enough for the event loop, and what a walk run in a worker thread calls."""
+
+    def directory_stamp(self, path: str) -> Stamp | None:
+        """A token of what is at ``path`` that changes whenever an entry is added to that
+        directory or removed from it, or the directory is replaced (one ``stat``); None when
+        nothing is there."""
+        ...
+
+    def entries(self, path: str) -> list[Entry] | None:
+        """The entries of the directory ``path``, each with whether it is a directory (one
+        listing, no ``stat``), unsorted; None when there is no such directory (the same call
+        as :class:`NameListing`'s)."""
+        ...
 
     def list_files(
         self,
@@ -133,7 +165,8 @@ class ConditionalWrites(Protocol):
 class MultipartUploads(Protocol):
     """A writer is a multipart upload: its bytes are invisible at its key until ``commit``
     (a monolithic push may stream straight to the blob's key), and one left unfinished by a
-    crash is listed and aborted (upload purging)."""
+    crash is listed and aborted (upload purging). A driver without it keeps what a closed
+    writer wrote at the writer's key: a ``stat`` tells an upload's size."""
 
     async def multipart_uploads(self, path: str) -> Uploads:
         """Unfinished multipart uploads under ``path``."""

@@ -10,7 +10,8 @@ verified).
 
 What a local disk offers more than an object store, as the Protocols of
 :mod:`embedded_registry.storage.driver.capabilities`: ``LocalFiles`` (sendfile),
-``CheapTouch`` (``utime``), ``DirectoryTimes`` (listings with directories), ``BatchReads``,
+``CheapTouch`` (``utime``), ``DirectoryTimes`` (a directory's stamp and entries, listings with
+directories), ``BatchReads``,
 ``ConditionalWrites`` (a ``flock``), blocking calls on keys for a worker thread to make in a
 row (``NameListing``: GC's scan; ``RenameAside``: GC's sweep; ``BlockingReads``: scrub),
 ``LocalRoot`` (reports name local paths), and inline system calls: a ``stat``, a
@@ -48,7 +49,7 @@ from embedded_registry.storage.driver.base import (
     StorageDriverError,
     StorageFull,
 )
-from embedded_registry.storage.driver.capabilities import Contents
+from embedded_registry.storage.driver.capabilities import Contents, Stamp
 from embedded_registry.storage.driver.lanes import Lane
 from embedded_registry.storage.driver.writeback import start_writeback
 from embedded_registry.storage.fsutil import (
@@ -541,10 +542,19 @@ class FilesystemDriver(StorageDriver):
         """``DirectoryTimes``: :meth:`list_files` with the directories and their times."""
         return self.list_files(path, directories=True, leaf=leaf)
 
+    def directory_stamp(self, path: str) -> Stamp | None:
+        """``DirectoryTimes``: the inode and modification time (ns) of what is at ``path``
+        (one ``lstat``, blocking: inline or from a worker thread's walk)."""
+        try:
+            st = os.stat(self._local(path), follow_symlinks=False)
+        except _MISSING:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
     # -- blocking calls from a worker thread (NameListing: GC's scan; RenameAside: its sweep) ---
     def entries(self, path: str) -> _Entries | None:
-        """``NameListing``: the entries of a directory with their kinds from ``d_type`` (no
-        ``stat``); None when it is not there."""
+        """``NameListing``, ``DirectoryTimes``: the entries of a directory with their kinds from
+        ``d_type`` (no ``stat``); None when it is not there."""
         try:
             with os.scandir(self._local(path)) as it:
                 return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in it]
