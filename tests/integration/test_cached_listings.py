@@ -172,3 +172,33 @@ def test_referrers_follow_distribution_and_regtui_gc(pair: Pair) -> None:
     pair.referrers("app", image.digest)
     shutil.rmtree(pair.repositories / "app")
     assert pair.referrers("app", image.digest) == []
+
+
+def test_tags_follow_distribution(pair: Pair) -> None:
+    """Each repository's tags kept in memory (one stamp of its ``tags`` directory per request)
+    follow what Distribution pushes and deletes in the same root."""
+
+    def tags(url: str, repo: str) -> list[str]:
+        response = httpx.get(f"{url}/v2/{repo}/tags/list", timeout=30)
+        assert response.status_code == 200, response.text
+        found: list[str] = response.json()["tags"] or []
+        return found
+
+    image = make_image([{"tags": b"t"}])
+    push_image(pair.ours.url, "app", "v1", image)
+    pair.age()
+    assert tags(pair.ours.url, "app") == ["v1"]
+    assert tags(pair.ours.url, "app") == ["v1"]  # settled: answered from memory now
+
+    # Distribution tags the same image and pushes another one under a new tag.
+    push_image(pair.theirs.url, "app", "v2", image)
+    other = make_image([{"other": b"o"}])
+    push_image(pair.theirs.url, "app", "v3", other)
+    assert tags(pair.ours.url, "app") == ["v1", "v2", "v3"] == tags(pair.theirs.url, "app")
+
+    # Distribution deletes the other image by digest: its tag goes with it.
+    pair.age()
+    tags(pair.ours.url, "app")
+    deleted = httpx.delete(f"{pair.theirs.url}/v2/app/manifests/{other.digest}", timeout=30)
+    assert deleted.status_code == 202, deleted.text
+    assert tags(pair.ours.url, "app") == ["v1", "v2"] == tags(pair.theirs.url, "app")
