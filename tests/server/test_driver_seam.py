@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from pathlib import Path
 
 import pytest
 
 from embedded_registry import errors
-from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError, StorageFull
+from embedded_registry.storage.driver.base import (
+    StorageDriver,
+    StorageDriverError,
+    StorageFull,
+)
 from embedded_registry.storage.driver.capabilities import (
     BatchReads,
     BlockingReads,
@@ -89,5 +94,27 @@ def test_a_full_disk_is_a_storage_error_of_the_driver_not_an_http_one(
         await writer.cancel()
         assert isinstance(written.value, StorageDriverError)
         assert str(small_disk) not in str(written.value)
+
+    asyncio.run(run())
+
+
+def test_directory_times_through_keys(tmp_path: Path) -> None:
+    """``DirectoryTimes`` takes keys, like every call of the driver: a directory's stamp
+    changes when an entry comes or goes, and its entries come with their kinds."""
+    driver = FilesystemDriver(tmp_path)
+    base = "/docker/registry/v2/repositories/app"
+
+    async def run() -> None:
+        assert driver.directory_stamp(base) is None and driver.entries(base) is None
+        await driver.put_content(f"{base}/_layers/link", b"x")
+        os.utime(tmp_path / base.lstrip("/"), ns=(10**18, 10**18))  # an old time
+        stamp = driver.directory_stamp(base)
+        assert stamp is not None and stamp[1] == 10**18
+        assert driver.entries(base) == [("_layers", True)]
+        assert driver.directory_stamp(base) == stamp  # nothing changed
+        await driver.put_content(f"{base}/file", b"y")
+        assert sorted(driver.entries(base) or []) == [("_layers", True), ("file", False)]
+        changed = driver.directory_stamp(base)
+        assert changed is not None and changed != stamp and changed[0] == stamp[0]
 
     asyncio.run(run())
