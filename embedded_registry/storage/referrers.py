@@ -72,9 +72,9 @@ class ReferrersIndex:
         if entry is None or not self._current(entry):
             entry = await self._read(name)
             self._entries[name] = entry
-            while len(self._entries) > self.max_repositories:
-                self._entries.popitem(last=False)
         self._entries.move_to_end(name)
+        while len(self._entries) > self.max_repositories:
+            self._entries.popitem(last=False)
         return list(entry.by_subject.get(subject, ()))
 
     def _current(self, entry: _Entry) -> bool:
