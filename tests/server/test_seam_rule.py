@@ -25,16 +25,13 @@ FILE_CALLS = frozenset({"scandir", "stat", "lstat", "listdir", "walk", "open"})
 """``os.<name>``: a system call on a path."""
 
 ALLOWED: dict[str, frozenset[str]] = {
-    # sendfile of a blob: a real file descriptor (the route serves the file blobs.py names)
+    # sendfile of a blob: a real file descriptor (the route opens the file blobs.py names)
     "storage/blobs.py": frozenset({"local_path", "import LocalFiles"}),
-    "routes/blobs.py": frozenset({"local_path"}),
+    "routes/blobs.py": frozenset({"local_path", "open"}),
     # the filesystem driver's durable writes and link reads (and GC's stale-temporary sweep)
     "storage/fsutil.py": frozenset({"os.open", "os.walk", "os.lstat"}),
-    # GC's sweep, journal and scrub on local files: being moved onto capabilities by GC's owners
-    "gc/removal.py": frozenset({"local_path", "import LocalFiles", "os.stat"}),
-    "gc/journal.py": frozenset({"import LocalFiles"}),
-    "gc/scan.py": frozenset({"local_path", "import LocalFiles"}),
-    "gc/scrub.py": frozenset({"local_path", "import LocalFiles", "open", "os.open"}),
+    # scrub's progress kept in a local file
+    "gc/scrub.py": frozenset({"open"}),
     # not the storage: the htpasswd file, the admin secret's directory
     "auth.py": frozenset({"os.stat"}),
     "admin.py": frozenset({"os.lstat", "os.open"}),
