@@ -101,14 +101,19 @@ class MeteredAccessLogger(AccessLogger):
 
     metrics: RegistryMetrics
 
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        # Asked once per connection (aiohttp asks a plain logger's ``enabled`` as often).
+        self._lines = logger.isEnabledFor(logging.INFO)
+
     @property
     def enabled(self) -> bool:
         return True
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_: float) -> None:
         self.metrics.finished(request, response, time_)
-        if self.logger.isEnabledFor(logging.INFO):
-            super().log(request, response, time_)
+        if self._lines:
+            AccessLogger.log(self, request, response, time_)
 
 
 def metered_access_logger(metrics: RegistryMetrics) -> type[AccessLogger]:

@@ -19,9 +19,10 @@ so several apps in one process keep separate counts.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import MatchInfoError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
@@ -45,6 +46,28 @@ CHANGING_ROUTES = frozenset({MANIFEST_ROUTE, BLOB_ROUTE})
 """A write that succeeded on these may move a repository's bytes (a manifest or a blob link
 came or went)."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _Answer:
+    """The series one kind of answer (route, method, status) moves, and what it counts."""
+
+    __slots__ = ("body_out", "changing", "latency", "received", "requests", "sent")
+
+    def __init__(
+        self,
+        requests: Cell,
+        latency: Series,
+        received: Cell,
+        sent: Cell,
+        *,
+        body_out: bool,
+        changing: bool,
+    ) -> None:
+        self.requests, self.latency, self.received, self.sent = requests, latency, received, sent
+        self.body_out = body_out
+        """Whether it sends a body (a HEAD or a 304 declares a length it does not send)."""
+        self.changing = changing
+        """Whether it may move a repository's bytes (:data:`CHANGING_ROUTES`)."""
 
 
 class RegistryMetrics:
@@ -95,8 +118,8 @@ class RegistryMetrics:
         )
         self.repository_bytes: RepositoryBytes | None = None
 
-        self._children: dict[tuple[str, str, int], tuple[Cell, Series, Cell, Cell]] = {}
-        """Series by (route, method, status): bounded by the route table."""
+        self._answers: dict[tuple[object, str, int], _Answer] = {}
+        """Series by (route object, method, status): bounded by the route table."""
         self._labels: dict[object, str] = {}
         """Route labels by route (the route table's objects)."""
 
@@ -132,34 +155,51 @@ class RegistryMetrics:
 
     def finished(self, request: web.BaseRequest, response: web.StreamResponse, took: float) -> None:
         """Count an answer once it was sent (called by the access logger, which aiohttp calls
-        after the last byte): the latency and the bytes out are the whole answer's."""
+        after the last byte): the latency and the bytes out are the whole answer's.
+
+        The series of an answer are found with one lookup by (route object, method, status);
+        the label, the method's bound and what the answer counts are worked out the first
+        time only (:meth:`_answer`)."""
         try:
-            matched = request.match_info.route  # type: ignore[attr-defined]  # web.Request's
+            route = request.match_info.route  # type: ignore[attr-defined]  # web.Request's
         except AttributeError:  # a bare BaseRequest: no route
-            route = UNMATCHED
-        else:
-            route = self._labels.get(matched) or self._label(request, matched)
-        method = request.method if request.method in METHODS else "other"
-        key = (route, method, response.status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self.requests.cell(route, method, str(response.status)),
-                self.latency.child(route, method),
-                self.received.cell(route),
-                self.sent.cell(route),
-            )
-        requests, latency, received, sent = children
-        requests.value += 1
-        latency.observe(took)
+            route = None
+        method = request.method
+        status = response.status
+        answer = self._answers.get((route, method, status))
+        if answer is None:
+            answer = self._answer(request, route, method, status)
+        answer.requests.value += 1
+        latency = answer.latency
+        latency.counts[bisect_left(latency.bounds, took)] += 1
+        latency.sum += took
         body_in = getattr(request.content, "total_bytes", 0)
         if body_in:
-            received.value += body_in
-        body_out = 0 if method == "HEAD" else _sent(response)
-        if body_out:
-            sent.value += body_out
-        if method in WRITES and response.status < 300 and route in CHANGING_ROUTES:
+            answer.received.value += body_in
+        if answer.body_out:
+            answer.sent.value += _sent(response)
+        if answer.changing:
             self._changed()
+
+    def _answer(self, request: web.BaseRequest, route: object, method: str, status: int) -> _Answer:
+        """The series of an answer seen for the first time; kept for the next ones unless
+        the route is the one-off route of an unmatched path (aiohttp makes one per such
+        request) or the method is not one a route accepts (the table stays bounded)."""
+        label = (
+            UNMATCHED if route is None else self._labels.get(route) or self._label(request, route)
+        )
+        bounded = method if method in METHODS else "other"
+        answer = _Answer(
+            self.requests.cell(label, bounded, str(status)),
+            self.latency.child(label, bounded),
+            self.received.cell(label),
+            self.sent.cell(label),
+            body_out=bounded != "HEAD" and status != 304,
+            changing=bounded in WRITES and status < 300 and label in CHANGING_ROUTES,
+        )
+        if label != UNMATCHED and bounded == method:
+            self._answers[(route, method, status)] = answer
+        return answer
 
     def _label(self, request: web.BaseRequest, matched: object) -> str:
         """The label of a route seen for the first time, kept unless it is the one-off route
@@ -190,11 +230,13 @@ class RegistryMetrics:
 
 
 def _sent(response: web.StreamResponse) -> int:
-    """Body bytes sent: the declared length (aiohttp's ``body_length`` counts the headers too)."""
-    if response.status == 304 or not response.prepared:
+    """Body bytes sent: the declared length (aiohttp's ``body_length`` counts the headers
+    too, and ``content_length`` reads the header twice)."""
+    if not response.prepared:
         return 0
-    if response.content_length is not None:
-        return response.content_length
+    declared = response.headers.get(hdrs.CONTENT_LENGTH)
+    if declared is not None:
+        return int(declared)
     return max(response.body_length, 0)
 
 

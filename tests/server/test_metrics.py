@@ -12,13 +12,18 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from embedded_registry.app import create_app
+from embedded_registry.config import Config, DebugConfig, HttpConfig, StorageConfig
+from embedded_registry.metrics import RegistryMetrics
 from tests.helpers.servers import RunningRegistry, bundled_registry, free_port, server_env
 from tests.server.test_health import wait_for
 
@@ -27,6 +32,7 @@ pytestmark = pytest.mark.timeout(120)
 BLOB_ROUTE = "/v2/{name}/blobs/{digest}"
 UPLOAD_ROUTE = "/v2/{name}/blobs/uploads/{upload_id}"
 MANIFEST_ROUTE = "/v2/{name}/manifests/{reference}"
+TAGS_ROUTE = "/v2/{name}/tags/list"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -219,6 +225,143 @@ def test_route_label_cardinality_stays_bounded(watched: tuple[RunningRegistry, s
     )
     assert tags == 1000
     assert len(samples) < 200  # every family together, whatever 1,000 names did
+
+
+def test_each_answer_lands_once_in_its_series_buckets_and_sums(
+    watched: tuple[RunningRegistry, str],
+) -> None:
+    """N answers make N in the counter, N in the histogram (cumulative buckets up to
+    ``+Inf``, a sum no longer than the client waited), the bytes of N bodies; a method no
+    route accepts is ``other`` on ``unmatched``; every storage operation timed is counted."""
+    registry, debug = watched
+    layer = b"y" * 1000
+    listed, heads, odd = 25, 15, 4
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        push_image(client, "team/app", layer, "v1")
+        before = scrape(f"{debug}/metrics")
+        started = time.perf_counter()
+        bodies = [client.get("/v2/team/app/tags/list") for _ in range(listed)]
+        for _ in range(heads):
+            assert client.head(f"/v2/team/app/blobs/{digest(layer)}").status_code == 200
+        waited = time.perf_counter() - started
+        for _ in range(odd):
+            assert client.request("PURGE", "/v2/team/app/tags/list").status_code == 405
+        after = scrape(f"{debug}/metrics")
+    assert all(b.status_code == 200 and b.content == bodies[0].content for b in bodies)
+
+    requests = "registry_http_requests_total"
+    tags = {"route": TAGS_ROUTE, "method": "GET"}
+    head = {"route": BLOB_ROUTE, "method": "HEAD"}
+    assert moved(before, after, requests, code="200", **tags) == listed
+    assert moved(before, after, requests, code="200", **head) == heads
+    assert moved(before, after, requests, route="unmatched", method="other", code="405") == odd
+    assert moved(before, after, "registry_http_response_bytes_total", route=TAGS_ROUTE) == (
+        listed * len(bodies[0].content)
+    )
+    assert moved(before, after, "registry_http_response_bytes_total", route=BLOB_ROUTE) == 0
+    assert moved(before, after, "registry_http_request_bytes_total", route=TAGS_ROUTE) == 0
+
+    histogram = "registry_http_request_duration_seconds"
+    for labels, count in ((tags, listed), (head, heads)):
+        assert moved(before, after, f"{histogram}_count", **labels) == count
+        total = moved(before, after, f"{histogram}_sum", **labels)
+        assert 0 < total <= waited  # each answer timed once, within what the client waited
+        buckets = sorted(
+            (float(dict(key)["le"]), after[(name, key)] - before.get((name, key), 0.0))
+            for name, key in after
+            if name == f"{histogram}_bucket" and {k: v for k, v in key if k != "le"} == labels
+        )
+        assert [le for le, _ in buckets][-1] == float("inf") and len(buckets) == 16
+        counts = [n for _, n in buckets]
+        assert counts == sorted(counts) and counts[-1] == count  # cumulative, +Inf is all
+        # the sum agrees with where the buckets put each answer
+        bounds = [0.0] + [le for le, _ in buckets]
+        each = [n - below for n, below in zip(counts, [0.0, *counts], strict=False)]
+        assert sum(bounds[i] * n for i, n in enumerate(each)) <= total
+        assert total <= sum(bounds[i + 1] * n for i, n in enumerate(each) if n)
+
+    # every storage operation timed is counted once, whatever its outcome
+    timed: dict[str, float] = {}
+    counted: dict[str, float] = {}
+    for (name, key), sample in after.items():
+        labels = dict(key)
+        if name == "registry_storage_action_seconds_count":
+            timed[labels["action"]] = sample
+        elif name == "regtui_storage_actions_total":
+            counted[labels["action"]] = counted.get(labels["action"], 0.0) + sample
+    assert timed and timed == counted
+    assert (
+        moved(
+            before,
+            after,
+            "regtui_storage_actions_total",
+            driver="filesystem",
+            action="stat",
+            outcome="ok",
+        )
+        >= heads
+    )  # a HEAD of a blob stats it
+
+
+async def test_latencies_land_in_their_buckets_and_sum(tmp_path: Path) -> None:
+    """Answers counted with chosen latencies (a real request and answer, captured from a
+    registry on a real socket) land in the buckets Prometheus' ``le`` names, and the sum is
+    theirs; a HEAD counts no body, a GET the bytes it declared."""
+    captured: list[tuple[web.BaseRequest, web.StreamResponse]] = []
+
+    async def capture(request: web.Request, response: web.StreamResponse) -> None:
+        captured.append((request, response))
+
+    (tmp_path / "docker/registry/v2").mkdir(parents=True)  # an empty storage
+    http = HttpConfig(debug=DebugConfig(addr=("127.0.0.1", 0), prometheus_enabled=True))
+    app = create_app(Config(storage=StorageConfig(root=tmp_path), http=http))
+    app.on_response_prepare.append(capture)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v2/team/app/tags/list"
+    try:
+        async with httpx.AsyncClient() as client:
+            missing = await client.get(url)
+            await client.head(url)
+    finally:
+        await runner.cleanup()
+    assert missing.status_code == 404 and missing.content
+    (get, got), (head, headed) = captured
+
+    metrics = RegistryMetrics()
+    latencies = [0.0004, 0.001, 0.003, 0.003, 0.2, 7.0, 100.0]
+    for took in latencies:
+        metrics.finished(get, got, took)
+    metrics.finished(head, headed, 0.02)
+    samples: Samples = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+
+    histogram = "registry_http_request_duration_seconds"
+    labels = {"route": TAGS_ROUTE, "method": "GET"}
+    expected = {  # cumulative: answers with a latency at most le
+        "0.001": 2.0,
+        "0.0025": 2.0,
+        "0.005": 4.0,
+        "0.1": 4.0,
+        "0.25": 5.0,
+        "5.0": 5.0,
+        "10.0": 6.0,
+        "60.0": 6.0,
+        "+Inf": 7.0,
+    }
+    for le, count in expected.items():
+        assert value(samples, f"{histogram}_bucket", le=le, **labels) == count, le
+    assert value(samples, f"{histogram}_count", **labels) == len(latencies)
+    assert value(samples, f"{histogram}_sum", **labels) == pytest.approx(sum(latencies))
+    assert value(samples, f"{histogram}_bucket", le="0.025", route=TAGS_ROUTE, method="HEAD") == 1
+    requests = "registry_http_requests_total"
+    assert value(samples, requests, code="404", **labels) == len(latencies)
+    assert value(samples, requests, code="404", route=TAGS_ROUTE, method="HEAD") == 1
+    sent = value(samples, "registry_http_response_bytes_total", route=TAGS_ROUTE)
+    assert sent == len(latencies) * len(missing.content)  # the HEAD's declared length not
 
 
 def test_prometheus_without_the_metrics_extra_refuses_to_start(tmp_path: Path) -> None:
