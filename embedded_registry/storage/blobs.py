@@ -47,6 +47,10 @@ class Blobs:
         self.driver = driver
         self.links = links
         self.redirect = redirect
+        # The capabilities, asked once: an isinstance of a runtime-checkable Protocol checks
+        # every member (about 5 us each, a tenth of a HEAD).
+        self._touch = driver if isinstance(driver, CheapTouch) else None
+        self._local = driver if isinstance(driver, LocalFiles) else None
 
     async def served_blob(self, name: str, digest: str, grace_period: float) -> ServedBlob | None:
         """The blob if ``name`` links it and it is stored (refreshed where a touch is
@@ -60,12 +64,10 @@ class Blobs:
             return None
         if info.is_dir:
             return None
-        driver = self.driver
-        if isinstance(driver, CheapTouch) and not await _refresh(
-            driver, data, info.mtime, grace_period
-        ):
+        touch = self._touch
+        if touch is not None and not await _refresh(touch, data, info.mtime, grace_period):
             return None
-        local = driver.local_path(data) if isinstance(driver, LocalFiles) else None
+        local = self._local.local_path(data) if self._local is not None else None
         return ServedBlob(digest, info.size, local)
 
     def reader(self, digest: str, offset: int, length: int | None) -> AsyncIterator[bytes]:
@@ -93,8 +95,8 @@ class Blobs:
             return False
         # Touched before linking (where a touch is cheap): a blob GC takes away meanwhile is
         # not mounted (the client uploads it), and a mounted one is young again.
-        driver = self.driver
-        if isinstance(driver, CheapTouch) and not await driver.touch(KEYS.blob_data(digest)):
+        touch = self._touch
+        if touch is not None and not await touch.touch(KEYS.blob_data(digest)):
             return False
         await self.links.write_link(KEYS.layer_link(name, digest), digest)
         return True

@@ -135,6 +135,8 @@ class Uploads:
         self.links = links
         self.local = local
         self._states: dict[str, _UploadState] = {}
+        # Asked once (a runtime-checkable Protocol's isinstance checks every member).
+        self._multipart = isinstance(driver, MultipartUploads)
 
     def _state(self, upload_id: str) -> _UploadState:
         state = self._states.get(upload_id)
@@ -166,7 +168,7 @@ class Uploads:
 
     async def size(self, name: str, upload_id: str) -> int:
         """Bytes received so far; BLOB_UPLOAD_UNKNOWN when there is no such upload."""
-        if not isinstance(self.driver, MultipartUploads):  # at its key: a stat, no writer
+        if not self._multipart:  # at its key: a stat, no writer
             try:
                 info = await self.driver.stat(KEYS.upload_data(name, upload_id))
             except PathNotFoundError:
@@ -265,12 +267,7 @@ class Uploads:
         current = int(writer.size)
         await writer.close()
         algorithm, hex_digest = split_digest(digest)
-        if (
-            current
-            or start
-            or algorithm not in hashlib.algorithms_available
-            or not isinstance(self.driver, MultipartUploads)
-        ):
+        if current or start or algorithm not in hashlib.algorithms_available or not self._multipart:
             # A file written in place would be visible at the blob's key half-written: the
             # body goes to the upload, moved into place once verified.
             await self.append(name, upload_id, chunks, start=start, length=length)
