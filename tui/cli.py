@@ -7,21 +7,22 @@ module only assembles the parser and maps outcomes to exit codes (:mod:`tui.comm
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
 
 from tui import __version__
-from tui.commands._common import (
+from tui.commands.exits import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    Parser,
-    fail,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "DEBUG_ENV",
@@ -38,6 +39,8 @@ __all__ = [
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The whole parser; with ``argv``, only the command it runs is built in full (the others
     are named with their summary: ``regtui tags`` never imports the app or the server)."""
+    from tui.commands._common import Parser
+
     parser = Parser(
         prog="regtui",
         description="Explore, clean and serve container registries from the terminal.",
@@ -86,11 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         else:
+            from tui.commands._common import fail
+
             fail(_describe(exc))
         return EXIT_ERROR
 
 
 def _run(arguments: list[str]) -> int:
+    if arguments in (["--help"], ["-h"]):
+        # The most typed command line, laid out without argparse (tui.commands.top_help)
+        from tui.commands.top_help import columns, help_text
+
+        text = help_text(columns())
+        if text is not None:
+            sys.stdout.write(text)
+            return EXIT_OK
     parser = None
     if arguments[:1] in (["gc"], ["du"]):
         from tui.commands.gc import offline_parser

@@ -10,6 +10,7 @@ real ``regtui`` process after it ran.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,10 @@ HEAVY_TRANSPORTS = ("aiohttp", "tui.client._aiohttp", "httpcore", "anyio")
 """What a command making a few requests does without: aiohttp (~100 ms to import, two TLS
 contexts built from the trust store), httpx's own transport (httpcore and anyio, ~40 ms)."""
 UNUSED_BY_LISTINGS = ("tui.client.estimate", "tui.client.layers", "uuid")
-PLUMBING = ("tui.commands._common", "tui.commands.access")
+PLUMBING = ("tui.commands._common", "tui.commands.access", "tui.commands.exits")
 """What ``tui.cli`` itself uses of ``tui.commands``: exit codes and the one-line failure."""
+HELP = ("tui.commands.exits", "tui.commands.top_help")
+"""All ``regtui --help`` loads of ``tui.commands``: the exit codes and the help's layout."""
 QUICK = "tui.client.quick"
 NOT_ON_THE_QUICK_PATH = (
     "httpx",
@@ -95,8 +98,9 @@ def test_help_loads_no_app_server_or_network(tmp_path: Path, argv: list[str]) ->
     assert loaded(modules, (*APP, *SERVER, *NETWORK, "rich")) == []
     if argv == ["--help"]:
         # every command by its summary: no command module, only the plumbing (exit codes...)
-        assert set(loaded(modules, ("tui.commands.",))) <= set(PLUMBING)
+        assert set(loaded(modules, ("tui.commands.",))) == set(HELP)
         assert "typing" not in modules  # a few milliseconds of the 40 ms budget
+        assert "argparse" not in modules  # laid out by tui.commands.top_help
 
 
 def test_listings_take_the_quick_path(registry: RunningRegistry, tmp_path: Path) -> None:
@@ -234,3 +238,40 @@ def test_a_command_line_that_runs_no_command_is_a_usage_error(
     error = capsys.readouterr().err
     assert words in error
     assert "Traceback" not in error
+
+
+def test_the_quick_help_is_argparses_at_every_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``regtui --help`` is laid out without argparse (``tui.commands.top_help``): the very
+    text argparse makes of the real parser, at every width it answers for; narrower, argparse
+    itself lays it out."""
+    from tui.cli import build_parser
+    from tui.commands.top_help import SMALLEST, help_text
+
+    answered = 0
+    for columns in range(20, 301):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        ours = help_text(columns)
+        if ours is None:
+            assert columns - 2 < SMALLEST
+            continue
+        answered += 1
+        assert ours == build_parser(["--help"]).format_help(), columns
+    assert answered == 301 - (SMALLEST + 2)
+
+
+@pytest.mark.parametrize("columns", ["80", "40"])
+def test_help_prints_argparses_text_and_exits_0(columns: str) -> None:
+    """Through a real process, at a width the quick help lays out and at one it leaves to
+    argparse: the same text as the parser's, exit 0."""
+    from tui.cli import build_parser
+
+    env = {**os.environ, "COLUMNS": columns}
+    for flag in ("--help", "-h"):
+        process = subprocess.run(
+            [sys.executable, "-m", "tui.cli", flag], capture_output=True, text=True, env=env
+        )
+        assert process.returncode == 0
+        assert process.stderr == ""
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("COLUMNS", columns)
+            assert process.stdout == build_parser(["--help"]).format_help()

@@ -15,13 +15,13 @@ is only named is no parser (:class:`SummaryOnly`); and nothing on this path impo
 
 from __future__ import annotations
 
-import argparse
 import importlib
 from collections.abc import Sequence
 from types import ModuleType
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 SUMMARIES: dict[str, dict[str, str]] = {
@@ -104,6 +104,8 @@ class SummaryOnly:
     def parse_known_args(
         self, args: Sequence[str], namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
+        import argparse
+
         return namespace or argparse.Namespace(), list(args)
 
 

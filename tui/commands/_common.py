@@ -22,6 +22,15 @@ from tui.commands.access import (
     add_output_arguments,
     read_password,
 )
+from tui.commands.exits import (  # noqa: F401  (every command's codes, re-exported)
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NOTHING_FOUND,
+    EXIT_OK,
+    EXIT_PLAN_NOT_EMPTY,
+    EXIT_USAGE,
+)
 from tui.logic.escape import visible
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
@@ -31,20 +40,6 @@ if TYPE_CHECKING:  # typing itself is not loaded at run time: every start builds
 
     from tui.client import Reference, RegistryClient
     from tui.client.models import Platform
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-"""An error: the registry's, the storage's, or a deletion that failed."""
-EXIT_USAGE = 2
-"""A mistake in the command line (or a policy), or a deletion nobody confirmed."""
-EXIT_NOTHING_FOUND = 1
-"""``find``, as grep: a search that finds nothing."""
-EXIT_PLAN_NOT_EMPTY = 3
-"""``prune --check``: the plan would change something."""
-EXIT_INTERRUPTED = 128 + 2
-"""Ctrl-C: what a shell reports for a process killed by SIGINT."""
-EXIT_BROKEN_PIPE = 128 + 13
-"""The reader of the output went away (``regtui du | head``): a shell's code for SIGPIPE."""
 
 Command: TypeAlias = "Callable[[argparse.Namespace], Coroutine[Any, Any, int]]"
 
