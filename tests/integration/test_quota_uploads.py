@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers.images import skopeo_copy_at_once
 from tests.helpers.servers import RunningRegistry, bundled_registry, require_tool
 from tests.helpers.spec import V2, assert_oci_error, start_upload, upload_files, with_query
 from tui.cli import main
@@ -193,23 +193,11 @@ def test_concurrent_skopeo_pushes_store_no_more_than_the_quota(
         write_oci_layout(tmp_path / f"layout{i}", image, tag="t") for i, image in enumerate(images)
     ]
     with bundled_registry(tmp_path / "root", config=_quota_config("q/app", limit)) as registry:
-        processes = [
-            subprocess.Popen(
-                [
-                    skopeo,
-                    "copy",
-                    "--retry-times=0",
-                    "--dest-tls-verify=false",
-                    f"oci:{layout}:t",
-                    f"docker://{registry.host}/q/app:t{i}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        copies = [
+            (f"oci:{layout}:t", f"docker://{registry.host}/q/app:t{i}")
             for i, layout in enumerate(layouts)
         ]
-        results = [(p.wait(timeout=180), p.stderr.read() if p.stderr else "") for p in processes]
+        results = skopeo_copy_at_once(skopeo, copies, timeout=180)
         accepted = [i for i, (code, _) in enumerate(results) if code == 0]
         refused = [err for code, err in results if code != 0]
         assert len(accepted) == 2, results

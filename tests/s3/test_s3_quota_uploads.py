@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.images import skopeo_copy_at_once
 from tests.helpers.s3 import SeaweedS3, bundled_on_s3, registry_config
 from tests.helpers.servers import require_tool, server_env
 from tests.integration.test_quota_uploads import digest_of, monolithic, race, streamed
@@ -110,23 +111,11 @@ def test_skopeo_pushes_racing_through_two_replicas_exact_against_du(
         bundled_on_s3(tmp_path, config, name="one") as one,
         bundled_on_s3(tmp_path, config, name="two") as two,
     ):
-        processes = [
-            subprocess.Popen(
-                [
-                    skopeo,
-                    "copy",
-                    "--retry-times=0",
-                    "--dest-tls-verify=false",
-                    f"oci:{layout}:t",
-                    f"docker://{(one, two)[i % 2].host}/q/app:t{i}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+        copies = [
+            (f"oci:{layout}:t", f"docker://{(one, two)[i % 2].host}/q/app:t{i}")
             for i, layout in enumerate(layouts)
         ]
-        results = [(p.wait(timeout=300), p.stderr.read() if p.stderr else "") for p in processes]
+        results = skopeo_copy_at_once(skopeo, copies, timeout=300)
         accepted = [i for i, (code, _) in enumerate(results) if code == 0]
         refused = [err for code, err in results if code != 0]
         assert len(accepted) == 2, results

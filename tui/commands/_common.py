@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -31,6 +30,7 @@ from tui.commands.exits import (  # noqa: F401  (every command's codes, re-expor
     EXIT_PLAN_NOT_EMPTY,
     EXIT_USAGE,
 )
+from tui.commands.top_help import columns
 from tui.logic.escape import visible
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
@@ -48,25 +48,9 @@ class UsageError(Exception):
     """A mistake in the command line: exit code 2."""
 
 
-def _columns() -> int:
-    """The terminal's width as :func:`shutil.get_terminal_size` finds it (``COLUMNS``, then
-    stdout's terminal, else 80), without importing :mod:`shutil`, which loads ``bz2`` and
-    ``lzma`` (a few milliseconds of every start: argparse asks for the width on each
-    ``add_argument``)."""
-    try:
-        columns = int(os.environ.get("COLUMNS", "0"))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
 class Parser(argparse.ArgumentParser):
-    """argparse's parser with its help laid out for :func:`_columns` (the formatter class it
+    """argparse's parser with its help laid out for :func:`~tui.commands.top_help.columns` (the
+    formatter class it
     is given, or argparse's, told the width); its subparsers are of this class too."""
 
     def __init__(
@@ -75,7 +59,7 @@ class Parser(argparse.ArgumentParser):
         formatter_class: type[argparse.HelpFormatter] = argparse.HelpFormatter,
         **kwargs: Any,
     ) -> None:
-        width = _columns() - 2
+        width = columns() - 2
         sized = functools.partial(formatter_class, width=width)
         super().__init__(*args, formatter_class=sized, **kwargs)  # type: ignore[arg-type,misc]
 

@@ -31,7 +31,9 @@ SMALLEST = 60
 
 
 def columns() -> int:
-    """The terminal's width as argparse is told it (see ``tui.commands._common._columns``)."""
+    """The terminal's width as :func:`shutil.get_terminal_size` finds it (``COLUMNS``, then
+    stdout's terminal, else 80), without importing :mod:`shutil`, which loads ``bz2`` and
+    ``lzma`` (a few milliseconds of every start): what every parser is laid out for."""
     try:
         width = int(os.environ.get("COLUMNS", "0"))
     except ValueError:
