@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -47,9 +48,21 @@ def test_diff_screen(
         screen = pilot.app.screen
         assert isinstance(screen, DiffScreen)
         await wait_for(pilot, lambda: screen.state == "done")
+        # The table sizes its columns for new rows when it is next idle: on a busy machine
+        # the picture was once taken before, every column as wide as its label.
+        table = screen.query_one("#diff-files", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0 and columns_fit(table))
         await settle(pilot)
 
     assert snap_compare(app_for(inside), terminal_size=size, run_before=run_before)
+
+
+def columns_fit(table: DataTable[Any]) -> bool:
+    """Whether every column of ``table`` is as wide as its widest cell (a cell's text)."""
+    widest = {
+        key: max(map(cell_len, map(str, table.get_column(key))), default=0) for key in table.columns
+    }
+    return all(column.content_width >= widest[key] for key, column in table.columns.items())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=["80x24", "200x60"])
