@@ -323,7 +323,8 @@ def _report(result: CopyResult, as_json: bool) -> None:
 
 class _Bars:
     """Progress bars on stderr, only on a terminal: the total, and one per blob on its way;
-    redrawn at most ten times a second."""
+    redrawn at most ten times a second while blobs move, and at once when the stage changes
+    (so every stage shows, however fast)."""
 
     WIDTH = 30
 
@@ -334,12 +335,14 @@ class _Bars:
         self.enabled = sys.stderr.isatty()
         self._last = 0.0
         self._lines = 0
+        self._stage = ""
 
     def __call__(self, state: CopyProgress) -> None:
         now = self._clock()
-        if not self.enabled or (now - self._last < 0.1 and state.stage == "blobs"):
+        same_stage = state.stage == self._stage
+        if not self.enabled or (now - self._last < 0.1 and state.stage == "blobs" and same_stage):
             return
-        self._last = now
+        self._last, self._stage = now, state.stage
         lines = [self._total(state)]
         for digest, (done, size) in list(state.active.items())[:8]:
             lines.append(f"  {c.short_digest(digest)} {self._bar(done, size)} {c.size(done)}")
