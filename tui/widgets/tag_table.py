@@ -160,7 +160,12 @@ class TagTable(DataTable[str | Text]):
             if data[index] == value:
                 continue
             width = value.cell_len if isinstance(value, Text) else cell_len(value)
-            wider = width > self.columns[ColumnKey(key)].content_width
+            column = self.columns[ColumnKey(key)]
+            wider = width > column.content_width
+            if wider:
+                # Widened now, not when the table is next idle: on a loaded machine a table
+                # once stayed at its labels' widths for a minute after every detail was in.
+                column.content_width = width
             self.update_cell(row.tag, key, value, update_width=wider)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
