@@ -36,6 +36,8 @@ from tests.helpers.servers import (
     server_env,
 )
 
+PORT_ATTEMPTS = 3
+"""Starts of weed on fresh ports when one was taken before weed bound it."""
 START_TIMEOUT = 60.0
 ACCESS_KEY = "REGTUITESTKEY"
 SECRET_KEY = "regtui-test-secret-key-0123456789"
@@ -186,36 +188,47 @@ def seaweed(directory: Path) -> Iterator[SeaweedS3]:
         "s3.port.lance",
         "webdav.port",
     ]
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
-    command = [
-        binary,
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        "-webdav=false",
-        f"-s3.config={identities}",
-        *(f"-{name}={port}" for name, port in ports.items()),
-    ]
-    log_path = directory / "weed.log"
-    log = log_path.open("wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(
-        command,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=directory,
-        start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    # A port picked free can be taken by another process before weed binds it (thirteen
+    # ports, xdist workers starting engines at once): start again on fresh ports then.
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        command = [
+            binary,
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-admin.ui=false",
+            "-webdav=false",
+            f"-s3.config={identities}",
+            *(f"-{name}={port}" for name, port in ports.items()),
+        ]
+        log_path = directory / "weed.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=directory,
+                start_new_session=True,
+            )
+        endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+        try:
+            _wait_s3(endpoint, process, log_path)
+        except RuntimeError:
+            _stop(process)
+            if attempt < PORT_ATTEMPTS and b"address already in use" in log_path.read_bytes():
+                shutil.rmtree(data)
+                data.mkdir()
+                continue
+            raise
+        break
     try:
-        _wait_s3(endpoint, process, log_path)
         yield SeaweedS3(endpoint=endpoint, process=process, log_path=log_path)
     finally:
         _stop(process)
-        log.close()
 
 
 def registry_config(s3: Mapping[str, Any], **storage: Any) -> dict[str, Any]:

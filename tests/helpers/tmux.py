@@ -46,7 +46,9 @@ class Tmux:
             if predicate(text):
                 return text
             if time.monotonic() > deadline:
-                raise AssertionError(f"screen never matched; last screen:\n{text}")
+                raise AssertionError(
+                    f"screen never matched; pane {self.size()}; last screen:\n{text}"
+                )
             time.sleep(0.2)
 
 
