@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,29 @@ class Tmux:
             text=True,
         )
         return result.stdout
+
+    def start(self, width: int, height: int, command: str, env: dict[str, str]) -> None:
+        """The server, and a detached session of ``width`` x ``height`` running ``command``.
+
+        A detached session has no client to take its size from, so window-size manual keeps
+        it. tmux's default-size is that size too (from a config file: it is read when the
+        server starts): window-size manual set after the session first shrank the window
+        to the 80x24 default. (tmux 3.3a's server exits at start with window-size manual
+        in its config file.)"""
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as config:
+            config.write(f"set -g default-size {width}x{height}\n")
+        try:
+            subprocess.run(
+                [self.binary, "-L", self.socket, "-f", config.name, "new-session", "-d"]
+                + ["-x", str(width), "-y", str(height), "-s", self.session]
+                + [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+                + [command, ";", "set-option", "-g", "window-size", "manual"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            os.unlink(config.name)
 
     def size(self) -> tuple[int, int]:
         text = self.run("display-message", "-p", "-t", self.session, "#{pane_width}x#{pane_height}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from textual.app import App, ComposeResult
+from textual.widgets.data_table import ColumnKey
 
 from tests.tui.conftest import wait_for
 from tui.logic.fmt import short_digest
@@ -18,6 +19,10 @@ COUNT = ADD_CHUNK * 2 + 500
 class TableApp(App[None]):
     def compose(self) -> ComposeResult:
         yield TagTable(id="tags")
+
+
+class FullTableApp(TableApp):
+    CSS = "TagTable { height: 1fr; width: 1fr; }"
 
 
 def order(table: TagTable) -> list[str]:
@@ -61,3 +66,26 @@ async def test_thousands_of_rows_arrive_in_chunks_with_their_latest_details() ->
         assert table.current_tag == "t-00010"
         visible = table.visible_tags()
         assert visible and all(tag in order(table) for tag in visible)
+
+
+async def test_rows_painted_before_the_table_sizes_its_columns_are_painted_again_after() -> None:
+    """On a loaded machine the screen can paint new rows before the table is idle and widens
+    its columns for them; the lines painted at the labels' widths must not outlive that."""
+    row = TagRow("3.12-slim").with_details(
+        digest="sha256:" + "6c" * 32,
+        size=4_800_000,
+        created=datetime(2024, 2, 13, tzinfo=UTC),
+        platforms=("linux/amd64", "linux/arm64"),
+    )
+    app = FullTableApp()  # as on the Tags screen: new rows do not resize the table
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        await pilot.pause()
+        table.show_rows([row], ())
+        # A paint now, before the table's idle: every column still as wide as its label.
+        early = table.render_line(1).text
+        assert short_digest(row.digest) not in early and "2: amd64, arm64" not in early
+        await pilot.pause()
+        assert table.columns[ColumnKey("digest")].content_width == len(short_digest(row.digest))
+        line = table.render_line(1).text
+        assert short_digest(row.digest) in line and "2: amd64, arm64" in line, line

@@ -17,31 +17,12 @@ pytestmark = pytest.mark.slow
 def test_serve_local_demo_in_a_terminal(tmux: Tmux, tmp_path: Path) -> None:
     command = f"{shlex.quote(sys.executable)} -m tui serve --local --demo; echo EXITED=$?"
     data_home = tmp_path / "data"  # the default root of serve --local lives under it
-    # A detached session has no client to take its size from: with window-size manual, the
-    # -x/-y given here are the size, and nothing shrinks the window to tmux's 80x24 default.
-    tmux.run(
-        "new-session",
-        "-d",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-s",
-        tmux.session,
-        "-e",
-        "TERM=xterm-256color",
-        "-e",
-        f"PYTHONPATH={os.getcwd()}",
-        "-e",
-        f"XDG_DATA_HOME={data_home}",
-        f"{command}; sleep 60",
-        ";",
-        "set-option",
-        "-g",
-        "window-size",
-        "manual",
-    )
-    tmux.run("resize-window", "-t", tmux.session, "-x", "120", "-y", "40")
+    env = {
+        "TERM": "xterm-256color",
+        "PYTHONPATH": os.getcwd(),
+        "XDG_DATA_HOME": str(data_home),
+    }
+    tmux.start(120, 40, f"{command}; sleep 60", env)
     assert tmux.size() == (120, 40)
     screen = tmux.wait_for(lambda text: "web  18 tags" in text)
     assert "acme/" in screen and "library/" in screen and "staging/" in screen

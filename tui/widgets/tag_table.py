@@ -163,8 +163,8 @@ class TagTable(DataTable[str | Text]):
             column = self.columns[ColumnKey(key)]
             wider = width > column.content_width
             if wider:
-                # Widened now, not when the table is next idle: on a loaded machine a table
-                # once stayed at its labels' widths for a minute after every detail was in.
+                # Widened before update_cell bumps the update count: the next paint renders
+                # at the new width (see _forget_rendered), not when the table is next idle.
                 column.content_width = width
             self.update_cell(row.tag, key, value, update_width=wider)
 
@@ -174,6 +174,7 @@ class TagTable(DataTable[str | Text]):
         its width; DataTable's own measure renders each cell through Rich: 10,000 new rows
         (a repository listed, a filter cleared) froze the screen for most of a second."""
         columns = [self.columns[ColumnKey(key)] for key, _ in self._columns]
+        widened = False
         for row_key in new_rows:
             data = self._data.get(row_key)
             if data is None:
@@ -183,7 +184,19 @@ class TagTable(DataTable[str | Text]):
                 width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
                 if width > column.content_width:
                     column.content_width = width
+                    widened = True
+        if widened:
+            self._forget_rendered()
         super()._update_dimensions(())
+
+    def _forget_rendered(self) -> None:
+        """Drop the lines rendered at the old column widths. DataTable's render caches are
+        keyed by its update count, not by the widths, and a width change bumps the count
+        only through the Resize event of a new virtual size, which a table as wide as its
+        container never gets: on a loaded machine the screen painted the rows between
+        their adding and the table's idle, and kept those lines, every cell cut to its
+        column label's width, until something else changed."""
+        self._update_count += 1
 
     def _update_column_widths(self, updated_cells: Iterable[CellKey]) -> None:
         """Widen the columns to the updated cells (see :meth:`_refresh_cells`), never narrow.
@@ -191,6 +204,7 @@ class TagTable(DataTable[str | Text]):
         DataTable's own update measures the whole column when an updated cell is narrower
         than the column, as when two cells widened it in one batch and the wider one came
         first: a frame of 10,000 measures."""
+        widened = False
         for row_key, column_key in updated_cells:
             column = self.columns.get(column_key)
             data = self._data.get(row_key)
@@ -198,7 +212,11 @@ class TagTable(DataTable[str | Text]):
                 continue
             value = data.get(column_key, "")
             width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
-            column.content_width = max(column.content_width, width)
+            if width > column.content_width:
+                column.content_width = width
+                widened = True
+        if widened:
+            self._forget_rendered()
         self._require_update_dimensions = True
 
     def visible_tags(self, margin: int = 0) -> list[str]:
