@@ -11,6 +11,7 @@ from textual.widgets.data_table import ColumnKey
 from tests.tui.conftest import wait_for
 from tui.logic.fmt import short_digest
 from tui.logic.tags import TagRow
+from tui.widgets.table import Table
 from tui.widgets.tag_table import ADD_CHUNK, TagTable
 
 COUNT = ADD_CHUNK * 2 + 500
@@ -89,3 +90,24 @@ async def test_rows_painted_before_the_table_sizes_its_columns_are_painted_again
         assert table.columns[ColumnKey("digest")].content_width == len(short_digest(row.digest))
         line = table.render_line(1).text
         assert short_digest(row.digest) in line and "2: amd64, arm64" in line, line
+
+
+async def test_every_table_of_the_app_paints_again_when_its_columns_widen() -> None:
+    class PlainApp(App[None]):
+        CSS = "Table { height: 1fr; width: 1fr; }"
+
+        def compose(self) -> ComposeResult:
+            yield Table(id="plain")
+
+    app = PlainApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table: Table[str] = app.query_one(Table)
+        table.add_column("Path")
+        table.add_column("Size")
+        await pilot.pause()
+        table.add_row("usr/lib/x86_64-linux-gnu/libc.so.6", "2.1 MiB")
+        early = table.render_line(1).text  # painted before the table is idle
+        assert "libc.so.6" not in early
+        await pilot.pause()
+        line = table.render_line(1).text
+        assert "usr/lib/x86_64-linux-gnu/libc.so.6" in line and "2.1 MiB" in line, line

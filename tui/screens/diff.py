@@ -25,6 +25,7 @@ from tui.logic.imagediff import ImageDiff, PlatformPickError, summarize_files
 from tui.logic.inside_view import MAX_ROWS, diff_rows, diff_summary_lines, mode_string
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
+from tui.widgets.table import Table
 
 PROGRESS_INTERVAL = 0.1
 MARKS = {
@@ -70,7 +71,7 @@ class DiffScreen(RegtuiScreen):
         yield ProgressBar(total=1, id="diff-progress", show_eta=False)
         with VerticalScroll(id="diff-summary"):
             yield Static("Loading…", id="diff-summary-text", markup=False)
-        yield DataTable(id="diff-files", cursor_type="row")
+        yield Table(id="diff-files", cursor_type="row")
         yield Static("Reading manifests…", id="status", classes="status")
         yield Footer()
 

@@ -19,6 +19,7 @@ from tui.logic.escape import visible_markup
 from tui.logic.events import COLUMNS, EventFilter, next_action, row
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
+from tui.widgets.table import Table
 
 KEEP = 2000
 """Events the screen keeps (the server keeps as many)."""
@@ -44,7 +45,7 @@ class EventsScreen(RegtuiScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Reading the registry's events…", id="events-status", classes="heading")
-        table: DataTable[str] = DataTable(id="events-table", cursor_type="row", zebra_stripes=True)
+        table: Table[str] = Table(id="events-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield FilterBar("Filter repositories…")
         yield Footer()

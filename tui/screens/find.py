@@ -23,6 +23,7 @@ from tui.logic.find import InvalidPatternError, TagPattern
 from tui.logic.fmt import short_digest
 from tui.screens.base import RegtuiScreen
 from tui.screens.image import ImageScreen
+from tui.widgets.table import Table
 
 if TYPE_CHECKING:
     pass
@@ -73,7 +74,7 @@ class FindScreen(RegtuiScreen):
             classes="heading",
         )
         yield Input(value=self.initial, placeholder="1.* or sha256:…", id="find-query")
-        yield DataTable(id="find-results", cursor_type="row")
+        yield Table(id="find-results", cursor_type="row")
         yield Static("Type a query and press enter.", id="status", classes="status")
         yield Footer()
 

@@ -49,6 +49,7 @@ from tui.screens.base import RegtuiScreen
 from tui.screens.copying import copy_flow
 from tui.screens.layer_files import LayerFilesScreen
 from tui.screens.merged_fs import MergedFsScreen
+from tui.widgets.table import Table
 
 TABS = ("overview", "config", "layers", "raw", "referrers")
 DELETE_ACTIONS = frozenset({"delete", "delete_platform", "delete_referrer"})
@@ -112,11 +113,11 @@ class ImageScreen(RegtuiScreen):
             with TabPane("1 Overview", id="overview"), VerticalScroll(id="overview-scroll"):
                 yield Static("Loading…", id="overview-text")
                 yield Static("", id="platforms-title", classes="section-title")
-                yield DataTable(id="platforms", cursor_type="row")
+                yield Table(id="platforms", cursor_type="row")
             with TabPane("2 Config", id="config"), VerticalScroll(id="config-scroll"):
                 yield Static("", id="config-text")
             with TabPane("3 Layers", id="layers"):
-                yield DataTable(id="layer-table", cursor_type="row")
+                yield Table(id="layer-table", cursor_type="row")
             with TabPane("4 Raw", id="raw"), VerticalScroll(id="raw-scroll"):
                 yield Static("", id="raw-manifest-heading", classes="raw-heading")
                 yield Static("", id="raw-manifest")
@@ -124,7 +125,7 @@ class ImageScreen(RegtuiScreen):
                 yield Static("", id="raw-config")
             with TabPane("5 Referrers", id="referrers"):
                 yield Static(NO_REFERRERS, id="referrers-empty")
-                yield DataTable(id="referrer-table", cursor_type="row")
+                yield Table(id="referrer-table", cursor_type="row")
         yield Static("", id="image-status", classes="status")
         yield Footer()
 

@@ -36,6 +36,7 @@ from tui.logic.inside_view import MAX_ROWS, MergedRow, efficiency_text, merged_r
 from tui.screens.base import RegtuiScreen
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.merged_tree import MergedTree
+from tui.widgets.table import Table
 
 PROGRESS_INTERVAL = 0.1
 MARKS = {
@@ -93,8 +94,8 @@ class MergedFsScreen(RegtuiScreen):
         )
         yield FilterBar("Filter paths…")
         yield ProgressBar(total=1, id="merged-progress", show_eta=False)
-        yield DataTable(id="merged-layers", cursor_type="row")
-        yield DataTable(id="merged-files", cursor_type="row")
+        yield Table(id="merged-layers", cursor_type="row")
+        yield Table(id="merged-files", cursor_type="row")
         yield MergedTree(id="merged-tree")
         yield Static("Reading the manifest…", id="status", classes="status")
         yield Footer()

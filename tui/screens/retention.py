@@ -40,6 +40,7 @@ from tui.logic.retention import (
 )
 from tui.screens.base import RegtuiScreen
 from tui.screens.repository import RepositoryScreen
+from tui.widgets.table import Table
 from tui.widgets.usage_panel import UsagePanel, usage_table
 
 DEFAULT_RULES = """\
@@ -194,7 +195,7 @@ class RetentionScreen(RegtuiScreen):
                 id="retention-rules",
                 tab_behavior="focus",
             )
-            yield DataTable(id="retention-plan", cursor_type="row", zebra_stripes=True)
+            yield Table(id="retention-plan", cursor_type="row", zebra_stripes=True)
         # Its own line, full width, under both: an error never squeezes into the rules' column.
         yield Static("", id="retention-rules-error", classes="error-text")
         yield Static("", id="retention-summary")

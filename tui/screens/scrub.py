@@ -16,6 +16,7 @@ from tui.logic.escape import visible
 from tui.logic.fmt import count_of, human_size
 from tui.logic.scrub import progress_fraction, progress_text
 from tui.screens.base import RegtuiScreen, guarded
+from tui.widgets.table import Table
 
 COLUMNS = ("Level", "Problem", "Object", "Breaks", "Detail")
 
@@ -39,7 +40,7 @@ class ScrubScreen(RegtuiScreen):
         yield Header()
         yield Static("Scrub: reading every blob and link…", id="scrub-status", classes="heading")
         yield ProgressBar(id="scrub-progress", total=1.0, show_eta=False)
-        yield DataTable(id="scrub-problems", cursor_type="row", zebra_stripes=True)
+        yield Table(id="scrub-problems", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

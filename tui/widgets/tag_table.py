@@ -11,12 +11,12 @@ from datetime import datetime
 from rich.cells import cell_len
 from rich.text import Text
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable
 from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import compact_time, human_size, platforms_cell, short_digest
 from tui.logic.tags import TagRow
+from tui.widgets.table import Table
 
 COLUMNS = (
     ("mark", " "),
@@ -37,7 +37,7 @@ PENDING = Text("…", style="dim")
 """The cell of a detail not read yet (one instance: DataTable never changes a cell's value)."""
 
 
-class TagTable(DataTable[str | Text]):
+class TagTable(Table[str | Text]):
     """Row keys are tag names. The screen decides order and filter; this only renders rows."""
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -186,17 +186,8 @@ class TagTable(DataTable[str | Text]):
                     column.content_width = width
                     widened = True
         if widened:
-            self._forget_rendered()
+            self._forget_rendered()  # see Table
         super()._update_dimensions(())
-
-    def _forget_rendered(self) -> None:
-        """Drop the lines rendered at the old column widths. DataTable's render caches are
-        keyed by its update count, not by the widths, and a width change bumps the count
-        only through the Resize event of a new virtual size, which a table as wide as its
-        container never gets: on a loaded machine the screen painted the rows between
-        their adding and the table's idle, and kept those lines, every cell cut to its
-        column label's width, until something else changed."""
-        self._update_count += 1
 
     def _update_column_widths(self, updated_cells: Iterable[CellKey]) -> None:
         """Widen the columns to the updated cells (see :meth:`_refresh_cells`), never narrow.
