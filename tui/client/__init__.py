@@ -16,14 +16,19 @@ in bounded memory): see :mod:`tui.client._limits` and :mod:`tui.client.layers`. 
 leave the registry's origin: see :mod:`tui.client.auth`.
 """
 
+from __future__ import annotations
+
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from tui.client import _quiet_httpx
 
 _quiet_httpx.install()  # before any module of the client imports httpx
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from tui.client._pushtimes import (
         ManifestRevision,
         RepositoryStorage,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from tui.client.reference import DOCKER_HUB, api_host
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME = "httpx._main"
 

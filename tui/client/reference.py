@@ -8,7 +8,6 @@ by ``registry-1.docker.io``) and single-component names get the ``library/`` pre
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 __all__ = [
     "DOCKER_HUB",
@@ -37,18 +36,37 @@ class InvalidReferenceError(ValueError):
     """The text is not an image reference (a usage error for the CLI)."""
 
 
-class Reference(NamedTuple):
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _Fields(NamedTuple):
+        registry: str
+        repository: str
+        tag: str | None = None
+        digest: str | None = None
+        scheme: str | None = None
+
+else:  # the same tuple without loading typing: regtui tags parses one on its quick path
+    from collections import namedtuple
+
+    _Fields = namedtuple(
+        "_Fields", ("registry", "repository", "tag", "digest", "scheme"), defaults=(None,) * 3
+    )
+
+
+class Reference(_Fields):
     """An image reference, parsed. (A named tuple, not a dataclass: ``regtui tags`` parses one
     on its quick path, and :mod:`dataclasses` costs its imports, ``inspect`` among them, a
-    few milliseconds of a command that should take a few tens.)"""
+    few milliseconds of a command that should take a few tens; :mod:`typing`'s
+    ``NamedTuple`` costs that module.)
 
-    registry: str
-    """As the user names it: ``docker.io``, ``127.0.0.1:5000``, ``ghcr.io``."""
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-    scheme: str | None = None
-    """``http``/``https`` when the user wrote it explicitly, else ``None`` (decided later)."""
+    ``registry`` as the user names it (``docker.io``, ``127.0.0.1:5000``, ``ghcr.io``);
+    ``scheme`` is ``http``/``https`` when the user wrote it explicitly, else ``None`` (decided
+    later)."""
+
+    __slots__ = ()
 
     @property
     def ref(self) -> str:

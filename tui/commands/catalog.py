@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from tui.commands import _common as c
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+
+if TYPE_CHECKING:  # neither typing nor datetime is loaded on the quick path of tags
+    from datetime import datetime
+    from typing import Any
+
     from tui.client import Descriptor, Reference, RegistryClient
 
 DEFAULT_PAGE_SIZE = 1000
@@ -188,6 +191,8 @@ async def _tags(args: argparse.Namespace) -> int:
 def _rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
+    from datetime import UTC
+
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
