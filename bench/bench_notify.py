@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""What ``notifications.endpoints`` adds to a push (issue 24: "notifications add no latency to
+a push: queued, never in the request path").
+
+Three bundled registries on copies of one seeded storage: without notifications, with an
+endpoint whose sink answers 200 at once, and with one whose sink never answers (each request
+hangs until the endpoint's timeout). A push's last step, the manifest PUT that makes the tag
+(one event each, written to the journal in the storage before the answer, as the README says),
+is timed one request at a time over a kept-alive connection, ``--puts`` a round, in alternated
+rounds; then the same PUTs from ``--concurrency`` threads for the rate. Medians of the rounds,
+with each server's figure against the one without notifications from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.helpers.servers import RunningRegistry, bundled_registry  # noqa: E402
+from tests.helpers.sink import Behaviour, webhook_sink  # noqa: E402
+from tui.imagegen import make_image, push_image  # noqa: E402
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+REPOSITORY = "bench/pushed"
+
+
+def endpoint(url: str) -> dict[str, object]:
+    return {
+        "notifications": {
+            "endpoints": [
+                {"name": "bench", "url": url, "timeout": "2s", "threshold": 3, "backoff": "1s"}
+            ]
+        }
+    }
+
+
+def manifest_of(registry: RunningRegistry) -> bytes:
+    answer = httpx.get(
+        f"{registry.url}/v2/{REPOSITORY}/manifests/v1", headers={"Accept": MANIFEST}, timeout=30
+    )
+    answer.raise_for_status()
+    return answer.content
+
+
+def put_one(client: httpx.Client, url: str, tag: str, body: bytes) -> float:
+    started = time.perf_counter()
+    answer = client.put(
+        f"{url}/v2/{REPOSITORY}/manifests/{tag}", content=body, headers={"Content-Type": MANIFEST}
+    )
+    elapsed = time.perf_counter() - started
+    if answer.status_code != 201:
+        raise RuntimeError(f"PUT {tag}: {answer.status_code} {answer.text[:200]}")
+    return elapsed
+
+
+def latencies(url: str, prefix: str, body: bytes, count: int) -> list[float]:
+    with httpx.Client(timeout=30) as client:
+        return [put_one(client, url, f"{prefix}-{n}", body) for n in range(count)]
+
+
+def rate(url: str, prefix: str, body: bytes, count: int, threads: int) -> float:
+    """PUTs per second from ``threads`` threads, ``count`` in all."""
+    per_thread = max(1, count // threads)
+
+    def work(index: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for n in range(per_thread):
+                put_one(client, url, f"{prefix}-{index}-{n}", body)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return per_thread * threads / (time.perf_counter() - started)
+
+
+@contextmanager
+def servers(
+    work: Path, seed: Path, sink_url: str, hang_url: str
+) -> Iterator[dict[str, RunningRegistry]]:
+    configs: dict[str, dict[str, object]] = {
+        "without notifications": {},
+        "sink answering": endpoint(sink_url),
+        "sink hanging": endpoint(hang_url),
+    }
+    with ExitStack() as stack:
+        running = {}
+        for index, (name, config) in enumerate(configs.items()):
+            root = work / f"root{index}"
+            shutil.copytree(seed, root)
+            running[name] = stack.enter_context(
+                bundled_registry(root, config={"log": {"level": "warn"}, **config})
+            )
+        yield running
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--puts", type=int, default=300, help="manifest PUTs a round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds")
+    parser.add_argument("--concurrency", type=int, default=8, help="threads for the rate")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-notify-"))
+    try:
+        seed = work / "seed"
+        with bundled_registry(seed) as registry:
+            push_image(registry.url, REPOSITORY, "v1", make_image([{"etc/motd": b"push me"}]))
+            body = manifest_of(registry)
+        with webhook_sink() as sink:
+            sink.answer("/hang", Behaviour(hang=True))
+            with servers(work, seed, sink.url("/events"), sink.url("/hang")) as running:
+                single: dict[str, list[float]] = {}
+                tails: dict[str, list[float]] = {}
+                rates: dict[str, list[float]] = {}
+                order = list(running.items())
+                for number in range(args.rounds):
+                    for name, server in order if number % 2 == 0 else order[::-1]:
+                        times = latencies(server.url, f"r{number}", body, args.puts)
+                        single.setdefault(name, []).append(statistics.median(times))
+                        tails.setdefault(name, []).append(statistics.quantiles(times, n=100)[98])
+                        rates.setdefault(name, []).append(
+                            rate(server.url, f"c{number}", body, args.puts, args.concurrency)
+                        )
+                delivered = sum(len(got.events) for got in sink.received if got.path == "/events")
+        print(
+            f"manifest PUT (a push's last step), medians of {args.rounds} alternated rounds of "
+            f"{args.puts} PUTs; {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.2f} at the end"
+        )
+        base_single = statistics.median(single["without notifications"])
+        base_rate = statistics.median(rates["without notifications"])
+        for name in running:
+            one = statistics.median(single[name])
+            tail = statistics.median(tails[name])
+            many = statistics.median(rates[name])
+            print(
+                f"{name:22}: one at a time {one * 1e3:6.2f} ms (p99 {tail * 1e3:6.2f} ms), "
+                f"{args.concurrency} threads {many:6.0f} PUT/s; "
+                f"{one / base_single:.2f}x the latency, {many / base_rate:.2f}x the rate"
+            )
+        print(f"events the answering sink received during the run: {delivered}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
