@@ -220,9 +220,8 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
     response.headers[API_VERSION_HEADER] = "registry/2.0"
     response.headers["Server"] = SERVER_HEADER
     if isinstance(response, blobs.BlobFileResponse):
-        # FileResponse sets an mtime-based ETag; a blob's ETag is its digest.
+        # A blob's ETag is its digest, as Distribution's (If-None-Match and If-Range use it).
         response.headers["ETag"] = f'"{response.digest}"'
-        response.headers.popall("Last-Modified", None)
     for name, values in request.app[CONFIG_KEY].http.headers.items():
         for value in values:
             response.headers.add(name, value)
