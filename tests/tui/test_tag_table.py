@@ -3,6 +3,7 @@ kept, marks and the cursor kept, a sort of the same rows only moving them."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from textual.app import App, ComposeResult
@@ -12,7 +13,7 @@ from tests.tui.conftest import wait_for
 from tui.logic.fmt import short_digest
 from tui.logic.tags import TagRow
 from tui.widgets.table import Table
-from tui.widgets.tag_table import ADD_CHUNK, TagTable
+from tui.widgets.tag_table import ADD_CHUNK, COLUMNS, TagTable
 
 COUNT = ADD_CHUNK * 2 + 500
 
@@ -111,3 +112,82 @@ async def test_every_table_of_the_app_paints_again_when_its_columns_widen() -> N
         await pilot.pause()
         line = table.render_line(1).text
         assert "usr/lib/x86_64-linux-gnu/libc.so.6" in line and "2.1 MiB" in line, line
+
+
+def _detailed(count: int) -> list[TagRow]:
+    return [
+        TagRow(f"v{n}").with_details(
+            digest="sha256:" + hashlib.sha256(str(n).encode()).hexdigest(),
+            size=1000 * n,
+            created=datetime(2024, 1, 1 + n % 28, tzinfo=UTC),
+            platforms=("linux/amd64",),
+        )
+        for n in range(count)
+    ]
+
+
+async def test_rows_added_at_once_are_those_add_row_would_add() -> None:
+    """TagTable adds its rows into DataTable's structures itself (add_row costs 0.2 ms a
+    row): the table must be the one add_row builds: cells, order, widths, the cursor and the
+    message that the cursor's row is highlighted (the screens listen to it)."""
+    rows = _detailed(30)
+    highlighted: list[tuple[str | None, str]] = []
+
+    class Both(App[None]):
+        CSS = "DataTable { height: 1fr; }"
+
+        def compose(self) -> ComposeResult:
+            yield TagTable(id="fast")
+            yield Table(id="plain", cursor_type="row", zebra_stripes=True)
+
+        def on_data_table_row_highlighted(self, event: Table.RowHighlighted) -> None:
+            highlighted.append((event.data_table.id, str(event.row_key.value)))
+
+    app = Both()
+    async with app.run_test(size=(120, 40)) as pilot:
+        fast = app.query_one("#fast", TagTable)
+        plain: Table[object] = app.query_one("#plain", Table)
+        for key, label in COLUMNS:
+            plain.add_column(label, key=key)
+        await pilot.pause()
+        fast.show_rows(rows, {"v3"})
+        for row in rows:
+            plain.add_row(*fast.cells(row, row.tag == "v3"), key=row.tag)
+        await pilot.pause()
+        assert fast.row_count == plain.row_count == len(rows)
+        assert order(fast) == [str(r.key.value) for r in plain.ordered_rows]
+        for row in rows:
+            assert fast.get_row(row.tag) == plain.get_row(row.tag)
+        assert fast.cursor_coordinate == plain.cursor_coordinate
+        assert fast.current_tag == "v0"
+        assert [c.content_width for c in fast.columns.values()] == [
+            c.content_width for c in plain.columns.values()
+        ]
+        assert sorted(highlighted) == [("fast", "v0"), ("plain", "v0")]
+        assert fast.render_line(1).text == plain.render_line(1).text
+
+
+async def test_a_column_added_to_many_rows_rewrites_them_in_place() -> None:
+    rows = _detailed(ADD_CHUNK)
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        table.show_rows([TagRow(row.tag) for row in rows], ())
+        await pilot.pause()
+        cleared: list[bool] = []
+        original = table.clear
+
+        def counting_clear(columns: bool = False) -> TagTable:
+            cleared.append(columns)
+            return original(columns)
+
+        table.clear = counting_clear  # type: ignore[method-assign]
+        table.show_pushed()
+        pushed = [row.with_details(pushed=datetime(2024, 3, 1, tzinfo=UTC)) for row in rows]
+        table.show_rows(pushed, ())
+        assert not table.adding and cleared == []  # no row was added again
+        await pilot.pause()
+        cells = [str(cell) for cell in table.get_row("v7")]
+        assert cells[2] == short_digest(rows[7].digest) and cells[-1] == "2024-03-01", cells
+        line = table.render_line(1).text
+        assert short_digest(rows[0].digest) in line and "2024-03-01" in line, line

@@ -11,7 +11,7 @@ from datetime import datetime
 from rich.cells import cell_len
 from rich.text import Text
 from textual.coordinate import Coordinate
-from textual.widgets.data_table import CellKey, ColumnKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, DuplicateKey, Row, RowKey
 
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import compact_time, human_size, platforms_cell, short_digest
@@ -33,6 +33,11 @@ ADD_CHUNK = 1000
 """Rows added to the table at once; more are added in chunks of this many between frames."""
 IMMUTABLE_MARK = Text("⊘", style="bold cyan")
 """The mark of a tag the registry keeps from moving or going (``regtui.immutable``)."""
+REWRITE_AT = 200
+"""More changed rows than this are rewritten in place at once (:meth:`TagTable._rewrite_rows`),
+fewer cell by cell."""
+STALE = object()
+"""What a row's cells were made from once a column was added: nothing it can be again."""
 PENDING = Text("…", style="dim")
 """The cell of a detail not read yet (one instance: DataTable never changes a cell's value)."""
 
@@ -42,7 +47,7 @@ class TagTable(Table[str | Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self._shown: dict[str, tuple[TagRow, bool]] = {}
+        self._shown: dict[str, tuple[TagRow | object, bool]] = {}
         """What each row's cells were made from."""
         self._columns: tuple[tuple[str, str], ...] = COLUMNS
         self._to_add: deque[TagRow] = deque()
@@ -83,7 +88,9 @@ class TagTable(Table[str | Text]):
         key, label = column
         self.add_column(label, key=key, default="")
         self._columns = (*self._columns, column)
-        self._shown = {}  # every row's cells are made again, with the new column
+        # Every row's cells are made again, with the new column, by the next show_rows: in
+        # place when it shows the same tags (see _rewrite_rows), not by adding every row again.
+        self._shown = {tag: (STALE, marked) for tag, (_, marked) in self._shown.items()}
 
     def show_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
         """Show ``rows`` in this order. The same tags in a new order (a sort) only move: the
@@ -96,9 +103,15 @@ class TagTable(Table[str | Text]):
         shown = self._shown  # every row in the table, by tag (str keys: C-speed lookups)
         same_tags = len(rows) == len(shown) and all(row.tag in shown for row in rows)
         if same_tags and not self._to_add:
-            for row in rows:
-                was = shown[row.tag]
-                if was[0] is not row or was[1] != (row.tag in marked):
+            changed = [
+                row
+                for row in rows
+                if shown[row.tag][0] is not row or shown[row.tag][1] != (row.tag in marked)
+            ]
+            if len(changed) > REWRITE_AT:
+                self._rewrite_rows(changed, marked)
+            else:
+                for row in changed:
                     self._refresh_cells(row, marked=row.tag in marked)
             # Sorted by the tag cells as shown (escaped: see cells).
             position = {visible_markup(row.tag): index for index, row in enumerate(rows)}
@@ -120,16 +133,75 @@ class TagTable(Table[str | Text]):
 
     def _add_chunk(self) -> None:
         to_add = self._to_add
+        chunk: list[tuple[str, tuple[str | Text, ...]]] = []
         for _ in range(min(ADD_CHUNK, len(to_add))):
             row = to_add.popleft()
             row, is_marked = self._later.pop(row.tag, (row, row.tag in self._marked))
-            self.add_row(*self.cells(row, is_marked), key=row.tag)
+            chunk.append((row.tag, self.cells(row, is_marked)))
             self._shown[row.tag] = (row, is_marked)
+        self._append_rows(chunk)
         if to_add:
             self.call_after_refresh(self._add_chunk)
         else:
             self._later = {}
         self._restore_cursor(self._cursor_tag)
+
+    def _append_rows(self, rows: Sequence[tuple[str, tuple[str | Text, ...]]]) -> None:
+        """What ``add_row`` does for each of ``rows`` (key, cells), done once for them all.
+
+        ``add_row`` orders the columns and sets the cursor (a reactive, with its watchers)
+        for every row: 0.2 ms a row, two seconds of a repository of 10,000 tags. Here the
+        columns are ordered and the cursor set once; the rows go into DataTable's own
+        structures as ``add_row`` puts them (its data, rows and locations; the new rows are
+        measured when the table is next idle, as ``add_row``'s)."""
+        if not rows:
+            return
+        was_empty = self.row_count == 0
+        keys = [column.key for column in self.ordered_columns]
+        locations, data, table_rows, new_rows = (
+            self._row_locations,
+            self._data,
+            self.rows,
+            self._new_rows,
+        )
+        index = self.row_count
+        for tag, cells in rows:
+            row_key = RowKey(tag)
+            if row_key in locations:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            locations[row_key] = index
+            index += 1
+            data[row_key] = dict(zip(keys, cells, strict=True))
+            table_rows[row_key] = Row(row_key, 1)
+            new_rows.add(row_key)
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        if was_empty and self.columns and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # as add_row: a row for the cursor now exists
+        self._update_count += 1
+        self.check_idle()
+
+    def _rewrite_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
+        """New cells for many rows at once (a column added, every detail arrived): written
+        in place, the columns widened, one repaint (``update_cell`` repaints per cell)."""
+        columns = [self.columns[ColumnKey(key)] for key, _ in self._columns]
+        data = self._data
+        widened = False
+        for row in rows:
+            is_marked = row.tag in marked
+            cells = data[RowKey(row.tag)]
+            for column, value in zip(columns, self.cells(row, is_marked), strict=True):
+                cells[column.key] = value
+                width = value.cell_len if isinstance(value, Text) else cell_len(value)
+                if width > column.content_width:
+                    column.content_width = width
+                    widened = True
+            self._shown[row.tag] = (row, is_marked)
+        self._update_count += 1  # every line rendered before is dropped (see Table)
+        if widened:
+            self._require_update_dimensions = True
+            self.check_idle()
+        self.refresh()
 
     def _restore_cursor(self, tag: str | None) -> None:
         """The cursor back on ``tag`` once its row is in."""
