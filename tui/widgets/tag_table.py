@@ -246,17 +246,23 @@ class TagTable(Table[str | Text]):
         its width; DataTable's own measure renders each cell through Rich: 10,000 new rows
         (a repository listed, a filter cleared) froze the screen for most of a second."""
         columns = [self.columns[ColumnKey(key)] for key, _ in self._columns]
-        widened = False
+        widest = [column.content_width for column in columns]
+        get = self._data.get
         for row_key in new_rows:
-            data = self._data.get(row_key)
+            data = get(row_key)
             if data is None:
                 continue  # removed before the table was idle
-            for column in columns:
-                value = data.get(column.key, "")
+            # A row's cells are in column order (added so, columns only ever appended): no
+            # lookup by column key, whose hash is a Python call (10,000 rows: 70,000 of them).
+            for index, value in enumerate(data.values()):
                 width = value.cell_len if isinstance(value, Text) else cell_len(str(value))
-                if width > column.content_width:
-                    column.content_width = width
-                    widened = True
+                if width > widest[index]:
+                    widest[index] = width
+        widened = False
+        for column, width in zip(columns, widest, strict=True):
+            if width > column.content_width:
+                column.content_width = width
+                widened = True
         if widened:
             self._forget_rendered()  # see Table
         super()._update_dimensions(())
