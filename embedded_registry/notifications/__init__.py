@@ -17,10 +17,14 @@ the digest and one of each tag that pointed at it; deleting a tag is a delete of
 
 from __future__ import annotations
 
+import hashlib
+
 from aiohttp import web
 
 from embedded_registry import names
+from embedded_registry.errors import RegistryError
 from embedded_registry.keys import STORAGE_KEY
+from embedded_registry.mediatypes import parse_manifest
 from embedded_registry.notifications.events import (
     BLOB_MEDIA_TYPE,
     Event,
@@ -28,11 +32,18 @@ from embedded_registry.notifications.events import (
     references_of,
     target,
 )
-from embedded_registry.notifications.hub import NOTIFIER_KEY, Notifier, base_url, setup
+from embedded_registry.notifications.hub import (
+    NOTIFIER_KEY,
+    Notifier,
+    Pending,
+    base_url,
+    setup,
+)
 
 __all__ = [
     "NOTIFIER_KEY",
     "Notifier",
+    "Pushing",
     "blob_deleted",
     "blob_mounted",
     "blob_pulled",
@@ -40,6 +51,7 @@ __all__ = [
     "manifest_deleted",
     "manifest_pulled",
     "manifest_pushed",
+    "manifest_pushing",
     "setup",
 ]
 
@@ -113,6 +125,61 @@ async def manifest_pushed(
     if notifier is not None:
         pushed = _manifest(request, "push", name, digest, media_type, body, tag)
         await notifier.record([pushed])
+
+
+def manifest_pushing(
+    request: web.Request, name: str, reference: str, body: bytes, content_type: str
+) -> Pushing:
+    """Start journaling the push of manifest ``body`` to ``name:reference`` while the storage
+    writes it (its event is known once the body is: the digest and media type the store will
+    find). The caller ends it with :meth:`Pushing.done` once the manifest is stored, or
+    :meth:`Pushing.failed`."""
+    notifier = _notifier(request)
+    if notifier is None:
+        return Pushing(request, name, body, None, None)
+    try:
+        media_type = parse_manifest(body, content_type).media_type
+    except RegistryError:  # refused by the store too: nothing to journal
+        return Pushing(request, name, body, None, None)
+    if names.looks_like_digest(reference):
+        digest, tag = reference, ""
+    else:
+        digest, tag = f"sha256:{hashlib.sha256(body).hexdigest()}", reference
+    pushed = _manifest(request, "push", name, digest, media_type, body, tag)
+    return Pushing(request, name, body, (digest, media_type, tag), notifier.begin([pushed]))
+
+
+class Pushing:
+    """A manifest push whose event is being journaled (:func:`manifest_pushing`)."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        name: str,
+        body: bytes,
+        expected: tuple[str, str, str] | None,
+        pending: Pending | None,
+    ) -> None:
+        self.request, self.name, self.body = request, name, body
+        self.expected, self.pending = expected, pending
+
+    async def done(self, digest: str, media_type: str) -> None:
+        """The manifest is stored as ``digest``: return once its event is in the journal."""
+        if self.pending is None or self.expected is None:
+            return
+        if self.expected[:2] == (digest, media_type):
+            await self.pending.commit()
+            return
+        # The store saw another digest or media type than expected (never, as long as both
+        # read the body the same way): journal the event it reports instead.
+        self.pending.abandon(failed=True)
+        tag = self.expected[2]
+        await manifest_pushed(self.request, self.name, digest, media_type, self.body, tag)
+
+    def failed(self, *, cancelled: bool = False) -> None:
+        """The push did not happen (or, ``cancelled``, may have: the deliverer checks)."""
+        if self.pending is not None:
+            self.pending.abandon(failed=not cancelled)
 
 
 def manifest_pulled(

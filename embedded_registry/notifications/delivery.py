@@ -25,13 +25,21 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
 from embedded_registry.config import NotificationEndpoint
-from embedded_registry.notifications.events import EVENTS_MEDIA_TYPE, Event, envelope
+from embedded_registry.errors import RegistryError
+from embedded_registry.notifications.events import (
+    BLOB_MEDIA_TYPE,
+    EVENTS_MEDIA_TYPE,
+    Event,
+    envelope,
+)
 from embedded_registry.notifications.journal import Journal, Segment
+from embedded_registry.storage.api import RegistryStorage
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,9 @@ TAKEOVER_AGE = 30.0
 """Seconds after which a segment another process wrote is sent by this one too."""
 TAKEOVER_AGE_ENV = "REGTUI_NOTIFY_TAKEOVER_AGE"
 """Seconds instead of ``TAKEOVER_AGE`` (tests: a replica takes over in seconds)."""
+LINGER = 0.05
+"""Seconds a deliverer woken by a request waits before it lists the journal: a burst of
+requests goes in one envelope, and the delivery's own work does not compete with each."""
 RESCAN_INTERVAL = 5.0
 """Seconds between two listings of the journal when nothing new was written here."""
 MAX_BATCH = 50
@@ -115,12 +126,45 @@ class Breaker:
         self.recent, self.last = 0, 0.0
 
 
+Landed = Callable[[str, str], Awaitable[bool]]
+"""Whether repository ``name`` holds the manifest ``digest`` (a push event's outcome)."""
+
+
+def manifest_landed(storage: RegistryStorage) -> Landed:
+    """:data:`Landed` answered by ``storage`` (a storage error propagates: asked again later)."""
+
+    async def landed(name: str, digest: str) -> bool:
+        try:
+            await storage.get_manifest(name, digest)
+        except RegistryError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    return landed
+
+
+def _manifest_push(item: Event) -> tuple[str, str] | None:
+    """The repository and digest of a manifest's push event (``None``: another event)."""
+    target = item.get("target")
+    if item.get("action") != "push" or not isinstance(target, dict):
+        return None
+    if target.get("mediaType") == BLOB_MEDIA_TYPE:
+        return None
+    name, digest = target.get("repository"), target.get("digest")
+    return (name, digest) if isinstance(name, str) and isinstance(digest, str) else None
+
+
 class Deliverer:
     """The background sender of one endpoint's journal."""
 
-    def __init__(self, endpoint: NotificationEndpoint, journal: Journal) -> None:
+    def __init__(
+        self, endpoint: NotificationEndpoint, journal: Journal, landed: Landed | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.journal = journal
+        self.landed = landed
         self.started_ns = time.time_ns()
         self.takeover_ns = float(os.environ.get(TAKEOVER_AGE_ENV) or TAKEOVER_AGE) * 1e9
         self.wake = asyncio.Event()
@@ -133,7 +177,7 @@ class Deliverer:
         memory, as Distribution sends everything, and lost on a crash."""
 
     def _due(self, segment: Segment) -> bool:
-        if segment.key in self._unreadable:
+        if segment.key in self._unreadable or segment.key in self.journal.held:
             return False
         if segment.instance == self.journal.instance or segment.written_ns < self.started_ns:
             return True
@@ -156,6 +200,9 @@ class Deliverer:
                 await self._send_memory(session)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), RESCAN_INTERVAL)
+                    # Woken by a request: let the requests of the next moment join the
+                    # envelope (one listing, one POST for a burst) rather than compete with them.
+                    await asyncio.sleep(LINGER)
 
     async def _read(self, batch: list[Segment]) -> tuple[list[Segment], list[Event]]:
         """The segments of ``batch`` still there and readable, and their events in order."""
@@ -168,8 +215,30 @@ class Deliverer:
                 self._unreadable.add(segment.key)
                 continue
             kept.append(segment)
+            if segment.instance != self.journal.instance or segment.key in self.journal.unsure:
+                found = await self._happened(found)
             events += found
         return kept, events
+
+    async def _happened(self, events: list[Event]) -> list[Event]:
+        """``events`` of a segment whose request's outcome this process does not know (written
+        by a process that crashed, or cancelled mid-way): a manifest's push journaled while its
+        own writes ran is sent only when the manifest is in the storage."""
+        if self.landed is None:
+            return events
+        kept = []
+        for item in events:
+            push = _manifest_push(item)
+            if push is not None and not await self.landed(*push):
+                log.info(
+                    "notifications: endpoint %s: dropping the push event of %s@%s: the "
+                    "manifest is not in the storage (its push did not complete)",
+                    self.endpoint.name,
+                    *push,
+                )
+                continue
+            kept.append(item)
+        return kept
 
     async def _send(self, session: aiohttp.ClientSession, batch: list[Segment]) -> None:
         """Send the journal segments of ``batch`` in one envelope, then remove them."""
@@ -183,13 +252,14 @@ class Deliverer:
                 self.breaker.failed()
                 self._note(f"cannot read the journal: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(self.breaker.delay())
-        if not events:
-            return
-        await self._deliver(session, events)
+        if events:
+            await self._deliver(session, events)
         try:
             await asyncio.gather(*(self.journal.remove(segment) for segment in segments))
         except Exception as exc:  # sent again later: the receiver drops it by id
             log.warning("notifications: cannot remove delivered segments: %s", exc)
+        else:
+            self.journal.unsure.difference_update(segment.key for segment in segments)
 
     async def _send_memory(self, session: aiohttp.ClientSession) -> None:
         """Send what could not be journaled (Distribution's in-memory queue, as a fallback)."""

@@ -23,15 +23,16 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from embedded_registry.admin import AUTH_USER
 from embedded_registry.config import Config, ConfigError
-from embedded_registry.notifications.delivery import Deliverer
+from embedded_registry.notifications.delivery import Deliverer, Landed, manifest_landed
 from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
-from embedded_registry.notifications.journal import Journal, endpoint_dir
+from embedded_registry.notifications.journal import Journal, Segment, endpoint_dir
 from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver
 
@@ -80,7 +81,9 @@ def base_url(request: web.Request) -> str:
 class Notifier:
     """Events of one registry process: the recent ones, and the webhooks' journal."""
 
-    def __init__(self, config: Config, driver: StorageDriver | None) -> None:
+    def __init__(
+        self, config: Config, driver: StorageDriver | None, landed: Landed | None = None
+    ) -> None:
         self.config = config
         self.endpoints = config.notifications.active
         self.include_references = config.notifications.include_references
@@ -90,7 +93,7 @@ class Notifier:
         if self.endpoints and self.journal is None:
             raise ConfigError("notifications need a storage driver for their journal")
         self.deliverers = {
-            endpoint.name: Deliverer(endpoint, self.journal)
+            endpoint.name: Deliverer(endpoint, self.journal, landed)
             for endpoint in self.endpoints
             if self.journal is not None
         }
@@ -141,35 +144,66 @@ class Notifier:
         self._remember(events)
         if not self.deliverers:
             return
-        task = asyncio.get_running_loop().create_task(self._journal(events))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._keep(asyncio.get_running_loop().create_task(self._journal(events)))
 
-    async def _journal(self, events: list[Event]) -> None:
-        assert self.journal is not None
+    def begin(self, events: list[Event]) -> Pending:
+        """Start journaling ``events`` of a request whose own writes run meanwhile (a manifest
+        push): the caller ends it with :meth:`Pending.commit` once the writes succeeded (it
+        returns when the events are in the journal), or :meth:`Pending.abandon`."""
+        writes: list[_Write] = []
+        if self.deliverers:
+            assert self.journal is not None
+            loop = asyncio.get_running_loop()
+            for endpoint, kept in self._per_endpoint(events):
+                segment = self.journal.segment(endpoint)
+                self.journal.held.add(segment.key)
+                task = loop.create_task(self.journal.write(segment, kept))
+                writes.append(_Write(endpoint, segment, kept, task))
+        return Pending(self, events, writes)
+
+    def _per_endpoint(self, events: list[Event]) -> list[tuple[str, list[Event]]]:
+        """Each active endpoint's share of ``events`` (what it does not ignore)."""
+        shares = []
         for endpoint in self.endpoints:
             kept = [
                 item
                 for item in events
                 if wanted(item, endpoint.ignored_media_types, endpoint.ignored_actions)
             ]
-            if not kept:
-                continue
-            deliverer = self.deliverers[endpoint.name]
+            if kept:
+                shares.append((endpoint.name, kept))
+        return shares
+
+    def _journaled(self, endpoint: str, events: list[Event], error: Exception | None) -> None:
+        """The journal write of ``events`` for ``endpoint`` ended (``error``: it failed, the
+        events are sent from memory); the endpoint's deliverer is woken."""
+        deliverer = self.deliverers[endpoint]
+        if error is None:
+            self._journal_error = None
+        else:  # the request succeeded: never fail it for this
+            deliverer.memory.append(events)
+            if str(error) != self._journal_error:
+                log.error(
+                    "notifications: cannot write the journal (%s): events are sent from "
+                    "memory until it can, and a crash loses them",
+                    error,
+                )
+            self._journal_error = str(error)
+        deliverer.wake.set()
+
+    async def _journal(self, events: list[Event]) -> None:
+        assert self.journal is not None
+        for endpoint, kept in self._per_endpoint(events):
             try:
-                await self.journal.append(endpoint.name, kept)
-            except Exception as exc:  # the request succeeded: never fail it for this
-                deliverer.memory.append(kept)
-                if str(exc) != self._journal_error:
-                    log.error(
-                        "notifications: cannot write the journal (%s): events are sent from "
-                        "memory until it can, and a crash loses them",
-                        exc,
-                    )
-                self._journal_error = str(exc)
+                await self.journal.append(endpoint, kept)
+            except Exception as exc:
+                self._journaled(endpoint, kept, exc)
             else:
-                self._journal_error = None
-            deliverer.wake.set()
+                self._journaled(endpoint, kept, None)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- reading ------------------------------------------------------------------------------
     def since(self, cursor: int, limit: int) -> tuple[list[tuple[int, Event]], int]:
@@ -248,13 +282,89 @@ class Notifier:
                 await task
 
 
+@dataclass(frozen=True)
+class _Write:
+    """One endpoint's journal write of a :class:`Pending` request."""
+
+    endpoint: str
+    segment: Segment
+    events: list[Event]
+    task: asyncio.Task[None]
+
+
+class Pending:
+    """The events of a request, being journaled while the request's own writes run.
+
+    The segments are *held*: no deliverer sends them before :meth:`commit` (the writes
+    succeeded) or :meth:`abandon` (they failed: the segments are removed). A crash in between
+    leaves segments that no process knows the outcome of; the deliverer that finds them sends
+    only the pushes whose manifest is in the storage (:mod:`.delivery`)."""
+
+    def __init__(self, notifier: Notifier, events: list[Event], writes: list[_Write]) -> None:
+        self.notifier = notifier
+        self.events = events
+        self.writes = writes
+
+    async def commit(self) -> None:
+        """The request succeeded: return once its events are in the journal (or, the journal
+        refusing them, queued in memory)."""
+        self.notifier._remember(self.events)
+        journal = self.notifier.journal
+        for number, write in enumerate(self.writes):
+            assert journal is not None
+            error: Exception | None = None
+            try:
+                await asyncio.shield(write.task)
+            except asyncio.CancelledError:
+                # The request was cancelled while waiting: the writes go on; the deliverer
+                # checks their segments against the storage (the manifest is there: sent).
+                for left in self.writes[number:]:
+                    self._settle_later(left, unsure=True)
+                raise
+            except Exception as exc:
+                error = exc
+            journal.held.discard(write.segment.key)
+            self.notifier._journaled(write.endpoint, write.events, error)
+
+    def abandon(self, *, failed: bool) -> None:
+        """The request ended without success: its segments are removed once written
+        (``failed``: its writes failed), or left for the deliverer to check against the
+        storage (not ``failed``: cancelled, they may have landed)."""
+        for write in self.writes:
+            self._settle_later(write, unsure=not failed)
+
+    def _settle_later(self, write: _Write, *, unsure: bool) -> None:
+        journal = self.notifier.journal
+        assert journal is not None
+
+        async def settle() -> None:
+            check = unsure
+            try:
+                with contextlib.suppress(Exception):  # not written: nothing to remove
+                    await write.task
+                if not check:
+                    try:
+                        await journal.remove(write.segment)
+                    except Exception:  # still there: the deliverer checks it as unsure
+                        check = True
+                if check:
+                    journal.unsure.add(write.segment.key)
+            finally:
+                journal.held.discard(write.segment.key)
+                self.notifier.deliverers[write.endpoint].wake.set()
+
+        self.notifier._keep(asyncio.get_running_loop().create_task(settle()))
+
+
 NOTIFIER_KEY: web.AppKey[Notifier] = web.AppKey("notifier", Notifier)
 
 
 def setup(app: web.Application, config: Config, storage: RegistryStorage) -> None:
     """Give ``app`` its :class:`Notifier` (ConfigError when the endpoints cannot be served)."""
     driver = getattr(storage, "driver", None)
-    notifier = Notifier(config, driver if isinstance(driver, StorageDriver) else None)
+    notifier = Notifier(
+        config, driver if isinstance(driver, StorageDriver) else None, manifest_landed(storage)
+    )
     app[NOTIFIER_KEY] = notifier
 
     async def lifetime(_: web.Application) -> AsyncIterator[None]:

@@ -52,15 +52,29 @@ class Journal:
         self.driver = driver
         self.instance = instance
         self._seq = itertools.count()
+        self.held: set[str] = set()
+        """Segments of requests still running (a manifest push whose own writes are in
+        flight): not sent until the request's outcome is known."""
+        self.unsure: set[str] = set()
+        """Segments of requests that ended without an outcome (cancelled in the middle): sent
+        only for what the storage shows happened, as a crashed process's segments."""
+
+    def segment(self, endpoint: str) -> Segment:
+        """A new segment of ``endpoint`` (its key: nothing is written yet)."""
+        written = time.time_ns()
+        name = f"{written:020d}-{self.instance}-{next(self._seq):010d}.json"
+        return Segment(written, self.instance, f"{endpoint_dir(endpoint)}/{name}")
+
+    async def write(self, segment: Segment, events: list[Event]) -> None:
+        """Write ``events`` as ``segment`` (one object, atomically)."""
+        body = json.dumps({"events": events}, separators=(",", ":")).encode()
+        await self.driver.put_content(segment.key, body)
 
     async def append(self, endpoint: str, events: list[Event]) -> Segment:
         """Write ``events`` for ``endpoint`` (one object, atomically)."""
-        written = time.time_ns()
-        name = f"{written:020d}-{self.instance}-{next(self._seq):010d}.json"
-        key = f"{endpoint_dir(endpoint)}/{name}"
-        body = json.dumps({"events": events}, separators=(",", ":")).encode()
-        await self.driver.put_content(key, body)
-        return Segment(written, self.instance, key)
+        segment = self.segment(endpoint)
+        await self.write(segment, events)
+        return segment
 
     async def pending(self, endpoint: str) -> list[Segment]:
         """The segments waiting for ``endpoint``, oldest first."""

@@ -84,12 +84,19 @@ async def put_manifest(request: web.Request) -> web.Response:
     names.check_reference(reference)
     body = await read_limited(request, MAX_MANIFEST_SIZE)
     content_type = media_type(request.headers.get("Content-Type"))
-    async with request.app[COMMIT_LOCK_KEY]:
-        await govern.check_manifest_put(request, name, reference, body, content_type)
-        digest, info = await storage(request).put_manifest(name, reference, body, content_type)
-    await notifications.manifest_pushed(
-        request, name, digest, info.media_type, body, _tag(reference)
-    )
+    # The event is journaled while the manifest is written; answered once both are durable.
+    pushing = notifications.manifest_pushing(request, name, reference, body, content_type)
+    try:
+        async with request.app[COMMIT_LOCK_KEY]:
+            await govern.check_manifest_put(request, name, reference, body, content_type)
+            digest, info = await storage(request).put_manifest(name, reference, body, content_type)
+    except Exception:
+        pushing.failed()
+        raise
+    except BaseException:
+        pushing.failed(cancelled=True)
+        raise
+    await pushing.done(digest, info.media_type)
     headers = {
         "Location": absolute_url(request, f"/v2/{name}/manifests/{digest}"),
         "Docker-Content-Digest": digest,
