@@ -9,6 +9,11 @@ hangs until the endpoint's timeout). A push's last step, the manifest PUT that m
 is timed one request at a time over a kept-alive connection, ``--puts`` a round, in alternated
 rounds; then the same PUTs from ``--concurrency`` threads for the rate. Medians of the rounds,
 with each server's figure against the one without notifications from the same run.
+
+``--baseline DIR`` (a checkout of the code to compare with, e.g. ``git worktree add DIR main``)
+adds that code's registries with the same two sinks to the same alternated rounds: before and
+after in one run, on one machine load. The number of envelopes the answering sink got says how
+well the delivery batches (one POST per push competes with the pushes).
 """
 
 from __future__ import annotations
@@ -93,20 +98,26 @@ def rate(url: str, prefix: str, body: bytes, count: int, threads: int) -> float:
 
 @contextmanager
 def servers(
-    work: Path, seed: Path, sink_url: str, hang_url: str
+    work: Path, seed: Path, sink_url: str, hang_url: str, baseline: Path | None
 ) -> Iterator[dict[str, RunningRegistry]]:
-    configs: dict[str, dict[str, object]] = {
-        "without notifications": {},
-        "sink answering": endpoint(sink_url),
-        "sink hanging": endpoint(hang_url),
+    """The registries of the run: this code's, and ``baseline``'s with the same sinks."""
+    ours = {"PYTHONPATH": str(REPO_ROOT)}
+    configs: dict[str, tuple[dict[str, object], dict[str, str]]] = {
+        "without notifications": ({}, ours),
+        "sink answering": (endpoint(sink_url), ours),
+        "sink hanging": (endpoint(hang_url), ours),
     }
+    if baseline is not None:
+        theirs = {"PYTHONPATH": str(baseline.resolve())}
+        configs["baseline, sink answering"] = (endpoint(sink_url + "-baseline"), theirs)
+        configs["baseline, sink hanging"] = (endpoint(hang_url), theirs)
     with ExitStack() as stack:
         running = {}
-        for index, (name, config) in enumerate(configs.items()):
+        for index, (name, (config, env)) in enumerate(configs.items()):
             root = work / f"root{index}"
             shutil.copytree(seed, root)
             running[name] = stack.enter_context(
-                bundled_registry(root, config={"log": {"level": "warn"}, **config})
+                bundled_registry(root, config={"log": {"level": "warn"}, **config}, env=env)
             )
         yield running
 
@@ -116,7 +127,13 @@ def main() -> int:
     parser.add_argument("--puts", type=int, default=300, help="manifest PUTs a round")
     parser.add_argument("--rounds", type=int, default=5, help="alternated rounds")
     parser.add_argument("--concurrency", type=int, default=8, help="threads for the rate")
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of the code to compare with, in the same run"
+    )
     args = parser.parse_args()
+    # The servers run `python -m embedded_registry`, which puts the working directory first on
+    # their path: from a neutral one, each runs the code its PYTHONPATH names.
+    os.chdir(tempfile.gettempdir())
     work = Path(tempfile.mkdtemp(prefix="bench-notify-"))
     try:
         seed = work / "seed"
@@ -125,7 +142,8 @@ def main() -> int:
             body = manifest_of(registry)
         with webhook_sink() as sink:
             sink.answer("/hang", Behaviour(hang=True))
-            with servers(work, seed, sink.url("/events"), sink.url("/hang")) as running:
+            urls = sink.url("/events"), sink.url("/hang")
+            with servers(work, seed, *urls, args.baseline) as running:
                 single: dict[str, list[float]] = {}
                 tails: dict[str, list[float]] = {}
                 rates: dict[str, list[float]] = {}
@@ -138,7 +156,10 @@ def main() -> int:
                         rates.setdefault(name, []).append(
                             rate(server.url, f"c{number}", body, args.puts, args.concurrency)
                         )
-                delivered = sum(len(got.events) for got in sink.received if got.path == "/events")
+                envelopes = {
+                    path: [len(got.events) for got in sink.received if got.path == path]
+                    for path in ("/events", "/events-baseline")
+                }
         print(
             f"manifest PUT (a push's last step), medians of {args.rounds} alternated rounds of "
             f"{args.puts} PUTs; {os.cpu_count()} cores, load average "
@@ -155,7 +176,12 @@ def main() -> int:
                 f"{args.concurrency} threads {many:6.0f} PUT/s; "
                 f"{one / base_single:.2f}x the latency, {many / base_rate:.2f}x the rate"
             )
-        print(f"events the answering sink received during the run: {delivered}")
+        for path, sizes in envelopes.items():
+            if sizes:
+                print(
+                    f"the answering sink ({path}) received {sum(sizes)} events in "
+                    f"{len(sizes)} envelopes ({sum(sizes) / len(sizes):.1f} a POST)"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

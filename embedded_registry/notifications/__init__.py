@@ -133,48 +133,40 @@ def manifest_pushing(
     """Start journaling the push of manifest ``body`` to ``name:reference`` while the storage
     writes it (its event is known once the body is: the digest and media type the store will
     find). The caller ends it with :meth:`Pushing.done` once the manifest is stored, or
-    :meth:`Pushing.failed`."""
+    :meth:`Pushing.failed`. Without endpoints nothing is journaled: the event is only kept."""
+    tag = "" if names.looks_like_digest(reference) else reference
+    pushing = Pushing(request, name, body, tag)
     notifier = _notifier(request)
-    if notifier is None:
-        return Pushing(request, name, body, None, None)
+    if notifier is None or not notifier.deliverers:
+        return pushing
     try:
         media_type = parse_manifest(body, content_type).media_type
-    except RegistryError:  # refused by the store too: nothing to journal
-        return Pushing(request, name, body, None, None)
-    if names.looks_like_digest(reference):
-        digest, tag = reference, ""
-    else:
-        digest, tag = f"sha256:{hashlib.sha256(body).hexdigest()}", reference
+    except RegistryError:  # the store refuses it too
+        return pushing
+    digest = reference if not tag else f"sha256:{hashlib.sha256(body).hexdigest()}"
     pushed = _manifest(request, "push", name, digest, media_type, body, tag)
-    return Pushing(request, name, body, (digest, media_type, tag), notifier.begin([pushed]))
+    pushing.expected, pushing.pending = (digest, media_type), notifier.begin([pushed])
+    return pushing
 
 
 class Pushing:
     """A manifest push whose event is being journaled (:func:`manifest_pushing`)."""
 
-    def __init__(
-        self,
-        request: web.Request,
-        name: str,
-        body: bytes,
-        expected: tuple[str, str, str] | None,
-        pending: Pending | None,
-    ) -> None:
-        self.request, self.name, self.body = request, name, body
-        self.expected, self.pending = expected, pending
+    def __init__(self, request: web.Request, name: str, body: bytes, tag: str) -> None:
+        self.request, self.name, self.body, self.tag = request, name, body, tag
+        self.expected: tuple[str, str] | None = None
+        self.pending: Pending | None = None
 
     async def done(self, digest: str, media_type: str) -> None:
         """The manifest is stored as ``digest``: return once its event is in the journal."""
-        if self.pending is None or self.expected is None:
-            return
-        if self.expected[:2] == (digest, media_type):
+        if self.pending is not None and self.expected == (digest, media_type):
             await self.pending.commit()
             return
-        # The store saw another digest or media type than expected (never, as long as both
-        # read the body the same way): journal the event it reports instead.
-        self.pending.abandon(failed=True)
-        tag = self.expected[2]
-        await manifest_pushed(self.request, self.name, digest, media_type, self.body, tag)
+        if self.pending is not None:
+            # The store saw another digest or media type than expected (never, as long as
+            # both read the body alike): journal the event it reports instead.
+            self.pending.abandon(failed=True)
+        await manifest_pushed(self.request, self.name, digest, media_type, self.body, self.tag)
 
     def failed(self, *, cancelled: bool = False) -> None:
         """The push did not happen (or, ``cancelled``, may have: the deliverer checks)."""
