@@ -19,6 +19,9 @@ well the delivery batches (one POST per push competes with the pushes).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -122,6 +125,66 @@ def servers(
         yield running
 
 
+async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
+    """In one process, on the filesystem driver: a manifest's commit alone, followed by its
+    event's journal write (the code before), and overlapped with it (the route now)."""
+    from embedded_registry.notifications.journal import Journal
+    from embedded_registry.storage.driver.filesystem import FilesystemDriver
+    from embedded_registry.storage.factory import driver_storage
+
+    root = Path(tempfile.mkdtemp(prefix="bench-notify-components-"))
+    try:
+        driver = FilesystemDriver(root)
+        store = driver_storage(driver)
+        config = b"{}"
+        digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+        hexa = digest.removeprefix("sha256:")
+        await driver.put_content(f"/docker/registry/v2/blobs/sha256/{hexa[:2]}/{hexa}/data", config)
+        link = f"/docker/registry/v2/repositories/{REPOSITORY}/_layers/sha256/{hexa}/link"
+        await driver.put_content(link, digest.encode())
+        described = {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2}
+        body = json.dumps(
+            {"schemaVersion": 2, "mediaType": MANIFEST, "config": {**described, "digest": digest}}
+        ).encode()
+        journal = Journal(driver, "0" * 32)
+        target = {"mediaType": MANIFEST, "digest": digest, "repository": REPOSITORY, "tag": "t"}
+        events = [{"id": "0" * 36, "action": "push", "target": target}]
+        times: dict[str, list[float]] = {"commit alone": [], "then journal": [], "overlapped": []}
+        number = 0
+        for round_number in range(rounds):
+            order = list(times.items())
+            for mode, found in order if round_number % 2 == 0 else order[::-1]:
+                for _ in range(puts):
+                    number += 1
+                    started = time.perf_counter()
+                    if mode == "overlapped":
+                        writing = asyncio.create_task(
+                            journal.write(journal.segment("bench"), events)
+                        )
+                    await store.put_manifest(REPOSITORY, f"t{number}", body, MANIFEST)
+                    if mode == "then journal":
+                        await journal.append("bench", events)
+                    elif mode == "overlapped":
+                        await writing
+                    found.append(time.perf_counter() - started)
+        return times
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def components(rounds: int, puts: int) -> int:
+    times = asyncio.run(_components(rounds, puts))
+    print(
+        f"manifest commit in one process (filesystem driver, no HTTP), medians of {rounds} "
+        f"alternated rounds of {puts}; load average {os.getloadavg()[0]:.2f} at the end"
+    )
+    base = statistics.median(times["commit alone"])
+    for mode, found in times.items():
+        one = statistics.median(found)
+        print(f"{mode:14}: {one * 1e3:6.2f} ms; {one / base:.2f}x the commit alone")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--puts", type=int, default=300, help="manifest PUTs a round")
@@ -130,7 +193,14 @@ def main() -> int:
     parser.add_argument(
         "--baseline", type=Path, help="a checkout of the code to compare with, in the same run"
     )
+    parser.add_argument(
+        "--components",
+        action="store_true",
+        help="only the journal write against the manifest's commit, in one process",
+    )
     args = parser.parse_args()
+    if args.components:
+        return components(args.rounds, min(args.puts, 50))
     # The servers run `python -m embedded_registry`, which puts the working directory first on
     # their path: from a neutral one, each runs the code its PYTHONPATH names.
     os.chdir(tempfile.gettempdir())
