@@ -214,22 +214,30 @@ class Deliverer:
             if found is None:
                 self._unreadable.add(segment.key)
                 continue
-            kept.append(segment)
             if segment.instance != self.journal.instance or segment.key in self.journal.unsure:
-                found = await self._happened(found)
+                happened = await self._happened(segment, found)
+                if happened is None:  # maybe still being pushed: decided at a later scan
+                    continue
+                found = happened
+            kept.append(segment)
             events += found
         return kept, events
 
-    async def _happened(self, events: list[Event]) -> list[Event]:
+    async def _happened(self, segment: Segment, events: list[Event]) -> list[Event] | None:
         """``events`` of a segment whose request's outcome this process does not know (written
         by a process that crashed, or cancelled mid-way): a manifest's push journaled while its
-        own writes ran is sent only when the manifest is in the storage."""
+        own writes ran is sent only when the manifest is in the storage. ``None`` while such a
+        manifest is missing and the segment is younger than the takeover age: its push may
+        still be running (another replica's, or one that just started)."""
         if self.landed is None:
             return events
+        young = time.time_ns() - segment.written_ns <= self.takeover_ns
         kept = []
         for item in events:
             push = _manifest_push(item)
             if push is not None and not await self.landed(*push):
+                if young:
+                    return None
                 log.info(
                     "notifications: endpoint %s: dropping the push event of %s@%s: the "
                     "manifest is not in the storage (its push did not complete)",

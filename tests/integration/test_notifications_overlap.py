@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from embedded_registry.notifications.journal import endpoint_dir
 from tests.helpers.images import make_image, push_image
 from tests.helpers.servers import bundled_registry, free_port
 from tests.helpers.sink import webhook_sink
@@ -68,7 +69,7 @@ def test_a_crashed_process_s_segment_for_a_push_that_never_landed_is_not_sent(
     ghost["id"] = "ghost-event-id"
     ghost["target"]["tag"] = "ghost"
     ghost["target"]["digest"] = "sha256:" + "0" * 64
-    written = int(segment.name.split("-", 1)[0]) + 1
+    written = int(segment.name.split("-", 1)[0]) - 3600 * 10**9  # left an hour ago
     name = f"{written:020d}-{OTHER_INSTANCE}-0000000000.json"
     (segment.parent / name).write_text(json.dumps({"events": [ghost]}))
     with webhook_sink(port) as sink, bundled_registry(root, config=config):
@@ -103,3 +104,26 @@ def test_a_push_that_fails_leaves_no_event_and_no_segment(tmp_path: Path) -> Non
         assert _wait_empty(root) == []
     assert [e["target"]["repository"] for e in events if e["target"].get("tag")] == ["fine/app"]
     assert all(e["target"]["repository"] == "fine/app" for e in events)
+
+
+def test_a_young_segment_of_another_process_waits_for_its_push_to_land(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    late = make_image([{"etc/motd": b"late\n"}])
+    with webhook_sink() as sink, bundled_registry(root, config=_config(sink.url("/hook"))) as reg:
+        # Another replica's push in flight: its event is journaled, its manifest not yet written.
+        directory = root / endpoint_dir("ci").lstrip("/")
+        directory.mkdir(parents=True, exist_ok=True)
+        target = {"mediaType": MANIFEST, "digest": late.digest, "repository": "late/app"}
+        event = {"id": "in-flight-event-id", "action": "push", "target": {**target, "tag": "v1"}}
+        name = f"{time.time_ns() - 10**9:020d}-{OTHER_INSTANCE}-0000000000.json"
+        (directory / name).write_text(json.dumps({"events": [event]}))
+        push_image(reg.url, "other/app", "v1", make_image([{"etc/motd": b"other\n"}]))
+        sink.wait_for("/hook", lambda got: any(e["target"].get("tag") == "v1" for e in got))
+        assert (directory / name).exists()  # undecided: kept, not dropped
+        push_image(reg.url, "late/app", "v1", late)  # the other replica's push lands
+        events = sink.wait_for(
+            "/hook", lambda got: any(e["id"] == "in-flight-event-id" for e in got)
+        )
+    assert [e["target"]["digest"] for e in events if e["id"] == "in-flight-event-id"] == [
+        late.digest
+    ]
