@@ -41,7 +41,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from regtui_retention.patterns import PatternError, TagRegex
 from regtui_retention.semver import SemverError, SemverRange, parse_range, parse_version
 from tui.client.reference import (
     NAME_RE,
@@ -53,6 +52,7 @@ from tui.client.reference import (
 from tui.logic.tags import natural_key
 
 if TYPE_CHECKING:
+    from regtui_retention.patterns import TagRegex
     from tui.client.models import Platform
 
 __all__ = [
@@ -212,6 +212,8 @@ def _tag_filter(value: Any, where: str) -> TagFilter:
     raw = _keys(value, _TAGS, where)
     regex = semver = None
     if "regex" in raw:
+        from regtui_retention.patterns import PatternError, TagRegex  # (re2: a regex filter only)
+
         try:
             regex = TagRegex(_text(raw["regex"], f"{where}.regex"))
         except PatternError as error:
