@@ -132,7 +132,12 @@ def test_what_the_check_leaves_to_the_engine_without_a_request(
     extra: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(sync_check, "fetch_all", lambda *a, **kw: asked.append(a[1]) or [])
+
+    def never(scheme: str, host: str, *args: object, **kw: object) -> list[object]:
+        asked.append(host)
+        return []
+
+    monkeypatch.setattr(sync_check, "fetch_all", never)
     document = {"sync": [{"source": "127.0.0.1:9/team/app", "target": "127.0.0.1:8/app"}]}
     spec = parse_spec({**document, **extra})
     assert sync_check.quick_plan(spec) is None
