@@ -163,7 +163,10 @@ def test_a_target_without_the_report_is_asked_tag_by_tag(
     image = make_image([{"a": os.urandom(3000)}])
     push_tags(source, "team/many", image, MANY)
     spec = spec_of(source, distribution_target, tmp_path / "sync.yml")
-    assert regtui("sync", str(spec)).returncode == 0
+    # One image at a time: nine tags of one manifest copied at once to Distribution 2.8 once
+    # failed a PUT ('provided digest did not match uploaded content'), the engine's, not this.
+    first = regtui("sync", str(spec), "--parallel", "1")
+    assert first.returncode == 0, first.stderr
 
     push_tags(source, "team/more", image, MANY)  # not on the target yet
     recorder = Recorder(monkeypatch)
@@ -198,3 +201,31 @@ def test_a_repository_unknown_to_a_registry_that_served_no_report_is_asked_by_he
     assert len(jobs) == len(MANY) and all(j.target_digest is None for j in jobs)
     heads = [a for a in recorder.on(bundled) if a[0] == "HEAD"]
     assert len(heads) == len(MANY) and all(status == 404 for _, _, status in heads)
+
+
+def test_a_tag_whose_manifest_the_bundled_target_lost_is_not_unchanged(
+    source: RunningRegistry,
+    bundled: RunningRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The report still names the tag but leaves out the manifest it cannot read, whose HEAD
+    answers 404: the check reads it as a HEAD would (absent: to copy again)."""
+    image = make_image([{"lost": os.urandom(3000)}])
+    push_tags(source, "team/many", image, MANY)
+    spec = spec_of(source, bundled, tmp_path / "sync.yml")
+    assert regtui("sync", str(spec)).returncode == 0
+    assert all(job.unchanged for job in check(spec))
+    hexdigest = image.digest.removeprefix("sha256:")
+    data = bundled.root / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
+    data.unlink()
+    head = httpx.head(
+        f"{bundled.url}/v2/mirror/team/many/manifests/{MANY[0]}",
+        headers={"Accept": image.manifest.media_type},
+    )
+    assert head.status_code == 404
+    recorder = Recorder(monkeypatch)
+    jobs = check(spec)
+    assert ("GET", "/v2/mirror/team/many/_regtui/tags", 200) in recorder.on(bundled)
+    assert len(jobs) == len(MANY)
+    assert all(not job.unchanged and job.target_digest is None for job in jobs)

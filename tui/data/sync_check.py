@@ -161,8 +161,9 @@ def _name_unknown(answer: Answer) -> bool:
 
 
 def _report_digests(answer: Answer, refs: Sequence[str]) -> list[str | None]:
-    """What each of ``refs`` names in a ``_regtui/tags`` report: a tag's digest, or a digest the
-    repository holds (else ``None``)."""
+    """What each of ``refs`` names in a ``_regtui/tags`` report, as a ``HEAD`` would answer: a
+    tag's digest, or a digest asked for, when the report lists that manifest (it leaves out one
+    it cannot read, whose ``HEAD`` answers 404), else ``None``."""
     document = _json(answer)
     if not isinstance(document, dict):
         raise NotPlain("the tags report is not a JSON object")
@@ -177,10 +178,8 @@ def _report_digests(answer: Answer, refs: Sequence[str]) -> list[str | None]:
     for item in document.get("manifests") or []:
         if isinstance(item, dict) and isinstance(item.get("digest"), str):
             held.add(item["digest"])
-    return [
-        (ref if ref in held else None) if ref.startswith("sha256:") else tags.get(ref)
-        for ref in refs
-    ]
+    named = [ref if ref.startswith("sha256:") else tags.get(ref) for ref in refs]
+    return [digest if digest in held else None for digest in named]
 
 
 class _Check:
