@@ -146,9 +146,10 @@ def test_a_second_sync_moves_nothing_and_check_sees_a_new_tag(
 def test_a_second_sync_of_unchanged_images_loads_no_copy_engine_nor_aiohttp(
     source: RunningRegistry, target: RunningRegistry, tmp_path: Path
 ) -> None:
-    """Nothing to move: the plan's requests go through the light transport's kept-alive
-    connections, and neither aiohttp (~100 ms to import) nor the copy engine (the layout and
-    archive formats) is loaded; a run that copies loads them."""
+    """Nothing to move: the plan's requests are pipelined on kept-alive connections by the
+    quick check (:mod:`tui.data.sync_check`), and neither the event loop, httpx, aiohttp
+    (~100 ms to import) nor the copy engine (the layout and archive formats) is loaded; a run
+    that copies loads them."""
     from tests.client.test_cli_imports import modules_of
 
     for n in range(3):
@@ -161,8 +162,8 @@ def test_a_second_sync_of_unchanged_images_loads_no_copy_engine_nor_aiohttp(
     first = modules_of(tmp_path, "sync", str(spec))
     assert "tui.data.copy" in first  # it copied
     again = modules_of(tmp_path, "sync", str(spec))
-    assert "tui.client._h11" in again  # it did run, on the light transport
-    assert heavy & again == set()
+    assert "tui.client.pipeline" in again  # it did run, on the quick check's pipelines
+    assert (heavy | {"asyncio", "httpx", "tui.client._h11", "tui.data.sync"}) & again == set()
     assert all(whole(target.url, f"mirror/team/app{n}", "v1") for n in range(3))
 
 

@@ -32,7 +32,7 @@ import time
 from tui.client._dockerconfig import may_have_credentials
 from tui.client.reference import api_host, is_loopback_host, parse_registry
 
-__all__ = ["MAX_QUICK_BYTES", "quick_names"]
+__all__ = ["MAX_QUICK_BYTES", "plain_origin", "quick_names"]
 
 MAX_QUICK_BYTES = 1 << 20
 """A longer answer is left to the client (which reads up to 16 MiB, parsing off the loop)."""
@@ -57,6 +57,32 @@ def quick_names(
     """The names under ``key`` of ``GET path?n=1000`` on ``registry`` (``HOST[:PORT]``, with or
     without a scheme), or ``None`` when this is not the plain case (see the module).
     Raises :class:`~tui.client.errors.RegistryTimeoutError` past ``timeout`` seconds."""
+    origin = plain_origin(registry, insecure=insecure, ca_cert=ca_cert, username=username)
+    if origin is None:
+        return None
+    scheme, host = origin
+    target = f"{path}?n={PAGE_SIZE}"
+    try:
+        body = _get(scheme, host, target, insecure, time.monotonic() + timeout)
+    except TimeoutError:
+        from tui.client.errors import RegistryTimeoutError
+
+        raise RegistryTimeoutError.late(host, f"GET {scheme}://{host}{target}", timeout) from None
+    except (OSError, ValueError):
+        return None  # refused, reset, TLS, not HTTP: the client says which
+    return None if body is None else _names(body, key)
+
+
+def plain_origin(
+    registry: str,
+    *,
+    insecure: bool = False,
+    ca_cert: str | None = None,
+    username: str | None = None,
+) -> tuple[str, str] | None:
+    """``(scheme, HOST[:PORT])`` the client would speak to ``registry`` first when this is the
+    plain case (see the module: no credentials anywhere, no proxy, no ``--ca-cert``, not Docker
+    Hub, a scheme the client allows), else ``None``."""
     try:
         scheme, host = parse_registry(registry)
     except ValueError:
@@ -72,16 +98,7 @@ def quick_names(
         if insecure and not loopback:
             return None  # HTTPS first, plain HTTP when it cannot be spoken: the client's probe
         scheme = "http" if loopback else "https"
-    target = f"{path}?n={PAGE_SIZE}"
-    try:
-        body = _get(scheme, host, target, insecure, time.monotonic() + timeout)
-    except TimeoutError:
-        from tui.client.errors import RegistryTimeoutError
-
-        raise RegistryTimeoutError.late(host, f"GET {scheme}://{host}{target}", timeout) from None
-    except (OSError, ValueError):
-        return None  # refused, reset, TLS, not HTTP: the client says which
-    return None if body is None else _names(body, key)
+    return scheme, host
 
 
 def _proxied() -> bool:

@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     )
     sync.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     add_output_arguments(sync, "one JSON document with every image's outcome")
-    sync.set_defaults(handler=c.handler(_sync))
+    sync.set_defaults(handler=c.handler(_sync, quick=_quick_sync))
 
 
 def _load(path: str) -> SyncSpec:
@@ -76,14 +76,34 @@ def _load(path: str) -> SyncSpec:
         raise c.UsageError(f"{path}: {error}") from None
 
 
-async def _sync(args: argparse.Namespace) -> int:
+def _quick_sync(args: argparse.Namespace) -> int | None:
+    """Nothing to move (or a dry run), read without the event loop nor the full client
+    (:mod:`tui.data.sync_check`); ``None`` hands over to :func:`_sync` (a mistake in the file or
+    the options included: it says it)."""
+    try:
+        spec = _options(_load(args.file), args)
+    except c.UsageError:
+        return None
+    from tui.data.sync_check import quick_plan
+    from tui.data.sync_jobs import SyncOutcome
+
+    jobs = quick_plan(spec, timeout=args.timeout)
+    if jobs is None:
+        return None
+    dry_run = args.dry_run or args.check
+    if not dry_run and not all(job.unchanged for job in jobs):
+        return None  # something moves: the engine plans (again) and copies
+    outcomes = [SyncOutcome(job, "unchanged" if job.unchanged else "planned") for job in jobs]
+    if not args.json:
+        for outcome in outcomes:
+            _say(outcome)
+    return _report(outcomes, args)
+
+
+def _options(spec: SyncSpec, args: argparse.Namespace) -> SyncSpec:
+    """``spec`` with the command line's ``--parallel`` and ``--rate-limit``, checked."""
     from dataclasses import replace
 
-    from tui.client import RegistryClient
-    from tui.client.reference import api_host
-    from tui.data.sync import REPOSITORIES_AT_ONCE, run_sync
-
-    spec = _load(args.file)
     if args.parallel is not None:
         if not 1 <= args.parallel <= 64:
             raise c.UsageError("--parallel must be from 1 to 64")
@@ -92,6 +112,15 @@ async def _sync(args: argparse.Namespace) -> int:
         if args.rate_limit < 0:
             raise c.UsageError("--rate-limit must be at least 0")
         spec = replace(spec, rate_limit=args.rate_limit)
+    return spec
+
+
+async def _sync(args: argparse.Namespace) -> int:
+    from tui.client import RegistryClient
+    from tui.client.reference import api_host
+    from tui.data.sync import REPOSITORIES_AT_ONCE, run_sync
+
+    spec = _options(_load(args.file), args)
     for name, access in spec.registries.items():
         if access.password_env and access.password_env not in os.environ:
             raise c.UsageError(f"registries[{name!r}]: ${access.password_env} is not set")

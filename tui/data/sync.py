@@ -21,16 +21,12 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tui.client import NotFoundError, RegistryClient, RegistryClientError
 from tui.client.models import ImageIndex
+from tui.data.sync_jobs import ImageJob, SyncOutcome
 from tui.logic.copy_plan import PlatformError, choose_platform
 from tui.logic.sync_spec import Entry, SyncSpec, SyncSpecError, target_repository
-
-if TYPE_CHECKING:
-    from tui.data.copy import CopyResult
 
 __all__ = ["ImageJob", "SyncOutcome", "plan_sync", "run_sync"]
 
@@ -40,48 +36,6 @@ client bounds the requests in flight)."""
 
 Clients = Callable[[str], RegistryClient]
 """The client for a registry as the sync file names it (one per registry, shared)."""
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """One tag (or digest) of one source repository and where it goes."""
-
-    entry: Entry
-    source_registry: str
-    source_repository: str
-    reference: str
-    """The tag, or the digest of an image named by digest."""
-    target_registry: str
-    target_repository: str
-    source_digest: str | None
-    """What the target's tag will point at (the platform's manifest when one is chosen)."""
-    target_digest: str | None
-    unchanged: bool
-
-    @property
-    def tag(self) -> str | None:
-        return None if self.reference.startswith("sha256:") else self.reference
-
-    @property
-    def source(self) -> str:
-        at = "@" if self.tag is None else ":"
-        return f"{self.source_registry}/{self.source_repository}{at}{self.reference}"
-
-    @property
-    def target(self) -> str:
-        at = "@" if self.tag is None else ":"
-        return f"{self.target_registry}/{self.target_repository}{at}{self.reference}"
-
-
-@dataclass(frozen=True)
-class SyncOutcome:
-    job: ImageJob | None
-    status: str
-    """``unchanged``, ``copied``, ``planned`` (a dry run), or ``failed``."""
-    error: str | None = None
-    result: CopyResult | None = None
-    where: str = ""
-    """For a failure before any job: the entry (``sync[N]``) and what failed."""
 
 
 async def _repositories(entry: Entry, client: RegistryClient) -> AsyncIterator[str]:

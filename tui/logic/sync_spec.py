@@ -39,11 +39,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regtui_retention.patterns import PatternError, TagRegex
 from regtui_retention.semver import SemverError, SemverRange, parse_range, parse_version
-from tui.client.models import Platform
 from tui.client.reference import (
     NAME_RE,
     InvalidReferenceError,
@@ -51,8 +49,11 @@ from tui.client.reference import (
     parse_reference,
     parse_registry,
 )
-from tui.logic.copy_plan import PlatformError, parse_platform
 from tui.logic.tags import natural_key
+
+if TYPE_CHECKING:
+    from regtui_retention.patterns import TagRegex
+    from tui.client.models import Platform
 
 __all__ = [
     "Entry",
@@ -197,6 +198,10 @@ def _platform(value: Any, where: str) -> Platform | None:
     text = _text(value, where)
     if text == "all":
         return None
+    # Only a file that names a platform loads the copy planner (and the client's models, with
+    # httpx behind them): a run of a file without one checks its images without either.
+    from tui.logic.copy_plan import PlatformError, parse_platform
+
     try:
         return parse_platform(text)
     except PlatformError:
@@ -207,6 +212,8 @@ def _tag_filter(value: Any, where: str) -> TagFilter:
     raw = _keys(value, _TAGS, where)
     regex = semver = None
     if "regex" in raw:
+        from regtui_retention.patterns import PatternError, TagRegex  # (re2: a regex filter only)
+
         try:
             regex = TagRegex(_text(raw["regex"], f"{where}.regex"))
         except PatternError as error:

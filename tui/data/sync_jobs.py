@@ -1,0 +1,56 @@
+"""What ``regtui sync`` plans and reports, one image at a time: :class:`ImageJob` and
+:class:`SyncOutcome` (light: no asyncio, no client), shared by the engine
+(:mod:`tui.data.sync`) and the quick check of unchanged sources (:mod:`tui.data.sync_check`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui.data.copy import CopyResult
+    from tui.logic.sync_spec import Entry
+
+__all__ = ["ImageJob", "SyncOutcome"]
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One tag (or digest) of one source repository and where it goes."""
+
+    entry: Entry
+    source_registry: str
+    source_repository: str
+    reference: str
+    """The tag, or the digest of an image named by digest."""
+    target_registry: str
+    target_repository: str
+    source_digest: str | None
+    """What the target's tag will point at (the platform's manifest when one is chosen)."""
+    target_digest: str | None
+    unchanged: bool
+
+    @property
+    def tag(self) -> str | None:
+        return None if self.reference.startswith("sha256:") else self.reference
+
+    @property
+    def source(self) -> str:
+        at = "@" if self.tag is None else ":"
+        return f"{self.source_registry}/{self.source_repository}{at}{self.reference}"
+
+    @property
+    def target(self) -> str:
+        at = "@" if self.tag is None else ":"
+        return f"{self.target_registry}/{self.target_repository}{at}{self.reference}"
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    job: ImageJob | None
+    status: str
+    """``unchanged``, ``copied``, ``planned`` (a dry run), or ``failed``."""
+    error: str | None = None
+    result: CopyResult | None = None
+    where: str = ""
+    """For a failure before any job: the entry (``sync[N]``) and what failed."""
