@@ -14,7 +14,7 @@ import hashlib
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +30,8 @@ from embedded_registry.storage.paths import KEYS, split_digest
 
 WRITE_CHUNK = 2 << 20
 """Bytes of an upload gathered from the socket before one write and hash step (the routes
-hand over the pieces aiohttp's parser received: one join per block)."""
+hand over the pieces aiohttp's parser received; a block is a list of them, never joined:
+the writer gathers them with ``writev``, the hash takes them one by one)."""
 HASH_AHEAD = 4 << 20
 """Bytes an upload's hash thread may have yet to hash before the upload waits for it."""
 
@@ -49,18 +50,20 @@ def parse_startedat(text: str) -> float | None:
     return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
 
 
-@dataclass
-class _UploadState:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    size: int = -1
-    hasher: Any = None
+def _hash_pieces(hasher: Any, pieces: Sequence[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
 
 
 class _Hashing:
     """A hash fed down its own :class:`~embedded_registry.storage.driver.lanes.Lane`:
     ``update`` hands the bytes over and returns at once while less than ``HASH_AHEAD`` bytes
     wait (no round trip to the event loop per block); ``settle`` waits for all of them. One
-    lane: the blocks are hashed in order."""
+    lane: the blocks are hashed in order.
+
+    It outlives a PATCH: the blocks of one are still being hashed while the answer goes out
+    and the client sends the next; only the closing PUT waits for the last of them
+    (``hexdigest``)."""
 
     def __init__(self, hasher: Any) -> None:
         self.hasher = hasher
@@ -68,9 +71,10 @@ class _Hashing:
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._queued = 0
 
-    async def update(self, data: bytes) -> None:
-        self._pending.append((self._lane.submit(self.hasher.update, data), len(data)))
-        self._queued += len(data)
+    async def update(self, pieces: Sequence[bytes], length: int) -> None:
+        """Hash ``pieces`` (``length`` bytes) after every block handed over before."""
+        self._pending.append((self._lane.submit(_hash_pieces, self.hasher, pieces), length))
+        self._queued += length
         while self._queued > HASH_AHEAD:
             await self._settle_one()
 
@@ -85,42 +89,47 @@ class _Hashing:
         while self._pending:
             await self._settle_one()
 
+    async def hexdigest(self) -> str:
+        """The digest of every block handed over."""
+        await self.settle()
+        return str(self.hasher.hexdigest())
 
-async def _pump(writer: FileWriter, hasher: Any, chunks: AsyncIterator[bytes]) -> int:
-    """Write ``chunks`` and hash them (``hasher`` may be None); the bytes written.
 
-    Pieces are gathered into blocks of ``WRITE_CHUNK``; each block goes to the hash's lane
-    and to the writer (the filesystem's writer has a lane of its own), and
-    both work while the loop reads the next block from the socket. Every byte is handed to
-    the writer and hashed when this returns (the writer's ``close`` or ``commit`` waits for
-    its writes)."""
-    hashing = _Hashing(hasher) if hasher is not None else None
+@dataclass
+class _UploadState:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    size: int = -1
+    """The upload's size that ``hashing`` has been handed all of (-1: none)."""
+    hashing: _Hashing | None = None
+
+
+async def _pump(writer: FileWriter, hashing: _Hashing | None, chunks: AsyncIterator[bytes]) -> int:
+    """Write ``chunks`` and hash them (``hashing`` may be None); the bytes written.
+
+    Pieces are gathered into blocks of ``WRITE_CHUNK`` (lists of pieces, no bytes copied);
+    each block goes to the hash's lane and to the writer (the filesystem's writer has a lane
+    of its own), and both work while the loop reads the next block from the socket. Every
+    byte is handed to the writer and to the hash when this returns (the writer's ``close`` or
+    ``commit`` waits for its writes; ``hashing.hexdigest`` for the hash)."""
     buffer: list[bytes] = []
     buffered = written = 0
 
-    async def put(data: bytes) -> None:
+    async def put(pieces: list[bytes], length: int) -> None:
         nonlocal written
         if hashing is not None:
-            await hashing.update(data)
-        await writer.write(data)
-        written += len(data)
+            await hashing.update(pieces, length)
+        await writer.write(*pieces)
+        written += length
 
-    try:
-        async for piece in chunks:
-            buffer.append(piece)
-            buffered += len(piece)
-            if buffered >= WRITE_CHUNK:
-                data = b"".join(buffer) if len(buffer) > 1 else buffer[0]
-                buffer.clear()
-                buffered = 0
-                await put(data)
-        if buffered:
-            await put(b"".join(buffer))
-    finally:
-        # Also after a failure: the hash's work in flight ends before anyone reads the
-        # hasher (the caller drops it then).
-        if hashing is not None:
-            await hashing.settle()
+    async for piece in chunks:
+        buffer.append(piece)
+        buffered += len(piece)
+        if buffered >= WRITE_CHUNK:
+            pieces, buffer = buffer, []
+            length, buffered = buffered, 0
+            await put(pieces, length)
+    if buffered:
+        await put(buffer, buffered)
     return written
 
 
@@ -157,7 +166,7 @@ class Uploads:
         writer = await self.driver.writer(KEYS.upload_data(name, upload_id))
         await writer.close()
         state = self._state(upload_id)
-        state.size, state.hasher = 0, hashlib.sha256()
+        state.size, state.hashing = 0, _Hashing(hashlib.sha256())
         return upload_id
 
     async def _open(self, name: str, upload_id: str) -> FileWriter:
@@ -196,18 +205,20 @@ class Uploads:
             await writer.close()
             raise errors.range_invalid(f"upload is at offset {current}, chunk starts at {start}")
         state = self._state(upload_id)
-        hasher = state.hasher if state.size == current and state.hasher is not None else None
-        if hasher is None and current == 0:
-            hasher = hashlib.sha256()
-        state.hasher, state.size = None, -1
+        hashing = state.hashing if state.size == current else None
+        if hashing is None and current == 0:
+            hashing = _Hashing(hashlib.sha256())
+        # Until this request ends well, no hash stands for the upload (after a failure the
+        # closing PUT hashes the file: what the hash was handed may not all be in it).
+        state.hashing, state.size = None, -1
         try:
-            written = await _pump(writer, hasher, chunks)
+            written = await _pump(writer, hashing, chunks)
         finally:
             # What was received stays (as Distribution's writer keeps it): the client asks for
             # the upload's status and goes on from there.
             await writer.close()
-        if hasher is not None:
-            state.hasher, state.size = hasher, current + written
+        if hashing is not None:
+            state.hashing, state.size = hashing, current + written
         if length is not None and written != length:
             raise errors.size_invalid(f"expected {length} bytes, received {written}")
         return current + written
@@ -226,8 +237,8 @@ class Uploads:
         data = KEYS.upload_data(name, upload_id)
         algorithm, hex_digest = split_digest(digest)
         state = self._state(upload_id)
-        if algorithm == "sha256" and state.hasher is not None and state.size == size:
-            actual = state.hasher.hexdigest()
+        if algorithm == "sha256" and state.hashing is not None and state.size == size:
+            actual = await state.hashing.hexdigest()
         else:
             actual = await self._hash(data, algorithm)
         if actual != hex_digest:

@@ -108,7 +108,9 @@ class FileWriter(abc.ABC):
         """The bytes written so far, by this writer and the ones it continues."""
 
     @abc.abstractmethod
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, data: bytes, *more: bytes) -> None:
+        """Append ``data``, then each of ``more`` in order: pieces as they came from a socket,
+        which a writer may store without joining them first (one copy less per byte)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

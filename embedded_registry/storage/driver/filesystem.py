@@ -68,6 +68,8 @@ INLINE_READ = 256 << 10
 """A file this small (a link, a manifest) is read on the event loop; a bigger one in a thread."""
 FIRST_READ = 64 << 10
 """Bytes of a small file read first (a link, a manifest: all of it, one allocation)."""
+IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
+"""Buffers one ``writev(2)`` takes at most."""
 MANY_BATCH = 512
 """Files :meth:`FilesystemDriver.get_many` reads per worker-thread hop."""
 _MISSING = (FileNotFoundError, NotADirectoryError)
@@ -101,6 +103,24 @@ NEW_FILE_MODE = 0o666 & ~_umask()
 """The mode of a file a writer creates: what ``open(2)`` gives under the process's umask
 (read at import, while one thread runs), so an upload moved into place as a blob is readable
 as before."""
+
+
+def _write_all(fd: int, pieces: Sequence[bytes]) -> None:
+    """Write ``pieces`` one after another with ``writev(2)`` (at most ``IOV_MAX`` a call),
+    going on after a short write from the byte it stopped at."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + IOV_MAX])
+        if not written:
+            raise OSError(errno.EIO, "writev wrote nothing")
+        while written:
+            size = len(views[first])
+            if written < size:
+                views[first] = views[first][written:]
+                break
+            written -= size
+            first += 1
 
 
 def _read_small(full: str, limit: int | None) -> tuple[bytes, bool]:
@@ -153,30 +173,31 @@ class _FileWriter(FileWriter):
             raise StorageDriverError("writer already closed")
         return self._fd
 
-    def _write_at(self, fd: int, data: bytes, offset: int) -> None:
-        """In the worker thread: ``data`` at the end of the file (at ``offset``)."""
+    def _write_at(self, fd: int, pieces: tuple[bytes, ...], offset: int, length: int) -> None:
+        """In the worker thread: ``pieces`` (``length`` bytes) at the end of the file (at
+        ``offset``), gathered by ``writev(2)``: never joined into one buffer first."""
         if self._failure is not None:
             return  # a write before this one failed: the file ends there
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, pieces)
         except OSError as exc:
             self._failure = exc
             return
-        start_writeback(fd, offset, len(data))
+        start_writeback(fd, offset, length)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, *more: bytes) -> None:
         fd = self._file()
         self._report()
-        if not data:
+        pieces = (data, *more) if more else (data,)
+        length = sum(map(len, pieces)) if more else len(data)
+        if not length:
             return
         if self._lane is None:
             self._lane = Lane()
-        future = self._lane.submit(self._write_at, fd, data, self._size)
-        self._pending.append((future, len(data)))
-        self._queued += len(data)
-        self._size += len(data)
+        future = self._lane.submit(self._write_at, fd, pieces, self._size, length)
+        self._pending.append((future, length))
+        self._queued += length
+        self._size += length
         while self._queued > WRITE_AHEAD:
             await self._settle_one()
         self._report()

@@ -746,16 +746,16 @@ class _S3Writer(FileWriter):
     def _client(self) -> Any:
         return self._driver.client
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, *more: bytes) -> None:
         if self._closed:
             raise StorageDriverError("writer already closed")
         if self._parts and self._parts[-1]["Size"] < MIN_CHUNK_SIZE:
             await self._restart()
-        if not data:
-            return
-        self._pieces.append(data)
-        self._buffered += len(data)
-        self._size += len(data)
+        for piece in (data, *more):
+            if piece:
+                self._pieces.append(piece)
+                self._buffered += len(piece)
+                self._size += len(piece)
         while self._buffered >= self._chunk:
             await self._send(self._take(self._chunk))
 
