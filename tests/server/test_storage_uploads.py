@@ -305,3 +305,60 @@ async def test_a_new_file_writer_shows_nothing_at_its_key_until_it_ends(tmp_path
     await writer.commit()
     assert local.read_bytes() == b"the whole content"
     assert [p.name for p in local.parent.iterdir()] == ["data"]
+
+
+async def test_a_writer_writes_the_pieces_it_is_given_in_order(tmp_path: Path) -> None:
+    """An upload's block is the pieces aiohttp received, handed over unjoined: the writer
+    stores them one after another, more of them than one ``writev`` takes, empty ones too,
+    and an append continues after them."""
+    driver = FilesystemDriver(tmp_path)
+    key = "/docker/registry/v2/repositories/app/_uploads/u/data"
+    pieces = [os.urandom(n % 3001) for n in range(2_500)]  # > IOV_MAX (1024), some empty
+    writer = await driver.writer(key)
+    await writer.write(*pieces)
+    assert writer.size == sum(map(len, pieces))
+    await writer.close()
+    more = [os.urandom(70_000), b"", os.urandom(5)]
+    appending = await driver.writer(key, append=True)
+    await appending.write(*more)
+    await appending.commit()
+    assert (tmp_path / key.lstrip("/")).read_bytes() == b"".join(pieces + more)
+
+
+async def failing_after(data: bytes, size: int = 300_000) -> AsyncIterator[bytes]:
+    """``data`` in pieces, then the client is gone."""
+    async for piece in chunks(data, size):
+        yield piece
+    raise ConnectionResetError("client gone")
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["right-digest", "wrong-digest"])
+async def test_a_patch_cut_off_then_resumed_is_verified_against_the_data(
+    tmp_path: Path, right: bool
+) -> None:
+    """The running hash is carried from PATCH to PATCH; a PATCH cut off mid-way keeps what it
+    received (the client resumes from the upload's size) and the blob is still verified
+    against every byte on disk: the right digest makes the blob, a wrong one is refused."""
+    storage = served(tmp_path)
+    data = os.urandom(7_000_000)
+    upload_id = await storage.create_upload("app")
+    async with storage.upload_lock(upload_id):
+        assert await storage.append_upload("app", upload_id, chunks(data[:3_000_000])) == 3_000_000
+        with pytest.raises(ConnectionResetError):
+            await storage.append_upload(
+                "app", upload_id, failing_after(data[3_000_000:5_500_000]), start=3_000_000
+            )
+    received = await storage.upload_size("app", upload_id)
+    assert 3_000_000 < received <= 5_500_000  # whole blocks of what came (written and hashed)
+    async with storage.upload_lock(upload_id):
+        await storage.append_upload("app", upload_id, chunks(data[received:]), start=received)
+        digest = digest_of(data) if right else digest_of(data[::-1])
+        if right:
+            await storage.finish_upload("app", upload_id, digest)
+        else:
+            with pytest.raises(errors.RegistryError) as refused:
+                await storage.finish_upload("app", upload_id, digest)
+            assert refused.value.code == "DIGEST_INVALID"
+    blob = Layout(tmp_path).blob_data(digest_of(data))
+    assert blob.read_bytes() == data if right else not blob.exists()
+    assert await storage.linked_size("app", digest_of(data)) == (len(data) if right else None)

@@ -147,11 +147,14 @@ class _FileWriter(FileWriter):
     ``WRITE_AHEAD`` bytes wait there, so the event loop reads the next bytes from the socket
     meanwhile, and the lane writes one block after another without waiting for the loop to
     hand it the next (no round trip per block: on a busy machine each costs a scheduler
-    wake-up). The lane starts each block's disk write at once
+    wake-up). Each block's disk write is started at once
     (:func:`~embedded_registry.storage.driver.writeback.start_writeback`), so ``commit``'s
-    fsync finds little left to write. A write that failed is reported by the next ``write``,
-    ``close`` or ``commit`` (a full disk as :class:`StorageFull`, with this writer's bytes
-    given back)."""
+    fsync finds little left to write: from a second lane, because starting it waits while the
+    disk's queue is full, and the writes (what a PATCH's answer waits for) would then go at
+    the disk's pace instead of memory's. The second lane closes the file after the last of
+    them (never a call on a closed or reused descriptor). A write that failed is reported by
+    the next ``write``, ``close`` or ``commit`` (a full disk as :class:`StorageFull`, with
+    this writer's bytes given back)."""
 
     def __init__(self, path: Path, fd: int, size: int, temp: Path | None = None) -> None:
         self._path = path
@@ -160,6 +163,7 @@ class _FileWriter(FileWriter):
         self._size = size
         self._start = size
         self._lane: Lane | None = None
+        self._writeback: Lane | None = None
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._queued = 0
         self._failure: OSError | None = None
@@ -183,7 +187,8 @@ class _FileWriter(FileWriter):
         except OSError as exc:
             self._failure = exc
             return
-        start_writeback(fd, offset, length)
+        if self._writeback is not None:
+            self._writeback.submit(start_writeback, fd, offset, length)
 
     async def write(self, data: bytes, *more: bytes) -> None:
         fd = self._file()
@@ -193,7 +198,7 @@ class _FileWriter(FileWriter):
         if not length:
             return
         if self._lane is None:
-            self._lane = Lane()
+            self._lane, self._writeback = Lane(), Lane()
         future = self._lane.submit(self._write_at, fd, pieces, self._size, length)
         self._pending.append((future, length))
         self._queued += length
@@ -236,18 +241,20 @@ class _FileWriter(FileWriter):
 
     def _end(self) -> None:
         """Close the file. With writes still in the lane (a close cancelled while it
-        waited), the lane closes the file after them: never a write to a closed (or reused)
-        descriptor."""
+        waited) or writebacks being started, the lanes close the file after them: never a
+        call on a closed (or reused) descriptor."""
         fd, self._fd = self._fd, None
         lane, self._lane = self._lane, None
+        writeback = self._writeback
         self._pending.clear()
         self._queued = 0
         if fd is None:
             return
-        if lane is None:
+        if lane is None or writeback is None:
             os.close(fd)
         else:
-            lane.submit(os.close, fd)
+            # After the writes (which hand their writebacks over), after the writebacks.
+            lane.submit(writeback.submit, os.close, fd)
 
     async def close(self) -> None:
         # Every write has reached the file once drained: close(2) of a file without fsync,
