@@ -123,3 +123,24 @@ def test_a_writer_continues_from_an_object_left_without_its_multipart_upload(
 
     assert asyncio.run(scenario()) == first + second
     assert pending_multipart_uploads(s3_engine, bucket) == []
+
+
+def test_a_writer_writes_the_pieces_it_is_given_in_order(s3_engine: SeaweedS3, bucket: str) -> None:
+    """An upload's block is the pieces aiohttp received, handed over unjoined: the S3 writer
+    sends them as parts in order (pieces straddle its part size), empty ones skipped."""
+    config = load_config(data=registry_config(s3_engine.s3_config(bucket)), env={})
+    pieces = [os.urandom(700_000 + n) for n in range(12)] + [b""] + [os.urandom(3)]
+
+    async def scenario() -> bytes:
+        storage = await open_storage(config)
+        try:
+            assert isinstance(storage, DriverStorage)
+            writer = await storage.driver.writer("/pieces/data")
+            await writer.write(*pieces)
+            assert writer.size == sum(map(len, pieces))
+            await writer.commit()
+            return b"".join([block async for block in storage.driver.reader("/pieces/data")])
+        finally:
+            await storage.close()
+
+    assert asyncio.run(scenario()) == b"".join(pieces)
