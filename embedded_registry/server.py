@@ -20,7 +20,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from embedded_registry import admin
+from embedded_registry import admin, heap
 from embedded_registry.app import create_app, create_debug_app
 from embedded_registry.auth import AuthError
 from embedded_registry.config import Config, ConfigError
@@ -252,6 +252,7 @@ async def _start_debug(config: Config, app: web.Application) -> web.AppRunner | 
 def run(config: Config, *, prog: str = "registry") -> int:
     """Serve ``config``; print a one-line error and return 1 when the server cannot start."""
     configure_logging(config.log.level)
+    heap.tune()
     try:
         asyncio.run(serve(config))
     except StartupError as exc:

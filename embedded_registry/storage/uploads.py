@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from embedded_registry import errors, names
+from embedded_registry import errors, heap, names
 from embedded_registry.storage.driver.base import FileWriter, PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.capabilities import MultipartUploads, list_files
 from embedded_registry.storage.driver.lanes import Lane
@@ -256,6 +256,7 @@ class Uploads:
         with contextlib.suppress(PathNotFoundError):
             await self.driver.delete(KEYS.upload_dir(name, upload_id))
         self._states.pop(upload_id, None)
+        heap.release()  # what the upload's pieces held goes back to the kernel
 
     async def finish_with(
         self,

@@ -36,5 +36,5 @@ _SYNC_FILE_RANGE = _load()
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing ``length`` bytes of ``fd`` from ``offset`` to disk; do not wait. Errors
     are ignored: the ``fsync`` before the acknowledgement reports them."""
-    if _SYNC_FILE_RANGE is not None and length > 0 and not os.environ.get("BS_NOWB"):
+    if _SYNC_FILE_RANGE is not None and length > 0:
         _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
