@@ -16,7 +16,7 @@ glibc only (elsewhere both are no-ops)."""
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 from typing import Any
 
 KEEP = 32 << 20
@@ -28,7 +28,10 @@ _M_MMAP_THRESHOLD = -3
 
 
 def _libc() -> Any:
-    if platform.libc_ver()[0] != "glibc":
+    try:  # glibc says its version here; platform.libc_ver() would read the whole binary
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+    except (ValueError, OSError):
         return None
     try:
         libc = ctypes.CDLL(None)
