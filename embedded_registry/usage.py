@@ -120,7 +120,8 @@ def storage_usage(
     if snapshot is None:
         snapshot = scan_root(root)
     every = mark(snapshot, delete_untagged=False, now=now, grace=grace_period)
-    tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period)
+    # Only what the marks below keep in all is read of them: no per-repository detail.
+    tagged = mark(snapshot, delete_untagged=True, now=now, grace=grace_period, detail=False)
 
     blobs = snapshot.blob_stats()
     total = sum(st.size for st in blobs.values())
@@ -167,7 +168,7 @@ def storage_usage(
     # untagged manifest is a root of that mark (it may be a child of an index still being
     # pushed), so its blobs only become unreferenced in a mark without grace.
     if grace_period > 0:
-        bare = mark(snapshot, delete_untagged=True, now=now, grace=0.0)
+        bare = mark(snapshot, delete_untagged=True, now=now, grace=0.0, detail=False)
         protected = _reclaimable(snapshot, bare, now) - untagged
     else:
         protected = set()

@@ -77,14 +77,10 @@ class PushActivity:
         return newest
 
     def _tag_events(self, repo: RepoSnapshot) -> float:
-        tags_dir = repo.path + "/_manifests/tags"
-        st = self.snapshot.stat(tags_dir)
-        newest = st.mtime if st is not None else 0.0
-        for tag in repo.tags:
-            link_st = self.snapshot.stat(f"{tags_dir}/{tag}/current/link")
-            if link_st is not None:
-                newest = max(newest, link_st.mtime)
-        return newest
+        """The time of the ``tags`` directory (a tag removed); the times of the tag links
+        are in :meth:`Snapshot.commit_events`."""
+        st = self.snapshot.stat(repo.path + "/_manifests/tags")
+        return st.mtime if st is not None else 0.0
 
     def untagged_push_in_flight(self, repo: RepoSnapshot) -> bool:
         """Whether young untagged manifests of ``repo`` may be children of an index to come:

@@ -29,6 +29,9 @@ class RepoMark:
 
 @dataclass(slots=True)
 class MarkResult:
+    """Every blob in use (``marked``); per repository its kept manifests, and with ``detail``
+    (:func:`mark`) the blobs each one needs and the role of each blob."""
+
     repos: dict[str, RepoMark]
     marked: set[str]
     roles: dict[str, str]
@@ -57,10 +60,15 @@ def _mark_repo(
     repo: RepoSnapshot,
     roots: set[str],
     follow_referrers: bool,
-    roles: dict[str, str],
+    roles: dict[str, str] | None,
     problems: list[Problem],
+    marked: set[str] | None = None,
 ) -> RepoMark:
+    """What ``repo`` keeps from ``roots``. Without ``roles`` (a GC, which needs neither roles
+    nor per-repository blobs), the blobs go straight into ``marked`` and the mark keeps only
+    the manifests."""
     mark = RepoMark()
+    blobs = mark.blobs if marked is None else marked
     referrers: dict[str, list[str]] = {}
     if follow_referrers:
         for digest in repo.revisions:
@@ -74,8 +82,9 @@ def _mark_repo(
         if digest in mark.kept_manifests:
             continue
         mark.kept_manifests.add(digest)
-        mark.blobs.add(digest)
-        roles[digest] = ROLE_MANIFEST
+        blobs.add(digest)
+        if roles is not None:
+            roles[digest] = ROLE_MANIFEST
         stack.extend(referrers.get(digest, ()))
         m = snapshot.manifest(digest)
         if m is None:
@@ -85,24 +94,34 @@ def _mark_repo(
             unreadable = True
             continue
         if m.config is not None:
-            mark.blobs.add(m.config)
-            if roles.get(m.config) != ROLE_MANIFEST:
+            blobs.add(m.config)
+            if roles is not None and roles.get(m.config) != ROLE_MANIFEST:
                 roles[m.config] = ROLE_CONFIG
-        for layer in m.layers:
-            mark.blobs.add(layer)
-            roles.setdefault(layer, ROLE_LAYER)
+        blobs.update(m.layers)
+        if roles is not None:
+            for layer in m.layers:
+                roles.setdefault(layer, ROLE_LAYER)
         for child in m.children:
-            mark.blobs.add(child)
+            blobs.add(child)
             if child in snapshot.blob_dirs:
                 stack.append(child)
     if unreadable:
         # What an unreadable manifest references is unknown: keep everything the repo links.
-        mark.blobs.update(repo.layer_links)
+        blobs.update(repo.layer_links)
     return mark
 
 
-def mark(snapshot: Snapshot, *, delete_untagged: bool, now: float, grace: float) -> MarkResult:
-    """Mark every blob in use; per repository, the manifests it keeps and the blobs they need."""
+def mark(
+    snapshot: Snapshot,
+    *,
+    delete_untagged: bool,
+    now: float,
+    grace: float,
+    detail: bool = True,
+) -> MarkResult:
+    """Mark every blob in use; per repository, the manifests it keeps and (with ``detail``:
+    ``regtui du``) the blobs they need, and the role of each blob. GC marks without ``detail``:
+    one set of blobs, no per-repository copy of it (less memory at scale)."""
     repos: dict[str, RepoMark] = {}
     marked: set[str] = set()
     roles: dict[str, str] = {}
@@ -110,7 +129,10 @@ def mark(snapshot: Snapshot, *, delete_untagged: bool, now: float, grace: float)
     activity = PushActivity(snapshot, now - grace)
     for repo in snapshot.repos:
         roots = _roots(snapshot, repo, delete_untagged, activity)
-        repo_mark = _mark_repo(snapshot, repo, roots, delete_untagged, roles, problems)
+        if detail:
+            repo_mark = _mark_repo(snapshot, repo, roots, delete_untagged, roles, problems)
+            marked |= repo_mark.blobs
+        else:
+            repo_mark = _mark_repo(snapshot, repo, roots, delete_untagged, None, problems, marked)
         repos[repo.name] = repo_mark
-        marked |= repo_mark.blobs
     return MarkResult(repos, marked, roles, problems)

@@ -275,8 +275,11 @@ def decide(
     grace: float,
     upload_max_idle: float = UPLOAD_MAX_IDLE,
 ) -> GcPlan:
-    """Mark, then plan: everything a GC of ``snapshot`` would remove."""
-    marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace)
+    """Mark, then plan: everything a GC of ``snapshot`` would remove. The mark keeps no
+    per-repository blobs or roles, and the manifests it read are freed before the plan: a GC
+    of hundreds of thousands of images holds only what the sweep needs."""
+    marks = mark(snapshot, delete_untagged=delete_untagged, now=now, grace=grace, detail=False)
+    snapshot.forget_manifests()
     removals, too_young = plan(
         snapshot,
         marks,

@@ -156,12 +156,16 @@ class Snapshot:
         self.repos: list[RepoSnapshot] = []
         self._stats: dict[str, FileInfo | None] = {}
         self._manifests: dict[str, StoredManifest | None] = {}
+        self._manifests_forgotten = False
         self._tag_targets: dict[str, dict[str, str | None]] = {}
         self._valid_names: dict[str, bool] = {}
         self.stale_temporaries: list[str] = []
         """Keys of temporary files of atomic writes older than ``STALE_TEMP_AGE`` (a killed
         writer's): a real run removes them."""
         self.events: dict[str, tuple[float, float]] = {}
+        self.newest_tag: dict[str, float] = {}
+        """Per repository listed by name: the time of its newest tag link (the scan stats
+        each one and keeps only this)."""
         """Per repository: (the commit marker's LastModified, the newest tag link's)."""
         self.entries: dict[str, FileInfo] = {}
         """Every file (and directory, where the driver lists them) under ``repositories``,
@@ -179,7 +183,7 @@ class Snapshot:
             return self._looked[path]
         except KeyError:
             pass
-        info = self._looked[path] = self._names.stat_now(self.key(path))
+        info = self._looked[path] = _bare_or_none(self._names.stat_now(self.key(path)))
         return info
 
     def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
@@ -213,11 +217,7 @@ class Snapshot:
         LastModified, the newest tag link's)`` (:mod:`embedded_registry.gc.activity`)."""
         if self._names is not None and repo.name not in self.events:
             marker = self.stat(f"{repo.path}/_manifests/{COMMIT_MARKER}")
-            tagged = 0.0
-            for tag in repo.tags:
-                link = self.stat(f"{repo.path}/_manifests/tags/{tag}/current/link")
-                if link is not None:
-                    tagged = max(tagged, link.mtime)
+            tagged = self.newest_tag.get(repo.name, 0.0)
             self.events[repo.name] = (marker.mtime if marker is not None else 0.0, tagged)
         return self.events.get(repo.name, (0.0, 0.0))
 
@@ -236,7 +236,7 @@ class Snapshot:
         directory = self.blob_dirs.get(digest)
         info = None
         if directory is not None:
-            info = self._names.stat_now(f"{directory[len(self.prefix) :]}/data")
+            info = _bare_or_none(self._names.stat_now(f"{directory[len(self.prefix) :]}/data"))
         self._stats[digest] = info
         return info
 
@@ -260,7 +260,15 @@ class Snapshot:
         return self._tag_targets.get(repo.name, {})
 
     def manifest(self, digest: str) -> StoredManifest | None:
+        if self._manifests_forgotten:
+            raise RuntimeError("the manifests of this snapshot were freed after its mark")
         return self._manifests.get(digest)
+
+    def forget_manifests(self) -> None:
+        """Free the manifests read by the scan (only the mark reads them): GC does it between
+        its mark and its plan. Asking for one afterwards is a bug, and raises."""
+        self._manifests = {}
+        self._manifests_forgotten = True
 
 
 def _repo(repos: dict[str, RepoSnapshot], name: str, prefix: str, base: str) -> RepoSnapshot:
@@ -374,6 +382,30 @@ def layout_leaf(key: str) -> str | None:
     if len(parts) == 7 and parts[-3] == "index" and parts[-6:-4] == ["_manifests", "tags"]:
         return "link"
     return None
+
+
+def _bare(info: FileInfo) -> FileInfo:
+    """A stat without its key (the snapshot knows where the file is): one string less for
+    each of the hundreds of thousands of files a large store's GC keeps a stat of."""
+    return FileInfo("", info.size, info.mtime, info.is_dir)
+
+
+def _bare_or_none(info: FileInfo | None) -> FileInfo | None:
+    return None if info is None else _bare(info)
+
+
+def _shared(manifest: StoredManifest, canonical: Callable[[str], str]) -> StoredManifest:
+    """``manifest`` naming its blobs with the digest strings the scan already holds
+    (``canonical``): the references of every manifest then cost no string of their own."""
+    if manifest.error is not None:
+        return manifest
+    return StoredManifest(
+        manifest.digest,
+        None if manifest.config is None else canonical(manifest.config),
+        tuple(map(canonical, manifest.layers)),
+        tuple(map(canonical, manifest.children)),
+        None if manifest.subject is None else canonical(manifest.subject),
+    )
 
 
 def _link_target(raw: bytes | Exception | None) -> str | None:
@@ -491,7 +523,7 @@ def _list_manifests(
             if info is None or info.is_dir:
                 repo.unlinked_revisions.add(digest)
             else:
-                repo.revisions[digest] = info
+                repo.revisions[digest] = _bare(info)
     if "tags" in kinds:
         tags = f"{key}/tags"
         for tag, is_dir in entries(tags) or ():
@@ -503,8 +535,9 @@ def _list_manifests(
             info = stat(f"{current}/link")
             if info is not None and not info.is_dir:
                 repo.tags.append(tag)
-                # Kept: push activity reads the times of a repository's tag links together.
-                snapshot.entries[f"{snapshot.prefix}{current}/link"] = info
+                # Push activity reads only the newest of a repository's tag links.
+                newest = snapshot.newest_tag.get(repo.name, 0.0)
+                snapshot.newest_tag[repo.name] = max(newest, info.mtime)
         repo.tags.sort()
 
 
@@ -612,6 +645,7 @@ def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
     by name without a ``stat`` first: one too big for a manifest is reported with its size.
     Tag links are read when asked for (a mark that keeps tagged manifests only)."""
     blob_dirs, manifests = snapshot.blob_dirs, snapshot._manifests
+    canonical = blob_dirs.canonical
     prefix = len(snapshot.prefix)
 
     def read(digests: Iterable[str]) -> None:
@@ -631,7 +665,7 @@ def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
                 error = f"{size} bytes: too big for a manifest"
                 manifests[digest] = StoredManifest(digest, error=error)
             else:
-                manifests[digest] = parse_stored_manifest(digest, body)
+                manifests[digest] = _shared(parse_stored_manifest(digest, body), canonical)
 
     digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     read(digests)
@@ -665,7 +699,8 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
         for digest, body in zip(readable, bodies, strict=True):
             if body is None or isinstance(body, bytes):
                 parsed = None if body is None else parse_stored_manifest(digest, body)
-                snapshot._manifests[digest] = parsed
+                canonical = snapshot.blob_dirs.canonical
+                snapshot._manifests[digest] = None if parsed is None else _shared(parsed, canonical)
             else:
                 snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
 
