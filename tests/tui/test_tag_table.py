@@ -191,3 +191,28 @@ async def test_a_column_added_to_many_rows_rewrites_them_in_place() -> None:
         assert cells[2] == short_digest(rows[7].digest) and cells[-1] == "2024-03-01", cells
         line = table.render_line(1).text
         assert short_digest(rows[0].digest) in line and "2024-03-01" in line, line
+
+
+async def test_many_rows_rewritten_a_chunk_per_frame_in_view_first_and_newer_kept() -> None:
+    rows = _detailed(ADD_CHUNK * 3)
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        table.show_rows([TagRow(row.tag) for row in rows], ())
+        await wait_for(pilot, lambda: not table.adding)
+        table.move_cursor(row=2500)  # the view is near the end
+        await pilot.pause()
+        table.show_pushed()
+        pushed = [row.with_details(pushed=datetime(2024, 3, 1, tzinfo=UTC)) for row in rows]
+        table.show_rows(pushed, ())
+        assert table.adding  # the rest comes between frames
+        in_view = table.visible_tags()
+        assert in_view and all(str(table.get_row(tag)[-1]) == "2024-03-01" for tag in in_view)
+        # The first chunk: the rows in view and below, then from the top: not v1500.
+        assert str(table.get_row("v1500")[-1]) == ""
+        newer = pushed[1600].with_details(pushed=datetime(2024, 4, 2, tzinfo=UTC))
+        table.update_row(newer, marked=False)  # arrives before its row's rewrite
+        await wait_for(pilot, lambda: not table.adding)
+        assert str(table.get_row("v1600")[-1]) == "2024-04-02"  # not overwritten by the rewrite
+        others = [row for row in pushed if row.tag != "v1600"]
+        assert all(str(table.get_row(row.tag)[-1]) == "2024-03-01" for row in others)

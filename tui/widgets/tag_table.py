@@ -4,6 +4,7 @@ that a tag's image was pulled."""
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
@@ -34,8 +35,8 @@ ADD_CHUNK = 1000
 IMMUTABLE_MARK = Text("⊘", style="bold cyan")
 """The mark of a tag the registry keeps from moving or going (``regtui.immutable``)."""
 REWRITE_AT = 200
-"""More changed rows than this are rewritten in place at once (:meth:`TagTable._rewrite_rows`),
-fewer cell by cell."""
+"""More changed rows than this are rewritten in place (:meth:`TagTable._rewrite_rows`), a
+chunk of :data:`ADD_CHUNK` per frame; fewer cell by cell."""
 STALE = object()
 """What a row's cells were made from once a column was added: nothing it can be again."""
 PENDING = Text("…", style="dim")
@@ -53,6 +54,10 @@ class TagTable(Table[str | Text]):
         self._to_add: deque[TagRow] = deque()
         """Rows of the last :meth:`show_rows` not added yet (added between frames)."""
         self._later: dict[str, tuple[TagRow, bool]] = {}
+        self._rewrite: dict[str, TagRow] = {}
+        """Shown rows whose cells are written again between frames, in this order."""
+        self._rewrite_marked: Collection[str] = ()
+        self._rewrite_scheduled = False
         """Newer contents for rows not added yet."""
         self._marked: Collection[str] = ()
         self._cursor_tag: str | None = None
@@ -108,18 +113,25 @@ class TagTable(Table[str | Text]):
                 for row in rows
                 if shown[row.tag][0] is not row or shown[row.tag][1] != (row.tag in marked)
             ]
-            if len(changed) > REWRITE_AT:
-                self._rewrite_rows(changed, marked)
-            else:
+            if len(changed) <= REWRITE_AT:
                 for row in changed:
                     self._refresh_cells(row, marked=row.tag in marked)
             # Sorted by the tag cells as shown (escaped: see cells).
             position = {visible_markup(row.tag): index for index, row in enumerate(rows)}
             self.sort("tag", key=position.__getitem__)
             self._restore_cursor(current)
+            if len(changed) > REWRITE_AT:
+                # In place, the rows in view first, a chunk per frame: 10,000 rows at once
+                # held the screen for most of a second.
+                in_view = set(self.visible_tags(margin=ADD_CHUNK))
+                self._rewrite = {row.tag: row for row in changed if row.tag in in_view}
+                self._rewrite.update((row.tag, row) for row in changed if row.tag not in in_view)
+                self._rewrite_marked = marked
+                self._rewrite_chunk()
             return
         self.clear()
         self._shown = {}
+        self._rewrite = {}
         self._to_add = deque(rows)
         self._later = {}
         self._marked = marked
@@ -128,8 +140,23 @@ class TagTable(Table[str | Text]):
 
     @property
     def adding(self) -> bool:
-        """Rows of the last :meth:`show_rows` are still being added (between frames)."""
-        return bool(self._to_add)
+        """Rows of the last :meth:`show_rows` are still being added or rewritten (between
+        frames)."""
+        return bool(self._to_add or self._rewrite)
+
+    def _rewrite_chunk(self) -> None:
+        pending = self._rewrite
+        if self._rewrite_scheduled or not pending:
+            return
+        tags = list(itertools.islice(pending, ADD_CHUNK))
+        self._rewrite_rows([pending.pop(tag) for tag in tags], self._rewrite_marked)
+        if pending:
+            self._rewrite_scheduled = True
+            self.call_after_refresh(self._next_rewrite_chunk)
+
+    def _next_rewrite_chunk(self) -> None:
+        self._rewrite_scheduled = False
+        self._rewrite_chunk()
 
     def _add_chunk(self) -> None:
         to_add = self._to_add
@@ -221,6 +248,7 @@ class TagTable(Table[str | Text]):
     def _refresh_cells(self, row: TagRow, *, marked: bool) -> None:
         """New cell values; a column only ever widens here. (DataTable's own width update
         measures the whole column for every narrower cell: quadratic over 10,000 rows.)"""
+        self._rewrite.pop(row.tag, None)  # this is newer than what its rewrite would write
         shown = self._shown.get(row.tag)
         if shown is not None and shown[0] is row and shown[1] == marked:
             return
