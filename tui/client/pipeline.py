@@ -23,8 +23,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from tui.client.quick import _body, _connect, _head, _Reader
 
@@ -49,6 +49,33 @@ class NotPlain(Exception):
     """An answer (or a failure) the pipeline does not read: the full client is asked instead."""
 
 
+T = TypeVar("T")
+
+
+def in_threads(work: Callable[[T], object], items: Sequence[T]) -> None:
+    """``work`` on each of ``items``, each in a thread of its own (in this one when there is
+    one item); the first failure is raised here, once every thread is done."""
+    failures: list[BaseException] = []
+
+    def run(item: T) -> None:
+        try:
+            work(item)
+        except BaseException as error:  # handed to the caller's thread below
+            failures.append(error)
+
+    if len(items) <= 1:
+        for item in items:
+            run(item)
+    else:
+        threads = [threading.Thread(target=run, args=(item,), daemon=True) for item in items]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+
+
 def fetch_all(
     scheme: str,
     host: str,
@@ -64,27 +91,16 @@ def fetch_all(
     answers: list[Answer | None] = [None] * len(requests)
     lanes = [list(range(lane, len(requests), connections)) for lane in range(connections)]
     lanes = [lane for lane in lanes if lane]
-    failures: list[BaseException] = []
 
     def run(lane: list[int]) -> None:
-        try:
-            _lane(scheme, host, requests, lane, answers, insecure, timeout, depth)
-        except BaseException as error:  # handed to the caller's thread below
-            failures.append(error)
+        _lane(scheme, host, requests, lane, answers, insecure, timeout, depth)
 
-    if len(lanes) <= 1:
-        for lane in lanes:
-            run(lane)
-    else:
-        threads = [threading.Thread(target=run, args=(lane,), daemon=True) for lane in lanes]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    if failures:
-        error = failures[0]
+    try:
+        in_threads(run, lanes)
+    except (OSError, ValueError) as error:  # refused, reset, TLS, timeout, not HTTP
         if isinstance(error, NotPlain):
-            raise error
+            raise
+        raise NotPlain(f"{type(error).__name__}: {error}") from error
         if isinstance(error, (OSError, ValueError)):  # refused, reset, TLS, timeout, not HTTP
             raise NotPlain(f"{type(error).__name__}: {error}") from error
         raise error

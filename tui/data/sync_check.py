@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import threading
 from collections.abc import Sequence
 
-from tui.client.pipeline import Answer, NotPlain, Request, fetch_all
+from tui.client.pipeline import Answer, NotPlain, Request, fetch_all, in_threads
 from tui.client.quick import plain_origin
 from tui.client.reference import api_host
 from tui.data.sync_jobs import ImageJob
@@ -90,28 +89,12 @@ def _origin(spec: SyncSpec, registry: str) -> Origin | None:
 def _fetch(work: dict[Origin, list[Request]], timeout: float) -> dict[Origin, list[Answer]]:
     """Each origin's requests, the origins at the same time."""
     results: dict[Origin, list[Answer]] = {}
-    failures: list[BaseException] = []
 
     def one(origin: Origin) -> None:
         scheme, host, insecure = origin
-        try:
-            results[origin] = fetch_all(
-                scheme, host, work[origin], insecure=insecure, timeout=timeout
-            )
-        except BaseException as error:  # handed to the caller's thread below
-            failures.append(error)
+        results[origin] = fetch_all(scheme, host, work[origin], insecure=insecure, timeout=timeout)
 
-    busy = [origin for origin, requests in work.items() if requests]
-    if len(busy) == 1:
-        one(busy[0])
-    else:
-        threads = [threading.Thread(target=one, args=(o,), daemon=True) for o in busy]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    if failures:
-        raise failures[0]
+    in_threads(one, [origin for origin, requests in work.items() if requests])
     return results
 
 
