@@ -43,6 +43,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from embedded_registry.storage.fsutil import atomic_write
+
 log = logging.getLogger(__name__)
 
 ADMIN_DIR_ENV = "REGTUI_ADMIN_DIR"
@@ -119,19 +121,7 @@ def write_secret(access: AdminAccess, port: int, env: Mapping[str, str] | None =
     """Write ``access.secret`` to the file of ``port``, atomically, readable by us alone."""
     path = secret_path(port, env)
     _private_dir(path.parent)
-    temporary = path.parent / f".{port}.{secrets.token_hex(8)}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(temporary, flags, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(access.secret + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    atomic_write(path, (access.secret + "\n").encode())  # mkstemp: 0600, O_EXCL
     access.path = path
     return path
 

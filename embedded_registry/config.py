@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -515,18 +515,25 @@ def _parse_names(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _keyed_item(item: Any, where: str, allowed: Set[str]) -> dict[str, Any]:
+    """One mapping of a list section (a check, an endpoint, an upstream): its keys lowered,
+    none but ``allowed``."""
+    if not isinstance(item, dict):
+        raise ValueError(f"{where} must be a mapping, not {_kind(item)}")
+    item = {str(key).lower(): value for key, value in item.items()}
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]}")
+    return item
+
+
 def _check_items(value: Any, key: str, allowed: set[str], required: str) -> list[dict[str, Any]]:
     """A list of mappings (``health.file``...), each with ``required``, no key but ``allowed``."""
     if not isinstance(value, list):
         raise ValueError(f"expected a list of checks (- {required}: ...), not {_kind(value)}")
     items: list[dict[str, Any]] = []
     for number, item in enumerate(value, 1):
-        if not isinstance(item, dict):
-            raise ValueError(f"check {number} must be a mapping, not {_kind(item)}")
-        item = {str(k).lower(): v for k, v in item.items()}
-        unknown = sorted(set(item) - allowed)
-        if unknown:
-            raise ValueError(f"check {number}: unknown key {unknown[0]}")
+        item = _keyed_item(item, f"check {number}", allowed)
         if not isinstance(item.get(required), str) or not item[required].strip():
             raise ValueError(f"check {number} needs {required}")
         items.append(item)
@@ -648,12 +655,7 @@ def _endpoint_duration(item: Mapping[str, Any], key: str, number: int, default: 
 
 
 def _parse_endpoint(item: Any, number: int) -> NotificationEndpoint:
-    if not isinstance(item, dict):
-        raise ValueError(f"endpoint {number} must be a mapping, not {_kind(item)}")
-    item = {str(key).lower(): value for key, value in item.items()}
-    unknown = sorted(set(item) - _ENDPOINT_KEYS)
-    if unknown:
-        raise ValueError(f"endpoint {number}: unknown key {unknown[0]}")
+    item = _keyed_item(item, f"endpoint {number}", _ENDPOINT_KEYS)
     name, url = item.get("name"), item.get("url")
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"endpoint {number} needs a name")
@@ -773,12 +775,7 @@ def _parse_proxies(value: Any) -> tuple[ProxyConfig, ...]:
     proxies: list[ProxyConfig] = []
     for number, item in enumerate(value, 1):
         where = f"upstream {number}"
-        if not isinstance(item, dict):
-            raise ValueError(f"{where} must be a mapping, not {_kind(item)}")
-        item = {str(k).lower(): v for k, v in item.items()}
-        unknown = sorted(set(item) - REGTUI_PROXY_KEYS)
-        if unknown:
-            raise ValueError(f"{where}: unknown key {unknown[0]}")
+        item = _keyed_item(item, where, REGTUI_PROXY_KEYS)
         namespace = item.get("namespace")
         if not isinstance(namespace, str) or not names.is_valid_name(namespace.strip("/")):
             raise ValueError(f"{where} needs a namespace that is a repository name (e.g. hub)")

@@ -333,6 +333,15 @@ class Content(Discovery):
         return found
 
     async def put_manifest(self, repo: str, ref: str, raw: bytes, media_type: str) -> str:
+        """PUT a manifest under ``ref``; its digest, as the registry gives it."""
+        response = await self.put_manifest_checked(repo, ref, raw, media_type)
+        return response.headers.get("Docker-Content-Digest") or compute_digest(raw)
+
+    async def put_manifest_checked(
+        self, repo: str, ref: str, raw: bytes, media_type: str
+    ) -> httpx.Response:
+        """PUT a manifest under ``ref`` (a tag or its digest); the answer, for its headers
+        (``OCI-Subject``: the registry keeps referrers itself)."""
         response = await self.request(
             "PUT",
             f"/v2/{repo}/manifests/{ref}",
@@ -340,7 +349,7 @@ class Content(Discovery):
             headers={"Content-Type": media_type},
         )
         self.raise_for_status(response, f"manifest upload {repo}:{ref}")
-        return response.headers.get("Docker-Content-Digest") or compute_digest(raw)
+        return response
 
     async def upload_blob(self, repo: str, data: bytes, digest: str | None = None) -> str:
         """Upload a small blob (monolithic POST + PUT); skipped when the registry has it."""

@@ -143,17 +143,3 @@ class Uploads(Content):
                 f"{self.host} answered {response.status_code} to the {what}, not 201 Created",
                 response=response,
             )
-
-    async def put_manifest_checked(
-        self, repo: str, ref: str, raw: bytes, media_type: str
-    ) -> httpx.Response:
-        """PUT a manifest under ``ref`` (a tag or its digest); the answer, for its headers
-        (``OCI-Subject``: the registry keeps referrers itself)."""
-        response = await self.request(
-            "PUT",
-            f"/v2/{repo}/manifests/{ref}",
-            content=raw,
-            headers={"Content-Type": media_type},
-        )
-        self.raise_for_status(response, f"manifest upload {repo}:{ref}")
-        return response
