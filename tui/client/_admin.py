@@ -101,6 +101,21 @@ def _verify(verify: ssl.SSLContext | bool) -> ssl.SSLContext | bool:
     return verify
 
 
+def _admin_http(
+    base_url: str, verify: ssl.SSLContext | bool, request_timeout: float
+) -> httpx.AsyncClient:
+    """A client for the local admin secret: no proxy (the secret goes straight to the
+    loopback address) and no redirect followed."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        verify=_verify(verify),
+        trust_env=False,
+        follow_redirects=False,
+        timeout=httpx.Timeout(request_timeout, connect=min(request_timeout, 10.0)),
+        headers={"User-Agent": "regtui"},
+    )
+
+
 async def send_as_local_admin(
     base_url: str,
     method: str,
@@ -119,14 +134,7 @@ async def send_as_local_admin(
     secret = local_admin_secret(base_url, env)
     if secret is None:
         return None
-    async with httpx.AsyncClient(
-        base_url=base_url,
-        verify=_verify(verify),
-        trust_env=False,  # no proxy: the secret goes straight to the loopback address
-        follow_redirects=False,
-        timeout=httpx.Timeout(request_timeout, connect=min(request_timeout, 10.0)),
-        headers={"User-Agent": "regtui"},
-    ) as http:
+    async with _admin_http(base_url, verify, request_timeout) as http:
         return await http.request(method, path, json=json, headers={SECRET_HEADER: secret})
 
 
@@ -148,14 +156,7 @@ async def stream_as_local_admin(
         yield None
         return
     async with (
-        httpx.AsyncClient(
-            base_url=base_url,
-            verify=_verify(verify),
-            trust_env=False,  # no proxy: the secret goes straight to the loopback address
-            follow_redirects=False,
-            timeout=httpx.Timeout(request_timeout, connect=min(request_timeout, 10.0)),
-            headers={"User-Agent": "regtui"},
-        ) as http,
+        _admin_http(base_url, verify, request_timeout) as http,
         http.stream(method, path, json=json, headers={SECRET_HEADER: secret}) as response,
     ):
         yield response

@@ -280,7 +280,8 @@ class _Sink:
         return len(data)
 
 
-def _octal(field_bytes: bytes) -> int:
+def tar_number(field_bytes: bytes) -> int:
+    """A numeric tar header field: octal text, or GNU base-256 (sizes over 8 GiB)."""
     if field_bytes and field_bytes[0] & 0x80:
         # GNU base-256 for sizes over 8 GiB
         value = field_bytes[0] & 0x7F
@@ -441,12 +442,12 @@ class LayerReader:
         if block == b"\0" * BLOCK:
             self._ended = True  # end-of-archive marker; trailing padding is ignored
             return
-        stored = _octal(block[148:156])
+        stored = tar_number(block[148:156])
         computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
         if stored != computed:
             raise LayerFormatError("not a tar archive (header checksum mismatch)")
         typeflag = block[156:157]
-        size = _octal(block[124:136])
+        size = tar_number(block[124:136])
         padded = (size + BLOCK - 1) // BLOCK * BLOCK
         if typeflag in (b"L", b"K", b"x", b"g"):
             if size > MAX_EXTENDED_HEADER:
@@ -476,7 +477,7 @@ class LayerReader:
         self._long_name = self._long_link = None
         self._pax = {}
         kind = _TYPES.get(typeflag, NodeKind.FILE)
-        mode = _octal(block[100:108])
+        mode = tar_number(block[100:108])
         self._add(name, kind, size if kind is NodeKind.FILE else 0, mode, link)
         # Only regular files (and unknown types) carry data in the archive.
         if kind in (NodeKind.FILE,) or typeflag not in _TYPES:

@@ -166,13 +166,7 @@ def print_diff(result: ImageDiff) -> None:
         c.say(f"        {signed(grown)} uncompressed (layer tars)")
     print("\nConfig:" if result.config else "\nConfig: identical")
     for change in result.config:
-        name = f"{change.field} {change.key}" if change.key else change.field
-        if change.before is None:
-            c.say(f"  + {name}: {change.after}")
-        elif change.after is None:
-            c.say(f"  - {name}: {change.before}")
-        else:
-            c.say(f"  ~ {name}: {change.before} -> {change.after}")
+        c.say(f"  {change.line()}")
     layers = result.layers
     print(
         f"\nLayers: {len(layers.shared)} shared ({size(layers.shared_bytes)}), "

@@ -30,6 +30,7 @@ from tui.client.layers import (
     LayerTooLargeError,
     NodeKind,
     clean_layer_path,
+    tar_number,
 )
 from tui.logic.fsmerge import Entry, EntryType, LayerChanges
 
@@ -65,15 +66,9 @@ def _number(pax_value: str | None, field: bytes) -> int:
             return int(pax_value)
         except ValueError:
             return 0
-    if field and field[0] & 0x80:
-        value = field[0] & 0x7F
-        for byte in field[1:]:
-            value = (value << 8) | byte
-        return value
-    text = field.split(b"\0", 1)[0].strip(b" \0")
     try:
-        return int(text, 8) if text else 0
-    except ValueError:
+        return tar_number(field)
+    except LayerFormatError:
         return 0
 
 

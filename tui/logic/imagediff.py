@@ -87,6 +87,15 @@ class ConfigChange:
     before: str | None
     after: str | None
 
+    def line(self, arrow: str = "->") -> str:
+        """``+ name: after``, ``- name: before`` or ``~ name: before -> after``."""
+        name = f"{self.field} {self.key}" if self.key else self.field
+        if self.before is None:
+            return f"+ {name}: {self.after}"
+        if self.after is None:
+            return f"- {name}: {self.before}"
+        return f"~ {name}: {self.before} {arrow} {self.after}"
+
 
 def _env_map(env: Iterable[str]) -> dict[str, str]:
     found: dict[str, str] = {}

@@ -157,13 +157,7 @@ def diff_summary_lines(diff: ImageDiff) -> list[str]:
     if not diff.config:
         lines.append("Config identical")
     for change in diff.config:
-        name = f"{change.field} {change.key}" if change.key else change.field
-        if change.before is None:
-            lines.append(f"Config + {name}: {change.after}")
-        elif change.after is None:
-            lines.append(f"Config - {name}: {change.before}")
-        else:
-            lines.append(f"Config ~ {name}: {change.before} → {change.after}")
+        lines.append(f"Config {change.line('→')}")
     layers = diff.layers
     lines.append(
         f"Layers {len(layers.shared)} shared ({human_size(layers.shared_bytes)}) · "
