@@ -351,19 +351,28 @@ class Content(Discovery):
         self.raise_for_status(response, f"manifest upload {repo}:{ref}")
         return response
 
-    async def upload_blob(self, repo: str, data: bytes, digest: str | None = None) -> str:
-        """Upload a small blob (monolithic POST + PUT); skipped when the registry has it."""
-        digest = digest or compute_digest(data)
-        head = await self.request("HEAD", f"/v2/{repo}/blobs/{digest}")
-        if head.status_code == 200:
-            return digest
-        start = await self.request("POST", f"/v2/{repo}/blobs/uploads/")
+    async def start_upload(self, repo: str, *, mount: str | None = None, source: str = "") -> str:
+        """Open an upload session in ``repo``; its URL, or ``""`` when the registry mounted
+        ``mount`` from ``source`` (another repository of this registry) instead."""
+        query = f"?mount={quote(mount)}&from={quote(source)}" if mount and source else ""
+        start = await self.request("POST", f"/v2/{repo}/blobs/uploads/{query}")
+        if mount and start.status_code == 201:
+            return ""
         self.raise_for_status(start, f"blob upload to {repo}")
         location = start.headers.get("Location")
         if not location:
             raise MalformedResponseError("The upload answer has no Location", response=start)
         url = start.url.join(location)
         self.check_followable(url, f"the blob upload to {repo}")
+        return str(url)
+
+    async def upload_blob(self, repo: str, data: bytes, digest: str | None = None) -> str:
+        """Upload a small blob (monolithic POST + PUT); skipped when the registry has it."""
+        digest = digest or compute_digest(data)
+        head = await self.request("HEAD", f"/v2/{repo}/blobs/{digest}")
+        if head.status_code == 200:
+            return digest
+        url = httpx.URL(await self.start_upload(repo))
         joiner = "&" if url.query else "?"
         done = await self.request(
             "PUT",

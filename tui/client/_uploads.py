@@ -24,7 +24,6 @@ import httpx
 from tui.client._content import Content
 from tui.client._limits import MAX_SMALL_BODY_BYTES, read_bounded
 from tui.client.errors import (
-    MalformedResponseError,
     RegistryClientError,
     RegistryTimeoutError,
 )
@@ -54,21 +53,6 @@ class Uploads(Content):
             return False
         self.raise_for_status(response, f"manifest {repo}@{digest}")
         return True
-
-    async def start_upload(self, repo: str, *, mount: str | None = None, source: str = "") -> str:
-        """Open an upload session in ``repo``; its URL, or ``""`` when the registry mounted
-        ``mount`` from ``source`` (another repository of this registry) instead."""
-        query = f"?mount={quote(mount)}&from={quote(source)}" if mount and source else ""
-        start = await self.request("POST", f"/v2/{repo}/blobs/uploads/{query}")
-        if mount and start.status_code == 201:
-            return ""
-        self.raise_for_status(start, f"blob upload to {repo}")
-        location = start.headers.get("Location")
-        if not location:
-            raise MalformedResponseError("The upload answer has no Location", response=start)
-        url = start.url.join(location)
-        self.check_followable(url, f"the blob upload to {repo}")
-        return str(url)
 
     async def put_blob_stream(
         self,
