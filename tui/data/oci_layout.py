@@ -22,7 +22,7 @@ from typing import Any
 from tui.client.models import OCI_INDEX, Descriptor, parse_descriptor
 from tui.client.reference import DIGEST_RE
 from tui.data.copy_io import CHUNK, CopyError, Source
-from tui.logic.copy_plan import REF_NAME, ManifestNode
+from tui.logic.copy_plan import REF_NAME, ManifestNode, descriptor_document
 
 __all__ = ["OciLayoutDestination", "OciLayoutSource"]
 
@@ -219,16 +219,8 @@ class OciLayoutDestination:
         for entry, tag in entries:
             if tag is None and entry.digest in have:
                 continue
-            item: dict[str, Any] = {
-                "mediaType": entry.media_type,
-                "digest": entry.digest,
-                "size": entry.size,
-            }
-            if entry.artifact_type:
-                item["artifactType"] = entry.artifact_type
-            if tag is not None:
-                item["annotations"] = {REF_NAME: tag}
-            manifests.append(item)
+            annotations = {REF_NAME: tag} if tag is not None else None
+            manifests.append(descriptor_document(entry, annotations))
         index["manifests"] = manifests
         atomic_write(index_path, json.dumps(index, separators=(",", ":")).encode())
 

@@ -189,6 +189,23 @@ def referrers_tag(digest: str) -> str:
     return f"{algorithm}-{hex_part}"[:128]
 
 
+def descriptor_document(
+    entry: Descriptor, annotations: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The JSON object of an index's entry: media type, digest, size, and the artifact type
+    and ``annotations`` when there are any."""
+    item: dict[str, Any] = {
+        "mediaType": entry.media_type,
+        "digest": entry.digest,
+        "size": entry.size,
+    }
+    if entry.artifact_type:
+        item["artifactType"] = entry.artifact_type
+    if annotations:
+        item["annotations"] = dict(annotations)
+    return item
+
+
 def referrers_index(existing: Mapping[str, Any] | None, entries: Sequence[Descriptor]) -> bytes:
     """The referrers index of the tag schema with ``entries`` added to ``existing`` (an
     already parsed index, or ``None``); entries already there are kept once."""
@@ -200,16 +217,7 @@ def referrers_index(existing: Mapping[str, Any] | None, entries: Sequence[Descri
         if entry.digest in have:
             continue
         have.add(entry.digest)
-        item: dict[str, Any] = {
-            "mediaType": entry.media_type,
-            "digest": entry.digest,
-            "size": entry.size,
-        }
-        if entry.artifact_type:
-            item["artifactType"] = entry.artifact_type
-        if entry.annotations:
-            item["annotations"] = dict(entry.annotations)
-        manifests.append(item)
+        manifests.append(descriptor_document(entry, entry.annotations))
     document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
     return json.dumps(document, separators=(",", ":")).encode()
 
