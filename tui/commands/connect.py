@@ -98,22 +98,19 @@ def directory_backend(
     ``grace_period`` (seconds) protects recent blobs and uploads; the server's default when
     ``None``.
     """
-    from embedded_registry import gc as server_gc
-    from embedded_registry import usage as server_usage
+    from embedded_registry.offline import DEFAULT_GRACE_PERIOD, collect_garbage, storage_usage
     from tui.data.backends import gc_view_from_report, usage_view_from_report
 
     label = label or f"storage directory {root}"
-    grace = server_gc.DEFAULT_GRACE_PERIOD if grace_period is None else grace_period
+    grace = DEFAULT_GRACE_PERIOD if grace_period is None else grace_period
 
     async def usage() -> UsageView:
-        report = await asyncio.to_thread(
-            functools.partial(server_usage.storage_usage, root, grace_period=grace)
-        )
+        report = await asyncio.to_thread(functools.partial(storage_usage, root, grace_period=grace))
         return usage_view_from_report(report, source=label)
 
     async def collect(dry_run: bool, delete_untagged: bool) -> GcView:
         run = functools.partial(
-            server_gc.collect_garbage,
+            collect_garbage,
             root,
             dry_run=dry_run,
             delete_untagged=delete_untagged,
@@ -132,7 +129,7 @@ def config_backend(path: str) -> StorageBackend:
     written within the last minute), and waits for the GC lease other collectors hold, as
     ``regtui gc --config FILE`` does: both come back as one sentence in a notification.
     """
-    from embedded_registry.config import ConfigError, load_config
+    from embedded_registry.offline import ConfigError, load_config
 
     try:
         config = load_config(Path(path), require_storage=True)
@@ -146,11 +143,14 @@ def config_backend(path: str) -> StorageBackend:
 
 
 def _driver_backend(config: Any, path: str, grace: float) -> StorageBackend:
-    from embedded_registry.gc import RegistryActive
-    from embedded_registry.gc.collect import collect_garbage_configured, storage_location
-    from embedded_registry.storage.factory import StorageUnavailable
-    from embedded_registry.storage.lease import GcBusy
-    from embedded_registry.usage import usage_configured
+    from embedded_registry.offline import (
+        GcBusy,
+        RegistryActive,
+        StorageUnavailable,
+        collect_garbage_configured,
+        storage_location,
+        usage_configured,
+    )
     from tui.data.backends import gc_view_from_report, usage_view_from_report
     from tui.data.storage import StorageSourceError
 
@@ -430,7 +430,7 @@ def _local_root(args: argparse.Namespace) -> Path:
     overrides), else the default under ``$XDG_DATA_HOME``: what was pushed to the local
     registry is still there next time.
     """
-    from embedded_registry.config import ConfigError, load_config
+    from embedded_registry.offline import ConfigError, load_config
 
     if getattr(args, "root", None):
         return Path(args.root)

@@ -16,8 +16,7 @@ from tui.commands._common import size as _size
 from tui.commands.storage import CONFIG_HELP, add_du_root, check_root, configured, problem_json
 
 if TYPE_CHECKING:  # the server's GC code is imported when gc runs
-    from embedded_registry.config import Config
-    from embedded_registry.gc import GcReport
+    from embedded_registry.offline import Config, GcReport
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -134,7 +133,7 @@ def _add_gc(subparsers: Any) -> None:
 
 
 def _gc_handler(args: argparse.Namespace) -> int:
-    from embedded_registry.gc import DEFAULT_GRACE_PERIOD
+    from embedded_registry.offline import DEFAULT_GRACE_PERIOD
 
     if args.grace_period is None:
         args.grace_period = DEFAULT_GRACE_PERIOD
@@ -191,10 +190,12 @@ def _progress(message: str) -> None:
 
 
 def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
-    from embedded_registry.gc import RegistryActive
-    from embedded_registry.gc.collect import collect_garbage_configured
-    from embedded_registry.storage.factory import StorageUnavailable
-    from embedded_registry.storage.lease import GcBusy
+    from embedded_registry.offline import (
+        GcBusy,
+        RegistryActive,
+        StorageUnavailable,
+        collect_garbage_configured,
+    )
 
     try:
         return collect_garbage_configured(
@@ -216,9 +217,12 @@ def _gc_on_driver(args: argparse.Namespace, config: Config) -> GcReport | None:
 def gc_root(args: argparse.Namespace) -> int:
     """``regtui gc --root DIR`` or ``--config FILE``: plan or run a garbage collection and
     report it."""
-    from embedded_registry.gc import RegistryActive, collect_garbage
-    from embedded_registry.storage.driver.base import StorageDriverError
-    from embedded_registry.storage.lease import GcBusy
+    from embedded_registry.offline import (
+        GcBusy,
+        RegistryActive,
+        StorageDriverError,
+        collect_garbage,
+    )
 
     if getattr(args, "config", None):
         config = configured(args)

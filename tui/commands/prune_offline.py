@@ -17,17 +17,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from embedded_registry.gc import DEFAULT_GRACE_PERIOD, collect_garbage, scan_root
-from embedded_registry.gc.offline import writer_activity
-from embedded_registry.govern import Governor
-from embedded_registry.govern_rules import GovernConfig
-from embedded_registry.retention import apply_plan, read_state
-from embedded_registry.storage.driver.base import StorageDriverError
-from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.factory import driver_storage
-from embedded_registry.storage.paths import V2_PREFIX
-from embedded_registry.storage.store import DriverStorage
-from embedded_registry.usage import storage_usage
+from embedded_registry.offline import (
+    DEFAULT_GRACE_PERIOD,
+    V2_PREFIX,
+    DriverStorage,
+    FilesystemDriver,
+    GovernConfig,
+    Governor,
+    StorageDriverError,
+    apply_plan,
+    collect_garbage,
+    driver_storage,
+    read_state,
+    scan_root,
+    storage_usage,
+    writer_activity,
+)
 from tui.commands import _common as c
 from tui.commands.prune_report import (
     confirm,

@@ -19,7 +19,7 @@ from tui.data.retention import ApplyOutcome
 from tui.logic.fmt import count_of, human_size, short_digest
 
 if TYPE_CHECKING:
-    from embedded_registry.govern_rules import GovernConfig
+    from embedded_registry.offline import GovernConfig
 from tui.logic.retention import ActionKind, PrunePlan, RegistryState, why_untag_only
 
 
@@ -145,7 +145,7 @@ def print_outcomes(outcomes: Sequence[ApplyOutcome]) -> None:
 def load_root_from_config(path: str) -> tuple[Path, GovernConfig]:
     """The filesystem root a config.yml names, and its ``regtui.immutable``/``quota`` rules
     (offline pruning keeps the tags the server would refuse to delete)."""
-    from embedded_registry.config import ConfigError, load_config
+    from embedded_registry.offline import ConfigError, load_config
 
     try:
         config = load_config(Path(path), env={}, require_storage=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tui.commands import _common as c
 
 if TYPE_CHECKING:
-    from embedded_registry.gc.scrub import ScrubProgress, ScrubReport
+    from embedded_registry.offline import ScrubProgress, ScrubReport
     from tui.client.ext import ScrubResult
 
 CONFIG_HELP = "the registry's config.yml: its storage, the filesystem root or storage.s3"
@@ -90,9 +90,12 @@ def _describe(progress: ScrubProgress) -> str:
 
 
 def _scrub_offline(args: argparse.Namespace) -> int:
-    from embedded_registry.gc.scrub import DEFAULT_JOBS, scrub_on
-    from embedded_registry.storage.driver.base import StorageDriverError
-    from embedded_registry.storage.factory import StorageUnavailable
+    from embedded_registry.offline import (
+        DEFAULT_JOBS,
+        StorageDriverError,
+        StorageUnavailable,
+        scrub_on,
+    )
     from tui.commands.gc import serving_warning
     from tui.commands.storage import check_root, configured
 
@@ -122,7 +125,7 @@ def _scrub_offline(args: argparse.Namespace) -> int:
                 if warning is not None:
                     c.warn(warning.replace("garbage collection", "a repair"))
             if config.storage.s3 is not None:
-                from embedded_registry.storage.factory import open_storage
+                from embedded_registry.offline import open_storage
 
                 async def on_s3() -> tuple[ScrubReport, str | None]:
                     storage = await open_storage(config)
@@ -133,7 +136,7 @@ def _scrub_offline(args: argparse.Namespace) -> int:
         root = check_root(args.root)
         if root is None:
             return c.EXIT_ERROR
-        from embedded_registry.storage.driver.filesystem import FilesystemDriver
+        from embedded_registry.offline import FilesystemDriver
 
         report, warning = asyncio.run(on_driver(FilesystemDriver(root)))
     except StorageUnavailable as exc:

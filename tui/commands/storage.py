@@ -24,8 +24,7 @@ from tui.commands._common import (
 from tui.commands._common import size as _size
 
 if TYPE_CHECKING:  # the server's GC and usage code is imported when gc or du --root runs
-    from embedded_registry.config import Config
-    from embedded_registry.usage import UsageReport
+    from embedded_registry.offline import Config, UsageReport
 
 V2_PREFIX = Path("docker") / "registry" / "v2"  # embedded_registry.storage.paths's
 
@@ -59,7 +58,7 @@ def check_root(root: str) -> Path | None:
 def configured(args: argparse.Namespace) -> Config | None:
     """The config.yml of ``--config``, ``args.root`` set from it for the filesystem driver;
     ``None`` after a one-line error."""
-    from embedded_registry.config import ConfigError, load_config
+    from embedded_registry.offline import ConfigError, load_config
 
     try:
         config = load_config(args.config, require_storage=True)
@@ -129,15 +128,14 @@ def du_root_json(report: UsageReport) -> dict[str, Any]:
 
 def du_root(args: argparse.Namespace) -> int:
     """``regtui du --root DIR`` or ``--config FILE``: the exact storage report."""
-    from embedded_registry.usage import storage_usage
+    from embedded_registry.offline import storage_usage
 
     report: UsageReport
     config = configured(args) if getattr(args, "config", None) else None
     if getattr(args, "config", None) and config is None:
         return EXIT_ERROR
     if config is not None and config.storage.s3 is not None:
-        from embedded_registry.storage.factory import StorageUnavailable
-        from embedded_registry.usage import usage_configured
+        from embedded_registry.offline import StorageUnavailable, usage_configured
 
         try:
             report = usage_configured(config, grace_period=config.storage.gc_grace_period)
@@ -153,7 +151,7 @@ def du_root(args: argparse.Namespace) -> int:
         except OSError as exc:
             fail(f"{args.root}: {exc}")
             return EXIT_ERROR
-    from embedded_registry.govern_rules import quota_usage
+    from embedded_registry.offline import quota_usage
 
     quotas = quota_usage(
         config.govern.quotas if config is not None else (),
