@@ -16,9 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 Hook = Callable[[str, str], None]
+"""``hook(method, path)``; raising :class:`DropRequest` closes the connection instead of
+forwarding the request (what a client killed mid-request leaves: nothing arrives)."""
 Rewrite = Callable[[str, str, bytes], bytes]
 """``rewrite(method, path, body)``: the answer's body as the client gets it (a lying registry)."""
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class DropRequest(Exception):
+    """Raised by a hook: the request is not forwarded, its connection is closed."""
 
 
 @contextmanager
@@ -42,7 +48,11 @@ def hook_proxy(
 
         def _forward(self) -> None:
             with lock:  # one hook at a time, in the order requests arrive
-                hook(self.command, self.path)
+                try:
+                    hook(self.command, self.path)
+                except DropRequest:
+                    self.close_connection = True
+                    return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
