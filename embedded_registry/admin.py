@@ -40,6 +40,7 @@ import stat
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -53,9 +54,17 @@ EXTENSION_PREFIX = "/v2/_regtui/"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-LOCAL_ADMIN = "regtui_local_admin"
+_RequestKey: Any = getattr(web, "RequestKey", None)  # aiohttp 3.13+; a str key before
+
+
+def _request_key(name: str, kind: type) -> Any:
+    """A typed request key where aiohttp has them (a str key warns there), else ``name``."""
+    return _RequestKey(name, kind) if _RequestKey is not None else name
+
+
+LOCAL_ADMIN = _request_key("regtui_local_admin", bool)
 """Request key: ``True`` when the request carried this server's local admin secret."""
-AUTH_USER = "regtui_auth_user"
+AUTH_USER = _request_key("regtui_auth_user", str)
 """Request key: the htpasswd user the auth middleware verified."""
 
 
