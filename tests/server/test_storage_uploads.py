@@ -11,13 +11,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from embedded_registry import errors
+from embedded_registry import errors, heap
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from embedded_registry.storage.factory import driver_storage
 from embedded_registry.storage.paths import Layout
@@ -362,3 +363,30 @@ async def test_a_patch_cut_off_then_resumed_is_verified_against_the_data(
     blob = Layout(tmp_path).blob_data(digest_of(data))
     assert blob.read_bytes() == data if right else not blob.exists()
     assert await storage.linked_size("app", digest_of(data)) == (len(data) if right else None)
+
+
+async def test_the_closing_request_does_not_wait_for_the_heap_to_be_given_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a blob is finished its heap goes back to the kernel (``malloc_trim``, which walks
+    the whole heap: milliseconds to tens of them): in a thread of its own, so the blob's
+    closing request answers without waiting for it. Here the release waits until the push has
+    returned; it still runs, once."""
+    returned, released = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def release() -> None:
+        calls.append(threading.current_thread().name)
+        returned.wait(5)
+        released.set()
+
+    monkeypatch.setattr(heap, "release", release)
+    storage = served(tmp_path)
+    data = os.urandom(3_000_000)
+    digest = await push(storage, "app", data)
+    pushed_before_release = not released.is_set()
+    returned.set()
+    assert pushed_before_release
+    assert await asyncio.to_thread(released.wait, 5)
+    assert calls and calls[0] != threading.main_thread().name and len(calls) == 1
+    assert Layout(tmp_path).blob_data(digest).read_bytes() == data
