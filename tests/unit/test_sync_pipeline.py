@@ -13,7 +13,7 @@ import pytest
 
 import tui.data.sync_check as sync_check
 from tui.client.models import MANIFEST_ACCEPT
-from tui.client.pipeline import NotPlain, fetch_all
+from tui.client.pipeline import NotPlain, Origin, Pipelines, fetch_all
 from tui.logic.sync_spec import parse_spec
 
 Answerer = Callable[[bytes], bytes]
@@ -133,11 +133,12 @@ def test_what_the_check_leaves_to_the_engine_without_a_request(
 ) -> None:
     asked: list[str] = []
 
-    def never(scheme: str, host: str, *args: object, **kw: object) -> list[object]:
-        asked.append(host)
-        return []
+    class Never(Pipelines):
+        def ask_all(self, origin: Origin, *args: object, **kw: object) -> None:
+            asked.append(origin[1])
+            raise AssertionError("asked")
 
-    monkeypatch.setattr(sync_check, "fetch_all", never)
+    monkeypatch.setattr(sync_check, "Pipelines", Never)
     document = {"sync": [{"source": "127.0.0.1:9/team/app", "target": "127.0.0.1:8/app"}]}
     spec = parse_spec({**document, **extra})
     assert sync_check.quick_plan(spec) is None

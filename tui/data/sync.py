@@ -90,17 +90,7 @@ async def _job(
     unchanged = have == digest
     if unchanged and entry.referrers:
         unchanged = await _same_referrers(source, repo, target, target_repo, digest)
-    return ImageJob(
-        entry=entry,
-        source_registry=entry.source_registry,
-        source_repository=repo,
-        reference=ref,
-        target_registry=entry.target_registry,
-        target_repository=target_repo,
-        source_digest=digest,
-        target_digest=have,
-        unchanged=unchanged,
-    )
+    return ImageJob.compared(entry, repo, ref, digest, have, unchanged=unchanged)
 
 
 async def _plan_entry(entry: Entry, clients: Clients) -> tuple[list[ImageJob], list[SyncOutcome]]:
