@@ -169,9 +169,12 @@ async def run_sync(
         ]
     # Something moves: the copy engine (and the formats beside it) is loaded only now.
     from tui.data.copy import copy_image
-    from tui.data.copy_io import CopyError, RegistryDestination, RegistrySource
+    from tui.data.copy_io import CopyError, RegistryDestination, RegistrySource, SharedWrites
 
     gate = asyncio.Semaphore(spec.parallel)
+    shared: dict[tuple[str, str], SharedWrites] = {}
+    """By target (registry, repository): the images copied there at once write each blob
+    and manifest once (see :class:`SharedWrites`)."""
 
     def told(outcome: SyncOutcome) -> SyncOutcome:
         return _told(progress, outcome)
@@ -184,8 +187,12 @@ async def run_sync(
             source = RegistrySource(
                 source_client, job.source_repository, job.reference, name=job.source
             )
+            target = (job.target_registry, job.target_repository)
             destination = RegistryDestination(
-                clients(job.target_registry), job.target_repository, name=job.target
+                clients(job.target_registry),
+                job.target_repository,
+                name=job.target,
+                shared=shared.setdefault(target, SharedWrites()),
             )
             try:
                 result = await copy_image(
