@@ -99,6 +99,8 @@ class Pipelines:
         self._closed = False
         self._awaited = 0
         self._failure: BaseException | None = None
+        self._current: _Lane | None = None
+        """The connection whose answer's callback runs (under the lock), if one does."""
 
     def __enter__(self) -> Pipelines:
         return self
@@ -111,9 +113,18 @@ class Pipelines:
         self.ask_all(origin, [request], [on_answer])
 
     def ask_all(
-        self, origin: Origin, requests: Sequence[Request], on_answers: Sequence[OnAnswer]
+        self,
+        origin: Origin,
+        requests: Sequence[Request],
+        on_answers: Sequence[OnAnswer],
+        *,
+        spread: bool = False,
     ) -> None:
-        """Several requests at once (each to the connection with the fewest unanswered)."""
+        """Several requests at once: from a callback of a connection to ``origin`` that has
+        room for them all, on that connection (its thread sends them once the callback
+        returns: no other thread is woken), unless ``spread``; else each to the connection
+        with the fewest unanswered (``spread``: what the registry should answer in parallel,
+        a catalog's tag lists)."""
         with self._lock:
             if self._closed:
                 raise NotPlain("asked after the pipelines closed")
@@ -121,20 +132,31 @@ class Pipelines:
             if lanes is None:
                 lanes = [_Lane(origin, self._lock) for _ in range(self.connections)]
                 self._lanes[origin] = lanes
+            current = self._current
+            here = (
+                not spread
+                and current is not None
+                and current.origin == origin
+                and current.unanswered + len(requests) <= self.depth
+            )
             woken: set[int] = set()
             for request, on_answer in zip(requests, on_answers, strict=True):
-                at = min(range(len(lanes)), key=lambda n: lanes[n].unanswered)
-                lane = lanes[at]
+                if here:
+                    assert current is not None
+                    lane = current
+                else:
+                    at = min(range(len(lanes)), key=lambda n: lanes[n].unanswered)
+                    lane = lanes[at]
+                    woken.add(at)
                 lane.unanswered += 1
                 lane.pending.append((request, on_answer))
-                woken.add(at)
             self._awaited += len(requests)
             for at in woken:
                 lane = lanes[at]
                 if lane.thread is None:
                     lane.thread = threading.Thread(target=self._run, args=(lane,), daemon=True)
                     lane.thread.start()
-                else:
+                elif lane is not current:
                     lane.ready.notify()
 
     def drain(self) -> None:
@@ -169,19 +191,15 @@ class Pipelines:
 
     def _run(self, lane: _Lane) -> None:
         """A lane's thread: write what waits (up to ``depth`` in flight), read one answer,
-        hand it to its callback, and again; idle while nothing is asked of it."""
+        hand it to its callback and take what waits now (one hold of the lock for both), and
+        again; idle while nothing is asked of it."""
         in_flight: deque[tuple[Request, OnAnswer]] = deque()
         reader: _Reader | None = None
         scheme, host, insecure = lane.origin
         try:
-            while True:
-                with self._lock:
-                    while not lane.pending and not in_flight and not self._closed:
-                        lane.ready.wait()
-                    if self._closed:
-                        return
-                    room = min(len(lane.pending), self.depth - len(in_flight))
-                    batch = [lane.pending.popleft() for _ in range(room)]
+            with self._lock:
+                batch = self._next(lane, in_flight)
+            while batch is not None:
                 if batch:
                     if lane.sock is None:
                         deadline = time.monotonic() + self.timeout
@@ -201,11 +219,16 @@ class Pipelines:
                         lane.sock.close()
                         lane.sock, reader = None, None  # the next request opens another
                     if self._failure is None and not self._closed:
-                        on_answer(Answer(status, headers, body))
+                        self._current = lane
+                        try:
+                            on_answer(Answer(status, headers, body))
+                        finally:
+                            self._current = None
                     lane.unanswered -= 1
                     self._awaited -= 1
                     if not self._awaited:
                         self._idle.notify_all()
+                    batch = self._next(lane, in_flight)
         except BaseException as error:  # handed to the caller's thread (drain)
             with self._lock:
                 if self._failure is None and not self._closed:
@@ -214,6 +237,18 @@ class Pipelines:
         finally:
             if lane.sock is not None:
                 lane.sock.close()
+
+    def _next(
+        self, lane: _Lane, in_flight: deque[tuple[Request, OnAnswer]]
+    ) -> list[tuple[Request, OnAnswer]] | None:
+        """What the lane writes next (perhaps nothing: an answer is still to read), waiting
+        while it has nothing to do; ``None`` once the pipelines close. Under the lock."""
+        while not lane.pending and not in_flight and not self._closed:
+            lane.ready.wait()
+        if self._closed:
+            return None
+        room = min(len(lane.pending), self.depth - len(in_flight))
+        return [lane.pending.popleft() for _ in range(room)]
 
 
 def fetch_all(

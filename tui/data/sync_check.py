@@ -56,6 +56,8 @@ EXT_TAGS_FROM = 8
 rather than a ``HEAD`` per tag: the report reads every manifest and config of the repository,
 about five ``HEAD`` requests' time on the server (100 of each, loopback: 0.19 s against 0.04 s)."""
 PAGE_SIZE = 1000
+TARGET_BATCH = 32
+"""A target's requests sent together while the sources' tag lists still arrive."""
 JSON_ACCEPT = "application/json"
 
 
@@ -170,12 +172,18 @@ class _Check:
         """Registries that served a ``_regtui/tags`` report."""
         self.unknown: list[tuple[Origin, list[int]]] = []
         """Repositories a registry said ``NAME_UNKNOWN`` of before it served any report."""
+        self.listing = 0
+        """Catalogs and tag lists awaited."""
+        self.held: dict[Origin, tuple[list[Request], list[Callable[[Answer], None]]]] = {}
+        """The targets' requests not yet sent: sent :data:`TARGET_BATCH` at a time, the rest
+        once every tag list arrived (a registry woken for each alone spends more)."""
 
     def run(self) -> list[ImageJob]:
         entries = self.spec.entries
         with self.pipes:
             for index, entry in enumerate(entries):
                 if entry.source is None:
+                    self.listing += 1
                     self._ask(
                         entry.source_registry,
                         ("GET", f"/v2/_catalog?n={PAGE_SIZE}", JSON_ACCEPT),
@@ -183,6 +191,7 @@ class _Check:
                     )
                 else:
                     self._repositories(index, [entry.source.repository])
+            self._listed()
             while True:
                 self.pipes.drain()
                 if not self.unknown:
@@ -202,7 +211,16 @@ class _Check:
     def _ask(self, registry: str, request: Request, on_answer: Callable[[Answer], None]) -> None:
         self.pipes.ask(self.origins[registry], request, on_answer)
 
+    def _listed(self) -> None:
+        """After a catalog or a tag list: once none is awaited, every held request goes."""
+        if self.listing:
+            return
+        held, self.held = self.held, {}
+        for origin, (requests, callbacks) in held.items():
+            self.pipes.ask_all(origin, requests, callbacks)
+
     def _catalog(self, index: int, answer: Answer) -> None:
+        self.listing -= 1
         entry = self.spec.entries[index]
         self._repositories(
             index,
@@ -213,6 +231,7 @@ class _Check:
                 or any(fnmatch.fnmatchcase(name, pattern) for pattern in entry.repositories)
             ],
         )
+        self._listed()
 
     def _repositories(self, index: int, repos: list[str]) -> None:
         entry = self.spec.entries[index]
@@ -220,17 +239,21 @@ class _Check:
             for repo in repos:
                 self._compare(index, repo, [entry.source.digest or entry.source.tag or ""])
             return
+        self.listing += len(repos)
         self.pipes.ask_all(
             self.origins[entry.source_registry],
             [("GET", f"/v2/{repo}/tags/list?n={PAGE_SIZE}", JSON_ACCEPT) for repo in repos],
             [partial(self._tags, index, repo) for repo in repos],
+            spread=True,
         )
 
     def _tags(self, index: int, repo: str, answer: Answer) -> None:
+        self.listing -= 1
         entry = self.spec.entries[index]
-        if answer.status == 404 and entry.kind == "registry":
-            return  # deleted between the catalog and now, as the engine says
-        self._compare(index, repo, entry.tags.select(_names(answer, "tags")))
+        if answer.status != 404 or entry.kind != "registry":
+            self._compare(index, repo, entry.tags.select(_names(answer, "tags")))
+        # (a 404 of a whole registry's repository: deleted since the catalog, as the engine says)
+        self._listed()
 
     def _compare(self, index: int, repo: str, refs: list[str]) -> None:
         """Each of ``refs``'s digest asked of the source and of the target."""
@@ -246,13 +269,27 @@ class _Check:
         self.pipes.ask_all(self.origins[entry.source_registry], requests, callbacks)
         origin = self.origins[entry.target_registry]
         if len(places) >= EXT_TAGS_FROM:
-            self.pipes.ask(
+            self._hold(
                 origin,
-                ("GET", f"/v2/{target_repo}/_regtui/tags", JSON_ACCEPT),
-                partial(self._report, origin, places),
+                [("GET", f"/v2/{target_repo}/_regtui/tags", JSON_ACCEPT)],
+                [partial(self._report, origin, places)],
             )
         elif places:
             self._heads(origin, places)
+
+    def _hold(
+        self, origin: Origin, requests: list[Request], callbacks: list[Callable[[Answer], None]]
+    ) -> None:
+        """Requests to a target: sent in batches while tag lists are awaited, else at once."""
+        if not self.listing:
+            self.pipes.ask_all(origin, requests, callbacks)
+            return
+        held_requests, held_callbacks = self.held.setdefault(origin, ([], []))
+        held_requests += requests
+        held_callbacks += callbacks
+        if len(held_requests) >= TARGET_BATCH:
+            del self.held[origin]
+            self.pipes.ask_all(origin, held_requests, held_callbacks)
 
     def _source_digest(self, n: int, ref: str, answer: Answer) -> None:
         self.source[n] = _digest(answer, ref, absent_ok=False)
@@ -264,7 +301,7 @@ class _Check:
             _, _, ref, target_repo = self.wanted[n]
             requests.append(("HEAD", f"/v2/{target_repo}/manifests/{ref}", MANIFEST_ACCEPT))
             callbacks.append(partial(self._target_digest, n, ref))
-        self.pipes.ask_all(origin, requests, callbacks)
+        self._hold(origin, requests, callbacks)
 
     def _target_digest(self, n: int, ref: str, answer: Answer) -> None:
         self.target[n] = _digest(answer, ref, absent_ok=True)
