@@ -75,6 +75,8 @@ class Recorder:
                 origin: Origin,
                 requests: Sequence[Request],
                 on_answers: Sequence[Callable[[Answer], None]],
+                *,
+                spread: bool = False,
             ) -> None:
                 def recording(request: Request, on_answer: Callable[[Answer], None]) -> Any:
                     def record(answer: Answer) -> None:
@@ -84,7 +86,7 @@ class Recorder:
                     return record
 
                 wrapped = [recording(r, o) for r, o in zip(requests, on_answers, strict=True)]
-                super().ask_all(origin, requests, wrapped)
+                super().ask_all(origin, requests, wrapped, spread=spread)
 
         monkeypatch.setattr(sync_check, "Pipelines", Recording)
 
