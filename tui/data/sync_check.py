@@ -10,7 +10,8 @@ has arrived (no phase waits for the last answer of another):
 2. each source repository's tag list (the entry's tag filter applied), as its catalog arrives;
 3. as a tag list arrives, each wanted tag's digest on the source (``HEAD``, on the connection
    that read the list), and on the target (in batches of :data:`TARGET_BATCH` requests while
-   tag lists still arrive, the rest after the last one): a ``HEAD`` per tag, or for a repository of :data:`EXT_TAGS_FROM` tags or more, one ``GET
+   tag lists still arrive, the rest after the last one): a ``HEAD`` per tag, or for a
+   repository of :data:`EXT_TAGS_FROM` tags or more, one ``GET
    /v2/<name>/_regtui/tags`` (the bundled registry's report of every tag's digest); a registry
    that does not serve it (Distribution: 404 without an OCI error; anything else but 200) gets
    the ``HEAD`` requests. A ``NAME_UNKNOWN`` there counts as an absent repository only on a
