@@ -41,13 +41,19 @@ def serve() -> Iterator[Callable[[Answerer], str]]:
             with sock:
                 while True:
                     while b"\r\n\r\n" not in buffer:
-                        data = sock.recv(65536)
+                        try:
+                            data = sock.recv(65536)
+                        except OSError:  # reset: the client gave up
+                            return
                         if not data:
                             return
                         buffer += data
                     head, buffer = buffer.split(b"\r\n\r\n", 1)
                     reply = answer(head)
-                    sock.sendall(reply)
+                    try:
+                        sock.sendall(reply)
+                    except OSError:  # the client gave up and closed the connection
+                        return
                     if b"Connection: close" in reply:
                         return
 
@@ -226,3 +232,28 @@ def test_the_connections_to_a_registry_stay_open_for_the_whole_check(
     assert jobs is not None and len(jobs) == len(names) and all(j.unchanged for j in jobs)
     assert 1 <= ACCEPTED[source] <= pipeline.CONNECTIONS
     assert 1 <= ACCEPTED[target] <= pipeline.CONNECTIONS
+
+
+def test_a_registry_that_stops_answering_hands_over_and_leaves_no_thread(
+    serve: Callable[[Answerer], str],
+) -> None:
+    """One connection's answer times out while the others wait on theirs: the check gives up
+    (the engine then asks, and says the timeout), every connection closed, every thread ended."""
+    release = threading.Event()
+    names = [f"team/app{n}" for n in range(8)]
+
+    def source_answer(head: bytes) -> bytes:
+        path = path_of(head)
+        if path.startswith("/v2/_catalog"):
+            return json_answer({"repositories": names})
+        if path.startswith("/v2/team/app3/"):
+            release.wait(30)  # hangs
+        return json_answer({"name": "x", "tags": []})
+
+    source, target = serve(source_answer), serve(lambda head: NOT_FOUND)
+    spec = parse_spec({"sync": [{"source": source, "target": f"{target}/mirror"}]})
+    try:
+        assert sync_check.quick_plan(spec, timeout=1) is None
+        assert [t for t in threading.enumerate() if t.name.startswith("pipeline")] == []
+    finally:
+        release.set()

@@ -154,7 +154,9 @@ class Pipelines:
             for at in woken:
                 lane = lanes[at]
                 if lane.thread is None:
-                    lane.thread = threading.Thread(target=self._run, args=(lane,), daemon=True)
+                    lane.thread = threading.Thread(
+                        target=self._run, args=(lane,), name=f"pipeline {origin[1]}", daemon=True
+                    )
                     lane.thread.start()
                 elif lane is not current:
                     lane.ready.notify()
