@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -263,3 +265,37 @@ def test_a_sync_killed_half_way_leaves_no_tag_on_an_incomplete_image(
     assert tags_of(target.url, "app") == [f"1.{n}.0" for n in range(6)]
     for n in range(6):
         assert whole(target.url, "app", f"1.{n}.0")
+
+
+def test_tags_of_one_image_copied_at_once_upload_each_blob_once(
+    source: RunningRegistry, tmp_path: Path
+) -> None:
+    """Nine tags of one manifest, copied in parallel to Distribution 2.8: each blob is uploaded
+    once, the other copies wait for that upload. (Each upload rewrites the blob's link in the
+    repository, truncated then written, and a manifest PUT checking the blob meanwhile failed:
+    400 'provided digest did not match uploaded content'.) Distribution's access log counts
+    the uploads."""
+    image = make_image([{"a": os.urandom(3000)}, {"b": os.urandom(200_000)}])
+    tags = [f"v{n}" for n in range(9)]
+    push_image(source.url, "team/many", tags[0], image)
+    for tag in tags[1:]:  # the other tags on the same manifest, without pushing again
+        put = httpx.put(
+            f"{source.url}/v2/team/many/manifests/{tag}",
+            content=image.manifest.data,
+            headers={"Content-Type": image.manifest.media_type},
+        )
+        assert put.status_code == 201, put.text
+    logged = {"log": {"level": "warn", "accesslog": {"disabled": False}}}
+    with distribution_registry(tmp_path / "target", config=logged) as target:
+        spec = write_spec(
+            tmp_path / "sync.yml", [{"source": source.host, "target": f"{target.host}/mirror"}]
+        )
+        done = regtui("sync", str(spec), "--parallel", str(len(tags)))
+        assert done.returncode == 0, done.stdout + done.stderr
+        for tag in tags:
+            assert whole(target.url, "mirror/team/many", tag)
+        log = target.log_path.read_text(errors="replace")
+    uploads = re.findall(r'"PUT /v2/mirror/team/many/blobs/uploads/[^" ]*[?&]digest=([^&" ]+)', log)
+    digests = [unquote(d) for d in uploads]
+    blobs = [blob.digest for blob in image.blobs()]
+    assert sorted(digests) == sorted(blobs)  # each once

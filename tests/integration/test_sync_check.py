@@ -1,7 +1,7 @@
 """The quick check of ``regtui sync`` (:mod:`tui.data.sync_check`) between real registries:
 Debian's docker-registry (Distribution 2.8) as the source, the bundled registry or another
 Distribution as the target. Every request it makes is recorded (the real requests, on real
-sockets, through :func:`tui.client.pipeline.fetch_all`), so the tests see which it asked: one
+sockets, through :class:`tui.client.pipeline.Pipelines`), so the tests see which it asked: one
 ``_regtui/tags`` report per many-tag repository on the bundled registry, ``HEAD`` requests on
 Distribution, and a tag moved upstream seen all the same.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import yaml
 import tui.data.sync_check as sync_check
 from tests.helpers.images import Image, make_image, push_image
 from tests.helpers.servers import RunningRegistry, bundled_registry, distribution_registry
-from tui.client.pipeline import Answer, Request
+from tui.client.pipeline import Answer, Origin, Pipelines, Request
 from tui.data.sync_jobs import ImageJob
 from tui.logic.sync_spec import parse_spec
 
@@ -63,19 +63,32 @@ def distribution_target(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 
 class Recorder:
-    """The real :func:`fetch_all`, each request and its answer's status kept, by host."""
+    """The real :class:`Pipelines`, each request and its answer's status kept, by host."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.seen: list[tuple[str, str, str, int]] = []
-        real = sync_check.fetch_all
+        seen = self.seen
 
-        def recording(scheme: str, host: str, requests: list[Request], **kw: Any) -> list[Answer]:
-            answers = real(scheme, host, requests, **kw)
-            for (method, target, _), answer in zip(requests, answers, strict=True):
-                self.seen.append((host, method, target, answer.status))
-            return answers
+        class Recording(Pipelines):
+            def ask_all(
+                self,
+                origin: Origin,
+                requests: Sequence[Request],
+                on_answers: Sequence[Callable[[Answer], None]],
+                *,
+                spread: bool = False,
+            ) -> None:
+                def recording(request: Request, on_answer: Callable[[Answer], None]) -> Any:
+                    def record(answer: Answer) -> None:
+                        seen.append((origin[1], request[0], request[1], answer.status))
+                        on_answer(answer)
 
-        monkeypatch.setattr(sync_check, "fetch_all", recording)
+                    return record
+
+                wrapped = [recording(r, o) for r, o in zip(requests, on_answers, strict=True)]
+                super().ask_all(origin, requests, wrapped, spread=spread)
+
+        monkeypatch.setattr(sync_check, "Pipelines", Recording)
 
     def on(self, registry: RunningRegistry) -> list[tuple[str, str, int]]:
         return [(m, t, s) for host, m, t, s in self.seen if host == registry.host]
@@ -163,9 +176,7 @@ def test_a_target_without_the_report_is_asked_tag_by_tag(
     image = make_image([{"a": os.urandom(3000)}])
     push_tags(source, "team/many", image, MANY)
     spec = spec_of(source, distribution_target, tmp_path / "sync.yml")
-    # One image at a time: nine tags of one manifest copied at once to Distribution 2.8 once
-    # failed a PUT ('provided digest did not match uploaded content'), the engine's, not this.
-    first = regtui("sync", str(spec), "--parallel", "1")
+    first = regtui("sync", str(spec))
     assert first.returncode == 0, first.stderr
 
     push_tags(source, "team/more", image, MANY)  # not on the target yet

@@ -64,7 +64,8 @@ def _load(path: str) -> SyncSpec:
     if len(data) > MAX_FILE_BYTES:
         raise c.UsageError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     try:
-        document = yaml.safe_load(data)
+        # libyaml's loader when PyYAML has it: the pure-Python one costs a few ms of start-up
+        document = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -30,6 +30,7 @@ __all__ = [
     "Destination",
     "RegistryDestination",
     "RegistrySource",
+    "SharedWrites",
     "Source",
     "verified_chunks",
 ]
@@ -183,6 +184,39 @@ class RegistrySource:
         return None
 
 
+class SharedWrites:
+    """What several copies into one repository at once (a sync's images) write by digest:
+    each blob and manifest once, the other copies waiting for that write, then taking it as
+    present. Distribution 2.8 rewrites a blob's link in the repository on each upload of it
+    (truncated, then written): a manifest ``PUT`` that checks that blob meanwhile reads an
+    empty link and fails (400, ``provided digest did not match uploaded content``)."""
+
+    def __init__(self) -> None:
+        self._written: set[str] = set()
+        self._writing: dict[str, asyncio.Event] = {}
+
+    async def written(self, digest: str) -> bool:
+        """Whether another copy wrote ``digest`` (waiting for it while it writes it)."""
+        while (writing := self._writing.get(digest)) is not None:
+            await writing.wait()
+        return digest in self._written
+
+    @asynccontextmanager
+    async def writing(self, digest: str) -> AsyncIterator[Callable[[], None]]:
+        """``digest`` claimed while the block writes it (call what it yields once it is
+        there: a mount refused did not write it); the copies waiting for it go on after."""
+        writing = self._writing[digest] = asyncio.Event()
+
+        def done() -> None:
+            self._written.add(digest)
+
+        try:
+            yield done
+        finally:
+            del self._writing[digest]
+            writing.set()
+
+
 @dataclass
 class RegistryDestination:
     client: RegistryClient
@@ -190,6 +224,8 @@ class RegistryDestination:
     name: str = ""
     mounts: bool = True
     """Mount blobs from a source on the same registry (``tag`` and ``cp`` within one)."""
+    shared: SharedWrites | None = None
+    """What other copies into the same repository write at the same time, if any."""
 
     def __post_init__(self) -> None:
         self.name = self.name or f"{self.client.host}/{self.repo}"
@@ -200,6 +236,8 @@ class RegistryDestination:
         return None
 
     async def has_blob(self, blob: Descriptor) -> bool:
+        if self.shared is not None and await self.shared.written(blob.digest):
+            return True
         return await self.client.has_blob(self.repo, blob.digest)
 
     def same_registry(self, source: Source) -> bool:
@@ -213,6 +251,17 @@ class RegistryDestination:
         if not self.mounts or not self.same_registry(source):
             return False
         assert isinstance(source, RegistrySource)
+        if self.shared is None:
+            return await self._mount(blob, source)
+        if await self.shared.written(blob.digest):
+            return True
+        async with self.shared.writing(blob.digest) as done:
+            mounted = await self._mount(blob, source)
+            if mounted:
+                done()
+            return mounted
+
+    async def _mount(self, blob: Descriptor, source: RegistrySource) -> bool:
         url = await self.client.start_upload(self.repo, mount=blob.digest, source=source.repo)
         if not url:
             return True
@@ -220,13 +269,35 @@ class RegistryDestination:
         return False
 
     async def write_blob(self, blob: Descriptor, chunks: AsyncIterable[bytes]) -> None:
+        if self.shared is None:
+            return await self._write_blob(blob, chunks)
+        if await self.shared.written(blob.digest):
+            return None  # another copy wrote it since this one asked
+        async with self.shared.writing(blob.digest) as done:
+            await self._write_blob(blob, chunks)
+            done()
+        return None
+
+    async def _write_blob(self, blob: Descriptor, chunks: AsyncIterable[bytes]) -> None:
         url = self._session.pop(blob.digest, None) or await self.client.start_upload(self.repo)
         await self.client.put_blob_stream(self.repo, url, blob.digest, blob.size, chunks)
 
     async def has_manifest(self, node: ManifestNode) -> bool:
+        if self.shared is not None and await self.shared.written(node.digest):
+            return True
         return await self.client.has_manifest(self.repo, node.digest)
 
     async def write_manifest(self, node: ManifestNode, subject: str | None) -> None:
+        if self.shared is None:
+            return await self._write_manifest(node, subject)
+        if await self.shared.written(node.digest):
+            return None
+        async with self.shared.writing(node.digest) as done:
+            await self._write_manifest(node, subject)
+            done()
+        return None
+
+    async def _write_manifest(self, node: ManifestNode, subject: str | None) -> None:
         response = await self.client.put_manifest_checked(
             self.repo, node.digest, node.raw, node.media_type
         )

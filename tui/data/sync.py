@@ -90,17 +90,7 @@ async def _job(
     unchanged = have == digest
     if unchanged and entry.referrers:
         unchanged = await _same_referrers(source, repo, target, target_repo, digest)
-    return ImageJob(
-        entry=entry,
-        source_registry=entry.source_registry,
-        source_repository=repo,
-        reference=ref,
-        target_registry=entry.target_registry,
-        target_repository=target_repo,
-        source_digest=digest,
-        target_digest=have,
-        unchanged=unchanged,
-    )
+    return ImageJob.compared(entry, repo, ref, digest, have, unchanged=unchanged)
 
 
 async def _plan_entry(entry: Entry, clients: Clients) -> tuple[list[ImageJob], list[SyncOutcome]]:
@@ -179,9 +169,12 @@ async def run_sync(
         ]
     # Something moves: the copy engine (and the formats beside it) is loaded only now.
     from tui.data.copy import copy_image
-    from tui.data.copy_io import CopyError, RegistryDestination, RegistrySource
+    from tui.data.copy_io import CopyError, RegistryDestination, RegistrySource, SharedWrites
 
     gate = asyncio.Semaphore(spec.parallel)
+    shared: dict[tuple[str, str], SharedWrites] = {}
+    """By target (registry, repository): the images copied there at once write each blob
+    and manifest once (see :class:`SharedWrites`)."""
 
     def told(outcome: SyncOutcome) -> SyncOutcome:
         return _told(progress, outcome)
@@ -194,8 +187,12 @@ async def run_sync(
             source = RegistrySource(
                 source_client, job.source_repository, job.reference, name=job.source
             )
+            target = (job.target_registry, job.target_repository)
             destination = RegistryDestination(
-                clients(job.target_registry), job.target_repository, name=job.target
+                clients(job.target_registry),
+                job.target_repository,
+                name=job.target,
+                shared=shared.setdefault(target, SharedWrites()),
             )
             try:
                 result = await copy_image(

@@ -2,16 +2,21 @@
 auth code or the copy engine (:mod:`tui.client.pipeline`), for the common run that moves nothing.
 
 ``regtui sync`` tries this first. It plans as :func:`tui.data.sync.plan_sync` does, with the same
-requests, pipelined per registry (the registries read at the same time, each in its threads):
+requests, pipelined per registry (:class:`tui.client.pipeline.Pipelines`: each registry on a few
+kept-alive connections, every registry at the same time), each asked as soon as what it needs
+has arrived (no phase waits for the last answer of another):
 
 1. the catalog of each whole-registry source (``repositories`` filtered as the engine does);
-2. each source repository's tag list (the entry's tag filter applied);
-3. each wanted tag's digest on the source (``HEAD``), and on the target: a ``HEAD`` per tag, or
-   for a target repository compared on :data:`EXT_TAGS_FROM` tags or more, one ``GET
+2. each source repository's tag list (the entry's tag filter applied), as its catalog arrives;
+3. as a tag list arrives, each wanted tag's digest on the source (``HEAD``, on the connection
+   that read the list), and on the target (in batches of :data:`TARGET_BATCH` requests while
+   tag lists still arrive, the rest after the last one): a ``HEAD`` per tag, or for a
+   repository of :data:`EXT_TAGS_FROM` tags or more, one ``GET
    /v2/<name>/_regtui/tags`` (the bundled registry's report of every tag's digest); a registry
    that does not serve it (Distribution: 404 without an OCI error; anything else but 200) gets
    the ``HEAD`` requests. A ``NAME_UNKNOWN`` there counts as an absent repository only on a
-   registry that served the report for another one (else its tags are asked by ``HEAD``).
+   registry that served the report for another one (the question waits until one did, or
+   until nothing else is awaited: then its tags are asked by ``HEAD``).
 
 It answers only the plain case: no credentials for any registry of the file (none in it, none
 in Docker's config), no proxy, no ``ca_cert``, not Docker Hub, no ``rate_limit``, no entry with
@@ -25,9 +30,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
-from tui.client.pipeline import Answer, NotPlain, Request, fetch_all, in_threads
+from tui.client.pipeline import Answer, NotPlain, Origin, Pipelines, Request
 from tui.client.quick import plain_origin
 from tui.client.reference import api_host
 from tui.data.sync_jobs import ImageJob
@@ -52,10 +58,9 @@ EXT_TAGS_FROM = 8
 rather than a ``HEAD`` per tag: the report reads every manifest and config of the repository,
 about five ``HEAD`` requests' time on the server (100 of each, loopback: 0.19 s against 0.04 s)."""
 PAGE_SIZE = 1000
+TARGET_BATCH = 32
+"""A target's requests sent together while the sources' tag lists still arrive."""
 JSON_ACCEPT = "application/json"
-
-Origin = tuple[str, str, bool]
-"""``(scheme, HOST[:PORT], insecure)``."""
 
 
 def quick_plan(spec: SyncSpec, *, timeout: float = 30.0) -> list[ImageJob] | None:
@@ -84,18 +89,6 @@ def _origin(spec: SyncSpec, registry: str) -> Origin | None:
     insecure = access.insecure if access is not None else False
     plain = plain_origin(registry, insecure=insecure)
     return None if plain is None else (plain[0], plain[1], insecure)
-
-
-def _fetch(work: dict[Origin, list[Request]], timeout: float) -> dict[Origin, list[Answer]]:
-    """Each origin's requests, the origins at the same time."""
-    results: dict[Origin, list[Answer]] = {}
-
-    def one(origin: Origin) -> None:
-        scheme, host, insecure = origin
-        results[origin] = fetch_all(scheme, host, work[origin], insecure=insecure, timeout=timeout)
-
-    in_threads(one, [origin for origin, requests in work.items() if requests])
-    return results
 
 
 def _json(answer: Answer) -> object:
@@ -166,166 +159,173 @@ def _report_digests(answer: Answer, refs: Sequence[str]) -> list[str | None]:
 
 
 class _Check:
+    """The plan, answer by answer: each callback asks what its answer makes known."""
+
     def __init__(self, spec: SyncSpec, origins: dict[str, Origin], timeout: float) -> None:
         self.spec = spec
         self.origins = origins
         self.timeout = timeout
+        self.pipes = Pipelines(timeout=timeout)
+        self.wanted: list[tuple[int, str, str, str]] = []
+        """Entry, source repository, reference, target repository: one per image compared."""
+        self.source: dict[int, str | None] = {}
+        self.target: dict[int, str | None] = {}
+        self.served: set[Origin] = set()
+        """Registries that served a ``_regtui/tags`` report."""
+        self.unknown: list[tuple[Origin, list[int]]] = []
+        """Repositories a registry said ``NAME_UNKNOWN`` of before it served any report."""
+        self.listing = 0
+        """Catalogs and tag lists awaited."""
+        self.held: dict[Origin, tuple[list[Request], list[Callable[[Answer], None]]]] = {}
+        """The targets' requests not yet sent: sent :data:`TARGET_BATCH` at a time, the rest
+        once every tag list arrived (a registry woken for each alone spends more)."""
 
     def run(self) -> list[ImageJob]:
         entries = self.spec.entries
-        repositories = self._repositories()
-        # (entry index, repository) -> the references to compare, in the engine's order
-        refs = self._references(repositories)
-        wanted: list[tuple[int, str, str, str]] = []  # entry, repository, reference, target
-        for (index, repo), selected in refs.items():
-            target_repo = target_repository(entries[index], repo)
-            wanted += [(index, repo, ref, target_repo) for ref in selected]
-        source_digests, target_digests = self._digests(wanted)
-        jobs: list[ImageJob] = []
-        for n, (index, repo, ref, target_repo) in enumerate(wanted):
-            entry = entries[index]
-            digest, have = source_digests[n], target_digests[n]
-            jobs.append(
-                ImageJob(
-                    entry=entry,
-                    source_registry=entry.source_registry,
-                    source_repository=repo,
-                    reference=ref,
-                    target_registry=entry.target_registry,
-                    target_repository=target_repo,
-                    source_digest=digest,
-                    target_digest=have,
-                    unchanged=have == digest,
-                )
-            )
+        with self.pipes:
+            for index, entry in enumerate(entries):
+                if entry.source is None:
+                    self.listing += 1
+                    self._ask(
+                        entry.source_registry,
+                        ("GET", f"/v2/_catalog?n={PAGE_SIZE}", JSON_ACCEPT),
+                        partial(self._catalog, index),
+                    )
+                else:
+                    self._repositories(index, [entry.source.repository])
+            self._listed()
+            while True:
+                self.pipes.drain()
+                if not self.unknown:
+                    break
+                # No report served by those registries: their tags are asked one by one.
+                unknown, self.unknown = self.unknown, []
+                for origin, places in unknown:
+                    self._heads(origin, places)
+        jobs = [
+            ImageJob.compared(entries[index], repo, ref, self.source[n], self.target[n])
+            for n, (index, repo, ref, _) in enumerate(self.wanted)
+        ]
         order = {id(entry): n for n, entry in enumerate(entries)}
         jobs.sort(key=lambda j: (order[id(j.entry)], j.source_repository, j.reference))
         return jobs
 
-    def _repositories(self) -> list[tuple[int, str]]:
-        """``(entry index, source repository)`` of every entry, catalogs read."""
-        whole = [n for n, e in enumerate(self.spec.entries) if e.source is None]
-        work: dict[Origin, list[Request]] = {}
-        for n in whole:
-            origin = self.origins[self.spec.entries[n].source_registry]
-            work.setdefault(origin, []).append(("GET", f"/v2/_catalog?n={PAGE_SIZE}", JSON_ACCEPT))
-        answers = _fetch(work, self.timeout)
-        taken = {origin: iter(found) for origin, found in answers.items()}
-        found: list[tuple[int, str]] = []
-        for n, entry in enumerate(self.spec.entries):
-            if entry.source is not None:
-                found.append((n, entry.source.repository))
-                continue
-            names = _names(next(taken[self.origins[entry.source_registry]]), "repositories")
-            found += [
-                (n, name)
-                for name in names
+    def _ask(self, registry: str, request: Request, on_answer: Callable[[Answer], None]) -> None:
+        self.pipes.ask(self.origins[registry], request, on_answer)
+
+    def _listed(self) -> None:
+        """After a catalog or a tag list: once none is awaited, every held request goes."""
+        if self.listing:
+            return
+        held, self.held = self.held, {}
+        for origin, (requests, callbacks) in held.items():
+            self.pipes.ask_all(origin, requests, callbacks)
+
+    def _catalog(self, index: int, answer: Answer) -> None:
+        self.listing -= 1
+        entry = self.spec.entries[index]
+        self._repositories(
+            index,
+            [
+                name
+                for name in _names(answer, "repositories")
                 if not entry.repositories
                 or any(fnmatch.fnmatchcase(name, pattern) for pattern in entry.repositories)
-            ]
-        return found
+            ],
+        )
+        self._listed()
 
-    def _references(self, repositories: list[tuple[int, str]]) -> dict[tuple[int, str], list[str]]:
-        entries = self.spec.entries
-        work: dict[Origin, list[Request]] = {}
-        listed: list[tuple[int, str]] = []
-        refs: dict[tuple[int, str], list[str]] = {}
-        for index, repo in repositories:
-            entry = entries[index]
-            if entry.source is not None and entry.kind == "image":
-                refs[(index, repo)] = [entry.source.digest or entry.source.tag or ""]
-                continue
-            origin = self.origins[entry.source_registry]
-            target = f"/v2/{repo}/tags/list?n={PAGE_SIZE}"
-            work.setdefault(origin, []).append(("GET", target, JSON_ACCEPT))
-            listed.append((index, repo))
-        answers = _fetch(work, self.timeout)
-        taken = {origin: iter(found) for origin, found in answers.items()}
-        for index, repo in listed:
-            entry = entries[index]
-            answer = next(taken[self.origins[entry.source_registry]])
-            if answer.status == 404 and entry.kind == "registry":
-                continue  # deleted between the catalog and now, as the engine says
-            refs[(index, repo)] = entry.tags.select(_names(answer, "tags"))
-        return refs
+    def _repositories(self, index: int, repos: list[str]) -> None:
+        entry = self.spec.entries[index]
+        if entry.source is not None and entry.kind == "image":
+            for repo in repos:
+                self._compare(index, repo, [entry.source.digest or entry.source.tag or ""])
+            return
+        self.listing += len(repos)
+        self.pipes.ask_all(
+            self.origins[entry.source_registry],
+            [("GET", f"/v2/{repo}/tags/list?n={PAGE_SIZE}", JSON_ACCEPT) for repo in repos],
+            [partial(self._tags, index, repo) for repo in repos],
+            spread=True,
+        )
 
-    def _digests(
-        self, wanted: list[tuple[int, str, str, str]]
-    ) -> tuple[list[str | None], list[str | None]]:
-        entries = self.spec.entries
-        work: dict[Origin, list[Request]] = {}
-        source_at: list[tuple[Origin, int]] = []
-        for index, repo, ref, _ in wanted:
-            origin = self.origins[entries[index].source_registry]
-            requests = work.setdefault(origin, [])
-            source_at.append((origin, len(requests)))
+    def _tags(self, index: int, repo: str, answer: Answer) -> None:
+        self.listing -= 1
+        entry = self.spec.entries[index]
+        if answer.status != 404 or entry.kind != "registry":
+            self._compare(index, repo, entry.tags.select(_names(answer, "tags")))
+        # (a 404 of a whole registry's repository: deleted since the catalog, as the engine says)
+        self._listed()
+
+    def _compare(self, index: int, repo: str, refs: list[str]) -> None:
+        """Each of ``refs``'s digest asked of the source and of the target."""
+        entry = self.spec.entries[index]
+        target_repo = target_repository(entry, repo)
+        places = list(range(len(self.wanted), len(self.wanted) + len(refs)))
+        self.wanted += [(index, repo, ref, target_repo) for ref in refs]
+        requests: list[Request] = []
+        callbacks: list[Callable[[Answer], None]] = []
+        for n, ref in zip(places, refs, strict=True):
             requests.append(("HEAD", f"/v2/{repo}/manifests/{ref}", MANIFEST_ACCEPT))
-        # The target: per repository, its references (and which of ``wanted`` each is).
-        by_repo: dict[tuple[Origin, str], list[int]] = {}
-        for n, (index, _, _, target_repo) in enumerate(wanted):
-            origin = self.origins[entries[index].target_registry]
-            by_repo.setdefault((origin, target_repo), []).append(n)
-        reports: list[tuple[Origin, str, int]] = []  # origin, repository, request's place
-        heads: list[tuple[Origin, int, int]] = []  # origin, wanted's place, request's place
-        for (origin, target_repo), places in by_repo.items():
-            requests = work.setdefault(origin, [])
-            if len(places) >= EXT_TAGS_FROM:
-                reports.append((origin, target_repo, len(requests)))
-                requests.append(("GET", f"/v2/{target_repo}/_regtui/tags", JSON_ACCEPT))
-            else:
-                for n in places:
-                    heads.append((origin, n, len(requests)))
-                    requests.append(self._target_head(wanted[n]))
-        answers = _fetch(work, self.timeout)
-        source = [
-            _digest(answers[origin][at], wanted[n][2], absent_ok=False)
-            for n, (origin, at) in enumerate(source_at)
-        ]
-        target: list[str | None] = [None] * len(wanted)
-        for origin, n, at in heads:
-            target[n] = _digest(answers[origin][at], wanted[n][2], absent_ok=True)
-        self._read_reports(reports, answers, by_repo, wanted, target)
-        return source, target
+            callbacks.append(partial(self._source_digest, n, ref))
+        self.pipes.ask_all(self.origins[entry.source_registry], requests, callbacks)
+        origin = self.origins[entry.target_registry]
+        if len(places) >= EXT_TAGS_FROM:
+            self._hold(
+                origin,
+                [("GET", f"/v2/{target_repo}/_regtui/tags", JSON_ACCEPT)],
+                [partial(self._report, origin, places)],
+            )
+        elif places:
+            self._heads(origin, places)
 
-    @staticmethod
-    def _target_head(want: tuple[int, str, str, str]) -> Request:
-        _, _, ref, target_repo = want
-        return ("HEAD", f"/v2/{target_repo}/manifests/{ref}", MANIFEST_ACCEPT)
-
-    def _read_reports(
-        self,
-        reports: list[tuple[Origin, str, int]],
-        answers: dict[Origin, list[Answer]],
-        by_repo: dict[tuple[Origin, str], list[int]],
-        wanted: list[tuple[int, str, str, str]],
-        target: list[str | None],
+    def _hold(
+        self, origin: Origin, requests: list[Request], callbacks: list[Callable[[Answer], None]]
     ) -> None:
-        """Each report's digests into ``target``; the references of a registry without the
-        report (or of a repository it may not know) asked by ``HEAD`` instead."""
-        served: set[Origin] = set()
-        unknown: list[tuple[Origin, str]] = []
-        unserved: list[tuple[Origin, str]] = []
-        for origin, target_repo, at in reports:
-            answer = answers[origin][at]
-            places = by_repo[(origin, target_repo)]
-            if answer.status == 200:
-                served.add(origin)
-                digests = _report_digests(answer, [wanted[n][2] for n in places])
-                for n, digest in zip(places, digests, strict=True):
-                    target[n] = digest
-            elif _name_unknown(answer):
-                unknown.append((origin, target_repo))
+        """Requests to a target: sent in batches while tag lists are awaited, else at once."""
+        if not self.listing:
+            self.pipes.ask_all(origin, requests, callbacks)
+            return
+        held_requests, held_callbacks = self.held.setdefault(origin, ([], []))
+        held_requests += requests
+        held_callbacks += callbacks
+        if len(held_requests) >= TARGET_BATCH:
+            del self.held[origin]
+            self.pipes.ask_all(origin, held_requests, held_callbacks)
+
+    def _source_digest(self, n: int, ref: str, answer: Answer) -> None:
+        self.source[n] = _digest(answer, ref, absent_ok=False)
+
+    def _heads(self, origin: Origin, places: list[int]) -> None:
+        requests: list[Request] = []
+        callbacks: list[Callable[[Answer], None]] = []
+        for n in places:
+            _, _, ref, target_repo = self.wanted[n]
+            requests.append(("HEAD", f"/v2/{target_repo}/manifests/{ref}", MANIFEST_ACCEPT))
+            callbacks.append(partial(self._target_digest, n, ref))
+        self._hold(origin, requests, callbacks)
+
+    def _target_digest(self, n: int, ref: str, answer: Answer) -> None:
+        self.target[n] = _digest(answer, ref, absent_ok=True)
+
+    def _report(self, origin: Origin, places: list[int], answer: Answer) -> None:
+        """A report's digests; the references of a registry without the report asked by
+        ``HEAD`` instead (of a repository it may not know: once it served none at the end)."""
+        if answer.status == 200:
+            digests = _report_digests(answer, [self.wanted[n][2] for n in places])
+            for n, digest in zip(places, digests, strict=True):
+                self.target[n] = digest
+            if origin not in self.served:
+                self.served.add(origin)
+                # NAME_UNKNOWN from a registry that serves the report: those are absent.
+                for unknown_origin, unknown_places in self.unknown:
+                    if unknown_origin == origin:
+                        self.target.update(dict.fromkeys(unknown_places))
+                self.unknown = [u for u in self.unknown if u[0] != origin]
+        elif _name_unknown(answer):
+            if origin in self.served:
+                self.target.update(dict.fromkeys(places))
             else:
-                unserved.append((origin, target_repo))
-        ask = unserved + [(o, r) for o, r in unknown if o not in served]
-        # (a NAME_UNKNOWN from a registry that served a report: the repository is absent)
-        work: dict[Origin, list[Request]] = {}
-        heads: list[tuple[Origin, int, int]] = []
-        for origin, target_repo in ask:
-            requests = work.setdefault(origin, [])
-            for n in by_repo[(origin, target_repo)]:
-                heads.append((origin, n, len(requests)))
-                requests.append(self._target_head(wanted[n]))
-        more = _fetch(work, self.timeout)
-        for origin, n, at in heads:
-            target[n] = _digest(more[origin][at], wanted[n][2], absent_ok=True)
+                self.unknown.append((origin, places))
+        else:
+            self._heads(origin, places)

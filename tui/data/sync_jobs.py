@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tui.logic.sync_spec import target_repository
+
 if TYPE_CHECKING:
     from tui.data.copy import CopyResult
     from tui.logic.sync_spec import Entry
@@ -29,6 +31,33 @@ class ImageJob:
     """What the target's tag will point at (the platform's manifest when one is chosen)."""
     target_digest: str | None
     unchanged: bool
+
+    @classmethod
+    def compared(
+        cls,
+        entry: Entry,
+        repository: str,
+        reference: str,
+        source_digest: str | None,
+        target_digest: str | None,
+        *,
+        unchanged: bool | None = None,
+    ) -> ImageJob:
+        """The job of ``reference`` of the source's ``repository``, as ``entry`` sends it to
+        its target (:func:`~tui.logic.sync_spec.target_repository`); unchanged when the target
+        already points at ``source_digest`` (unless ``unchanged`` says otherwise: the engine's
+        referrers can make it changed)."""
+        return cls(
+            entry=entry,
+            source_registry=entry.source_registry,
+            source_repository=repository,
+            reference=reference,
+            target_registry=entry.target_registry,
+            target_repository=target_repository(entry, repository),
+            source_digest=source_digest,
+            target_digest=target_digest,
+            unchanged=target_digest == source_digest if unchanged is None else unchanged,
+        )
 
     @property
     def tag(self) -> str | None:
