@@ -263,7 +263,7 @@ class Deliverer:
         if events:
             await self._deliver(session, events)
         try:
-            await asyncio.gather(*(self.journal.remove(segment) for segment in segments))
+            await self.journal.remove_all(segments)
         except Exception as exc:  # sent again later: the receiver drops it by id
             log.warning("notifications: cannot remove delivered segments: %s", exc)
         else:

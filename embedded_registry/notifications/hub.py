@@ -33,8 +33,10 @@ from embedded_registry.config import Config, ConfigError
 from embedded_registry.notifications.delivery import Deliverer, Landed, manifest_landed
 from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
 from embedded_registry.notifications.journal import Journal, Segment, endpoint_dir
+from embedded_registry.notifications.recordlog import LogJournal
 from embedded_registry.storage.api import RegistryStorage
 from embedded_registry.storage.driver.base import StorageDriver
+from embedded_registry.storage.driver.records import record_files
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,13 @@ def base_url(request: web.Request) -> str:
     return f"{scheme}://{host}"
 
 
+def open_journal(driver: StorageDriver, instance: str) -> Journal:
+    """The journal of ``instance`` in ``driver``: logs of records on the filesystem, objects
+    elsewhere."""
+    files = record_files(driver)
+    return LogJournal(driver, instance, files) if files is not None else Journal(driver, instance)
+
+
 class Notifier:
     """Events of one registry process: the recent ones, and the webhooks' journal."""
 
@@ -89,7 +98,7 @@ class Notifier:
         self.include_references = config.notifications.include_references
         self.instance_id = str(uuid.uuid4())
         self.hostname = socket.gethostname()
-        self.journal = Journal(driver, uuid.UUID(self.instance_id).hex) if driver else None
+        self.journal = open_journal(driver, uuid.UUID(self.instance_id).hex) if driver else None
         if self.endpoints and self.journal is None:
             raise ConfigError("notifications need a storage driver for their journal")
         self.deliverers = {
@@ -155,9 +164,9 @@ class Notifier:
             assert self.journal is not None
             loop = asyncio.get_running_loop()
             for endpoint, kept in self._per_endpoint(events):
-                segment = self.journal.segment(endpoint)
+                segment = self.journal.segment(endpoint, kept)
                 self.journal.held.add(segment.key)
-                task = loop.create_task(self.journal.write(segment, kept))
+                task = loop.create_task(self.journal.write(segment))
                 writes.append(_Write(endpoint, segment, kept, task))
         return Pending(self, events, writes)
 
@@ -253,10 +262,10 @@ class Notifier:
             for directory in await self.journal.endpoint_dirs():
                 if directory.rstrip("/") in active:
                     continue
-                waiting = len(await self.journal.driver.list(directory))
+                waiting = await self.journal.waiting(directory)
                 if waiting:
                     log.warning(
-                        "notifications: %s holds %d undelivered event file(s) of an endpoint "
+                        "notifications: %s holds %d undelivered journal entries of an endpoint "
                         "that is not configured (or disabled); nothing sends them",
                         directory,
                         waiting,
@@ -266,6 +275,8 @@ class Notifier:
 
     async def run(self) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(d.run()) for d in self.deliverers.values()]
+        if self.journal is not None and self.deliverers:
+            tasks.append(asyncio.create_task(self.journal.start(list(self.deliverers))))
         tasks.append(asyncio.create_task(self._warn_orphans()))
         for endpoint in self.config.notifications.endpoints:
             if endpoint.disabled:

@@ -11,16 +11,21 @@ bucket shared by replicas holds it as the filesystem does)::
 object holds ``{"events": [...]}``; it is removed once the endpoint answered 2xx (or 3xx, as
 Distribution accepts) for it. Keys sort by time, so the oldest events go first. Outside
 ``docker/registry/v2``: neither Distribution nor GC ever reads it.
+
+That is the journal of an object store (S3: replicas share it). On the filesystem,
+:class:`~.recordlog.LogJournal` writes the events as records of a preallocated file per process
+and endpoint instead (one ``fdatasync``, no file created per request), and reads both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from embedded_registry.notifications.events import Event
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
@@ -43,6 +48,8 @@ class Segment:
     written_ns: int
     instance: str
     key: str
+    body: bytes = field(default=b"", compare=False, repr=False)
+    """What :meth:`Journal.write` writes (a segment made by :meth:`Journal.segment`)."""
 
 
 class Journal:
@@ -59,21 +66,24 @@ class Journal:
         """Segments of requests that ended without an outcome (cancelled in the middle): sent
         only for what the storage shows happened, as a crashed process's segments."""
 
-    def segment(self, endpoint: str) -> Segment:
-        """A new segment of ``endpoint`` (its key: nothing is written yet)."""
+    async def start(self, endpoints: list[str]) -> None:
+        """Get ready to write for ``endpoints`` (nothing to do for objects)."""
+
+    def segment(self, endpoint: str, events: list[Event]) -> Segment:
+        """A new segment of ``endpoint`` holding ``events`` (nothing is written yet)."""
         written = time.time_ns()
         name = f"{written:020d}-{self.instance}-{next(self._seq):010d}.json"
-        return Segment(written, self.instance, f"{endpoint_dir(endpoint)}/{name}")
-
-    async def write(self, segment: Segment, events: list[Event]) -> None:
-        """Write ``events`` as ``segment`` (one object, atomically)."""
         body = json.dumps({"events": events}, separators=(",", ":")).encode()
-        await self.driver.put_content(segment.key, body)
+        return Segment(written, self.instance, f"{endpoint_dir(endpoint)}/{name}", body)
+
+    async def write(self, segment: Segment) -> None:
+        """Write ``segment`` (one object, atomically)."""
+        await self.driver.put_content(segment.key, segment.body)
 
     async def append(self, endpoint: str, events: list[Event]) -> Segment:
         """Write ``events`` for ``endpoint`` (one object, atomically)."""
-        segment = self.segment(endpoint)
-        await self.write(segment, events)
+        segment = self.segment(endpoint, events)
+        await self.write(segment)
         return segment
 
     async def pending(self, endpoint: str) -> list[Segment]:
@@ -82,12 +92,16 @@ class Journal:
             keys = await self.driver.list(endpoint_dir(endpoint))
         except PathNotFoundError:
             return []
+        return sorted(self.objects(keys))
+
+    def objects(self, keys: list[str]) -> list[Segment]:
+        """The segment objects among ``keys`` (a listing of an endpoint directory)."""
         segments = []
         for key in keys:
             match = _SEGMENT.fullmatch(key.rsplit("/", 1)[-1])
             if match is not None:
                 segments.append(Segment(int(match.group(1)), match.group(2), key))
-        return sorted(segments)
+        return segments
 
     async def read(self, segment: Segment) -> list[Event] | None:
         """The events of ``segment``; ``None`` when it is gone (delivered by another
@@ -106,10 +120,22 @@ class Journal:
         return events
 
     async def remove(self, segment: Segment) -> None:
+        await self.remove_all([segment])
+
+    async def remove_all(self, segments: list[Segment]) -> None:
+        """Remove the delivered ``segments``."""
+        await asyncio.gather(*(self._delete(segment) for segment in segments))
+
+    async def _delete(self, segment: Segment) -> None:
         try:
             await self.driver.delete(segment.key)
         except PathNotFoundError:
             return
+
+    async def waiting(self, directory: str) -> int:
+        """How many requests' events wait in the endpoint directory ``directory``."""
+        keys = await self.driver.list(directory)
+        return sum(_SEGMENT.fullmatch(key.rsplit("/", 1)[-1]) is not None for key in keys)
 
     async def endpoint_dirs(self) -> list[str]:
         """Every endpoint directory of the journal (configured endpoints or not)."""

@@ -9,7 +9,6 @@ endpoint's credentials; the registry keeps serving through all of it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.helpers.images import make_image, push_image, write_oci_layout
+from tests.helpers.journal import waiting_events
 from tests.helpers.servers import bundled_registry, free_port, require_tool
 from tests.helpers.sink import Behaviour, webhook_sink
 
@@ -60,10 +60,7 @@ def _config(url: str, **endpoint: Any) -> dict[str, Any]:
 
 def _journaled(root: Path) -> list[dict[str, Any]]:
     """The events waiting in the journal on disk."""
-    found = []
-    for path in sorted((root / JOURNAL).rglob("*.json")):
-        found += json.loads(path.read_bytes())["events"]
-    return found
+    return waiting_events(root)
 
 
 def _tagged(events: list[dict[str, Any]], tag: str) -> bool:
@@ -215,6 +212,6 @@ def test_events_left_for_an_endpoint_no_longer_configured_are_named_at_start(
         deadline = time.monotonic() + 10
         while "undelivered event file" not in registry.log() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "3 undelivered event file(s) of an endpoint that is not configured" in (
+        assert "3 undelivered journal entries of an endpoint that is not configured" in (
             registry.log()
         )

@@ -19,6 +19,7 @@ import httpx
 
 from embedded_registry.notifications.journal import endpoint_dir
 from tests.helpers.images import make_image, push_image
+from tests.helpers.journal import records, waiting_events
 from tests.helpers.servers import bundled_registry, free_port
 from tests.helpers.sink import webhook_sink
 
@@ -36,20 +37,26 @@ def _segments(root: Path) -> list[Path]:
     return sorted((root / JOURNAL).rglob("*.json"))
 
 
-def _manifest_push(root: Path, tag: str) -> tuple[Path, dict[str, Any]]:
-    """The journal segment holding the push of ``tag``, and that event."""
+def _manifest_push(root: Path, tag: str) -> tuple[Path, int, dict[str, Any]]:
+    """The journal file holding the push of ``tag``, when it was written, and that event."""
     for path in _segments(root):
         for item in json.loads(path.read_bytes())["events"]:
             if item["action"] == "push" and item["target"].get("tag") == tag:
-                return path, item
+                return path, int(path.name.split("-", 1)[0]), item
+    for path in sorted((root / JOURNAL).rglob("*.log")):
+        for record in records(path):
+            for item in record.events:
+                if item["action"] == "push" and item["target"].get("tag") == tag:
+                    return path, record.written_ns, item
     raise AssertionError(f"no push of {tag} in the journal")
 
 
-def _wait_empty(root: Path) -> list[Path]:
+def _wait_empty(root: Path) -> list[Any]:
+    """Wait until no segment object is left and no event waits in a log."""
     deadline = time.monotonic() + 10
-    while _segments(root) and time.monotonic() < deadline:
+    while (_segments(root) or waiting_events(root)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return _segments(root)
+    return [*_segments(root), *waiting_events(root)]
 
 
 def test_a_crashed_process_s_segment_for_a_push_that_never_landed_is_not_sent(
@@ -62,14 +69,14 @@ def test_a_crashed_process_s_segment_for_a_push_that_never_landed_is_not_sent(
         push_image(registry.url, "crash/app", "v1", make_image([{"etc/motd": b"landed\n"}]))
         os.kill(registry.process.pid, signal.SIGKILL)
         registry.process.wait(timeout=10)
-    segment, landed = _manifest_push(root, "v1")
+    segment, written, landed = _manifest_push(root, "v1")
     # What a kill -9 between the journal write and the manifest's own writes leaves: the
     # event of a push whose manifest is not in the storage, in a segment of the dead process.
     ghost = json.loads(json.dumps(landed))
     ghost["id"] = "ghost-event-id"
     ghost["target"]["tag"] = "ghost"
     ghost["target"]["digest"] = "sha256:" + "0" * 64
-    written = int(segment.name.split("-", 1)[0]) - 3600 * 10**9  # left an hour ago
+    written -= 3600 * 10**9  # left an hour ago
     name = f"{written:020d}-{OTHER_INSTANCE}-0000000000.json"
     (segment.parent / name).write_text(json.dumps({"events": [ghost]}))
     with webhook_sink(port) as sink, bundled_registry(root, config=config):
