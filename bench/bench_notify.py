@@ -76,6 +76,33 @@ def put_one(client: httpx.Client, url: str, tag: str, body: bytes) -> float:
     return elapsed
 
 
+def device_stat(path: Path) -> Path | None:
+    """The block device statistics (``/sys/dev/block/M:m/stat``) of the disk holding ``path``,
+    where Linux shows them with the flush counters (kernel 5.5 or later)."""
+    device = os.stat(path).st_dev
+    stat = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/stat")
+    try:
+        fields = stat.read_text().split()
+    except OSError:
+        return None
+    return stat if len(fields) >= 17 else None
+
+
+def disk_counts(stat: Path | None) -> tuple[int, int]:
+    """Writes completed and cache flushes completed by the disk so far (the whole disk: other
+    processes' count too, alike for every server of the alternated rounds)."""
+    if stat is None:
+        return 0, 0
+    fields = stat.read_text().split()
+    return int(fields[4]), int(fields[15])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds the process ``pid`` used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latencies(url: str, prefix: str, body: bytes, count: int) -> list[float]:
     with httpx.Client(timeout=30) as client:
         return [put_one(client, url, f"{prefix}-{n}", body) for n in range(count)]
@@ -126,10 +153,13 @@ def servers(
 
 
 async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
-    """In one process, on the filesystem driver: a manifest's commit alone, followed by its
-    event's journal write (the code before), and overlapped with it (the route now)."""
+    """In one process, on the filesystem driver: a manifest's commit alone, and overlapped with
+    its event's journal write as an object (file and directory fsync: the code before) and as a
+    record of a preallocated log (one fdatasync: now), one PUT of each in turn."""
     from embedded_registry.notifications.journal import Journal
+    from embedded_registry.notifications.recordlog import LogJournal
     from embedded_registry.storage.driver.filesystem import FilesystemDriver
+    from embedded_registry.storage.driver.records import record_files
     from embedded_registry.storage.factory import driver_storage
 
     root = Path(tempfile.mkdtemp(prefix="bench-notify-components-"))
@@ -146,27 +176,32 @@ async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
         body = json.dumps(
             {"schemaVersion": 2, "mediaType": MANIFEST, "config": {**described, "digest": digest}}
         ).encode()
-        journal = Journal(driver, "0" * 32)
+        files = record_files(driver)
+        assert files is not None
+        journals: dict[str, Journal | None] = {
+            "commit alone": None,
+            "with an object": Journal(driver, "0" * 32),
+            "with a record": LogJournal(driver, "1" * 32, files),
+        }
+        for journal in journals.values():
+            if journal is not None:
+                await journal.start(["bench"])
         target = {"mediaType": MANIFEST, "digest": digest, "repository": REPOSITORY, "tag": "t"}
         events = [{"id": "0" * 36, "action": "push", "target": target}]
-        times: dict[str, list[float]] = {"commit alone": [], "then journal": [], "overlapped": []}
+        times: dict[str, list[float]] = {mode: [] for mode in journals}
         number = 0
-        for round_number in range(rounds):
-            order = list(times.items())
-            for mode, found in order if round_number % 2 == 0 else order[::-1]:
-                for _ in range(puts):
-                    number += 1
-                    started = time.perf_counter()
-                    if mode == "overlapped":
-                        writing = asyncio.create_task(
-                            journal.write(journal.segment("bench"), events)
-                        )
-                    await store.put_manifest(REPOSITORY, f"t{number}", body, MANIFEST)
-                    if mode == "then journal":
-                        await journal.append("bench", events)
-                    elif mode == "overlapped":
-                        await writing
-                    found.append(time.perf_counter() - started)
+        for _ in range(rounds * puts):
+            order = list(journals.items())
+            for mode, journal in order if number % 2 == 0 else order[::-1]:
+                number += 1
+                started = time.perf_counter()
+                writing = None
+                if journal is not None:
+                    writing = asyncio.create_task(journal.write(journal.segment("bench", events)))
+                await store.put_manifest(REPOSITORY, f"t{number}", body, MANIFEST)
+                if writing is not None:
+                    await writing
+                times[mode].append(time.perf_counter() - started)
         return times
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -175,8 +210,9 @@ async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
 def components(rounds: int, puts: int) -> int:
     times = asyncio.run(_components(rounds, puts))
     print(
-        f"manifest commit in one process (filesystem driver, no HTTP), medians of {rounds} "
-        f"alternated rounds of {puts}; load average {os.getloadavg()[0]:.2f} at the end"
+        f"manifest commit in one process (filesystem driver, no HTTP), medians of "
+        f"{rounds * puts} commits of each, in turn; load average {os.getloadavg()[0]:.2f} "
+        "at the end"
     )
     base = statistics.median(times["commit alone"])
     for mode, found in times.items():
@@ -217,10 +253,19 @@ def main() -> int:
                 single: dict[str, list[float]] = {}
                 tails: dict[str, list[float]] = {}
                 rates: dict[str, list[float]] = {}
+                disk: dict[str, list[tuple[int, int]]] = {}
+                cpu: dict[str, list[float]] = {}
+                stat = device_stat(work)
                 order = list(running.items())
                 for number in range(args.rounds):
                     for name, server in order if number % 2 == 0 else order[::-1]:
+                        counts, used = disk_counts(stat), cpu_seconds(server.process.pid)
                         times = latencies(server.url, f"r{number}", body, args.puts)
+                        after = disk_counts(stat)
+                        cpu.setdefault(name, []).append(cpu_seconds(server.process.pid) - used)
+                        disk.setdefault(name, []).append(
+                            (after[0] - counts[0], after[1] - counts[1])
+                        )
                         single.setdefault(name, []).append(statistics.median(times))
                         tails.setdefault(name, []).append(statistics.quantiles(times, n=100)[98])
                         rates.setdefault(name, []).append(
@@ -241,10 +286,15 @@ def main() -> int:
             one = statistics.median(single[name])
             tail = statistics.median(tails[name])
             many = statistics.median(rates[name])
+            writes = sum(w for w, _ in disk[name]) / (args.puts * args.rounds)
+            flushes = sum(f for _, f in disk[name]) / (args.puts * args.rounds)
+            used = sum(cpu[name]) / (args.puts * args.rounds)
             print(
                 f"{name:22}: one at a time {one * 1e3:6.2f} ms (p99 {tail * 1e3:6.2f} ms), "
                 f"{args.concurrency} threads {many:6.0f} PUT/s; "
-                f"{one / base_single:.2f}x the latency, {many / base_rate:.2f}x the rate"
+                f"{one / base_single:.2f}x the latency, {many / base_rate:.2f}x the rate; "
+                f"a PUT one at a time: server CPU {used * 1e3:.2f} ms"
+                + (f", disk writes {writes:.1f}, cache flushes {flushes:.1f}" if stat else "")
             )
         for path, sizes in envelopes.items():
             if sizes:

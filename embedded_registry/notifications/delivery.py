@@ -48,8 +48,12 @@ TAKEOVER_AGE = 30.0
 TAKEOVER_AGE_ENV = "REGTUI_NOTIFY_TAKEOVER_AGE"
 """Seconds instead of ``TAKEOVER_AGE`` (tests: a replica takes over in seconds)."""
 LINGER = 0.05
-"""Seconds a deliverer woken by a request waits before it lists the journal: a burst of
-requests goes in one envelope, and the delivery's own work does not compete with each."""
+"""Seconds without a new event a deliverer woken by a request waits for before it lists the
+journal: a burst of requests goes in few envelopes, and the delivery's own work (a POST, its
+JSON, the journal's bookkeeping) runs between bursts rather than beside each request."""
+MAX_LINGER = 1.0
+"""Seconds a deliverer waits at most for the registry to be quiet: during a steady stream of
+requests, one envelope a second."""
 RESCAN_INTERVAL = 5.0
 """Seconds between two listings of the journal when nothing new was written here."""
 MAX_BATCH = 50
@@ -156,13 +160,31 @@ def _manifest_push(item: Event) -> tuple[str, str] | None:
     return (name, digest) if isinstance(name, str) and isinstance(digest, str) else None
 
 
+class Activity:
+    """When the registry last made an event (its deliverers wait for a quiet moment)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def note(self) -> None:
+        self.last = time.monotonic()
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.last
+
+
 class Deliverer:
     """The background sender of one endpoint's journal."""
 
     def __init__(
-        self, endpoint: NotificationEndpoint, journal: Journal, landed: Landed | None = None
+        self,
+        endpoint: NotificationEndpoint,
+        journal: Journal,
+        landed: Landed | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.activity = activity or Activity()
         self.journal = journal
         self.landed = landed
         self.started_ns = time.time_ns()
@@ -200,9 +222,17 @@ class Deliverer:
                 await self._send_memory(session)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), RESCAN_INTERVAL)
-                    # Woken by a request: let the requests of the next moment join the
-                    # envelope (one listing, one POST for a burst) rather than compete with them.
-                    await asyncio.sleep(LINGER)
+                    await self._linger()
+
+    async def _linger(self) -> None:
+        """Woken by a request: wait until no event came for ``LINGER`` (``MAX_LINGER`` at
+        most), so that the requests of a burst join one envelope (one listing, one POST) and
+        the delivery does not compete with them."""
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(LINGER)
+            if self.activity.quiet_for() >= LINGER or time.monotonic() - started >= MAX_LINGER:
+                return
 
     async def _read(self, batch: list[Segment]) -> tuple[list[Segment], list[Event]]:
         """The segments of ``batch`` still there and readable, and their events in order."""

@@ -30,7 +30,12 @@ from aiohttp import web
 
 from embedded_registry.admin import AUTH_USER
 from embedded_registry.config import Config, ConfigError
-from embedded_registry.notifications.delivery import Deliverer, Landed, manifest_landed
+from embedded_registry.notifications.delivery import (
+    Activity,
+    Deliverer,
+    Landed,
+    manifest_landed,
+)
 from embedded_registry.notifications.events import Event, Origin, RequestRecord, new_id, wanted
 from embedded_registry.notifications.journal import Journal, Segment, endpoint_dir
 from embedded_registry.notifications.recordlog import LogJournal
@@ -101,8 +106,9 @@ class Notifier:
         self.journal = open_journal(driver, uuid.UUID(self.instance_id).hex) if driver else None
         if self.endpoints and self.journal is None:
             raise ConfigError("notifications need a storage driver for their journal")
+        self.activity = Activity()
         self.deliverers = {
-            endpoint.name: Deliverer(endpoint, self.journal, landed)
+            endpoint.name: Deliverer(endpoint, self.journal, landed, self.activity)
             for endpoint in self.endpoints
             if self.journal is not None
         }
@@ -134,6 +140,7 @@ class Notifier:
         )
 
     def _remember(self, events: list[Event]) -> None:
+        self.activity.note()
         for item in events:
             self.cursor += 1
             self.recent.append((self.cursor, item))
@@ -160,6 +167,7 @@ class Notifier:
         push): the caller ends it with :meth:`Pending.commit` once the writes succeeded (it
         returns when the events are in the journal), or :meth:`Pending.abandon`."""
         writes: list[_Write] = []
+        self.activity.note()
         if self.deliverers:
             assert self.journal is not None
             loop = asyncio.get_running_loop()

@@ -177,6 +177,10 @@ class LogJournal(Journal):
         except PathNotFoundError:
             keys = []
         segments = self.objects(keys)
+        prefix, listed = endpoint_dir(endpoint) + "/", set(keys)
+        for key in [key for key in self.foreign if key.startswith(prefix)]:
+            if key not in listed:  # removed (by another process): let its file go
+                self.foreign.pop(key).file.close()
         for key in keys:
             match = _LOG.fullmatch(key.rsplit("/", 1)[-1])
             if match is None:
