@@ -282,9 +282,9 @@ class Notifier:
             log.warning("notifications: cannot read the journal: %s", exc)
 
     async def run(self) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(d.run()) for d in self.deliverers.values()]
         if self.journal is not None and self.deliverers:
-            tasks.append(asyncio.create_task(self.journal.start(list(self.deliverers))))
+            await self.journal.start(list(self.deliverers))  # the first log, before serving
+        tasks = [asyncio.create_task(d.run()) for d in self.deliverers.values()]
         tasks.append(asyncio.create_task(self._warn_orphans()))
         for endpoint in self.config.notifications.endpoints:
             if endpoint.disabled:

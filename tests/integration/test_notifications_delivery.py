@@ -126,6 +126,9 @@ def test_a_hanging_sink_holds_no_push_back(tmp_path: Path) -> None:
         with bundled_registry(tmp_path / "registry", config=config) as registry:
             took = skopeo_push(layout, registry.host, "slow/app:v1")
             assert took < 15, took  # 4 events, each held 30 s by the sink, were not waited for
+            deadline = time.monotonic() + 10  # sent once the registry is quiet a moment
+            while not sink.attempts.get("/hook") and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert sink.attempts.get("/hook", 0) >= 1
             assert httpx.get(f"{registry.url}/v2/slow/app/tags/list").json()["tags"] == ["v1"]
 
