@@ -69,8 +69,9 @@ class _Own:
     next: int = 0
     writing: dict[str, tuple[int, list[Event]]] = field(default_factory=dict)
     """Records reserved whose write has not ended, by segment key: when, the events."""
-    waiting: dict[str, tuple[int, list[Event]]] = field(default_factory=dict)
-    """The records written and not done, by segment key."""
+    waiting: dict[str, tuple[int, list[Event] | None]] = field(default_factory=dict)
+    """The records written and not done, by segment key: when, and the events (``None``
+    once the log is sealed: read from the file again, memory stays bounded by one log)."""
     sealed: bool = False
     """Full: nothing more is appended (removed once nothing waits)."""
 
@@ -82,8 +83,8 @@ class _Foreign:
     file: RecordFile
     stamp: tuple[int, int]
     instance: str
-    waiting: dict[str, tuple[int, list[Event]]]
-    """The records not done, by segment key: when written, the events."""
+    waiting: dict[str, int]
+    """The records not done, by segment key: when written (the events are read when sent)."""
 
 
 class LogJournal(Journal):
@@ -92,6 +93,7 @@ class LogJournal(Journal):
     def __init__(self, driver: StorageDriver, instance: str, files: RecordFiles) -> None:
         super().__init__(driver, instance)
         self.files = files
+        self.log_bytes = LOG_BYTES
         self.current: dict[str, _Own] = {}
         self.spare: dict[str, _Own] = {}
         self.own: dict[str, _Own] = {}
@@ -108,7 +110,7 @@ class LogJournal(Journal):
     async def _make(self, endpoint: str) -> None:
         key = f"{endpoint_dir(endpoint)}/{time.time_ns():020d}-{self.instance}.log"
         try:
-            made = await asyncio.to_thread(self.files.create, key, LOG_BYTES)
+            made = await asyncio.to_thread(self.files.create, key, self.log_bytes)
         except Exception as exc:
             self._failed[endpoint] = time.monotonic()
             log.debug("notifications: cannot make a journal log (objects instead): %s", exc)
@@ -138,8 +140,7 @@ class LogJournal(Journal):
         own = self.current.get(endpoint)
         if own is None or own.next + len(data) > own.file.size:
             if own is not None:
-                own.sealed = True
-                self._retire(own)
+                self._seal(own)
                 del self.current[endpoint]
             own = self.spare.pop(endpoint, None)
             if own is not None:
@@ -148,9 +149,18 @@ class LogJournal(Journal):
         if own is None or own.next + len(data) > own.file.size:
             return super().segment(endpoint, events)  # no log ready: an object
         offset, own.next = own.next, own.next + len(data)
+        if own.next > own.file.size // 2:
+            self._prepare(endpoint)  # the next log, ready before this one is full
         key = f"{own.key}#{offset:010d}"
         own.writing[key] = (written, events)
         return Segment(written, self.instance, key, data)
+
+    def _seal(self, own: _Own) -> None:
+        """``own`` is full: nothing more goes there; its events are read from the file when
+        sent (a sink down a long time fills logs, not the memory)."""
+        own.sealed = True
+        own.waiting = {key: (written, None) for key, (written, _) in own.waiting.items()}
+        self._retire(own)
 
     async def write(self, segment: Segment) -> None:
         key, _, offset = segment.key.partition("#")
@@ -165,9 +175,9 @@ class LogJournal(Journal):
         await asyncio.shield(task)
 
     def _written(self, own: _Own, key: str, task: asyncio.Future[None]) -> None:
-        entry = own.writing.pop(key)
+        written, events = own.writing.pop(key)
         if not task.cancelled() and task.exception() is None:
-            own.waiting[key] = entry
+            own.waiting[key] = (written, None if own.sealed else events)
         self._retire(own)
 
     # -- reading ------------------------------------------------------------------------------
@@ -200,7 +210,7 @@ class LogJournal(Journal):
                 continue
             segments += [
                 Segment(written, foreign.instance, entry)
-                for entry, (written, _) in foreign.waiting.items()
+                for entry, written in foreign.waiting.items()
             ]
         return sorted(segments)
 
@@ -216,11 +226,11 @@ class LogJournal(Journal):
         if stamp != known.stamp:
             records: list[Record] = await asyncio.to_thread(known.file.read)
             known.stamp = stamp
-            known.waiting = {}
-            for record in records:
-                events = _events(record.body) if record.state == WAITING else None
-                if events is not None:
-                    known.waiting[f"{key}#{record.offset:010d}"] = (record.written_ns, events)
+            known.waiting = {
+                f"{key}#{record.offset:010d}": record.written_ns
+                for record in records
+                if record.state == WAITING
+            }
         if not known.waiting and await asyncio.to_thread(known.file.owner_gone):
             del self.foreign[key]
             await asyncio.to_thread(known.file.remove)
@@ -232,11 +242,17 @@ class LogJournal(Journal):
         if not offset:
             return await super().read(segment)
         own, foreign = self.own.get(key), self.foreign.get(key)
-        if own is not None:
-            found = own.waiting.get(segment.key)
+        if own is not None and segment.key in own.waiting:
+            events = own.waiting[segment.key][1]
+            if events is not None:
+                return events
+            file = own.file
+        elif foreign is not None and segment.key in foreign.waiting:
+            file = foreign.file
         else:
-            found = foreign.waiting.get(segment.key) if foreign is not None else None
-        return found[1] if found is not None else None
+            return None
+        record = await asyncio.to_thread(file.read_at, int(offset))
+        return _events(record.body) if record is not None else None
 
     # -- removing -----------------------------------------------------------------------------
     async def remove_all(self, segments: list[Segment]) -> None:

@@ -158,6 +158,19 @@ class RecordFile:
         """The file's valid records."""
         return parse(os.pread(self.fd, os.fstat(self.fd).st_size, 0))
 
+    def read_at(self, offset: int) -> Record | None:
+        """The valid record at ``offset``, or ``None``."""
+        header = os.pread(self.fd, HEADER_BYTES, offset)
+        if len(header) < HEADER_BYTES or not header.startswith(MAGIC):
+            return None
+        length = _HEADER.unpack(header)[3]
+        if offset + HEADER_BYTES + length > self.size:
+            return None
+        found = parse(header + os.pread(self.fd, length, offset + HEADER_BYTES))
+        if not found:
+            return None
+        return Record(offset, found[0].written_ns, found[0].state, found[0].body)
+
     def stamp(self) -> tuple[int, int]:
         """What changes when the file is written: its size and modification time."""
         st = os.fstat(self.fd)
