@@ -48,6 +48,8 @@ _HEADER = struct.Struct("<4scQII")
 HEADER_BYTES = _HEADER.size
 _SIGNED = struct.Struct("<QI")
 _ZEROS = bytes(1 << 20)
+_datasync = getattr(os, "fdatasync", os.fsync)
+"""``fdatasync`` where the system has it (not macOS: ``fsync`` there)."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ class RecordFile:
                 return
             with self._lock:
                 target = self._written
-            os.fdatasync(self.fd)
+            _datasync(self.fd)
             self.syncs += 1
             self.synced = target
 
