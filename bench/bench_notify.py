@@ -152,7 +152,11 @@ def servers(
         yield running
 
 
-async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
+Components = dict[str, tuple[list[float], list[tuple[int, int]]]]
+"""Per mode: each commit's seconds, and the disk's writes and cache flushes meanwhile."""
+
+
+async def _components(rounds: int, puts: int, stat: Path | None) -> Components:
     """In one process, on the filesystem driver: a manifest's commit alone, and overlapped with
     its event's journal write as an object (file and directory fsync: the code before) and as a
     record of a preallocated log (one fdatasync: now), one PUT of each in turn."""
@@ -188,12 +192,13 @@ async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
                 await journal.start(["bench"])
         target = {"mediaType": MANIFEST, "digest": digest, "repository": REPOSITORY, "tag": "t"}
         events = [{"id": "0" * 36, "action": "push", "target": target}]
-        times: dict[str, list[float]] = {mode: [] for mode in journals}
+        times: Components = {mode: ([], []) for mode in journals}
         number = 0
         for _ in range(rounds * puts):
             order = list(journals.items())
             for mode, journal in order if number % 2 == 0 else order[::-1]:
                 number += 1
+                counts = disk_counts(stat)
                 started = time.perf_counter()
                 writing = None
                 if journal is not None:
@@ -201,23 +206,32 @@ async def _components(rounds: int, puts: int) -> dict[str, list[float]]:
                 await store.put_manifest(REPOSITORY, f"t{number}", body, MANIFEST)
                 if writing is not None:
                     await writing
-                times[mode].append(time.perf_counter() - started)
+                times[mode][0].append(time.perf_counter() - started)
+                after = disk_counts(stat)
+                times[mode][1].append((after[0] - counts[0], after[1] - counts[1]))
         return times
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def components(rounds: int, puts: int) -> int:
-    times = asyncio.run(_components(rounds, puts))
+    work = Path(tempfile.gettempdir())
+    stat = device_stat(work)
+    times = asyncio.run(_components(rounds, puts, stat))
     print(
         f"manifest commit in one process (filesystem driver, no HTTP), medians of "
         f"{rounds * puts} commits of each, in turn; load average {os.getloadavg()[0]:.2f} "
         "at the end"
     )
-    base = statistics.median(times["commit alone"])
-    for mode, found in times.items():
+    base = statistics.median(times["commit alone"][0])
+    for mode, (found, disk) in times.items():
         one = statistics.median(found)
-        print(f"{mode:14}: {one * 1e3:6.2f} ms; {one / base:.2f}x the commit alone")
+        writes = sum(w for w, _ in disk) / len(disk)
+        flushes = sum(f for _, f in disk) / len(disk)
+        print(
+            f"{mode:14}: {one * 1e3:6.2f} ms; {one / base:.2f}x the commit alone"
+            + (f"; disk writes {writes:.1f}, cache flushes {flushes:.1f} a commit" if stat else "")
+        )
     return 0
 
 
