@@ -299,6 +299,8 @@ class Notifier:
         for task in [*tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.journal is not None:
+            await self.journal.close()
 
 
 @dataclass(frozen=True)

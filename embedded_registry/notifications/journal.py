@@ -69,6 +69,9 @@ class Journal:
     async def start(self, endpoints: list[str]) -> None:
         """Get ready to write for ``endpoints`` (nothing to do for objects)."""
 
+    async def close(self) -> None:
+        """Let go of what the journal holds open (nothing for objects)."""
+
     def segment(self, endpoint: str, events: list[Event]) -> Segment:
         """A new segment of ``endpoint`` holding ``events`` (nothing is written yet)."""
         written = time.time_ns()

@@ -107,6 +107,17 @@ class LogJournal(Journal):
         """Make each endpoint's first log (requests meanwhile write objects)."""
         await asyncio.gather(*(self._make(endpoint) for endpoint in endpoints))
 
+    async def close(self) -> None:
+        """Close the logs (this process's lock goes: the next process takes them over)."""
+        busy = {*self._removing, *self._making.values()}
+        if busy:  # a log being made or removed: a few thread hops
+            await asyncio.wait(busy)
+        for own in self.own.values():
+            own.file.close()
+        for foreign in self.foreign.values():
+            foreign.file.close()
+        self.own, self.current, self.spare, self.foreign = {}, {}, {}, {}
+
     async def _make(self, endpoint: str) -> None:
         key = f"{endpoint_dir(endpoint)}/{time.time_ns():020d}-{self.instance}.log"
         try:

@@ -73,7 +73,6 @@ async def test_another_process_s_log_is_taken_over_once_its_maker_is_gone(
     ]
     await other.remove_all(found)
     assert await other.pending("ci") == [] and log.exists()  # its maker lives: left alone
-    for own in maker.own.values():
-        own.file.close()  # the maker ends (its lock goes with it)
+    await maker.close()  # the maker ends (its lock goes with it)
     assert await other.pending("ci") == []
     assert not log.exists()
