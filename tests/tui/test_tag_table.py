@@ -4,9 +4,14 @@ kept, marks and the cursor kept, a sort of the same rows only moving them."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from rich.console import Console, ConsoleOptions
+from rich.segment import Segment
+from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from tests.tui.conftest import wait_for
@@ -216,3 +221,62 @@ async def test_many_rows_rewritten_a_chunk_per_frame_in_view_first_and_newer_kep
         assert str(table.get_row("v1600")[-1]) == "2024-04-02"  # not overwritten by the rewrite
         others = [row for row in pushed if row.tag != "v1600"]
         assert all(str(table.get_row(row.tag)[-1]) == "2024-03-01" for row in others)
+
+
+async def test_cells_rendered_directly_are_the_segments_datatable_renders() -> None:
+    """Table renders plain one-line cells to segments itself (tui.logic.cells): every line of
+    a tags table (marks, pending, errors, details, the cursor row, zebra stripes, markup in a
+    tag) must be DataTable's own, segment for segment, style for style."""
+    rows = [
+        *_detailed(12),
+        TagRow("pending"),
+        TagRow("gone").with_details(error="manifest unknown"),
+        TagRow("[b]not bold[/b]").with_details(digest="sha256:" + "0f" * 32, size=5),
+        TagRow("immutable", immutable="regtui.immutable[0]"),
+    ]
+
+    class Both(App[None]):
+        CSS = "DataTable { height: 1fr; }"
+
+        def compose(self) -> ComposeResult:
+            yield Table(id="ours", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="theirs", cursor_type="row", zebra_stripes=True)
+
+    app = Both()
+    async with app.run_test(size=(120, 50)) as pilot:
+        ours: Table[object] = app.query_one("#ours", Table)
+        theirs: DataTable[object] = app.query_one("#theirs", DataTable)
+        maker = TagTable()  # only its cells
+        rendered: list[int] = []
+        original = Text.__rich_console__
+
+        for table in (ours, theirs):
+            for key, label in COLUMNS:
+                table.add_column(label, key=key)
+            for row in rows:
+                table.add_row(*maker.cells(row, row.tag in {"v3", "gone"}), key=row.tag)
+            table.move_cursor(row=4)
+        app.set_focus(None)  # both alike (a focused table's header is another colour)
+        await pilot.pause()
+
+        def counting(self: Text, console: Console, options: ConsoleOptions) -> Iterable[Segment]:
+            rendered.append(1)
+            return original(self, console, options)
+
+        def lines(table: DataTable[object]) -> list[list[Segment]]:
+            return [list(table.render_line(y)) for y in range(len(rows) + 1)]
+
+        Text.__rich_console__ = counting  # type: ignore[method-assign]
+        try:
+            assert lines(ours) == lines(theirs)
+            ours.focus()  # the cursor's and the header's colours change with the focus
+            await pilot.pause()
+            focused = lines(ours)
+            theirs.focus()
+            await pilot.pause()
+            assert focused == lines(theirs)
+        finally:
+            Text.__rich_console__ = original  # type: ignore[method-assign]
+        # Rich rendered the headers, the markup, not the plain cells: DataTable renders every
+        # cell through Rich (3 times: 1 header + 16 rows, 6 cells each).
+        assert len(rendered) < 3 * (len(rows) + 1) * len(COLUMNS) // 2, len(rendered)
