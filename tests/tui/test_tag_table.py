@@ -12,7 +12,7 @@ from rich.segment import Segment
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from tests.tui.conftest import wait_for
 from tui.logic.fmt import short_digest
@@ -280,3 +280,71 @@ async def test_cells_rendered_directly_are_the_segments_datatable_renders() -> N
         # Rich rendered the headers, the markup, not the plain cells: DataTable renders every
         # cell through Rich (3 times: 1 header + 16 rows, 6 cells each).
         assert len(rendered) < 3 * (len(rows) + 1) * len(COLUMNS) // 2, len(rendered)
+
+
+def _datatable_order(table: TagTable) -> tuple[list[str], list[tuple[str, int]]]:
+    """The order and line offsets as DataTable itself works them out (from its locations)."""
+    rows = DataTable.ordered_rows.fget(table)  # type: ignore[attr-defined]
+    offsets = DataTable._y_offsets.fget(table)  # type: ignore[attr-defined]
+    return [str(row.key.value) for row in rows], [(str(key.value), y) for key, y in offsets]
+
+
+async def test_the_order_kept_by_the_table_is_the_one_datatable_works_out() -> None:
+    rows = _detailed(ADD_CHUNK + 300)
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+
+        def check() -> None:
+            kept = [str(row.key.value) for row in table.ordered_rows]
+            offsets = [(str(key.value), y) for key, y in table._y_offsets]
+            assert (kept, offsets) == _datatable_order(table)
+            assert [table.get_row_index(tag) for tag in kept] == list(range(len(kept)))
+
+        table.show_rows([TagRow(row.tag) for row in rows], ())
+        check()  # the first chunk
+        await wait_for(pilot, lambda: not table.adding)
+        check()
+        table.show_rows(rows, ())  # every row rewritten in place
+        await wait_for(pilot, lambda: not table.adding)
+        check()
+        table.show_rows(sorted(rows, key=lambda row: row.size or 0, reverse=True), ())
+        check()
+        assert order(table)[0] == rows[-1].tag
+        table.show_rows(rows[::3], ())  # a filter: fewer rows
+        await wait_for(pilot, lambda: not table.adding)
+        check()
+        table.add_row(*table.cells(TagRow("extra"), False), key="extra")  # DataTable's own
+        check()
+        table.show_rows(rows[::3], ())
+        await wait_for(pilot, lambda: not table.adding)
+        check()
+        assert order(table) == [row.tag for row in rows[::3]]
+
+
+async def test_a_frame_after_a_detail_arrives_costs_the_rows_in_view_not_every_row() -> None:
+    """Writing a row's new details must not make the next frame look up every row of the
+    table again (DataTable's order is keyed by its update count, which each write bumps):
+    with 10,000 tags that was tens of milliseconds a frame, ten frames a second."""
+    rows = _detailed(ADD_CHUNK * 3)
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        table.show_rows([TagRow(row.tag) for row in rows], ())
+        await wait_for(pilot, lambda: not table.adding)
+        await pilot.pause()
+        locations = table._row_locations
+        get_key = locations.get_key
+        lookups: list[int] = []
+
+        def counting(index: int) -> RowKey | None:
+            lookups.append(index)
+            return get_key(index)
+
+        locations.get_key = counting  # type: ignore[method-assign]
+        for row in rows[:5]:
+            table.update_row(row, marked=False)
+            lines = [table.render_line(y).text for y in range(table.size.height)]
+            assert any(short_digest(row.digest) in line for line in lines)
+        # A line of the view looks its row up a few times (DataTable's: every row, each frame).
+        assert len(lookups) < len(rows), len(lookups)

@@ -8,9 +8,11 @@ import itertools
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.coordinate import Coordinate
 from textual.widgets.data_table import CellKey, ColumnKey, DuplicateKey, Row, RowKey
 
@@ -47,7 +49,17 @@ class TagTable(Table[str | Text]):
     """Row keys are tag names. The screen decides order and filter; this only renders rows."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._order: list[Row] | None = []
+        """The rows top to bottom, kept as they are added and sorted (``None``: a DataTable
+        method changed them; then DataTable works the order out again). DataTable's own is
+        keyed by its update count, which every cell written bumps: 10,000 rows looked up again
+        (and their line offsets listed again) for each frame with a new value in it."""
+        self._offsets: list[tuple[RowKey, int]] = []
+        self._offsets_of: list[Row] | None = None
+        self._row_of: dict[str, Row] = {}
+        """Each row by its tag (a ``str`` key: a lookup at C speed, where a RowKey's hash is a
+        Python call)."""
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)  # (it clears the rows)
         self._shown: dict[str, tuple[TagRow | object, bool]] = {}
         """What each row's cells were made from."""
         self._columns: tuple[tuple[str, str], ...] = COLUMNS
@@ -106,7 +118,9 @@ class TagTable(Table[str | Text]):
         fifth of a second and more); :attr:`adding` until they are all in."""
         current = self._cursor_tag or self.current_tag
         shown = self._shown  # every row in the table, by tag (str keys: C-speed lookups)
-        same_tags = len(rows) == len(shown) and all(row.tag in shown for row in rows)
+        same_tags = len(rows) == len(shown) == self.row_count and all(
+            row.tag in shown for row in rows
+        )
         if same_tags and not self._to_add:
             changed = [
                 row
@@ -116,9 +130,7 @@ class TagTable(Table[str | Text]):
             if len(changed) <= REWRITE_AT:
                 for row in changed:
                     self._refresh_cells(row, marked=row.tag in marked)
-            # Sorted by the tag cells as shown (escaped: see cells).
-            position = {visible_markup(row.tag): index for index, row in enumerate(rows)}
-            self.sort("tag", key=position.__getitem__)
+            self._reorder(rows)
             self._restore_cursor(current)
             if len(changed) > REWRITE_AT:
                 # In place, the rows in view first, a chunk per frame: 10,000 rows at once
@@ -137,6 +149,57 @@ class TagTable(Table[str | Text]):
         self._marked = marked
         self._cursor_tag = current
         self._add_chunk()
+
+    def _reorder(self, rows: Sequence[TagRow]) -> None:
+        """The table's rows (the same tags) in the order of ``rows``: what ``sort`` does,
+        without a key function called per row and the rows' order looked up again."""
+        if self._order is None:
+            # Sorted by the tag cells as shown (escaped: see cells).
+            position = {visible_markup(row.tag): index for index, row in enumerate(rows)}
+            self.sort("tag", key=position.__getitem__)
+            return
+        row_of = self._row_of
+        order = [row_of[row.tag] for row in rows]
+        self._row_locations = TwoWayDict({row.key: index for index, row in enumerate(order)})
+        self._order = order
+        self._update_count += 1
+        self.refresh()
+
+    @property
+    def ordered_rows(self) -> list[Row]:
+        order = self._order
+        if order is not None and len(order) == self.row_count:
+            return order
+        return super().ordered_rows
+
+    @property
+    def _y_offsets(self) -> list[tuple[RowKey, int]]:
+        """DataTable's, from :attr:`_order` (every row is one line high)."""
+        order = self._order
+        if order is None or len(order) != self.row_count:
+            return super()._y_offsets
+        if self._offsets_of is not order:
+            self._offsets = [(row.key, 0) for row in order]
+            self._offsets_of = order
+        return self._offsets
+
+    def clear(self, columns: bool = False) -> TagTable:
+        super().clear(columns)
+        self._order, self._offsets, self._offsets_of, self._row_of = [], [], None, {}
+        return self
+
+    def add_row(self, *cells: str | Text, **options: Any) -> RowKey:
+        self._order = None  # not kept here: DataTable works the order out
+        return super().add_row(*cells, **options)
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        self._order = None
+        self._row_of.pop(str(row_key.value if isinstance(row_key, RowKey) else row_key), None)
+        super().remove_row(row_key)
+
+    def sort(self, *columns: ColumnKey | str, **options: Any) -> TagTable:
+        self._order = None
+        return super().sort(*columns, **options)
 
     @property
     def adding(self) -> bool:
@@ -192,6 +255,8 @@ class TagTable(Table[str | Text]):
             self._new_rows,
         )
         index = self.row_count
+        row_of = self._row_of
+        added: list[Row] = []
         for tag, cells in rows:
             row_key = RowKey(tag)
             if row_key in locations:
@@ -199,8 +264,11 @@ class TagTable(Table[str | Text]):
             locations[row_key] = index
             index += 1
             data[row_key] = dict(zip(keys, cells, strict=True))
-            table_rows[row_key] = Row(row_key, 1)
+            table_rows[row_key] = row_of[tag] = row = Row(row_key, 1)
+            added.append(row)
             new_rows.add(row_key)
+        if self._order is not None:
+            self._order = self._order + added  # a new list: one handed out before stays
         self._require_update_dimensions = True
         self.cursor_coordinate = self.cursor_coordinate
         if was_empty and self.columns and self.show_cursor and self.cursor_type != "none":
