@@ -341,7 +341,7 @@ async def test_a_frame_after_a_detail_arrives_costs_the_rows_in_view_not_every_r
             lookups.append(index)
             return get_key(index)
 
-        locations.get_key = counting  # type: ignore[method-assign]
+        locations.get_key = counting  # type: ignore[method-assign,assignment]
         for row in rows[:5]:
             table.update_row(row, marked=False)
             lines = [table.render_line(y).text for y in range(table.size.height)]

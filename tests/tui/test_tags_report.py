@@ -20,8 +20,11 @@ import pytest
 from tests.helpers.layout import LayoutWriter
 from tests.helpers.servers import RunningRegistry, bundled_registry
 from tests.tui.conftest import AppFactory, wait_for
+from tui.client import RegistryClient
 from tui.client.models import OCI_CONFIG, OCI_MANIFEST
+from tui.data.details import TagFacts, tag_facts
 from tui.logic.fmt import short_digest
+from tui.screens import repository
 from tui.screens.repository import RepositoryScreen
 
 REPO = "big/tags"
@@ -127,3 +130,31 @@ async def test_two_thousand_tags_are_shown_with_their_details_from_one_request(
     # or config read, by tag or by digest.
     assert counted["GET _regtui/tags"] == 1, counted
     assert set(counted) == {"GET tags/list", "GET _regtui/tags", "GET _regtui/cache"}, counted
+
+
+async def test_the_report_is_asked_once_the_tags_are_listed(
+    big_repository: tuple[RunningRegistry, dict[str, Expected]],
+    app_for: AppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry builds the report from every manifest and config of the repository
+    (seconds for 10,000 tags): asked together with the tag list, it held the listing up behind
+    it (1.9 s where the listing alone takes 0.2 s). So the rows come first, then the report."""
+    registry, _ = big_repository
+    listed_when_asked: list[int] = []
+    app = app_for(registry, timeout=60.0)
+
+    async def report(client: RegistryClient, repository: str) -> TagFacts:
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        listed_when_asked.append(len(screen.rows))
+        return await tag_facts(client, repository)
+
+    monkeypatch.setattr(repository, "tag_facts", report)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(RepositoryScreen(REPO))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await wait_for(pilot, lambda: screen.details_done and not screen.table.adding)
+        assert len(screen.rows) == TAGS and all(row.loaded for row in screen.rows.values())
+    assert listed_when_asked == [TAGS]
