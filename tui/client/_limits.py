@@ -36,9 +36,11 @@ document an element at a time, so the event loop runs between the pieces.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import json.scanner
 import re
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -259,7 +261,36 @@ _BLANK = frozenset(" \t\n\r")
 
 
 async def off_loop(size: int, function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)``, in a worker thread when ``size`` (the input's bytes) is large."""
+    """``function(*args)``, in a worker thread when ``size`` (the input's bytes) is large,
+    with the garbage collector paused meanwhile (see :func:`_without_gc`)."""
     if size > OFF_LOOP_BYTES:
-        return await asyncio.to_thread(function, *args)
+        return await asyncio.to_thread(_without_gc, function, *args)
     return function(*args)
+
+
+_gc_pauses = 0
+_gc_lock = threading.Lock()
+_gc_was_enabled = False
+
+
+def _without_gc(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` with automatic garbage collection off until it returns.
+
+    A parse allocates hundreds of thousands of objects that all live on, and each few
+    hundred allocations the collector runs, now and then over every object not frozen: a
+    tenth of a second of a thread that holds the interpreter (the app's event loop waits).
+    Paused for the parse (process-wide: counted, so that parses in several threads at once
+    restore it once, and left off if it was off)."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        return function(*args)
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
