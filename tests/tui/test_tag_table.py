@@ -11,6 +11,7 @@ from rich.console import Console, ConsoleOptions
 from rich.segment import Segment
 from rich.text import Text
 from textual.app import App, ComposeResult
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -348,3 +349,43 @@ async def test_a_frame_after_a_detail_arrives_costs_the_rows_in_view_not_every_r
             assert any(short_digest(row.digest) in line for line in lines)
         # A line of the view looks its row up a few times (DataTable's: every row, each frame).
         assert len(lookups) < len(rows), len(lookups)
+
+
+async def test_rows_read_out_of_view_cost_no_repaint_and_show_when_scrolled_to() -> None:
+    """While 10,000 tags' details arrive, most rows written are out of view: writing them
+    must not repaint the view (each repaint renders every line in it again), and they must
+    show their new cells once scrolled to (nothing rendered before is kept)."""
+    rows = _detailed(ADD_CHUNK)
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        table.show_rows([TagRow(row.tag) for row in rows], ())
+        await wait_for(pilot, lambda: not table.adding)
+        table.move_cursor(row=505)  # rows near 505 rendered (pending)
+        await pilot.pause()
+        assert "v505" in table.visible_tags()
+        table.move_cursor(row=0)
+        await pilot.pause()
+        assert "v505" not in table.visible_tags()
+        table.update_row(rows[-1], marked=False)  # the columns widen to the details (a repaint)
+        await pilot.pause()
+        refreshes: list[int] = []
+        refresh = table.refresh
+
+        def counting(*regions: Region, **options: bool) -> TagTable:
+            refreshes.append(len(regions))
+            return refresh(*regions, **options)
+
+        table.refresh = counting  # type: ignore[method-assign]
+        for row in rows[500:510]:
+            table.update_row(row, marked=False)  # out of view, no column widened by it
+        rows_out = len(refreshes)
+        table.update_row(rows[1], marked=False)  # in view
+        assert rows_out == 0 and len(refreshes) == 1, refreshes
+        await pilot.pause()
+        line = next(text for y in range(20) if "v1 " in (text := table.render_line(y).text))
+        assert short_digest(rows[1].digest) in line, line
+        table.move_cursor(row=505)
+        await pilot.pause()
+        lines = [table.render_line(y).text for y in range(20)]
+        assert any(short_digest(rows[505].digest) in line for line in lines), lines

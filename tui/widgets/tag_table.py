@@ -56,6 +56,8 @@ class TagTable(Table[str | Text]):
         (and their line offsets listed again) for each frame with a new value in it."""
         self._offsets: list[tuple[RowKey, int]] = []
         self._offsets_of: list[Row] | None = None
+        self._in_view_key: tuple[int, int, int, int] | None = None
+        self._in_view_tags: frozenset[str] = frozenset()
         self._row_of: dict[str, Row] = {}
         """Each row by its tag (a ``str`` key: a lookup at C speed, where a RowKey's hash is a
         Python call)."""
@@ -292,11 +294,39 @@ class TagTable(Table[str | Text]):
                     column.content_width = width
                     widened = True
             self._shown[row.tag] = (row, is_marked)
-        self._update_count += 1  # every line rendered before is dropped (see Table)
+        self._written([row.tag for row in rows], widened=widened)
+
+    def _written(self, tags: Collection[str], *, widened: bool) -> None:
+        """Cells of the rows of ``tags`` were written in place: what was rendered of them goes.
+
+        A column widened: every line is rendered again (:meth:`_forget_rendered`). Otherwise
+        DataTable's render caches are emptied without its update count bumped (which would
+        make it work every row's order out again, and repaint the whole view), and the view
+        is repainted only when one of those rows is in it: rows read out of view (most of
+        them, while 10,000 tags' details arrive) cost no frame."""
         if widened:
             self._require_update_dimensions = True
+            self._forget_rendered()
             self.check_idle()
-        self.refresh()
+            return
+        for cache in (
+            self._row_render_cache,
+            self._cell_render_cache,
+            self._row_renderable_cache,
+            self._line_cache,
+        ):
+            cache.clear()
+        in_view = self._in_view()
+        if any(tag in in_view for tag in tags):
+            self.refresh()
+
+    def _in_view(self) -> frozenset[str]:
+        """The tags of the rows in view (remembered while the view and the order stay)."""
+        key = (int(self.scroll_offset.y), self.size.height, self._update_count, id(self._order))
+        if self._in_view_key != key:
+            self._in_view_tags = frozenset(self.visible_tags())
+            self._in_view_key = key
+        return self._in_view_tags
 
     def _restore_cursor(self, tag: str | None) -> None:
         """The cursor back on ``tag`` once its row is in."""
@@ -314,27 +344,28 @@ class TagTable(Table[str | Text]):
         self._refresh_cells(row, marked=marked)
 
     def _refresh_cells(self, row: TagRow, *, marked: bool) -> None:
-        """New cell values; a column only ever widens here. (DataTable's own width update
-        measures the whole column for every narrower cell: quadratic over 10,000 rows.)"""
+        """New cell values, written in place (:meth:`_written`); a column only ever widens
+        here. (DataTable's own width update measures the whole column for every narrower
+        cell: quadratic over 10,000 rows.)"""
         self._rewrite.pop(row.tag, None)  # this is newer than what its rewrite would write
         shown = self._shown.get(row.tag)
         if shown is not None and shown[0] is row and shown[1] == marked:
             return
         self._shown[row.tag] = (row, marked)
-        data = self.get_row(row.tag)
-        for index, ((key, _), value) in enumerate(
-            zip(self._columns, self.cells(row, marked), strict=True)
-        ):
-            if data[index] == value:
-                continue
-            width = value.cell_len if isinstance(value, Text) else cell_len(value)
+        cells = self._data[RowKey(row.tag)]
+        written = widened = False
+        for (key, _), value in zip(self._columns, self.cells(row, marked), strict=True):
             column = self.columns[ColumnKey(key)]
-            wider = width > column.content_width
-            if wider:
-                # Widened before update_cell bumps the update count: the next paint renders
-                # at the new width (see _forget_rendered), not when the table is next idle.
+            if cells.get(column.key) == value:
+                continue
+            cells[column.key] = value
+            written = True
+            width = value.cell_len if isinstance(value, Text) else cell_len(value)
+            if width > column.content_width:
                 column.content_width = width
-            self.update_cell(row.tag, key, value, update_width=wider)
+                widened = True
+        if written:
+            self._written((row.tag,), widened=widened)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         """Widen the columns for new rows by their cells' length, then let DataTable size the
