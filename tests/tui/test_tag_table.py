@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowKey
 
 from tests.tui.conftest import wait_for
 from tui.logic.fmt import short_digest
@@ -389,3 +389,51 @@ async def test_rows_read_out_of_view_cost_no_repaint_and_show_when_scrolled_to()
         await pilot.pause()
         lines = [table.render_line(y).text for y in range(20)]
         assert any(short_digest(rows[505].digest) in line for line in lines), lines
+
+
+async def test_a_column_added_is_the_one_add_column_adds() -> None:
+    """The Pushed column goes in without DataTable's per-row marks (a third of a second over
+    10,000 rows): the table must be the one ``add_column(default="")`` makes."""
+    rows = _detailed(60)  # (DataTable's own measures the column again per row: quadratic)
+
+    class Both(App[None]):
+        CSS = "DataTable { height: 1fr; }"
+
+        def compose(self) -> ComposeResult:
+            yield TagTable(id="fast")
+            yield Table(id="plain", cursor_type="row", zebra_stripes=True)
+
+    app = Both()
+    async with app.run_test(size=(120, 40)) as pilot:
+        fast = app.query_one("#fast", TagTable)
+        plain: Table[object] = app.query_one("#plain", Table)
+        for key, label in COLUMNS:
+            plain.add_column(label, key=key)
+        await pilot.pause()
+        fast.show_rows(rows, ())
+        for row in rows:
+            plain.add_row(*fast.cells(row, False), key=row.tag)
+        await wait_for(pilot, lambda: not fast.adding)
+        updated: list[CellKey] = []
+        widths = fast._update_column_widths
+
+        def measuring(cells: Iterable[CellKey]) -> None:
+            updated.extend(cells)
+            widths(cells)
+
+        fast._update_column_widths = measuring  # type: ignore[method-assign,assignment]
+        fast.show_pushed()
+        plain.add_column("Pushed", key="pushed", default="")
+        await pilot.pause()
+        assert list(fast.columns) == list(plain.columns)
+        for mine, theirs in zip(fast.columns.values(), plain.columns.values(), strict=True):
+            assert (mine.label, mine.width, mine.content_width, mine.auto_width) == (
+                theirs.label,
+                theirs.width,
+                theirs.content_width,
+                theirs.auto_width,
+            )
+        for row in rows:
+            assert fast.get_row(row.tag) == plain.get_row(row.tag)
+        assert fast.render_line(1).text == plain.render_line(1).text
+        assert updated == []  # no cell measured again for an empty column

@@ -53,6 +53,11 @@ class TagRow:
         return replace(self, loaded=True, **changes)
 
 
+name_key = functools.lru_cache(maxsize=1 << 16)(natural_key)
+""":func:`natural_key`, remembered: a repository's 10,000 tag names are sorted again and
+again (by name, and the rows without a date or size after the others, every second while the
+details load): 46 ms a sort of 10,000 names, worked out each time."""
+
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
 
 
@@ -80,7 +85,7 @@ def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False)
     while their details load), so a sort is one pass of comparisons."""
     items = list(rows)
     if key is TagSort.NAME:
-        return sorted(items, key=lambda row: natural_key(row.tag), reverse=descending)
+        return sorted(items, key=lambda row: name_key(row.tag), reverse=descending)
     if key is TagSort.VERSION:
         return sorted(items, key=lambda row: version_key(row.tag), reverse=descending)
     if key in (TagSort.DATE, TagSort.PUSHED, TagSort.PULLED):
@@ -88,11 +93,11 @@ def sort_tags(rows: Iterable[TagRow], key: TagSort, *, descending: bool = False)
         known = [row for row in items if getattr(row, field) is not None]
         unknown = [row for row in items if getattr(row, field) is None]
         known.sort(key=lambda row: (getattr(row, field), row.tag), reverse=descending)
-        return known + sorted(unknown, key=lambda row: natural_key(row.tag))
+        return known + sorted(unknown, key=lambda row: name_key(row.tag))
     known = [row for row in items if row.size is not None]
     unknown = [row for row in items if row.size is None]
     known.sort(key=lambda row: (row.size, row.tag), reverse=descending)
-    return known + sorted(unknown, key=lambda row: natural_key(row.tag))
+    return known + sorted(unknown, key=lambda row: name_key(row.tag))
 
 
 def filter_tags(rows: Sequence[TagRow], query: str) -> list[TagRow]:

@@ -5,6 +5,7 @@ that a tag's image was pulled."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
@@ -14,7 +15,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.coordinate import Coordinate
-from textual.widgets.data_table import CellKey, ColumnKey, DuplicateKey, Row, RowKey
+from textual.widgets.data_table import CellKey, Column, ColumnKey, DuplicateKey, Row, RowKey
 
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import compact_time, human_size, platforms_cell, short_digest
@@ -34,6 +35,8 @@ PULLED_COLUMN = ("pulled", "Pulled")
 EXPIRES_COLUMN = ("expires", "Expires")
 ADD_CHUNK = 1000
 """Rows added to the table at once; more are added in chunks of this many between frames."""
+ADD_SECONDS = 0.025
+"""After the first chunk, chunks are added while a frame's adding has lasted less than this."""
 IMMUTABLE_MARK = Text("⊘", style="bold cyan")
 """The mark of a tag the registry keeps from moving or going (``regtui.immutable``)."""
 REWRITE_AT = 200
@@ -105,11 +108,30 @@ class TagTable(Table[str | Text]):
         if column in self._columns:
             return
         key, label = column
-        self.add_column(label, key=key, default="")
+        self._append_column(label, key)
         self._columns = (*self._columns, column)
         # Every row's cells are made again, with the new column, by the next show_rows: in
         # place when it shows the same tags (see _rewrite_rows), not by adding every row again.
         self._shown = {tag: (STALE, marked) for tag, (_, marked) in self._shown.items()}
+
+    def _append_column(self, label: str, key: str) -> None:
+        """What ``add_column(label, key=key, default="")`` does, without marking each row's
+        new cell for measuring: an empty cell never widens a column (DataTable's marks cost
+        a third of a second over 10,000 rows, and measuring them on idle as much again)."""
+        column_key = ColumnKey(key)
+        if column_key in self._column_locations:
+            raise DuplicateKey(f"The column key {key!r} already exists.")
+        text = Text.from_markup(label)
+        width = text.cell_len
+        self.columns[column_key] = Column(
+            column_key, text, width, content_width=width, auto_width=True
+        )
+        self._column_locations[column_key] = len(self._column_locations)
+        for cells in self._data.values():
+            cells[column_key] = ""
+        self._require_update_dimensions = True
+        self._update_count += 1
+        self.check_idle()
 
     def show_rows(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
         """Show ``rows`` in this order. The same tags in a new order (a sort) only move: the
@@ -224,7 +246,23 @@ class TagTable(Table[str | Text]):
         self._rewrite_chunk()
 
     def _add_chunk(self) -> None:
+        """Add the next :data:`ADD_CHUNK` rows; then (the view is full by then) more chunks
+        while this frame's :data:`ADD_SECONDS` last: 10,000 rows in ten frames, each a frame
+        apart, were a second on a loaded machine where a few frames do it."""
         to_add = self._to_add
+        started = time.perf_counter()
+        first = self.row_count == 0
+        while to_add:
+            self._append_chunk(to_add)
+            if first or time.perf_counter() - started >= ADD_SECONDS:
+                break
+        if to_add:
+            self.call_after_refresh(self._add_chunk)
+        else:
+            self._later = {}
+        self._restore_cursor(self._cursor_tag)
+
+    def _append_chunk(self, to_add: deque[TagRow]) -> None:
         chunk: list[tuple[str, tuple[str | Text, ...]]] = []
         for _ in range(min(ADD_CHUNK, len(to_add))):
             row = to_add.popleft()
@@ -232,11 +270,6 @@ class TagTable(Table[str | Text]):
             chunk.append((row.tag, self.cells(row, is_marked)))
             self._shown[row.tag] = (row, is_marked)
         self._append_rows(chunk)
-        if to_add:
-            self.call_after_refresh(self._add_chunk)
-        else:
-            self._later = {}
-        self._restore_cursor(self._cursor_tag)
 
     def _append_rows(self, rows: Sequence[tuple[str, tuple[str | Text, ...]]]) -> None:
         """What ``add_row`` does for each of ``rows`` (key, cells), done once for them all.
