@@ -278,12 +278,17 @@ class RepositoryScreen(RegtuiScreen):
         # builds it from every manifest and config (seconds for 10,000 tags), and asked at
         # once it held up the listing behind it (1.9 s where it alone takes 0.2 s).
         pushing = asyncio.ensure_future(tag_facts(client, self.repository)) if tags else None
+        self.rows = {tag: TagRow(tag) for tag in tags}
+        self.marked &= set(self.rows)
         if len(tags) >= FREEZE_ROWS:
             # The names' sort keys worked out in a thread (it lets the loop run every few
             # milliseconds): on the loop, 10,000 of them held it 46 ms before the first rows.
-            await asyncio.to_thread(lambda: [name_key(tag) for tag in tags])
-        self.rows = {tag: TagRow(tag) for tag in tags}
-        self.marked &= set(self.rows)
+            try:
+                await asyncio.to_thread(lambda: [name_key(tag) for tag in tags])
+            except BaseException:  # a reload cancelled this load: its report too
+                if pushing is not None:
+                    pushing.cancel()
+                raise
         self._loaded = True
         self.details_done = not tags
         self._details_progress = (0, len(tags))
