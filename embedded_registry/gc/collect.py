@@ -161,6 +161,7 @@ async def _collect(
             now - grace_period,
             progress,
             fence=lease.fence if lease is not None else None,
+            clock=lease.check if lease is not None else None,
         )
     return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
