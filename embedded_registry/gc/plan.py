@@ -106,21 +106,21 @@ def sweepable_blobs(
     if activity is None:
         activity = PushActivity(snapshot, young)
     candidates = {d for d in snapshot.blob_dirs if d not in marked}
-    linked_by: dict[str, list[RepoSnapshot]] = {}
+    # The newest time of each candidate's ``_layers`` links (only the newest is needed).
+    linked: dict[str, float] = {}
     for repo in snapshot.repos:
-        for digest in repo.layer_links & candidates:
-            linked_by.setdefault(digest, []).append(repo)
+        for digest in repo.layer_links:
+            if digest in candidates:
+                link_st = snapshot.stat(layer_link_path(repo, digest))
+                if link_st is not None and link_st.mtime > linked.get(digest, 0.0):
+                    linked[digest] = link_st.mtime
     swept: set[str] = set()
     too_young = 0
     for digest in candidates:
         st = snapshot.blob_stat(digest)
         if st is None:
             continue  # a directory without data: not a blob (Distribution ignores it too)
-        newest = st.mtime
-        for repo in linked_by.get(digest, ()):
-            link_st = snapshot.stat(layer_link_path(repo, digest))
-            if link_st is not None:
-                newest = max(newest, link_st.mtime)
+        newest = max(st.mtime, linked.get(digest, st.mtime))
         if activity.protects_blob(digest, newest):
             too_young += 1
         else:
