@@ -175,9 +175,12 @@ class Snapshot:
         self.tag_index: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.repo_bytes: dict[str, int] = {}
 
-    def stat(self, path: str) -> FileInfo | None:
+    def stat(self, path: str, *, remember: bool = True) -> FileInfo | None:
         """The stat of a file (or directory, where the driver lists them) under
-        ``repositories`` (None: not there)."""
+        ``repositories`` (None: not there). Where the driver lists by name, a stat taken here
+        is kept for the next ask unless ``remember`` is false (the ``_layers`` links of the
+        plan: one each of hundreds of thousands, its path and stat more than the stat
+        costs)."""
         found = self.entries.get(path)
         if found is not None or self._names is None:
             return found
@@ -185,7 +188,9 @@ class Snapshot:
             return self._looked[path]
         except KeyError:
             pass
-        info = self._looked[path] = _bare_or_none(self._names.stat_now(self.key(path)))
+        info = _bare_or_none(self._names.stat_now(self.key(path)))
+        if remember:
+            self._looked[path] = info
         return info
 
     def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
