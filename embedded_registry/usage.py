@@ -12,9 +12,8 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from embedded_registry.config import Config
 from embedded_registry.gc import (
     DEFAULT_GRACE_PERIOD,
     ROLE_CONFIG,
@@ -29,6 +28,9 @@ from embedded_registry.gc import (
 from embedded_registry.gc.collect import storage_location, with_configured_driver
 from embedded_registry.gc.scan import scan
 from embedded_registry.storage.driver.base import StorageDriver
+
+if TYPE_CHECKING:  # read for --config only
+    from embedded_registry.config import Config
 
 UNREFERENCED = "unreferenced"
 

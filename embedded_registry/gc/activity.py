@@ -99,7 +99,7 @@ class PushActivity:
         if self._owners is None:
             owners: dict[str, list[RepoSnapshot]] = {}
             for repo in self.snapshot.repos:
-                for d in repo.layer_links | repo.revisions.keys() | repo.unlinked_revisions:
+                for d in {*repo.layer_links, *repo.revisions, *repo.unlinked_revisions}:
                     owners.setdefault(d, []).append(repo)
             self._owners = owners
         return self._owners.get(digest, [])

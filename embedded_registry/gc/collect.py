@@ -13,9 +13,8 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from embedded_registry.config import Config
 from embedded_registry.gc.journal import recover_interrupted_sweep
 from embedded_registry.gc.offline import RegistryActive, writer_activity
 from embedded_registry.gc.plan import UPLOAD_MAX_IDLE, GcReport, decide
@@ -31,9 +30,10 @@ from embedded_registry.storage.driver.base import (
     pause_point,
 )
 from embedded_registry.storage.driver.filesystem import FilesystemDriver
-from embedded_registry.storage.factory import StorageUnavailable, open_storage
 from embedded_registry.storage.lease import COMMIT_WINDOW, GcBusy, Lease, LeaseLost, acquire
-from embedded_registry.storage.store import DriverStorage
+
+if TYPE_CHECKING:  # the configuration, yaml and the bucket's store: only for --config
+    from embedded_registry.config import Config
 
 COMPLETED, DRY_RUN, BUSY, FAILED = "completed", "dry_run", "busy", "failed"
 
@@ -161,6 +161,7 @@ async def _collect(
             now - grace_period,
             progress,
             fence=lease.fence if lease is not None else None,
+            clock=lease.check if lease is not None else None,
         )
     return decided.report(root=where or driver.name, dry_run=dry_run, started=started)
 
@@ -177,9 +178,16 @@ def storage_location(config: Config) -> str:
 async def with_configured_driver(config: Config, work: Callable[[StorageDriver], Any]) -> Any:
     """Run ``work`` on the driver of ``config``'s storage (opened, then closed): the
     filesystem driver on the root, or the bucket's driver, checked first
-    (:class:`~embedded_registry.storage.factory.StorageUnavailable` when it cannot be used)."""
+    (:class:`~embedded_registry.storage.factory.StorageUnavailable` when it cannot be used).
+
+    The store and its factory are imported here, not with this module: ``regtui gc --root``
+    and ``du --root`` on a directory need neither (nor yaml, re2 and the policies they load),
+    and every module imported counts in the peak memory of a GC run."""
     if config.storage.s3 is None:
         return await work(FilesystemDriver(config.storage.root))
+    from embedded_registry.storage.factory import StorageUnavailable, open_storage
+    from embedded_registry.storage.store import DriverStorage
+
     storage = await open_storage(config)
     try:
         if not isinstance(storage, DriverStorage):

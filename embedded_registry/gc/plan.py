@@ -106,21 +106,21 @@ def sweepable_blobs(
     if activity is None:
         activity = PushActivity(snapshot, young)
     candidates = {d for d in snapshot.blob_dirs if d not in marked}
-    linked_by: dict[str, list[RepoSnapshot]] = {}
+    # The newest time of each candidate's ``_layers`` links (only the newest is needed).
+    linked: dict[str, float] = {}
     for repo in snapshot.repos:
-        for digest in repo.layer_links & candidates:
-            linked_by.setdefault(digest, []).append(repo)
+        for digest in repo.layer_links:
+            if digest in candidates:
+                link_st = snapshot.stat(layer_link_path(repo, digest), remember=False)
+                if link_st is not None and link_st.mtime > linked.get(digest, 0.0):
+                    linked[digest] = link_st.mtime
     swept: set[str] = set()
     too_young = 0
     for digest in candidates:
         st = snapshot.blob_stat(digest)
         if st is None:
             continue  # a directory without data: not a blob (Distribution ignores it too)
-        newest = st.mtime
-        for repo in linked_by.get(digest, ()):
-            link_st = snapshot.stat(layer_link_path(repo, digest))
-            if link_st is not None:
-                newest = max(newest, link_st.mtime)
+        newest = max(st.mtime, linked.get(digest, st.mtime))
         if activity.protects_blob(digest, newest):
             too_young += 1
         else:
@@ -183,9 +183,10 @@ def plan(
         gone = removed_manifests.get(repo.name, set())
         links_left = False
         for digest in sorted(repo.layer_links):
-            link_st = snapshot.stat(layer_link_path(repo, digest)) if gone_after(digest) else None
+            link_path = layer_link_path(repo, digest)
+            link_st = snapshot.stat(link_path, remember=False) if gone_after(digest) else None
             if link_st is not None and not activity.protects_repo_link(repo, link_st.mtime):
-                path = layer_link_path(repo, digest).rsplit("/", 1)[0]
+                path = link_path.rsplit("/", 1)[0]
                 removals.append(Removal("layer_link", path, link_st.size, digest, repo.name))
             else:
                 links_left = True
@@ -228,7 +229,7 @@ def plan(
 
 def _has_protected_links(repo: RepoSnapshot, activity: PushActivity) -> bool:
     for digest in repo.layer_links:
-        st = activity.snapshot.stat(layer_link_path(repo, digest))
+        st = activity.snapshot.stat(layer_link_path(repo, digest), remember=False)
         if st is not None and activity.protects_repo_link(repo, st.mtime):
             return True
     return False

@@ -50,7 +50,7 @@ async def remove_if_older(
     if isinstance(driver, RenameAside):
         if fence is not None:
             await fence()
-        return await asyncio.to_thread(_remove_if_older, driver, path, cutoff, shown or path)
+        return await asyncio.to_thread(remove_if_older_now, driver, path, cutoff, shown or path)
     try:
         info = await driver.stat(path)
     except PathNotFoundError:
@@ -71,7 +71,7 @@ async def remove_unless(driver: StorageDriver, path: str, witness: str) -> bool:
     this sees the data (the link is put back) or the upload comes later, finds no link and
     writes it again."""
     if isinstance(driver, RenameAside):
-        return await asyncio.to_thread(_remove_unless, driver, path, witness)
+        return await asyncio.to_thread(remove_unless_now, driver, path, witness)
     try:
         await driver.stat(witness)
     except PathNotFoundError:
@@ -88,7 +88,8 @@ async def remove_empty_dirs(driver: StorageDriver, path: str, stop: str) -> None
         await asyncio.to_thread(_remove_empty_dirs, driver, path, stop)
 
 
-def _remove_if_older(driver: RenameAside, data: str, cutoff: float, shown: str) -> bool:
+def remove_if_older_now(driver: RenameAside, data: str, cutoff: float, shown: str) -> bool:
+    """:func:`remove_if_older` where files are renamed aside, as a blocking call (no fence)."""
     info = driver.stat_now(data)
     if info is None:
         return True
@@ -107,7 +108,8 @@ def _remove_if_older(driver: RenameAside, data: str, cutoff: float, shown: str) 
     return _remove_only(driver, aside, data)
 
 
-def _remove_unless(driver: RenameAside, link: str, witness: str) -> bool:
+def remove_unless_now(driver: RenameAside, link: str, witness: str) -> bool:
+    """:func:`remove_unless` where files are renamed aside, as a blocking call."""
     aside = link + SWEEPING_SUFFIX
     if not driver.rename_now(link, aside):
         return True

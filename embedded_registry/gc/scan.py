@@ -68,7 +68,9 @@ class RepoSnapshot:
     revisions: dict[str, FileInfo] = field(default_factory=dict)
     unlinked_revisions: set[str] = field(default_factory=set)
     tags: list[str] = field(default_factory=list)
-    layer_links: set[str] = field(default_factory=set)
+    layer_links: list[str] = field(default_factory=list)
+    """The digests of its ``_layers`` links, sorted, each once (a list: a set of a
+    repository's links took four times the memory, and GC only walks them)."""
     uploads: list[Upload] = field(default_factory=list)
 
 
@@ -173,9 +175,12 @@ class Snapshot:
         self.tag_index: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.repo_bytes: dict[str, int] = {}
 
-    def stat(self, path: str) -> FileInfo | None:
+    def stat(self, path: str, *, remember: bool = True) -> FileInfo | None:
         """The stat of a file (or directory, where the driver lists them) under
-        ``repositories`` (None: not there)."""
+        ``repositories`` (None: not there). Where the driver lists by name, a stat taken here
+        is kept for the next ask unless ``remember`` is false (the ``_layers`` links of the
+        plan: one each of hundreds of thousands, its path and stat more than the stat
+        costs)."""
         found = self.entries.get(path)
         if found is not None or self._names is None:
             return found
@@ -183,7 +188,9 @@ class Snapshot:
             return self._looked[path]
         except KeyError:
             pass
-        info = self._looked[path] = _bare_or_none(self._names.stat_now(self.key(path)))
+        info = _bare_or_none(self._names.stat_now(self.key(path)))
+        if remember:
+            self._looked[path] = info
         return info
 
     def tag_index_entries(self, repo: RepoSnapshot, tag: str) -> Iterator[tuple[str, str]]:
@@ -356,7 +363,7 @@ def _add_repository_key(
         elif part == "_layers" and len(rest) == 3 and rest[2] == "link":
             digest = f"{rest[0]}:{rest[1]}"
             if names.is_valid_digest(digest):
-                _repo(repos, name, prefix, base).layer_links.add(digest)
+                _repo(repos, name, prefix, base).layer_links.append(digest)
         elif part == "_uploads" and rest:
             _repo(repos, name, prefix, base)
             uploads.setdefault((name, rest[0]), []).append(info)
@@ -490,7 +497,7 @@ def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -
         for part in parts:
             if part == "_layers":
                 layers = _digest_dirs(listing, f"{key}/_layers", blob_dirs.canonical)
-                repo.layer_links = {digest for digest, _ in layers}
+                repo.layer_links = sorted({digest for digest, _ in layers})
             elif part == "_manifests":
                 _list_manifests(snapshot, listing, repo, f"{key}/_manifests", temporaries, files)
             elif part == "_uploads":
@@ -636,6 +643,7 @@ async def scan(
     snapshot.repos = [repos[name] for name in sorted(repos)]
     for repo in snapshot.repos:
         repo.tags.sort()
+        repo.layer_links = sorted(set(repo.layer_links))
     await _read_references(snapshot, progress)
     return snapshot
 

@@ -13,7 +13,7 @@ import argparse
 import functools
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 
 from tui.commands.access import (
     PasswordError,
@@ -218,12 +218,61 @@ class ProgressLine:
 # ---------------------------------------------------------------------- JSON
 
 
-def print_json(data: Any) -> None:
-    import json
+JSON_WRITE_SIZE = 1 << 16
+"""Characters :func:`print_json` gathers before each write to stdout."""
 
-    # One write: json.dump writes piece by piece, a system call each when stdout is
-    # unbuffered (PYTHONUNBUFFERED): 86,000 of them for a GC report of 2,400 removals.
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+def print_json(data: Any) -> None:
+    """``data`` on stdout as ``json.dumps(data, indent=2)`` writes it, streamed: a list may be
+    given as an iterator (a GC report's hundreds of thousands of removals, each made when
+    written), and the text is written in pieces of ``JSON_WRITE_SIZE`` characters, never held
+    whole (json.dump would write piece by piece, a system call each when stdout is unbuffered:
+    86,000 of them for a GC report of 2,400 removals)."""
+    pending: list[str] = []
+    gathered = 0
+    for piece in json_pieces(data):
+        pending.append(piece)
+        gathered += len(piece)
+        if gathered >= JSON_WRITE_SIZE:
+            sys.stdout.write("".join(pending))
+            pending, gathered = [], 0
+    pending.append("\n")
+    sys.stdout.write("".join(pending))
+
+
+def json_pieces(data: Any) -> Iterator[str]:
+    """The text of ``json.dumps(data, indent=2)``, in pieces; a list may be an iterator."""
+    import json
+    from json.encoder import encode_basestring_ascii as string
+
+    def pieces(value: Any, newline: str) -> Iterator[str]:
+        # newline: a line break and the indentation of the line value starts on.
+        if isinstance(value, str):
+            yield string(value)
+        elif value is None or value is True or value is False:
+            yield "null" if value is None else "true" if value else "false"
+        elif isinstance(value, int):
+            yield int.__repr__(value)
+        elif isinstance(value, dict):
+            inner, opening = newline + "  ", "{"
+            for key, item in value.items():
+                if not isinstance(key, str):  # json's text of an int, float, bool or None key
+                    key = json.dumps(key) if key is None or isinstance(key, int | float) else key
+                yield opening + inner + string(key) + ": "
+                opening = ","
+                yield from pieces(item, inner)
+            yield "{}" if opening == "{" else newline + "}"
+        elif isinstance(value, list | tuple | Iterator):
+            inner, opening = newline + "  ", "["
+            for item in value:
+                yield opening + inner
+                opening = ","
+                yield from pieces(item, inner)
+            yield "[]" if opening == "[" else newline + "]"
+        else:
+            yield json.dumps(value)  # a float (NaN and infinities as json has them); or TypeError
+
+    return pieces(data, "\n")
 
 
 def platform_json(platform: Platform | None) -> dict[str, str | None] | None:
