@@ -56,16 +56,23 @@ def _modules(tmp_path: Path, *argv: str) -> set[str]:
     return set(listing.read_text().split())
 
 
-@pytest.mark.parametrize("command", [["gc", "--dry-run", "--json"], ["gc", "--force"]])
+@pytest.mark.parametrize(
+    ("command", "runs"),
+    [
+        (["gc", "--dry-run", "--json"], "embedded_registry.gc.sweep"),
+        (["gc", "--force"], "embedded_registry.gc.sweep"),
+        (["du", "--json"], "embedded_registry.usage"),
+    ],
+)
 def test_offline_gc_of_a_directory_loads_no_configuration(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path, command: list[str], runs: str
 ) -> None:
     root = tmp_path / "root"
     writer = LayoutWriter(root)
     writer.ensure()
     writer.put("app", writer.manifest("app", "one image"), tag="v1")
     modules = _modules(tmp_path, *command, "--root", str(root))
-    assert "embedded_registry.gc.sweep" in modules
+    assert runs in modules
     heavy = sorted(m for m in modules if m.startswith(CONFIGURATION))
     assert heavy == [], heavy
 

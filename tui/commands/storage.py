@@ -151,12 +151,13 @@ def du_root(args: argparse.Namespace) -> int:
         except OSError as exc:
             fail(f"{args.root}: {exc}")
             return EXIT_ERROR
-    from embedded_registry.offline import quota_usage
+    quotas: list[dict[str, Any]] = []
+    if config is not None and config.govern.quotas:  # no quota rules: their module unloaded
+        from embedded_registry.offline import quota_usage
 
-    quotas = quota_usage(
-        config.govern.quotas if config is not None else (),
-        {r.name: r.referenced_bytes for r in report.repositories},
-    )
+        quotas = quota_usage(
+            config.govern.quotas, {r.name: r.referenced_bytes for r in report.repositories}
+        )
     only = set(getattr(args, "repo", None) or ())
     if only:
         report.repositories = [r for r in report.repositories if r.name in only]
