@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from embedded_registry.gc.journal import (
     SWEEP_JOURNAL,
@@ -122,15 +122,8 @@ async def execute(
         async with limit:
             if lost:
                 return
-            try:
+            with _outcome(removal, path, problems, lost):
                 await _remove(driver, snapshot, removal, path, young, repositories, fence)
-            except LeaseLost as exc:
-                lost.append(exc)
-            except PathNotFoundError:
-                removal.size = 0
-                removal.removed = True
-            except Exception as exc:  # one failure is reported; the sweep goes on
-                problems.append(Problem(removal.repo or "", removal.digest, f"{path}: {exc}"))
 
     async def remove_run(run: list[Removal], aside: RenameAside) -> None:
         async with limit:
@@ -206,6 +199,24 @@ async def _remove(
     removal.removed = True
 
 
+@contextlib.contextmanager
+def _outcome(
+    removal: Removal, path: str, problems: list[Problem], lost: list[LeaseLost]
+) -> Iterator[None]:
+    """One removal's failure as the sweep takes it: a lost lease ends the sweep (``lost``),
+    a path already gone counts as removed (0 bytes freed), any other failure is reported
+    and the sweep goes on."""
+    try:
+        yield
+    except LeaseLost as exc:
+        lost.append(exc)
+    except PathNotFoundError:
+        removal.size = 0
+        removal.removed = True
+    except Exception as exc:  # one failure is reported; the sweep goes on
+        problems.append(Problem(removal.repo or "", removal.digest, f"{path}: {exc}"))
+
+
 def _remove_run_now(
     driver: RenameAside,
     snapshot: Snapshot,
@@ -222,7 +233,7 @@ def _remove_run_now(
         path = snapshot.key(removal.path)
         if lost:
             return
-        try:
+        with _outcome(removal, path, problems, lost):
             if clock is not None:
                 clock()
             if removal.kind == "blob" and removal.digest:
@@ -238,10 +249,3 @@ def _remove_run_now(
             else:
                 raise ValueError(f"not removed in runs: {removal.kind}")
             removal.removed = True
-        except LeaseLost as exc:
-            lost.append(exc)
-        except PathNotFoundError:
-            removal.size = 0
-            removal.removed = True
-        except Exception as exc:  # one failure is reported; the sweep goes on
-            problems.append(Problem(removal.repo or "", removal.digest, f"{path}: {exc}"))

@@ -113,14 +113,7 @@ class Journal:
             data = await self.driver.get_content(segment.key, limit=MAX_SEGMENT_BYTES)
         except PathNotFoundError:
             return None
-        try:
-            document = json.loads(data)
-        except ValueError:
-            return None
-        events = document.get("events") if isinstance(document, dict) else None
-        if not isinstance(events, list) or not all(isinstance(item, dict) for item in events):
-            return None
-        return events
+        return parse_events(data)
 
     async def remove(self, segment: Segment) -> None:
         await self.remove_all([segment])
@@ -146,3 +139,16 @@ class Journal:
             return sorted(await self.driver.list(JOURNAL_DIR))
         except PathNotFoundError:
             return []
+
+
+def parse_events(body: bytes) -> list[Event] | None:
+    """The events of a journal entry's body (an object or a record), ``None`` when it is no
+    journal entry (unreadable: it is left for an operator)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    events = document.get("events") if isinstance(document, dict) else None
+    if not isinstance(events, list) or not all(isinstance(item, dict) for item in events):
+        return None
+    return events

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from embedded_registry.notifications.events import Event
-from embedded_registry.notifications.journal import Journal, Segment, endpoint_dir
+from embedded_registry.notifications.journal import Journal, Segment, endpoint_dir, parse_events
 from embedded_registry.storage.driver.base import PathNotFoundError, StorageDriver
 from embedded_registry.storage.driver.records import (
     DONE,
@@ -47,17 +47,6 @@ LOG_BYTES = 4 << 20
 RETRY_AFTER = 5.0
 """Seconds before a log that could not be made is tried again (objects are written meanwhile)."""
 _LOG = re.compile(r"(\d{20})-([0-9a-f]{32})\.log")
-
-
-def _events(body: bytes) -> list[Event] | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    events = document.get("events") if isinstance(document, dict) else None
-    if not isinstance(events, list) or not all(isinstance(item, dict) for item in events):
-        return None
-    return events
 
 
 @dataclass
@@ -263,7 +252,7 @@ class LogJournal(Journal):
         else:
             return None
         record = await asyncio.to_thread(file.read_at, int(offset))
-        return _events(record.body) if record is not None else None
+        return parse_events(record.body) if record is not None else None
 
     # -- removing -----------------------------------------------------------------------------
     async def remove_all(self, segments: list[Segment]) -> None:
