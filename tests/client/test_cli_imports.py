@@ -18,22 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.client.test_client_registries import populate
+from tests.helpers.modules import modules_of
 from tests.helpers.servers import RunningRegistry
 
 pytestmark = pytest.mark.timeout(120)
-WORKTREE = Path(__file__).resolve().parents[2]
-RUN_AND_LIST = """
-import sys
-from tui.cli import main
-try:
-    code = main(sys.argv[2:])
-except SystemExit as exit:
-    code = exit.code
-stand_in = not hasattr(sys.modules.get("httpx._main"), "__file__")
-with open(sys.argv[1], "w") as out:  # (tui.client._quiet_httpx's stand-in is no import)
-    out.write("\\n".join(sorted(n for n in sys.modules if not (stand_in and n == "httpx._main"))))
-sys.exit(code)
-"""
 APP = ("textual", "tui.app", "tui.screens", "tui.widgets", "tui.dialogs")
 # rich is no part of APP: httpx's __init__ imports it for its own command line where it is
 # installed, and tui.client keeps that from happening (tui/client/_quiet_httpx.py).
@@ -71,19 +59,6 @@ the auth code ~10 ms of a 110 ms command before; typing, with the contextlib it 
 datetime ~7 ms of a 67 ms one)."""
 FAST_TRANSPORT = "tui.client._aiohttp"
 LIGHT_TRANSPORT = "tui.client._h11"
-
-
-def modules_of(tmp_path: Path, *argv: str) -> set[str]:
-    listing = tmp_path / "modules.txt"
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_AND_LIST, str(listing), *argv],
-        cwd=WORKTREE,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return set(listing.read_text().split())
 
 
 def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:

@@ -152,7 +152,7 @@ def test_a_second_sync_of_unchanged_images_loads_no_copy_engine_nor_aiohttp(
     quick check (:mod:`tui.data.sync_check`), and neither the event loop, httpx, aiohttp
     (~100 ms to import) nor the copy engine (the layout and archive formats) is loaded; a run
     that copies loads them."""
-    from tests.client.test_cli_imports import modules_of
+    from tests.helpers.modules import modules_of
 
     for n in range(3):
         push_image(source.url, f"team/app{n}", "v1", make_image([{"f": os.urandom(1000)}]))

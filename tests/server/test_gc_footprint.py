@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -14,22 +13,11 @@ import pytest
 
 from embedded_registry.gc import GcReport, Removal
 from tests.helpers.layout import LayoutWriter
+from tests.helpers.modules import modules_of
 from tui.commands import _common
 from tui.commands._common import json_pieces, print_json
 from tui.commands.gc import gc_json
 
-WORKTREE = Path(__file__).resolve().parents[2]
-LIST_MODULES = """
-import sys
-from tui.cli import main
-try:
-    code = main(sys.argv[2:])
-except SystemExit as exit:
-    code = exit.code
-with open(sys.argv[1], "w") as out:
-    out.write("\\n".join(sorted(sys.modules)))
-sys.exit(code)
-"""
 CONFIGURATION = (
     "embedded_registry.config",
     "embedded_registry.storage.factory",
@@ -41,19 +29,6 @@ CONFIGURATION = (
 )
 """What reading a registry's configuration and opening its store loads: ``gc --root`` on a
 directory uses none of it (~6 MiB of the peak memory of a run)."""
-
-
-def _modules(tmp_path: Path, *argv: str) -> set[str]:
-    listing = tmp_path / "modules.txt"
-    done = subprocess.run(
-        [sys.executable, "-c", LIST_MODULES, str(listing), *argv],
-        cwd=WORKTREE,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return set(listing.read_text().split())
 
 
 @pytest.mark.parametrize(
@@ -71,7 +46,7 @@ def test_offline_gc_of_a_directory_loads_no_configuration(
     writer = LayoutWriter(root)
     writer.ensure()
     writer.put("app", writer.manifest("app", "one image"), tag="v1")
-    modules = _modules(tmp_path, *command, "--root", str(root))
+    modules = modules_of(tmp_path, *command, "--root", str(root))
     assert runs in modules
     heavy = sorted(m for m in modules if m.startswith(CONFIGURATION))
     assert heavy == [], heavy
