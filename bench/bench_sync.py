@@ -7,7 +7,14 @@ sources: regtui compares digests and moves nothing, skopeo copies again (it skip
 target has, and writes the manifests). Whole processes, wall time, medians; the issue's target
 (23): regtui's second run at least 5x as fast as skopeo's.
 
-    python bench/bench_sync.py [--repos 100] [--rounds 5]
+The source runs as an operator runs Debian's docker-registry: its stock config.yml's
+``storage.cache.blobdescriptor: inmemory`` (``--source-cache none`` without it), for both tools.
+regtui is timed as a user runs it: the ``regtui`` script of a regular install (not editable:
+the editable install's import hook and ``python -m``'s runpy cost a start-up ~15 ms), built in a
+temporary virtual environment unless ``--regtui PATH`` names one (``--regtui module``: this
+tree's ``python -m tui``, as the bench did before).
+
+    python bench/bench_sync.py [--repos 100] [--rounds 5] [--regtui PATH|module]
 """
 
 from __future__ import annotations
@@ -43,7 +50,10 @@ writes it)."""
 SERVERS_CPU: dict[str, list[float]] = {"regtui": [], "skopeo": []}
 """The CPU time both registries spent answering each run, by tool: on a machine where every
 process waits for a CPU, the run's whole cost is the tool's CPU and theirs."""
+SOURCE_CPU: dict[str, list[float]] = {"regtui": [], "skopeo": []}
+"""Of which the source's (Distribution: a few milliseconds of CPU per request, whatever it is)."""
 SERVER_PIDS: list[int] = []
+"""The source's, then the target's."""
 
 
 def process_cpu(pid: int) -> float:
@@ -55,6 +65,7 @@ def process_cpu(pid: int) -> float:
 def timed(command: list[str], tool: str = "") -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     servers_before = sum(process_cpu(pid) for pid in SERVER_PIDS)
+    source_before = process_cpu(SERVER_PIDS[0])
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=ENV)
     elapsed = time.perf_counter() - started
@@ -66,6 +77,7 @@ def timed(command: list[str], tool: str = "") -> float:
         CPU[tool].append(used)
         servers = sum(process_cpu(pid) for pid in SERVER_PIDS) - servers_before
         SERVERS_CPU[tool].append(servers)
+        SOURCE_CPU[tool].append(process_cpu(SERVER_PIDS[0]) - source_before)
     return elapsed
 
 
@@ -83,8 +95,21 @@ def which_path(command: list[str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repos", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repos", type=int, default=100, help="repositories (default: 100)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds (default: 5)")
+    parser.add_argument(
+        "--regtui",
+        metavar="PATH",
+        help="the regtui script to time (default: a regular install, built); 'module': this "
+        "tree's python -m tui",
+    )
+    parser.add_argument(
+        "--source-cache",
+        choices=("inmemory", "none"),
+        default="inmemory",
+        help="the source's storage.cache.blobdescriptor (default: inmemory, as Debian's "
+        "docker-registry ships it)",
+    )
     args = parser.parse_args()
     skopeo = shutil.which("skopeo")
     if skopeo is None:
@@ -92,10 +117,20 @@ def main() -> int:
     from tests.helpers.servers import bundled_registry, distribution_registry
     from tui.imagegen import make_image, push_image
 
+    cache = {"blobdescriptor": args.source_cache} if args.source_cache != "none" else None
     with tempfile.TemporaryDirectory(prefix="regtui-bench-sync-") as tmp:
         base = Path(tmp)
+        if args.regtui == "module":
+            regtui_command = [sys.executable, "-m", "tui"]
+        else:
+            from bench.bench_cli import regular_install
+
+            script = args.regtui or str(regular_install(base / "venv"))
+            regtui_command = [str(Path(script).parent / "python"), script]
         with (
-            distribution_registry(base / "source") as source,
+            distribution_registry(
+                base / "source", config={"storage": {"cache": cache}} if cache else None
+            ) as source,
             bundled_registry(base / "target") as target,
         ):
             SERVER_PIDS[:] = [source.process.pid, target.process.pid]
@@ -122,7 +157,7 @@ def main() -> int:
                     {source.host: {"tls-verify": False, "images": {n: [] for n in names}}}
                 )
             )
-            regtui = [sys.executable, "-m", "tui", "sync", str(spec)]
+            regtui = [*regtui_command, "sync", str(spec)]
             skopeo_sync = [
                 skopeo,
                 "sync",
@@ -140,14 +175,22 @@ def main() -> int:
             for _ in range(args.rounds):
                 again["regtui"].append(timed(regtui, "regtui"))
                 again["skopeo"].append(timed(skopeo_sync, "skopeo"))
-            path = which_path([sys.executable, "-X", "importtime", *regtui[1:]])
+            path = which_path([regtui[0], "-X", "importtime", *regtui[1:]])
     medians = {tool: statistics.median(times) for tool, times in again.items()}
     print(f"{args.repos} repositories, one image each; medians of {args.rounds} alternated rounds")
-    print(f"{'':<8} {'first s':>8} {'again s':>8} {'again CPU s':>12} {'registries CPU s':>17}")
+    print(f"regtui: {' '.join(regtui_command)}; source cache: {args.source_cache}")
+    print(
+        f"{'':<8} {'first s':>8} {'again s':>8} {'again CPU s':>12} {'registries CPU s':>17} "
+        f"{'of which source':>16}"
+    )
     for tool in ("regtui", "skopeo"):
         cpu = statistics.median(CPU[tool])
         servers = statistics.median(SERVERS_CPU[tool])
-        print(f"{tool:<8} {first[tool]:>8.2f} {medians[tool]:>8.2f} {cpu:>12.2f} {servers:>17.2f}")
+        source_cpu = statistics.median(SOURCE_CPU[tool])
+        print(
+            f"{tool:<8} {first[tool]:>8.2f} {medians[tool]:>8.2f} {cpu:>12.2f} {servers:>17.2f} "
+            f"{source_cpu:>16.2f}"
+        )
     ratio = medians["skopeo"] / medians["regtui"]
     whole = {t: statistics.median(CPU[t]) + statistics.median(SERVERS_CPU[t]) for t in CPU}
     print(

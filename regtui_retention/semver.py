@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["SemverError", "SemverRange", "Version", "parse_range", "parse_version"]
 
@@ -39,12 +39,27 @@ class SemverError(ValueError):
     """A range that cannot be read; the message says which part."""
 
 
-@dataclass(frozen=True, order=False)
-class Version:
+class Version(NamedTuple):
+    """A version (a named tuple, not a dataclass: ``regtui sync`` ranks tags by version on its
+    quick path, where :mod:`dataclasses`' imports cost more than the ranking). Not ordered as a
+    tuple would be (a release after its pre-releases): compare :meth:`key`."""
+
     major: int
     minor: int
     patch: int
     pre: tuple[int | str, ...] = ()
+
+    def __lt__(self, other: object) -> bool:
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return NotImplemented
 
     def key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
         """Semver precedence: a release sorts after its pre-releases; numeric ids before text."""
@@ -146,8 +161,7 @@ def _comparator(text: str) -> list[Test]:
     return [lambda v: v.key() < Version(high.major, high.minor, high.patch, (0,)).key()]  # <=
 
 
-@dataclass(frozen=True)
-class SemverRange:
+class SemverRange(NamedTuple):
     text: str
     alternatives: tuple[tuple[Test, ...], ...]
 

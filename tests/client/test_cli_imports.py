@@ -95,6 +95,43 @@ def test_listings_take_the_quick_path(registry: RunningRegistry, tmp_path: Path)
         assert loaded(modules, APP + SERVER + NOT_ON_THE_QUICK_PATH) == [], argv
 
 
+SYNC_QUICK = "tui.client.pipeline"
+NOT_ON_THE_SYNC_CHECK = (
+    "httpx",
+    "aiohttp",
+    "ssl",
+    "asyncio",
+    "tui.client.registry",
+    "tui.data.copy",
+    "dataclasses",
+    "inspect",
+    "tui.logic.tags",
+)
+"""What a second ``regtui sync`` of unchanged sources does without: the event loop, httpx, the
+engine, and :mod:`dataclasses` (with the ``inspect``, ``ast`` and ``dis`` it loads, ~16 ms of the
+check's CPU on a loaded machine: the sync file and its jobs are named tuples)."""
+
+
+def test_a_second_sync_checks_without_the_engine_nor_dataclasses(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The first run copies (the engine); the second finds every tag in step on the quick
+    check's pipelines, tags ranked by version on the way (the semver module), and loads none of
+    ``NOT_ON_THE_SYNC_CHECK``."""
+    import yaml
+
+    populate(registry.url)
+    spec = tmp_path / "sync.yml"
+    entry = {"source": f"{registry.host}/team/app", "target": f"{registry.host}/mirror/app"}
+    spec.write_text(yaml.safe_dump({"sync": [entry]}))
+    assert "tui.data.copy" in modules_of(tmp_path, "sync", str(spec))  # it copied
+    modules = modules_of(tmp_path, "sync", str(spec))
+    assert SYNC_QUICK in modules  # the check did run, on the pipelines
+    assert "regtui_retention.semver" in modules
+    assert loaded(modules, APP + SERVER + NOT_ON_THE_SYNC_CHECK) == []
+    assert "tui.data.sync" not in modules  # the engine (a prefix of tui.data.sync_check)
+
+
 def test_scripting_commands_load_no_app_nor_server(
     registry: RunningRegistry, tmp_path: Path
 ) -> None:

@@ -103,16 +103,14 @@ def _quick_sync(args: argparse.Namespace) -> int | None:
 
 def _options(spec: SyncSpec, args: argparse.Namespace) -> SyncSpec:
     """``spec`` with the command line's ``--parallel`` and ``--rate-limit``, checked."""
-    from dataclasses import replace
-
     if args.parallel is not None:
         if not 1 <= args.parallel <= 64:
             raise c.UsageError("--parallel must be from 1 to 64")
-        spec = replace(spec, parallel=args.parallel)
+        spec = spec._replace(parallel=args.parallel)
     if args.rate_limit is not None:
         if args.rate_limit < 0:
             raise c.UsageError("--rate-limit must be at least 0")
-        spec = replace(spec, rate_limit=args.rate_limit)
+        spec = spec._replace(rate_limit=args.rate_limit)
     return spec
 
 

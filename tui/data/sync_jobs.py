@@ -4,8 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tui.logic.sync_spec import target_repository
 
@@ -16,9 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["ImageJob", "SyncOutcome"]
 
 
-@dataclass(frozen=True)
-class ImageJob:
-    """One tag (or digest) of one source repository and where it goes."""
+class ImageJob(NamedTuple):
+    """One tag (or digest) of one source repository and where it goes. (Named tuples, not
+    dataclasses: see :mod:`tui.logic.sync_spec`.)"""
 
     entry: Entry
     source_registry: str
@@ -74,8 +73,7 @@ class ImageJob:
         return f"{self.target_registry}/{self.target_repository}{at}{self.reference}"
 
 
-@dataclass(frozen=True)
-class SyncOutcome:
+class SyncOutcome(NamedTuple):
     job: ImageJob | None
     status: str
     """``unchanged``, ``copied``, ``planned`` (a dry run), or ``failed``."""

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from regtui_retention.semver import SemverError, SemverRange, parse_range, parse_version
+from regtui_retention.words import natural_key
 from tui.client.reference import (
     NAME_RE,
     InvalidReferenceError,
@@ -49,7 +49,6 @@ from tui.client.reference import (
     parse_reference,
     parse_registry,
 )
-from tui.logic.tags import natural_key
 
 if TYPE_CHECKING:
     from regtui_retention.patterns import TagRegex
@@ -73,8 +72,12 @@ class SyncSpecError(ValueError):
     """The sync file cannot be used as written; the message says where and why."""
 
 
-@dataclass(frozen=True)
-class TagFilter:
+# The file's parts are named tuples, not dataclasses: a second run of unchanged sources checks
+# them in a few tens of milliseconds, and dataclasses' imports (inspect, ast, dis) cost ~16 ms
+# of CPU (a loaded machine's) of that (tests/client/test_cli_imports.py holds it).
+
+
+class TagFilter(NamedTuple):
     """Which tags of a repository to copy: every filter given must hold, then ``newest``."""
 
     include: tuple[str, ...] = ()
@@ -109,16 +112,14 @@ def _rank(tag: str) -> tuple[int, Any, Any]:
     return (1, version.key(), natural_key(tag))
 
 
-@dataclass(frozen=True)
-class RegistryAccess:
+class RegistryAccess(NamedTuple):
     username: str | None = None
     password_env: str | None = None
     insecure: bool = False
     ca_cert: str | None = None
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One ``sync`` item: a repository (or one image) or a whole registry, to a target."""
 
     where: str
@@ -131,15 +132,14 @@ class Entry:
     target_registry: str
     target_prefix: str
     """The target repository (``repository``/``image``) or prefix (``registry``, may be empty)."""
-    tags: TagFilter = field(default_factory=TagFilter)
+    tags: TagFilter = TagFilter()
     repositories: tuple[str, ...] = ()
     platform: Platform | None = None
     """``None``: every platform (the whole index)."""
     referrers: bool = False
 
 
-@dataclass(frozen=True)
-class SyncSpec:
+class SyncSpec(NamedTuple):
     entries: tuple[Entry, ...]
     registries: Mapping[str, RegistryAccess]
     parallel: int = 4
