@@ -159,7 +159,7 @@ class _FileWriter(FileWriter):
     disk's queue is full, and the writes (what a PATCH's answer waits for) would then go at
     the disk's pace instead of memory's. A third lane makes them durable as the file grows
     (:func:`~embedded_registry.storage.driver.writeback.durable_writeback`, ``fdatasync``
-    every ``SYNC_EVERY`` bytes and at the end of the writer), their outcomes kept in the
+    every ``SYNC_EVERY`` bytes, one at a time, and at the end of the writer), their outcomes kept in the
     file's :class:`~embedded_registry.storage.driver.writeback.DurableWrites`, shared by
     every writer of that file in this process (the PATCHes of an upload): ``commit`` settles
     them, and fails with the first that failed, before its own fsync. The lanes close the
@@ -183,6 +183,7 @@ class _FileWriter(FileWriter):
         self._synced = size
         """The file's size at this writer's last durable writeback (its start at first)."""
         self._durable = DurableWrites() if durable is None else durable
+        self._last_sync: Future[None] | None = None
         self._lane: Lane | None = None
         self._writeback: Lane | None = None
         self._syncing: Lane | None = None
@@ -225,7 +226,11 @@ class _FileWriter(FileWriter):
         self._pending.append((future, length))
         self._queued += length
         self._size += length
-        if self._size // SYNC_EVERY > self._synced // SYNC_EVERY:
+        if self._size // SYNC_EVERY > self._synced // SYNC_EVERY and (
+            self._last_sync is None or self._last_sync.done()
+        ):
+            # One at a time: on a slow disk, the next starts once this one is done (the
+            # commit's fsync covers whatever none did).
             self._sync_after_writes(fd)
         while self._queued > WRITE_AHEAD:
             await self._settle_one()
@@ -270,6 +275,7 @@ class _FileWriter(FileWriter):
         assert self._lane is not None and self._syncing is not None
         outcome: Future[None] = Future()
         self._durable.add(outcome)
+        self._last_sync = outcome
         self._synced = self._size
         self._lane.submit(self._syncing.submit, durable_writeback, fd, outcome)
 
