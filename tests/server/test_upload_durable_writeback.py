@@ -42,8 +42,12 @@ def _relative(location: str) -> str:
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
-def _push_chunked(client: httpx.Client, repo: str, data: bytes) -> tuple[str, httpx.Response]:
-    """POST, two PATCHes, the closing PUT; the upload's last location and the PUT's answer."""
+def _push_chunked(
+    client: httpx.Client, repo: str, data: bytes, *, failing: bool = False
+) -> tuple[str, httpx.Response]:
+    """POST, two PATCHes, the closing PUT; the upload's last location and the PUT's answer.
+    With ``failing`` syncs, the second PATCH may find the upload emptied by the first one's
+    failed sync (416, at offset 0), as the client then learns its bytes are gone."""
     location = _relative(start_upload(client, repo))
     half = len(data) // 2
     for start, end in ((0, half), (half, len(data))):
@@ -52,7 +56,10 @@ def _push_chunked(client: httpx.Client, repo: str, data: bytes) -> tuple[str, ht
             content=data[start:end],
             headers={**OCTETS, "Content-Range": f"{start}-{end - 1}"},
         )
-        assert patched.status_code == 202, patched.text
+        if failing and start and patched.status_code == 416:
+            assert patched.headers["Range"] == "0-0"
+        else:
+            assert patched.status_code == 202, patched.text
         location = _relative(patched.headers["Location"])
     finished = client.put(with_query(location, digest=digest_of(data)))
     return location, finished
@@ -65,7 +72,7 @@ def test_a_failed_background_sync_fails_the_closing_put(tmp_path: Path) -> None:
         bundled_registry(root, env={FAULT_ENV: "fdatasync"}) as running,
         httpx.Client(base_url=running.url, timeout=60) as client,
     ):
-        location, finished = _push_chunked(client, "durable/failed", data)
+        location, finished = _push_chunked(client, "durable/failed", data, failing=True)
         assert_oci_error(finished, 500, "UNKNOWN")
         digest = digest_of(data)
         assert client.head(f"/v2/durable/failed/blobs/{digest}").status_code == 404
@@ -140,5 +147,31 @@ def test_the_commit_of_a_later_writer_reports_an_earlier_writers_failed_sync(
         await driver.move("/uploads/two/data", "/blobs/two/data")
         assert (tmp_path / "blobs" / "two" / "data").read_bytes() == block * 2
         assert driver._durable == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_background_sync_empties_the_file_for_a_process_started_after_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure is recorded in memory only; a server started anew (no record, and its own
+    fsync would not report the error) must not find the file whole: it finds it empty, which
+    no pushed digest but the empty one matches."""
+    (tmp_path / "uploads" / "three").mkdir(parents=True)
+    data_file = tmp_path / "uploads" / "three" / "data"
+    data_file.write_bytes(b"")
+    key = "/uploads/three/data"
+
+    async def scenario() -> None:
+        crashed = FilesystemDriver(tmp_path)
+        monkeypatch.setenv(FAULT_ENV, "fdatasync")
+        writer = await crashed.writer(key, append=True)
+        await writer.write(hashlib.shake_256(b"lost").digest(2 << 20))
+        await writer.close()
+        with pytest.raises(OSError):
+            await crashed._durable[str(data_file)].settle()
+        monkeypatch.delenv(FAULT_ENV)
+        restarted = FilesystemDriver(tmp_path)
+        assert (await restarted.stat(key)).size == 0
 
     asyncio.run(scenario())

@@ -159,13 +159,13 @@ class _FileWriter(FileWriter):
     disk's queue is full, and the writes (what a PATCH's answer waits for) would then go at
     the disk's pace instead of memory's. A third lane makes them durable as the file grows
     (:func:`~embedded_registry.storage.driver.writeback.durable_writeback`, ``fdatasync``
-    every ``SYNC_EVERY`` bytes, one at a time, and at the end of the writer), their outcomes kept in the
-    file's :class:`~embedded_registry.storage.driver.writeback.DurableWrites`, shared by
-    every writer of that file in this process (the PATCHes of an upload): ``commit`` settles
-    them, and fails with the first that failed, before its own fsync. The lanes close the
-    file after the last of their calls (never a call on a closed or reused descriptor). A
-    write that failed is reported by the next ``write``, ``close`` or ``commit`` (a full disk
-    as :class:`StorageFull`, with this writer's bytes given back)."""
+    every ``SYNC_EVERY`` bytes, one at a time, and at the end of the writer), their outcomes
+    kept in the file's :class:`~embedded_registry.storage.driver.writeback.DurableWrites`,
+    shared by every writer of that file in this process (the PATCHes of an upload):
+    ``commit`` settles them, and fails with the first that failed, before its own fsync.
+    The lanes close the file after the last of their calls (never a call on a closed or
+    reused descriptor). A write that failed is reported by the next ``write``, ``close`` or
+    ``commit`` (a full disk as :class:`StorageFull`, with this writer's bytes given back)."""
 
     def __init__(
         self,

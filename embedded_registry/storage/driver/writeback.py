@@ -22,6 +22,7 @@ nothing is acknowledged before its ``fsync``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import os
@@ -71,7 +72,12 @@ def _fault(point: str) -> bool:
 
 
 def durable_writeback(fd: int, outcome: Future[None]) -> None:
-    """``fdatasync(fd)`` (in a worker thread); its outcome into ``outcome``."""
+    """``fdatasync(fd)`` (in a worker thread); its outcome into ``outcome``.
+
+    When it fails, the file is also emptied (best effort): its pages may be lost on disk
+    while the page cache still shows them, and a process started after a crash, which has
+    no record of this failure (its own ``fsync`` would not report it), must not take the file
+    for whole: an empty upload matches no digest but the empty one."""
     if not outcome.set_running_or_notify_cancel():
         return
     try:
@@ -79,6 +85,8 @@ def durable_writeback(fd: int, outcome: Future[None]) -> None:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         os.fdatasync(fd)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # the disk may refuse this too: the record stays
+            os.ftruncate(fd, 0)
         outcome.set_exception(exc)
     else:
         outcome.set_result(None)
