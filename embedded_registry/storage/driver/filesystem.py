@@ -53,6 +53,7 @@ from embedded_registry.storage.driver.capabilities import Contents, Stamp
 from embedded_registry.storage.driver.lanes import Lane
 from embedded_registry.storage.driver.writeback import (
     SYNC_EVERY,
+    SYNC_POOL,
     SYNC_TAIL,
     DurableWrites,
     durable_writeback,
@@ -221,7 +222,7 @@ class _FileWriter(FileWriter):
         if not length:
             return
         if self._lane is None:
-            self._lane, self._writeback, self._syncing = Lane(), Lane(), Lane()
+            self._lane, self._writeback, self._syncing = Lane(), Lane(), Lane(SYNC_POOL)
         future = self._lane.submit(self._write_at, fd, pieces, self._size, length)
         self._pending.append((future, length))
         self._queued += length

@@ -27,7 +27,7 @@ import ctypes
 import errno
 import os
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
 SYNC_FILE_RANGE_WRITE = 2
 """From ``<fcntl.h>``: start writeback of the range's dirty pages, do not wait."""
@@ -35,6 +35,12 @@ SYNC_EVERY = 16 << 20
 """A writer starts a background ``fdatasync`` each time its file grows past a multiple of this."""
 SYNC_TAIL = 1 << 20
 """At its end a writer starts one for what it wrote since its last one, from this many bytes."""
+SYNC_THREADS = 8
+SYNC_POOL = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="regtui-sync")
+"""The threads of the syncs' lanes: an ``fdatasync`` may wait long for a busy disk, and must
+not hold a thread the writes and hashes a request's answer waits for would take (their lanes
+share :mod:`~embedded_registry.storage.driver.lanes`' pool). Uploads syncing at once beyond
+this wait their turn; the commit's ``fsync`` covers what none did yet."""
 FAULT_ENV = "REGTUI_FAIL_AT"
 """For tests of failures only: ``fdatasync`` (comma-separated with other points) makes every
 background :func:`durable_writeback` fail with EIO, as a disk's write error would (the
