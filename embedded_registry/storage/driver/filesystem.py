@@ -51,7 +51,14 @@ from embedded_registry.storage.driver.base import (
 )
 from embedded_registry.storage.driver.capabilities import Contents, Stamp
 from embedded_registry.storage.driver.lanes import Lane
-from embedded_registry.storage.driver.writeback import start_writeback
+from embedded_registry.storage.driver.writeback import (
+    SYNC_EVERY,
+    SYNC_POOL,
+    SYNC_TAIL,
+    DurableWrites,
+    durable_writeback,
+    start_writeback,
+)
 from embedded_registry.storage.fsutil import (
     MAKE_DIR_ATTEMPTS,
     TEMP_PREFIX,
@@ -151,19 +158,36 @@ class _FileWriter(FileWriter):
     (:func:`~embedded_registry.storage.driver.writeback.start_writeback`), so ``commit``'s
     fsync finds little left to write: from a second lane, because starting it waits while the
     disk's queue is full, and the writes (what a PATCH's answer waits for) would then go at
-    the disk's pace instead of memory's. The second lane closes the file after the last of
-    them (never a call on a closed or reused descriptor). A write that failed is reported by
-    the next ``write``, ``close`` or ``commit`` (a full disk as :class:`StorageFull`, with
-    this writer's bytes given back)."""
+    the disk's pace instead of memory's. A third lane makes them durable as the file grows
+    (:func:`~embedded_registry.storage.driver.writeback.durable_writeback`, ``fdatasync``
+    every ``SYNC_EVERY`` bytes, one at a time, and at the end of the writer), their outcomes
+    kept in the file's :class:`~embedded_registry.storage.driver.writeback.DurableWrites`,
+    shared by every writer of that file in this process (the PATCHes of an upload):
+    ``commit`` settles them, and fails with the first that failed, before its own fsync.
+    The lanes close the file after the last of their calls (never a call on a closed or
+    reused descriptor). A write that failed is reported by the next ``write``, ``close`` or
+    ``commit`` (a full disk as :class:`StorageFull`, with this writer's bytes given back)."""
 
-    def __init__(self, path: Path, fd: int, size: int, temp: Path | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fd: int,
+        size: int,
+        temp: Path | None = None,
+        durable: DurableWrites | None = None,
+    ) -> None:
         self._path = path
         self._temp = temp
         self._fd: int | None = fd
         self._size = size
         self._start = size
+        self._synced = size
+        """The file's size at this writer's last durable writeback (its start at first)."""
+        self._durable = DurableWrites() if durable is None else durable
+        self._last_sync: Future[None] | None = None
         self._lane: Lane | None = None
         self._writeback: Lane | None = None
+        self._syncing: Lane | None = None
         self._pending: deque[tuple[Future[None], int]] = deque()
         self._queued = 0
         self._failure: OSError | None = None
@@ -198,11 +222,17 @@ class _FileWriter(FileWriter):
         if not length:
             return
         if self._lane is None:
-            self._lane, self._writeback = Lane(), Lane()
+            self._lane, self._writeback, self._syncing = Lane(), Lane(), Lane(SYNC_POOL)
         future = self._lane.submit(self._write_at, fd, pieces, self._size, length)
         self._pending.append((future, length))
         self._queued += length
         self._size += length
+        if self._size // SYNC_EVERY > self._synced // SYNC_EVERY and (
+            self._last_sync is None or self._last_sync.done()
+        ):
+            # One at a time: on a slow disk, the next starts once this one is done (the
+            # commit's fsync covers whatever none did).
+            self._sync_after_writes(fd)
         while self._queued > WRITE_AHEAD:
             await self._settle_one()
         self._report()
@@ -239,22 +269,34 @@ class _FileWriter(FileWriter):
             os.truncate(self._temp or self._path, self._start)
         self._size = self._start
 
+    def _sync_after_writes(self, fd: int) -> None:
+        """Start a durable writeback of the file once the writes handed over so far are in
+        it (from the write lane, so the sync lane gets it after them); its outcome goes to the
+        file's :class:`DurableWrites`."""
+        assert self._lane is not None and self._syncing is not None
+        outcome: Future[None] = Future()
+        self._durable.add(outcome)
+        self._last_sync = outcome
+        self._synced = self._size
+        self._lane.submit(self._syncing.submit, durable_writeback, fd, outcome)
+
     def _end(self) -> None:
         """Close the file. With writes still in the lane (a close cancelled while it
-        waited) or writebacks being started, the lanes close the file after them: never a
-        call on a closed (or reused) descriptor."""
+        waited), writebacks being started or syncs running, the lanes close the file after
+        them: never a call on a closed (or reused) descriptor."""
         fd, self._fd = self._fd, None
         lane, self._lane = self._lane, None
-        writeback = self._writeback
+        writeback, syncing = self._writeback, self._syncing
         self._pending.clear()
         self._queued = 0
         if fd is None:
             return
-        if lane is None or writeback is None:
+        if lane is None or writeback is None or syncing is None:
             os.close(fd)
         else:
-            # After the writes (which hand their writebacks over), after the writebacks.
-            lane.submit(writeback.submit, os.close, fd)
+            # After the writes (which hand their writebacks and syncs over), after the
+            # writebacks, after the syncs.
+            lane.submit(writeback.submit, syncing.submit, os.close, fd)
 
     async def close(self) -> None:
         # Every write has reached the file once drained: close(2) of a file without fsync,
@@ -265,6 +307,8 @@ class _FileWriter(FileWriter):
             return
         try:
             await self._drain()
+            if self._lane is not None and self._size - self._synced >= SYNC_TAIL:
+                self._sync_after_writes(self._file())
         except BaseException:
             self._end()
             temp, self._temp = self._temp, None
@@ -288,10 +332,15 @@ class _FileWriter(FileWriter):
 
         try:
             await self._drain()
+            # The background syncs of this file (this writer's and earlier writers'): one that
+            # met a write error consumed it, and the fsync below would not see it.
+            with disk_full_as_storage_full():
+                await self._durable.settle()
             await asyncio.to_thread(flush)
         except BaseException:
             await self.cancel()
             raise
+        self._synced = self._size  # durable: the close below starts no sync
         renamed = self._temp is not None
         await self.close()
         if renamed:
@@ -317,6 +366,16 @@ class FilesystemDriver(StorageDriver):
         self.root = Path(root)
         # A string: pathlib's joins cost more than the system calls of a blob HEAD.
         self._root = os.fspath(self.root).rstrip("/") or "/"
+        self._durable: dict[str, DurableWrites] = {}
+        """The background syncs of the files appended to (uploads), by local path: kept from
+        request to request until the file is moved (committed) or deleted."""
+
+    def _forget_durable(self, full: str) -> None:
+        """Drop the background syncs' records of ``full`` and of any file under it."""
+        if self._durable:
+            under = full.rstrip("/") + "/"
+            for path in [p for p in self._durable if p == full or p.startswith(under)]:
+                del self._durable[path]
 
     def _local(self, path: str) -> str:
         """The file of key ``path``, as a string (the hot paths: stat, small reads)."""
@@ -394,7 +453,10 @@ class FilesystemDriver(StorageDriver):
             except BaseException:
                 os.close(fd)
                 raise
-            return _FileWriter(full, fd, size)
+            durable = self._durable.get(str(full))
+            if durable is None:
+                durable = self._durable[str(full)] = DurableWrites()
+            return _FileWriter(full, fd, size, durable=durable)
 
         def create() -> tuple[int, Path]:
             with disk_full_as_storage_full():
@@ -451,9 +513,11 @@ class FilesystemDriver(StorageDriver):
             fsync_dir(dst.parent)
 
         await asyncio.to_thread(rename)
+        self._forget_durable(str(src))
 
     async def delete(self, path: str) -> None:
         full = self._full(path)
+        self._forget_durable(str(full))
 
         def remove() -> None:
             if full.is_dir() and not full.is_symlink():

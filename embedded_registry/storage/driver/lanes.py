@@ -23,12 +23,14 @@ _POOL = ThreadPoolExecutor(LANE_THREADS, thread_name_prefix="regtui-lane")
 
 
 class Lane:
-    """Runs what is submitted in order, one job at a time, on a thread of the shared pool."""
+    """Runs what is submitted in order, one job at a time, on a thread of the shared pool (or
+    of ``pool``: jobs that may block long, kept from taking the threads of the others)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: ThreadPoolExecutor | None = None) -> None:
         self._jobs: deque[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]] = deque()
         self._lock = threading.Lock()
         self._running = False
+        self._pool = _POOL if pool is None else pool
 
     def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -37,7 +39,7 @@ class Lane:
             if self._running:
                 return future
             self._running = True
-        _POOL.submit(self._run)
+        self._pool.submit(self._run)
         return future
 
     def _run(self) -> None:
