@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkItem", "BulkOrigin", "BulkReader", "origin_of"]
 
+FIRST = 16
+"""Tags asked at first (see :class:`BulkReader`)."""
 _PARSE_ERRORS = (RegistryClientError, ValueError, KeyError, TypeError, RecursionError)
 """What a malformed body raises while it is checked and parsed: the tag is left to the client."""
 
@@ -111,9 +113,10 @@ class BulkReader:
     tag asked is delivered: tags still unanswered when the pipelining stopped (a failure, an
     answer it does not read, :meth:`cancel`) are delivered unfinished.
 
-    About ``connections * depth / 2`` tags are in flight at a time (a manifest and a config
-    each): ``next_tag`` is asked again as each manifest arrives, so tags it puts first (the
-    rows on screen) are read next.
+    Up to ``connections * depth / 2`` tags are in flight at a time (a manifest and a config
+    each), :data:`FIRST` at first, two more as each manifest arrives until then (the first
+    answers come soon: the rows on screen, that ``next_tag`` puts first, are not queued behind
+    a whole window of others); ``next_tag`` is asked again as each manifest arrives.
     """
 
     def __init__(
@@ -132,6 +135,8 @@ class BulkReader:
         self.deliver = deliver
         self.connections = max(1, connections)
         self.depth = max(2, depth)
+        self.window = self.connections * self.depth // 2
+        """Tags whose manifest is asked and not answered, at most."""
         self.requests = 0
         """Requests sent (manifests and configs)."""
         self.stopped: str | None = None
@@ -163,7 +168,7 @@ class BulkReader:
             try:
                 if not self._cancelled.is_set():
                     first: list[str] = []
-                    for _ in range(self.connections * self.depth // 2):
+                    for _ in range(min(FIRST, self.window)):
                         tag = self.next_tag()
                         if tag is None:
                             break
@@ -225,16 +230,28 @@ class BulkReader:
         pipelines.ask(self._where(), request, on_answer)
 
     def _feed(self) -> None:
-        """One more tag's manifest asked (from a callback: on its connection)."""
+        """The next tags' manifests asked (from a callback): one for the one answered, and
+        one more while the window is not full."""
         with self._lock:
-            if self._stop:
+            room = 0 if self._stop else min(2, self.window - len(self._asked))
+        for _ in range(room):
+            tag = self.next_tag()
+            if tag is None:
                 return
-        tag = self.next_tag()
-        if tag is None:
-            return
-        with self._lock:
-            self._asked.add(tag)
-        self._ask(self._manifest_request(tag), self._on_manifest(tag))
+            with self._lock:
+                self._asked.add(tag)
+            self.requests += 1
+            pipelines = self._pipelines
+            if pipelines is None:
+                raise NotPlain("the pipelines closed")
+            # Spread: to the connection with the fewest unanswered (the registry answers the
+            # connections in parallel); a config goes on the connection its manifest came by.
+            pipelines.ask_all(
+                self._where(),
+                [self._manifest_request(tag)],
+                [self._on_manifest(tag)],
+                spread=True,
+            )
 
     # -- answers (in the connections' threads, one at a time) ----------------------------------
     def _on_manifest(self, tag: str) -> Callable[[Answer], None]:
@@ -289,7 +306,7 @@ class BulkReader:
             self.deliver(BulkItem(tag, result, config, complete=config is not None))
             return
         if first:
-            target = f"/v2/{quote(self.repo)}/blobs/{quote(digest)}"
+            target = f"/v2/{quote(self.repo)}/blobs/{quote(digest, safe=':')}"
             self._ask(self._request(target, "*/*"), self._on_config(digest))
 
     def _on_config(self, digest: str) -> Callable[[Answer], None]:

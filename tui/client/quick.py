@@ -204,6 +204,18 @@ class _Reader:
 
 
 _MAX_HEAD = 64 * 1024
+_ONCE = frozenset(
+    {
+        b"connection",
+        b"content-encoding",
+        b"content-length",
+        b"content-type",
+        b"docker-content-digest",
+        b"link",
+        b"transfer-encoding",
+    }
+)
+"""Headers the readers go by: given twice with different values, the answer is not plain."""
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -224,7 +236,9 @@ def _head(reader: _Reader) -> tuple[int, dict[bytes, bytes]] | None:
             return None  # also an obs-folded line (it starts with a space)
         key, value = name.lower(), value.strip(b" \t")
         if key in headers and headers[key] != value:
-            return None  # two Content-Lengths that differ, two encodings...
+            if key in _ONCE:
+                return None  # two Content-Lengths that differ, two encodings...
+            continue  # a proxy's Date beside the registry's: the first is kept
         headers[key] = value
     return int(parts[1]), headers
 

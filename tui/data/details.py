@@ -34,8 +34,10 @@ from tui.logic.tags import TagRow
 
 INDEX_CHILDREN_READ = 8
 """An index's row shows the largest and newest of its first 8 platforms (one request each)."""
-BULK_FROM = 100
-"""From this many tags on, manifests and configs are read pipelined (:mod:`tui.client.bulk`)."""
+BULK_FROM = 1000
+"""From this many tags on, manifests and configs are read pipelined (:mod:`tui.client.bulk`).
+Fewer are read in about a second by the client's concurrent requests, where one slow answer
+holds up no other (on a pipelined connection the answers behind it wait for it)."""
 BULK_CONNECTIONS = 4
 """Connections of the pipelined reads (at most the client's concurrency)."""
 
@@ -142,6 +144,8 @@ class DetailsLoader:
                     on_row(row)
                 else:
                     leftovers.put_nowait(item)
+                if item.config is not None and item.result is not None:
+                    self._know_config(item.result, item.config)
 
         def deliver(item: BulkItem) -> None:
             """In a reader's thread: the row made there, handed to the loop in batches."""
@@ -175,6 +179,15 @@ class DetailsLoader:
                 open_ = False
             if not reading.done():  # cancelled (a reload): its connections closed aside
                 threading.Thread(target=reader.cancel, daemon=True).start()
+
+    def _know_config(self, result: ManifestResult, config: ImageConfig) -> None:
+        """A config the pipelined reader read: not read again for an index's platform."""
+        manifest = result.manifest
+        assert isinstance(manifest, ImageManifest)
+        if manifest.config.digest not in self._configs:
+            known = asyncio.get_running_loop().create_future()
+            known.set_result(_config_facts(config))
+            self._configs[manifest.config.digest] = known
 
     async def _run_workers(
         self,
