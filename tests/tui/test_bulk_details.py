@@ -200,13 +200,13 @@ def test_pipelined_details_are_the_clients_on_a_few_connections_each_config_once
     assert pipelined["multi"].platforms == ("linux/amd64", "linux/arm64")
     # Read pipelined: every tag's manifest once, each config once however many tags share it,
     # on at most BULK_CONNECTIONS connections (the client alone spreads them over 8).
+    assert 1 <= len(connections["pipelined"]) <= BULK_CONNECTIONS < len(connections["client"])
     assert loader.bulk is not None and loader.bulk.stopped is None
     for tag in storage.expected:
         assert asked[f"GET /v2/{REPO}/manifests/{tag}"] == 1, tag
     for digest in storage.configs:
         assert asked[f"GET /v2/{REPO}/blobs/{digest}"] == 1, digest
     assert loader.bulk.requests == len(storage.expected) + 1 + len(storage.configs)
-    assert 1 <= len(connections["pipelined"]) <= BULK_CONNECTIONS < len(connections["client"])
 
 
 def test_pipelined_details_through_tls_and_basic_auth(tmp_path: Path) -> None:

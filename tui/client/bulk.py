@@ -153,10 +153,18 @@ class BulkReader:
         self._stop = False
         self._pipelines: Pipelines | None = None
         self._cancelled = threading.Event()
+        self.done = threading.Event()
+        """Set once :meth:`run` has returned (every tag asked delivered)."""
 
     # -- the caller's side --------------------------------------------------------------------
     def run(self) -> None:
         """Read until ``next_tag`` has no more (blocking: call it in a thread)."""
+        try:
+            self._run()
+        finally:
+            self.done.set()
+
+    def _run(self) -> None:
         origin = self.origin
         with Pipelines(
             timeout=origin.timeout,

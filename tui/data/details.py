@@ -139,6 +139,8 @@ class DetailsLoader:
                 batch = arrived.copy()
                 arrived.clear()
                 scheduled = False
+                if not open_:
+                    return  # this run is over (cancelled): nobody takes them
             for item, row in batch:
                 if row is not None:
                     on_row(row)
@@ -177,7 +179,7 @@ class DetailsLoader:
         finally:
             with lock:
                 open_ = False
-            if not reading.done():  # cancelled (a reload): its connections closed aside
+            if not reader.done.is_set():  # cancelled (a reload): its connections closed aside
                 threading.Thread(target=reader.cancel, daemon=True).start()
 
     def _know_config(self, result: ManifestResult, config: ImageConfig) -> None:
