@@ -9,6 +9,7 @@ pipelined reader leaves (in part) to the client. Distribution serves it; a count
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import threading
@@ -260,3 +261,45 @@ async def test_the_tags_screen_of_a_big_repository_on_distribution(
                 row = screen.rows[tag]
                 assert row.error is None, (tag, row.error)
                 assert (row.size, row.created, row.platforms) == (size, created, platforms), tag
+
+
+def test_a_cancelled_pipelined_read_closes_its_connections_and_asks_no_more(
+    tmp_path: Path,
+) -> None:
+    """A reload cancels the read while the registry holds answers: the reader's threads end
+    (its connections closed) and it asks nothing more than what it had sent."""
+    Storage(tmp_path / "root", tags=400, per_config=4)
+    gate = threading.Event()
+    manifests: list[str] = []
+
+    def hook(method: str, path: str) -> None:
+        if "/manifests/build-" in path:
+            manifests.append(path)
+            if len(manifests) >= 20:
+                gate.wait(30)  # the registry answers nothing more until the test says so
+
+    async def cancel_midway(host: str) -> DetailsLoader:
+        async with RegistryClient(host, fast_after=0) as client:
+            tags = await client.list_tags(REPO)
+            loader = DetailsLoader(client, REPO, _rows(tags), bulk_from=0)
+            rows: list[TagRow] = []
+            task = asyncio.create_task(loader.run(rows.append))
+            while len(manifests) < 20:  # noqa: ASYNC110 (the proxy's thread counts)
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert loader.bulk is not None
+            assert await asyncio.to_thread(loader.bulk.done.wait, 30)
+            return loader
+
+    with (
+        distribution_registry(tmp_path / "root") as registry,
+        hook_proxy(registry.url, hook) as host,
+    ):
+        loader = asyncio.run(cancel_midway(host))
+        assert loader.bulk is not None
+        sent = loader.bulk.requests
+        gate.set()
+    assert sent < 400
+    assert len(manifests) <= sent
