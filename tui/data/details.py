@@ -53,6 +53,8 @@ class ImageFacts:
 
 
 T = TypeVar("T")
+ConfigFacts = tuple[datetime | None, str | None]
+"""What a row shows of an image's config: when it was made, its platform."""
 
 
 class DetailsLoader:
@@ -127,7 +129,7 @@ class DetailsLoader:
             return
         loop = asyncio.get_running_loop()
         leftovers: asyncio.Queue[BulkItem | None] = asyncio.Queue()
-        arrived: list[tuple[BulkItem, TagRow | None]] = []
+        arrived: list[tuple[BulkItem, TagRow | None, ConfigFacts | None]] = []
         lock = threading.Lock()
         scheduled = False
         open_ = True
@@ -141,20 +143,25 @@ class DetailsLoader:
                 scheduled = False
                 if not open_:
                     return  # this run is over (cancelled): nobody takes them
-            for item, row in batch:
+            for item, row, config in batch:
                 if row is not None:
                     on_row(row)
                 else:
                     leftovers.put_nowait(item)
-                if item.config is not None and item.result is not None:
-                    self._know_config(item.result, item.config)
+                if config is not None and item.result is not None:
+                    self._know_config(item.result, config)
 
         def deliver(item: BulkItem) -> None:
             """In a reader's thread: the row made there, handed to the loop in batches."""
             nonlocal scheduled
-            row = _bulk_row(self._rows[item.tag], item) if item.complete else None
+            config = _config_facts(item.config) if item.config is not None else None
+            row = None
+            if item.complete and item.result is not None:
+                row = _row_with(
+                    self._rows[item.tag], item.result.digest, _facts(item.result, config)
+                )
             with lock:
-                arrived.append((item, row))
+                arrived.append((item, row, config))
                 if scheduled or not open_:
                     return
                 scheduled = True
@@ -182,13 +189,13 @@ class DetailsLoader:
             if not reader.done.is_set():  # cancelled (a reload): its connections closed aside
                 threading.Thread(target=reader.cancel, daemon=True).start()
 
-    def _know_config(self, result: ManifestResult, config: ImageConfig) -> None:
+    def _know_config(self, result: ManifestResult, config: ConfigFacts) -> None:
         """A config the pipelined reader read: not read again for an index's platform."""
         manifest = result.manifest
         assert isinstance(manifest, ImageManifest)
         if manifest.config.digest not in self._configs:
             known = asyncio.get_running_loop().create_future()
-            known.set_result(_config_facts(config))
+            known.set_result(config)
             self._configs[manifest.config.digest] = known
 
     async def _run_workers(
@@ -298,7 +305,7 @@ class DetailsLoader:
         )
 
 
-def _config_facts(config: ImageConfig) -> tuple[datetime | None, str | None]:
+def _config_facts(config: ImageConfig) -> ConfigFacts:
     """(created, platform) of an image's config, as its row shows them."""
     platform = config.platform
     return parse_created(config.created), str(platform) if platform else None
@@ -334,14 +341,6 @@ def _row_with(row: TagRow, digest: str, facts: ImageFacts) -> TagRow:
         created=facts.created,
         platforms=facts.platforms,
     )
-
-
-def _bulk_row(row: TagRow, item: BulkItem) -> TagRow:
-    """The row of a tag the pipelined reader finished (in its thread: off the event loop)."""
-    result = item.result
-    assert result is not None
-    config = _config_facts(item.config) if item.config is not None else None
-    return _row_with(row, result.digest, _facts(result, config))
 
 
 MAX_INDEX_CHILDREN = 256
