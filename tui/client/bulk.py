@@ -266,8 +266,9 @@ class BulkReader:
         def on_answer(answer: Answer) -> None:
             with self._lock:
                 self._asked.discard(tag)
-                if answer.status in (401, 403):
+                if answer.status in (401, 403) and not self._stop:
                     self._stop = True  # the client renews the token and reads the rest
+                    self.stopped = f"the registry answered {answer.status}"
             item = self._read_manifest(tag, answer)
             if isinstance(item, BulkItem):
                 self.deliver(item)
