@@ -44,11 +44,12 @@ from tui.client.models import (
 )
 from tui.client.pipeline import CONNECTIONS, DEPTH, Answer, NotPlain, Pipelines, Request
 from tui.client.quick import _proxied
-from tui.client.registry import RegistryClient
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ssl
+
+    from tui.client.registry import RegistryClient
 
 __all__ = ["BulkItem", "BulkOrigin", "BulkReader", "origin_of"]
 
