@@ -195,6 +195,9 @@ class ClientBase:
         self.verify = verify
         """How TLS peers are verified (for side connections, e.g. ``tui.client.ext``'s)."""
         self.timeout = timeout
+        self.own_transport = transport is None
+        """Whether requests go through the client's own transport (not one given: a test's,
+        a proxy's); :mod:`tui.client.bulk` pipelines only then."""
         if transport is None:
             # TLS, the pool (one connection per request in flight) and proxies are the
             # transport's business: httpx ignores its own settings for them beside a transport.

@@ -16,13 +16,16 @@ the one before, and every connection stays open for the whole run. Each answer i
 callback in the caller's thread (:meth:`Pipelines.drain`), so the caller's state needs no lock.
 A request goes to the connection of its origin with the fewest unanswered.
 
-Only the plain case of :mod:`tui.client.quick` is spoken (no credentials anywhere, no proxy, no
-``--ca-cert``, not Docker Hub; see :func:`tui.client.quick.plain_origin`): nothing is sent but the
-request line, ``Host``, ``User-Agent`` and ``Accept``, never a credential. Anything else in an
-answer (a head that is not plain HTTP/1.x, an encoded or oversized body, a connection closed with
-requests unanswered, a timeout) raises :class:`NotPlain`: the caller then asks the full client,
-which says in its own words what is wrong. Each answer has ``timeout`` seconds from the end of
-the previous one on its connection (or from the request's sending, on an idle connection).
+The sync check speaks only the plain case of :mod:`tui.client.quick` (no credentials anywhere,
+no proxy, no ``--ca-cert``, not Docker Hub; see :func:`tui.client.quick.plain_origin`): nothing
+is sent but the request line, ``Host``, ``User-Agent`` and ``Accept``. :mod:`tui.client.bulk`
+(the app's tag details) also passes a TLS context (``--ca-cert``) and an ``Authorization`` per
+request, the client's own for the registry's origin, the only one it connects to. Anything else
+in an answer (a head that is not plain HTTP/1.x, an encoded or oversized body, a connection
+closed with requests unanswered, a timeout) raises :class:`NotPlain`: the caller then asks the
+full client, which says in its own words what is wrong. Each answer has ``timeout`` seconds
+from the end of the previous one on its connection (or from the request's sending, on an idle
+connection).
 """
 
 from __future__ import annotations
@@ -36,13 +39,19 @@ from collections.abc import Callable, Sequence
 
 from tui.client.quick import _body, _connect, _head, _Reader
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = ["Answer", "NotPlain", "Origin", "Pipelines", "Request", "fetch_all"]
 
 Answer = namedtuple("Answer", ["status", "headers", "body"])
 """``status`` (int), ``headers`` (lower-cased ``bytes`` names -> ``bytes``), ``body`` (bytes)."""
 
-Request = tuple[str, str, str]
-"""``(method, target, accept)``: ``target`` the path and query, already quoted."""
+Request = tuple[str, str, str] | tuple[str, str, str, str]
+"""``(method, target, accept)``, or ``(method, target, accept, authorization)``: ``target``
+the path and query, already quoted; ``authorization`` the value of an ``Authorization`` header
+(a caller that has credentials for this very origin, see :mod:`tui.client.bulk`)."""
 
 Origin = tuple[str, str, bool]
 """``(scheme, HOST[:PORT], insecure)``."""
@@ -88,8 +97,12 @@ class Pipelines:
         timeout: float = 30.0,
         connections: int = CONNECTIONS,
         depth: int = DEPTH,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = timeout
+        self.tls = tls
+        """The TLS context of HTTPS connections (``None``: the system's, or none with
+        ``insecure``)."""
         self.connections = connections
         self.depth = depth
         self._lock = threading.RLock()
@@ -165,7 +178,7 @@ class Pipelines:
         """Wait until no answer is awaited; a failure (or an answer the pipeline does not read)
         raises :class:`NotPlain`, a callback's exception goes up as it is."""
         with self._lock:
-            while self._awaited and self._failure is None:
+            while self._awaited and self._failure is None and not self._closed:
                 self._idle.wait()
             failure = self._failure
         if isinstance(failure, NotPlain):
@@ -182,6 +195,7 @@ class Pipelines:
             lanes = [lane for lanes in self._lanes.values() for lane in lanes]
             for lane in lanes:
                 lane.ready.notify()
+            self._idle.notify_all()  # a drain under way returns
         for lane in lanes:
             sock = lane.sock
             if sock is not None:
@@ -205,13 +219,14 @@ class Pipelines:
                 if batch:
                     if lane.sock is None:
                         deadline = time.monotonic() + self.timeout
-                        lane.sock = _connect(scheme, host, insecure, deadline)
+                        lane.sock = _connect(scheme, host, insecure, deadline, self.tls)
                         reader = _Reader(lane.sock, deadline)
                     lane.sock.settimeout(self.timeout)
                     lane.sock.sendall(b"".join(_request_bytes(host, *r) for r, _ in batch))
                     in_flight += batch
                 assert reader is not None and lane.sock is not None
-                (method, _, _), on_answer = in_flight.popleft()
+                request, on_answer = in_flight.popleft()
+                method = request[0]
                 reader.deadline = time.monotonic() + self.timeout
                 status, headers, body = _answer(reader, method)
                 with self._lock:
@@ -281,10 +296,13 @@ def fetch_all(
     return [answer for answer in places if answer is not None]
 
 
-def _request_bytes(host: str, method: str, target: str, accept: str) -> bytes:
+def _request_bytes(
+    host: str, method: str, target: str, accept: str, authorization: str = ""
+) -> bytes:
+    credentials = f"Authorization: {authorization}\r\n" if authorization else ""
     return (
         f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: regtui\r\n"
-        f"Accept: {accept}\r\n\r\n"
+        f"Accept: {accept}\r\n{credentials}\r\n"
     ).encode("ascii")
 
 

@@ -32,6 +32,10 @@ import time
 from tui.client._dockerconfig import may_have_credentials
 from tui.client.reference import api_host, is_loopback_host, parse_registry
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads both)
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = ["MAX_QUICK_BYTES", "plain_origin", "quick_names"]
 
 MAX_QUICK_BYTES = 1 << 20
@@ -127,7 +131,13 @@ def _left(deadline: float) -> float:
     return left
 
 
-def _connect(scheme: str, host: str, insecure: bool, deadline: float) -> socket.socket:
+def _connect(
+    scheme: str,
+    host: str,
+    insecure: bool,
+    deadline: float,
+    context: ssl.SSLContext | None = None,
+) -> socket.socket:
     name, _, port = host.rpartition(":") if host.rpartition(":")[2].isdigit() else (host, "", "")
     name = name.strip("[]")  # an IPv6 literal
     port_number = int(port or (443 if scheme == "https" else 80))
@@ -139,6 +149,8 @@ def _connect(scheme: str, host: str, insecure: bool, deadline: float) -> socket.
         return sock
     import ssl
 
+    if context is not None:
+        return context.wrap_socket(sock, server_hostname=name)
     context = ssl.create_default_context()
     if insecure:
         context.check_hostname = False
@@ -192,6 +204,18 @@ class _Reader:
 
 
 _MAX_HEAD = 64 * 1024
+_ONCE = frozenset(
+    {
+        b"connection",
+        b"content-encoding",
+        b"content-length",
+        b"content-type",
+        b"docker-content-digest",
+        b"link",
+        b"transfer-encoding",
+    }
+)
+"""Headers the readers go by: given twice with different values, the answer is not plain."""
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -212,7 +236,9 @@ def _head(reader: _Reader) -> tuple[int, dict[bytes, bytes]] | None:
             return None  # also an obs-folded line (it starts with a space)
         key, value = name.lower(), value.strip(b" \t")
         if key in headers and headers[key] != value:
-            return None  # two Content-Lengths that differ, two encodings...
+            if key in _ONCE:
+                return None  # two Content-Lengths that differ, two encodings...
+            continue  # a proxy's Date beside the registry's: the first is kept
         headers[key] = value
     return int(parts[1]), headers
 

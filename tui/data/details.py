@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from tui.client import (
     Descriptor,
+    ImageConfig,
     ImageIndex,
     ImageManifest,
     ManifestResult,
@@ -23,6 +25,7 @@ from tui.client import (
     Schema1Manifest,
     repository_storage,
 )
+from tui.client.bulk import BulkItem, BulkReader, origin_of
 from tui.client.cache import CacheReport, cache_report
 from tui.client.models import DOCKER_CONFIG, IMAGE_MEDIA_TYPES, INDEX_MEDIA_TYPES, OCI_CONFIG
 from tui.logic.fmt import parse_created
@@ -31,6 +34,12 @@ from tui.logic.tags import TagRow
 
 INDEX_CHILDREN_READ = 8
 """An index's row shows the largest and newest of its first 8 platforms (one request each)."""
+BULK_FROM = 1000
+"""From this many tags on, manifests and configs are read pipelined (:mod:`tui.client.bulk`).
+Fewer are read in about a second by the client's concurrent requests, where one slow answer
+holds up no other (on a pipelined connection the answers behind it wait for it)."""
+BULK_CONNECTIONS = 4
+"""Connections of the pipelined reads (at most the client's concurrency)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class ImageFacts:
 
 
 T = TypeVar("T")
+ConfigFacts = tuple[datetime | None, str | None]
+"""What a row shows of an image's config: when it was made, its platform."""
 
 
 class DetailsLoader:
@@ -58,11 +69,23 @@ class DetailsLoader:
     """
 
     def __init__(
-        self, client: RegistryClient, repo: str, rows: Iterable[TagRow], *, workers: int = 8
+        self,
+        client: RegistryClient,
+        repo: str,
+        rows: Iterable[TagRow],
+        *,
+        workers: int = 8,
+        bulk_from: int = BULK_FROM,
     ) -> None:
         self.client = client
         self.repo = repo
         self.workers = max(1, workers)
+        self.bulk_from = bulk_from
+        """Tags from which the pipelined reader is used (where the client allows it)."""
+        self.bulk: BulkReader | None = None
+        """The pipelined reader of the last :meth:`run`, if one was used."""
+        self._lock = threading.Lock()
+        """Guards the queues: the pipelined reader's threads take tags from them too."""
         self._rows = {row.tag: row for row in rows}
         self._queue: deque[str] = deque(self._rows)
         self._urgent: deque[str] = deque()
@@ -80,24 +103,114 @@ class DetailsLoader:
 
     def prioritize(self, tags: Iterable[str]) -> None:
         """Read these tags (those not started yet) before the others, in this order."""
-        for tag in reversed([tag for tag in tags if tag in self._rows]):
-            if tag not in self._started:
-                self._urgent.appendleft(tag)
+        wanted = [tag for tag in tags if tag in self._rows]
+        with self._lock:
+            for tag in reversed(wanted):
+                if tag not in self._started:
+                    self._urgent.appendleft(tag)
 
     def _next(self) -> str | None:
-        for queue in (self._urgent, self._queue):
-            while queue:
-                tag = queue.popleft()
-                if tag not in self._started:
-                    self._started.add(tag)
-                    return tag
+        with self._lock:
+            for queue in (self._urgent, self._queue):
+                while queue:
+                    tag = queue.popleft()
+                    if tag not in self._started:
+                        self._started.add(tag)
+                        return tag
         return None
 
     async def run(self, on_row: Callable[[TagRow], None]) -> None:
         """Read every tag; ``on_row`` gets each row with its details (or its error) as soon as
         it is read. Cancelling this cancels every request it started."""
 
+        origin = await origin_of(self.client) if self.total >= self.bulk_from else None
+        if origin is None:
+            await self._run_workers(on_row, None)
+            return
+        loop = asyncio.get_running_loop()
+        leftovers: asyncio.Queue[BulkItem | None] = asyncio.Queue()
+        arrived: list[tuple[BulkItem, TagRow | None, ConfigFacts | None]] = []
+        lock = threading.Lock()
+        scheduled = False
+        open_ = True
+
+        def take() -> None:
+            """On the loop: the rows read since the last call, the unfinished to the workers."""
+            nonlocal scheduled
+            with lock:
+                batch = arrived.copy()
+                arrived.clear()
+                scheduled = False
+                if not open_:
+                    return  # this run is over (cancelled): nobody takes them
+            for item, row, config in batch:
+                if row is not None:
+                    on_row(row)
+                else:
+                    leftovers.put_nowait(item)
+                if config is not None and item.result is not None:
+                    self._know_config(item.result, config)
+
+        def deliver(item: BulkItem) -> None:
+            """In a reader's thread: the row made there, handed to the loop in batches."""
+            nonlocal scheduled
+            config = _config_facts(item.config) if item.config is not None else None
+            row = None
+            if item.complete and item.result is not None:
+                row = _row_with(
+                    self._rows[item.tag], item.result.digest, _facts(item.result, config)
+                )
+            with lock:
+                arrived.append((item, row, config))
+                if scheduled or not open_:
+                    return
+                scheduled = True
+            loop.call_soon_threadsafe(take)
+
+        def finished(_: object) -> None:
+            take()
+            leftovers.put_nowait(None)
+
+        reader = self.bulk = BulkReader(
+            origin,
+            self.repo,
+            self._next,
+            deliver,
+            connections=min(BULK_CONNECTIONS, self.workers),
+        )
+        reading = loop.run_in_executor(None, reader.run)
+        reading.add_done_callback(finished)
+        try:
+            await self._run_workers(on_row, leftovers)
+            await reading  # a failure of the reader's own is raised here
+        finally:
+            with lock:
+                open_ = False
+            if not reader.done.is_set():  # cancelled (a reload): its connections closed aside
+                threading.Thread(target=reader.cancel, daemon=True).start()
+
+    def _know_config(self, result: ManifestResult, config: ConfigFacts) -> None:
+        """A config the pipelined reader read: not read again for an index's platform."""
+        manifest = result.manifest
+        assert isinstance(manifest, ImageManifest)
+        if manifest.config.digest not in self._configs:
+            known = asyncio.get_running_loop().create_future()
+            known.set_result(config)
+            self._configs[manifest.config.digest] = known
+
+    async def _run_workers(
+        self,
+        on_row: Callable[[TagRow], None],
+        leftovers: asyncio.Queue[BulkItem | None] | None,
+    ) -> None:
+        """``workers`` tasks read tags with the client: first what the pipelined reader left
+        (until it ends: ``None``), then every tag not yet started."""
+
         async def worker() -> None:
+            if leftovers is not None:
+                while (item := await leftovers.get()) is not None:
+                    on_row(await self._finish(item))
+                leftovers.put_nowait(None)  # for the other workers
             while (tag := self._next()) is not None:
                 on_row(await self.details(self._rows[tag]))
 
@@ -115,16 +228,23 @@ class DetailsLoader:
         """``row`` with its details filled in; a failure is recorded on the row, not raised."""
         try:
             result = await self.client.get_manifest(self.repo, row.tag)
+        except RegistryClientError as error:
+            return row.with_details(error=error.title)
+        return await self._with_facts(row, result)
+
+    async def _finish(self, item: BulkItem) -> TagRow:
+        """A tag the pipelined reader did not finish, read on with the client."""
+        row = self._rows[item.tag]
+        if item.result is None:
+            return await self.details(row)
+        return await self._with_facts(row, item.result)
+
+    async def _with_facts(self, row: TagRow, result: ManifestResult) -> TagRow:
+        try:
             facts = await self._once(self._facts, result.digest, lambda: self._facts_of(result))
         except RegistryClientError as error:
             return row.with_details(error=error.title)
-        return row.with_details(
-            digest=result.digest,
-            media_type=facts.media_type,
-            size=facts.size,
-            created=facts.created,
-            platforms=facts.platforms,
-        )
+        return _row_with(row, result.digest, facts)
 
     async def _once(
         self,
@@ -141,31 +261,15 @@ class DetailsLoader:
 
     async def _facts_of(self, result: ManifestResult) -> ImageFacts:
         manifest = result.manifest
-        if isinstance(manifest, ImageManifest):
-            if manifest.is_artifact:
-                platforms = (manifest.artifact_type or manifest.config.media_type,)
-                return ImageFacts(result.media_type, manifest.total_size, None, platforms)
-            created, platform = await self._config(manifest)
-            return ImageFacts(
-                result.media_type,
-                manifest.total_size,
-                created,
-                (platform,) if platform else (),
-            )
         if isinstance(manifest, ImageIndex):
             return await self._index_facts(manifest)
-        if isinstance(manifest, Schema1Manifest):
-            created = None
-            if manifest.history:
-                created = parse_created(str(manifest.history[0].get("created", "")))
-            return ImageFacts(result.media_type, None, created, (f"linux/{manifest.architecture}",))
-        raise AssertionError(f"unexpected manifest model {type(manifest).__name__}")
+        if isinstance(manifest, ImageManifest) and not manifest.is_artifact:
+            return _facts(result, await self._config(manifest))
+        return _facts(result)
 
     async def _config(self, manifest: ImageManifest) -> tuple[datetime | None, str | None]:
         async def read() -> tuple[datetime | None, str | None]:
-            config = await self.client.get_config(self.repo, manifest)
-            platform = config.platform
-            return parse_created(config.created), str(platform) if platform else None
+            return _config_facts(await self.client.get_config(self.repo, manifest))
 
         return await self._once(self._configs, manifest.config.digest, read)
 
@@ -199,6 +303,44 @@ class DetailsLoader:
             max(dates) if dates else None,
             platforms,
         )
+
+
+def _config_facts(config: ImageConfig) -> ConfigFacts:
+    """(created, platform) of an image's config, as its row shows them."""
+    platform = config.platform
+    return parse_created(config.created), str(platform) if platform else None
+
+
+def _facts(
+    result: ManifestResult, config: tuple[datetime | None, str | None] | None = None
+) -> ImageFacts:
+    """The row facts of a manifest that is not an index (an image's with its ``config``'s
+    facts, an artifact's, a schema1's)."""
+    manifest = result.manifest
+    if isinstance(manifest, ImageManifest):
+        if manifest.is_artifact:
+            platforms = (manifest.artifact_type or manifest.config.media_type,)
+            return ImageFacts(result.media_type, manifest.total_size, None, platforms)
+        created, platform = config or (None, None)
+        return ImageFacts(
+            result.media_type, manifest.total_size, created, (platform,) if platform else ()
+        )
+    if isinstance(manifest, Schema1Manifest):
+        created = None
+        if manifest.history:
+            created = parse_created(str(manifest.history[0].get("created", "")))
+        return ImageFacts(result.media_type, None, created, (f"linux/{manifest.architecture}",))
+    raise AssertionError(f"unexpected manifest model {type(manifest).__name__}")
+
+
+def _row_with(row: TagRow, digest: str, facts: ImageFacts) -> TagRow:
+    return row.with_details(
+        digest=digest,
+        media_type=facts.media_type,
+        size=facts.size,
+        created=facts.created,
+        platforms=facts.platforms,
+    )
 
 
 MAX_INDEX_CHILDREN = 256
