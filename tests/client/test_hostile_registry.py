@@ -485,6 +485,28 @@ async def test_deeply_nested_lists_and_token_answers_are_clear_errors(listing: s
                 await (registry.catalog() if listing == "catalog" else registry.list_tags("app"))
 
 
+@pytest.mark.parametrize("token", ["tok\r\nX-Injected: 1", "two words", ""])
+async def test_a_token_that_is_no_header_value_is_refused_and_never_sent(token: str) -> None:
+    """A token service's token with a CR, LF or space would write header lines of its choosing
+    into the requests to the registry (the pipelined reads write their heads themselves)."""
+
+    async def bad_token(request: web.Request) -> web.Response:
+        return web.json_response({"token": token, "expires_in": 300})
+
+    seen = Recorder()
+    app = registry_app(
+        [web.get("/v2/app/tags/list", names_page("tags", ["v1"])), web.get("/token", bad_token)],
+        recorder=seen,
+        guard=bearer_guard(),
+    )
+    async with serve(app) as host, client(host) as registry:
+        with pytest.raises(AuthError):
+            await registry.list_tags("app")
+        assert registry.auth.known_authorization("repository:app:pull") is None
+    assert seen.seen, "the registry was asked"
+    assert all("Bearer" not in auth for auth in seen.authorizations)
+
+
 # ------------------------------------------------------------------ timeouts
 
 

@@ -215,6 +215,8 @@ def resolve_credentials(
     return credentials_from_docker_config(registry, docker_config or default_docker_config())
 
 
+_TOKEN_VALUE_RE = re.compile(r"[\x21-\x7e]{1,65536}")
+"""A token as a header carries it: visible ASCII, no space, bounded."""
 _REPO_PATH_RE = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags|referrers|_regtui)(/|$)")
 
 
@@ -483,7 +485,10 @@ class RegistryAuth(httpx.Auth):
         if not isinstance(data, dict):
             return None
         value = data.get("token") or data.get("access_token")
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not _TOKEN_VALUE_RE.fullmatch(value):
+            # Empty, or not a header value's visible ASCII: a CR or LF in it would write
+            # header lines of the token service's choosing into requests to the registry
+            # (the pipelined reads build their request heads themselves).
             return None
         expires_in = data.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 60.0
