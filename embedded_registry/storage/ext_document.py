@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +24,8 @@ from embedded_registry.mediatypes import (
     StoredManifest,
     parse_stored_document,
 )
-from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
-from embedded_registry.storage.driver.capabilities import get_many, list_files
+from embedded_registry.storage.driver.base import FileInfo, StorageDriver, StorageDriverError
+from embedded_registry.storage.driver.capabilities import DirectoryTimes, get_many, list_files
 from embedded_registry.storage.links import CONCURRENCY, LINK_LIMIT, Links
 from embedded_registry.storage.paths import KEYS
 from embedded_registry.storage.pulls import PullTimes
@@ -139,6 +139,32 @@ def _link_digest(raw: bytes | None) -> str | None:
     return text if names.is_valid_digest(text) else None
 
 
+def _links_only(base: str) -> Callable[[str], str | None]:
+    """The ``leaf`` of a walk of ``base`` (a repository's ``_manifests``) that stats each tag's
+    ``current/link`` and each revision's ``link`` without listing their directories: a tag's
+    history (``index/<alg>/<hex>/link``, as many directories as pushes of it) is never walked.
+    A tag directory without its ``current/link`` is listed as any other."""
+    tags, revisions = f"{base}/tags/", f"{base}/revisions/"
+
+    def leaf(key: str) -> str | None:
+        if key.startswith(tags):
+            return "current/link" if key.count("/", len(tags)) == 0 else None
+        if key.startswith(revisions):
+            return "link" if key.count("/", len(revisions)) == 1 else None
+        return None
+
+    return leaf
+
+
+def _listing(driver: StorageDriver, base: str) -> AsyncIterator[FileInfo]:
+    """Every file under ``base`` the document reads (with its time): where directories are
+    listed one by one (:class:`DirectoryTimes`, the filesystem), without walking the tags'
+    histories; elsewhere one flat listing (S3's)."""
+    if isinstance(driver, DirectoryTimes):
+        return driver.list_files(base, leaf=_links_only(base))
+    return list_files(driver, base)
+
+
 async def describe_repository(links: Links, name: str, pulls: PullTimes) -> dict[str, Any] | None:
     """The ``ext/tags`` document of ``name`` (with the last pull times ``pulls`` keeps);
     ``None``: no such repository."""
@@ -147,7 +173,7 @@ async def describe_repository(links: Links, name: str, pulls: PullTimes) -> dict
     tag_times: dict[str, float] = {}
     revision_times: dict[str, float] = {}
     seen = False
-    async for info in list_files(driver, base):
+    async for info in _listing(driver, base):
         seen = True
         rest = info.path[len(base) + 1 :].split("/")
         if len(rest) != 4:
