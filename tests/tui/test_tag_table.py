@@ -4,7 +4,7 @@ kept, marks and the cursor kept, a sort of the same rows only moving them."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console, ConsoleOptions
@@ -437,3 +437,35 @@ async def test_a_column_added_is_the_one_add_column_adds() -> None:
             assert fast.get_row(row.tag) == plain.get_row(row.tag)
         assert fast.render_line(1).text == plain.render_line(1).text
         assert updated == []  # no cell measured again for an empty column
+
+
+async def test_the_same_tags_shown_while_they_are_added_are_not_added_again() -> None:
+    """The report of 10,000 tags can come in while their rows are still being added: their
+    details (and a new order) go into the rows added so far in place and into the rows still
+    to add, and no row is added twice (the table cleared and filled again took twice as long
+    to list them)."""
+    detailed = _detailed(ADD_CHUNK * 4)
+    plain = [TagRow(row.tag) for row in detailed]
+    detailed.reverse()
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        appended: list[int] = []
+        append = table._append_rows
+
+        def counted(rows: Sequence[tuple[str, tuple[str | Text, ...]]]) -> None:
+            appended.append(len(rows))
+            append(rows)
+
+        table._append_rows = counted  # type: ignore[method-assign]
+        table.show_rows(plain, ())
+        assert table.adding and table.row_count == ADD_CHUNK
+        table.show_rows(detailed, {detailed[0].tag})
+        await wait_for(pilot, lambda: not table.adding)
+        assert sum(appended) == len(plain), appended
+        assert order(table) == [row.tag for row in detailed]
+        for row in (detailed[0], detailed[-1], detailed[len(detailed) // 2]):
+            cells = [str(cell) for cell in table.get_row(row.tag)]
+            assert cells[1:3] == [row.tag, short_digest(row.digest)], cells
+        assert str(table.get_row(detailed[0].tag)[0]) == "●"
+        assert str(table.get_row(detailed[1].tag)[0]) == " "
