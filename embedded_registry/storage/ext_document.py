@@ -1,8 +1,11 @@
 """The ``ext/tags`` document of a repository (:mod:`embedded_registry.routes.ext_tags`): push
 times are the LastModified of each tag's ``current/link`` and of each revision link, from one
-recursive listing of ``_manifests``; the links, manifests and configs are then read in batches
-(:func:`~embedded_registry.storage.driver.capabilities.get_many`: many files per worker-thread
-hop on the filesystem), the size of each layer from one ``stat`` (a config's is its length).
+recursive listing of ``_manifests`` (where directories are listed one by one, the filesystem,
+a ``stat`` of each of those links instead, never a listing of a tag's push history: three
+directories per push, most of the time of 10,000 tags' document); the links, manifests and
+configs are then read in batches (:func:`~embedded_registry.storage.driver.capabilities.
+get_many`: many files per worker-thread hop on the filesystem), the size of each layer from one
+``stat`` (a config's is its length).
 
 Each manifest also carries what the app's row of a tag shows (``mediaType``, ``size``,
 ``platform`` or ``platforms``, ``artifactType``, ``configMediaType``), so that the app needs no
