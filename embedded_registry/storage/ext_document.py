@@ -1,8 +1,11 @@
 """The ``ext/tags`` document of a repository (:mod:`embedded_registry.routes.ext_tags`): push
 times are the LastModified of each tag's ``current/link`` and of each revision link, from one
-recursive listing of ``_manifests``; the links, manifests and configs are then read in batches
-(:func:`~embedded_registry.storage.driver.capabilities.get_many`: many files per worker-thread
-hop on the filesystem), the size of each layer from one ``stat`` (a config's is its length).
+recursive listing of ``_manifests`` (where directories are listed one by one, the filesystem,
+a ``stat`` of each of those links instead, never a listing of a tag's push history: three
+directories per push, most of the time of 10,000 tags' document); the links, manifests and
+configs are then read in batches (:func:`~embedded_registry.storage.driver.capabilities.
+get_many`: many files per worker-thread hop on the filesystem), the size of each layer from one
+``stat`` (a config's is its length).
 
 Each manifest also carries what the app's row of a tag shows (``mediaType``, ``size``,
 ``platform`` or ``platforms``, ``artifactType``, ``configMediaType``), so that the app needs no
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +27,8 @@ from embedded_registry.mediatypes import (
     StoredManifest,
     parse_stored_document,
 )
-from embedded_registry.storage.driver.base import StorageDriver, StorageDriverError
-from embedded_registry.storage.driver.capabilities import get_many, list_files
+from embedded_registry.storage.driver.base import FileInfo, StorageDriver, StorageDriverError
+from embedded_registry.storage.driver.capabilities import DirectoryTimes, get_many, list_files
 from embedded_registry.storage.links import CONCURRENCY, LINK_LIMIT, Links
 from embedded_registry.storage.paths import KEYS
 from embedded_registry.storage.pulls import PullTimes
@@ -139,6 +142,32 @@ def _link_digest(raw: bytes | None) -> str | None:
     return text if names.is_valid_digest(text) else None
 
 
+def _links_only(base: str) -> Callable[[str], str | None]:
+    """The ``leaf`` of a walk of ``base`` (a repository's ``_manifests``) that stats each tag's
+    ``current/link`` and each revision's ``link`` without listing their directories: a tag's
+    history (``index/<alg>/<hex>/link``, as many directories as pushes of it) is never walked.
+    A tag directory without its ``current/link`` is listed as any other."""
+    tags, revisions = f"{base}/tags/", f"{base}/revisions/"
+
+    def leaf(key: str) -> str | None:
+        if key.startswith(tags):
+            return "current/link" if key.count("/", len(tags)) == 0 else None
+        if key.startswith(revisions):
+            return "link" if key.count("/", len(revisions)) == 1 else None
+        return None
+
+    return leaf
+
+
+def _listing(driver: StorageDriver, base: str) -> AsyncIterator[FileInfo]:
+    """Every file under ``base`` the document reads (with its time): where directories are
+    listed one by one (:class:`DirectoryTimes`, the filesystem), without walking the tags'
+    histories; elsewhere one flat listing (S3's)."""
+    if isinstance(driver, DirectoryTimes):
+        return driver.list_files(base, leaf=_links_only(base))
+    return list_files(driver, base)
+
+
 async def describe_repository(links: Links, name: str, pulls: PullTimes) -> dict[str, Any] | None:
     """The ``ext/tags`` document of ``name`` (with the last pull times ``pulls`` keeps);
     ``None``: no such repository."""
@@ -147,7 +176,7 @@ async def describe_repository(links: Links, name: str, pulls: PullTimes) -> dict
     tag_times: dict[str, float] = {}
     revision_times: dict[str, float] = {}
     seen = False
-    async for info in list_files(driver, base):
+    async for info in _listing(driver, base):
         seen = True
         rest = info.path[len(base) + 1 :].split("/")
         if len(rest) != 4:

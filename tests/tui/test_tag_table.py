@@ -4,7 +4,7 @@ kept, marks and the cursor kept, a sort of the same rows only moving them."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console, ConsoleOptions
@@ -50,7 +50,7 @@ async def test_thousands_of_rows_arrive_in_chunks_with_their_latest_details() ->
     async with app.run_test(size=(100, 30)) as pilot:
         table = app.query_one(TagTable)
         table.show_rows(rows, marked)
-        assert table.row_count == ADD_CHUNK and table.adding  # the rest comes between frames
+        assert table.row_count == ADD_CHUNK and table.adding  # the rest in later loop steps
         table.update_row(late, marked=True)  # its row is not in the table yet
         await wait_for(pilot, lambda: not table.adding)
         assert order(table) == [row.tag for row in rows]
@@ -199,8 +199,8 @@ async def test_a_column_added_to_many_rows_rewrites_them_in_place() -> None:
         assert short_digest(rows[0].digest) in line and "2024-03-01" in line, line
 
 
-async def test_many_rows_rewritten_a_chunk_per_frame_in_view_first_and_newer_kept() -> None:
-    rows = _detailed(ADD_CHUNK * 3)
+async def test_many_rows_rewritten_a_chunk_per_step_in_view_first_and_newer_kept() -> None:
+    rows = _detailed(3000)
     app = FullTableApp()
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one(TagTable)
@@ -211,7 +211,7 @@ async def test_many_rows_rewritten_a_chunk_per_frame_in_view_first_and_newer_kep
         table.show_pushed()
         pushed = [row.with_details(pushed=datetime(2024, 3, 1, tzinfo=UTC)) for row in rows]
         table.show_rows(pushed, ())
-        assert table.adding  # the rest comes between frames
+        assert table.adding  # the rest comes in later steps of the event loop
         in_view = table.visible_tags()
         assert in_view and all(str(table.get_row(tag)[-1]) == "2024-03-01" for tag in in_view)
         # The first chunk: the rows in view and below, then from the top: not v1500.
@@ -355,7 +355,7 @@ async def test_rows_read_out_of_view_cost_no_repaint_and_show_when_scrolled_to()
     """While 10,000 tags' details arrive, most rows written are out of view: writing them
     must not repaint the view (each repaint renders every line in it again), and they must
     show their new cells once scrolled to (nothing rendered before is kept)."""
-    rows = _detailed(ADD_CHUNK)
+    rows = _detailed(1000)
     app = FullTableApp()
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one(TagTable)
@@ -437,3 +437,35 @@ async def test_a_column_added_is_the_one_add_column_adds() -> None:
             assert fast.get_row(row.tag) == plain.get_row(row.tag)
         assert fast.render_line(1).text == plain.render_line(1).text
         assert updated == []  # no cell measured again for an empty column
+
+
+async def test_the_same_tags_shown_while_they_are_added_are_not_added_again() -> None:
+    """The report of 10,000 tags can come in while their rows are still being added: their
+    details (and a new order) go into the rows added so far in place and into the rows still
+    to add, and no row is added twice (the table cleared and filled again took twice as long
+    to list them)."""
+    detailed = _detailed(ADD_CHUNK * 4)
+    plain = [TagRow(row.tag) for row in detailed]
+    detailed.reverse()
+    app = FullTableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(TagTable)
+        appended: list[int] = []
+        append = table._append_rows
+
+        def counted(rows: Sequence[tuple[str, tuple[str | Text, ...]]]) -> None:
+            appended.append(len(rows))
+            append(rows)
+
+        table._append_rows = counted  # type: ignore[method-assign]
+        table.show_rows(plain, ())
+        assert table.adding and table.row_count == ADD_CHUNK
+        table.show_rows(detailed, {detailed[0].tag})
+        await wait_for(pilot, lambda: not table.adding)
+        assert sum(appended) == len(plain), appended
+        assert order(table) == [row.tag for row in detailed]
+        for row in (detailed[0], detailed[-1], detailed[len(detailed) // 2]):
+            cells = [str(cell) for cell in table.get_row(row.tag)]
+            assert cells[1:3] == [row.tag, short_digest(row.digest)], cells
+        assert str(table.get_row(detailed[0].tag)[0]) == "●"
+        assert str(table.get_row(detailed[1].tag)[0]) == " "

@@ -8,12 +8,14 @@ are counted in its access log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,11 +28,13 @@ from tui.data.details import TagFacts, tag_facts
 from tui.logic.fmt import short_digest
 from tui.screens import repository
 from tui.screens.repository import RepositoryScreen
+from tui.widgets.tag_table import ADD_CHUNK, TagTable
 
 REPO = "big/tags"
 TAGS = 2000
 START = datetime(2024, 1, 1, tzinfo=UTC)
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -158,3 +162,54 @@ async def test_the_report_is_asked_once_the_tags_are_listed(
         await wait_for(pilot, lambda: screen.details_done and not screen.table.adding)
         assert len(screen.rows) == TAGS and all(row.loaded for row in screen.rows.values())
     assert listed_when_asked == [TAGS]
+
+
+async def test_no_step_of_the_event_loop_makes_more_than_a_chunk_of_rows(
+    big_repository: tuple[RunningRegistry, dict[str, Expected]],
+    app_for: AppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listing 2,000 tags and filling every row from the report, no step of the event loop
+    (one callback or task step: nothing else runs meanwhile, no key, no frame) builds or
+    writes more rows than a chunk (``ADD_CHUNK``): a bound in work, where 1,000 rows at once
+    (the table's old chunk) or every row (the screen's) held the loop 50-250 ms on a loaded
+    machine. Rows are counted where they are made (``_row``) and made into cells
+    (``TagTable.cells``)."""
+    registry, expected = big_repository
+    made: list[int] = [0]
+    most: list[int] = [0]
+    steps: list[int] = [0]
+    run = asyncio.events.Handle._run
+
+    def step(handle: asyncio.events.Handle) -> None:
+        made[0] = 0
+        try:
+            run(handle)
+        finally:
+            steps[0] += 1
+            most[0] = max(most[0], made[0])
+
+    def counted(function: Callable[..., T]) -> Callable[..., T]:
+        def call(*args: Any, **kwargs: Any) -> T:
+            made[0] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(asyncio.events.Handle, "_run", step)
+    monkeypatch.setattr(repository, "_row", counted(repository._row))
+    monkeypatch.setattr(TagTable, "cells", counted(TagTable.cells))
+    app = app_for(registry, timeout=60.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(RepositoryScreen(REPO))
+        screen = app.screen
+        assert isinstance(screen, RepositoryScreen)
+        await wait_for(
+            pilot,
+            lambda: (
+                screen.details_done and screen.table.row_count == TAGS and not screen.table.adding
+            ),
+        )
+        assert all(screen.rows[tag].loaded for tag in expected)
+    assert steps[0] > TAGS // ADD_CHUNK  # the steps were counted
+    assert 0 < most[0] <= ADD_CHUNK, most[0]

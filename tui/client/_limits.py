@@ -36,16 +36,15 @@ document an element at a time, so the event loop runs between the pieces.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import json.scanner
 import re
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
 
+from tui.client.collector import collector_paused
 from tui.client.errors import MalformedResponseError, ResponseTooLargeError
 
 __all__ = [
@@ -268,29 +267,10 @@ async def off_loop(size: int, function: Callable[..., T], *args: Any) -> T:
     return function(*args)
 
 
-_gc_pauses = 0
-_gc_lock = threading.Lock()
-_gc_was_enabled = False
-
-
 def _without_gc(function: Callable[..., T], *args: Any) -> T:
-    """``function(*args)`` with automatic garbage collection off until it returns.
-
-    A parse allocates hundreds of thousands of objects that all live on, and each few
-    hundred allocations the collector runs, now and then over every object not frozen: a
-    tenth of a second of a thread that holds the interpreter (the app's event loop waits).
-    Paused for the parse (process-wide: counted, so that parses in several threads at once
-    restore it once, and left off if it was off)."""
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
+    """``function(*args)`` with automatic garbage collection off until it returns (see
+    :mod:`tui.client.collector`): a parse allocates hundreds of thousands of objects that all
+    live on, and the collector's passes over them would hold the interpreter (the app's event
+    loop waits)."""
+    with collector_paused():
         return function(*args)
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()

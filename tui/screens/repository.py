@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.client import DeleteDisabledError, RegistryClientError
 from tui.client.cache import CacheReport
+from tui.client.collector import freeze_and_resume
 from tui.data.details import DetailsLoader, TagFacts, cached_tags, tag_facts
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.prompt import PromptDialog
@@ -35,7 +36,7 @@ from tui.screens.base import RegtuiScreen, guarded
 from tui.screens.copying import copy_flow, retag_flow
 from tui.screens.diff import DiffScreen
 from tui.widgets.filter_bar import FilterBar
-from tui.widgets.tag_table import TagTable
+from tui.widgets.tag_table import ADD_CHUNK, TagTable
 
 DELETE_ACTIONS = frozenset({"delete", "untag", "mark", "delete_marked", "keep_newest"})
 WRITE_ACTIONS = frozenset({"retag"})
@@ -273,6 +274,19 @@ class RepositoryScreen(RegtuiScreen):
         except RegistryClientError:
             self.set_status(f"Cannot list the tags of {self.repository} (r to retry).")
             raise
+        if len(tags) < FREEZE_ROWS:
+            await self._show_tags(tags)
+            return
+        # Thousands of rows, the report's facts and the table's cells all live on: the
+        # collector is kept off them while they are made (each of its passes over them held
+        # the loop 50-100 ms), and they are frozen before it resumes (see _freeze_heap).
+        self._froze = True
+        with freeze_and_resume():
+            await self._show_tags(tags)
+
+    async def _show_tags(self, tags: list[str]) -> None:
+        """The listed ``tags`` in the table, then what the registry's report says of them."""
+        client = self.regtui.client
         # Push and pull times (and, from the bundled registry, every row's details) come from
         # a report of the whole repository, asked once the tags are listed: the registry
         # builds it from every manifest and config (seconds for 10,000 tags), and asked at
@@ -309,10 +323,12 @@ class RepositoryScreen(RegtuiScreen):
             self.table.show_expires()
             expires = {t.tag: t.expires for t in self.cache.tags.values() if t.expires}
         listed, rows = self.rows, {}
-        for tag in tags:
+        for number, tag in enumerate(tags, 1):
             row = _row(tag, facts, expires.get(tag))
             # A row the report adds nothing to stays the same object: the table keeps it.
             rows[tag] = listed[tag] if row == listed[tag] else row
+            if number % ADD_CHUNK == 0:
+                await asyncio.sleep(0)  # a step of the loop per chunk of rows, as the table's
         self.rows = rows
         unread = [row for row in rows.values() if not row.loaded]
         # A turn of the event loop between the steps: 10,000 rows made, sorted and written,
@@ -325,8 +341,6 @@ class RepositoryScreen(RegtuiScreen):
         self.details_done = not unread
         if unread:
             self.load_details(unread)
-        else:
-            self._freeze_heap()
         self.show_summary()
 
     @work(exclusive=True, group="details", exit_on_error=False)

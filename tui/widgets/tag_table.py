@@ -4,8 +4,8 @@ that a tag's image was pulled."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-import time
 from collections import deque
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
@@ -16,6 +16,7 @@ from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.coordinate import Coordinate
 from textual.widgets.data_table import CellKey, Column, ColumnKey, DuplicateKey, Row, RowKey
+from textual.worker import Worker
 
 from tui.logic.escape import visible, visible_markup
 from tui.logic.fmt import compact_time, human_size, platforms_cell, short_digest
@@ -33,15 +34,16 @@ COLUMNS = (
 PUSHED_COLUMN = ("pushed", "Pushed")
 PULLED_COLUMN = ("pulled", "Pulled")
 EXPIRES_COLUMN = ("expires", "Expires")
-ADD_CHUNK = 1000
-"""Rows added to the table at once; more are added in chunks of this many between frames."""
-ADD_SECONDS = 0.025
-"""After the first chunk, chunks are added while a frame's adding has lasted less than this."""
+ADD_CHUNK = 250
+"""Rows made into cells and put into the table (or rewritten in place) in one step of the
+event loop; more go in in later steps, one chunk each, the loop free between them (a key, a
+frame). A bound in work, not in time: 1,000 rows at once held the loop 50-120 ms on a loaded
+machine."""
 IMMUTABLE_MARK = Text("⊘", style="bold cyan")
 """The mark of a tag the registry keeps from moving or going (``regtui.immutable``)."""
 REWRITE_AT = 200
 """More changed rows than this are rewritten in place (:meth:`TagTable._rewrite_rows`), a
-chunk of :data:`ADD_CHUNK` per frame; fewer cell by cell."""
+chunk of :data:`ADD_CHUNK` per step of the event loop; fewer cell by cell."""
 STALE = object()
 """What a row's cells were made from once a column was added: nothing it can be again."""
 PENDING = Text("…", style="dim")
@@ -74,11 +76,14 @@ class TagTable(Table[str | Text]):
         self._rewrite: dict[str, TagRow] = {}
         """Shown rows whose cells are written again between frames, in this order."""
         self._rewrite_marked: Collection[str] = ()
-        self._rewrite_scheduled = False
         """Newer contents for rows not added yet."""
         self._marked: Collection[str] = ()
         self._cursor_tag: str | None = None
         """Where the cursor goes back to once its row is added."""
+        self._final_order: Sequence[TagRow] | None = None
+        """The order the rows go in once all are added (:meth:`_continue_adding`)."""
+        self._stepping: Worker[None] | None = None
+        """What adds and rewrites the rows left, a chunk per step of the event loop."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -138,13 +143,17 @@ class TagTable(Table[str | Text]):
         rows are not built again, which keeps a sort of 10,000 tags within a frame or two.
 
         Other rows replace the table: the first :data:`ADD_CHUNK` at once, the rest in chunks
-        of that many between frames (adding 10,000 rows at once froze the screen for a
-        fifth of a second and more); :attr:`adding` until they are all in."""
+        of that many, a step of the event loop each (adding 10,000 rows at once froze the
+        screen for a fifth of a second and more); :attr:`adding` until they are all in."""
         current = self._cursor_tag or self.current_tag
         shown = self._shown  # every row in the table, by tag (str keys: C-speed lookups)
         same_tags = len(rows) == len(shown) == self.row_count and all(
             row.tag in shown for row in rows
         )
+        self._final_order = None
+        if self._to_add and self._adding_the_same_tags(rows):
+            self._continue_adding(rows, marked)
+            return
         if same_tags and not self._to_add:
             changed = [
                 row
@@ -173,6 +182,33 @@ class TagTable(Table[str | Text]):
         self._marked = marked
         self._cursor_tag = current
         self._add_chunk()
+
+    def _adding_the_same_tags(self, rows: Sequence[TagRow]) -> bool:
+        """``rows`` are the tags of the rows added so far and of those still to add."""
+        shown, to_add = self._shown, self._to_add
+        if len(rows) != len(shown) + len(to_add):
+            return False
+        pending = {row.tag for row in to_add}
+        return all(row.tag in shown or row.tag in pending for row in rows)
+
+    def _continue_adding(self, rows: Sequence[TagRow], marked: Collection[str]) -> None:
+        """The tags being added, newer or in another order: the rows not added yet are added
+        as they are now, those added are rewritten in place where they changed, and the table
+        is put in the order of ``rows`` once every row is in. (Cleared and every row added
+        again, 10,000 tags took twice as long to list when their report came in meanwhile.)"""
+        shown = self._shown
+        self._to_add = deque(row for row in rows if row.tag not in shown)
+        self._later = {}
+        self._marked = marked
+        self._rewrite = {
+            row.tag: row
+            for row in rows
+            if (was := shown.get(row.tag)) is not None
+            and (was[0] is not row or was[1] != (row.tag in marked))
+        }
+        self._rewrite_marked = marked
+        self._final_order = rows
+        self._step_on()
 
     def _reorder(self, rows: Sequence[TagRow]) -> None:
         """The table's rows (the same tags) in the order of ``rows``: what ``sort`` does,
@@ -232,35 +268,45 @@ class TagTable(Table[str | Text]):
         return bool(self._to_add or self._rewrite)
 
     def _rewrite_chunk(self) -> None:
-        pending = self._rewrite
-        if self._rewrite_scheduled or not pending:
-            return
-        tags = list(itertools.islice(pending, ADD_CHUNK))
-        self._rewrite_rows([pending.pop(tag) for tag in tags], self._rewrite_marked)
-        if pending:
-            self._rewrite_scheduled = True
-            self.call_after_refresh(self._next_rewrite_chunk)
-
-    def _next_rewrite_chunk(self) -> None:
-        self._rewrite_scheduled = False
-        self._rewrite_chunk()
+        """Rewrite the next :data:`ADD_CHUNK` rows; the rest in later steps."""
+        self._step()
+        self._step_on()
 
     def _add_chunk(self) -> None:
-        """Add the next :data:`ADD_CHUNK` rows; then (the view is full by then) more chunks
-        while this frame's :data:`ADD_SECONDS` last: 10,000 rows in ten frames, each a frame
-        apart, were a second on a loaded machine where a few frames do it."""
-        to_add = self._to_add
-        started = time.perf_counter()
-        first = self.row_count == 0
-        while to_add:
-            self._append_chunk(to_add)
-            if first or time.perf_counter() - started >= ADD_SECONDS:
-                break
-        if to_add:
-            self.call_after_refresh(self._add_chunk)
-        else:
-            self._later = {}
+        """Add the next :data:`ADD_CHUNK` rows; the rest in later steps."""
+        self._step()
         self._restore_cursor(self._cursor_tag)
+        self._step_on()
+
+    def _step(self) -> None:
+        """One chunk of work: the next rows to add, else the next rows to rewrite."""
+        if self._to_add:
+            self._append_chunk(self._to_add)
+            if not self._to_add:
+                self._later = {}
+                if self._final_order is not None:
+                    order, self._final_order = self._final_order, None
+                    self._reorder(order)
+            self._restore_cursor(self._cursor_tag)
+        elif self._rewrite:
+            pending = self._rewrite
+            tags = list(itertools.islice(pending, ADD_CHUNK))
+            self._rewrite_rows([pending.pop(tag) for tag in tags], self._rewrite_marked)
+
+    def _step_on(self) -> None:
+        """What is left to add or rewrite, a chunk per step of the event loop: not paced by
+        frames (10,000 rows in forty frames took seconds on a loaded machine), and no step
+        longer than a chunk's work."""
+        if (self._to_add or self._rewrite) and self._stepping is None:
+            self._stepping = self.run_worker(self._steps(), group="tag-table-steps")
+
+    async def _steps(self) -> None:
+        try:
+            while self._to_add or self._rewrite:
+                await asyncio.sleep(0)  # the loop's turn: keys, frames, the app's other tasks
+                self._step()
+        finally:
+            self._stepping = None
 
     def _append_chunk(self, to_add: deque[TagRow]) -> None:
         chunk: list[tuple[str, tuple[str | Text, ...]]] = []
