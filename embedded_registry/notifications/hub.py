@@ -174,11 +174,10 @@ class Notifier:
         if self.deliverers:
             assert self.journal is not None
             self.activity.started()  # ended by commit() or abandon()
-            loop = asyncio.get_running_loop()
             for endpoint, kept in self._per_endpoint(events):
                 segment = self.journal.segment(endpoint, kept)
                 self.journal.held.add(segment.key)
-                task = loop.create_task(self.journal.write(segment))
+                task = self.journal.begin_write(segment)  # under way before the push's writes
                 writes.append(_Write(endpoint, segment, kept, task))
         else:
             self.activity.note()
@@ -316,7 +315,7 @@ class _Write:
     endpoint: str
     segment: Segment
     events: list[Event]
-    task: asyncio.Task[None]
+    task: asyncio.Future[None]
 
 
 class Pending:
@@ -382,7 +381,7 @@ class Pending:
             check = unsure
             try:
                 with contextlib.suppress(Exception):  # not written: nothing to remove
-                    await write.task
+                    await asyncio.shield(write.task)
                 if not check:
                     try:
                         await journal.remove(write.segment)
