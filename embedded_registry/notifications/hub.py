@@ -173,12 +173,13 @@ class Notifier:
         writes: list[_Write] = []
         if self.deliverers:
             assert self.journal is not None
-            self.activity.started()  # ended by commit() or abandon()
             for endpoint, kept in self._per_endpoint(events):
                 segment = self.journal.segment(endpoint, kept)
                 self.journal.held.add(segment.key)
                 task = self.journal.begin_write(segment)  # under way before the push's writes
                 writes.append(_Write(endpoint, segment, kept, task))
+        if writes:
+            self.activity.started()  # ended by commit() or abandon()
         else:
             self.activity.note()
         return Pending(self, events, writes)

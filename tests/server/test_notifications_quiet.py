@@ -32,6 +32,7 @@ from tests.helpers.journal import JOURNAL, records
 from tests.helpers.sink import Sink, webhook_sink
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+IGNORED = "application/vnd.example.ignored"
 IN_FLIGHT = 0.6
 """Seconds the push stays in flight: many times ``LINGER`` (0.05 s)."""
 
@@ -46,7 +47,9 @@ def _event(event_id: str, media_type: str) -> Event:
 
 @contextlib.asynccontextmanager
 async def _notifier(root: Path, sink: Sink) -> AsyncIterator[Notifier]:
-    endpoint = NotificationEndpoint(name="ci", url=sink.url("/hook"), timeout=2.0)
+    endpoint = NotificationEndpoint(
+        name="ci", url=sink.url("/hook"), timeout=2.0, ignored_media_types=frozenset({IGNORED})
+    )
     config = Config(
         storage=StorageConfig(root=root),
         notifications=NotificationsConfig(endpoints=(endpoint,)),
@@ -102,6 +105,14 @@ async def test_a_failed_push_holds_the_delivery_back_no_longer(tmp_path: Path) -
             assert await _received(sink, 2) == ["warm-up", "blob"]
             await asyncio.sleep(0.3)
             assert [item["id"] for item in sink.events("/hook")] == ["warm-up", "blob"]
+
+
+async def test_a_push_every_endpoint_ignores_holds_nothing_back(tmp_path: Path) -> None:
+    with webhook_sink() as sink:
+        async with _notifier(tmp_path, sink) as notifier:
+            await notifier.record([_event("blob", "application/octet-stream")])
+            notifier.begin([_event("ignored", IGNORED)])  # nothing to journal: never ended
+            assert await _received(sink, 2) == ["warm-up", "blob"]
 
 
 def _landed_without_the_loop(root: Path) -> list[str]:
