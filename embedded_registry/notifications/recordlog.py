@@ -163,6 +163,9 @@ class LogJournal(Journal):
         self._retire(own)
 
     async def write(self, segment: Segment) -> None:
+        if "#" not in segment.key:  # an object (no log was ready)
+            await super().write(segment)
+            return
         # Shielded: a request cancelled meanwhile (its client went away) leaves the record
         # to land and be sent, as an object's write would.
         await asyncio.shield(self.begin_write(segment))
