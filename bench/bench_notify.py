@@ -12,8 +12,10 @@ with each server's figure against the one without notifications from the same ru
 
 ``--baseline DIR`` (a checkout of the code to compare with, e.g. ``git worktree add DIR main``)
 adds that code's registries with the same two sinks to the same alternated rounds: before and
-after in one run, on one machine load. The number of envelopes the answering sink got says how
-well the delivery batches (one POST per push competes with the pushes).
+after in one run, on one machine load. After its round each server is left to go idle (its
+deliverer sends the round's backlog) before the next one is timed: otherwise the server timed
+after an answering one pays for that one's delivery. The number of envelopes the answering
+sink got says how well the delivery batches (one POST per push competes with the pushes).
 """
 
 from __future__ import annotations
@@ -101,6 +103,19 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds the process ``pid`` used so far (its threads included)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, limit: float = 5.0) -> float:
+    """Wait until the server ``pid`` is idle (under 10 ms of CPU in 200 ms: its deliverer
+    has sent what the round left, its background work ended), ``limit`` seconds at most; the
+    seconds waited. The next server's round is then not timed beside this one's tail."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        used = cpu_seconds(pid)
+        time.sleep(0.2)
+        if cpu_seconds(pid) - used < 0.01:
+            break
+    return time.perf_counter() - started
 
 
 def latencies(url: str, prefix: str, body: bytes, count: int) -> list[float]:
@@ -285,6 +300,7 @@ def main() -> int:
                         rates.setdefault(name, []).append(
                             rate(server.url, f"c{number}", body, args.puts, args.concurrency)
                         )
+                        settle(server.process.pid)
                 envelopes = {
                     path: [len(got.events) for got in sink.received if got.path == path]
                     for path in ("/events", "/events-baseline")

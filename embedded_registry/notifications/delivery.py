@@ -161,16 +161,30 @@ def _manifest_push(item: Event) -> tuple[str, str] | None:
 
 
 class Activity:
-    """When the registry last made an event (its deliverers wait for a quiet moment)."""
+    """When the registry last made an event, and how many requests are journaling theirs now
+    (its deliverers wait for a quiet moment: none in flight, none for a while)."""
 
     def __init__(self) -> None:
         self.last = 0.0
+        self.busy = 0
+        """Requests between the start of their journal write and their answer."""
 
     def note(self) -> None:
         self.last = time.monotonic()
 
+    def started(self) -> None:
+        """A request began writing its events (a push: its own writes run meanwhile)."""
+        self.busy += 1
+        self.note()
+
+    def ended(self) -> None:
+        self.busy -= 1
+        self.note()
+
     def quiet_for(self) -> float:
-        return time.monotonic() - self.last
+        """Seconds since the last event; 0 while a request is in flight (a push slower than
+        ``LINGER``, on a loaded machine, is no quiet moment)."""
+        return 0.0 if self.busy > 0 else time.monotonic() - self.last
 
 
 class Deliverer:
@@ -225,9 +239,9 @@ class Deliverer:
                     await self._linger()
 
     async def _linger(self) -> None:
-        """Woken by a request: wait until no event came for ``LINGER`` (``MAX_LINGER`` at
-        most), so that the requests of a burst join one envelope (one listing, one POST) and
-        the delivery does not compete with them."""
+        """Woken by a request: wait until no request is in flight and no event came for
+        ``LINGER`` (``MAX_LINGER`` at most), so that the requests of a burst join one envelope
+        (one listing, one POST) and the delivery does not compete with them."""
         started = time.monotonic()
         while True:
             await asyncio.sleep(LINGER)

@@ -152,7 +152,11 @@ class Notifier:
         """Keep ``events`` and return once they are in the journal (a push, a delete)."""
         self._remember(events)
         if self.deliverers:
-            await self._journal(events)
+            self.activity.started()
+            try:
+                await self._journal(events)
+            finally:
+                self.activity.ended()
 
     def record_soon(self, events: list[Event]) -> None:
         """Keep ``events``; journal them in the background (a pull: the answer is not held
@@ -167,15 +171,17 @@ class Notifier:
         push): the caller ends it with :meth:`Pending.commit` once the writes succeeded (it
         returns when the events are in the journal), or :meth:`Pending.abandon`."""
         writes: list[_Write] = []
-        self.activity.note()
         if self.deliverers:
             assert self.journal is not None
-            loop = asyncio.get_running_loop()
             for endpoint, kept in self._per_endpoint(events):
                 segment = self.journal.segment(endpoint, kept)
                 self.journal.held.add(segment.key)
-                task = loop.create_task(self.journal.write(segment))
+                task = self.journal.begin_write(segment)  # under way before the push's writes
                 writes.append(_Write(endpoint, segment, kept, task))
+        if writes:
+            self.activity.started()  # ended by commit() or abandon()
+        else:
+            self.activity.note()
         return Pending(self, events, writes)
 
     def _per_endpoint(self, events: list[Event]) -> list[tuple[str, list[Event]]]:
@@ -310,7 +316,7 @@ class _Write:
     endpoint: str
     segment: Segment
     events: list[Event]
-    task: asyncio.Task[None]
+    task: asyncio.Future[None]
 
 
 class Pending:
@@ -325,10 +331,23 @@ class Pending:
         self.notifier = notifier
         self.events = events
         self.writes = writes
+        self._in_flight = bool(writes)
+        """Counted in the notifier's activity (a deliverer waits for it to end)."""
+
+    def _end(self) -> None:
+        if self._in_flight:
+            self._in_flight = False
+            self.notifier.activity.ended()
 
     async def commit(self) -> None:
         """The request succeeded: return once its events are in the journal (or, the journal
         refusing them, queued in memory)."""
+        try:
+            await self._commit()
+        finally:
+            self._end()
+
+    async def _commit(self) -> None:
         self.notifier._remember(self.events)
         journal = self.notifier.journal
         for number, write in enumerate(self.writes):
@@ -351,6 +370,7 @@ class Pending:
         """The request ended without success: its segments are removed once written
         (``failed``: its writes failed), or left for the deliverer to check against the
         storage (not ``failed``: cancelled, they may have landed)."""
+        self._end()
         for write in self.writes:
             self._settle_later(write, unsure=not failed)
 
@@ -362,7 +382,7 @@ class Pending:
             check = unsure
             try:
                 with contextlib.suppress(Exception):  # not written: nothing to remove
-                    await write.task
+                    await asyncio.shield(write.task)
                 if not check:
                     try:
                         await journal.remove(write.segment)

@@ -83,6 +83,11 @@ class Journal:
         """Write ``segment`` (one object, atomically)."""
         await self.driver.put_content(segment.key, segment.body)
 
+    def begin_write(self, segment: Segment) -> asyncio.Future[None]:
+        """Start writing ``segment`` now; a future of the write's end (await it shielded:
+        cancelling it does not stop the write)."""
+        return asyncio.ensure_future(self.write(segment))
+
     async def append(self, endpoint: str, events: list[Event]) -> Segment:
         """Write ``events`` for ``endpoint`` (one object, atomically)."""
         segment = self.segment(endpoint, events)

@@ -163,16 +163,29 @@ class LogJournal(Journal):
         self._retire(own)
 
     async def write(self, segment: Segment) -> None:
-        key, _, offset = segment.key.partition("#")
-        if not offset:
+        if "#" not in segment.key:  # an object (no log was ready)
             await super().write(segment)
             return
-        own = self.own[key]
         # Shielded: a request cancelled meanwhile (its client went away) leaves the record
         # to land and be sent, as an object's write would.
-        task = asyncio.ensure_future(asyncio.to_thread(own.file.append, int(offset), segment.body))
-        task.add_done_callback(lambda done: self._written(own, segment.key, done))
-        await asyncio.shield(task)
+        await asyncio.shield(self.begin_write(segment))
+
+    def begin_write(self, segment: Segment) -> asyncio.Future[None]:
+        """Hand the record's ``pwrite`` and ``fdatasync`` to a worker thread at once (no task
+        in between: a push's record is on its way before the manifest's first write)."""
+        key, _, offset = segment.key.partition("#")
+        if not offset:
+            return super().begin_write(segment)
+        own = self.own[key]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None]
+        try:
+            future = loop.run_in_executor(None, own.file.append, int(offset), segment.body)
+        except RuntimeError as exc:  # no worker thread (shutting down): the request sees it
+            future = loop.create_future()
+            future.set_exception(exc)
+        future.add_done_callback(lambda done: self._written(own, segment.key, done))
+        return future
 
     def _written(self, own: _Own, key: str, task: asyncio.Future[None]) -> None:
         written, events = own.writing.pop(key)
