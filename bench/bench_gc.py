@@ -30,6 +30,7 @@ while: ``--jobs`` processes write it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -78,10 +79,8 @@ class Writer:
 
     @staticmethod
     def _mkdir(path: str) -> None:
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(path)
-        except FileExistsError:
-            pass
 
     def blob(self, data: bytes) -> str:
         hex_part = hashlib.sha256(data).hexdigest()
