@@ -18,7 +18,8 @@ checks both GCs chose the same blobs.
 
     python bench/bench_gc.py                # 2,000 images in 200 repos, then 20,000 in 2,000
     python bench/bench_gc.py --images 2000 --repos 200
-    python bench/bench_gc.py --images 200000 --repos 20000 --runs 1 --tree /var/tmp/gc-200k
+    python bench/bench_gc.py --images 200000 --repos 20000 --runs 1 --tree /var/tmp/gc-200k \\
+        --hardlink
 
 Each figure: wall time, CPU time (user + system of the process and its threads: steadier than
 wall time on a loaded machine) and peak memory (the process's ``VmHWM``), ours and the peer's.
@@ -284,7 +285,15 @@ def generate(root: Path, images: int, repos: int, jobs: int) -> None:
 
 
 def bench(
-    images: int, repos: int, workdir: Path, runs: int, *, jobs: int, tree: Path | None, real: bool
+    images: int,
+    repos: int,
+    workdir: Path,
+    runs: int,
+    *,
+    jobs: int,
+    tree: Path | None,
+    real: bool,
+    hardlink: bool = False,
 ) -> None:
     registry = shutil.which("docker-registry")
     regtui = [sys.executable, "-m", "tui"]
@@ -324,35 +333,50 @@ def bench(
 
     copies: list[Path] = []
 
+    # With --hardlink, each copy is `cp -al` (both GCs only unlink and rename, never write a
+    # file in place: checked below) and goes right after its run, so one copy at a time is
+    # on disk; the blobs it kept are kept by name.
+    left: dict[str, set[str]] = {}
+
     def fresh(name: str) -> Path:
         copy = workdir / f"{name}-{images}-{len(copies)}"
-        subprocess.run(["cp", "-a", str(base), str(copy)], check=True)
+        subprocess.run(["cp", "-al" if hardlink else "-a", str(base), str(copy)], check=True)
         _warm(copy)
         copies.append(copy)
         return copy
 
+    def finished(done: Run, root: Path) -> Run:
+        done.out = str(root)
+        if hardlink:
+            left[done.out] = _blob_names(root)
+            shutil.rmtree(root)
+        return done
+
+    def blobs_left(run: Run) -> set[str]:
+        return left[run.out] if hardlink else _blob_names(Path(run.out))
+
     def ours_real() -> Run:
         root = fresh("regtui-real")
-        done = _timed([*gc, "--root", str(root)], env)
-        done.out = str(root)
-        return done
+        return finished(_timed([*gc, "--root", str(root)], env), root)
 
     def theirs_real() -> Run:
         root = fresh("dist-real")
         config = _config(root, workdir / f"real-{images}-{len(copies)}.yml")
-        done = _timed([registry or "", "garbage-collect", str(config)])
-        done.out = str(root)
-        return done
+        return finished(_timed([registry or "", "garbage-collect", str(config)]), root)
 
     if real:
+        before = _blob_names(base) if hardlink else set()
         ours_run, theirs = _alternated(runs, ours_real, theirs_real if registry else None)
         rows.append(("gc (real run)", ours_run, theirs))
         if theirs is not None:
-            left_theirs, left_ours = _blob_names(Path(theirs.out)), _blob_names(Path(ours_run.out))
+            left_theirs, left_ours = blobs_left(theirs), blobs_left(ours_run)
             same = "the same" if left_theirs == left_ours else "DIFFERENT"
             print(f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies")
+        if hardlink and _blob_names(base) != before:
+            raise SystemExit("a real run on a hard-linked copy changed the tree")
         for path in copies:
-            shutil.rmtree(path)
+            if path.exists():
+                shutil.rmtree(path)
 
     _warm(base)
     du_ours, du_theirs = _alternated(
@@ -395,6 +419,11 @@ def main() -> None:
     parser.add_argument(
         "--no-real", action="store_true", help="skip the real runs (each needs two copies)"
     )
+    parser.add_argument(
+        "--hardlink",
+        action="store_true",
+        help="real runs on `cp -al` copies, each removed after its run (200,000 images)",
+    )
     args = parser.parse_args()
     sizes = (
         [(args.images, args.repos or max(1, args.images // 10))]
@@ -424,6 +453,7 @@ def main() -> None:
                 jobs=args.jobs,
                 tree=args.tree,
                 real=not args.no_real,
+                hardlink=args.hardlink,
             )
 
 
