@@ -284,6 +284,20 @@ def generate(root: Path, images: int, repos: int, jobs: int) -> None:
         pool.map(_synthesize_part, parts)
 
 
+def _row(name: str, mine: Run, other: Run | None) -> None:
+    """One row of the table, printed as soon as it is measured (a long run stopped halfway
+    keeps what it measured)."""
+    if other is None:
+        print(f"   {name:<14} {mine.wall:>7.2f}s {'-':>8} {'-':>6}", flush=True)
+        return
+    print(
+        f"   {name:<14} {mine.wall:>7.2f}s {other.wall:>7.2f}s {mine.wall / other.wall:>5.2f}x"
+        f"   {mine.cpu:>10.2f}s {other.cpu:>6.2f}s {mine.cpu / other.cpu:>5.2f}x"
+        f"   {mine.peak_kib / 1024:>16.1f} {other.peak_kib / 1024:>6.1f}",
+        flush=True,
+    )
+
+
 def bench(
     images: int,
     repos: int,
@@ -303,7 +317,8 @@ def bench(
         generate(base, images, repos, jobs)
     print(
         f"\n== {images} images in {repos} repositories (written in "
-        f"{time.perf_counter() - started:.1f} s), medians of {runs} alternated rounds"
+        f"{time.perf_counter() - started:.1f} s), medians of {runs} alternated rounds",
+        flush=True,
     )
     gc = [*regtui, "gc", "--grace-period", "0", "--force", "--json"]
     # The dry runs read the tree itself: nothing is written there.
@@ -313,9 +328,16 @@ def bench(
     # start, whatever PYTHONDONTWRITEBYTECODE says; one untimed run compiles them.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-    _timed([*gc, "--root", str(dry), "--dry-run"], env)
+    empty = workdir / "empty"
+    (empty / V2).mkdir(parents=True, exist_ok=True)
+    _timed([*gc, "--root", str(empty), "--dry-run"], env)  # compiles what a dry run imports
+    _timed([*regtui, "du", "--root", str(empty), "--json"], env)
 
-    rows: list[tuple[str, Run, Run | None]] = []
+    print(
+        f"   {'':<14} {'regtui':>8} {'other':>8} {'ratio':>6}   {'CPU: regtui':>11} {'other':>7}"
+        f" {'ratio':>6}   {'peak MiB: regtui':>16} {'other':>6}   (other: Distribution; du -sb)",
+        flush=True,
+    )
     config = _config(dry, workdir / f"dry-{images}.yml")
     ours_dry, theirs_dry = _alternated(
         runs,
@@ -328,8 +350,16 @@ def bench(
     if theirs_dry is not None:
         eligible = set(re.findall(r"^blob eligible for deletion: (\S+)$", theirs_dry.out, re.M))
         same = "same blobs" if eligible == ours else f"DIFFERENT: {len(eligible)} vs {len(ours)}"
-        print(f"   {len(ours)} blobs eligible ({same})")
-    rows.append(("gc --dry-run", ours_dry, theirs_dry))
+        print(f"   {len(ours)} blobs eligible ({same})", flush=True)
+    _row("gc --dry-run", ours_dry, theirs_dry)
+
+    _warm(base)
+    du_ours, du_theirs = _alternated(
+        runs,
+        lambda: _timed([*regtui, "du", "--root", str(base), "--json"], env),
+        lambda: _timed(["du", "-sb", str(base)]),
+    )
+    _row("du", du_ours, du_theirs)
 
     copies: list[Path] = []
 
@@ -367,38 +397,20 @@ def bench(
     if real:
         before = _blob_names(base) if hardlink else set()
         ours_run, theirs = _alternated(runs, ours_real, theirs_real if registry else None)
-        rows.append(("gc (real run)", ours_run, theirs))
+        _row("gc (real run)", ours_run, theirs)
         if theirs is not None:
             left_theirs, left_ours = blobs_left(theirs), blobs_left(ours_run)
             same = "the same" if left_theirs == left_ours else "DIFFERENT"
-            print(f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies")
+            print(
+                f"   after the real runs, {len(left_ours)} blobs left: {same} on both copies",
+                flush=True,
+            )
         if hardlink and _blob_names(base) != before:
             raise SystemExit("a real run on a hard-linked copy changed the tree")
         for path in copies:
             if path.exists():
                 shutil.rmtree(path)
 
-    _warm(base)
-    du_ours, du_theirs = _alternated(
-        runs,
-        lambda: _timed([*regtui, "du", "--root", str(base), "--json"], env),
-        lambda: _timed(["du", "-sb", str(base)]),
-    )
-    rows.append(("du", du_ours, du_theirs))
-
-    print(
-        f"   {'':<14} {'regtui':>8} {'other':>8} {'ratio':>6}   {'CPU: regtui':>11} {'other':>7}"
-        f" {'ratio':>6}   {'peak MiB: regtui':>16} {'other':>6}   (other: Distribution; du -sb)"
-    )
-    for name, mine, other in rows:
-        if other is None:
-            print(f"   {name:<14} {mine.wall:>7.2f}s {'-':>8} {'-':>6}")
-            continue
-        print(
-            f"   {name:<14} {mine.wall:>7.2f}s {other.wall:>7.2f}s {mine.wall / other.wall:>5.2f}x"
-            f"   {mine.cpu:>10.2f}s {other.cpu:>6.2f}s {mine.cpu / other.cpu:>5.2f}x"
-            f"   {mine.peak_kib / 1024:>16.1f} {other.peak_kib / 1024:>6.1f}"
-        )
     if tree is None:
         shutil.rmtree(base)
 
