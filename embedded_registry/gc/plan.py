@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from embedded_registry.gc.activity import PushActivity
-from embedded_registry.gc.digests import DigestMarks
+from embedded_registry.gc.digests import DigestList, DigestMarks
 from embedded_registry.gc.mark import MarkResult, Problem, mark
 from embedded_registry.gc.scan import RepoSnapshot, Snapshot
 
@@ -216,10 +216,13 @@ def plan(
     emptied: list[RepoSnapshot] = []
     for repo in snapshot.repos:
         gone = removed_manifests.get(repo.name, set())
-        links_left = False
-        for digest in sorted(repo.layer_links):
+        unmarked, links_left = _unmarked_links(repo, marks.marked)
+        for digest in unmarked:
+            if not gone_after(digest):
+                links_left = True
+                continue
             link_path = layer_link_path(repo, digest)
-            link_st = snapshot.stat(link_path, remember=False) if gone_after(digest) else None
+            link_st = snapshot.stat(link_path, remember=False)
             if link_st is not None and not activity.protects_repo_link(repo, link_st.mtime):
                 parent = link_path.rsplit("/", 2)[0]
                 layers = directories.setdefault(parent, parent)
@@ -264,6 +267,17 @@ def plan(
         left = snapshot.own_bytes(repo) - planned
         removals.append(Removal("repository", repo.path, max(left, 0), None, repo.name))
     return removals, too_young
+
+
+def _unmarked_links(repo: RepoSnapshot, marked: DigestMarks) -> tuple[list[str], bool]:
+    """``repo``'s layer links in digest order, but those to a marked blob that is there (each
+    a byte looked at, not a digest string made and looked up: a GC of 200,000 images walks
+    620,000 links); and whether any was left out (a link that stays: a marked blob is not
+    swept)."""
+    links = repo.layer_links
+    if isinstance(links, DigestList) and links.packed_only():
+        return links.unmarked(marked)
+    return sorted(links), False
 
 
 def _has_protected_links(repo: RepoSnapshot, activity: PushActivity) -> bool:

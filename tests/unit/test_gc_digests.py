@@ -104,3 +104,15 @@ def test_marks_and_layer_lists_by_position() -> None:
     links = DigestList(dirs, [digests[7], missing, digests[5], digests[7]])
     assert list(links) == [digests[5], digests[7], missing] and len(links) == 3
     assert digests[7] in links and missing in links and digests[6] not in links
+
+
+def test_unmarked_links_leave_out_marked_blobs_and_say_so() -> None:
+    digests = sorted(_digest(n) for n in range(10))
+    dirs = _dirs(digests)
+    marks = DigestMarks(dirs)
+    marks.add(digests[2])
+    links = DigestList(dirs, [digests[2], digests[5], digests[1]])
+    assert links.packed_only()
+    assert links.unmarked(marks) == ([digests[1], digests[5]], True)
+    assert DigestList(dirs, [digests[5]]).unmarked(marks) == ([digests[5]], False)
+    assert not DigestList(dirs, [_digest(99)]).packed_only()
