@@ -46,8 +46,9 @@ def test_a_match_across_two_packed_digests_is_no_match() -> None:
     assert packed.append(first) and packed.append(second)
     across = (first + second)[16:48]  # in the same bucket (00 01), found only misaligned
     assert across[:2] == b"\x00\x01" and (first + second).find(across) == 16
-    assert packed.index(across) == -1
+    assert packed.index(across) == -1 and packed.find("sha256:" + across.hex()) == -1
     assert packed.index(first) == 0 and packed.index(second) == 1
+    assert packed.find("sha256:" + second.hex()) == 1
 
 
 def test_only_ascending_digests_are_packed() -> None:
