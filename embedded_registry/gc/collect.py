@@ -136,7 +136,7 @@ async def _collect(
 ) -> GcReport:
     started = time.monotonic()
     now = time.time() if now is None else now
-    snapshot = await scan(driver, progress, temporaries=not dry_run, lazy_manifests=True)
+    snapshot = await scan(driver, progress, temporaries=not dry_run)
     if check is not None:
         check(snapshot)
     decided = await asyncio.to_thread(

@@ -178,9 +178,6 @@ class Snapshot:
         self._stats: dict[str, FileInfo | None] = {}
         self._manifests: dict[str, StoredManifest | None] = {}
         self._manifests_forgotten = False
-        self._read_lazily = False
-        """Manifests read when the mark asks (by name), none kept: :func:`scan`'s
-        ``lazy_manifests``."""
         self._tag_targets: dict[str, dict[str, str | None]] = {}
         self._valid_names: dict[str, bool] = {}
         self.stale_temporaries: list[str] = []
@@ -291,8 +288,6 @@ class Snapshot:
     def manifest(self, digest: str) -> StoredManifest | None:
         if self._manifests_forgotten:
             raise RuntimeError("the manifests of this snapshot were freed after its mark")
-        if self._read_lazily and self._names is not None:
-            return _read_manifest_now(self, self._names, digest)
         return self._manifests.get(digest)
 
     def forget_manifests(self) -> None:
@@ -581,28 +576,18 @@ def _list_uploads(listing: NameListing, name: str, key: str, prefix: str) -> lis
 
 
 async def scan(
-    driver: StorageDriver,
-    progress: Progress | None = None,
-    *,
-    temporaries: bool = False,
-    lazy_manifests: bool = False,
+    driver: StorageDriver, progress: Progress | None = None, *, temporaries: bool = False
 ) -> Snapshot:
     """One listing of the storage, then every manifest and tag link it names. Where the
     driver lists by name (:class:`NameListing`), names only, and stats when asked for; with
     ``temporaries`` (a real GC run, which removes them), the directories whose link is
-    rewritten are listed too, for the temporary files a killed writer left there. With
-    ``lazy_manifests`` (GC, whose mark reads each manifest once), a driver that lists by name
-    has its manifests read when the mark asks, and none kept: at 200,000 images they were
-    the peak of a run."""
+    rewritten are listed too, for the temporary files a killed writer left there."""
     if isinstance(driver, NameListing):
         snapshot = Snapshot(driver, driver)
         by_name: NameListing = driver
 
         def list_and_read() -> None:
             _list_by_name(snapshot, by_name, temporaries)
-            if lazy_manifests:
-                snapshot._read_lazily = True
-                return
             if progress is not None:
                 blobs, repos = len(snapshot.blob_dirs), len(snapshot.repos)
                 progress(f"listed {blobs} blobs in {repos} repositories; reading manifests")
@@ -667,37 +652,31 @@ async def scan(
     return snapshot
 
 
-def _read_manifest_now(
-    snapshot: Snapshot, listing: NameListing, digest: str
-) -> StoredManifest | None:
-    """One manifest read by name without a ``stat`` first (None: no such blob): one too big
-    for a manifest is reported with its size."""
-    blob_dirs = snapshot.blob_dirs
-    if digest not in blob_dirs:
-        return None
-    key = blob_dirs[digest][len(snapshot.prefix) :]
-    body = listing.read_now(f"{key}/data", MAX_MANIFEST_BYTES + 1)
-    if body is None:
-        snapshot._stats[digest] = None
-        return None
-    if not isinstance(body, bytes):
-        return StoredManifest(digest, error=str(body))
-    if len(body) > MAX_MANIFEST_BYTES:
-        st = snapshot.blob_stat(digest)
-        size = st.size if st is not None else len(body)
-        return StoredManifest(digest, error=f"{size} bytes: too big for a manifest")
-    return parse_stored_manifest(digest, body)
-
-
 def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
     """Every manifest of a revision (and every child of an index that is only a blob), read
-    by name (:func:`_read_manifest_now`). Tag links are read when asked for (a mark that keeps
-    tagged manifests only)."""
-    manifests = snapshot._manifests
+    by name without a ``stat`` first: one too big for a manifest is reported with its size.
+    Tag links are read when asked for (a mark that keeps tagged manifests only)."""
+    blob_dirs, manifests = snapshot.blob_dirs, snapshot._manifests
+    prefix = len(snapshot.prefix)
 
     def read(digests: Iterable[str]) -> None:
         for digest in digests:
-            manifests[digest] = _read_manifest_now(snapshot, listing, digest)
+            if digest not in blob_dirs:
+                manifests[digest] = None
+                continue
+            body = listing.read_now(f"{blob_dirs[digest][prefix:]}/data", MAX_MANIFEST_BYTES + 1)
+            if body is None:
+                snapshot._stats[digest] = None
+                manifests[digest] = None
+            elif not isinstance(body, bytes):
+                manifests[digest] = StoredManifest(digest, error=str(body))
+            elif len(body) > MAX_MANIFEST_BYTES:
+                st = snapshot.blob_stat(digest)
+                size = st.size if st is not None else len(body)
+                error = f"{size} bytes: too big for a manifest"
+                manifests[digest] = StoredManifest(digest, error=error)
+            else:
+                manifests[digest] = parse_stored_manifest(digest, body)
 
     digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     read(digests)

@@ -3,7 +3,6 @@ does not need kept past the mark, and a bounded number of bytes per image."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -15,8 +14,6 @@ import pytest
 
 from embedded_registry.gc import collect_garbage, decide, scan_root
 from embedded_registry.gc.digests import DigestList
-from embedded_registry.gc.scan import scan
-from embedded_registry.storage.driver.filesystem import FilesystemDriver
 from tests.helpers.layout import LayoutWriter
 
 HOURS = 3600.0
@@ -81,32 +78,6 @@ def test_gc_frees_the_manifests_and_keeps_no_per_repository_marks(tmp_path: Path
     assert {r.digest for r in decided.removals if r.kind == "blob"} == garbage
     assert decided.marks.roles == {}
     assert all(not kept.blobs for kept in decided.marks.repos.values())
-    with pytest.raises(RuntimeError, match="freed after its mark"):
-        snapshot.manifest(revision)
-
-
-def test_gc_reads_each_manifest_when_its_mark_asks(tmp_path: Path) -> None:
-    """GC's scan keeps no manifest: its mark reads each one by name when it gets there, and
-    decides what a scan that read them all up front decides."""
-    garbage = _store(tmp_path, repos=3, images=4)
-    snapshot = asyncio.run(scan(FilesystemDriver(tmp_path), lazy_manifests=True))
-    assert snapshot._manifests == {}
-    revision = next(iter(snapshot.repos[0].revisions))
-    manifest = snapshot.manifest(revision)
-    assert manifest is not None and manifest.config in snapshot.blob_dirs
-    assert snapshot._manifests == {}
-    decided = decide(
-        snapshot, delete_untagged=False, remove_empty_repos=False, now=time.time(), grace=0.0
-    )
-    assert {r.digest for r in decided.removals if r.kind == "blob"} == garbage
-    eager = decide(
-        scan_root(tmp_path),
-        delete_untagged=False,
-        remove_empty_repos=False,
-        now=time.time(),
-        grace=0.0,
-    )
-    assert [r.path for r in decided.removals] == [r.path for r in eager.removals]
     with pytest.raises(RuntimeError, match="freed after its mark"):
         snapshot.manifest(revision)
 
