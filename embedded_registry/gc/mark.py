@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from embedded_registry.gc.activity import PushActivity
+from embedded_registry.gc.digests import DigestMarks
 from embedded_registry.gc.scan import RepoSnapshot, Snapshot
 
 ROLE_MANIFEST, ROLE_CONFIG, ROLE_LAYER = "manifests", "configs", "layers"
@@ -29,11 +30,12 @@ class RepoMark:
 
 @dataclass(slots=True)
 class MarkResult:
-    """Every blob in use (``marked``); per repository its kept manifests, and with ``detail``
-    (:func:`mark`) the blobs each one needs and the role of each blob."""
+    """Every blob in use (``marked``: a byte per blob, :class:`DigestMarks`); per repository
+    its kept manifests, and with ``detail`` (:func:`mark`) the blobs each one needs and the role
+    of each blob."""
 
     repos: dict[str, RepoMark]
-    marked: set[str]
+    marked: DigestMarks
     roles: dict[str, str]
     problems: list[Problem]
 
@@ -62,13 +64,13 @@ def _mark_repo(
     follow_referrers: bool,
     roles: dict[str, str] | None,
     problems: list[Problem],
-    marked: set[str] | None = None,
+    marked: DigestMarks | None = None,
 ) -> RepoMark:
     """What ``repo`` keeps from ``roots``. Without ``roles`` (a GC, which needs neither roles
     nor per-repository blobs), the blobs go straight into ``marked`` and the mark keeps only
     the manifests."""
     mark = RepoMark()
-    blobs = mark.blobs if marked is None else marked
+    blobs: set[str] | DigestMarks = mark.blobs if marked is None else marked
     referrers: dict[str, list[str]] = {}
     if follow_referrers:
         for digest in repo.revisions:
@@ -123,7 +125,7 @@ def mark(
     ``regtui du``) the blobs they need, and the role of each blob. GC marks without ``detail``:
     one set of blobs, no per-repository copy of it (less memory at scale)."""
     repos: dict[str, RepoMark] = {}
-    marked: set[str] = set()
+    marked = DigestMarks(snapshot.blob_dirs)
     roles: dict[str, str] = {}
     problems: list[Problem] = []
     activity = PushActivity(snapshot, now - grace)
@@ -131,7 +133,7 @@ def mark(
         roots = _roots(snapshot, repo, delete_untagged, activity)
         if detail:
             repo_mark = _mark_repo(snapshot, repo, roots, delete_untagged, roles, problems)
-            marked |= repo_mark.blobs
+            marked.update(repo_mark.blobs)
         else:
             repo_mark = _mark_repo(snapshot, repo, roots, delete_untagged, None, problems, marked)
         repos[repo.name] = repo_mark

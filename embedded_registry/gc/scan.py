@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from embedded_registry import names
+from embedded_registry.gc.digests import BlobIndex, DigestList, raw_sha256
 from embedded_registry.mediatypes import StoredManifest, parse_stored_manifest
 from embedded_registry.storage.driver.base import FileInfo, StorageDriver
 from embedded_registry.storage.driver.capabilities import (
@@ -68,9 +69,9 @@ class RepoSnapshot:
     revisions: dict[str, FileInfo] = field(default_factory=dict)
     unlinked_revisions: set[str] = field(default_factory=set)
     tags: list[str] = field(default_factory=list)
-    layer_links: list[str] = field(default_factory=list)
-    """The digests of its ``_layers`` links, sorted, each once (a list: a set of a
-    repository's links took four times the memory, and GC only walks them)."""
+    layer_links: Collection[str] = field(default_factory=list)
+    """The digests of its ``_layers`` links, each once: a :class:`DigestList` once listed
+    (positions in the packed blob directories, 4 bytes a link), GC only walks them."""
     uploads: list[Upload] = field(default_factory=list)
 
 
@@ -85,55 +86,73 @@ def storage_prefix(driver: StorageDriver) -> str:
     return f"{driver.name}:"
 
 
-class BlobDirs(MutableMapping[str, str]):
-    """Blob directories by digest. The path of one where the layout puts it
-    (``<base>/<alg>/<hex[:2]>/<hex>``) is computed when asked for, not kept: a store of
-    millions of blobs holds one string per blob here, not two."""
+class BlobDirs(BlobIndex, MutableMapping[str, str]):
+    """Blob directories by digest. Where the layout puts one (``<base>/<alg>/<hex[:2]>/<hex>``),
+    its path is computed when asked for, not kept, and a ``sha256`` digest listed in order is
+    32 bytes of one packed buffer (:mod:`embedded_registry.gc.digests`), not a string: a store
+    of millions of blobs holds no string per blob here. Any other is kept as a string."""
 
-    __slots__ = ("_base", "_digests", "_elsewhere")
+    __slots__ = ("_base", "_elsewhere")
 
     def __init__(self, base: str) -> None:
+        super().__init__()
         self._base = base
-        self._digests: dict[str, str] = {}  # each digest to itself: see canonical()
         self._elsewhere: dict[str, str] = {}
-
-    def canonical(self, digest: str) -> str:
-        """The digest string kept here when there is one equal to ``digest`` (the links of
-        every repository then share it instead of holding copies)."""
-        return self._digests.get(digest, digest)
+        """Digests not packed: their directory (where the layout puts it, or not)."""
 
     def _where(self, digest: str) -> str:
         algorithm, _, hex_part = digest.partition(":")
         return f"{self._base}/{algorithm}/{hex_part[:2]}/{hex_part}"
 
     def __getitem__(self, digest: str) -> str:
-        if digest in self._digests:
+        path = self._elsewhere.get(digest)
+        if path is not None:
+            return path
+        if self.index(digest) >= 0:
             return self._where(digest)
-        return self._elsewhere[digest]
+        raise KeyError(digest)
 
     def __setitem__(self, digest: str, path: str) -> None:
-        if path == self._where(digest):
-            self._digests[digest] = digest
-            self._elsewhere.pop(digest, None)
-        else:
-            self._digests.pop(digest, None)
+        if digest in self._elsewhere or self.index(digest) < 0:
+            raw = raw_sha256(digest) if path == self._where(digest) else None
+            if raw is not None and digest not in self._elsewhere and self._packed.append(raw):
+                return
+            self._elsewhere[digest] = path
+        elif path != self._where(digest):
+            self._removed.add(self.index(digest))
             self._elsewhere[digest] = path
 
     def __delitem__(self, digest: str) -> None:
-        if digest in self._digests:
-            del self._digests[digest]
-        else:
-            del self._elsewhere[digest]
+        if self._elsewhere.pop(digest, None) is not None:
+            return
+        index = self.index(digest)
+        if index < 0:
+            raise KeyError(digest)
+        self._removed.add(index)
 
     def __contains__(self, digest: object) -> bool:
-        return digest in self._digests or digest in self._elsewhere
+        if not isinstance(digest, str):
+            return False
+        return digest in self._elsewhere or self.index(digest) >= 0
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._digests
+        digest = self.packed_digest
+        for index in self.packed_present():
+            yield digest(index)
         yield from self._elsewhere
 
     def __len__(self) -> int:
-        return len(self._digests) + len(self._elsewhere)
+        return len(self._packed) - len(self._removed) + len(self._elsewhere)
+
+    def add_in_place(self, digest: str) -> None:
+        """Add a blob whose directory is where the layout puts it."""
+        raw = raw_sha256(digest)
+        if raw is None or digest in self._elsewhere or not self._packed.append(raw):
+            self[digest] = self._where(digest)
+
+    def unpacked(self) -> Iterator[str]:
+        """The digests kept as strings (not packed)."""
+        return iter(self._elsewhere)
 
 
 class Snapshot:
@@ -363,7 +382,9 @@ def _add_repository_key(
         elif part == "_layers" and len(rest) == 3 and rest[2] == "link":
             digest = f"{rest[0]}:{rest[1]}"
             if names.is_valid_digest(digest):
-                _repo(repos, name, prefix, base).layer_links.append(digest)
+                links = _repo(repos, name, prefix, base).layer_links
+                if isinstance(links, list):  # a list while listing, a DigestList after
+                    links.append(digest)
         elif part == "_uploads" and rest:
             _repo(repos, name, prefix, base)
             uploads.setdefault((name, rest[0]), []).append(info)
@@ -401,30 +422,13 @@ def _bare_or_none(info: FileInfo | None) -> FileInfo | None:
     return None if info is None else _bare(info)
 
 
-def _shared(manifest: StoredManifest, canonical: Callable[[str], str]) -> StoredManifest:
-    """``manifest`` naming its blobs with the digest strings the scan already holds
-    (``canonical``): the references of every manifest then cost no string of their own."""
-    if manifest.error is not None:
-        return manifest
-    return StoredManifest(
-        manifest.digest,
-        None if manifest.config is None else canonical(manifest.config),
-        tuple(map(canonical, manifest.layers)),
-        tuple(map(canonical, manifest.children)),
-        None if manifest.subject is None else canonical(manifest.subject),
-    )
-
-
 def _link_target(raw: bytes | Exception | None) -> str | None:
     text = raw.decode("ascii", "replace").strip() if isinstance(raw, bytes) else ""
     return text if names.is_valid_digest(text) else None
 
 
-def _digest_dirs(
-    listing: NameListing, key: str, canonical: Callable[[str], str] = str
-) -> list[tuple[str, str]]:
-    """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory), each
-    digest as ``canonical`` gives it."""
+def _digest_dirs(listing: NameListing, key: str) -> list[tuple[str, str]]:
+    """The ``<alg>/<hex>`` directories under ``key``: (digest, key of the directory)."""
     found = []
     for algorithm, is_dir in listing.entries(key) or ():
         if is_dir:
@@ -432,7 +436,7 @@ def _digest_dirs(
             for hex_part, inner in listing.entries(top) or ():
                 digest = f"{algorithm}:{hex_part}"
                 if inner and names.is_valid_digest(digest):
-                    found.append((canonical(digest), f"{top}/{hex_part}"))
+                    found.append((digest, f"{top}/{hex_part}"))
     return found
 
 
@@ -466,15 +470,15 @@ def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -
         if not is_dir:
             continue
         algorithm_key = f"{blobs}/{algorithm}"
-        for two, inner in entries(algorithm_key) or ():
+        # In digest order: the blob directories are then packed as they come.
+        for two, inner in sorted(entries(algorithm_key) or ()):
             if not inner:
                 continue
             two_key = f"{algorithm_key}/{two}"
-            base = f"{prefix}{two_key}/"
-            for hex_part, is_blob_dir in entries(two_key) or ():
+            for hex_part, is_blob_dir in sorted(entries(two_key) or ()):
                 digest = f"{algorithm}:{hex_part}"
                 if is_blob_dir and is_valid_digest(digest):
-                    blob_dirs[digest] = base + hex_part
+                    blob_dirs.add_in_place(digest)
 
     repositories = KEYS.repositories_dir
     repos: dict[str, RepoSnapshot] = {}
@@ -496,8 +500,8 @@ def _list_by_name(snapshot: Snapshot, listing: NameListing, temporaries: bool) -
         repo = repos[name] = RepoSnapshot(name, prefix + key)
         for part in parts:
             if part == "_layers":
-                layers = _digest_dirs(listing, f"{key}/_layers", blob_dirs.canonical)
-                repo.layer_links = sorted({digest for digest, _ in layers})
+                layers = _digest_dirs(listing, f"{key}/_layers")
+                repo.layer_links = DigestList(blob_dirs, (digest for digest, _ in layers))
             elif part == "_manifests":
                 _list_manifests(snapshot, listing, repo, f"{key}/_manifests", temporaries, files)
             elif part == "_uploads":
@@ -518,7 +522,7 @@ def _list_manifests(
     files(key, top)
     kinds = {name for name, is_dir in top or () if is_dir}
     if "revisions" in kinds:
-        revisions = _digest_dirs(listing, f"{key}/revisions", snapshot.blob_dirs.canonical)
+        revisions = _digest_dirs(listing, f"{key}/revisions")
         for digest, revision in revisions:
             if temporaries:
                 found = entries(revision)
@@ -643,7 +647,7 @@ async def scan(
     snapshot.repos = [repos[name] for name in sorted(repos)]
     for repo in snapshot.repos:
         repo.tags.sort()
-        repo.layer_links = sorted(set(repo.layer_links))
+        repo.layer_links = DigestList(snapshot.blob_dirs, repo.layer_links)
     await _read_references(snapshot, progress)
     return snapshot
 
@@ -653,7 +657,6 @@ def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
     by name without a ``stat`` first: one too big for a manifest is reported with its size.
     Tag links are read when asked for (a mark that keeps tagged manifests only)."""
     blob_dirs, manifests = snapshot.blob_dirs, snapshot._manifests
-    canonical = blob_dirs.canonical
     prefix = len(snapshot.prefix)
 
     def read(digests: Iterable[str]) -> None:
@@ -673,7 +676,7 @@ def _read_manifests_now(snapshot: Snapshot, listing: NameListing) -> None:
                 error = f"{size} bytes: too big for a manifest"
                 manifests[digest] = StoredManifest(digest, error=error)
             else:
-                manifests[digest] = _shared(parse_stored_manifest(digest, body), canonical)
+                manifests[digest] = parse_stored_manifest(digest, body)
 
     digests = sorted({d for repo in snapshot.repos for d in repo.revisions})
     read(digests)
@@ -707,8 +710,7 @@ async def _read_references(snapshot: Snapshot, progress: Progress | None) -> Non
         for digest, body in zip(readable, bodies, strict=True):
             if body is None or isinstance(body, bytes):
                 parsed = None if body is None else parse_stored_manifest(digest, body)
-                canonical = snapshot.blob_dirs.canonical
-                snapshot._manifests[digest] = None if parsed is None else _shared(parsed, canonical)
+                snapshot._manifests[digest] = parsed
             else:
                 snapshot._manifests[digest] = StoredManifest(digest, error=str(body))
 
