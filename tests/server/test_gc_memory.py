@@ -18,13 +18,15 @@ from tests.helpers.layout import LayoutWriter
 
 HOURS = 3600.0
 
-BYTES_PER_IMAGE = 2200
+BYTES_PER_IMAGE = 2600
 """Python objects a dry run allocates at its peak per image: 3,981 bytes before issue 22's
 cuts. The figure depends on the process's hash seed (where the peak falls in set order):
 with one string per digest 1,787 / 3,103 / 2,444 / 2,052 under ``PYTHONHASHSEED`` 3 / 2 / 1 / 4;
-with the blobs' digests packed and removals sharing their strings 826 or 1,984 (a bound with
-room for the interpreter's own variation; the packing itself is held by
-:func:`test_the_scan_packs_every_blob_digest`)."""
+with the blobs' digests packed and removals sharing their strings 826 or 1,984. The bound
+leaves room over 1,984 for a longer ``tmp_path`` (about 330 bytes an image per 100 characters)
+and the interpreter's own variation: a flaky bound fails CI for nothing; the packing itself is
+held by :func:`test_the_scan_packs_every_blob_digest`, the bound catches a return to the 3,981
+of before."""
 
 
 def _store(root: Path, repos: int, images: int) -> set[str]:
