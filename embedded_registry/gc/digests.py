@@ -81,28 +81,9 @@ class PackedDigests:
 
     def find(self, digest: str) -> int:
         """The position of the digest string ``digest``; -1 when it is not here (or is no
-        lower-case sha256). :func:`raw_sha256` and :meth:`index` in one call: GC asks this
-        millions of times."""
-        if len(digest) != 71 or digest[:7] != SHA256:
-            return -1
-        hex_part = digest[7:]
-        if not (hex_part.islower() or hex_part.isdigit()):
-            return -1
-        try:
-            raw = bytes.fromhex(hex_part)
-        except ValueError:
-            return -1
-        bucket = raw[0] << 8 | raw[1]
-        filled, count = self._filled, self._count
-        low = self._starts[bucket] if bucket < filled else count
-        high = self._starts[bucket + 1] if bucket + 1 < filled else count
-        if low == high:
-            return -1
-        buffer, end = self._buffer, high * WIDTH
-        at = buffer.find(raw, low * WIDTH, end)
-        while at > 0 and at % WIDTH:
-            at = buffer.find(raw, at + 1, end)
-        return at // WIDTH if at >= 0 else -1
+        lower-case sha256)."""
+        raw = raw_sha256(digest)
+        return -1 if raw is None else self.index(raw)
 
     def digest(self, index: int) -> str:
         """The digest string at ``index``."""

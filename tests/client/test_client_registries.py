@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.servers import RunningRegistry, distribution_registry, require_tool
-from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
+from tests.helpers.tokens import distribution_token_service
 from tui.client import (
     AuthError,
     Credentials,
@@ -198,26 +198,11 @@ async def test_htpasswd_basic_auth(tmp_path: Path) -> None:
 
 
 async def test_token_auth_bearer_flow(tmp_path: Path) -> None:
-    key = new_key()
-    bundle = tmp_path / "token-signer.pem"
-    bundle.write_bytes(pem(certificate("regtui test token issuer", key)))
     grants = {
         "bob": {"repository:*": ["*"], "registry:catalog": ["*"]},
         "": {"repository:*": ["pull"]},  # anonymous pulls, nothing else
     }
-    with token_server(
-        Signer(key, kid=libtrust_kid(key)),
-        issuer="regtui-test-issuer",
-        service="regtui-test-registry",
-        users={"bob": "builder-pass"},
-        grants=grants,
-    ) as issuer:
-        auth = {
-            "realm": issuer.realm,
-            "service": issuer.service,
-            "issuer": issuer.issuer,
-            "rootcertbundle": str(bundle),
-        }
+    with distribution_token_service(tmp_path, grants) as (issuer, auth):
         config = {"auth": {"token": auth}}
         with distribution_registry(tmp_path / "token", config=config) as running:
             pusher = RegistryAuth(Credentials("bob", "builder-pass"))

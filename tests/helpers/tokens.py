@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -209,3 +210,31 @@ def token_server(
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def distribution_token_service(
+    directory: Path,
+    grants: Mapping[str, Mapping[str, list[str]]],
+    users: Mapping[str, str] | None = None,
+) -> Iterator[tuple[TokenServer, dict[str, str]]]:
+    """A :func:`token_server` with a fresh signing key (its certificate written to
+    ``directory``/token-signer.pem) and the ``auth.token`` section of a Distribution config.yml
+    that trusts it; ``users`` by default ``bob`` / ``builder-pass``."""
+    key = new_key()
+    bundle = directory / "token-signer.pem"
+    bundle.write_bytes(pem(certificate("regtui test token issuer", key)))
+    with token_server(
+        Signer(key, kid=libtrust_kid(key)),
+        issuer="regtui-test-issuer",
+        service="regtui-test-registry",
+        users={"bob": "builder-pass"} if users is None else users,
+        grants=grants,
+    ) as issuer:
+        auth = {
+            "realm": issuer.realm,
+            "service": issuer.service,
+            "issuer": issuer.issuer,
+            "rootcertbundle": str(bundle),
+        }
+        yield issuer, auth

@@ -437,48 +437,39 @@ def test_tag_across_repositories_with_token_auth(tmp_path: Path) -> None:
     push on the target in one token; the client asks for exactly that and the blobs are
     mounted, with bob's credentials sent to the token service and the registry only."""
     from tests.helpers.servers import distribution_registry
-    from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
+    from tests.helpers.tokens import distribution_token_service
 
-    key = new_key()
-    bundle = tmp_path / "token-signer.pem"
-    bundle.write_bytes(pem(certificate("regtui test token issuer", key)))
     grants = {"bob": {"repository:*": ["*"]}}
     index, _ = two_platforms()
-    with token_server(
-        Signer(key, kid=libtrust_kid(key)),
-        issuer="regtui-test-issuer",
-        service="regtui-test-registry",
-        users={"bob": "builder-pass"},
-        grants=grants,
-    ) as issuer:
-        auth = {"realm": issuer.realm, "service": issuer.service, "issuer": issuer.issuer,
-                "rootcertbundle": str(bundle)}  # fmt: skip
-        with distribution_registry(tmp_path / "token", config={"auth": {"token": auth}}) as reg:
-            from tui.client import Credentials, RegistryAuth
+    with (
+        distribution_token_service(tmp_path, grants) as (issuer, auth),
+        distribution_registry(tmp_path / "token", config={"auth": {"token": auth}}) as reg,
+    ):
+        from tui.client import Credentials, RegistryAuth
 
-            push_image(
-                reg.url,
-                "src/app",
-                "v1",
-                index,
-                auth=RegistryAuth(Credentials("bob", "builder-pass")),
-            )
-            password = {"REGTUI_PASSWORD": "builder-pass"}
-            done = regtui("tag", "--json", "-u", "bob", f"{reg.host}/src/app:v1",
-                          f"{reg.host}/other/app:2", env=password)  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            assert json.loads(done.stdout)["tags"][0]["how"] == "mounted"
-            mount_tokens = [
-                r["scopes"]
-                for r in issuer.requests
-                if "repository:src/app:pull" in r["scopes"]
-                and any(x.startswith("repository:other/app:") and "push" in x for x in r["scopes"])
-            ]
-            assert mount_tokens and all(r["account"] == "bob" for r in issuer.requests)
-            copied = regtui("cp", "--json", "--src-username", "bob", "--dst-username", "bob",
-                            f"{reg.host}/src/app:v1", f"{reg.host}/third/app:3", "--all",
-                            env={"REGTUI_SRC_PASSWORD": "builder-pass",
-                                 "REGTUI_DST_PASSWORD": "builder-pass"})  # fmt: skip
-            assert copied.returncode == 0, copied.stderr
-            result = json.loads(copied.stdout)
-            assert result["blobs_mounted"] == 5 and result["blobs_copied"] == 0
+        push_image(
+            reg.url,
+            "src/app",
+            "v1",
+            index,
+            auth=RegistryAuth(Credentials("bob", "builder-pass")),
+        )
+        password = {"REGTUI_PASSWORD": "builder-pass"}
+        done = regtui("tag", "--json", "-u", "bob", f"{reg.host}/src/app:v1",
+                      f"{reg.host}/other/app:2", env=password)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["tags"][0]["how"] == "mounted"
+        mount_tokens = [
+            r["scopes"]
+            for r in issuer.requests
+            if "repository:src/app:pull" in r["scopes"]
+            and any(x.startswith("repository:other/app:") and "push" in x for x in r["scopes"])
+        ]
+        assert mount_tokens and all(r["account"] == "bob" for r in issuer.requests)
+        copied = regtui("cp", "--json", "--src-username", "bob", "--dst-username", "bob",
+                        f"{reg.host}/src/app:v1", f"{reg.host}/third/app:3", "--all",
+                        env={"REGTUI_SRC_PASSWORD": "builder-pass",
+                             "REGTUI_DST_PASSWORD": "builder-pass"})  # fmt: skip
+        assert copied.returncode == 0, copied.stderr
+        result = json.loads(copied.stdout)
+        assert result["blobs_mounted"] == 5 and result["blobs_copied"] == 0

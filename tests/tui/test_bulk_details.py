@@ -23,7 +23,7 @@ from embedded_registry.storage.paths import Layout
 from tests.helpers.hookproxy import hook_proxy
 from tests.helpers.servers import distribution_registry, nginx_proxy
 from tests.helpers.tls import self_signed
-from tests.helpers.tokens import Signer, certificate, libtrust_kid, new_key, pem, token_server
+from tests.helpers.tokens import distribution_token_service
 from tests.tui.conftest import AppFactory, wait_for
 from tui.client import RegistryClient
 from tui.data.details import BULK_CONNECTIONS, BULK_FROM, DetailsLoader
@@ -311,9 +311,6 @@ def test_pipelined_details_carry_the_bearer_token_of_the_pull_scope(tmp_path: Pa
     the repository's pull scope goes with every pipelined request, none is refused, and no
     other token is asked for."""
     storage = Storage(tmp_path / "root", tags=60, per_config=3)
-    key = new_key()
-    bundle = tmp_path / "token-signer.pem"
-    bundle.write_bytes(pem(certificate("regtui test token issuer", key)))
     grants = {"bob": {"repository:*": ["pull"]}}
 
     async def load(host: str) -> tuple[DetailsLoader, dict[str, TagRow], int, int]:
@@ -325,21 +322,11 @@ def test_pipelined_details_carry_the_bearer_token_of_the_pull_scope(tmp_path: Pa
             await loader.run(lambda row: rows.__setitem__(row.tag, row))
             return loader, rows, before, client.auth.token_requests
 
-    with token_server(
-        Signer(key, kid=libtrust_kid(key)),
-        issuer="regtui-test-issuer",
-        service="regtui-test-registry",
-        users={"bob": "builder-pass"},
-        grants=grants,
-    ) as issuer:
-        auth = {
-            "realm": issuer.realm,
-            "service": issuer.service,
-            "issuer": issuer.issuer,
-            "rootcertbundle": str(bundle),
-        }
-        with distribution_registry(tmp_path / "root", config={"auth": {"token": auth}}) as running:
-            loader, rows, before, after = asyncio.run(load(running.host))
+    with (
+        distribution_token_service(tmp_path, grants) as (_, auth),
+        distribution_registry(tmp_path / "root", config={"auth": {"token": auth}}) as running,
+    ):
+        loader, rows, before, after = asyncio.run(load(running.host))
     assert loader.bulk is not None and loader.bulk.stopped is None
     assert loader.bulk.requests == len(storage.expected) + len(storage.configs)
     assert after == before  # the pull scope's token, reused
