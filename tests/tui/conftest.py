@@ -15,6 +15,7 @@ from tests.helpers.tmux import Tmux, running_tmux
 from tui.app import AppSettings, RegtuiApp, make_app
 from tui.data.storage import StorageBackend
 from tui.demo import populate
+from tui.screens.repository import RepositoryScreen
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,14 @@ async def wait_for(
             raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', '?')}")
         await pilot.pause(0.05)
     await asyncio.sleep(0)
+
+
+async def open_repository(app: RegtuiApp, repository: str) -> RepositoryScreen:
+    """Push the Tags screen of ``repository`` on ``app``; the screen."""
+    await app.push_screen(RepositoryScreen(repository))
+    screen = app.screen
+    assert isinstance(screen, RepositoryScreen)
+    return screen
 
 
 @pytest.fixture

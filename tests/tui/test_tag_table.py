@@ -24,6 +24,25 @@ from tui.widgets.tag_table import ADD_CHUNK, COLUMNS, TagTable
 COUNT = ADD_CHUNK * 2 + 500
 
 
+class BothTables(App[None]):
+    """A TagTable (``#fast``) beside a plain Table (``#plain``): what the TagTable builds
+    itself is compared with what DataTable's own methods build; ``highlighted`` records the
+    row-highlighted messages of both, as (table id, row key)."""
+
+    CSS = "DataTable { height: 1fr; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.highlighted: list[tuple[str | None, str]] = []
+
+    def compose(self) -> ComposeResult:
+        yield TagTable(id="fast")
+        yield Table(id="plain", cursor_type="row", zebra_stripes=True)
+
+    def on_data_table_row_highlighted(self, event: Table.RowHighlighted) -> None:
+        self.highlighted.append((event.data_table.id, str(event.row_key.value)))
+
+
 class TableApp(App[None]):
     def compose(self) -> ComposeResult:
         yield TagTable(id="tags")
@@ -137,19 +156,8 @@ async def test_rows_added_at_once_are_those_add_row_would_add() -> None:
     row): the table must be the one add_row builds: cells, order, widths, the cursor and the
     message that the cursor's row is highlighted (the screens listen to it)."""
     rows = _detailed(30)
-    highlighted: list[tuple[str | None, str]] = []
-
-    class Both(App[None]):
-        CSS = "DataTable { height: 1fr; }"
-
-        def compose(self) -> ComposeResult:
-            yield TagTable(id="fast")
-            yield Table(id="plain", cursor_type="row", zebra_stripes=True)
-
-        def on_data_table_row_highlighted(self, event: Table.RowHighlighted) -> None:
-            highlighted.append((event.data_table.id, str(event.row_key.value)))
-
-    app = Both()
+    app = BothTables()
+    highlighted = app.highlighted
     async with app.run_test(size=(120, 40)) as pilot:
         fast = app.query_one("#fast", TagTable)
         plain: Table[object] = app.query_one("#plain", Table)
@@ -396,14 +404,7 @@ async def test_a_column_added_is_the_one_add_column_adds() -> None:
     10,000 rows): the table must be the one ``add_column(default="")`` makes."""
     rows = _detailed(60)  # (DataTable's own measures the column again per row: quadratic)
 
-    class Both(App[None]):
-        CSS = "DataTable { height: 1fr; }"
-
-        def compose(self) -> ComposeResult:
-            yield TagTable(id="fast")
-            yield Table(id="plain", cursor_type="row", zebra_stripes=True)
-
-    app = Both()
+    app = BothTables()
     async with app.run_test(size=(120, 40)) as pilot:
         fast = app.query_one("#fast", TagTable)
         plain: Table[object] = app.query_one("#plain", Table)

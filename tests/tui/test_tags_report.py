@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers.layout import LayoutWriter
 from tests.helpers.servers import RunningRegistry, bundled_registry
-from tests.tui.conftest import AppFactory, wait_for
+from tests.tui.conftest import AppFactory, open_repository, wait_for
 from tui.client import RegistryClient
 from tui.client.models import OCI_CONFIG, OCI_MANIFEST
 from tui.data.details import TagFacts, tag_facts
@@ -107,9 +107,7 @@ async def test_two_thousand_tags_are_shown_with_their_details_from_one_request(
     registry, expected = big_repository
     app = app_for(registry, timeout=60.0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.push_screen(RepositoryScreen(REPO))
-        screen = app.screen
-        assert isinstance(screen, RepositoryScreen)
+        screen = await open_repository(app, REPO)
         await wait_for(
             pilot,
             lambda: (
@@ -201,9 +199,7 @@ async def test_no_step_of_the_event_loop_makes_more_than_a_chunk_of_rows(
     monkeypatch.setattr(TagTable, "cells", counted(TagTable.cells))
     app = app_for(registry, timeout=60.0)
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.push_screen(RepositoryScreen(REPO))
-        screen = app.screen
-        assert isinstance(screen, RepositoryScreen)
+        screen = await open_repository(app, REPO)
         await wait_for(
             pilot,
             lambda: (
